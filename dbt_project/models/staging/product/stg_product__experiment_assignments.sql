@@ -1,0 +1,20 @@
+with
+
+source as (
+
+    select * from {{ source('product', 'experiment_assignments') }}
+
+),
+
+renamed as (
+
+    select
+        cast(experiment_id as varchar) as experiment_id,
+        cast(user_id as varchar)       as user_id,
+        cast(variant as varchar)       as variant,
+        cast(assigned_at as timestamp) as assigned_at
+    from source
+
+)
+
+select * from renamed

@@ -1,0 +1,21 @@
+with
+
+source as (
+
+    select * from {{ source('product', 'users') }}
+
+),
+
+renamed as (
+
+    select
+        cast(user_id as varchar)     as user_id,
+        cast(account_id as varchar)  as account_id,
+        cast(signup_at as timestamp) as signup_at,
+        cast(country as varchar)     as country,
+        cast(is_internal as boolean) as is_internal
+    from source
+
+)
+
+select * from renamed
