@@ -1,0 +1,30 @@
+"""Request-scoped dependencies: the settings and the engine of the current build."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from metrics.engine import EngineProvider, MetricsEngine
+from northstar.settings import Settings
+
+
+def get_provider(request: Request) -> EngineProvider:
+    return request.app.state.engines
+
+
+def get_engine(request: Request) -> Iterator[MetricsEngine]:
+    # Held for the whole request so a build swapped in meanwhile cannot close it under us.
+    with request.app.state.engines.engine() as engine:
+        yield engine
+
+
+def get_app_settings(request: Request) -> Settings:
+    return request.app.state.settings
+
+
+EngineDep = Annotated[MetricsEngine, Depends(get_engine)]
+ProviderDep = Annotated[EngineProvider, Depends(get_provider)]
+SettingsDep = Annotated[Settings, Depends(get_app_settings)]

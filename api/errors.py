@@ -1,0 +1,61 @@
+"""One place that maps engine exceptions to HTTP status codes and the spec's error body:
+`{"error": {"code": ..., "message": ..., <details>}}`."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from metrics import errors
+
+STATUS: dict[type[errors.MetricsError], int] = {
+    errors.NotFound: 404,
+    errors.UnknownSavedQuery: 404,
+    errors.UserError: 400,
+    errors.WarehouseUnavailable: 503,
+    errors.BuildFailed: 409,
+    errors.InternalError: 500,
+    errors.MetricsError: 500,
+}
+
+
+class MetricNotFound(errors.UnknownMetric):
+    """An unknown metric named in a URL path: the resource does not exist."""
+
+
+STATUS = {MetricNotFound: 404, **STATUS}
+
+
+def status_for(exc: errors.MetricsError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
+def error_body(code: str, message: str, **details) -> dict:
+    return {"error": {"code": code, "message": message, **details}}
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(errors.MetricsError)
+    async def metrics_error(_: Request, exc: errors.MetricsError) -> JSONResponse:
+        return JSONResponse(error_body(exc.code, exc.message, **exc.details), status_code=status_for(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = []
+        for err in exc.errors():
+            location = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query"))
+            problems.append({"field": location, "problem": err.get("msg")})
+        message = "; ".join(f"{p['field'] or 'request'}: {p['problem']}" for p in problems)
+        return JSONResponse(error_body("invalid_request", message or "invalid request", problems=problems),
+                            status_code=422)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code,
+                            headers=getattr(exc, "headers", None))

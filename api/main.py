@@ -1,0 +1,40 @@
+"""The HTTP application: `create_app()` wires routers, errors and the engine provider."""
+
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api import errors
+from api.routers import catalog, dbt_docs, health, query
+from metrics.engine import EngineProvider
+from northstar.settings import Settings, get_settings
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        app.state.settings = settings
+        app.state.engines = EngineProvider(settings.warehouse_path)
+        try:
+            app.state.engines.refresh(force=True)
+        except Exception as exc:  # start anyway: /readyz reports the cause until a build lands
+            app.state.engines.last_error = str(exc)
+        yield
+        app.state.engines.close()
+
+    app = FastAPI(
+        title="northstar",
+        version="0.1.0",
+        summary="Governed product metrics from the dbt semantic layer.",
+        lifespan=lifespan,
+    )
+    errors.install(app)
+    app.include_router(catalog.router)
+    app.include_router(query.router)
+    app.include_router(health.router)
+    app.include_router(dbt_docs.router)
+    return app

@@ -1,0 +1,36 @@
+"""The dbt docs site of the build being served, at /dbt-docs/."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import FileResponse, RedirectResponse
+
+from api.deps import EngineDep
+from metrics.errors import NotFound
+
+router = APIRouter(prefix="/dbt-docs", tags=["docs"])
+
+# The files `dbt docs generate` writes that the static site loads; nothing else is served.
+_FILES = {"index.html": "text/html", "manifest.json": "application/json",
+          "catalog.json": "application/json", "semantic_manifest.json": "application/json",
+          "run_results.json": "application/json"}
+
+
+@router.get("", include_in_schema=False)
+def docs_root() -> RedirectResponse:
+    return RedirectResponse("/dbt-docs/")
+
+
+@router.get("/")
+def docs_index(engine: EngineDep) -> FileResponse:
+    return docs_file("index.html", engine)
+
+
+@router.get("/{name}")
+def docs_file(name: str, engine: EngineDep) -> FileResponse:
+    if name not in _FILES:
+        raise NotFound(f"/dbt-docs/{name} is not part of the docs site; try /dbt-docs/.")
+    path = engine.build.directory / name
+    if not path.exists():
+        raise NotFound(f"this build has no {name}; rebuild with docs enabled.")
+    return FileResponse(path, media_type=_FILES[name])

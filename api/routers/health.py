@@ -1,0 +1,30 @@
+"""Liveness and readiness."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from api.deps import ProviderDep
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz() -> dict:
+    """The process is up (says nothing about the warehouse)."""
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+def readyz(provider: ProviderDep) -> JSONResponse:
+    """Ready when the current build's warehouse opens and answers a query."""
+    try:
+        with provider.engine() as engine:
+            engine.client.query("select 1")
+            build = engine.build
+        return JSONResponse({"status": "ready", "build_id": build.build_id, "built_at": build.built_at,
+                             "tests_passed": build.tests_passed, "warning": provider.last_error})
+    except Exception as exc:  # readiness reports the cause rather than failing the probe with a 500
+        return JSONResponse({"status": "unavailable", "error": {"code": "warehouse_unavailable",
+                                                                "message": str(exc)}}, status_code=503)

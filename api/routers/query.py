@@ -1,0 +1,84 @@
+"""Metric query routes: POST/GET /v1/query and /v1/compile."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse, Response
+
+from api.deps import EngineDep
+from api.encoding import binary_response, csv_response, json_rows, negotiate
+from api.schemas.query import CompileResponse, Format, MetricQueryRequest
+from metrics.engine import MetricsEngine
+from metrics.query.request import MetricQuery
+
+router = APIRouter(prefix="/v1", tags=["query"])
+
+
+def _resolve(body: MetricQueryRequest, engine: MetricsEngine) -> MetricQuery:
+    if body.saved_query:
+        saved = engine.saved_query(body.saved_query)
+        body = body.model_copy(update={
+            "metrics": body.metrics or list(saved.metrics),
+            "group_by": body.group_by or list(saved.group_by),
+            "where": list(saved.where) + list(body.where),
+            "saved_query": None,
+        })
+    return body.to_query()
+
+
+def _answer(body: MetricQueryRequest, engine: MetricsEngine, fmt: str) -> Response:
+    result = engine.query(_resolve(body, engine))
+    if fmt == "csv":
+        return csv_response(result)
+    if fmt in ("parquet", "arrow"):
+        return binary_response(result, fmt)
+    return JSONResponse({
+        "columns": [{"name": c.name, "type": c.type} for c in result.columns],
+        "rows": json_rows(result),
+        "meta": {"build_id": result.build.build_id, "built_at": result.build.built_at,
+                 "tests_passed": result.build.tests_passed, "cached": result.cached,
+                 "elapsed_ms": round(result.elapsed_ms, 3)},
+    })
+
+
+_QUERY_RESPONSES = {
+    200: {"description": "The metric values; JSON by default, or CSV / Parquet / Arrow by `format`.",
+          "content": {"text/csv": {}, "application/vnd.apache.parquet": {},
+                      "application/vnd.apache.arrow.stream": {}}},
+}
+
+
+@router.post("/query", responses=_QUERY_RESPONSES)
+def post_query(body: MetricQueryRequest, request: Request, engine: EngineDep,
+               format: Format | None = None) -> Response:
+    return _answer(body, engine, negotiate(format, request))
+
+
+@router.get("/query", responses=_QUERY_RESPONSES)
+def get_query(
+    request: Request,
+    engine: EngineDep,
+    metrics: Annotated[str, Query(description="Comma-separated metric names.")] = "",
+    group_by: Annotated[str, Query(description="Comma-separated group-by names.")] = "",
+    where: Annotated[list[str], Query(description="dbt-style filter strings; repeat for several.")] = [],
+    start: str | None = None,
+    end: str | None = None,
+    order_by: Annotated[str, Query(description="Comma-separated; prefix '-' for descending.")] = "",
+    limit: Annotated[int | None, Query(ge=0)] = None,
+    saved_query: str | None = None,
+    format: Format | None = None,
+) -> Response:
+    body = MetricQueryRequest(metrics=metrics, group_by=group_by, where=where, start=start, end=end,
+                              order_by=order_by, limit=limit, saved_query=saved_query)
+    return _answer(body, engine, negotiate(format, request))
+
+
+@router.post("/compile", response_model=CompileResponse)
+def compile_query(body: MetricQueryRequest, engine: EngineDep) -> CompileResponse:
+    compiled = engine.compile(_resolve(body, engine))
+    return CompileResponse(sql=compiled.inline_sql, parameterized_sql=compiled.sql,
+                           parameters={k: str(v) if not isinstance(v, (int, float, bool, str)) else v
+                                       for k, v in compiled.params.items()},
+                           explanation=compiled.explanation)

@@ -1,0 +1,94 @@
+"""Request and response bodies of the query routes (`http-api.md`)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from metrics.query.request import Filter, FilterOp, MetricQuery, OrderBy, parse_time_bound
+
+Format = Literal["json", "csv", "parquet", "arrow"]
+
+
+class FilterModel(BaseModel):
+    """`{"field": "country", "op": "in", "values": ["US", "DE"]}`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    field: str = Field(min_length=1, examples=["country"])
+    op: str = Field(examples=["in"], description="=, !=, <, <=, >, >=, in, not_in, is_null, is_not_null")
+    value: str | int | float | bool | None = None
+    values: list[str | int | float | bool] | None = None
+
+    def to_filter(self) -> Filter:
+        op = FilterOp.parse(self.op)
+        return Filter(field=self.field, op=op, value=self.value, values=tuple(self.values or ()))
+
+
+class MetricQueryRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "metrics": ["active_users", "crash_free_user_rate"],
+        "group_by": ["metric_time__week", "platform"],
+        "where": [{"field": "country", "op": "in", "values": ["US", "DE"]}],
+        "start": "2026-01-01", "end": "2026-04-01",
+        "order_by": ["metric_time__week", "-active_users"], "limit": 1000}]})
+
+    metrics: list[str] = Field(default_factory=list, description="Metric names; at least one.")
+    group_by: list[str] = Field(default_factory=list)
+    where: list[FilterModel | str] = Field(
+        default_factory=list,
+        description="Structured filters, or dbt-style filter strings such as "
+                    "\"{{ Dimension('user__country') }} = 'US'\".")
+    start: str | None = Field(default=None, description="Inclusive, on metric_time (YYYY-MM-DD or ISO timestamp).")
+    end: str | None = Field(default=None, description="Exclusive, on metric_time.")
+    order_by: list[str] = Field(default_factory=list, description="Output columns; prefix '-' for descending.")
+    limit: int | None = Field(default=None, ge=0)
+    saved_query: str | None = Field(default=None, description="Run a saved query from the dbt project by name.")
+
+    @field_validator("metrics", "group_by", "order_by", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return [v.strip() for v in value.split(",") if v.strip()]
+        return value
+
+    def to_query(self) -> MetricQuery:
+        structured = tuple(w.to_filter() for w in self.where if isinstance(w, FilterModel))
+        templates = tuple(w for w in self.where if isinstance(w, str))
+        return MetricQuery(
+            metrics=tuple(self.metrics),
+            group_by=tuple(self.group_by),
+            where=structured,
+            where_sql=templates,
+            start=parse_time_bound(self.start, "start"),
+            end=parse_time_bound(self.end, "end"),
+            order_by=tuple(OrderBy.parse(o) for o in self.order_by),
+            limit=self.limit,
+        )
+
+
+class Column(BaseModel):
+    name: str
+    type: str
+
+
+class Freshness(BaseModel):
+    build_id: str
+    built_at: str | None
+    tests_passed: bool | None
+    cached: bool
+    elapsed_ms: float
+
+
+class MetricQueryResponse(BaseModel):
+    columns: list[Column]
+    rows: list[list[Any]]
+    meta: Freshness
+
+
+class CompileResponse(BaseModel):
+    sql: str = Field(description="Ready to paste into a SQL editor: values inlined as literals.")
+    parameterized_sql: str = Field(description="What the engine runs, with bind parameters.")
+    parameters: dict[str, Any]
+    explanation: dict[str, Any]

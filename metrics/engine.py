@@ -1,0 +1,372 @@
+"""The engine facade: catalog, compile and query over one warehouse build.
+
+A `MetricsEngine` is bound to one build (a warehouse file plus the semantic manifest dbt wrote
+with it); `EngineProvider` hands out the engine of the newest build and swaps to a new one
+when a build is published, without interrupting queries in flight on the old one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections import OrderedDict
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from metrics.errors import WarehouseUnavailable
+from metrics.execution.client import DuckDBClient, ResultColumn, SqlClient
+from metrics.query.plan import Planner, QueryPlan
+from metrics.query.request import MetricQuery
+from metrics.semantic.graph import METRIC_TIME, ItemKind, SemanticGraph
+from metrics.semantic.manifest import SemanticManifest, load_semantic_manifest
+from metrics.semantic.model import GRAINS, Metric, MetricType
+from metrics.sql.render import Renderer
+
+MANIFEST_FILE = "semantic_manifest.json"
+BUILD_INFO_FILE = "build.json"
+
+
+@dataclass(frozen=True)
+class BuildInfo:
+    """What a served warehouse was built from, for freshness reporting."""
+
+    build_id: str
+    built_at: str | None
+    tests_passed: bool | None
+    directory: Path
+
+    @classmethod
+    def read(cls, directory: Path) -> BuildInfo:
+        info_path = directory / BUILD_INFO_FILE
+        data: dict[str, Any] = {}
+        if info_path.exists():
+            data = json.loads(info_path.read_text())
+        return cls(
+            build_id=data.get("build_id") or directory.name,
+            built_at=data.get("built_at"),
+            tests_passed=data.get("tests_passed"),
+            directory=directory,
+        )
+
+
+@dataclass(frozen=True)
+class MetricInfo:
+    name: str
+    label: str
+    description: str
+    type: str
+    dimensions: tuple[str, ...]
+    qualified_dimensions: tuple[str, ...]
+    grains: tuple[str, ...]
+    owner: str | None
+    models: tuple[str, ...]
+    definition: dict[str, Any]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DimensionInfo:
+    name: str
+    kind: str
+    description: str | None
+    metrics: tuple[str, ...]
+    qualified_names: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class CompiledQuery:
+    sql: str
+    params: dict[str, Any]
+    inline_sql: str
+    explanation: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class QueryResult:
+    columns: tuple[ResultColumn, ...]
+    rows: list[tuple[Any, ...]]
+    build: BuildInfo
+    cached: bool
+    elapsed_ms: float
+
+
+class MetricsEngine:
+    """Answers metric queries for one build; thread-safe."""
+
+    def __init__(self, manifest: SemanticManifest, client: SqlClient, build: BuildInfo,
+                 cache_size: int = 1024) -> None:
+        self.manifest = manifest
+        self.client = client
+        self.build = build
+        self.graph = SemanticGraph(manifest)
+        self.planner = Planner(self.graph)
+        self.renderer = Renderer(self.graph, client.dialect)
+        self._cache: OrderedDict[tuple, QueryResult] = OrderedDict()
+        self._cache_size = cache_size
+        self._cache_lock = threading.Lock()
+        self._catalog: dict[str, MetricInfo] | None = None
+
+    @classmethod
+    def open(cls, warehouse: Path, manifest_path: Path | None = None) -> MetricsEngine:
+        """Open the build a warehouse path points at (a symlink published by `northstar build`,
+        or any DuckDB file with a `semantic_manifest.json` beside it)."""
+        real = Path(os.path.realpath(warehouse))
+        if not real.exists():
+            raise WarehouseUnavailable(f"no warehouse at {warehouse}; run `northstar build` first.")
+        manifest_path = manifest_path or real.parent / MANIFEST_FILE
+        if not manifest_path.exists():
+            raise WarehouseUnavailable(f"no {MANIFEST_FILE} beside {real}; the build is incomplete.")
+        manifest = load_semantic_manifest(manifest_path)
+        return cls(manifest, DuckDBClient(real), BuildInfo.read(real.parent))
+
+    # -- catalog -------------------------------------------------------------------------
+
+    def metric_names(self) -> list[str]:
+        return sorted(self.manifest.metrics)
+
+    def catalog(self) -> dict[str, MetricInfo]:
+        if self._catalog is None:
+            self._catalog = {name: self._metric_info(m) for name, m in sorted(self.manifest.metrics.items())}
+        return self._catalog
+
+    def metric(self, name: str) -> MetricInfo:
+        self.planner.metric(name)  # raises UnknownMetric with suggestions
+        return self.catalog()[name]
+
+    def _metric_info(self, metric: Metric) -> MetricInfo:
+        measures = self.planner.measures_of(metric.name)
+        sources = {self.graph.source_of(m) for m in measures}
+        short: set[str] | None = None
+        full: set[str] | None = None
+        grains: set[str] | None = None
+        for source in sources:
+            names = {n for n, item in self.graph.short_names(source).items()}
+            items = self.graph.items(source)
+            qualified = {n for n, item in items.items()
+                         if item.kind in (ItemKind.CATEGORICAL, ItemKind.TIME, ItemKind.ENTITY)}
+            time_grains = {item.grain.value for item in items.values()
+                           if item.kind is ItemKind.METRIC_TIME and item.name != METRIC_TIME}
+            short = names if short is None else short & names
+            full = qualified if full is None else full & qualified
+            grains = time_grains if grains is None else grains & time_grains
+        models = sorted({self.graph.models[s.model].dbt_model or s.model for s in sources})
+        return MetricInfo(
+            name=metric.name,
+            label=metric.label,
+            description=metric.description,
+            type=metric.type.value,
+            dimensions=tuple(sorted(short or ())),
+            qualified_dimensions=tuple(sorted(full or ())),
+            grains=tuple(g.value for g in GRAINS if g.value in (grains or ())),
+            owner=metric.meta.get("owner"),
+            models=tuple(models),
+            definition=_definition(metric, self.manifest),
+            meta=metric.meta,
+        )
+
+    def dimensions(self) -> list[DimensionInfo]:
+        by_name: dict[str, dict[str, Any]] = {}
+        for info in self.catalog().values():
+            measures = self.planner.measures_of(info.name)
+            for name in info.dimensions:
+                entry = by_name.setdefault(name, {"metrics": set(), "qualified": set(), "kind": None,
+                                                  "description": None})
+                entry["metrics"].add(info.name)
+                for measure in measures:
+                    item = self.graph.short_names(self.graph.source_of(measure)).get(name)
+                    if item is not None:
+                        entry["qualified"].add(item.name)
+                        entry["kind"] = entry["kind"] or item.kind.value
+                        entry["description"] = entry["description"] or item.description or item.label
+        for grain in GRAINS:
+            name = f"{METRIC_TIME}__{grain.value}"
+            metrics = [m.name for m in self.catalog().values() if grain.value in m.grains]
+            by_name[name] = {"metrics": set(metrics), "qualified": {name}, "kind": "metric_time",
+                             "description": f"The metric's own time, bucketed by {grain.value} (UTC)."}
+        return [
+            DimensionInfo(name, e["kind"] or "categorical", e["description"], tuple(sorted(e["metrics"])),
+                          tuple(sorted(e["qualified"])))
+            for name, e in sorted(by_name.items())
+        ]
+
+    def saved_queries(self):
+        return list(self.manifest.saved_queries.values())
+
+    def saved_query(self, name: str):
+        return self.planner.saved_query(name)
+
+    # -- queries -------------------------------------------------------------------------
+
+    def plan(self, query: MetricQuery) -> QueryPlan:
+        return self.planner.plan(query)
+
+    def compile(self, query: MetricQuery) -> CompiledQuery:
+        plan = self.plan(query)
+        rendered = self.renderer.render(plan)
+        return CompiledQuery(rendered.sql, rendered.params, rendered.inline_sql(), _explain(plan, self.graph))
+
+    def query(self, query: MetricQuery) -> QueryResult:
+        key = query.cache_key()
+        with self._cache_lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+        if hit is not None:
+            return QueryResult(hit.columns, hit.rows, hit.build, True, 0.0)
+        started = time.perf_counter()
+        plan = self.plan(query)
+        rendered = self.renderer.render(plan)
+        result = self.client.query(rendered.sql, rendered.params)
+        columns = tuple(ResultColumn(name, col.type) for name, col in zip(plan.columns, result.columns))
+        answer = QueryResult(columns, result.rows, self.build, False,
+                             (time.perf_counter() - started) * 1000)
+        with self._cache_lock:
+            self._cache[key] = answer
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return answer
+
+    def arrow(self, query: MetricQuery):
+        plan = self.plan(query)
+        rendered = self.renderer.render(plan)
+        return self.client.arrow(rendered.sql, rendered.params)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _definition(metric: Metric, manifest: SemanticManifest) -> dict[str, Any]:
+    out: dict[str, Any] = {"type": metric.type.value}
+    if metric.filters:
+        out["filters"] = list(metric.filters)
+    if metric.type is MetricType.SIMPLE and metric.measure:
+        measure = manifest.measures.get(metric.measure.name)
+        out["measure"] = metric.measure.name
+        if measure is not None:
+            out["agg"] = measure.agg.value
+            out["expr"] = measure.expr
+            out["semantic_model"] = measure.semantic_model
+            out["metric_time"] = measure.agg_time_dimension
+        if metric.measure.fill_nulls_with is not None:
+            out["fill_nulls_with"] = metric.measure.fill_nulls_with
+    elif metric.type is MetricType.RATIO:
+        out["numerator"] = metric.numerator.name
+        out["denominator"] = metric.denominator.name
+    elif metric.type is MetricType.DERIVED:
+        out["expr"] = metric.expr
+        out["metrics"] = [i.name for i in metric.inputs]
+    return out
+
+
+def _explain(plan: QueryPlan, graph: SemanticGraph) -> dict[str, Any]:
+    nodes = []
+    for node in plan.nodes:
+        model = graph.models[node.source.model]
+        nodes.append({
+            "cte": node.alias,
+            "semantic_model": model.name,
+            "table": f"{model.relation.schema}.{model.relation.table}",
+            "metric_time": node.source.agg_time_dimension,
+            "measures": [m.measure.name for m in node.measures],
+            "joins": sorted({f"{step.model} on {step.entity} (many-to-one)"
+                             for g in node.group_by for step in g.item.path}
+                            | {f"{step.model} on {step.entity} (many-to-one)"
+                               for f in node.filters for step in f.item.path}),
+            "filters": list(node.template_filters),
+        })
+    return {
+        "grain": list(plan.group_by),
+        "inputs": nodes,
+        "group_by": [{"name": n, "metric": m, "resolved_to": r} for n, m, r in plan.resolutions],
+        "fan_out": "none: every join goes to a semantic model where the entity is primary or unique",
+        "combine": ("one aggregate" if len(plan.nodes) == 1 else
+                    "aggregates joined on the group-by keys (null-safe), so a bucket present in any input appears"),
+        "null_policy": "ratios and divisions return null on a zero or missing denominator; "
+                       "fill_nulls_with from the metric definition is applied where set",
+    }
+
+
+class EngineProvider:
+    """Serves the engine of the build a warehouse path points at, swapping on publish.
+
+    `northstar build` publishes a new build by atomically re-pointing the warehouse symlink;
+    the provider notices on the next request (a cheap `readlink`), opens the new build, and
+    closes the old one once the queries still running on it have finished.
+    """
+
+    def __init__(self, warehouse: Path, manifest_path: Path | None = None, check_interval: float = 0.5) -> None:
+        self.warehouse = Path(warehouse)
+        self.manifest_path = manifest_path
+        self.check_interval = check_interval
+        self._lock = threading.Lock()
+        self._engine: MetricsEngine | None = None
+        self._target: str | None = None
+        self._users: dict[int, int] = {}
+        self._retired: list[MetricsEngine] = []
+        self._checked_at = 0.0
+        self.last_error: str | None = None
+
+    def _current_target(self) -> str:
+        return os.path.realpath(self.warehouse)
+
+    def refresh(self, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and self._engine is not None and now - self._checked_at < self.check_interval:
+            return
+        self._checked_at = now
+        target = self._current_target()
+        if target == self._target and self._engine is not None:
+            return
+        with self._lock:
+            if target == self._target and self._engine is not None:
+                return
+            try:
+                engine = MetricsEngine.open(self.warehouse, self.manifest_path)
+            except Exception as exc:  # keep serving the old build, report why
+                self.last_error = str(exc)
+                if self._engine is None:
+                    raise
+                return
+            old, self._engine, self._target = self._engine, engine, target
+            self.last_error = None
+            if old is not None:
+                self._retired.append(old)
+            self._close_idle_retired()
+
+    def _close_idle_retired(self) -> None:
+        still = []
+        for engine in self._retired:
+            if self._users.get(id(engine), 0) == 0:
+                engine.close()
+                self._users.pop(id(engine), None)
+            else:
+                still.append(engine)
+        self._retired = still
+
+    @contextmanager
+    def engine(self) -> Iterator[MetricsEngine]:
+        self.refresh()
+        with self._lock:
+            engine = self._engine
+            if engine is None:
+                raise WarehouseUnavailable(self.last_error or "no warehouse is loaded.")
+            self._users[id(engine)] = self._users.get(id(engine), 0) + 1
+        try:
+            yield engine
+        finally:
+            with self._lock:
+                self._users[id(engine)] -= 1
+                if engine in self._retired:
+                    self._close_idle_retired()
+
+    def close(self) -> None:
+        with self._lock:
+            for engine in [self._engine, *self._retired]:
+                if engine is not None:
+                    engine.close()
+            self._engine = None
+            self._retired = []

@@ -1,0 +1,102 @@
+"""The engine's exceptions, split by audience.
+
+`UserError` subclasses describe something the caller can fix (a misspelt metric, a filter on
+a dimension the metric cannot reach); they carry a stable `code` and, where it helps, the
+nearest valid choices. `InternalError` means northstar itself is wrong or the warehouse is
+unusable. No HTTP status lives here: `api/errors.py` maps classes to status codes.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+from typing import Any
+
+
+class MetricsError(Exception):
+    """Base of every error raised by the engine."""
+
+    code = "metrics_error"
+
+    def __init__(self, message: str, **details: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = {k: v for k, v in details.items() if v is not None}
+
+
+class UserError(MetricsError):
+    """The request is wrong in a way the caller can fix."""
+
+    code = "invalid_request"
+
+
+class UnknownMetric(UserError):
+    code = "unknown_metric"
+
+
+class UnknownDimension(UserError):
+    code = "unknown_dimension"
+
+
+class AmbiguousDimension(UserError):
+    code = "ambiguous_dimension"
+
+
+class InvalidQuery(UserError):
+    code = "invalid_query"
+
+
+class InvalidFilter(UserError):
+    code = "invalid_filter"
+
+
+class UnknownSavedQuery(UserError):
+    code = "unknown_saved_query"
+
+
+class NotFound(UserError):
+    code = "not_found"
+
+
+class InternalError(MetricsError):
+    """northstar or its warehouse is broken; the caller cannot fix it."""
+
+    code = "internal_error"
+
+
+class WarehouseUnavailable(InternalError):
+    code = "warehouse_unavailable"
+
+
+class BuildFailed(MetricsError):
+    """A build stopped; the served warehouse is unchanged."""
+
+    code = "build_failed"
+
+
+class LandingContractViolation(BuildFailed):
+    """A landing file breaks the landing contract (missing table/column, uncastable value)."""
+
+    code = "landing_contract_violation"
+
+
+def nearest(name: str, choices: Iterable[str], n: int = 3) -> list[str]:
+    """The closest valid names to a misspelt one, best first.
+
+    >>> nearest("activ_users", ["active_users", "events", "sessions"])
+    ['active_users']
+    """
+    choices = sorted(set(choices))
+    close = difflib.get_close_matches(name, choices, n=n, cutoff=0.6)
+    if close:
+        return close
+    # A short name that is part of a qualified one ("country" -> "user__country").
+    return [c for c in choices if name in c.split("__")][:n]
+
+
+def did_you_mean(name: str, choices: Iterable[str]) -> str:
+    """A sentence suggesting the nearest names, or an empty string."""
+    close = nearest(name, choices)
+    if not close:
+        return ""
+    return " Did you mean " + ", ".join(repr(c) for c in close) + "?"

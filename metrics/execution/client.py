@@ -1,0 +1,126 @@
+"""The warehouse behind a Protocol: the engine only asks a `SqlClient` to run a statement."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import duckdb
+
+from metrics.errors import InternalError, WarehouseUnavailable
+
+
+@dataclass(frozen=True)
+class ResultColumn:
+    name: str
+    type: str  # one of: date, timestamp, string, integer, number, boolean
+
+
+@dataclass(frozen=True)
+class ResultSet:
+    columns: tuple[ResultColumn, ...]
+    rows: list[tuple[Any, ...]]
+
+
+class SqlClient(Protocol):
+    dialect: str
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> ResultSet: ...
+
+    def close(self) -> None: ...
+
+
+def _column_type(type_code: Any) -> str:
+    text = str(type_code).upper()
+    if text == "DATE":
+        return "date"
+    if text.startswith("TIMESTAMP"):
+        return "timestamp"
+    if text in ("BOOLEAN", "BOOL"):
+        return "boolean"
+    if text in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
+                "UINTEGER", "UBIGINT", "UHUGEINT"):
+        return "integer"
+    if text in ("DOUBLE", "FLOAT", "REAL") or text.startswith("DECIMAL"):
+        return "number"
+    return "string"
+
+
+def _plain(value: Any) -> Any:
+    # Decimal sums (money) leave the engine as floats: JSON, CSV and Arrow all take them.
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    return value
+
+
+class DuckDBClient:
+    """Read-only access to one DuckDB warehouse file, safe for concurrent callers.
+
+    One database instance is opened per file; each call runs on its own cursor (a
+    connection sharing that instance), so concurrent queries do not serialise on a single
+    connection.
+    """
+
+    dialect = "duckdb"
+
+    def __init__(self, path: Path, *, threads: int | None = None) -> None:
+        self.path = Path(path)
+        if not self.path.exists():
+            raise WarehouseUnavailable(f"warehouse file {self.path} does not exist; run `northstar build`.")
+        config = {"threads": threads} if threads else {}
+        try:
+            self._con = duckdb.connect(str(self.path), read_only=True, config=config)
+        except duckdb.Error as exc:
+            raise WarehouseUnavailable(f"cannot open warehouse {self.path}: {exc}") from exc
+        self._local = threading.local()
+        self._closed = False
+
+    def _cursor(self) -> duckdb.DuckDBPyConnection:
+        cursor = getattr(self._local, "cursor", None)
+        if cursor is None:
+            cursor = self._local.cursor = self._con.cursor()
+        return cursor
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> ResultSet:
+        if self._closed:
+            raise WarehouseUnavailable("the warehouse connection was closed (a newer build was swapped in).")
+        cursor = self._cursor()
+        try:
+            cursor.execute(sql, params or {})
+            description = cursor.description or []
+            rows = cursor.fetchall()
+        except duckdb.Error as exc:
+            raise InternalError(f"the warehouse rejected generated SQL: {exc}") from exc
+        columns = tuple(ResultColumn(d[0], _column_type(d[1])) for d in description)
+        if any(c.type == "number" for c in columns):
+            rows = [tuple(_plain(v) for v in row) for row in rows]
+        return ResultSet(columns, rows)
+
+    def arrow(self, sql: str, params: dict[str, Any] | None = None):
+        """The result as a pyarrow Table (for Parquet/Arrow downloads), without Python rows."""
+        cursor = self._cursor()
+        try:
+            return cursor.execute(sql, params or {}).to_arrow_table()
+        except duckdb.Error as exc:
+            raise InternalError(f"the warehouse rejected generated SQL: {exc}") from exc
+
+    def close(self) -> None:
+        self._closed = True
+        try:
+            self._con.close()
+        except duckdb.Error:
+            pass
+
+
+def to_jsonable(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.isoformat()
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, decimal.Decimal):
+        return float(value)
+    return value

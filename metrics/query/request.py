@@ -1,0 +1,139 @@
+"""A metric query as the engine receives it, independent of HTTP, SQL wire or CLI."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+from metrics.errors import InvalidFilter, InvalidQuery
+
+
+class FilterOp(enum.Enum):
+    EQ = "="
+    NE = "!="
+    LT = "<"
+    LE = "<="
+    GT = ">"
+    GE = ">="
+    IN = "in"
+    NOT_IN = "not_in"
+    IS_NULL = "is_null"
+    IS_NOT_NULL = "is_not_null"
+
+    @property
+    def takes_value(self) -> bool:
+        return self in (FilterOp.EQ, FilterOp.NE, FilterOp.LT, FilterOp.LE, FilterOp.GT, FilterOp.GE)
+
+    @property
+    def takes_values(self) -> bool:
+        return self in (FilterOp.IN, FilterOp.NOT_IN)
+
+    @classmethod
+    def parse(cls, text: str) -> FilterOp:
+        aliases = {"==": "=", "<>": "!=", "not in": "not_in", "is null": "is_null",
+                   "is not null": "is_not_null"}
+        text = aliases.get(text.strip().lower(), text.strip().lower())
+        try:
+            return cls(text)
+        except ValueError:
+            valid = ", ".join(repr(op.value) for op in cls)
+            raise InvalidFilter(f"unknown filter op {text!r}; valid ops are {valid}.", op=text) from None
+
+
+Scalar = str | int | float | bool | dt.date | dt.datetime
+
+
+@dataclass(frozen=True)
+class Filter:
+    """`field op value(s)`, on a dimension or a `metric_time__<grain>` bucket start."""
+
+    field: str
+    op: FilterOp
+    value: Scalar | None = None
+    values: tuple[Scalar, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.op.takes_value and self.value is None:
+            raise InvalidFilter(f"filter on {self.field!r} with op {self.op.value!r} needs a 'value'.",
+                                field=self.field)
+        if self.op.takes_values and not self.values:
+            raise InvalidFilter(
+                f"filter on {self.field!r} with op {self.op.value!r} needs a non-empty 'values' list.",
+                field=self.field)
+
+
+@dataclass(frozen=True)
+class OrderBy:
+    name: str
+    descending: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> OrderBy:
+        """`-active_users` sorts descending; `active_users` or `+active_users` ascending.
+
+        >>> OrderBy.parse("-active_users")
+        OrderBy(name='active_users', descending=True)
+        """
+        text = text.strip()
+        if text.startswith("-"):
+            return cls(text[1:].strip(), True)
+        return cls(text.lstrip("+").strip(), False)
+
+
+@dataclass(frozen=True)
+class MetricQuery:
+    """What to compute: metrics, sliced by group-by items, filtered, over a half-open range."""
+
+    metrics: tuple[str, ...]
+    group_by: tuple[str, ...] = ()
+    where: tuple[Filter, ...] = ()
+    where_sql: tuple[str, ...] = field(default=())
+    start: dt.datetime | None = None
+    end: dt.datetime | None = None
+    order_by: tuple[OrderBy, ...] = ()
+    limit: int | None = None
+
+    def __post_init__(self) -> None:
+        if not self.metrics:
+            raise InvalidQuery("a query needs at least one metric in 'metrics'.")
+        for name, values in (("metrics", self.metrics), ("group_by", self.group_by)):
+            seen = set()
+            for value in values:
+                if value in seen:
+                    raise InvalidQuery(f"{value!r} is listed twice in '{name}'.")
+                seen.add(value)
+        if self.start and self.end and self.start >= self.end:
+            raise InvalidQuery(f"'start' ({self.start.isoformat()}) must be before 'end' ({self.end.isoformat()}); "
+                               "the range is start-inclusive, end-exclusive.")
+        if self.limit is not None and self.limit < 0:
+            raise InvalidQuery("'limit' must be zero or positive.")
+
+    def cache_key(self) -> tuple[Any, ...]:
+        """A hashable, order-insensitive identity where order does not change the answer."""
+        return (self.metrics, self.group_by, frozenset(self.where), frozenset(self.where_sql),
+                self.start, self.end, self.order_by, self.limit)
+
+
+def parse_time_bound(text: str | dt.date | dt.datetime | None, name: str) -> dt.datetime | None:
+    """Accept `YYYY-MM-DD` or an ISO-8601 timestamp (UTC) for `start`/`end`.
+
+    >>> parse_time_bound("2026-01-05", "start")
+    datetime.datetime(2026, 1, 5, 0, 0)
+    """
+    if text is None or text == "":
+        return None
+    if isinstance(text, dt.datetime):
+        value = text
+    elif isinstance(text, dt.date):
+        return dt.datetime(text.year, text.month, text.day)
+    else:
+        try:
+            value = dt.datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidQuery(f"'{name}' must be a date (YYYY-MM-DD) or ISO-8601 timestamp, got {text!r}.",
+                               field=name) from None
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return value

@@ -1,0 +1,180 @@
+"""Frozen dataclasses for the dbt semantic-layer definitions the engine answers from.
+
+They mirror dbt's `semantic_manifest.json` (semantic models, measures, metrics, saved
+queries) but keep only what query planning needs, already normalised: lower-case enum
+strings, expressions defaulted to the column of the same name, filters as raw templates.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+
+class Grain(enum.Enum):
+    """Time granularities a time dimension can be bucketed at, finest first."""
+
+    DAY = "day"
+    WEEK = "week"
+    MONTH = "month"
+    QUARTER = "quarter"
+    YEAR = "year"
+
+    @property
+    def rank(self) -> int:
+        return _GRAIN_ORDER.index(self)
+
+    @classmethod
+    def parse(cls, text: str) -> Grain | None:
+        try:
+            return cls(text.lower())
+        except ValueError:
+            return None
+
+
+_GRAIN_ORDER = [Grain.DAY, Grain.WEEK, Grain.MONTH, Grain.QUARTER, Grain.YEAR]
+GRAINS: tuple[Grain, ...] = tuple(_GRAIN_ORDER)
+
+
+class EntityType(enum.Enum):
+    PRIMARY = "primary"
+    UNIQUE = "unique"
+    FOREIGN = "foreign"
+    NATURAL = "natural"
+
+
+class Agg(enum.Enum):
+    SUM = "sum"
+    COUNT = "count"
+    COUNT_DISTINCT = "count_distinct"
+    SUM_BOOLEAN = "sum_boolean"
+    AVERAGE = "average"
+    MIN = "min"
+    MAX = "max"
+    MEDIAN = "median"
+    PERCENTILE = "percentile"
+
+    @property
+    def is_additive(self) -> bool:
+        """Whether partial aggregates of this kind can be summed into a total."""
+        return self in (Agg.SUM, Agg.COUNT, Agg.SUM_BOOLEAN)
+
+
+class MetricType(enum.Enum):
+    SIMPLE = "simple"
+    RATIO = "ratio"
+    DERIVED = "derived"
+    CUMULATIVE = "cumulative"
+    CONVERSION = "conversion"
+
+
+@dataclass(frozen=True)
+class Entity:
+    name: str
+    type: EntityType
+    expr: str
+
+
+@dataclass(frozen=True)
+class Dimension:
+    name: str
+    is_time: bool
+    expr: str
+    time_granularity: Grain | None = None
+    label: str | None = None
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class Measure:
+    name: str
+    agg: Agg
+    expr: str
+    semantic_model: str
+    agg_time_dimension: str
+    percentile: float | None = None
+    use_discrete_percentile: bool = False
+    description: str | None = None
+
+
+@dataclass(frozen=True)
+class Relation:
+    """Where a semantic model's rows live in the warehouse (the database is left out on
+    purpose: a DuckDB build is opened under whatever file name it was swapped in as)."""
+
+    schema: str
+    table: str
+
+
+@dataclass(frozen=True)
+class SemanticModel:
+    name: str
+    relation: Relation
+    entities: tuple[Entity, ...]
+    dimensions: tuple[Dimension, ...]
+    measures: tuple[Measure, ...]
+    primary_entity: str | None
+    default_agg_time_dimension: str | None
+    description: str | None = None
+    label: str | None = None
+    dbt_model: str | None = None
+
+    def entity(self, name: str) -> Entity | None:
+        return next((e for e in self.entities if e.name == name), None)
+
+    def dimension(self, name: str) -> Dimension | None:
+        return next((d for d in self.dimensions if d.name == name), None)
+
+    @property
+    def identity_entities(self) -> tuple[Entity, ...]:
+        """Entities with at most one row per value here: safe join targets (no fan-out)."""
+        return tuple(e for e in self.entities if e.type in (EntityType.PRIMARY, EntityType.UNIQUE))
+
+
+@dataclass(frozen=True)
+class MeasureInput:
+    """A metric's use of a measure, with the options dbt lets a metric set on it."""
+
+    name: str
+    filters: tuple[str, ...] = ()
+    alias: str | None = None
+    fill_nulls_with: int | None = None
+    join_to_timespine: bool = False
+
+
+@dataclass(frozen=True)
+class MetricInput:
+    """A ratio's or derived metric's use of another metric."""
+
+    name: str
+    filters: tuple[str, ...] = ()
+    alias: str | None = None
+    offset_window: str | None = None
+    offset_to_grain: str | None = None
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    type: MetricType
+    label: str
+    description: str
+    filters: tuple[str, ...] = ()
+    measure: MeasureInput | None = None
+    numerator: MetricInput | None = None
+    denominator: MetricInput | None = None
+    expr: str | None = None
+    inputs: tuple[MetricInput, ...] = ()
+    window: str | None = None
+    grain_to_date: str | None = None
+    meta: dict = field(default_factory=dict, compare=False, hash=False)
+
+
+@dataclass(frozen=True)
+class SavedQuery:
+    name: str
+    description: str | None
+    metrics: tuple[str, ...]
+    group_by: tuple[str, ...]
+    where: tuple[str, ...]
+    label: str | None = None

@@ -1,0 +1,81 @@
+"""dbt-style filter templates (`{{ Dimension('user__country') }} = 'US'`) as checked
+expression trees.
+
+The template is never pasted into SQL: its `Dimension`/`TimeDimension`/`Entity` calls are
+replaced by placeholder identifiers, the result is parsed by sqlglot, every node is checked
+against a small allow-list (comparisons, boolean logic, IN, IS NULL, BETWEEN, LIKE, literals),
+and each placeholder is then swapped for the resolved column expression.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import lru_cache
+
+import sqlglot
+from sqlglot import exp
+
+from metrics.errors import InvalidFilter
+
+_CALL = re.compile(
+    r"\{\{\s*(Dimension|TimeDimension|Entity|Metric)\(\s*(['\"])([^'\"]+)\2"
+    r"(?:\s*,\s*(?:\[[^\]]*\]|(['\"])([^'\"]+)\4))?\s*\)"
+    r"(?:\s*\.\s*grain\(\s*(['\"])([^'\"]+)\6\s*\))?\s*\}\}"
+)
+
+_ALLOWED = (
+    exp.And, exp.Or, exp.Not, exp.Paren,
+    exp.EQ, exp.NEQ, exp.LT, exp.LTE, exp.GT, exp.GTE, exp.NullSafeEQ, exp.NullSafeNEQ,
+    exp.In, exp.Is, exp.Between, exp.Like, exp.ILike,
+    exp.Literal, exp.Boolean, exp.Null, exp.Neg, exp.Tuple,
+    exp.Column, exp.Identifier, exp.Cast, exp.DataType, exp.DataTypeParam,
+    exp.Add, exp.Sub, exp.Mul, exp.Div,
+    exp.Lower, exp.Upper, exp.Coalesce, exp.Var,
+)
+
+
+@dataclass(frozen=True)
+class ParsedFilter:
+    """A filter template as an expression whose columns are named `__ref_N`."""
+
+    tree: exp.Expression
+    references: tuple[str, ...]
+
+
+@lru_cache(maxsize=1024)
+def parse_filter_template(template: str, dialect: str = "duckdb") -> ParsedFilter:
+    """Parse one dbt `where` template.
+
+    >>> parse_filter_template("{{ Dimension('user__country') }} = 'US'").references
+    ('user__country',)
+    """
+    references: list[str] = []
+
+    def replace(match: re.Match[str]) -> str:
+        kind, name, grain = match.group(1), match.group(3), match.group(5) or match.group(7)
+        if kind == "Metric":
+            raise InvalidFilter(f"filters on metrics are not supported yet: {match.group(0)!r}.")
+        reference = f"{name}__{grain.lower()}" if grain else name
+        references.append(reference)
+        return f"__ref_{len(references) - 1}"
+
+    text = _CALL.sub(replace, template)
+    if "{{" in text or "{%" in text:
+        raise InvalidFilter(
+            f"cannot read filter {template!r}: use {{{{ Dimension('entity__name') }}}}, "
+            "{{ TimeDimension('metric_time', 'day') }} or {{ Entity('name') }} for columns.")
+    try:
+        tree = sqlglot.parse_one(text, read=dialect)
+    except sqlglot.errors.ParseError as exc:
+        raise InvalidFilter(f"cannot parse filter {template!r}: {exc.errors[0]['description'] if exc.errors else exc}.") from None
+    for node in tree.walk():
+        if not isinstance(node, _ALLOWED):
+            raise InvalidFilter(
+                f"filter {template!r} uses {type(node).__name__}, which filters may not contain; "
+                "use comparisons, AND/OR/NOT, IN, IS NULL, BETWEEN and LIKE over dimensions and literals.")
+        if isinstance(node, exp.Column) and not node.name.startswith("__ref_"):
+            raise InvalidFilter(
+                f"filter {template!r} names the column {node.sql()!r} directly; wrap it as "
+                f"{{{{ Dimension('{node.name}') }}}} so it is checked against the semantic layer.")
+    return ParsedFilter(tree, tuple(references))

@@ -1,0 +1,235 @@
+"""Build a warehouse from landing files with the real `dbt build`, and publish it atomically.
+
+Every build goes into a new directory `<data>/builds/<build_id>/` (warehouse file, dbt
+artifacts, docs site, `build.json`). Only when every model and test passed is the served
+warehouse path re-pointed at it (an atomic symlink swap), so a failed or killed build never
+touches what is being served, and a running server switches over on its next request.
+DuckDB locks a file while dbt writes it; building into a fresh file is what lets a server
+keep answering from the previous one meanwhile.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+
+from metrics.errors import BuildFailed
+from northstar.landing import check_contract
+
+WAREHOUSE_FILE = "warehouse.duckdb"
+BUILD_INFO_FILE = "build.json"
+_PROGRESS = re.compile(r"^\S*\s*(\d+) of (\d+) (OK|PASS|ERROR|FAIL|WARN|SKIP)\b")
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    build_id: str
+    directory: Path
+    warehouse: Path
+    seconds: float
+    nodes: int
+
+
+def new_build_id() -> str:
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+
+
+def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path | None = None,
+          docs: bool = True, keep: int = 3, progress: Progress | None = None) -> BuildResult:
+    """Check the landing files, run `dbt build` (+ `dbt docs generate`) into a new build
+    directory, and publish it at `warehouse` only if everything passed.
+
+    Raises:
+        LandingContractViolation: a landing file breaks the contract (nothing was built).
+        BuildFailed: a model or test failed (the served warehouse is unchanged).
+    """
+    started = time.perf_counter()
+    landing = Path(landing).resolve()
+    warehouse = Path(warehouse).absolute()
+    dbt_project = Path(dbt_project).resolve()
+    tables = check_contract(landing)
+    builds_dir = builds_dir or warehouse.parent / "builds"
+    builds_dir.mkdir(parents=True, exist_ok=True)
+    build_id = new_build_id()
+    directory = builds_dir / build_id
+    directory.mkdir()
+    _reuse_parse_cache(warehouse, directory)
+
+    landing_vars = {"landing": {name: table.reader_sql() for name, table in tables.items()}}
+    env = _dbt_env(directory)
+    args = ["--project-dir", str(dbt_project), "--profiles-dir", str(_profiles_dir(dbt_project)),
+            "--target-path", str(directory), "--log-path", str(directory / "logs"),
+            "--vars", json.dumps(landing_vars)]
+    try:
+        code, output = _run_dbt(["build", *args], env, progress)
+        if code != 0:
+            raise BuildFailed(_failure_message(directory, output), build_id=build_id)
+        if docs:
+            code, output = _run_dbt(["docs", "generate", *args], env, None)
+            if code != 0:
+                raise BuildFailed("dbt docs generate failed: " + _tail(output), build_id=build_id)
+    except BaseException:
+        _retire_failed(directory)
+        raise
+
+    run_results = _read_json(directory / "run_results.json") or {}
+    statuses = [r.get("status") for r in run_results.get("results", [])]
+    info = {
+        "build_id": build_id,
+        "built_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "landing": str(landing),
+        "dbt_project": str(dbt_project),
+        "seconds": round(time.perf_counter() - started, 2),
+        "nodes": len(statuses),
+        "tests_passed": all(s in ("success", "pass") for s in statuses),
+    }
+    (directory / BUILD_INFO_FILE).write_text(json.dumps(info, indent=2))
+    publish(directory / WAREHOUSE_FILE, warehouse)
+    prune(builds_dir, keep=keep, current=directory)
+    return BuildResult(build_id, directory, warehouse, info["seconds"], len(statuses))
+
+
+def publish(built_file: Path, warehouse: Path) -> None:
+    """Atomically point `warehouse` (a symlink) at a finished build's file."""
+    warehouse.parent.mkdir(parents=True, exist_ok=True)
+    temporary = warehouse.with_name(f".{warehouse.name}.{secrets.token_hex(4)}")
+    os.symlink(os.path.relpath(built_file, warehouse.parent), temporary)
+    os.replace(temporary, warehouse)
+
+
+def prune(builds_dir: Path, *, keep: int, current: Path) -> None:
+    """Delete all but the newest `keep` builds (never the current one). A server still
+    reading a deleted file keeps its open handle until it switches over."""
+    finished = sorted((d for d in builds_dir.iterdir() if d.is_dir() and (d / BUILD_INFO_FILE).exists()),
+                      key=lambda d: d.name, reverse=True)
+    for old in finished[keep:]:
+        if old != current:
+            shutil.rmtree(old, ignore_errors=True)
+    failed = sorted((d for d in builds_dir.iterdir() if d.is_dir() and d.name.startswith("failed-")),
+                    key=lambda d: d.name, reverse=True)
+    for old in failed[keep:]:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _retire_failed(directory: Path) -> None:
+    # Keep the logs of a failed build for diagnosis, out of the way of finished builds.
+    if directory.exists():
+        target = directory.with_name("failed-" + directory.name)
+        directory.rename(target)
+        for stray in target.glob(WAREHOUSE_FILE + "*"):
+            stray.unlink(missing_ok=True)
+
+
+def _profiles_dir(dbt_project: Path) -> Path:
+    return dbt_project if (dbt_project / "profiles.yml").exists() else Path.home() / ".dbt"
+
+
+def _reuse_parse_cache(warehouse: Path, directory: Path) -> None:
+    # dbt's partial-parse cache lives in the target path; seed it from the served build.
+    previous = Path(os.path.realpath(warehouse)).parent / "partial_parse.msgpack"
+    if previous.exists():
+        shutil.copy2(previous, directory / "partial_parse.msgpack")
+
+
+def _dbt_env(directory: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env["NORTHSTAR_DBT_DUCKDB_PATH"] = str(directory / WAREHOUSE_FILE)
+    env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+    env.setdefault("DO_NOT_TRACK", "1")
+    env["DBT_USE_COLORS"] = "false"
+    return env
+
+
+def _run_dbt(args: list[str], env: dict[str, str], progress: Progress | None) -> tuple[int, list[str]]:
+    command = [sys.executable, "-c", "from dbt.cli.main import cli; cli()", *args]
+    output: list[str] = []
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True, bufsize=1) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip()
+            output.append(line)
+            match = _PROGRESS.search(line)
+            if progress and match:
+                progress(int(match.group(1)), int(match.group(2)), line)
+    return proc.returncode, output
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _tail(output: list[str], lines: int = 15) -> str:
+    return "\n".join(line for line in output[-lines:] if line.strip())
+
+
+def _failure_message(directory: Path, output: list[str]) -> str:
+    """Name what failed: each failing model or test, its table and column, sample rows."""
+    results = _read_json(directory / "run_results.json")
+    manifest = _read_json(directory / "manifest.json") or {}
+    if not results:
+        return "dbt build failed before running any node:\n" + _tail(output)
+    nodes = manifest.get("nodes", {})
+    problems = []
+    for result in results.get("results", []):
+        if result.get("status") not in ("error", "fail"):
+            continue
+        node = nodes.get(result.get("unique_id"), {})
+        problems.append(_describe_failure(directory, result, node))
+    if not problems:
+        return "dbt build failed:\n" + _tail(output)
+    head = f"dbt build failed ({len(problems)} failing node{'s' if len(problems) > 1 else ''}); "
+    return head + "the served warehouse is unchanged.\n" + "\n".join(problems[:10])
+
+
+def _describe_failure(directory: Path, result: dict, node: dict) -> str:
+    name = node.get("name") or result.get("unique_id", "?")
+    message = (result.get("message") or "").strip().splitlines()
+    text = message[0] if message else result.get("status", "failed")
+    if node.get("resource_type") != "test":
+        return f"- model {name}: {text}"
+    metadata = node.get("test_metadata") or {}
+    column = node.get("column_name") or (metadata.get("kwargs") or {}).get("column_name")
+    attached = node.get("attached_node") or ""
+    table = attached.split(".")[-1] if attached else "?"
+    if not attached and node.get("depends_on", {}).get("nodes"):
+        table = node["depends_on"]["nodes"][0].split(".")[-1]
+    where = f"{table}.{column}" if column else table
+    sample = _sample_failures(directory, result.get("compiled_code") or node.get("compiled_code"))
+    line = f"- test {metadata.get('name') or name} on {where}: {text}"
+    return line + (f"; sample rows: {sample}" if sample else "")
+
+
+def _sample_failures(directory: Path, compiled_sql: str | None, limit: int = 5) -> str:
+    """Run a failed test's own query against the unpublished warehouse for a few rows."""
+    warehouse = directory / WAREHOUSE_FILE
+    if not compiled_sql or not warehouse.exists():
+        return ""
+    try:
+        con = duckdb.connect(str(warehouse), read_only=True)
+        try:
+            cursor = con.execute(f"select * from ({compiled_sql}) as failures limit {int(limit)}")
+            columns = [d[0] for d in cursor.description]
+            rows = cursor.fetchall()
+        finally:
+            con.close()
+    except duckdb.Error:
+        return ""
+    return "; ".join(", ".join(f"{c}={v!r}" for c, v in zip(columns, row)) for row in rows)

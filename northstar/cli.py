@@ -1,0 +1,157 @@
+"""The `northstar` command: generate, build, serve, query.
+
+Errors are printed as one clear line (no traceback) and exit with status 1.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from metrics.errors import MetricsError
+from northstar.settings import Settings
+
+app = typer.Typer(add_completion=False, no_args_is_help=True,
+                  help="northstar: governed product metrics from landing files, dbt and a semantic layer.")
+console = Console(stderr=True)
+
+
+def _settings(**overrides) -> Settings:
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def one_line_errors(func):
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except MetricsError as exc:
+            console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+        except (OSError, ValueError) as exc:
+            console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+    return wrapper
+
+
+def _progress() -> Progress:
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                    console=console, transient=False)
+
+
+@app.command()
+@one_line_errors
+def generate(
+    out: Annotated[Path, typer.Option(help="Landing directory to write.")] = Path("data/landing"),
+    users: Annotated[int, typer.Option(help="Number of users (about 17 events per user-day active).")] = 2000,
+    days: Annotated[int, typer.Option(help="Days of activity.")] = 90,
+    seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same data.")] = 7,
+) -> None:
+    """Generate synthetic landing data that follows the landing contract."""
+    from seeds.generator import generate as run_generator
+
+    with _progress() as progress:
+        task = progress.add_task("generating", total=days)
+        summary = run_generator(out, users=users, days=days, seed=seed,
+                                progress=lambda done, total: progress.update(task, completed=done, total=total))
+    table = Table("table", "rows", title=f"landing data in {out}")
+    for name, rows in summary.tables.items():
+        table.add_row(name, f"{rows:,}")
+    Console().print(table)
+
+
+@app.command()
+@one_line_errors
+def build(
+    landing: Annotated[Optional[Path], typer.Option(help="Landing directory (default: the committed sample).")] = None,
+    warehouse: Annotated[Optional[Path], typer.Option(help="Warehouse path to publish (a symlink).")] = None,
+    dbt_project: Annotated[Optional[Path], typer.Option(help="dbt project directory.")] = None,
+    docs: Annotated[bool, typer.Option(help="Also generate the dbt docs site.")] = True,
+) -> None:
+    """Run the dbt project over landing files into a new warehouse; publish it if every test passed."""
+    settings = _settings(landing=landing, warehouse=warehouse, dbt_project=dbt_project)
+    result = _build(settings, docs=docs)
+    console.print(f"[green]built[/] {result.build_id} in {result.seconds:.1f}s ({result.nodes} dbt nodes) "
+                  f"-> {settings.warehouse_path}", highlight=False)
+
+
+def _build(settings: Settings, docs: bool = True):
+    from northstar.build import build as run_build
+
+    with _progress() as progress:
+        task = progress.add_task("dbt build", total=None)
+        result = run_build(settings.landing, settings.warehouse_path, settings.dbt_project,
+                           docs=docs, keep=settings.keep_builds,
+                           progress=lambda done, total, _: progress.update(task, completed=done, total=total))
+    return result
+
+
+@app.command()
+@one_line_errors
+def serve(
+    warehouse: Annotated[Optional[Path], typer.Option(help="Warehouse to serve.")] = None,
+    host: Annotated[Optional[str], typer.Option(help="Interface to bind.")] = None,
+    port: Annotated[Optional[int], typer.Option(help="HTTP port.")] = None,
+    landing: Annotated[Optional[Path], typer.Option(help="Landing data to build from if no warehouse exists.")] = None,
+    dbt_project: Annotated[Optional[Path], typer.Option(help="dbt project directory.")] = None,
+) -> None:
+    """Serve the HTTP API (building the sample warehouse first if there is none)."""
+    import uvicorn
+
+    from api.main import create_app
+
+    settings = _settings(warehouse=warehouse, host=host, port=port, landing=landing, dbt_project=dbt_project)
+    if not settings.warehouse_path.exists():
+        console.print(f"no warehouse at {settings.warehouse_path}; building it from {settings.landing}",
+                      highlight=False)
+        _build(settings)
+    console.print(f"serving on http://{settings.host}:{settings.port}  (docs: /docs, dbt docs: /dbt-docs/)",
+                  highlight=False)
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+
+
+@app.command()
+@one_line_errors
+def query(
+    metrics: Annotated[str, typer.Option(help="Comma-separated metric names.")],
+    group_by: Annotated[str, typer.Option(help="Comma-separated group-by names.")] = "",
+    where: Annotated[Optional[list[str]], typer.Option(help="dbt-style filter, repeatable.")] = None,
+    start: Annotated[Optional[str], typer.Option(help="Inclusive start (YYYY-MM-DD).")] = None,
+    end: Annotated[Optional[str], typer.Option(help="Exclusive end (YYYY-MM-DD).")] = None,
+    order_by: Annotated[str, typer.Option(help="Comma-separated; '-' prefix for descending.")] = "",
+    limit: Annotated[Optional[int], typer.Option(help="Maximum rows.")] = None,
+    warehouse: Annotated[Optional[Path], typer.Option(help="Warehouse to query.")] = None,
+    sql: Annotated[bool, typer.Option("--sql", help="Print the SQL instead of running it.")] = False,
+) -> None:
+    """Run the same query as the HTTP API and print it as a table."""
+    from api.schemas.query import MetricQueryRequest
+    from metrics.engine import MetricsEngine
+    from metrics.execution.client import to_jsonable
+
+    settings = _settings(warehouse=warehouse)
+    request = MetricQueryRequest(metrics=metrics, group_by=group_by, where=where or [], start=start, end=end,
+                                 order_by=order_by, limit=limit)
+    engine = MetricsEngine.open(settings.warehouse_path)
+    try:
+        if sql:
+            print(engine.compile(request.to_query()).inline_sql)
+            return
+        result = engine.query(request.to_query())
+    finally:
+        engine.close()
+    table = Table(*[c.name for c in result.columns])
+    for row in result.rows:
+        table.add_row(*["" if v is None else str(to_jsonable(v)) for v in row])
+    Console().print(table)
+    console.print(f"{len(result.rows)} rows from build {result.build.build_id}", highlight=False)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    sys.exit(app())

@@ -1,0 +1,164 @@
+"""The landing contract: which tables and columns a landing directory must hold, how each
+table is read, and a pre-flight check that names the table, column and offending rows.
+
+Each table is `<table>.parquet`, `<table>.csv` or a folder `<table>/` of Parquet files.
+Parquet is read with its own types; CSV is read all-varchar and cast by the dbt staging
+models, so a bad value is caught here, before dbt starts, with a readable message.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+from sqlglot import exp
+
+from metrics.errors import LandingContractViolation
+
+# table -> column -> type the staging models cast it to (DuckDB type names).
+CONTRACT: dict[str, dict[str, str]] = {
+    "accounts": {"account_id": "varchar", "account_name": "varchar", "plan": "varchar",
+                 "industry": "varchar", "region": "varchar", "created_at": "timestamp"},
+    "users": {"user_id": "varchar", "account_id": "varchar", "signup_at": "timestamp",
+              "country": "varchar", "is_internal": "boolean"},
+    "events": {"event_id": "varchar", "user_id": "varchar", "session_id": "varchar",
+               "event_name": "varchar", "event_ts": "timestamp", "platform": "varchar",
+               "app_version": "varchar", "feature_key": "varchar", "revenue_usd": "decimal(18,2)"},
+    "releases": {"platform": "varchar", "app_version": "varchar", "released_at": "timestamp"},
+    "launches": {"launch_id": "varchar", "feature_key": "varchar", "launch_name": "varchar",
+                 "tier": "varchar", "owner_team": "varchar", "launched_at": "timestamp"},
+    "experiments": {"experiment_id": "varchar", "experiment_name": "varchar", "feature_key": "varchar",
+                    "hypothesis": "varchar", "control_variant": "varchar", "started_at": "timestamp",
+                    "ended_at": "timestamp"},
+    "experiment_assignments": {"experiment_id": "varchar", "user_id": "varchar", "variant": "varchar",
+                               "assigned_at": "timestamp"},
+    "errors": {"error_id": "varchar", "user_id": "varchar", "session_id": "varchar",
+               "occurred_at": "timestamp", "platform": "varchar", "app_version": "varchar",
+               "severity": "varchar", "error_type": "varchar"},
+    "incidents": {"incident_id": "varchar", "severity": "varchar", "opened_at": "timestamp",
+                  "resolved_at": "timestamp", "feature_key": "varchar", "launch_id": "varchar"},
+    "support_tickets": {"ticket_id": "varchar", "account_id": "varchar", "user_id": "varchar",
+                        "created_at": "timestamp", "resolved_at": "timestamp", "category": "varchar",
+                        "priority": "varchar", "feature_key": "varchar"},
+    "feedback": {"feedback_id": "varchar", "user_id": "varchar", "submitted_at": "timestamp",
+                 "channel": "varchar", "nps_score": "integer", "csat_score": "integer",
+                 "comment": "varchar", "feature_key": "varchar"},
+}
+
+SAMPLE_ROWS = 5
+
+
+@dataclass(frozen=True)
+class LandingTable:
+    name: str
+    path: Path
+    format: str  # parquet | csv | parquet_folder
+
+    def reader(self) -> exp.Expression:
+        """The DuckDB table function that reads this table, as a sqlglot expression."""
+        if self.format == "csv":
+            return exp.func("read_csv", exp.Literal.string(str(self.path)),
+                            exp.EQ(this=exp.var("header"), expression=exp.true()),
+                            exp.EQ(this=exp.var("all_varchar"), expression=exp.true()))
+        location = str(self.path / "*.parquet") if self.format == "parquet_folder" else str(self.path)
+        return exp.func("read_parquet", exp.Literal.string(location),
+                        exp.EQ(this=exp.var("union_by_name"), expression=exp.true()))
+
+    def reader_sql(self) -> str:
+        return self.reader().sql(dialect="duckdb")
+
+
+def locate(landing_dir: Path) -> dict[str, LandingTable]:
+    """Find every contract table in a landing directory.
+
+    Raises:
+        LandingContractViolation: the directory or a table is missing, or a table is ambiguous.
+    """
+    landing_dir = Path(landing_dir)
+    if not landing_dir.is_dir():
+        raise LandingContractViolation(f"landing directory {landing_dir} does not exist.")
+    tables: dict[str, LandingTable] = {}
+    missing = []
+    for name in CONTRACT:
+        candidates = []
+        if (landing_dir / f"{name}.parquet").is_file():
+            candidates.append(LandingTable(name, landing_dir / f"{name}.parquet", "parquet"))
+        if (landing_dir / f"{name}.csv").is_file():
+            candidates.append(LandingTable(name, landing_dir / f"{name}.csv", "csv"))
+        folder = landing_dir / name
+        if folder.is_dir():
+            if not any(folder.glob("*.parquet")):
+                raise LandingContractViolation(
+                    f"table {name}: folder {folder} holds no .parquet files.", table=name)
+            candidates.append(LandingTable(name, folder, "parquet_folder"))
+        if not candidates:
+            missing.append(name)
+        elif len(candidates) > 1:
+            raise LandingContractViolation(
+                f"table {name}: found {', '.join(str(c.path) for c in candidates)}; keep exactly one.",
+                table=name)
+        else:
+            tables[name] = candidates[0]
+    if missing:
+        raise LandingContractViolation(
+            f"landing directory {landing_dir} is missing table(s) {', '.join(missing)} "
+            f"(expected <table>.parquet, <table>.csv or a folder <table>/ of Parquet files).",
+            table=missing[0])
+    return tables
+
+
+def check_contract(landing_dir: Path) -> dict[str, LandingTable]:
+    """Check every table's columns and value types; return the located tables.
+
+    Raises:
+        LandingContractViolation: naming the table, the column and a sample of offending rows.
+    """
+    tables = locate(landing_dir)
+    con = duckdb.connect()
+    try:
+        for table in tables.values():
+            _check_table(con, table)
+    finally:
+        con.close()
+    return tables
+
+
+def _check_table(con: duckdb.DuckDBPyConnection, table: LandingTable) -> None:
+    reader = table.reader()
+    try:
+        described = con.execute(exp.Describe(this=exp.select("*").from_(reader)).sql("duckdb")).fetchall()
+    except duckdb.Error as exc:
+        raise LandingContractViolation(
+            f"table {table.name}: cannot read {table.path}: {_first_line(exc)}", table=table.name) from None
+    present = {row[0].lower(): row[1] for row in described}
+    expected = CONTRACT[table.name]
+    missing = [c for c in expected if c not in present]
+    if missing:
+        raise LandingContractViolation(
+            f"table {table.name}: column(s) {', '.join(missing)} missing from {table.path} "
+            f"(found: {', '.join(present) or 'none'}).", table=table.name, column=missing[0])
+    source = exp.alias_(reader, "src", table=True)
+    for column, type_name in expected.items():
+        if type_name == "varchar":
+            continue
+        col = exp.column(column, "src", quoted=True)
+        bad = exp.and_(exp.not_(exp.Is(this=col, expression=exp.null())),
+                       exp.Is(this=exp.TryCast(this=col.copy(), to=exp.DataType.build(type_name)),
+                              expression=exp.null()))
+        query = exp.select(col.copy()).from_(source.copy()).where(bad).limit(SAMPLE_ROWS)
+        try:
+            rows = con.execute(query.sql("duckdb")).fetchall()
+        except duckdb.Error as exc:
+            raise LandingContractViolation(
+                f"table {table.name}, column {column}: cannot read values as {type_name}: {_first_line(exc)}",
+                table=table.name, column=column) from None
+        if rows:
+            sample = ", ".join(repr(r[0]) for r in rows)
+            raise LandingContractViolation(
+                f"table {table.name}, column {column}: values that are not a valid {type_name}, e.g. {sample}.",
+                table=table.name, column=column, sample=[r[0] for r in rows])
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0]

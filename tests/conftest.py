@@ -1,0 +1,102 @@
+"""Shared fixtures: a warehouse built by the real `northstar build` (real dbt, real DuckDB
+file) from the committed sample, and the real service serving it over HTTP."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE = REPO / "seeds" / "sample"
+
+
+@dataclass(frozen=True)
+class BuiltWarehouse:
+    landing_dir: Path
+    data_dir: Path
+    warehouse: Path
+
+
+@dataclass(frozen=True)
+class Api:
+    client: httpx.Client
+    base_url: str
+    landing_dir: Path
+    warehouse: Path
+
+
+def northstar(*args: str, env: dict[str, str] | None = None, check: bool = True,
+              timeout: float = 900) -> subprocess.CompletedProcess:
+    """Run the installed `northstar` command as a user would."""
+    command = [sys.executable, "-m", "northstar", *args]
+    proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
+    if check and proc.returncode != 0:
+        raise AssertionError(f"northstar {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+@pytest.fixture(scope="session")
+def built_warehouse(tmp_path_factory: pytest.TempPathFactory) -> BuiltWarehouse:
+    data_dir = tmp_path_factory.mktemp("data")
+    warehouse = data_dir / "northstar.duckdb"
+    northstar("build", "--landing", str(SAMPLE), "--warehouse", str(warehouse))
+    return BuiltWarehouse(SAMPLE, data_dir, warehouse)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """`northstar serve` in a subprocess, stopped at teardown."""
+
+    def __init__(self, warehouse: Path, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "northstar", "serve", "--warehouse", str(warehouse),
+             "--host", "127.0.0.1", "--port", str(self.port)],
+            cwd=REPO, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True)
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited: {self.proc.stdout.read()}")
+            try:
+                if httpx.get(self.base_url + "/healthz", timeout=1).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise AssertionError("server did not start in time")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+@pytest.fixture(scope="session")
+def api(built_warehouse: BuiltWarehouse):
+    server = Server(built_warehouse.warehouse)
+    try:
+        server.wait_ready()
+        with httpx.Client(base_url=server.base_url, timeout=60) as client:
+            yield Api(client, server.base_url, built_warehouse.landing_dir, built_warehouse.warehouse)
+    finally:
+        server.stop()
