@@ -138,7 +138,7 @@ def _check_table(con: duckdb.DuckDBPyConnection, table: LandingTable) -> None:
         raise LandingContractViolation(
             f"table {table.name}: column(s) {', '.join(missing)} missing from {table.path} "
             f"(found: {', '.join(present) or 'none'}).", table=table.name, column=missing[0])
-    source = exp.alias_(reader, "src", table=True)
+    source = exp.Table(this=reader, alias=exp.TableAlias(this=exp.to_identifier("src")))
     for column, type_name in expected.items():
         if type_name == "varchar":
             continue

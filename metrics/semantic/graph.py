@@ -67,9 +67,14 @@ class GroupByItem:
     def dimension_name(self) -> str:
         """The name without entity path or grain: `user__account__plan` -> `plan`."""
         parts = self.parts
-        if self.kind in (ItemKind.TIME, ItemKind.METRIC_TIME) and self.grain and len(parts) > 1:
+        if self.has_grain_suffix:
             return parts[-2]
         return parts[-1]
+
+    @property
+    def has_grain_suffix(self) -> bool:
+        return (self.kind in (ItemKind.TIME, ItemKind.METRIC_TIME) and self.grain is not None
+                and len(self.parts) > 1 and self.parts[-1] == self.grain.value)
 
 
 @dataclass(frozen=True)
@@ -232,9 +237,7 @@ class SemanticGraph:
         by_short: dict[str, list[GroupByItem]] = {}
         for item in self.items(source).values():
             if item.kind in (ItemKind.CATEGORICAL, ItemKind.TIME):
-                if item.kind is ItemKind.TIME and item.grain is not None and item.name.endswith(
-                    f"__{item.grain.value}"
-                ):
+                if item.has_grain_suffix:
                     short = f"{item.dimension_name}__{item.grain.value}"
                 else:
                     short = item.dimension_name

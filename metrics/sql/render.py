@@ -298,18 +298,23 @@ class Renderer:
             inputs = {name: self._metric(child) for name, child in expr.inputs}
             tree = _parse_expr(expr.expr, self.model_dialect).copy()
 
-            def swap(node: exp.Expression) -> exp.Expression:
-                if isinstance(node, exp.Column) and not node.table and node.name in inputs:
-                    return exp.paren(inputs[node.name].copy(), copy=False)
-                if isinstance(node, exp.Div):
-                    return _safe_divide(node.this, node.expression)
-                return node
-
             missing = {c.name for c in tree.find_all(exp.Column)} - set(inputs)
             if missing:
                 raise InvalidQuery(f"derived metric expression {expr.expr!r} names {sorted(missing)}, "
                                    "which are not among its input metrics.")
-            return exp.paren(tree.transform(swap), copy=False)
+
+            def null_safe(node: exp.Expression) -> exp.Expression:
+                if isinstance(node, exp.Div):
+                    return _safe_divide(node.this, node.expression)
+                return node
+
+            def swap(node: exp.Expression) -> exp.Expression:
+                if isinstance(node, exp.Column) and not node.table and node.name in inputs:
+                    return exp.paren(inputs[node.name].copy(), copy=False)
+                return node
+
+            # Divisions first (only the expression's own), then the inputs go in.
+            return exp.paren(tree.transform(null_safe).transform(swap), copy=False)
         raise TypeError(expr)
 
 

@@ -1,0 +1,89 @@
+"""A small hand-written semantic manifest (shops: orders -> customers -> regions) for unit
+tests of the engine stages, independent of the product's dbt project."""
+
+from __future__ import annotations
+
+from metrics.semantic.manifest import SemanticManifest, parse_semantic_manifest
+
+
+def _where(*templates: str) -> dict:
+    return {"where_filters": [{"where_sql_template": t} for t in templates]}
+
+
+RAW = {
+    "semantic_models": [
+        {
+            "name": "orders",
+            "node_relation": {"alias": "fct_orders", "schema_name": "marts"},
+            "defaults": {"agg_time_dimension": "ordered_at"},
+            "entities": [
+                {"name": "order", "type": "primary", "expr": "order_id"},
+                {"name": "customer", "type": "foreign", "expr": "customer_id"},
+            ],
+            "dimensions": [
+                {"name": "ordered_at", "type": "time", "type_params": {"time_granularity": "day"}},
+                {"name": "status", "type": "categorical"},
+                {"name": "channel", "type": "categorical"},
+            ],
+            "measures": [
+                {"name": "order_total", "agg": "sum", "expr": "amount"},
+                {"name": "order_count", "agg": "sum", "expr": "1"},
+                {"name": "ordering_customers", "agg": "count_distinct", "expr": "customer_id"},
+                {"name": "median_order", "agg": "median", "expr": "amount"},
+            ],
+        },
+        {
+            "name": "customers",
+            "node_relation": {"alias": "dim_customers", "schema_name": "marts"},
+            "defaults": {"agg_time_dimension": "signed_up_at"},
+            "entities": [
+                {"name": "customer", "type": "primary", "expr": "customer_id"},
+                {"name": "region", "type": "foreign", "expr": "region_id"},
+            ],
+            "dimensions": [
+                {"name": "signed_up_at", "type": "time", "type_params": {"time_granularity": "day"}},
+                {"name": "country", "type": "categorical"},
+                {"name": "channel", "type": "categorical", "expr": "acquisition_channel"},
+            ],
+            "measures": [{"name": "new_customers", "agg": "sum", "expr": "1"}],
+        },
+        {
+            "name": "regions",
+            "node_relation": {"alias": "dim_regions", "schema_name": "marts"},
+            "defaults": {},
+            "entities": [{"name": "region", "type": "primary", "expr": "region_id"}],
+            "dimensions": [{"name": "region_name", "type": "categorical", "expr": "name"}],
+            "measures": [],
+        },
+    ],
+    "metrics": [
+        {"name": "revenue", "type": "simple", "label": "Revenue", "description": "sum of amount",
+         "type_params": {"measure": {"name": "order_total"}}},
+        {"name": "orders", "type": "simple", "label": "Orders", "description": "count",
+         "type_params": {"measure": {"name": "order_count", "fill_nulls_with": 0}}},
+        {"name": "buyers", "type": "simple", "label": "Buyers", "description": "distinct customers",
+         "type_params": {"measure": {"name": "ordering_customers"}}},
+        {"name": "new_customers", "type": "simple", "label": "New customers", "description": "signups",
+         "type_params": {"measure": {"name": "new_customers"}}},
+        {"name": "aov", "type": "ratio", "label": "AOV", "description": "revenue per order",
+         "type_params": {"numerator": {"name": "revenue"}, "denominator": {"name": "orders"}}},
+        {"name": "completed_orders", "type": "simple", "label": "Completed", "description": "",
+         "filter": _where("{{ Dimension('order__status') }} = 'completed'"),
+         "type_params": {"measure": {"name": "order_count"}}},
+        {"name": "completion_rate", "type": "derived", "label": "Completion", "description": "",
+         "type_params": {"expr": "completed_orders / orders",
+                         "metrics": [{"name": "completed_orders"}, {"name": "orders"}]}},
+        {"name": "orders_per_new_customer", "type": "derived", "label": "", "description": "",
+         "type_params": {"expr": "orders / new_customers",
+                         "metrics": [{"name": "orders"}, {"name": "new_customers"}]}},
+    ],
+    "saved_queries": [
+        {"name": "weekly_revenue", "description": "Revenue by week",
+         "query_params": {"metrics": ["revenue"], "group_by": ["TimeDimension('metric_time', 'week')"],
+                          "where": _where("{{ Dimension('customer__country') }} = 'US'")}},
+    ],
+}
+
+
+def shop_manifest() -> SemanticManifest:
+    return parse_semantic_manifest(RAW)
