@@ -15,7 +15,8 @@ import httpx
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-SAMPLE = REPO / "seeds" / "sample"
+# Tests run on the committed sample unless NORTHSTAR_TEST_LANDING names other landing data.
+SAMPLE = Path(os.environ.get("NORTHSTAR_TEST_LANDING") or REPO / "seeds" / "sample")
 
 
 @dataclass(frozen=True)

@@ -162,7 +162,7 @@ class Renderer:
         for flt in node.filters:
             conditions.append(self._filter(item_expr(flt.item), flt.item, flt.filter, params))
         for template in node.template_filters:
-            conditions.append(self._template_filter(template, node, item_expr))
+            conditions.append(self._template_filter(template, node, item_expr, params))
 
         select = select.from_(exp.alias_(_table(home.relation.schema, home.relation.table), "t0",
                                          table=True), copy=False)
@@ -227,7 +227,8 @@ class Renderer:
         }[op]
         return comparison(this=column, expression=value(flt.value))
 
-    def _template_filter(self, template: str, node: AggregateNode, item_expr) -> exp.Expression:
+    def _template_filter(self, template: str, node: AggregateNode, item_expr,
+                         params: dict[str, Any]) -> exp.Expression:
         parsed = parse_filter_template(template, self.model_dialect)
         columns = [
             item_expr(self.graph.resolve(node.source, ref, metric=f"filter {template!r}"))
@@ -237,6 +238,9 @@ class Renderer:
         def swap(n: exp.Expression) -> exp.Expression:
             if isinstance(n, exp.Column) and n.name.startswith("__ref_"):
                 return columns[int(n.name.removeprefix("__ref_"))].copy()
+            if isinstance(n, exp.Literal):
+                # Values written in a filter string travel as bind parameters too.
+                return _param(params, n.this if n.is_string else _number(n.this))
             return n
 
         return exp.paren(parsed.tree.copy().transform(swap), copy=False)
@@ -333,6 +337,13 @@ def _safe_divide(numerator: exp.Expression, denominator: exp.Expression) -> exp.
         this=exp.cast(numerator, exp.DataType.Type.DOUBLE),
         expression=exp.func("nullif", denominator, exp.Literal.number(0)),
     )
+
+
+def _number(text: str) -> int | float:
+    try:
+        return int(text)
+    except ValueError:
+        return float(text)
 
 
 def _param(params: dict[str, Any], value: Any) -> exp.Placeholder:

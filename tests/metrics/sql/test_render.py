@@ -133,3 +133,27 @@ def test_snapshot_of_a_multi_model_query(shop_engine):
         if not os.environ.get("UPDATE_SNAPSHOTS"):
             pytest.fail(f"snapshot {path.name} was missing and has been written; review and commit it")
     assert compiled.inline_sql + "\n" == path.read_text()
+
+
+def test_filter_strings_are_parsed_and_their_values_bound(shop_engine, shop_db):
+    template = "{{ Dimension('customer__country') }} in ('US', 'O''Brien') and {{ Dimension('order__status') }} != 'pending'"
+    compiled = shop_engine.compile(MetricQuery(metrics=("orders",), where_sql=(template,)))
+    assert "O''Brien" not in compiled.sql and "'US'" not in compiled.sql
+    assert sorted(compiled.params.values()) == ["O'Brien", "US", "pending"]
+    expected = shop_db.execute("""
+        select count(*) from marts.fct_orders o join marts.dim_customers c using (customer_id)
+        where c.country in ('US', 'O''Brien') and o.status != 'pending'""").fetchone()[0]
+    assert rows(shop_engine, metrics=("orders",), where_sql=(template,)) == [(expected,)]
+
+
+@pytest.mark.parametrize("template", [
+    "{{ Dimension('customer__country') }} = 'US'; drop table marts.fct_orders",
+    "{{ Dimension('customer__country') }} = (select max(country) from marts.dim_customers)",
+    "country = 'US'",
+    "{{ Dimension('customer__country') }} = 'US' or {{ config('x') }}",
+])
+def test_filter_strings_outside_the_allowed_grammar_are_refused(shop_engine, template):
+    from metrics.errors import InvalidFilter
+
+    with pytest.raises(InvalidFilter):
+        shop_engine.compile(MetricQuery(metrics=("orders",), where_sql=(template,)))

@@ -1,0 +1,182 @@
+"""The real service over HTTP: catalog, query forms and encodings, errors, compile, health
+and the dbt docs site. Metric values are checked against the oracle in test_metric_pack.py."""
+
+from __future__ import annotations
+
+import csv
+import io
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+PACK = ["events", "active_users", "sessions", "new_users", "revenue", "paying_users", "arpu",
+        "feature_users", "feature_adoption_rate", "crashes", "crashed_users", "crash_free_user_rate",
+        "errors_per_1k_events", "incidents", "mttr_hours", "tickets", "nps", "csat", "d7_retention"]
+
+SLICES = {
+    "events": ["platform", "app_version", "feature_key", "event_name", "country", "plan", "region"],
+    "active_users": ["platform", "app_version", "country", "plan", "region"],
+    "sessions": ["platform", "country", "plan", "region"],
+    "new_users": ["country", "plan", "region"],
+    "revenue": ["platform", "country", "plan", "region"],
+    "paying_users": ["platform", "country", "plan", "region"],
+    "arpu": ["platform", "country", "plan", "region"],
+    "feature_users": ["feature_key", "platform", "plan"],
+    "feature_adoption_rate": ["platform", "plan"],
+    "crashes": ["platform", "app_version"],
+    "crashed_users": ["platform", "app_version"],
+    "crash_free_user_rate": ["platform", "app_version"],
+    "errors_per_1k_events": ["platform", "app_version"],
+    "incidents": ["severity", "feature_key"],
+    "mttr_hours": ["severity"],
+    "tickets": ["priority", "category", "plan", "region"],
+    "nps": ["channel", "country", "plan"],
+    "csat": ["channel", "plan"],
+    "d7_retention": ["country", "plan", "platform"],
+}
+
+
+def error_of(response) -> dict:
+    assert 400 <= response.status_code < 500, response.text
+    body = response.json()
+    assert set(body) == {"error"} and body["error"]["code"] and body["error"]["message"]
+    return body["error"]
+
+
+def test_catalog_lists_every_pack_metric_with_its_slices_and_grains(api):
+    metrics = {m["name"]: m for m in api.client.get("/v1/metrics").json()["metrics"]}
+    for name in PACK:
+        assert name in metrics, name
+        assert set(SLICES[name]) <= set(metrics[name]["dimensions"]), (name, metrics[name]["dimensions"])
+        assert metrics[name]["grains"] == ["day", "week", "month", "quarter", "year"]
+        assert metrics[name]["label"] and metrics[name]["description"]
+
+
+def test_metric_detail_names_its_models_owner_and_definition(api):
+    detail = api.client.get("/v1/metrics/crash_free_user_rate").json()
+    assert detail["type"] == "derived"
+    assert set(detail["models"]) == {"fct_events", "fct_errors"}
+    assert detail["definition"]["metrics"] == ["crashed_users", "active_users"]
+    assert detail["owner"]
+    assert "user__country" in detail["qualified_dimensions"]
+
+
+def test_unknown_metric_detail_is_404_with_suggestions(api):
+    response = api.client.get("/v1/metrics/activ_users")
+    assert response.status_code == 404
+    assert "active_users" in response.json()["error"]["message"]
+
+
+def test_dimensions_list_every_slice_with_its_metrics(api):
+    dims = {d["name"]: d for d in api.client.get("/v1/dimensions").json()["dimensions"]}
+    for metric, slices in SLICES.items():
+        for name in slices:
+            assert metric in dims[name]["metrics"], (name, metric)
+    assert "events" in dims["metric_time__week"]["metrics"]
+
+
+def test_qualified_and_short_names_give_the_same_rows(api):
+    short = api.client.post("/v1/query", json={"metrics": ["events"], "group_by": ["country"]}).json()
+    full = api.client.post("/v1/query", json={"metrics": ["events"], "group_by": ["user__country"]}).json()
+    assert short["rows"] == full["rows"]
+    assert short["columns"][0]["name"] == "country" and full["columns"][0]["name"] == "user__country"
+
+
+def test_response_carries_build_freshness_and_cache_flag(api):
+    body = {"metrics": ["sessions"], "group_by": ["metric_time__month"]}
+    first = api.client.post("/v1/query", json=body).json()
+    second = api.client.post("/v1/query", json=body).json()
+    assert first["rows"] == second["rows"]
+    assert second["meta"]["cached"] is True
+    assert first["meta"]["build_id"] and first["meta"]["tests_passed"] is True
+
+
+def test_csv_parquet_arrow_and_accept_header_carry_the_same_rows(api):
+    body = {"metrics": ["events", "arpu"], "group_by": ["metric_time__month", "platform"]}
+    rows = api.client.post("/v1/query", json=body).json()["rows"]
+
+    text = api.client.post("/v1/query?format=csv", json=body).text
+    parsed = list(csv.reader(io.StringIO(text)))
+    assert parsed[0] == ["metric_time__month", "platform", "events", "arpu"]
+    assert len(parsed) - 1 == len(rows)
+    assert [int(r[2]) for r in parsed[1:]] == [r[2] for r in rows]
+
+    parquet = pq.read_table(io.BytesIO(api.client.post("/v1/query?format=parquet", json=body).content))
+    assert parquet.column("events").to_pylist() == [r[2] for r in rows]
+    response = api.client.post("/v1/query", json=body, headers={"Accept": "application/vnd.apache.arrow.stream"})
+    arrow = pa.ipc.open_stream(response.content).read_all()
+    assert arrow.column("arpu").to_pylist() == [r[3] for r in rows]
+    accept_csv = api.client.post("/v1/query", json=body, headers={"Accept": "text/csv"})
+    assert accept_csv.headers["content-type"].startswith("text/csv")
+
+
+def test_get_form_matches_post(api):
+    post = api.client.post("/v1/query", json={"metrics": ["events", "sessions"], "group_by": ["metric_time__week"],
+                                              "start": "2026-01-12", "end": "2026-02-09",
+                                              "order_by": ["-events"], "limit": 3}).json()
+    get = api.client.get("/v1/query", params={"metrics": "events,sessions", "group_by": "metric_time__week",
+                                              "start": "2026-01-12", "end": "2026-02-09",
+                                              "order_by": "-events", "limit": 3}).json()
+    assert get["rows"] == post["rows"] and len(get["rows"]) == 3
+
+
+def test_dbt_style_filter_string(api):
+    structured = api.client.post("/v1/query", json={
+        "metrics": ["events"], "where": [{"field": "country", "op": "=", "value": "US"}]}).json()
+    template = api.client.post("/v1/query", json={
+        "metrics": ["events"], "where": ["{{ Dimension('user__country') }} = 'US'"]}).json()
+    assert structured["rows"] == template["rows"]
+
+
+def test_compile_returns_readable_sql_and_an_explanation(api):
+    body = {"metrics": ["crash_free_user_rate"], "group_by": ["metric_time__week", "platform"],
+            "where": [{"field": "country", "op": "=", "value": "US"}]}
+    compiled = api.client.post("/v1/compile", json=body).json()
+    assert "fct_events" in compiled["sql"] and "fct_errors" in compiled["sql"]
+    assert "'US'" in compiled["sql"] and "'US'" not in compiled["parameterized_sql"]
+    assert compiled["parameters"] == {"p0": "US", "p1": "US"}
+    explanation = compiled["explanation"]
+    assert {i["semantic_model"] for i in explanation["inputs"]} == {"events", "errors"}
+    assert "fan_out" in explanation and "null_policy" in explanation
+
+
+def test_bad_requests_name_the_problem_and_the_nearest_choice(api):
+    unknown = error_of(api.client.post("/v1/query", json={"metrics": ["activ_users"]}))
+    assert unknown["code"] == "unknown_metric" and "active_users" in unknown["message"]
+    dim = error_of(api.client.post("/v1/query", json={"metrics": ["events"], "group_by": ["contry"]}))
+    assert dim["code"] == "unknown_dimension" and "country" in dim["message"]
+    unreachable = error_of(api.client.post("/v1/query", json={"metrics": ["incidents"], "group_by": ["country"]}))
+    assert unreachable["code"] == "unknown_dimension"
+    grain = error_of(api.client.post("/v1/query", json={"metrics": ["events"], "group_by": ["metric_time__hour"]}))
+    assert "metric_time__day" in grain["message"] or "metric_time" in grain["message"]
+    op = error_of(api.client.post("/v1/query", json={"metrics": ["events"],
+                                                     "where": [{"field": "country", "op": "~", "value": "x"}]}))
+    assert op["code"] == "invalid_filter" and "in" in op["message"]
+    missing_value = error_of(api.client.post("/v1/query", json={"metrics": ["events"],
+                                                                "where": [{"field": "country", "op": "in"}]}))
+    assert "values" in missing_value["message"]
+    no_metric = error_of(api.client.post("/v1/query", json={"group_by": ["country"]}))
+    assert "metric" in no_metric["message"]
+    dates = error_of(api.client.post("/v1/query", json={"metrics": ["events"], "start": "yesterday"}))
+    assert "start" in dates["message"]
+    order = error_of(api.client.post("/v1/query", json={"metrics": ["events"], "order_by": ["-evnts"]}))
+    assert "events" in order["message"]
+    extra = error_of(api.client.post("/v1/query", json={"metrics": ["events"], "groupby": ["country"]}))
+    assert "groupby" in extra["message"]
+    injection = error_of(api.client.post("/v1/query", json={
+        "metrics": ["events"], "where": ["{{ Dimension('user__country') }} = 'US'; drop table marts.fct_events"]}))
+    assert injection["code"] == "invalid_filter"
+
+
+def test_health_readiness_openapi_and_dbt_docs(api):
+    assert api.client.get("/healthz").json() == {"status": "ok"}
+    ready = api.client.get("/readyz").json()
+    assert ready["status"] == "ready" and ready["tests_passed"] is True
+    assert "/v1/query" in api.client.get("/openapi.json").json()["paths"]
+    assert api.client.get("/docs").status_code == 200
+    index = api.client.get("/dbt-docs/")
+    assert index.status_code == 200 and "dbt" in index.text.lower()
+    manifest = api.client.get("/dbt-docs/manifest.json").json()
+    assert "model.northstar.fct_events" in manifest["nodes"]
+    assert api.client.get("/dbt-docs/catalog.json").status_code == 200
+    assert api.client.get("/dbt-docs/profiles.yml").status_code == 404
