@@ -667,7 +667,11 @@ def test_filters_cannot_reach_internal_users(api: Any, oracle: Oracle) -> None:
     expected = oracle.query(["events"], [], where=where)[0][0]
     assert got == expected < with_internal
     check(
-        api, oracle, metrics=["active_users", "sessions"], group_by=["metric_time__week"], where=where
+        api,
+        oracle,
+        metrics=["active_users", "sessions"],
+        group_by=["metric_time__week"],
+        where=where,
     )
 
 
@@ -742,26 +746,31 @@ def test_ratio_with_zero_denominator_is_null(
 
 
 def test_ratio_over_an_empty_side_is_null(api: Any, oracle: Oracle) -> None:
-    """A filter only the errors side matches leaves crash_free_user_rate without denominator."""
-    rows = oracle.sql(
-        "select platform, app_version from src_errors"
-        " except select platform, app_version from src_events"
+    """Filters that match errors but no events leave the two-source ratios without denominator.
+
+    The day, platform and app_version are those of an errors-only row found by the oracle; the
+    query pins all three with filters and a one-day range, so the answer is that single row.
+    """
+    by_day = query_body(["events", "crashes"], ["metric_time__day", "platform", "app_version"])
+    candidates = [key for key, (events, _) in oracle_rows(oracle, by_day).items() if events is None]
+    if not candidates:
+        pytest.skip("every day, platform and app_version with errors also has events")
+    day, platform, version = candidates[len(candidates) // 2]
+    version_filter = (
+        {"field": "app_version", "op": "is_null"}
+        if version is None
+        else {"field": "app_version", "op": "=", "value": version}
     )
-    rows = [r for r in rows if r[1] is not None]
-    if not rows:
-        pytest.skip("every (platform, app_version) of the errors also has events")
-    platform, version = sorted(rows)[0]
     expected, got = check(
         api,
         oracle,
         metrics=["crash_free_user_rate", "errors_per_1k_events"],
-        group_by=["metric_time__week"],
-        where=[
-            {"field": "platform", "op": "=", "value": platform},
-            {"field": "app_version", "op": "=", "value": version},
-        ],
+        group_by=["metric_time__day"],
+        where=[{"field": "platform", "op": "=", "value": platform}, version_filter],
+        start=day,
+        end=(dt.date.fromisoformat(day) + dt.timedelta(days=1)).isoformat(),
     )
-    assert expected and all(v == (None, None) for v in got.values())
+    assert got == expected == {(day,): (None, None)}
 
 
 def test_ratios_are_not_averages_of_finer_rows(api: Any, oracle: Oracle) -> None:
