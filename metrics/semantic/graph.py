@@ -177,7 +177,7 @@ class SemanticGraph:
 
     # -- resolution --------------------------------------------------------------------
 
-    def resolve(self, source: SourceKey, requested: str, *, metric: str) -> GroupByItem:
+    def resolve(self, source: SourceKey, requested: str, *, metric: str, context: str | None = None) -> GroupByItem:
         """Resolve a requested group-by/filter name for one measure source.
 
         Raises:
@@ -185,6 +185,7 @@ class SemanticGraph:
             AmbiguousDimension: two or more equally near items match.
         """
         key = (source, requested)
+        context = context or f"metric '{metric}'"
         hit = self._resolve_cache.get(key)
         if hit is not None:
             return hit
@@ -198,7 +199,7 @@ class SemanticGraph:
                    and len(item.parts) > len(wanted)]
         if not matches:
             raise UnknownDimension(
-                f"'{requested}' is not a dimension that metric '{metric}' can be grouped or filtered by."
+                f"'{requested}' is not a dimension that {context} can be grouped or filtered by."
                 + did_you_mean(requested, self.public_names(source)),
                 field=requested,
                 metric=metric,
@@ -209,7 +210,7 @@ class SemanticGraph:
         if len(nearest) > 1:
             names = sorted(m.name for m in nearest)
             raise AmbiguousDimension(
-                f"'{requested}' is ambiguous for metric '{metric}': it could be "
+                f"'{requested}' is ambiguous for {context}: it could be "
                 + ", ".join(repr(n) for n in names) + ". Use one of the qualified names.",
                 field=requested,
                 metric=metric,

@@ -231,7 +231,10 @@ class Renderer:
                          params: dict[str, Any]) -> exp.Expression:
         parsed = parse_filter_template(template, self.model_dialect)
         columns = [
-            item_expr(self.graph.resolve(node.source, ref, metric=f"filter {template!r}"))
+            item_expr(self.graph.resolve(
+                node.source, ref, metric=", ".join(m.measure.name for m in node.measures),
+                context=f"the filter {template!r} (measures of semantic model '{node.source.model}':"
+                        f" {', '.join(m.measure.name for m in node.measures)})"))
             for ref in parsed.references
         ]
 
