@@ -50,7 +50,7 @@ def _progress() -> Progress:
 @one_line_errors
 def generate(
     out: Annotated[Path, typer.Option(help="Landing directory to write.")] = Path("data/landing"),
-    users: Annotated[int, typer.Option(help="Number of users (about 17 events per user-day active).")] = 2000,
+    users: Annotated[int, typer.Option(help="Number of users; events come to about users x days x 0.5.")] = 5500,
     days: Annotated[int, typer.Option(help="Days of activity.")] = 90,
     seed: Annotated[int, typer.Option(help="Random seed; the same seed gives the same data.")] = 7,
 ) -> None:
