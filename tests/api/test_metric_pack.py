@@ -19,6 +19,7 @@ import datetime as dt
 import io
 import math
 import sys
+from decimal import Decimal
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -127,7 +128,7 @@ def same_value(expected: Any, got: Any) -> bool:
     """Null matches only null; numbers match within the tolerance."""
     if expected is None or got is None:
         return expected is None and got is None
-    if isinstance(got, bool) or not isinstance(got, (int, float)):
+    if isinstance(got, bool) or not isinstance(got, (int, float, Decimal)):
         return False
     return math.isclose(float(got), float(expected), rel_tol=REL_TOL, abs_tol=ABS_TOL)
 
@@ -217,6 +218,89 @@ def test_pack_is_complete() -> None:
     assert len(METRICS) == 19
     for metric in METRICS.values():
         assert set(metric.slices) <= set(metric.dimensions), metric.name
+
+
+SAMPLE_DIR = Path(__file__).resolve().parents[2] / "seeds" / "sample"
+
+
+def test_oracle_agrees_with_plain_python() -> None:
+    """The reference checked a second way: a few metrics recomputed row by row in Python.
+
+    Runs on the committed sample without the service; the rows come from the oracle's typed
+    landing views, the arithmetic from here.
+    """
+    if not SAMPLE_DIR.is_dir():
+        pytest.skip("no committed sample at seeds/sample")
+    oracle = _ORACLES.setdefault(SAMPLE_DIR, Oracle(SAMPLE_DIR))
+
+    def table(name: str) -> list[dict[str, Any]]:
+        cursor = oracle.con.execute(f"select * from {name}")
+        columns = [d[0] for d in cursor.description]
+        return [dict(zip(columns, row, strict=True)) for row in cursor.fetchall()]
+
+    accounts = {a["account_id"]: a for a in table("accounts")}
+    users = {u["user_id"]: u for u in table("users")}
+    internal = {uid for uid, u in users.items() if u["is_internal"]}
+    events = list({e["event_id"]: e for e in table("events")}.values())
+    events = [e for e in events if e["user_id"] not in internal]
+
+    def month(ts: dt.datetime) -> str:
+        return ts.strftime("%Y-%m-01")
+
+    def plan(user_id: str) -> Any:
+        user = users.get(user_id)
+        return accounts[user["account_id"]]["plan"] if user else None
+
+    # events, active_users, revenue, arpu by month and plan
+    groups: dict[Key, list[dict[str, Any]]] = {}
+    for e in events:
+        groups.setdefault((month(e["event_ts"]), plan(e["user_id"])), []).append(e)
+    expected: Rows = {}
+    for key, rows in groups.items():
+        active = len({e["user_id"] for e in rows})
+        revenue = sum(e["revenue_usd"] or 0 for e in rows)
+        expected[key] = (len(rows), active, revenue, revenue / active)
+    metrics = ["events", "active_users", "revenue", "arpu"]
+    got = oracle_rows(oracle, query_body(metrics, ["metric_time__month", "plan"]))
+    assert_rows_equal(expected, got, metrics, context="oracle vs Python, event metrics")
+
+    # crash_free_user_rate by week and platform (events side and errors side)
+    def week(ts: dt.datetime) -> str:
+        return (ts.date() - dt.timedelta(days=ts.weekday())).isoformat()
+
+    active_users: dict[Key, set[str]] = {}
+    crashed: dict[Key, set[str]] = {}
+    for e in events:
+        active_users.setdefault((week(e["event_ts"]), e["platform"]), set()).add(e["user_id"])
+    for r in table("errors"):
+        if r["user_id"] in internal:
+            continue
+        crashed.setdefault((week(r["occurred_at"]), r["platform"]), set())
+        if r["severity"] == "crash" and r["user_id"] is not None:
+            crashed[(week(r["occurred_at"]), r["platform"])].add(r["user_id"])
+    expected = {}
+    for key in set(active_users) | set(crashed):
+        if key in active_users:
+            expected[key] = (1 - len(crashed.get(key, ())) / len(active_users[key]),)
+        else:
+            expected[key] = (None,)
+    by_week = query_body(["crash_free_user_rate"], ["metric_time__week", "platform"])
+    got = oracle_rows(oracle, by_week)
+    assert_rows_equal(expected, got, ["crash_free_user_rate"], context="oracle vs Python, crash")
+
+    # d7_retention by signup month
+    first_day_events: dict[str, set[int]] = {}
+    for e in events:
+        signup = users[e["user_id"]]["signup_at"].date()
+        first_day_events.setdefault(e["user_id"], set()).add((e["event_ts"].date() - signup).days)
+    cohorts: dict[Key, list[bool]] = {}
+    for uid, u in users.items():
+        if uid not in internal:
+            days = first_day_events.get(uid, set())
+            cohorts.setdefault((month(u["signup_at"]),), []).append(any(1 <= d <= 7 for d in days))
+    expected = {key: (sum(flags) / len(flags),) for key, flags in cohorts.items()}
+    got = oracle_rows(oracle, query_body(["d7_retention"], ["metric_time__month"]))
+    assert_rows_equal(expected, got, ["d7_retention"], context="oracle vs Python, d7 retention")
 
 
 @pytest.mark.parametrize("grain", GRAINS)
