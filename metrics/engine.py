@@ -298,7 +298,7 @@ class EngineProvider:
     closes the old one once the queries still running on it have finished.
     """
 
-    def __init__(self, warehouse: Path, manifest_path: Path | None = None, check_interval: float = 0.5) -> None:
+    def __init__(self, warehouse: Path, manifest_path: Path | None = None, check_interval: float = 0.0) -> None:
         self.warehouse = Path(warehouse)
         self.manifest_path = manifest_path
         self.check_interval = check_interval

@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,17 +66,23 @@ class Server:
     def __init__(self, warehouse: Path, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
+        # The log goes to a file: an unread pipe would fill up and block the server.
+        self.log = tempfile.NamedTemporaryFile("w+", prefix="northstar-serve-", suffix=".log", delete=False)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "northstar", "serve", "--warehouse", str(warehouse),
              "--host", "127.0.0.1", "--port", str(self.port)],
-            cwd=REPO, env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            cwd=REPO, env={**os.environ, **(env or {})}, stdout=self.log, stderr=subprocess.STDOUT,
             text=True)
+
+    def output(self) -> str:
+        self.log.flush()
+        return Path(self.log.name).read_text()
 
     def wait_ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(f"server exited: {self.proc.stdout.read()}")
+                raise AssertionError(f"server exited: {self.output()}")
             try:
                 if httpx.get(self.base_url + "/healthz", timeout=1).status_code == 200:
                     return
@@ -90,6 +97,8 @@ class Server:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
+        self.log.close()
+        Path(self.log.name).unlink(missing_ok=True)
 
 
 @pytest.fixture(scope="session")
