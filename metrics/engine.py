@@ -21,7 +21,7 @@ from metrics.errors import WarehouseUnavailable
 from metrics.execution.client import DuckDBClient, ResultColumn, SqlClient
 from metrics.query.plan import Planner, QueryPlan
 from metrics.query.request import MetricQuery
-from metrics.semantic.graph import METRIC_TIME, ItemKind, SemanticGraph
+from metrics.semantic.graph import METRIC_TIME, ItemKind, SemanticGraph, SourceKey
 from metrics.semantic.manifest import SemanticManifest, load_semantic_manifest
 from metrics.semantic.model import GRAINS, Metric, MetricType
 from metrics.sql.render import Renderer
@@ -86,12 +86,25 @@ class CompiledQuery:
 
 
 @dataclass(frozen=True)
+class Freshness:
+    """How fresh an answer is: the build it came from and the newest data it read."""
+
+    build: BuildInfo
+    models: tuple[str, ...]
+    newest_metric_time: Any
+
+
+@dataclass(frozen=True)
 class QueryResult:
     columns: tuple[ResultColumn, ...]
     rows: list[tuple[Any, ...]]
-    build: BuildInfo
+    freshness: Freshness
     cached: bool
     elapsed_ms: float
+
+    @property
+    def build(self) -> BuildInfo:
+        return self.freshness.build
 
 
 class MetricsEngine:
@@ -109,6 +122,8 @@ class MetricsEngine:
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
         self._catalog: dict[str, MetricInfo] | None = None
+        # A build never changes, so the newest time of each input is read once.
+        self._newest: dict[SourceKey, Any] = {}
 
     @classmethod
     def open(cls, warehouse: Path, manifest_path: Path | None = None) -> MetricsEngine:
@@ -216,13 +231,13 @@ class MetricsEngine:
             if hit is not None:
                 self._cache.move_to_end(key)
         if hit is not None:
-            return QueryResult(hit.columns, hit.rows, hit.build, True, 0.0)
+            return QueryResult(hit.columns, hit.rows, hit.freshness, True, 0.0)
         started = time.perf_counter()
         plan = self.plan(query)
         rendered = self.renderer.render(plan)
         result = self.client.query(rendered.sql, rendered.params)
         columns = tuple(ResultColumn(name, col.type) for name, col in zip(plan.columns, result.columns))
-        answer = QueryResult(columns, result.rows, self.build, False,
+        answer = QueryResult(columns, result.rows, self.freshness(plan), False,
                              (time.perf_counter() - started) * 1000)
         with self._cache_lock:
             self._cache[key] = answer
@@ -230,10 +245,17 @@ class MetricsEngine:
                 self._cache.popitem(last=False)
         return answer
 
-    def arrow(self, query: MetricQuery):
-        plan = self.plan(query)
-        rendered = self.renderer.render(plan)
-        return self.client.arrow(rendered.sql, rendered.params)
+    def freshness(self, plan: QueryPlan) -> Freshness:
+        sources = [node.source for node in plan.nodes]
+        newest = [self._newest_time(source) for source in sources]
+        models = sorted({self.graph.models[s.model].dbt_model or s.model for s in sources})
+        return Freshness(self.build, tuple(models), max((t for t in newest if t is not None), default=None))
+
+    def _newest_time(self, source: SourceKey) -> Any:
+        if source not in self._newest:
+            sql = self.renderer.newest_time_sql(source)
+            self._newest[source] = self.client.query(sql).rows[0][0] if sql else None
+        return self._newest[source]
 
     def close(self) -> None:
         self.client.close()

@@ -11,6 +11,7 @@ from api.deps import EngineDep
 from api.encoding import binary_response, csv_response, json_rows, negotiate
 from api.schemas.query import CompileResponse, Format, MetricQueryRequest
 from metrics.engine import MetricsEngine
+from metrics.execution.client import to_jsonable
 from metrics.query.request import MetricQuery
 
 router = APIRouter(prefix="/v1", tags=["query"])
@@ -38,8 +39,10 @@ def _answer(body: MetricQueryRequest, engine: MetricsEngine, fmt: str) -> Respon
         "columns": [{"name": c.name, "type": c.type} for c in result.columns],
         "rows": json_rows(result),
         "meta": {"build_id": result.build.build_id, "built_at": result.build.built_at,
-                 "tests_passed": result.build.tests_passed, "cached": result.cached,
-                 "elapsed_ms": round(result.elapsed_ms, 3)},
+                 "tests_passed": result.build.tests_passed,
+                 "newest_metric_time": to_jsonable(result.freshness.newest_metric_time),
+                 "models": list(result.freshness.models),
+                 "cached": result.cached, "elapsed_ms": round(result.elapsed_ms, 3)},
     })
 
 

@@ -74,9 +74,11 @@ class Column(BaseModel):
 
 
 class Freshness(BaseModel):
-    build_id: str
+    build_id: str = Field(description="The warehouse build that answered.")
     built_at: str | None
-    tests_passed: bool | None
+    tests_passed: bool | None = Field(description="Whether every dbt test of that build passed.")
+    newest_metric_time: str | None = Field(description="The newest metric_time in the models read.")
+    models: list[str] = Field(description="The dbt models the query read.")
     cached: bool
     elapsed_ms: float
 

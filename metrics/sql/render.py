@@ -130,6 +130,16 @@ class Renderer:
         ctes = [(node.alias, self._node(node, plan, params)) for node in plan.nodes]
         return RenderedQuery(self._outer(plan, ctes), params, self.dialect)
 
+    def newest_time_sql(self, source) -> str | None:
+        """`select max(<metric time>) from <model>`: how recent a source's data is."""
+        home = self.graph.models[source.model]
+        time_dim = home.dimension(source.agg_time_dimension)
+        if time_dim is None:
+            return None
+        column = _column_expr(time_dim.expr, "t0", self.model_dialect)
+        table = exp.alias_(_table(home.relation.schema, home.relation.table), "t0", table=True)
+        return exp.select(exp.Max(this=column)).from_(table).sql(dialect=self.dialect)
+
     # -- cached fragments ----------------------------------------------------------------
 
     def _param(self, params: dict[str, Any], value: Any) -> str:

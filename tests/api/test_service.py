@@ -9,6 +9,8 @@ import io
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tests.oracle import Oracle
+
 PACK = ["events", "active_users", "sessions", "new_users", "revenue", "paying_users", "arpu",
         "feature_users", "feature_adoption_rate", "crashes", "crashed_users", "crash_free_user_rate",
         "errors_per_1k_events", "incidents", "mttr_hours", "tickets", "nps", "csat", "d7_retention"]
@@ -89,6 +91,9 @@ def test_response_carries_build_freshness_and_cache_flag(api):
     assert first["rows"] == second["rows"]
     assert second["meta"]["cached"] is True
     assert first["meta"]["build_id"] and first["meta"]["tests_passed"] is True
+    assert first["meta"]["models"] == ["fct_events"]
+    newest = Oracle(api.landing_dir).sql("select max(metric_time) from src_events")[0][0]
+    assert first["meta"]["newest_metric_time"] == newest.isoformat()
 
 
 def test_csv_parquet_arrow_and_accept_header_carry_the_same_rows(api):
