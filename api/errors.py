@@ -6,6 +6,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from metrics import errors
@@ -44,8 +45,9 @@ def install(app: FastAPI) -> None:
     async def metrics_error(_: Request, exc: errors.MetricsError) -> JSONResponse:
         return JSONResponse(error_body(exc.code, exc.message, **exc.details), status_code=status_for(exc))
 
+    @app.exception_handler(ValidationError)
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(_: Request, exc: RequestValidationError | ValidationError) -> JSONResponse:
         problems = []
         for err in exc.errors():
             location = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query"))

@@ -127,6 +127,8 @@ def query(
     end: Annotated[Optional[str], typer.Option(help="Exclusive end (YYYY-MM-DD).")] = None,
     order_by: Annotated[str, typer.Option(help="Comma-separated; '-' prefix for descending.")] = "",
     limit: Annotated[Optional[int], typer.Option(help="Maximum rows.")] = None,
+    timezone: Annotated[Optional[str], typer.Option(help="IANA zone for buckets and bounds (default UTC).")] = None,
+    week_start: Annotated[str, typer.Option(help="monday (ISO, default) or sunday.")] = "monday",
     warehouse: Annotated[Optional[Path], typer.Option(help="Warehouse to query.")] = None,
     sql: Annotated[bool, typer.Option("--sql", help="Print the SQL instead of running it.")] = False,
 ) -> None:
@@ -137,7 +139,7 @@ def query(
 
     settings = _settings(warehouse=warehouse)
     request = MetricQueryRequest(metrics=metrics, group_by=group_by, where=where or [], start=start, end=end,
-                                 order_by=order_by, limit=limit)
+                                 order_by=order_by, limit=limit, timezone=timezone, week_start=week_start)
     engine = MetricsEngine.open(settings.warehouse_path)
     try:
         if sql:

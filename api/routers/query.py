@@ -71,10 +71,13 @@ def get_query(
     order_by: Annotated[str, Query(description="Comma-separated; prefix '-' for descending.")] = "",
     limit: Annotated[int | None, Query(ge=0)] = None,
     saved_query: str | None = None,
+    timezone: Annotated[str | None, Query(description="IANA zone, e.g. Europe/Berlin (default UTC).")] = None,
+    week_start: Annotated[str, Query(description="monday (ISO, default) or sunday.")] = "monday",
     format: Format | None = None,
 ) -> Response:
     body = MetricQueryRequest(metrics=metrics, group_by=group_by, where=where, start=start, end=end,
-                              order_by=order_by, limit=limit, saved_query=saved_query)
+                              order_by=order_by, limit=limit, saved_query=saved_query, timezone=timezone,
+                              week_start=week_start)
     return _answer(body, engine, negotiate(format, request))
 
 

@@ -6,7 +6,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from metrics.query.request import Filter, FilterOp, MetricQuery, OrderBy, parse_time_bound
+from metrics.query.request import (
+    Filter,
+    FilterOp,
+    MetricQuery,
+    OrderBy,
+    WeekStart,
+    parse_time_bound,
+    parse_timezone,
+)
 
 Format = Literal["json", "csv", "parquet", "arrow"]
 
@@ -45,6 +53,10 @@ class MetricQueryRequest(BaseModel):
     order_by: list[str] = Field(default_factory=list, description="Output columns; prefix '-' for descending.")
     limit: int | None = Field(default=None, ge=0)
     saved_query: str | None = Field(default=None, description="Run a saved query from the dbt project by name.")
+    timezone: str | None = Field(default=None, examples=["Europe/Berlin"],
+                                 description="IANA zone for buckets, start and end (default UTC); DST-correct.")
+    week_start: Literal["monday", "sunday"] = Field(default="monday",
+                                                     description="First day of week buckets (default ISO Monday).")
 
     @field_validator("metrics", "group_by", "order_by", mode="before")
     @classmethod
@@ -65,6 +77,8 @@ class MetricQueryRequest(BaseModel):
             end=parse_time_bound(self.end, "end"),
             order_by=tuple(OrderBy.parse(o) for o in self.order_by),
             limit=self.limit,
+            timezone=parse_timezone(self.timezone),
+            week_start=WeekStart.parse(self.week_start),
         )
 
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from metrics.errors import InvalidQuery, UnknownMetric, UnknownSavedQuery, did_you_mean, nearest
-from metrics.query.request import Filter, MetricQuery, OrderBy
+from metrics.query.request import Filter, MetricQuery, OrderBy, WeekStart
 from metrics.semantic.graph import GroupByItem, SemanticGraph, SourceKey
-from metrics.semantic.model import Measure, Metric, MetricType
+from metrics.semantic.model import Grain, Measure, Metric, MetricType, PeriodAgg, Window
 
 
 @dataclass(frozen=True)
@@ -36,8 +36,21 @@ class NodeFilter:
 
 
 @dataclass(frozen=True)
+class Cumulative:
+    """A cumulative metric's accumulation: a trailing window, to-date of a grain, or all time."""
+
+    window: Window | None
+    grain_to_date: Grain | None
+    period_agg: PeriodAgg
+
+
+@dataclass(frozen=True)
 class AggregateNode:
-    """One aggregation over one semantic model at the query's grain."""
+    """One aggregation over one semantic model at the query's grain.
+
+    `offset` shifts metric_time forward (a derived metric's input `offset_window`: the value
+    shown at t is the one at t - offset); `cumulative` accumulates daily values over a window.
+    """
 
     alias: str
     source: SourceKey
@@ -45,6 +58,8 @@ class AggregateNode:
     filters: tuple[NodeFilter, ...]
     template_filters: tuple[str, ...]
     measures: tuple[NodeMeasure, ...]
+    offset: Window | None = None
+    cumulative: Cumulative | None = None
 
 
 @dataclass(frozen=True)
@@ -52,6 +67,7 @@ class MeasureRef:
     node: str
     column: str
     fill_nulls_with: int | None = None
+    join_to_timespine: bool = False
 
 
 @dataclass(frozen=True)
@@ -76,6 +92,14 @@ class OutputMetric:
 
 
 @dataclass(frozen=True)
+class TimeSettings:
+    """How timestamps become buckets: the zone they are read in (None: UTC) and week start."""
+
+    timezone: str | None
+    week_start: WeekStart
+
+
+@dataclass(frozen=True)
 class QueryPlan:
     query: MetricQuery
     nodes: tuple[AggregateNode, ...]
@@ -85,6 +109,15 @@ class QueryPlan:
     limit: int | None
     # Explanation for analysts: per group-by name, what it resolved to in each node.
     resolutions: tuple[tuple[str, str, str], ...] = field(default=())
+
+    @property
+    def time(self) -> TimeSettings:
+        return TimeSettings(self.query.timezone, self.query.week_start)
+
+    @property
+    def needs_time_spine(self) -> bool:
+        """Whether some metric asks for every time bucket (`join_to_timespine`)."""
+        return any(_joins_spine(m.expr) for m in self.metrics)
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -173,41 +206,57 @@ class _PlanBuilder:
         self._nodes: dict[tuple[SourceKey, tuple[str, ...]], dict] = {}
         self.resolutions: list[tuple[str, str, str]] = []
 
-    def metric_expr(self, name: str, filters: tuple[str, ...], _seen: frozenset[str] = frozenset()):
+    def metric_expr(self, name: str, filters: tuple[str, ...], _seen: frozenset[str] = frozenset(),
+                    offset: Window | None = None):
         if name in _seen:
             raise InvalidQuery(f"metric {name!r} refers to itself.")
         metric = self.planner.metric(name)
         filters = filters + metric.filters
         seen = _seen | {name}
-        if metric.type is MetricType.SIMPLE:
+        if metric.type in (MetricType.SIMPLE, MetricType.CUMULATIVE):
             measure_input = metric.measure
             measure = self.planner._measure(metric, measure_input.name)
-            node, column = self._place(measure, filters + measure_input.filters, metric.name)
-            return MeasureRef(node, column, measure_input.fill_nulls_with)
+            cumulative = None
+            if metric.type is MetricType.CUMULATIVE:
+                cumulative = Cumulative(metric.window, metric.grain_to_date, metric.period_agg)
+                self._require_metric_time(metric)
+            node, column = self._place(measure, filters + measure_input.filters, metric.name, offset, cumulative)
+            return MeasureRef(node, column, measure_input.fill_nulls_with, measure_input.join_to_timespine)
         if metric.type is MetricType.RATIO:
             return RatioExpr(
-                self._input(metric.numerator, filters, seen),
-                self._input(metric.denominator, filters, seen),
+                self._input(metric.numerator, filters, seen, offset),
+                self._input(metric.denominator, filters, seen, offset),
             )
         if metric.type is MetricType.DERIVED:
             inputs = []
             for child in metric.inputs:
-                if child.offset_window or child.offset_to_grain:
+                if child.offset_to_grain:
                     raise InvalidQuery(
-                        f"metric {name!r} uses a time offset on {child.name!r}, which this version does not "
-                        "compute yet; query its inputs directly.", metric=name)
-                inputs.append((child.alias or child.name, self._input(child, filters, seen)))
+                        f"metric {name!r} uses offset_to_grain on {child.name!r}, which is not supported yet; "
+                        "offset_window is.", metric=name)
+                child_offset = _add_offsets(offset, child.offset_window)
+                if child_offset is not None:
+                    self._require_metric_time(metric)
+                inputs.append((child.alias or child.name, self._input(child, filters, seen, child_offset)))
             return DerivedExpr(metric.expr or "", tuple(inputs))
         raise InvalidQuery(
-            f"metric {name!r} is a {metric.type.value} metric, which this version does not compute yet; "
-            "simple, ratio and derived metrics are supported.", metric=name)
+            f"metric {name!r} is a {metric.type.value} metric, which is not supported yet; "
+            "simple, ratio, derived and cumulative metrics are.", metric=name)
 
-    def _input(self, child, filters: tuple[str, ...], seen: frozenset[str]):
-        return self.metric_expr(child.name, filters + child.filters, seen)
+    def _require_metric_time(self, metric: Metric) -> None:
+        if not any(g == "metric_time" or g.startswith("metric_time__") for g in self.query.group_by):
+            kind = "cumulative" if metric.type is MetricType.CUMULATIVE else "time-offset"
+            raise InvalidQuery(
+                f"metric {metric.name!r} is {kind}: group it by metric_time (e.g. 'metric_time__day').",
+                metric=metric.name)
 
-    def _place(self, measure: Measure, filters: tuple[str, ...], metric: str) -> tuple[str, str]:
+    def _input(self, child, filters: tuple[str, ...], seen: frozenset[str], offset: Window | None):
+        return self.metric_expr(child.name, filters + child.filters, seen, offset)
+
+    def _place(self, measure: Measure, filters: tuple[str, ...], metric: str, offset: Window | None = None,
+               cumulative: Cumulative | None = None) -> tuple[str, str]:
         source = self.graph.source_of(measure)
-        key = (source, tuple(sorted(set(filters))))
+        key = (source, tuple(sorted(set(filters))), offset, cumulative, metric if cumulative else None)
         node = self._nodes.get(key)
         if node is None:
             alias = f"q{len(self._nodes)}"
@@ -218,6 +267,8 @@ class _PlanBuilder:
                 "filters": self._filters(source, metric),
                 "template_filters": key[1] + self.query.where_sql,
                 "measures": {},
+                "offset": offset,
+                "cumulative": cumulative,
             }
         measures = node["measures"]
         if measure.name not in measures:
@@ -248,9 +299,28 @@ class _PlanBuilder:
                 filters=n["filters"],
                 template_filters=n["template_filters"],
                 measures=tuple(n["measures"].values()),
+                offset=n["offset"],
+                cumulative=n["cumulative"],
             )
             for n in self._nodes.values()
         ]
+
+
+def _joins_spine(expr) -> bool:
+    if isinstance(expr, MeasureRef):
+        return expr.join_to_timespine
+    if isinstance(expr, RatioExpr):
+        return _joins_spine(expr.numerator) or _joins_spine(expr.denominator)
+    return any(_joins_spine(child) for _, child in expr.inputs)
+
+
+def _add_offsets(outer: Window | None, inner: Window | None) -> Window | None:
+    """Offsets of nested derived metrics add up when they share a grain."""
+    if outer is None or inner is None:
+        return outer or inner
+    if outer.grain is not inner.grain:
+        raise InvalidQuery(f"cannot combine time offsets of {outer} and {inner}.")
+    return Window(outer.count + inner.count, outer.grain)
 
 
 def _via(item: GroupByItem) -> str:

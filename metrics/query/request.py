@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import difflib
 import enum
+import zoneinfo
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from metrics.errors import InvalidFilter, InvalidQuery
@@ -82,6 +85,41 @@ class OrderBy:
         return cls(text.lstrip("+").strip(), False)
 
 
+class WeekStart(enum.Enum):
+    MONDAY = "monday"
+    SUNDAY = "sunday"
+
+    @classmethod
+    def parse(cls, text: str | None) -> WeekStart:
+        try:
+            return cls((text or "monday").strip().lower())
+        except ValueError:
+            raise InvalidQuery(f"week_start must be 'monday' (ISO, the default) or 'sunday', got {text!r}.",
+                               field="week_start") from None
+
+
+@lru_cache(maxsize=1)
+def _time_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def parse_timezone(text: str | None) -> str | None:
+    """An IANA time zone name, checked against the tz database; None means UTC.
+
+    >>> parse_timezone("Europe/Berlin")
+    'Europe/Berlin'
+    """
+    if text is None or text.strip() in ("", "UTC", "Etc/UTC", "utc"):
+        return None
+    name = text.strip()
+    if name not in _time_zones():
+        close = difflib.get_close_matches(name, sorted(_time_zones()), n=3)
+        hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise InvalidQuery(f"unknown time zone {name!r}; use an IANA name such as 'Europe/Berlin'.{hint}",
+                           field="timezone")
+    return name
+
+
 @dataclass(frozen=True)
 class MetricQuery:
     """What to compute: metrics, sliced by group-by items, filtered, over a half-open range."""
@@ -94,6 +132,9 @@ class MetricQuery:
     end: dt.datetime | None = None
     order_by: tuple[OrderBy, ...] = ()
     limit: int | None = None
+    # Buckets, start and end are read in this zone (None: UTC); weeks start on week_start.
+    timezone: str | None = None
+    week_start: WeekStart = WeekStart.MONDAY
 
     def __post_init__(self) -> None:
         if not self.metrics:
@@ -113,7 +154,14 @@ class MetricQuery:
     def cache_key(self) -> tuple[Any, ...]:
         """A hashable, order-insensitive identity where order does not change the answer."""
         return (self.metrics, self.group_by, frozenset(self.where), frozenset(self.where_sql),
-                self.start, self.end, self.order_by, self.limit)
+                self.start, self.end, self.order_by, self.limit, self.timezone, self.week_start)
+
+    def utc(self, local: dt.datetime | None) -> dt.datetime | None:
+        """A wall-clock bound in the query's zone as naive UTC (exact across DST changes)."""
+        if local is None or self.timezone is None:
+            return local
+        aware = local.replace(tzinfo=zoneinfo.ZoneInfo(self.timezone))
+        return aware.astimezone(dt.timezone.utc).replace(tzinfo=None)
 
 
 def parse_time_bound(text: str | dt.date | dt.datetime | None, name: str) -> dt.datetime | None:

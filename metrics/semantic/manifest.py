@@ -24,10 +24,21 @@ from metrics.semantic.model import (
     Metric,
     MetricInput,
     MetricType,
+    PeriodAgg,
     Relation,
     SavedQuery,
     SemanticModel,
+    Window,
 )
+
+
+@dataclass(frozen=True)
+class TimeSpine:
+    """The project's day-grain time spine table (one row per day), for series with every
+    bucket and for cumulative windows."""
+
+    relation: Relation
+    column: str
 
 
 @dataclass(frozen=True)
@@ -35,6 +46,7 @@ class SemanticManifest:
     semantic_models: dict[str, SemanticModel]
     metrics: dict[str, Metric]
     saved_queries: dict[str, SavedQuery]
+    time_spine: TimeSpine | None = None
 
     @property
     def measures(self) -> dict[str, Measure]:
@@ -58,7 +70,21 @@ def parse_semantic_manifest(raw: dict[str, Any]) -> SemanticManifest:
         semantic_models={m.name: m for m in models},
         metrics={m.name: m for m in metrics},
         saved_queries={q.name: q for q in saved},
+        time_spine=_time_spine(raw.get("project_configuration") or {}),
     )
+
+
+def _time_spine(config: dict[str, Any]) -> TimeSpine | None:
+    for spine in config.get("time_spines") or []:
+        column = spine.get("primary_column") or {}
+        if (column.get("time_granularity") or "day") == "day":
+            relation = spine["node_relation"]
+            return TimeSpine(Relation(relation.get("schema_name") or "main", relation["alias"]), column["name"])
+    for legacy in config.get("time_spine_table_configurations") or []:
+        if (legacy.get("grain") or "day") == "day":
+            schema, _, table = legacy["location"].rpartition(".")
+            return TimeSpine(Relation(schema.rpartition(".")[2] or "main", table), legacy["column_name"])
+    return None
 
 
 def _semantic_model(raw: dict[str, Any]) -> SemanticModel:
@@ -124,10 +150,14 @@ def _filters(raw: dict[str, Any] | None) -> tuple[str, ...]:
     return tuple(f["where_sql_template"] for f in raw.get("where_filters", []))
 
 
-def _window(raw: dict[str, Any] | None) -> str | None:
+def _window(raw: dict[str, Any] | None) -> Window | None:
     if not raw:
         return None
-    return f"{raw['count']} {raw['granularity']}"
+    return Window.parse(raw["count"], raw["granularity"])
+
+
+def _grain(text: str | None) -> Grain | None:
+    return Grain.parse(text) if text else None
 
 
 def _measure_input(raw: dict[str, Any] | None) -> MeasureInput | None:
@@ -150,7 +180,7 @@ def _metric_input(raw: dict[str, Any] | None) -> MetricInput | None:
         filters=_filters(raw.get("filter")),
         alias=raw.get("alias"),
         offset_window=_window(raw.get("offset_window")),
-        offset_to_grain=raw.get("offset_to_grain"),
+        offset_to_grain=_grain(raw.get("offset_to_grain")),
     )
 
 
@@ -171,7 +201,8 @@ def _metric(raw: dict[str, Any]) -> Metric:
         expr=params.get("expr"),
         inputs=tuple(_metric_input(m) for m in params.get("metrics") or []),
         window=_window(cumulative.get("window") or params.get("window")),
-        grain_to_date=cumulative.get("grain_to_date") or params.get("grain_to_date"),
+        grain_to_date=_grain(cumulative.get("grain_to_date") or params.get("grain_to_date")),
+        period_agg=PeriodAgg(cumulative.get("period_agg") or "first"),
         meta=meta,
     )
 

@@ -132,6 +132,38 @@ class SemanticModel:
 
 
 @dataclass(frozen=True)
+class Window:
+    """A span of time such as `7 days` or `1 month` (cumulative windows, offsets)."""
+
+    count: int
+    grain: Grain
+
+    def __str__(self) -> str:
+        return f"{self.count} {self.grain.value}{'s' if self.count != 1 else ''}"
+
+    @classmethod
+    def parse(cls, count: int, granularity: str) -> Window:
+        """`Window.parse(7, "days")` -> 7 days.
+
+        >>> str(Window.parse(7, "days"))
+        '7 days'
+        """
+        text = granularity.lower().strip()
+        grain = Grain.parse(text) or Grain.parse(text.removesuffix("s"))
+        if grain is None:
+            raise ValueError(f"unknown window granularity {granularity!r}")
+        return cls(int(count), grain)
+
+
+class PeriodAgg(enum.Enum):
+    """How a cumulative metric's daily values become one value per coarser bucket."""
+
+    FIRST = "first"
+    LAST = "last"
+    AVERAGE = "average"
+
+
+@dataclass(frozen=True)
 class MeasureInput:
     """A metric's use of a measure, with the options dbt lets a metric set on it."""
 
@@ -149,8 +181,8 @@ class MetricInput:
     name: str
     filters: tuple[str, ...] = ()
     alias: str | None = None
-    offset_window: str | None = None
-    offset_to_grain: str | None = None
+    offset_window: Window | None = None
+    offset_to_grain: Grain | None = None
 
 
 @dataclass(frozen=True)
@@ -165,8 +197,9 @@ class Metric:
     denominator: MetricInput | None = None
     expr: str | None = None
     inputs: tuple[MetricInput, ...] = ()
-    window: str | None = None
-    grain_to_date: str | None = None
+    window: Window | None = None
+    grain_to_date: Grain | None = None
+    period_agg: PeriodAgg = PeriodAgg.FIRST
     meta: dict = field(default_factory=dict, compare=False, hash=False)
 
 

@@ -40,15 +40,16 @@ from sqlglot import exp
 from metrics.errors import InvalidFilter, InvalidQuery
 from metrics.query.plan import (
     AggregateNode,
+    TimeSettings,
     DerivedExpr,
     MeasureRef,
     MetricExpr,
     QueryPlan,
     RatioExpr,
 )
-from metrics.query.request import Filter, FilterOp
+from metrics.query.request import Filter, FilterOp, WeekStart
 from metrics.semantic.graph import GroupByItem, ItemKind, JoinStep, SemanticGraph
-from metrics.semantic.model import Agg, Grain, Measure, SemanticModel
+from metrics.semantic.model import Agg, Grain, Measure, PeriodAgg, SemanticModel, Window
 from metrics.sql.filters import parse_filter_template
 
 _COMPARISON = {FilterOp.EQ: "=", FilterOp.NE: "<>", FilterOp.LT: "<", FilterOp.LE: "<=",
@@ -112,7 +113,7 @@ class Renderer:
         self.dialect = dialect
         # The dbt project's own expressions are written in the warehouse's dialect.
         self.model_dialect = dialect
-        self._items: dict[tuple[GroupByItem, str], str] = {}
+        self._items: dict[tuple, str] = {}
         self._aggregates: dict[Measure, str] = {}
         self._joins: dict[tuple[JoinStep, str, str], str] = {}
         self._tables: dict[str, str] = {}
@@ -127,8 +128,13 @@ class Renderer:
 
     def render(self, plan: QueryPlan) -> RenderedQuery:
         params: dict[str, Any] = {}
-        ctes = [(node.alias, self._node(node, plan, params)) for node in plan.nodes]
-        return RenderedQuery(self._outer(plan, ctes), params, self.dialect)
+        ctes: list[tuple[str, str]] = []
+        for node in plan.nodes:
+            if node.cumulative is not None:
+                ctes.extend(self._cumulative_node(node, plan, params))
+            else:
+                ctes.append((node.alias, self._node(node, plan, params)))
+        return RenderedQuery(self._outer(plan, ctes, params), params, self.dialect)
 
     def newest_time_sql(self, source) -> str | None:
         """`select max(<metric time>) from <model>`: how recent a source's data is."""
@@ -160,17 +166,21 @@ class Renderer:
                 dialect=self.dialect)
         return text
 
-    def _item_tree(self, item: GroupByItem, alias: str) -> exp.Expression:
+    def _item_tree(self, item: GroupByItem, alias: str, time: TimeSettings,
+                   offset: Window | None = None) -> exp.Expression:
         column = _column_expr(item.expr, alias, self.model_dialect)
         if item.kind in (ItemKind.TIME, ItemKind.METRIC_TIME):
-            return _bucket(column, item.grain or Grain.DAY)
+            local = _localize(column, time.timezone)
+            if offset is not None and item.kind is ItemKind.METRIC_TIME:
+                local = exp.Add(this=local, expression=_interval(offset))
+            return _bucket(local, item.grain or Grain.DAY, time.week_start)
         return column
 
-    def _item(self, item: GroupByItem, alias: str) -> str:
-        key = (item, alias)
+    def _item(self, item: GroupByItem, alias: str, time: TimeSettings, offset: Window | None = None) -> str:
+        key = (item, alias, time, offset)
         text = self._items.get(key)
         if text is None:
-            text = self._items[key] = self._item_tree(item, alias).sql(dialect=self.dialect)
+            text = self._items[key] = self._item_tree(item, alias, time, offset).sql(dialect=self.dialect)
         return text
 
     def _time_column(self, expr: str) -> str:
@@ -215,8 +225,9 @@ class Renderer:
 
     # -- one aggregate per node ----------------------------------------------------------
 
-    def _node(self, node: AggregateNode, plan: QueryPlan, params: dict[str, Any]) -> str:
-        home = self.graph.models[node.source.model]
+    def _joiner(self) -> tuple[Any, list[str]]:
+        """`alias_for(item)` gives the table alias an item's column lives on, adding the
+        many-to-one joins its entity path needs (each path joined once)."""
         aliases: dict[tuple, str] = {(): "t0"}
         joins: list[str] = []
 
@@ -230,33 +241,164 @@ class Renderer:
                         joins.append(self._join(prefix[-1], aliases[prefix[:-1]], alias))
             return aliases[path]
 
-        group = [self._item(g.item, alias_for(g.item)) for g in node.group_by]
+        return alias_for, joins
+
+    def _node(self, node: AggregateNode, plan: QueryPlan, params: dict[str, Any]) -> str:
+        home = self.graph.models[node.source.model]
+        alias_for, joins = self._joiner()
+        time = plan.time
+        group = [self._item(g.item, alias_for(g.item), time, node.offset) for g in node.group_by]
         columns = [f"{text} AS {g.column}" for text, g in zip(group, node.group_by)]
         columns += [f"{self._aggregate(m.measure)} AS {m.column}" for m in node.measures]
+        conditions = self._time_range(node, plan, params)
+        conditions += self._conditions(node, plan, params, alias_for)
+        return _select(columns, f"{self._table(home)} AS t0", joins, conditions, group)
 
-        conditions: list[str] = []
+    # -- cumulative metrics ----------------------------------------------------------------
+
+    def _cumulative_node(self, node: AggregateNode, plan: QueryPlan, params: dict[str, Any]) -> list[tuple[str, str]]:
+        """A cumulative metric in four steps, each a CTE:
+
+        - `<q>_base`: the measure pre-aggregated per day and slice (for a distinct count: the
+          distinct (day, slice, value) triples), so the window joins days, not raw rows;
+        - `<q>_days`: the output days, from the time spine;
+        - `<q>_daily`: each output day's value over its window (trailing `window`,
+          `grain_to_date`, or all time up to that day);
+        - `<q>`: at the requested grain, the first, last or average daily value per bucket.
+        """
+        spec = node.cumulative
+        measure = node.measures[0].measure
+        column = node.measures[0].column
+        agg = measure.agg
+        if agg not in _CUMULATIVE_AGGS:
+            raise InvalidQuery(f"cumulative metrics over a {agg.value!r} measure ({measure.name}) are not supported; "
+                               "use sum, count, count_distinct, sum_boolean, min or max.")
+        spine = self._spine()
+        home = self.graph.models[node.source.model]
         time_dim = home.dimension(node.source.agg_time_dimension)
-        start, end = plan.query.start, plan.query.end
-        if time_dim is not None and (start or end):
-            time_col = self._time_column(time_dim.expr)
-            if start:
-                conditions.append(f"{time_col} >= {self._param(params, start)}")
-            if end:
-                conditions.append(f"{time_col} < {self._param(params, end)}")
+        query, time = plan.query, plan.time
+        alias_for, joins = self._joiner()
+        day = _bucket(_localize(_column_expr(time_dim.expr, "t0", self.model_dialect), time.timezone), Grain.DAY,
+                      time.week_start).sql(dialect=self.dialect)
+        is_time = [g.item.kind is ItemKind.METRIC_TIME for g in node.group_by]
+        slices = [g for g, t in zip(node.group_by, is_time) if not t]
+        slice_sql = [self._item(g.item, alias_for(g.item), time) for g in slices]
+        value = _column_expr(measure.expr, "t0", self.model_dialect).sql(dialect=self.dialect)
+
+        # Inputs: everything up to `end`, and from as far back as the first window reaches.
+        lower = None
+        if query.start is not None and spec.window is not None:
+            lower = _shift(query.start, spec.window, -1)
+        elif query.start is not None and spec.grain_to_date is not None:
+            lower = _truncate(query.start, spec.grain_to_date, time.week_start)
+        conditions = self._time_range(node, plan, params, bounds=(lower, query.end))
+        conditions += self._conditions(
+            AggregateNode(node.alias, node.source, node.group_by,
+                          tuple(f for f in node.filters if f.item.kind is not ItemKind.METRIC_TIME),
+                          node.template_filters, node.measures),
+            plan, params, alias_for)
+        keys = ["d"] + [g.column for g in slices]
+        base_columns = [f"{day} AS d"] + [f"{sql} AS {g.column}" for sql, g in zip(slice_sql, slices)]
+        if agg is Agg.COUNT_DISTINCT:
+            base = _select(base_columns + [f"{value} AS v"], f"{self._table(home)} AS t0", joins, conditions,
+                           distinct=True)
+            rollup = "COUNT(DISTINCT b.v)"
+        else:
+            base = _select(base_columns + [f"{self._aggregate(measure)} AS v"], f"{self._table(home)} AS t0",
+                           joins, conditions, [day] + slice_sql)
+            rollup = "MIN(b.v)" if agg is Agg.MIN else "MAX(b.v)" if agg is Agg.MAX else "SUM(b.v)"
+
+        base_alias, days_alias, daily_alias = f"{node.alias}_base", f"{node.alias}_days", f"{node.alias}_daily"
+        spine_day = exp.cast(exp.column(spine.column, "s"), exp.DataType.Type.DATE).sql(dialect=self.dialect)
+        # Output days: the query's range; where it is open, the span of the data.
+        day_conditions = [
+            f"{spine_day} >= {self._param(params, query.start.date())}" if query.start is not None
+            else f"{spine_day} >= (SELECT MIN(d) FROM {base_alias})",
+            f"{spine_day} < {self._param(params, query.end)}" if query.end is not None
+            else f"{spine_day} <= (SELECT MAX(d) FROM {base_alias})",
+        ]
         for flt in node.filters:
-            column = self._item(flt.item, alias_for(flt.item))
+            if flt.item.kind is ItemKind.METRIC_TIME:
+                bucket = _bucket(exp.column(spine.column, "s"), flt.item.grain or Grain.DAY, time.week_start)
+                day_conditions.append(self._filter(bucket.sql(dialect=self.dialect), flt.item, flt.filter, params))
+        days = _select([f"{spine_day} AS d"], f"{self._table_of(spine.relation)} AS s", [], day_conditions)
+
+        window = ["b.d <= days.d"]
+        if spec.window is not None:
+            window.append(f"b.d > {exp.Sub(this=exp.column('d', 'days'), expression=_interval(spec.window)).sql(dialect=self.dialect)}")
+        elif spec.grain_to_date is not None:
+            start_of = _bucket(exp.column("d", "days"), spec.grain_to_date, time.week_start).sql(dialect=self.dialect)
+            window.append(f"b.d >= {start_of}")
+        slice_cols = [f"b.{g.column}" for g in slices]
+        daily = _select(["days.d AS d"] + [f"{c} AS {g.column}" for c, g in zip(slice_cols, slices)]
+                        + [f"{rollup} AS {column}"],
+                        f"{days_alias} AS days", [f"JOIN {base_alias} AS b ON {' AND '.join(window)}"], [],
+                        ["days.d"] + slice_cols)
+
+        outputs, partition = [], []
+        for group, time_item in zip(node.group_by, is_time):
+            if time_item:
+                bucket = _bucket(exp.column("d"), group.item.grain or Grain.DAY, time.week_start).sql(
+                    dialect=self.dialect)
+                outputs.append(f"{bucket} AS {group.column}")
+                partition.append(bucket)
+            else:
+                outputs.append(group.column)
+                partition.append(group.column)
+        daily_grain = all(g.item.grain in (None, Grain.DAY) for g, t in zip(node.group_by, is_time) if t)
+        if daily_grain:
+            final = _select(outputs + [column], daily_alias, [], [])
+        elif spec.period_agg is PeriodAgg.AVERAGE:
+            final = _select(outputs + [f"AVG({column}) AS {column}"], daily_alias, [], [], partition)
+        else:
+            order = "d DESC" if spec.period_agg is PeriodAgg.LAST else "d"
+            ranked = (f"(SELECT *, ROW_NUMBER() OVER (PARTITION BY {', '.join(partition)} ORDER BY {order}) AS rn "
+                      f"FROM {daily_alias}) AS ranked")
+            final = _select(outputs + [column], ranked, [], ["rn = 1"])
+        return [(base_alias, base), (days_alias, days), (daily_alias, daily), (node.alias, final)]
+
+    def _spine(self):
+        spine = self.graph.manifest.time_spine
+        if spine is None:
+            raise InvalidQuery("this query needs the project's time spine (a day-grain model declared with "
+                               "`time_spine:` in the dbt YAML), and the project has none.")
+        return spine
+
+    def _table_of(self, relation) -> str:
+        return _table(relation.schema, relation.table).sql(dialect=self.dialect)
+
+    def _time_range(self, node: AggregateNode, plan: QueryPlan, params: dict[str, Any],
+                    bounds: tuple[dt.datetime | None, dt.datetime | None] | None = None) -> list[str]:
+        """`start <= metric time < end` (the query's range unless `bounds` are given, in the
+        query's zone): on the raw UTC column (so zone maps and indexes help), or, when metric
+        time is shifted by an offset, on the shifted local time."""
+        query = plan.query
+        start, end = bounds if bounds is not None else (query.start, query.end)
+        home = self.graph.models[node.source.model]
+        time_dim = home.dimension(node.source.agg_time_dimension)
+        if time_dim is None or not (start or end):
+            return []
+        if node.offset is None:
+            column, low, high = self._time_column(time_dim.expr), query.utc(start), query.utc(end)
+        else:
+            shifted = exp.Add(this=_localize(_column_expr(time_dim.expr, "t0", self.model_dialect), query.timezone),
+                              expression=_interval(node.offset))
+            column, low, high = shifted.sql(dialect=self.dialect), start, end
+        conditions = []
+        if low:
+            conditions.append(f"{column} >= {self._param(params, low)}")
+        if high:
+            conditions.append(f"{column} < {self._param(params, high)}")
+        return conditions
+
+    def _conditions(self, node: AggregateNode, plan: QueryPlan, params: dict[str, Any], alias_for) -> list[str]:
+        conditions = []
+        for flt in node.filters:
+            column = self._item(flt.item, alias_for(flt.item), plan.time, node.offset)
             conditions.append(self._filter(column, flt.item, flt.filter, params))
         for template in node.template_filters:
-            conditions.append(self._template_filter(template, node, alias_for, params))
-
-        sql = f"SELECT {', '.join(columns)} FROM {self._table(home)} AS t0"
-        if joins:
-            sql += " " + " ".join(joins)
-        if conditions:
-            sql += " WHERE " + " AND ".join(conditions)
-        if group:
-            sql += " GROUP BY " + ", ".join(group)
-        return sql
+            conditions.append(self._template_filter(template, node, alias_for, params, plan.time))
+        return conditions
 
     def _filter(self, column: str, item: GroupByItem, flt: Filter, params: dict[str, Any]) -> str:
         is_time = item.kind in (ItemKind.TIME, ItemKind.METRIC_TIME)
@@ -275,7 +417,8 @@ class Renderer:
             return f"NOT {column} IN ({', '.join(value(v) for v in flt.values)})"
         return f"{column} {_COMPARISON[op]} {value(flt.value)}"
 
-    def _template_filter(self, template: str, node: AggregateNode, alias_for, params: dict[str, Any]) -> str:
+    def _template_filter(self, template: str, node: AggregateNode, alias_for, params: dict[str, Any],
+                         time: TimeSettings) -> str:
         parsed = parse_filter_template(template, self.model_dialect)
         measures = ", ".join(m.measure.name for m in node.measures)
         columns = []
@@ -283,7 +426,7 @@ class Renderer:
             item = self.graph.resolve(
                 node.source, ref, metric=measures,
                 context=f"the filter {template!r} (measures of semantic model '{node.source.model}': {measures})")
-            columns.append(self._item_tree(item, alias_for(item)))
+            columns.append(self._item_tree(item, alias_for(item), time, node.offset))
 
         def swap(n: exp.Expression) -> exp.Expression:
             if isinstance(n, exp.Column) and n.name.startswith("__ref_"):
@@ -299,26 +442,39 @@ class Renderer:
 
     # -- combining nodes into the answer ------------------------------------------------
 
-    def _outer(self, plan: QueryPlan, ctes: list[tuple[str, str]]) -> str:
+    def _outer(self, plan: QueryPlan, ctes: list[tuple[str, str]], params: dict[str, Any]) -> str:
         group_columns = [f"g{i}" for i in range(len(plan.group_by))]
+        nodes = [node.alias for node in plan.nodes]
         with_parts = [f"{alias} AS ({sql})" for alias, sql in ctes]
-        if len(ctes) == 1:
-            key_source = ctes[0][0]
+        spine = self._spine_keys(plan, group_columns, params) if plan.needs_time_spine else None
+        if len(nodes) == 1 and spine is None:
+            key_source = nodes[0]
             from_sql = key_source
         elif group_columns:
             key_source = "keys"
-            keys = " UNION ".join(f"SELECT {', '.join(group_columns)} FROM {alias}" for alias, _ in ctes)
-            with_parts.append(f"keys AS ({keys})")
+            # Offset inputs (last period's value) must not add buckets of their own.
+            key_nodes = [n.alias for n in plan.nodes if n.offset is None] or nodes
+            data_keys = " UNION ".join(f"SELECT {', '.join(group_columns)} FROM {alias}" for alias in key_nodes)
+            if spine is None:
+                with_parts.append(f"keys AS ({data_keys})")
+            else:
+                spine_sql, time_column = spine
+                with_parts.append(f"data_keys AS ({data_keys})")
+                with_parts.append(f"spine AS ({spine_sql})")
+                with_parts.append(
+                    f"keys AS (SELECT {', '.join(group_columns)} FROM data_keys UNION ALL "
+                    f"SELECT {', '.join(group_columns)} FROM spine WHERE NOT spine.{time_column} IN "
+                    f"(SELECT {time_column} FROM data_keys WHERE NOT {time_column} IS NULL))")
             joins = []
-            for alias, _ in ctes:
+            for alias in nodes:
                 on = " AND ".join(
                     self._null_safe_eq.replace("__l__", f"keys.{c}").replace("__r__", f"{alias}.{c}")
                     for c in group_columns)
                 joins.append(f"LEFT JOIN {alias} ON {on}")
             from_sql = "keys " + " ".join(joins)
         else:
-            key_source = ctes[0][0]
-            from_sql = key_source + "".join(f" CROSS JOIN {alias}" for alias, _ in ctes[1:])
+            key_source = nodes[0]
+            from_sql = key_source + "".join(f" CROSS JOIN {alias}" for alias in nodes[1:])
 
         outputs = [f"{key_source}.{column} AS {self._ident(name)}"
                    for column, name in zip(group_columns, plan.group_by)]
@@ -330,6 +486,53 @@ class Renderer:
         if plan.limit is not None:
             sql += f" LIMIT {int(plan.limit)}"
         return sql
+
+    def _spine_keys(self, plan: QueryPlan, group_columns: list[str],
+                    params: dict[str, Any]) -> tuple[str, str] | None:
+        """Every metric_time bucket of the range (or of the data's span), from the time spine,
+        as group-by keys with the other columns null: `join_to_timespine` series have no gaps."""
+        groups = plan.nodes[0].group_by if plan.nodes else ()
+        time_positions = [i for i, g in enumerate(groups) if g.item.kind is ItemKind.METRIC_TIME]
+        if not time_positions:
+            return None
+        spine = self._spine()
+        day = exp.column(spine.column, "s")
+        columns = []
+        for i, group in enumerate(groups):
+            if i in time_positions:
+                bucket = _bucket(day.copy(), group.item.grain or Grain.DAY, plan.time.week_start)
+                columns.append(f"{bucket.sql(dialect=self.dialect)} AS {group_columns[i]}")
+            else:
+                columns.append(f"NULL AS {group_columns[i]}")
+        first = group_columns[time_positions[0]]
+        first_bucket = columns[time_positions[0]].rsplit(" AS ", 1)[0]
+        conditions = []
+        query = plan.query
+        if query.start is not None:
+            conditions.append(f"{day.sql(dialect=self.dialect)} >= {self._param(params, query.start)}")
+        else:
+            conditions.append(f"{first_bucket} >= (SELECT MIN({first}) FROM data_keys)")
+        if query.end is not None:
+            conditions.append(f"{day.sql(dialect=self.dialect)} < {self._param(params, query.end)}")
+        else:
+            conditions.append(f"{first_bucket} <= (SELECT MAX({first}) FROM data_keys)")
+        sql = _select(columns, f"{self._table_of(spine.relation)} AS s", [], conditions, distinct=True)
+        return sql, first
+
+_CUMULATIVE_AGGS = (Agg.SUM, Agg.COUNT, Agg.SUM_BOOLEAN, Agg.COUNT_DISTINCT, Agg.MIN, Agg.MAX)
+
+
+def _select(columns: list[str], source: str, joins: list[str], conditions: list[str],
+            group: list[str] | None = None, distinct: bool = False) -> str:
+    """Lay rendered fragments out as one SELECT statement."""
+    sql = f"SELECT {'DISTINCT ' if distinct else ''}{', '.join(columns)} FROM {source}"
+    if joins:
+        sql += " " + " ".join(joins)
+    if conditions:
+        sql += " WHERE " + " AND ".join(conditions)
+    if group:
+        sql += " GROUP BY " + ", ".join(group)
+    return sql
 
 
 def _aggregate_tree(measure: Measure, dialect: str) -> exp.Expression:
@@ -397,10 +600,56 @@ def _table(schema: str, table: str) -> exp.Table:
     return exp.table_(table, db=schema, quoted=True)
 
 
-def _bucket(column: exp.Expression, grain: Grain) -> exp.Expression:
-    """The first day of the bucket holding `column`, as a DATE (weeks start on Monday)."""
+def _bucket(column: exp.Expression, grain: Grain, week_start: WeekStart = WeekStart.MONDAY) -> exp.Expression:
+    """The first day of the bucket holding `column`, as a DATE (ISO weeks start on Monday;
+    Sunday weeks are Monday weeks of the next day, moved back a day)."""
+    if grain is Grain.WEEK and week_start is WeekStart.SUNDAY:
+        one_day = _interval(Window(1, Grain.DAY))
+        monday = exp.TimestampTrunc(this=exp.Add(this=column, expression=one_day), unit=exp.var("WEEK"))
+        return exp.cast(exp.Sub(this=monday, expression=one_day.copy()), exp.DataType.Type.DATE)
     return exp.cast(exp.TimestampTrunc(this=column, unit=exp.var(grain.value.upper())),
                     exp.DataType.Type.DATE)
+
+
+def _localize(column: exp.Expression, timezone: str | None) -> exp.Expression:
+    """A naive UTC timestamp as naive wall-clock time in `timezone` (DST-aware)."""
+    if timezone is None:
+        return column
+    as_utc = exp.AtTimeZone(this=column, zone=exp.Literal.string("UTC"))
+    return exp.AtTimeZone(this=as_utc, zone=exp.Literal.string(timezone))
+
+
+def _interval(window: Window) -> exp.Interval:
+    return exp.Interval(this=exp.Literal.string(str(window.count)), unit=exp.var(window.grain.value.upper()))
+
+
+def _shift(value: dt.datetime, window: Window, sign: int) -> dt.datetime:
+    """`value` moved by `sign * window` (calendar months clamp to the month's last day)."""
+    count = sign * window.count
+    if window.grain is Grain.DAY:
+        return value + dt.timedelta(days=count)
+    if window.grain is Grain.WEEK:
+        return value + dt.timedelta(weeks=count)
+    months = count * {Grain.MONTH: 1, Grain.QUARTER: 3, Grain.YEAR: 12}[window.grain]
+    index = value.year * 12 + value.month - 1 + months
+    year, month = divmod(index, 12)
+    month += 1
+    last = (dt.date(year + (month == 12), month % 12 + 1, 1) - dt.timedelta(days=1)).day
+    return value.replace(year=year, month=month, day=min(value.day, last))
+
+
+def _truncate(value: dt.datetime, grain: Grain, week_start: WeekStart) -> dt.datetime:
+    day = dt.datetime(value.year, value.month, value.day)
+    if grain is Grain.DAY:
+        return day
+    if grain is Grain.WEEK:
+        offset = (day.weekday() + (1 if week_start is WeekStart.SUNDAY else 0)) % 7
+        return day - dt.timedelta(days=offset)
+    if grain is Grain.MONTH:
+        return day.replace(day=1)
+    if grain is Grain.QUARTER:
+        return day.replace(month=(day.month - 1) // 3 * 3 + 1, day=1)
+    return day.replace(month=1, day=1)
 
 
 def _safe_divide(numerator: exp.Expression, denominator: exp.Expression) -> exp.Expression:

@@ -13,6 +13,8 @@ from tests.metrics.manifest_fixture import shop_manifest
 
 SHOP_SQL = """
 create schema marts;
+create table marts.time_spine as
+    select cast(range as date) as date_day from range(date '2025-12-01', date '2026-04-01', interval 1 day);
 create table marts.dim_regions as select * from (values ('r1', 'North'), ('r2', 'South')) t(region_id, name);
 create table marts.dim_customers as select * from (values
     ('c1', 'US', 'ads',    timestamp '2026-01-05 10:00', 'r1'),

@@ -1,0 +1,123 @@
+"""Cumulative metrics, time offsets, time-spine series, time zones and week starts, each
+checked against hand-written SQL over the shop warehouse."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from metrics.errors import InvalidQuery
+from metrics.query.request import MetricQuery, WeekStart
+
+D = dt.date
+
+
+def rows(engine, **query):
+    return engine.query(MetricQuery(**query)).rows
+
+
+def test_trailing_7_day_sum_by_day(shop_engine, shop_db):
+    expected = shop_db.execute("""
+        select s.date_day, sum(o.amount)
+        from marts.time_spine s join marts.fct_orders o
+          on cast(o.ordered_at as date) <= s.date_day and cast(o.ordered_at as date) > s.date_day - 7
+        where s.date_day between (select min(cast(ordered_at as date)) from marts.fct_orders)
+                             and (select max(cast(ordered_at as date)) from marts.fct_orders)
+        group by 1 order by 1""").fetchall()
+    assert rows(shop_engine, metrics=("revenue_7d",), group_by=("metric_time__day",)) == expected
+
+
+def test_trailing_window_distinct_count_pre_aggregated_per_day(shop_engine, shop_db):
+    expected = shop_db.execute("""
+        select s.date_day, count(distinct o.customer_id)
+        from marts.time_spine s join marts.fct_orders o
+          on cast(o.ordered_at as date) <= s.date_day and cast(o.ordered_at as date) > s.date_day - 7
+        where s.date_day >= date '2026-01-10' and s.date_day < date '2026-01-25'
+        group by 1 order by 1""").fetchall()
+    got = rows(shop_engine, metrics=("buyers_7d",), group_by=("metric_time__day",),
+               start=dt.datetime(2026, 1, 10), end=dt.datetime(2026, 1, 25))
+    assert got == expected
+    # The window reaches back before `start`: 2026-01-10 still sees the orders of 01-05 and 01-06.
+    assert got[0] == (D(2026, 1, 10), 1)
+
+
+def test_month_to_date_takes_the_last_day_of_each_month(shop_engine, shop_db):
+    expected = shop_db.execute("""
+        select date_trunc('month', ordered_at)::date, sum(amount) from marts.fct_orders group by 1 order by 1
+    """).fetchall()
+    assert rows(shop_engine, metrics=("revenue_mtd",), group_by=("metric_time__month",)) == expected
+
+
+def test_all_time_cumulative_with_a_slice(shop_engine, shop_db):
+    expected = shop_db.execute("""
+        with days as (select date_day from marts.time_spine
+                      where date_day between date '2026-01-05' and date '2026-01-28')
+        select d.date_day, o.channel, sum(o.amount)
+        from days d join marts.fct_orders o on cast(o.ordered_at as date) <= d.date_day
+        group by 1, 2 order by 1, 2""").fetchall()
+    got = rows(shop_engine, metrics=("revenue_all_time",), group_by=("metric_time__day", "order__channel"))
+    assert got == expected
+
+
+def test_first_value_per_week_is_the_default_period_aggregation(shop_engine):
+    daily = dict(rows(shop_engine, metrics=("revenue_7d",), group_by=("metric_time__day",)))
+    weekly = rows(shop_engine, metrics=("revenue_7d",), group_by=("metric_time__week",))
+    for week, value in weekly:
+        first_day = min(d for d in daily if week <= d < week + dt.timedelta(days=7))
+        assert value == daily[first_day]
+
+
+def test_cumulative_needs_metric_time(shop_engine):
+    with pytest.raises(InvalidQuery, match="metric_time"):
+        rows(shop_engine, metrics=("revenue_7d",), group_by=("country",))
+
+
+def test_offset_window_compares_with_the_week_before(shop_engine, shop_db):
+    expected = shop_db.execute("""
+        with w as (select date_trunc('week', ordered_at)::date as wk, sum(amount) as revenue
+                   from marts.fct_orders group by 1)
+        select w.wk, w.revenue - prev.revenue from w left join w as prev on prev.wk = w.wk - 7
+        order by 1""").fetchall()
+    assert rows(shop_engine, metrics=("revenue_wow",), group_by=("metric_time__week",)) == expected
+
+
+def test_join_to_timespine_fills_every_day(shop_engine, shop_db):
+    got = rows(shop_engine, metrics=("orders_every_day",), group_by=("metric_time__day",),
+               start=dt.datetime(2026, 1, 1), end=dt.datetime(2026, 2, 1))
+    expected = shop_db.execute("""
+        select s.date_day, count(o.order_id) from marts.time_spine s
+        left join marts.fct_orders o on cast(o.ordered_at as date) = s.date_day
+        where s.date_day >= date '2026-01-01' and s.date_day < date '2026-02-01' group by 1 order by 1
+    """).fetchall()
+    assert got == expected and len(got) == 31
+
+
+def test_time_zone_moves_events_across_midnight_and_bounds(shop_engine, shop_db):
+    # o3 at 2026-01-11 23:59 UTC is 2026-01-12 00:59 in Berlin (UTC+1 in winter).
+    berlin = rows(shop_engine, metrics=("orders",), group_by=("metric_time__day",), timezone="Europe/Berlin",
+                  start=dt.datetime(2026, 1, 12), end=dt.datetime(2026, 1, 13))
+    assert berlin == [(D(2026, 1, 12), 2)]
+    utc = rows(shop_engine, metrics=("orders",), group_by=("metric_time__day",),
+               start=dt.datetime(2026, 1, 12), end=dt.datetime(2026, 1, 13))
+    assert utc == [(D(2026, 1, 12), 1)]
+    expected = shop_db.execute("""
+        select cast(timezone('Europe/Berlin', ordered_at::timestamptz) as date), count(*) from marts.fct_orders
+        group by 1 order by 1""").fetchall()
+    assert rows(shop_engine, metrics=("orders",), group_by=("metric_time__day",), timezone="Europe/Berlin") == expected
+
+
+def test_time_zone_is_dst_aware():
+    from metrics.query.request import MetricQuery as Q
+
+    query = Q(metrics=("orders",), timezone="Europe/Berlin")
+    assert query.utc(dt.datetime(2026, 1, 15)) == dt.datetime(2026, 1, 14, 23)  # CET, UTC+1
+    assert query.utc(dt.datetime(2026, 7, 15)) == dt.datetime(2026, 7, 14, 22)  # CEST, UTC+2
+
+
+def test_sunday_weeks(shop_engine, shop_db):
+    expected = shop_db.execute("""
+        select (date_trunc('week', ordered_at + interval 1 day) - interval 1 day)::date, count(*)
+        from marts.fct_orders group by 1 order by 1""").fetchall()
+    got = rows(shop_engine, metrics=("orders",), group_by=("metric_time__week",), week_start=WeekStart.SUNDAY)
+    assert got == expected and all(week.weekday() == 6 for week, _ in got)
