@@ -1,0 +1,282 @@
+"""MetricFlow next to northstar over one warehouse build: shared by the parity test
+(`tests/metrics/test_metricflow_parity.py`) and the compile benchmark (`compile_bench.py`).
+
+What is here:
+
+* `DuckDBSqlClient`: MetricFlow's `SqlClient` protocol over a DuckDB file, read-only. dbt-metricflow's
+  own CLI goes through a dbt adapter (`AdapterBackedSqlClient`), which returns agate tables whose type
+  inference would blur the comparison; this client hands MetricFlow DuckDB's own values.
+* `open_metricflow(...)`: a `MetricFlowEngine` over a build's `semantic_manifest.json` and DuckDB file,
+  the same two files northstar's `MetricsEngine.open` reads.
+* `Case` and `parity_cases()`: the shared query list, and how each case becomes a MetricFlow
+  `MetricFlowQueryRequest` and a northstar `MetricQuery`.
+
+Importing this module does not import MetricFlow; the functions that need it import it when called.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+REPO = Path(__file__).resolve().parents[2]
+DBT_PROJECT = REPO / "dbt_project"
+
+
+# -- MetricFlow over a DuckDB file ------------------------------------------------------------
+
+
+def _sql_client_class():
+    import duckdb
+    from metricflow.data_table.mf_table import MetricFlowDataTable
+    from metricflow.protocols.sql_client import SqlEngine
+    from metricflow.sql.render.duckdb_renderer import DuckDbSqlPlanRenderer
+    from metricflow_semantics.sql.sql_bind_parameters import SqlBindParameterSet
+
+    class DuckDBSqlClient:
+        """MetricFlow's `SqlClient` protocol over one DuckDB file (read-only)."""
+
+        def __init__(self, path: Path) -> None:
+            # Same configuration as northstar's DuckDBClient (read-only, default settings), so both
+            # share one DuckDB database instance when they run in the same process.
+            self.path = Path(path)
+            self._con = duckdb.connect(str(self.path), read_only=True)
+            self._renderer = DuckDbSqlPlanRenderer()
+
+        @property
+        def sql_engine_type(self) -> SqlEngine:
+            return SqlEngine.DUCKDB
+
+        @property
+        def sql_plan_renderer(self) -> DuckDbSqlPlanRenderer:
+            return self._renderer
+
+        def raw(self, stmt: str, bind: SqlBindParameterSet = SqlBindParameterSet()):
+            """Column names and rows exactly as DuckDB returns them."""
+            cursor = self._con.cursor()
+            try:
+                cursor.execute(stmt, dict(bind.param_dict) or None)
+                return [d[0] for d in cursor.description], cursor.fetchall()
+            finally:
+                cursor.close()
+
+        def query(self, stmt: str, sql_bind_parameter_set: SqlBindParameterSet = SqlBindParameterSet()):
+            names, rows = self.raw(stmt, sql_bind_parameter_set)
+            return MetricFlowDataTable.create_from_rows(column_names=names, rows=rows)
+
+        def execute(self, stmt: str, sql_bind_parameter_set: SqlBindParameterSet = SqlBindParameterSet()) -> None:
+            self.raw(stmt, sql_bind_parameter_set)
+
+        def dry_run(self, stmt: str, sql_bind_parameter_set: SqlBindParameterSet = SqlBindParameterSet()) -> None:
+            self.raw("EXPLAIN " + stmt, sql_bind_parameter_set)
+
+        def close(self) -> None:
+            self._con.close()
+
+        def render_bind_parameter_key(self, bind_parameter_key: str) -> str:
+            return "$" + bind_parameter_key
+
+    return DuckDBSqlClient
+
+
+def open_metricflow(manifest_path: Path, warehouse: Path | None):
+    """A `MetricFlowEngine` over `semantic_manifest.json`; with `warehouse`, able to run queries
+    against that DuckDB file, without it able only to `explain` (compile)."""
+    from metricflow.engine.metricflow_engine import MetricFlowEngine
+    from metricflow_semantics.model.dbt_manifest_parser import parse_manifest_from_dbt_generated_manifest
+    from metricflow_semantics.model.semantic_manifest_lookup import SemanticManifestLookup
+
+    manifest = parse_manifest_from_dbt_generated_manifest(manifest_json_string=Path(manifest_path).read_text())
+    client = _sql_client_class()(Path(os.path.realpath(warehouse))) if warehouse is not None else _CompileOnlyClient()
+    return MetricFlowEngine(semantic_manifest_lookup=SemanticManifestLookup(manifest), sql_client=client)
+
+
+class _CompileOnlyClient:
+    """A SqlClient that only renders (for `explain` on a manifest with no warehouse behind it)."""
+
+    @property
+    def sql_engine_type(self):
+        from metricflow.protocols.sql_client import SqlEngine
+        return SqlEngine.DUCKDB
+
+    @property
+    def sql_plan_renderer(self):
+        from metricflow.sql.render.duckdb_renderer import DuckDbSqlPlanRenderer
+        return DuckDbSqlPlanRenderer()
+
+    def query(self, *args, **kwargs):
+        raise RuntimeError("compile-only MetricFlow client: no warehouse")
+
+    execute = dry_run = query
+
+    def close(self) -> None:
+        pass
+
+    def render_bind_parameter_key(self, key: str) -> str:
+        return "$" + key
+
+
+# -- the shared query list ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Case:
+    """One metric query, stated once for both engines.
+
+    `where` holds dbt filter templates (`{{ Dimension('user__country') }} = 'US'`), which both engines
+    read. `start`/`end` follow northstar's convention: a half-open range `[start, end)` on metric time.
+    MetricFlow's `time_constraint_start/end` is inclusive at day precision and widened to whole buckets
+    of the query's grain, so the request gives it `end - 1 day`; for bounds on bucket boundaries of the
+    query's grain the two mean the same rows (`mf_request` checks that unless `aligned=False`).
+    """
+
+    id: str
+    metrics: tuple[str, ...]
+    group_by: tuple[str, ...] = ()
+    where: tuple[str, ...] = ()
+    start: dt.date | None = None
+    end: dt.date | None = None
+    order_by: tuple[str, ...] = ()  # "-name" sorts descending
+    limit: int | None = None
+    aligned: bool = True
+    tags: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def ordered(self) -> bool:
+        return bool(self.order_by)
+
+
+_GRAIN_STARTS = {
+    "day": lambda d: True,
+    "week": lambda d: d.weekday() == 0,
+    "month": lambda d: d.day == 1,
+    "quarter": lambda d: d.day == 1 and d.month in (1, 4, 7, 10),
+    "year": lambda d: d.day == 1 and d.month == 1,
+}
+
+
+def _grains(case: Case) -> list[str]:
+    return [g.rsplit("__", 1)[1] for g in case.group_by if g.startswith("metric_time__")]
+
+
+def mf_request(case: Case):
+    from metricflow.engine.metricflow_engine import MetricFlowQueryRequest
+
+    end_inclusive = None
+    if case.aligned:
+        for grain in _grains(case):
+            for bound in (case.start, case.end):
+                if bound is not None and not _GRAIN_STARTS[grain](bound):
+                    raise ValueError(f"{case.id}: {bound} is not on a {grain} boundary; MetricFlow would "
+                                     "widen the range to whole buckets")
+    if case.end is not None:
+        end_inclusive = dt.datetime.combine(case.end - dt.timedelta(days=1), dt.time())
+    return MetricFlowQueryRequest.create(
+        metric_names=list(case.metrics),
+        group_by_names=list(case.group_by) or None,
+        where_constraints=list(case.where) or None,
+        time_constraint_start=dt.datetime.combine(case.start, dt.time()) if case.start else None,
+        time_constraint_end=end_inclusive,
+        order_by_names=list(case.order_by) or None,
+        limit=case.limit,
+    )
+
+
+def northstar_query(case: Case):
+    from metrics.query.request import MetricQuery, OrderBy, parse_time_bound
+
+    return MetricQuery(
+        metrics=case.metrics,
+        group_by=case.group_by,
+        where_sql=case.where,
+        start=parse_time_bound(case.start, "start"),
+        end=parse_time_bound(case.end, "end"),
+        order_by=tuple(OrderBy.parse(o) for o in case.order_by),
+        limit=case.limit,
+    )
+
+
+def simple_metric_names(project: Path = DBT_PROJECT) -> list[str]:
+    """Every `type: simple` metric defined in the dbt project's YAML (read at collection time, so a
+    metric added to the pack is checked without touching the test)."""
+    import yaml
+
+    names = []
+    for path in sorted((project / "models").rglob("*.yml")):
+        doc = yaml.safe_load(path.read_text()) or {}
+        for metric in doc.get("metrics") or []:
+            if metric.get("type") == "simple":
+                names.append(metric["name"])
+    return sorted(names)
+
+
+RATIO_SLICES = {
+    # ratio metric -> an entity-qualified dimension of its semantic model (or one joined to it)
+    "arpu": "user__country",
+    "nps": "feedback__channel",
+    "csat": "feedback__channel",
+    "d7_retention": "user__plan",
+    "feature_adoption_rate": "user__country",
+}
+DERIVED = ("crash_free_user_rate", "errors_per_1k_events")
+
+JAN = dt.date(2026, 1, 1)
+
+
+def parity_cases(simple: Sequence[str] | None = None) -> list[Case]:
+    simple = simple_metric_names() if simple is None else simple
+    cases: list[Case] = []
+    for metric in simple:
+        for grain in ("day", "month"):
+            cases.append(Case(f"{metric}-by-{grain}", (metric,), (f"metric_time__{grain}",), tags=frozenset({"simple"})))
+    for metric, dim in RATIO_SLICES.items():
+        cases.append(Case(f"{metric}-by-week", (metric,), ("metric_time__week",), tags=frozenset({"ratio"})))
+        cases.append(Case(f"{metric}-by-{dim}", (metric,), (dim,), tags=frozenset({"ratio"})))
+    cases.append(Case("tickets-by-account__region", ("tickets",), ("account__region",), tags=frozenset({"ratio"})))
+    for metric in DERIVED:
+        cases.append(Case(f"{metric}-by-week", (metric,), ("metric_time__week",), tags=frozenset({"derived"})))
+    cases += [
+        # where filters (dbt template syntax) and time constraints
+        Case("events-ios-by-day-range", ("events", "active_users"), ("metric_time__day",),
+             where=("{{ Dimension('event__platform') }} = 'ios'",),
+             start=dt.date(2026, 1, 10), end=dt.date(2026, 2, 1), tags=frozenset({"where"})),
+        Case("arpu-us-de-by-week-range", ("arpu",), ("metric_time__week", "user__country"),
+             where=("{{ Dimension('user__country') }} in ('US', 'DE')",),
+             start=dt.date(2026, 1, 12), end=dt.date(2026, 2, 9), tags=frozenset({"where"})),
+        Case("nps-in_app-by-week", ("nps", "nps_responses"), ("metric_time__week",),
+             where=("{{ Dimension('feedback__channel') }} = 'in_app'",), tags=frozenset({"where"})),
+        Case("tickets-urgent-by-region", ("tickets",), ("account__region",),
+             where=("{{ Dimension('ticket__priority') }} in ('high', 'urgent')",
+                    "{{ TimeDimension('metric_time', 'day') }} >= '2026-01-15'"), tags=frozenset({"where"})),
+        Case("revenue-paid-plans-by-month", ("revenue", "paying_users"), ("metric_time__month", "user__plan"),
+             where=("{{ Dimension('user__plan') }} != 'free'",), start=dt.date(2026, 1, 1),
+             tags=frozenset({"where"})),
+        Case("errors-per-1k-by-week-range", ("errors_per_1k_events",), ("metric_time__week",),
+             start=dt.date(2026, 1, 5), end=dt.date(2026, 2, 2), tags=frozenset({"where", "derived"})),
+        # order_by + limit (orderings chosen to be total, so the first N rows are well defined)
+        Case("top-days-by-events", ("events",), ("metric_time__day",), order_by=("-events", "metric_time__day"),
+             limit=10, tags=frozenset({"order"})),
+        Case("top-countries-by-revenue", ("revenue", "active_users"), ("user__country",),
+             order_by=("-revenue", "user__country"), limit=5, tags=frozenset({"order"})),
+        Case("first-weeks-csat", ("csat",), ("metric_time__week",), order_by=("metric_time__week",), limit=3,
+             tags=frozenset({"order"})),
+        # beyond the brief: derived metrics sliced through their shared `user` entity (anonymous errors
+        # give a null user__platform on one side), metrics of several models in one query (null keys
+        # on both sides), grand totals, an entity and a two-hop dimension
+        Case("crash_free_user_rate-by-user__platform", ("crash_free_user_rate",), ("user__platform",),
+             tags=frozenset({"derived", "extra"})),
+        Case("errors_per_1k_events-by-week-country", ("errors_per_1k_events",), ("metric_time__week", "user__country"),
+             tags=frozenset({"derived", "extra"})),
+        Case("new_users-errors-by-user__platform", ("new_users", "errors"), ("metric_time__month", "user__platform"),
+             tags=frozenset({"extra"})),
+        Case("totals-three-models", ("events", "tickets", "nps", "crash_free_user_rate"), tags=frozenset({"extra"})),
+        Case("events-by-user-entity-top", ("events",), ("user",), order_by=("-events", "user"), limit=5,
+             tags=frozenset({"extra", "order"})),
+        Case("events-by-user__account__industry", ("events", "arpu"), ("user__account__industry",),
+             tags=frozenset({"extra"})),
+        Case("d7_retention-by-signup-week", ("d7_retention",), ("user__signup_at__week",), tags=frozenset({"extra"})),
+    ]
+    return cases
