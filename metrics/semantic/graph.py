@@ -198,9 +198,10 @@ class SemanticGraph:
         matches = [item for item in items.values() if item.parts[-len(wanted):] == wanted
                    and len(item.parts) > len(wanted)]
         if not matches:
+            fan_out = self._fan_out_reason(source, wanted[-1])
             raise UnknownDimension(
                 f"'{requested}' is not a dimension that {context} can be grouped or filtered by."
-                + did_you_mean(requested, self.public_names(source)),
+                + (fan_out or did_you_mean(requested, self.public_names(source))),
                 field=requested,
                 metric=metric,
                 suggestions=sorted(self.public_names(source))[:50],
@@ -218,6 +219,18 @@ class SemanticGraph:
             )
         self._resolve_cache[key] = nearest[0]
         return nearest[0]
+
+    def _fan_out_reason(self, source: SourceKey, dimension: str) -> str:
+        """Explain when a dimension exists but only across a one-to-many join."""
+        home = self.models[source.model]
+        owners = [m for m in self.models.values() if m.name != home.name and m.dimension(dimension)]
+        for owner in owners:
+            shared = [e.name for e in home.entities if owner.entity(e.name) is not None]
+            if shared:
+                return (f" It lives in semantic model '{owner.name}', which can have many rows per "
+                        f"'{shared[0]}': joining it would fan out and count '{home.name}' rows more than once, "
+                        "so northstar refuses it.")
+        return ""
 
     def public_names(self, source: SourceKey) -> set[str]:
         """Full names plus every unambiguous short name, for catalogs and suggestions."""

@@ -185,3 +185,35 @@ def test_health_readiness_openapi_and_dbt_docs(api):
     assert "model.northstar.fct_events" in manifest["nodes"]
     assert api.client.get("/dbt-docs/catalog.json").status_code == 200
     assert api.client.get("/dbt-docs/profiles.yml").status_code == 404
+
+
+def test_saved_queries_are_listed_and_queryable_by_name(api):
+    saved = {q["name"]: q for q in api.client.get("/v1/saved-queries").json()["saved_queries"]}
+    assert saved["weekly_quality_us"]["group_by"] == ["metric_time__week"]
+    assert saved["weekly_quality_us"]["where"] == ["{{ Dimension('user__country') }} = 'US'"]
+    by_name = api.client.post("/v1/query", json={"saved_query": "weekly_quality_us"}).json()
+    explicit = api.client.post("/v1/query", json={
+        "metrics": ["crashes", "arpu"], "group_by": ["metric_time__week"],
+        "where": [{"field": "user__country", "op": "=", "value": "US"}]}).json()
+    assert by_name["rows"] == explicit["rows"] and by_name["rows"]
+    get = api.client.get("/v1/query", params={"saved_query": "weekly_active_users_by_platform"}).json()
+    assert [c["name"] for c in get["columns"]] == ["metric_time__week", "event__platform", "active_users"]
+    missing = api.client.post("/v1/query", json={"saved_query": "weekly_qualty_us"})
+    assert missing.status_code == 404 and "weekly_quality_us" in missing.json()["error"]["message"]
+
+
+def test_time_zone_and_week_start_over_http(api):
+    body = {"metrics": ["events"], "group_by": ["metric_time__week"], "timezone": "America/Los_Angeles",
+            "week_start": "sunday", "start": "2026-02-01", "end": "2026-03-01"}
+    weeks = api.client.post("/v1/query", json=body).json()["rows"]
+    assert weeks and all(__import__("datetime").date.fromisoformat(w).weekday() == 6 for w, _ in weeks)
+    oracle = Oracle(api.landing_dir)
+    expected = oracle.sql("""
+        select count(*) from src_events
+        where timezone('America/Los_Angeles', timezone('UTC', metric_time)) >= timestamp '2026-02-01'
+          and timezone('America/Los_Angeles', timezone('UTC', metric_time)) < timestamp '2026-03-01'""")[0][0]
+    assert sum(n for _, n in weeks) == expected
+    bad = api.client.post("/v1/query", json={**body, "timezone": "Europe/Berln"})
+    assert bad.status_code == 400 and "Europe/Berlin" in bad.json()["error"]["message"]
+    bad_week = api.client.get("/v1/query", params={"metrics": "events", "week_start": "friday"})
+    assert bad_week.status_code == 422 and "sunday" in bad_week.json()["error"]["message"]

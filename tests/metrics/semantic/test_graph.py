@@ -80,5 +80,6 @@ def test_equally_near_candidates_are_ambiguous():
 def test_joins_only_reach_models_where_the_entity_is_unique(graph):
     # From customers, orders are many rows per customer: its dimensions must not be reachable.
     source = graph.source_of(graph.measures["new_customers"])
-    with pytest.raises(UnknownDimension):
+    with pytest.raises(UnknownDimension) as info:
         graph.resolve(source, "status", metric="new_customers")
+    assert "fan out" in info.value.message and "'orders'" in info.value.message
