@@ -281,6 +281,19 @@ def _definition(metric: Metric, manifest: SemanticManifest) -> dict[str, Any]:
     elif metric.type is MetricType.DERIVED:
         out["expr"] = metric.expr
         out["metrics"] = [i.name for i in metric.inputs]
+        offsets = {i.alias or i.name: str(i.offset_window) for i in metric.inputs if i.offset_window}
+        if offsets:
+            out["offsets"] = offsets
+    if metric.type is MetricType.CUMULATIVE:
+        out["measure"] = metric.measure.name if metric.measure else None
+        out["window"] = str(metric.window) if metric.window else None
+        out["grain_to_date"] = metric.grain_to_date.value if metric.grain_to_date else None
+        out["period_agg"] = metric.period_agg.value
+    if metric.type is MetricType.CONVERSION and metric.conversion:
+        conversion = metric.conversion
+        out.update(base_measure=conversion.base_measure.name, conversion_measure=conversion.conversion_measure.name,
+                   entity=conversion.entity, calculation=conversion.calculation,
+                   window=str(conversion.window) if conversion.window else None)
     return out
 
 

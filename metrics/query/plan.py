@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from metrics.errors import InvalidQuery, UnknownMetric, UnknownSavedQuery, did_you_mean, nearest
 from metrics.query.request import Filter, MetricQuery, OrderBy, WeekStart
 from metrics.semantic.graph import GroupByItem, SemanticGraph, SourceKey
-from metrics.semantic.model import Grain, Measure, Metric, MetricType, PeriodAgg, Window
+from metrics.semantic.model import ConversionParams, Grain, Measure, Metric, MetricType, PeriodAgg, Window
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,7 @@ class AggregateNode:
     measures: tuple[NodeMeasure, ...]
     offset: Window | None = None
     cumulative: Cumulative | None = None
+    conversion: ConversionParams | None = None
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,9 @@ class Planner:
         metric = self.metric(name)
         if metric.type is MetricType.SIMPLE or metric.type is MetricType.CUMULATIVE:
             return [self._measure(metric, metric.measure.name)] if metric.measure else []
+        if metric.type is MetricType.CONVERSION:
+            # Sliced and filtered by the base events' dimensions only.
+            return [self._measure(metric, metric.conversion.base_measure.name)] if metric.conversion else []
         out: list[Measure] = []
         for child in self._children(metric):
             out.extend(self.measures_of(child.name, _seen | {name}))
@@ -239,9 +243,41 @@ class _PlanBuilder:
                     self._require_metric_time(metric)
                 inputs.append((child.alias or child.name, self._input(child, filters, seen, child_offset)))
             return DerivedExpr(metric.expr or "", tuple(inputs))
-        raise InvalidQuery(
-            f"metric {name!r} is a {metric.type.value} metric, which is not supported yet; "
-            "simple, ratio, derived and cumulative metrics are.", metric=name)
+        if metric.type is MetricType.CONVERSION and metric.conversion is not None:
+            params = metric.conversion
+            base = self.planner._measure(metric, params.base_measure.name)
+            target = self.planner._measure(metric, params.conversion_measure.name)
+            node = self._place_conversion(metric, base, target, filters, offset)
+            opportunities = MeasureRef(node, "m0", params.base_measure.fill_nulls_with)
+            # No matched conversion in a bucket with base events means zero conversions.
+            conversions = MeasureRef(node, "m1", 0)
+            if params.calculation == "conversions":
+                return conversions
+            return RatioExpr(conversions, opportunities)
+        raise InvalidQuery(f"metric {name!r} has type {metric.type.value!r}, which is not supported.", metric=name)
+
+    def _place_conversion(self, metric: Metric, base: Measure, target: Measure, filters: tuple[str, ...],
+                          offset: Window | None) -> str:
+        source = self.graph.source_of(base)
+        if self.graph.models[target.semantic_model].entity(metric.conversion.entity) is None or \
+                self.graph.models[base.semantic_model].entity(metric.conversion.entity) is None:
+            raise InvalidQuery(f"conversion metric {metric.name!r}: entity {metric.conversion.entity!r} must be "
+                               "on both the base and the conversion semantic models.", metric=metric.name)
+        key = (source, tuple(sorted(set(filters))), offset, None, metric.name)
+        if key not in self._nodes:
+            self._nodes[key] = {
+                "alias": f"q{len(self._nodes)}",
+                "source": source,
+                "group_by": self._group_by(source, metric.name),
+                "filters": self._filters(source, metric.name),
+                "template_filters": key[1] + self.query.where_sql,
+                "measures": {base.name + ":base": NodeMeasure("m0", base),
+                             target.name + ":conversion": NodeMeasure("m1", target)},
+                "offset": offset,
+                "cumulative": None,
+                "conversion": metric.conversion,
+            }
+        return self._nodes[key]["alias"]
 
     def _require_metric_time(self, metric: Metric) -> None:
         if not any(g == "metric_time" or g.startswith("metric_time__") for g in self.query.group_by):
@@ -269,6 +305,7 @@ class _PlanBuilder:
                 "measures": {},
                 "offset": offset,
                 "cumulative": cumulative,
+                "conversion": None,
             }
         measures = node["measures"]
         if measure.name not in measures:
@@ -301,6 +338,7 @@ class _PlanBuilder:
                 measures=tuple(n["measures"].values()),
                 offset=n["offset"],
                 cumulative=n["cumulative"],
+                conversion=n["conversion"],
             )
             for n in self._nodes.values()
         ]

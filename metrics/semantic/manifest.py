@@ -15,6 +15,7 @@ from typing import Any
 from metrics.errors import InternalError
 from metrics.semantic.model import (
     Agg,
+    ConversionParams,
     Dimension,
     Entity,
     EntityType,
@@ -203,7 +204,22 @@ def _metric(raw: dict[str, Any]) -> Metric:
         window=_window(cumulative.get("window") or params.get("window")),
         grain_to_date=_grain(cumulative.get("grain_to_date") or params.get("grain_to_date")),
         period_agg=PeriodAgg(cumulative.get("period_agg") or "first"),
+        conversion=_conversion(params.get("conversion_type_params")),
         meta=meta,
+    )
+
+
+def _conversion(raw: dict[str, Any] | None) -> ConversionParams | None:
+    if not raw:
+        return None
+    return ConversionParams(
+        base_measure=_measure_input(raw["base_measure"]),
+        conversion_measure=_measure_input(raw["conversion_measure"]),
+        entity=raw["entity"],
+        calculation=raw.get("calculation") or "conversion_rate",
+        window=_window(raw.get("window")),
+        constant_properties=tuple((p["base_property"], p["conversion_property"])
+                                  for p in raw.get("constant_properties") or ()),
     )
 
 

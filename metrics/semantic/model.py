@@ -186,6 +186,19 @@ class MetricInput:
 
 
 @dataclass(frozen=True)
+class ConversionParams:
+    """A conversion metric: base events converting into conversion events of the same
+    entity within a window (`conversion_rate` = conversions / base, or `conversions`)."""
+
+    base_measure: MeasureInput
+    conversion_measure: MeasureInput
+    entity: str
+    calculation: str = "conversion_rate"
+    window: Window | None = None
+    constant_properties: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class Metric:
     name: str
     type: MetricType
@@ -200,6 +213,7 @@ class Metric:
     window: Window | None = None
     grain_to_date: Grain | None = None
     period_agg: PeriodAgg = PeriodAgg.FIRST
+    conversion: ConversionParams | None = None
     meta: dict = field(default_factory=dict, compare=False, hash=False)
 
 

@@ -132,6 +132,8 @@ class Renderer:
         for node in plan.nodes:
             if node.cumulative is not None:
                 ctes.extend(self._cumulative_node(node, plan, params))
+            elif node.conversion is not None:
+                ctes.extend(self._conversion_node(node, plan, params))
             else:
                 ctes.append((node.alias, self._node(node, plan, params)))
         return RenderedQuery(self._outer(plan, ctes, params), params, self.dialect)
@@ -357,6 +359,76 @@ class Renderer:
             final = _select(outputs + [column], ranked, [], ["rn = 1"])
         return [(base_alias, base), (days_alias, days), (daily_alias, daily), (node.alias, final)]
 
+    # -- conversion metrics -----------------------------------------------------------------
+
+    def _conversion_node(self, node: AggregateNode, plan: QueryPlan, params: dict[str, Any]) -> list[tuple[str, str]]:
+        """A conversion metric as CTEs:
+
+        - `<q>_base`: base events in range, with their entity, time and group-by values;
+        - `<q>_conv`: conversion events of the same entity, from the range start to its end
+          plus the window, each with a row key;
+        - `<q>_matched`: each conversion event attributed to the entity's most recent base
+          event at or before it, within the window (and equal constant properties);
+        - `<q>`: per group-by key, the base measure over all base events (`m0`) and the
+          conversion measure over the attributed conversion events (`m1`).
+        """
+        params_ = node.conversion
+        base_measure, target_measure = node.measures[0].measure, node.measures[1].measure
+        base_model = self.graph.models[base_measure.semantic_model]
+        target_model = self.graph.models[target_measure.semantic_model]
+        query, time = plan.query, plan.time
+        alias_for, joins = self._joiner()
+        group = [self._item(g.item, alias_for(g.item), time, node.offset) for g in node.group_by]
+        columns = [f"{text} AS {g.column}" for text, g in zip(group, node.group_by)]
+
+        def expr(text: str) -> str:
+            return _column_expr(text, "t0", self.model_dialect).sql(dialect=self.dialect)
+
+        base_time = base_model.dimension(base_measure.agg_time_dimension)
+        target_time = target_model.dimension(target_measure.agg_time_dimension)
+        base_columns = columns + [f"{expr(base_model.entity(params_.entity).expr)} AS entity_key",
+                                  f"{expr(base_time.expr)} AS base_ts",
+                                  f"{expr(base_measure.expr)} AS v"]
+        base_columns += [f"{expr(b)} AS cp{i}" for i, (b, _) in enumerate(params_.constant_properties)]
+        conditions = self._time_range(node, plan, params) + self._conditions(node, plan, params, alias_for)
+        base = _select(base_columns, f"{self._table(base_model)} AS t0", joins, conditions)
+
+        target_columns = [f"{expr(target_model.entity(params_.entity).expr)} AS entity_key",
+                          f"{expr(target_time.expr)} AS conv_ts", f"{expr(target_measure.expr)} AS v",
+                          "ROW_NUMBER() OVER () AS conv_key"]
+        target_columns += [f"{expr(c)} AS cp{i}" for i, (_, c) in enumerate(params_.constant_properties)]
+        target_conditions = []
+        if query.start is not None:
+            target_conditions.append(f"{expr(target_time.expr)} >= {self._param(params, query.utc(query.start))}")
+        if query.end is not None and params_.window is not None:
+            target_conditions.append(
+                f"{expr(target_time.expr)} < {self._param(params, _shift(query.utc(query.end), params_.window, 1))}")
+        conv = _select(target_columns, f"{self._table(target_model)} AS t0", [], target_conditions)
+
+        base_alias, conv_alias, matched_alias = f"{node.alias}_base", f"{node.alias}_conv", f"{node.alias}_matched"
+        match = ["b.entity_key = c.entity_key", "c.conv_ts >= b.base_ts"]
+        if params_.window is not None:
+            upper = exp.Add(this=exp.column("base_ts", "b"), expression=_interval(params_.window))
+            match.append(f"c.conv_ts <= {upper.sql(dialect=self.dialect)}")
+        match += [f"b.cp{i} = c.cp{i}" for i in range(len(params_.constant_properties))]
+        keys = [g.column for g in node.group_by]
+        matched = _select([f"b.{k} AS {k}" for k in keys] + ["c.v AS v",
+                          "ROW_NUMBER() OVER (PARTITION BY c.conv_key ORDER BY b.base_ts DESC) AS rn"],
+                          f"{base_alias} AS b", [f"JOIN {conv_alias} AS c ON {' AND '.join(match)}"], [])
+
+        base_agg = _aggregate_tree(base_measure, self.model_dialect, exp.column("v")).sql(dialect=self.dialect)
+        conv_agg = _aggregate_tree(target_measure, self.model_dialect, exp.column("v")).sql(dialect=self.dialect)
+        opportunities = _select(keys + [f"{base_agg} AS m0"], base_alias, [], [], keys or None)
+        conversions = _select(keys + [f"{conv_agg} AS m1"], matched_alias, [], ["rn = 1"], keys or None)
+        if keys:
+            on = " AND ".join(self._null_safe_eq.replace("__l__", f"o.{k}").replace("__r__", f"c.{k}") for k in keys)
+            final = _select([f"o.{k} AS {k}" for k in keys] + ["o.m0 AS m0", "c.m1 AS m1"],
+                            f"({opportunities}) AS o", [f"LEFT JOIN ({conversions}) AS c ON {on}"], [])
+        else:
+            final = _select(["o.m0 AS m0", "c.m1 AS m1"], f"({opportunities}) AS o",
+                            [f"CROSS JOIN ({conversions}) AS c"], [])
+        return [(base_alias, base), (conv_alias, conv), (matched_alias, matched), (node.alias, final)]
+
     def _spine(self):
         spine = self.graph.manifest.time_spine
         if spine is None:
@@ -535,8 +607,10 @@ def _select(columns: list[str], source: str, joins: list[str], conditions: list[
     return sql
 
 
-def _aggregate_tree(measure: Measure, dialect: str) -> exp.Expression:
-    value = _column_expr(measure.expr, "t0", dialect)
+def _aggregate_tree(measure: Measure, dialect: str, value: exp.Expression | None = None) -> exp.Expression:
+    """The measure's aggregate over its own expression, or over `value` when given (a column
+    an earlier step already computed)."""
+    value = value if value is not None else _column_expr(measure.expr, "t0", dialect)
     agg = measure.agg
     if agg is Agg.SUM:
         return exp.Sum(this=value)

@@ -94,6 +94,14 @@ RAW = {
                                       "offset_window": {"count": 1, "granularity": "week"}}]}},
         {"name": "orders_every_day", "type": "simple", "label": "Orders (every day)", "description": "",
          "type_params": {"measure": {"name": "order_count", "fill_nulls_with": 0, "join_to_timespine": True}}},
+        {"name": "signup_to_order_3d", "type": "conversion", "label": "Signups ordering within 3 days",
+         "description": "", "type_params": {"conversion_type_params": {
+             "base_measure": {"name": "new_customers"}, "conversion_measure": {"name": "ordering_customers"},
+             "entity": "customer", "window": {"count": 3, "granularity": "day"}}}},
+        {"name": "signup_orders_3d", "type": "conversion", "label": "Orders within 3 days of signup",
+         "description": "", "type_params": {"conversion_type_params": {
+             "base_measure": {"name": "new_customers"}, "conversion_measure": {"name": "order_count"},
+             "entity": "customer", "calculation": "conversions", "window": {"count": 3, "granularity": "day"}}}},
     ],
     "project_configuration": {"time_spines": [{
         "node_relation": {"alias": "time_spine", "schema_name": "marts"},

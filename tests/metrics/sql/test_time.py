@@ -121,3 +121,26 @@ def test_sunday_weeks(shop_engine, shop_db):
         from marts.fct_orders group by 1 order by 1""").fetchall()
     got = rows(shop_engine, metrics=("orders",), group_by=("metric_time__week",), week_start=WeekStart.SUNDAY)
     assert got == expected and all(week.weekday() == 6 for week, _ in got)
+
+
+def test_conversion_rate_within_a_window(shop_engine, shop_db):
+    expected = shop_db.execute("""
+        with converted as (
+            select c.customer_id, c.signed_up_at,
+                   exists (select 1 from marts.fct_orders o where o.customer_id = c.customer_id
+                           and o.ordered_at >= c.signed_up_at
+                           and o.ordered_at <= c.signed_up_at + interval 3 day) as did
+            from marts.dim_customers c)
+        select date_trunc('week', signed_up_at)::date, count(*) filter (where did) / count(*)
+        from converted group by 1 order by 1""").fetchall()
+    got = rows(shop_engine, metrics=("signup_to_order_3d",), group_by=("metric_time__week",))
+    assert [w for w, _ in got] == [w for w, _ in expected]
+    assert [v for _, v in got] == pytest.approx([v for _, v in expected])
+    assert [v for _, v in got] == pytest.approx([1 / 2, 1 / 3])
+
+
+def test_conversions_count_each_conversion_event_once(shop_engine, shop_db):
+    expected = shop_db.execute("""
+        select count(*) from marts.fct_orders o join marts.dim_customers c using (customer_id)
+        where o.ordered_at >= c.signed_up_at and o.ordered_at <= c.signed_up_at + interval 3 day""").fetchone()[0]
+    assert rows(shop_engine, metrics=("signup_orders_3d",)) == [(expected,)]
