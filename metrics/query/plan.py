@@ -292,7 +292,9 @@ class _PlanBuilder:
     def _place(self, measure: Measure, filters: tuple[str, ...], metric: str, offset: Window | None = None,
                cumulative: Cumulative | None = None) -> tuple[str, str]:
         source = self.graph.source_of(measure)
-        key = (source, tuple(sorted(set(filters))), offset, cumulative, metric if cumulative else None)
+        # Cumulative and semi-additive measures each get a node of their own shape.
+        own = metric if cumulative else measure.name if measure.non_additive else None
+        key = (source, tuple(sorted(set(filters))), offset, cumulative, own)
         node = self._nodes.get(key)
         if node is None:
             alias = f"q{len(self._nodes)}"

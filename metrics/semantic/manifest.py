@@ -25,6 +25,7 @@ from metrics.semantic.model import (
     Metric,
     MetricInput,
     MetricType,
+    NonAdditive,
     PeriodAgg,
     Relation,
     SavedQuery,
@@ -107,6 +108,7 @@ def _semantic_model(raw: dict[str, Any]) -> SemanticModel:
             percentile=(m.get("agg_params") or {}).get("percentile"),
             use_discrete_percentile=bool((m.get("agg_params") or {}).get("use_discrete_percentile")),
             description=m.get("description"),
+            non_additive=_non_additive(m.get("non_additive_dimension")),
         )
         for m in raw.get("measures", [])
     )
@@ -125,6 +127,13 @@ def _semantic_model(raw: dict[str, Any]) -> SemanticModel:
         label=raw.get("label"),
         dbt_model=_model_name(raw.get("node_relation") or {}),
     )
+
+
+def _non_additive(raw: dict[str, Any] | None) -> NonAdditive | None:
+    if not raw:
+        return None
+    return NonAdditive(raw["name"], (raw.get("window_choice") or "max").lower(),
+                       tuple(raw.get("window_groupings") or ()))
 
 
 def _model_name(relation: dict[str, Any]) -> str | None:

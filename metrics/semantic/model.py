@@ -86,6 +86,16 @@ class Dimension:
 
 
 @dataclass(frozen=True)
+class NonAdditive:
+    """A semi-additive measure (a balance, a headcount): within each bucket only the rows at
+    the latest (`max`) or earliest (`min`) value of `dimension` count, per `groupings`."""
+
+    dimension: str
+    window_choice: str
+    groupings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class Measure:
     name: str
     agg: Agg
@@ -95,6 +105,7 @@ class Measure:
     percentile: float | None = None
     use_discrete_percentile: bool = False
     description: str | None = None
+    non_additive: NonAdditive | None = None
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,11 @@ SHOP_SQL = """
 create schema marts;
 create table marts.time_spine as
     select cast(range as date) as date_day from range(date '2025-12-01', date '2026-04-01', interval 1 day);
+create table marts.fct_balances as select * from (values
+    ('c1', date '2026-01-05', 100.0), ('c1', date '2026-01-20', 150.0), ('c1', date '2026-02-03', 90.0),
+    ('c2', date '2026-01-06', 10.0),  ('c2', date '2026-01-31', 30.0),
+    ('c3', date '2026-02-01', 70.0),  ('c3', date '2026-02-10', 75.0)
+) t(customer_id, snapshot_date, balance);
 create table marts.dim_regions as select * from (values ('r1', 'North'), ('r2', 'South')) t(region_id, name);
 create table marts.dim_customers as select * from (values
     ('c1', 'US', 'ads',    timestamp '2026-01-05 10:00', 'r1'),

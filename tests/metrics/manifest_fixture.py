@@ -55,6 +55,16 @@ RAW = {
             "dimensions": [{"name": "region_name", "type": "categorical", "expr": "name"}],
             "measures": [],
         },
+        {
+            "name": "balances",
+            "node_relation": {"alias": "fct_balances", "schema_name": "marts"},
+            "defaults": {"agg_time_dimension": "snapshot_date"},
+            "entities": [{"name": "customer", "type": "foreign", "expr": "customer_id"}],
+            "dimensions": [{"name": "snapshot_date", "type": "time", "type_params": {"time_granularity": "day"}}],
+            "measures": [{"name": "total_balance", "agg": "sum", "expr": "balance",
+                          "non_additive_dimension": {"name": "snapshot_date", "window_choice": "max",
+                                                     "window_groupings": ["customer"]}}],
+        },
     ],
     "metrics": [
         {"name": "revenue", "type": "simple", "label": "Revenue", "description": "sum of amount",
@@ -102,6 +112,8 @@ RAW = {
          "description": "", "type_params": {"conversion_type_params": {
              "base_measure": {"name": "new_customers"}, "conversion_measure": {"name": "order_count"},
              "entity": "customer", "calculation": "conversions", "window": {"count": 3, "granularity": "day"}}}},
+        {"name": "balance", "type": "simple", "label": "Balance", "description": "end-of-period balance",
+         "type_params": {"measure": {"name": "total_balance"}}},
     ],
     "project_configuration": {"time_spines": [{
         "node_relation": {"alias": "time_spine", "schema_name": "marts"},

@@ -144,3 +144,17 @@ def test_conversions_count_each_conversion_event_once(shop_engine, shop_db):
         select count(*) from marts.fct_orders o join marts.dim_customers c using (customer_id)
         where o.ordered_at >= c.signed_up_at and o.ordered_at <= c.signed_up_at + interval 3 day""").fetchone()[0]
     assert rows(shop_engine, metrics=("signup_orders_3d",)) == [(expected,)]
+
+
+def test_semi_additive_balance_sums_each_customers_last_snapshot_per_bucket(shop_engine, shop_db):
+    expected = shop_db.execute("""
+        select month, sum(balance) from (
+            select date_trunc('month', snapshot_date)::date as month, balance
+            from marts.fct_balances
+            qualify snapshot_date = max(snapshot_date) over (
+                partition by date_trunc('month', snapshot_date), customer_id))
+        group by 1 order by 1""").fetchall()
+    assert rows(shop_engine, metrics=("balance",), group_by=("metric_time__month",)) == expected
+    assert expected == [(D(2026, 1, 1), 180.0), (D(2026, 2, 1), 165.0)]
+    # Without metric_time: each customer's latest balance overall.
+    assert rows(shop_engine, metrics=("balance",)) == [(90.0 + 30.0 + 75.0,)]
