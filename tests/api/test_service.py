@@ -8,6 +8,7 @@ import io
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from tests.oracle import Oracle
 
@@ -217,3 +218,40 @@ def test_time_zone_and_week_start_over_http(api):
     assert bad.status_code == 400 and "Europe/Berlin" in bad.json()["error"]["message"]
     bad_week = api.client.get("/v1/query", params={"metrics": "events", "week_start": "friday"})
     assert bad_week.status_code == 422 and "sunday" in bad_week.json()["error"]["message"]
+
+
+def test_rolling_7_day_active_users_match_hand_written_sql(api):
+    got = api.client.post("/v1/query", json={"metrics": ["active_users_7d"], "group_by": ["metric_time__day"],
+                                             "start": "2026-02-01", "end": "2026-03-01"}).json()["rows"]
+    expected = Oracle(api.landing_dir).sql("""
+        with days as (select cast(range as date) as d from range(date '2026-02-01', date '2026-03-01', interval 1 day))
+        select strftime(days.d, '%Y-%m-%d'), count(distinct e.user_id)
+        from days join src_events e
+          on cast(e.metric_time as date) <= days.d and cast(e.metric_time as date) > days.d - 7
+        group by 1 order by 1""")
+    assert [tuple(r) for r in got] == expected and len(expected) == 28
+
+
+def test_signup_to_purchase_conversion_matches_hand_written_sql(api):
+    got = api.client.post("/v1/query", json={"metrics": ["signup_to_purchase_7d"],
+                                             "group_by": ["metric_time__month"]}).json()["rows"]
+    expected = Oracle(api.landing_dir).sql("""
+        select strftime(date_trunc('month', u.metric_time), '%Y-%m-%d'),
+               count(*) filter (where exists (
+                   select 1 from src_events e where e.user_id = u.user_id and e.revenue_usd > 0
+                     and e.metric_time >= u.metric_time
+                     and e.metric_time <= u.metric_time + interval 7 day)) / count(*)
+        from src_users u group by 1 order by 1""")
+    assert [r[0] for r in got] == [r[0] for r in expected]
+    assert [r[1] for r in got] == pytest.approx([float(r[1]) for r in expected], rel=1e-12)
+    assert any(r[1] > 0 for r in got)
+
+
+def test_week_over_week_change_uses_the_prior_week(api):
+    rows = api.client.post("/v1/query", json={"metrics": ["revenue_change_vs_prior_week", "revenue"],
+                                              "group_by": ["metric_time__week"]}).json()["rows"]
+    revenue = {week: value for week, _, value in rows}
+    for week, change, value in rows[1:]:
+        prior = (__import__("datetime").date.fromisoformat(week) - __import__("datetime").timedelta(days=7)).isoformat()
+        assert change == pytest.approx(value - revenue[prior], rel=1e-9)
+    assert rows[0][1] is None
