@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import yaml
 
 from metrics.errors import BuildFailed
 from northstar.landing import check_contract
@@ -61,7 +62,11 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
     landing = Path(landing).resolve()
     warehouse = Path(warehouse).absolute()
     dbt_project = Path(dbt_project).resolve()
-    tables = check_contract(landing)
+    project = _read_project(dbt_project)
+    # Projects that read the landing contract (ours: a `landing` var) get the files checked
+    # first and located for them; any other dbt project is built as it is.
+    reads_landing = "landing" in (project.get("vars") or {})
+    tables = check_contract(landing) if reads_landing else {}
     builds_dir = builds_dir or warehouse.parent / "builds"
     builds_dir.mkdir(parents=True, exist_ok=True)
     build_id = new_build_id()
@@ -69,11 +74,12 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
     directory.mkdir()
     _reuse_parse_cache(warehouse, directory)
 
-    landing_vars = {"landing": {name: table.reader_sql() for name, table in tables.items()}}
-    env = _dbt_env(directory)
-    args = ["--project-dir", str(dbt_project), "--profiles-dir", str(_profiles_dir(dbt_project)),
-            "--target-path", str(directory), "--log-path", str(directory / "logs"),
-            "--vars", json.dumps(landing_vars)]
+    env = _dbt_env()
+    profiles_dir = _write_profile(dbt_project, project, directory)
+    args = ["--project-dir", str(dbt_project), "--profiles-dir", str(profiles_dir), "--target", PROFILE_TARGET,
+            "--target-path", str(directory), "--log-path", str(directory / "logs")]
+    if reads_landing:
+        args += ["--vars", json.dumps({"landing": {name: t.reader_sql() for name, t in tables.items()}})]
     try:
         code, output = _run_dbt(["build", *args], env, progress)
         if code != 0:
@@ -135,8 +141,40 @@ def _retire_failed(directory: Path) -> None:
             stray.unlink(missing_ok=True)
 
 
-def _profiles_dir(dbt_project: Path) -> Path:
-    return dbt_project if (dbt_project / "profiles.yml").exists() else Path.home() / ".dbt"
+PROFILE_TARGET = "northstar_build"
+
+
+def _read_project(dbt_project: Path) -> dict:
+    path = dbt_project / "dbt_project.yml"
+    if not path.exists():
+        raise BuildFailed(f"{dbt_project} is not a dbt project (no dbt_project.yml).")
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def _write_profile(dbt_project: Path, project: dict, directory: Path) -> Path:
+    """A profiles.yml for this build: the project's own DuckDB profile (from the project
+    folder or ~/.dbt), with its database file pointed at the new build directory."""
+    name = project.get("profile") or "default"
+    base: dict = {}
+    for folder in (dbt_project, Path.home() / ".dbt"):
+        candidate = folder / "profiles.yml"
+        if candidate.exists():
+            profiles = yaml.safe_load(candidate.read_text()) or {}
+            profile = profiles.get(name) or {}
+            outputs = profile.get("outputs") or {}
+            base = dict(outputs.get(profile.get("target")) or next(iter(outputs.values()), {}))
+            break
+    if base.get("type", "duckdb") != "duckdb":
+        raise BuildFailed(f"profile {name!r} targets {base.get('type')!r}; northstar builds DuckDB warehouses.")
+    settings = dict(base.get("settings") or {})
+    settings.setdefault("TimeZone", "UTC")
+    target = {**base, "type": "duckdb", "path": str(directory / WAREHOUSE_FILE), "settings": settings}
+    target.setdefault("threads", 2)
+    profiles_dir = directory / "profile"
+    profiles_dir.mkdir()
+    (profiles_dir / "profiles.yml").write_text(
+        yaml.safe_dump({name: {"target": PROFILE_TARGET, "outputs": {PROFILE_TARGET: target}}}))
+    return profiles_dir
 
 
 def _reuse_parse_cache(warehouse: Path, directory: Path) -> None:
@@ -146,9 +184,8 @@ def _reuse_parse_cache(warehouse: Path, directory: Path) -> None:
         shutil.copy2(previous, directory / "partial_parse.msgpack")
 
 
-def _dbt_env(directory: Path) -> dict[str, str]:
+def _dbt_env() -> dict[str, str]:
     env = dict(os.environ)
-    env["NORTHSTAR_DBT_DUCKDB_PATH"] = str(directory / WAREHOUSE_FILE)
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     env.setdefault("DO_NOT_TRACK", "1")
     env["DBT_USE_COLORS"] = "false"
