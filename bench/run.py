@@ -39,6 +39,18 @@ DAYS = 90
 EVENTS_PER_USER = 0.5 * DAYS  # the generator's measured density (seeds/README.md)
 SIZES = {"sample": None, "1m": 1_000_000, "10m": 10_000_000}
 
+# The naive form of a rolling distinct count (the shape MetricFlow generates): every event
+# range-joined to every spine day. northstar pre-aggregates to distinct (day, user) first.
+NAIVE_ROLLING_7D = """
+select s.date_day, count(distinct e.user_id)
+from marts.metricflow_time_spine s
+join marts.fct_events e
+  on cast(e.event_ts as date) <= s.date_day and cast(e.event_ts as date) > s.date_day - interval 7 day
+where s.date_day between (select min(cast(event_ts as date)) from marts.fct_events)
+                     and (select max(cast(event_ts as date)) from marts.fct_events)
+group by 1
+"""
+
 QUERIES = {
     "dau by day": {"metrics": ["active_users"], "group_by": ["metric_time__day"]},
     "wau x platform, country filter": {
@@ -46,6 +58,7 @@ QUERIES = {
         "where": [{"field": "country", "op": "in", "values": ["US", "DE"]}]},
     "arpu by month x plan": {"metrics": ["arpu", "revenue"], "group_by": ["metric_time__month", "plan"]},
     "events by feature": {"metrics": ["events", "feature_users"], "group_by": ["feature_key"]},
+    "rolling 7d active users by day": {"metrics": ["active_users_7d"], "group_by": ["metric_time__day"]},
 }
 
 
@@ -137,6 +150,97 @@ def measure_queries(warehouse: Path, repeat: int) -> list[dict]:
         server.wait(timeout=20)
 
 
+def measure_naive_rolling(warehouse: Path, repeat: int) -> float:
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        samples = []
+        for _ in range(max(3, repeat // 4)):
+            started = time.perf_counter()
+            con.execute(NAIVE_ROLLING_7D).fetchall()
+            samples.append(time.perf_counter() - started)
+        return p50(samples)
+    finally:
+        con.close()
+
+
+def measure_compile(warehouse: Path) -> dict:
+    """In-process compile time (plan + SQL, no execution) of distinct queries: every pair of
+    pack metrics by every grain and slice they share, each compiled once, in random order."""
+    import itertools
+    import random
+
+    from metrics.engine import MetricsEngine
+    from metrics.query.request import MetricQuery
+
+    engine = MetricsEngine.open(warehouse)
+    try:
+        catalog = engine.catalog()
+        names = [n for n, m in catalog.items() if m.type in ("simple", "ratio", "derived")]
+        queries = []
+        for a, b in itertools.combinations(names, 2):
+            shared = sorted(set(catalog[a].dimensions) & set(catalog[b].dimensions))
+            for grain in ("day", "week", "month"):
+                for dim in [d for d in shared if "__" not in d][:3]:
+                    queries.append(MetricQuery(metrics=(a, b), group_by=(f"metric_time__{grain}", dim)))
+        random.Random(7).shuffle(queries)
+        samples = []
+        for query in queries:
+            started = time.perf_counter()
+            engine.renderer.render(engine.planner.plan(query))
+            samples.append(time.perf_counter() - started)
+        samples.sort()
+        return {"queries": len(queries), "p50_ms": p50(samples), "p90_ms": samples[int(len(samples) * 0.9)] * 1000}
+    finally:
+        engine.close()
+
+
+def measure_concurrency(warehouse: Path, seconds: float) -> list[dict]:
+    """Requests per second over HTTP with 1, 8 and 32 concurrent clients, half of the
+    requests distinct (uncached), half repeated (cached)."""
+    import threading
+
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "northstar", "serve", "--warehouse", str(warehouse),
+                               "--port", str(port)], cwd=REPO, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                if httpx.get(base + "/readyz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.1)
+        results = []
+        serial = iter(range(10**9))
+        for clients in (1, 8, 32):
+            counts, errors = [0] * clients, [0] * clients
+            stop = time.perf_counter() + seconds
+
+            def worker(index: int) -> None:
+                with httpx.Client(base_url=base, timeout=60) as client:
+                    while time.perf_counter() < stop:
+                        n = next(serial)
+                        body = {"metrics": ["events", "active_users"], "group_by": ["metric_time__week", "platform"]}
+                        if n % 2:
+                            body["end"] = (dt.datetime(2030, 1, 1) - dt.timedelta(seconds=n)).isoformat()
+                        response = client.post("/v1/query", json=body)
+                        counts[index] += 1
+                        errors[index] += response.status_code != 200
+
+            threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+            results.append({"clients": clients, "rps": sum(counts) / seconds, "errors": sum(errors)})
+        return results
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
 def _param(value):
     if isinstance(value, str):
         try:
@@ -161,11 +265,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", default="sample,1m,10m")
     parser.add_argument("--repeat", type=int, default=30)
+    parser.add_argument("--seconds", type=float, default=10.0, help="duration of each concurrency level")
     args = parser.parse_args()
     sys.path.insert(0, str(REPO))
     OUT.mkdir(parents=True, exist_ok=True)
 
-    builds, queries = [], []
+    builds, queries, rolling, concurrency = [], [], [], {}
+    compile_stats = None
     for size in args.sizes.split(","):
         print(f"[{size}]", flush=True)
         landing = landing_for(size)
@@ -174,8 +280,14 @@ def main() -> None:
         seconds = timed_build(landing, data / "northstar.duckdb")
         builds.append((size, event_count(landing), seconds))
         print(f"  build {seconds:.1f}s", flush=True)
-        for row in measure_queries(data / "northstar.duckdb", args.repeat):
+        warehouse = data / "northstar.duckdb"
+        if compile_stats is None:
+            compile_stats = measure_compile(warehouse)
+        for row in measure_queries(warehouse, args.repeat):
             queries.append({"size": size, **row})
+        ours = next(q for q in queries if q["size"] == size and q["query"].startswith("rolling"))
+        rolling.append((size, ours["raw_duckdb_ms"], measure_naive_rolling(warehouse, args.repeat)))
+        concurrency[size] = measure_concurrency(warehouse, args.seconds)
 
     print("\n## northstar build (contract check + dbt build + dbt docs generate)\n")
     print("| data | landing event rows | build wall time (s) |")
@@ -189,6 +301,21 @@ def main() -> None:
         ratio = q["http_uncached_ms"] / q["raw_duckdb_ms"] if q["raw_duckdb_ms"] else float("nan")
         print(f"| {q['size']} | {q['query']} | {q['http_uncached_ms']:.1f} | {q['http_cached_ms']:.2f} | "
               f"{q['raw_duckdb_ms']:.1f} | {ratio:.2f} |")
+    print("\n## compile (plan + SQL, no execution), in-process, distinct queries\n")
+    print("| queries | p50 (ms) | p90 (ms) |")
+    print("|---:|---:|---:|")
+    print(f"| {compile_stats['queries']} | {compile_stats['p50_ms']:.3f} | {compile_stats['p90_ms']:.3f} |")
+    print("\n## rolling 7-day distinct users: northstar's SQL vs the naive range join, in DuckDB (ms)\n")
+    print("| data | northstar SQL | naive range join | speed-up |")
+    print("|---|---:|---:|---:|")
+    for size, ours, naive in rolling:
+        print(f"| {size} | {ours:.1f} | {naive:.1f} | {naive / ours:.1f}x |")
+    print(f"\n## throughput over HTTP, {args.seconds:.0f} s per level, half the requests uncached\n")
+    print("| data | clients | requests/s | failed |")
+    print("|---|---:|---:|---:|")
+    for size, levels in concurrency.items():
+        for level in levels:
+            print(f"| {size} | {level['clients']} | {level['rps']:.0f} | {level['errors']} |")
     print(f"\nmachine: {os.cpu_count()} cores, python {sys.version.split()[0]}, duckdb {duckdb.__version__}")
 
 

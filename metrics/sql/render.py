@@ -358,7 +358,10 @@ class Renderer:
 
         window = ["b.d <= days.d"]
         if spec.window is not None:
-            window.append(f"b.d > {exp.Sub(this=exp.column('d', 'days'), expression=_interval(spec.window)).sql(dialect=self.dialect)}")
+            # Both sides DATE, so the engine can run a range join rather than a nested loop.
+            earliest = exp.cast(exp.Sub(this=exp.column("d", "days"), expression=_interval(spec.window)),
+                                exp.DataType.Type.DATE)
+            window.append(f"b.d > {earliest.sql(dialect=self.dialect)}")
         elif spec.grain_to_date is not None:
             start_of = _bucket(exp.column("d", "days"), spec.grain_to_date, time.week_start).sql(dialect=self.dialect)
             window.append(f"b.d >= {start_of}")
