@@ -199,18 +199,37 @@ def northstar_query(case: Case):
     )
 
 
-def simple_metric_names(project: Path = DBT_PROJECT) -> list[str]:
-    """Every `type: simple` metric defined in the dbt project's YAML (read at collection time, so a
-    metric added to the pack is checked without touching the test)."""
+def pack_metrics(project: Path = DBT_PROJECT) -> dict[str, dict]:
+    """Every metric defined in the dbt project's YAML, by name (read at collection time, so a metric
+    added to the pack is checked without touching the test)."""
     import yaml
 
-    names = []
+    metrics: dict[str, dict] = {}
     for path in sorted((project / "models").rglob("*.yml")):
         doc = yaml.safe_load(path.read_text()) or {}
         for metric in doc.get("metrics") or []:
-            if metric.get("type") == "simple":
-                names.append(metric["name"])
-    return sorted(names)
+            metrics[metric["name"]] = metric
+    return dict(sorted(metrics.items()))
+
+
+def simple_metric_names(project: Path = DBT_PROJECT) -> list[str]:
+    return [name for name, m in pack_metrics(project).items() if m.get("type") == "simple"]
+
+
+def cumulative_metric_names(project: Path = DBT_PROJECT) -> list[str]:
+    return [name for name, m in pack_metrics(project).items() if m.get("type") == "cumulative"]
+
+
+def offset_metric_names(project: Path = DBT_PROJECT) -> list[str]:
+    """Derived metrics with an offset_window / offset_to_grain input."""
+    return [name for name, m in pack_metrics(project).items()
+            if m.get("type") == "derived"
+            and any(i.get("offset_window") or i.get("offset_to_grain")
+                    for i in (m.get("type_params") or {}).get("metrics") or [] if isinstance(i, dict))]
+
+
+def conversion_metric_names(project: Path = DBT_PROJECT) -> list[str]:
+    return [name for name, m in pack_metrics(project).items() if m.get("type") == "conversion"]
 
 
 RATIO_SLICES = {
@@ -223,8 +242,14 @@ RATIO_SLICES = {
 }
 DERIVED = ("crash_free_user_rate", "errors_per_1k_events")
 
-JAN = dt.date(2026, 1, 1)
-
+# The sample's events run from 2026-01-05 (a Monday) to 2026-04-04. Cumulative and offset metrics
+# are compared over an explicit range on bucket boundaries: without one, the two engines choose
+# different spans of buckets (see the test's KNOWN_DIFFERENCES).
+RANGES = {
+    "day": (dt.date(2026, 1, 5), dt.date(2026, 4, 6)),
+    "week": (dt.date(2026, 1, 5), dt.date(2026, 4, 6)),
+    "month": (dt.date(2026, 1, 1), dt.date(2026, 5, 1)),
+}
 
 def parity_cases(simple: Sequence[str] | None = None) -> list[Case]:
     simple = simple_metric_names() if simple is None else simple
@@ -238,6 +263,18 @@ def parity_cases(simple: Sequence[str] | None = None) -> list[Case]:
     cases.append(Case("tickets-by-account__region", ("tickets",), ("account__region",), tags=frozenset({"ratio"})))
     for metric in DERIVED:
         cases.append(Case(f"{metric}-by-week", (metric,), ("metric_time__week",), tags=frozenset({"derived"})))
+    for metric in cumulative_metric_names():
+        for grain, (start, end) in RANGES.items():
+            cases.append(Case(f"{metric}-by-{grain}-range", (metric,), (f"metric_time__{grain}",),
+                              start=start, end=end, tags=frozenset({"cumulative"})))
+        start, end = RANGES["week"]
+        cases.append(Case(f"{metric}-by-week-platform-range", (metric,), ("metric_time__week", "event__platform"),
+                          start=start, end=end, tags=frozenset({"cumulative"})))
+    for metric in offset_metric_names():
+        # Offsets add no buckets of their own in northstar: the day range stops at the data's end.
+        for grain, (start, end) in (("day", (dt.date(2026, 1, 5), dt.date(2026, 4, 5))), ("week", RANGES["week"])):
+            cases.append(Case(f"{metric}-by-{grain}-range", (metric,), (f"metric_time__{grain}",),
+                              start=start, end=end, tags=frozenset({"offset"})))
     cases += [
         # where filters (dbt template syntax) and time constraints
         Case("events-ios-by-day-range", ("events", "active_users"), ("metric_time__day",),
