@@ -38,6 +38,14 @@ class BuildInfo:
     built_at: str | None
     tests_passed: bool | None
     directory: Path
+    # dbt model -> {"tests": n, "failed": k}, for the tests of the models a query reads.
+    model_tests: dict[str, dict[str, int]] = field(default_factory=dict, compare=False, hash=False)
+
+    def models_passed(self, models: tuple[str, ...]) -> bool | None:
+        known = [self.model_tests[m] for m in models if m in self.model_tests]
+        if not known:
+            return self.tests_passed
+        return all(t["failed"] == 0 for t in known)
 
     @classmethod
     def read(cls, directory: Path) -> BuildInfo:
@@ -50,6 +58,7 @@ class BuildInfo:
             built_at=data.get("built_at"),
             tests_passed=data.get("tests_passed"),
             directory=directory,
+            model_tests=data.get("model_tests") or {},
         )
 
 
@@ -92,6 +101,11 @@ class Freshness:
     build: BuildInfo
     models: tuple[str, ...]
     newest_metric_time: Any
+
+    @property
+    def tests_passed(self) -> bool | None:
+        """Whether every dbt test on the models this answer read passed in its build."""
+        return self.build.models_passed(self.models)
 
 
 @dataclass(frozen=True)

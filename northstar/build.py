@@ -94,6 +94,7 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
 
     run_results = _read_json(directory / "run_results.json") or {}
     statuses = [r.get("status") for r in run_results.get("results", [])]
+    model_tests = _tests_per_model(run_results, _read_json(directory / "manifest.json") or {})
     info = {
         "build_id": build_id,
         "built_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -103,11 +104,30 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
         "nodes": len(statuses),
         # Exposures report "no-op"; anything else but success/pass means a node did not pass.
         "tests_passed": all(s in ("success", "pass", "no-op") for s in statuses),
+        "model_tests": model_tests,
     }
     (directory / BUILD_INFO_FILE).write_text(json.dumps(info, indent=2))
     publish(directory / WAREHOUSE_FILE, warehouse)
     prune(builds_dir, keep=keep, current=directory)
     return BuildResult(build_id, directory, warehouse, info["seconds"], len(statuses))
+
+
+def _tests_per_model(run_results: dict, manifest: dict) -> dict[str, dict[str, int]]:
+    """For each model, how many data and unit tests ran on it and how many did not pass."""
+    nodes = {**manifest.get("nodes", {}), **manifest.get("unit_tests", {})}
+    out: dict[str, dict[str, int]] = {}
+    for result in run_results.get("results", []):
+        node = nodes.get(result.get("unique_id"), {})
+        if node.get("resource_type") not in ("test", "unit_test"):
+            continue
+        targets = [node["attached_node"]] if node.get("attached_node") else node.get("depends_on", {}).get("nodes", [])
+        for target in targets:
+            if not target.startswith("model."):
+                continue
+            counts = out.setdefault(target.split(".")[-1], {"tests": 0, "failed": 0})
+            counts["tests"] += 1
+            counts["failed"] += result.get("status") not in ("pass", "success")
+    return out
 
 
 def publish(built_file: Path, warehouse: Path) -> None:

@@ -39,7 +39,7 @@ def _answer(body: MetricQueryRequest, engine: MetricsEngine, fmt: str) -> Respon
         "columns": [{"name": c.name, "type": c.type} for c in result.columns],
         "rows": json_rows(result),
         "meta": {"build_id": result.build.build_id, "built_at": result.build.built_at,
-                 "tests_passed": result.build.tests_passed,
+                 "tests_passed": result.freshness.tests_passed,
                  "newest_metric_time": to_jsonable(result.freshness.newest_metric_time),
                  "models": list(result.freshness.models),
                  "cached": result.cached, "elapsed_ms": round(result.elapsed_ms, 3)},

@@ -90,7 +90,7 @@ class Column(BaseModel):
 class Freshness(BaseModel):
     build_id: str = Field(description="The warehouse build that answered.")
     built_at: str | None
-    tests_passed: bool | None = Field(description="Whether every dbt test of that build passed.")
+    tests_passed: bool | None = Field(description="Whether every dbt test on the models read passed in that build.")
     newest_metric_time: str | None = Field(description="The newest metric_time in the models read.")
     models: list[str] = Field(description="The dbt models the query read.")
     cached: bool

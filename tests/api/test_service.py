@@ -255,3 +255,11 @@ def test_week_over_week_change_uses_the_prior_week(api):
         prior = (__import__("datetime").date.fromisoformat(week) - __import__("datetime").timedelta(days=7)).isoformat()
         assert change == pytest.approx(value - revenue[prior], rel=1e-9)
     assert rows[0][1] is None
+
+
+def test_freshness_names_the_tests_of_the_models_read(api):
+    build_dir = __import__("pathlib").Path(__import__("os").path.realpath(api.warehouse)).parent
+    info = __import__("json").loads((build_dir / "build.json").read_text())
+    assert info["model_tests"]["fct_events"]["tests"] >= 5 and info["model_tests"]["fct_events"]["failed"] == 0
+    meta = api.client.post("/v1/query", json={"metrics": ["crash_free_user_rate"]}).json()["meta"]
+    assert meta["models"] == ["fct_errors", "fct_events"] and meta["tests_passed"] is True
