@@ -402,7 +402,9 @@ class Renderer:
         - `<q>_conv`: conversion events of the same entity, from the range start to its end
           plus the window, each with a row key;
         - `<q>_matched`: each conversion event attributed to the entity's most recent base
-          event at or before it, within the window (and equal constant properties);
+          event at or before it, within the window (and equal constant properties); times
+          are compared at their dimensions' grain, so with day grain and a 7-day window a
+          conversion counts on the base event's day and the 6 days after;
         - `<q>`: per group-by key, the base measure over all base events (`m0`) and the
           conversion measure over the attributed conversion events (`m1`).
         """
@@ -420,15 +422,21 @@ class Renderer:
 
         base_time = base_model.dimension(base_measure.agg_time_dimension)
         target_time = target_model.dimension(target_measure.agg_time_dimension)
+        # Event times at their dimensions' grain (usually day), as dbt's semantic layer reads
+        # them: a conversion counts from the base event's day until the window has passed.
+        def at_grain(dimension) -> str:
+            column = _column_expr(dimension.expr, "t0", self.model_dialect)
+            return _bucket(column, dimension.time_granularity or Grain.DAY).sql(dialect=self.dialect)
+
         base_columns = columns + [f"{expr(base_model.entity(params_.entity).expr)} AS entity_key",
-                                  f"{expr(base_time.expr)} AS base_ts",
+                                  f"{at_grain(base_time)} AS base_ts",
                                   f"{expr(base_measure.expr)} AS v"]
         base_columns += [f"{expr(b)} AS cp{i}" for i, (b, _) in enumerate(params_.constant_properties)]
         conditions = self._time_range(node, plan, params) + self._conditions(node, plan, params, alias_for)
         base = _select(base_columns, f"{self._table(base_model)} AS t0", joins, conditions)
 
         target_columns = [f"{expr(target_model.entity(params_.entity).expr)} AS entity_key",
-                          f"{expr(target_time.expr)} AS conv_ts", f"{expr(target_measure.expr)} AS v",
+                          f"{at_grain(target_time)} AS conv_ts", f"{expr(target_measure.expr)} AS v",
                           "ROW_NUMBER() OVER () AS conv_key"]
         target_columns += [f"{expr(c)} AS cp{i}" for i, (_, c) in enumerate(params_.constant_properties)]
         target_conditions = []
@@ -442,8 +450,9 @@ class Renderer:
         base_alias, conv_alias, matched_alias = f"{node.alias}_base", f"{node.alias}_conv", f"{node.alias}_matched"
         match = ["b.entity_key = c.entity_key", "c.conv_ts >= b.base_ts"]
         if params_.window is not None:
-            upper = exp.Add(this=exp.column("base_ts", "b"), expression=_interval(params_.window))
-            match.append(f"c.conv_ts <= {upper.sql(dialect=self.dialect)}")
+            upper = exp.cast(exp.Add(this=exp.column("base_ts", "b"), expression=_interval(params_.window)),
+                             exp.DataType.Type.DATE)
+            match.append(f"c.conv_ts < {upper.sql(dialect=self.dialect)}")
         match += [f"b.cp{i} = c.cp{i}" for i in range(len(params_.constant_properties))]
         keys = [g.column for g in node.group_by]
         matched = _select([f"b.{k} AS {k}" for k in keys] + ["c.v AS v",

@@ -239,8 +239,8 @@ def test_signup_to_purchase_conversion_matches_hand_written_sql(api):
         select strftime(date_trunc('month', u.metric_time), '%Y-%m-%d'),
                count(*) filter (where exists (
                    select 1 from src_events e where e.user_id = u.user_id and e.revenue_usd > 0
-                     and e.metric_time >= u.metric_time
-                     and e.metric_time <= u.metric_time + interval 7 day)) / count(*)
+                     and cast(e.metric_time as date) >= cast(u.metric_time as date)
+                     and cast(e.metric_time as date) < cast(u.metric_time as date) + 7)) / count(*)
         from src_users u group by 1 order by 1""")
     assert [r[0] for r in got] == [r[0] for r in expected]
     assert [r[1] for r in got] == pytest.approx([float(r[1]) for r in expected], rel=1e-12)

@@ -128,8 +128,8 @@ def test_conversion_rate_within_a_window(shop_engine, shop_db):
         with converted as (
             select c.customer_id, c.signed_up_at,
                    exists (select 1 from marts.fct_orders o where o.customer_id = c.customer_id
-                           and o.ordered_at >= c.signed_up_at
-                           and o.ordered_at <= c.signed_up_at + interval 3 day) as did
+                           and cast(o.ordered_at as date) >= cast(c.signed_up_at as date)
+                           and cast(o.ordered_at as date) < cast(c.signed_up_at as date) + 3) as did
             from marts.dim_customers c)
         select date_trunc('week', signed_up_at)::date, count(*) filter (where did) / count(*)
         from converted group by 1 order by 1""").fetchall()
@@ -142,7 +142,8 @@ def test_conversion_rate_within_a_window(shop_engine, shop_db):
 def test_conversions_count_each_conversion_event_once(shop_engine, shop_db):
     expected = shop_db.execute("""
         select count(*) from marts.fct_orders o join marts.dim_customers c using (customer_id)
-        where o.ordered_at >= c.signed_up_at and o.ordered_at <= c.signed_up_at + interval 3 day""").fetchone()[0]
+        where cast(o.ordered_at as date) >= cast(c.signed_up_at as date)
+          and cast(o.ordered_at as date) < cast(c.signed_up_at as date) + 3""").fetchone()[0]
     assert rows(shop_engine, metrics=("signup_orders_3d",)) == [(expected,)]
 
 
