@@ -228,6 +228,18 @@ def offset_metric_names(project: Path = DBT_PROJECT) -> list[str]:
                     for i in (m.get("type_params") or {}).get("metrics") or [] if isinstance(i, dict))]
 
 
+def all_time_cumulative_names(project: Path = DBT_PROJECT) -> list[str]:
+    """Cumulative metrics with neither a window nor grain_to_date."""
+    out = []
+    for name, m in pack_metrics(project).items():
+        if m.get("type") != "cumulative":
+            continue
+        params = {**(m.get("type_params") or {}), **((m.get("type_params") or {}).get("cumulative_type_params") or {})}
+        if not params.get("window") and not params.get("grain_to_date"):
+            out.append(name)
+    return out
+
+
 def conversion_metric_names(project: Path = DBT_PROJECT) -> list[str]:
     return [name for name, m in pack_metrics(project).items() if m.get("type") == "conversion"]
 

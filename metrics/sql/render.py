@@ -343,12 +343,23 @@ class Renderer:
 
         base_alias, days_alias, daily_alias = f"{node.alias}_base", f"{node.alias}_days", f"{node.alias}_daily"
         spine_day = exp.cast(exp.column(spine.column, "s"), exp.DataType.Type.DATE).sql(dialect=self.dialect)
-        # Output days: the query's range; where it is open, the span of the data.
+        # Output days: the query's range; where it is open, from the first day with data to
+        # the last day whose window still reaches data (as dbt's semantic layer does).
+        last = exp.Subquery(this=exp.select(exp.Max(this=exp.column("d"))).from_(base_alias))
+        if spec.window is not None:
+            reach = exp.cast(exp.Add(this=last, expression=_interval(spec.window)), exp.DataType.Type.DATE)
+            upper = f"{spine_day} < {reach.sql(dialect=self.dialect)}"
+        elif spec.grain_to_date is not None:
+            period_end = exp.cast(exp.Add(this=_bucket(last, spec.grain_to_date, time.week_start),
+                                          expression=_interval(Window(1, spec.grain_to_date))),
+                                  exp.DataType.Type.DATE)
+            upper = f"{spine_day} < {period_end.sql(dialect=self.dialect)}"
+        else:
+            upper = f"{spine_day} <= {last.sql(dialect=self.dialect)}"
         day_conditions = [
             f"{spine_day} >= {self._param(params, query.start.date())}" if query.start is not None
             else f"{spine_day} >= (SELECT MIN(d) FROM {base_alias})",
-            f"{spine_day} < {self._param(params, query.end)}" if query.end is not None
-            else f"{spine_day} <= (SELECT MAX(d) FROM {base_alias})",
+            f"{spine_day} < {self._param(params, query.end)}" if query.end is not None else upper,
         ]
         for flt in node.filters:
             if flt.item.kind is ItemKind.METRIC_TIME:

@@ -169,9 +169,8 @@ DESIGN_UNALIGNED_RANGE = (
     "by design: a range off the grain's bucket boundaries is half-open on raw metric time in northstar "
     "(partial first/last buckets), widened to whole buckets by MetricFlow")
 DESIGN_CUMULATIVE_SPAN = (
-    "by design: without a range, northstar's cumulative series spans the days with data; MetricFlow's goes on "
-    "while the window still reaches data (7-day: 6 more days; month to date: to the month's end; all time: "
-    "to the end of the time spine)")
+    "by design: without a range, an all-time cumulative series ends on the last day with data in northstar; "
+    "MetricFlow's runs to the end of the time spine (2035)")
 DESIGN_OFFSET_SPAN = (
     "by design: an offset input adds no buckets in northstar; MetricFlow adds the buckets where only the "
     "offset input has data (their value is null)")
@@ -186,7 +185,7 @@ KNOWN_DIFFERENCES = [
     (Case("revenue-by-month-mid-month", ("revenue",), ("metric_time__month",),
           start=dt.date(2026, 1, 10), end=dt.date(2026, 2, 20), aligned=False), DESIGN_UNALIGNED_RANGE),
     *[(Case(f"{m}-by-day-no-range", (m,), ("metric_time__day",)), DESIGN_CUMULATIVE_SPAN)
-      for m in harness.cumulative_metric_names()],
+      for m in harness.cumulative_metric_names() if m in harness.all_time_cumulative_names()],
     *[(Case(f"{m}-by-week-no-range", (m,), ("metric_time__week",)), DESIGN_OFFSET_SPAN)
       for m in harness.offset_metric_names()],
     *[(Case(f"{m}-by-day-range-past-data", (m,), ("metric_time__day",), start=_day[0], end=_day[1]),
@@ -194,6 +193,17 @@ KNOWN_DIFFERENCES = [
     *[(Case(f"{m}-by-week", (m,), ("metric_time__week",)), CONVERSION_ZERO)
       for m in harness.conversion_metric_names()],
 ]
+
+CUMULATIVE_OPEN_RANGE_CASES = [Case(f"{m}-by-day-no-range", (m,), ("metric_time__day",))
+                               for m in harness.cumulative_metric_names()
+                               if m not in harness.all_time_cumulative_names()]
+
+
+@pytest.mark.parametrize("case", CUMULATIVE_OPEN_RANGE_CASES, ids=lambda c: c.id)
+def test_cumulative_open_range_parity(engines, case: Case) -> None:
+    """Without a range, a windowed or to-date series runs while its window still reaches data."""
+    check(engines, case)
+
 
 CONVERSION_CASES = [case for m in harness.conversion_metric_names() for case in (
     Case(f"{m}-total", (m,)),
@@ -244,7 +254,7 @@ def _split(case: Case, engines):
     return keyed(ns_cols, ns_rows), keyed(mf_cols, mf_rows)
 
 
-@pytest.mark.parametrize("metric", harness.cumulative_metric_names())
+@pytest.mark.parametrize("metric", harness.all_time_cumulative_names())
 def test_cumulative_without_range_differs_only_after_the_data(engines, metric: str) -> None:
     """Same value on every day both show; MetricFlow's extra days all come after northstar's last."""
     ns, mf = _split(Case(metric, (metric,), ("metric_time__day",)), engines)
@@ -255,15 +265,17 @@ def test_cumulative_without_range_differs_only_after_the_data(engines, metric: s
 
 
 def test_trailing_7_day_users_after_the_data_against_hand_written_sql(engines) -> None:
-    """MetricFlow's first extra day of active_users_7d is the true 7-day count for that day: the extra
-    days are defined values that northstar chooses not to show."""
+    """After the last day with events, active_users_7d goes on for six days with the true 7-day
+    count of each (on both sides)."""
     if "active_users_7d" not in harness.cumulative_metric_names():
         pytest.skip("the pack has no active_users_7d")
     ns, mf = _split(Case("au7", ("active_users_7d",), ("metric_time__day",)), engines)
-    day = min(set(mf) - set(ns))[0]
+    (last_event_day,), = _hand(engines, "select max(cast(event_ts as date)) from marts.fct_events")
+    assert max(ns)[0] == last_event_day + dt.timedelta(days=6) == max(mf)[0]
+    day = last_event_day + dt.timedelta(days=3)
     (expected,), = _hand(engines, f"select count(distinct user_id) from marts.fct_events where event_ts >= "
                                   f"date '{day}' - interval 6 day and event_ts < date '{day}' + interval 1 day")
-    assert mf[(day,)][0] == expected
+    assert ns[(day,)][0] == mf[(day,)][0] == expected
 
 
 def _conversion_sql(day_grain: bool, group: str = "") -> str:

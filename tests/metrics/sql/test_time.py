@@ -22,10 +22,13 @@ def test_trailing_7_day_sum_by_day(shop_engine, shop_db):
         select s.date_day, sum(o.amount)
         from marts.time_spine s join marts.fct_orders o
           on cast(o.ordered_at as date) <= s.date_day and cast(o.ordered_at as date) > s.date_day - 7
-        where s.date_day between (select min(cast(ordered_at as date)) from marts.fct_orders)
-                             and (select max(cast(ordered_at as date)) from marts.fct_orders)
+        where s.date_day >= (select min(cast(ordered_at as date)) from marts.fct_orders)
+          and s.date_day < (select max(cast(ordered_at as date)) from marts.fct_orders) + 7
         group by 1 order by 1""").fetchall()
-    assert rows(shop_engine, metrics=("revenue_7d",), group_by=("metric_time__day",)) == expected
+    got = rows(shop_engine, metrics=("revenue_7d",), group_by=("metric_time__day",))
+    assert got == expected
+    # The series runs on while the window still reaches the last order (2026-01-28).
+    assert got[-1][0] == D(2026, 2, 3)
 
 
 def test_trailing_window_distinct_count_pre_aggregated_per_day(shop_engine, shop_db):
