@@ -40,6 +40,11 @@ class JoinStep:
     model: str
     left_expr: str
     right_expr: str
+    # Joining an SCD type II model: the row valid at the measure's time,
+    # start_expr <= time_expr < end_expr (an open end is null).
+    time_expr: str | None = None
+    start_expr: str | None = None
+    end_expr: str | None = None
 
 
 @dataclass(frozen=True)
@@ -151,6 +156,13 @@ class SemanticGraph:
                             continue
                         right = target.entity(entity.name)
                         step = JoinStep(entity.name, target.name, entity.expr, right.expr)
+                        if target.validity:
+                            time_dim = home.dimension(source.agg_time_dimension)
+                            if path or time_dim is None:
+                                continue  # an SCD is joined at the measure's own time, directly
+                            start, end = target.validity
+                            step = JoinStep(entity.name, target.name, entity.expr, right.expr,
+                                            time_dim.expr, start.expr, end.expr)
                         entity_prefix = prefix + (entity.name,) if path else (entity.name,)
                         next_frontier.append((target, path + (step,), entity_prefix))
             for model, _, _ in next_frontier:

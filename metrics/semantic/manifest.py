@@ -144,6 +144,7 @@ def _dimension(raw: dict[str, Any]) -> Dimension:
     is_time = raw["type"] == "time"
     params = raw.get("type_params") or {}
     grain = Grain.parse(params.get("time_granularity") or "day") if is_time else None
+    validity = params.get("validity_params") or {}
     return Dimension(
         name=raw["name"],
         is_time=is_time,
@@ -151,6 +152,7 @@ def _dimension(raw: dict[str, Any]) -> Dimension:
         time_granularity=grain,
         label=raw.get("label"),
         description=raw.get("description"),
+        validity="start" if validity.get("is_start") else "end" if validity.get("is_end") else None,
     )
 
 

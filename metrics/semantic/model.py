@@ -83,6 +83,8 @@ class Dimension:
     time_granularity: Grain | None = None
     label: str | None = None
     description: str | None = None
+    # "start" or "end" for the validity window of a slowly changing dimension (SCD type II).
+    validity: str | None = None
 
 
 @dataclass(frozen=True)
@@ -137,9 +139,18 @@ class SemanticModel:
         return next((d for d in self.dimensions if d.name == name), None)
 
     @property
+    def validity(self) -> tuple[Dimension, Dimension] | None:
+        """The (start, end) dimensions of an SCD type II model's validity window."""
+        start = next((d for d in self.dimensions if d.validity == "start"), None)
+        end = next((d for d in self.dimensions if d.validity == "end"), None)
+        return (start, end) if start and end else None
+
+    @property
     def identity_entities(self) -> tuple[Entity, ...]:
-        """Entities with at most one row per value here: safe join targets (no fan-out)."""
-        return tuple(e for e in self.entities if e.type in (EntityType.PRIMARY, EntityType.UNIQUE))
+        """Entities with at most one row per value here (a natural key of an SCD model has at
+        most one row per value at any instant): safe join targets (no fan-out)."""
+        kinds = (EntityType.PRIMARY, EntityType.UNIQUE) + ((EntityType.NATURAL,) if self.validity else ())
+        return tuple(e for e in self.entities if e.type in kinds)
 
 
 @dataclass(frozen=True)

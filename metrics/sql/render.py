@@ -198,6 +198,12 @@ class Renderer:
         if text is None:
             on = exp.EQ(this=_column_expr(step.left_expr, left_alias, self.model_dialect),
                         expression=_column_expr(step.right_expr, alias, self.model_dialect))
+            if step.time_expr is not None:
+                at = _column_expr(step.time_expr, left_alias, self.model_dialect)
+                end = _column_expr(step.end_expr, alias, self.model_dialect)
+                on = exp.and_(on, exp.GTE(this=at, expression=_column_expr(step.start_expr, alias, self.model_dialect)),
+                              exp.paren(exp.or_(exp.LT(this=at.copy(), expression=end),
+                                                exp.Is(this=end.copy(), expression=exp.null()))))
             target = self.graph.models[step.model]
             text = self._joins[key] = (f"LEFT JOIN {self._table(target)} AS {alias} "
                                        f"ON {on.sql(dialect=self.dialect)}")

@@ -20,6 +20,11 @@ create table marts.fct_balances as select * from (values
     ('c2', date '2026-01-06', 10.0),  ('c2', date '2026-01-31', 30.0),
     ('c3', date '2026-02-01', 70.0),  ('c3', date '2026-02-10', 75.0)
 ) t(customer_id, snapshot_date, balance);
+create table marts.dim_customer_tiers as select * from (values
+    ('c1', 'bronze', timestamp '2025-01-01', timestamp '2026-01-06'),
+    ('c1', 'gold',   timestamp '2026-01-06', NULL),
+    ('c2', 'silver', timestamp '2025-06-01', NULL)
+) t(customer_id, tier, valid_from, valid_to);
 create table marts.dim_regions as select * from (values ('r1', 'North'), ('r2', 'South')) t(region_id, name);
 create table marts.dim_customers as select * from (values
     ('c1', 'US', 'ads',    timestamp '2026-01-05 10:00', 'r1'),

@@ -56,6 +56,20 @@ RAW = {
             "measures": [],
         },
         {
+            "name": "customer_tiers",
+            "node_relation": {"alias": "dim_customer_tiers", "schema_name": "marts"},
+            "defaults": {},
+            "entities": [{"name": "customer", "type": "natural", "expr": "customer_id"}],
+            "dimensions": [
+                {"name": "tier", "type": "categorical"},
+                {"name": "valid_from", "type": "time",
+                 "type_params": {"time_granularity": "day", "validity_params": {"is_start": True}}},
+                {"name": "valid_to", "type": "time",
+                 "type_params": {"time_granularity": "day", "validity_params": {"is_end": True}}},
+            ],
+            "measures": [],
+        },
+        {
             "name": "balances",
             "node_relation": {"alias": "fct_balances", "schema_name": "marts"},
             "defaults": {"agg_time_dimension": "snapshot_date"},

@@ -157,3 +157,17 @@ def test_filter_strings_outside_the_allowed_grammar_are_refused(shop_engine, tem
 
     with pytest.raises(InvalidFilter):
         shop_engine.compile(MetricQuery(metrics=("orders",), where_sql=(template,)))
+
+
+def test_slowly_changing_dimension_is_joined_at_the_measures_time(shop_engine, shop_db):
+    # c1 was bronze until 2026-01-06, gold after: o1 (01-05) is bronze, o2 (01-06) gold.
+    expected = shop_db.execute("""
+        select t.tier, sum(o.amount) from marts.fct_orders o
+        left join marts.dim_customer_tiers t on t.customer_id = o.customer_id
+          and o.ordered_at >= t.valid_from and (o.ordered_at < t.valid_to or t.valid_to is null)
+        group by 1 order by 1 nulls last""").fetchall()
+    got = rows(shop_engine, metrics=("revenue",), group_by=("customer__tier",))
+    assert got == expected
+    assert got[:3] == [("bronze", 10.0), ("gold", 20.0), ("silver", 70.0)]
+    # Never more revenue than there is: the validity window keeps the join many-to-one.
+    assert sum(v for _, v in got) == shop_db.execute("select sum(amount) from marts.fct_orders").fetchone()[0]
