@@ -1,0 +1,195 @@
+"""Experiments over the semantic layer: which metrics can be read out per user, the
+experiments in the warehouse, and per-variant sufficient statistics (computed in SQL).
+
+A metric is per-user computable when it is a simple metric whose measure lives in a semantic
+model with a `user` entity (each user's value is that measure over the user's rows), or a
+ratio of two such metrics (analysed with the delta method). The governed names of the HTTP
+contract (`conversion`, `revenue_per_user`, `sessions_per_user`, `crashed`) are metrics that
+carry `meta: {experiment_metric: <name>}` in the dbt project; `lower_is_better: true` marks
+guardrails.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from metrics.errors import InvalidQuery, NotFound, UnknownMetric, did_you_mean, nearest
+from metrics.semantic.model import Agg, Metric, MetricType
+from metrics.sql.experiments import ExperimentSql, PerUserMeasure
+
+USER_ENTITY = "user"
+_PER_USER_AGGS = (Agg.SUM, Agg.COUNT, Agg.COUNT_DISTINCT, Agg.SUM_BOOLEAN, Agg.MIN, Agg.MAX)
+
+
+@dataclass(frozen=True)
+class ExperimentMetric:
+    """A metric as experiments read it: one per-user value, or a ratio of two."""
+
+    name: str
+    metric: str
+    description: str
+    values: tuple[PerUserMeasure, ...]
+    lower_is_better: bool = False
+
+    @property
+    def is_ratio(self) -> bool:
+        return len(self.values) == 2
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    users: int
+    users_in_several_variants: int
+
+
+@dataclass(frozen=True)
+class Experiment:
+    experiment_id: str
+    name: str
+    control_variant: str
+    started_at: dt.datetime | None
+    ended_at: dt.datetime | None
+    variants: tuple[Variant, ...]
+
+    @property
+    def status(self) -> str:
+        return "running" if self.ended_at is None else "ended"
+
+    @property
+    def users(self) -> int:
+        return sum(v.users for v in self.variants)
+
+
+@dataclass(frozen=True)
+class VariantStatistics:
+    """Sufficient statistics of one variant (and slice) for one experiment metric."""
+
+    variant: str
+    slice: tuple[Any, ...]
+    n: int
+    sums: dict[str, float]
+
+
+class Experiments:
+    """Experiment catalog and sufficient statistics for one engine (one build)."""
+
+    def __init__(self, engine) -> None:
+        self.engine = engine
+        self.sql = ExperimentSql(engine.renderer)
+        self._metrics: dict[str, ExperimentMetric] | None = None
+
+    # -- metrics -------------------------------------------------------------------------
+
+    def metrics(self) -> dict[str, ExperimentMetric]:
+        if self._metrics is None:
+            found: dict[str, ExperimentMetric] = {}
+            for metric in self.engine.manifest.metrics.values():
+                resolved = self._resolve(metric)
+                if resolved is not None:
+                    found[resolved.name] = resolved
+                    if resolved.name != metric.name:
+                        found.setdefault(metric.name, resolved)
+            self._metrics = dict(sorted(found.items()))
+        return self._metrics
+
+    def metric(self, name: str) -> ExperimentMetric:
+        metrics = self.metrics()
+        if name not in metrics:
+            raise UnknownMetric(
+                f"{name!r} cannot be analysed per user in experiments." + did_you_mean(name, metrics),
+                metric=name, suggestions=nearest(name, metrics) or sorted(metrics))
+        return metrics[name]
+
+    def _resolve(self, metric: Metric) -> ExperimentMetric | None:
+        alias = metric.meta.get("experiment_metric") or metric.name
+        lower = bool(metric.meta.get("lower_is_better"))
+        if metric.type is MetricType.SIMPLE:
+            value = self._per_user(metric)
+            return ExperimentMetric(alias, metric.name, metric.description, (value,), lower) if value else None
+        if metric.type is MetricType.RATIO and not metric.filters:
+            parts = [self.engine.manifest.metrics.get(m.name) for m in (metric.numerator, metric.denominator)]
+            values = [self._per_user(p) if p is not None and p.type is MetricType.SIMPLE else None for p in parts]
+            if all(values) and not metric.numerator.filters and not metric.denominator.filters:
+                return ExperimentMetric(alias, metric.name, metric.description, tuple(values), lower)
+        return None
+
+    def _per_user(self, metric: Metric) -> PerUserMeasure | None:
+        if metric.filters or metric.measure is None or metric.measure.filters:
+            return None
+        measure = self.engine.graph.measures.get(metric.measure.name)
+        if measure is None or measure.agg not in _PER_USER_AGGS:
+            return None
+        model = self.engine.graph.models[measure.semantic_model]
+        user = model.entity(USER_ENTITY)
+        time_dim = model.dimension(measure.agg_time_dimension)
+        if user is None or time_dim is None:
+            return None
+        return PerUserMeasure(measure, model, user.expr, time_dim.expr)
+
+    # -- experiments -----------------------------------------------------------------------
+
+    def experiments(self) -> list[Experiment]:
+        rendered = self.sql.catalog()
+        try:
+            rows = self.engine.client.query(rendered.sql, rendered.params).rows
+        except Exception as exc:  # the warehouse has no experiment marts
+            raise NotFound(f"this warehouse has no experiments ({exc}).") from None
+        by_id: dict[str, dict[str, Any]] = {}
+        for experiment_id, name, control, started, ended, variant, users, multi in rows:
+            entry = by_id.setdefault(experiment_id, {"name": name, "control": control, "started": started,
+                                                     "ended": ended, "variants": []})
+            if variant is not None:
+                entry["variants"].append(Variant(variant, int(users), int(multi or 0)))
+        return [Experiment(i, e["name"], e["control"], e["started"], e["ended"], tuple(e["variants"]))
+                for i, e in by_id.items()]
+
+    def experiment(self, experiment_id: str) -> Experiment:
+        experiments = {e.experiment_id: e for e in self.experiments()}
+        if experiment_id not in experiments:
+            raise NotFound(f"unknown experiment {experiment_id!r}." + did_you_mean(experiment_id, experiments),
+                           experiment_id=experiment_id, suggestions=sorted(experiments))
+        return experiments[experiment_id]
+
+    def statistics(self, experiment: Experiment, metric: ExperimentMetric, *, pre_days: int | None = None,
+                   group_by: tuple[str, ...] = ()) -> list[VariantStatistics]:
+        """Per-variant (and per-slice) sufficient statistics, from one SQL statement."""
+        data_end = self._data_end(metric)
+        slices = self._slices(group_by)
+        rendered = self.sql.sufficient_statistics(experiment.experiment_id, list(metric.values), data_end,
+                                                  pre_days, slices)
+        result = self.engine.client.query(rendered.sql, rendered.params)
+        names = [c.name for c in result.columns]
+        out = []
+        width = 1 + len(slices)
+        for row in result.rows:
+            values = dict(zip(names, row))
+            sums = {k: float(v or 0) for k, v in values.items() if k not in names[:width] and k != "n"}
+            out.append(VariantStatistics(row[0], tuple(row[1:width]), int(values["n"]), sums))
+        return out
+
+    def _data_end(self, metric: ExperimentMetric) -> dt.datetime | None:
+        """The end of the data, for running experiments: the newest time of the metric's inputs."""
+        newest = [self.engine._newest_time(self.engine.graph.source_of(v.measure)) for v in metric.values]
+        newest = [t for t in newest if t is not None]
+        if not newest:
+            return None
+        latest = max(newest)
+        if isinstance(latest, dt.datetime):
+            return latest + dt.timedelta(microseconds=1)
+        return dt.datetime.combine(latest, dt.time()) + dt.timedelta(days=1)
+
+    def _slices(self, group_by: tuple[str, ...]):
+        if not group_by:
+            return []
+        users = next((m for m in self.engine.graph.models.values() if m.primary_entity == USER_ENTITY
+                      or any(e.name == USER_ENTITY and e.type.value == "primary" for e in m.entities)), None)
+        if users is None:
+            raise InvalidQuery("readouts can only be sliced when a semantic model has the user as primary entity.")
+        source = next((self.engine.graph.source_of(m) for m in users.measures), None)
+        if source is None:
+            raise InvalidQuery(f"semantic model {users.name!r} has no measure to slice readouts by.")
+        return [(self.engine.graph.resolve(source, name, metric="experiment readouts"), users, f"s{i}")
+                for i, name in enumerate(group_by)]
