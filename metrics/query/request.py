@@ -157,11 +157,44 @@ class MetricQuery:
                 self.start, self.end, self.order_by, self.limit, self.timezone, self.week_start)
 
     def utc(self, local: dt.datetime | None) -> dt.datetime | None:
-        """A wall-clock bound in the query's zone as naive UTC (exact across DST changes)."""
+        """A wall-clock bound in the query's zone as naive UTC (exact across DST changes).
+
+        A wall time that never happened (inside a spring-forward gap) maps to the instant of
+        the jump, the first instant whose wall time is not earlier; so ranges still compose.
+        """
         if local is None or self.timezone is None:
             return local
-        aware = local.replace(tzinfo=zoneinfo.ZoneInfo(self.timezone))
+        return to_utc(local, zoneinfo.ZoneInfo(self.timezone))
+
+
+def to_utc(local: dt.datetime, zone: dt.tzinfo) -> dt.datetime:
+    """Naive wall-clock time in `zone` -> naive UTC.
+
+    >>> tz = zoneinfo.ZoneInfo("America/Los_Angeles")
+    >>> to_utc(dt.datetime(2026, 3, 8, 2, 30), tz)  # clocks jump 02:00 -> 03:00 that night
+    datetime.datetime(2026, 3, 8, 10, 0)
+    >>> to_utc(dt.datetime(2026, 1, 15, 12, 0), tz)
+    datetime.datetime(2026, 1, 15, 20, 0)
+    """
+    def as_utc(fold: int) -> dt.datetime:
+        aware = local.replace(tzinfo=zone, fold=fold)
         return aware.astimezone(dt.timezone.utc).replace(tzinfo=None)
+
+    def wall(utc: dt.datetime) -> dt.datetime:
+        return utc.replace(tzinfo=dt.timezone.utc).astimezone(zone).replace(tzinfo=None)
+
+    first = as_utc(0)
+    if wall(first) == local:
+        return first
+    # In a gap: the two folds straddle the jump; find its instant (to the microsecond).
+    low, high = sorted((first, as_utc(1)))
+    while high - low > dt.timedelta(microseconds=1):
+        middle = low + (high - low) / 2
+        if wall(middle) >= local:
+            high = middle
+        else:
+            low = middle
+    return high if wall(low) < local else low
 
 
 def parse_time_bound(text: str | dt.date | dt.datetime | None, name: str) -> dt.datetime | None:

@@ -15,8 +15,8 @@ numbers; each property compares the engine with itself across queries that must 
 - a metric's values do not change when other metrics are queried beside it;
 - a cumulative metric on a day is its plain metric over the window ending that day.
 
-A range bound inside a DST gap breaks composition today: `test_range_bounds_in_a_dst_gap_compose`
-pins that engine bug as a strict xfail, and the random law steers clear of gap bounds.
+A range bound inside a DST gap maps to the instant of the jump: `test_range_bounds_in_a_dst_gap_compose`
+checks it against hand-written SQL, and the random law steers clear of gap bounds.
 
 Queries are drawn from the catalog (metrics, their dimensions, values that occur in the data,
 nulls included; time zones and week starts), so the laws keep being checked as metrics and
@@ -651,7 +651,7 @@ def test_half_open_ranges_compose(domain: Domain, data: st.DataObject) -> None:
     a, b, c = sorted(data.draw(st.lists(moments(), min_size=3, max_size=3, unique=True), label="a, b, c"))
     a = data.draw(st.sampled_from([a, None]), label="a")  # sometimes open-ended
     c = data.draw(st.sampled_from([c, None]), label="c")
-    # Bounds inside a DST gap do not compose yet: pinned by the xfail test below.
+    # Bounds inside a DST gap are checked by the fixed test below.
     assume(not any(nonexistent(t, frame["timezone"]) for t in (a, b, c)))
 
     whole = answer(domain.engine, (metric,), group_by, where, a, c, **frame)
@@ -668,8 +668,6 @@ def test_half_open_ranges_compose(domain: Domain, data: st.DataObject) -> None:
             assert max(pieces) <= value <= sum(pieces), f"{metric} at {key}: {value} vs {pieces} split at {b}"
 
 
-@pytest.mark.xfail(strict=True, reason="engine bug: a start/end bound inside a DST gap is mapped past the gap "
-                   "(02:30 -> 03:30 PDT), so ranges do not compose and miss events; see the docstring")
 def test_range_bounds_in_a_dst_gap_compose(engine: MetricsEngine, built_warehouse) -> None:
     """The shrunk counterexample to `test_half_open_ranges_compose` with a bound in a DST gap.
 
