@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from api import errors
-from api.routers import catalog, dbt_docs, health, query
+from api.routers import catalog, dbt_docs, experiments, health, query
 from metrics.engine import EngineProvider
 from northstar.settings import Settings, get_settings
 
@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     errors.install(app)
     app.include_router(catalog.router)
     app.include_router(query.router)
+    app.include_router(experiments.router)
     app.include_router(health.router)
     app.include_router(dbt_docs.router)
     return app

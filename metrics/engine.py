@@ -14,6 +14,7 @@ import time
 from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -221,6 +222,13 @@ class MetricsEngine:
                           tuple(sorted(e["qualified"])))
             for name, e in sorted(by_name.items())
         ]
+
+    @cached_property
+    def experiments(self):
+        """The experiments in this build's warehouse (catalog, per-user metrics, readouts)."""
+        from metrics.experiments import Experiments
+
+        return Experiments(self)
 
     def saved_queries(self):
         return list(self.manifest.saved_queries.values())

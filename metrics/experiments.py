@@ -12,7 +12,7 @@ guardrails.
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from metrics.errors import InvalidQuery, NotFound, UnknownMetric, did_you_mean, nearest
@@ -193,3 +193,133 @@ class Experiments:
             raise InvalidQuery(f"semantic model {users.name!r} has no measure to slice readouts by.")
         return [(self.engine.graph.resolve(source, name, metric="experiment readouts"), users, f"s{i}")
                 for i, name in enumerate(group_by)]
+
+
+# -- readouts --------------------------------------------------------------------------------
+
+MIN_USERS_PER_VARIANT = 100
+
+
+@dataclass(frozen=True)
+class ReadoutOptions:
+    cuped: bool = True
+    pre_days: int = 14
+    correction: str | None = None  # holm-bonferroni | benjamini-hochberg
+    sequential: bool = False
+    alpha: float = 0.05
+
+
+@dataclass(frozen=True)
+class ReadoutRow:
+    """One metric x variant (x slice). `comparison` is the contract's test on the plain
+    per-user values; `cuped` the same test regression-adjusted on the pre-period, when asked."""
+
+    metric: str
+    variant: str
+    slice: dict[str, Any]
+    comparison: Any  # metrics.stats.results.VariantComparison
+    adjusted_p_value: float | None
+    verdict: str
+    flags: tuple[str, ...]
+    cuped: Any = None  # metrics.stats.results.VariantComparison | None
+
+
+@dataclass(frozen=True)
+class Readout:
+    experiment: Experiment
+    srm: Any  # metrics.stats.results.SrmResult
+    rows: tuple[ReadoutRow, ...]
+    options: ReadoutOptions
+    group_by: tuple[str, ...]
+
+
+def _statistic(kind: str, n: int, total: float, squares: float):
+    from metrics.stats.statistics import ProportionStatistic, SampleMeanStatistic
+
+    if kind == "binomial":
+        return ProportionStatistic(n=n, sum=total)
+    return SampleMeanStatistic(n=n, sum=total, sum_squares=squares)
+
+
+def metric_kind(metric: ExperimentMetric) -> str:
+    """`binomial` for 0/1 per-user values (a distinct count of the user itself), else `mean`."""
+    value = metric.values[0]
+    if (not metric.is_ratio and value.measure.agg is Agg.COUNT_DISTINCT
+            and value.user_expr in value.measure.expr):
+        return "binomial"
+    return "ratio" if metric.is_ratio else "mean"
+
+
+def build_readout(experiments: Experiments, experiment_id: str, metric_names: tuple[str, ...],
+                  group_by: tuple[str, ...] = (), options: ReadoutOptions = ReadoutOptions()) -> Readout:
+    """Read out an experiment: per metric, variant and slice, every statistic of the contract."""
+    from metrics.stats.comparison import compare_variant
+    from metrics.stats.correction import adjust_p_values
+    from metrics.stats.srm import check_srm
+    from metrics.stats.statistics import RatioStatistic, RegressionAdjustedStatistic, SampleMeanStatistic
+
+    experiment = experiments.experiment(experiment_id)
+    variants = [v for v in experiment.variants if v.name == experiment.control_variant]
+    variants += [v for v in experiment.variants if v.name != experiment.control_variant]
+    if not variants or variants[0].name != experiment.control_variant:
+        raise InvalidQuery(f"experiment {experiment_id!r} has no users in its control arm "
+                           f"{experiment.control_variant!r}.")
+    srm = check_srm([v.users for v in variants])
+    metrics = [experiments.metric(name) for name in metric_names]
+    rows: list[ReadoutRow] = []
+    for metric in metrics:
+        kind = metric_kind(metric)
+        use_cuped = options.cuped and not metric.is_ratio
+        stats = experiments.statistics(experiment, metric, pre_days=options.pre_days if use_cuped else None,
+                                       group_by=group_by)
+        by_slice: dict[tuple, dict[str, VariantStatistics]] = {}
+        for stat in stats:
+            by_slice.setdefault(stat.slice, {})[stat.variant] = stat
+        for slice_values, arms in by_slice.items():
+            control = arms.get(experiment.control_variant)
+            if control is None:
+                continue
+            for variant in variants[1:]:
+                treated = arms.get(variant.name)
+                if treated is None:
+                    continue
+                plain, adjusted = [], []
+                for arm in (control, treated):
+                    s = arm.sums
+                    if metric.is_ratio:
+                        plain.append(RatioStatistic(
+                            m_statistic=SampleMeanStatistic(n=arm.n, sum=s["x0_sum"], sum_squares=s["x0_sum_sq"]),
+                            d_statistic=SampleMeanStatistic(n=arm.n, sum=s["x1_sum"], sum_squares=s["x1_sum_sq"]),
+                            m_d_sum_of_products=s["x0_x1_sum"], n=arm.n))
+                        continue
+                    plain.append(_statistic(kind, arm.n, s["x0_sum"], s["x0_sum_sq"]))
+                    if use_cuped:
+                        adjusted.append(RegressionAdjustedStatistic(
+                            post_statistic=_statistic(kind, arm.n, s["x0_sum"], s["x0_sum_sq"]),
+                            pre_statistic=SampleMeanStatistic(n=arm.n, sum=s["pre0_sum"],
+                                                              sum_squares=s["pre0_sum_sq"]),
+                            post_pre_sum_of_products=s["x0_pre0_sum"], n=arm.n))
+
+                def compare(pair):
+                    return compare_variant(pair[0], pair[1], alpha=options.alpha,
+                                           lower_is_better=metric.lower_is_better, sequential=options.sequential)
+
+                # The contract's numbers are the plain test; CUPED rides beside it.
+                comparison = compare(plain)
+                cuped = compare(adjusted) if adjusted else None
+                flags = []
+                if srm.mismatch:
+                    flags.append("srm")
+                if min(control.n, treated.n) < MIN_USERS_PER_VARIANT:
+                    flags.append("too_few_users")
+                significant = comparison.p_value is not None and comparison.p_value < options.alpha
+                if metric.lower_is_better and significant and (comparison.relative_lift or 0) > 0:
+                    flags.append("guardrail_regression")
+                rows.append(ReadoutRow(metric.name, variant.name, dict(zip(group_by, slice_values)), comparison,
+                                       None, comparison.verdict(metric.name, variant.name), tuple(flags), cuped))
+    if options.correction and rows:
+        tested = [i for i, r in enumerate(rows) if r.comparison.p_value is not None]
+        adjusted = adjust_p_values([rows[i].comparison.p_value for i in tested], options.correction)
+        for i, p in zip(tested, adjusted):
+            rows[i] = replace(rows[i], adjusted_p_value=p)
+    return Readout(experiment, srm, tuple(rows), options, group_by)

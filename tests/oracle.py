@@ -132,6 +132,19 @@ TABLES: dict[str, dict[str, str]] = {
         "priority": "VARCHAR",
         "feature_key": "VARCHAR",
     },
+    "experiments": {
+        "experiment_id": "VARCHAR",
+        "experiment_name": "VARCHAR",
+        "control_variant": "VARCHAR",
+        "started_at": "TIMESTAMP",
+        "ended_at": "TIMESTAMP",
+    },
+    "experiment_assignments": {
+        "experiment_id": "VARCHAR",
+        "user_id": "VARCHAR",
+        "variant": "VARCHAR",
+        "assigned_at": "TIMESTAMP",
+    },
     "feedback": {
         "feedback_id": "VARCHAR",
         "user_id": "VARCHAR",

@@ -1,0 +1,90 @@
+"""Response bodies of the experiment routes (`http-api.md`, Experiments)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+
+class VariantUsers(BaseModel):
+    variant: str
+    users: int
+    users_in_several_variants: int = Field(description="Users also seen in another variant; analysed in their first.")
+
+
+class ExperimentSummary(BaseModel):
+    experiment_id: str
+    name: str
+    status: str
+    control_variant: str
+    started_at: str | None
+    ended_at: str | None
+    variants: list[VariantUsers]
+    users: int
+
+
+class ExperimentsResponse(BaseModel):
+    experiments: list[ExperimentSummary]
+
+
+class ExperimentMetricSummary(BaseModel):
+    name: str
+    metric: str = Field(description="The semantic-layer metric it reads.")
+    kind: str = Field(description="binomial, mean or ratio (delta method).")
+    lower_is_better: bool
+    description: str
+
+
+class ExperimentMetricsResponse(BaseModel):
+    experiment_id: str
+    metrics: list[ExperimentMetricSummary]
+
+
+class CupedResult(BaseModel):
+    """The same test regression-adjusted on each user's pre-assignment value (CUPED)."""
+
+    absolute_lift: float | None
+    relative_lift: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    chance_to_win: float | None
+    variance_reduction: float | None = Field(description="1 - adjusted / unadjusted variance of the lift.")
+    verdict: str
+    error: str | None = None
+
+
+class ReadoutResult(BaseModel):
+    metric: str
+    variant: str
+    slice: dict[str, Any] = Field(default_factory=dict)
+    control_users: int
+    variant_users: int
+    control_mean: float | None
+    variant_mean: float | None
+    absolute_lift: float | None
+    absolute_ci_low: float | None
+    absolute_ci_high: float | None
+    relative_lift: float | None
+    ci_low: float | None
+    ci_high: float | None
+    p_value: float | None
+    adjusted_p_value: float | None = None
+    chance_to_win: float | None
+    risk: list[float] | None = Field(default=None, description="Expected loss of choosing control, variant.")
+    cuped: CupedResult | None = Field(default=None, description="CUPED-adjusted test, when requested.")
+    verdict: str
+    flags: list[str]
+    error: str | None = None
+
+
+class ReadoutResponse(BaseModel):
+    experiment_id: str
+    control_variant: str
+    status: str
+    srm_p_value: float
+    srm_warning: bool
+    variants: list[VariantUsers]
+    options: dict[str, Any]
+    results: list[ReadoutResult]
