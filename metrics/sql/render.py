@@ -362,11 +362,13 @@ class Renderer:
             upper = f"{spine_day} < {period_end.sql(dialect=self.dialect)}"
         else:
             upper = f"{spine_day} <= {last.sql(dialect=self.dialect)}"
-        day_conditions = [
-            f"{spine_day} >= {self._param(params, query.start.date())}" if query.start is not None
-            else f"{spine_day} >= (SELECT MIN(d) FROM {base_alias})",
-            f"{spine_day} < {self._param(params, query.end)}" if query.end is not None else upper,
-        ]
+        # Days outside the data's reach have no value; bounding by it keeps the window join
+        # small when the range is much wider than the data.
+        day_conditions = [f"{spine_day} >= (SELECT MIN(d) FROM {base_alias})", upper]
+        if query.start is not None:
+            day_conditions.append(f"{spine_day} >= {self._param(params, query.start.date())}")
+        if query.end is not None:
+            day_conditions.append(f"{spine_day} < {self._param(params, query.end)}")
         for flt in node.filters:
             if flt.item.kind is ItemKind.METRIC_TIME:
                 bucket = _bucket(exp.column(spine.column, "s"), flt.item.grain or Grain.DAY, time.week_start)
