@@ -523,6 +523,14 @@ class Renderer:
             conditions.append(f"{column} >= {self._param(params, low)}")
         if high:
             conditions.append(f"{column} < {self._param(params, high)}")
+        if node.offset is not None:
+            # The exact test is on shifted local time; a day-wider range on the raw column
+            # lets the warehouse skip what cannot match (zone maps, indexes).
+            raw, slack = self._time_column(time_dim.expr), dt.timedelta(days=1)
+            if low:
+                conditions.append(f"{raw} >= {self._param(params, _shift(low, node.offset, -1) - slack)}")
+            if high:
+                conditions.append(f"{raw} < {self._param(params, _shift(high, node.offset, -1) + slack)}")
         return conditions
 
     def _conditions(self, node: AggregateNode, plan: QueryPlan, params: dict[str, Any], alias_for) -> list[str]:
