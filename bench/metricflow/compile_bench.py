@@ -13,8 +13,14 @@ What is measured (see README.md beside this file):
   (`extra_metrics.py`, a temporary copy of the dbt project with one more YAML file, `dbt parse`d);
 * DuckDB execution time of each side's SQL for a 7-day trailing distinct-users cumulative metric.
 
+With `--execute-parity`, instead: DuckDB execution time of each side's SQL for every query the parity
+test expects both engines to answer alike (`mf_harness.agreeing_cases()`), on a ~1M-event warehouse
+by default, one table row per query.
+
 Usage: .venv/bin/python bench/metricflow/compile_bench.py [--warehouse PATH] [--reps 5]
-(without --warehouse the sample is built first with `northstar build`).
+(without --warehouse the sample is built first with `northstar build`);
+.venv/bin/python bench/metricflow/compile_bench.py --execute-parity [--warehouse PATH] [--runs 5]
+(without --warehouse: bench/out/data-1m/northstar.duckdb, generated and built if missing).
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
+import math
 import os
 import platform
 import statistics
@@ -253,6 +260,123 @@ def _plain(value: Any) -> Any:
     return value
 
 
+# -- execution of every parity query --------------------------------------------------------
+
+OUT = REPO / "bench" / "out"
+WAREHOUSE_1M = OUT / "data-1m" / "northstar.duckdb"
+LANDING_1M = OUT / "landing-1m"
+LANDING_1M_SPEC = {"users": 22222, "days": 90, "seed": 7}  # ~1M events, as bench/run.py's "1m"
+PARITY_RATIO = 0.95  # MetricFlow / northstar at or above this counts as parity (timer noise)
+
+
+def warehouse_1m() -> Path:
+    """bench/run.py's 1M-event warehouse; generated and built here when it is not there yet."""
+    if WAREHOUSE_1M.exists():
+        return WAREHOUSE_1M
+    marker = LANDING_1M / ".generated.json"
+    if not (marker.exists() and json.loads(marker.read_text()) == LANDING_1M_SPEC):
+        print(f"generating ~1M events into {LANDING_1M} ...", file=sys.stderr)
+        subprocess.run([sys.executable, "-m", "northstar", "generate", "--out", str(LANDING_1M),
+                        *(f"--{k}={v}" for k, v in LANDING_1M_SPEC.items())],
+                       cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+        marker.write_text(json.dumps(LANDING_1M_SPEC))  # the marker bench/run.py reuses
+    print(f"building {WAREHOUSE_1M} ...", file=sys.stderr)
+    subprocess.run([sys.executable, "-m", "northstar", "build", "--landing", str(LANDING_1M),
+                    "--warehouse", str(WAREHOUSE_1M), "--no-docs"], cwd=REPO, check=True,
+                   stdout=subprocess.DEVNULL)
+    return WAREHOUSE_1M
+
+
+def parity_execution(warehouse: Path, runs: int) -> list[dict[str, Any]]:
+    """Each agreeing parity query, run in DuckDB as each side compiled it, on one connection.
+
+    northstar: `engine.compile(query)`, executed as `.sql` with `.params`; MetricFlow: the SQL (and bind
+    parameters, if any) of `explain` for the same request. Per query: one warm-up run per side (whose
+    answers are compared), then `runs` timed runs per side, alternating which side goes first; a
+    run includes fetching every row into Python. The reported time is the median of the timed runs.
+    """
+    import duckdb
+
+    from metrics.engine import MetricsEngine
+
+    warehouse = Path(os.path.realpath(warehouse))
+    manifest = warehouse.parent / "semantic_manifest.json"
+    northstar = MetricsEngine.open(warehouse)
+    metricflow = mf_harness.open_metricflow(manifest, None)  # explain only; DuckDB runs both
+    con = duckdb.connect(str(warehouse), read_only=True)
+    results = []
+    for n, case in enumerate(mf_harness.agreeing_cases()):
+        entry: dict[str, Any] = {"id": case.id, "tags": sorted(case.tags)}
+        try:
+            statement = metricflow.explain(mf_harness.mf_request(case)).sql_statement
+            compiled = northstar.compile(mf_harness.northstar_query(case))
+        except Exception as exc:  # noqa: BLE001 - reported, not fatal
+            entry["error"] = f"compile: {type(exc).__name__}: {exc}"
+            results.append(entry)
+            continue
+        sides = {"metricflow": (statement.sql, dict(statement.bind_parameter_set.param_dict) or None),
+                 "northstar": (compiled.sql, compiled.params or None)}
+        order = ["metricflow", "northstar"] if n % 2 == 0 else ["northstar", "metricflow"]
+        answers = {}
+        for side in order:  # the warm-up
+            cursor = con.execute(*sides[side])
+            answers[side] = ([d[0] for d in cursor.description], cursor.fetchall())
+        times: dict[str, list[float]] = {side: [] for side in sides}
+        for i in range(runs):
+            for side in (order if i % 2 == 0 else order[::-1]):
+                started = time.perf_counter()
+                con.execute(*sides[side]).fetchall()
+                times[side].append((time.perf_counter() - started) * 1000)
+        entry["execute_ms"] = {side: statistics.median(t) for side, t in times.items()}
+        entry["runs_ms"] = times
+        entry["rows"] = {side: len(a[1]) for side, a in answers.items()}
+        entry["same_rows"] = _same_answer(*answers["metricflow"], *answers["northstar"])
+        entry["sql_chars"] = {side: len(sql) for side, (sql, _) in sides.items()}
+        results.append(entry)
+        print(f"  {case.id}: MetricFlow {entry['execute_ms']['metricflow']:.1f} ms, "
+              f"northstar {entry['execute_ms']['northstar']:.1f} ms", file=sys.stderr)
+    con.close()
+    northstar.close()
+    return results
+
+
+def parity_markdown(results: list[dict[str, Any]], runs: int) -> str:
+    timed = [e for e in results if "execute_ms" in e]
+    lines = [
+        f"DuckDB execution, median of {runs} runs per side after one warm-up, sides alternating, "
+        "rows fetched into Python.",
+        "",
+        "| query id | MetricFlow ms | northstar ms | MF/northstar |",
+        "| --- | ---: | ---: | ---: |",
+    ]
+    ratios = {}
+    for entry in results:
+        if "execute_ms" not in entry:
+            lines.append(f"| {entry['id']} | n/a | n/a | n/a |")
+            continue
+        mf, ns = entry["execute_ms"]["metricflow"], entry["execute_ms"]["northstar"]
+        ratios[entry["id"]] = mf / ns
+        lines.append(f"| {entry['id']} | {mf:.1f} | {ns:.1f} | {mf / ns:.2f} |")
+    if ratios:
+        at_least = sum(r >= PARITY_RATIO for r in ratios.values())
+        geomean = math.exp(statistics.fmean(math.log(r) for r in ratios.values()))
+        worst = min(ratios, key=ratios.get)
+        lines += ["", f"northstar at least as fast (MF/northstar >= {PARITY_RATIO}) on {at_least} of {len(ratios)} "
+                      f"queries; geometric mean MF/northstar {geomean:.2f}; worst {worst} at {ratios[worst]:.2f}."]
+    notes = [f"- {e['id']}: {e['error']}" for e in results if "error" in e]
+    notes += [f"- {e['id']}: the answers differ ({e['rows']['metricflow']} vs {e['rows']['northstar']} rows)"
+              for e in timed if not e["same_rows"]]
+    if timed and not notes:
+        notes = [f"- all {len(timed)} queries: same rows on both sides."]
+    return "\n".join(lines + [""] + notes)
+
+
+def environment() -> dict[str, Any]:
+    from importlib.metadata import version
+    return {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
+            **{pkg: version(pkg) for pkg in ("metricflow", "dbt-metricflow", "dbt-core", "duckdb", "sqlglot")}}
+
+
 # -- driver ------------------------------------------------------------------------------------
 
 
@@ -329,11 +453,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--warehouse", type=Path, help="a built warehouse (default: build the sample)")
     parser.add_argument("--reps", type=int, default=5, help="fresh-process repetitions per engine")
-    parser.add_argument("--runs", type=int, default=7, help="timed DuckDB executions per cumulative query")
+    parser.add_argument("--runs", type=int, help="timed DuckDB executions per query and side "
+                        "(default: 7 for the cumulative metric, 5 with --execute-parity)")
     parser.add_argument("--workdir", type=Path, help="where to put the generated project (default: a temp dir)")
     parser.add_argument("--execute-wide", action="store_true",
                         help="also run the wide query once on each side and compare the answers (slow)")
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "out" / "metricflow_compile.json")
+    parser.add_argument("--execute-parity", action="store_true",
+                        help="only: run every agreeing parity query's SQL on each side in DuckDB and compare "
+                             "times (default warehouse: bench/out/data-1m, ~1M events, built if missing)")
+    parser.add_argument("--out", type=Path, help="raw numbers (default: bench/out/metricflow_compile.json, "
+                        "or metricflow_execute.json with --execute-parity)")
     parser.add_argument("--worker", choices=("metricflow", "northstar"), help=argparse.SUPPRESS)
     parser.add_argument("--pack-manifest", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--wide-manifest", type=Path, help=argparse.SUPPRESS)
@@ -342,6 +471,11 @@ def main() -> None:
     if args.worker:
         print(json.dumps(worker(args.worker, args.pack_manifest, args.wide_manifest)))
         return
+    if args.execute_parity:
+        execute_parity(args)
+        return
+    args.runs = args.runs or 7
+    args.out = args.out or OUT / "metricflow_compile.json"
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="northstar-mf-bench-"))
     warehouse = args.warehouse
@@ -367,18 +501,31 @@ def main() -> None:
         print("executing the wide query on both sides ...", file=sys.stderr)
         cumulative.append(wide_execution(warehouse, wide_manifest))
 
-    from importlib.metadata import version
-    environment = {
-        "python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
-        **{pkg: version(pkg) for pkg in ("metricflow", "dbt-metricflow", "dbt-core", "duckdb", "sqlglot")},
-    }
+    env = environment()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"environment": environment, "summary": summary, "cumulative": cumulative,
+    args.out.write_text(json.dumps({"environment": env, "summary": summary, "cumulative": cumulative,
                                     "repetitions": reps}, indent=2, default=str))
-    print(", ".join(f"{k} {v}" for k, v in environment.items()))
+    print(", ".join(f"{k} {v}" for k, v in env.items()))
     print()
     print(markdown(summary, cumulative, args.reps))
     print(f"\n(raw numbers: {args.out})")
+
+
+def execute_parity(args: argparse.Namespace) -> None:
+    runs = args.runs or 5
+    warehouse = args.warehouse or warehouse_1m()
+    out = args.out or OUT / "metricflow_execute.json"
+    print(f"executing every parity query on both sides over {warehouse} ...", file=sys.stderr)
+    started = time.perf_counter()
+    results = parity_execution(warehouse, runs)
+    env = {**environment(), "warehouse": str(warehouse), "runs": runs,
+           "wall_s": round(time.perf_counter() - started, 1)}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"environment": env, "queries": results}, indent=2, default=str))
+    print(", ".join(f"{k} {v}" for k, v in env.items()))
+    print()
+    print(parity_markdown(results, runs))
+    print(f"\n(raw numbers: {out})")
 
 
 if __name__ == "__main__":

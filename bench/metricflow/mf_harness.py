@@ -9,7 +9,8 @@ What is here:
 * `open_metricflow(...)`: a `MetricFlowEngine` over a build's `semantic_manifest.json` and DuckDB file,
   the same two files northstar's `MetricsEngine.open` reads.
 * `Case` and `parity_cases()`: the shared query list, and how each case becomes a MetricFlow
-  `MetricFlowQueryRequest` and a northstar `MetricQuery`.
+  `MetricFlowQueryRequest` and a northstar `MetricQuery`; `agreeing_cases()` adds the parity test's
+  open-range cumulative and conversion cases (every query both engines answer alike).
 
 Importing this module does not import MetricFlow; the functions that need it import it when called.
 """
@@ -329,3 +330,28 @@ def parity_cases(simple: Sequence[str] | None = None) -> list[Case]:
         Case("d7_retention-by-signup-week", ("d7_retention",), ("user__signup_at__week",), tags=frozenset({"extra"})),
     ]
     return cases
+
+
+# The parity test's other agreeing cases (tests/metrics/test_metricflow_parity.py states them again
+# next to their tests): cumulative metrics with a window or grain_to_date queried without a range,
+# and conversion metrics in total, by week over a range and by an entity-qualified dimension.
+
+
+def cumulative_open_range_cases() -> list[Case]:
+    return [Case(f"{m}-by-day-no-range", (m,), ("metric_time__day",), tags=frozenset({"cumulative"}))
+            for m in cumulative_metric_names() if m not in all_time_cumulative_names()]
+
+
+def conversion_cases() -> list[Case]:
+    start, end = RANGES["week"]
+    tags = frozenset({"conversion"})
+    return [case for m in conversion_metric_names() for case in (
+        Case(f"{m}-total", (m,), tags=tags),
+        Case(f"{m}-by-week-range", (m,), ("metric_time__week",), start=start, end=end, tags=tags),
+        Case(f"{m}-by-user__country", (m,), ("user__country",), tags=tags),
+    )]
+
+
+def agreeing_cases() -> list[Case]:
+    """Every query on which the parity test expects both engines to give the same rows."""
+    return parity_cases() + cumulative_open_range_cases() + conversion_cases()
