@@ -173,9 +173,15 @@ class Renderer:
         column = _column_expr(item.expr, alias, self.model_dialect)
         if item.kind in (ItemKind.TIME, ItemKind.METRIC_TIME):
             local = _localize(column, time.timezone)
+            grain = item.grain or Grain.DAY
             if offset is not None and item.kind is ItemKind.METRIC_TIME:
+                if _shifts_whole_buckets(offset, grain):
+                    # Bucket first, then move the bucket: the same answer with date
+                    # arithmetic on each bucket rather than on each row.
+                    shifted = exp.Add(this=_bucket(local, grain, time.week_start), expression=_interval(offset))
+                    return exp.cast(shifted, exp.DataType.Type.DATE)
                 local = exp.Add(this=local, expression=_interval(offset))
-            return _bucket(local, item.grain or Grain.DAY, time.week_start)
+            return _bucket(local, grain, time.week_start)
         return column
 
     def _item(self, item: GroupByItem, alias: str, time: TimeSettings, offset: Window | None = None) -> str:
@@ -514,6 +520,13 @@ class Renderer:
             return []
         if node.offset is None:
             column, low, high = self._time_column(time_dim.expr), query.utc(start), query.utc(end)
+        elif query.timezone is None and node.offset.grain in (Grain.DAY, Grain.WEEK):
+            # A fixed-length shift moves the bounds exactly: filter the raw column.
+            column = self._time_column(time_dim.expr)
+            low = _shift(start, node.offset, -1) if start else None
+            high = _shift(end, node.offset, -1) if end else None
+            return ([f"{column} >= {self._param(params, low)}"] if low else []) + \
+                   ([f"{column} < {self._param(params, high)}"] if high else [])
         else:
             shifted = exp.Add(this=_localize(_column_expr(time_dim.expr, "t0", self.model_dialect), query.timezone),
                               expression=_interval(node.offset))
@@ -753,6 +766,14 @@ def _bucket(column: exp.Expression, grain: Grain, week_start: WeekStart = WeekSt
         return exp.cast(exp.Sub(this=monday, expression=one_day.copy()), exp.DataType.Type.DATE)
     return exp.cast(exp.TimestampTrunc(this=column, unit=exp.var(grain.value.upper())),
                     exp.DataType.Type.DATE)
+
+
+def _shifts_whole_buckets(offset: Window, grain: Grain) -> bool:
+    """Whether shifting every timestamp by `offset` moves each `grain` bucket as a whole
+    (a fixed number of days at day grain, whole weeks at week grain)."""
+    if offset.grain is Grain.DAY or offset.grain is Grain.WEEK:
+        return grain is Grain.DAY or (grain is Grain.WEEK and offset.grain is Grain.WEEK)
+    return False
 
 
 def _localize(column: exp.Expression, timezone: str | None) -> exp.Expression:
