@@ -18,6 +18,15 @@ from typing import Any
 from metrics.errors import InvalidQuery, NotFound, UnknownMetric, did_you_mean, nearest
 from metrics.semantic.model import Agg, Metric, MetricType
 from metrics.sql.experiments import ExperimentSql, PerUserMeasure
+from metrics.stats.comparison import compare_variant
+from metrics.stats.correction import adjust_p_values
+from metrics.stats.srm import check_srm
+from metrics.stats.statistics import (
+    ProportionStatistic,
+    RatioStatistic,
+    RegressionAdjustedStatistic,
+    SampleMeanStatistic,
+)
 
 USER_ENTITY = "user"
 _PER_USER_AGGS = (Agg.SUM, Agg.COUNT, Agg.COUNT_DISTINCT, Agg.SUM_BOOLEAN, Agg.MIN, Agg.MAX)
@@ -234,8 +243,6 @@ class Readout:
 
 
 def _statistic(kind: str, n: int, total: float, squares: float):
-    from metrics.stats.statistics import ProportionStatistic, SampleMeanStatistic
-
     if kind == "binomial":
         return ProportionStatistic(n=n, sum=total)
     return SampleMeanStatistic(n=n, sum=total, sum_squares=squares)
@@ -253,11 +260,6 @@ def metric_kind(metric: ExperimentMetric) -> str:
 def build_readout(experiments: Experiments, experiment_id: str, metric_names: tuple[str, ...],
                   group_by: tuple[str, ...] = (), options: ReadoutOptions = ReadoutOptions()) -> Readout:
     """Read out an experiment: per metric, variant and slice, every statistic of the contract."""
-    from metrics.stats.comparison import compare_variant
-    from metrics.stats.correction import adjust_p_values
-    from metrics.stats.srm import check_srm
-    from metrics.stats.statistics import RatioStatistic, RegressionAdjustedStatistic, SampleMeanStatistic
-
     experiment = experiments.experiment(experiment_id)
     variants = [v for v in experiment.variants if v.name == experiment.control_variant]
     variants += [v for v in experiment.variants if v.name != experiment.control_variant]
