@@ -6,17 +6,9 @@ feedback as (
 
 ),
 
-users as (
-
-    select * from {{ ref('stg_product__users') }}
-
-),
-
 internal_users as (
 
-    select user_id
-    from users
-    where is_internal
+    {{ internal_user_ids() }}
 
 ),
 
