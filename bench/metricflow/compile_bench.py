@@ -308,7 +308,7 @@ def parity_execution(warehouse: Path, runs: int) -> list[dict[str, Any]]:
     for n, case in enumerate(mf_harness.agreeing_cases()):
         entry: dict[str, Any] = {"id": case.id, "tags": sorted(case.tags)}
         try:
-            statement = metricflow.explain(mf_harness.mf_request(case)).sql_statement
+            statement = metricflow.explain(mf_harness.mf_request(case, sorted_like_northstar=True)).sql_statement
             compiled = northstar.compile(mf_harness.northstar_query(case))
         except Exception as exc:  # noqa: BLE001 - reported, not fatal
             entry["error"] = f"compile: {type(exc).__name__}: {exc}"

@@ -163,7 +163,10 @@ def _grains(case: Case) -> list[str]:
     return [g.rsplit("__", 1)[1] for g in case.group_by if g.startswith("metric_time__")]
 
 
-def mf_request(case: Case):
+def mf_request(case: Case, sorted_like_northstar: bool = False):
+    """MetricFlow's request for a case. northstar answers sorted by the group-by columns when a query
+    names no order; `sorted_like_northstar` asks MetricFlow for that same order, so that timing the
+    two compares the same answer."""
     from metricflow.engine.metricflow_engine import MetricFlowQueryRequest
 
     end_inclusive = None
@@ -181,7 +184,7 @@ def mf_request(case: Case):
         where_constraints=list(case.where) or None,
         time_constraint_start=dt.datetime.combine(case.start, dt.time()) if case.start else None,
         time_constraint_end=end_inclusive,
-        order_by_names=list(case.order_by) or None,
+        order_by_names=list(case.order_by) or (list(case.group_by) if sorted_like_northstar else None) or None,
         limit=case.limit,
     )
 

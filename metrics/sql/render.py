@@ -115,6 +115,8 @@ class Renderer:
         self.model_dialect = dialect
         self._items: dict[tuple, str] = {}
         self._aggregates: dict[Measure, str] = {}
+        self._values: dict[tuple[str, str], str] = {}
+        self._projected_aggregates: dict[tuple[Measure, str], str] = {}
         self._joins: dict[tuple[JoinStep, str, str], str] = {}
         self._tables: dict[str, str] = {}
         self._metrics: dict[MetricExpr, str] = {}
@@ -222,6 +224,23 @@ class Renderer:
                 dialect=self.dialect)
         return text
 
+    def _value(self, measure: Measure) -> str:
+        """A measure's argument, the expression its aggregate reads, on the home model `t0`."""
+        key = (measure.expr, "t0")
+        text = self._values.get(key)
+        if text is None:
+            text = self._values[key] = _column_expr(measure.expr, "t0", self.model_dialect).sql(dialect=self.dialect)
+        return text
+
+    def _aggregate_of(self, measure: Measure, column: str) -> str:
+        """A measure's aggregate over a column an inner projection computed."""
+        key = (measure, column)
+        text = self._projected_aggregates.get(key)
+        if text is None:
+            text = self._projected_aggregates[key] = _aggregate_tree(
+                measure, self.model_dialect, exp.column(column)).sql(dialect=self.dialect)
+        return text
+
     def _metric(self, expr: MetricExpr) -> str:
         text = self._metrics.get(expr)
         if text is None:
@@ -262,14 +281,25 @@ class Renderer:
         alias_for, joins = self._joiner()
         time = plan.time
         group = [self._item(g.item, alias_for(g.item), time, node.offset) for g in node.group_by]
-        columns = [f"{text} AS {g.column}" for text, g in zip(group, node.group_by)]
-        columns += [f"{self._aggregate(m.measure)} AS {m.column}" for m in node.measures]
         conditions = self._time_range(node, plan, params)
         conditions += self._conditions(node, plan, params, alias_for)
         semi_additive = node.measures[0].measure.non_additive if len(node.measures) == 1 else None
         if semi_additive is not None:
             return self._semi_additive(node, plan, home, group, conditions, joins, semi_additive)
-        return _select(columns, f"{self._table(home)} AS t0", joins, conditions, group)
+        # Project the bucket and every measure's argument once, then aggregate the projected
+        # columns: DuckDB splits COUNT(DISTINCT) beside other aggregates into one pass per kind,
+        # and a GROUP BY on the expressions themselves recomputes them in each pass.
+        keys = [g.column for g in node.group_by]
+        values: dict[str, str] = {}
+        aggregates = []
+        for m in node.measures:
+            argument = self._value(m.measure)
+            value = values.setdefault(argument, f"v{len(values)}")
+            aggregates.append(f"{self._aggregate_of(m.measure, value)} AS {m.column}")
+        inner = _select([f"{text} AS {key}" for text, key in zip(group, keys)]
+                        + [f"{argument} AS {value}" for argument, value in values.items()],
+                        f"{self._table(home)} AS t0", joins, conditions)
+        return _select(keys + aggregates, f"({inner}) AS r", [], [], keys or None)
 
     def _semi_additive(self, node: AggregateNode, plan: QueryPlan, home: SemanticModel, group: list[str],
                        conditions: list[str], joins: list[str], spec) -> str:

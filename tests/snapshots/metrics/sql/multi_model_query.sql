@@ -1,36 +1,49 @@
 WITH q0 AS (
   SELECT
-    CAST(DATE_TRUNC('MONTH', t0.ordered_at) AS DATE) AS g0,
-    t1.country AS g1,
-    SUM(t0.amount) AS m0,
-    SUM(1) AS m1
-  FROM "marts"."fct_orders" AS t0
-  LEFT JOIN "marts"."dim_customers" AS t1
-    ON t0.customer_id = t1.customer_id
-  LEFT JOIN "marts"."dim_regions" AS t2
-    ON t1.region_id = t2.region_id
-  WHERE
-    t0.ordered_at >= CAST('2026-01-01 00:00:00' AS TIMESTAMP)
-    AND t0.ordered_at < CAST('2026-02-01 00:00:00' AS TIMESTAMP)
-    AND t2.name = 'North'
+    g0,
+    g1,
+    SUM(v0) AS m0,
+    SUM(v1) AS m1
+  FROM (
+    SELECT
+      CAST(DATE_TRUNC('MONTH', t0.ordered_at) AS DATE) AS g0,
+      t1.country AS g1,
+      t0.amount AS v0,
+      1 AS v1
+    FROM "marts"."fct_orders" AS t0
+    LEFT JOIN "marts"."dim_customers" AS t1
+      ON t0.customer_id = t1.customer_id
+    LEFT JOIN "marts"."dim_regions" AS t2
+      ON t1.region_id = t2.region_id
+    WHERE
+      t0.ordered_at >= CAST('2026-01-01 00:00:00' AS TIMESTAMP)
+      AND t0.ordered_at < CAST('2026-02-01 00:00:00' AS TIMESTAMP)
+      AND t2.name = 'North'
+  ) AS r
   GROUP BY
-    CAST(DATE_TRUNC('MONTH', t0.ordered_at) AS DATE),
-    t1.country
+    g0,
+    g1
 ), q1 AS (
   SELECT
-    CAST(DATE_TRUNC('MONTH', t0.signed_up_at) AS DATE) AS g0,
-    t0.country AS g1,
-    SUM(1) AS m0
-  FROM "marts"."dim_customers" AS t0
-  LEFT JOIN "marts"."dim_regions" AS t1
-    ON t0.region_id = t1.region_id
-  WHERE
-    t0.signed_up_at >= CAST('2026-01-01 00:00:00' AS TIMESTAMP)
-    AND t0.signed_up_at < CAST('2026-02-01 00:00:00' AS TIMESTAMP)
-    AND t1.name = 'North'
+    g0,
+    g1,
+    SUM(v0) AS m0
+  FROM (
+    SELECT
+      CAST(DATE_TRUNC('MONTH', t0.signed_up_at) AS DATE) AS g0,
+      t0.country AS g1,
+      1 AS v0
+    FROM "marts"."dim_customers" AS t0
+    LEFT JOIN "marts"."dim_regions" AS t1
+      ON t0.region_id = t1.region_id
+    WHERE
+      t0.signed_up_at >= CAST('2026-01-01 00:00:00' AS TIMESTAMP)
+      AND t0.signed_up_at < CAST('2026-02-01 00:00:00' AS TIMESTAMP)
+      AND t1.name = 'North'
+  ) AS r
   GROUP BY
-    CAST(DATE_TRUNC('MONTH', t0.signed_up_at) AS DATE),
-    t0.country
+    g0,
+    g1
 ), keys AS (
   SELECT
     g0,
