@@ -1,0 +1,606 @@
+"""What PostgreSQL clients ask besides data: session statements (SET, SHOW, BEGIN, ...),
+`pg_catalog` / `information_schema` introspection and built-in functions (`version()`,
+`current_schema()`, `SELECT 1`).
+
+Introspection runs in a small in-memory DuckDB "catalog database" per build: the schemas
+`semantic` and `marts` hold empty tables with the columns, types and comments clients may
+query, and DuckDB's own `pg_catalog` / `information_schema` views describe them. Queries are
+transpiled from PostgreSQL with sqlglot; the few PostgreSQL functions and casts DuckDB lacks
+are macros and views in an `overrides` database searched first. The catalog database has no
+file access, so a client's SQL can read nothing but the catalog.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import duckdb
+import sqlglot
+from sqlglot import exp
+
+from api.sql_endpoint import protocol
+
+SERVER_VERSION = "16.0 (northstar)"
+DATABASE = "northstar"
+DEFAULT_SCHEMA = "semantic"
+VERSION_STRING = f"PostgreSQL {SERVER_VERSION} on x86_64-pc-linux-gnu, served by northstar (read-only semantic layer)"
+
+# Parameters a PostgreSQL server reports to every client at startup (ParameterStatus).
+REPORTED = {
+    "server_version": SERVER_VERSION,
+    "server_encoding": "UTF8",
+    "client_encoding": "UTF8",
+    "DateStyle": "ISO, MDY",
+    "integer_datetimes": "on",
+    "standard_conforming_strings": "on",
+    "TimeZone": "UTC",
+    "IntervalStyle": "postgres",
+    "is_superuser": "off",
+    "session_authorization": "northstar",
+    "application_name": "",
+}
+# What SHOW answers besides the reported parameters; names are case-insensitive.
+SHOWN = {
+    "transaction_isolation": "read committed",
+    "transaction isolation level": "read committed",
+    "default_transaction_isolation": "read committed",
+    "transaction_read_only": "on",
+    "default_transaction_read_only": "on",
+    "search_path": DEFAULT_SCHEMA,
+    "max_identifier_length": "63",
+    "lc_collate": "C",
+    "lc_ctype": "C",
+    "max_index_keys": "32",
+    "extra_float_digits": "3",
+    "statement_timeout": "0",
+    "server_version_num": "160000",
+    "ssl": "off",
+    "timezone": "UTC",
+    "datestyle": "ISO, MDY",
+}
+
+UTILITY_WORDS = {"set", "reset", "show", "begin", "start", "commit", "end", "rollback", "abort", "discard",
+                 "deallocate", "close", "listen", "unlisten", "savepoint", "release", "prepare"}
+WRITE_WORDS = {"insert", "update", "delete", "merge", "create", "drop", "alter", "truncate", "grant", "revoke",
+               "comment", "vacuum", "analyze", "refresh", "reindex", "cluster", "lock", "call", "do", "import"}
+QUERY_WORDS = {"select", "with", "values", "table", "("}
+
+SUPPORTED = ("northstar answers read-only SELECTs over semantic.metrics (and the per-group tables) and "
+             "marts.*, plus catalog introspection (pg_catalog, information_schema) and SET/SHOW/BEGIN/COMMIT")
+
+
+class SqlError(Exception):
+    """An error for the client, with its SQLSTATE."""
+
+    def __init__(self, sqlstate: str, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.sqlstate = sqlstate
+        self.message = message
+        self.hint = hint
+
+
+# -- statements ---------------------------------------------------------------------------
+
+def split_statements(sql: str) -> list[str]:
+    """Splits a Query message on top-level semicolons (not inside quotes, dollar quotes or
+    comments); blank statements are dropped.
+
+    >>> split_statements("select 1; select ';' as x ; -- c;\\n")
+    ['select 1', "select ';' as x"]
+    >>> split_statements("select $$a;b$$; select 2")
+    ['select $$a;b$$', 'select 2']
+    """
+    out: list[str] = []
+    start = i = 0
+    n = len(sql)
+    while i < n:
+        c = sql[i]
+        if c == "'" or c == '"':
+            i = _skip_quoted(sql, i, c)
+            continue
+        if c == "-" and sql.startswith("--", i):
+            end = sql.find("\n", i)
+            i = n if end < 0 else end + 1
+            continue
+        if c == "/" and sql.startswith("/*", i):
+            depth, i = 1, i + 2
+            while i < n and depth:
+                if sql.startswith("/*", i):
+                    depth, i = depth + 1, i + 2
+                elif sql.startswith("*/", i):
+                    depth, i = depth - 1, i + 2
+                else:
+                    i += 1
+            continue
+        if c == "$":
+            match = re.match(r"\$([A-Za-z_][A-Za-z_0-9]*)?\$", sql[i:])
+            if match and not (i > 0 and (sql[i - 1].isalnum() or sql[i - 1] == "_")):
+                tag = match.group(0)
+                end = sql.find(tag, i + len(tag))
+                i = n if end < 0 else end + len(tag)
+                continue
+        if c == ";":
+            out.append(sql[start:i])
+            start = i + 1
+        i += 1
+    out.append(sql[start:])
+    return [s.strip() for s in out if _strip_comments(s).strip()]
+
+
+def _skip_quoted(sql: str, i: int, quote: str) -> int:
+    backslashes = quote == "'" and i > 0 and sql[i - 1] in "eE"
+    i += 1
+    while i < len(sql):
+        if backslashes and sql[i] == "\\":
+            i += 2
+            continue
+        if sql[i] == quote:
+            if sql.startswith(quote * 2, i):
+                i += 2
+                continue
+            return i + 1
+        i += 1
+    return i
+
+
+def _strip_comments(sql: str) -> str:
+    return re.sub(r"--[^\n]*|/\*.*?\*/", " ", sql, flags=re.S)
+
+
+def first_word(sql: str) -> str:
+    """The statement's leading keyword, lower-cased.
+
+    >>> first_word("  /* x */ SELECT 1"), first_word("(select 1)"), first_word("show all")
+    ('select', '(', 'show')
+    """
+    text = _strip_comments(sql).lstrip()
+    if text.startswith("("):
+        return "("
+    match = re.match(r"[A-Za-z_]+", text)
+    return match.group(0).lower() if match else ""
+
+
+# -- session ------------------------------------------------------------------------------
+
+@dataclass
+class Session:
+    """Per-connection state: settings and the transaction status letter."""
+
+    user: str
+    process_id: int
+    settings: dict[str, str] = field(default_factory=dict)
+    status: str = "I"  # I idle, T in transaction, E failed transaction
+
+    def get(self, name: str) -> str | None:
+        key = name.lower()
+        for k, v in self.settings.items():
+            if k.lower() == key:
+                return v
+        for table in (REPORTED, SHOWN):
+            for k, v in table.items():
+                if k.lower() == key:
+                    return v
+        if key in ("session_authorization", "user", "current_user"):
+            return self.user
+        return None
+
+
+@dataclass(frozen=True)
+class UtilityResult:
+    tag: str
+    columns: tuple[protocol.Column, ...] = ()
+    rows: tuple[tuple[Any, ...], ...] = ()
+    parameter_status: tuple[tuple[str, str], ...] = ()
+
+
+def run_utility(sql: str, session: Session) -> UtilityResult:
+    """SET, RESET, SHOW, transaction control, DISCARD and friends, answered locally."""
+    word = first_word(sql)
+    text = " ".join(_strip_comments(sql).split())
+    lowered = text.lower()
+    if word == "show":
+        name = text[5:].strip().strip('"')
+        if name.lower() == "all":
+            rows = sorted({**{k: v for k, v in {**REPORTED, **SHOWN}.items()}, **session.settings}.items())
+            cols = (protocol.Column("name", protocol.TEXT), protocol.Column("setting", protocol.TEXT),
+                    protocol.Column("description", protocol.TEXT))
+            return UtilityResult("SHOW", cols, tuple((k, v, "") for k, v in rows))
+        value = session.get(name)
+        if value is None:
+            raise SqlError("42704", f'unrecognized configuration parameter "{name}"')
+        column = name.split()[-1] if name.lower() == "transaction isolation level" else name
+        return UtilityResult("SHOW", (protocol.Column(column.lower(), protocol.TEXT),), ((value,),))
+    if word == "set":
+        return _set(text, session)
+    if word == "reset":
+        name = text[6:].strip().strip('"')
+        if name.lower() == "all":
+            session.settings.clear()
+        else:
+            session.settings.pop(name, None)
+        return UtilityResult("RESET")
+    if word in ("begin", "start"):
+        if session.status == "I":
+            session.status = "T"
+        return UtilityResult("BEGIN" if word == "begin" else "START TRANSACTION")
+    if word in ("commit", "end"):
+        tag = "ROLLBACK" if session.status == "E" else "COMMIT"
+        session.status = "I"
+        return UtilityResult(tag)
+    if word in ("rollback", "abort"):
+        if lowered.startswith("rollback to"):
+            if session.status == "E":
+                session.status = "T"
+            return UtilityResult("ROLLBACK")
+        session.status = "I"
+        return UtilityResult("ROLLBACK")
+    if word == "savepoint":
+        return UtilityResult("SAVEPOINT")
+    if word == "release":
+        return UtilityResult("RELEASE")
+    if word == "discard":
+        if lowered == "discard all":
+            session.settings.clear()
+        return UtilityResult(text.upper())
+    if word == "deallocate":
+        return UtilityResult("DEALLOCATE ALL" if lowered.endswith(" all") else "DEALLOCATE")
+    if word == "close":
+        return UtilityResult("CLOSE CURSOR ALL" if lowered.endswith(" all") else "CLOSE CURSOR")
+    if word in ("listen", "unlisten"):
+        return UtilityResult(word.upper())
+    raise SqlError("0A000", f"{word.upper()} is not supported", hint=SUPPORTED)
+
+
+_SET_RE = re.compile(r"set\s+(?:session\s+|local\s+)?(?P<name>[\w.\"]+)\s*(?:=|\s+to\s+)\s*(?P<value>.*)$",
+                     re.I | re.S)
+
+
+def _set(text: str, session: Session) -> UtilityResult:
+    lowered = text.lower()
+    if lowered.startswith(("set session characteristics", "set transaction")):
+        return UtilityResult("SET")
+    match = re.match(r"set\s+(?:session\s+|local\s+)?time\s+zone\s+(?P<value>.*)$", text, re.I | re.S)
+    if match:
+        name, value = "TimeZone", match.group("value")
+    else:
+        match = _SET_RE.match(text)
+        if not match:
+            raise SqlError("42601", f"cannot read the SET statement: {text}",
+                           hint="use SET name = value or SET name TO value")
+        name, value = match.group("name").strip('"'), match.group("value")
+    values = [v.strip() for v in value.split(",")]
+    value = ", ".join(v[1:-1].replace("''", "'") if len(v) >= 2 and v[0] == v[-1] == "'" else v for v in values)
+    if value.lower() == "default":
+        session.settings.pop(name, None)
+        value = session.get(name) or ""
+    else:
+        session.settings[name] = value
+    reported = [k for k in REPORTED if k.lower() == name.lower()]
+    if name.lower() == "timezone" and value.upper() not in ("UTC", "'UTC'", "GMT", "Z", "ETC/UTC", "+00", "0"):
+        # Answers are in UTC whatever the session asks; say so instead of failing the client.
+        session.settings[name] = value
+    return UtilityResult("SET", parameter_status=tuple((k, value) for k in reported))
+
+
+# -- the catalog database ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class CatalogColumn:
+    name: str
+    type: str  # northstar type
+    comment: str | None
+
+
+@dataclass(frozen=True)
+class CatalogTable:
+    schema: str
+    name: str
+    comment: str | None
+    columns: tuple[CatalogColumn, ...]
+
+
+DUCKDB_TYPES = {"integer": "BIGINT", "number": "DOUBLE", "string": "VARCHAR", "date": "DATE",
+                "timestamp": "TIMESTAMP", "boolean": "BOOLEAN"}
+
+# Functions and relations DuckDB's pg_catalog lacks or answers differently, created in the
+# `overrides` database that the search path puts first. Each is what PostgreSQL returns for a
+# read-only database with one user.
+_OVERRIDES = [
+    f"CREATE MACRO version() AS '{VERSION_STRING}'",
+    f"CREATE MACRO current_schema() AS '{DEFAULT_SCHEMA}'",
+    f"CREATE MACRO current_schemas(arg_include_implicit) AS "
+    f"CASE WHEN arg_include_implicit THEN ['pg_catalog', '{DEFAULT_SCHEMA}'] ELSE ['{DEFAULT_SCHEMA}'] END",
+    "CREATE MACRO pg_get_userbyid(arg_role_oid) AS 'northstar'",
+    "CREATE MACRO pg_encoding_to_char(arg_encoding) AS 'UTF8'",
+    "CREATE MACRO pg_is_in_recovery() AS false",
+    "CREATE MACRO pg_postmaster_start_time() AS TIMESTAMP '2000-01-01'",
+    "CREATE MACRO pg_total_relation_size(arg_rel) AS 0",
+    "CREATE MACRO pg_relation_size(arg_rel) AS 0",
+    "CREATE MACRO pg_table_size(arg_rel) AS 0",
+    "CREATE MACRO pg_get_viewdef(arg_rel) AS NULL, (arg_rel, arg_pretty) AS NULL",
+    "CREATE MACRO pg_get_partkeydef(arg_rel) AS NULL",
+    "CREATE MACRO pg_get_statisticsobjdef_columns(oid) AS NULL",
+    "CREATE MACRO txid_current() AS 1",
+    "CREATE MACRO pg_backend_pid() AS 0",
+    "CREATE MACRO array_upper(arg_arr, arg_dim) AS len(arg_arr)",
+    "CREATE MACRO array_lower(arg_arr, arg_dim) AS CASE WHEN len(arg_arr) > 0 THEN 1 END",
+    "CREATE MACRO col_description(arg_rel, arg_attnum) AS (SELECT first(description) FROM system.pg_catalog.pg_description d "
+    "WHERE d.objoid = arg_rel AND d.objsubid = arg_attnum)",
+    "CREATE MACRO obj_description(arg_rel) AS (SELECT first(description) "
+    "FROM system.pg_catalog.pg_description d WHERE d.objoid = arg_rel AND d.objsubid = 0), "
+    "(arg_rel, arg_catalog) AS (SELECT first(description) "
+    "FROM system.pg_catalog.pg_description d WHERE d.objoid = arg_rel AND d.objsubid = 0)",
+    "CREATE MACRO shobj_description(arg_obj, arg_catalog) AS NULL",
+    "CREATE MACRO regclass_oid(arg_relation) AS (SELECT first(c.oid) FROM system.pg_catalog.pg_class c "
+    "JOIN system.pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relname = replace(arg_relation, '\"', '') OR n.nspname || '.' || c.relname = replace(arg_relation, '\"', ''))",
+    "CREATE MACRO regtype_oid(arg_type_name) AS (SELECT first(t.oid) FROM system.pg_catalog.pg_type t "
+    "WHERE t.typname = replace(replace(arg_type_name, 'pg_catalog.', ''), '\"', ''))",
+    "CREATE MACRO regnamespace_oid(arg_schema_name) AS (SELECT first(n.oid) FROM system.pg_catalog.pg_namespace n "
+    "WHERE n.nspname = replace(arg_schema_name, '\"', ''))",
+    "CREATE MACRO to_regtype(arg_type_name) AS overrides.main.regtype_oid(arg_type_name)",
+    "CREATE MACRO to_regclass(arg_relation) AS overrides.main.regclass_oid(arg_relation)",
+    # pg_catalog and information_schema are real schemas to clients; DuckDB's `main` is not.
+    "CREATE VIEW pg_namespace AS SELECT oid, nspname, nspowner, nspacl FROM system.pg_catalog.pg_namespace "
+    "WHERE nspname <> 'main' UNION ALL SELECT 11, 'pg_catalog', 10, NULL "
+    "UNION ALL SELECT 13000, 'information_schema', 10, NULL",
+    # information_schema as PostgreSQL shows it: this database only.
+    f"CREATE VIEW information_schema_tables AS SELECT * FROM system.information_schema.tables "
+    f"WHERE table_catalog = '{DATABASE}'",
+    f"CREATE VIEW information_schema_columns AS SELECT * REPLACE ("
+    f"CASE data_type WHEN 'BIGINT' THEN 'bigint' WHEN 'DOUBLE' THEN 'double precision' WHEN 'VARCHAR' THEN 'text' "
+    f"WHEN 'DATE' THEN 'date' WHEN 'TIMESTAMP' THEN 'timestamp without time zone' WHEN 'BOOLEAN' THEN 'boolean' "
+    f"ELSE lower(data_type) END AS data_type, "
+    f"CASE data_type WHEN 'BIGINT' THEN 'int8' WHEN 'DOUBLE' THEN 'float8' WHEN 'VARCHAR' THEN 'text' "
+    f"WHEN 'DATE' THEN 'date' WHEN 'TIMESTAMP' THEN 'timestamp' WHEN 'BOOLEAN' THEN 'bool' "
+    f"ELSE lower(data_type) END AS udt_name) "
+    f"FROM system.information_schema.columns WHERE table_catalog = '{DATABASE}'",
+    f"CREATE VIEW information_schema_schemata AS SELECT * FROM system.information_schema.schemata "
+    f"WHERE catalog_name = '{DATABASE}' AND schema_name <> 'main'",
+    f"CREATE VIEW information_schema_views AS SELECT * FROM system.information_schema.views "
+    f"WHERE table_catalog = '{DATABASE}'",
+    "CREATE VIEW pg_roles AS SELECT 10::BIGINT AS oid, 'northstar' AS rolname, false AS rolsuper, "
+    "false AS rolinherit, false AS rolcreaterole, false AS rolcreatedb, true AS rolcanlogin, "
+    "false AS rolreplication, -1 AS rolconnlimit, NULL AS rolvaliduntil, false AS rolbypassrls, NULL AS rolconfig",
+    "CREATE VIEW pg_user AS SELECT 'northstar' AS usename, 10::BIGINT AS usesysid, false AS usecreatedb, "
+    "false AS usesuper, false AS userepl, false AS usebypassrls, NULL AS passwd, NULL AS valuntil, "
+    "NULL AS useconfig",
+    "CREATE VIEW pg_authid AS SELECT * FROM overrides.main.pg_roles",
+    "CREATE VIEW pg_inherits AS SELECT 0::BIGINT AS inhrelid, 0::BIGINT AS inhparent, 0 AS inhseqno WHERE false",
+    "CREATE VIEW pg_foreign_table AS SELECT 0::BIGINT AS ftrelid, 0::BIGINT AS ftserver WHERE false",
+    "CREATE VIEW pg_partitioned_table AS SELECT 0::BIGINT AS partrelid WHERE false",
+    "CREATE VIEW pg_extension AS SELECT 0::BIGINT AS oid, '' AS extname, '' AS extversion WHERE false",
+    "CREATE VIEW pg_policy AS SELECT 0::BIGINT AS oid, '' AS polname, 0::BIGINT AS polrelid WHERE false",
+    "CREATE VIEW pg_rewrite AS SELECT 0::BIGINT AS oid, '' AS rulename, 0::BIGINT AS ev_class WHERE false",
+    "CREATE VIEW pg_trigger AS SELECT 0::BIGINT AS oid, 0::BIGINT AS tgrelid, '' AS tgname, false AS tgisinternal, "
+    "0::BIGINT AS tgparentid WHERE false",
+    "CREATE VIEW pg_statistic_ext AS SELECT 0::BIGINT AS oid, 0::BIGINT AS stxrelid WHERE false",
+    "CREATE VIEW pg_publication AS SELECT 0::BIGINT AS oid, '' AS pubname WHERE false",
+    "CREATE VIEW pg_publication_rel AS SELECT 0::BIGINT AS prrelid, 0::BIGINT AS prpubid WHERE false",
+    "CREATE VIEW pg_matviews AS SELECT '' AS schemaname, '' AS matviewname WHERE false",
+]
+
+_INFORMATION_SCHEMA_OVERRIDES = {"tables", "columns", "schemata", "views"}
+_CAST_MACROS = {"regclass": "regclass_oid", "regtype": "regtype_oid", "regnamespace": "regnamespace_oid"}
+_OID_TYPES = {"regclass", "regtype", "regproc", "regprocedure", "regnamespace", "regrole", "regoper", "oid",
+              "xid", "cid", "tid", "regconfig", "regdictionary"}
+_TEXT_TYPES = {"name", "char", "bpchar", "text", "varchar", "pg_node_tree", "anyarray", "aclitem",
+               "int2vector", "oidvector", "_text", "_name"}
+
+
+class CatalogDatabase:
+    """The in-memory catalog database of one build."""
+
+    def __init__(self, tables: list[CatalogTable]) -> None:
+        self._lock = threading.Lock()
+        con = duckdb.connect(":memory:", config={"threads": 1})
+        con.execute(f"ATTACH ':memory:' AS {DATABASE}")
+        con.execute("ATTACH ':memory:' AS overrides")
+        for statement in _OVERRIDES:
+            con.execute(statement.replace("CREATE MACRO ", "CREATE MACRO overrides.main.", 1)
+                        .replace("CREATE VIEW ", "CREATE VIEW overrides.main.", 1))
+        con.execute(f"USE {DATABASE}")
+        for schema in sorted({t.schema for t in tables} | {DEFAULT_SCHEMA, "marts"}):
+            con.execute(f"CREATE SCHEMA {_ident(schema)}")
+        for table in tables:
+            qualified = f"{_ident(table.schema)}.{_ident(table.name)}"
+            columns = ", ".join(f"{_ident(c.name)} {DUCKDB_TYPES.get(c.type, 'VARCHAR')}" for c in table.columns)
+            con.execute(f"CREATE TABLE {qualified} ({columns or 'placeholder VARCHAR'})")
+            if table.comment:
+                con.execute(f"COMMENT ON TABLE {qualified} IS {_literal(table.comment)}")
+            for column in table.columns:
+                if column.comment:
+                    con.execute(f"COMMENT ON COLUMN {qualified}.{_ident(column.name)} IS {_literal(column.comment)}")
+        # Client SQL runs here: no files, no extensions, no changing that back.
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+        self._con = con
+        self.tables = tables
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        # A cursor is a new connection to the same database: it gets its own search path.
+        with self._lock:
+            cursor = self._con.cursor()
+        cursor.execute(f"USE {DATABASE}")
+        cursor.execute(f"SET search_path = '{DATABASE}.{DEFAULT_SCHEMA},overrides.main'")
+        return cursor
+
+    def run(self, statement: exp.Expression, session: Session,
+            on_cursor: Callable[[duckdb.DuckDBPyConnection], None] | None = None
+            ) -> tuple[tuple[protocol.Column, ...], list[tuple[Any, ...]]]:
+        """Runs a (PostgreSQL) catalog query; `on_cursor` receives the cursor so the caller can
+        interrupt it on a cancel request."""
+        sql = to_duckdb(statement, session)
+        cursor = self.cursor()
+        try:
+            if on_cursor:
+                on_cursor(cursor)
+            try:
+                result = cursor.execute(sql)
+            except duckdb.InterruptException as exc:
+                raise SqlError("57014", "canceling statement due to user request") from exc
+            except duckdb.CatalogException as exc:
+                raise SqlError("42P01" if "Table" in str(exc) else "42883", _first_line(exc), hint=SUPPORTED) from exc
+            except duckdb.Error as exc:
+                raise SqlError("42601" if isinstance(exc, duckdb.ParserException) else "XX000",
+                               _first_line(exc), hint=SUPPORTED) from exc
+            columns = tuple(protocol.Column(d[0], duckdb_type_oid(str(d[1]))) for d in result.description)
+            return columns, result.fetchall()
+        finally:
+            cursor.close()
+
+    def close(self) -> None:
+        self._con.close()
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).split("\n")[0]
+
+
+def duckdb_type_oid(type_name: str) -> int:
+    """pg_type OID for a DuckDB result type (anything unusual is served as text).
+
+    >>> duckdb_type_oid("BIGINT"), duckdb_type_oid("INTEGER"), duckdb_type_oid("DECIMAL(5,2)"), duckdb_type_oid("INTEGER[]")
+    (20, 23, 701, 25)
+    """
+    name = type_name.upper()
+    if name.endswith("]"):
+        return protocol.TEXT
+    if name in ("BIGINT", "HUGEINT", "UBIGINT", "UHUGEINT"):
+        return protocol.INT8
+    if name in ("INTEGER", "UINTEGER"):
+        return protocol.INT4
+    if name in ("SMALLINT", "TINYINT", "USMALLINT", "UTINYINT"):
+        return protocol.INT2
+    if name in ("DOUBLE", "FLOAT", "REAL") or name.startswith("DECIMAL"):
+        return protocol.FLOAT8
+    if name == "BOOLEAN":
+        return protocol.BOOL
+    if name == "DATE":
+        return protocol.DATE
+    if name.startswith("TIMESTAMP"):
+        return protocol.TIMESTAMP
+    return protocol.TEXT
+
+
+def _ident(name: str) -> str:
+    return exp.to_identifier(name, quoted=True).sql("duckdb")
+
+
+def _literal(text: str) -> str:
+    return exp.Literal.string(text).sql("duckdb")
+
+
+def to_duckdb(statement: exp.Expression, session: Session) -> str:
+    """Rewrites a PostgreSQL catalog query for the catalog database and renders it for DuckDB."""
+    tree = statement.copy()
+
+    def rewrite(node: exp.Expression) -> exp.Expression:
+        if isinstance(node, exp.Table) and node.db.lower() == "pg_catalog":
+            node.set("db", None)
+            node.set("catalog", None)
+        elif isinstance(node, exp.Table) and node.db.lower() == "information_schema" \
+                and node.name.lower() in _INFORMATION_SCHEMA_OVERRIDES:
+            node.set("this", exp.to_identifier(f"information_schema_{node.name.lower()}"))
+            node.set("db", exp.to_identifier("main"))
+            node.set("catalog", exp.to_identifier("overrides"))
+        elif isinstance(node, exp.Collate):
+            return node.this
+        elif isinstance(node, exp.Operator):
+            op = node.args.get("operator", "")
+            op = (op.name if isinstance(op, exp.Expression) else str(op)).replace("pg_catalog.", "")
+            return _operator(op, node.this, node.expression)
+        elif isinstance(node, exp.Cast):
+            return _cast(node)
+        elif isinstance(node, (exp.CurrentUser, exp.SessionUser)) or (
+                isinstance(node, exp.Column) and node.name.lower() in ("current_user", "session_user", "user")
+                and not node.table):
+            return exp.Literal.string(session.user)
+        elif isinstance(node, exp.Anonymous):
+            name = node.name.lower()
+            if name == "current_setting" and node.expressions and isinstance(node.expressions[0], exp.Literal):
+                value = session.get(node.expressions[0].name)
+                return exp.Literal.string(value) if value is not None else exp.Null()
+            if name == "set_config" and len(node.expressions) >= 2:
+                return node.expressions[1]
+            if name == "pg_backend_pid":
+                return exp.Literal.number(session.process_id)
+        return node
+
+    names = _output_names(tree) if isinstance(tree, exp.Select) else None
+    tree = tree.transform(_unqualify).transform(rewrite)
+    if names and isinstance(tree, exp.Select) and len(tree.expressions) == len(names):
+        tree.set("expressions", [item if name is None else exp.alias_(item, name, quoted=True)
+                                 for item, name in zip(tree.expressions, names)])
+    return tree.sql("duckdb")
+
+
+def _unqualify(node: exp.Expression) -> exp.Expression:
+    """`pg_catalog.f(...)` -> `f(...)`, so the overrides are found first."""
+    if isinstance(node, exp.Dot) and isinstance(node.this, exp.Identifier) \
+            and node.this.name.lower() == "pg_catalog" and isinstance(node.expression, exp.Func):
+        return node.expression
+    return node
+
+
+def _output_names(select: exp.Select) -> list[str | None]:
+    """Output names as PostgreSQL gives them to unaliased items: a function's name, else
+    ?column? (None: the item names itself)."""
+    names: list[str | None] = []
+    for item in select.expressions:
+        if isinstance(item, (exp.Alias, exp.Column, exp.Star)):
+            names.append(None)
+            continue
+        inner = item.this if isinstance(item, exp.Cast) else item
+        if isinstance(inner, exp.Column):
+            names.append(inner.name)
+        elif isinstance(inner, exp.Dot) and isinstance(inner.expression, exp.Func):
+            names.append(inner.expression.sql("postgres").split("(")[0].lower())
+        elif isinstance(inner, exp.Func):
+            names.append(inner.sql("postgres").split("(")[0].lower())
+        else:
+            names.append("?column?")
+    return names
+
+
+def _operator(op: str, left: exp.Expression, right: exp.Expression) -> exp.Expression:
+    if isinstance(right, exp.Collate):
+        right = right.this
+    table = {"~": lambda: exp.RegexpLike(this=left, expression=right),
+             "!~": lambda: exp.not_(exp.RegexpLike(this=left, expression=right)),
+             "~*": lambda: exp.RegexpILike(this=left, expression=right),
+             "!~*": lambda: exp.not_(exp.RegexpILike(this=left, expression=right)),
+             "=": lambda: exp.EQ(this=left, expression=right),
+             "<>": lambda: exp.NEQ(this=left, expression=right),
+             "~~": lambda: exp.Like(this=left, expression=right),
+             "!~~": lambda: exp.not_(exp.Like(this=left, expression=right))}
+    if op not in table:
+        raise SqlError("42883", f"operator {op} is not supported in catalog queries")
+    return table[op]()
+
+
+def _type_name(to: exp.DataType) -> str:
+    kind = to.args.get("kind")
+    if isinstance(to, exp.DataType) and to.this == exp.DType.USERDEFINED and kind is not None:
+        name = kind.name if isinstance(kind, (exp.Dot, exp.Identifier)) else str(kind)
+        if isinstance(kind, exp.Dot):
+            name = kind.expression.name
+        return name.lower()
+    if isinstance(to, exp.ObjectIdentifier) or not isinstance(to, exp.DataType):
+        return to.name.lower()
+    return to.this.value.lower() if hasattr(to.this, "value") else str(to.this).lower()
+
+
+def _cast(node: exp.Cast) -> exp.Expression:
+    name = _type_name(node.to)
+    value = node.this
+    if name in _CAST_MACROS and isinstance(value, exp.Literal) and value.is_string:
+        return exp.Anonymous(this=_CAST_MACROS[name], expressions=[value])
+    if name in _OID_TYPES:
+        return exp.cast(value, "BIGINT")
+    if name in _TEXT_TYPES:
+        return exp.cast(value, "VARCHAR")
+    return node
