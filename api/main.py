@@ -23,7 +23,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.engines.refresh(force=True)
         except Exception as exc:  # start anyway: /readyz reports the cause until a build lands
             app.state.engines.last_error = str(exc)
+        app.state.sql_endpoint = None
+        if settings.sql_port:
+            from api.sql_endpoint.server import Authenticator, SqlEndpoint
+
+            app.state.sql_endpoint = SqlEndpoint(app.state.engines, Authenticator.from_settings(settings))
+            await app.state.sql_endpoint.start(settings.host, settings.sql_port)
         yield
+        if app.state.sql_endpoint is not None:
+            await app.state.sql_endpoint.close()
         app.state.engines.close()
 
     app = FastAPI(

@@ -99,6 +99,7 @@ def serve(
     warehouse: Annotated[Optional[Path], typer.Option(help="Warehouse to serve.")] = None,
     host: Annotated[Optional[str], typer.Option(help="Interface to bind.")] = None,
     port: Annotated[Optional[int], typer.Option(help="HTTP port.")] = None,
+    sql_port: Annotated[Optional[int], typer.Option(help="PostgreSQL-wire SQL port (default 5433; 0 turns it off).")] = None,
     landing: Annotated[Optional[Path], typer.Option(help="Landing data to build from if no warehouse exists.")] = None,
     dbt_project: Annotated[Optional[Path], typer.Option(help="dbt project directory.")] = None,
 ) -> None:
@@ -107,13 +108,16 @@ def serve(
 
     from api.main import create_app
 
-    settings = _settings(warehouse=warehouse, host=host, port=port, landing=landing, dbt_project=dbt_project)
+    settings = _settings(warehouse=warehouse, host=host, port=port, sql_port=sql_port, landing=landing,
+                         dbt_project=dbt_project)
     if not settings.warehouse_path.exists():
         console.print(f"no warehouse at {settings.warehouse_path}; building it from {settings.landing}",
                       highlight=False)
         _build(settings)
     console.print(f"serving on http://{settings.host}:{settings.port}  (docs: /docs, dbt docs: /dbt-docs/)",
                   highlight=False)
+    if settings.sql_port:
+        console.print(f"SQL endpoint on postgresql://{settings.host}:{settings.sql_port}/northstar", highlight=False)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
 
 

@@ -6,6 +6,9 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+from typing import Literal
+
+from pydantic import SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -22,6 +25,13 @@ class Settings(BaseSettings):
     port: int = 8000
     keep_builds: int = 3
     query_cache_size: int = 1024
+    # PostgreSQL-wire SQL endpoint (api/sql_endpoint); 0 turns it off.
+    sql_port: int = 5433
+    # auto: trust when no password is set, SCRAM-SHA-256 otherwise.
+    sql_auth: Literal["auto", "trust", "cleartext", "scram"] = "auto"
+    # Interim, until API tokens exist: one password for every SQL user, given as plain text or,
+    # better, as a PostgreSQL SCRAM verifier (`SCRAM-SHA-256$4096:<salt>$<StoredKey>:<ServerKey>`).
+    sql_password: SecretStr | None = None
 
     @property
     def warehouse_path(self) -> Path:

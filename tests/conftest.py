@@ -63,14 +63,15 @@ def free_port() -> int:
 class Server:
     """`northstar serve` in a subprocess, stopped at teardown."""
 
-    def __init__(self, warehouse: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, warehouse: Path, env: dict[str, str] | None = None, sql_port: int = 0) -> None:
         self.port = free_port()
+        self.sql_port = sql_port  # 0: no SQL endpoint, so parallel servers do not compete for 5433
         self.base_url = f"http://127.0.0.1:{self.port}"
         # The log goes to a file: an unread pipe would fill up and block the server.
         self.log = tempfile.NamedTemporaryFile("w+", prefix="northstar-serve-", suffix=".log", delete=False)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "northstar", "serve", "--warehouse", str(warehouse),
-             "--host", "127.0.0.1", "--port", str(self.port)],
+             "--host", "127.0.0.1", "--port", str(self.port), "--sql-port", str(sql_port)],
             cwd=REPO, env={**os.environ, **(env or {})}, stdout=self.log, stderr=subprocess.STDOUT,
             text=True)
 
