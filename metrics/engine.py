@@ -19,12 +19,14 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from metrics.errors import WarehouseUnavailable
-from metrics.execution.client import DuckDBClient, ResultColumn, SqlClient
+from metrics.execution.client import DuckDBClient, ResultColumn, ResultSet, SqlClient
+from metrics.execution.client import _column_type as column_type
 from metrics.query.plan import Planner, QueryPlan
 from metrics.query.request import MetricQuery
 from metrics.semantic.graph import METRIC_TIME, ItemKind, SemanticGraph, SourceKey
 from metrics.semantic.manifest import SemanticManifest, load_semantic_manifest
 from metrics.semantic.model import GRAINS, Metric, MetricType
+from metrics.sql.marts import MART_COLUMNS_SQL, MartTable, rewrite_mart_query
 from metrics.sql.render import Renderer
 
 MANIFEST_FILE = "semantic_manifest.json"
@@ -139,6 +141,7 @@ class MetricsEngine:
         self._catalog: dict[str, MetricInfo] | None = None
         # A build never changes, so the newest time of each input is read once.
         self._newest: dict[SourceKey, Any] = {}
+        self._marts: dict[str, tuple[MartTable, tuple[ResultColumn, ...]]] | None = None
 
     @classmethod
     def open(cls, warehouse: Path, manifest_path: Path | None = None) -> MetricsEngine:
@@ -266,6 +269,36 @@ class MetricsEngine:
             while len(self._cache) > self._cache_size:
                 self._cache.popitem(last=False)
         return answer
+
+    def describe(self, query: MetricQuery) -> tuple[ResultColumn, ...]:
+        """The typed columns `query` would answer, from the warehouse's own typing, without
+        running it (for catalogs that list metrics as typed columns)."""
+        plan = self.plan(query)
+        rendered = self.renderer.render(plan)
+        described = self.client.query(f"DESCRIBE {rendered.sql}", rendered.params)
+        return tuple(ResultColumn(name, column_type(row[1])) for name, row in zip(plan.columns, described.rows))
+
+    # -- marts ---------------------------------------------------------------------------
+
+    def mart_tables(self) -> dict[str, tuple[MartTable, tuple[ResultColumn, ...]]]:
+        """The dbt marts (the tables of the schemas the semantic models read), by name."""
+        if self._marts is None:
+            schemas = sorted({m.relation.schema for m in self.manifest.semantic_models.values()})
+            marts: dict[str, tuple[MartTable, list[ResultColumn]]] = {}
+            if schemas:
+                rows = self.client.query(MART_COLUMNS_SQL, {"schemas": schemas}).rows
+                for schema, table, column, data_type in rows:
+                    entry = marts.setdefault(table, (MartTable(table, schema, table), []))
+                    if entry[0].schema == schema:
+                        entry[1].append(ResultColumn(column, column_type(data_type)))
+            self._marts = {name: (mart, tuple(columns)) for name, (mart, columns) in marts.items()}
+        return self._marts
+
+    def read_mart(self, statement: Any) -> ResultSet:
+        """Run a client's read-only SELECT over `marts.*` (a sqlglot tree); see
+        `metrics.sql.marts` for what is allowed."""
+        marts = {name: mart for name, (mart, _) in self.mart_tables().items()}
+        return self.client.query(rewrite_mart_query(statement, marts, self.client.dialect))
 
     def freshness(self, plan: QueryPlan) -> Freshness:
         sources = [node.source for node in plan.nodes]
