@@ -324,6 +324,15 @@ _OVERRIDES = [
     "CREATE MACRO pg_get_partkeydef(arg_rel) AS NULL",
     "CREATE MACRO pg_get_statisticsobjdef_columns(oid) AS NULL",
     "CREATE MACRO txid_current() AS 1",
+    "CREATE MACRO format_type(arg_type, arg_typmod) AS CASE arg_type WHEN 20 THEN 'bigint' "
+    "WHEN 701 THEN 'double precision' WHEN 25 THEN 'text' WHEN 1043 THEN 'character varying' WHEN 1082 THEN 'date' "
+    "WHEN 1114 THEN 'timestamp without time zone' WHEN 1184 THEN 'timestamp with time zone' WHEN 16 THEN 'boolean' "
+    "WHEN 23 THEN 'integer' WHEN 21 THEN 'smallint' WHEN 700 THEN 'real' WHEN 1700 THEN 'numeric' "
+    "ELSE (SELECT first(typname) FROM overrides.main.pg_type t WHERE t.oid = arg_type) END",
+    "CREATE MACRO pg_relation_is_publishable(arg_rel) AS false",
+    "CREATE MACRO pg_get_expr(arg_expr, arg_rel) AS NULL, (arg_expr, arg_rel, arg_pretty) AS NULL",
+    "CREATE MACRO pg_get_indexdef(arg_index) AS NULL, (arg_index, arg_col, arg_pretty) AS NULL",
+    "CREATE MACRO pg_get_constraintdef(arg_constraint) AS NULL, (arg_constraint, arg_pretty) AS NULL",
     "CREATE MACRO pg_backend_pid() AS 0",
     "CREATE MACRO array_upper(arg_arr, arg_dim) AS len(arg_arr)",
     "CREATE MACRO array_lower(arg_arr, arg_dim) AS CASE WHEN len(arg_arr) > 0 THEN 1 END",
@@ -362,6 +371,25 @@ _OVERRIDES = [
     f"WHERE catalog_name = '{DATABASE}' AND schema_name <> 'main'",
     f"CREATE VIEW information_schema_views AS SELECT * FROM system.information_schema.views "
     f"WHERE table_catalog = '{DATABASE}'",
+    f"CREATE VIEW pg_database AS SELECT oid, datname, 10::BIGINT AS datdba, 6 AS encoding, 'c' AS datlocprovider, "
+    f"false AS datistemplate, true AS datallowconn, -1 AS datconnlimit, 0::BIGINT AS datfrozenxid, "
+    f"0::BIGINT AS datminmxid, 0::BIGINT AS dattablespace, 'C' AS datcollate, 'C' AS datctype, "
+    f"NULL AS daticulocale, NULL AS daticurules, NULL AS datcollversion, NULL AS datacl "
+    f"FROM system.pg_catalog.pg_database WHERE datname = '{DATABASE}'",
+    "CREATE VIEW pg_class AS SELECT * REPLACE (CAST([] AS VARCHAR[]) AS reloptions, "
+    "CASE WHEN relkind = 'r' THEN 2 ELSE 0 END AS relam, 'd' AS relreplident), "
+    "false AS relforcerowsecurity FROM system.pg_catalog.pg_class",
+    # Text columns are `text` to clients, as the results say (DuckDB reports varchar).
+    "CREATE VIEW pg_attribute AS SELECT * REPLACE (CASE WHEN atttypid = 1043 THEN 25 ELSE atttypid END "
+    "AS atttypid, 'p' AS attstorage) FROM system.pg_catalog.pg_attribute",
+    "CREATE VIEW pg_am AS SELECT 2::BIGINT AS oid, 'heap' AS amname, 't' AS amtype",
+    # Types the endpoint serves that DuckDB's pg_type lacks.
+    "CREATE VIEW pg_type AS SELECT * FROM system.pg_catalog.pg_type UNION ALL BY NAME "
+    "SELECT * FROM (VALUES (25, 'text', -1, 'S', 1009), (19, 'name', 64, 'S', 1003), (26, 'oid', 4, 'N', 1028), "
+    "(18, 'char', 1, 'Z', 1002)) extra(oid, typname, typlen, typcategory, typarray) "
+    "CROSS JOIN (SELECT first(typnamespace) AS typnamespace, 0 AS typowner, 'b' AS typtype, false AS typbyval, "
+    "true AS typisdefined, ',' AS typdelim, 0 AS typrelid, 0 AS typelem, 0 AS typbasetype, -1 AS typtypmod, "
+    "0 AS typndims, false AS typnotnull FROM system.pg_catalog.pg_type WHERE oid = 20)",
     "CREATE VIEW pg_roles AS SELECT 10::BIGINT AS oid, 'northstar' AS rolname, false AS rolsuper, "
     "false AS rolinherit, false AS rolcreaterole, false AS rolcreatedb, true AS rolcanlogin, "
     "false AS rolreplication, -1 AS rolconnlimit, NULL AS rolvaliduntil, false AS rolbypassrls, NULL AS rolconfig",
@@ -369,17 +397,29 @@ _OVERRIDES = [
     "false AS usesuper, false AS userepl, false AS usebypassrls, NULL AS passwd, NULL AS valuntil, "
     "NULL AS useconfig",
     "CREATE VIEW pg_authid AS SELECT * FROM overrides.main.pg_roles",
-    "CREATE VIEW pg_inherits AS SELECT 0::BIGINT AS inhrelid, 0::BIGINT AS inhparent, 0 AS inhseqno WHERE false",
+    # Empty relations for features a read-only semantic layer has none of.
+    "CREATE VIEW pg_inherits AS SELECT 0::BIGINT AS inhrelid, 0::BIGINT AS inhparent, 0 AS inhseqno, "
+    "false AS inhdetachpending WHERE false",
     "CREATE VIEW pg_foreign_table AS SELECT 0::BIGINT AS ftrelid, 0::BIGINT AS ftserver WHERE false",
     "CREATE VIEW pg_partitioned_table AS SELECT 0::BIGINT AS partrelid WHERE false",
-    "CREATE VIEW pg_extension AS SELECT 0::BIGINT AS oid, '' AS extname, '' AS extversion WHERE false",
-    "CREATE VIEW pg_policy AS SELECT 0::BIGINT AS oid, '' AS polname, 0::BIGINT AS polrelid WHERE false",
-    "CREATE VIEW pg_rewrite AS SELECT 0::BIGINT AS oid, '' AS rulename, 0::BIGINT AS ev_class WHERE false",
+    "CREATE VIEW pg_extension AS SELECT 0::BIGINT AS oid, '' AS extname, '' AS extversion, "
+    "0::BIGINT AS extnamespace WHERE false",
+    "CREATE VIEW pg_policy AS SELECT 0::BIGINT AS oid, '' AS polname, 0::BIGINT AS polrelid, '' AS polcmd, "
+    "false AS polpermissive, CAST([] AS BIGINT[]) AS polroles, '' AS polqual, '' AS polwithcheck WHERE false",
+    "CREATE VIEW pg_rewrite AS SELECT 0::BIGINT AS oid, '' AS rulename, 0::BIGINT AS ev_class, '' AS ev_type, "
+    "'' AS ev_enabled, false AS is_instead WHERE false",
     "CREATE VIEW pg_trigger AS SELECT 0::BIGINT AS oid, 0::BIGINT AS tgrelid, '' AS tgname, false AS tgisinternal, "
-    "0::BIGINT AS tgparentid WHERE false",
-    "CREATE VIEW pg_statistic_ext AS SELECT 0::BIGINT AS oid, 0::BIGINT AS stxrelid WHERE false",
-    "CREATE VIEW pg_publication AS SELECT 0::BIGINT AS oid, '' AS pubname WHERE false",
-    "CREATE VIEW pg_publication_rel AS SELECT 0::BIGINT AS prrelid, 0::BIGINT AS prpubid WHERE false",
+    "0::BIGINT AS tgparentid, '' AS tgenabled WHERE false",
+    "CREATE VIEW pg_statistic_ext AS SELECT 0::BIGINT AS oid, 0::BIGINT AS stxrelid, 0::BIGINT AS stxnamespace, "
+    "'' AS stxname, CAST([] AS VARCHAR[]) AS stxkind, -1 AS stxstattarget, CAST([] AS SMALLINT[]) AS stxkeys "
+    "WHERE false",
+    "CREATE VIEW pg_publication AS SELECT 0::BIGINT AS oid, '' AS pubname, false AS puballtables, "
+    "false AS pubinsert, false AS pubupdate, false AS pubdelete, false AS pubtruncate, false AS pubviaroot "
+    "WHERE false",
+    "CREATE VIEW pg_publication_namespace AS SELECT 0::BIGINT AS oid, 0::BIGINT AS pnpubid, "
+    "0::BIGINT AS pnnspid WHERE false",
+    "CREATE VIEW pg_publication_rel AS SELECT 0::BIGINT AS oid, 0::BIGINT AS prrelid, 0::BIGINT AS prpubid, "
+    "'' AS prqual, CAST([] AS SMALLINT[]) AS prattrs WHERE false",
     "CREATE VIEW pg_matviews AS SELECT '' AS schemaname, '' AS matviewname WHERE false",
 ]
 
@@ -399,7 +439,8 @@ class CatalogDatabase:
         con = duckdb.connect(":memory:", config={"threads": 1})
         con.execute(f"ATTACH ':memory:' AS {DATABASE}")
         con.execute("ATTACH ':memory:' AS overrides")
-        for statement in _OVERRIDES:
+        # Views first: some macros read them.
+        for statement in sorted(_OVERRIDES, key=lambda text: not text.startswith("CREATE VIEW")):
             con.execute(statement.replace("CREATE MACRO ", "CREATE MACRO overrides.main.", 1)
                         .replace("CREATE VIEW ", "CREATE VIEW overrides.main.", 1))
         con.execute(f"USE {DATABASE}")
@@ -515,6 +556,9 @@ def to_duckdb(statement: exp.Expression, session: Session) -> str:
             return _operator(op, node.this, node.expression)
         elif isinstance(node, exp.Cast):
             return _cast(node)
+        elif isinstance(node, exp.DataType) and node.this == exp.DType.USERDEFINED \
+                and isinstance(node.args.get("kind"), exp.Dot):
+            return _builtin_type(_type_name(node))
         elif isinstance(node, (exp.CurrentUser, exp.SessionUser)) or (
                 isinstance(node, exp.Column) and node.name.lower() in ("current_user", "session_user", "user")
                 and not node.table):
@@ -531,7 +575,15 @@ def to_duckdb(statement: exp.Expression, session: Session) -> str:
         return node
 
     names = _output_names(tree) if isinstance(tree, exp.Select) else None
-    tree = tree.transform(_unqualify).transform(rewrite)
+    tree = tree.transform(_unqualify)
+    # Children first, so nested casts and calls are all rewritten.
+    for node in reversed(list(tree.walk(bfs=False))):
+        replacement = rewrite(node)
+        if replacement is not node:
+            if node is tree:
+                tree = replacement
+            else:
+                node.replace(replacement)
     if names and isinstance(tree, exp.Select) and len(tree.expressions) == len(names):
         tree.set("expressions", [item if name is None else exp.alias_(item, name, quoted=True)
                                  for item, name in zip(tree.expressions, names)])
@@ -592,6 +644,18 @@ def _type_name(to: exp.DataType) -> str:
     if isinstance(to, exp.ObjectIdentifier) or not isinstance(to, exp.DataType):
         return to.name.lower()
     return to.this.value.lower() if hasattr(to.this, "value") else str(to.this).lower()
+
+
+def _builtin_type(name: str) -> exp.DataType:
+    """A `pg_catalog.<type>` name as a DuckDB type."""
+    if name in _OID_TYPES:
+        return exp.DataType.build("BIGINT")
+    if name in _TEXT_TYPES:
+        return exp.DataType.build("VARCHAR")
+    try:
+        return exp.DataType.build(name, dialect="postgres")
+    except Exception as exc:
+        raise SqlError("42704", f'type "{name}" does not exist') from exc
 
 
 def _cast(node: exp.Cast) -> exp.Expression:

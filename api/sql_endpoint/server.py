@@ -444,6 +444,7 @@ class Connection:
             try:
                 await self._extended(kind, payload)
             except SqlError as exc:
+                log.info("extended-protocol message %r refused (%s): %s", kind, exc.sqlstate, exc.message)
                 self._error(exc)
                 failed = True
             except (MetricsError, ValueError, struct.error, protocol.ProtocolViolation) as exc:
@@ -469,6 +470,7 @@ class Connection:
                 statement = prepare(part)
                 result = await self._run(statement, [])
             except SqlError as exc:
+                log.info("statement refused (%s): %s: %s", exc.sqlstate, exc.message, part)
                 self._error(exc)
                 return  # the rest of a multi-statement Query is skipped, as PostgreSQL does
             except (MetricsError, ValueError) as exc:
