@@ -324,6 +324,9 @@ _OVERRIDES = [
     "CREATE MACRO pg_get_partkeydef(arg_rel) AS NULL",
     "CREATE MACRO pg_get_statisticsobjdef_columns(oid) AS NULL",
     "CREATE MACRO txid_current() AS 1",
+    "CREATE MACRO pg_get_serial_sequence(arg_table, arg_column) AS NULL",
+    "CREATE MACRO pg_collation_is_visible(arg_collation) AS true",
+    "CREATE MACRO pg_type_is_visible(arg_type) AS true",
     "CREATE MACRO format_type(arg_type, arg_typmod) AS CASE arg_type WHEN 20 THEN 'bigint' "
     "WHEN 701 THEN 'double precision' WHEN 25 THEN 'text' WHEN 1043 THEN 'character varying' WHEN 1082 THEN 'date' "
     "WHEN 1114 THEN 'timestamp without time zone' WHEN 1184 THEN 'timestamp with time zone' WHEN 16 THEN 'boolean' "
@@ -390,6 +393,11 @@ _OVERRIDES = [
     "CROSS JOIN (SELECT first(typnamespace) AS typnamespace, 0 AS typowner, 'b' AS typtype, false AS typbyval, "
     "true AS typisdefined, ',' AS typdelim, 0 AS typrelid, 0 AS typelem, 0 AS typbasetype, -1 AS typtypmod, "
     "0 AS typndims, false AS typnotnull FROM system.pg_catalog.pg_type WHERE oid = 20)",
+    "CREATE VIEW pg_collation AS SELECT 100::BIGINT AS oid, 'default' AS collname, 11::BIGINT AS collnamespace, "
+    "'d' AS collprovider, true AS collisdeterministic, 'C' AS collcollate, 'C' AS collctype",
+    "CREATE VIEW pg_sequence AS SELECT 0::BIGINT AS seqrelid, 0::BIGINT AS seqtypid, 0::BIGINT AS seqstart, "
+    "0::BIGINT AS seqincrement, 0::BIGINT AS seqmax, 0::BIGINT AS seqmin, 0::BIGINT AS seqcache, "
+    "false AS seqcycle WHERE false",
     "CREATE VIEW pg_roles AS SELECT 10::BIGINT AS oid, 'northstar' AS rolname, false AS rolsuper, "
     "false AS rolinherit, false AS rolcreaterole, false AS rolcreatedb, true AS rolcanlogin, "
     "false AS rolreplication, -1 AS rolconnlimit, NULL AS rolvaliduntil, false AS rolbypassrls, NULL AS rolconfig",
@@ -548,6 +556,10 @@ def to_duckdb(statement: exp.Expression, session: Session) -> str:
             node.set("this", exp.to_identifier(f"information_schema_{node.name.lower()}"))
             node.set("db", exp.to_identifier("main"))
             node.set("catalog", exp.to_identifier("overrides"))
+        elif isinstance(node, exp.Column) and node.args.get("db") is not None \
+                and node.args["db"].name.lower() == "pg_catalog":
+            node.set("db", None)
+            node.set("catalog", None)
         elif isinstance(node, exp.Collate):
             return node.this
         elif isinstance(node, exp.Operator):
@@ -563,6 +575,9 @@ def to_duckdb(statement: exp.Expression, session: Session) -> str:
                 isinstance(node, exp.Column) and node.name.lower() in ("current_user", "session_user", "user")
                 and not node.table):
             return exp.Literal.string(session.user)
+        elif isinstance(node, exp.JSONObject) or (isinstance(node, exp.Anonymous) and node.name.lower() in (
+                "json_build_object", "jsonb_build_object")):
+            return exp.Null()  # only describes identity columns and collations, of which there are none
         elif isinstance(node, exp.Anonymous):
             name = node.name.lower()
             if name == "current_setting" and node.expressions and isinstance(node.expressions[0], exp.Literal):
