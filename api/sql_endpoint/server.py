@@ -21,10 +21,10 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
-from api.sql_endpoint import catalog, protocol
+from api.sql_endpoint import catalog, protocol, semantic_sql
 from api.sql_endpoint.catalog import SqlError
 from metrics.engine import EngineProvider, MetricsEngine
-from metrics.errors import MetricsError
+from metrics.errors import MetricsError, WarehouseUnavailable
 
 log = logging.getLogger("northstar.sql")
 
@@ -247,28 +247,10 @@ class SqlEndpoint:
             return db
 
 
-def _semantic_sql():
-    try:
-        from api.sql_endpoint import semantic_sql
-    except ImportError:
-        return None
-    return semantic_sql
-
-
 def visible_tables(engine: MetricsEngine) -> list[catalog.CatalogTable]:
-    module = _semantic_sql()
-    if module is None:
-        return []
     return [catalog.CatalogTable(t.schema, t.name, t.comment,
                                  tuple(catalog.CatalogColumn(c.name, c.type, c.comment) for c in t.columns))
-            for t in module.visible_tables(engine)]
-
-
-def reads_data_tables(tree: exp.Expression) -> bool:
-    module = _semantic_sql()
-    if module is not None:
-        return module.reads_data_tables(tree)
-    return any(t.db.lower() in ("semantic", "marts") for t in tree.find_all(exp.Table))
+            for t in semantic_sql.visible_tables(engine)]
 
 
 class Connection:
@@ -619,7 +601,13 @@ class Connection:
                 # The engine call cannot always be stopped; its answer is dropped when it ends.
                 raise SqlError("57014", "canceling statement due to user request")
             cancelled.cancel()
-            return work.result()
+            try:
+                return work.result()
+            except (SqlError, MetricsError):
+                raise
+            except Exception as exc:  # a bug: say so, log it, keep the connection
+                log.exception("SQL statement failed: %s", statement.sql)
+                raise SqlError("XX000", f"internal error: {exc}") from exc
         finally:
             self._running = False
             self._interrupt = None
@@ -627,7 +615,7 @@ class Connection:
     def _execute(self, tree: exp.Expression) -> Result:
         """In a worker thread: the engine of the current build answers the statement."""
         with self.endpoint.engines.engine() as engine:
-            if reads_data_tables(tree):
+            if semantic_sql.reads_data_tables(tree):
                 return self._semantic(tree, engine)
             db = self.endpoint.catalog_for(engine)
             columns, rows = db.run(tree, self.session, on_cursor=self._on_cursor)
@@ -639,12 +627,9 @@ class Connection:
             cursor.interrupt()
 
     def _semantic(self, tree: exp.Expression, engine: MetricsEngine) -> Result:
-        module = _semantic_sql()
-        if module is None:
-            raise SqlError("0A000", "queries over semantic.* and marts.* are not available in this build")
         try:
-            answer = module.answer(tree, engine)
-        except module.SqlEndpointError as exc:
+            answer = semantic_sql.answer(tree, engine)
+        except semantic_sql.SqlEndpointError as exc:
             raise SqlError(exc.sqlstate, exc.message, exc.hint) from exc
         columns = tuple(protocol.Column(c.name, protocol.NORTHSTAR_TYPES.get(c.type, protocol.TEXT))
                         for c in answer.columns)
@@ -656,6 +641,8 @@ def _tag(result: Result) -> str:
 
 
 def _as_sql_error(exc: Exception) -> SqlError:
+    if isinstance(exc, WarehouseUnavailable):
+        return SqlError("57P03", exc.message, hint="run `northstar build`; the endpoint answers once a build lands")
     if isinstance(exc, MetricsError):
         return SqlError("42000", exc.message)
     if isinstance(exc, (struct.error, protocol.ProtocolViolation)):
