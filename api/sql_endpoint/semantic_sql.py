@@ -151,13 +151,14 @@ def _build_catalog(engine: MetricsEngine) -> _Catalog:
     for source in {engine.graph.source_of(m) for m in engine.manifest.measures.values()}:
         slice_names |= engine.graph.public_names(source)
 
-    # Slice columns: short names, plus the entity-qualified names where one short name stands
-    # for several different columns (`platform` is the event's; `user__platform` the user's).
+    # Slice columns: short names, plus the entity-qualified dbt names of categorical slices
+    # (`user__country`), and of time slices where one short name stands for several columns
+    # (`created_at` of an account or of a ticket).
     slice_columns: list[ColumnDef] = []
     for d in dimensions:
         slice_columns.append(ColumnDef(d.name, slice_types.get(d.name, "string"), d.description))
     for d in dimensions:
-        if len(d.qualified_names) > 1:
+        if len(d.qualified_names) > 1 or d.kind == "categorical":
             for qualified in d.qualified_names:
                 if qualified != d.name:
                     slice_types.setdefault(qualified, slice_types.get(d.name, "string"))
@@ -390,16 +391,27 @@ def _answer(statement: exp.Expression, engine: MetricsEngine) -> SqlAnswer:
         raise _unsupported("a query cannot combine semantic tables with marts tables.")
     if marts:
         result = engine.read_mart(statement)
-        return _sql_answer(result.columns, result.rows)
+        return _sql_answer(result.columns, result.rows, _output_names(statement))
     if semantic:
         return _SemanticQuery(statement, engine, catalog, semantic).answer()
     check_functions(statement)
     result = query_rows(statement, {})
-    return _sql_answer(result.columns, result.rows)
+    return _sql_answer(result.columns, result.rows, _output_names(statement))
 
 
-def _sql_answer(columns: tuple[ResultColumn, ...], rows: list[tuple]) -> SqlAnswer:
+def _sql_answer(columns: tuple[ResultColumn, ...], rows: list[tuple], names: list[str] | None = None) -> SqlAnswer:
+    if names is not None and len(names) == len(columns):
+        columns = tuple(ResultColumn(n, c.type) for n, c in zip(names, columns))
     return SqlAnswer(tuple(SqlColumn(c.name, c.type) for c in columns), rows)
+
+
+def _output_names(top: exp.Expression) -> list[str] | None:
+    """PostgreSQL's names for unaliased output columns (`sum`, `count`, `?column?`)."""
+    if not isinstance(top, exp.Select) or any(isinstance(p, exp.Star) or
+                                              (isinstance(p, exp.Column) and isinstance(p.this, exp.Star))
+                                              for p in top.expressions):
+        return None
+    return [_pg_name(p) for p in top.expressions]
 
 
 _METRIC_AGGS = {"sum", "min", "max", "avg", "measure", "any_value", "arbitrary", "first", "last"}
@@ -1090,6 +1102,10 @@ class _SemanticQuery:
             if target is None:
                 return None
             order_by.append(("-" if ordered.args.get("desc") else "") + target)
+        if order_by:
+            # Rows that tie on the client's order come in grain order, so answers repeat.
+            named = {o.lstrip("-") for o in order_by}
+            order_by += [g for g in grain if g not in named]
         limit = offset = None
         if inner.args.get("limit") is not None:
             ok, limit = _literal(inner.args["limit"].expression)
@@ -1138,21 +1154,8 @@ class _SemanticQuery:
                         else exp.TableAlias(this=exp.to_identifier(_identifier_text(self.table.this), quoted=True)))
         self.table.replace(replacement)
         self._check_outer_levels()
-        names = self._output_names()
         result = query_rows(self.statement, {_ROWS: rows})
-        columns = result.columns
-        if names is not None and len(names) == len(columns):
-            columns = tuple(ResultColumn(n, c.type) for n, c in zip(names, columns))
-        return _sql_answer(columns, result.rows)
-
-    def _output_names(self) -> list[str] | None:
-        """PostgreSQL's names for unaliased output columns (`sum`, `count`, `?column?`)."""
-        top = self.statement
-        if not isinstance(top, exp.Select) or any(isinstance(p, exp.Star) or
-                                                  (isinstance(p, exp.Column) and isinstance(p.this, exp.Star))
-                                                  for p in top.expressions):
-            return None
-        return [_pg_name(p) for p in top.expressions]
+        return _sql_answer(result.columns, result.rows, _output_names(self.statement))
 
     def _check_outer_levels(self) -> None:
         """Walk out from the metric query: an outer aggregate may not add a metric up across
