@@ -8,6 +8,7 @@ from fastapi import FastAPI
 
 from api import errors
 from api.routers import catalog, dbt_docs, experiments, health, query
+from api.routers import alerts, launches, quality, releases
 from metrics.engine import EngineProvider
 from northstar.settings import Settings, get_settings
 
@@ -44,6 +45,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(catalog.router)
     app.include_router(query.router)
     app.include_router(experiments.router)
+    app.include_router(quality.router)
+    app.include_router(releases.router)
+    app.include_router(launches.router)
+    app.include_router(alerts.router)
     app.include_router(health.router)
     app.include_router(dbt_docs.router)
     return app

@@ -1,0 +1,73 @@
+"""Launch scorecards: adoption, time to first use, retention, cost and quality around a launch."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+
+from api.deps import EngineDep
+from api.routers.scorecard_params import iso
+from api.schemas.scorecards import (
+    FeedbackOut,
+    LaunchAdoptionDayOut,
+    LaunchesResponse,
+    LaunchOut,
+    LaunchScorecardResponse,
+    PrePostOut,
+    RetentionComparisonOut,
+    RetentionOut,
+)
+from metrics.scorecards.launches import DEFAULT_WINDOW_DAYS, Feedback, Launch, PrePost, Retention, launches, scorecard
+
+router = APIRouter(prefix="/v1/launches", tags=["launches"])
+
+RETENTION_DEFINITION = ("users active in the 28 days before the launch and in days 0-6 after it; retained = "
+                        "active in days 7-13 (24-hour steps from launched_at); adopters first used the "
+                        "feature in days 0-6")
+
+
+def _launch(x: Launch) -> LaunchOut:
+    return LaunchOut(launch_id=x.launch_id, feature_key=x.feature_key, launch_name=x.launch_name, tier=x.tier,
+                     owner_team=x.owner_team, launched_at=iso(x.launched_at))
+
+
+def _prepost(p: PrePost) -> PrePostOut:
+    return PrePostOut(metric=p.metric, severity=p.severity, before=p.before, after=p.after, change=p.change,
+                      direction=p.direction)
+
+
+def _retention(r: Retention) -> RetentionOut:
+    return RetentionOut(users=r.users, retained=r.retained, rate=r.rate)
+
+
+def _feedback(f: Feedback) -> FeedbackOut:
+    return FeedbackOut(nps=f.nps, nps_responses=f.nps_responses, csat=f.csat, csat_responses=f.csat_responses)
+
+
+@router.get("", response_model=LaunchesResponse)
+def list_launches(engine: EngineDep) -> LaunchesResponse:
+    return LaunchesResponse(launches=[_launch(x) for x in launches(engine)])
+
+
+@router.get("/{launch_id}/scorecard", response_model=LaunchScorecardResponse)
+def launch_scorecard(launch_id: str, engine: EngineDep,
+                     window_days: Annotated[int, Query(ge=1, le=180, description="Days before and after the "
+                                                                                 "launch compared.")]
+                     = DEFAULT_WINDOW_DAYS) -> LaunchScorecardResponse:
+    s = scorecard(engine, launch_id, window_days)
+    return LaunchScorecardResponse(
+        launch=_launch(s.launch), window_days=s.window_days, pre_start=iso(s.pre_start), post_end=iso(s.post_end),
+        platforms=list(s.platforms), adopters=s.adopters,
+        adoption=[LaunchAdoptionDayOut(day=a.day, date=iso(a.date), feature_users=a.feature_users,
+                                       active_users=a.active_users, share=a.share,
+                                       cumulative_adopters=a.cumulative_adopters) for a in s.adoption],
+        time_to_first_use_days=s.time_to_first_use,
+        retention=RetentionComparisonOut(
+            definition=RETENTION_DEFINITION, adopters=_retention(s.retention_adopters),
+            non_adopters=_retention(s.retention_non_adopters), difference=s.retention_test.difference,
+            p_value=s.retention_test.p_value),
+        incidents_caused_by_launch=s.incidents_caused,
+        feature_incidents=[_prepost(p) for p in s.feature_incidents], feature_tickets=_prepost(s.feature_tickets),
+        feedback={"adopters": _feedback(s.feedback_adopters), "non_adopters": _feedback(s.feedback_non_adopters)},
+        quality=[_prepost(p) for p in s.quality])

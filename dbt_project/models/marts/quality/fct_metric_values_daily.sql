@@ -1,0 +1,134 @@
+-- one row per (metric, UTC day) for the pack metrics the daily anomaly check watches,
+-- computed from the marts with the semantic layer's definitions (see the model's YAML);
+-- days without events fall outside the spine's range, days inside it with no rows count 0
+with
+
+events as (
+
+    select * from {{ ref('fct_events') }}
+
+),
+
+errors as (
+
+    select * from {{ ref('fct_errors') }}
+
+),
+
+tickets as (
+
+    select * from {{ ref('fct_support_tickets') }}
+
+),
+
+users as (
+
+    select * from {{ ref('dim_users') }}
+
+),
+
+spine as (
+
+    select date_day as metric_date
+    from {{ ref('metricflow_time_spine') }}
+    where date_day between (select min(event_date) from events)
+        and (select max(event_date) from events)
+
+),
+
+events_daily as (
+
+    select
+        event_date                                                        as metric_date,
+        count(*)                                                          as events,
+        count(distinct user_id)                                           as active_users,
+        count(distinct session_id)                                        as sessions,
+        coalesce(sum(revenue_usd), 0)                                     as revenue,
+        count(distinct case when feature_key is not null then user_id end) as feature_users
+    from events
+    group by event_date
+
+),
+
+errors_daily as (
+
+    select
+        cast(occurred_at as date)                                          as metric_date,
+        sum(case when severity = 'crash' then 1 else 0 end)                as crashes,
+        count(distinct case when severity = 'crash' then user_id end)      as crashed_users,
+        sum(case when severity in ('crash', 'error') then 1 else 0 end)    as errors
+    from errors
+    group by cast(occurred_at as date)
+
+),
+
+tickets_daily as (
+
+    select
+        cast(created_at as date) as metric_date,
+        count(*)                 as tickets
+    from tickets
+    group by cast(created_at as date)
+
+),
+
+signups_daily as (
+
+    select
+        signup_date as metric_date,
+        count(*)    as new_users
+    from users
+    group by signup_date
+
+),
+
+wide as (
+
+    select
+        spine.metric_date,
+        cast(coalesce(events_daily.active_users, 0) as double)    as active_users,
+        cast(coalesce(events_daily.events, 0) as double)          as events,
+        cast(coalesce(events_daily.sessions, 0) as double)        as sessions,
+        cast(coalesce(events_daily.revenue, 0) as double)         as revenue,
+        cast(coalesce(events_daily.feature_users, 0) as double)   as feature_users,
+        cast(coalesce(signups_daily.new_users, 0) as double)      as new_users,
+        cast(coalesce(errors_daily.crashes, 0) as double)         as crashes,
+        cast(coalesce(errors_daily.errors, 0) as double)          as errors,
+        cast(coalesce(tickets_daily.tickets, 0) as double)        as tickets,
+        -- ratios as the governed metrics define them: null on a zero denominator
+        1 - coalesce(errors_daily.crashed_users, 0) / nullif(events_daily.active_users, 0)
+            as crash_free_user_rate,
+        1000 * coalesce(errors_daily.errors, 0) / nullif(events_daily.events, 0)
+            as errors_per_1k_events,
+        1000 * coalesce(tickets_daily.tickets, 0) / nullif(events_daily.active_users, 0)
+            as tickets_per_1k_active_users
+    from spine
+    left join events_daily
+        on spine.metric_date = events_daily.metric_date
+    left join errors_daily
+        on spine.metric_date = errors_daily.metric_date
+    left join tickets_daily
+        on spine.metric_date = tickets_daily.metric_date
+    left join signups_daily
+        on spine.metric_date = signups_daily.metric_date
+
+),
+
+final as (
+
+    select
+        metric_name,
+        metric_date,
+        cast(metric_value as double) as metric_value
+    from wide
+    unpivot (
+        metric_value for metric_name in (
+            active_users, events, sessions, revenue, feature_users, new_users, crashes,
+            errors, tickets, crash_free_user_rate, errors_per_1k_events,
+            tickets_per_1k_active_users
+        )
+    )
+
+)
+
+select * from final
