@@ -12,12 +12,16 @@ guardrails.
 from __future__ import annotations
 
 import datetime as dt
+import threading
+import time
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any
 
 from metrics.errors import InvalidQuery, NotFound, UnknownMetric, did_you_mean, nearest
 from metrics.semantic.model import Agg, Metric, MetricType
 from metrics.sql.experiments import ExperimentSql, PerUserMeasure
+from metrics.sql.render import RenderedQuery
 from metrics.stats.comparison import compare_variant
 from metrics.stats.correction import adjust_p_values
 from metrics.stats.srm import check_srm
@@ -73,8 +77,28 @@ class Experiment:
 
 
 @dataclass(frozen=True)
+class StatisticsPlan:
+    """The per-user values one statistics statement computes for a list of metrics.
+
+    Attributes:
+        values: Distinct per-user values; column `x{i}` is `values[i]`.
+        positions: For each metric, the indices of its values (one, or numerator and
+            denominator of a ratio).
+        pre: Indices whose pre-assignment twin `pre{i}` is computed (CUPED).
+        products: Index pairs whose cross-product sum `x{a}_x{b}_sum` is computed (ratios).
+    """
+
+    values: tuple[PerUserMeasure, ...]
+    positions: tuple[tuple[int, ...], ...]
+    pre: tuple[int, ...]
+    products: tuple[tuple[int, int], ...]
+
+
+@dataclass(frozen=True)
 class VariantStatistics:
-    """Sufficient statistics of one variant (and slice) for one experiment metric."""
+    """Sufficient statistics of one variant (and slice): `sums` holds the columns of
+    `ExperimentSql.sufficient_statistics` (`x{i}_sum`, `x{i}_sum_sq`, `pre{i}_sum`, ...) for
+    the per-user values of a `StatisticsPlan`."""
 
     variant: str
     slice: tuple[Any, ...]
@@ -85,10 +109,16 @@ class VariantStatistics:
 class Experiments:
     """Experiment catalog and sufficient statistics for one engine (one build)."""
 
-    def __init__(self, engine) -> None:
+    def __init__(self, engine, cache_size: int = 256) -> None:
         self.engine = engine
         self.sql = ExperimentSql(engine.renderer)
         self._metrics: dict[str, ExperimentMetric] | None = None
+        # A build never changes, so its experiment catalog is read once and a readout, once
+        # computed, is the answer for as long as this engine (this build) is served.
+        self._catalog: list[Experiment] | None = None
+        self._readouts: OrderedDict[tuple, Readout] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = threading.Lock()
 
     # -- metrics -------------------------------------------------------------------------
 
@@ -141,6 +171,11 @@ class Experiments:
     # -- experiments -----------------------------------------------------------------------
 
     def experiments(self) -> list[Experiment]:
+        if self._catalog is None:
+            self._catalog = self._read_catalog()
+        return self._catalog
+
+    def _read_catalog(self) -> list[Experiment]:
         rendered = self.sql.catalog()
         try:
             rows = self.engine.client.query(rendered.sql, rendered.params).rows
@@ -162,30 +197,70 @@ class Experiments:
                            experiment_id=experiment_id, suggestions=sorted(experiments))
         return experiments[experiment_id]
 
-    def statistics(self, experiment: Experiment, metric: ExperimentMetric, *, pre_days: int | None = None,
-                   group_by: tuple[str, ...] = ()) -> list[VariantStatistics]:
-        """Per-variant (and per-slice) sufficient statistics, from one SQL statement."""
-        data_end = self._data_end(metric)
-        slices = self._slices(group_by)
-        rendered = self.sql.sufficient_statistics(experiment.experiment_id, list(metric.values), data_end,
-                                                  pre_days, slices)
+    def plan(self, metrics: list[ExperimentMetric], *, cuped: bool) -> StatisticsPlan:
+        """The distinct per-user values `metrics` need (a value shared by two metrics, such as
+        revenue in `revenue_per_user` and `arpu`, is computed once)."""
+        values: list[PerUserMeasure] = []
+        index: dict[tuple[str, str], int] = {}
+        positions = []
+        for metric in metrics:
+            at = []
+            for value in metric.values:
+                key = (value.model.name, value.measure.name)
+                if key not in index:
+                    index[key] = len(values)
+                    values.append(value)
+                at.append(index[key])
+            positions.append(tuple(at))
+        pre = tuple(sorted({p[0] for m, p in zip(metrics, positions) if cuped and not m.is_ratio}))
+        products = tuple(sorted({p for m, p in zip(metrics, positions) if m.is_ratio}))
+        return StatisticsPlan(tuple(values), tuple(positions), pre, products)
+
+    def statistics_sql(self, experiment: Experiment, metrics: list[ExperimentMetric], *,
+                       pre_days: int | None = None, group_by: tuple[str, ...] = ()) -> RenderedQuery:
+        """The one statement that returns every sufficient statistic of `metrics`."""
+        plan = self.plan(metrics, cuped=bool(pre_days))
+        return self.sql.sufficient_statistics(
+            experiment.experiment_id, list(plan.values), [self._data_end(v) for v in plan.values], pre_days,
+            self._slices(group_by), pre_values=plan.pre, products=plan.products)
+
+    def statistics(self, experiment: Experiment, metrics: list[ExperimentMetric], *, pre_days: int | None = None,
+                   group_by: tuple[str, ...] = ()) -> tuple[StatisticsPlan, list[VariantStatistics]]:
+        """Per-variant (and per-slice) sufficient statistics of every metric, from one SQL
+        statement (one pass over each semantic model's table)."""
+        plan = self.plan(metrics, cuped=bool(pre_days))
+        rendered = self.statistics_sql(experiment, metrics, pre_days=pre_days, group_by=group_by)
         result = self.engine.client.query(rendered.sql, rendered.params)
         names = [c.name for c in result.columns]
         out = []
-        width = 1 + len(slices)
+        width = 1 + len(group_by)
         for row in result.rows:
             values = dict(zip(names, row))
             sums = {k: float(v or 0) for k, v in values.items() if k not in names[:width] and k != "n"}
             out.append(VariantStatistics(row[0], tuple(row[1:width]), int(values["n"]), sums))
-        return out
+        return plan, out
 
-    def _data_end(self, metric: ExperimentMetric) -> dt.datetime | None:
-        """The end of the data, for running experiments: the newest time of the metric's inputs."""
-        newest = [self.engine._newest_time(self.engine.graph.source_of(v.measure)) for v in metric.values]
-        newest = [t for t in newest if t is not None]
-        if not newest:
+    # -- readout cache -------------------------------------------------------------------------
+
+    def cached_readout(self, key: tuple) -> Readout | None:
+        with self._lock:
+            hit = self._readouts.get(key)
+            if hit is not None:
+                self._readouts.move_to_end(key)
+            return hit
+
+    def remember_readout(self, key: tuple, readout: Readout) -> None:
+        with self._lock:
+            self._readouts[key] = readout
+            while len(self._readouts) > self._cache_size:
+                self._readouts.popitem(last=False)
+
+    def _data_end(self, value: PerUserMeasure) -> dt.datetime | None:
+        """The end of the data, for running experiments: just after the newest time of the
+        value's input."""
+        latest = self.engine._newest_time(self.engine.graph.source_of(value.measure))
+        if latest is None:
             return None
-        latest = max(newest)
         if isinstance(latest, dt.datetime):
             return latest + dt.timedelta(microseconds=1)
         return dt.datetime.combine(latest, dt.time()) + dt.timedelta(days=1)
@@ -240,6 +315,9 @@ class Readout:
     rows: tuple[ReadoutRow, ...]
     options: ReadoutOptions
     group_by: tuple[str, ...]
+    build_id: str = ""
+    cached: bool = False
+    elapsed_ms: float = 0.0
 
 
 def _statistic(kind: str, n: int, total: float, squares: float):
@@ -257,10 +335,32 @@ def metric_kind(metric: ExperimentMetric) -> str:
     return "ratio" if metric.is_ratio else "mean"
 
 
+def readout_key(experiments: Experiments, experiment_id: str, metric_names: tuple[str, ...],
+                group_by: tuple[str, ...], options: ReadoutOptions) -> tuple:
+    """The cache key of a readout: the request with names resolved (an alias and its metric
+    give the same key) and options that do not change the answer dropped (`pre_days`
+    without CUPED)."""
+    metrics = tuple(experiments.metric(name).name for name in metric_names)
+    if not options.cuped:
+        options = replace(options, pre_days=0)
+    return experiment_id, metrics, tuple(group_by), options
+
+
 def build_readout(experiments: Experiments, experiment_id: str, metric_names: tuple[str, ...],
-                  group_by: tuple[str, ...] = (), options: ReadoutOptions = ReadoutOptions()) -> Readout:
-    """Read out an experiment: per metric, variant and slice, every statistic of the contract."""
+                  group_by: tuple[str, ...] = (), options: ReadoutOptions = ReadoutOptions(),
+                  *, use_cache: bool = True) -> Readout:
+    """Read out an experiment: per metric, variant and slice, every statistic of the contract.
+
+    Readouts are cached per build (an `Experiments` belongs to one engine, i.e. one build); a
+    cached answer comes back with `cached=True`.
+    """
+    started = time.perf_counter()
     experiment = experiments.experiment(experiment_id)
+    key = readout_key(experiments, experiment_id, metric_names, group_by, options)
+    if use_cache:
+        hit = experiments.cached_readout(key)
+        if hit is not None:
+            return replace(hit, cached=True, elapsed_ms=(time.perf_counter() - started) * 1000)
     variants = [v for v in experiment.variants if v.name == experiment.control_variant]
     variants += [v for v in experiment.variants if v.name != experiment.control_variant]
     if not variants or variants[0].name != experiment.control_variant:
@@ -268,15 +368,15 @@ def build_readout(experiments: Experiments, experiment_id: str, metric_names: tu
                            f"{experiment.control_variant!r}.")
     srm = check_srm([v.users for v in variants])
     metrics = [experiments.metric(name) for name in metric_names]
+    plan, stats = experiments.statistics(experiment, metrics, pre_days=options.pre_days if options.cuped else None,
+                                         group_by=group_by)
+    by_slice: dict[tuple, dict[str, VariantStatistics]] = {}
+    for stat in stats:
+        by_slice.setdefault(stat.slice, {})[stat.variant] = stat
     rows: list[ReadoutRow] = []
-    for metric in metrics:
+    for metric, at in zip(metrics, plan.positions):
         kind = metric_kind(metric)
-        use_cuped = options.cuped and not metric.is_ratio
-        stats = experiments.statistics(experiment, metric, pre_days=options.pre_days if use_cuped else None,
-                                       group_by=group_by)
-        by_slice: dict[tuple, dict[str, VariantStatistics]] = {}
-        for stat in stats:
-            by_slice.setdefault(stat.slice, {})[stat.variant] = stat
+        use_cuped = at[0] in plan.pre
         for slice_values, arms in by_slice.items():
             control = arms.get(experiment.control_variant)
             if control is None:
@@ -289,18 +389,20 @@ def build_readout(experiments: Experiments, experiment_id: str, metric_names: tu
                 for arm in (control, treated):
                     s = arm.sums
                     if metric.is_ratio:
+                        a, b = at
                         plain.append(RatioStatistic(
-                            m_statistic=SampleMeanStatistic(n=arm.n, sum=s["x0_sum"], sum_squares=s["x0_sum_sq"]),
-                            d_statistic=SampleMeanStatistic(n=arm.n, sum=s["x1_sum"], sum_squares=s["x1_sum_sq"]),
-                            m_d_sum_of_products=s["x0_x1_sum"], n=arm.n))
+                            m_statistic=SampleMeanStatistic(n=arm.n, sum=s[f"x{a}_sum"], sum_squares=s[f"x{a}_sum_sq"]),
+                            d_statistic=SampleMeanStatistic(n=arm.n, sum=s[f"x{b}_sum"], sum_squares=s[f"x{b}_sum_sq"]),
+                            m_d_sum_of_products=s[f"x{a}_x{b}_sum"], n=arm.n))
                         continue
-                    plain.append(_statistic(kind, arm.n, s["x0_sum"], s["x0_sum_sq"]))
+                    i = at[0]
+                    plain.append(_statistic(kind, arm.n, s[f"x{i}_sum"], s[f"x{i}_sum_sq"]))
                     if use_cuped:
                         adjusted.append(RegressionAdjustedStatistic(
-                            post_statistic=_statistic(kind, arm.n, s["x0_sum"], s["x0_sum_sq"]),
-                            pre_statistic=SampleMeanStatistic(n=arm.n, sum=s["pre0_sum"],
-                                                              sum_squares=s["pre0_sum_sq"]),
-                            post_pre_sum_of_products=s["x0_pre0_sum"], n=arm.n))
+                            post_statistic=_statistic(kind, arm.n, s[f"x{i}_sum"], s[f"x{i}_sum_sq"]),
+                            pre_statistic=SampleMeanStatistic(n=arm.n, sum=s[f"pre{i}_sum"],
+                                                              sum_squares=s[f"pre{i}_sum_sq"]),
+                            post_pre_sum_of_products=s[f"x{i}_pre{i}_sum"], n=arm.n))
 
                 def compare(pair):
                     return compare_variant(pair[0], pair[1], alpha=options.alpha,
@@ -321,7 +423,11 @@ def build_readout(experiments: Experiments, experiment_id: str, metric_names: tu
                                        None, comparison.verdict(metric.name, variant.name), tuple(flags), cuped))
     if options.correction and rows:
         tested = [i for i, r in enumerate(rows) if r.comparison.p_value is not None]
-        adjusted = adjust_p_values([rows[i].comparison.p_value for i in tested], options.correction)
-        for i, p in zip(tested, adjusted):
+        adjusted_p = adjust_p_values([rows[i].comparison.p_value for i in tested], options.correction)
+        for i, p in zip(tested, adjusted_p):
             rows[i] = replace(rows[i], adjusted_p_value=p)
-    return Readout(experiment, srm, tuple(rows), options, group_by)
+    readout = Readout(experiment, srm, tuple(rows), options, group_by, experiments.engine.build.build_id,
+                      False, (time.perf_counter() - started) * 1000)
+    if use_cache:
+        experiments.remember_readout(key, readout)
+    return readout

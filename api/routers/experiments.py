@@ -96,4 +96,4 @@ def readout(
         variants=_variants(result.experiment),
         options={"cuped": cuped, "pre_days": pre_days, "correction": correction, "sequential": sequential,
                  "alpha": alpha, "group_by": list(slices)},
-        results=rows)
+        results=rows, build_id=result.build_id, cached=result.cached, elapsed_ms=result.elapsed_ms)

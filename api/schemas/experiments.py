@@ -88,3 +88,6 @@ class ReadoutResponse(BaseModel):
     variants: list[VariantUsers]
     options: dict[str, Any]
     results: list[ReadoutResult]
+    build_id: str = Field(description="The warehouse build that answered.")
+    cached: bool = Field(description="Whether this readout came from the build's readout cache.")
+    elapsed_ms: float

@@ -18,7 +18,7 @@ from sqlglot import exp
 from metrics.query.plan import TimeSettings
 from metrics.query.request import WeekStart
 from metrics.semantic.graph import GroupByItem
-from metrics.semantic.model import Measure, Relation, SemanticModel
+from metrics.semantic.model import Agg, Measure, Relation, SemanticModel
 from metrics.sql.render import Renderer, RenderedQuery, _aggregate_tree, _column_expr, _select, _table
 
 
@@ -64,32 +64,47 @@ class ExperimentSql:
         return RenderedQuery(sql, {}, self.dialect)
 
     def sufficient_statistics(self, experiment_id: str, values: list[PerUserMeasure],
-                              data_end: dt.datetime | None, pre_days: int | None,
-                              slices: list[tuple[GroupByItem, SemanticModel, str]]) -> RenderedQuery:
-        """Per variant (and slice): `n`, and for each value i `x{i}_sum`, `x{i}_sum_sq`, plus the
-        cross-products `x0_x1_sum` (ratio metrics) and, with a pre-period, `pre{i}_sum`,
-        `pre{i}_sum_sq`, `x{i}_pre{i}_sum` (CUPED)."""
+                              data_ends: list[dt.datetime | None], pre_days: int | None,
+                              slices: list[tuple[GroupByItem, SemanticModel, str]],
+                              pre_values: tuple[int, ...] | None = None,
+                              products: tuple[tuple[int, int], ...] = ()) -> RenderedQuery:
+        """Per variant (and slice): `n`, and for each per-user value i `x{i}_sum`, `x{i}_sum_sq`;
+        with a pre-period, for each i in `pre_values` (default: all) `pre{i}_sum`,
+        `pre{i}_sum_sq` and `x{i}_pre{i}_sum` (CUPED); and `x{a}_x{b}_sum` for each pair of
+        `products` (ratio metrics). `data_ends[i]` ends the windows of value i while the
+        experiment runs (the newest time of that value's input).
+
+        The values of one semantic model are computed in one pass over its table: each
+        assignment is joined once to its user's rows from the start of the pre-period to the end
+        of its window, and every value (and its pre-period twin) is an aggregate over the rows
+        on its side of the assignment. Values of different models are joined per user.
+        """
         params: dict[str, Any] = {}
         param = self.renderer._param
+        if pre_days is not None and pre_days <= 0:
+            pre_days = None
+        pre = set(range(len(values)) if pre_values is None else pre_values) if pre_days else set()
         assignments = _select(
             ["a.user_id AS user_id", "a.variant AS variant", "a.assigned_at AS assigned_at",
-             f"COALESCE(e.ended_at, {param(params, data_end)}) AS window_end"],
+             "e.ended_at AS ended_at"],
             f"{self._rel(self.tables.assignments)} AS a",
             [f"JOIN {self._rel(self.tables.experiments)} AS e ON e.experiment_id = a.experiment_id"],
             [f"a.experiment_id = {param(params, experiment_id)}"])
         ctes = [("w", assignments)]
         per_user_columns = ["w.variant AS variant"]
         joins = []
+        by_model: dict[tuple[str, str, str], list[int]] = {}
         for i, value in enumerate(values):
-            ctes.append((f"x{i}", self._per_user(value, "w.assigned_at", "w.window_end")))
-            joins.append(f"LEFT JOIN x{i} ON x{i}.user_id = w.user_id")
-            per_user_columns.append(f"COALESCE(x{i}.v, 0) AS x{i}")
-            if pre_days:
-                start = exp.Sub(this=exp.column("assigned_at", "w"),
-                                expression=exp.Interval(this=exp.Literal.string(str(pre_days)), unit=exp.var("DAY")))
-                ctes.append((f"pre{i}", self._per_user(value, start.sql(dialect=self.dialect), "w.assigned_at")))
-                joins.append(f"LEFT JOIN pre{i} ON pre{i}.user_id = w.user_id")
-                per_user_columns.append(f"COALESCE(pre{i}.v, 0) AS pre{i}")
+            by_model.setdefault((value.model.name, value.user_expr, value.time_expr), []).append(i)
+        for j, indices in enumerate(by_model.values()):
+            alias = f"m{j}"
+            window_end = f"COALESCE(w.ended_at, {param(params, data_ends[indices[0]])})"
+            ctes.append((alias, self._per_user_values(values, indices, pre, pre_days, window_end)))
+            joins.append(f"LEFT JOIN {alias} ON {alias}.user_id = w.user_id")
+            for i in indices:
+                per_user_columns.append(f"COALESCE({alias}.x{i}, 0) AS x{i}")
+                if i in pre:
+                    per_user_columns.append(f"COALESCE({alias}.pre{i}, 0) AS pre{i}")
         if slices:
             ctes.append(("s", self._slices(slices)))
             joins.append("LEFT JOIN s ON s.user_id = w.user_id")
@@ -100,26 +115,64 @@ class ExperimentSql:
         sums = ["COUNT(*) AS n"]
         for i in range(len(values)):
             sums += [f"SUM(x{i}) AS x{i}_sum", f"SUM(x{i} * x{i}) AS x{i}_sum_sq"]
-            if pre_days:
+            if i in pre:
                 sums += [f"SUM(pre{i}) AS pre{i}_sum", f"SUM(pre{i} * pre{i}) AS pre{i}_sum_sq",
                          f"SUM(x{i} * pre{i}) AS x{i}_pre{i}_sum"]
-        if len(values) == 2:
-            sums.append("SUM(x0 * x1) AS x0_x1_sum")
-            if pre_days:
-                sums += ["SUM(pre0 * pre1) AS pre0_pre1_sum", "SUM(x0 * pre1) AS x0_pre1_sum",
-                         "SUM(x1 * pre0) AS x1_pre0_sum"]
+        for a, b in products:
+            sums.append(f"SUM(x{a} * x{b}) AS x{a}_x{b}_sum")
+            if a in pre and b in pre:
+                sums += [f"SUM(pre{a} * pre{b}) AS pre{a}_pre{b}_sum", f"SUM(x{a} * pre{b}) AS x{a}_pre{b}_sum",
+                         f"SUM(x{b} * pre{a}) AS x{b}_pre{a}_sum"]
         body = _select(keys + sums, "per_user", [], [], keys) + " ORDER BY " + ", ".join(keys)
         sql = "WITH " + ", ".join(f"{alias} AS ({text})" for alias, text in ctes) + " " + body
         return RenderedQuery(sql, params, self.dialect)
 
-    def _per_user(self, value: PerUserMeasure, start: str, end: str) -> str:
+    def _per_user_values(self, values: list[PerUserMeasure], indices: list[int], pre: set[int],
+                         pre_days: int | None, window_end: str) -> str:
+        """One row per assigned user with events in its window: `x{i}` (and `pre{i}`) for the
+        values of one semantic model."""
         dialect = self.renderer.model_dialect
-        user = _column_expr(value.user_expr, "t0", dialect).sql(dialect=self.dialect)
-        at = _column_expr(value.time_expr, "t0", dialect).sql(dialect=self.dialect)
-        aggregate = _aggregate_tree(value.measure, dialect).sql(dialect=self.dialect)
-        return _select(["w.user_id AS user_id", f"{aggregate} AS v"], "w",
-                       [f"JOIN {self.renderer._table(value.model)} AS t0 ON {user} = w.user_id "
-                        f"AND {at} >= {start} AND {at} < {end}"], [], ["w.user_id"])
+        first = values[indices[0]]
+        user = _column_expr(first.user_expr, "t0", dialect)
+        at = _column_expr(first.time_expr, "t0", dialect)
+        assigned = exp.column("assigned_at", "w")
+        reaches_back = pre_days is not None and any(i in pre for i in indices)
+        start = (exp.Sub(this=assigned, expression=exp.Interval(this=exp.Literal.string(str(pre_days)),
+                                                                unit=exp.var("DAY")))
+                 if reaches_back else assigned)
+        columns = ["w.user_id AS user_id"]
+        for i in indices:
+            value = values[i]
+            expr = _column_expr(value.measure.expr, "t0", dialect)
+            if reaches_back:
+                after = exp.GTE(this=at.copy(), expression=assigned.copy())
+                columns.append(f"{self._aggregate(value, expr, user, after)} AS x{i}")
+                if i in pre:
+                    before = exp.LT(this=at.copy(), expression=assigned.copy())
+                    columns.append(f"{self._aggregate(value, expr, user, before)} AS pre{i}")
+            else:
+                columns.append(f"{self._aggregate(value, expr, user, None)} AS x{i}")
+        on = exp.and_(exp.EQ(this=user.copy(), expression=exp.column("user_id", "w")),
+                      exp.GTE(this=at.copy(), expression=start)).sql(dialect=self.dialect)
+        on += f" AND {at.sql(dialect=self.dialect)} < {window_end}"
+        return _select(columns, "w", [f"JOIN {self.renderer._table(first.model)} AS t0 ON {on}"], [], ["w.user_id"])
+
+    def _aggregate(self, value: PerUserMeasure, expr: exp.Expression, user: exp.Expression,
+                   when: exp.Expression | None) -> str:
+        """The measure's aggregate over one user's rows (those matching `when`, if given).
+
+        A distinct count of the user itself (or of the user when a condition holds, as
+        `count(distinct case when revenue > 0 then user_id end)`) is 1 or 0 within one user, so
+        it is computed as a max over a 0/1 flag: the same number without a distinct hash table
+        per user.
+        """
+        if when is not None:
+            expr = exp.Case(ifs=[exp.If(this=when, true=expr)])
+        if value.measure.agg is Agg.COUNT_DISTINCT and _only_user_or_null(expr, user):
+            flag = exp.Case(ifs=[exp.If(this=exp.Not(this=exp.Is(this=expr, expression=exp.Null())),
+                                        true=exp.Literal.number(1))], default=exp.Literal.number(0))
+            return exp.Max(this=flag).sql(dialect=self.dialect)
+        return _aggregate_tree(value.measure, self.renderer.model_dialect, expr).sql(dialect=self.dialect)
 
     def _slices(self, slices: list[tuple[GroupByItem, SemanticModel, str]]) -> str:
         """User attributes (country, plan, platform of the first event...) per user, from the
@@ -132,3 +185,19 @@ class ExperimentSql:
         for item, _, column in slices:
             columns.append(f"{self.renderer._item(item, alias_for(item), time)} AS {column}")
         return _select(columns, f"{self.renderer._table(model)} AS t0", joins, [])
+
+
+def _only_user_or_null(expr: exp.Expression, user: exp.Expression) -> bool:
+    """Whether `expr` evaluates to the user column or NULL on every row: the user column itself,
+    or a CASE whose every branch is one of those."""
+    if isinstance(expr, exp.Paren):
+        return _only_user_or_null(expr.this, user)
+    if isinstance(expr, exp.Null):
+        return True
+    if isinstance(expr, exp.Column):
+        return expr == user
+    if isinstance(expr, exp.Case):
+        default = expr.args.get("default")
+        branches = [branch.args.get("true") for branch in expr.args.get("ifs") or []]
+        return all(_only_user_or_null(b, user) for b in branches) and (default is None or _only_user_or_null(default, user))
+    return False
