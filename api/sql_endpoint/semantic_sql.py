@@ -767,7 +767,103 @@ class _SemanticQuery:
 
     # -- translation -----------------------------------------------------------------------
 
+    # -- merging outer queries into the metric query ---------------------------------------
+
+    def _merge_outward(self) -> None:
+        """Fold an outer query into the metric query where that is what it means:
+
+        - over `SELECT * FROM semantic.metrics` (a BI tool's "virtual dataset"), the outer query
+          is the one that names the grain;
+        - an outer `SUM(m)`/`MEASURE(m)` grouped by slices over a plain selection (Metabase's
+          nested questions) asks for the metric at the outer grain, which the engine computes
+          from its parts rather than by adding up the inner rows.
+        """
+        while True:
+            inner = self.inner
+            subquery = inner.parent
+            if not isinstance(subquery, exp.Subquery) or not isinstance(subquery.parent, exp.From):
+                return
+            outer = subquery.parent.parent
+            if not isinstance(outer, exp.Select) or outer.args.get("joins") or outer.args.get("laterals"):
+                return
+            outputs = self._plain_outputs(inner)
+            if outputs is None:
+                return
+            star = any(isinstance(p, exp.Star) for p in inner.expressions)
+            alias = subquery.alias_or_name
+            references = [c for c in outer.find_all(exp.Column) if _own(outer, c)
+                          and (not c.table or c.table == alias) and not isinstance(c.this, exp.Star)]
+            if not star and not self._outer_recomputes(outer, references, outputs):
+                return
+            for column in references:
+                name = _identifier_text(column.this)
+                target = outputs.get(name)
+                if target is None:
+                    if star:
+                        target = exp.Column(this=exp.to_identifier(name, quoted=column.this.quoted))
+                    else:
+                        continue  # an alias of the outer query's own output
+                replacement = target.copy()
+                if column.parent is outer:
+                    replacement = exp.alias_(replacement, column.output_name or name, quoted=True)
+                column.replace(replacement)
+            conditions = [w.this for w in (outer.args.get("where"), inner.args.get("where")) if w is not None]
+            outer.set("from_", inner.args["from_"].copy())
+            outer.set("where", exp.Where(this=exp.and_(*conditions)) if conditions else None)
+            self.inner = outer
+            self.table = outer.args["from_"].this
+
+    def _plain_outputs(self, inner: exp.Select) -> dict[str, exp.Expression] | None:
+        """The output columns of a query that only selects columns and filters slices (a
+        candidate for merging), by output name; None when it does more."""
+        if any(inner.args.get(a) for a in ("group", "having", "distinct", "limit", "offset", "joins")):
+            return None
+        outputs = {}
+        for projection in inner.expressions:
+            node = projection.this if isinstance(projection, exp.Alias) else projection
+            if isinstance(node, exp.Star):
+                continue
+            if not isinstance(node, exp.Column) or isinstance(node.this, exp.Star):
+                return None
+            outputs[projection.alias_or_name if isinstance(projection, exp.Alias) else
+                    _identifier_text(node.this)] = node
+        where = inner.args.get("where")
+        if where is not None and any(not self._is_slice_name(_identifier_text(c.this))
+                                     for c in where.find_all(exp.Column)):
+            return None
+        return outputs
+
+    def _is_slice_name(self, name: str) -> bool:
+        return name not in self.catalog.metric_types and (
+            name in self.semantic.slices or name in self.catalog.slice_names)
+
+    def _outer_recomputes(self, outer: exp.Select, references: list[exp.Column],
+                          outputs: dict[str, exp.Expression]) -> bool:
+        """Whether an outer query over plain rows only asks for metrics at its own grain:
+        grouped, every aggregate a SUM/MEASURE of one metric, everything else slices."""
+        aggregates = [n for n in outer.walk() if _is_aggregate(n) and _own(outer, n)]
+        if not aggregates or outer.args.get("distinct"):
+            return False
+        for node in aggregates:
+            if function_name(node) not in ("sum", "measure"):
+                return False
+            argument = node.this if not isinstance(node, exp.Anonymous) else (node.expressions or [None])[0]
+            if not isinstance(argument, exp.Column) or node.args.get("distinct"):
+                return False
+            target = outputs.get(_identifier_text(argument.this))
+            if target is None or _identifier_text(target.this) not in self.catalog.metric_types:
+                return False
+        for column in references:
+            if column.find_ancestor(exp.AggFunc, exp.Anonymous) is not None and any(
+                    column.find_ancestor(exp.AggFunc, exp.Anonymous) is a for a in aggregates):
+                continue
+            target = outputs.get(_identifier_text(column.this))
+            if target is not None and not self._is_slice_name(_identifier_text(target.this)):
+                return False
+        return True
+
     def answer(self) -> SqlAnswer:
+        self._merge_outward()
         self._fold_date_trunc()
         self._classify()
         inner = self.inner
@@ -798,8 +894,8 @@ class _SemanticQuery:
             for node in aggregates:
                 for column in self._columns_in(node, "slice"):
                     add(self._name(column))
-            plain_keys = {self._name(k) for k in group_keys
-                          if isinstance(k, exp.Column) and self.kind.get(id(k)) == "slice"}
+            plain_keys = {self._name(_uncast(k)) for k in group_keys
+                          if isinstance(_uncast(k), exp.Column) and self.kind.get(id(_uncast(k))) == "slice"}
             finer = any(name not in plain_keys for name in grain)
             for projection in projections + ([inner.args["having"]] if inner.args.get("having") else []):
                 for column in self._columns_in(projection):
@@ -994,12 +1090,12 @@ class _SemanticQuery:
             filters.add(column_name(node.this), "is_null" if is_null else "is_not_null")
             return
         if isinstance(node, exp.In) and column_name(node.this) and not node.args.get("query"):
-            values = [_literal(v) for v in node.expressions]
+            values = [self._value(v) for v in node.expressions]
             if all(ok for ok, _ in values):
                 filters.add(column_name(node.this), "not_in" if negate else "in", values=tuple(v for _, v in values))
                 return
         if isinstance(node, exp.Between) and column_name(node.this) and not negate:
-            low, high = _literal(node.args["low"]), _literal(node.args["high"])
+            low, high = self._value(node.args["low"]), self._value(node.args["high"])
             if low[0] and high[0]:
                 filters.add(column_name(node.this), ">=", low[1])
                 filters.add(column_name(node.this), "<=", high[1])
@@ -1009,7 +1105,7 @@ class _SemanticQuery:
             left, right = node.this, node.expression
             if column_name(right) and not column_name(left):
                 left, right, op = right, left, _FLIPPED[op]
-            ok, value = _literal(right)
+            ok, value = self._value(right)
             if column_name(left) and ok:
                 filters.add(column_name(left), _NEGATED[op] if negate else op, value)
                 return
@@ -1019,6 +1115,24 @@ class _SemanticQuery:
             filters.add(name, "in", values=tuple(values))
             return
         filters.templates.append(self._template(condition))
+
+    def _value(self, node: exp.Expression) -> tuple[bool, Any]:
+        """A literal's value, or that of a constant expression (`NOW() - INTERVAL '30 days'`,
+        `TO_TIMESTAMP('2026-01-01', 'YYYY-MM-DD')`, as BI tools write relative dates), evaluated
+        on its own; (False, None) when it reads columns."""
+        ok, value = _literal(node)
+        if ok:
+            return ok, value
+        if any(isinstance(n, (exp.Column, exp.Star, exp.Subquery, exp.Select, exp.Placeholder, exp.Parameter))
+               or _is_aggregate(n) for n in node.walk()):
+            return False, None
+        try:
+            result = query_rows(exp.select(node.copy()), {})
+        except errors.InvalidQuery as exc:
+            raise SqlEndpointError("22023", f"cannot evaluate {node.sql(dialect='postgres')}: {exc.message}") from exc
+        if len(result.rows) != 1 or len(result.rows[0]) != 1:
+            return False, None
+        return True, result.rows[0][0]
 
     def _or_of_equalities(self, node: exp.Expression) -> tuple[str, list[Any]] | None:
         """`country = 'US' OR country = 'DE'` is `country IN ('US', 'DE')`."""
@@ -1033,7 +1147,7 @@ class _SemanticQuery:
             left, right = part.this, part.expression
             if not isinstance(left, exp.Column):
                 left, right = right, left
-            ok, value = _literal(right)
+            ok, value = self._value(right)
             if not (isinstance(left, exp.Column) and id(left) in self.kind and ok):
                 return None
             names.add(self._name(left))
@@ -1243,6 +1357,14 @@ class _SemanticQuery:
                 is_grain = isinstance(node, exp.Column) and node.name.lower() in child_grain
             out[_pg_name(projection).lower()] = (derived, exact, is_grain)
         return out
+
+
+def _uncast(node: exp.Expression) -> exp.Expression:
+    """The column under casts and parentheses (`CAST(metric_time__month AS DATE)`): grouping
+    by it is grouping by the column."""
+    while isinstance(node, (exp.Cast, exp.Paren)):
+        node = node.this
+    return node
 
 
 def _pg_name(projection: exp.Expression) -> str:

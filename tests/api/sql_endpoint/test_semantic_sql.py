@@ -275,10 +275,39 @@ def test_outer_query_may_add_up_additive_metrics_but_not_ratios(engine, api, ora
     weekly = http(api, metrics=["active_users"], group_by=["metric_time__week", "platform"])["rows"]
     for platform, _, peak in result.rows:
         assert peak == max(a for _, p, a in weekly if p == platform)
-    for aggregate in ("SUM(arpu)", "AVG(arpu)", "SUM(active_users)"):
+    for aggregate in ("AVG(arpu)", "SUM(active_users), MAX(arpu)"):
         error = refused(engine, f"SELECT platform, {aggregate} FROM (SELECT metric_time__week, platform, arpu, "
                                 "active_users FROM semantic.metrics) t GROUP BY platform")
         assert error.sqlstate == "0A000" and "re-aggregated" in error.message
+    # Rows already cut by a metric condition or a limit cannot be recomputed at another grain.
+    for inner in ("WHERE arpu > 0", "LIMIT 50"):
+        error = refused(engine, "SELECT platform, SUM(arpu) FROM (SELECT metric_time__week, platform, arpu "
+                                f"FROM semantic.metrics {inner}) t GROUP BY platform")
+        assert error.sqlstate == "0A000" and "re-aggregated" in error.message
+
+
+def test_outer_sum_over_a_plain_selection_is_the_metric_at_the_outer_grain(engine, api, oracle):
+    # Metabase's nested question: the inner rows are daily, the outer groups by month.
+    result = assert_same_as_http(
+        engine, api,
+        'SELECT CAST(date_trunc(\'month\', "source"."metric_time__day") AS date) AS "metric_time__day", '
+        'SUM("source"."arpu") AS "sum" FROM (SELECT "semantic"."metrics"."metric_time__day" AS "metric_time__day", '
+        '"semantic"."metrics"."arpu" AS "arpu" FROM "semantic"."metrics" WHERE country = \'US\') "source" '
+        'WHERE "source"."metric_time__day" >= DATE \'2026-02-01\' '
+        'GROUP BY CAST(date_trunc(\'month\', "source"."metric_time__day") AS date) ORDER BY 1 ASC',
+        metrics=["arpu"], group_by=["metric_time__month"], start="2026-02-01",
+        where=[{"field": "country", "op": "=", "value": "US"}], order_by=["metric_time__month"])
+    expected = oracle.query(["arpu"], ["metric_time__month"], start="2026-02-01",
+                            where=[{"field": "country", "op": "=", "value": "US"}])
+    assert len(result.rows) == len(expected)
+    for (month, arpu), (want_month, want_arpu) in zip(result.rows, expected):
+        assert month.isoformat() == want_month and math.isclose(arpu, want_arpu, rel_tol=1e-9)
+    # Superset's virtual dataset: an outer query over SELECT * names the grain itself.
+    assert_same_as_http(
+        engine, api,
+        'SELECT platform AS platform, SUM(active_users) AS "SUM(active_users)" FROM '
+        "(SELECT * FROM semantic.metrics) AS virtual_table GROUP BY platform ORDER BY platform LIMIT 10000",
+        metrics=["active_users"], group_by=["platform"], order_by=["platform"], limit=10000)
     # The same inside the metric query: counting distinct slices forces a finer grain.
     error = refused(engine, "SELECT COUNT(DISTINCT platform), SUM(arpu) FROM semantic.metrics")
     assert error.sqlstate == "0A000"
