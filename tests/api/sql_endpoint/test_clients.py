@@ -1,0 +1,368 @@
+"""Real PostgreSQL clients against `northstar serve`'s SQL endpoint: psql, psycopg 3, asyncpg,
+SQLAlchemy + pandas, and the PostgreSQL JDBC driver. Answers are compared with the HTTP API
+for the same query."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import shutil
+import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+psycopg = pytest.importorskip("psycopg")
+asyncpg = pytest.importorskip("asyncpg")
+sqlalchemy = pytest.importorskip("sqlalchemy")
+pd = pytest.importorskip("pandas")
+
+from tests.api.sql_endpoint.conftest import PASSWORD, SqlServer  # noqa: E402
+
+JDBC_JAR = Path("/usr/share/java/postgresql.jar")
+JDBC_SOURCE = Path(__file__).parent / "jdbc" / "NorthstarJdbc.java"
+
+WEEKLY_SQL = ("SELECT metric_time__week, platform, active_users FROM semantic.metrics "
+              "WHERE country = 'US' AND metric_time__week >= '2026-01-05' ORDER BY 1, 2 LIMIT 100")
+WEEKLY_HTTP = {"metrics": ["active_users"], "group_by": ["metric_time__week", "platform"],
+               "where": [{"field": "country", "op": "=", "value": "US"}], "start": "2026-01-05",
+               "order_by": ["metric_time__week", "platform"], "limit": 100}
+MONTHLY_SQL = ("SELECT metric_time__month, active_users, crash_free_user_rate FROM semantic.metrics "
+               "ORDER BY metric_time__month")
+MONTHLY_HTTP = {"metrics": ["active_users", "crash_free_user_rate"], "group_by": ["metric_time__month"],
+                "order_by": ["metric_time__month"]}
+
+
+def http_rows(api, body: dict) -> list[tuple]:
+    response = api.client.post("/v1/query", json=body)
+    assert response.status_code == 200, response.text
+    payload = response.json()
+    types = [c["type"] for c in payload["columns"]]
+    return [tuple(_from_json(v, t) for v, t in zip(row, types)) for row in payload["rows"]]
+
+
+def _from_json(value, type_name: str):
+    if value is None:
+        return None
+    if type_name == "date":
+        return dt.date.fromisoformat(value)
+    if type_name == "timestamp":
+        return dt.datetime.fromisoformat(value)
+    if type_name == "number":
+        return float(value)
+    return value
+
+
+def need(tool: str) -> str:
+    path = shutil.which(tool)
+    if path is None:  # .ci/run installs every one of these; only a bare local machine lacks them
+        pytest.skip(f"{tool} is not installed (.ci/run installs it)")
+    return path
+
+
+# -- psql ---------------------------------------------------------------------------------
+
+def psql(server: SqlServer, *commands: str, sslmode: str = "prefer") -> subprocess.CompletedProcess:
+    args = [need("psql"), f"host={server.host} port={server.port} dbname=northstar user=analyst sslmode={sslmode}",
+            "-X", "-v", "ON_ERROR_STOP=1", "-P", "pager=off"]
+    for command in commands:
+        args += ["-c", command]
+    return subprocess.run(args, capture_output=True, text=True, timeout=60)
+
+
+def test_psql_lists_and_describes_the_semantic_layer(sql_server):
+    proc = psql(sql_server, r"\dt", r"\dt semantic.*", r"\dn", r"\l", r"\d semantic.metrics")
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert " semantic | metrics " in out and "| table |" in out
+    assert " marts    | fct_events " in out
+    assert " northstar | northstar | UTF8" in out  # \l
+    assert 'Table "semantic.metrics"' in out
+    assert " metric_time__week " in out and " active_users " in out
+    assert "| bigint" in out and "| date" in out and "| double precision" in out
+
+
+def test_psql_ssl_prefer_falls_back_to_plain_text_and_queries(sql_server, api):
+    proc = psql(sql_server, "\\pset format unaligned", "\\pset tuples_only on",
+                "SELECT metric_time__month, active_users FROM semantic.metrics ORDER BY 1", sslmode="prefer")
+    assert proc.returncode == 0, proc.stderr
+    got = [tuple(line.split("|")) for line in proc.stdout.splitlines() if "|" in line]
+    want = http_rows(api, {"metrics": ["active_users"], "group_by": ["metric_time__month"],
+                           "order_by": ["metric_time__month"]})
+    assert got == [(d.isoformat(), str(n)) for d, n in want]
+
+
+def test_psql_sslmode_require_is_refused_cleanly(sql_server):
+    proc = psql(sql_server, "SELECT 1", sslmode="require")
+    assert proc.returncode != 0
+    assert "SSL" in proc.stderr
+
+
+def test_psql_shows_the_error_and_the_hint(sql_server):
+    proc = psql(sql_server, "CREATE TABLE semantic.x (a int)")
+    assert proc.returncode != 0
+    assert "read-only" in proc.stderr and "HINT" in proc.stderr
+
+
+# -- psycopg 3 ----------------------------------------------------------------------------
+
+def test_psycopg_simple_extended_and_binary_agree_with_http(sql_server, api):
+    want = http_rows(api, WEEKLY_HTTP)
+    assert want, "the sample has US weekly data"
+    with psycopg.connect(sql_server.dsn(), autocommit=True) as conn:
+        simple = conn.execute(WEEKLY_SQL, prepare=False).fetchall()
+        prepared = conn.execute(WEEKLY_SQL, prepare=True).fetchall()
+        with conn.cursor(binary=True) as cur:
+            binary = cur.execute(WEEKLY_SQL).fetchall()
+        bound = conn.execute(
+            "SELECT metric_time__week, platform, active_users FROM semantic.metrics "
+            "WHERE country = %s AND metric_time__week >= %s ORDER BY 1, 2 LIMIT %s",
+            ["US", dt.date(2026, 1, 5), 100]).fetchall()
+    assert simple == prepared == binary == bound == want
+
+
+def test_psycopg_floats_keep_every_digit(sql_server, api):
+    want = http_rows(api, MONTHLY_HTTP)
+    with psycopg.connect(sql_server.dsn(), autocommit=True) as conn:
+        text = conn.execute(MONTHLY_SQL).fetchall()
+        with conn.cursor(binary=True) as cur:
+            binary = cur.execute(MONTHLY_SQL).fetchall()
+    assert text == binary == want
+    assert any(isinstance(r[2], float) and r[2] not in (0.0, 1.0) for r in want)
+
+
+def test_psycopg_describes_result_types(sql_server):
+    with psycopg.connect(sql_server.dsn(), autocommit=True) as conn:
+        cur = conn.execute("SELECT metric_time__month, platform, active_users, crash_free_user_rate "
+                           "FROM semantic.metrics LIMIT 1")
+        assert [(d.name, d.type_code) for d in cur.description] == [
+            ("metric_time__month", 1082), ("platform", 25), ("active_users", 20), ("crash_free_user_rate", 701)]
+
+
+def test_errors_keep_the_connection_usable(sql_server):
+    with psycopg.connect(sql_server.dsn(), autocommit=True) as conn:
+        cases = [("INSERT INTO semantic.metrics VALUES (1)", "25006"),
+                 ("SELECT * FROM nowhere.table_x", "42P01"),
+                 ("SELECT no_such_metric FROM semantic.metrics", None),
+                 ("COPY semantic.metrics TO STDOUT", "0A000"),
+                 ("SELEC 1", "0A000"),
+                 ("SELECT (", "42601")]
+        for sql, sqlstate in cases:
+            with pytest.raises(psycopg.Error) as info:
+                conn.execute(sql)
+            assert info.value.sqlstate, sql
+            if sqlstate:
+                assert info.value.sqlstate == sqlstate, (sql, info.value.sqlstate, str(info.value))
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+        # Extended protocol: an error skips to Sync, then the connection answers again.
+        with pytest.raises(psycopg.Error):
+            conn.execute("SELECT no_such_metric FROM semantic.metrics WHERE country = %s", ["US"])
+        assert conn.execute("SELECT %s::int + 1", [1]).fetchone() == (2,)
+
+
+def test_transactions_report_their_status(sql_server):
+    with psycopg.connect(sql_server.dsn()) as conn:  # psycopg opens a transaction (BEGIN) itself
+        conn.execute("SELECT 1")
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS
+        with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+            conn.execute("DELETE FROM semantic.metrics")
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR
+        with pytest.raises(psycopg.errors.InFailedSqlTransaction):
+            conn.execute("SELECT 1")
+        conn.rollback()
+        assert conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        assert conn.execute("SELECT 2").fetchone() == (2,)
+        conn.commit()
+
+
+def test_session_statements_and_bi_startup_queries(sql_server):
+    with psycopg.connect(sql_server.dsn(), autocommit=True) as conn:
+        # What Metabase, Superset and the JDBC driver send when they connect (best effort).
+        for sql in ["SET extra_float_digits = 3", "SET application_name = 'Metabase v0.50'",
+                    "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", "SET TIME ZONE 'UTC'",
+                    "SHOW TRANSACTION ISOLATION LEVEL", "SHOW standard_conforming_strings",
+                    "select current_schema()", "SELECT pg_catalog.version()", "select current_database()",
+                    "SELECT current_setting('server_version_num')", "DISCARD ALL",
+                    "SELECT nspname FROM pg_catalog.pg_namespace ORDER BY 1",
+                    "SELECT t.oid, typname FROM pg_type t WHERE typname = 'hstore'"]:
+            conn.execute(sql)
+        assert conn.execute("SHOW application_name").fetchone() == ("",)  # DISCARD ALL reset it
+        conn.execute("SET application_name = 'superset'")
+        assert conn.info.parameter_status("application_name") == "superset"
+        assert conn.execute("SHOW transaction_isolation").fetchone() == ("read committed",)
+        assert conn.execute("SELECT current_database(), current_schema()").fetchone() == ("northstar", "semantic")
+        assert conn.info.parameter_status("server_version").startswith("16.")
+        assert conn.execute("SELECT version()").fetchone()[0].startswith("PostgreSQL 16")
+
+
+def test_several_statements_in_one_query_and_empty_query(sql_server):
+    with psycopg.connect(sql_server.dsn(), autocommit=True) as conn:
+        cur = conn.cursor()
+        cur.execute("SET datestyle = 'ISO, MDY'; SELECT 1 AS a; SELECT 2 AS b", prepare=False)
+        assert cur.statusmessage == "SET"
+        assert cur.nextset() and cur.fetchall() == [(1,)]
+        assert cur.nextset() and cur.fetchall() == [(2,)]
+        cur.execute("", prepare=False)
+        assert cur.pgresult.status == psycopg.pq.ExecStatus.EMPTY_QUERY
+
+
+def test_catalog_answers_cannot_read_files(sql_server):
+    with psycopg.connect(sql_server.dsn(), autocommit=True) as conn:
+        with pytest.raises(psycopg.Error):
+            conn.execute("SELECT * FROM read_csv('/etc/passwd')")
+
+
+def test_cancel_stops_a_running_query_and_the_connection_goes_on(sql_server):
+    with psycopg.connect(sql_server.dsn(), autocommit=True) as conn:
+        conn.cancel_safe()  # nothing running: harmless
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+        outcome: dict = {}
+
+        def slow() -> None:
+            try:
+                conn.execute("SELECT count(*) FROM generate_series(1, 100000000000) AS s(i)").fetchone()
+                outcome["error"] = None
+            except psycopg.Error as exc:
+                outcome["error"] = exc
+
+        thread = threading.Thread(target=slow)
+        thread.start()
+        time.sleep(1.0)
+        started = time.monotonic()
+        conn.cancel_safe()
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+        assert isinstance(outcome["error"], psycopg.errors.QueryCanceled), outcome
+        assert time.monotonic() - started < 10
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+
+
+def test_many_concurrent_connections_get_the_sequential_answers(sql_server):
+    queries = [WEEKLY_SQL, MONTHLY_SQL, "SELECT count(*) FROM pg_catalog.pg_class WHERE relkind = 'r'"]
+    with psycopg.connect(sql_server.dsn(), autocommit=True) as conn:
+        sequential = [conn.execute(q).fetchall() for q in queries]
+
+    def client(i: int) -> list:
+        with psycopg.connect(sql_server.dsn(application_name=f"c{i}"), autocommit=True) as c:
+            return [c.execute(q, prepare=bool(i % 2)).fetchall() for q in queries]
+
+    with ThreadPoolExecutor(24) as pool:
+        results = list(pool.map(client, range(24)))
+    assert all(r == sequential for r in results)
+
+
+# -- passwords ----------------------------------------------------------------------------
+
+def test_password_is_checked(password_server):
+    method, server, process = password_server
+    with psycopg.connect(server.dsn(password=PASSWORD), autocommit=True) as conn:
+        assert conn.execute("SELECT active_users FROM semantic.metrics").fetchone()[0] > 0
+    with pytest.raises(psycopg.OperationalError) as info:
+        psycopg.connect(server.dsn(password="wrong"))
+    assert "28P01" in str(info.value) or "password authentication failed" in str(info.value)
+    assert PASSWORD not in process.output()
+
+
+def test_wrong_scram_password_is_28p01_for_asyncpg(password_server):
+    method, server, _ = password_server
+
+    async def run() -> None:
+        with pytest.raises(asyncpg.InvalidPasswordError) as info:
+            await asyncpg.connect(host=server.host, port=server.port, database="northstar", user="analyst",
+                                  password="wrong")
+        assert info.value.sqlstate == "28P01"
+        conn = await asyncpg.connect(host=server.host, port=server.port, database="northstar", user="analyst",
+                                     password=PASSWORD)
+        assert await conn.fetchval("SELECT 41 + 1") == 42
+        await conn.close()
+
+    asyncio.run(run())
+
+
+def test_unknown_database_is_refused(sql_server):
+    with pytest.raises(psycopg.OperationalError, match="does not exist"):
+        psycopg.connect(sql_server.dsn(dbname="postgres"))
+
+
+# -- asyncpg ------------------------------------------------------------------------------
+
+def test_asyncpg_prepared_binary_and_cursor_agree_with_http(sql_server, api):
+    want = http_rows(api, WEEKLY_HTTP)
+
+    async def run() -> tuple:
+        conn = await asyncpg.connect(host=sql_server.host, port=sql_server.port, database="northstar",
+                                     user="analyst")
+        try:
+            fetched = [tuple(r) for r in await conn.fetch(WEEKLY_SQL)]
+            statement = await conn.prepare(
+                "SELECT metric_time__week, platform, active_users FROM semantic.metrics "
+                "WHERE country = $1 AND metric_time__week >= $2 ORDER BY 1, 2 LIMIT $3")
+            types = [t.name for t in statement.get_parameters()]
+            prepared = [tuple(r) for r in await statement.fetch("US", dt.date(2026, 1, 5), 100)]
+            async with conn.transaction():  # a cursor fetches in batches: Execute with a row limit
+                cursor = [tuple(r) async for r in conn.cursor(WEEKLY_SQL, prefetch=7)]
+            return fetched, prepared, cursor, types
+        finally:
+            await conn.close()
+
+    fetched, prepared, cursor, types = asyncio.run(run())
+    assert types == ["text", "date", "int8"]
+    assert fetched == prepared == cursor == want
+    assert len(want) > 7
+
+
+# -- SQLAlchemy and pandas ----------------------------------------------------------------
+
+def test_sqlalchemy_inspector_and_pandas_read_sql(sql_server, api):
+    engine = sqlalchemy.create_engine(f"postgresql+psycopg://analyst@{sql_server.host}:{sql_server.port}/northstar")
+    try:
+        inspector = sqlalchemy.inspect(engine)
+        assert {"semantic", "marts"} <= set(inspector.get_schema_names())
+        assert "metrics" in inspector.get_table_names(schema="semantic")
+        assert "fct_events" in inspector.get_table_names(schema="marts")
+        columns = {c["name"]: c for c in inspector.get_columns("metrics", schema="semantic")}
+        assert isinstance(columns["active_users"]["type"], sqlalchemy.BigInteger)
+        assert isinstance(columns["metric_time__week"]["type"], sqlalchemy.Date)
+        assert columns["active_users"]["comment"], "metric descriptions are column comments"
+        frame = pd.read_sql(sqlalchemy.text(MONTHLY_SQL), engine)
+    finally:
+        engine.dispose()
+    want = http_rows(api, MONTHLY_HTTP)
+    assert list(frame.columns) == ["metric_time__month", "active_users", "crash_free_user_rate"]
+    got = [(d, int(n), None if pd.isna(r) else float(r)) for d, n, r in frame.itertuples(index=False)]
+    assert got == want
+
+
+# -- JDBC ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def jdbc_classes(tmp_path_factory) -> Path:
+    javac = need("javac")
+    if not JDBC_JAR.exists():
+        pytest.skip(f"{JDBC_JAR} missing (.ci/run installs libpostgresql-jdbc-java)")
+    out = tmp_path_factory.mktemp("jdbc")
+    subprocess.run([javac, "-d", str(out), str(JDBC_SOURCE)], check=True, capture_output=True, timeout=120)
+    return out
+
+
+def test_jdbc_metadata_and_query(sql_server, api, jdbc_classes):
+    url = f"jdbc:postgresql://{sql_server.host}:{sql_server.port}/northstar"
+    query = ("SELECT metric_time__month, active_users FROM semantic.metrics "
+             "WHERE metric_time__month >= CAST(? AS date) ORDER BY 1")
+    proc = subprocess.run([need("java"), "-cp", f"{JDBC_JAR}:{jdbc_classes}", "NorthstarJdbc", url, query,
+                           "2026-02-01"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = [line.split("\t") for line in proc.stdout.splitlines()]
+    assert ["product", "PostgreSQL", "16.0 (northstar)"] in lines
+    assert {"semantic", "marts"} <= {line[1] for line in lines if line[0] == "schema"}
+    assert ["table", "semantic", "metrics", "TABLE"] in lines
+    columns = {line[1]: line for line in lines if line[0] == "column"}
+    assert columns["active_users"][2] == "int8" and columns["metric_time__month"][2] == "date"
+    assert columns["active_users"][3] not in ("", "null")
+    rows = [tuple(line[1:]) for line in lines if line[0] == "row"]
+    want = http_rows(api, {"metrics": ["active_users"], "group_by": ["metric_time__month"],
+                           "start": "2026-02-01", "order_by": ["metric_time__month"]})
+    assert rows == [(d.isoformat(), str(n)) for d, n in want]
