@@ -732,6 +732,14 @@ class _SemanticQuery:
             column.set("catalog", None)
             self.kind[id(column)] = kind
 
+    def _copy(self, node: exp.Expression) -> exp.Expression:
+        """A copy whose columns keep the classification of the originals."""
+        copy = node.copy()
+        for original, copied in zip(node.walk(), copy.walk()):
+            if id(original) in self.kind:
+                self.kind[id(copied)] = self.kind[id(original)]
+        return copy
+
     def _star_error(self) -> SqlEndpointError:
         return _unsupported("SELECT * over semantic.metrics is not supported: name the slices and metrics "
                             "to select (the selected slices are the grain), e.g. SELECT metric_time__week, "
@@ -914,20 +922,22 @@ class _SemanticQuery:
                                 "42803", f'metric "{name}" must be used in an aggregate function, or the '
                                          "query grouped by every slice it uses")
                         # One row per group: the metric at that grain.
-                        wrapped = exp.AnyValue(this=column.copy())
+                        wrapped = exp.AnyValue(this=self._copy(column))
                         column.replace(exp.alias_(wrapped, name) if column.parent is inner else wrapped)
+            self.output_grain = plain_keys if len(plain_keys) == len(group_keys) else plain_keys | {_HIDDEN}
             if finer:
                 self._check_reaggregation(aggregates, grain, plain_keys)
             for node in aggregates:
                 if isinstance(node, exp.Anonymous) and node.name.lower() == "measure":
                     if len(node.expressions) != 1:
                         raise SqlEndpointError("42883", "MEASURE() takes one metric column")
-                    wrapped = exp.AnyValue(this=node.expressions[0].copy())
+                    wrapped = exp.AnyValue(this=self._copy(node.expressions[0]))
                     node.replace(exp.alias_(wrapped, "measure") if node.parent is inner else wrapped)
         else:
             for projection in projections:
                 for column in self._columns_in(projection, "slice"):
                     add(self._name(column))
+            self.output_grain = set(grain)
             order = inner.args.get("order")
             for ordered in (order.expressions if order else []):
                 for column in self._columns_in(ordered, "slice"):
@@ -1068,6 +1078,11 @@ class _SemanticQuery:
             if columns and not has_subquery and all(self.kind[id(c)] == "slice" for c in columns):
                 self._push(condition, filters)
             else:
+                if not columns and not has_subquery:
+                    # `WHERE 1 = 0`, as tools probe for columns: no need to ask the engine.
+                    ok, value = self._value(condition)
+                    if ok and not value:
+                        filters.never = True
                 kept.append(condition)
         if kept:
             where.set("this", exp.and_(*[c.copy() for c in kept]) if len(kept) > 1 else kept[0].copy())
@@ -1301,6 +1316,7 @@ class _SemanticQuery:
                 exact = self._name(core)
             is_grain = isinstance(node, exp.Column) and self.kind.get(id(node)) == "slice"
             out[_pg_name(projection).lower()] = (bool(metrics), exact, is_grain)
+        _mark_hidden_grain(out, self.output_grain)
         return out
 
     def _outer_outputs(self, outer: exp.Select, child: dict[str, tuple[bool, str | None, bool]]):
@@ -1336,7 +1352,8 @@ class _SemanticQuery:
             metric = used[0].name
             raise _unsupported(
                 f"{name.upper()}({metric}) over the subquery would combine the metric {metric} across its rows "
-                f"({', '.join(sorted(child_grain - keys)) or 'all rows'}); a metric is never re-aggregated. "
+                f"({', '.join(sorted(child_grain - keys - {_HIDDEN})) or 'slices it does not output'}); "
+                "a metric is never re-aggregated. "
                 "Select the metric at the grain you want from semantic.metrics (GROUP BY those slices) instead.")
         out = {}
         stars = [p for p in outer.expressions if isinstance(p, exp.Star) or
@@ -1356,7 +1373,23 @@ class _SemanticQuery:
             else:
                 is_grain = isinstance(node, exp.Column) and node.name.lower() in child_grain
             out[_pg_name(projection).lower()] = (derived, exact, is_grain)
+        if aggregates or group:
+            whole_keys = group is None or len(keys) == len(group.expressions)
+            _mark_hidden_grain(out, keys if whole_keys else keys | {_HIDDEN})
+        else:
+            _mark_hidden_grain(out, child_grain)
         return out
+
+
+_HIDDEN = "\x00grain"
+
+
+def _mark_hidden_grain(outputs: dict[str, tuple[bool, str | None, bool]], grain: set[str]) -> None:
+    """When rows are told apart by slices that are not among the outputs (grouped by an
+    unselected slice, or a slice projected away), an outer query cannot see the whole grain;
+    a marker grain column that no GROUP BY can name says so."""
+    if grain - {n for n, (_, _, g) in outputs.items() if g}:
+        outputs[_HIDDEN] = (False, None, True)
 
 
 def _uncast(node: exp.Expression) -> exp.Expression:

@@ -308,6 +308,10 @@ def test_outer_sum_over_a_plain_selection_is_the_metric_at_the_outer_grain(engin
         'SELECT platform AS platform, SUM(active_users) AS "SUM(active_users)" FROM '
         "(SELECT * FROM semantic.metrics) AS virtual_table GROUP BY platform ORDER BY platform LIMIT 10000",
         metrics=["active_users"], group_by=["platform"], order_by=["platform"], limit=10000)
+    # Rows told apart by a slice the subquery does not output cannot be added up either.
+    error = refused(engine, "SELECT platform, SUM(au) FROM (SELECT platform, active_users AS au "
+                            "FROM semantic.metrics GROUP BY platform, country) t GROUP BY platform")
+    assert error.sqlstate == "0A000"
     # The same inside the metric query: counting distinct slices forces a finer grain.
     error = refused(engine, "SELECT COUNT(DISTINCT platform), SUM(arpu) FROM semantic.metrics")
     assert error.sqlstate == "0A000"
@@ -339,6 +343,14 @@ def test_per_model_tables(engine, api):
                         metrics=["events"], group_by=["platform"], order_by=["platform"])
     error = refused(engine, "SELECT nps FROM semantic.events")
     assert error.sqlstate == "42703" and "semantic.metrics" in (error.hint or "")
+
+
+def test_always_false_conditions_answer_typed_empty_results(engine):
+    for text in ("SELECT platform, active_users FROM semantic.metrics WHERE 1 = 0",
+                 "SELECT * FROM (SELECT platform, arpu FROM semantic.metrics) t WHERE false"):
+        result = run(engine, text)
+        assert result.rows == [] and [c.type for c in result.columns] == ["string", "integer" if
+                                                                          "active" in text else "number"]
 
 
 def test_select_star_only_for_column_probes(engine):
