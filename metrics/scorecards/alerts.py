@@ -29,7 +29,7 @@ class Alert:
 
 def watched_metrics(engine) -> list[str]:
     """Metrics the daily check covers (those with values in fct_metric_values_daily)."""
-    rows = read_mart(engine, "fct_metric_checks", ["metric_name"], [Condition("metric_date", ">=", dt.date(1, 1, 1))])
+    rows = read_mart(engine, "fct_metric_values_daily", ["metric_name"], distinct=True)
     return sorted({r["metric_name"] for r in rows})
 
 

@@ -26,7 +26,7 @@ class Condition:
 
 def select_sql(table: str, columns: Sequence[str], where: Sequence[Condition] = (),
                order_by: Sequence[str] = (), schema: str = MARTS_SCHEMA,
-               dialect: str = "duckdb") -> tuple[str, dict[str, Any]]:
+               dialect: str = "duckdb", distinct: bool = False) -> tuple[str, dict[str, Any]]:
     """A SELECT over one mart with bound values.
 
     >>> select_sql("dim_releases", ["platform", "app_version"], [Condition("platform", "=", "ios")],
@@ -42,6 +42,8 @@ def select_sql(table: str, columns: Sequence[str], where: Sequence[Condition] = 
 
     query = exp.select(*(exp.column(c, quoted=True) for c in columns)).from_(
         exp.table_(table, db=schema, quoted=True))
+    if distinct:
+        query = query.distinct()
     for cond in where:
         column = exp.column(cond.column, quoted=True)
         if cond.op == "=":
@@ -60,9 +62,9 @@ def select_sql(table: str, columns: Sequence[str], where: Sequence[Condition] = 
 
 
 def read_mart(engine, table: str, columns: Sequence[str], where: Sequence[Condition] = (),
-              order_by: Sequence[str] = ()) -> list[dict[str, Any]]:
+              order_by: Sequence[str] = (), distinct: bool = False) -> list[dict[str, Any]]:
     """Rows of a mart as dicts keyed by column (inside metrics/ only; never cross to api/)."""
-    sql, params = select_sql(table, columns, where, order_by, dialect=engine.client.dialect)
+    sql, params = select_sql(table, columns, where, order_by, dialect=engine.client.dialect, distinct=distinct)
     try:
         rows = engine.client.query(sql, params).rows
     except Exception as exc:  # an older build without the scorecard marts

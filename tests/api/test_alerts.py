@@ -100,3 +100,28 @@ def test_filters_and_bad_input(api, served):
     response = api.client.get("/v1/alerts", params={"metric": "crash"})
     assert response.status_code == 422 and "'crashes'" in response.json()["error"]["message"]
     assert api.client.get("/v1/alerts", params={"since": "yesterday"}).status_code == 422
+
+
+def test_daily_values_mart_matches_hand_sql(api, oracle):
+    """fct_metric_values_daily, the input of the check, against the landing files day by day."""
+    with duckdb.connect(str(api.warehouse), read_only=True) as con:
+        rows = con.execute("select metric_name, metric_date, metric_value from marts.fct_metric_values_daily").fetchall()
+    mart: dict[str, dict[dt.date, float]] = {}
+    for name, day, value in rows:
+        mart.setdefault(name, {})[day] = value
+    for metric in ORACLE_METRICS:
+        expected = daily_values(oracle, metric)
+        assert set(mart[metric]) == set(expected), metric
+        for day, value in expected.items():
+            assert mart[metric][day] == pytest.approx(value, rel=1e-9, abs=1e-12), (metric, day)
+    by_hand = oracle.sql("""
+        with e as (select cast(metric_time as date) as d, count(distinct user_id) as users
+                   from src_events group by 1),
+             r as (select cast(metric_time as date) as d, count(*) as n from src_errors
+                   where severity in ('crash', 'error') group by 1),
+             t as (select cast(metric_time as date) as d, count(*) as n from src_tickets group by 1)
+        select e.d, coalesce(r.n, 0), 1000.0 * coalesce(t.n, 0) / e.users
+        from e left join r on r.d = e.d left join t on t.d = e.d""")
+    for day, errors, tickets_per_1k in by_hand:
+        assert mart["errors"][day] == errors
+        assert mart["tickets_per_1k_active_users"][day] == pytest.approx(tickets_per_1k, rel=1e-12)
