@@ -330,8 +330,17 @@ _SQLSTATES: tuple[tuple[type[errors.MetricsError], str], ...] = (
 )
 
 
+def _rowset_state(exc: errors.MetricsError) -> str | None:
+    """The SQLSTATE of a query the answer rows could not evaluate, by the kind of failure."""
+    reason = exc.details.get("reason")
+    if reason == "BinderException":
+        return "42803" if "GROUP BY" in exc.message else "42703" if "column" in exc.message.lower() else "42601"
+    return {"CatalogException": "42883", "ConversionException": "22P02", "ParserException": "42601",
+            "OutOfRangeException": "22003", "InvalidInputException": "22023"}.get(reason or "")
+
+
 def _from_engine(exc: errors.MetricsError) -> SqlEndpointError:
-    state = next(code for cls, code in _SQLSTATES if isinstance(exc, cls))
+    state = _rowset_state(exc) or next(code for cls, code in _SQLSTATES if isinstance(exc, cls))
     hint = None
     candidates = exc.details.get("candidates") or exc.details.get("suggestions")
     if isinstance(candidates, (list, tuple)) and candidates and "Did you mean" not in exc.message:
@@ -348,7 +357,12 @@ def _unsupported(message: str) -> SqlEndpointError:
 def _unknown_column(name: str, table: _SemanticTable, qualified_ok: frozenset[str]) -> SqlEndpointError:
     columns = [c.name for c in table.definition.columns]
     close = difflib.get_close_matches(name, columns, n=3, cutoff=0.6) or errors.nearest(name, columns)
-    hint = ("Did you mean " + ", ".join(f'"{c}"' for c in close) + "?") if close else None
+    if close:
+        hint = "Did you mean " + ", ".join(f'"{c}"' for c in close) + "?"
+    else:
+        metrics = sorted(table.metrics)
+        hint = (f"Metrics: {', '.join(metrics[:12])}{', ...' if len(metrics) > 12 else ''}; slices such as "
+                f"metric_time__week and {', '.join(sorted(n for n in table.slices if '__' not in n)[:8])}.")
     return SqlEndpointError("42703", f'column "{name}" does not exist in '
                                      f'{SEMANTIC_SCHEMA}.{table.definition.name}', hint)
 

@@ -66,7 +66,8 @@ def query_rows(tree: exp.Expression, tables: Mapping[str, ResultSet], dialect: s
             description = cursor.description or []
             result = cursor.fetchall()
         except duckdb.Error as exc:
-            raise InvalidQuery(f"cannot evaluate the query over the metric rows: {_first_line(exc)}") from exc
+            raise InvalidQuery(f"cannot evaluate the query over the metric rows: {_first_line(exc)}",
+                               reason=type(exc).__name__) from exc
     finally:
         con.close()
     columns = tuple(ResultColumn(d[0], _column_type(d[1])) for d in description)

@@ -169,6 +169,20 @@ def test_bucket_comparisons_keep_the_buckets_http_keeps(engine, api, op, value):
         where=[{"field": "metric_time__week", "op": op, "value": value}], order_by=["metric_time__week"])
 
 
+@pytest.mark.parametrize("metric", ["active_users_7d", "revenue_mtd", "revenue_change_vs_prior_week",
+                                    "signup_to_purchase_7d", "d7_retention", "crash_free_user_rate"])
+def test_bucket_comparisons_for_every_metric_type(engine, api, metric):
+    # Cumulative, time-offset, conversion and two-source metrics: a range of buckets written
+    # with days that start no bucket keeps what the HTTP API's bucket filters keep.
+    assert_same_as_http(
+        engine, api,
+        f"SELECT metric_time__month, {metric} FROM semantic.metrics "
+        "WHERE metric_time__month > '2026-01-15' AND metric_time__month <= '2026-03-18' ORDER BY 1",
+        metrics=[metric], group_by=["metric_time__month"], order_by=["metric_time__month"],
+        where=[{"field": "metric_time__month", "op": ">", "value": "2026-01-15"},
+               {"field": "metric_time__month", "op": "<=", "value": "2026-03-18"}])
+
+
 @pytest.mark.parametrize("condition, where", [
     ("platform IN ('ios', 'web')", [{"field": "platform", "op": "in", "values": ["ios", "web"]}]),
     ("platform NOT IN ('ios')", [{"field": "platform", "op": "not_in", "values": ["ios"]}]),
