@@ -398,6 +398,14 @@ _OVERRIDES = [
     "CREATE VIEW pg_sequence AS SELECT 0::BIGINT AS seqrelid, 0::BIGINT AS seqtypid, 0::BIGINT AS seqstart, "
     "0::BIGINT AS seqincrement, 0::BIGINT AS seqmax, 0::BIGINT AS seqmin, 0::BIGINT AS seqcache, "
     "false AS seqcycle WHERE false",
+    "CREATE VIEW pg_index AS SELECT 0::BIGINT AS indexrelid, 0::BIGINT AS indrelid, 0 AS indnatts, "
+    "0 AS indnkeyatts, false AS indisunique, false AS indnullsnotdistinct, false AS indisprimary, "
+    "false AS indisexclusion, true AS indimmediate, false AS indisclustered, true AS indisvalid, "
+    "false AS indcheckxmin, true AS indisready, true AS indislive, false AS indisreplident, "
+    "CAST([] AS SMALLINT[]) AS indkey, CAST([] AS BIGINT[]) AS indcollation, CAST([] AS BIGINT[]) AS indclass, "
+    "CAST([] AS SMALLINT[]) AS indoption, NULL::VARCHAR AS indexprs, NULL::VARCHAR AS indpred WHERE false",
+    "CREATE VIEW pg_opclass AS SELECT 0::BIGINT AS oid, '' AS opcname, false AS opcdefault, "
+    "0::BIGINT AS opcmethod, 0::BIGINT AS opcnamespace WHERE false",
     "CREATE VIEW pg_roles AS SELECT 10::BIGINT AS oid, 'northstar' AS rolname, false AS rolsuper, "
     "false AS rolinherit, false AS rolcreaterole, false AS rolcreatedb, true AS rolcanlogin, "
     "false AS rolreplication, -1 AS rolconnlimit, NULL AS rolvaliduntil, false AS rolbypassrls, NULL AS rolconfig",
@@ -585,6 +593,15 @@ def to_duckdb(statement: exp.Expression, session: Session) -> str:
                 return exp.Literal.string(value) if value is not None else exp.Null()
             if name == "set_config" and len(node.expressions) >= 2:
                 return node.expressions[1]
+            if name == "pg_table_is_visible" and len(node.expressions) == 1:
+                # Visible without a schema: what the search path (semantic) holds. Rewritten
+                # here, not a macro, so pg_class is read in the query's own database.
+                visible = sqlglot.parse_one(
+                    f"visible_oid IN (SELECT c.oid FROM pg_class AS c JOIN pg_namespace AS n "
+                    f"ON n.oid = c.relnamespace WHERE n.nspname IN ('{DEFAULT_SCHEMA}', 'pg_catalog'))",
+                    read="duckdb")
+                visible.this.replace(node.expressions[0].copy())
+                return visible
             if name == "pg_backend_pid":
                 return exp.Literal.number(session.process_id)
         return node

@@ -52,6 +52,9 @@ class Authenticator:
         secret = settings.sql_password.get_secret_value() if settings.sql_password else None
         method = settings.sql_auth
         if secret is None:
+            if method == "scram":
+                raise ValueError("sql_auth=scram needs a password: set NORTHSTAR_SQL_PASSWORD "
+                                 "(or use sql_auth=trust or cleartext)")
             return cls("trust" if method in ("auto", "trust") else method, lambda user, password: None, None)
         verifier = (protocol.ScramVerifier.parse(secret) if secret.startswith("SCRAM-SHA-256$")
                     else protocol.ScramVerifier.from_password(secret))

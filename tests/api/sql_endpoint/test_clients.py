@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import re
 import shutil
 import subprocess
 import threading
@@ -74,11 +75,13 @@ def psql(server: SqlServer, *commands: str, sslmode: str = "prefer") -> subproce
 
 
 def test_psql_lists_and_describes_the_semantic_layer(sql_server):
-    proc = psql(sql_server, r"\dt", r"\dt semantic.*", r"\dn", r"\l", r"\d semantic.metrics")
+    proc = psql(sql_server, r"\dt", r"\dt semantic.*", r"\dt marts.*", r"\dn", r"\l", r"\d semantic.metrics",
+                r"\d metrics")
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert " semantic | metrics " in out and "| table |" in out
-    assert " marts    | fct_events " in out
+    assert re.search(r"semantic \| metrics\s+\| table \|", out)
+    assert re.search(r"marts\s+\| fct_events\s+\| table \|", out)
+    assert re.search(r"marts\s+\| northstar", out) and re.search(r"semantic \| northstar", out)  # \dn
     assert " northstar | northstar | UTF8" in out  # \l
     assert 'Table "semantic.metrics"' in out
     assert " metric_time__week " in out and " active_users " in out
@@ -327,6 +330,14 @@ def test_sqlalchemy_inspector_and_pandas_read_sql(sql_server, api):
         assert isinstance(columns["active_users"]["type"], sqlalchemy.BigInteger)
         assert isinstance(columns["metric_time__week"]["type"], sqlalchemy.Date)
         assert columns["active_users"]["comment"], "metric descriptions are column comments"
+        # What Superset asks when a table becomes a dataset.
+        assert inspector.get_pk_constraint("metrics", schema="semantic")["constrained_columns"] == []
+        assert inspector.get_foreign_keys("metrics", schema="semantic") == []
+        assert inspector.get_indexes("metrics", schema="semantic") == []
+        assert inspector.get_view_names(schema="semantic") == []
+        assert inspector.default_schema_name == "semantic"
+        assert "metrics" in inspector.get_table_names()  # the default schema
+        assert "fct_events" not in inspector.get_table_names()
         frame = pd.read_sql(sqlalchemy.text(MONTHLY_SQL), engine)
     finally:
         engine.dispose()
