@@ -1130,6 +1130,14 @@ class _SemanticQuery:
                 filters.add(column_name(node.this), "<=", high[1])
                 return
         op = next((o for cls, o in _COMPARISONS.items() if type(node) is cls), None)
+        listed = self._array_values(node.expression) if op in ("=", "!=") else None
+        if listed is not None and column_name(node.this):
+            # `x = ANY(ARRAY[...])` and `x <> ALL(ARRAY[...])`, as drivers send list parameters.
+            quantifier, values = listed
+            if (op, quantifier) in (("=", "any"), ("!=", "all")):
+                inside = op == "="
+                filters.add(column_name(node.this), "in" if inside != negate else "not_in", values=tuple(values))
+                return
         if op is not None:
             left, right = node.this, node.expression
             if column_name(right) and not column_name(left):
@@ -1162,6 +1170,25 @@ class _SemanticQuery:
         if len(result.rows) != 1 or len(result.rows[0]) != 1:
             return False, None
         return True, result.rows[0][0]
+
+    def _array_values(self, node: exp.Expression | None) -> tuple[str, list[Any]] | None:
+        """('any' | 'all', values) for `ANY(ARRAY[...])` / `ALL(ARRAY[...])` of literals."""
+        if isinstance(node, exp.Any):
+            quantifier, inner = "any", node.this
+        elif isinstance(node, exp.All):
+            quantifier, inner = "all", node.this
+        elif isinstance(node, exp.Anonymous) and node.name.lower() in ("any", "all") and len(node.expressions) == 1:
+            quantifier, inner = node.name.lower(), node.expressions[0]
+        else:
+            return None
+        while isinstance(inner, exp.Paren):
+            inner = inner.this
+        if not isinstance(inner, exp.Array):
+            return None
+        values = [self._value(v) for v in inner.expressions]
+        if not all(ok for ok, _ in values):
+            return None
+        return quantifier, [v for _, v in values]
 
     def _or_of_equalities(self, node: exp.Expression) -> tuple[str, list[Any]] | None:
         """`country = 'US' OR country = 'DE'` is `country IN ('US', 'DE')`."""

@@ -186,6 +186,9 @@ def test_bucket_comparisons_for_every_metric_type(engine, api, metric):
 @pytest.mark.parametrize("condition, where", [
     ("platform IN ('ios', 'web')", [{"field": "platform", "op": "in", "values": ["ios", "web"]}]),
     ("platform NOT IN ('ios')", [{"field": "platform", "op": "not_in", "values": ["ios"]}]),
+    ("platform = ANY(ARRAY['ios', 'web'])", [{"field": "platform", "op": "in", "values": ["ios", "web"]}]),
+    ("platform <> ALL(ARRAY['ios'])", [{"field": "platform", "op": "not_in", "values": ["ios"]}]),
+    ("platform NOT LIKE 'w%'", ["{{ Dimension('platform') }} NOT LIKE 'w%'"]),
     ("platform <> 'ios'", [{"field": "platform", "op": "!=", "value": "ios"}]),
     ("NOT platform = 'ios'", [{"field": "platform", "op": "!=", "value": "ios"}]),
     ("app_version IS NULL", [{"field": "app_version", "op": "is_null"}]),
