@@ -278,10 +278,8 @@ def _set(text: str, session: Session) -> UtilityResult:
         value = session.get(name) or ""
     else:
         session.settings[name] = value
+    # Accepted and reported back; answers stay in UTC (timestamps are sent without a zone).
     reported = [k for k in REPORTED if k.lower() == name.lower()]
-    if name.lower() == "timezone" and value.upper() not in ("UTC", "'UTC'", "GMT", "Z", "ETC/UTC", "+00", "0"):
-        # Answers are in UTC whatever the session asks; say so instead of failing the client.
-        session.settings[name] = value
     return UtilityResult("SET", parameter_status=tuple((k, value) for k in reported))
 
 

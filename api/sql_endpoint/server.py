@@ -242,11 +242,12 @@ class SqlEndpoint:
         with self._catalog_lock:
             db = self._catalogs.get(key)
             if db is None:
-                for old in self._catalogs.values():
-                    old.close()
-                self._catalogs.clear()
                 db = catalog.CatalogDatabase(visible_tables(engine))
                 self._catalogs[key] = db
+                # Keep the previous build's catalog a while: a query may still be reading it.
+                while len(self._catalogs) > 2:
+                    oldest = next(iter(self._catalogs))
+                    self._catalogs.pop(oldest).close()
             return db
 
 
@@ -462,7 +463,7 @@ class Connection:
                 self._error(_as_sql_error(exc))
                 return
             self._send_result(result, [0] * len(result.columns), describe=True)
-            self.send(protocol.command_complete(_tag(result)))
+            self.send(protocol.command_complete(result.tag))
 
     def _send_result(self, result: Result, formats: list[int], describe: bool, start: int = 0,
                      limit: int | None = None) -> int:
@@ -530,7 +531,7 @@ class Connection:
             if limit and portal.sent < len(result.rows):
                 self.send(protocol.portal_suspended())
             else:
-                self.send(protocol.command_complete(_tag(result)))
+                self.send(protocol.command_complete(result.tag))
         elif kind == b"C":
             message = protocol.parse_close(payload)
             (self.statements if message.kind == "S" else self.portals).pop(message.name, None)
@@ -637,10 +638,6 @@ class Connection:
         columns = tuple(protocol.Column(c.name, protocol.NORTHSTAR_TYPES.get(c.type, protocol.TEXT))
                         for c in answer.columns)
         return Result(f"SELECT {len(answer.rows)}", columns, list(answer.rows))
-
-
-def _tag(result: Result) -> str:
-    return result.tag
 
 
 def _as_sql_error(exc: Exception) -> SqlError:
