@@ -660,7 +660,7 @@ class _SemanticQuery:
                                "semantic tables are not supported.")
         self.engine = engine
         self.catalog = catalog
-        self.statement = statement.copy()
+        self.statement = _inline_ctes(statement.copy())
         self.table = next(t for t in self.statement.find_all(exp.Table)
                           if _table_kind(t, cte_names(self.statement)) == "semantic")
         name = _identifier_text(self.table.this)
@@ -1431,6 +1431,33 @@ def _mark_hidden_grain(outputs: dict[str, tuple[bool, str | None, bool]], grain:
     a marker grain column that no GROUP BY can name says so."""
     if grain - {n for n, (_, _, g) in outputs.items() if g}:
         outputs[_HIDDEN] = (False, None, True)
+
+
+def _inline_ctes(statement: exp.Expression) -> exp.Expression:
+    """`WITH q AS (...) SELECT ... FROM q` as `SELECT ... FROM (...) AS q`, when every CTE is
+    read at most once and none is recursive, so the nesting rules apply to it."""
+    with_ = statement.args.get("with_")
+    if not isinstance(with_, exp.With) or with_.args.get("recursive"):
+        return statement
+    ctes = list(with_.expressions)
+    names = [cte.alias_or_name.lower() for cte in ctes]
+    uses = {name: [t for t in statement.find_all(exp.Table)
+                   if not t.db and _identifier_text(t.this).lower() == name] for name in names}
+    if any(len(tables) > 1 for tables in uses.values()):
+        return statement
+    statement.set("with_", None)
+    # Later CTEs may read earlier ones: inline from the last to the first.
+    for cte, name in reversed(list(zip(ctes, names))):
+        for table in [t for t in statement.find_all(exp.Table)
+                      if not t.db and _identifier_text(t.this).lower() == name]:
+            alias = table.alias_or_name
+            table.replace(exp.Subquery(this=cte.this.copy(), alias=exp.TableAlias(this=exp.to_identifier(alias))))
+        for other in ctes:
+            for table in [t for t in other.find_all(exp.Table)
+                          if not t.db and _identifier_text(t.this).lower() == name]:
+                table.replace(exp.Subquery(this=cte.this.copy(),
+                                           alias=exp.TableAlias(this=exp.to_identifier(table.alias_or_name))))
+    return statement
 
 
 def _uncast(node: exp.Expression) -> exp.Expression:

@@ -334,6 +334,15 @@ def test_outer_sum_over_a_plain_selection_is_the_metric_at_the_outer_grain(engin
     assert error.sqlstate == "0A000"
 
 
+def test_a_cte_read_once_is_a_subquery(engine, api):
+    assert_same_as_http(
+        engine, api,
+        "WITH q AS (SELECT metric_time__week, platform, events FROM semantic.metrics WHERE country = 'US') "
+        "SELECT platform, SUM(events) AS events FROM q GROUP BY platform ORDER BY platform",
+        metrics=["events"], group_by=["platform"], where=[{"field": "country", "op": "=", "value": "US"}],
+        order_by=["platform"])
+
+
 def test_count_star_probes(engine, api):
     assert run(engine, "SELECT COUNT(*) FROM semantic.metrics").rows == [(1,)]
     rows = http(api, metrics=["active_users"], group_by=["metric_time__week", "platform"],
@@ -424,7 +433,7 @@ def test_unknown_table_lists_the_tables(engine):
     "SELECT a.events FROM semantic.metrics a JOIN semantic.metrics b ON true",
     "SELECT platform, events, SUM(events) OVER (ORDER BY platform) FROM semantic.metrics",
     "SELECT events FROM semantic.metrics UNION ALL SELECT events FROM semantic.metrics",
-    "WITH q AS (SELECT events FROM semantic.metrics) SELECT * FROM q",
+    "WITH q AS (SELECT platform, events FROM semantic.metrics) SELECT a.events FROM q a JOIN q b ON true",
     "UPDATE semantic.metrics SET events = 1",
 ])
 def test_unsupported_sql_says_what_is_supported(engine, text):
