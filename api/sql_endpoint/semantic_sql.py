@@ -163,6 +163,9 @@ def _build_catalog(engine: MetricsEngine) -> _Catalog:
                 if qualified != d.name:
                     slice_types.setdefault(qualified, slice_types.get(d.name, "string"))
                     slice_columns.append(ColumnDef(qualified, slice_types[qualified], d.description))
+    # A metric named like a slice is the metric (as in queries); each column once.
+    seen: set[str] = set(catalog)
+    slice_columns = [c for c in slice_columns if not (c.name in seen or seen.add(c.name))]
     slice_columns.sort(key=_column_order)
     metric_columns = [ColumnDef(name, metric_types.get(name, "number"), info.description or info.label or None)
                       for name, info in catalog.items()]
