@@ -307,6 +307,11 @@ def parity_cases(simple: Sequence[str] | None = None) -> list[Case]:
         Case("revenue-paid-plans-by-month", ("revenue", "paying_users"), ("metric_time__month", "user__plan"),
              where=("{{ Dimension('user__plan') }} != 'free'",), start=dt.date(2026, 1, 1),
              tags=frozenset({"where"})),
+        # a metric in a filter, per entity: events of users whose all-time revenue is over 100
+        Case("events-of-big-spenders-by-month", ("events", "active_users"), ("metric_time__month",),
+             where=("{{ Metric('revenue', group_by=['user']) }} > 100",), tags=frozenset({"where"})),
+        Case("tickets-of-busy-accounts-by-priority", ("tickets",), ("ticket__priority",),
+             where=("{{ Metric('tickets', group_by=['account']) }} >= 3",), tags=frozenset({"where"})),
         Case("errors-per-1k-by-week-range", ("errors_per_1k_events",), ("metric_time__week",),
              start=dt.date(2026, 1, 5), end=dt.date(2026, 2, 2), tags=frozenset({"where", "derived"})),
         # order_by + limit (orderings chosen to be total, so the first N rows are well defined)

@@ -1,7 +1,7 @@
 """dbt-style filter templates (`{{ Dimension('user__country') }} = 'US'`) as checked
 expression trees.
 
-The template is never pasted into SQL: its `Dimension`/`TimeDimension`/`Entity` calls are
+The template is never pasted into SQL: its `Dimension`/`TimeDimension`/`Entity`/`Metric` calls are
 replaced by placeholder identifiers, the result is parsed by sqlglot, every node is checked
 against a small allow-list (comparisons, boolean logic, IN, IS NULL, BETWEEN, LIKE, literals),
 and each placeholder is then swapped for the resolved column expression.
@@ -24,6 +24,12 @@ _CALL = re.compile(
     r"(?:\s*\.\s*grain\(\s*(['\"])([^'\"]+)\6\s*\))?\s*\}\}"
 )
 
+# `{{ Metric('revenue', group_by=['user']) }}`: a metric's value per entity, as MetricFlow reads it.
+_METRIC_CALL = re.compile(
+    r"\{\{\s*Metric\(\s*(['\"])([^'\"]+)\1\s*,\s*(?:group_by\s*=\s*)?\[([^\]]*)\]\s*\)\s*\}\}"
+)
+_QUOTED = re.compile(r"\s*(['\"])([^'\"]+)\1\s*")
+
 _ALLOWED = (
     exp.And, exp.Or, exp.Not, exp.Paren,
     exp.EQ, exp.NEQ, exp.LT, exp.LTE, exp.GT, exp.GTE, exp.NullSafeEQ, exp.NullSafeNEQ,
@@ -36,11 +42,21 @@ _ALLOWED = (
 
 
 @dataclass(frozen=True)
+class MetricReference:
+    """A metric in a filter, evaluated per combination of the entities in `group_by`."""
+
+    metric: str
+    group_by: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class ParsedFilter:
-    """A filter template as an expression whose columns are named `__ref_N`."""
+    """A filter template as an expression whose columns are named `__ref_N` (dimensions,
+    entities, time dimensions) and `__metric_N` (metrics per entity)."""
 
     tree: exp.Expression
     references: tuple[str, ...]
+    metrics: tuple[MetricReference, ...] = ()
 
 
 @lru_cache(maxsize=1024)
@@ -51,16 +67,33 @@ def parse_filter_template(template: str, dialect: str = "duckdb") -> ParsedFilte
     ('user__country',)
     """
     references: list[str] = []
+    metrics: list[MetricReference] = []
+
+    def replace_metric(match: re.Match[str]) -> str:
+        names = [part for part in match.group(3).split(",") if part.strip()]
+        group_by = []
+        for part in names:
+            quoted = _QUOTED.fullmatch(part)
+            if quoted is None:
+                raise InvalidFilter(f"cannot read the group_by list of {match.group(0)!r}: "
+                                    "write entity names as quoted strings, e.g. group_by=['user'].")
+            group_by.append(quoted.group(2))
+        if not group_by:
+            raise InvalidFilter(f"{match.group(0)!r} needs the entities to compute the metric by, "
+                                "e.g. {{ Metric('revenue', group_by=['user']) }}.")
+        metrics.append(MetricReference(match.group(2), tuple(group_by)))
+        return f"__metric_{len(metrics) - 1}"
 
     def replace(match: re.Match[str]) -> str:
         kind, name, grain = match.group(1), match.group(3), match.group(5) or match.group(7)
         if kind == "Metric":
-            raise InvalidFilter(f"filters on metrics are not supported yet: {match.group(0)!r}.")
+            raise InvalidFilter(f"cannot read {match.group(0)!r}: a metric in a filter names the entities "
+                                "it is computed by, e.g. {{ Metric('revenue', group_by=['user']) }}.")
         reference = f"{name}__{grain.lower()}" if grain else name
         references.append(reference)
         return f"__ref_{len(references) - 1}"
 
-    text = _CALL.sub(replace, template)
+    text = _CALL.sub(replace, _METRIC_CALL.sub(replace_metric, template))
     if "{{" in text or "{%" in text:
         raise InvalidFilter(
             f"cannot read filter {template!r}: use {{{{ Dimension('entity__name') }}}}, "
@@ -74,8 +107,8 @@ def parse_filter_template(template: str, dialect: str = "duckdb") -> ParsedFilte
             raise InvalidFilter(
                 f"filter {template!r} uses {type(node).__name__}, which filters may not contain; "
                 "use comparisons, AND/OR/NOT, IN, IS NULL, BETWEEN and LIKE over dimensions and literals.")
-        if isinstance(node, exp.Column) and not node.name.startswith("__ref_"):
+        if isinstance(node, exp.Column) and not node.name.startswith(("__ref_", "__metric_")):
             raise InvalidFilter(
                 f"filter {template!r} names the column {node.sql()!r} directly; wrap it as "
                 f"{{{{ Dimension('{node.name}') }}}} so it is checked against the semantic layer.")
-    return ParsedFilter(tree, tuple(references))
+    return ParsedFilter(tree, tuple(references), tuple(metrics))

@@ -29,6 +29,7 @@ parts; every division is null-safe (`x / nullif(y, 0)`), so a zero denominator g
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 from functools import lru_cache
@@ -44,13 +45,14 @@ from metrics.query.plan import (
     DerivedExpr,
     MeasureRef,
     MetricExpr,
+    Planner,
     QueryPlan,
     RatioExpr,
 )
-from metrics.query.request import Filter, FilterOp, WeekStart
+from metrics.query.request import Filter, FilterOp, MetricQuery, WeekStart
 from metrics.semantic.graph import GroupByItem, ItemKind, JoinStep, SemanticGraph
 from metrics.semantic.model import Agg, Grain, Measure, PeriodAgg, SemanticModel, Window
-from metrics.sql.filters import parse_filter_template
+from metrics.sql.filters import MetricReference, parse_filter_template
 
 _COMPARISON = {FilterOp.EQ: "=", FilterOp.NE: "<>", FilterOp.LT: "<", FilterOp.LE: "<=",
                FilterOp.GT: ">", FilterOp.GE: ">="}
@@ -115,6 +117,7 @@ class Renderer:
         self.model_dialect = dialect
         self._items: dict[tuple, str] = {}
         self._aggregates: dict[Measure, str] = {}
+        self._planner: Planner | None = None
         self._values: dict[tuple[str, str], str] = {}
         self._projected_aggregates: dict[tuple[Measure, str], str] = {}
         self._joins: dict[tuple[JoinStep, str, str], str] = {}
@@ -130,15 +133,90 @@ class Renderer:
 
     def render(self, plan: QueryPlan) -> RenderedQuery:
         params: dict[str, Any] = {}
+        return RenderedQuery(self._statement(plan, params), params, self.dialect)
+
+    def _statement(self, plan: QueryPlan, params: dict[str, Any]) -> str:
         ctes: list[tuple[str, str]] = []
+        shared = self._scan_groups(plan)
         for node in plan.nodes:
             if node.cumulative is not None:
                 ctes.extend(self._cumulative_node(node, plan, params))
             elif node.conversion is not None:
                 ctes.extend(self._conversion_node(node, plan, params))
+            elif node.alias in shared:
+                group = shared[node.alias]
+                if group[0] is node:
+                    ctes.extend(self._shared_scan(group, plan, params))
             else:
                 ctes.append((node.alias, self._node(node, plan, params)))
-        return RenderedQuery(self._outer(plan, ctes, params), params, self.dialect)
+        return self._outer(plan, ctes, params)
+
+    def _scan_groups(self, plan: QueryPlan) -> dict[str, list[AggregateNode]]:
+        """Aggregates that can share one scan of their model: the same source, group-by items
+        and filters, differing only in their time range and a whole-bucket offset (a metric
+        beside its value a period earlier). Keyed by each member's alias."""
+        groups: dict[tuple, list[AggregateNode]] = {}
+        for node in plan.nodes:
+            if node.cumulative is not None or node.conversion is not None:
+                continue
+            if any(m.measure.non_additive is not None or m.measure.agg not in _FILTERABLE_AGGS
+                   for m in node.measures):
+                continue
+            if node.offset is not None:
+                grains = [g.item.grain or Grain.DAY for g in node.group_by if g.item.kind is ItemKind.METRIC_TIME]
+                if (plan.query.timezone is not None or node.offset.grain not in (Grain.DAY, Grain.WEEK)
+                        or not all(_shifts_whole_buckets(node.offset, grain) for grain in grains)
+                        or node.template_filters
+                        or any(f.item.kind in (ItemKind.METRIC_TIME, ItemKind.TIME) for f in node.filters)):
+                    continue
+            key = (node.source, tuple(g.item for g in node.group_by), node.filters, node.template_filters)
+            groups.setdefault(key, []).append(node)
+        return {node.alias: members for members in groups.values() if len(members) > 1 for node in members}
+
+    def _shared_scan(self, nodes: list[AggregateNode], plan: QueryPlan, params: dict[str, Any]) -> list[tuple[str, str]]:
+        """One scan for several aggregates of a model: each aggregates only its own time range
+        (`FILTER (WHERE ...)`), grouped by the unshifted buckets; an offset member then moves
+        its buckets forward. MetricFlow reads the model once for `x - x a week ago`; so do we."""
+        first = nodes[0]
+        home = self.graph.models[first.source.model]
+        alias_for, joins = self._joiner()
+        time = plan.time
+        group = [self._item(g.item, alias_for(g.item), time) for g in first.group_by]
+        keys = [g.column for g in first.group_by]
+        plain = dataclasses.replace(first, offset=None)
+        shared_conditions = self._conditions(plain, plan, params, alias_for, joins)
+        ranges = []
+        for node in nodes:
+            conditions = self._time_range(node, plan, params)
+            ranges.append(" AND ".join(conditions) if conditions else "TRUE")
+        values: dict[str, str] = {}
+        for node in nodes:
+            for m in node.measures:
+                values.setdefault(self._value(m.measure), f"v{len(values)}")
+        inner = _select([f"{text} AS {key}" for text, key in zip(group, keys)]
+                        + [f"{argument} AS {value}" for argument, value in values.items()]
+                        + [f"{condition} AS in{i}" for i, condition in enumerate(ranges)],
+                        f"{self._table(home)} AS t0", joins,
+                        shared_conditions + ([] if "TRUE" in ranges else
+                                             ["(" + " OR ".join(f"({c})" for c in ranges) + ")"]))
+        aggregates = [f"COUNT(*) FILTER (WHERE in{i}) AS n{i}" for i in range(len(nodes))]
+        for i, node in enumerate(nodes):
+            aggregates += [f"{self._aggregate_of(m.measure, values[self._value(m.measure)])} FILTER (WHERE in{i}) "
+                           f"AS {node.alias}_{m.column}" for m in node.measures]
+        scan = f"{first.alias}_scan"
+        ctes = [(scan, _select(keys + aggregates, f"({inner}) AS r", [], [], keys or None))]
+        for i, node in enumerate(nodes):
+            columns = []
+            for g in node.group_by:
+                if node.offset is not None and g.item.kind is ItemKind.METRIC_TIME:
+                    shifted = exp.cast(exp.Add(this=exp.column(g.column), expression=_interval(node.offset)),
+                                       exp.DataType.Type.DATE)
+                    columns.append(f"{shifted.sql(dialect=self.dialect)} AS {g.column}")
+                else:
+                    columns.append(g.column)
+            columns += [f"{node.alias}_{m.column} AS {m.column}" for m in node.measures]
+            ctes.append((node.alias, _select(columns, scan, [], [f"n{i} > 0"])))
+        return ctes
 
     def newest_time_sql(self, source) -> str | None:
         """`select max(<metric time>) from <model>`: how recent a source's data is."""
@@ -282,7 +360,7 @@ class Renderer:
         time = plan.time
         group = [self._item(g.item, alias_for(g.item), time, node.offset) for g in node.group_by]
         conditions = self._time_range(node, plan, params)
-        conditions += self._conditions(node, plan, params, alias_for)
+        conditions += self._conditions(node, plan, params, alias_for, joins)
         semi_additive = node.measures[0].measure.non_additive if len(node.measures) == 1 else None
         if semi_additive is not None:
             return self._semi_additive(node, plan, home, group, conditions, joins, semi_additive)
@@ -371,7 +449,7 @@ class Renderer:
             AggregateNode(node.alias, node.source, node.group_by,
                           tuple(f for f in node.filters if f.item.kind is not ItemKind.METRIC_TIME),
                           node.template_filters, node.measures),
-            plan, params, alias_for)
+            plan, params, alias_for, joins)
         keys = ["d"] + [g.column for g in slices]
         base_columns = [f"{day} AS d"] + [f"{sql} AS {g.column}" for sql, g in zip(slice_sql, slices)]
         if agg is Agg.COUNT_DISTINCT:
@@ -487,7 +565,7 @@ class Renderer:
                                   f"{at_grain(base_time)} AS base_ts",
                                   f"{expr(base_measure.expr)} AS v"]
         base_columns += [f"{expr(b)} AS cp{i}" for i, (b, _) in enumerate(params_.constant_properties)]
-        conditions = self._time_range(node, plan, params) + self._conditions(node, plan, params, alias_for)
+        conditions = self._time_range(node, plan, params) + self._conditions(node, plan, params, alias_for, joins)
         base = _select(base_columns, f"{self._table(base_model)} AS t0", joins, conditions)
 
         target_columns = [f"{expr(target_model.entity(params_.entity).expr)} AS entity_key",
@@ -576,13 +654,14 @@ class Renderer:
                 conditions.append(f"{raw} < {self._param(params, _shift(high, node.offset, -1) + slack)}")
         return conditions
 
-    def _conditions(self, node: AggregateNode, plan: QueryPlan, params: dict[str, Any], alias_for) -> list[str]:
+    def _conditions(self, node: AggregateNode, plan: QueryPlan, params: dict[str, Any], alias_for,
+                    joins: list[str]) -> list[str]:
         conditions = []
         for flt in node.filters:
             column = self._item(flt.item, alias_for(flt.item), plan.time, node.offset)
             conditions.append(self._filter(column, flt.item, flt.filter, params))
         for template in node.template_filters:
-            conditions.append(self._template_filter(template, node, alias_for, params, plan.time))
+            conditions.append(self._template_filter(template, node, alias_for, joins, params, plan.time))
         return conditions
 
     def _filter(self, column: str, item: GroupByItem, flt: Filter, params: dict[str, Any]) -> str:
@@ -602,20 +681,23 @@ class Renderer:
             return f"NOT {column} IN ({', '.join(value(v) for v in flt.values)})"
         return f"{column} {_COMPARISON[op]} {value(flt.value)}"
 
-    def _template_filter(self, template: str, node: AggregateNode, alias_for, params: dict[str, Any],
-                         time: TimeSettings) -> str:
+    def _template_filter(self, template: str, node: AggregateNode, alias_for, joins: list[str],
+                         params: dict[str, Any], time: TimeSettings) -> str:
         parsed = parse_filter_template(template, self.model_dialect)
         measures = ", ".join(m.measure.name for m in node.measures)
+        context = f"the filter {template!r} (measures of semantic model '{node.source.model}': {measures})"
         columns = []
         for ref in parsed.references:
-            item = self.graph.resolve(
-                node.source, ref, metric=measures,
-                context=f"the filter {template!r} (measures of semantic model '{node.source.model}': {measures})")
+            item = self.graph.resolve(node.source, ref, metric=measures, context=context)
             columns.append(self._item_tree(item, alias_for(item), time, node.offset))
+        metric_columns = [self._metric_filter_join(ref, node, alias_for, joins, params, measures, context)
+                          for ref in parsed.metrics]
 
         def swap(n: exp.Expression) -> exp.Expression:
             if isinstance(n, exp.Column) and n.name.startswith("__ref_"):
                 return columns[int(n.name.removeprefix("__ref_"))].copy()
+            if isinstance(n, exp.Column) and n.name.startswith("__metric_"):
+                return metric_columns[int(n.name.removeprefix("__metric_"))].copy()
             if isinstance(n, exp.Literal):
                 # Values written in a filter string travel as bind parameters too.
                 name = f"p{len(params)}"
@@ -624,6 +706,28 @@ class Renderer:
             return n
 
         return exp.paren(parsed.tree.copy().transform(swap), copy=False).sql(dialect=self.dialect)
+
+    def _metric_filter_join(self, ref: MetricReference, node: AggregateNode, alias_for, joins: list[str],
+                            params: dict[str, Any], measures: str, context: str) -> exp.Expression:
+        """`{{ Metric('revenue', group_by=['user']) }}`: the metric computed per entity (its own
+        query, over all time), left-joined on the entity's key, so each row sees its entity's
+        value. One row per entity on the joined side: the join cannot fan out."""
+        keys = []
+        for name in ref.group_by:
+            item = self.graph.resolve(node.source, name, metric=measures, context=context)
+            if item.kind is not ItemKind.ENTITY:
+                raise InvalidFilter(f"{context}: a metric in a filter is computed per entity, and {name!r} "
+                                    "is not an entity; e.g. group_by=['user'].", field=name)
+            keys.append(self._item(item, alias_for(item), TimeSettings(None, WeekStart.MONDAY)))
+        planner = self._planner
+        if planner is None:
+            planner = self._planner = Planner(self.graph)
+        plan = planner.plan(MetricQuery(metrics=(ref.metric,), group_by=ref.group_by))
+        statement = self._statement(dataclasses.replace(plan, order_by=()), params)
+        alias = f"mf{sum(j.startswith('LEFT JOIN (') for j in joins)}"
+        on = " AND ".join(f"{key} = {alias}.{self._ident(name)}" for key, name in zip(keys, ref.group_by))
+        joins.append(f"LEFT JOIN ({statement}) AS {alias} ON {on}")
+        return exp.column(exp.to_identifier(ref.metric, quoted=True), alias)
 
     # -- combining nodes into the answer ------------------------------------------------
 
@@ -703,6 +807,9 @@ class Renderer:
             conditions.append(f"{first_bucket} <= (SELECT MAX({first}) FROM data_keys)")
         sql = _select(columns, f"{self._table_of(spine.relation)} AS s", [], conditions, distinct=True)
         return sql, first
+
+# Aggregates that take a FILTER clause in every dialect we render.
+_FILTERABLE_AGGS = (Agg.SUM, Agg.COUNT, Agg.COUNT_DISTINCT, Agg.SUM_BOOLEAN, Agg.AVERAGE, Agg.MIN, Agg.MAX)
 
 _CUMULATIVE_AGGS = (Agg.SUM, Agg.COUNT, Agg.SUM_BOOLEAN, Agg.COUNT_DISTINCT, Agg.MIN, Agg.MAX)
 

@@ -159,6 +159,52 @@ def test_filter_strings_outside_the_allowed_grammar_are_refused(shop_engine, tem
         shop_engine.compile(MetricQuery(metrics=("orders",), where_sql=(template,)))
 
 
+def test_metric_in_a_filter_is_computed_per_entity(shop_engine, shop_db):
+    # Orders of customers whose all-time revenue exceeds 50, by the customer's country.
+    template = "{{ Metric('revenue', group_by=['customer']) }} > 50"
+    expected = shop_db.execute("""
+        select c.country, count(*) from marts.fct_orders o join marts.dim_customers c using (customer_id)
+        where o.customer_id in (select customer_id from marts.fct_orders group by 1 having sum(amount) > 50)
+        group by 1 order by 1""").fetchall()
+    assert expected and sum(n for _, n in expected) < shop_db.execute(
+        "select count(*) from marts.fct_orders").fetchone()[0]  # the filter does filter
+    assert rows(shop_engine, metrics=("orders",), group_by=("customer__country",), where_sql=(template,)) == expected
+    compiled = shop_engine.compile(MetricQuery(metrics=("orders",), where_sql=(template,)))
+    assert "50" not in compiled.sql and 50 in compiled.params.values()
+
+
+def test_metric_filter_combines_with_dimension_filters(shop_engine, shop_db):
+    template = ("{{ Metric('orders', group_by=['customer']) }} >= 2 "
+                "and {{ Dimension('order__status') }} != 'pending'")
+    expected = shop_db.execute("""
+        select coalesce(sum(amount), 0) from marts.fct_orders
+        where status != 'pending'
+          and customer_id in (select customer_id from marts.fct_orders group by 1 having count(*) >= 2)""").fetchone()[0]
+    (answer,), = rows(shop_engine, metrics=("revenue",), where_sql=(template,))
+    assert answer == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("template,error", [
+    ("{{ Metric('revenue') }} > 50", "group_by"),
+    ("{{ Metric('revenue', group_by=[]) }} > 50", "entities"),
+    ("{{ Metric('revenue', group_by=['customer__country']) }} > 50", "not an entity"),
+    ("{{ Metric('revenue', group_by=[customer]) }} > 50", "quoted"),
+])
+def test_malformed_metric_filters_are_refused(shop_engine, template, error):
+    from metrics.errors import InvalidFilter
+
+    with pytest.raises(InvalidFilter, match=error):
+        shop_engine.compile(MetricQuery(metrics=("orders",), where_sql=(template,)))
+
+
+def test_metric_filter_on_an_unknown_metric_names_the_nearest(shop_engine):
+    from metrics.errors import UnknownMetric
+
+    with pytest.raises(UnknownMetric, match="revenue"):
+        shop_engine.compile(MetricQuery(metrics=("orders",),
+                                        where_sql=("{{ Metric('revenu', group_by=['customer']) }} > 5",)))
+
+
 def test_slowly_changing_dimension_is_joined_at_the_measures_time(shop_engine, shop_db):
     # c1 was bronze until 2026-01-06, gold after: o1 (01-05) is bronze, o2 (01-06) gold.
     expected = shop_db.execute("""

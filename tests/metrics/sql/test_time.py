@@ -85,6 +85,20 @@ def test_offset_window_compares_with_the_week_before(shop_engine, shop_db):
     assert rows(shop_engine, metrics=("revenue_wow",), group_by=("metric_time__week",)) == expected
 
 
+def test_offset_over_a_range_and_a_slice_reads_the_model_once(shop_engine, shop_db):
+    start, end = dt.datetime(2026, 1, 12), dt.datetime(2026, 2, 2)
+    query = dict(metrics=("revenue_wow",), group_by=("metric_time__week", "customer__country"), start=start, end=end)
+    expected = shop_db.execute("""
+        with w as (select date_trunc('week', o.ordered_at)::date as wk, c.country, sum(o.amount) as revenue
+                   from marts.fct_orders o left join marts.dim_customers c using (customer_id) group by 1, 2)
+        select w.wk, w.country, w.revenue - prev.revenue from w
+        left join w as prev on prev.wk = w.wk - 7 and prev.country is not distinct from w.country
+        where w.wk >= ? and w.wk < ? order by 1, 2 nulls last""", [start.date(), end.date()]).fetchall()
+    assert expected and rows(shop_engine, **query) == expected
+    # The week before is aggregated in the same scan as the week itself.
+    assert shop_engine.compile(MetricQuery(**query)).sql.count('"fct_orders"') == 1
+
+
 def test_join_to_timespine_fills_every_day(shop_engine, shop_db):
     got = rows(shop_engine, metrics=("orders_every_day",), group_by=("metric_time__day",),
                start=dt.datetime(2026, 1, 1), end=dt.datetime(2026, 2, 1))
