@@ -208,6 +208,8 @@ def run_utility(sql: str, session: Session) -> UtilityResult:
             cols = (protocol.Column("name", protocol.TEXT), protocol.Column("setting", protocol.TEXT),
                     protocol.Column("description", protocol.TEXT))
             return UtilityResult("SHOW", cols, tuple((k, v, "") for k, v in rows))
+        if name.lower() == "time zone":
+            name = "TimeZone"
         value = session.get(name)
         if value is None:
             raise SqlError("42704", f'unrecognized configuration parameter "{name}"')
@@ -385,7 +387,7 @@ _OVERRIDES = [
     "AS atttypid, 'p' AS attstorage) FROM system.pg_catalog.pg_attribute",
     "CREATE VIEW pg_am AS SELECT 2::BIGINT AS oid, 'heap' AS amname, 't' AS amtype",
     # Types the endpoint serves that DuckDB's pg_type lacks.
-    "CREATE VIEW pg_type AS SELECT * FROM system.pg_catalog.pg_type UNION ALL BY NAME "
+    "CREATE VIEW pg_type AS SELECT * FROM system.pg_catalog.pg_type WHERE oid IS NOT NULL UNION ALL BY NAME "
     "SELECT * FROM (VALUES (25, 'text', -1, 'S', 1009), (19, 'name', 64, 'S', 1003), (26, 'oid', 4, 'N', 1028), "
     "(18, 'char', 1, 'Z', 1002)) extra(oid, typname, typlen, typcategory, typarray) "
     "CROSS JOIN (SELECT first(typnamespace) AS typnamespace, 0 AS typowner, 'b' AS typtype, false AS typbyval, "
@@ -437,6 +439,17 @@ _OVERRIDES = [
     "CREATE VIEW pg_matviews AS SELECT '' AS schemaname, '' AS matviewname WHERE false",
 ]
 
+def _settings_view() -> str:
+    """pg_settings with what SHOW answers (not DuckDB's own settings)."""
+    rows = {**{k.lower(): (k, v) for k, v in SHOWN.items() if " " not in k},
+            **{k.lower(): (k, v) for k, v in REPORTED.items()}}
+    values = ", ".join(f"({_literal(name)}, {_literal(value)})" for name, value in sorted(rows.values()))
+    return ("CREATE VIEW pg_settings AS SELECT name, setting, NULL AS unit, 'northstar' AS category, "
+            "'' AS short_desc, NULL AS extra_desc, 'user' AS context, 'string' AS vartype, 'default' AS source, "
+            "NULL AS min_val, NULL AS max_val, NULL AS enumvals, setting AS boot_val, setting AS reset_val, "
+            f"false AS pending_restart FROM (VALUES {values}) AS s(name, setting)")
+
+
 _INFORMATION_SCHEMA_OVERRIDES = {"tables", "columns", "schemata", "views"}
 _CAST_MACROS = {"regclass": "regclass_oid", "regtype": "regtype_oid", "regnamespace": "regnamespace_oid"}
 _OID_TYPES = {"regclass", "regtype", "regproc", "regprocedure", "regnamespace", "regrole", "regoper", "oid",
@@ -454,7 +467,7 @@ class CatalogDatabase:
         con.execute(f"ATTACH ':memory:' AS {DATABASE}")
         con.execute("ATTACH ':memory:' AS overrides")
         # Views first: some macros read them.
-        for statement in sorted(_OVERRIDES, key=lambda text: not text.startswith("CREATE VIEW")):
+        for statement in sorted([*_OVERRIDES, _settings_view()], key=lambda text: not text.startswith("CREATE VIEW")):
             con.execute(statement.replace("CREATE MACRO ", "CREATE MACRO overrides.main.", 1)
                         .replace("CREATE VIEW ", "CREATE VIEW overrides.main.", 1))
         con.execute(f"USE {DATABASE}")
@@ -691,6 +704,12 @@ def _builtin_type(name: str) -> exp.DataType:
 def _cast(node: exp.Cast) -> exp.Expression:
     name = _type_name(node.to)
     value = node.this
+    if isinstance(value, exp.Literal) and value.is_string and value.name.startswith("{") \
+            and value.name.endswith("}") and isinstance(node.to, exp.DataType) and node.to.is_type(exp.DType.ARRAY):
+        # '{1,2}'::int2[]: PostgreSQL's array literal as a list of the element type.
+        items = [i.strip().strip('"') for i in value.name[1:-1].split(",") if i.strip()]
+        element = node.to.expressions[0] if node.to.expressions else exp.DataType.build("VARCHAR")
+        return exp.Array(expressions=[exp.cast(exp.Literal.string(i), element.copy()) for i in items])
     if name in _CAST_MACROS and isinstance(value, exp.Literal) and value.is_string:
         return exp.Anonymous(this=_CAST_MACROS[name], expressions=[value])
     if name in _OID_TYPES:

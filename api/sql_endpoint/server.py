@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import secrets
 import struct
 import threading
@@ -81,8 +82,9 @@ class Statement:
     """One parsed statement (the unit of Parse and of each part of a Query)."""
 
     sql: str
-    kind: str  # "empty", "utility", "query"
+    kind: str  # "empty", "utility", "query", "declare" (a cursor over `tree`), "fetch"
     tree: exp.Expression | None = None
+    cursor: str | None = None
     param_types: list[int] = field(default_factory=list)
     # Answer computed for a Describe before any Bind (no parameters), kept for the Execute.
     described: Result | None = None
@@ -102,6 +104,18 @@ def prepare(sql: str, param_types: tuple[int, ...] = ()) -> Statement:
     if not sql.strip() or not catalog.split_statements(sql):
         return Statement(sql, "empty")
     word = catalog.first_word(sql)
+    if word == "declare":
+        match = _DECLARE.match(" ".join(sql.split()))
+        if not match:
+            raise SqlError("42601", "cannot read the DECLARE statement",
+                           hint="DECLARE name [NO SCROLL] CURSOR [WITH HOLD] FOR SELECT ...")
+        inner = prepare(match.group("query"), param_types)
+        if inner.kind != "query":
+            raise SqlError("42601", "a cursor needs a SELECT")
+        return Statement(sql, "declare", inner.tree, param_types=inner.param_types,
+                         cursor=_cursor_name(match.group("name")))
+    if word in ("fetch", "move"):
+        return Statement(sql, "fetch")
     if word in catalog.UTILITY_WORDS:
         return Statement(sql, "utility")
     if word in catalog.WRITE_WORDS:
@@ -117,6 +131,24 @@ def prepare(sql: str, param_types: tuple[int, ...] = ()) -> Statement:
     count = max((_param_index(p) for p in tree.find_all(exp.Parameter, exp.Placeholder)), default=0)
     types = list(param_types) + [0] * max(0, count - len(param_types))
     return Statement(sql, "query", tree, types)
+
+
+# Cursors, as psqlODBC (Tableau, Excel over ODBC) uses them: DECLARE ... FOR SELECT, FETCH n.
+_DECLARE = re.compile(r"declare\s+(?P<name>\"[^\"]+\"|[\w$]+)\s+(?:(?:binary|insensitive|asensitive|scroll|no\s+scroll)\s+)*"
+                      r"cursor\s+(?:(?:with|without)\s+hold\s+)?for\s+(?P<query>.+)$", re.I | re.S)
+_FETCH = re.compile(r"(?P<verb>fetch|move)\s+(?:(?P<count>next|all|forward\s+all|forward\s+\d+|forward|\d+)\s+)?"
+                    r"(?:(?:from|in)\s+)?(?P<name>\"[^\"]+\"|[\w$]+)\s*;?$", re.I | re.S)
+_CLOSE = re.compile(r"close\s+(?P<name>\"[^\"]+\"|[\w$]+)\s*;?$", re.I | re.S)
+
+
+def _cursor_name(text: str) -> str:
+    return text[1:-1] if text.startswith('"') else text.lower()
+
+
+@dataclass
+class Cursor:
+    result: Result
+    position: int = 0
 
 
 def _param_index(node: exp.Expression) -> int:
@@ -270,6 +302,7 @@ class Connection:
         self.session: catalog.Session | None = None
         self.statements: dict[str, Statement] = {}
         self.portals: dict[str, Portal] = {}
+        self.cursors: dict[str, Cursor] = {}
         self._cancelled = asyncio.Event()
         self._running = False
         self._interrupt: Callable[[], None] | None = None
@@ -436,6 +469,10 @@ class Connection:
             except (MetricsError, ValueError, struct.error, protocol.ProtocolViolation) as exc:
                 self._error(_as_sql_error(exc))
                 failed = True
+            except Exception as exc:  # a bug: say so, log it, keep the connection
+                log.exception("SQL message %r failed", kind)
+                self._error(SqlError("XX000", f"internal error: {exc}"))
+                failed = True
 
     def _error(self, exc: SqlError) -> None:
         if self.session.status == "T":
@@ -461,6 +498,10 @@ class Connection:
                 return  # the rest of a multi-statement Query is skipped, as PostgreSQL does
             except (MetricsError, ValueError) as exc:
                 self._error(_as_sql_error(exc))
+                return
+            except Exception as exc:  # a bug: say so, log it, keep the connection
+                log.exception("SQL statement failed: %s", part)
+                self._error(SqlError("XX000", f"internal error: {exc}"))
                 return
             self._send_result(result, [0] * len(result.columns), describe=True)
             self.send(protocol.command_complete(result.tag))
@@ -566,6 +607,10 @@ class Connection:
             return []
 
     async def _describe_statement(self, statement: Statement) -> Result | None:
+        if statement.kind == "fetch":
+            match = _FETCH.match(" ".join(statement.sql.split()))
+            cursor = self.cursors.get(_cursor_name(match.group("name"))) if match else None
+            return Result("", cursor.result.columns) if cursor and match.group("verb").lower() == "fetch" else None
         if statement.kind != "query":
             return None
         # Run with NULL parameters for the row shape only; keep the answer when there are none.
@@ -591,6 +636,10 @@ class Connection:
         if session.status == "E" and not (statement.kind == "utility" and catalog.first_word(statement.sql) in (
                 "rollback", "abort", "commit", "end")):
             raise SqlError("25P02", "current transaction is aborted, commands ignored until end of transaction block")
+        if statement.kind == "fetch":
+            return self._fetch(statement.sql)
+        if statement.kind == "utility" and catalog.first_word(statement.sql) == "close":
+            return self._close_cursor(statement.sql)
         if statement.kind == "utility":
             utility = catalog.run_utility(statement.sql, session)
             return Result(utility.tag, utility.columns, list(utility.rows), utility.parameter_status)
@@ -606,7 +655,11 @@ class Connection:
                 raise SqlError("57014", "canceling statement due to user request")
             cancelled.cancel()
             try:
-                return work.result()
+                result = work.result()
+                if statement.kind == "declare":
+                    self.cursors[statement.cursor] = Cursor(result)
+                    return Result("DECLARE CURSOR")
+                return result
             except (SqlError, MetricsError):
                 raise
             except Exception as exc:  # a bug: say so, log it, keep the connection
@@ -615,6 +668,35 @@ class Connection:
         finally:
             self._running = False
             self._interrupt = None
+
+    def _fetch(self, sql: str) -> Result:
+        match = _FETCH.match(" ".join(sql.split()))
+        if not match:
+            raise SqlError("0A000", "only FETCH [NEXT | ALL | FORWARD [n | ALL] | n] [FROM] cursor is supported")
+        name = _cursor_name(match.group("name"))
+        if name not in self.cursors:
+            raise SqlError("34000", f'cursor "{name}" does not exist')
+        cursor = self.cursors[name]
+        count_text = (match.group("count") or "next").lower().replace("forward", "").strip() or "1"
+        remaining = len(cursor.result.rows) - cursor.position
+        count = remaining if count_text == "all" else 1 if count_text == "next" else int(count_text)
+        rows = cursor.result.rows[cursor.position:cursor.position + count]
+        cursor.position += len(rows)
+        if match.group("verb").lower() == "move":
+            return Result(f"MOVE {len(rows)}")
+        return Result(f"FETCH {len(rows)}", cursor.result.columns, rows)
+
+    def _close_cursor(self, sql: str) -> Result:
+        text = " ".join(sql.split())
+        if text.lower().rstrip(";").strip() == "close all":
+            self.cursors.clear()
+            return Result("CLOSE CURSOR ALL")
+        match = _CLOSE.match(text)
+        name = _cursor_name(match.group("name")) if match else ""
+        if name not in self.cursors:
+            raise SqlError("34000", f'cursor "{name}" does not exist')
+        del self.cursors[name]
+        return Result("CLOSE CURSOR")
 
     def _execute(self, tree: exp.Expression) -> Result:
         """In a worker thread: the engine of the current build answers the statement."""

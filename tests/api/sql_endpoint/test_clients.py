@@ -257,6 +257,55 @@ def test_many_concurrent_connections_get_the_sequential_answers(sql_server):
     assert all(r == sequential for r in results)
 
 
+def test_cursors_declare_fetch_close(sql_server, api):
+    """psqlODBC (Tableau, Excel over ODBC) and psql's FETCH_COUNT read through cursors."""
+    want = http_rows(api, {"metrics": ["active_users"], "group_by": ["metric_time__month"],
+                           "order_by": ["metric_time__month"]})
+    sql = "SELECT metric_time__month, active_users FROM semantic.metrics ORDER BY 1"
+    with psycopg.connect(sql_server.dsn(), autocommit=True) as conn:
+        conn.execute("BEGIN")
+        conn.execute(f'DECLARE "SQL_CUR1" NO SCROLL CURSOR WITH HOLD FOR {sql}')
+        got = conn.execute('FETCH 2 IN "SQL_CUR1"').fetchall()
+        got += conn.execute('FETCH FORWARD ALL FROM "SQL_CUR1"').fetchall()
+        assert conn.execute('FETCH NEXT FROM "SQL_CUR1"').fetchall() == []
+        assert conn.execute('CLOSE "SQL_CUR1"').statusmessage == "CLOSE CURSOR"
+        conn.execute("COMMIT")
+        with pytest.raises(psycopg.Error) as info:
+            conn.execute('FETCH 1 FROM "SQL_CUR1"')
+        assert info.value.sqlstate == "34000"
+    assert got == want
+    proc = psql(sql_server, "\\set FETCH_COUNT 2", "\\pset format unaligned", "\\pset tuples_only on", sql)
+    assert proc.returncode == 0, proc.stderr
+    assert [tuple(line.split("|")) for line in proc.stdout.splitlines() if "|" in line] == [
+        (d.isoformat(), str(n)) for d, n in want]
+
+
+def test_catalog_queries_of_dbeaver_and_superset(sql_server):
+    """Best effort: introspection these tools send (from their sources) runs and answers."""
+    with psycopg.connect(sql_server.dsn(), autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT n.oid, n.*, d.description FROM pg_catalog.pg_namespace n LEFT OUTER JOIN "
+            "pg_catalog.pg_description d ON d.objoid = n.oid AND d.objsubid = 0 "
+            "AND d.classoid = 'pg_namespace'::regclass ORDER BY nspname").fetchall()
+        assert {"semantic", "marts"} <= {r[2] for r in rows}
+        rows = conn.execute(
+            "SELECT c.relname, a.attname, pg_catalog.pg_get_expr(ad.adbin, ad.adrelid, true) AS def_value, "
+            "dsc.description FROM pg_catalog.pg_attribute a INNER JOIN pg_catalog.pg_class c ON a.attrelid = c.oid "
+            "LEFT OUTER JOIN pg_catalog.pg_attrdef ad ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum "
+            "LEFT OUTER JOIN pg_catalog.pg_description dsc ON c.oid = dsc.objoid AND a.attnum = dsc.objsubid "
+            "WHERE NOT a.attisdropped AND c.oid = 'semantic.metrics'::regclass ORDER BY a.attnum").fetchall()
+        assert ("metrics", "active_users") in {r[:2] for r in rows}
+        assert conn.execute("SELECT setting FROM pg_catalog.pg_settings "
+                            "WHERE name = 'standard_conforming_strings'").fetchall() == [("on",)]
+        assert conn.execute("SHOW TIME ZONE").fetchone() == ("UTC",)
+        assert conn.execute("SELECT count(*) FROM pg_type WHERE oid IS NULL").fetchone() == (0,)
+        assert conn.execute("SELECT typname FROM pg_type WHERE oid = ANY('{20,25}'::int4[]) ORDER BY 1").fetchall() \
+            == [("int8",), ("text",)]
+        assert conn.execute("SELECT has_table_privilege('semantic.metrics', 'SELECT')").fetchone() == (True,)
+        assert conn.execute("SELECT t.oid, typarray FROM pg_type t JOIN pg_namespace ns ON typnamespace = ns.oid "
+                            "WHERE typname = 'hstore'").fetchall() == []
+
+
 # -- passwords ----------------------------------------------------------------------------
 
 def test_password_is_checked(password_server):
