@@ -159,5 +159,58 @@ def query(
     console.print(f"{len(result.rows)} rows from build {result.build.build_id}", highlight=False)
 
 
+tokens_app = typer.Typer(no_args_is_help=True, help="API tokens: create, list, revoke (stored hashed).")
+app.add_typer(tokens_app, name="tokens")
+
+
+def _token_store(data_dir: Optional[Path]):
+    from northstar.tokens import TokenStore
+
+    return TokenStore.in_dir(_settings(data_dir=data_dir).data_dir)
+
+
+@tokens_app.command("create")
+@one_line_errors
+def tokens_create(
+    name: Annotated[str, typer.Option(help="Who or what uses the token, e.g. 'metabase-emea'.")],
+    scope: Annotated[list[str], typer.Option(help="metrics:read, experiments:read or admin; repeatable.")],
+    row_filter: Annotated[Optional[list[str]], typer.Option(
+        help="Row-level policy added to every query, e.g. region=emea or account_id=a1,a2; repeatable.")] = None,
+    max_concurrent: Annotated[Optional[int], typer.Option(help="Concurrent queries allowed (429 beyond).")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Data directory holding tokens.json.")] = None,
+) -> None:
+    """Create a token; it is printed once and stored only as a hash."""
+    from northstar.tokens import PolicyFilter
+
+    policy = [PolicyFilter.parse(text) for text in row_filter or []]
+    token, plain = _token_store(data_dir).create(name, scope, policy, max_concurrent)
+    console.print(f"created token {token.id} ({token.name}; scopes {', '.join(token.scopes)}"
+                  + (f"; rows where {' and '.join(p.describe() for p in token.policy)}" if token.policy else "")
+                  + "). It is shown once; store it now:", highlight=False)
+    print(plain)
+
+
+@tokens_app.command("list")
+@one_line_errors
+def tokens_list(data_dir: Annotated[Optional[Path], typer.Option(help="Data directory holding tokens.json.")] = None) -> None:
+    """List tokens (never their secrets)."""
+    table = Table("id", "name", "scopes", "row policy", "created", "revoked")
+    for token in _token_store(data_dir).list():
+        table.add_row(token.id, token.name, ", ".join(token.scopes),
+                      " and ".join(p.describe() for p in token.policy) or "-", token.created_at, token.revoked_at or "-")
+    Console().print(table)
+
+
+@tokens_app.command("revoke")
+@one_line_errors
+def tokens_revoke(
+    token: Annotated[str, typer.Argument(help="Token id or name.")],
+    data_dir: Annotated[Optional[Path], typer.Option(help="Data directory holding tokens.json.")] = None,
+) -> None:
+    """Revoke a token; a running server refuses it from its next request."""
+    revoked = _token_store(data_dir).revoke(token)
+    console.print(f"revoked token {revoked.id} ({revoked.name})", highlight=False)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     sys.exit(app())
