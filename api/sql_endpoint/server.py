@@ -130,7 +130,7 @@ def prepare(sql: str, param_types: tuple[int, ...] = ()) -> Statement:
         raise SqlError("42601", f"syntax error: {str(exc).splitlines()[0]}", hint=catalog.SUPPORTED) from exc
     count = max((_param_index(p) for p in tree.find_all(exp.Parameter, exp.Placeholder)), default=0)
     types = list(param_types) + [0] * max(0, count - len(param_types))
-    return Statement(sql, "query", tree, types)
+    return Statement(sql, "query", tree, param_types=types)
 
 
 # Cursors, as psqlODBC (Tableau, Excel over ODBC) uses them: DECLARE ... FOR SELECT, FETCH n.
@@ -375,7 +375,9 @@ class Connection:
                                                   f"{startup.code & 0xFFFF}: server supports 3.0", severity="FATAL"))
                 await self.flush()
                 return None
-            database = startup.parameters.get("database") or startup.parameters.get("user")
+            # Without a database parameter PostgreSQL would use the user name; any user may
+            # connect here, so only an explicit other database is refused.
+            database = startup.parameters.get("database")
             if database and database != catalog.DATABASE:
                 self.send(protocol.error_response("3D000", f'database "{database}" does not exist',
                                                   hint=f'connect to database "{catalog.DATABASE}"', severity="FATAL"))
