@@ -21,7 +21,7 @@ asyncpg = pytest.importorskip("asyncpg")
 sqlalchemy = pytest.importorskip("sqlalchemy")
 pd = pytest.importorskip("pandas")
 
-from tests.api.sql_endpoint.conftest import PASSWORD, SqlServer  # noqa: E402
+from tests.api.sql_endpoint.sql_servers import PASSWORD, SqlServer, password_server, sql_server  # noqa: E402,F401
 
 JDBC_JAR = Path("/usr/share/java/postgresql.jar")
 JDBC_SOURCE = Path(__file__).parent / "jdbc" / "NorthstarJdbc.java"

@@ -16,6 +16,7 @@ import sqlglot
 
 from api.sql_endpoint import catalog, protocol
 from api.sql_endpoint.catalog import CatalogColumn, CatalogDatabase, CatalogTable, Session, SqlError
+from tests.api.sql_endpoint.sql_servers import sql_server  # noqa: F401  (fixture)
 
 # -- SCRAM-SHA-256 ------------------------------------------------------------------------
 

@@ -1,4 +1,7 @@
-"""`northstar serve` with its SQL endpoint on a free port, for the wire-protocol tests."""
+"""`northstar serve` with its SQL endpoint on a free port, for the wire-protocol tests.
+
+Imported by the test modules rather than kept in a conftest.py, so no second `conftest` module
+shadows tests/conftest.py for modules that import from it."""
 
 from __future__ import annotations
 
