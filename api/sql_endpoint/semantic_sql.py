@@ -38,7 +38,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import pydantic
-import sqlglot
 from sqlglot import exp
 
 from api.schemas.query import FilterModel, MetricQueryRequest
@@ -47,7 +46,7 @@ from metrics.engine import MetricsEngine
 from metrics.execution.client import ResultColumn, ResultSet
 from metrics.execution.rowset import query_rows
 from metrics.query.request import MetricQuery
-from metrics.semantic.model import Agg, Grain, MetricType
+from metrics.semantic.model import Grain, MetricType
 from metrics.sql.marts import UnknownTable, UnsupportedSql, check_functions, check_read_only, cte_names, function_name
 
 SEMANTIC_SCHEMA = "semantic"
@@ -357,7 +356,7 @@ def _unsupported(message: str) -> SqlEndpointError:
     return SqlEndpointError("0A000", message, SUPPORTED)
 
 
-def _unknown_column(name: str, table: _SemanticTable, qualified_ok: frozenset[str]) -> SqlEndpointError:
+def _unknown_column(name: str, table: _SemanticTable) -> SqlEndpointError:
     columns = [c.name for c in table.definition.columns]
     close = difflib.get_close_matches(name, columns, n=3, cutoff=0.6) or errors.nearest(name, columns)
     if close:
@@ -742,7 +741,7 @@ class _SemanticQuery:
                                                 f"{SEMANTIC_SCHEMA}.{self.semantic.definition.name}",
                                        f"It is in {SEMANTIC_SCHEMA}.{METRICS_TABLE}.")
             else:
-                raise _unknown_column(name, self.semantic, self.catalog.slice_names)
+                raise _unknown_column(name, self.semantic)
             # The engine's rows carry canonical names; qualifiers name the rows' alias.
             column.set("this", exp.to_identifier(name, quoted=True))
             column.set("db", None)
