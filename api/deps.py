@@ -8,6 +8,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from metrics.engine import EngineProvider, MetricsEngine
+from metrics.policy import RestrictedEngine
 from northstar.settings import Settings
 
 
@@ -17,8 +18,12 @@ def get_provider(request: Request) -> EngineProvider:
 
 def get_engine(request: Request) -> Iterator[MetricsEngine]:
     # Held for the whole request so a build swapped in meanwhile cannot close it under us.
+    # A caller with a row-level policy (set by api.auth.require, which runs first) sees the
+    # engine through it.
+    caller = getattr(request.state, "caller", None)
     with request.app.state.engines.engine() as engine:
-        yield engine
+        policy = caller.policy if caller is not None else None
+        yield RestrictedEngine(engine, policy) if policy else engine
 
 
 def get_app_settings(request: Request) -> Settings:

@@ -26,7 +26,19 @@ class MetricNotFound(errors.UnknownMetric):
     """An unknown metric named in a URL path: the resource does not exist."""
 
 
-STATUS = {MetricNotFound: 404, **STATUS}
+from api.auth import Forbidden, TooManyRequests, Unauthorized  # noqa: E402
+from metrics.policy import PolicyDenied  # noqa: E402
+
+STATUS = {MetricNotFound: 404, Unauthorized: 401, Forbidden: 403, PolicyDenied: 403, TooManyRequests: 429,
+          **STATUS}
+
+
+def headers_for(exc: errors.MetricsError) -> dict[str, str] | None:
+    if isinstance(exc, Unauthorized):
+        return {"WWW-Authenticate": 'Bearer realm="northstar"'}
+    if isinstance(exc, TooManyRequests):
+        return {"Retry-After": str(exc.details.get("retry_after", 1))}
+    return None
 
 
 def status_for(exc: errors.MetricsError) -> int:
@@ -43,7 +55,8 @@ def error_body(code: str, message: str, **details) -> dict:
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.MetricsError)
     async def metrics_error(_: Request, exc: errors.MetricsError) -> JSONResponse:
-        return JSONResponse(error_body(exc.code, exc.message, **exc.details), status_code=status_for(exc))
+        return JSONResponse(error_body(exc.code, exc.message, **exc.details), status_code=status_for(exc),
+                            headers=headers_for(exc))
 
     @app.exception_handler(ValidationError)
     @app.exception_handler(RequestValidationError)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from api import errors
+from api.auth import AuditLog, ConcurrencyLimiter, audit_middleware, require
 from api.routers import catalog, dbt_docs, experiments, health, query
 from api.routers import alerts, launches, quality, releases
 from metrics.engine import EngineProvider
 from northstar.settings import Settings, get_settings
+from northstar.tokens import TokenStore
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -19,6 +21,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         app.state.settings = settings
+        app.state.tokens = TokenStore.in_dir(settings.data_dir)
+        app.state.limiter = ConcurrencyLimiter(settings.max_concurrent_per_token)
+        app.state.audit = AuditLog(settings.audit_log_path)
         app.state.engines = EngineProvider(settings.warehouse_path)
         try:
             app.state.engines.refresh(force=True)
@@ -42,13 +47,12 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     errors.install(app)
-    app.include_router(catalog.router)
-    app.include_router(query.router)
-    app.include_router(experiments.router)
-    app.include_router(quality.router)
-    app.include_router(releases.router)
-    app.include_router(launches.router)
-    app.include_router(alerts.router)
+    app.middleware("http")(audit_middleware)
+    metrics_read = [Depends(require("metrics:read"))]
+    for router in (catalog.router, query.router, quality.router, releases.router, launches.router, alerts.router):
+        app.include_router(router, dependencies=metrics_read)
+    app.include_router(experiments.router, dependencies=[Depends(require("experiments:read"))])
+    # Open: liveness/readiness for probes, and the dbt docs site (definitions, no data rows).
     app.include_router(health.router)
     app.include_router(dbt_docs.router)
     return app

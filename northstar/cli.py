@@ -102,14 +102,31 @@ def serve(
     sql_port: Annotated[Optional[int], typer.Option(help="PostgreSQL-wire SQL port (default 5433; 0 turns it off).")] = None,
     landing: Annotated[Optional[Path], typer.Option(help="Landing data to build from if no warehouse exists.")] = None,
     dbt_project: Annotated[Optional[Path], typer.Option(help="dbt project directory.")] = None,
+    allow_open: Annotated[Optional[bool], typer.Option(
+        "--allow-open", help="Serve without API tokens on a non-loopback interface (anyone who reaches it reads everything).")] = None,
 ) -> None:
     """Serve the HTTP API (building the sample warehouse first if there is none)."""
+    import ipaddress
+
     import uvicorn
 
     from api.main import create_app
+    from northstar.tokens import TokenStore
 
     settings = _settings(warehouse=warehouse, host=host, port=port, sql_port=sql_port, landing=landing,
-                         dbt_project=dbt_project)
+                         dbt_project=dbt_project, allow_open=allow_open)
+    if not TokenStore.in_dir(settings.data_dir).has_active():
+        try:
+            loopback = settings.host == "localhost" or ipaddress.ip_address(settings.host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback and not settings.allow_open:
+            raise ValueError(f"no API token exists, so the service would be open to anyone who reaches "
+                             f"{settings.host}; create one (`northstar tokens create --name NAME --scope metrics:read`), "
+                             "bind to 127.0.0.1, or pass --allow-open (NORTHSTAR_ALLOW_OPEN=1) to mean it.")
+        console.print("[yellow]open mode:[/] no API token exists, every request is answered without one"
+                      + ("" if loopback else f" on {settings.host} (--allow-open)")
+                      + "; create tokens with `northstar tokens create`.", highlight=False)
     if not settings.warehouse_path.exists():
         console.print(f"no warehouse at {settings.warehouse_path}; building it from {settings.landing}",
                       highlight=False)

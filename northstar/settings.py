@@ -33,6 +33,16 @@ class Settings(BaseSettings):
     # better, as a PostgreSQL SCRAM verifier (`SCRAM-SHA-256$4096:<salt>$<StoredKey>:<ServerKey>`).
     sql_password: SecretStr | None = None
 
+    # Security (see README "Security"): with no API token the service is open, so it binds to
+    # loopback only unless allow_open says otherwise.
+    allow_open: bool = False
+    max_concurrent_per_token: int = 8
+    audit_log: Path | None = None  # defaults to <data_dir>/audit.jsonl
+
+    @property
+    def audit_log_path(self) -> Path:
+        return self.audit_log or self.data_dir / "audit.jsonl"
+
     @property
     def warehouse_path(self) -> Path:
         return self.warehouse or self.data_dir / "northstar.duckdb"

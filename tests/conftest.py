@@ -72,7 +72,9 @@ class Server:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "northstar", "serve", "--warehouse", str(warehouse),
              "--host", "127.0.0.1", "--port", str(self.port), "--sql-port", str(sql_port)],
-            cwd=REPO, env={**os.environ, **(env or {})}, stdout=self.log, stderr=subprocess.STDOUT,
+            # Tokens and the audit log live in the data directory: the warehouse's, not the repo's.
+            cwd=REPO, env={**os.environ, "NORTHSTAR_DATA_DIR": str(Path(warehouse).parent), **(env or {})},
+            stdout=self.log, stderr=subprocess.STDOUT,
             text=True)
 
     def output(self) -> str:

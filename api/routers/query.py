@@ -31,6 +31,12 @@ def _resolve(body: MetricQueryRequest, engine: MetricsEngine) -> MetricQuery:
 
 def _answer(body: MetricQueryRequest, engine: MetricsEngine, fmt: str) -> Response:
     result = engine.query(_resolve(body, engine))
+    response = _encode(result, fmt)
+    response.headers["X-Northstar-Rows"] = str(len(result.rows))  # for clients, and the audit log
+    return response
+
+
+def _encode(result, fmt: str) -> Response:
     if fmt == "csv":
         return csv_response(result)
     if fmt in ("parquet", "arrow"):
@@ -56,6 +62,7 @@ _QUERY_RESPONSES = {
 @router.post("/query", responses=_QUERY_RESPONSES)
 def post_query(body: MetricQueryRequest, request: Request, engine: EngineDep,
                format: Format | None = None) -> Response:
+    request.state.audit_query = body.model_dump(mode="json", exclude_defaults=True)
     return _answer(body, engine, negotiate(format, request))
 
 
