@@ -151,7 +151,12 @@ def test_time_filter_at_another_grain_is_start_and_end(engine, api, oracle):
 def test_time_filter_with_casts_and_between(engine, api):
     for condition in ("metric_time__day BETWEEN DATE '2026-01-05' AND '2026-02-01'::date",
                       "metric_time__day >= TIMESTAMP '2026-01-05 00:00:00' AND metric_time__day <= '2026-02-01'",
-                      "metric_time__day > '2026-01-04' AND '2026-02-02' > metric_time__day"):
+                      "metric_time__day > '2026-01-04' AND '2026-02-02' > metric_time__day",
+                      # Metabase and Superset spell the same range like this.
+                      "metric_time__day >= timestamp with time zone '2026-01-05 00:00:00.000Z' AND "
+                      "metric_time__day < timestamp with time zone '2026-02-02 01:00:00.000+01:00'",
+                      "metric_time__day >= TO_TIMESTAMP('2026-01-05 00:00:00.000000', 'YYYY-MM-DD HH24:MI:SS.US') "
+                      "AND metric_time__day < CAST('2026-01-26' AS DATE) + INTERVAL '7 days'"):
         assert_same_as_http(
             engine, api, f"SELECT metric_time__week, sessions FROM semantic.metrics WHERE {condition} ORDER BY 1",
             metrics=["sessions"], group_by=["metric_time__week"], start="2026-01-05", end="2026-02-02",
