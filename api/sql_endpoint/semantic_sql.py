@@ -314,7 +314,10 @@ def reads_data_tables(statement: exp.Expression) -> bool:
 
 # -- errors -------------------------------------------------------------------------------
 
-_SQLSTATES: tuple[tuple[type[errors.MetricsError], str], ...] = (
+_SQLSTATES: tuple[tuple[type[errors.MetricsError], str], ...] = tuple((cls, state) for cls, state in (
+    # Service guardrails, where the engine has them: too many rows, too long a query.
+    (getattr(errors, "ResultTooLarge", None), "54000"),
+    (getattr(errors, "QueryTimeout", None), "57014"),
     (UnknownTable, "42P01"),
     (UnsupportedSql, "0A000"),
     (errors.UnknownMetric, "42703"),
@@ -329,7 +332,7 @@ _SQLSTATES: tuple[tuple[type[errors.MetricsError], str], ...] = (
     (errors.BuildFailed, "55000"),
     (errors.InternalError, "XX000"),
     (errors.MetricsError, "XX000"),
-)
+) if cls is not None)
 
 
 def _rowset_state(exc: errors.MetricsError) -> str | None:
