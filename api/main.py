@@ -10,6 +10,7 @@ from api import errors
 from api.auth import AuditLog, ConcurrencyLimiter, audit_middleware, require
 from api.routers import catalog, dbt_docs, experiments, health, query
 from api.routers import alerts, launches, quality, releases
+from api.schemas.errors import DATA_ROUTE_ERRORS
 from metrics.engine import EngineProvider
 from northstar.settings import Settings, get_settings
 from northstar.tokens import TokenStore
@@ -50,8 +51,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.middleware("http")(audit_middleware)
     metrics_read = [Depends(require("metrics:read"))]
     for router in (catalog.router, query.router, quality.router, releases.router, launches.router, alerts.router):
-        app.include_router(router, dependencies=metrics_read)
-    app.include_router(experiments.router, dependencies=[Depends(require("experiments:read"))])
+        app.include_router(router, dependencies=metrics_read, responses=DATA_ROUTE_ERRORS)
+    app.include_router(experiments.router, dependencies=[Depends(require("experiments:read"))],
+                       responses=DATA_ROUTE_ERRORS)
     # Open: liveness/readiness for probes, and the dbt docs site (definitions, no data rows).
     app.include_router(health.router)
     app.include_router(dbt_docs.router)
