@@ -6,6 +6,7 @@ from fastapi import APIRouter
 from fastapi.responses import FileResponse, RedirectResponse
 
 from api.deps import EngineDep
+from api.schemas.errors import error_responses
 from metrics.errors import NotFound
 
 router = APIRouter(prefix="/dbt-docs", tags=["docs"])
@@ -21,12 +22,16 @@ def docs_root() -> RedirectResponse:
     return RedirectResponse("/dbt-docs/")
 
 
-@router.get("/")
+_RESPONSES = {200: {"description": "A file of the docs site.", "content": {"text/html": {}, "application/json": {}}},
+              **error_responses(404, 503)}
+
+
+@router.get("/", response_class=FileResponse, responses=_RESPONSES)
 def docs_index(engine: EngineDep) -> FileResponse:
     return docs_file("index.html", engine)
 
 
-@router.get("/{name}")
+@router.get("/{name}", response_class=FileResponse, responses=_RESPONSES)
 def docs_file(name: str, engine: EngineDep) -> FileResponse:
     if name not in _FILES:
         raise NotFound(f"/dbt-docs/{name} is not part of the docs site; try /dbt-docs/.")

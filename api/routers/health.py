@@ -4,19 +4,39 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from api.deps import ProviderDep
+from api.schemas.errors import ErrorDetail
 
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+class Ready(BaseModel):
+    status: str
+    build_id: str
+    built_at: str | None
+    tests_passed: bool | None
+    warning: str | None
+
+
+class Unavailable(BaseModel):
+    status: str
+    error: ErrorDetail
+
+
+class Live(BaseModel):
+    status: str
+
+
+@router.get("/healthz", response_model=Live)
 def healthz() -> dict:
     """The process is up (says nothing about the warehouse)."""
     return {"status": "ok"}
 
 
-@router.get("/readyz")
+@router.get("/readyz", response_model=Ready, responses={
+    503: {"model": Unavailable, "description": "The served warehouse cannot answer; `error.message` says why."}})
 def readyz(provider: ProviderDep) -> JSONResponse:
     """Ready when the current build's warehouse opens and answers a query."""
     try:
