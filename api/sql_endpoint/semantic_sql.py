@@ -33,7 +33,7 @@ import datetime as dt
 import difflib
 import secrets
 import threading
-import weakref
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,6 +45,7 @@ from metrics import errors
 from metrics.engine import MetricsEngine
 from metrics.execution.client import ResultColumn, ResultSet
 from metrics.execution.rowset import query_rows
+from metrics.policy import PolicyDenied
 from metrics.query.request import MetricQuery
 from metrics.semantic.model import Grain, MetricType
 from metrics.sql.marts import UnknownTable, UnsupportedSql, check_functions, check_read_only, cte_names, function_name
@@ -121,22 +122,30 @@ class _Catalog:
     metric_types: dict[str, str]
     # Metrics whose values over disjoint rows add up to the value over their union.
     additive: frozenset[str]
+    # The semantic models each metric's measures come from.
+    metric_models: dict[str, frozenset[str]]
 
     def table_names(self) -> list[str]:
         return ([f"{SEMANTIC_SCHEMA}.{n}" for n in sorted(self.semantic)]
                 + [f"{MARTS_SCHEMA}.{n}" for n in sorted(self.marts)])
 
 
-_catalogs: weakref.WeakKeyDictionary[MetricsEngine, _Catalog] = weakref.WeakKeyDictionary()
+# A build never changes, so its catalog is computed once per build and shared by every engine
+# (or restricted view of one) that serves it; the few newest builds are kept.
+_catalogs: OrderedDict[tuple[str, str], _Catalog] = OrderedDict()
 _catalog_lock = threading.Lock()
+_CATALOGS_KEPT = 4
 
 
 def _catalog(engine: MetricsEngine) -> _Catalog:
-    # An engine serves one immutable build, so its catalog is computed once per engine.
+    key = (engine.build.build_id, str(engine.build.directory))
     with _catalog_lock:
-        cached = _catalogs.get(engine)
+        cached = _catalogs.get(key)
         if cached is None:
-            cached = _catalogs[engine] = _build_catalog(engine)
+            cached = _catalogs[key] = _build_catalog(engine)
+            while len(_catalogs) > _CATALOGS_KEPT:
+                _catalogs.popitem(last=False)
+        _catalogs.move_to_end(key)
         return cached
 
 
@@ -179,9 +188,10 @@ def _build_catalog(engine: MetricsEngine) -> _Catalog:
 
     # One table per semantic model: its metrics and the slices all of them share.
     groups: dict[str, list[str]] = {}
+    metric_models = {name: frozenset(m.semantic_model for m in engine.planner.measures_of(name))
+                     for name in catalog}
     for name in catalog:
-        models = {m.semantic_model for m in (engine.manifest.measures.get(x) for x in
-                                             _measure_names(engine, name)) if m is not None}
+        models = metric_models[name]
         if len(models) == 1:
             groups.setdefault(next(iter(models)), []).append(name)
     for model, names in sorted(groups.items()):
@@ -203,7 +213,7 @@ def _build_catalog(engine: MetricsEngine) -> _Catalog:
         for name, (_, columns) in engine.mart_tables().items()
     }
     return _Catalog(semantic, marts, frozenset(slice_names), slice_types, metric_types,
-                    frozenset(n for n in catalog if _is_additive(engine, n)))
+                    frozenset(n for n in catalog if _is_additive(engine, n)), metric_models)
 
 
 def _column_order(column: ColumnDef) -> tuple:
@@ -211,10 +221,6 @@ def _column_order(column: ColumnDef) -> tuple:
     if column.name.startswith(f"{METRIC_TIME}__"):
         return (0, grains.index(column.name.split("__")[-1]) if column.name.split("__")[-1] in grains else 9, "")
     return (1, 0, column.name)
-
-
-def _measure_names(engine: MetricsEngine, metric: str) -> list[str]:
-    return [m.name for m in engine.planner.measures_of(metric)]
 
 
 def _is_additive(engine: MetricsEngine, metric: str) -> bool:
@@ -318,6 +324,7 @@ _SQLSTATES: tuple[tuple[type[errors.MetricsError], str], ...] = tuple((cls, stat
     # Service guardrails, where the engine has them: too many rows, too long a query.
     (getattr(errors, "ResultTooLarge", None), "54000"),
     (getattr(errors, "QueryTimeout", None), "57014"),
+    (PolicyDenied, "42501"),
     (UnknownTable, "42P01"),
     (UnsupportedSql, "0A000"),
     (errors.UnknownMetric, "42703"),
@@ -1076,7 +1083,7 @@ class _SemanticQuery:
         # One aggregate per semantic model is enough: they all see the same rows.
         seen_models, carriers = set(), []
         for name in out:
-            model = frozenset(m.semantic_model for m in self.engine.planner.measures_of(name))
+            model = self.catalog.metric_models[name]
             if model not in seen_models:
                 seen_models.add(model)
                 carriers.append(name)

@@ -15,6 +15,8 @@ import sqlglot
 
 from api.sql_endpoint.semantic_sql import SqlEndpointError, answer, reads_data_tables, visible_tables
 from metrics.engine import MetricsEngine
+from metrics.policy import RestrictedEngine, RowPolicy
+from metrics.query.request import Filter, FilterOp
 
 _TESTS_DIR = str(Path(__file__).resolve().parents[2])
 if _TESTS_DIR not in sys.path:
@@ -457,6 +459,20 @@ def test_engine_errors_carry_sqlstates(engine):
     # Grouping errors.
     assert refused(engine, "SELECT platform, country, SUM(events) FROM semantic.metrics "
                            "GROUP BY platform").sqlstate == "42803"
+
+
+def test_a_row_level_policy_restricts_every_answer(engine, api):
+    # An engine seen through a token's policy: metric queries get its filter, marts are refused.
+    restricted = RestrictedEngine(engine, RowPolicy((Filter("country", FilterOp.EQ, "US"),), "country = 'US'"))
+    visible_tables(engine)  # the catalog of this build, as the server lists it on connect
+    result = answer(sqlglot.parse_one("SELECT platform, active_users FROM semantic.metrics ORDER BY 1",
+                                      read="postgres"), restricted)
+    expected = http(api, metrics=["active_users"], group_by=["platform"], order_by=["platform"],
+                    where=[{"field": "country", "op": "=", "value": "US"}])
+    assert_rows(result.rows, expected["rows"])
+    with pytest.raises(SqlEndpointError) as info:
+        answer(sqlglot.parse_one("SELECT COUNT(*) FROM marts.fct_events", read="postgres"), restricted)
+    assert info.value.sqlstate == "42501"
 
 
 def test_reads_data_tables():
