@@ -8,10 +8,11 @@ from fastapi import Depends, FastAPI
 
 from api import errors
 from api.auth import AuditLog, ConcurrencyLimiter, audit_middleware, require
+from api.guards import BodySizeLimit
 from api.routers import catalog, dbt_docs, experiments, health, query
 from api.routers import alerts, launches, quality, releases
 from api.schemas.errors import DATA_ROUTE_ERRORS
-from metrics.engine import EngineProvider
+from metrics.engine import EngineProvider, Limits
 from northstar.settings import Settings, get_settings
 from northstar.tokens import TokenStore
 
@@ -25,7 +26,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.tokens = TokenStore.in_dir(settings.data_dir)
         app.state.limiter = ConcurrencyLimiter(settings.max_concurrent_per_token)
         app.state.audit = AuditLog(settings.audit_log_path)
-        app.state.engines = EngineProvider(settings.warehouse_path)
+        app.state.engines = EngineProvider(settings.warehouse_path, limits=Limits(
+            query_timeout_s=settings.query_timeout_s, max_result_rows=settings.max_result_rows))
         try:
             app.state.engines.refresh(force=True)
         except Exception as exc:  # start anyway: /readyz reports the cause until a build lands
@@ -49,6 +51,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     errors.install(app)
     app.middleware("http")(audit_middleware)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     metrics_read = [Depends(require("metrics:read"))]
     for router in (catalog.router, query.router, quality.router, releases.router, launches.router, alerts.router):
         app.include_router(router, dependencies=metrics_read, responses=DATA_ROUTE_ERRORS)

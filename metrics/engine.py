@@ -7,6 +7,7 @@ when a build is published, without interrupting queries in flight on the old one
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
@@ -18,7 +19,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
 
-from metrics.errors import WarehouseUnavailable
+from metrics.errors import ResultTooLarge, WarehouseUnavailable
 from metrics.execution.client import DuckDBClient, ResultColumn, ResultSet, SqlClient
 from metrics.execution.client import _column_type as column_type
 from metrics.query.plan import Planner, QueryPlan
@@ -124,11 +125,21 @@ class QueryResult:
         return self.freshness.build
 
 
+@dataclass(frozen=True)
+class Limits:
+    """Guardrails for a shared service: a query stops after `query_timeout_s`, and a result
+    has at most `max_result_rows` rows (callers page through them)."""
+
+    query_timeout_s: float | None = 30.0
+    max_result_rows: int = 1_000_000
+
+
 class MetricsEngine:
     """Answers metric queries for one build; thread-safe."""
 
     def __init__(self, manifest: SemanticManifest, client: SqlClient, build: BuildInfo,
-                 cache_size: int = 1024) -> None:
+                 cache_size: int = 1024, limits: Limits = Limits()) -> None:
+        self.limits = limits
         self.manifest = manifest
         self.client = client
         self.build = build
@@ -144,7 +155,7 @@ class MetricsEngine:
         self._marts: dict[str, tuple[MartTable, tuple[ResultColumn, ...]]] | None = None
 
     @classmethod
-    def open(cls, warehouse: Path, manifest_path: Path | None = None) -> MetricsEngine:
+    def open(cls, warehouse: Path, manifest_path: Path | None = None, limits: Limits = Limits()) -> MetricsEngine:
         """Open the build a warehouse path points at (a symlink published by `northstar build`,
         or any DuckDB file with a `semantic_manifest.json` beside it)."""
         real = Path(os.path.realpath(warehouse))
@@ -154,7 +165,8 @@ class MetricsEngine:
         if not manifest_path.exists():
             raise WarehouseUnavailable(f"no {MANIFEST_FILE} beside {real}; the build is incomplete.")
         manifest = load_semantic_manifest(manifest_path)
-        return cls(manifest, DuckDBClient(real), BuildInfo.read(real.parent))
+        return cls(manifest, DuckDBClient(real, timeout_s=limits.query_timeout_s), BuildInfo.read(real.parent),
+                   limits=limits)
 
     # -- catalog -------------------------------------------------------------------------
 
@@ -258,9 +270,16 @@ class MetricsEngine:
         if hit is not None:
             return QueryResult(hit.columns, hit.rows, hit.freshness, True, 0.0)
         started = time.perf_counter()
-        plan = self.plan(query)
+        cap = self.limits.max_result_rows
+        # Ask for one row more than allowed: enough to know the answer is too large, without
+        # ever fetching all of it.
+        capped = query.limit is None or query.limit > cap
+        plan = self.plan(dataclasses.replace(query, limit=cap + 1) if capped else query)
         rendered = self.renderer.render(plan)
         result = self.client.query(rendered.sql, rendered.params)
+        if capped and len(result.rows) > cap:
+            raise ResultTooLarge(f"the answer has more than {cap:,} rows, the most one result may have; "
+                                 "add filters, fewer or coarser group-by items, or a limit.", max_rows=cap)
         columns = tuple(ResultColumn(name, col.type) for name, col in zip(plan.columns, result.columns))
         answer = QueryResult(columns, result.rows, self.freshness(plan), False,
                              (time.perf_counter() - started) * 1000)
@@ -388,7 +407,9 @@ class EngineProvider:
     closes the old one once the queries still running on it have finished.
     """
 
-    def __init__(self, warehouse: Path, manifest_path: Path | None = None, check_interval: float = 0.0) -> None:
+    def __init__(self, warehouse: Path, manifest_path: Path | None = None, check_interval: float = 0.0,
+                 limits: Limits = Limits()) -> None:
+        self.limits = limits
         self.warehouse = Path(warehouse)
         self.manifest_path = manifest_path
         self.check_interval = check_interval
@@ -415,7 +436,7 @@ class EngineProvider:
             if target == self._target and self._engine is not None:
                 return
             try:
-                engine = MetricsEngine.open(self.warehouse, self.manifest_path)
+                engine = MetricsEngine.open(self.warehouse, self.manifest_path, self.limits)
             except Exception as exc:  # keep serving the old build, report why
                 self.last_error = str(exc)
                 if self._engine is None:

@@ -58,6 +58,18 @@ class NotFound(UserError):
     code = "not_found"
 
 
+class ResultTooLarge(UserError):
+    """The answer would have more rows than the service allows in one result."""
+
+    code = "result_too_large"
+
+
+class QueryTimeout(MetricsError):
+    """The warehouse took longer than the service allows; the query was stopped."""
+
+    code = "query_timeout"
+
+
 class InternalError(MetricsError):
     """northstar or its warehouse is broken; the caller cannot fix it."""
 

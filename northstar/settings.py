@@ -37,6 +37,10 @@ class Settings(BaseSettings):
     # loopback only unless allow_open says otherwise.
     allow_open: bool = False
     max_concurrent_per_token: int = 8
+    query_timeout_s: float = 30.0
+    max_result_rows: int = 1_000_000  # a larger answer is refused: narrow the query
+    max_rows_per_response: int = 100_000  # larger answers come in pages (`offset`)
+    max_body_bytes: int = 1_048_576
     audit_log: Path | None = None  # defaults to <data_dir>/audit.jsonl
 
     @property

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
-from api.deps import EngineDep
+from api.deps import EngineDep, SettingsDep
 from api.encoding import binary_response, csv_response, json_rows, negotiate
 from api.schemas.query import CompileResponse, Format, MetricQueryRequest
 from metrics.engine import MetricsEngine
@@ -29,14 +31,22 @@ def _resolve(body: MetricQueryRequest, engine: MetricsEngine) -> MetricQuery:
     return body.to_query()
 
 
-def _answer(body: MetricQueryRequest, engine: MetricsEngine, fmt: str) -> Response:
+def _answer(body: MetricQueryRequest, engine: MetricsEngine, fmt: str, page_size: int) -> Response:
     result = engine.query(_resolve(body, engine))
-    response = _encode(result, fmt)
-    response.headers["X-Northstar-Rows"] = str(len(result.rows))  # for clients, and the audit log
+    # One response carries at most `page_size` rows; the rest are pages of the same cached
+    # answer, asked for with `offset`.
+    total = len(result.rows)
+    page = dataclasses.replace(result, rows=result.rows[body.offset:body.offset + page_size])
+    next_offset = body.offset + page_size if body.offset + page_size < total else None
+    response = _encode(page, fmt, total, next_offset)
+    response.headers["X-Northstar-Rows"] = str(len(page.rows))  # for clients, and the audit log
+    response.headers["X-Northstar-Rows-Total"] = str(total)
+    if next_offset is not None:
+        response.headers["X-Northstar-Next-Offset"] = str(next_offset)
     return response
 
 
-def _encode(result, fmt: str) -> Response:
+def _encode(result, fmt: str, total: int, next_offset: int | None) -> Response:
     if fmt == "csv":
         return csv_response(result)
     if fmt in ("parquet", "arrow"):
@@ -48,7 +58,8 @@ def _encode(result, fmt: str) -> Response:
                  "tests_passed": result.freshness.tests_passed,
                  "newest_metric_time": to_jsonable(result.freshness.newest_metric_time),
                  "models": list(result.freshness.models),
-                 "cached": result.cached, "elapsed_ms": round(result.elapsed_ms, 3)},
+                 "cached": result.cached, "elapsed_ms": round(result.elapsed_ms, 3),
+                 "rows_total": total, "next_offset": next_offset},
     })
 
 
@@ -60,16 +71,17 @@ _QUERY_RESPONSES = {
 
 
 @router.post("/query", responses=_QUERY_RESPONSES)
-def post_query(body: MetricQueryRequest, request: Request, engine: EngineDep,
+def post_query(body: MetricQueryRequest, request: Request, engine: EngineDep, settings: SettingsDep,
                format: Format | None = None) -> Response:
     request.state.audit_query = body.model_dump(mode="json", exclude_defaults=True)
-    return _answer(body, engine, negotiate(format, request))
+    return _answer(body, engine, negotiate(format, request), settings.max_rows_per_response)
 
 
 @router.get("/query", responses=_QUERY_RESPONSES)
 def get_query(
     request: Request,
     engine: EngineDep,
+    settings: SettingsDep,
     metrics: Annotated[str, Query(description="Comma-separated metric names.")] = "",
     group_by: Annotated[str, Query(description="Comma-separated group-by names.")] = "",
     where: Annotated[list[str], Query(description="dbt-style filter strings; repeat for several.")] = [],
@@ -77,15 +89,17 @@ def get_query(
     end: str | None = None,
     order_by: Annotated[str, Query(description="Comma-separated; prefix '-' for descending.")] = "",
     limit: Annotated[int | None, Query(ge=0)] = None,
+    offset: Annotated[int, Query(ge=0, description="Rows to skip (paging; see meta.next_offset).")] = 0,
     saved_query: str | None = None,
     timezone: Annotated[str | None, Query(description="IANA zone, e.g. Europe/Berlin (default UTC).")] = None,
     week_start: Annotated[str, Query(description="monday (ISO, default) or sunday.")] = "monday",
     format: Format | None = None,
 ) -> Response:
     body = MetricQueryRequest(metrics=metrics, group_by=group_by, where=where, start=start, end=end,
-                              order_by=order_by, limit=limit, saved_query=saved_query, timezone=timezone,
-                              week_start=week_start)
-    return _answer(body, engine, negotiate(format, request))
+                              order_by=order_by, limit=limit, offset=offset, saved_query=saved_query,
+                              timezone=timezone, week_start=week_start)
+    request.state.audit_query = body.model_dump(mode="json", exclude_defaults=True)
+    return _answer(body, engine, negotiate(format, request), settings.max_rows_per_response)
 
 
 @router.post("/compile", response_model=CompileResponse)

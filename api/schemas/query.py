@@ -52,6 +52,8 @@ class MetricQueryRequest(BaseModel):
     end: str | None = Field(default=None, description="Exclusive, on metric_time.")
     order_by: list[str] = Field(default_factory=list, description="Output columns; prefix '-' for descending.")
     limit: int | None = Field(default=None, ge=0)
+    offset: int = Field(default=0, ge=0, description="Rows to skip: the paging cursor (`meta.next_offset` of the "
+                                                     "previous page).")
     saved_query: str | None = Field(default=None, description="Run a saved query from the dbt project by name.")
     timezone: str | None = Field(default=None, examples=["Europe/Berlin"],
                                  description="IANA zone for buckets, start and end (default UTC); DST-correct.")

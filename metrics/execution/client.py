@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import duckdb
 
-from metrics.errors import InternalError, WarehouseUnavailable
+from metrics.errors import InternalError, QueryTimeout, WarehouseUnavailable
 
 
 @dataclass(frozen=True)
@@ -67,8 +67,9 @@ class DuckDBClient:
 
     dialect = "duckdb"
 
-    def __init__(self, path: Path, *, threads: int | None = None) -> None:
+    def __init__(self, path: Path, *, threads: int | None = None, timeout_s: float | None = None) -> None:
         self.path = Path(path)
+        self.timeout_s = timeout_s
         if not self.path.exists():
             raise WarehouseUnavailable(f"warehouse file {self.path} does not exist; run `northstar build`.")
         config = {"threads": threads} if threads else {}
@@ -89,16 +90,34 @@ class DuckDBClient:
         if self._closed:
             raise WarehouseUnavailable("the warehouse connection was closed (a newer build was swapped in).")
         cursor = self._cursor()
+        timer = self._watchdog(cursor)
         try:
             cursor.execute(sql, params or {})
             description = cursor.description or []
             rows = cursor.fetchall()
+        except duckdb.InterruptException as exc:
+            raise QueryTimeout(f"the query ran longer than {self.timeout_s:g} s and was stopped; "
+                               "narrow it (a shorter range, fewer slices) or ask for a coarser grain.",
+                               timeout_s=self.timeout_s) from exc
         except duckdb.Error as exc:
             raise InternalError(f"the warehouse rejected generated SQL: {exc}") from exc
+        finally:
+            if timer is not None:
+                timer.cancel()
         columns = tuple(ResultColumn(d[0], _column_type(d[1])) for d in description)
         if any(c.type == "number" for c in columns):
             rows = [tuple(_plain(v) for v in row) for row in rows]
         return ResultSet(columns, rows)
+
+    def _watchdog(self, cursor: duckdb.DuckDBPyConnection) -> threading.Timer | None:
+        """Interrupt `cursor` once the timeout has passed, so a runaway query frees its
+        worker thread and its share of the warehouse instead of holding them."""
+        if not self.timeout_s:
+            return None
+        timer = threading.Timer(self.timeout_s, cursor.interrupt)
+        timer.daemon = True
+        timer.start()
+        return timer
 
     def arrow(self, sql: str, params: dict[str, Any] | None = None):
         """The result as a pyarrow Table (for Parquet/Arrow downloads), without Python rows."""
