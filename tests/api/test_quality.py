@@ -152,3 +152,10 @@ def test_bad_input_names_the_valid_choices(api, params, needle):
     response = api.client.get("/v1/quality", params=params)
     assert response.status_code == 422, response.text
     assert needle in response.json()["error"]["message"]
+
+
+@pytest.mark.parametrize("metric", ["crash_free_user_rate", "errors_per_1k_events", "incidents", "mttr_hours",
+                                    "tickets_per_1k_active_users", "nps", "csat"])
+def test_slos_are_governed_in_the_dbt_project_and_published_in_the_catalog(api, metric):
+    body = api.client.get(f"/v1/metrics/{metric}").json()
+    assert body["meta"]["slo"] == governed_slo(metric)
