@@ -11,7 +11,7 @@ from typing import Any, Protocol
 
 import duckdb
 
-from metrics.errors import InternalError, QueryTimeout, WarehouseUnavailable
+from metrics.errors import InternalError, InvalidFilter, QueryTimeout, WarehouseUnavailable
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,17 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _value_error(exc: duckdb.ConversionException, params: dict[str, Any] | None) -> Exception:
+    """A bound value the warehouse cannot compare with its column (`true` against a text
+    dimension, `'abc'` against a number) is the caller's to fix; generated SQL itself casts
+    nothing it has not checked, so without bound values the fault is ours."""
+    detail = str(exc).strip().splitlines()[0]
+    if not params:
+        return InternalError(f"the warehouse rejected generated SQL: {detail}")
+    return InvalidFilter(f"a filter value does not match the type of the dimension it is compared with "
+                         f"({detail}); compare text with text, numbers with numbers.")
+
+
 class DuckDBClient:
     """Read-only access to one DuckDB warehouse file, safe for concurrent callers.
 
@@ -99,6 +110,8 @@ class DuckDBClient:
             raise QueryTimeout(f"the query ran longer than {self.timeout_s:g} s and was stopped; "
                                "narrow it (a shorter range, fewer slices) or ask for a coarser grain.",
                                timeout_s=self.timeout_s) from exc
+        except duckdb.ConversionException as exc:
+            raise _value_error(exc, params) from exc
         except duckdb.Error as exc:
             raise InternalError(f"the warehouse rejected generated SQL: {exc}") from exc
         finally:
@@ -124,6 +137,8 @@ class DuckDBClient:
         cursor = self._cursor()
         try:
             return cursor.execute(sql, params or {}).to_arrow_table()
+        except duckdb.ConversionException as exc:
+            raise _value_error(exc, params) from exc
         except duckdb.Error as exc:
             raise InternalError(f"the warehouse rejected generated SQL: {exc}") from exc
 

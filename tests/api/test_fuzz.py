@@ -59,3 +59,14 @@ schema = schemathesis.pytest.from_fixture("openapi_schema")
 @seed(int(SEED or 0))
 def test_every_route_answers_within_its_spec(case, fuzz_base_url: str):
     case.call_and_validate(base_url=fuzz_base_url, checks=CHECKS, timeout=60)
+
+
+@pytest.mark.parametrize("value", [False, 3])
+def test_a_filter_value_of_the_wrong_type_is_a_named_400(api, value):
+    # Found by the fuzz: `false` against the text dimension `country` used to be a 500.
+    response = api.client.post("/v1/query", json={
+        "metrics": ["active_users"], "group_by": ["platform"],
+        "where": [{"field": "country", "op": "in", "values": [value]}]})
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert error["code"] == "invalid_filter" and "country" in error["message"]
