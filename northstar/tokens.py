@@ -13,6 +13,7 @@ stops working on the next request.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import hmac
@@ -70,6 +71,9 @@ class Token:
     sha256: str
     revoked_at: str | None = None
     max_concurrent: int | None = None
+    # PostgreSQL's SCRAM-SHA-256 verifier of the token (salted, 4096 PBKDF2 rounds), so that a
+    # SQL client connecting as the token's name can prove it holds the token without sending it.
+    scram: str | None = None
 
     @property
     def active(self) -> bool:
@@ -88,6 +92,17 @@ class Token:
 
 def _digest(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+def scram_verifier(secret: str, iterations: int = 4096) -> str:
+    """PostgreSQL's stored SCRAM-SHA-256 form (RFC 7677):
+    `SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>`."""
+    salt = secrets.token_bytes(16)
+    salted = hashlib.pbkdf2_hmac("sha256", secret.encode(), salt, iterations)
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    server_key = hmac.new(salted, b"Server Key", hashlib.sha256).digest()
+    b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
+    return f"SCRAM-SHA-256${iterations}:{b64(salt)}${b64(hashlib.sha256(client_key).digest())}:{b64(server_key)}"
 
 
 @dataclass
@@ -117,7 +132,7 @@ class TokenStore:
                     policy = tuple(PolicyFilter(p["field"], p["op"], tuple(p["values"])) for p in record.get("policy", []))
                     tokens[record["id"]] = Token(record["id"], record["name"], tuple(record["scopes"]), policy,
                                                  record["created_at"], record["sha256"], record.get("revoked_at"),
-                                                 record.get("max_concurrent"))
+                                                 record.get("max_concurrent"), record.get("scram"))
                 self._tokens, self._mtime = tokens, mtime
         return self._tokens
 
@@ -126,6 +141,10 @@ class TokenStore:
 
     def has_active(self) -> bool:
         return any(t.active for t in self._load().values())
+
+    def by_name(self, name: str) -> Token | None:
+        """The active token called `name` (SQL clients may log in as it)."""
+        return next((t for t in self._load().values() if t.active and name in (t.name, t.id)), None)
 
     def verify(self, token: str | None) -> Token | None:
         """The active token `token` is, or None."""
@@ -155,7 +174,7 @@ class TokenStore:
         plain = f"nst_{token_id}_{secrets.token_urlsafe(32)}"
         record = Token(token_id, name, tuple(scopes), tuple(policy or ()),
                        dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), _digest(plain),
-                       max_concurrent=max_concurrent)
+                       max_concurrent=max_concurrent, scram=scram_verifier(plain))
         tokens[token_id] = record
         self._save(tokens)
         return record, plain
