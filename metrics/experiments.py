@@ -117,6 +117,7 @@ class Experiments:
         # computed, is the answer for as long as this engine (this build) is served.
         self._catalog: list[Experiment] | None = None
         self._readouts: OrderedDict[tuple, Readout] = OrderedDict()
+        self._statistics: OrderedDict[tuple, list[VariantStatistics]] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
@@ -225,10 +226,18 @@ class Experiments:
             self._slices(group_by), pre_values=plan.pre, products=plan.products)
 
     def statistics(self, experiment: Experiment, metrics: list[ExperimentMetric], *, pre_days: int | None = None,
-                   group_by: tuple[str, ...] = ()) -> tuple[StatisticsPlan, list[VariantStatistics]]:
+                   group_by: tuple[str, ...] = (), use_cache: bool = True) -> tuple[StatisticsPlan, list[VariantStatistics]]:
         """Per-variant (and per-slice) sufficient statistics of every metric, from one SQL
         statement (one pass over each semantic model's table)."""
         plan = self.plan(metrics, cuped=bool(pre_days))
+        # Readouts that differ only in how they analyse (alpha, correction, sequential) share
+        # their sufficient statistics; the statement is the expensive part.
+        key = (experiment.experiment_id, tuple((v.model.name, v.measure.name) for v in plan.values),
+               plan.pre, plan.products, pre_days if plan.pre else None, tuple(group_by))
+        with self._lock:
+            hit = self._statistics.get(key) if use_cache else None
+        if hit is not None:
+            return plan, hit
         rendered = self.statistics_sql(experiment, metrics, pre_days=pre_days, group_by=group_by)
         result = self.engine.client.query(rendered.sql, rendered.params)
         names = [c.name for c in result.columns]
@@ -238,6 +247,10 @@ class Experiments:
             values = dict(zip(names, row))
             sums = {k: float(v or 0) for k, v in values.items() if k not in names[:width] and k != "n"}
             out.append(VariantStatistics(row[0], tuple(row[1:width]), int(values["n"]), sums))
+        with self._lock:
+            self._statistics[key] = out
+            while len(self._statistics) > self._cache_size:
+                self._statistics.popitem(last=False)
         return plan, out
 
     # -- readout cache -------------------------------------------------------------------------
@@ -356,6 +369,9 @@ def build_readout(experiments: Experiments, experiment_id: str, metric_names: tu
     """
     started = time.perf_counter()
     experiment = experiments.experiment(experiment_id)
+    if not metric_names:
+        raise InvalidQuery("a readout needs at least one metric; choose from "
+                           + ", ".join(sorted(experiments.metrics())) + ".")
     key = readout_key(experiments, experiment_id, metric_names, group_by, options)
     if use_cache:
         hit = experiments.cached_readout(key)
@@ -369,7 +385,7 @@ def build_readout(experiments: Experiments, experiment_id: str, metric_names: tu
     srm = check_srm([v.users for v in variants])
     metrics = [experiments.metric(name) for name in metric_names]
     plan, stats = experiments.statistics(experiment, metrics, pre_days=options.pre_days if options.cuped else None,
-                                         group_by=group_by)
+                                         group_by=group_by, use_cache=use_cache)
     by_slice: dict[tuple, dict[str, VariantStatistics]] = {}
     for stat in stats:
         by_slice.setdefault(stat.slice, {})[stat.variant] = stat

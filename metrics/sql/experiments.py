@@ -91,25 +91,29 @@ class ExperimentSql:
             [f"JOIN {self._rel(self.tables.experiments)} AS e ON e.experiment_id = a.experiment_id"],
             [f"a.experiment_id = {param(params, experiment_id)}"])
         ctes = [("w", assignments)]
-        per_user_columns = ["w.variant AS variant"]
-        joins = []
         by_model: dict[tuple[str, str, str], list[int]] = {}
         for i, value in enumerate(values):
             by_model.setdefault((value.model.name, value.user_expr, value.time_expr), []).append(i)
+        # The first model's values are aggregated over every assignment (a left join keeps the
+        # users without rows), so its result already has one row per user and the variant;
+        # the other models only aggregate the users they have rows for and are joined to it.
+        per_user_columns = ["m0.variant AS variant"]
+        joins = []
         for j, indices in enumerate(by_model.values()):
             alias = f"m{j}"
             window_end = f"COALESCE(w.ended_at, {param(params, data_ends[indices[0]])})"
-            ctes.append((alias, self._per_user_values(values, indices, pre, pre_days, window_end)))
-            joins.append(f"LEFT JOIN {alias} ON {alias}.user_id = w.user_id")
+            ctes.append((alias, self._per_user_values(values, indices, pre, pre_days, window_end, base=j == 0)))
+            if j:
+                joins.append(f"LEFT JOIN {alias} ON {alias}.user_id = m0.user_id")
             for i in indices:
                 per_user_columns.append(f"COALESCE({alias}.x{i}, 0) AS x{i}")
                 if i in pre:
                     per_user_columns.append(f"COALESCE({alias}.pre{i}, 0) AS pre{i}")
         if slices:
             ctes.append(("s", self._slices(slices)))
-            joins.append("LEFT JOIN s ON s.user_id = w.user_id")
+            joins.append("LEFT JOIN s ON s.user_id = m0.user_id")
             per_user_columns += [f"s.{column} AS {column}" for _, _, column in slices]
-        ctes.append(("per_user", _select(per_user_columns, "w", joins, [])))
+        ctes.append(("per_user", _select(per_user_columns, "m0", joins, [])))
 
         keys = ["variant"] + [column for _, _, column in slices]
         sums = ["COUNT(*) AS n"]
@@ -128,9 +132,10 @@ class ExperimentSql:
         return RenderedQuery(sql, params, self.dialect)
 
     def _per_user_values(self, values: list[PerUserMeasure], indices: list[int], pre: set[int],
-                         pre_days: int | None, window_end: str) -> str:
-        """One row per assigned user with events in its window: `x{i}` (and `pre{i}`) for the
-        values of one semantic model."""
+                         pre_days: int | None, window_end: str, *, base: bool) -> str:
+        """`x{i}` (and `pre{i}`) per user for the values of one semantic model: for every
+        assigned user, with its variant, when `base`; else for the users with rows in their
+        windows."""
         dialect = self.renderer.model_dialect
         first = values[indices[0]]
         user = _column_expr(first.user_expr, "t0", dialect)
@@ -140,11 +145,13 @@ class ExperimentSql:
         start = (exp.Sub(this=assigned, expression=exp.Interval(this=exp.Literal.string(str(pre_days)),
                                                                 unit=exp.var("DAY")))
                  if reaches_back else assigned)
-        columns = ["w.user_id AS user_id"]
+        columns = ["w.user_id AS user_id"] + (["ANY_VALUE(w.variant) AS variant"] if base else [])
         for i in indices:
             value = values[i]
             expr = _column_expr(value.measure.expr, "t0", dialect)
-            if reaches_back:
+            if reaches_back or base:
+                # in the base model the condition also holds no row of a user without rows
+                # (NULL after the left join), so `count(1)` or `sum(1)` give 0 for them
                 after = exp.GTE(this=at.copy(), expression=assigned.copy())
                 columns.append(f"{self._aggregate(value, expr, user, after)} AS x{i}")
                 if i in pre:
@@ -155,7 +162,8 @@ class ExperimentSql:
         on = exp.and_(exp.EQ(this=user.copy(), expression=exp.column("user_id", "w")),
                       exp.GTE(this=at.copy(), expression=start)).sql(dialect=self.dialect)
         on += f" AND {at.sql(dialect=self.dialect)} < {window_end}"
-        return _select(columns, "w", [f"JOIN {self.renderer._table(first.model)} AS t0 ON {on}"], [], ["w.user_id"])
+        join = "LEFT JOIN" if base else "JOIN"
+        return _select(columns, "w", [f"{join} {self.renderer._table(first.model)} AS t0 ON {on}"], [], ["w.user_id"])
 
     def _aggregate(self, value: PerUserMeasure, expr: exp.Expression, user: exp.Expression,
                    when: exp.Expression | None) -> str:

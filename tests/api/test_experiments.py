@@ -4,9 +4,17 @@ themselves are checked against GrowthBook's gbstats in tests/metrics/stats/."""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+from pathlib import Path
+
+import httpx
 import pytest
 from scipy import stats
 
+from northstar.build import publish
+from tests.conftest import Server
 from tests.oracle import Oracle
 
 POPULATION = """
@@ -95,3 +103,123 @@ def test_readout_options_slices_corrections_and_errors(api):
     assert unknown.status_code == 404 and "exp_checkout_redesign" in unknown.json()["error"]["message"]
     bad_metric = api.client.get("/v1/experiments/exp_checkout_redesign/readout", params={"metrics": "convrsion"})
     assert bad_metric.status_code == 400 and "conversion" in bad_metric.json()["error"]["message"]
+    no_metric = api.client.get("/v1/experiments/exp_checkout_redesign/readout", params={"metrics": " , "})
+    assert no_metric.status_code == 400 and "conversion" in no_metric.json()["error"]["message"]
+
+
+def test_a_repeated_readout_is_served_from_the_cache(api):
+    # options no other test asks for, so the first request cannot have been cached before
+    params = {"metrics": "conversion,revenue_per_user", "alpha": 0.0421, "group_by": "plan"}
+    first = api.client.get("/v1/experiments/exp_checkout_redesign/readout", params=params).json()
+    again = api.client.get("/v1/experiments/exp_checkout_redesign/readout", params=params).json()
+    assert first["cached"] is False and again["cached"] is True
+    assert again["build_id"] == first["build_id"]
+    assert again["results"] == first["results"] and again["variants"] == first["variants"]
+    # the same request spelled differently: whitespace, and pre_days that CUPED-off readouts ignore
+    plain = {"metrics": "conversion", "alpha": 0.0421, "cuped": "false"}
+    assert api.client.get("/v1/experiments/exp_checkout_redesign/readout", params=plain).json()["cached"] is False
+    respelled = {**plain, "metrics": " conversion ", "pre_days": 30}
+    assert api.client.get("/v1/experiments/exp_checkout_redesign/readout", params=respelled).json()["cached"] is True
+    # a different option is a different readout
+    other = api.client.get("/v1/experiments/exp_checkout_redesign/readout", params={**params, "alpha": 0.0422}).json()
+    assert other["cached"] is False
+
+
+def test_a_new_build_invalidates_the_readout_cache(built_warehouse, tmp_path):
+    """A copy of the session's build published as a new build (the same atomic symlink swap
+    `northstar build` does; tests/api/test_swap.py runs the real rebuild): the first readout on
+    it is computed afresh."""
+    def copy_build(build_id: str) -> Path:
+        source = Path(os.path.realpath(built_warehouse.warehouse)).parent
+        target = tmp_path / "builds" / build_id
+        shutil.copytree(source, target, ignore=shutil.ignore_patterns("*.wal"))
+        info = json.loads((target / "build.json").read_text())
+        (target / "build.json").write_text(json.dumps({**info, "build_id": build_id}))
+        return target / Path(os.path.realpath(built_warehouse.warehouse)).name
+
+    warehouse = tmp_path / "northstar.duckdb"
+    publish(copy_build("20990101T000000Z-first"), warehouse)
+    server = Server(warehouse, env={"NORTHSTAR_SQL_PORT": "0"})
+    try:
+        server.wait_ready()
+        with httpx.Client(base_url=server.base_url, timeout=60) as client:
+            url = "/v1/experiments/exp_checkout_redesign/readout"
+            params = {"metrics": "conversion"}
+            first = client.get(url, params=params).json()
+            assert first["cached"] is False and first["build_id"] == "20990101T000000Z-first"
+            assert client.get(url, params=params).json()["cached"] is True
+            publish(copy_build("20990101T000001Z-second"), warehouse)
+            after = client.get(url, params=params).json()
+            assert after["build_id"] == "20990101T000001Z-second" and after["cached"] is False
+            assert after["results"] == first["results"]
+            assert client.get(url, params=params).json()["cached"] is True
+    finally:
+        server.stop()
+
+
+HAND_STATISTICS = f"""
+    with p as ({POPULATION}),
+    e as (select distinct * from events),
+    ev as (
+        select p.user_id,
+               max(case when e.event_ts >= p.assigned_at and e.revenue_usd > 0 then 1 else 0 end) as conversion,
+               max(case when e.event_ts < p.assigned_at and e.revenue_usd > 0 then 1 else 0 end) as conversion_pre,
+               sum(case when e.event_ts >= p.assigned_at then coalesce(e.revenue_usd, 0) else 0 end) as revenue,
+               sum(case when e.event_ts < p.assigned_at then coalesce(e.revenue_usd, 0) else 0 end) as revenue_pre,
+               count(distinct case when e.event_ts >= p.assigned_at then e.session_id end) as sessions,
+               count(distinct case when e.event_ts < p.assigned_at then e.session_id end) as sessions_pre,
+               max(case when e.event_ts >= p.assigned_at then 1 else 0 end) as active
+        from p join e on e.user_id = p.user_id
+                     and e.event_ts >= p.assigned_at - interval 14 day and e.event_ts < p.window_end
+        group by 1),
+    er as (
+        select p.user_id,
+               max(case when r.occurred_at >= p.assigned_at then 1 else 0 end) as crashed,
+               max(case when r.occurred_at < p.assigned_at then 1 else 0 end) as crashed_pre
+        from p join errors r on r.user_id = p.user_id and r.severity = 'crash'
+                            and r.occurred_at >= p.assigned_at - interval 14 day
+                            and r.occurred_at < (select ended_at from experiments where experiment_id = ?)
+        group by 1),
+    u as (
+        select p.variant,
+               coalesce(ev.conversion, 0) as c, coalesce(ev.conversion_pre, 0) as c0,
+               coalesce(ev.revenue, 0)::double as r, coalesce(ev.revenue_pre, 0)::double as r0,
+               coalesce(ev.sessions, 0) as s, coalesce(ev.sessions_pre, 0) as s0,
+               coalesce(ev.active, 0) as a, coalesce(er.crashed, 0) as k, coalesce(er.crashed_pre, 0) as k0
+        from p left join ev on ev.user_id = p.user_id left join er on er.user_id = p.user_id)
+    select variant, count(*),
+           sum(c), sum(c * c), sum(c0), sum(c0 * c0), sum(c * c0),
+           sum(r), sum(r * r), sum(r0), sum(r0 * r0), sum(r * r0),
+           sum(s), sum(s * s), sum(s0), sum(s0 * s0), sum(s * s0),
+           sum(k), sum(k * k), sum(k0), sum(k0 * k0), sum(k * k0),
+           sum(a), sum(a * a), sum(r * a)
+    from u group by 1 order by 1
+"""
+
+
+def test_sufficient_statistics_of_every_metric_match_hand_written_sql(built_warehouse):
+    """All four contract metrics with their pre-period (CUPED) and the arpu ratio, in one
+    statement, against hand-written SQL over the raw landing files."""
+    from metrics.engine import MetricsEngine
+
+    expected = Oracle(built_warehouse.landing_dir).sql(HAND_STATISTICS, ["exp_checkout_redesign"] * 2)
+    engine = MetricsEngine.open(built_warehouse.warehouse)
+    try:
+        experiments = engine.experiments
+        names = ["conversion", "revenue_per_user", "sessions_per_user", "crashed", "arpu"]
+        plan, stats = experiments.statistics(experiments.experiment("exp_checkout_redesign"),
+                                             [experiments.metric(n) for n in names], pre_days=14)
+    finally:
+        engine.close()
+    conversion, revenue, sessions, crashed = (at[0] for at in plan.positions[:4])
+    revenue_again, active = plan.positions[4]
+    assert revenue_again == revenue  # revenue is read once for both metrics
+    assert plan.pre == tuple(sorted((conversion, revenue, sessions, crashed)))
+    assert [s.variant for s in stats] == [row[0] for row in expected]
+    for stat, row in zip(stats, expected):
+        got = [stat.n]
+        for i in (conversion, revenue, sessions, crashed):
+            got += [stat.sums[f"x{i}_sum"], stat.sums[f"x{i}_sum_sq"], stat.sums[f"pre{i}_sum"],
+                    stat.sums[f"pre{i}_sum_sq"], stat.sums[f"x{i}_pre{i}_sum"]]
+        got += [stat.sums[f"x{active}_sum"], stat.sums[f"x{active}_sum_sq"], stat.sums[f"x{revenue}_x{active}_sum"]]
+        assert got == pytest.approx([float(v) for v in row[1:]], rel=1e-9, abs=1e-9)
