@@ -149,6 +149,19 @@ def test_row_policy_refuses_what_it_cannot_restrict(secured):
     assert f"'{secured['region']}'" not in compiled["parameterized_sql"]
 
 
+def test_routes_a_row_policy_cannot_restrict_refuse_the_restricted_token(secured):
+    """Every data route either answers through the policy or refuses: the scorecards and alerts
+    read marts that have no row-level filter, so a restricted token gets 403 there."""
+    token, admin = secured["tokens"]["regional"], secured["tokens"]["admin"]
+    launch = call(secured, admin, "GET", "/v1/launches").json()["launches"][0]["launch_id"]
+    for path in ("/v1/quality?period=week", "/v1/releases", "/v1/releases/android/5.3.0",
+                 f"/v1/launches/{launch}/scorecard", "/v1/alerts", "/v1/launches"):
+        assert call(secured, admin, "GET", path).status_code == 200, path
+        response = call(secured, token, "GET", path)
+        assert response.status_code == 403, (path, response.status_code, response.text[:300])
+        assert response.json()["error"]["code"] == "forbidden_by_policy"
+
+
 def test_audit_log_says_who_asked_what(secured):
     token = secured["tokens"]["reader"]
     call(secured, token, "POST", "/v1/query", json={"metrics": ["events"], "group_by": ["platform"]})
