@@ -101,8 +101,12 @@ class Portal:
 
 def prepare(sql: str, param_types: tuple[int, ...] = ()) -> Statement:
     """Classifies and parses one statement; raises SqlError for what is never answered."""
-    if not sql.strip() or not catalog.split_statements(sql):
+    parts = catalog.split_statements(sql)
+    if not parts:
         return Statement(sql, "empty")
+    if len(parts) > 1:
+        raise SqlError("42601", "cannot insert multiple commands into a prepared statement",
+                       hint="send one statement per Parse, or several in one simple Query")
     word = catalog.first_word(sql)
     if word == "declare":
         match = _DECLARE.match(" ".join(sql.split()))

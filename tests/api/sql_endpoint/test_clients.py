@@ -152,7 +152,8 @@ def test_errors_keep_the_connection_usable(sql_server):
                  ("SELECT no_such_metric FROM semantic.metrics", None),
                  ("COPY semantic.metrics TO STDOUT", "0A000"),
                  ("SELEC 1", "0A000"),
-                 ("SELECT (", "42601")]
+                 ("SELECT (", "42601"),
+                 ("SELECT 1; SELECT 2", "42601")]  # several commands in one Parse
         for sql, sqlstate in cases:
             with pytest.raises(psycopg.Error) as info:
                 conn.execute(sql)
