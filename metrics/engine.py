@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -399,6 +401,36 @@ def _explain(plan: QueryPlan, graph: SemanticGraph) -> dict[str, Any]:
     }
 
 
+def _file_identity(path: str) -> tuple | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+_PROBE = """
+import sys, duckdb
+con = duckdb.connect(sys.argv[1], read_only=True)
+con.execute("select count(*) from information_schema.columns").fetchall()
+for schema, table in con.execute(
+        "select table_schema, table_name from information_schema.tables where table_type = 'BASE TABLE'").fetchall():
+    con.execute(f'select count(*) from "{schema}"."{table}"').fetchall()
+"""
+
+
+def _probe_warehouse(path: str, timeout: float = 60) -> str | None:
+    """Open a warehouse file in a fresh process and read every table; the error, or None."""
+    try:
+        proc = subprocess.run([sys.executable, "-c", _PROBE, path], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return f"opening it took longer than {timeout:g} s"
+    if proc.returncode == 0:
+        return None
+    lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else f"exit status {proc.returncode}"
+
+
 class EngineProvider:
     """Serves the engine of the build a warehouse path points at, swapping on publish.
 
@@ -420,6 +452,8 @@ class EngineProvider:
         self._retired: list[MetricsEngine] = []
         self._checked_at = 0.0
         self.last_error: str | None = None
+        self._identity: tuple | None = None  # the served file as it was when opened
+        self._probed: tuple[tuple, str | None] | None = None  # (identity, error) of the last probe
 
     def _current_target(self) -> str:
         return os.path.realpath(self.warehouse)
@@ -443,10 +477,47 @@ class EngineProvider:
                     raise
                 return
             old, self._engine, self._target = self._engine, engine, target
+            self._identity = _file_identity(target)
             self.last_error = None
             if old is not None:
                 self._retired.append(old)
             self._close_idle_retired()
+
+    def check_published(self) -> BuildInfo:
+        """The build being served, if the published warehouse is sound; for readiness probes.
+
+        Raises:
+            WarehouseUnavailable: naming the cause: the published file is missing, cannot be
+                opened, or changed after it was published and no longer opens.
+        """
+        self.refresh()
+        target = self._current_target()
+        with self._lock:
+            engine, served, opened_as = self._engine, self._target, self._identity
+        if engine is None:
+            raise WarehouseUnavailable(self.last_error or "no warehouse is loaded.")
+        if target != served:
+            raise WarehouseUnavailable(
+                f"the published warehouse {target} cannot be opened ({self.last_error}); still answering "
+                f"from build {engine.build.build_id}; publish a good build with `northstar build`.")
+        identity = _file_identity(target)
+        if identity is None:
+            raise WarehouseUnavailable(
+                f"the published warehouse file {target} is gone; still answering from the copy open in "
+                f"memory (build {engine.build.build_id}); publish a good build with `northstar build`.")
+        if identity != opened_as:
+            # A published build is never written again, so a changed file is suspect; the open
+            # instance cannot tell (DuckDB shares one instance per file within a process),
+            # so a separate process opens it afresh. Probed once per change.
+            if self._probed is None or self._probed[0] != identity:
+                self._probed = (identity, _probe_warehouse(target))
+            if self._probed[1] is not None:
+                raise WarehouseUnavailable(
+                    f"the published warehouse file {target} changed after it was published and no longer "
+                    f"opens: {self._probed[1]}; publish a good build with `northstar build`.")
+        with self.engine() as current:  # counted as a user, so a swap cannot close it mid-probe
+            current.client.query("select 1")
+            return current.build
 
     def _close_idle_retired(self) -> None:
         still = []

@@ -40,9 +40,7 @@ def healthz() -> dict:
 def readyz(provider: ProviderDep) -> JSONResponse:
     """Ready when the current build's warehouse opens and answers a query."""
     try:
-        with provider.engine() as engine:
-            engine.client.query("select 1")
-            build = engine.build
+        build = provider.check_published()
         return JSONResponse({"status": "ready", "build_id": build.build_id, "built_at": build.built_at,
                              "tests_passed": build.tests_passed, "warning": provider.last_error})
     except Exception as exc:  # readiness reports the cause rather than failing the probe with a 500
