@@ -152,8 +152,7 @@ def test_errors_keep_the_connection_usable(sql_server):
                  ("SELECT no_such_metric FROM semantic.metrics", None),
                  ("COPY semantic.metrics TO STDOUT", "0A000"),
                  ("SELEC 1", "0A000"),
-                 ("SELECT (", "42601"),
-                 ("SELECT 1; SELECT 2", "42601")]  # several commands in one Parse
+                 ("SELECT (", "42601")]
         for sql, sqlstate in cases:
             with pytest.raises(psycopg.Error) as info:
                 conn.execute(sql)
@@ -161,6 +160,9 @@ def test_errors_keep_the_connection_usable(sql_server):
             if sqlstate:
                 assert info.value.sqlstate == sqlstate, (sql, info.value.sqlstate, str(info.value))
             assert conn.execute("SELECT 1").fetchone() == (1,)
+        with pytest.raises(psycopg.Error) as info:  # several commands in one Parse
+            conn.execute("SELECT 1; SELECT 2", prepare=True)
+        assert info.value.sqlstate == "42601"
         # Extended protocol: an error skips to Sync, then the connection answers again.
         with pytest.raises(psycopg.Error):
             conn.execute("SELECT no_such_metric FROM semantic.metrics WHERE country = %s", ["US"])
