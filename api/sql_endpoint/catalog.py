@@ -473,15 +473,20 @@ class CatalogDatabase:
         con.execute(f"USE {DATABASE}")
         for schema in sorted({t.schema for t in tables} | {DEFAULT_SCHEMA, "marts"}):
             con.execute(f"CREATE SCHEMA {_ident(schema)}")
+        ddl = []  # one transaction: a statement per column comment would each commit
         for table in tables:
             qualified = f"{_ident(table.schema)}.{_ident(table.name)}"
             columns = ", ".join(f"{_ident(c.name)} {DUCKDB_TYPES.get(c.type, 'VARCHAR')}" for c in table.columns)
-            con.execute(f"CREATE TABLE {qualified} ({columns or 'placeholder VARCHAR'})")
+            ddl.append(f"CREATE TABLE {qualified} ({columns or 'placeholder VARCHAR'})")
             if table.comment:
-                con.execute(f"COMMENT ON TABLE {qualified} IS {_literal(table.comment)}")
+                ddl.append(f"COMMENT ON TABLE {qualified} IS {_literal(table.comment)}")
             for column in table.columns:
                 if column.comment:
-                    con.execute(f"COMMENT ON COLUMN {qualified}.{_ident(column.name)} IS {_literal(column.comment)}")
+                    ddl.append(f"COMMENT ON COLUMN {qualified}.{_ident(column.name)} IS {_literal(column.comment)}")
+        con.execute("BEGIN")
+        for statement in ddl:
+            con.execute(statement)
+        con.execute("COMMIT")
         # Client SQL runs here: no files, no extensions, no changing that back.
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
