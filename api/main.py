@@ -36,7 +36,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.sql_port:
             from api.sql_endpoint.server import Authenticator, SqlEndpoint
 
-            app.state.sql_endpoint = SqlEndpoint(app.state.engines, Authenticator.from_settings(settings))
+            app.state.sql_endpoint = SqlEndpoint(app.state.engines,
+                                                Authenticator.from_settings(settings, tokens=app.state.tokens))
             await app.state.sql_endpoint.start(settings.host, settings.sql_port)
         yield
         if app.state.sql_endpoint is not None:

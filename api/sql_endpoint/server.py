@@ -24,7 +24,9 @@ from sqlglot.errors import ParseError
 
 from api.sql_endpoint import catalog, protocol, semantic_sql
 from api.sql_endpoint.catalog import SqlError
+from api.auth import Caller
 from metrics.engine import EngineProvider, MetricsEngine
+from metrics.policy import RestrictedEngine
 from metrics.errors import MetricsError, WarehouseUnavailable
 
 log = logging.getLogger("northstar.sql")
@@ -39,19 +41,25 @@ MAX_MESSAGE = 64 * 1024 * 1024
 class Authenticator:
     """How passwords are asked for and checked.
 
-    `method` is "trust" (no password asked), "cleartext" or "scram". `check_password(user,
-    password)` answers cleartext exchanges: True/False, or None for "accept anyone". SCRAM
-    needs the server to hold a verifier of the password (`scram_verifier(user)`).
+    `method` is "trust" (no password asked), "cleartext", "scram", or "tokens" (decided per
+    connection from the API token store, see `resolve`). `check_password(user, password)`
+    answers cleartext exchanges: True/False, or None for "accept anyone". SCRAM needs the
+    server to hold a verifier of the password (`scram_verifier(user)`).
     """
 
     method: str = "trust"
     check_password: PasswordCheck | None = None
     scram_verifier: Callable[[str], protocol.ScramVerifier | None] | None = None
+    tokens: Any = None  # northstar.tokens.TokenStore, for method "tokens"
+    preferred: str = "scram"  # with tokens: "scram" or "cleartext" when both could work
 
     @classmethod
-    def from_settings(cls, settings: Any) -> Authenticator:
+    def from_settings(cls, settings: Any, tokens: Any = None) -> Authenticator:
         secret = settings.sql_password.get_secret_value() if settings.sql_password else None
         method = settings.sql_auth
+        if secret is None and tokens is not None and method != "trust":
+            # The spec's rule: open while no API token exists; then the password is a token.
+            return cls("tokens", tokens=tokens, preferred="cleartext" if method == "cleartext" else "scram")
         if secret is None:
             if method == "scram":
                 raise ValueError("sql_auth=scram needs a password: set NORTHSTAR_SQL_PASSWORD "
@@ -61,6 +69,23 @@ class Authenticator:
                     else protocol.ScramVerifier.from_password(secret))
         return cls("scram" if method == "auto" else method,
                    lambda user, password: verifier.matches(password), lambda user: verifier)
+
+
+    def resolve(self, user: str) -> tuple[str, protocol.ScramVerifier | None, Any]:
+        """(method, SCRAM verifier, token) for a client logging in as `user`.
+
+        With API tokens: none active means the open mode (trust); a user named like an active
+        token may prove it holds the token with SCRAM; otherwise the password must be a token
+        itself (cleartext, as the HTTP API's bearer token)."""
+        if self.method != "tokens":
+            verifier = self.scram_verifier(user) if self.method == "scram" and self.scram_verifier else None
+            return self.method, verifier, None
+        if not self.tokens.has_active():
+            return "trust", None, None
+        token = self.tokens.by_name(user)
+        if token is not None and token.scram and self.preferred == "scram":
+            return "scram", protocol.ScramVerifier.parse(token.scram), token
+        return "cleartext", None, None
 
 
 # -- statements and results ---------------------------------------------------------------
@@ -319,6 +344,7 @@ class Connection:
         self.statements: dict[str, Statement] = {}
         self.portals: dict[str, Portal] = {}
         self.cursors: dict[str, Cursor] = {}
+        self.token: Any = None  # the API token the client logged in with, if any
         self._cancelled = asyncio.Event()
         self._running = False
         self._interrupt: Callable[[], None] | None = None
@@ -404,22 +430,27 @@ class Connection:
     async def _authenticate(self, startup: protocol.Startup) -> bool:
         auth = self.endpoint.auth
         user = startup.parameters.get("user", "")
-        if auth.method == "trust":
+        method, verifier, token = auth.resolve(user)
+        if method == "trust":
             self.send(protocol.authentication_ok())
             return True
-        if auth.method == "cleartext":
+        if method == "cleartext":
             self.send(protocol.authentication_cleartext())
             await self.flush()
             kind, payload = await self.read_message()
             if kind != b"p":
                 raise protocol.ProtocolViolation("expected a password message")
             password = payload.rstrip(b"\x00").decode("utf-8", errors="replace")
+            if auth.method == "tokens":
+                self.token = auth.tokens.verify(password)
+                if self.token is None:
+                    return await self._refuse(user)
+                return await self._admit()
             verdict = auth.check_password(user, password) if auth.check_password else None
             if verdict is False:
                 return await self._refuse(user)
             self.send(protocol.authentication_ok())
             return True
-        verifier = auth.scram_verifier(user) if auth.scram_verifier else None
         if verifier is None:
             return await self._refuse(user)
         self.send(protocol.authentication_sasl(["SCRAM-SHA-256"]))
@@ -446,6 +477,19 @@ class Connection:
         if not accepted:
             return await self._refuse(user)
         self.send(protocol.authentication_sasl_final(final))
+        if token is not None:
+            self.token = token
+            return await self._admit()
+        self.send(protocol.authentication_ok())
+        return True
+
+    async def _admit(self) -> bool:
+        """A token's holder reads data only with the metrics:read scope (as over HTTP)."""
+        if not self.token.allows("metrics:read"):
+            self.send(protocol.error_response("42501", f'token "{self.token.name}" lacks the metrics:read scope',
+                                              severity="FATAL"))
+            await self.flush()
+            return False
         self.send(protocol.authentication_ok())
         return True
 
@@ -731,6 +775,9 @@ class Connection:
             cursor.interrupt()
 
     def _semantic(self, tree: exp.Expression, engine: MetricsEngine) -> Result:
+        if self.token is not None and self.token.policy:
+            # The token's row-level policy applies to SQL as to HTTP.
+            engine = RestrictedEngine(engine, Caller(self.token).policy)
         try:
             answer = semantic_sql.answer(tree, engine)
         except semantic_sql.SqlEndpointError as exc:

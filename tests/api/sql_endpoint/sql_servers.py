@@ -5,6 +5,7 @@ shadows tests/conftest.py for modules that import from it."""
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 
 import pytest
@@ -28,7 +29,9 @@ class SqlServer:
 
 
 def _serve(warehouse, env: dict[str, str] | None = None):
-    server = Server(warehouse, env=env, sql_port=free_port())
+    # A data directory of its own: API tokens in the checkout's data/ must not change the mode.
+    data_dir = tempfile.mkdtemp(prefix="northstar-sql-")
+    server = Server(warehouse, env={"NORTHSTAR_DATA_DIR": data_dir, **(env or {})}, sql_port=free_port())
     server.wait_ready()
     return server
 

@@ -337,6 +337,73 @@ def test_wrong_scram_password_is_28p01_for_asyncpg(password_server):
     asyncio.run(run())
 
 
+@pytest.fixture(scope="module")
+def token_server(built_warehouse, tmp_path_factory):
+    """API tokens exist (made by `northstar tokens create`): the SQL password must be one."""
+    import httpx
+
+    from tests.conftest import Server, free_port, northstar
+
+    data_dir = tmp_path_factory.mktemp("sql-tokens")
+    (data_dir / "northstar.duckdb").symlink_to(Path(built_warehouse.warehouse).resolve())
+
+    def create(name: str, *options: str) -> str:
+        return northstar("tokens", "create", "--name", name, "--data-dir", str(data_dir),
+                         *options).stdout.strip().splitlines()[-1]
+
+    tokens = {"reader": create("reader", "--scope", "metrics:read"),
+              "experimenter": create("experimenter", "--scope", "experiments:read")}
+    with httpx.Client(timeout=60) as probe:  # a region that has data, for the row policy
+        server = Server(data_dir / "northstar.duckdb", env={"NORTHSTAR_DATA_DIR": str(data_dir)},
+                        sql_port=free_port())
+        try:
+            server.wait_ready()
+            region = probe.post(server.base_url + "/v1/query", headers={"Authorization": f"Bearer {tokens['reader']}"},
+                                json={"metrics": ["active_users"], "group_by": ["region"],
+                                      "order_by": ["-active_users"], "limit": 1}).json()["rows"][0][0]
+            tokens["regional"] = create("regional", "--scope", "metrics:read", "--row-filter", f"region={region}")
+            yield SqlServer("127.0.0.1", server.sql_port, server.base_url), tokens, server
+        finally:
+            server.stop()
+
+
+def test_with_tokens_the_password_is_a_token(token_server):
+    server, tokens, process = token_server
+    query = "SELECT metric_time__month, active_users FROM semantic.metrics ORDER BY 1"
+    # As the token's name: SCRAM-SHA-256 against the verifier the token store keeps.
+    with psycopg.connect(server.dsn(user="reader", password=tokens["reader"]), autocommit=True) as conn:
+        by_scram = conn.execute(query).fetchall()
+    # Any user name with the token as password (sent in cleartext, like an HTTP bearer token).
+    with psycopg.connect(server.dsn(user="tableau", password=tokens["reader"]), autocommit=True) as conn:
+        by_token = conn.execute(query).fetchall()
+    assert by_scram == by_token and by_scram
+    for user, password in [("reader", "wrong"), ("tableau", tokens["reader"][:-3] + "AAA"), ("tableau", "")]:
+        with pytest.raises(psycopg.OperationalError, match="28P01|password authentication failed"):
+            psycopg.connect(server.dsn(user=user, password=password or "x"))
+    with pytest.raises(psycopg.OperationalError, match="metrics:read"):
+        psycopg.connect(server.dsn(user="experimenter", password=tokens["experimenter"]))
+    assert all(token not in process.output() for token in tokens.values())
+
+
+def test_a_token_row_policy_applies_to_sql_as_to_http(token_server):
+    import httpx
+
+    server, tokens, _ = token_server
+    body = {"metrics": ["active_users"], "group_by": ["metric_time__month"], "order_by": ["metric_time__month"]}
+    query = "SELECT metric_time__month, active_users FROM semantic.metrics ORDER BY 1"
+    answers = {}
+    for name in ("reader", "regional"):
+        with psycopg.connect(server.dsn(user=name, password=tokens[name]), autocommit=True) as conn:
+            sql_rows = conn.execute(query).fetchall()
+        response = httpx.post(server.http_url + "/v1/query", json=body, timeout=60,
+                              headers={"Authorization": f"Bearer {tokens[name]}"})
+        assert response.status_code == 200, response.text
+        assert [(d.isoformat(), n) for d, n in sql_rows] == [tuple(r) for r in response.json()["rows"]]
+        answers[name] = sql_rows
+    assert answers["regional"] != answers["reader"]
+    assert sum(n for _, n in answers["regional"]) < sum(n for _, n in answers["reader"])
+
+
 def test_unknown_database_is_refused(sql_server):
     with pytest.raises(psycopg.OperationalError, match="does not exist"):
         psycopg.connect(sql_server.dsn(dbname="postgres"))
