@@ -27,10 +27,11 @@ class Settings(BaseSettings):
     query_cache_size: int = 1024
     # PostgreSQL-wire SQL endpoint (api/sql_endpoint); 0 turns it off.
     sql_port: int = 5433
-    # auto: trust when no password is set, SCRAM-SHA-256 otherwise.
+    # auto: API tokens as passwords once any exists (SCRAM as the token's name, else the token
+    # in cleartext), open (trust) before; with sql_password, SCRAM against it.
     sql_auth: Literal["auto", "trust", "cleartext", "scram"] = "auto"
-    # Interim, until API tokens exist: one password for every SQL user, given as plain text or,
-    # better, as a PostgreSQL SCRAM verifier (`SCRAM-SHA-256$4096:<salt>$<StoredKey>:<ServerKey>`).
+    # One password for every SQL user, overriding the tokens (plain text or, better, a
+    # PostgreSQL SCRAM verifier `SCRAM-SHA-256$4096:<salt>$<StoredKey>:<ServerKey>`).
     sql_password: SecretStr | None = None
 
     # Security (see README "Security"): with no API token the service is open, so it binds to
