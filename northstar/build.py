@@ -11,6 +11,7 @@ keep answering from the previous one meanwhile.
 from __future__ import annotations
 
 import datetime as dt
+import fcntl
 import json
 import os
 import re
@@ -31,6 +32,7 @@ from northstar.landing import check_contract
 
 WAREHOUSE_FILE = "warehouse.duckdb"
 BUILD_INFO_FILE = "build.json"
+LOCK_FILE = ".building"
 _PROGRESS = re.compile(r"^\S*\s*(\d+) of (\d+) (OK|PASS|ERROR|FAIL|WARN|SKIP)\b")
 
 Progress = Callable[[int, int, str], None]
@@ -72,6 +74,10 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
     build_id = new_build_id()
     directory = builds_dir / build_id
     directory.mkdir()
+    # Held until this function returns (the file closes with it) or the process dies: a
+    # directory whose lock nobody holds was left by a killed build, and `prune` deletes it.
+    lock = open(directory / LOCK_FILE, "w")  # noqa: SIM115
+    fcntl.flock(lock, fcntl.LOCK_EX)
     _reuse_parse_cache(warehouse, directory)
 
     env = _dbt_env()
@@ -150,6 +156,25 @@ def prune(builds_dir: Path, *, keep: int, current: Path) -> None:
                     key=lambda d: d.name, reverse=True)
     for old in failed[keep:]:
         shutil.rmtree(old, ignore_errors=True)
+    for abandoned in builds_dir.iterdir():
+        if abandoned != current and _abandoned(abandoned):
+            shutil.rmtree(abandoned, ignore_errors=True)
+
+
+def _abandoned(directory: Path) -> bool:
+    """A build directory left unfinished by a killed build (no build.json, lock not held)."""
+    if not directory.is_dir() or directory.name.startswith("failed-") or (directory / BUILD_INFO_FILE).exists():
+        return False
+    lock_path = directory / LOCK_FILE
+    if not lock_path.exists():
+        # Created a moment ago by a build that has not taken its lock yet, or not a build at all.
+        return False
+    with open(lock_path) as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # a build is running in it
+        return True
 
 
 def _retire_failed(directory: Path) -> None:
