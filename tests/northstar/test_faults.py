@@ -155,8 +155,14 @@ def test_a_build_killed_at_any_stage_leaves_the_served_warehouse_intact_and_the_
             assert readiness.json()["build_id"] == good_build
         assert answer(server) == rows, f"killed during {stage}, the served answer changed"
 
+    def unfinished() -> list[str]:
+        return [d.name for d in builds.iterdir()
+                if d.is_dir() and not d.name.startswith("failed-") and not (d / BUILD_INFO_FILE).exists()]
+
+    assert len(unfinished()) >= 3  # the killed builds' directories, with their partial warehouses
     result = northstar("build", "--landing", str(SAMPLE), "--warehouse", str(warehouse))
     assert result.returncode == 0
+    assert unfinished() == []  # the next build clears what the killed ones left behind
     assert os.readlink(warehouse) != good_target
     readiness = ready(server)
     assert readiness.status_code == 200 and readiness.json()["build_id"] != good_build
