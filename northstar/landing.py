@@ -125,6 +125,12 @@ def check_contract(landing_dir: Path) -> dict[str, LandingTable]:
 
 
 def _check_table(con: duckdb.DuckDBPyConnection, table: LandingTable) -> None:
+    files = sorted(table.path.glob("*.parquet")) if table.format == "parquet_folder" else [table.path]
+    for empty in (f for f in files if f.stat().st_size == 0):
+        # DuckDB would read an empty CSV as one unnamed column; say what is actually wrong.
+        raise LandingContractViolation(
+            f"table {table.name}: {empty} is empty (0 bytes); expected "
+            f"{'a header row and data' if table.format == 'csv' else 'a Parquet file'}.", table=table.name)
     reader = table.reader()
     try:
         described = con.execute(exp.Describe(this=exp.select("*").from_(reader)).sql("duckdb")).fetchall()
