@@ -247,6 +247,16 @@ def timed(action) -> float:
     return time.perf_counter() - started
 
 
+def cpu_seconds(pid: int | None = None) -> float:
+    """CPU time (user + system, all threads) of a process so far: this one, or `pid` (Linux).
+    On a machine shared with other work, wall time depends on the load; CPU time much less."""
+    if pid is None:
+        t = os.times()
+        return t.user + t.system
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(warehouse: Path, repeat: int) -> tuple[list[dict], float, float, dict]:
     """Over HTTP, per case: the cold readout (its statistics computed by the warehouse), then
     `repeat` readouts with other analysis options (new readouts, the build's statistics
@@ -257,7 +267,9 @@ def measure(warehouse: Path, repeat: int) -> tuple[list[dict], float, float, dic
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "northstar", "serve", "--warehouse", str(warehouse),
                                "--port", str(port), "--sql-port", "0"], cwd=REPO, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+                              stderr=subprocess.DEVNULL,
+                              # a cold readout at 10M on a busy machine can outlast the default timeout
+                              env={**os.environ, "NORTHSTAR_QUERY_TIMEOUT_S": "1800"})
     raw = duckdb.connect(str(warehouse), read_only=True)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=900) as client:
@@ -280,9 +292,13 @@ def measure(warehouse: Path, repeat: int) -> tuple[list[dict], float, float, dic
                     nonlocal response
                     response = client.get(url, params=base)
 
+                before = cpu_seconds(server.pid)
                 cold_s = timed(cold)
+                cold_cpu = cpu_seconds(server.pid) - before
                 assert response.status_code == 200 and response.json()["cached"] is False, response.text
+                before = cpu_seconds()
                 raw_s = timed(lambda: raw.execute(text, params).fetchall())
+                raw_cpu = cpu_seconds() - before
                 options, cached = [], []
                 for r in range(repeat):
                     other = {**base, "alpha": 0.05 - (r + 1) * 1e-4}
@@ -291,11 +307,14 @@ def measure(warehouse: Path, repeat: int) -> tuple[list[dict], float, float, dic
                     cached.append(timed(lambda: client.get(url, params=base).raise_for_status()))
                 assert client.get(url, params=base).json()["cached"] is True
                 rows.append({"metrics": label, "cuped": cuped, "cold_ms": cold_s * 1000, "raw_ms": raw_s * 1000,
+                             "cold_cpu": cold_cpu, "raw_cpu": raw_cpu, "load": os.getloadavg()[0],
                              "options_ms": p50(options), "cached_ms": p50(cached)})
-                print(f"  {label}, CUPED {cuped}: cold {cold_s:.2f}s, raw DuckDB {raw_s:.2f}s", flush=True)
+                print(f"  {label}, CUPED {cuped}: cold {cold_s:.2f}s ({cold_cpu:.1f} CPU s), "
+                      f"raw DuckDB {raw_s:.2f}s ({raw_cpu:.1f} CPU s)", flush=True)
             summary = client.get(url, params={"metrics": ",".join(METRICS)}).json()
+        before = cpu_seconds()
         naive_s = timed(lambda: naive_conversion(raw))
-        return rows, first_s * 1000, naive_s * 1000, summary
+        return rows, first_s * 1000, (naive_s * 1000, cpu_seconds() - before), summary
     finally:
         raw.close()
         server.terminate()
@@ -339,15 +358,18 @@ def main() -> None:
             print(explain_analyze(warehouse, text, params))
 
     print(f"\n## experiment readout over HTTP, {assignments:,} assignments, {events:,} events (ms)\n")
-    print("| metrics | CUPED | cold | raw DuckDB, same SQL | cold / raw | new options, p50 | cached, p50 |")
-    print("|---|---|---:|---:|---:|---:|---:|")
+    print("| metrics | CUPED | cold | cold, server CPU s | raw DuckDB, same SQL | raw, CPU s | cold / raw "
+          "| new options, p50 | cached, p50 | load |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['metrics']} | {'yes' if r['cuped'] else 'no'} | {r['cold_ms']:.0f} | {r['raw_ms']:.0f} | "
-              f"{r['cold_ms'] / r['raw_ms']:.2f} | {r['options_ms']:.1f} | {r['cached_ms']:.1f} |")
+        print(f"| {r['metrics']} | {'yes' if r['cuped'] else 'no'} | {r['cold_ms']:.0f} | {r['cold_cpu']:.1f} | "
+              f"{r['raw_ms']:.0f} | {r['raw_cpu']:.1f} | {r['cold_ms'] / r['raw_ms']:.2f} | "
+              f"{r['options_ms']:.1f} | {r['cached_ms']:.1f} | {r['load']:.1f} |")
     conversion = next(r for r in rows if r["metrics"] == "conversion" and not r["cuped"])
+    naive_wall, naive_cpu = naive_ms
     print(f"\nfirst request after start (reads the build's experiment catalog): {first_ms:.0f} ms")
-    print(f"naive per-user load (conversion; pyarrow + numpy): {naive_ms:.0f} ms, "
-          f"{naive_ms / conversion['cold_ms']:.1f}x the cold readout of conversion")
+    print(f"naive per-user load (conversion; pyarrow + numpy): {naive_wall:.0f} ms, {naive_cpu:.1f} CPU s "
+          f"({naive_cpu / conversion['raw_cpu']:.1f}x the CPU of the engine's statement)")
     row = next(r for r in summary["results"] if r["metric"] == "conversion")
     print(f"conversion: {row['verdict']}")
     print(f"\nmachine: {os.cpu_count()} cores shared with other work (1-min load average {load_before:.1f} before, "
