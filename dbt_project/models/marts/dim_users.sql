@@ -27,17 +27,28 @@ external_users as (
 
 ),
 
+ranked_events as (
+
+    select
+        user_id,
+        event_ts,
+        platform,
+        row_number() over (
+            partition by user_id
+            order by event_ts, event_id
+        ) as event_number
+    from events
+
+),
+
 first_events as (
 
     select
         user_id,
         event_ts as first_event_at,
         platform as first_event_platform
-    from events
-    qualify row_number() over (
-        partition by user_id
-        order by event_ts, event_id
-    ) = 1
+    from ranked_events
+    where event_number = 1
 
 ),
 
@@ -48,11 +59,11 @@ retention as (
     select
         external_users.user_id,
         bool_or(
-            date_diff(
-                'day',
-                cast(external_users.signup_at as date),
-                cast(events.event_ts as date)
-            ) between 1 and 7
+            {{ dbt.datediff(
+                'cast(external_users.signup_at as date)',
+                'cast(events.event_ts as date)',
+                'day'
+            ) }} between 1 and 7
         ) as is_retained_d7
     from external_users
     inner join events

@@ -22,23 +22,36 @@ external_assignments as (
 
 ),
 
+variant_counts as (
+
+    -- (count(distinct ...) over a window is not SQL every warehouse runs)
+    select
+        experiment_id,
+        user_id,
+        count(distinct variant) as variant_count
+    from external_assignments
+    group by experiment_id, user_id
+
+),
+
 ranked as (
 
     -- a user is analysed in the first variant it was assigned
     -- (earliest assigned_at; variant breaks ties)
     select
-        experiment_id,
-        user_id,
-        variant,
-        assigned_at,
-        count(distinct variant) over (
-            partition by experiment_id, user_id
-        ) as variant_count,
+        external_assignments.experiment_id,
+        external_assignments.user_id,
+        external_assignments.variant,
+        external_assignments.assigned_at,
+        variant_counts.variant_count,
         row_number() over (
-            partition by experiment_id, user_id
-            order by assigned_at, variant
+            partition by external_assignments.experiment_id, external_assignments.user_id
+            order by external_assignments.assigned_at, external_assignments.variant
         ) as assignment_number
     from external_assignments
+    inner join variant_counts
+        on external_assignments.experiment_id is not distinct from variant_counts.experiment_id
+        and external_assignments.user_id is not distinct from variant_counts.user_id
 
 ),
 

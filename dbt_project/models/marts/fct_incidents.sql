@@ -16,7 +16,7 @@ final as (
         feature_key,
         launch_id,
         -- null while the incident is open
-        (epoch(resolved_at) - epoch(opened_at)) / 3600.0 as resolution_hours
+        ({{ epoch_seconds('resolved_at') }} - {{ epoch_seconds('opened_at') }}) / 3600.0 as resolution_hours
     from incidents
 
 )

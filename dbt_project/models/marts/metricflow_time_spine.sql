@@ -4,8 +4,7 @@ with
 
 days as (
 
-    select range as day_start
-    from range(timestamp '2015-01-01', timestamp '2036-01-01', interval 1 day)
+    {{ day_series('2015-01-01', '2036-01-01') }}
 
 ),
 

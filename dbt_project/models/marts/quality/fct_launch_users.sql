@@ -31,9 +31,9 @@ activity as (
         bool_or(events.event_ts < launches.launched_at)                    as is_active_before,
         -- days 0..6 and 7..13 counted in 24-hour steps from launched_at
         bool_or(events.event_ts >= launches.launched_at
-            and events.event_ts < launches.launched_at + interval 7 day)    as is_active_week_1,
-        bool_or(events.event_ts >= launches.launched_at + interval 7 day
-            and events.event_ts < launches.launched_at + interval 14 day)   as is_active_week_2,
+            and events.event_ts < launches.launched_at + interval '7 day')    as is_active_week_1,
+        bool_or(events.event_ts >= launches.launched_at + interval '7 day'
+            and events.event_ts < launches.launched_at + interval '14 day')   as is_active_week_2,
         min(case
             when events.feature_key = launches.feature_key
                 and events.event_ts >= launches.launched_at
@@ -41,8 +41,8 @@ activity as (
         end)                                                               as first_used_at
     from launches
     inner join events
-        on events.event_ts >= launches.launched_at - interval {{ horizon }} day
-        and events.event_ts < launches.launched_at + interval {{ horizon }} day
+        on events.event_ts >= launches.launched_at - interval '{{ horizon }} day'
+        and events.event_ts < launches.launched_at + interval '{{ horizon }} day'
     group by launches.launch_id, events.user_id
 
 ),
@@ -63,7 +63,7 @@ feedback_after as (
     from launches
     inner join feedback
         on feedback.submitted_at >= launches.launched_at
-        and feedback.submitted_at < launches.launched_at + interval {{ horizon }} day
+        and feedback.submitted_at < launches.launched_at + interval '{{ horizon }} day'
     group by launches.launch_id, feedback.user_id
 
 ),
@@ -80,10 +80,10 @@ final as (
         activity.is_active_week_1,
         activity.is_active_week_2,
         activity.first_used_at,
-        (epoch(activity.first_used_at) - epoch(launches.launched_at)) / 86400.0
+        ({{ epoch_seconds('activity.first_used_at') }} - {{ epoch_seconds('launches.launched_at') }}) / 86400.0
                                                                       as days_to_first_use,
         activity.first_used_at is not null                            as is_adopter,
-        coalesce(activity.first_used_at < launches.launched_at + interval 7 day, false)
+        coalesce(activity.first_used_at < launches.launched_at + interval '7 day', false)
                                                                       as is_adopter_week_1,
         cast(coalesce(feedback_after.nps_points, 0) as bigint)       as nps_points,
         cast(coalesce(feedback_after.nps_responses, 0) as bigint)    as nps_responses,

@@ -23,7 +23,7 @@ baseline_values as (
     inner join metric_values as earlier
         on checked.metric_name = earlier.metric_name
         -- same weekday, 1..N weeks back
-        and date_diff('day', earlier.metric_date, checked.metric_date) in (
+        and {{ dbt.datediff('earlier.metric_date', 'checked.metric_date', 'day') }} in (
             {%- for week in range(1, weeks + 1) %}{{ week * 7 }}{{ ", " if not loop.last }}{% endfor -%}
         )
 
@@ -34,7 +34,7 @@ medians as (
     select
         metric_name,
         metric_date,
-        median(baseline_value) as baseline_median,
+        percentile_cont(0.5) within group (order by baseline_value) as baseline_median,
         count(*)               as baseline_weeks
     from baseline_values
     group by metric_name, metric_date
@@ -46,7 +46,9 @@ deviations as (
     select
         medians.metric_name,
         medians.metric_date,
-        median(abs(baseline_values.baseline_value - medians.baseline_median)) as baseline_mad
+        percentile_cont(0.5) within group (
+            order by abs(baseline_values.baseline_value - medians.baseline_median)
+        ) as baseline_mad
     from medians
     inner join baseline_values
         on medians.metric_name = baseline_values.metric_name
@@ -88,7 +90,7 @@ bands as (
 final as (
 
     select
-        metric_values.metric_name || ':' || strftime(metric_values.metric_date, '%Y-%m-%d') as check_key,
+        metric_values.metric_name || ':' || cast(metric_values.metric_date as varchar) as check_key,
         metric_values.metric_name,
         metric_values.metric_date,
         metric_values.metric_value,

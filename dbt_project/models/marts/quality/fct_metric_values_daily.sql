@@ -86,21 +86,24 @@ wide as (
 
     select
         spine.metric_date,
-        cast(coalesce(events_daily.active_users, 0) as double)    as active_users,
-        cast(coalesce(events_daily.events, 0) as double)          as events,
-        cast(coalesce(events_daily.sessions, 0) as double)        as sessions,
-        cast(coalesce(events_daily.revenue, 0) as double)         as revenue,
-        cast(coalesce(events_daily.feature_users, 0) as double)   as feature_users,
-        cast(coalesce(signups_daily.new_users, 0) as double)      as new_users,
-        cast(coalesce(errors_daily.crashes, 0) as double)         as crashes,
-        cast(coalesce(errors_daily.errors, 0) as double)          as errors,
-        cast(coalesce(tickets_daily.tickets, 0) as double)        as tickets,
+        cast(coalesce(events_daily.active_users, 0) as double precision)    as active_users,
+        cast(coalesce(events_daily.events, 0) as double precision)          as events,
+        cast(coalesce(events_daily.sessions, 0) as double precision)        as sessions,
+        cast(coalesce(events_daily.revenue, 0) as double precision)         as revenue,
+        cast(coalesce(events_daily.feature_users, 0) as double precision)   as feature_users,
+        cast(coalesce(signups_daily.new_users, 0) as double precision)      as new_users,
+        cast(coalesce(errors_daily.crashes, 0) as double precision)         as crashes,
+        cast(coalesce(errors_daily.errors, 0) as double precision)          as errors,
+        cast(coalesce(tickets_daily.tickets, 0) as double precision)        as tickets,
         -- ratios as the governed metrics define them: null on a zero denominator
-        1 - coalesce(errors_daily.crashed_users, 0) / nullif(events_daily.active_users, 0)
+        -- (double precision: integer / integer truncates on some warehouses)
+        1 - cast(coalesce(errors_daily.crashed_users, 0) as double precision)
+            / nullif(events_daily.active_users, 0)
             as crash_free_user_rate,
-        1000 * coalesce(errors_daily.errors, 0) / nullif(events_daily.events, 0)
+        1000 * cast(coalesce(errors_daily.errors, 0) as double precision) / nullif(events_daily.events, 0)
             as errors_per_1k_events,
-        1000 * coalesce(tickets_daily.tickets, 0) / nullif(events_daily.active_users, 0)
+        1000 * cast(coalesce(tickets_daily.tickets, 0) as double precision)
+            / nullif(events_daily.active_users, 0)
             as tickets_per_1k_active_users
     from spine
     left join events_daily
@@ -116,18 +119,22 @@ wide as (
 
 final as (
 
+    -- one row per (metric, day): a union of one select per metric column
+    -- (UNPIVOT is not SQL every warehouse runs); a null ratio (zero denominator) has no row
+    {%- set metric_columns = [
+        'active_users', 'events', 'sessions', 'revenue', 'feature_users', 'new_users', 'crashes',
+        'errors', 'tickets', 'crash_free_user_rate', 'errors_per_1k_events',
+        'tickets_per_1k_active_users',
+    ] %}
+    {%- for column in metric_columns %}
     select
-        metric_name,
+        '{{ column }}'                                  as metric_name,
         metric_date,
-        cast(metric_value as double) as metric_value
+        cast({{ column }} as double precision)          as metric_value
     from wide
-    unpivot (
-        metric_value for metric_name in (
-            active_users, events, sessions, revenue, feature_users, new_users, crashes,
-            errors, tickets, crash_free_user_rate, errors_per_1k_events,
-            tickets_per_1k_active_users
-        )
-    )
+    where {{ column }} is not null
+    {{ 'union all' if not loop.last }}
+    {%- endfor %}
 
 )
 
