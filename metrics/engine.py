@@ -29,7 +29,7 @@ from metrics.query.request import MetricQuery
 from metrics.semantic.graph import METRIC_TIME, ItemKind, SemanticGraph, SourceKey
 from metrics.semantic.manifest import SemanticManifest, load_semantic_manifest
 from metrics.semantic.model import GRAINS, Metric, MetricType
-from metrics.sql.marts import MART_COLUMNS_SQL, MartTable, rewrite_mart_query
+from metrics.sql.marts import MartTable, mart_columns_sql, rewrite_mart_query
 from metrics.sql.render import Renderer
 
 MANIFEST_FILE = "semantic_manifest.json"
@@ -157,9 +157,12 @@ class MetricsEngine:
         self._marts: dict[str, tuple[MartTable, tuple[ResultColumn, ...]]] | None = None
 
     @classmethod
-    def open(cls, warehouse: Path, manifest_path: Path | None = None, limits: Limits = Limits()) -> MetricsEngine:
+    def open(cls, warehouse: Path, manifest_path: Path | None = None, limits: Limits = Limits(),
+             postgres_dsn: str | None = None) -> MetricsEngine:
         """Open the build a warehouse path points at (a symlink published by `northstar build`,
-        or any DuckDB file with a `semantic_manifest.json` beside it)."""
+        or any DuckDB file with a `semantic_manifest.json` beside it). A PostgreSQL build's
+        path points at its `warehouse.postgres` file; its tables are read through `postgres_dsn`
+        (default: the NORTHSTAR_POSTGRES_DSN environment variable)."""
         real = Path(os.path.realpath(warehouse))
         if not real.exists():
             raise WarehouseUnavailable(f"no warehouse at {warehouse}; run `northstar build` first.")
@@ -167,8 +170,17 @@ class MetricsEngine:
         if not manifest_path.exists():
             raise WarehouseUnavailable(f"no {MANIFEST_FILE} beside {real}; the build is incomplete.")
         manifest = load_semantic_manifest(manifest_path)
-        return cls(manifest, DuckDBClient(real, timeout_s=limits.query_timeout_s), BuildInfo.read(real.parent),
-                   limits=limits)
+        client: SqlClient
+        if real.suffix == ".postgres":
+            from metrics.execution.postgres import PostgresClient
+
+            dsn = postgres_dsn or os.environ.get("NORTHSTAR_POSTGRES_DSN")
+            if not dsn:
+                raise WarehouseUnavailable(f"{real} is a PostgreSQL build; set NORTHSTAR_POSTGRES_DSN to reach it.")
+            client = PostgresClient(dsn, timeout_s=limits.query_timeout_s)
+        else:
+            client = DuckDBClient(real, timeout_s=limits.query_timeout_s)
+        return cls(manifest, client, BuildInfo.read(real.parent), limits=limits)
 
     # -- catalog -------------------------------------------------------------------------
 
@@ -296,6 +308,10 @@ class MetricsEngine:
         running it (for catalogs that list metrics as typed columns)."""
         plan = self.plan(query)
         rendered = self.renderer.render(plan)
+        if self.client.dialect != "duckdb":
+            # No DESCRIBE elsewhere: the driver types the columns of an empty answer.
+            empty = self.client.query(f"SELECT * FROM ({rendered.sql}) AS described LIMIT 0", rendered.params)
+            return tuple(ResultColumn(name, col.type) for name, col in zip(plan.columns, empty.columns))
         described = self.client.query(f"DESCRIBE {rendered.sql}", rendered.params)
         return tuple(ResultColumn(name, column_type(row[1])) for name, row in zip(plan.columns, described.rows))
 
@@ -307,11 +323,14 @@ class MetricsEngine:
             schemas = sorted({m.relation.schema for m in self.manifest.semantic_models.values()})
             marts: dict[str, tuple[MartTable, list[ResultColumn]]] = {}
             if schemas:
-                rows = self.client.query(MART_COLUMNS_SQL, {"schemas": schemas}).rows
+                typed = column_type
+                if self.client.dialect == "postgres":
+                    from metrics.execution.postgres import column_type as typed
+                rows = self.client.query(mart_columns_sql(self.client.dialect), {"schemas": schemas}).rows
                 for schema, table, column, data_type in rows:
                     entry = marts.setdefault(table, (MartTable(table, schema, table), []))
                     if entry[0].schema == schema:
-                        entry[1].append(ResultColumn(column, column_type(data_type)))
+                        entry[1].append(ResultColumn(column, typed(data_type)))
             self._marts = {name: (mart, tuple(columns)) for name, (mart, columns) in marts.items()}
         return self._marts
 
@@ -440,8 +459,9 @@ class EngineProvider:
     """
 
     def __init__(self, warehouse: Path, manifest_path: Path | None = None, check_interval: float = 0.0,
-                 limits: Limits = Limits()) -> None:
+                 limits: Limits = Limits(), postgres_dsn: str | None = None) -> None:
         self.limits = limits
+        self.postgres_dsn = postgres_dsn
         self.warehouse = Path(warehouse)
         self.manifest_path = manifest_path
         self.check_interval = check_interval
@@ -470,7 +490,7 @@ class EngineProvider:
             if target == self._target and self._engine is not None:
                 return
             try:
-                engine = MetricsEngine.open(self.warehouse, self.manifest_path, self.limits)
+                engine = MetricsEngine.open(self.warehouse, self.manifest_path, self.limits, self.postgres_dsn)
             except Exception as exc:  # keep serving the old build, report why
                 self.last_error = str(exc)
                 if self._engine is None:

@@ -28,6 +28,7 @@ import duckdb
 import yaml
 
 from metrics.errors import BuildFailed
+from northstar import postgres
 from northstar.landing import check_contract
 
 WAREHOUSE_FILE = "warehouse.duckdb"
@@ -52,15 +53,25 @@ def new_build_id() -> str:
 
 
 def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path | None = None,
-          docs: bool = True, keep: int = 3, progress: Progress | None = None) -> BuildResult:
+          docs: bool = True, keep: int = 3, progress: Progress | None = None,
+          warehouse_type: str = "duckdb", postgres_dsn: str | None = None) -> BuildResult:
     """Check the landing files, run `dbt build` (+ `dbt docs generate`) into a new build
     directory, and publish it at `warehouse` only if everything passed.
+
+    With `warehouse_type="postgres"` the landing files are first loaded into the PostgreSQL
+    database of `postgres_dsn` and dbt builds there, into schemas of this build (see
+    `northstar.postgres`); `warehouse` then points at the build's `warehouse.postgres`.
 
     Raises:
         LandingContractViolation: a landing file breaks the contract (nothing was built).
         BuildFailed: a model or test failed (the served warehouse is unchanged).
     """
     started = time.perf_counter()
+    on_postgres = warehouse_type == "postgres"
+    if warehouse_type not in ("duckdb", "postgres"):
+        raise BuildFailed(f"unknown warehouse type {warehouse_type!r}; choose duckdb or postgres.")
+    if on_postgres and not postgres_dsn:
+        raise BuildFailed("a PostgreSQL build needs NORTHSTAR_POSTGRES_DSN=postgresql://user:pass@host:port/db.")
     landing = Path(landing).resolve()
     warehouse = Path(warehouse).absolute()
     dbt_project = Path(dbt_project).resolve()
@@ -81,12 +92,22 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
     _reuse_parse_cache(warehouse, directory)
 
     env = _dbt_env()
-    profiles_dir = _write_profile(dbt_project, project, directory)
+    target = None
+    dbt_vars: dict = {}
+    if on_postgres:
+        target, secrets_env = postgres.profile_target(postgres_dsn, build_id)
+        env.update(secrets_env)
+        dbt_vars.update(postgres.dbt_vars(build_id))
+    profiles_dir = _write_profile(dbt_project, project, directory, target)
     args = ["--project-dir", str(dbt_project), "--profiles-dir", str(profiles_dir), "--target", PROFILE_TARGET,
             "--target-path", str(directory), "--log-path", str(directory / "logs")]
     if reads_landing:
-        args += ["--vars", json.dumps({"landing": {name: t.reader_sql() for name, t in tables.items()}})]
+        dbt_vars["landing"] = {name: t.reader_sql() for name, t in tables.items()}
+    if dbt_vars:
+        args += ["--vars", json.dumps(dbt_vars)]
     try:
+        if on_postgres and reads_landing:
+            postgres.load_landing(postgres_dsn, tables, postgres.build_schema(postgres.LANDING, build_id))
         code, output = _run_dbt(["build", *args], env, progress)
         if code != 0:
             raise BuildFailed(_failure_message(directory, output), build_id=build_id)
@@ -95,6 +116,8 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
             if code != 0:
                 raise BuildFailed("dbt docs generate failed: " + _tail(output), build_id=build_id)
     except BaseException:
+        if on_postgres:
+            postgres.drop_build(postgres_dsn, build_id)
         _retire_failed(directory)
         raise
 
@@ -112,9 +135,18 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
         "tests_passed": all(s in ("success", "pass", "no-op") for s in statuses),
         "model_tests": model_tests,
     }
+    if on_postgres:
+        info["warehouse_type"] = "postgres"
+        info["schemas"] = {p: postgres.build_schema(p, build_id) for p in postgres.BUILD_SCHEMA_PREFIXES}
     (directory / BUILD_INFO_FILE).write_text(json.dumps(info, indent=2))
-    publish(directory / WAREHOUSE_FILE, warehouse)
+    if on_postgres:
+        publish(postgres.write_pointer(directory, build_id), warehouse)
+        postgres.record_published(postgres_dsn, build_id)
+    else:
+        publish(directory / WAREHOUSE_FILE, warehouse)
     prune(builds_dir, keep=keep, current=directory)
+    if on_postgres:
+        postgres.prune_schemas(postgres_dsn, builds_dir)
     return BuildResult(build_id, directory, warehouse, info["seconds"], len(statuses))
 
 
@@ -196,10 +228,13 @@ def _read_project(dbt_project: Path) -> dict:
     return yaml.safe_load(path.read_text()) or {}
 
 
-def _write_profile(dbt_project: Path, project: dict, directory: Path) -> Path:
+def _write_profile(dbt_project: Path, project: dict, directory: Path, target: dict | None = None) -> Path:
     """A profiles.yml for this build: the project's own DuckDB profile (from the project
-    folder or ~/.dbt), with its database file pointed at the new build directory."""
+    folder or ~/.dbt), with its database file pointed at the new build directory; or the
+    given (PostgreSQL) target."""
     name = project.get("profile") or "default"
+    if target is not None:
+        return _profile_file(directory, name, target)
     base: dict = {}
     for folder in (dbt_project, Path.home() / ".dbt"):
         candidate = folder / "profiles.yml"
@@ -215,6 +250,10 @@ def _write_profile(dbt_project: Path, project: dict, directory: Path) -> Path:
     settings.setdefault("TimeZone", "UTC")
     target = {**base, "type": "duckdb", "path": str(directory / WAREHOUSE_FILE), "settings": settings}
     target.setdefault("threads", 2)
+    return _profile_file(directory, name, target)
+
+
+def _profile_file(directory: Path, name: str, target: dict) -> Path:
     profiles_dir = directory / "profile"
     profiles_dir.mkdir()
     (profiles_dir / "profiles.yml").write_text(

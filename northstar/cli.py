@@ -74,9 +74,11 @@ def build(
     warehouse: Annotated[Optional[Path], typer.Option(help="Warehouse path to publish (a symlink).")] = None,
     dbt_project: Annotated[Optional[Path], typer.Option(help="dbt project directory.")] = None,
     docs: Annotated[bool, typer.Option(help="Also generate the dbt docs site.")] = True,
+    warehouse_type: Annotated[Optional[str], typer.Option(
+        help="duckdb (default) or postgres (needs NORTHSTAR_POSTGRES_DSN).")] = None,
 ) -> None:
     """Run the dbt project over landing files into a new warehouse; publish it if every test passed."""
-    settings = _settings(landing=landing, warehouse=warehouse, dbt_project=dbt_project)
+    settings = _settings(landing=landing, warehouse=warehouse, dbt_project=dbt_project, warehouse_type=warehouse_type)
     result = _build(settings, docs=docs)
     console.print(f"[green]built[/] {result.build_id} in {result.seconds:.1f}s ({result.nodes} dbt nodes) "
                   f"-> {settings.warehouse_path}", highlight=False)
@@ -88,7 +90,8 @@ def _build(settings: Settings, docs: bool = True):
     with _progress() as progress:
         task = progress.add_task("dbt build", total=None)
         result = run_build(settings.landing, settings.warehouse_path, settings.dbt_project,
-                           docs=docs, keep=settings.keep_builds,
+                           docs=docs, keep=settings.keep_builds, warehouse_type=settings.warehouse_type,
+                           postgres_dsn=settings.postgres_dsn_text,
                            progress=lambda done, total, _: progress.update(task, completed=done, total=total))
     return result
 
@@ -104,6 +107,8 @@ def serve(
     dbt_project: Annotated[Optional[Path], typer.Option(help="dbt project directory.")] = None,
     allow_open: Annotated[Optional[bool], typer.Option(
         "--allow-open", help="Serve without API tokens on a non-loopback interface (anyone who reaches it reads everything).")] = None,
+    warehouse_type: Annotated[Optional[str], typer.Option(
+        help="duckdb (default) or postgres (needs NORTHSTAR_POSTGRES_DSN).")] = None,
 ) -> None:
     """Serve the HTTP API (building the sample warehouse first if there is none)."""
     import ipaddress
@@ -114,7 +119,7 @@ def serve(
     from northstar.tokens import TokenStore
 
     settings = _settings(warehouse=warehouse, host=host, port=port, sql_port=sql_port, landing=landing,
-                         dbt_project=dbt_project, allow_open=allow_open)
+                         dbt_project=dbt_project, allow_open=allow_open, warehouse_type=warehouse_type)
     if not TokenStore.in_dir(settings.data_dir).has_active():
         try:
             loopback = settings.host == "localhost" or ipaddress.ip_address(settings.host).is_loopback
@@ -161,7 +166,7 @@ def query(
     settings = _settings(warehouse=warehouse)
     request = MetricQueryRequest(metrics=metrics, group_by=group_by, where=where or [], start=start, end=end,
                                  order_by=order_by, limit=limit, timezone=timezone, week_start=week_start)
-    engine = MetricsEngine.open(settings.warehouse_path)
+    engine = MetricsEngine.open(settings.warehouse_path, postgres_dsn=settings.postgres_dsn_text)
     try:
         if sql:
             print(engine.compile(request.to_query()).inline_sql)

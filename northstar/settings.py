@@ -8,7 +8,7 @@ from pathlib import Path
 
 from typing import Literal
 
-from pydantic import SecretStr
+from pydantic import SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -18,7 +18,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NORTHSTAR_", extra="ignore")
 
     data_dir: Path = REPO_ROOT / "data"
-    warehouse: Path | None = None  # defaults to <data_dir>/northstar.duckdb
+    warehouse: Path | None = None  # defaults to <data_dir>/northstar.duckdb (northstar.postgres)
+    # Where dbt builds and queries run (README "Scaling out"). NORTHSTAR_WAREHOUSE stays the
+    # published path; NORTHSTAR_WAREHOUSE=postgres (or duckdb) is read as the type, not a path.
+    warehouse_type: Literal["duckdb", "postgres"] = "duckdb"
+    postgres_dsn: SecretStr | None = None  # postgresql://user:pass@host:port/db
     landing: Path = REPO_ROOT / "seeds" / "sample"
     dbt_project: Path = REPO_ROOT / "dbt_project"
     host: str = "127.0.0.1"
@@ -48,9 +52,19 @@ class Settings(BaseSettings):
     def audit_log_path(self) -> Path:
         return self.audit_log or self.data_dir / "audit.jsonl"
 
+    @model_validator(mode="after")
+    def _warehouse_type_given_as_warehouse(self) -> "Settings":
+        if self.warehouse is not None and str(self.warehouse) in ("duckdb", "postgres"):
+            self.warehouse_type, self.warehouse = str(self.warehouse), None  # type: ignore[assignment]
+        return self
+
     @property
     def warehouse_path(self) -> Path:
-        return self.warehouse or self.data_dir / "northstar.duckdb"
+        return self.warehouse or self.data_dir / f"northstar.{self.warehouse_type}"
+
+    @property
+    def postgres_dsn_text(self) -> str | None:
+        return self.postgres_dsn.get_secret_value() if self.postgres_dsn else None
 
 
 @lru_cache

@@ -27,6 +27,14 @@ MART_COLUMNS_SQL = (
     "ORDER BY c.table_schema, c.table_name, c.ordinal_position"
 )
 
+
+def mart_columns_sql(dialect: str) -> str:
+    """MART_COLUMNS_SQL with the dialect's list test and placeholder for $schemas."""
+    if dialect == "postgres":
+        return MART_COLUMNS_SQL.replace("list_contains($schemas, c.table_schema)",
+                                        "c.table_schema = ANY(%(schemas)s)")
+    return MART_COLUMNS_SQL
+
 # Function names (lower case) that read files, list directories, reach other databases or
 # expose the server's settings; refused wherever they appear.
 _FORBIDDEN_PREFIXES = ("read_", "parquet_", "iceberg_", "delta_", "sniff_", "duckdb_", "pragma_",

@@ -1,0 +1,107 @@
+"""A `SqlClient` over a PostgreSQL warehouse (psycopg 3 with a connection pool).
+
+Every session is read-only (`default_transaction_read_only`), in UTC, and bounded by
+`statement_timeout`, all set when a pooled connection is opened, so a query costs one round
+trip. Result columns are typed from the driver's type OIDs into northstar's types.
+"""
+
+from __future__ import annotations
+
+import decimal
+from typing import Any
+
+from metrics.errors import InternalError, InvalidFilter, QueryTimeout, WarehouseUnavailable
+from metrics.execution.client import ResultColumn, ResultSet
+
+# PostgreSQL type OIDs (pg_type.oid; fixed in the catalog) -> northstar column types.
+_OID_TYPES = {
+    16: "boolean",
+    20: "integer", 21: "integer", 23: "integer", 26: "integer",
+    700: "number", 701: "number", 1700: "number",
+    1082: "date",
+    1114: "timestamp", 1184: "timestamp",
+}
+_TYPE_NAMES = {
+    "boolean": "boolean", "bigint": "integer", "integer": "integer", "smallint": "integer",
+    "double precision": "number", "real": "number", "numeric": "number", "date": "date",
+    "timestamp without time zone": "timestamp", "timestamp with time zone": "timestamp",
+}
+
+
+def column_type(type_code: Any) -> str:
+    """A northstar type from a type OID (cursor description) or an information_schema name."""
+    if isinstance(type_code, int):
+        return _OID_TYPES.get(type_code, "string")
+    return _TYPE_NAMES.get(str(type_code).lower(), "string")
+
+
+class PostgresClient:
+    """Read-only, pooled access to the PostgreSQL database of `dsn`; thread-safe."""
+
+    dialect = "postgres"
+
+    def __init__(self, dsn: str, *, timeout_s: float | None = None, min_size: int = 1, max_size: int = 8) -> None:
+        import psycopg
+        from psycopg_pool import ConnectionPool
+
+        self.timeout_s = timeout_s
+        self._psycopg = psycopg
+        options = "-c default_transaction_read_only=on -c TimeZone=UTC"
+        if timeout_s:
+            options += f" -c statement_timeout={int(timeout_s * 1000)}"
+        self._pool = ConnectionPool(dsn, min_size=min_size, max_size=max_size, open=False,
+                                    kwargs={"options": options, "autocommit": True}, name="northstar")
+        try:
+            self._pool.open(wait=True, timeout=10)
+        except Exception as exc:  # PoolTimeout: the server is down or refuses us
+            self._pool.close()
+            raise WarehouseUnavailable(f"cannot connect to the PostgreSQL warehouse: {exc}; "
+                                       "check NORTHSTAR_POSTGRES_DSN and that the server is up.") from exc
+        self._closed = False
+
+    def query(self, sql: str, params: dict[str, Any] | None = None) -> ResultSet:
+        if self._closed:
+            raise WarehouseUnavailable("the warehouse connection was closed (a newer build was swapped in).")
+        errors = self._psycopg.errors
+        try:
+            with self._pool.connection(timeout=self.timeout_s or 30) as con, con.cursor() as cursor:
+                # Without parameters the text goes as is (a literal % in generated SQL stays one).
+                cursor.execute(sql, params) if params else cursor.execute(sql)
+                description = cursor.description or []
+                rows = cursor.fetchall() if cursor.description else []
+        except errors.QueryCanceled as exc:
+            raise QueryTimeout(f"the query ran longer than {self.timeout_s:g} s and was stopped; "
+                               "narrow it (a shorter range, fewer slices) or ask for a coarser grain.",
+                               timeout_s=self.timeout_s) from exc
+        except (errors.InvalidTextRepresentation, errors.InvalidDatetimeFormat, errors.DatatypeMismatch,
+                errors.UndefinedFunction) as exc:
+            detail = str(exc).strip().splitlines()[0]
+            if not params:
+                raise InternalError(f"the warehouse rejected generated SQL: {detail}") from exc
+            raise InvalidFilter(f"a filter value does not match the type of the dimension it is compared with "
+                                f"({detail}); compare text with text, numbers with numbers.") from exc
+        except self._psycopg.OperationalError as exc:
+            raise WarehouseUnavailable(f"the PostgreSQL warehouse is unavailable: {exc}") from exc
+        except self._psycopg.Error as exc:
+            raise InternalError(f"the warehouse rejected generated SQL: {exc}") from exc
+        except Exception as exc:  # PoolTimeout: every connection busy for the whole timeout
+            if type(exc).__name__ == "PoolTimeout":
+                raise WarehouseUnavailable(f"no PostgreSQL connection became free in time: {exc}") from exc
+            raise
+        columns = tuple(ResultColumn(d.name, column_type(d.type_code)) for d in description)
+        if any(c.type == "number" for c in columns):
+            rows = [tuple(float(v) if isinstance(v, decimal.Decimal) else v for v in row) for row in rows]
+        else:
+            rows = [tuple(row) for row in rows]
+        return ResultSet(columns, rows)
+
+    def arrow(self, sql: str, params: dict[str, Any] | None = None):
+        """The result as a pyarrow Table (for Parquet/Arrow downloads)."""
+        import pyarrow as pa
+
+        result = self.query(sql, params)
+        return pa.table({c.name: [row[i] for row in result.rows] for i, c in enumerate(result.columns)})
+
+    def close(self) -> None:
+        self._closed = True
+        self._pool.close()
