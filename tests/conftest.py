@@ -105,6 +105,34 @@ class Server:
 
 
 @pytest.fixture(scope="session")
+def postgres_dsn() -> str:
+    """The PostgreSQL server of the PostgreSQL tests (`.ci/run` starts one with
+    scripts/postgres_test_server.sh and exports its DSN)."""
+    dsn = os.environ.get("NORTHSTAR_TEST_POSTGRES_DSN")
+    if not dsn:
+        pytest.skip("NORTHSTAR_TEST_POSTGRES_DSN is not set; start a server with "
+                    "`export NORTHSTAR_TEST_POSTGRES_DSN=$(scripts/postgres_test_server.sh start)`")
+    return dsn
+
+
+@pytest.fixture(scope="session")
+def postgres_api(tmp_path_factory: pytest.TempPathFactory, postgres_dsn: str):
+    """The service over the same landing data built into PostgreSQL by `northstar build
+    --warehouse-type postgres`."""
+    data_dir = tmp_path_factory.mktemp("pgdata")
+    warehouse = data_dir / "northstar.postgres"
+    env = {"NORTHSTAR_WAREHOUSE_TYPE": "postgres", "NORTHSTAR_POSTGRES_DSN": postgres_dsn}
+    northstar("build", "--landing", str(SAMPLE), "--warehouse", str(warehouse), env=env)
+    server = Server(warehouse, env=env)
+    try:
+        server.wait_ready()
+        with httpx.Client(base_url=server.base_url, timeout=60) as client:
+            yield Api(client, server.base_url, SAMPLE, warehouse)
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
 def api(built_warehouse: BuiltWarehouse):
     server = Server(built_warehouse.warehouse)
     try:
