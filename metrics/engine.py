@@ -148,6 +148,9 @@ class MetricsEngine:
         self.graph = SemanticGraph(manifest)
         self.planner = Planner(self.graph)
         self.renderer = Renderer(self.graph, client.dialect)
+        # Logical schema (marts, staging) -> where this build keeps it; a PostgreSQL build
+        # writes schemas of its own (marts__<build>), a DuckDB file the plain names.
+        self.schemas: dict[str, str] = {}
         self._cache: OrderedDict[tuple, QueryResult] = OrderedDict()
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
@@ -178,9 +181,17 @@ class MetricsEngine:
             if not dsn:
                 raise WarehouseUnavailable(f"{real} is a PostgreSQL build; set NORTHSTAR_POSTGRES_DSN to reach it.")
             client = PostgresClient(dsn, timeout_s=limits.query_timeout_s)
+            schemas = json.loads(real.read_text()).get("schemas") or {}
         else:
             client = DuckDBClient(real, timeout_s=limits.query_timeout_s)
-        return cls(manifest, client, BuildInfo.read(real.parent), limits=limits)
+            schemas = {}
+        engine = cls(manifest, client, BuildInfo.read(real.parent), limits=limits)
+        engine.schemas = schemas
+        return engine
+
+    def schema(self, logical: str = "marts") -> str:
+        """Where this build keeps a schema of the dbt project (`marts` unless renamed)."""
+        return self.schemas.get(logical, logical)
 
     # -- catalog -------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from metrics.errors import InvalidQuery, NotFound, UnknownMetric, did_you_mean, nearest
 from metrics.semantic.model import Agg, Metric, MetricType
-from metrics.sql.experiments import ExperimentSql, PerUserMeasure
+from metrics.sql.experiments import ExperimentSql, ExperimentTables, PerUserMeasure
 from metrics.sql.render import RenderedQuery
 from metrics.stats.comparison import compare_variant
 from metrics.stats.correction import adjust_p_values
@@ -111,7 +111,7 @@ class Experiments:
 
     def __init__(self, engine, cache_size: int = 256) -> None:
         self.engine = engine
-        self.sql = ExperimentSql(engine.renderer)
+        self.sql = ExperimentSql(engine.renderer, ExperimentTables.in_schema(engine.schema("marts")))
         self._metrics: dict[str, ExperimentMetric] | None = None
         # A build never changes, so its experiment catalog is read once and a readout, once
         # computed, is the answer for as long as this engine (this build) is served.

@@ -76,7 +76,10 @@ class PostgresClient:
         except (errors.InvalidTextRepresentation, errors.InvalidDatetimeFormat, errors.DatatypeMismatch,
                 errors.UndefinedFunction) as exc:
             detail = str(exc).strip().splitlines()[0]
-            if not params:
+            # text = integer is "operator does not exist" (a bound value of the wrong type);
+            # an unknown function is the generated SQL's fault
+            mismatch = not isinstance(exc, errors.UndefinedFunction) or detail.startswith("operator does not exist")
+            if not params or not mismatch:
                 raise InternalError(f"the warehouse rejected generated SQL: {detail}") from exc
             raise InvalidFilter(f"a filter value does not match the type of the dimension it is compared with "
                                 f"({detail}); compare text with text, numbers with numbers.") from exc

@@ -64,7 +64,8 @@ def select_sql(table: str, columns: Sequence[str], where: Sequence[Condition] = 
 def read_mart(engine, table: str, columns: Sequence[str], where: Sequence[Condition] = (),
               order_by: Sequence[str] = (), distinct: bool = False) -> list[dict[str, Any]]:
     """Rows of a mart as dicts keyed by column (inside metrics/ only; never cross to api/)."""
-    sql, params = select_sql(table, columns, where, order_by, dialect=engine.client.dialect, distinct=distinct)
+    sql, params = select_sql(table, columns, where, order_by, schema=engine.schema(MARTS_SCHEMA),
+                             dialect=engine.client.dialect, distinct=distinct)
     try:
         rows = engine.client.query(sql, params).rows
     except Exception as exc:  # an older build without the scorecard marts

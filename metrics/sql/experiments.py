@@ -29,6 +29,10 @@ class ExperimentTables:
     experiments: Relation = Relation("marts", "dim_experiments")
     assignments: Relation = Relation("marts", "fct_experiment_assignments")
 
+    @classmethod
+    def in_schema(cls, schema: str) -> ExperimentTables:
+        return cls(Relation(schema, "dim_experiments"), Relation(schema, "fct_experiment_assignments"))
+
 
 @dataclass(frozen=True)
 class PerUserMeasure:
@@ -145,7 +149,8 @@ class ExperimentSql:
         start = (exp.Sub(this=assigned, expression=exp.Interval(this=exp.Literal.string(str(pre_days)),
                                                                 unit=exp.var("DAY")))
                  if reaches_back else assigned)
-        columns = ["w.user_id AS user_id"] + (["ANY_VALUE(w.variant) AS variant"] if base else [])
+        # a user has one variant; MIN names it on every warehouse (ANY_VALUE is not in PostgreSQL 15)
+        columns = ["w.user_id AS user_id"] + (["MIN(w.variant) AS variant"] if base else [])
         for i in indices:
             value = values[i]
             expr = _column_expr(value.measure.expr, "t0", dialect)
