@@ -106,6 +106,8 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
     if dbt_vars:
         args += ["--vars", json.dumps(dbt_vars)]
     try:
+        if on_postgres:
+            postgres.register_build(postgres_dsn, build_id, builds_dir)
         if on_postgres and reads_landing:
             postgres.load_landing(postgres_dsn, tables, postgres.build_schema(postgres.LANDING, build_id))
         code, output = _run_dbt(["build", *args], env, progress)
@@ -141,7 +143,7 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
     (directory / BUILD_INFO_FILE).write_text(json.dumps(info, indent=2))
     if on_postgres:
         publish(postgres.write_pointer(directory, build_id), warehouse)
-        postgres.record_published(postgres_dsn, build_id)
+        postgres.record_published(postgres_dsn, build_id, builds_dir)
     else:
         publish(directory / WAREHOUSE_FILE, warehouse)
     prune(builds_dir, keep=keep, current=directory)

@@ -74,6 +74,24 @@ def connect(dsn: str):
         raise BuildFailed(f"cannot connect to PostgreSQL ({_first_line(exc)}); check NORTHSTAR_POSTGRES_DSN.") from exc
 
 
+def register_build(dsn: str, build_id: str, builds_dir: Path) -> None:
+    """Note a build's schemas as this data directory's (before any is created), so pruning
+    only ever drops schemas a build of the same data directory wrote: several data
+    directories (or people) may share one database."""
+    with connect(dsn) as con, con.transaction():
+        _meta_tables(con)
+        con.execute(f"INSERT INTO {META_SCHEMA}.builds VALUES (%s, %s, %s, now())",
+                    (build_id, schema_suffix(build_id), str(Path(builds_dir).resolve())))
+
+
+def _meta_tables(con) -> None:
+    con.execute(f"CREATE SCHEMA IF NOT EXISTS {META_SCHEMA}")
+    con.execute(f"CREATE TABLE IF NOT EXISTS {META_SCHEMA}.builds (build_id text PRIMARY KEY, "
+                "schema_suffix text NOT NULL, builds_dir text NOT NULL, created_at timestamptz NOT NULL)")
+    con.execute(f"CREATE TABLE IF NOT EXISTS {META_SCHEMA}.published (builds_dir text PRIMARY KEY, "
+                "build_id text NOT NULL, schema_suffix text NOT NULL, published_at timestamptz NOT NULL)")
+
+
 def load_landing(dsn: str, tables: dict[str, LandingTable], schema: str) -> dict[str, int]:
     """Load every landing table into `schema` (created, must not exist) with COPY; returns the
     row count per table. The rows are the contract's columns, typed as the contract says."""
@@ -143,30 +161,34 @@ def write_pointer(directory: Path, build_id: str) -> Path:
     return pointer
 
 
-def record_published(dsn: str, build_id: str) -> None:
+def record_published(dsn: str, build_id: str, builds_dir: Path) -> None:
+    """`northstar_meta.published`: the build each data directory serves, for other readers."""
     with connect(dsn) as con, con.transaction():
-        con.execute(f"CREATE SCHEMA IF NOT EXISTS {META_SCHEMA}")
-        con.execute(f"CREATE TABLE IF NOT EXISTS {META_SCHEMA}.published "
-                    "(build_id text NOT NULL, schema_suffix text NOT NULL, published_at timestamptz NOT NULL)")
-        con.execute(f"DELETE FROM {META_SCHEMA}.published")
-        con.execute(f"INSERT INTO {META_SCHEMA}.published VALUES (%s, %s, now())",
-                    (build_id, schema_suffix(build_id)))
+        _meta_tables(con)
+        con.execute(f"INSERT INTO {META_SCHEMA}.published VALUES (%s, %s, %s, now()) "
+                    "ON CONFLICT (builds_dir) DO UPDATE SET build_id = excluded.build_id, "
+                    "schema_suffix = excluded.schema_suffix, published_at = excluded.published_at",
+                    (str(Path(builds_dir).resolve()), build_id, schema_suffix(build_id)))
 
 
 def prune_schemas(dsn: str, builds_dir: Path) -> list[str]:
-    """Drop the schemas of builds whose directory is gone (pruned, failed or abandoned); a
-    build directory that exists (finished or still running) keeps its schemas."""
-    alive = {schema_suffix(d.name) for d in builds_dir.iterdir() if d.is_dir() and not d.name.startswith("failed-")}
-    pattern = "^(" + "|".join(BUILD_SCHEMA_PREFIXES) + ")__([a-z0-9_]+)$"
+    """Drop the schemas of this data directory's builds whose directory is gone (pruned, or
+    left by a killed build) or failed; a build directory that exists (finished or still
+    running) keeps its schemas, and builds of other data directories are not looked at."""
+    builds_dir = Path(builds_dir).resolve()
+    alive = {d.name for d in builds_dir.iterdir() if d.is_dir() and not d.name.startswith("failed-")}
     dropped = []
     with connect(dsn) as con:
-        rows = con.execute("SELECT nspname FROM pg_namespace WHERE nspname ~ %s", (pattern,)).fetchall()
-        for (name,) in rows:
-            suffix = name.split("__", 1)[1]
-            # Only names shaped like our build ids (20261129T050343Z-59d34b), never a user's schema.
-            if re.fullmatch(r"\d{8}t\d{6}z_[0-9a-f]{6}", suffix) and suffix not in alive:
-                con.execute(f"DROP SCHEMA IF EXISTS {_ident(name)} CASCADE")
-                dropped.append(name)
+        _meta_tables(con)
+        rows = con.execute(f"SELECT build_id FROM {META_SCHEMA}.builds WHERE builds_dir = %s",
+                           (str(builds_dir),)).fetchall()
+        for (build_id,) in rows:
+            if build_id in alive:
+                continue
+            with con.transaction():
+                _drop_suffix(con, schema_suffix(build_id))
+                con.execute(f"DELETE FROM {META_SCHEMA}.builds WHERE build_id = %s", (build_id,))
+            dropped.append(build_id)
     return dropped
 
 
