@@ -1,0 +1,103 @@
+"""Build and query times per warehouse engine (DuckDB, PostgreSQL) on the same landing data.
+
+For each size (the committed sample; about 1M events generated as in bench/run.py) and each
+engine: `northstar build` wall time (contract check, for PostgreSQL the COPY load, dbt build,
+docs), then the service on that build and, over HTTP, the p50 of uncached metric queries (each
+request made distinct by a shifted `end`, so the result cache cannot answer) for the queries
+of bench/run.py.
+
+Usage:
+    export NORTHSTAR_POSTGRES_DSN=$(scripts/postgres_test_server.sh start)
+    python bench/engines.py                          # sample and 1m, both engines
+    python bench/engines.py --sizes sample --repeat 5
+
+Results are printed as a table and written to bench/out/engines.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import OUT, QUERIES, REPO, free_port, landing_for  # noqa: E402
+
+
+def build(landing: Path, warehouse: Path, env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "northstar", "build", "--landing", str(landing), "--warehouse",
+                    str(warehouse)], cwd=REPO, check=True, env={**os.environ, **env},
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+def query_times(warehouse: Path, env: dict[str, str], repeat: int) -> dict[str, float]:
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "northstar", "serve", "--warehouse", str(warehouse),
+                               "--port", str(port), "--sql-port", "0"], cwd=REPO, env={**os.environ, **env},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    out = {}
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300) as client:
+            for _ in range(300):
+                try:
+                    if client.get("/readyz").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.1)
+            for name, body in QUERIES.items():
+                end = dt.datetime(2030, 1, 1)
+                samples = []
+                for i in range(repeat):
+                    distinct = {**body, "end": (end - dt.timedelta(seconds=i + 1)).isoformat()}
+                    started = time.perf_counter()
+                    response = client.post("/v1/query", json=distinct)
+                    samples.append(time.perf_counter() - started)
+                    assert response.status_code == 200, response.text
+                out[name] = statistics.median(samples) * 1000
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="sample,1m")
+    parser.add_argument("--engines", default="duckdb,postgres")
+    parser.add_argument("--repeat", type=int, default=7)
+    args = parser.parse_args()
+    dsn = os.environ.get("NORTHSTAR_POSTGRES_DSN")
+    results = []
+    for size in args.sizes.split(","):
+        landing = landing_for(size)
+        for engine in args.engines.split(","):
+            if engine == "postgres" and not dsn:
+                sys.exit("set NORTHSTAR_POSTGRES_DSN (scripts/postgres_test_server.sh start prints one)")
+            env = {"NORTHSTAR_WAREHOUSE_TYPE": engine}
+            data = OUT / f"engines-{size}-{engine}"
+            shutil.rmtree(data, ignore_errors=True)
+            warehouse = data / f"northstar.{engine}"
+            seconds = build(landing, warehouse, env)
+            print(f"{size:>7} {engine:<9} build {seconds:7.1f} s", flush=True)
+            queries = query_times(warehouse, env, args.repeat)
+            for name, ms in queries.items():
+                print(f"{'':>7} {engine:<9} {name:<32} p50 {ms:9.1f} ms", flush=True)
+            results.append({"size": size, "engine": engine, "build_s": round(seconds, 1),
+                            "query_p50_ms": {k: round(v, 1) for k, v in queries.items()}})
+    (OUT / "engines.json").write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
