@@ -11,6 +11,12 @@ from pydantic import ValidationError
 from northstar.settings import Settings
 
 
+@pytest.fixture(autouse=True)
+def _no_warehouse_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("NORTHSTAR_WAREHOUSE", "NORTHSTAR_WAREHOUSE_TYPE", "NORTHSTAR_POSTGRES_DSN"):
+        monkeypatch.delenv(name, raising=False)
+
+
 def test_default_is_duckdb(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path)
     assert settings.warehouse_type == "duckdb"
