@@ -12,6 +12,7 @@ guardrails.
 from __future__ import annotations
 
 import datetime as dt
+import re
 import threading
 import time
 from collections import OrderedDict
@@ -19,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from metrics.errors import InvalidQuery, NotFound, UnknownMetric, did_you_mean, nearest
-from metrics.semantic.model import Agg, Metric, MetricType
+from metrics.semantic.model import Agg, Metric, MetricType, Relation
 from metrics.sql.experiments import ExperimentSql, ExperimentTables, PerUserMeasure
 from metrics.sql.render import RenderedQuery
 from metrics.stats.comparison import compare_variant
@@ -33,6 +34,10 @@ from metrics.stats.statistics import (
 )
 
 USER_ENTITY = "user"
+# A build materializes every experiment's per-user values here (see `per_user_table_sql`),
+# with the CUPED pre-period of the default length; readouts that fit sum this table.
+PER_USER_TABLE = Relation("northstar", "experiment_user_values")
+PER_USER_PRE_DAYS = 14
 _PER_USER_AGGS = (Agg.SUM, Agg.COUNT, Agg.COUNT_DISTINCT, Agg.SUM_BOOLEAN, Agg.MIN, Agg.MAX)
 
 
@@ -120,6 +125,7 @@ class Experiments:
         self._statistics: OrderedDict[tuple, list[VariantStatistics]] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        self._materialized: frozenset[str] | None = None
 
     # -- metrics -------------------------------------------------------------------------
 
@@ -238,7 +244,8 @@ class Experiments:
             hit = self._statistics.get(key) if use_cache else None
         if hit is not None:
             return plan, hit
-        rendered = self.statistics_sql(experiment, metrics, pre_days=pre_days, group_by=group_by)
+        rendered = (self._statistics_from_table(experiment, plan, pre_days, group_by)
+                    or self.statistics_sql(experiment, metrics, pre_days=pre_days, group_by=group_by))
         result = self.engine.client.query(rendered.sql, rendered.params)
         names = [c.name for c in result.columns]
         out = []
@@ -252,6 +259,48 @@ class Experiments:
             while len(self._statistics) > self._cache_size:
                 self._statistics.popitem(last=False)
         return plan, out
+
+    # -- per-user values materialized by the build ----------------------------------------------
+
+    def per_user_table_sql(self) -> RenderedQuery | None:
+        """The SELECT of every experiment's per-user values for every analysable metric (with
+        their pre-period twins), which `northstar build` stores as `PER_USER_TABLE`: the join of
+        assignments to events is paid once per build instead of once per readout."""
+        values: dict[tuple[str, str], PerUserMeasure] = {}
+        for metric in self.metrics().values():
+            for value in metric.values:
+                values.setdefault((value.model.name, value.measure.name), value)
+        if not values:
+            return None
+        ordered = list(values.values())
+        return self.sql.per_user_table(ordered, [_value_column("x", v) for v in ordered],
+                                       [_value_column("pre", v) for v in ordered],
+                                       [self._data_end(v) for v in ordered], PER_USER_PRE_DAYS)
+
+    def _materialized_columns(self) -> frozenset[str]:
+        if self._materialized is None:
+            try:
+                rows = self.engine.client.query(
+                    "SELECT column_name FROM information_schema.columns WHERE table_schema = "
+                    f"'{PER_USER_TABLE.schema}' AND table_name = '{PER_USER_TABLE.table}'").rows
+            except Exception:  # a warehouse without it answers from the assignments directly
+                rows = []
+            self._materialized = frozenset(r[0] for r in rows)
+        return self._materialized
+
+    def _statistics_from_table(self, experiment: Experiment, plan: StatisticsPlan, pre_days: int | None,
+                               group_by: tuple[str, ...]) -> RenderedQuery | None:
+        """The statistics statement over the build's per-user table, when it holds what the
+        readout needs (the values, and their pre-period of the same length); else None."""
+        available = self._materialized_columns()
+        if not available or group_by or (plan.pre and pre_days != PER_USER_PRE_DAYS):
+            return None
+        columns = [_value_column("x", v) for v in plan.values]
+        pre_columns = {i: _value_column("pre", plan.values[i]) for i in plan.pre}
+        if not set(columns) | set(pre_columns.values()) <= available:
+            return None
+        return self.sql.statistics_from_table(PER_USER_TABLE, experiment.experiment_id, columns, pre_columns,
+                                              plan.products)
 
     # -- readout cache -------------------------------------------------------------------------
 
@@ -290,6 +339,11 @@ class Experiments:
             raise InvalidQuery(f"semantic model {users.name!r} has no measure to slice readouts by.")
         return [(self.engine.graph.resolve(source, name, metric="experiment readouts"), users, f"s{i}")
                 for i, name in enumerate(group_by)]
+
+
+def _value_column(prefix: str, value: PerUserMeasure) -> str:
+    """`x__<model>__<measure>` (or `pre__...`): a per-user value's column in `PER_USER_TABLE`."""
+    return re.sub(r"\W", "_", f"{prefix}__{value.model.name}__{value.measure.name}").lower()
 
 
 # -- readouts --------------------------------------------------------------------------------

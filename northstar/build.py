@@ -141,6 +141,9 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
         info["warehouse_type"] = "postgres"
         info["schemas"] = {p: postgres.build_schema(p, build_id) for p in postgres.BUILD_SCHEMA_PREFIXES}
     (directory / BUILD_INFO_FILE).write_text(json.dumps(info, indent=2))
+    if not on_postgres:
+        info["experiment_values"] = _materialize_experiment_values(directory / WAREHOUSE_FILE)
+        (directory / BUILD_INFO_FILE).write_text(json.dumps(info, indent=2))
     if on_postgres:
         publish(postgres.write_pointer(directory, build_id), warehouse)
         postgres.record_published(postgres_dsn, build_id, builds_dir)
@@ -150,6 +153,41 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
     if on_postgres:
         postgres.prune_schemas(postgres_dsn, builds_dir)
     return BuildResult(build_id, directory, warehouse, info["seconds"], len(statuses))
+
+
+def _materialize_experiment_values(warehouse_file: Path) -> dict:
+    """Store every experiment's per-user values in the new (unpublished) warehouse, computed
+    by the engine's own SQL from the semantic layer, so a readout sums one table instead of
+    joining every assignment to its user's events. Not fatal: without the table, readouts
+    compute the same numbers from the assignments (slower)."""
+    import duckdb
+
+    from metrics.engine import MetricsEngine
+    from metrics.errors import MetricsError
+    from metrics.experiments import PER_USER_TABLE
+
+    started = time.perf_counter()
+    try:
+        engine = MetricsEngine.open(warehouse_file)
+        try:
+            rendered = engine.experiments.per_user_table_sql()
+        finally:
+            engine.close()
+    except MetricsError as exc:
+        return {"status": "skipped", "reason": exc.message}
+    if rendered is None:
+        return {"status": "skipped", "reason": "no metric can be analysed per user"}
+    con = duckdb.connect(str(warehouse_file))
+    try:
+        con.execute(f'CREATE SCHEMA IF NOT EXISTS "{PER_USER_TABLE.schema}"')
+        con.execute(f'CREATE TABLE "{PER_USER_TABLE.schema}"."{PER_USER_TABLE.table}" AS {rendered.sql}',
+                    rendered.params)
+        rows = con.execute(f'SELECT COUNT(*) FROM "{PER_USER_TABLE.schema}"."{PER_USER_TABLE.table}"').fetchall()[0][0]
+    except duckdb.Error as exc:  # e.g. a project without experiment marts
+        return {"status": "skipped", "reason": str(exc).splitlines()[0]}
+    finally:
+        con.close()
+    return {"status": "materialized", "rows": rows, "seconds": round(time.perf_counter() - started, 2)}
 
 
 def _tests_per_model(run_results: dict, manifest: dict) -> dict[str, dict[str, int]]:

@@ -84,16 +84,53 @@ class ExperimentSql:
         on its side of the assignment. Values of different models are joined per user.
         """
         params: dict[str, Any] = {}
-        param = self.renderer._param
         if pre_days is not None and pre_days <= 0:
             pre_days = None
         pre = set(range(len(values)) if pre_values is None else pre_values) if pre_days else set()
+        ctes = self._per_user_ctes(params, experiment_id, values, data_ends, pre, pre_days, slices)
+        keys = ["variant"] + [column for _, _, column in slices]
+        body = _select(keys + _sums(len(values), pre, products), "per_user", [], [], keys) + " ORDER BY " + ", ".join(keys)
+        sql = "WITH " + ", ".join(f"{alias} AS ({text})" for alias, text in ctes) + " " + body
+        return RenderedQuery(sql, params, self.dialect)
+
+    def per_user_table(self, values: list[PerUserMeasure], columns: list[str], pre_columns: list[str],
+                       data_ends: list[dt.datetime | None], pre_days: int) -> RenderedQuery:
+        """Every experiment's per-user values (and their pre-period twins), one row per
+        (experiment, first-variant user): the SELECT a build materializes so that a readout
+        only has to sum a table instead of joining every assignment to its user's rows."""
+        params: dict[str, Any] = {}
+        pre = set(range(len(values)))
+        ctes = self._per_user_ctes(params, None, values, data_ends, pre, pre_days, [])
+        selected = ["experiment_id", "user_id", "variant"]
+        selected += [f"x{i} AS {column}" for i, column in enumerate(columns)]
+        selected += [f"pre{i} AS {column}" for i, column in enumerate(pre_columns)]
+        sql = "WITH " + ", ".join(f"{alias} AS ({text})" for alias, text in ctes) + " " + _select(selected, "per_user", [], [])
+        return RenderedQuery(sql, params, self.dialect)
+
+    def statistics_from_table(self, table: Relation, experiment_id: str, columns: list[str],
+                              pre_columns: dict[int, str], products: tuple[tuple[int, int], ...]) -> RenderedQuery:
+        """`sufficient_statistics` (no slices) over a materialized `per_user_table`."""
+        params: dict[str, Any] = {}
+        picked = ["variant"] + [f"{column} AS x{i}" for i, column in enumerate(columns)]
+        picked += [f"{column} AS pre{i}" for i, column in pre_columns.items()]
+        per_user = _select(picked, f"{self._rel(table)} AS v", [],
+                           [f"v.experiment_id = {self.renderer._param(params, experiment_id)}"])
+        body = _select(["variant"] + _sums(len(columns), set(pre_columns), products), f"({per_user}) AS per_user",
+                       [], [], ["variant"]) + " ORDER BY variant"
+        return RenderedQuery(body, params, self.dialect)
+
+    def _per_user_ctes(self, params: dict[str, Any], experiment_id: str | None, values: list[PerUserMeasure],
+                       data_ends: list[dt.datetime | None], pre: set[int], pre_days: int | None,
+                       slices: list[tuple[GroupByItem, SemanticModel, str]]) -> list[tuple[str, str]]:
+        """CTEs ending in `per_user`: one row per assigned user (of one experiment, or of every
+        experiment when `experiment_id` is None) with `variant`, `x{i}`, `pre{i}` and slices."""
+        param = self.renderer._param
         assignments = _select(
-            ["a.user_id AS user_id", "a.variant AS variant", "a.assigned_at AS assigned_at",
-             "e.ended_at AS ended_at"],
+            ["a.experiment_id AS experiment_id", "a.user_id AS user_id", "a.variant AS variant",
+             "a.assigned_at AS assigned_at", "e.ended_at AS ended_at"],
             f"{self._rel(self.tables.assignments)} AS a",
             [f"JOIN {self._rel(self.tables.experiments)} AS e ON e.experiment_id = a.experiment_id"],
-            [f"a.experiment_id = {param(params, experiment_id)}"])
+            [f"a.experiment_id = {param(params, experiment_id)}"] if experiment_id is not None else [])
         ctes = [("w", assignments)]
         by_model: dict[tuple[str, str, str], list[int]] = {}
         for i, value in enumerate(values):
@@ -101,14 +138,15 @@ class ExperimentSql:
         # The first model's values are aggregated over every assignment (a left join keeps the
         # users without rows), so its result already has one row per user and the variant;
         # the other models only aggregate the users they have rows for and are joined to it.
-        per_user_columns = ["m0.variant AS variant"]
+        per_user_columns = ["m0.experiment_id AS experiment_id", "m0.user_id AS user_id", "m0.variant AS variant"]
         joins = []
         for j, indices in enumerate(by_model.values()):
             alias = f"m{j}"
             window_end = f"COALESCE(w.ended_at, {param(params, data_ends[indices[0]])})"
             ctes.append((alias, self._per_user_values(values, indices, pre, pre_days, window_end, base=j == 0)))
             if j:
-                joins.append(f"LEFT JOIN {alias} ON {alias}.user_id = m0.user_id")
+                joins.append(f"LEFT JOIN {alias} ON {alias}.experiment_id = m0.experiment_id "
+                             f"AND {alias}.user_id = m0.user_id")
             for i in indices:
                 per_user_columns.append(f"COALESCE({alias}.x{i}, 0) AS x{i}")
                 if i in pre:
@@ -118,22 +156,7 @@ class ExperimentSql:
             joins.append("LEFT JOIN s ON s.user_id = m0.user_id")
             per_user_columns += [f"s.{column} AS {column}" for _, _, column in slices]
         ctes.append(("per_user", _select(per_user_columns, "m0", joins, [])))
-
-        keys = ["variant"] + [column for _, _, column in slices]
-        sums = ["COUNT(*) AS n"]
-        for i in range(len(values)):
-            sums += [f"SUM(x{i}) AS x{i}_sum", f"SUM(x{i} * x{i}) AS x{i}_sum_sq"]
-            if i in pre:
-                sums += [f"SUM(pre{i}) AS pre{i}_sum", f"SUM(pre{i} * pre{i}) AS pre{i}_sum_sq",
-                         f"SUM(x{i} * pre{i}) AS x{i}_pre{i}_sum"]
-        for a, b in products:
-            sums.append(f"SUM(x{a} * x{b}) AS x{a}_x{b}_sum")
-            if a in pre and b in pre:
-                sums += [f"SUM(pre{a} * pre{b}) AS pre{a}_pre{b}_sum", f"SUM(x{a} * pre{b}) AS x{a}_pre{b}_sum",
-                         f"SUM(x{b} * pre{a}) AS x{b}_pre{a}_sum"]
-        body = _select(keys + sums, "per_user", [], [], keys) + " ORDER BY " + ", ".join(keys)
-        sql = "WITH " + ", ".join(f"{alias} AS ({text})" for alias, text in ctes) + " " + body
-        return RenderedQuery(sql, params, self.dialect)
+        return ctes
 
     def _per_user_values(self, values: list[PerUserMeasure], indices: list[int], pre: set[int],
                          pre_days: int | None, window_end: str, *, base: bool) -> str:
@@ -150,7 +173,8 @@ class ExperimentSql:
                                                                 unit=exp.var("DAY")))
                  if reaches_back else assigned)
         # a user has one variant; MIN names it on every warehouse (ANY_VALUE is not in PostgreSQL 15)
-        columns = ["w.user_id AS user_id"] + (["MIN(w.variant) AS variant"] if base else [])
+        columns = ["w.experiment_id AS experiment_id", "w.user_id AS user_id"] + (
+            ["MIN(w.variant) AS variant"] if base else [])
         for i in indices:
             value = values[i]
             expr = _column_expr(value.measure.expr, "t0", dialect)
@@ -168,7 +192,8 @@ class ExperimentSql:
                       exp.GTE(this=at.copy(), expression=start)).sql(dialect=self.dialect)
         on += f" AND {at.sql(dialect=self.dialect)} < {window_end}"
         join = "LEFT JOIN" if base else "JOIN"
-        return _select(columns, "w", [f"{join} {self.renderer._table(first.model)} AS t0 ON {on}"], [], ["w.user_id"])
+        return _select(columns, "w", [f"{join} {self.renderer._table(first.model)} AS t0 ON {on}"], [],
+                       ["w.experiment_id", "w.user_id"])
 
     def _aggregate(self, value: PerUserMeasure, expr: exp.Expression, user: exp.Expression,
                    when: exp.Expression | None) -> str:
@@ -198,6 +223,23 @@ class ExperimentSql:
         for item, _, column in slices:
             columns.append(f"{self.renderer._item(item, alias_for(item), time)} AS {column}")
         return _select(columns, f"{self.renderer._table(model)} AS t0", joins, [])
+
+
+def _sums(count: int, pre: set[int], products: tuple[tuple[int, int], ...]) -> list[str]:
+    """The sufficient statistics of `count` per-user values `x{i}` (and `pre{i}` for i in
+    `pre`): n, sums, sums of squares, CUPED and ratio cross-products."""
+    sums = ["COUNT(*) AS n"]
+    for i in range(count):
+        sums += [f"SUM(x{i}) AS x{i}_sum", f"SUM(x{i} * x{i}) AS x{i}_sum_sq"]
+        if i in pre:
+            sums += [f"SUM(pre{i}) AS pre{i}_sum", f"SUM(pre{i} * pre{i}) AS pre{i}_sum_sq",
+                     f"SUM(x{i} * pre{i}) AS x{i}_pre{i}_sum"]
+    for a, b in products:
+        sums.append(f"SUM(x{a} * x{b}) AS x{a}_x{b}_sum")
+        if a in pre and b in pre:
+            sums += [f"SUM(pre{a} * pre{b}) AS pre{a}_pre{b}_sum", f"SUM(x{a} * pre{b}) AS x{a}_pre{b}_sum",
+                     f"SUM(x{b} * pre{a}) AS x{b}_pre{a}_sum"]
+    return sums
 
 
 def _only_user_or_null(expr: exp.Expression, user: exp.Expression) -> bool:

@@ -1,0 +1,65 @@
+"""The per-user experiment values a build materializes give the same sufficient statistics as
+the statement that joins assignments to events at readout time, for every experiment and
+every analysable metric, with and without the CUPED pre-period."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from metrics.engine import MetricsEngine
+from metrics.experiments import PER_USER_PRE_DAYS, PER_USER_TABLE
+
+
+@pytest.fixture(scope="module")
+def engine(built_warehouse):
+    engine = MetricsEngine.open(built_warehouse.warehouse)
+    yield engine
+    engine.close()
+
+
+def test_the_build_materialized_the_table(built_warehouse, engine):
+    info = json.loads((Path(os.path.realpath(built_warehouse.warehouse)).parent / "build.json").read_text())
+    assert info["experiment_values"]["status"] == "materialized"
+    assignments = engine.client.query("SELECT COUNT(*) FROM marts.fct_experiment_assignments").rows[0][0]
+    assert info["experiment_values"]["rows"] == assignments > 0
+
+
+def _rows(engine, rendered):
+    result = engine.client.query(rendered.sql, rendered.params)
+    names = [c.name for c in result.columns]
+    return [dict(zip(names, row)) for row in result.rows]
+
+
+@pytest.mark.parametrize("pre_days", [None, PER_USER_PRE_DAYS])
+def test_same_statistics_from_the_table_and_from_the_assignments(engine, pre_days):
+    experiments = engine.experiments
+    metrics = list({m.name: m for m in experiments.metrics().values()}.values())
+    assert len(metrics) >= 4
+    compared = 0
+    for experiment in experiments.experiments():
+        plan = experiments.plan(metrics, cuped=bool(pre_days))
+        fast = experiments._statistics_from_table(experiment, plan, pre_days, ())
+        assert fast is not None and f'"{PER_USER_TABLE.table}"' in fast.sql
+        direct = experiments.statistics_sql(experiment, metrics, pre_days=pre_days)
+        assert PER_USER_TABLE.table not in direct.sql
+        from_table, from_assignments = _rows(engine, fast), _rows(engine, direct)
+        assert [r["variant"] for r in from_table] == [r["variant"] for r in from_assignments]
+        for a, b in zip(from_table, from_assignments):
+            assert a.keys() == b.keys()
+            assert a["variant"] == b["variant"] and a["n"] == b["n"] > 0
+            for key in a.keys() - {"variant"}:
+                assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-9, abs=1e-9), (experiment.experiment_id, key)
+        compared += len(from_table)
+    assert compared >= 6
+
+
+def test_readouts_the_table_cannot_serve_take_the_long_way(engine):
+    experiments = engine.experiments
+    experiment = experiments.experiments()[0]
+    plan = experiments.plan(list(experiments.metrics().values())[:1], cuped=True)
+    assert experiments._statistics_from_table(experiment, plan, PER_USER_PRE_DAYS + 7, ()) is None
+    assert experiments._statistics_from_table(experiment, plan, PER_USER_PRE_DAYS, ("country",)) is None
