@@ -346,23 +346,30 @@ def parity_markdown(results: list[dict[str, Any]], runs: int) -> str:
         f"DuckDB execution, median of {runs} runs per side after one warm-up, sides alternating, "
         "rows fetched into Python.",
         "",
-        "| query id | MetricFlow ms | northstar ms | MF/northstar |",
-        "| --- | ---: | ---: | ---: |",
+        "| query id | MetricFlow ms | northstar ms | MF/northstar | fastest run: MF / northstar ms | ratio |",
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
     ]
-    ratios = {}
+    ratios, fastest = {}, {}
     for entry in results:
         if "execute_ms" not in entry:
-            lines.append(f"| {entry['id']} | n/a | n/a | n/a |")
+            lines.append(f"| {entry['id']} | n/a | n/a | n/a | n/a | n/a |")
             continue
         mf, ns = entry["execute_ms"]["metricflow"], entry["execute_ms"]["northstar"]
-        ratios[entry["id"]] = mf / ns
-        lines.append(f"| {entry['id']} | {mf:.1f} | {ns:.1f} | {mf / ns:.2f} |")
-    if ratios:
-        at_least = sum(r >= PARITY_RATIO for r in ratios.values())
-        geomean = math.exp(statistics.fmean(math.log(r) for r in ratios.values()))
-        worst = min(ratios, key=ratios.get)
-        lines += ["", f"northstar at least as fast (MF/northstar >= {PARITY_RATIO}) on {at_least} of {len(ratios)} "
-                      f"queries; geometric mean MF/northstar {geomean:.2f}; worst {worst} at {ratios[worst]:.2f}."]
+        # The fastest run is each side's cost with the least interference from whatever else the
+        # machine is doing: on a shared machine it separates a real difference from noise.
+        mf_min, ns_min = min(entry["runs_ms"]["metricflow"]), min(entry["runs_ms"]["northstar"])
+        ratios[entry["id"]], fastest[entry["id"]] = mf / ns, mf_min / ns_min
+        lines.append(f"| {entry['id']} | {mf:.1f} | {ns:.1f} | {mf / ns:.2f} | {mf_min:.1f} / {ns_min:.1f} | "
+                     f"{mf_min / ns_min:.2f} |")
+    for label, values in (("median", ratios), ("fastest run", fastest)):
+        if not values:
+            continue
+        at_least = sum(r >= PARITY_RATIO for r in values.values())
+        geomean = math.exp(statistics.fmean(math.log(r) for r in values.values()))
+        worst = min(values, key=values.get)
+        lines += ["", f"By {label}: northstar at least as fast (MF/northstar >= {PARITY_RATIO}) on {at_least} of "
+                      f"{len(values)} queries; geometric mean MF/northstar {geomean:.2f}; worst {worst} at "
+                      f"{values[worst]:.2f}."]
     notes = [f"- {e['id']}: {e['error']}" for e in results if "error" in e]
     notes += [f"- {e['id']}: the answers differ ({e['rows']['metricflow']} vs {e['rows']['northstar']} rows)"
               for e in timed if not e["same_rows"]]
