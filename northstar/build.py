@@ -179,6 +179,7 @@ def _materialize_experiment_values(warehouse_file: Path) -> dict:
         return {"status": "skipped", "reason": "no metric can be analysed per user"}
     con = duckdb.connect(str(warehouse_file))
     try:
+        con.execute("SET enable_progress_bar = false")
         con.execute(f'CREATE SCHEMA IF NOT EXISTS "{PER_USER_TABLE.schema}"')
         con.execute(f'CREATE TABLE "{PER_USER_TABLE.schema}"."{PER_USER_TABLE.table}" AS {rendered.sql}',
                     rendered.params)
