@@ -10,8 +10,10 @@
    statistics), with other analysis options (`alpha`; a new readout from the build's cached
    statistics) and cached (the same request again; the build's readout cache). The baseline,
    measured in the same run between the HTTP requests: raw DuckDB on its own connection
-   running the very statistics statement the engine generates, and the naive alternative of
-   loading one row per user into Python (pyarrow) and summing in numpy.
+   running the very statistics statement the engine generates (a sum over the per-user values
+   the build materialized), the direct statement it would run without them (every assignment
+   joined to its user's events), and the naive alternative of loading one row per user into
+   Python (pyarrow) and summing in numpy.
 
 Usage:
     python bench/experiments.py                    # 10M users
@@ -196,9 +198,10 @@ CASES = [("conversion", ("conversion",), False), ("conversion", ("conversion",),
          ("crashed", ("crashed",), True), ("all four", METRICS, False), ("all four", METRICS, True)]
 
 
-def statements(warehouse: Path) -> list[tuple[str, dict]]:
-    """The statistics statement the engine runs for each case (compiled in process; the
-    catalog read this needs is not timed)."""
+def statements(warehouse: Path) -> list[tuple[str, dict, str, dict]]:
+    """Per case, the statistics statement the engine runs (over the build's per-user table
+    when it has one) and the direct statement (assignments joined to events), compiled in
+    process; the catalog read this needs is not timed."""
     from metrics.engine import MetricsEngine
 
     engine = MetricsEngine.open(warehouse)
@@ -207,9 +210,12 @@ def statements(warehouse: Path) -> list[tuple[str, dict]]:
         experiment = experiments.experiment(EXPERIMENT)
         out = []
         for _, names, cuped in CASES:
-            rendered = experiments.statistics_sql(experiment, [experiments.metric(n) for n in names],
-                                                  pre_days=PRE_DAYS if cuped else None)
-            out.append((rendered.sql, rendered.params))
+            metrics = [experiments.metric(n) for n in names]
+            pre_days = PRE_DAYS if cuped else None
+            direct = experiments.statistics_sql(experiment, metrics, pre_days=pre_days)
+            plan = experiments.plan(metrics, cuped=cuped)
+            chosen = experiments._statistics_from_table(experiment, plan, pre_days, ()) or direct
+            out.append((chosen.sql, chosen.params, direct.sql, direct.params))
         return out
     finally:
         engine.close()
@@ -284,7 +290,7 @@ def measure(warehouse: Path, repeat: int) -> tuple[list[dict], float, float, dic
             # the first request also reads the build's experiment catalog (once per build)
             first_s = timed(lambda: client.get("/v1/experiments").raise_for_status())
             rows = []
-            for (label, names, cuped), (text, params) in zip(CASES, sql):
+            for (label, names, cuped), (text, params, direct_text, direct_params) in zip(CASES, sql):
                 base = {"metrics": ",".join(names), "cuped": str(cuped).lower()}
                 response = None
 
@@ -299,6 +305,9 @@ def measure(warehouse: Path, repeat: int) -> tuple[list[dict], float, float, dic
                 before = cpu_seconds()
                 raw_s = timed(lambda: raw.execute(text, params).fetchall())
                 raw_cpu = cpu_seconds() - before
+                before = cpu_seconds()
+                direct_s = timed(lambda: raw.execute(direct_text, direct_params).fetchall())
+                direct_cpu = cpu_seconds() - before
                 options, cached = [], []
                 for r in range(repeat):
                     other = {**base, "alpha": 0.05 - (r + 1) * 1e-4}
@@ -308,9 +317,11 @@ def measure(warehouse: Path, repeat: int) -> tuple[list[dict], float, float, dic
                 assert client.get(url, params=base).json()["cached"] is True
                 rows.append({"metrics": label, "cuped": cuped, "cold_ms": cold_s * 1000, "raw_ms": raw_s * 1000,
                              "cold_cpu": cold_cpu, "raw_cpu": raw_cpu, "load": os.getloadavg()[0],
+                             "direct_ms": direct_s * 1000, "direct_cpu": direct_cpu,
                              "options_ms": p50(options), "cached_ms": p50(cached)})
                 print(f"  {label}, CUPED {cuped}: cold {cold_s:.2f}s ({cold_cpu:.1f} CPU s), "
-                      f"raw DuckDB {raw_s:.2f}s ({raw_cpu:.1f} CPU s)", flush=True)
+                      f"raw DuckDB {raw_s:.2f}s ({raw_cpu:.1f} CPU s), "
+                      f"direct statement {direct_s:.2f}s ({direct_cpu:.1f} CPU s)", flush=True)
             summary = client.get(url, params={"metrics": ",".join(METRICS)}).json()
         before = cpu_seconds()
         naive_s = timed(lambda: naive_conversion(raw))
@@ -359,17 +370,18 @@ def main() -> None:
 
     print(f"\n## experiment readout over HTTP, {assignments:,} assignments, {events:,} events (ms)\n")
     print("| metrics | CUPED | cold | cold, server CPU s | raw DuckDB, same SQL | raw, CPU s | cold / raw "
-          "| new options, p50 | cached, p50 | load |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| without the per-user table (direct statement) | its CPU s | new options, p50 | cached, p50 | load |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
         print(f"| {r['metrics']} | {'yes' if r['cuped'] else 'no'} | {r['cold_ms']:.0f} | {r['cold_cpu']:.1f} | "
               f"{r['raw_ms']:.0f} | {r['raw_cpu']:.1f} | {r['cold_ms'] / r['raw_ms']:.2f} | "
+              f"{r['direct_ms']:.0f} | {r['direct_cpu']:.1f} | "
               f"{r['options_ms']:.1f} | {r['cached_ms']:.1f} | {r['load']:.1f} |")
     conversion = next(r for r in rows if r["metrics"] == "conversion" and not r["cuped"])
     naive_wall, naive_cpu = naive_ms
     print(f"\nfirst request after start (reads the build's experiment catalog): {first_ms:.0f} ms")
     print(f"naive per-user load (conversion; pyarrow + numpy): {naive_wall:.0f} ms, {naive_cpu:.1f} CPU s "
-          f"({naive_cpu / conversion['raw_cpu']:.1f}x the CPU of the engine's statement)")
+          f"({naive_cpu / conversion['direct_cpu']:.1f}x the CPU of the direct statement)")
     row = next(r for r in summary["results"] if r["metric"] == "conversion")
     print(f"conversion: {row['verdict']}")
     print(f"\nmachine: {os.cpu_count()} cores shared with other work (1-min load average {load_before:.1f} before, "
