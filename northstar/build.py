@@ -140,10 +140,10 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
     if on_postgres:
         info["warehouse_type"] = "postgres"
         info["schemas"] = {p: postgres.build_schema(p, build_id) for p in postgres.BUILD_SCHEMA_PREFIXES}
-    (directory / BUILD_INFO_FILE).write_text(json.dumps(info, indent=2))
     if not on_postgres:
         info["experiment_values"] = _materialize_experiment_values(directory / WAREHOUSE_FILE)
-        (directory / BUILD_INFO_FILE).write_text(json.dumps(info, indent=2))
+    # Written last: a directory without build.json is a build that did not finish.
+    (directory / BUILD_INFO_FILE).write_text(json.dumps(info, indent=2))
     if on_postgres:
         publish(postgres.write_pointer(directory, build_id), warehouse)
         postgres.record_published(postgres_dsn, build_id, builds_dir)
