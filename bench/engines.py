@@ -30,7 +30,8 @@ from pathlib import Path
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import OUT, QUERIES, REPO, free_port, landing_for  # noqa: E402
+from run import OUT, QUERIES, REPO, landing_for  # noqa: E402
+from serving import served  # noqa: E402
 
 
 def build(landing: Path, warehouse: Path, env: dict[str, str]) -> float:
@@ -42,33 +43,19 @@ def build(landing: Path, warehouse: Path, env: dict[str, str]) -> float:
 
 
 def query_times(warehouse: Path, env: dict[str, str], repeat: int) -> dict[str, float]:
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "northstar", "serve", "--warehouse", str(warehouse),
-                               "--port", str(port), "--sql-port", "0"], cwd=REPO, env={**os.environ, **env},
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     out = {}
-    try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=300) as client:
-            for _ in range(300):
-                try:
-                    if client.get("/readyz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.1)
-            for name, body in QUERIES.items():
-                end = dt.datetime(2030, 1, 1)
-                samples = []
-                for i in range(repeat):
-                    distinct = {**body, "end": (end - dt.timedelta(seconds=i + 1)).isoformat()}
-                    started = time.perf_counter()
-                    response = client.post("/v1/query", json=distinct)
-                    samples.append(time.perf_counter() - started)
-                    assert response.status_code == 200, response.text
-                out[name] = statistics.median(samples) * 1000
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    with served(warehouse, env=env, ready_seconds=30) as server, \
+            httpx.Client(base_url=server.base_url, timeout=300) as client:
+        for name, body in QUERIES.items():
+            end = dt.datetime(2030, 1, 1)
+            samples = []
+            for i in range(repeat):
+                distinct = {**body, "end": (end - dt.timedelta(seconds=i + 1)).isoformat()}
+                started = time.perf_counter()
+                response = client.post("/v1/query", json=distinct)
+                samples.append(time.perf_counter() - started)
+                assert response.status_code == 200, response.text
+            out[name] = statistics.median(samples) * 1000
     return out
 
 

@@ -29,7 +29,6 @@ import datetime as dt
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,6 +37,8 @@ from pathlib import Path
 
 import duckdb
 import httpx
+
+from serving import served  # bench/ is on sys.path when run as a script
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "bench" / "out"
@@ -187,12 +188,6 @@ def p50(samples: list[float]) -> float:
     return statistics.median(samples) * 1000
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 CASES = [("conversion", ("conversion",), False), ("conversion", ("conversion",), True),
          ("revenue_per_user", ("revenue_per_user",), True), ("sessions_per_user", ("sessions_per_user",), True),
          ("crashed", ("crashed",), True), ("all four", METRICS, False), ("all four", METRICS, True)]
@@ -270,22 +265,15 @@ def measure(warehouse: Path, repeat: int) -> tuple[list[dict], float, float, dic
     Between the HTTP cold runs, raw DuckDB runs the same statement on its own connection, so
     both see the same machine."""
     sql = statements(warehouse)
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "northstar", "serve", "--warehouse", str(warehouse),
-                               "--port", str(port), "--sql-port", "0"], cwd=REPO, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL,
-                              # a cold readout at 10M on a busy machine can outlast the default timeout
-                              env={**os.environ, "NORTHSTAR_QUERY_TIMEOUT_S": "1800"})
+    # a cold readout at 10M on a busy machine can outlast the default timeout
+    with served(warehouse, env={"NORTHSTAR_QUERY_TIMEOUT_S": "1800"}, ready_seconds=300) as server:
+        return _measure_served(server, warehouse, sql, repeat)
+
+
+def _measure_served(server, warehouse: Path, sql: list, repeat: int) -> tuple[list[dict], float, float, dict]:
     raw = duckdb.connect(str(warehouse), read_only=True)
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=900) as client:
-            for _ in range(600):
-                try:
-                    if client.get("/readyz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.1)
+        with httpx.Client(base_url=server.base_url, timeout=900) as client:
             url = f"/v1/experiments/{EXPERIMENT}/readout"
             # the first request also reads the build's experiment catalog (once per build)
             first_s = timed(lambda: client.get("/v1/experiments").raise_for_status())
@@ -298,9 +286,9 @@ def measure(warehouse: Path, repeat: int) -> tuple[list[dict], float, float, dic
                     nonlocal response
                     response = client.get(url, params=base)
 
-                before = cpu_seconds(server.pid)
+                before = cpu_seconds(server.process.pid)
                 cold_s = timed(cold)
-                cold_cpu = cpu_seconds(server.pid) - before
+                cold_cpu = cpu_seconds(server.process.pid) - before
                 assert response.status_code == 200 and response.json()["cached"] is False, response.text
                 before = cpu_seconds()
                 raw_s = timed(lambda: raw.execute(text, params).fetchall())
@@ -328,8 +316,6 @@ def measure(warehouse: Path, repeat: int) -> tuple[list[dict], float, float, dic
         return rows, first_s * 1000, (naive_s * 1000, cpu_seconds() - before), summary
     finally:
         raw.close()
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def explain_analyze(warehouse: Path, sql: str, params: dict) -> str:

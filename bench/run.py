@@ -23,7 +23,6 @@ import datetime as dt
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -32,6 +31,8 @@ from pathlib import Path
 
 import duckdb
 import httpx
+
+from serving import served  # bench/ is on sys.path when run as a script
 
 REPO = Path(__file__).resolve().parent.parent
 OUT = REPO / "bench" / "out"
@@ -91,63 +92,41 @@ def timed_build(landing: Path, warehouse: Path) -> float:
     return time.perf_counter() - started
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def p50(samples: list[float]) -> float:
     return statistics.median(samples) * 1000
 
 
 def measure_queries(warehouse: Path, repeat: int) -> list[dict]:
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "northstar", "serve", "--warehouse", str(warehouse),
-                               "--port", str(port)], cwd=REPO, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(base_url=base, timeout=120) as client:
-            for _ in range(200):
-                try:
-                    if client.get("/readyz").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.1)
-            raw = duckdb.connect(str(warehouse), read_only=True)
-            rows = []
-            for name, body in QUERIES.items():
-                end = dt.datetime(2030, 1, 1)
-                uncached, cached, baseline = [], [], []
-                for i in range(repeat):
-                    distinct = {**body, "end": (end - dt.timedelta(seconds=i + 1)).isoformat()}
-                    started = time.perf_counter()
-                    response = client.post("/v1/query", json=distinct)
-                    uncached.append(time.perf_counter() - started)
-                    assert response.status_code == 200, response.text
-                    assert response.json()["meta"]["cached"] is False
-                fixed = {**body, "end": end.isoformat()}
-                client.post("/v1/query", json=fixed)
-                for _ in range(repeat):
-                    started = time.perf_counter()
-                    response = client.post("/v1/query", json=fixed)
-                    cached.append(time.perf_counter() - started)
-                    assert response.json()["meta"]["cached"] is True
-                compiled = client.post("/v1/compile", json=fixed).json()
-                params = {k: _param(v) for k, v in compiled["parameters"].items()}
-                for _ in range(repeat):
-                    started = time.perf_counter()
-                    raw.execute(compiled["parameterized_sql"], params).fetchall()
-                    baseline.append(time.perf_counter() - started)
-                rows.append({"query": name, "http_uncached_ms": p50(uncached), "http_cached_ms": p50(cached),
-                             "raw_duckdb_ms": p50(baseline)})
-            raw.close()
-            return rows
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
+    with served(warehouse) as server, httpx.Client(base_url=server.base_url, timeout=120) as client:
+        raw = duckdb.connect(str(warehouse), read_only=True)
+        rows = []
+        for name, body in QUERIES.items():
+            end = dt.datetime(2030, 1, 1)
+            uncached, cached, baseline = [], [], []
+            for i in range(repeat):
+                distinct = {**body, "end": (end - dt.timedelta(seconds=i + 1)).isoformat()}
+                started = time.perf_counter()
+                response = client.post("/v1/query", json=distinct)
+                uncached.append(time.perf_counter() - started)
+                assert response.status_code == 200, response.text
+                assert response.json()["meta"]["cached"] is False
+            fixed = {**body, "end": end.isoformat()}
+            client.post("/v1/query", json=fixed)
+            for _ in range(repeat):
+                started = time.perf_counter()
+                response = client.post("/v1/query", json=fixed)
+                cached.append(time.perf_counter() - started)
+                assert response.json()["meta"]["cached"] is True
+            compiled = client.post("/v1/compile", json=fixed).json()
+            params = {k: _param(v) for k, v in compiled["parameters"].items()}
+            for _ in range(repeat):
+                started = time.perf_counter()
+                raw.execute(compiled["parameterized_sql"], params).fetchall()
+                baseline.append(time.perf_counter() - started)
+            rows.append({"query": name, "http_uncached_ms": p50(uncached), "http_cached_ms": p50(cached),
+                         "raw_duckdb_ms": p50(baseline)})
+        raw.close()
+        return rows
 
 
 def measure_rolling(warehouse: Path, repeat: int) -> tuple[float, float]:
@@ -210,19 +189,8 @@ def measure_concurrency(warehouse: Path, seconds: float) -> list[dict]:
     requests distinct (uncached), half repeated (cached)."""
     import threading
 
-    port = free_port()
-    server = subprocess.Popen([sys.executable, "-m", "northstar", "serve", "--warehouse", str(warehouse),
-                               "--port", str(port)], cwd=REPO, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                if httpx.get(base + "/readyz").status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
+    with served(warehouse) as server:
+        base = server.base_url
         results = []
         serial = iter(range(10**9))
         for clients in (1, 8, 32):
@@ -247,9 +215,6 @@ def measure_concurrency(warehouse: Path, seconds: float) -> list[dict]:
                 thread.join()
             results.append({"clients": clients, "rps": sum(counts) / seconds, "errors": sum(errors)})
         return results
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
 
 
 def _param(value):
