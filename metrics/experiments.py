@@ -279,10 +279,9 @@ class Experiments:
 
     def _materialized_columns(self) -> frozenset[str]:
         if self._materialized is None:
+            rendered = self.sql.table_columns(PER_USER_TABLE)
             try:
-                rows = self.engine.client.query(
-                    "SELECT column_name FROM information_schema.columns WHERE table_schema = "
-                    f"'{PER_USER_TABLE.schema}' AND table_name = '{PER_USER_TABLE.table}'").rows
+                rows = self.engine.client.query(rendered.sql, rendered.params).rows
             except Exception:  # a warehouse without it answers from the assignments directly
                 rows = []
             self._materialized = frozenset(r[0] for r in rows)

@@ -67,6 +67,14 @@ class ExperimentSql:
         )
         return RenderedQuery(sql, {}, self.dialect)
 
+    def table_columns(self, table: Relation) -> RenderedQuery:
+        """The column names of `table`, from information_schema (empty if it does not exist)."""
+        params: dict[str, Any] = {}
+        param = self.renderer._param
+        sql = ("SELECT column_name FROM information_schema.columns "
+               f"WHERE table_schema = {param(params, table.schema)} AND table_name = {param(params, table.table)}")
+        return RenderedQuery(sql, params, self.dialect)
+
     def sufficient_statistics(self, experiment_id: str, values: list[PerUserMeasure],
                               data_ends: list[dt.datetime | None], pre_days: int | None,
                               slices: list[tuple[GroupByItem, SemanticModel, str]],
