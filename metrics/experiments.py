@@ -21,7 +21,8 @@ from typing import Any
 
 from metrics.errors import InvalidQuery, NotFound, UnknownMetric, did_you_mean, nearest
 from metrics.semantic.model import Agg, Metric, MetricType, Relation
-from metrics.sql.experiments import ExperimentSql, ExperimentTables, PerUserMeasure
+from metrics.query.request import Filter
+from metrics.sql.experiments import ExperimentSql, ExperimentTables, PerUserMeasure, Population
 from metrics.sql.render import RenderedQuery
 from metrics.stats.comparison import compare_variant
 from metrics.stats.correction import adjust_p_values
@@ -114,8 +115,11 @@ class VariantStatistics:
 class Experiments:
     """Experiment catalog and sufficient statistics for one engine (one build)."""
 
-    def __init__(self, engine, cache_size: int = 256) -> None:
+    def __init__(self, engine, cache_size: int = 256, population: Population | None = None) -> None:
         self.engine = engine
+        # Only these users count (a caller's row-level policy); None: every assigned user.
+        self.population = population
+        self._restricted: dict[tuple[Filter, ...], Experiments] = {}
         self.sql = ExperimentSql(engine.renderer, ExperimentTables.in_schema(engine.schema("marts")))
         self._metrics: dict[str, ExperimentMetric] | None = None
         # A build never changes, so its experiment catalog is read once and a readout, once
@@ -182,8 +186,28 @@ class Experiments:
             self._catalog = self._read_catalog()
         return self._catalog
 
+    def restricted(self, filters: tuple[Filter, ...]) -> Experiments:
+        """These experiments as a caller restricted to the users passing `filters` sees them:
+        catalog counts and readouts over those users only, with caches of their own.
+
+        Raises:
+            UnknownDimension, AmbiguousDimension: a filter is not an attribute of the user.
+        """
+        with self._lock:
+            hit = self._restricted.get(filters)
+        if hit is not None:
+            return hit
+        users = self._users_model()
+        source = self._users_source(users)
+        population = Population(users, tuple(
+            (self.engine.graph.resolve(source, f.field, metric="experiment readouts",
+                                       context="a user in experiment readouts"), f) for f in filters))
+        restricted = Experiments(self.engine, self._cache_size, population)
+        with self._lock:
+            return self._restricted.setdefault(filters, restricted)
+
     def _read_catalog(self) -> list[Experiment]:
-        rendered = self.sql.catalog()
+        rendered = self.sql.catalog(self.population)
         try:
             rows = self.engine.client.query(rendered.sql, rendered.params).rows
         except Exception as exc:  # the warehouse has no experiment marts
@@ -229,7 +253,7 @@ class Experiments:
         plan = self.plan(metrics, cuped=bool(pre_days))
         return self.sql.sufficient_statistics(
             experiment.experiment_id, list(plan.values), [self._data_end(v) for v in plan.values], pre_days,
-            self._slices(group_by), pre_values=plan.pre, products=plan.products)
+            self._slices(group_by), pre_values=plan.pre, products=plan.products, population=self.population)
 
     def statistics(self, experiment: Experiment, metrics: list[ExperimentMetric], *, pre_days: int | None = None,
                    group_by: tuple[str, ...] = (), use_cache: bool = True) -> tuple[StatisticsPlan, list[VariantStatistics]]:
@@ -299,7 +323,7 @@ class Experiments:
         if not set(columns) | set(pre_columns.values()) <= available:
             return None
         return self.sql.statistics_from_table(PER_USER_TABLE, experiment.experiment_id, columns, pre_columns,
-                                              plan.products)
+                                              plan.products, self.population)
 
     # -- readout cache -------------------------------------------------------------------------
 
@@ -326,16 +350,26 @@ class Experiments:
             return latest + dt.timedelta(microseconds=1)
         return dt.datetime.combine(latest, dt.time()) + dt.timedelta(days=1)
 
-    def _slices(self, group_by: tuple[str, ...]):
-        if not group_by:
-            return []
+    def _users_model(self):
+        """The semantic model whose primary entity is the user: where user attributes live."""
         users = next((m for m in self.engine.graph.models.values() if m.primary_entity == USER_ENTITY
                       or any(e.name == USER_ENTITY and e.type.value == "primary" for e in m.entities)), None)
         if users is None:
-            raise InvalidQuery("readouts can only be sliced when a semantic model has the user as primary entity.")
+            raise InvalidQuery("readouts can only be sliced or restricted by user attributes when a semantic "
+                               "model has the user as primary entity.")
+        return users
+
+    def _users_source(self, users):
         source = next((self.engine.graph.source_of(m) for m in users.measures), None)
         if source is None:
             raise InvalidQuery(f"semantic model {users.name!r} has no measure to slice readouts by.")
+        return source
+
+    def _slices(self, group_by: tuple[str, ...]):
+        if not group_by:
+            return []
+        users = self._users_model()
+        source = self._users_source(users)
         return [(self.engine.graph.resolve(source, name, metric="experiment readouts"), users, f"s{i}")
                 for i, name in enumerate(group_by)]
 

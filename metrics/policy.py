@@ -68,6 +68,18 @@ class RestrictedEngine:
     def query(self, query: MetricQuery):
         return self._guarded(self._engine.query, query)
 
+    @property
+    def experiments(self):
+        """Experiments counted over the users the policy allows: its filters must be attributes
+        of the user (region, plan, account...), since a readout counts users, not rows."""
+        try:
+            return self._engine.experiments.restricted(self.policy.filters)
+        except (UnknownDimension, AmbiguousDimension) as exc:
+            raise PolicyDenied(
+                f"this token may only read rows where {self.policy.description}, and experiment readouts "
+                f"count users, which cannot be filtered by {exc.details.get('field')!r}.",
+                field=exc.details.get("field")) from None
+
     def __getattr__(self, name: str):
         if name in _DEFINITIONS:
             return getattr(self._engine, name)

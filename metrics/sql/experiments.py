@@ -16,7 +16,7 @@ from typing import Any
 from sqlglot import exp
 
 from metrics.query.plan import TimeSettings
-from metrics.query.request import WeekStart
+from metrics.query.request import Filter, WeekStart
 from metrics.semantic.graph import GroupByItem
 from metrics.semantic.model import Agg, Measure, Relation, SemanticModel
 from metrics.sql.render import Renderer, RenderedQuery, _aggregate_tree, _column_expr, _select, _table
@@ -44,6 +44,15 @@ class PerUserMeasure:
     time_expr: str
 
 
+@dataclass(frozen=True)
+class Population:
+    """The users a readout may count: those of `users` (the semantic model whose primary entity
+    is the user) whose attributes pass every filter (a caller's row-level policy)."""
+
+    users: SemanticModel
+    filters: tuple[tuple[GroupByItem, Filter], ...]
+
+
 class ExperimentSql:
     """Renders experiment statements with a `Renderer`'s cached fragments and parameters."""
 
@@ -55,17 +64,23 @@ class ExperimentSql:
     def _rel(self, relation: Relation) -> str:
         return _table(relation.schema, relation.table).sql(dialect=self.dialect)
 
-    def catalog(self) -> RenderedQuery:
-        """Every experiment with its variants and assigned (non-internal, first-variant) users."""
+    def catalog(self, population: Population | None = None) -> RenderedQuery:
+        """Every experiment with its variants and assigned (non-internal, first-variant) users
+        (those of `population` only, when given)."""
+        params: dict[str, Any] = {}
+        assignments = self._rel(self.tables.assignments)
+        if population is not None:
+            assignments = (f"(SELECT * FROM {assignments} AS pa WHERE pa.user_id IN "
+                           f"({self._population(params, population)}))")
         sql = (
             "SELECT e.experiment_id, e.experiment_name, e.control_variant, e.started_at, e.ended_at, "
             "a.variant, COUNT(a.user_id) AS users, SUM(CASE WHEN a.variant_count > 1 THEN 1 ELSE 0 END) AS multi "
             f"FROM {self._rel(self.tables.experiments)} AS e "
-            f"LEFT JOIN {self._rel(self.tables.assignments)} AS a ON a.experiment_id = e.experiment_id "
+            f"LEFT JOIN {assignments} AS a ON a.experiment_id = e.experiment_id "
             "GROUP BY e.experiment_id, e.experiment_name, e.control_variant, e.started_at, e.ended_at, a.variant "
             "ORDER BY e.experiment_id, a.variant"
         )
-        return RenderedQuery(sql, {}, self.dialect)
+        return RenderedQuery(sql, params, self.dialect)
 
     def table_columns(self, table: Relation) -> RenderedQuery:
         """The column names of `table`, from information_schema (empty if it does not exist)."""
@@ -79,12 +94,14 @@ class ExperimentSql:
                               data_ends: list[dt.datetime | None], pre_days: int | None,
                               slices: list[tuple[GroupByItem, SemanticModel, str]],
                               pre_values: tuple[int, ...] | None = None,
-                              products: tuple[tuple[int, int], ...] = ()) -> RenderedQuery:
+                              products: tuple[tuple[int, int], ...] = (),
+                              population: Population | None = None) -> RenderedQuery:
         """Per variant (and slice): `n`, and for each per-user value i `x{i}_sum`, `x{i}_sum_sq`;
         with a pre-period, for each i in `pre_values` (default: all) `pre{i}_sum`,
         `pre{i}_sum_sq` and `x{i}_pre{i}_sum` (CUPED); and `x{a}_x{b}_sum` for each pair of
         `products` (ratio metrics). `data_ends[i]` ends the windows of value i while the
-        experiment runs (the newest time of that value's input).
+        experiment runs (the newest time of that value's input). With a `population`, only its
+        users are counted.
 
         The values of one semantic model are computed in one pass over its table: each
         assignment is joined once to its user's rows from the start of the pre-period to the end
@@ -95,7 +112,7 @@ class ExperimentSql:
         if pre_days is not None and pre_days <= 0:
             pre_days = None
         pre = set(range(len(values)) if pre_values is None else pre_values) if pre_days else set()
-        ctes = self._per_user_ctes(params, experiment_id, values, data_ends, pre, pre_days, slices)
+        ctes = self._per_user_ctes(params, experiment_id, values, data_ends, pre, pre_days, slices, population)
         keys = ["variant"] + [column for _, _, column in slices]
         body = _select(keys + _sums(len(values), pre, products), "per_user", [], [], keys) + " ORDER BY " + ", ".join(keys)
         sql = "WITH " + ", ".join(f"{alias} AS ({text})" for alias, text in ctes) + " " + body
@@ -116,29 +133,38 @@ class ExperimentSql:
         return RenderedQuery(sql, params, self.dialect)
 
     def statistics_from_table(self, table: Relation, experiment_id: str, columns: list[str],
-                              pre_columns: dict[int, str], products: tuple[tuple[int, int], ...]) -> RenderedQuery:
+                              pre_columns: dict[int, str], products: tuple[tuple[int, int], ...],
+                              population: Population | None = None) -> RenderedQuery:
         """`sufficient_statistics` (no slices) over a materialized `per_user_table`."""
         params: dict[str, Any] = {}
         picked = ["variant"] + [f"{column} AS x{i}" for i, column in enumerate(columns)]
         picked += [f"{column} AS pre{i}" for i, column in pre_columns.items()]
-        per_user = _select(picked, f"{self._rel(table)} AS v", [],
-                           [f"v.experiment_id = {self.renderer._param(params, experiment_id)}"])
+        conditions = [f"v.experiment_id = {self.renderer._param(params, experiment_id)}"]
+        if population is not None:
+            conditions.append(f"v.user_id IN ({self._population(params, population)})")
+        per_user = _select(picked, f"{self._rel(table)} AS v", [], conditions)
         body = _select(["variant"] + _sums(len(columns), set(pre_columns), products), f"({per_user}) AS per_user",
                        [], [], ["variant"]) + " ORDER BY variant"
         return RenderedQuery(body, params, self.dialect)
 
     def _per_user_ctes(self, params: dict[str, Any], experiment_id: str | None, values: list[PerUserMeasure],
                        data_ends: list[dt.datetime | None], pre: set[int], pre_days: int | None,
-                       slices: list[tuple[GroupByItem, SemanticModel, str]]) -> list[tuple[str, str]]:
+                       slices: list[tuple[GroupByItem, SemanticModel, str]],
+                       population: Population | None = None) -> list[tuple[str, str]]:
         """CTEs ending in `per_user`: one row per assigned user (of one experiment, or of every
-        experiment when `experiment_id` is None) with `variant`, `x{i}`, `pre{i}` and slices."""
+        experiment when `experiment_id` is None; of `population` only, when given) with
+        `variant`, `x{i}`, `pre{i}` and slices."""
         param = self.renderer._param
+        conditions = [f"a.experiment_id = {param(params, experiment_id)}"] if experiment_id is not None else []
+        if population is not None:
+            # Every per-user value starts from these assignments, so restricting them restricts all.
+            conditions.append(f"a.user_id IN ({self._population(params, population)})")
         assignments = _select(
             ["a.experiment_id AS experiment_id", "a.user_id AS user_id", "a.variant AS variant",
              "a.assigned_at AS assigned_at", "e.ended_at AS ended_at"],
             f"{self._rel(self.tables.assignments)} AS a",
             [f"JOIN {self._rel(self.tables.experiments)} AS e ON e.experiment_id = a.experiment_id"],
-            [f"a.experiment_id = {param(params, experiment_id)}"] if experiment_id is not None else [])
+            conditions)
         ctes = [("w", assignments)]
         by_model: dict[tuple[str, str, str], list[int]] = {}
         for i, value in enumerate(values):
@@ -219,6 +245,18 @@ class ExperimentSql:
                                         true=exp.Literal.number(1))], default=exp.Literal.number(0))
             return exp.Max(this=flag).sql(dialect=self.dialect)
         return _aggregate_tree(value.measure, self.renderer.model_dialect, expr).sql(dialect=self.dialect)
+
+    def _population(self, params: dict[str, Any], population: Population) -> str:
+        """SELECT of the user ids of `population`: its filters rendered as the semantic layer
+        renders metric filters, values bound."""
+        model = population.users
+        user = model.entity(model.primary_entity)
+        alias_for, joins = self.renderer._joiner()
+        time = TimeSettings(None, WeekStart.MONDAY)
+        user_id = _column_expr(user.expr, "t0", self.renderer.model_dialect).sql(dialect=self.dialect)
+        conditions = [self.renderer._filter(self.renderer._item(item, alias_for(item), time), item, flt, params)
+                      for item, flt in population.filters]
+        return _select([user_id], f"{self.renderer._table(model)} AS t0", joins, conditions)
 
     def _slices(self, slices: list[tuple[GroupByItem, SemanticModel, str]]) -> str:
         """User attributes (country, plan, platform of the first event...) per user, from the

@@ -21,7 +21,7 @@ if _TESTS_DIR not in sys.path:
     sys.path.insert(0, _TESTS_DIR)
 
 from conftest import Server, northstar  # noqa: E402
-from oracle import Oracle  # noqa: E402
+from oracle import Oracle, hand_conversion  # noqa: E402
 
 
 def create_token(data_dir: Path, name: str, *options: str) -> str:
@@ -139,14 +139,38 @@ def test_row_policy_refuses_what_it_cannot_restrict(secured):
     assert incidents.status_code == 403
     assert incidents.json()["error"]["code"] == "forbidden_by_policy"
     assert "region" in incidents.json()["error"]["message"]
-    # Readouts are not restricted by row filters yet, so a restricted token gets none.
-    experiments = call(secured, secured["tokens"]["admin"], "GET", "/v1/experiments").json()["experiments"]
-    readout = call(secured, token, "GET", f"/v1/experiments/{experiments[0]['experiment_id']}/readout")
-    assert readout.status_code == 403
     # The compiled SQL carries the policy as a bound value.
     compiled = call(secured, token, "POST", "/v1/compile", json=QUERY).json()
     assert secured["region"] in compiled["parameters"].values()
     assert f"'{secured['region']}'" not in compiled["parameterized_sql"]
+
+
+def test_a_restricted_readout_counts_only_the_users_the_policy_allows(secured):
+    region, oracle = secured["region"], secured["oracle"]
+    token, admin = secured["tokens"]["regional"], secured["tokens"]["admin"]
+    everyone = {e["experiment_id"]: e for e in call(secured, admin, "GET", "/v1/experiments").json()["experiments"]}
+    listed = call(secured, token, "GET", "/v1/experiments")
+    assert listed.status_code == 200, listed.text
+    for experiment in listed.json()["experiments"]:
+        experiment_id = experiment["experiment_id"]
+        expected = hand_conversion(oracle, experiment_id, region)
+        assert {v["variant"]: v["users"] for v in experiment["variants"]} == {k: n for k, (n, _) in expected.items()}
+        assert experiment["users"] < everyone[experiment_id]["users"]
+        # CUPED off takes the direct statement, on (default) the build's per-user table: both restricted.
+        for cuped in ("false", "true"):
+            readout = call(secured, token, "GET", f"/v1/experiments/{experiment_id}/readout",
+                           params={"metrics": "conversion", "cuped": cuped})
+            assert readout.status_code == 200, readout.text
+            row = readout.json()["results"][0]
+            control, = (v for v in expected if v == readout.json()["control_variant"])
+            assert row["control_users"] == expected[control][0]
+            assert row["control_mean"] == pytest.approx(expected[control][1], rel=1e-12)
+            assert row["variant_mean"] == pytest.approx(expected[row["variant"]][1], rel=1e-12)
+    # A slice by the policy's own field shows nothing beyond it.
+    sliced = call(secured, token, "GET", f"/v1/experiments/{experiment_id}/readout",
+                  params={"metrics": "conversion", "group_by": "region"})
+    assert sliced.status_code == 200, sliced.text
+    assert {r["slice"]["region"] for r in sliced.json()["results"]} == {region}
 
 
 def test_routes_a_row_policy_cannot_restrict_refuse_the_restricted_token(secured):

@@ -15,32 +15,7 @@ from scipy import stats
 
 from northstar.build import publish
 from tests.conftest import Server
-from tests.oracle import Oracle
-
-POPULATION = """
-    with first as (
-        select a.experiment_id, a.user_id, a.variant, a.assigned_at,
-               row_number() over (partition by a.experiment_id, a.user_id order by a.assigned_at, a.variant) as rn
-        from experiment_assignments a join users u on u.user_id = a.user_id
-        where u.is_internal is not true)
-    select f.user_id, f.variant, f.assigned_at,
-           coalesce(x.ended_at, (select max(event_ts) + interval 1 microsecond from events)) as window_end
-    from first f join experiments x on x.experiment_id = f.experiment_id
-    where f.rn = 1 and f.experiment_id = ?
-"""
-
-
-def hand_conversion(oracle: Oracle, experiment_id: str) -> dict[str, tuple[int, float]]:
-    rows = oracle.sql(f"""
-        with p as ({POPULATION}),
-        per_user as (
-            select p.variant, p.user_id,
-                   max(case when e.revenue_usd > 0 then 1 else 0 end) as converted
-            from p left join (select distinct * from events) e
-              on e.user_id = p.user_id and e.event_ts >= p.assigned_at and e.event_ts < p.window_end
-            group by 1, 2)
-        select variant, count(*), avg(converted) from per_user group by 1 order by 1""", [experiment_id])
-    return {variant: (n, mean) for variant, n, mean in rows}
+from tests.oracle import EXPERIMENT_POPULATION as POPULATION, Oracle, hand_conversion
 
 
 def test_experiments_are_listed_with_their_assigned_users(api):
