@@ -1,7 +1,7 @@
 {#-
     The few warehouse-specific expressions the models need, one macro each, dispatched on
-    the adapter (DuckDB and PostgreSQL), so the same models build on either warehouse.
-    Everything else in the models is SQL both accept.
+    the adapter (DuckDB, PostgreSQL and Spark), so the same models build on each warehouse.
+    Everything else in the models is SQL all three accept.
 -#}
 
 {#- seconds since 1970-01-01 of a timestamp, as a double -#}
@@ -32,4 +32,50 @@
 {% macro duckdb__day_series(start, stop) -%}
     select range as day_start
     from range(timestamp '{{ start }}', timestamp '{{ stop }}', interval 1 day)
+{%- endmacro %}
+
+{% macro spark__epoch_seconds(expression) -%}
+    cast(unix_micros({{ expression }}) as double) / 1000000
+{%- endmacro %}
+
+{% macro spark__day_series(start, stop) -%}
+    select explode(sequence(
+        timestamp '{{ start }}', timestamp '{{ stop }}' - interval 1 day, interval 1 day
+    )) as day_start
+{%- endmacro %}
+
+{#- the text type of a cast: Spark has no length-less varchar -#}
+{% macro string_type() -%}
+    {{ return(adapter.dispatch('string_type')()) }}
+{%- endmacro %}
+
+{% macro default__string_type() -%}
+    varchar
+{%- endmacro %}
+
+{% macro spark__string_type() -%}
+    string
+{%- endmacro %}
+
+{#- the 8-byte float type of a cast: Spark does not parse `double precision` -#}
+{% macro double_type() -%}
+    {{ return(adapter.dispatch('double_type')()) }}
+{%- endmacro %}
+
+{% macro default__double_type() -%}
+    double precision
+{%- endmacro %}
+
+{% macro spark__double_type() -%}
+    double
+{%- endmacro %}
+
+{#-
+    Spark names of the types the YAML contracts use (varchar, double precision), so a model's
+    contract is checked on Spark as on the other warehouses: dbt casts null to each declared
+    type and compares the result with the model's columns.
+-#}
+{% macro spark__cast(field, type) -%}
+    {%- set spark_names = {'varchar': 'string', 'double precision': 'double'} -%}
+    cast({{ field }} as {{ spark_names.get(type | trim | lower, type) }})
 {%- endmacro %}

@@ -90,7 +90,7 @@ bands as (
 final as (
 
     select
-        metric_values.metric_name || ':' || cast(metric_values.metric_date as varchar) as check_key,
+        metric_values.metric_name || ':' || cast(metric_values.metric_date as {{ string_type() }}) as check_key,
         metric_values.metric_name,
         metric_values.metric_date,
         metric_values.metric_value,

@@ -86,23 +86,23 @@ wide as (
 
     select
         spine.metric_date,
-        cast(coalesce(events_daily.active_users, 0) as double precision)    as active_users,
-        cast(coalesce(events_daily.events, 0) as double precision)          as events,
-        cast(coalesce(events_daily.sessions, 0) as double precision)        as sessions,
-        cast(coalesce(events_daily.revenue, 0) as double precision)         as revenue,
-        cast(coalesce(events_daily.feature_users, 0) as double precision)   as feature_users,
-        cast(coalesce(signups_daily.new_users, 0) as double precision)      as new_users,
-        cast(coalesce(errors_daily.crashes, 0) as double precision)         as crashes,
-        cast(coalesce(errors_daily.errors, 0) as double precision)          as errors,
-        cast(coalesce(tickets_daily.tickets, 0) as double precision)        as tickets,
+        cast(coalesce(events_daily.active_users, 0) as {{ double_type() }})    as active_users,
+        cast(coalesce(events_daily.events, 0) as {{ double_type() }})          as events,
+        cast(coalesce(events_daily.sessions, 0) as {{ double_type() }})        as sessions,
+        cast(coalesce(events_daily.revenue, 0) as {{ double_type() }})         as revenue,
+        cast(coalesce(events_daily.feature_users, 0) as {{ double_type() }})   as feature_users,
+        cast(coalesce(signups_daily.new_users, 0) as {{ double_type() }})      as new_users,
+        cast(coalesce(errors_daily.crashes, 0) as {{ double_type() }})         as crashes,
+        cast(coalesce(errors_daily.errors, 0) as {{ double_type() }})          as errors,
+        cast(coalesce(tickets_daily.tickets, 0) as {{ double_type() }})        as tickets,
         -- ratios as the governed metrics define them: null on a zero denominator
         -- (double precision: integer / integer truncates on some warehouses)
-        1 - cast(coalesce(errors_daily.crashed_users, 0) as double precision)
+        1 - cast(coalesce(errors_daily.crashed_users, 0) as {{ double_type() }})
             / nullif(events_daily.active_users, 0)
             as crash_free_user_rate,
-        1000 * cast(coalesce(errors_daily.errors, 0) as double precision) / nullif(events_daily.events, 0)
+        1000 * cast(coalesce(errors_daily.errors, 0) as {{ double_type() }}) / nullif(events_daily.events, 0)
             as errors_per_1k_events,
-        1000 * cast(coalesce(tickets_daily.tickets, 0) as double precision)
+        1000 * cast(coalesce(tickets_daily.tickets, 0) as {{ double_type() }})
             / nullif(events_daily.active_users, 0)
             as tickets_per_1k_active_users
     from spine
@@ -130,7 +130,7 @@ final as (
     select
         '{{ column }}'                                  as metric_name,
         metric_date,
-        cast({{ column }} as double precision)          as metric_value
+        cast({{ column }} as {{ double_type() }})          as metric_value
     from wide
     where {{ column }} is not null
     {{ 'union all' if not loop.last }}

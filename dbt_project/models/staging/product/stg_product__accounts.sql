@@ -9,11 +9,11 @@ source as (
 renamed as (
 
     select
-        cast(account_id as varchar)   as account_id,
-        cast(account_name as varchar) as account_name,
-        cast(plan as varchar)         as plan,
-        cast(industry as varchar)     as industry,
-        cast(region as varchar)       as region,
+        cast(account_id as {{ string_type() }})   as account_id,
+        cast(account_name as {{ string_type() }}) as account_name,
+        cast(plan as {{ string_type() }})         as plan,
+        cast(industry as {{ string_type() }})     as industry,
+        cast(region as {{ string_type() }})       as region,
         cast(created_at as timestamp) as created_at
     from source
 

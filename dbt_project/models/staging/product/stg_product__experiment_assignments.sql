@@ -9,9 +9,9 @@ source as (
 renamed as (
 
     select
-        cast(experiment_id as varchar) as experiment_id,
-        cast(user_id as varchar)       as user_id,
-        cast(variant as varchar)       as variant,
+        cast(experiment_id as {{ string_type() }}) as experiment_id,
+        cast(user_id as {{ string_type() }})       as user_id,
+        cast(variant as {{ string_type() }})       as variant,
         cast(assigned_at as timestamp) as assigned_at
     from source
 

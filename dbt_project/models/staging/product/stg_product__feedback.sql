@@ -9,14 +9,14 @@ source as (
 renamed as (
 
     select
-        cast(feedback_id as varchar)    as feedback_id,
-        cast(user_id as varchar)        as user_id,
+        cast(feedback_id as {{ string_type() }})    as feedback_id,
+        cast(user_id as {{ string_type() }})        as user_id,
         cast(submitted_at as timestamp) as submitted_at,
-        cast(channel as varchar)        as channel,
+        cast(channel as {{ string_type() }})        as channel,
         cast(nps_score as integer)      as nps_score,
         cast(csat_score as integer)     as csat_score,
-        cast(comment as varchar)        as comment,
-        cast(feature_key as varchar)    as feature_key
+        cast(comment as {{ string_type() }})        as comment,
+        cast(feature_key as {{ string_type() }})    as feature_key
     from source
 
 )

@@ -9,12 +9,12 @@ source as (
 renamed as (
 
     select
-        cast(incident_id as varchar)   as incident_id,
-        cast(severity as varchar)      as severity,
+        cast(incident_id as {{ string_type() }})   as incident_id,
+        cast(severity as {{ string_type() }})      as severity,
         cast(opened_at as timestamp)   as opened_at,
         cast(resolved_at as timestamp) as resolved_at,
-        cast(feature_key as varchar)   as feature_key,
-        cast(launch_id as varchar)     as launch_id
+        cast(feature_key as {{ string_type() }})   as feature_key,
+        cast(launch_id as {{ string_type() }})     as launch_id
     from source
 
 )

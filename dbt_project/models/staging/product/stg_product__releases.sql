@@ -9,8 +9,8 @@ source as (
 renamed as (
 
     select
-        cast(platform as varchar)      as platform,
-        cast(app_version as varchar)   as app_version,
+        cast(platform as {{ string_type() }})      as platform,
+        cast(app_version as {{ string_type() }})   as app_version,
         cast(released_at as timestamp) as released_at
     from source
 

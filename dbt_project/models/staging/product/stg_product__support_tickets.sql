@@ -9,14 +9,14 @@ source as (
 renamed as (
 
     select
-        cast(ticket_id as varchar)     as ticket_id,
-        cast(account_id as varchar)    as account_id,
-        cast(user_id as varchar)       as user_id,
+        cast(ticket_id as {{ string_type() }})     as ticket_id,
+        cast(account_id as {{ string_type() }})    as account_id,
+        cast(user_id as {{ string_type() }})       as user_id,
         cast(created_at as timestamp)  as created_at,
         cast(resolved_at as timestamp) as resolved_at,
-        cast(category as varchar)      as category,
-        cast(priority as varchar)      as priority,
-        cast(feature_key as varchar)   as feature_key
+        cast(category as {{ string_type() }})      as category,
+        cast(priority as {{ string_type() }})      as priority,
+        cast(feature_key as {{ string_type() }})   as feature_key
     from source
 
 )
