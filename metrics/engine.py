@@ -165,7 +165,8 @@ class MetricsEngine:
         """Open the build a warehouse path points at (a symlink published by `northstar build`,
         or any DuckDB file with a `semantic_manifest.json` beside it). A PostgreSQL build's
         path points at its `warehouse.postgres` file; its tables are read through `postgres_dsn`
-        (default: the NORTHSTAR_POSTGRES_DSN environment variable)."""
+        (default: the NORTHSTAR_POSTGRES_DSN environment variable). A Spark build's path points
+        at its `warehouse.spark` file, read by a Spark session on NORTHSTAR_SPARK_MASTER."""
         real = Path(os.path.realpath(warehouse))
         if not real.exists():
             raise WarehouseUnavailable(f"no warehouse at {warehouse}; run `northstar build` first.")
@@ -182,6 +183,11 @@ class MetricsEngine:
                 raise WarehouseUnavailable(f"{real} is a PostgreSQL build; set NORTHSTAR_POSTGRES_DSN to reach it.")
             client = PostgresClient(dsn, timeout_s=limits.query_timeout_s)
             schemas = json.loads(real.read_text()).get("schemas") or {}
+        elif real.suffix == ".spark":
+            from metrics.execution.spark import SparkClient
+
+            client = SparkClient(real, timeout_s=limits.query_timeout_s)
+            schemas = client.schemas
         else:
             client = DuckDBClient(real, timeout_s=limits.query_timeout_s)
             schemas = {}
@@ -337,7 +343,12 @@ class MetricsEngine:
                 typed = column_type
                 if self.client.dialect == "postgres":
                     from metrics.execution.postgres import column_type as typed
-                rows = self.client.query(mart_columns_sql(self.client.dialect), {"schemas": schemas}).rows
+                if self.client.dialect == "spark":  # no information_schema in Spark 3
+                    from metrics.execution.spark import column_type as typed
+
+                    rows = self.client.mart_columns(schemas)  # type: ignore[attr-defined]
+                else:
+                    rows = self.client.query(mart_columns_sql(self.client.dialect), {"schemas": schemas}).rows
                 for schema, table, column, data_type in rows:
                     entry = marts.setdefault(table, (MartTable(table, schema, table), []))
                     if entry[0].schema == schema:
