@@ -28,7 +28,7 @@ import duckdb
 import yaml
 
 from metrics.errors import BuildFailed
-from northstar import postgres
+from northstar import postgres, spark
 from northstar.landing import check_contract
 
 WAREHOUSE_FILE = "warehouse.duckdb"
@@ -54,13 +54,17 @@ def new_build_id() -> str:
 
 def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path | None = None,
           docs: bool = True, keep: int = 3, progress: Progress | None = None,
-          warehouse_type: str = "duckdb", postgres_dsn: str | None = None) -> BuildResult:
+          warehouse_type: str = "duckdb", postgres_dsn: str | None = None,
+          spark_master: str | None = None) -> BuildResult:
     """Check the landing files, run `dbt build` (+ `dbt docs generate`) into a new build
     directory, and publish it at `warehouse` only if everything passed.
 
     With `warehouse_type="postgres"` the landing files are first loaded into the PostgreSQL
     database of `postgres_dsn` and dbt builds there, into schemas of this build (see
     `northstar.postgres`); `warehouse` then points at the build's `warehouse.postgres`.
+    With `warehouse_type="spark"` dbt-spark builds in a Spark session on `spark_master`
+    (default local[2]) into Parquet under the build directory (see `northstar.spark`), and
+    `warehouse` points at the build's `warehouse.spark`.
 
     Raises:
         LandingContractViolation: a landing file breaks the contract (nothing was built).
@@ -68,8 +72,9 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
     """
     started = time.perf_counter()
     on_postgres = warehouse_type == "postgres"
-    if warehouse_type not in ("duckdb", "postgres"):
-        raise BuildFailed(f"unknown warehouse type {warehouse_type!r}; choose duckdb or postgres.")
+    on_spark = warehouse_type == "spark"
+    if warehouse_type not in ("duckdb", "postgres", "spark"):
+        raise BuildFailed(f"unknown warehouse type {warehouse_type!r}; choose duckdb, postgres or spark.")
     if on_postgres and not postgres_dsn:
         raise BuildFailed("a PostgreSQL build needs NORTHSTAR_POSTGRES_DSN=postgresql://user:pass@host:port/db.")
     landing = Path(landing).resolve()
@@ -98,6 +103,9 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
         target, secrets_env = postgres.profile_target(postgres_dsn, build_id)
         env.update(secrets_env)
         dbt_vars.update(postgres.dbt_vars(build_id))
+    if on_spark:
+        target = spark.profile_target(spark_master or spark.DEFAULT_MASTER, build_id, directory)
+        dbt_vars.update(spark.dbt_vars(build_id))
     profiles_dir = _write_profile(dbt_project, project, directory, target)
     args = ["--project-dir", str(dbt_project), "--profiles-dir", str(profiles_dir), "--target", PROFILE_TARGET,
             "--target-path", str(directory), "--log-path", str(directory / "logs")]
@@ -110,10 +118,21 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
             postgres.register_build(postgres_dsn, build_id, builds_dir)
         if on_postgres and reads_landing:
             postgres.load_landing(postgres_dsn, tables, postgres.build_schema(postgres.LANDING, build_id))
-        code, output = _run_dbt(["build", *args], env, progress)
-        if code != 0:
-            raise BuildFailed(_failure_message(directory, output), build_id=build_id)
-        if docs:
+        if on_spark:
+            # build and docs in one process: its Spark session holds the build's catalog
+            landing_folders = spark.write_landing(tables, directory / spark.LANDING_DIR) if reads_landing else {}
+            spec = spark.write_spec(directory, spark_master or spark.DEFAULT_MASTER, build_id, landing_folders)
+            commands = [["build", *args]] + ([["docs", "generate", *args]] if docs else [])
+            code, output = _run_dbt([], env, progress, command=spark.dbt_command(spec, commands))
+            if code == 1 or (code != 0 and not docs):
+                raise BuildFailed(_failure_message(directory, output), build_id=build_id)
+            if code != 0:
+                raise BuildFailed("dbt docs generate failed: " + _tail(output), build_id=build_id)
+        else:
+            code, output = _run_dbt(["build", *args], env, progress)
+            if code != 0:
+                raise BuildFailed(_failure_message(directory, output), build_id=build_id)
+        if docs and not on_spark:
             code, output = _run_dbt(["docs", "generate", *args], env, None)
             if code != 0:
                 raise BuildFailed("dbt docs generate failed: " + _tail(output), build_id=build_id)
@@ -140,13 +159,18 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
     if on_postgres:
         info["warehouse_type"] = "postgres"
         info["schemas"] = {p: postgres.build_schema(p, build_id) for p in postgres.BUILD_SCHEMA_PREFIXES}
-    if not on_postgres:
+    if on_spark:
+        info["warehouse_type"] = "spark"
+        info["schemas"] = {p: postgres.build_schema(p, build_id) for p in spark.BUILD_SCHEMA_PREFIXES}
+    if not on_postgres and not on_spark:
         info["experiment_values"] = _materialize_experiment_values(directory / WAREHOUSE_FILE)
     # Written last: a directory without build.json is a build that did not finish.
     (directory / BUILD_INFO_FILE).write_text(json.dumps(info, indent=2))
     if on_postgres:
         publish(postgres.write_pointer(directory, build_id), warehouse)
         postgres.record_published(postgres_dsn, build_id, builds_dir)
+    elif on_spark:
+        publish(spark.write_pointer(directory, build_id), warehouse)
     else:
         publish(directory / WAREHOUSE_FILE, warehouse)
     prune(builds_dir, keep=keep, current=directory)
@@ -317,8 +341,9 @@ def _dbt_env() -> dict[str, str]:
     return env
 
 
-def _run_dbt(args: list[str], env: dict[str, str], progress: Progress | None) -> tuple[int, list[str]]:
-    command = [sys.executable, "-c", "from dbt.cli.main import cli; cli()", *args]
+def _run_dbt(args: list[str], env: dict[str, str], progress: Progress | None,
+             command: list[str] | None = None) -> tuple[int, list[str]]:
+    command = command or [sys.executable, "-c", "from dbt.cli.main import cli; cli()", *args]
     output: list[str] = []
     with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                           text=True, bufsize=1) as proc:

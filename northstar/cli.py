@@ -75,7 +75,7 @@ def build(
     dbt_project: Annotated[Optional[Path], typer.Option(help="dbt project directory.")] = None,
     docs: Annotated[bool, typer.Option(help="Also generate the dbt docs site.")] = True,
     warehouse_type: Annotated[Optional[str], typer.Option(
-        help="duckdb (default) or postgres (needs NORTHSTAR_POSTGRES_DSN).")] = None,
+        help="duckdb (default), postgres (needs NORTHSTAR_POSTGRES_DSN) or spark (NORTHSTAR_SPARK_MASTER).")] = None,
 ) -> None:
     """Run the dbt project over landing files into a new warehouse; publish it if every test passed."""
     settings = _settings(landing=landing, warehouse=warehouse, dbt_project=dbt_project, warehouse_type=warehouse_type)
@@ -91,7 +91,7 @@ def _build(settings: Settings, docs: bool = True):
         task = progress.add_task("dbt build", total=None)
         result = run_build(settings.landing, settings.warehouse_path, settings.dbt_project,
                            docs=docs, keep=settings.keep_builds, warehouse_type=settings.warehouse_type,
-                           postgres_dsn=settings.postgres_dsn_text,
+                           postgres_dsn=settings.postgres_dsn_text, spark_master=settings.spark_master,
                            progress=lambda done, total, _: progress.update(task, completed=done, total=total))
     return result
 
@@ -108,7 +108,7 @@ def serve(
     allow_open: Annotated[Optional[bool], typer.Option(
         "--allow-open", help="Serve without API tokens on a non-loopback interface (anyone who reaches it reads everything).")] = None,
     warehouse_type: Annotated[Optional[str], typer.Option(
-        help="duckdb (default) or postgres (needs NORTHSTAR_POSTGRES_DSN).")] = None,
+        help="duckdb (default), postgres (needs NORTHSTAR_POSTGRES_DSN) or spark (NORTHSTAR_SPARK_MASTER).")] = None,
 ) -> None:
     """Serve the HTTP API (building the sample warehouse first if there is none)."""
     import ipaddress

@@ -18,11 +18,12 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="NORTHSTAR_", extra="ignore")
 
     data_dir: Path = REPO_ROOT / "data"
-    warehouse: Path | None = None  # defaults to <data_dir>/northstar.duckdb (northstar.postgres)
+    warehouse: Path | None = None  # defaults to <data_dir>/northstar.duckdb (.postgres, .spark)
     # Where dbt builds and queries run (README "Scaling out"). NORTHSTAR_WAREHOUSE stays the
-    # published path; NORTHSTAR_WAREHOUSE=postgres (or duckdb) is read as the type, not a path.
-    warehouse_type: Literal["duckdb", "postgres"] = "duckdb"
+    # published path; NORTHSTAR_WAREHOUSE=postgres (or duckdb, spark) is read as the type, not a path.
+    warehouse_type: Literal["duckdb", "postgres", "spark"] = "duckdb"
     postgres_dsn: SecretStr | None = None  # postgresql://user:pass@host:port/db
+    spark_master: str = "local[2]"  # a Spark build's (and server's) master: local[N], spark://host:7077, ...
     landing: Path = REPO_ROOT / "seeds" / "sample"
     dbt_project: Path = REPO_ROOT / "dbt_project"
     host: str = "127.0.0.1"
@@ -54,7 +55,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _warehouse_type_given_as_warehouse(self) -> "Settings":
-        if self.warehouse is not None and str(self.warehouse) in ("duckdb", "postgres"):
+        if self.warehouse is not None and str(self.warehouse) in ("duckdb", "postgres", "spark"):
             self.warehouse_type, self.warehouse = str(self.warehouse), None  # type: ignore[assignment]
         return self
 
