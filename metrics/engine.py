@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -29,7 +30,7 @@ from metrics.query.request import MetricQuery
 from metrics.semantic.graph import METRIC_TIME, ItemKind, SemanticGraph, SourceKey
 from metrics.semantic.manifest import SemanticManifest, load_semantic_manifest
 from metrics.semantic.model import GRAINS, Metric, MetricType
-from metrics.sql.marts import MartTable, mart_columns_sql, rewrite_mart_query
+from metrics.sql.marts import Condition, MartTable, mart_columns_sql, rewrite_mart_query, select_sql
 from metrics.sql.render import Renderer
 
 MANIFEST_FILE = "semantic_manifest.json"
@@ -356,11 +357,26 @@ class MetricsEngine:
             self._marts = {name: (mart, tuple(columns)) for name, (mart, columns) in marts.items()}
         return self._marts
 
-    def read_mart(self, statement: Any) -> ResultSet:
+    def read_mart(self, statement: Any, marts: dict[str, MartTable] | None = None) -> ResultSet:
         """Run a client's read-only SELECT over `marts.*` (a sqlglot tree); see
-        `metrics.sql.marts` for what is allowed."""
-        marts = {name: mart for name, (mart, _) in self.mart_tables().items()}
+        `metrics.sql.marts` for what is allowed. `marts` (default: all, unrestricted) is what the
+        statement may read."""
+        if marts is None:
+            marts = {name: mart for name, (mart, _) in self.mart_tables().items()}
         return self.client.query(rewrite_mart_query(statement, marts, self.client.dialect))
+
+    def mart_rows(self, table: str, columns: Sequence[str], where: Sequence[Condition] = (),
+                  order_by: Sequence[str] = (), distinct: bool = False,
+                  mart: MartTable | None = None) -> list[dict[str, Any]]:
+        """Rows of one mart (the scorecards' reads), keyed by column; values bound."""
+        if mart is None:
+            entry = self.mart_tables().get(table)
+            if entry is None:
+                raise WarehouseUnavailable(f"this warehouse has no marts.{table} mart; rebuild it with "
+                                           "`northstar build`.")
+            mart = entry[0]
+        sql, params = select_sql(mart, columns, where, order_by, self.client.dialect, distinct)
+        return [dict(zip(columns, row)) for row in self.client.query(sql, params).rows]
 
     def freshness(self, plan: QueryPlan) -> Freshness:
         sources = [node.source for node in plan.nodes]

@@ -1,20 +1,32 @@
 """Row-level policies: filters bound to a caller that every answer it gets must respect.
 
-`RestrictedEngine` wraps a `MetricsEngine` for one caller. Each metric query gets the policy's
-filters added with AND, so no filter in a request can widen it. A metric that cannot be
-filtered by a policy field (incidents have no region) is refused rather than answered
-unrestricted, and everything that is not a metric query (experiment readouts, mart reads,
-raw SQL) is refused for a restricted caller: denial is the default, access is what has been
-shown to respect the policy.
+`RestrictedEngine` wraps a `MetricsEngine` for one caller:
+
+- metric queries get the policy's filters added with AND, so no filter in a request can widen
+  them; a metric that cannot be filtered by a policy field (incidents have no region) is
+  refused rather than answered unrestricted;
+- experiment readouts count only the users whose attributes pass the policy;
+- mart reads (scorecards, the SQL endpoint's `marts.*`) see each mart through a condition: the
+  policy on the mart's own column of that name, else on its users (`user_id`); a mart with
+  neither is refused, except the reference marts that describe the product rather than its
+  customers (releases, launches, experiments);
+- anything else (raw SQL, the client) is refused: denial is the default, access is what has
+  been shown to respect the policy.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
+
+import sqlglot
+from sqlglot import exp
 
 from metrics.errors import AmbiguousDimension, UnknownDimension, UserError
-from metrics.query.request import Filter, MetricQuery
+from metrics.query.request import Filter, FilterOp, MetricQuery
+from metrics.sql.marts import MARTS_SCHEMA, MartTable
+from metrics.sql.render import literal
 
 
 class PolicyDenied(UserError):
@@ -35,6 +47,11 @@ class RowPolicy:
 # What a restricted caller may use unchanged: definitions, never data.
 _DEFINITIONS = frozenset({"catalog", "metric", "metric_names", "dimensions", "saved_queries", "saved_query",
                           "build", "manifest", "graph"})
+
+# Marts that describe the product (what shipped, launched or was tested, and when), not its
+# customers (and the calendar of the time spine): every caller may read them whole.
+REFERENCE_MARTS = frozenset({"dim_releases", "dim_launches", "dim_experiments", "metricflow_time_spine"})
+USER_COLUMN = "user_id"
 
 
 class RestrictedEngine:
@@ -80,9 +97,92 @@ class RestrictedEngine:
                 f"count users, which cannot be filtered by {exc.details.get('field')!r}.",
                 field=exc.details.get("field")) from None
 
+    # -- marts ---------------------------------------------------------------------------
+
+    def mart_tables(self) -> dict[str, tuple[MartTable, tuple]]:
+        """Every mart with the policy's condition attached; a mart the policy cannot restrict
+        keeps no condition and is refused when read (see `_refusal`)."""
+        return {name: (self._restricted(mart, columns), columns)
+                for name, (mart, columns) in self._engine.mart_tables().items()}
+
+    def read_mart(self, statement: Any):
+        """A client's SELECT over `marts.*`, each mart read through the policy."""
+        marts = self.mart_tables()
+        for table in statement.find_all(exp.Table):
+            if (table.db or "").lower() != MARTS_SCHEMA or not isinstance(table.this, exp.Identifier):
+                continue  # CTEs; anything else is refused by the rewrite
+            name = table.name if table.this.quoted else table.name.lower()
+            if name in marts:
+                self._refusal(name, marts[name][1])
+        return self._engine.read_mart(statement, {name: mart for name, (mart, _) in marts.items()})
+
+    def mart_rows(self, table: str, columns, where=(), order_by=(), distinct: bool = False):
+        entry = self.mart_tables().get(table)
+        if entry is None:  # the base engine names the missing mart
+            return self._engine.mart_rows(table, columns, where, order_by, distinct)
+        self._refusal(table, entry[1])
+        return self._engine.mart_rows(table, columns, where, order_by, distinct, mart=entry[0])
+
+    def _restricted(self, mart: MartTable, columns) -> MartTable:
+        if mart.name in REFERENCE_MARTS:
+            return mart
+        names = {c.name for c in columns}
+        condition = self._column_condition(names)
+        if condition is None and USER_COLUMN in names:
+            condition = self._user_condition()
+        return dataclasses.replace(mart, restriction=condition) if condition is not None else mart
+
+    def _refusal(self, name: str, columns) -> None:
+        """Raise PolicyDenied for a mart the policy cannot restrict."""
+        if name in REFERENCE_MARTS:
+            return
+        names = {c.name for c in columns}
+        if self._column_condition(names) is not None:
+            return
+        if USER_COLUMN in names:
+            self._user_condition()  # raises when the policy is not on user attributes
+            return
+        fields = ", ".join(sorted({_column_of(f.field) for f in self.policy.filters}))
+        raise PolicyDenied(f"this token may only read rows where {self.policy.description}; marts.{name} has "
+                           f"neither a {fields} column nor a {USER_COLUMN} column to restrict it by, so it is "
+                           "not available to this token.", table=name)
+
+    def _column_condition(self, names: set[str]) -> exp.Expression | None:
+        """The policy on the mart's own columns, when it has every policy field."""
+        columns = [_column_of(f.field) for f in self.policy.filters]
+        if not all(c in names for c in columns):
+            return None
+        return exp.and_(*(_condition(exp.column(c, quoted=True), f) for c, f in zip(columns, self.policy.filters)))
+
+    def _user_condition(self) -> exp.Expression:
+        """`user_id IN (the users the policy allows)`."""
+        experiments = self.experiments  # resolves the policy on user attributes, or refuses
+        rendered = experiments.sql.population_sql(experiments.population)
+        users = sqlglot.parse_one(rendered.inline_sql(pretty=False), read=rendered.dialect)
+        return exp.column(USER_COLUMN, quoted=True).isin(query=users)
+
     def __getattr__(self, name: str):
         if name in _DEFINITIONS:
             return getattr(self._engine, name)
         raise PolicyDenied(f"this token may only read rows where {self.policy.description}; "
                            f"'{name}' cannot be restricted that way, so it is not available to this token; "
                            "metric queries are.")
+
+
+def _column_of(field: str) -> str:
+    """The column a policy field names in a mart: its last part (`user__account__region` -> region)."""
+    return field.split("__")[-1]
+
+
+def _condition(column: exp.Expression, flt: Filter) -> exp.Expression:
+    """The policy filter on a mart column, with SQL's null semantics as in metric queries (a
+    row whose column is NULL passes neither `in` nor `not in`)."""
+    if flt.op is FilterOp.IN:
+        return column.isin(*(literal(v) for v in flt.values))
+    if flt.op is FilterOp.NOT_IN:
+        return exp.Not(this=column.isin(*(literal(v) for v in flt.values)))
+    if flt.op is FilterOp.EQ:
+        return exp.EQ(this=column, expression=literal(flt.value))
+    if flt.op is FilterOp.NE:
+        return exp.Not(this=exp.EQ(this=column, expression=literal(flt.value)))
+    raise PolicyDenied(f"row policies filter with =, !=, in and not in, not {flt.op.value!r}.")

@@ -17,6 +17,7 @@ from api.schemas.scorecards import (
     PrePostOut,
     RetentionComparisonOut,
     RetentionOut,
+    WithheldOut,
 )
 from metrics.scorecards.launches import DEFAULT_WINDOW_DAYS, Feedback, Launch, PrePost, Retention, launches, scorecard
 
@@ -68,6 +69,7 @@ def launch_scorecard(launch_id: str, engine: EngineDep,
             non_adopters=_retention(s.retention_non_adopters), difference=s.retention_test.difference,
             p_value=s.retention_test.p_value),
         incidents_caused_by_launch=s.incidents_caused,
-        feature_incidents=[_prepost(p) for p in s.feature_incidents], feature_tickets=_prepost(s.feature_tickets),
+        feature_incidents=[_prepost(p) for p in s.feature_incidents], feature_tickets=_prepost(s.feature_tickets) if s.feature_tickets else None,
         feedback={"adopters": _feedback(s.feedback_adopters), "non_adopters": _feedback(s.feedback_non_adopters)},
-        quality=[_prepost(p) for p in s.quality])
+        quality=[_prepost(p) for p in s.quality],
+        withheld=[WithheldOut(metric=w.metric, reason=w.reason) for w in s.withheld])

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import EngineDep
 from api.routers.scorecard_params import bad_parameters_as_422, iso
-from api.schemas.scorecards import KpiOut, KpiPeriodOut, QualityResponse
+from api.schemas.scorecards import KpiOut, KpiPeriodOut, QualityResponse, WithheldOut
 from metrics.query.request import parse_time_bound
 from metrics.scorecards.quality import KpiPeriod, quality_scorecard
 
@@ -40,4 +40,5 @@ def quality(
         period=card.period, start=iso(card.start), end=iso(card.end), platform=card.platform,
         kpis=[KpiOut(metric=k.metric, label=k.label, severity=k.severity, platform_scoped=k.platform_scoped,
                      direction=k.direction, current=_period(k.current), periods=[_period(p) for p in k.periods])
-              for k in card.kpis])
+              for k in card.kpis],
+        withheld=[WithheldOut(metric=w.metric, reason=w.reason) for w in card.withheld])

@@ -28,12 +28,19 @@ class KpiOut(BaseModel):
     periods: list[KpiPeriodOut]
 
 
+class WithheldOut(BaseModel):
+    metric: str
+    reason: str = Field(description="Why the caller's row-level policy cannot restrict this metric.")
+
+
 class QualityResponse(BaseModel):
     period: str
     start: str
     end: str
     platform: str | None
     kpis: list[KpiOut]
+    withheld: list[WithheldOut] = Field(default_factory=list, description=(
+        "KPIs left out for this caller: its row-level policy cannot restrict them."))
 
 
 class AdoptionDayOut(BaseModel):
@@ -151,11 +158,13 @@ class LaunchScorecardResponse(BaseModel):
     adoption: list[LaunchAdoptionDayOut]
     time_to_first_use_days: dict[str, float | None]
     retention: RetentionComparisonOut
-    incidents_caused_by_launch: int
+    incidents_caused_by_launch: int | None = Field(description="Null when withheld (see `withheld`).")
     feature_incidents: list[PrePostOut]
-    feature_tickets: PrePostOut
+    feature_tickets: PrePostOut | None = Field(description="Null when withheld (see `withheld`).")
     feedback: dict[str, FeedbackOut]
     quality: list[PrePostOut]
+    withheld: list[WithheldOut] = Field(default_factory=list, description=(
+        "Metrics left out for this caller: its row-level policy cannot restrict them."))
 
 
 class AlertOut(BaseModel):

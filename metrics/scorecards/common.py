@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from metrics.errors import InvalidQuery, NotFound, nearest
+from metrics.policy import PolicyDenied
 from metrics.query.request import Filter, FilterOp, MetricQuery
 
 PERIODS = ("day", "week", "month")
@@ -75,6 +77,36 @@ def run(engine, metrics: Iterable[str], group_by: Iterable[str] = (), where: Ite
                                       start=start, end=end))
     names = [c.name for c in result.columns]
     return [dict(zip(names, row)) for row in result.rows]
+
+
+@dataclass(frozen=True)
+class Withheld:
+    """A metric a scorecard leaves out because the caller's row policy cannot restrict it."""
+
+    metric: str
+    reason: str
+
+
+def run_restricted(engine, metrics: Iterable[str], withheld: list[Withheld], group_by: Iterable[str] = (),
+                   where: Iterable[Filter] = (), start: dt.datetime | None = None,
+                   end: dt.datetime | None = None) -> list[dict[str, Any]]:
+    """`run`, leaving out (and noting in `withheld`) each metric the caller's row policy cannot
+    restrict, so that a restricted caller gets the rest of a scorecard rather than nothing."""
+    metrics, group_by, where = tuple(metrics), tuple(group_by), tuple(where)
+    try:
+        return run(engine, metrics, group_by, where, start, end)
+    except PolicyDenied:
+        pass
+    allowed = []
+    for metric in metrics:
+        try:
+            engine.plan(MetricQuery(metrics=(metric,), group_by=group_by, where=where, start=start, end=end))
+        except PolicyDenied as exc:
+            if metric not in {w.metric for w in withheld}:
+                withheld.append(Withheld(metric, exc.message))
+        else:
+            allowed.append(metric)
+    return run(engine, allowed, group_by, where, start, end) if allowed else []
 
 
 def data_days(engine) -> tuple[dt.date, dt.date]:

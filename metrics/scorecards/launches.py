@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from metrics.query.request import Filter, FilterOp
-from metrics.scorecards.common import as_date, as_datetime, check_choice, data_days, run
+from metrics.scorecards.common import Withheld, as_date, as_datetime, check_choice, data_days, run, run_restricted
 from metrics.scorecards.marts import Condition, read_mart
 from metrics.scorecards.proportions import TwoProportionTest, two_proportion_z_test
 from metrics.scorecards.slo import Slo
@@ -112,12 +112,14 @@ class LaunchScorecard:
     retention_adopters: Retention
     retention_non_adopters: Retention
     retention_test: TwoProportionTest
-    incidents_caused: int
+    incidents_caused: int | None  # None when withheld
     feature_incidents: tuple[PrePost, ...]
-    feature_tickets: PrePost
+    feature_tickets: PrePost | None  # None when withheld
     feedback_adopters: Feedback
     feedback_non_adopters: Feedback
     quality: tuple[PrePost, ...]
+    # Parts left out because the caller's row policy cannot restrict their metrics.
+    withheld: tuple[Withheld, ...] = ()
 
 
 def launches(engine) -> list[Launch]:
@@ -215,32 +217,42 @@ def scorecard(engine, launch_id: str, window_days: int = DEFAULT_WINDOW_DAYS) ->
         slo = Slo.from_meta(metric, engine.manifest.metrics[metric].meta)
         return slo.direction.value if slo else None
 
+    withheld: list[Withheld] = []
+
     def before_after(metrics: tuple[str, ...], group_by: tuple[str, ...], where: tuple[Filter, ...]):
-        before = run(engine, metrics, group_by, where, pre_start, at)
-        after = run(engine, metrics, group_by, where, at, post_end) if at < post_end else []
+        before = run_restricted(engine, metrics, withheld, group_by, where, pre_start, at)
+        after = run_restricted(engine, metrics, withheld, group_by, where, at, post_end) if at < post_end else []
         return before, after
 
-    caused = run(engine, ["incidents"], [], (Filter("launch", FilterOp.EQ, x.launch_id),))
+    def kept(metrics: tuple[str, ...]) -> tuple[str, ...]:
+        return tuple(m for m in metrics if m not in {w.metric for w in withheld})
+
+    caused = run_restricted(engine, ["incidents"], withheld, [], (Filter("launch", FilterOp.EQ, x.launch_id),))
+    incidents_caused = int(_value(caused, "incidents") or 0) if kept(("incidents",)) else None
     before, after = before_after(("incidents",), ("severity",), (feature,))
-    severities = sorted({r["severity"] for r in before + after if r["severity"] is not None})
-    count = lambda rows, sev: float(sum(int(r["incidents"] or 0) for r in rows if sev is None or r["severity"] == sev))
-    feature_incidents = tuple(PrePost("incidents", sev, count(before, sev), count(after, sev), "lower_is_better")
-                              for sev in [None, *severities])
+    feature_incidents: tuple[PrePost, ...] = ()
+    if kept(("incidents",)):
+        severities = sorted({r["severity"] for r in before + after if r["severity"] is not None})
+        count = lambda rows, sev: float(sum(int(r["incidents"] or 0) for r in rows if sev is None or r["severity"] == sev))
+        feature_incidents = tuple(PrePost("incidents", sev, count(before, sev), count(after, sev), "lower_is_better")
+                                  for sev in [None, *severities])
     before, after = before_after(("tickets",), (), (feature,))
     feature_tickets = PrePost("tickets", None, _value(before, "tickets") or 0.0,
-                              (_value(after, "tickets") or 0.0) if at < post_end else None, "lower_is_better")
+                              (_value(after, "tickets") or 0.0) if at < post_end else None,
+                              "lower_is_better") if kept(("tickets",)) else None
 
     quality: list[PrePost] = []
     if platforms:
         before, after = before_after(PLATFORM_KPIS, (), on_platforms)
-        quality += [PrePost(m, None, _value(before, m), _value(after, m), slo_direction(m)) for m in PLATFORM_KPIS]
+        quality += [PrePost(m, None, _value(before, m), _value(after, m), slo_direction(m)) for m in kept(PLATFORM_KPIS)]
     before, after = before_after(GLOBAL_KPIS, (), ())
-    quality += [PrePost(m, None, _value(before, m), _value(after, m), slo_direction(m)) for m in GLOBAL_KPIS]
+    quality += [PrePost(m, None, _value(before, m), _value(after, m), slo_direction(m)) for m in kept(GLOBAL_KPIS)]
 
     return LaunchScorecard(
         launch=x, window_days=window_days, pre_start=pre_start, post_end=max(post_end, at), platforms=platforms,
         adopters=len(adopters), adoption=tuple(adoption), time_to_first_use=time_to_first_use,
         retention_adopters=retained_a, retention_non_adopters=retained_n, retention_test=retention_test,
-        incidents_caused=int(_value(caused, "incidents") or 0), feature_incidents=feature_incidents,
+        incidents_caused=incidents_caused, feature_incidents=feature_incidents,
         feature_tickets=feature_tickets, feedback_adopters=feedback(adopters),
-        feedback_non_adopters=feedback([u for u in users if not u["is_adopter"]]), quality=tuple(quality))
+        feedback_non_adopters=feedback([u for u in users if not u["is_adopter"]]), quality=tuple(quality),
+        withheld=tuple(withheld))

@@ -10,6 +10,7 @@ from typing import Any
 from metrics.errors import InvalidQuery
 from metrics.scorecards.common import (
     PERIODS,
+    Withheld,
     as_date,
     as_datetime,
     check_choice,
@@ -19,7 +20,7 @@ from metrics.scorecards.common import (
     platform_filter,
     platforms,
     previous_period,
-    run,
+    run_restricted,
 )
 from metrics.scorecards.slo import Slo, Status
 
@@ -69,6 +70,8 @@ class QualityScorecard:
     end: dt.date
     platform: str | None
     kpis: tuple[Kpi, ...]
+    # KPIs left out because the caller's row policy cannot restrict them.
+    withheld: tuple[Withheld, ...] = ()
 
 
 def _number(value: Any) -> float | None:
@@ -113,9 +116,13 @@ def quality_scorecard(engine, period: str = "week", start: dt.datetime | None = 
     def by_bucket(rows: list[dict[str, Any]], key: str = bucket) -> dict[Any, dict[str, Any]]:
         return {(as_date(r[key]),) + tuple(r[k] for k in r if k == "severity"): r for r in rows}
 
-    scoped = by_bucket(run(engine, PLATFORM_KPIS, [bucket], platform_filter(platform), query_start, query_end))
-    unscoped = by_bucket(run(engine, GLOBAL_KPIS + SEVERITY_KPIS, [bucket], (), query_start, query_end))
-    severities = run(engine, SEVERITY_KPIS, [bucket, "severity"], (), query_start, query_end)
+    withheld: list[Withheld] = []
+    scoped = by_bucket(run_restricted(engine, PLATFORM_KPIS, withheld, [bucket], platform_filter(platform),
+                                      query_start, query_end))
+    unscoped = by_bucket(run_restricted(engine, GLOBAL_KPIS + SEVERITY_KPIS, withheld, [bucket], (),
+                                        query_start, query_end))
+    severities = run_restricted(engine, SEVERITY_KPIS, withheld, [bucket, "severity"], (), query_start, query_end)
+    left_out = {w.metric for w in withheld}
     by_severity = {(as_date(r[bucket]), r["severity"]): r for r in severities}
 
     periods: list[tuple[dt.date, dt.date]] = []
@@ -159,8 +166,11 @@ def quality_scorecard(engine, period: str = "week", start: dt.datetime | None = 
         return out
 
     for metric in PLATFORM_KPIS:
-        kpis.append(build(metric, series(scoped, metric, False), None, True))
+        if metric not in left_out:
+            kpis.append(build(metric, series(scoped, metric, False), None, True))
     for metric in SEVERITY_KPIS:
+        if metric in left_out:
+            continue
         kpis.append(build(metric, series(unscoped, metric, metric in ZERO_WHEN_EMPTY), None, False))
         slo = Slo.from_meta(metric, manifest[metric].meta)
         names = {s for (_, s) in by_severity if s is not None} | set((slo.by_slice.get("severity") or {}) if slo else ())
@@ -174,5 +184,6 @@ def quality_scorecard(engine, period: str = "week", start: dt.datetime | None = 
                 values[p_start] = value
             kpis.append(build(metric, values, severity, False))
     for metric in GLOBAL_KPIS:
-        kpis.append(build(metric, series(unscoped, metric, False), None, False))
-    return QualityScorecard(period, start_day, end_day, platform, tuple(kpis))
+        if metric not in left_out:
+            kpis.append(build(metric, series(unscoped, metric, False), None, False))
+    return QualityScorecard(period, start_day, end_day, platform, tuple(kpis), tuple(withheld))

@@ -246,6 +246,11 @@ class ExperimentSql:
             return exp.Max(this=flag).sql(dialect=self.dialect)
         return _aggregate_tree(value.measure, self.renderer.model_dialect, expr).sql(dialect=self.dialect)
 
+    def population_sql(self, population: Population) -> RenderedQuery:
+        """The user ids of `population`, as a statement of its own."""
+        params: dict[str, Any] = {}
+        return RenderedQuery(self._population(params, population), params, self.dialect)
+
     def _population(self, params: dict[str, Any], population: Population) -> str:
         """SELECT of the user ids of `population`: its filters rendered as the semantic layer
         renders metric filters, values bound."""

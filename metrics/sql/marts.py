@@ -10,7 +10,9 @@ wrote is pasted into SQL text.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlglot import exp
 
@@ -65,11 +67,70 @@ class UnsupportedSql(UserError):
 
 @dataclass(frozen=True)
 class MartTable:
-    """A mart as clients see it (`marts.<name>`) and where it lives in the warehouse."""
+    """A mart as clients see it (`marts.<name>`) and where it lives in the warehouse.
+
+    `restriction`, when set, is a condition over the mart's own columns that every read of it
+    keeps (a caller's row-level policy): the mart is read as `(SELECT * ... WHERE restriction)`.
+    """
 
     name: str
     schema: str
     table: str
+    restriction: exp.Expression | None = None
+
+    def source(self, alias: str, quoted: bool = True) -> exp.Expression:
+        """The FROM item that reads this mart, under `alias`."""
+        table = exp.Table(this=exp.to_identifier(self.table, quoted=True),
+                          db=exp.to_identifier(self.schema, quoted=True))
+        if self.restriction is None:
+            return exp.alias_(table, exp.to_identifier(alias, quoted=quoted), table=True)
+        restricted = exp.select(exp.Star()).from_(table).where(self.restriction.copy())
+        return exp.alias_(restricted.subquery(), exp.to_identifier(alias, quoted=quoted), table=True)
+
+
+@dataclass(frozen=True)
+class Condition:
+    """`column op value`; `op` is one of =, >=, <, in."""
+
+    column: str
+    op: str
+    value: Any
+
+
+def select_sql(mart: MartTable, columns: Sequence[str], where: Sequence[Condition] = (),
+               order_by: Sequence[str] = (), dialect: str = "duckdb",
+               distinct: bool = False) -> tuple[str, dict[str, Any]]:
+    """A SELECT over one mart with bound values.
+
+    >>> select_sql(MartTable("dim_releases", "marts", "dim_releases"), ["platform", "app_version"],
+    ...            [Condition("platform", "=", "ios")], ["app_version"])
+    ('SELECT "platform", "app_version" FROM "marts"."dim_releases" AS "dim_releases" WHERE "platform" = $p0 ORDER BY "app_version"', {'p0': 'ios'})
+    """
+    params: dict[str, Any] = {}
+
+    def bind(value: Any) -> exp.Expression:
+        name = f"p{len(params)}"
+        params[name] = value
+        return exp.Placeholder(this=name)
+
+    query = exp.select(*(exp.column(c, quoted=True) for c in columns)).from_(mart.source(mart.name))
+    if distinct:
+        query = query.distinct()
+    for cond in where:
+        column = exp.column(cond.column, quoted=True)
+        if cond.op == "=":
+            query = query.where(column.eq(bind(cond.value)))
+        elif cond.op == ">=":
+            query = query.where(exp.GTE(this=column, expression=bind(cond.value)))
+        elif cond.op == "<":
+            query = query.where(exp.LT(this=column, expression=bind(cond.value)))
+        elif cond.op == "in":
+            query = query.where(column.isin(*(bind(v) for v in cond.value)))
+        else:
+            raise ValueError(f"unsupported condition op {cond.op!r}")
+    if order_by:
+        query = query.order_by(*(exp.column(c, quoted=True) for c in order_by))
+    return query.sql(dialect=dialect), params
 
 
 def function_name(node: exp.Expression) -> str:
@@ -133,10 +194,13 @@ def rewrite_mart_query(statement: exp.Expression, marts: dict[str, MartTable], d
             raise UnknownTable(f"relation \"{table.sql(dialect='postgres')}\" does not exist; "
                                f"mart tables are {_listing(marts)}.{hint}", table=table.name)
         alias = table.args.get("alias")
-        replacement = exp.Table(this=exp.to_identifier(mart.table, quoted=True),
-                                db=exp.to_identifier(mart.schema, quoted=True))
-        replacement.set("alias", alias.copy() if alias is not None
-                        else exp.TableAlias(this=exp.to_identifier(table.name, quoted=table.this.quoted)))
+        if alias is not None and alias.columns:
+            replacement = mart.source(alias.name, alias.this.quoted if alias.this else True)
+            replacement.args["alias"].set("columns", [c.copy() for c in alias.columns])
+        elif alias is not None:
+            replacement = mart.source(alias.name, alias.this.quoted)
+        else:
+            replacement = mart.source(table.name, table.this.quoted)
         table.replace(replacement)
     # `marts.fct_events.user_id` names the table by its schema; after the rewrite the table is
     # known by its alias only, so column references keep just the table part.

@@ -462,7 +462,8 @@ def test_engine_errors_carry_sqlstates(engine):
 
 
 def test_a_row_level_policy_restricts_every_answer(engine, api):
-    # An engine seen through a token's policy: metric queries get its filter, marts are refused.
+    # An engine seen through a token's policy: metric queries get its filter; a mart is read
+    # through the filter on its own column, or on its users; a mart with neither is refused.
     restricted = RestrictedEngine(engine, RowPolicy((Filter("country", FilterOp.EQ, "US"),), "country = 'US'"))
     visible_tables(engine)  # the catalog of this build, as the server lists it on connect
     result = answer(sqlglot.parse_one("SELECT platform, active_users FROM semantic.metrics ORDER BY 1",
@@ -470,8 +471,21 @@ def test_a_row_level_policy_restricts_every_answer(engine, api):
     expected = http(api, metrics=["active_users"], group_by=["platform"], order_by=["platform"],
                     where=[{"field": "country", "op": "=", "value": "US"}])
     assert_rows(result.rows, expected["rows"])
+    marts = engine.schema("marts")
+
+    def restricted_rows(sql: str) -> list[tuple]:
+        return [tuple(r) for r in answer(sqlglot.parse_one(sql, read="postgres"), restricted).rows]
+
+    def hand(sql: str) -> list[tuple]:
+        return [tuple(r) for r in engine.client.query(sql.replace("marts.", f'"{marts}".')).rows]
+
+    assert restricted_rows("SELECT country, COUNT(*) FROM marts.dim_users GROUP BY 1") == hand(
+        "SELECT country, COUNT(*) FROM marts.dim_users WHERE country = 'US' GROUP BY 1")
+    assert restricted_rows("SELECT e.platform, COUNT(*) AS n FROM marts.fct_events AS e GROUP BY 1 ORDER BY 1") == hand(
+        "SELECT e.platform, COUNT(*) AS n FROM marts.fct_events AS e JOIN marts.dim_users AS u "
+        "ON u.user_id = e.user_id WHERE u.country = 'US' GROUP BY 1 ORDER BY 1")
     with pytest.raises(SqlEndpointError) as info:
-        answer(sqlglot.parse_one("SELECT COUNT(*) FROM marts.fct_events", read="postgres"), restricted)
+        answer(sqlglot.parse_one("SELECT COUNT(*) FROM marts.fct_incidents", read="postgres"), restricted)
     assert info.value.sqlstate == "42501"
 
 

@@ -16,6 +16,7 @@ from metrics.scorecards.common import check_choice, next_period, period_start, p
 from metrics.scorecards.launches import quantile
 from metrics.scorecards.proportions import EMPTY_SAMPLE, NO_VARIANCE, two_proportion_z_test
 from metrics.scorecards.slo import Direction, Slo, Status, Thresholds
+from metrics.sql.marts import MartTable
 
 
 @pytest.mark.parametrize("module", [common, launches, marts, proportions, slo])
@@ -110,11 +111,11 @@ def test_quantile_matches_scipy_linear_interpolation():
 
 
 def test_mart_select_binds_values():
-    sql, params = marts.select_sql("fct_launch_users", ["user_id"], [
+    sql, params = marts.select_sql(MartTable("fct_launch_users", "marts", "fct_launch_users"), ["user_id"], [
         marts.Condition("launch_id", "=", "x'; drop table users; --"),
         marts.Condition("metric_date", ">=", dt.date(2026, 1, 1)),
         marts.Condition("metric_name", "in", ["a", "b"])])
     assert "drop" not in sql
     assert params == {"p0": "x'; drop table users; --", "p1": dt.date(2026, 1, 1), "p2": "a", "p3": "b"}
-    assert sql == ('SELECT "user_id" FROM "marts"."fct_launch_users" WHERE ("launch_id" = $p0 '
+    assert sql == ('SELECT "user_id" FROM "marts"."fct_launch_users" AS "fct_launch_users" WHERE ("launch_id" = $p0 '
                    'AND "metric_date" >= $p1) AND "metric_name" IN ($p2, $p3)')
