@@ -72,7 +72,8 @@ def readout(
     pre_days: Annotated[int, Query(ge=1, le=365, description="Length of the CUPED pre-period in days.")] = 14,
     correction: Annotated[Literal["none", "holm-bonferroni", "benjamini-hochberg"], Query()] = "none",
     sequential: Annotated[bool, Query(description="Always-valid (sequential) confidence intervals.")] = False,
-    alpha: Annotated[float, Query(gt=0, lt=1)] = 0.05,
+    # Below about 1e-16, 1 - alpha/2 rounds to 1.0 and the interval's quantile is infinite.
+    alpha: Annotated[float, Query(ge=1e-10, lt=1, description="Two-sided significance level.")] = 0.05,
 ) -> ReadoutResponse:
     names = tuple(m.strip() for m in metrics.split(",") if m.strip())
     slices = tuple(g.strip() for g in group_by.split(",") if g.strip())

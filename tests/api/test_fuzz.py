@@ -4,17 +4,29 @@ schemathesis generates requests from `/openapi.json` (valid and invalid ones) an
 the real running server. Every response must be a non-5xx, with a status code the operation
 declares, a declared content type, and a body matching the declared schema.
 
+Four callers are fuzzed: the open mode (no token exists; the session server), and a secured
+server (tokens made with the real `northstar tokens create`) asked with an admin token, with a
+restricted token (metrics:read + experiments:read, bound to one region), and with no token or a
+bogus one. Besides the spec, the secured runs check what the token allows: without a valid token
+no data route answers with data, and a restricted token's metric answers hold only its region.
+
 The CI size is small and derandomized (the same cases every run); `bench/fuzz.py` runs the same
-test at full size against a server it starts (`NORTHSTAR_FUZZ_EXAMPLES` cases per operation,
-`NORTHSTAR_FUZZ_SEED`, `NORTHSTAR_FUZZ_BASE_URL`).
+tests at full size (`NORTHSTAR_FUZZ_EXAMPLES` cases per operation, `NORTHSTAR_FUZZ_SEED`), against
+servers started on `NORTHSTAR_FUZZ_WAREHOUSE` (or the open mode against `NORTHSTAR_FUZZ_BASE_URL`),
+and counts the requests it logs to `NORTHSTAR_FUZZ_LOG`.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import zlib
+import sys
+from pathlib import Path
 
 import httpx
 import pytest
+import requests
 import schemathesis
 from hypothesis import HealthCheck, seed, settings
 from schemathesis.checks import (
@@ -24,26 +36,168 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-# 125 per operation: about 2,500 requests over the 20 operations, under two minutes on 2 cores.
-EXAMPLES = int(os.environ.get("NORTHSTAR_FUZZ_EXAMPLES", "125"))
+_TESTS_DIR = str(Path(__file__).resolve().parents[1])
+if _TESTS_DIR not in sys.path:
+    sys.path.insert(0, _TESTS_DIR)
+
+from conftest import Server, northstar  # noqa: E402
+
+# Open mode, 125 per operation: at most 2,500 requests over the 20 operations. Each token mode
+# asks at most 40 per operation, so the whole file stays near three minutes on 2 cores.
+EXAMPLES = os.environ.get("NORTHSTAR_FUZZ_EXAMPLES")
+OPEN_EXAMPLES = int(EXAMPLES or 125)
+TOKEN_EXAMPLES = int(EXAMPLES or 40)
 # A fixed seed keeps the CI run reproducible; bench/fuzz.py may pick others.
 SEED = os.environ.get("NORTHSTAR_FUZZ_SEED")
+WAREHOUSE = os.environ.get("NORTHSTAR_FUZZ_WAREHOUSE")
+LOG = os.environ.get("NORTHSTAR_FUZZ_LOG")
 CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance]
 
 
+def fuzz_settings(examples: int):
+    def decorate(test):
+        test = settings(max_examples=examples, deadline=None, derandomize=SEED is None, database=None,
+                        suppress_health_check=list(HealthCheck))(test)
+        return seed(int(SEED or 0))(test)
+    return decorate
 
 
-@pytest.fixture(scope="session")
-def fuzz_base_url(request: pytest.FixtureRequest) -> str:
-    # bench/fuzz.py points the test at a server it runs; CI uses the session server.
-    return os.environ.get("NORTHSTAR_FUZZ_BASE_URL") or request.getfixturevalue("api").base_url
+def send(case, mode: str, base_url: str, session: requests.Session, token: str | None,
+         extra_check=None):
+    """Send one generated case as `token` and check the answer against the spec (and `extra_check`);
+    with NORTHSTAR_FUZZ_LOG set, one JSON line per request for bench/fuzz.py's table."""
+    __tracebackhide__ = True
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    response = case.call(base_url=base_url, session=session, headers=headers, timeout=60)
+    problem = None
+    try:
+        case.validate_response(response, checks=CHECKS, headers=headers,
+                               transport_kwargs={"base_url": base_url, "session": session,
+                                                 **({"headers": headers} if headers else {})})
+        if extra_check is not None:
+            extra_check(case, response)
+    except BaseException as exc:
+        problem = f"{type(exc).__name__}: {str(exc)[:300]}"
+        raise
+    finally:
+        if LOG:
+            with open(LOG, "a") as out:
+                out.write(json.dumps({"mode": mode, "method": case.method, "path": case.path,
+                                      "status": response.status_code, "problem": problem}) + "\n")
+    return response
 
 
-@pytest.fixture(scope="session")
+def known_path_values(base_url: str, token: str | None) -> dict[str, list[dict[str, str]]]:
+    """Real identifiers for the operations with path parameters, by path template: generated
+    strings almost never name an existing metric, experiment, launch or release, and only real
+    ones reach the readouts, scorecards and the row-policy checks behind them."""
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+
+    def get(path: str) -> dict:
+        response = httpx.get(base_url + path, headers=headers, timeout=60)
+        assert response.status_code == 200, f"{path}: {response.text}"
+        return response.json()
+
+    experiments = [{"experiment_id": e["experiment_id"]} for e in get("/v1/experiments")["experiments"]]
+    return {
+        "/v1/metrics/{name}": [{"name": m["name"]} for m in get("/v1/metrics")["metrics"]],
+        "/v1/experiments/{experiment_id}/metrics": experiments,
+        "/v1/experiments/{experiment_id}/readout": experiments,
+        "/v1/launches/{launch_id}/scorecard": [{"launch_id": x["launch_id"]} for x in get("/v1/launches")["launches"]],
+        "/v1/releases/{platform}/{app_version}": [{"platform": r["platform"], "app_version": r["app_version"]}
+                                                  for r in get("/v1/releases")["releases"]],
+        "/dbt-docs/{name}": [{"name": "manifest.json"}, {"name": "catalog.json"}, {"name": "index.html"}],
+    }
+
+
+def use_known_path_values(case, known: dict[str, list[dict[str, str]]]) -> None:
+    # Half the cases of an operation with path parameters name something that exists; which
+    # half and which identifier follow from the generated case (a stable hash: the derandomized
+    # run stays the same, and a failing case shrinks as usual).
+    choices = known.get(case.path)
+    if not choices:
+        return
+    pick = zlib.crc32(json.dumps([case.path_parameters, case.query], sort_keys=True, default=str).encode())
+    if pick % 2:
+        case.path_parameters = {**(case.path_parameters or {}), **choices[(pick // 2) % len(choices)]}
+
+
+def create_token(data_dir: Path, name: str, *options: str) -> str:
+    proc = northstar("tokens", "create", "--name", name, "--data-dir", str(data_dir), *options)
+    return proc.stdout.strip().splitlines()[-1]
+
+
+def served_copy(warehouse: Path, data_dir: Path) -> Path:
+    # A data directory of its own (tokens.json, audit log) for a warehouse built elsewhere.
+    (data_dir / "northstar.duckdb").symlink_to(os.path.realpath(warehouse))
+    return data_dir / "northstar.duckdb"
+
+
+@pytest.fixture(scope="module")
+def fuzz_base_url(request: pytest.FixtureRequest, tmp_path_factory):
+    # bench/fuzz.py points the open mode at a server or a warehouse; CI uses the session server.
+    if os.environ.get("NORTHSTAR_FUZZ_BASE_URL"):
+        yield os.environ["NORTHSTAR_FUZZ_BASE_URL"]
+    elif WAREHOUSE:
+        server = Server(served_copy(Path(WAREHOUSE), tmp_path_factory.mktemp("fuzz-open")))
+        try:
+            server.wait_ready()
+            yield server.base_url
+        finally:
+            server.stop()
+    else:
+        yield request.getfixturevalue("api").base_url
+
+
+@pytest.fixture(scope="module")
+def secured(request: pytest.FixtureRequest, tmp_path_factory):
+    warehouse = Path(WAREHOUSE) if WAREHOUSE else request.getfixturevalue("built_warehouse").warehouse
+    data_dir = tmp_path_factory.mktemp("fuzz-secured")
+    served = served_copy(warehouse, data_dir)
+    admin = create_token(data_dir, "fuzz-admin", "--scope", "admin")
+    server = Server(served, env={"NORTHSTAR_DATA_DIR": str(data_dir)})
+    try:
+        server.wait_ready()
+        # The region with the most active users; the restricted token may see only it.
+        by_region = httpx.post(server.base_url + "/v1/query", timeout=60, headers={"Authorization": f"Bearer {admin}"},
+                               json={"metrics": ["active_users"], "group_by": ["region"]})
+        assert by_region.status_code == 200, by_region.text
+        region = max((row for row in by_region.json()["rows"] if row[0] is not None), key=lambda row: row[1])[0]
+        restricted = create_token(data_dir, "fuzz-regional", "--scope", "metrics:read",
+                                  "--scope", "experiments:read", "--row-filter", f"region={region}")
+        # Same id as the admin token, wrong secret: the lookup succeeds and the comparison must fail.
+        forged = admin[:-4] + ("AAAA" if not admin.endswith("AAAA") else "BBBB")
+        yield {"url": server.base_url, "admin": admin, "restricted": restricted, "forged": forged, "region": region,
+               "known": known_path_values(server.base_url, admin)}
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def open_known(fuzz_base_url: str):
+    return known_path_values(fuzz_base_url, None)
+
+
+@pytest.fixture(scope="module")
+def http_session():
+    with requests.Session() as session:
+        yield session
+
+
+@pytest.fixture(scope="module")
 def openapi_schema(fuzz_base_url: str):
     # The fuzz means something only if the data routes answer (no token needed in open mode).
     assert httpx.get(fuzz_base_url + "/v1/metrics", timeout=60).status_code == 200
     return schemathesis.openapi.from_url(fuzz_base_url + "/openapi.json")
+
+
+@pytest.fixture(scope="module")
+def secured_openapi_schema(secured):
+    # The spec stays open; the data routes answer only with a token.
+    assert httpx.get(secured["url"] + "/v1/metrics", timeout=60).status_code == 401
+    assert httpx.get(secured["url"] + "/v1/metrics", timeout=60,
+                     headers={"Authorization": f"Bearer {secured['restricted']}"}).status_code == 200
+    return schemathesis.openapi.from_url(secured["url"] + "/openapi.json")
 
 
 @pytest.fixture(autouse=True)
@@ -55,14 +209,57 @@ def _node_id_for_schemathesis(request: pytest.FixtureRequest) -> None:
 
 
 schema = schemathesis.pytest.from_fixture("openapi_schema")
+secured_schema = schemathesis.pytest.from_fixture("secured_openapi_schema")
 
 
 @schema.parametrize()
-@settings(max_examples=EXAMPLES, deadline=None, derandomize=SEED is None, database=None,
-          suppress_health_check=list(HealthCheck))
-@seed(int(SEED or 0))
-def test_every_route_answers_within_its_spec(case, fuzz_base_url: str):
-    case.call_and_validate(base_url=fuzz_base_url, checks=CHECKS, timeout=60)
+@fuzz_settings(OPEN_EXAMPLES)
+def test_every_route_answers_within_its_spec_in_open_mode(case, fuzz_base_url: str, open_known, http_session):
+    use_known_path_values(case, open_known)
+    send(case, "open", fuzz_base_url, http_session, None)
+
+
+@secured_schema.parametrize()
+@fuzz_settings(TOKEN_EXAMPLES)
+def test_every_route_answers_within_its_spec_with_an_admin_token(case, secured, http_session):
+    use_known_path_values(case, secured["known"])
+    send(case, "admin", secured["url"], http_session, secured["admin"])
+
+
+def _only_the_policy_region(region: str):
+    def check(case, response) -> None:
+        # Any metric answer with a region column holds the token's region only.
+        content_type = {k.lower(): v for k, v in response.headers.items()}.get("content-type", [""])[0]
+        if not (case.path == "/v1/query" and response.status_code == 200
+                and content_type.startswith("application/json")):
+            return
+        body = response.json()
+        columns = [i for i, c in enumerate(body["columns"]) if c["name"].split("__")[-1] == "region"]
+        seen = {row[i] for row in body["rows"] for i in columns}
+        assert seen <= {region}, f"a token restricted to region={region} was answered rows of {seen - {region}}"
+    return check
+
+
+@secured_schema.parametrize()
+@fuzz_settings(TOKEN_EXAMPLES)
+def test_every_route_answers_within_its_spec_with_a_restricted_token(case, secured, http_session):
+    use_known_path_values(case, secured["known"])
+    send(case, "restricted", secured["url"], http_session, secured["restricted"],
+         extra_check=_only_the_policy_region(secured["region"]))
+
+
+def _no_data_without_a_valid_token(case, response) -> None:
+    # Only the open routes (probes, dbt docs) may succeed; every /v1 route must refuse.
+    if case.path.startswith("/v1"):
+        assert response.status_code >= 400, f"{case.method} {case.path} answered {response.status_code} without a valid token"
+
+
+@secured_schema.parametrize()
+@fuzz_settings(TOKEN_EXAMPLES)
+def test_every_route_answers_within_its_spec_without_a_valid_token(case, secured, http_session):
+    use_known_path_values(case, secured["known"])
+    for token in (None, secured["forged"], "not-a-token"):
+        send(case, "anonymous", secured["url"], http_session, token, extra_check=_no_data_without_a_valid_token)
 
 
 @pytest.mark.parametrize("value", [False, 3])
@@ -74,3 +271,13 @@ def test_a_filter_value_of_the_wrong_type_is_a_named_400(api, value):
     assert response.status_code == 400
     error = response.json()["error"]
     assert error["code"] == "invalid_filter" and "country" in error["message"]
+
+
+def test_a_readout_alpha_too_small_to_compute_is_a_named_422(api):
+    # Found by the fuzz: alpha=1e-300 passed `0 < alpha < 1` and the t quantile of 1 - alpha/2
+    # (1.0 in floating point) was a 500.
+    experiment = api.client.get("/v1/experiments").json()["experiments"][0]["experiment_id"]
+    response = api.client.get(f"/v1/experiments/{experiment}/readout", params={"alpha": "1e-300"})
+    assert response.status_code == 422
+    assert response.json()["error"]["problems"][0]["field"] == "alpha"
+    assert api.client.get(f"/v1/experiments/{experiment}/readout", params={"alpha": "1e-10"}).status_code == 200
