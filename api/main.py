@@ -11,7 +11,7 @@ from api.auth import AuditLog, ConcurrencyLimiter, audit_middleware, require
 from api.guards import BodySizeLimit
 from api.routers import catalog, dbt_docs, experiments, health, query
 from api.routers import alerts, launches, quality, releases
-from api.schemas.errors import DATA_ROUTE_ERRORS
+from api.schemas.errors import DATA_ROUTE_ERRORS, error_responses
 from metrics.engine import EngineProvider, Limits
 from northstar.settings import Settings, get_settings
 from northstar.tokens import TokenStore
@@ -60,6 +60,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(experiments.router, dependencies=[Depends(require("experiments:read"))],
                        responses=DATA_ROUTE_ERRORS)
     # Open: liveness/readiness for probes, and the dbt docs site (definitions, no data rows).
-    app.include_router(health.router)
-    app.include_router(dbt_docs.router)
+    # The body-size guard answers 413 in front of these too.
+    app.include_router(health.router, responses=error_responses(413))
+    app.include_router(dbt_docs.router, responses=error_responses(413))
     return app

@@ -281,3 +281,24 @@ def test_a_readout_alpha_too_small_to_compute_is_a_named_422(api):
     assert response.status_code == 422
     assert response.json()["error"]["problems"][0]["field"] == "alpha"
     assert api.client.get(f"/v1/experiments/{experiment}/readout", params={"alpha": "1e-10"}).status_code == 200
+
+
+def test_every_operation_declares_the_413_it_answers_to_a_body_over_the_cap(secured):
+    # The body-size guard sits in front of every route, open ones included, so every operation
+    # can answer 413; the fuzz never sends bodies that big, so each is asked here.
+    spec = httpx.get(secured["url"] + "/openapi.json", timeout=60).json()
+    over_the_cap = b"x" * (1024 * 1024 + 1)  # NORTHSTAR_MAX_BODY_BYTES defaults to 1 MiB
+    undeclared = []
+    for template, operations in spec["paths"].items():
+        path = template.format_map({k: v for choice in secured["known"].get(template, [{}])[:1]
+                                    for k, v in choice.items()})
+        for method, operation in operations.items():
+            response = httpx.request(method.upper(), secured["url"] + path, content=over_the_cap, timeout=60,
+                                     headers={"Authorization": f"Bearer {secured['admin']}",
+                                              "Content-Type": "application/json"})
+            assert response.status_code == 413, f"{method.upper()} {path}: {response.status_code}"
+            assert response.json()["error"]["code"] == "request_too_large"
+            declared = operation["responses"].get("413", {}).get("content", {}).get("application/json", {})
+            if declared.get("schema", {}).get("$ref") != "#/components/schemas/ErrorBody":
+                undeclared.append(f"{method.upper()} {template}")
+    assert not undeclared, f"413 not declared with the error body: {undeclared}"
