@@ -302,3 +302,21 @@ def test_every_operation_declares_the_413_it_answers_to_a_body_over_the_cap(secu
             if declared.get("schema", {}).get("$ref") != "#/components/schemas/ErrorBody":
                 undeclared.append(f"{method.upper()} {template}")
     assert not undeclared, f"413 not declared with the error body: {undeclared}"
+
+
+def test_every_token_route_declares_the_statuses_of_its_guards(secured):
+    # What the fuzz rarely or never provokes: a missing or wrong token (401), a missing scope or a
+    # row policy that forbids the request (403), too many queries in flight (429), the query
+    # timeout (504), no servable build (503). A route added without them fails here.
+    spec = httpx.get(secured["url"] + "/openapi.json", timeout=60).json()
+    missing = {}
+    for template, operations in spec["paths"].items():
+        if not template.startswith("/v1/"):
+            continue
+        for method, operation in operations.items():
+            declared = {code for code, response in operation["responses"].items()
+                        if response.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref")
+                        == "#/components/schemas/ErrorBody"}
+            if lacking := {"401", "403", "413", "429", "503", "504"} - declared:
+                missing[f"{method.upper()} {template}"] = sorted(lacking)
+    assert not missing
