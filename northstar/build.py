@@ -131,7 +131,8 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
         else:
             code, output = _run_dbt(["build", *args], env, progress)
             if code != 0:
-                raise BuildFailed(_failure_message(directory, output), build_id=build_id)
+                raise BuildFailed(_failure_message(directory, output, postgres_dsn if on_postgres else None),
+                                  build_id=build_id)
         if docs and not on_spark:
             code, output = _run_dbt(["docs", "generate", *args], env, None)
             if code != 0:
@@ -368,8 +369,9 @@ def _tail(output: list[str], lines: int = 15) -> str:
     return "\n".join(line for line in output[-lines:] if line.strip())
 
 
-def _failure_message(directory: Path, output: list[str]) -> str:
-    """Name what failed: each failing model or test, its table and column, sample rows."""
+def _failure_message(directory: Path, output: list[str], postgres_dsn: str | None = None) -> str:
+    """Name what failed: each failing model or test, its table and column, sample rows (from
+    the build's DuckDB file, or its PostgreSQL schemas when `postgres_dsn` is given)."""
     results = _read_json(directory / "run_results.json")
     manifest = _read_json(directory / "manifest.json") or {}
     if not results:
@@ -380,14 +382,14 @@ def _failure_message(directory: Path, output: list[str]) -> str:
         if result.get("status") not in ("error", "fail"):
             continue
         node = nodes.get(result.get("unique_id"), {})
-        problems.append(_describe_failure(directory, result, node))
+        problems.append(_describe_failure(directory, result, node, postgres_dsn))
     if not problems:
         return "dbt build failed:\n" + _tail(output)
     head = f"dbt build failed ({len(problems)} failing node{'s' if len(problems) > 1 else ''}); "
     return head + "the served warehouse is unchanged.\n" + "\n".join(problems[:10])
 
 
-def _describe_failure(directory: Path, result: dict, node: dict) -> str:
+def _describe_failure(directory: Path, result: dict, node: dict, postgres_dsn: str | None = None) -> str:
     name = node.get("name") or result.get("unique_id", "?")
     message = (result.get("message") or "").strip().splitlines()
     text = message[0] if message else result.get("status", "failed")
@@ -400,13 +402,17 @@ def _describe_failure(directory: Path, result: dict, node: dict) -> str:
     if not attached and node.get("depends_on", {}).get("nodes"):
         table = node["depends_on"]["nodes"][0].split(".")[-1]
     where = f"{table}.{column}" if column else table
-    sample = _sample_failures(directory, result.get("compiled_code") or node.get("compiled_code"))
+    sample = _sample_failures(directory, result.get("compiled_code") or node.get("compiled_code"), postgres_dsn)
     line = f"- test {metadata.get('name') or name} on {where}: {text}"
     return line + (f"; sample rows: {sample}" if sample else "")
 
 
-def _sample_failures(directory: Path, compiled_sql: str | None, limit: int = 5) -> str:
+def _sample_failures(directory: Path, compiled_sql: str | None, postgres_dsn: str | None = None,
+                     limit: int = 5) -> str:
     """Run a failed test's own query against the unpublished warehouse for a few rows."""
+    if compiled_sql and postgres_dsn:
+        columns, rows = postgres.sample_rows(postgres_dsn, compiled_sql, limit)
+        return "; ".join(", ".join(f"{c}={v!r}" for c, v in zip(columns, row)) for row in rows)
     warehouse = directory / WAREHOUSE_FILE
     if not compiled_sql or not warehouse.exists():
         return ""

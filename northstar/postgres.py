@@ -74,6 +74,19 @@ def connect(dsn: str):
         raise BuildFailed(f"cannot connect to PostgreSQL ({_first_line(exc)}); check NORTHSTAR_POSTGRES_DSN.") from exc
 
 
+def sample_rows(dsn: str, compiled_sql: str, limit: int = 5) -> tuple[list[str], list[tuple]]:
+    """A few rows of a failed dbt test's own query (the build's schemas still exist when it is
+    described); nothing when it cannot run, since the failure is reported either way."""
+    import psycopg
+
+    try:
+        with psycopg.connect(dsn, autocommit=True) as con:
+            cursor = con.execute(f"SELECT * FROM ({compiled_sql}) AS failures LIMIT {int(limit)}")
+            return [d.name for d in cursor.description or ()], cursor.fetchall()
+    except psycopg.Error:
+        return [], []
+
+
 def register_build(dsn: str, build_id: str, builds_dir: Path) -> None:
     """Note a build's schemas as this data directory's (before any is created), so pruning
     only ever drops schemas a build of the same data directory wrote: several data

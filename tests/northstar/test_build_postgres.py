@@ -12,11 +12,13 @@ import shutil
 import time
 from pathlib import Path
 
+import duckdb
 import psycopg
 import pytest
 
 from metrics.errors import BuildFailed
 from northstar.build import build
+from northstar.landing import locate
 from northstar.postgres import schema_suffix
 from tests.conftest import REPO, SAMPLE
 from tests.northstar.test_build import rewrite
@@ -46,6 +48,10 @@ def test_failed_build_drops_its_schemas_and_leaves_the_served_one(postgres_api, 
         build(landing, warehouse, REPO / "dbt_project", docs=False, warehouse_type="postgres",
               postgres_dsn=postgres_dsn)
     assert "unique" in info.value.message and "event_id" in info.value.message
+    # the failing rows, read from the build's schemas before they were dropped
+    (duplicated,), = duckdb.sql(f"select event_id from {locate(landing)['events'].reader_sql()} "
+                                "group by 1 having count(distinct event_name) > 1").fetchall()
+    assert "sample rows" in info.value.message and repr(duplicated) in info.value.message, info.value.message
     failed = info.value.details["build_id"]
 
     assert os.readlink(warehouse) == served
