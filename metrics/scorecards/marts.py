@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from metrics.sql.marts import Condition, select_sql  # noqa: F401  (the scorecards' vocabulary)
+from metrics.sql.marts import Condition
+
+__all__ = ["Condition", "read_mart"]
 
 
 def read_mart(engine, table: str, columns: Sequence[str], where: Sequence[Condition] = (),

@@ -1,5 +1,5 @@
 """Pure pieces of the scorecards: the two-proportion z-test against scipy, SLO statuses,
-period arithmetic, quantiles and the mart SELECT builder."""
+period arithmetic and quantiles (the mart SELECT builder: tests/metrics/sql/test_marts.py)."""
 
 from __future__ import annotations
 
@@ -11,15 +11,14 @@ import pytest
 from scipy import stats
 
 from metrics.errors import InternalError, InvalidQuery, NotFound
-from metrics.scorecards import common, launches, marts, proportions, slo
+from metrics.scorecards import common, launches, proportions, slo
 from metrics.scorecards.common import check_choice, next_period, period_start, previous_period
 from metrics.scorecards.launches import quantile
 from metrics.scorecards.proportions import EMPTY_SAMPLE, NO_VARIANCE, two_proportion_z_test
 from metrics.scorecards.slo import Direction, Slo, Status, Thresholds
-from metrics.sql.marts import MartTable
 
 
-@pytest.mark.parametrize("module", [common, launches, marts, proportions, slo])
+@pytest.mark.parametrize("module", [common, launches, proportions, slo])
 def test_docstring_examples(module):
     assert doctest.testmod(module).failed == 0
 
@@ -108,14 +107,3 @@ def test_quantile_matches_scipy_linear_interpolation():
     for q in (0.0, 0.25, 0.5, 0.75, 0.9, 1.0):
         assert quantile(values, q) == pytest.approx(float(stats.mstats.mquantiles(values, [q], alphap=1, betap=1)[0]))
     assert quantile([], 0.5) is None
-
-
-def test_mart_select_binds_values():
-    sql, params = marts.select_sql(MartTable("fct_launch_users", "marts", "fct_launch_users"), ["user_id"], [
-        marts.Condition("launch_id", "=", "x'; drop table users; --"),
-        marts.Condition("metric_date", ">=", dt.date(2026, 1, 1)),
-        marts.Condition("metric_name", "in", ["a", "b"])])
-    assert "drop" not in sql
-    assert params == {"p0": "x'; drop table users; --", "p1": dt.date(2026, 1, 1), "p2": "a", "p3": "b"}
-    assert sql == ('SELECT "user_id" FROM "marts"."fct_launch_users" AS "fct_launch_users" WHERE ("launch_id" = $p0 '
-                   'AND "metric_date" >= $p1) AND "metric_name" IN ($p2, $p3)')
