@@ -100,52 +100,48 @@ class RestrictedEngine:
     # -- marts ---------------------------------------------------------------------------
 
     def mart_tables(self) -> dict[str, tuple[MartTable, tuple]]:
-        """Every mart with the policy's condition attached; a mart the policy cannot restrict
-        keeps no condition and is refused when read (see `_refusal`)."""
-        return {name: (self._restricted(mart, columns), columns)
+        """Every mart with the policy's condition attached (a mart the policy cannot restrict
+        is listed as it is, and refused when read)."""
+        return {name: (self._view(mart, columns)[0], columns)
                 for name, (mart, columns) in self._engine.mart_tables().items()}
 
     def read_mart(self, statement: Any):
         """A client's SELECT over `marts.*`, each mart read through the policy."""
-        marts = self.mart_tables()
+        views = {name: self._view(mart, columns) for name, (mart, columns) in self._engine.mart_tables().items()}
         for table in statement.find_all(exp.Table):
             if (table.db or "").lower() != MARTS_SCHEMA or not isinstance(table.this, exp.Identifier):
                 continue  # CTEs; anything else is refused by the rewrite
-            name = table.name if table.this.quoted else table.name.lower()
-            if name in marts:
-                self._refusal(name, marts[name][1])
-        return self._engine.read_mart(statement, {name: mart for name, (mart, _) in marts.items()})
+            refusal = views.get(table.name if table.this.quoted else table.name.lower(), (None, None))[1]
+            if refusal:
+                raise PolicyDenied(refusal, table=table.name)
+        return self._engine.read_mart(statement, {name: mart for name, (mart, _) in views.items()})
 
     def mart_rows(self, table: str, columns, where=(), order_by=(), distinct: bool = False):
-        entry = self.mart_tables().get(table)
+        entry = self._engine.mart_tables().get(table)
         if entry is None:  # the base engine names the missing mart
             return self._engine.mart_rows(table, columns, where, order_by, distinct)
-        self._refusal(table, entry[1])
-        return self._engine.mart_rows(table, columns, where, order_by, distinct, mart=entry[0])
+        mart, refusal = self._view(*entry)
+        if refusal:
+            raise PolicyDenied(refusal, table=table)
+        return self._engine.mart_rows(table, columns, where, order_by, distinct, mart=mart)
 
-    def _restricted(self, mart: MartTable, columns) -> MartTable:
+    def _view(self, mart: MartTable, columns) -> tuple[MartTable, str | None]:
+        """The mart as the policy lets it be read, or the reason it cannot be read."""
         if mart.name in REFERENCE_MARTS:
-            return mart
+            return mart, None
         names = {c.name for c in columns}
         condition = self._column_condition(names)
         if condition is None and USER_COLUMN in names:
-            condition = self._user_condition()
-        return dataclasses.replace(mart, restriction=condition) if condition is not None else mart
-
-    def _refusal(self, name: str, columns) -> None:
-        """Raise PolicyDenied for a mart the policy cannot restrict."""
-        if name in REFERENCE_MARTS:
-            return
-        names = {c.name for c in columns}
-        if self._column_condition(names) is not None:
-            return
-        if USER_COLUMN in names:
-            self._user_condition()  # raises when the policy is not on user attributes
-            return
-        fields = ", ".join(sorted({_column_of(f.field) for f in self.policy.filters}))
-        raise PolicyDenied(f"this token may only read rows where {self.policy.description}; marts.{name} has "
-                           f"neither a {fields} column nor a {USER_COLUMN} column to restrict it by, so it is "
-                           "not available to this token.", table=name)
+            try:
+                condition = self._user_condition()
+            except PolicyDenied as exc:
+                return mart, exc.message
+        if condition is None:
+            fields = ", ".join(sorted({_column_of(f.field) for f in self.policy.filters}))
+            return mart, (f"this token may only read rows where {self.policy.description}; marts.{mart.name} has "
+                          f"neither a {fields} column nor a {USER_COLUMN} column to restrict it by, so it is "
+                          "not available to this token.")
+        return dataclasses.replace(mart, restriction=condition), None
 
     def _column_condition(self, names: set[str]) -> exp.Expression | None:
         """The policy on the mart's own columns, when it has every policy field."""
