@@ -1,4 +1,4 @@
-"""Build and query times per warehouse engine (DuckDB, PostgreSQL) on the same landing data.
+"""Build and query times per warehouse engine (DuckDB, PostgreSQL, Spark) on the same landing data.
 
 For each size (the committed sample; about 1M events generated as in bench/run.py) and each
 engine: `northstar build` wall time (contract check, for PostgreSQL the COPY load, dbt build,
@@ -10,6 +10,7 @@ Usage:
     export NORTHSTAR_POSTGRES_DSN=$(scripts/postgres_test_server.sh start)
     python bench/engines.py                          # sample and 1m, both engines
     python bench/engines.py --sizes sample --repeat 5
+    python bench/engines.py --engines spark          # needs the spark extra and Java 17
 
 Results are printed as a table and written to bench/out/engines.json.
 """
@@ -44,7 +45,8 @@ def build(landing: Path, warehouse: Path, env: dict[str, str]) -> float:
 
 def query_times(warehouse: Path, env: dict[str, str], repeat: int) -> dict[str, float]:
     out = {}
-    with served(warehouse, env=env, ready_seconds=30) as server, \
+    # a Spark server starts a JVM and registers the build's tables before it is ready
+    with served(warehouse, env=env, ready_seconds=300 if warehouse.suffix == ".spark" else 30) as server, \
             httpx.Client(base_url=server.base_url, timeout=300) as client:
         for name, body in QUERIES.items():
             end = dt.datetime(2030, 1, 1)

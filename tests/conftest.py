@@ -132,6 +132,44 @@ def postgres_api(tmp_path_factory: pytest.TempPathFactory, postgres_dsn: str):
         server.stop()
 
 
+def spark_missing() -> str | None:
+    """Why the Spark tests cannot run here (pyspark, dbt-spark or Java missing), or None."""
+    import importlib.util
+    import shutil
+
+    for module, extra in (("pyspark", "pyspark"), ("dbt.adapters.spark", "dbt-spark[session]")):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:
+            found = False
+        if not found:
+            return f"{module} is not installed (pip install -e '.[spark]' installs {extra})"
+    java_home = os.environ.get("JAVA_HOME")
+    if not shutil.which("java") and not (java_home and (Path(java_home) / "bin" / "java").exists()):
+        return "no Java runtime (Spark needs Java 17: apt-get install default-jdk-headless)"
+    return None
+
+
+@pytest.fixture(scope="session")
+def spark_api(tmp_path_factory: pytest.TempPathFactory):
+    """The service over the same landing data built into Spark (a local session) by `northstar
+    build --warehouse-type spark`."""
+    missing = spark_missing()
+    if missing:
+        pytest.skip(missing)
+    data_dir = tmp_path_factory.mktemp("sparkdata")
+    warehouse = data_dir / "northstar.spark"
+    env = {"NORTHSTAR_WAREHOUSE_TYPE": "spark", "NORTHSTAR_SPARK_MASTER": "local[2]"}
+    northstar("build", "--landing", str(SAMPLE), "--warehouse", str(warehouse), env=env)
+    server = Server(warehouse, env=env)
+    try:
+        server.wait_ready(timeout=300)  # the server starts a JVM and registers the build's tables
+        with httpx.Client(base_url=server.base_url, timeout=300) as client:
+            yield Api(client, server.base_url, SAMPLE, warehouse)
+    finally:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def api(built_warehouse: BuiltWarehouse):
     server = Server(built_warehouse.warehouse)

@@ -13,7 +13,7 @@ from northstar.settings import Settings
 
 @pytest.fixture(autouse=True)
 def _no_warehouse_settings(monkeypatch: pytest.MonkeyPatch) -> None:
-    for name in ("NORTHSTAR_WAREHOUSE", "NORTHSTAR_WAREHOUSE_TYPE", "NORTHSTAR_POSTGRES_DSN"):
+    for name in ("NORTHSTAR_WAREHOUSE", "NORTHSTAR_WAREHOUSE_TYPE", "NORTHSTAR_POSTGRES_DSN", "NORTHSTAR_SPARK_MASTER"):
         monkeypatch.delenv(name, raising=False)
 
 
@@ -44,6 +44,15 @@ def test_a_path_stays_a_path(tmp_path: Path) -> None:
     assert settings.warehouse_type == "duckdb" and settings.warehouse_path == tmp_path / "postgres"
 
 
+def test_spark_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NORTHSTAR_WAREHOUSE", "spark")
+    settings = Settings(data_dir=tmp_path)
+    assert (settings.warehouse_type, settings.warehouse_path) == ("spark", tmp_path / "northstar.spark")
+    assert settings.spark_master == "local[2]"
+    monkeypatch.setenv("NORTHSTAR_SPARK_MASTER", "spark://spark-master:7077")
+    assert Settings(data_dir=tmp_path).spark_master == "spark://spark-master:7077"
+
+
 def test_unknown_type_names_the_choices() -> None:
-    with pytest.raises(ValidationError, match="'duckdb' or 'postgres'"):
-        Settings(warehouse_type="spark")
+    with pytest.raises(ValidationError, match="'duckdb', 'postgres' or 'spark'"):
+        Settings(warehouse_type="oracle")
