@@ -568,9 +568,12 @@ class Renderer:
         conditions = self._time_range(node, plan, params) + self._conditions(node, plan, params, alias_for, joins)
         base = _select(base_columns, f"{self._table(base_model)} AS t0", joins, conditions)
 
+        # a key per conversion row; Spark refuses ROW_NUMBER() without an ORDER BY, and its
+        # row ids need no sort (the CTE is read once, so the ids stay put)
+        row_key = "MONOTONICALLY_INCREASING_ID()" if self.dialect == "spark" else "ROW_NUMBER() OVER ()"
         target_columns = [f"{expr(target_model.entity(params_.entity).expr)} AS entity_key",
                           f"{at_grain(target_time)} AS conv_ts", f"{expr(target_measure.expr)} AS v",
-                          "ROW_NUMBER() OVER () AS conv_key"]
+                          f"{row_key} AS conv_key"]
         target_columns += [f"{expr(c)} AS cp{i}" for i, (_, c) in enumerate(params_.constant_properties)]
         target_conditions = []
         if query.start is not None:
@@ -847,16 +850,28 @@ def _aggregate_tree(measure: Measure, dialect: str, value: exp.Expression | None
     if agg is Agg.MAX:
         return exp.Max(this=value)
     if agg is Agg.MEDIAN:
-        return _percentile(value, 0.5, discrete=measure.use_discrete_percentile)
+        return _percentile(value, 0.5, discrete=measure.use_discrete_percentile, dialect=dialect)
     if agg is Agg.PERCENTILE:
-        return _percentile(value, measure.percentile or 0.5, discrete=measure.use_discrete_percentile)
+        return _percentile(value, measure.percentile or 0.5, discrete=measure.use_discrete_percentile,
+                           dialect=dialect)
     raise InvalidQuery(f"aggregation {agg.value!r} is not supported.")
 
 
-def _percentile(value: exp.Expression, fraction: float, discrete: bool) -> exp.Expression:
-    cls = exp.PercentileDisc if discrete else exp.PercentileCont
-    return exp.WithinGroup(this=cls(this=exp.Literal.number(fraction)),
-                           expression=exp.Order(expressions=[exp.Ordered(this=value)]))
+def _percentile(value: exp.Expression, fraction: float, discrete: bool, dialect: str = "duckdb") -> exp.Expression:
+    """The exact percentile, `PERCENTILE_CONT(f) WITHIN GROUP (ORDER BY value)` (or `_DISC`).
+
+    sqlglot writes the ordered-set form as `PERCENTILE_APPROX` for Spark, an estimate; Spark
+    3.4+ runs the exact ordered-set aggregates under their own names, so those are kept.
+
+    >>> _percentile(exp.column("x"), 0.9, False, "spark").sql("spark")
+    'PERCENTILE_CONT(0.9) WITHIN GROUP (ORDER BY x NULLS LAST)'
+    """
+    if dialect == "spark":
+        function: exp.Expression = exp.Anonymous(this="PERCENTILE_DISC" if discrete else "PERCENTILE_CONT",
+                                                 expressions=[exp.Literal.number(fraction)])
+    else:
+        function = (exp.PercentileDisc if discrete else exp.PercentileCont)(this=exp.Literal.number(fraction))
+    return exp.WithinGroup(this=function, expression=exp.Order(expressions=[exp.Ordered(this=value)]))
 
 
 def _metric_tree(expr: MetricExpr, dialect: str) -> exp.Expression:
