@@ -140,6 +140,8 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
     except BaseException:
         if on_postgres:
             postgres.drop_build(postgres_dsn, build_id)
+        if on_spark:
+            spark.drop_build(directory)
         _retire_failed(directory)
         raise
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -93,6 +94,12 @@ def write_spec(directory: Path, master: str, build_id: str, landing: dict[str, s
 def dbt_command(spec: Path, dbt_args: list[list[str]]) -> list[str]:
     """The command that runs dbt commands in one process with the build's Spark session."""
     return [sys.executable, "-m", "northstar.spark", str(spec), json.dumps(dbt_args)]
+
+
+def drop_build(directory: Path) -> None:
+    """Delete a failed build's data (its landing copy and tables); its logs stay for diagnosis."""
+    for data in (LANDING_DIR, WAREHOUSE_DIR):
+        shutil.rmtree(directory / data, ignore_errors=True)
 
 
 def write_pointer(directory: Path, build_id: str) -> Path:
