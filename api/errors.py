@@ -63,14 +63,28 @@ def install(app: FastAPI) -> None:
     async def validation_error(_: Request, exc: RequestValidationError | ValidationError) -> JSONResponse:
         problems = []
         for err in exc.errors():
-            location = ".".join(str(p) for p in err.get("loc", ()) if p not in ("body", "query"))
+            if err.get("type") == "json_invalid":
+                # loc is ("body", <character offset>): say what is wrong and where
+                at = err.get("loc", ("body", None))[-1]
+                reason = (err.get("ctx") or {}).get("error") or "JSON decode error"
+                problems.append({"field": "body", "problem": f"not valid JSON ({reason}) at character {at}"})
+                continue
+            loc = err.get("loc", ())
+            location = ".".join(str(p) for p in loc if p not in ("body", "query")) or (loc[0] if loc else "")
             problems.append({"field": location, "problem": err.get("msg")})
         message = "; ".join(f"{p['field'] or 'request'}: {p['problem']}" for p in problems)
         return JSONResponse(error_body("invalid_request", message or "invalid request", problems=problems),
                             status_code=422)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code,
+        message = str(exc.detail)
+        if exc.status_code == 400 and message == "There was an error parsing the body":
+            # FastAPI's words for a body it could not decode at all (not JSON, wrong encoding)
+            code = "invalid_body"
+            message = (f"the request body could not be read (Content-Type "
+                       f"{request.headers.get('content-type') or 'missing'!r}); send a JSON object with "
+                       "Content-Type: application/json.")
+        return JSONResponse(error_body(code, message), status_code=exc.status_code,
                             headers=getattr(exc, "headers", None))

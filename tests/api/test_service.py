@@ -174,6 +174,20 @@ def test_bad_requests_name_the_problem_and_the_nearest_choice(api):
     assert injection["code"] == "invalid_filter"
 
 
+def test_an_unreadable_body_is_named(api):
+    def post(content: bytes, content_type: str) -> dict:
+        response = api.client.post("/v1/query", content=content, headers={"Content-Type": content_type})
+        assert 400 <= response.status_code < 500, response.text
+        return response.json()["error"]
+
+    error = post(b'{"metrics": ["\xff"]}', "application/json")  # not UTF-8
+    assert error["code"] == "invalid_body" and "JSON object" in error["message"], error
+    error = post(b'{"metrics": ["events"],}', "application/json")
+    assert error["message"] == "body: not valid JSON (Expecting property name enclosed in double quotes) at character 23"
+    error = post(b"metrics=events", "text/plain")
+    assert error["message"].startswith("body: ")
+
+
 def test_health_readiness_openapi_and_dbt_docs(api):
     assert api.client.get("/healthz").json() == {"status": "ok"}
     ready = api.client.get("/readyz").json()
