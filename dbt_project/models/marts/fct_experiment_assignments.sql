@@ -49,9 +49,11 @@ ranked as (
             order by external_assignments.assigned_at, external_assignments.variant
         ) as assignment_number
     from external_assignments
+    -- plain equality (both keys are never null: tested below) lets every warehouse hash-join;
+    -- PostgreSQL runs a null-safe join as a nested loop, quadratic in the assignments
     inner join variant_counts
-        on external_assignments.experiment_id is not distinct from variant_counts.experiment_id
-        and external_assignments.user_id is not distinct from variant_counts.user_id
+        on external_assignments.experiment_id = variant_counts.experiment_id
+        and external_assignments.user_id = variant_counts.user_id
 
 ),
 
