@@ -192,7 +192,7 @@ class SparkClient:
             for table in sorted(self._spark.catalog.listTables(schema), key=lambda t: t.name):
                 if table.tableType == "VIEW":
                     continue
-                for column in self._spark.catalog.listColumns(table.name, schema):
+                for column in self._spark.catalog.listColumns(f"{_quote(schema)}.{_quote(table.name)}"):
                     out.append((schema, table.name, column.name, column.dataType))
         return out
 
