@@ -8,61 +8,15 @@ Skipped unless NORTHSTAR_TEST_POSTGRES_DSN names a PostgreSQL server (`.ci/run` 
 
 from __future__ import annotations
 
-import math
-import sys
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-_TESTS_DIR = str(Path(__file__).resolve().parents[1])
-if _TESTS_DIR not in sys.path:
-    sys.path.insert(0, _TESTS_DIR)
+from tests.api.cross_engine import CrossEngine, answer, rows_of
+from tests.oracle import GRAINS, METRICS
 
-from oracle import GRAINS, METRICS  # noqa: E402
-
-REL_TOL = 1e-9
-ABS_TOL = 1e-12
-# What differs between two services by design: the build, when it ran, how long a query took.
-VOLATILE = {"build_id", "built_at", "query_ms", "elapsed_ms", "cached", "generated_at", "request_id",
-            "newest_data_at_checked", "freshness"}
-
-
-def same(expected: Any, got: Any, path: str = "$") -> None:
-    """Recursive equality; floats to REL_TOL relative (ints and floats compare as numbers)."""
-    if isinstance(expected, dict) and isinstance(got, dict):
-        keys = set(expected) - VOLATILE
-        assert keys == set(got) - VOLATILE, f"{path}: keys {sorted(keys ^ (set(got) - VOLATILE))} differ"
-        for key in keys:
-            same(expected[key], got[key], f"{path}.{key}")
-    elif isinstance(expected, list) and isinstance(got, list):
-        assert len(expected) == len(got), f"{path}: {len(expected)} rows on DuckDB, {len(got)} on PostgreSQL"
-        for i, (e, g) in enumerate(zip(expected, got)):
-            same(e, g, f"{path}[{i}]")
-    elif isinstance(expected, (int, float)) and isinstance(got, (int, float)) \
-            and not isinstance(expected, bool) and not isinstance(got, bool):
-        assert math.isclose(expected, got, rel_tol=REL_TOL, abs_tol=ABS_TOL), f"{path}: {expected} != {got}"
-    else:
-        assert expected == got, f"{path}: {expected!r} on DuckDB, {got!r} on PostgreSQL"
-
-
-def answer(api: Any, method: str, url: str, **kwargs: Any) -> Any:
-    response = api.client.request(method, url, **kwargs)
-    assert response.status_code == 200, f"{api.base_url}{url}: {response.status_code} {response.text}"
-    return response.json()
-
-
-def rows_of(body: dict) -> list:
-    """The answer's rows in a canonical order (the engines may order ties differently)."""
-    return sorted(body["rows"], key=lambda row: [(v is None, str(v)) for v in row])
-
-
-def same_query(api: Any, postgres_api: Any, body: dict) -> None:
-    duck = answer(api, "POST", "/v1/query", json=body)
-    pg = answer(postgres_api, "POST", "/v1/query", json=body)
-    same(duck["columns"], pg["columns"], "$.columns")
-    same(rows_of(duck), rows_of(pg), "$.rows")
-    assert duck["rows"], f"{body}: no rows to compare"
+_compare = CrossEngine("PostgreSQL")
+same, same_query = _compare.same, _compare.same_query
 
 
 @pytest.mark.parametrize("metric", list(METRICS))
