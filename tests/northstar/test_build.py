@@ -40,6 +40,12 @@ def rewrite(landing: Path, table: str, sql: str) -> None:
         located.path.unlink()
 
 
+def add_conflicting_duplicate(landing: Path) -> None:
+    """Two different rows with the same event_id: not an exact duplicate, so a build must stop."""
+    rewrite(landing, "events",
+            "select * from t union all select * replace ('tampered' as event_name) from (select * from t limit 1)")
+
+
 def test_the_sample_meets_the_contract():
     assert set(check_contract(SAMPLE)) == set(locate(SAMPLE))
 
@@ -80,9 +86,7 @@ def test_failed_build_leaves_the_served_warehouse_untouched_then_a_good_one_swap
     con = duckdb.connect(str(warehouse), read_only=True)  # a reader holds the served file open
     events_before = con.execute("select count(*) from marts.fct_events").fetchone()[0]
 
-    # Two different rows with the same event_id: not an exact duplicate, so the build must stop.
-    rewrite(landing, "events",
-            "select * from t union all select * replace ('tampered' as event_name) from (select * from t limit 1)")
+    add_conflicting_duplicate(landing)
     with pytest.raises(BuildFailed) as info:
         build(landing, warehouse, DBT_PROJECT, docs=False)
     message = info.value.message

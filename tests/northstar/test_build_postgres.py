@@ -21,7 +21,7 @@ from northstar.build import build
 from northstar.landing import locate
 from northstar.postgres import schema_suffix
 from tests.conftest import REPO, SAMPLE
-from tests.northstar.test_build import rewrite
+from tests.northstar.test_build import add_conflicting_duplicate
 
 
 QUERY = {"metrics": ["active_users", "revenue"], "group_by": ["metric_time__month", "platform"],
@@ -36,9 +36,7 @@ def build_schemas(dsn: str) -> set[str]:
 def test_failed_build_drops_its_schemas_and_leaves_the_served_one(postgres_api, postgres_dsn, tmp_path: Path):
     landing = tmp_path / "landing"
     shutil.copytree(SAMPLE, landing)
-    # Two different rows with the same event_id: not an exact duplicate, so the build must stop.
-    rewrite(landing, "events",
-            "select * from t union all select * replace ('tampered' as event_name) from (select * from t limit 1)")
+    add_conflicting_duplicate(landing)
     warehouse = postgres_api.warehouse
     served = os.readlink(warehouse)
     ready = postgres_api.client.get("/readyz").json()

@@ -17,7 +17,7 @@ import pytest
 from metrics.errors import BuildFailed
 from northstar.build import build
 from tests.conftest import REPO, SAMPLE
-from tests.northstar.test_build import rewrite
+from tests.northstar.test_build import add_conflicting_duplicate
 
 pytestmark = pytest.mark.slow
 
@@ -28,9 +28,7 @@ QUERY = {"metrics": ["active_users", "revenue"], "group_by": ["metric_time__mont
 def test_failed_build_deletes_its_data_and_leaves_the_served_one(spark_api, tmp_path: Path):
     landing = tmp_path / "landing"
     shutil.copytree(SAMPLE, landing)
-    # Two different rows with the same event_id: not an exact duplicate, so the build must stop.
-    rewrite(landing, "events",
-            "select * from t union all select * replace ('tampered' as event_name) from (select * from t limit 1)")
+    add_conflicting_duplicate(landing)
     warehouse = spark_api.warehouse
     served = os.readlink(warehouse)
     ready = spark_api.client.get("/readyz").json()
