@@ -20,13 +20,11 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-import sqlglot
 from sqlglot import exp
 
 from metrics.errors import AmbiguousDimension, UnknownDimension, UserError
-from metrics.query.request import Filter, FilterOp, MetricQuery
-from metrics.sql.marts import MARTS_SCHEMA, MartTable
-from metrics.sql.render import literal
+from metrics.query.request import Filter, MetricQuery
+from metrics.sql.marts import MARTS_SCHEMA, MartTable, column_restriction, users_restriction
 
 
 class PolicyDenied(UserError):
@@ -130,32 +128,19 @@ class RestrictedEngine:
         if mart.name in REFERENCE_MARTS:
             return mart, None
         names = {c.name for c in columns}
-        condition = self._column_condition(names)
+        condition = column_restriction(self.policy.filters, names)
         if condition is None and USER_COLUMN in names:
             try:
-                condition = self._user_condition()
+                experiments = self.experiments  # resolves the policy on user attributes, or refuses
             except PolicyDenied as exc:
                 return mart, exc.message
+            condition = users_restriction(experiments.sql.population_sql(experiments.population), USER_COLUMN)
         if condition is None:
-            fields = ", ".join(sorted({_column_of(f.field) for f in self.policy.filters}))
+            fields = ", ".join(sorted({f.field.split("__")[-1] for f in self.policy.filters}))
             return mart, (f"this token may only read rows where {self.policy.description}; marts.{mart.name} has "
                           f"neither a {fields} column nor a {USER_COLUMN} column to restrict it by, so it is "
                           "not available to this token.")
         return dataclasses.replace(mart, restriction=condition), None
-
-    def _column_condition(self, names: set[str]) -> exp.Expression | None:
-        """The policy on the mart's own columns, when it has every policy field."""
-        columns = [_column_of(f.field) for f in self.policy.filters]
-        if not all(c in names for c in columns):
-            return None
-        return exp.and_(*(_condition(exp.column(c, quoted=True), f) for c, f in zip(columns, self.policy.filters)))
-
-    def _user_condition(self) -> exp.Expression:
-        """`user_id IN (the users the policy allows)`."""
-        experiments = self.experiments  # resolves the policy on user attributes, or refuses
-        rendered = experiments.sql.population_sql(experiments.population)
-        users = sqlglot.parse_one(rendered.inline_sql(pretty=False), read=rendered.dialect)
-        return exp.column(USER_COLUMN, quoted=True).isin(query=users)
 
     def __getattr__(self, name: str):
         if name in _DEFINITIONS:
@@ -164,21 +149,3 @@ class RestrictedEngine:
                            f"'{name}' cannot be restricted that way, so it is not available to this token; "
                            "metric queries are.")
 
-
-def _column_of(field: str) -> str:
-    """The column a policy field names in a mart: its last part (`user__account__region` -> region)."""
-    return field.split("__")[-1]
-
-
-def _condition(column: exp.Expression, flt: Filter) -> exp.Expression:
-    """The policy filter on a mart column, with SQL's null semantics as in metric queries (a
-    row whose column is NULL passes neither `in` nor `not in`)."""
-    if flt.op is FilterOp.IN:
-        return column.isin(*(literal(v) for v in flt.values))
-    if flt.op is FilterOp.NOT_IN:
-        return exp.Not(this=column.isin(*(literal(v) for v in flt.values)))
-    if flt.op is FilterOp.EQ:
-        return exp.EQ(this=column, expression=literal(flt.value))
-    if flt.op is FilterOp.NE:
-        return exp.Not(this=exp.EQ(this=column, expression=literal(flt.value)))
-    raise PolicyDenied(f"row policies filter with =, !=, in and not in, not {flt.op.value!r}.")

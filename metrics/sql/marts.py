@@ -14,9 +14,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import sqlglot
 from sqlglot import exp
 
 from metrics.errors import UserError, did_you_mean
+from metrics.query.request import Filter, FilterOp
+from metrics.sql.render import RenderedQuery, literal
 
 MARTS_SCHEMA = "marts"
 
@@ -86,6 +89,39 @@ class MartTable:
             return exp.alias_(table, exp.to_identifier(alias, quoted=quoted), table=True)
         restricted = exp.select(exp.Star()).from_(table).where(self.restriction.copy())
         return exp.alias_(restricted.subquery(), exp.to_identifier(alias, quoted=quoted), table=True)
+
+
+def column_restriction(filters: Sequence[Filter], columns: set[str]) -> exp.Expression | None:
+    """`filters` on a mart's own columns (a filter on `user__account__region` reads column
+    `region`), when the mart has a column for every one; else None. Values are literals (they
+    come from the token store, never from a request); NULL passes neither `in` nor `not in`,
+    as in metric queries.
+
+    >>> print(column_restriction([Filter("region", FilterOp.IN, values=("emea",))], {"region"}).sql())
+    "region" IN ('emea')
+    """
+    names = [f.field.split("__")[-1] for f in filters]
+    if not filters or not all(n in columns for n in names):
+        return None
+    return exp.and_(*(_filter_condition(exp.column(n, quoted=True), f) for n, f in zip(names, filters)))
+
+
+def users_restriction(users: RenderedQuery, column: str = "user_id") -> exp.Expression:
+    """`column IN (users)`: a mart restricted to the users a rendered statement selects."""
+    return exp.column(column, quoted=True).isin(query=sqlglot.parse_one(users.inline_sql(pretty=False),
+                                                                         read=users.dialect))
+
+
+def _filter_condition(column: exp.Expression, flt: Filter) -> exp.Expression:
+    if flt.op is FilterOp.IN:
+        return column.isin(*(literal(v) for v in flt.values))
+    if flt.op is FilterOp.NOT_IN:
+        return exp.Not(this=column.isin(*(literal(v) for v in flt.values)))
+    if flt.op is FilterOp.EQ:
+        return exp.EQ(this=column, expression=literal(flt.value))
+    if flt.op is FilterOp.NE:
+        return exp.Not(this=exp.EQ(this=column, expression=literal(flt.value)))
+    raise UnsupportedSql(f"row policies filter with =, !=, in and not in, not {flt.op.value!r}.")
 
 
 @dataclass(frozen=True)
