@@ -3,6 +3,7 @@ stopped after."""
 
 from __future__ import annotations
 
+import datetime
 import os
 import socket
 import subprocess
@@ -56,3 +57,15 @@ def served(warehouse: Path, *, env: dict[str, str] | None = None, sql_port: int 
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+def uncached_seconds(client: httpx.Client, body: dict, i: int) -> float:
+    """Seconds for one metric query the result cache cannot answer: `end` is moved back by
+    `i + 1` seconds from a date after the data, so each i is a new query with the same rows."""
+    end = datetime.datetime(2030, 1, 1) - datetime.timedelta(seconds=i + 1)
+    started = time.perf_counter()
+    response = client.post("/v1/query", json={**body, "end": end.isoformat()})
+    seconds = time.perf_counter() - started
+    assert response.status_code == 200, response.text
+    assert response.json()["meta"]["cached"] is False
+    return seconds
