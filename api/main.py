@@ -8,7 +8,7 @@ from fastapi import Depends, FastAPI
 
 from api import errors
 from api.auth import AuditLog, ConcurrencyLimiter, audit_middleware, require
-from api.guards import BodySizeLimit
+from api.guards import BodySizeLimit, HostAllowList, SecurityHeaders
 from api.routers import catalog, dbt_docs, experiments, health, query
 from api.routers import alerts, launches, quality, releases
 from api.schemas.errors import DATA_ROUTE_ERRORS, error_responses
@@ -50,10 +50,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version="0.1.0",
         summary="Governed product metrics from the dbt semantic layer.",
         lifespan=lifespan,
+        # A slash-redirect would be an absolute URL built from the request's Host header: a
+        # path with a stray slash is a 404 naming the route instead.
+        redirect_slashes=False,
     )
     errors.install(app)
     app.middleware("http")(audit_middleware)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(HostAllowList, allowed_hosts=settings.allowed_host_names,
+                       is_open=lambda: not app.state.tokens.has_active())
+    app.add_middleware(SecurityHeaders)
     metrics_read = [Depends(require("metrics:read"))]
     for router in (catalog.router, query.router, quality.router, releases.router, launches.router, alerts.router):
         app.include_router(router, dependencies=metrics_read, responses=DATA_ROUTE_ERRORS)

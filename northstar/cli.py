@@ -140,7 +140,9 @@ def serve(
                   highlight=False)
     if settings.sql_port:
         console.print(f"SQL endpoint on postgresql://{settings.host}:{settings.sql_port}/northstar", highlight=False)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info")
+    # No `server` banner: responses do not advertise the server software and its version.
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
+                server_header=False)
 
 
 @app.command()

@@ -47,7 +47,14 @@ class Settings(BaseSettings):
     max_result_rows: int = 1_000_000  # a larger answer is refused: narrow the query
     max_rows_per_response: int = 100_000  # larger answers come in pages (`offset`)
     max_body_bytes: int = 1_048_576
+    # Host names the HTTP service answers for, comma-separated (`*`: any). An open service
+    # (no token) answers loopback names and these only: a DNS-rebinding guard (api/guards.py).
+    allowed_hosts: str = ""
     audit_log: Path | None = None  # defaults to <data_dir>/audit.jsonl
+
+    @property
+    def allowed_host_names(self) -> list[str]:
+        return [h.strip() for h in self.allowed_hosts.split(",") if h.strip()]
 
     @property
     def audit_log_path(self) -> Path:
