@@ -9,7 +9,7 @@ from fastapi import Depends, FastAPI
 from api import errors
 from api.auth import AuditLog, ConcurrencyLimiter, audit_middleware, require
 from api.guards import BodySizeLimit, HostAllowList, SecurityHeaders
-from api.routers import catalog, dbt_docs, experiments, health, query
+from api.routers import catalog, dbt_docs, experiments, health, pages, query
 from api.routers import alerts, launches, quality, releases
 from api.schemas.errors import DATA_ROUTE_ERRORS, error_responses
 from metrics.engine import EngineProvider, Limits
@@ -53,6 +53,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         # A slash-redirect would be an absolute URL built from the request's Host header: a
         # path with a stray slash is a 404 naming the route instead.
         redirect_slashes=False,
+        # /docs and /redoc are served by api/routers/pages.py with local assets, not a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     errors.install(app)
     app.middleware("http")(audit_middleware)
@@ -69,4 +72,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # The body-size guard answers 413 in front of these too.
     app.include_router(health.router, responses=error_responses(413))
     app.include_router(dbt_docs.router, responses=error_responses(413))
+    app.include_router(pages.router)
+    pages.mount_assets(app)
     return app
