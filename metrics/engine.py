@@ -38,6 +38,30 @@ BUILD_INFO_FILE = "build.json"
 
 
 @dataclass(frozen=True)
+class BuildWarning:
+    """A `warn`-severity dbt test that found rows in a build, which published anyway (the
+    landing contract does not forbid what it checks: a plausible range, an event order...)."""
+
+    test: str  # the test's node name
+    test_type: str  # the generic test: expression_is_true, relationships, accepted_values...
+    model: str
+    column: str | None
+    failing_rows: int
+    sample_rows: list[dict[str, Any]]  # a few of the rows the test's query returned
+    message: str
+
+    def describe(self) -> str:
+        where = f"{self.model}.{self.column}" if self.column else self.model
+        sample = "; ".join(", ".join(f"{k}={v!r}" for k, v in row.items()) for row in self.sample_rows)
+        return (f"test {self.test_type} on {where}: {self.failing_rows} failing row"
+                f"{'' if self.failing_rows == 1 else 's'}" + (f"; sample rows: {sample}" if sample else ""))
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BuildWarning:
+        return cls(**{f.name: data.get(f.name) for f in dataclasses.fields(cls)})
+
+
+@dataclass(frozen=True)
 class BuildInfo:
     """What a served warehouse was built from, for freshness reporting."""
 
@@ -47,6 +71,11 @@ class BuildInfo:
     directory: Path
     # dbt model -> {"tests": n, "failed": k}, for the tests of the models a query reads.
     model_tests: dict[str, dict[str, int]] = field(default_factory=dict, compare=False, hash=False)
+    warnings: tuple[BuildWarning, ...] = field(default=(), compare=False, hash=False)
+
+    def models_warnings(self, models: tuple[str, ...]) -> tuple[BuildWarning, ...]:
+        """The build's warnings on the given models."""
+        return tuple(w for w in self.warnings if w.model in models)
 
     def models_passed(self, models: tuple[str, ...]) -> bool | None:
         known = [self.model_tests[m] for m in models if m in self.model_tests]
@@ -66,6 +95,7 @@ class BuildInfo:
             tests_passed=data.get("tests_passed"),
             directory=directory,
             model_tests=data.get("model_tests") or {},
+            warnings=tuple(BuildWarning.from_json(w) for w in data.get("warnings") or ()),
         )
 
 
@@ -113,6 +143,11 @@ class Freshness:
     def tests_passed(self) -> bool | None:
         """Whether every dbt test on the models this answer read passed in its build."""
         return self.build.models_passed(self.models)
+
+    @property
+    def warnings(self) -> tuple[BuildWarning, ...]:
+        """Warnings (warn-severity tests that found rows) on the models this answer read."""
+        return self.build.models_warnings(self.models)
 
 
 @dataclass(frozen=True)

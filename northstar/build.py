@@ -1,15 +1,22 @@
 """Build a warehouse from landing files with the real `dbt build`, and publish it atomically.
 
 Every build goes into a new directory `<data>/builds/<build_id>/` (warehouse file, dbt
-artifacts, docs site, `build.json`). Only when every model and test passed is the served
+artifacts, docs site, `build.json`). Only when every model and every `error`-severity test
+passed is the served
 warehouse path re-pointed at it (an atomic symlink swap), so a failed or killed build never
 touches what is being served, and a running server switches over on its next request.
 DuckDB locks a file while dbt writes it; building into a fresh file is what lets a server
 keep answering from the previous one meanwhile.
+
+Tests of `warn` severity (expectations the landing contract does not enforce: plausible
+ranges, event order, timestamps in the future) do not stop a build: each is recorded as a
+`BuildWarning` in `build.json` and the build result, and served with every answer that reads
+its model.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import fcntl
 import json
@@ -27,6 +34,7 @@ from pathlib import Path
 import duckdb
 import yaml
 
+from metrics.engine import BuildWarning
 from metrics.errors import BuildFailed
 from northstar import postgres, spark
 from northstar.landing import check_contract
@@ -46,6 +54,7 @@ class BuildResult:
     warehouse: Path
     seconds: float
     nodes: int
+    warnings: tuple[BuildWarning, ...] = ()
 
 
 def new_build_id() -> str:
@@ -146,8 +155,10 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
         raise
 
     run_results = _read_json(directory / "run_results.json") or {}
+    manifest = _read_json(directory / "manifest.json") or {}
     statuses = [r.get("status") for r in run_results.get("results", [])]
-    model_tests = _tests_per_model(run_results, _read_json(directory / "manifest.json") or {})
+    model_tests = _tests_per_model(run_results, manifest)
+    warnings = _warnings(directory, run_results, manifest, postgres_dsn if on_postgres else None)
     info = {
         "build_id": build_id,
         "built_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -155,9 +166,11 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
         "dbt_project": str(dbt_project),
         "seconds": round(time.perf_counter() - started, 2),
         "nodes": len(statuses),
-        # Exposures report "no-op"; anything else but success/pass means a node did not pass.
-        "tests_passed": all(s in ("success", "pass", "no-op") for s in statuses),
+        # Exposures report "no-op"; a warn-severity test that found rows reports "warn" and is
+        # listed under "warnings"; anything else but success/pass means a node did not pass.
+        "tests_passed": all(s in ("success", "pass", "no-op", "warn") for s in statuses),
         "model_tests": model_tests,
+        "warnings": [dataclasses.asdict(w) for w in warnings],
     }
     if on_postgres:
         info["warehouse_type"] = "postgres"
@@ -179,7 +192,7 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
     prune(builds_dir, keep=keep, current=directory)
     if on_postgres:
         postgres.prune_schemas(postgres_dsn, builds_dir)
-    return BuildResult(build_id, directory, warehouse, info["seconds"], len(statuses))
+    return BuildResult(build_id, directory, warehouse, info["seconds"], len(statuses), tuple(warnings))
 
 
 def _materialize_experiment_values(warehouse_file: Path) -> dict:
@@ -219,7 +232,8 @@ def _materialize_experiment_values(warehouse_file: Path) -> dict:
 
 
 def _tests_per_model(run_results: dict, manifest: dict) -> dict[str, dict[str, int]]:
-    """For each model, how many data and unit tests ran on it and how many did not pass."""
+    """For each model, how many data and unit tests ran on it, how many did not pass and
+    how many passed with a warning (a warn-severity test that found rows)."""
     nodes = {**manifest.get("nodes", {}), **manifest.get("unit_tests", {})}
     out: dict[str, dict[str, int]] = {}
     for result in run_results.get("results", []):
@@ -230,10 +244,48 @@ def _tests_per_model(run_results: dict, manifest: dict) -> dict[str, dict[str, i
         for target in targets:
             if not target.startswith("model."):
                 continue
-            counts = out.setdefault(target.split(".")[-1], {"tests": 0, "failed": 0})
+            counts = out.setdefault(target.split(".")[-1], {"tests": 0, "failed": 0, "warned": 0})
             counts["tests"] += 1
-            counts["failed"] += result.get("status") not in ("pass", "success")
+            counts["failed"] += result.get("status") not in ("pass", "success", "warn")
+            counts["warned"] += result.get("status") == "warn"
     return out
+
+
+def _warnings(directory: Path, run_results: dict, manifest: dict,
+              postgres_dsn: str | None = None) -> list[BuildWarning]:
+    """Every warn-severity test that found rows, with its model, column, count and samples."""
+    nodes = manifest.get("nodes", {})
+    out = []
+    for result in run_results.get("results", []):
+        if result.get("status") != "warn":
+            continue
+        node = nodes.get(result.get("unique_id"), {})
+        table, column = _test_target(node)
+        columns, rows = _failing_rows(directory, result.get("compiled_code") or node.get("compiled_code"),
+                                      postgres_dsn)
+        out.append(BuildWarning(
+            test=node.get("name") or result.get("unique_id", "?"),
+            test_type=(node.get("test_metadata") or {}).get("name") or node.get("name") or "?",
+            model=table, column=column, failing_rows=int(result.get("failures") or 0),
+            sample_rows=[{c: _plain(v) for c, v in zip(columns, row)} for row in rows],
+            message=((result.get("message") or "").strip().splitlines() or [""])[0]))
+    return out
+
+
+def _plain(value):
+    """A sample value as JSON can hold it (timestamps and decimals as text)."""
+    return value if value is None or isinstance(value, (bool, int, float, str)) else str(value)
+
+
+def _test_target(node: dict) -> tuple[str, str | None]:
+    """The model (or source table) and column a test node checks."""
+    metadata = node.get("test_metadata") or {}
+    column = node.get("column_name") or (metadata.get("kwargs") or {}).get("column_name")
+    attached = node.get("attached_node") or ""
+    table = attached.split(".")[-1] if attached else "?"
+    if not attached and node.get("depends_on", {}).get("nodes"):
+        table = node["depends_on"]["nodes"][0].split(".")[-1]
+    return table, column
 
 
 def publish(built_file: Path, warehouse: Path) -> None:
@@ -398,11 +450,7 @@ def _describe_failure(directory: Path, result: dict, node: dict, postgres_dsn: s
     if node.get("resource_type") != "test":
         return f"- model {name}: {text}"
     metadata = node.get("test_metadata") or {}
-    column = node.get("column_name") or (metadata.get("kwargs") or {}).get("column_name")
-    attached = node.get("attached_node") or ""
-    table = attached.split(".")[-1] if attached else "?"
-    if not attached and node.get("depends_on", {}).get("nodes"):
-        table = node["depends_on"]["nodes"][0].split(".")[-1]
+    table, column = _test_target(node)
     where = f"{table}.{column}" if column else table
     sample = _sample_failures(directory, result.get("compiled_code") or node.get("compiled_code"), postgres_dsn)
     line = f"- test {metadata.get('name') or name} on {where}: {text}"
@@ -412,12 +460,19 @@ def _describe_failure(directory: Path, result: dict, node: dict, postgres_dsn: s
 def _sample_failures(directory: Path, compiled_sql: str | None, postgres_dsn: str | None = None,
                      limit: int = 5) -> str:
     """Run a failed test's own query against the unpublished warehouse for a few rows."""
+    columns, rows = _failing_rows(directory, compiled_sql, postgres_dsn, limit)
+    return "; ".join(", ".join(f"{c}={v!r}" for c, v in zip(columns, row)) for row in rows)
+
+
+def _failing_rows(directory: Path, compiled_sql: str | None, postgres_dsn: str | None = None,
+                  limit: int = 5) -> tuple[list[str], list[tuple]]:
+    """A few rows of a test's own query, from the build's DuckDB file or PostgreSQL schemas
+    (nothing on Spark, or when the query cannot run: the test is reported either way)."""
     if compiled_sql and postgres_dsn:
-        columns, rows = postgres.sample_rows(postgres_dsn, compiled_sql, limit)
-        return "; ".join(", ".join(f"{c}={v!r}" for c, v in zip(columns, row)) for row in rows)
+        return postgres.sample_rows(postgres_dsn, compiled_sql, limit)
     warehouse = directory / WAREHOUSE_FILE
     if not compiled_sql or not warehouse.exists():
-        return ""
+        return [], []
     try:
         con = duckdb.connect(str(warehouse), read_only=True)
         try:
@@ -427,5 +482,5 @@ def _sample_failures(directory: Path, compiled_sql: str | None, postgres_dsn: st
         finally:
             con.close()
     except duckdb.Error:
-        return ""
-    return "; ".join(", ".join(f"{c}={v!r}" for c, v in zip(columns, row)) for row in rows)
+        return [], []
+    return columns, rows

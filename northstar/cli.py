@@ -1,6 +1,8 @@
 """The `northstar` command: generate, build, serve, query.
 
-Errors are printed as one clear line (no traceback) and exit with status 1.
+Errors are printed as one clear line (no traceback) and exit with status 1: a bad setting, an
+unreadable directory, a missing extra, an unreachable database. (Click reports a bad flag
+the same way, with status 2.)
 """
 
 from __future__ import annotations
@@ -12,10 +14,14 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from pydantic import ValidationError
+
 from metrics.errors import MetricsError
+from northstar.extras import extra_for, missing_extra_error, require
 from northstar.settings import Settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -27,18 +33,41 @@ def _settings(**overrides) -> Settings:
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
 
 
+def _error(text: str) -> typer.Exit:
+    # escaped: a message may hold brackets (`pip install -e '.[postgres]'`) rich would read as markup
+    console.print(f"[bold red]error:[/] {escape(text)}", highlight=False, soft_wrap=True)
+    return typer.Exit(1)
+
+
 def one_line_errors(func):
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
         except MetricsError as exc:
-            console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
+            raise _error(exc.message) from None
+        except ValidationError as exc:  # a NORTHSTAR_* setting or flag of the wrong shape
+            first = exc.errors()[0]
+            where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
+            more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+            raise _error(f"setting {where} (NORTHSTAR_{where.upper()}): {first.get('msg')}, "
+                         f"got {first.get('input')!r}{more}.") from None
+        except ImportError as exc:  # an optional extra imported on a path `require` did not guard
+            extra = extra_for(exc.name)
+            if extra is None:
+                raise
+            raise _error(missing_extra_error(extra, exc.name or "?", "this command").message) from None
         except (OSError, ValueError) as exc:
-            console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
+            raise _error(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__) from None
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
     return wrapper
+
+
+def _require_extras(settings: Settings) -> None:
+    """A PostgreSQL or Spark warehouse needs its extra: say which before doing any work."""
+    if settings.warehouse_type in ("postgres", "spark"):
+        require(settings.warehouse_type, f"NORTHSTAR_WAREHOUSE={settings.warehouse_type}")
 
 
 def _progress() -> Progress:
@@ -82,11 +111,17 @@ def build(
     result = _build(settings, docs=docs)
     console.print(f"[green]built[/] {result.build_id} in {result.seconds:.1f}s ({result.nodes} dbt nodes) "
                   f"-> {settings.warehouse_path}", highlight=False)
+    for warning in result.warnings:
+        console.print(f"[yellow]warning:[/] {escape(warning.describe())}", highlight=False, soft_wrap=True)
+    if result.warnings:
+        console.print(f"{len(result.warnings)} warning(s): the data is served; see build.json "
+                      f"({result.directory / 'build.json'}).", highlight=False, soft_wrap=True)
 
 
 def _build(settings: Settings, docs: bool = True):
     from northstar.build import build as run_build
 
+    _require_extras(settings)
     with _progress() as progress:
         task = progress.add_task("dbt build", total=None)
         result = run_build(settings.landing, settings.warehouse_path, settings.dbt_project,
@@ -120,6 +155,7 @@ def serve(
 
     settings = _settings(warehouse=warehouse, host=host, port=port, sql_port=sql_port, landing=landing,
                          dbt_project=dbt_project, allow_open=allow_open, warehouse_type=warehouse_type)
+    _require_extras(settings)
     if not TokenStore.in_dir(settings.data_dir).has_active():
         try:
             loopback = settings.host == "localhost" or ipaddress.ip_address(settings.host).is_loopback

@@ -4,6 +4,12 @@ table is read, and a pre-flight check that names the table, column and offending
 Each table is `<table>.parquet`, `<table>.csv` or a folder `<table>/` of Parquet files.
 Parquet is read with its own types; CSV is read all-varchar and cast by the dbt staging
 models, so a bad value is caught here, before dbt starts, with a readable message.
+
+The pre-flight refuses exactly what the contract forbids, and nothing else: a missing table or
+column, a value that does not cast, a missing key or required value, a duplicate key (exact
+duplicate event rows are allowed), a broken reference the contract names, a category outside a
+list it gives, a score outside its range. Whatever else looks odd (event order, plausible
+ranges) is a warn-severity dbt test: reported, never refused.
 """
 
 from __future__ import annotations
@@ -47,6 +53,51 @@ CONTRACT: dict[str, dict[str, str]] = {
 }
 
 SAMPLE_ROWS = 5
+
+# table -> its key columns (events: exact duplicate rows are one event; rows that differ are not).
+KEYS: dict[str, tuple[str, ...]] = {
+    "accounts": ("account_id",), "users": ("user_id",), "events": ("event_id",),
+    "releases": ("platform", "app_version"), "launches": ("launch_id",), "experiments": ("experiment_id",),
+    "errors": ("error_id",), "incidents": ("incident_id",), "support_tickets": ("ticket_id",),
+    "feedback": ("feedback_id",),
+}
+# Values a row cannot be placed without (the contract does not mark them nullable and a metric,
+# a slice or a reference reads them); keys are required too.
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "accounts": ("plan", "region", "created_at"),
+    "users": ("account_id", "signup_at", "is_internal"),
+    "events": ("user_id", "event_ts"),
+    "releases": ("released_at",),
+    "launches": ("launched_at",),
+    "experiments": ("control_variant", "started_at"),
+    "experiment_assignments": ("experiment_id", "user_id", "variant", "assigned_at"),
+    "errors": ("occurred_at", "severity"),
+    "incidents": ("severity", "opened_at"),
+    "support_tickets": ("account_id", "created_at"),
+    "feedback": ("user_id", "submitted_at"),
+}
+# (table, column) -> (table, column) it references, as the contract names them.
+REFERENCES: dict[tuple[str, str], tuple[str, str]] = {
+    ("users", "account_id"): ("accounts", "account_id"),
+    ("events", "user_id"): ("users", "user_id"),
+    ("experiment_assignments", "experiment_id"): ("experiments", "experiment_id"),
+}
+# (table, column) -> the values the contract lists.
+CATEGORIES: dict[tuple[str, str], tuple[str, ...]] = {
+    ("accounts", "plan"): ("free", "pro", "enterprise"),
+    ("accounts", "region"): ("amer", "emea", "apac"),
+    ("events", "platform"): ("web", "ios", "android"),
+    ("launches", "tier"): ("major", "minor", "experiment"),
+    ("errors", "severity"): ("crash", "error", "warning"),
+    ("incidents", "severity"): ("sev1", "sev2", "sev3", "sev4"),
+    ("support_tickets", "priority"): ("low", "normal", "high", "urgent"),
+    ("feedback", "channel"): ("in_app", "survey", "email"),
+}
+# (table, column) -> inclusive range of a score.
+RANGES: dict[tuple[str, str], tuple[int, int]] = {
+    ("feedback", "nps_score"): (0, 10),
+    ("feedback", "csat_score"): (1, 5),
+}
 
 
 @dataclass(frozen=True)
@@ -117,11 +168,82 @@ def check_contract(landing_dir: Path) -> dict[str, LandingTable]:
     tables = locate(landing_dir)
     con = duckdb.connect()
     try:
+        con.execute("SET TimeZone = 'UTC'")
         for table in tables.values():
             _check_table(con, table)
+        for table in tables.values():
+            con.execute(f'CREATE TEMP VIEW "{table.name}" AS {_typed_select(table)}')
+        for table in tables.values():
+            _check_values(con, table.name)
     finally:
         con.close()
     return tables
+
+
+def _typed(column: str, type_name: str) -> str:
+    """The cast the staging models apply (timestamps through TIMESTAMPTZ, so offsets count)."""
+    quoted = exp.to_identifier(column, quoted=True).sql("duckdb")
+    if type_name == "timestamp":
+        return f"CAST(CAST({quoted} AS TIMESTAMPTZ) AS TIMESTAMP)"
+    return f"CAST({quoted} AS {type_name.upper()})"
+
+
+def _typed_select(table: LandingTable) -> str:
+    columns = ", ".join(f"{_typed(c, t)} AS {exp.to_identifier(c, quoted=True).sql('duckdb')}"
+                        for c, t in CONTRACT[table.name].items())
+    return f"SELECT {columns} FROM {table.reader_sql()}"
+
+
+def _refuse(con: duckdb.DuckDBPyConnection, table: str, column: str, problem: str, sql: str) -> None:
+    """Raise naming table, column and sample values when `sql` (its first column a sample
+    value) returns rows."""
+    rows = con.execute(f"{sql} LIMIT {SAMPLE_ROWS}").fetchall()
+    if rows:
+        sample = [r[0] for r in rows]
+        raise LandingContractViolation(
+            f"table {table}, column {column}: {problem}, e.g. {', '.join(repr(v) for v in sample)}.",
+            table=table, column=column, sample=sample)
+
+
+def _check_values(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Keys, required values, references, categories and score ranges of one (typed) table."""
+    q = lambda c: exp.to_identifier(c, quoted=True).sql("duckdb")  # noqa: E731
+    keys = KEYS.get(name, ())
+    for column in keys + REQUIRED.get(name, ()):
+        if keys and column not in keys:  # name the rows by their key
+            sample = f'SELECT {q(keys[0])} FROM "{name}" WHERE {q(column)} IS NULL'
+            problem = "missing value (the contract does not allow null here) in the row(s) with key"
+        else:  # by their row number in the file
+            sample = (f'SELECT n FROM (SELECT row_number() OVER () AS n, {q(column)} AS v FROM "{name}") '
+                      f"WHERE v IS NULL ORDER BY n")
+            problem = f"missing {'key' if column in keys else 'value'} in row(s) number"
+        _refuse(con, name, column, problem, sample)
+    if keys:
+        key = " || '|' || ".join(q(k) for k in keys) if len(keys) > 1 else q(keys[0])
+        if name == "events":
+            # the same event landing twice is one event; two different rows under one id are not
+            everything = ", ".join(q(c) for c in CONTRACT[name])
+            _refuse(con, name, keys[0], "duplicate key (rows that differ under the same key)",
+                    f'SELECT {key} FROM "{name}" GROUP BY {key} HAVING count(DISTINCT hash({everything})) > 1 '
+                    f"ORDER BY 1")
+        else:
+            _refuse(con, name, ", ".join(keys), "duplicate key",
+                    f'SELECT {key} FROM "{name}" GROUP BY {key} HAVING count(*) > 1 ORDER BY 1')
+    for (table, column), (parent, parent_column) in REFERENCES.items():
+        if table == name:
+            _refuse(con, name, column, f"value(s) not in {parent}.{parent_column}",
+                    f'SELECT DISTINCT c.{q(column)} FROM "{name}" AS c ANTI JOIN "{parent}" AS p '
+                    f"ON c.{q(column)} = p.{q(parent_column)} WHERE c.{q(column)} IS NOT NULL ORDER BY 1")
+    for (table, column), values in CATEGORIES.items():
+        if table == name:
+            listed = ", ".join(exp.Literal.string(v).sql("duckdb") for v in values)
+            _refuse(con, name, column, f"value(s) outside {', '.join(values)}",
+                    f'SELECT DISTINCT {q(column)} FROM "{name}" WHERE {q(column)} NOT IN ({listed}) ORDER BY 1')
+    for (table, column), (low, high) in RANGES.items():
+        if table == name:
+            _refuse(con, name, column, f"score(s) outside {low}..{high}",
+                    f'SELECT DISTINCT {q(column)} FROM "{name}" WHERE {q(column)} NOT BETWEEN {low} AND {high} '
+                    f"ORDER BY 1")
 
 
 def _check_table(con: duckdb.DuckDBPyConnection, table: LandingTable) -> None:

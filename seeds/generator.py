@@ -53,11 +53,13 @@ from seeds.story import (
     LAUNCH_HOUR,
     LAUNCHES,
     NULL_COUNTRY_SHARE,
+    PARTIAL_REFUND_SHARE,
     PLANS,
     PLANTED,
     PLATFORMS,
     REGIONS,
     RELEASE_HOUR,
+    REFUND_SHARE,
     TREATMENT_VARIANT,
     Timeline,
     planted_facts,
@@ -96,6 +98,8 @@ MAX_DAYS_PER_PART = 7
 
 DAY_US = 86_400_000_000
 HOUR_US = 3_600_000_000
+#: Seed-sequence key of the refunds' own random stream.
+REFUND_STREAM = 0x5EF0D
 WEB, IOS, ANDROID = 0, 1, 2
 
 # --- behaviour knobs (why these values: see the README's "model" section) ---
@@ -132,7 +136,7 @@ BODY_EVENTS = (
     ("invite_sent", 0.02), ("settings_changed", 0.02),
 )
 EVENT_NAMES: tuple[str, ...] = (
-    tuple(name for name, _ in BODY_EVENTS) + ("session_start", "signup", "checkout_started", "purchase")
+    tuple(name for name, _ in BODY_EVENTS) + ("session_start", "signup", "checkout_started", "purchase", "refund")
 )
 _EV = {name: i for i, name in enumerate(EVENT_NAMES)}
 _BODY_CUM = np.cumsum([p for _, p in BODY_EVENTS]) / sum(p for _, p in BODY_EVENTS)
@@ -537,6 +541,8 @@ class _World:
     release_codes: dict[int, np.ndarray]
     bad_code: int
     salts: dict[str, np.uint64]
+    # Refunds draw from their own stream, so adding them left every other draw as it was.
+    refund_rng: np.random.Generator
     counters: dict[str, int] = field(default_factory=lambda: {
         "event": 0, "session": 0, "error": 0, "ticket": 0, "feedback": 0})
     enrolled: np.ndarray = field(default_factory=lambda: np.zeros((len(EXPERIMENTS), STRATA), dtype=np.int64))
@@ -778,6 +784,35 @@ def _events_table(w: _World, rng: np.random.Generator, blk: _Block, draws: dict[
     })
 
 
+def _refunds_table(w: _World, events: pa.Table) -> pa.Table:
+    """Refunds of a block's purchases: a `refund` event later the same UTC day (refund
+    processors post server-side, in the purchase's session), with the purchase's revenue
+    or half of it, negated."""
+    is_purchase = pc.equal(events.column("event_name"), "purchase")
+    purchases = events.filter(is_purchase)
+    refunded = np.nonzero(w.refund_rng.random(purchases.num_rows) < REFUND_SHARE)[0]
+    src = purchases.take(pa.array(refunded, type=pa.int64()))
+    n = src.num_rows
+    ts = src.column("event_ts").cast(pa.int64()).to_numpy()
+    day_end = (ts // DAY_US + 1) * DAY_US
+    delay = w.refund_rng.integers(5 * 60_000_000, 6 * HOUR_US, n)
+    refund_ts = np.maximum(ts + 1, np.minimum(ts + delay, day_end - 1_000_000))
+    cents = np.round(src.column("revenue_usd").cast(pa.float64()).to_numpy() * 100).astype(np.int64)
+    partial = w.refund_rng.random(n) < PARTIAL_REFUND_SHARE
+    refund_cents = -np.where(partial, cents // 2, cents)
+    return L.table("events", {
+        "event_id": L.hex_ids("evt_", w.take_ids("event", n), w.salts["event"]),
+        "user_id": src.column("user_id").combine_chunks(),
+        "session_id": src.column("session_id").combine_chunks(),
+        "event_name": pa.array(["refund"] * n, type=pa.string()),
+        "event_ts": L.timestamps(refund_ts),
+        "platform": src.column("platform").combine_chunks(),
+        "app_version": src.column("app_version").combine_chunks(),
+        "feature_key": src.column("feature_key").combine_chunks(),
+        "revenue_usd": L.decimal_cents(refund_cents, np.ones(n, dtype=bool)),
+    })
+
+
 def _errors_table(w: _World, rng: np.random.Generator, blk: _Block) -> pa.Table:
     """Client errors raised during sessions; the bad release crashes ~9x more."""
     n_s = len(blk.s_user)
@@ -1011,6 +1046,7 @@ def generate(out: Path, *, users: int = DEFAULT_USERS, days: int = DEFAULT_DAYS,
         bad_code=bad_code,
         salts={k: L.salt(seed, k) for k in ("event", "session", "error", "ticket", "feedback")
                + tuple("variant:" + spec.experiment_id for spec in EXPERIMENTS)},
+        refund_rng=np.random.Generator(np.random.PCG64([seed, REFUND_STREAM])),
     )
 
     counts: dict[str, int] = {}
@@ -1046,6 +1082,7 @@ def generate(out: Path, *, users: int = DEFAULT_USERS, days: int = DEFAULT_DAYS,
             if is_last:
                 pieces.append(carry)
                 carry = None
+            pieces.append(_refunds_table(w, events))
             part_tbl = pa.concat_tables(pieces)
             L.write_table(out / L.EVENTS_DIR / f"part-{part:05d}.parquet", part_tbl)
             part += 1

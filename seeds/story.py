@@ -150,6 +150,10 @@ BAD_RELEASE_NPS_SHIFT = -3
 
 INTERNAL_SHARE = 0.03
 DUPLICATE_EVENT_SHARE = 0.007
+#: Share of purchases refunded later the same UTC day (a `refund` event with negative revenue_usd).
+REFUND_SHARE = 0.05
+#: Share of refunds that give back half the purchase (the rest give back all of it).
+PARTIAL_REFUND_SHARE = 0.25
 ANONYMOUS_ERROR_SHARE = 0.08
 NULL_COUNTRY_SHARE = 0.02
 
@@ -279,6 +283,7 @@ def planted_facts(start: datetime.date = DEFAULT_START, days: int = DEFAULT_DAYS
         },
         "internal_share": INTERNAL_SHARE,
         "duplicate_event_share": DUPLICATE_EVENT_SHARE,
+        "refund_share": REFUND_SHARE,
         "anonymous_error_share": ANONYMOUS_ERROR_SHARE,
     }
 

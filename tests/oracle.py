@@ -46,6 +46,8 @@ stated here so the engine can be held to the same answer):
   past ``end``. Its ``platform`` is that of the user's first event (earliest ``event_ts``, ties
   by ``event_id``; null for a user without events), and filters on it pick cohort members.
 * **Numbers**: revenue is read as ``DECIMAL(38, 6)``, so sums are exact; ratios are doubles.
+* **Refunds** are events with a negative ``revenue_usd``: ``revenue`` (and ``arpu``) sum them
+  in, so they are net; ``paying_users`` counts only events with ``revenue_usd > 0``.
 * **Several metrics in one query** are each computed on their own and then joined on the group-by
   values with full outer join semantics; a metric with no row for some key is null there.
 * **Filters** (``where``) use the HTTP API's shape, ``{"field", "op", "value" | "values"}``, and

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from api.deps import ProviderDep
 from api.schemas.errors import ErrorDetail
+from api.schemas.query import BuildWarning
 
 router = APIRouter(tags=["health"])
 
@@ -18,6 +19,8 @@ class Ready(BaseModel):
     built_at: str | None
     tests_passed: bool | None
     warning: str | None
+    warnings: list[BuildWarning] = Field(
+        default_factory=list, description="Warn-severity dbt tests that found rows in the served build.")
 
 
 class Unavailable(BaseModel):
@@ -42,7 +45,8 @@ def readyz(provider: ProviderDep) -> JSONResponse:
     try:
         build = provider.check_published()
         return JSONResponse({"status": "ready", "build_id": build.build_id, "built_at": build.built_at,
-                             "tests_passed": build.tests_passed, "warning": provider.last_error})
+                             "tests_passed": build.tests_passed, "warning": provider.last_error,
+                             "warnings": [BuildWarning.of(w).model_dump(mode="json") for w in build.warnings]})
     except Exception as exc:  # readiness reports the cause rather than failing the probe with a 500
         return JSONResponse({"status": "unavailable", "error": {"code": "warehouse_unavailable",
                                                                 "message": str(exc)}}, status_code=503)

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 
 from api.deps import EngineDep, SettingsDep
 from api.encoding import binary_response, csv_response, json_rows, negotiate
-from api.schemas.query import CompileResponse, Format, MetricQueryRequest
+from api.schemas.query import BuildWarning, CompileResponse, Format, MetricQueryRequest
 from metrics.engine import MetricsEngine
 from metrics.execution.client import to_jsonable
 from metrics.query.request import MetricQuery
@@ -56,6 +56,7 @@ def _encode(result, fmt: str, total: int, next_offset: int | None) -> Response:
         "rows": json_rows(result),
         "meta": {"build_id": result.build.build_id, "built_at": result.build.built_at,
                  "tests_passed": result.freshness.tests_passed,
+                 "warnings": [BuildWarning.of(w).model_dump(mode="json") for w in result.freshness.warnings],
                  "newest_metric_time": to_jsonable(result.freshness.newest_metric_time),
                  "models": list(result.freshness.models),
                  "cached": result.cached, "elapsed_ms": round(result.elapsed_ms, 3),

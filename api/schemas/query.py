@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from metrics import engine
 from metrics.query.request import (
     Filter,
     FilterOp,
@@ -89,10 +91,29 @@ class Column(BaseModel):
     type: str
 
 
+class BuildWarning(BaseModel):
+    """A warn-severity dbt test that found rows; the build published anyway."""
+
+    test: str = Field(description="The dbt test's name.")
+    test_type: str = Field(description="The generic test, e.g. expression_is_true, relationships.")
+    model: str = Field(description="The dbt model (or landing table) it checks.")
+    column: str | None = Field(description="The column it checks, if any.")
+    failing_rows: int = Field(description="How many rows the test found.")
+    sample_rows: list[dict[str, Any]] = Field(description="A few of those rows.")
+    message: str
+
+    @classmethod
+    def of(cls, warning: engine.BuildWarning) -> BuildWarning:
+        return cls.model_validate(dataclasses.asdict(warning))
+
+
 class Freshness(BaseModel):
     build_id: str = Field(description="The warehouse build that answered.")
     built_at: str | None
     tests_passed: bool | None = Field(description="Whether every dbt test on the models read passed in that build.")
+    warnings: list[BuildWarning] = Field(
+        default_factory=list, description="Warn-severity tests on the models read that found rows in that build "
+                                          "(data the landing contract allows but that looks unusual).")
     newest_metric_time: str | None = Field(description="The newest metric_time in the models read.")
     models: list[str] = Field(description="The dbt models the query read.")
     cached: bool

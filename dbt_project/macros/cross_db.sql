@@ -79,3 +79,21 @@
     {%- set spark_names = {'varchar': 'string', 'double precision': 'double'} -%}
     cast({{ field }} as {{ spark_names.get(type | trim | lower, type) }})
 {%- endmacro %}
+
+{#-
+    A landing timestamp as a naive UTC timestamp. Landing files carry naive timestamps (UTC by
+    the contract), Parquet timestamps with a time zone, or ISO-8601 text with `Z`, an offset or
+    fractional seconds (CSV); on DuckDB the value goes through TIMESTAMPTZ so an offset is
+    honoured (the build session's TimeZone is UTC), where a plain cast would drop it.
+-#}
+{% macro utc_timestamp(expression) -%}
+    {{ return(adapter.dispatch('utc_timestamp')(expression)) }}
+{%- endmacro %}
+
+{% macro default__utc_timestamp(expression) -%}
+    cast({{ expression }} as timestamp)
+{%- endmacro %}
+
+{% macro duckdb__utc_timestamp(expression) -%}
+    cast(cast({{ expression }} as timestamptz) as timestamp)
+{%- endmacro %}

@@ -2,9 +2,8 @@
 each is refused with an error naming the table (and the column and sample values where there are
 any), and the served warehouse is unchanged: the same symlink, the same file, the same answers.
 
-Duplicate primary keys that are not exact duplicate rows are caught by the dbt `unique` tests;
-that class is covered, with its sample rows, in tests/northstar/test_build.py
-(test_failed_build_leaves_the_served_warehouse_untouched_then_a_good_one_swaps_in).
+Keys, references, categories and score ranges (what else the contract forbids) are refused
+by the same pre-flight: tests/northstar/test_landing_variants.py has one test per case.
 """
 
 from __future__ import annotations

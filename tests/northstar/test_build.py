@@ -41,9 +41,34 @@ def rewrite(landing: Path, table: str, sql: str) -> None:
 
 
 def add_conflicting_duplicate(landing: Path) -> None:
-    """Two different rows with the same event_id: not an exact duplicate, so a build must stop."""
+    """Two different rows with the same event_id: not an exact duplicate, so a build must stop
+    (the pre-flight refuses it before dbt starts)."""
     rewrite(landing, "events",
             "select * from t union all select * replace ('tampered' as event_name) from (select * from t limit 1)")
+
+
+FAILING_TEST = "assert_no_purchase_over_2000"
+
+
+def failing_dbt_project(tmp_path: Path) -> Path:
+    """Our dbt project plus an error-severity singular test that the sample fails (one purchase
+    of an external user is over 2,000 USD): a build that fails inside dbt, after the pre-flight
+    passed, on any warehouse."""
+    project = tmp_path / "dbt_project_failing"
+    shutil.copytree(DBT_PROJECT, project, ignore=shutil.ignore_patterns("target", "logs"))
+    (project / "tests").mkdir(exist_ok=True)
+    (project / "tests" / f"{FAILING_TEST}.sql").write_text(
+        "select event_id, revenue_usd from {{ ref('fct_events') }} where revenue_usd > 2000\n")
+    return project
+
+
+def over_2000(landing: Path) -> str:
+    """The event the failing test finds, computed from the landing files."""
+    (event_id,), = duckdb.sql(
+        f"select e.event_id from {locate(landing)['events'].reader_sql()} e "
+        f"join {locate(landing)['users'].reader_sql()} u using (user_id) "
+        "where e.revenue_usd > 2000 and not u.is_internal").fetchall()
+    return event_id
 
 
 def test_the_sample_meets_the_contract():
@@ -73,6 +98,14 @@ def test_uncastable_value_is_named_with_sample_rows(landing):
     assert info.value.details["sample"] == ["ten", "ten"]
 
 
+def test_rows_that_differ_under_one_event_id_are_refused_before_dbt(landing):
+    add_conflicting_duplicate(landing)
+    with pytest.raises(LandingContractViolation) as info:
+        check_contract(landing)
+    assert info.value.details["table"] == "events" and info.value.details["column"] == "event_id"
+    assert "duplicate key" in info.value.message
+
+
 def test_csv_landing_files_are_accepted(landing):
     rewrite(landing, "accounts", "select * from t")
     assert locate(landing)["accounts"].format == "csv"
@@ -86,11 +119,10 @@ def test_failed_build_leaves_the_served_warehouse_untouched_then_a_good_one_swap
     con = duckdb.connect(str(warehouse), read_only=True)  # a reader holds the served file open
     events_before = con.execute("select count(*) from marts.fct_events").fetchone()[0]
 
-    add_conflicting_duplicate(landing)
     with pytest.raises(BuildFailed) as info:
-        build(landing, warehouse, DBT_PROJECT, docs=False)
+        build(landing, warehouse, failing_dbt_project(tmp_path), docs=False)
     message = info.value.message
-    assert "unique" in message and "event_id" in message and "sample rows" in message
+    assert FAILING_TEST in message and "sample rows" in message and repr(over_2000(landing)) in message, message
     assert os.readlink(warehouse) == served_target
     assert con.execute("select count(*) from marts.fct_events").fetchone()[0] == events_before
     assert not (first.directory.parent / info.value.details["build_id"]).exists()

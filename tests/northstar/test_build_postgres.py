@@ -12,16 +12,14 @@ import shutil
 import time
 from pathlib import Path
 
-import duckdb
 import psycopg
 import pytest
 
 from metrics.errors import BuildFailed
 from northstar.build import build
-from northstar.landing import locate
 from northstar.postgres import schema_suffix
 from tests.conftest import REPO, SAMPLE
-from tests.northstar.test_build import add_conflicting_duplicate
+from tests.northstar.test_build import FAILING_TEST, failing_dbt_project, over_2000
 
 
 QUERY = {"metrics": ["active_users", "revenue"], "group_by": ["metric_time__month", "platform"],
@@ -36,20 +34,17 @@ def build_schemas(dsn: str) -> set[str]:
 def test_failed_build_drops_its_schemas_and_leaves_the_served_one(postgres_api, postgres_dsn, tmp_path: Path):
     landing = tmp_path / "landing"
     shutil.copytree(SAMPLE, landing)
-    add_conflicting_duplicate(landing)
     warehouse = postgres_api.warehouse
     served = os.readlink(warehouse)
     ready = postgres_api.client.get("/readyz").json()
     before = build_schemas(postgres_dsn)
 
     with pytest.raises(BuildFailed) as info:
-        build(landing, warehouse, REPO / "dbt_project", docs=False, warehouse_type="postgres",
+        build(landing, warehouse, failing_dbt_project(tmp_path), docs=False, warehouse_type="postgres",
               postgres_dsn=postgres_dsn)
-    assert "unique" in info.value.message and "event_id" in info.value.message
+    assert FAILING_TEST in info.value.message
     # the failing rows, read from the build's schemas before they were dropped
-    (duplicated,), = duckdb.sql(f"select event_id from {locate(landing)['events'].reader_sql()} "
-                                "group by 1 having count(distinct event_name) > 1").fetchall()
-    assert "sample rows" in info.value.message and repr(duplicated) in info.value.message, info.value.message
+    assert "sample rows" in info.value.message and repr(over_2000(landing)) in info.value.message, info.value.message
     failed = info.value.details["build_id"]
 
     assert os.readlink(warehouse) == served

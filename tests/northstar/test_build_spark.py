@@ -17,7 +17,7 @@ import pytest
 from metrics.errors import BuildFailed
 from northstar.build import build
 from tests.conftest import REPO, SAMPLE
-from tests.northstar.test_build import add_conflicting_duplicate
+from tests.northstar.test_build import FAILING_TEST, failing_dbt_project
 
 pytestmark = pytest.mark.slow
 
@@ -28,14 +28,13 @@ QUERY = {"metrics": ["active_users", "revenue"], "group_by": ["metric_time__mont
 def test_failed_build_deletes_its_data_and_leaves_the_served_one(spark_api, tmp_path: Path):
     landing = tmp_path / "landing"
     shutil.copytree(SAMPLE, landing)
-    add_conflicting_duplicate(landing)
     warehouse = spark_api.warehouse
     served = os.readlink(warehouse)
     ready = spark_api.client.get("/readyz").json()
 
     with pytest.raises(BuildFailed) as info:
-        build(landing, warehouse, REPO / "dbt_project", docs=False, warehouse_type="spark")
-    assert "unique" in info.value.message and "event_id" in info.value.message, info.value.message
+        build(landing, warehouse, failing_dbt_project(tmp_path), docs=False, warehouse_type="spark")
+    assert FAILING_TEST in info.value.message, info.value.message
     failed = warehouse.parent / "builds" / f"failed-{info.value.details['build_id']}"
 
     assert os.readlink(warehouse) == served

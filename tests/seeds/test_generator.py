@@ -182,9 +182,18 @@ def test_domains(small) -> None:
                     "or csat_score not between 1 and 5") == (0,)
     assert one(con, "select count(*) from users where country is not null and not regexp_matches(country, "
                     "'^[A-Z]{2}$')") == (0,)
-    # Revenue exactly on purchases, always positive; app_version exactly on mobile.
-    assert one(con, "select count(*) from events where (event_name = 'purchase') "
-                    "<> (revenue_usd is not null) or revenue_usd <= 0") == (0,)
+    # Revenue exactly on purchases (positive) and refunds (negative); app_version exactly on mobile.
+    assert one(con, "select count(*) from events where (event_name in ('purchase', 'refund')) "
+                    "<> (revenue_usd is not null) or (event_name = 'purchase') <> (revenue_usd > 0)") == (0,)
+    # Some purchases are refunded, later the same UTC day, in the purchase's session, by at most its amount.
+    refunds, unmatched = one(con, """
+        select count(*), count(*) filter (where p.event_id is null)
+        from events r left join events p
+          on p.event_name = 'purchase' and p.session_id = r.session_id and p.user_id = r.user_id
+         and p.event_ts < r.event_ts and cast(p.event_ts as date) = cast(r.event_ts as date)
+         and -r.revenue_usd <= p.revenue_usd
+        where r.event_name = 'refund'""")
+    assert refunds > 0 and unmatched == 0
     assert one(con, "select count(*) from events where (platform = 'web') <> (app_version is null)") == (0,)
 
 

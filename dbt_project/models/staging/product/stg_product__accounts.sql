@@ -14,7 +14,7 @@ renamed as (
         cast(plan as {{ string_type() }})         as plan,
         cast(industry as {{ string_type() }})     as industry,
         cast(region as {{ string_type() }})       as region,
-        cast(created_at as timestamp) as created_at
+        {{ utc_timestamp("created_at") }} as created_at
     from source
 
 )

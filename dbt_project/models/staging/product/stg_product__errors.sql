@@ -12,7 +12,7 @@ renamed as (
         cast(error_id as {{ string_type() }})      as error_id,
         cast(user_id as {{ string_type() }})       as user_id,
         cast(session_id as {{ string_type() }})    as session_id,
-        cast(occurred_at as timestamp) as occurred_at,
+        {{ utc_timestamp("occurred_at") }} as occurred_at,
         cast(platform as {{ string_type() }})      as platform,
         cast(app_version as {{ string_type() }})   as app_version,
         cast(severity as {{ string_type() }})      as severity,

@@ -16,7 +16,7 @@ renamed as (
         cast(user_id as {{ string_type() }})            as user_id,
         cast(session_id as {{ string_type() }})         as session_id,
         cast(event_name as {{ string_type() }})         as event_name,
-        cast(event_ts as timestamp)         as event_ts,
+        {{ utc_timestamp("event_ts") }}         as event_ts,
         cast(platform as {{ string_type() }})           as platform,
         cast(app_version as {{ string_type() }})        as app_version,
         cast(feature_key as {{ string_type() }})        as feature_key,

@@ -12,7 +12,7 @@ renamed as (
         cast(experiment_id as {{ string_type() }}) as experiment_id,
         cast(user_id as {{ string_type() }})       as user_id,
         cast(variant as {{ string_type() }})       as variant,
-        cast(assigned_at as timestamp) as assigned_at
+        {{ utc_timestamp("assigned_at") }} as assigned_at
     from source
 
 )

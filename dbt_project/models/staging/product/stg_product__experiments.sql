@@ -14,8 +14,8 @@ renamed as (
         cast(feature_key as {{ string_type() }})     as feature_key,
         cast(hypothesis as {{ string_type() }})      as hypothesis,
         cast(control_variant as {{ string_type() }}) as control_variant,
-        cast(started_at as timestamp)    as started_at,
-        cast(ended_at as timestamp)      as ended_at
+        {{ utc_timestamp("started_at") }}    as started_at,
+        {{ utc_timestamp("ended_at") }}      as ended_at
     from source
 
 )

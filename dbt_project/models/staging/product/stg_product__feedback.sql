@@ -11,7 +11,7 @@ renamed as (
     select
         cast(feedback_id as {{ string_type() }})    as feedback_id,
         cast(user_id as {{ string_type() }})        as user_id,
-        cast(submitted_at as timestamp) as submitted_at,
+        {{ utc_timestamp("submitted_at") }} as submitted_at,
         cast(channel as {{ string_type() }})        as channel,
         cast(nps_score as integer)      as nps_score,
         cast(csat_score as integer)     as csat_score,

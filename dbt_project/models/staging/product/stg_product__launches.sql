@@ -14,7 +14,7 @@ renamed as (
         cast(launch_name as {{ string_type() }})   as launch_name,
         cast(tier as {{ string_type() }})          as tier,
         cast(owner_team as {{ string_type() }})    as owner_team,
-        cast(launched_at as timestamp) as launched_at
+        {{ utc_timestamp("launched_at") }} as launched_at
     from source
 
 )
