@@ -1,8 +1,10 @@
 """Who is asking: bearer tokens and scopes on HTTP, per-token concurrency, the audit log.
 
-With no active token the service is open (and `northstar serve` then binds to loopback only);
-once a token exists every data route needs `Authorization: Bearer <token>` with the route's
-scope. A token's row-level policy travels with the request (`Caller.policy`) and is applied by
+A data directory that has never had a token is served openly (and `northstar serve` then binds
+to loopback only unless `--allow-open`); `--open` serves any directory without tokens. Once a
+token has been created every data route needs `Authorization: Bearer <token>` with the route's
+scope, for good: revoking the last token leaves nobody admitted, and a missing, unreadable or
+invalid token store answers 503 with the cause (fail closed, `northstar/tokens.py`). A token's row-level policy travels with the request (`Caller.policy`) and is applied by
 the engine dependency (`api/deps.py`), so every route that reads data through the engine
 respects it.
 """
@@ -10,17 +12,21 @@ respects it.
 from __future__ import annotations
 
 import json
+import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 from fastapi import Request
 
 from metrics.errors import UserError
 from metrics.policy import RowPolicy
-from northstar.tokens import Token, TokenStore
+from northstar.tokens import Token, TokenStore, TokenStoreUnavailable
 
 
 class Unauthorized(UserError):
@@ -79,20 +85,96 @@ class ConcurrencyLimiter:
 
 
 class AuditLog:
-    """One JSON line per request: who, what, when, how long, how many rows, the outcome."""
+    """One JSON line per HTTP request and per SQL statement: who, what, when, how long, how
+    many rows, the outcome.
 
-    def __init__(self, path: Path | None) -> None:
+    The file is created 0600 (an older, wider file is narrowed on open) and rotated by size:
+    beyond `max_bytes` it becomes `audit.jsonl.1` (the older ones shift up to `.N`, the oldest
+    is dropped). Nothing secret is written: `scrub` removes tokens, passwords and the like from
+    every value before it is serialised.
+    """
+
+    def __init__(self, path: Path | None, max_bytes: int = 10 * 1024 * 1024, files: int = 5) -> None:
         self.path = path
+        self.max_bytes = max_bytes
+        self.files = files
         self._lock = threading.Lock()
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
+            if path.exists():
+                os.chmod(path, 0o600)
 
     def write(self, **entry) -> None:
         if self.path is None:
             return
-        line = json.dumps(entry, default=str, separators=(",", ":"))
-        with self._lock, self.path.open("a") as out:
-            out.write(line + "\n")
+        line = (json.dumps(scrub(entry), default=str, separators=(",", ":")) + "\n").encode()
+        with self._lock:
+            try:
+                size = self.path.stat().st_size
+            except FileNotFoundError:
+                size = 0
+            if size and size + len(line) > self.max_bytes:
+                self._rotate()
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+            try:
+                os.write(fd, line)
+            finally:
+                os.close(fd)
+
+    def _rotate(self) -> None:
+        assert self.path is not None
+        if self.files < 1:
+            self.path.unlink(missing_ok=True)
+            return
+        for n in range(self.files - 1, 0, -1):
+            older = self.path.with_name(f"{self.path.name}.{n}")
+            if older.exists():
+                os.replace(older, self.path.with_name(f"{self.path.name}.{n + 1}"))
+        os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
+
+
+# Keys whose values are never written to the audit log, wherever they appear (query strings,
+# bodies, SQL session parameters), compared without case, '-' or '_'.
+SECRET_KEYS = frozenset({"token", "accesstoken", "apitoken", "apikey", "key", "password", "passwd", "pwd",
+                         "secret", "authorization", "auth", "bearer", "credentials", "sessionid", "cookie"})
+REDACTED = "[redacted]"
+_TOKEN_TEXT = re.compile(r"nst_[0-9a-f]+_[A-Za-z0-9_\-]+")
+_SCRAM_TEXT = re.compile(r"SCRAM-SHA-256\$[^\s'\"]+")
+
+
+def _secret_key(key: str) -> bool:
+    return key.lower().replace("-", "").replace("_", "") in SECRET_KEYS
+
+
+def scrub(value: Any) -> Any:
+    """`value` with every secret replaced by "[redacted]": values under secret keys, and API
+    tokens and SCRAM verifiers anywhere in text.
+
+    >>> scrub({"where": ["region = 'nst_ab12_xyz'"], "body": {"Password": "p"}, "rows": 3})
+    {'where': ["region = '[redacted]'"], 'body': {'Password': '[redacted]'}, 'rows': 3}
+    """
+    if isinstance(value, dict):
+        return {k: REDACTED if isinstance(k, str) and _secret_key(k) and v is not None else scrub(v)
+                for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [scrub(v) for v in value]
+    if isinstance(value, str):
+        return _SCRAM_TEXT.sub(REDACTED, _TOKEN_TEXT.sub(REDACTED, value))
+    return value
+
+
+def scrub_query_string(query: str) -> str | None:
+    """A URL query string without the values of secret parameters (`access_token=...`).
+
+    >>> scrub_query_string("metrics=events&access_token=nst_ab12_xyz&api-key=k")
+    'metrics=events&access_token=[redacted]&api-key=[redacted]'
+    """
+    if not query:
+        return None
+    pairs = parse_qsl(query, keep_blank_values=True)
+    if not any(_secret_key(k) for k, _ in pairs):
+        return scrub(query)
+    return scrub(urlencode([(k, REDACTED if _secret_key(k) else v) for k, v in pairs], safe="[],"))
 
 
 def bearer_token(request: Request) -> str | None:
@@ -101,9 +183,16 @@ def bearer_token(request: Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-def authenticate(store: TokenStore, presented: str | None) -> Caller:
-    if not store.has_active():
+def authenticate(store: TokenStore, presented: str | None, open_mode: bool = False) -> Caller:
+    """The caller behind a request; `TokenStoreUnavailable` (503) when the store cannot say."""
+    if open_mode or not store.requires_tokens():
         return Caller(None)
+    try:
+        store.snapshot()
+    except TokenStoreUnavailable as exc:
+        raise TokenStoreUnavailable(f"the service cannot check API tokens, so it answers no data request: "
+                                    f"{exc.message}. An administrator must repair the token store "
+                                    "(or serve with --open).") from None
     if presented is None:
         raise Unauthorized("this service needs an API token: send 'Authorization: Bearer <token>' "
                            "(create one with `northstar tokens create`).")
@@ -118,7 +207,7 @@ def require(scope: str) -> Callable[[Request], Iterator[Caller]]:
     concurrency limit for the length of the request."""
 
     def dependency(request: Request) -> Iterator[Caller]:
-        caller = authenticate(request.app.state.tokens, bearer_token(request))
+        caller = authenticate(request.app.state.tokens, bearer_token(request), request.app.state.settings.open)
         if caller.token is not None and not caller.token.allows(scope):
             raise Forbidden(f"token {caller.token.name!r} has scopes {', '.join(caller.token.scopes)}; "
                             f"this route needs {scope!r}.", needed_scope=scope)
@@ -147,9 +236,10 @@ async def audit_middleware(request: Request, call_next):
             interface="http",
             caller=caller.name if caller else None,
             token_id=caller.token.id if caller and caller.token else None,
+            client=request.client.host if request.client else None,
             method=request.method,
             path=request.url.path,
-            query=str(request.url.query) or None,
+            query=scrub_query_string(str(request.url.query)),
             body=getattr(request.state, "audit_query", None),
             status=response.status_code if response is not None else 500,
             ms=round((time.perf_counter() - started) * 1000, 3),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
@@ -17,7 +18,9 @@ from northstar.settings import Settings, get_settings
 from northstar.tokens import TokenStore
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None, sql_socket: socket.socket | None = None) -> FastAPI:
+    """The application; `sql_socket` is the SQL endpoint's socket when the caller has bound it
+    already (`northstar serve` binds both ports before it announces anything)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -25,7 +28,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.state.settings = settings
         app.state.tokens = TokenStore.in_dir(settings.data_dir)
         app.state.limiter = ConcurrencyLimiter(settings.max_concurrent_per_token)
-        app.state.audit = AuditLog(settings.audit_log_path)
+        app.state.audit = AuditLog(settings.audit_log_path, settings.audit_log_max_bytes, settings.audit_log_files)
         app.state.engines = EngineProvider(settings.warehouse_path, limits=Limits(
             query_timeout_s=settings.query_timeout_s, max_result_rows=settings.max_result_rows),
             postgres_dsn=settings.postgres_dsn_text)
@@ -38,8 +41,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             from api.sql_endpoint.server import Authenticator, SqlEndpoint
 
             app.state.sql_endpoint = SqlEndpoint(app.state.engines,
-                                                Authenticator.from_settings(settings, tokens=app.state.tokens))
-            await app.state.sql_endpoint.start(settings.host, settings.sql_port)
+                                                Authenticator.from_settings(settings, tokens=app.state.tokens),
+                                                audit=app.state.audit)
+            await app.state.sql_endpoint.start(settings.host, settings.sql_port, sock=sql_socket)
         yield
         if app.state.sql_endpoint is not None:
             await app.state.sql_endpoint.close()
@@ -61,7 +65,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.middleware("http")(audit_middleware)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(HostAllowList, allowed_hosts=settings.allowed_host_names,
-                       is_open=lambda: not app.state.tokens.has_active())
+                       is_open=lambda: settings.open or not app.state.tokens.requires_tokens())
     app.add_middleware(SecurityHeaders)
     metrics_read = [Depends(require("metrics:read"))]
     for router in (catalog.router, query.router, quality.router, releases.router, launches.router, alerts.router):

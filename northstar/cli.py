@@ -131,6 +131,29 @@ def _build(settings: Settings, docs: bool = True):
     return result
 
 
+class PortInUse(Exception):
+    """A port `northstar serve` needs is taken: one line, exit status 2."""
+
+
+def _bind(host: str, port: int, what: str, flag: str):
+    """A socket bound to host:port (listening starts with the server), or `PortInUse`."""
+    import errno
+    import socket
+
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno in (errno.EADDRINUSE, errno.EACCES):
+            reason = "is in use" if exc.errno == errno.EADDRINUSE else "needs privileges"
+            raise PortInUse(f"port {port} on {host} ({what}) {reason}; choose another with {flag} P") from None
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
 @app.command()
 @one_line_errors
 def serve(
@@ -140,6 +163,8 @@ def serve(
     sql_port: Annotated[Optional[int], typer.Option(help="PostgreSQL-wire SQL port (default 5433; 0 turns it off).")] = None,
     landing: Annotated[Optional[Path], typer.Option(help="Landing data to build from if no warehouse exists.")] = None,
     dbt_project: Annotated[Optional[Path], typer.Option(help="dbt project directory.")] = None,
+    open_mode: Annotated[Optional[bool], typer.Option(
+        "--open", help="Serve without API tokens even if this data directory has them (NORTHSTAR_OPEN=1).")] = None,
     allow_open: Annotated[Optional[bool], typer.Option(
         "--allow-open", help="Serve without API tokens on a non-loopback interface (anyone who reaches it reads everything).")] = None,
     warehouse_type: Annotated[Optional[str], typer.Option(
@@ -151,23 +176,55 @@ def serve(
     import uvicorn
 
     from api.main import create_app
-    from northstar.tokens import TokenStore
+    from northstar.tokens import TokenStore, TokenStoreUnavailable
 
     settings = _settings(warehouse=warehouse, host=host, port=port, sql_port=sql_port, landing=landing,
-                         dbt_project=dbt_project, allow_open=allow_open, warehouse_type=warehouse_type)
+                         dbt_project=dbt_project, open=open_mode, allow_open=allow_open, warehouse_type=warehouse_type)
     _require_extras(settings)
-    if not TokenStore.in_dir(settings.data_dir).has_active():
-        try:
-            loopback = settings.host == "localhost" or ipaddress.ip_address(settings.host).is_loopback
-        except ValueError:
-            loopback = False
+    try:
+        loopback = settings.host == "localhost" or ipaddress.ip_address(settings.host).is_loopback
+    except ValueError:
+        loopback = False
+    store = TokenStore.in_dir(settings.data_dir)
+    notes: list[str] = []
+    if settings.open or not store.requires_tokens():
+        # Open: explicitly (--open), or a data directory that has never had a token.
         if not loopback and not settings.allow_open:
-            raise ValueError(f"no API token exists, so the service would be open to anyone who reaches "
-                             f"{settings.host}; create one (`northstar tokens create --name NAME --scope metrics:read`), "
-                             "bind to 127.0.0.1, or pass --allow-open (NORTHSTAR_ALLOW_OPEN=1) to mean it.")
-        console.print("[yellow]open mode:[/] no API token exists, every request is answered without one"
-                      + ("" if loopback else f" on {settings.host} (--allow-open)")
-                      + "; create tokens with `northstar tokens create`.", highlight=False)
+            raise ValueError(("--open" if settings.open else "no API token exists, so the service")
+                             + f" would be open to anyone who reaches {settings.host}; "
+                             + ("" if settings.open else "create one (`northstar tokens create --name NAME --scope "
+                                                         "metrics:read`), ")
+                             + "bind to 127.0.0.1, or add --allow-open (NORTHSTAR_ALLOW_OPEN=1) to mean it.")
+        if settings.open:
+            notes.append("[yellow]open mode (--open):[/] every request is answered without a token"
+                         + (", the tokens of this data directory are ignored" if store.requires_tokens() else "")
+                         + ("" if loopback else f", on {settings.host} (--allow-open)") + ".")
+        else:
+            notes.append("[yellow]open mode:[/] no API token has ever been created for this data directory, every "
+                         "request is answered without one" + ("" if loopback else f" on {settings.host} (--allow-open)")
+                         + "; create tokens with `northstar tokens create`.")
+    else:
+        if settings.sql_auth == "trust" and settings.sql_password is None and settings.sql_port:
+            raise ValueError("NORTHSTAR_SQL_AUTH=trust would open the SQL endpoint of a data directory that has "
+                             "API tokens; unset it, or serve with --open to mean it.")
+        try:
+            active = sum(t.active for t in store.list())
+            notes.append(f"API tokens required ({active} active in {store.path})." if active else
+                         f"[yellow]no active API token[/] in {store.path}: every data request is refused until one "
+                         "is created (tokens once existed, so the service stays closed; --open serves it openly).")
+        except TokenStoreUnavailable as exc:
+            notes.append(f"[bold red]token store unusable:[/] {exc.message}; every data request answers 503 and SQL "
+                         "logins are refused until it is repaired (fail closed).")
+    # Bind both ports before announcing anything (or spending minutes on a build): a taken port
+    # is one line and exit status 2.
+    try:
+        http_socket = _bind(settings.host, settings.port, "HTTP", "--port")
+        sql_socket = _bind(settings.host, settings.sql_port, "SQL endpoint", "--sql-port") if settings.sql_port else None
+    except PortInUse as exc:
+        console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        raise typer.Exit(2) from None
+    for note in notes:
+        console.print(note, highlight=False, soft_wrap=True)
     if not settings.warehouse_path.exists():
         console.print(f"no warehouse at {settings.warehouse_path}; building it from {settings.landing}",
                       highlight=False)
@@ -177,8 +234,8 @@ def serve(
     if settings.sql_port:
         console.print(f"SQL endpoint on postgresql://{settings.host}:{settings.sql_port}/northstar", highlight=False)
     # No `server` banner: responses do not advertise the server software and its version.
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level="info",
-                server_header=False)
+    config = uvicorn.Config(create_app(settings, sql_socket=sql_socket), log_level="info", server_header=False)
+    uvicorn.Server(config).run(sockets=[http_socket])
 
 
 @app.command()

@@ -39,8 +39,10 @@ class Settings(BaseSettings):
     # PostgreSQL SCRAM verifier `SCRAM-SHA-256$4096:<salt>$<StoredKey>:<ServerKey>`).
     sql_password: SecretStr | None = None
 
-    # Security (see README "Security"): with no API token the service is open, so it binds to
-    # loopback only unless allow_open says otherwise.
+    # Security (see README "Security"). A data directory that never had an API token is served
+    # openly, on loopback only unless allow_open; once tokens exist, only `open` (serve --open)
+    # serves it without them (and off loopback it needs allow_open as well).
+    open: bool = False
     allow_open: bool = False
     max_concurrent_per_token: int = 8
     query_timeout_s: float = 30.0
@@ -51,6 +53,8 @@ class Settings(BaseSettings):
     # (no token) answers loopback names and these only: a DNS-rebinding guard (api/guards.py).
     allowed_hosts: str = ""
     audit_log: Path | None = None  # defaults to <data_dir>/audit.jsonl
+    audit_log_max_bytes: int = 10 * 1024 * 1024  # rotated beyond: audit.jsonl.1 ... .N
+    audit_log_files: int = 5  # rotated files kept besides the current one
 
     @property
     def allowed_host_names(self) -> list[str]:

@@ -28,7 +28,7 @@ _DESCRIPTIONS = {
     413: "The request body is larger than the server accepts.",
     422: "The request does not match the schema (types, ranges, required fields).",
     429: "Too many queries in flight for this token; retry after `Retry-After` seconds.",
-    503: "No warehouse build can be served yet.",
+    503: "No warehouse build can be served yet, or the API token store cannot be used (fail closed).",
     504: "The query ran longer than the query timeout.",
 }
 

@@ -569,19 +569,32 @@ class ScramExchange:
 
     def server_final(self, client_final: bytes) -> tuple[bool, bytes]:
         """Checks the client proof; returns (accepted, server-final-message)."""
+        matched, final = self.server_final_among(client_final, [self.verifier])
+        return matched is not None, final
+
+    def server_final_among(self, client_final: bytes,
+                           verifiers: list[ScramVerifier]) -> tuple[int | None, bytes]:
+        """Which of `verifiers` (each made with the salt and iterations offered) the client
+        proof matches, if any, and the server-final-message proving the server knows it."""
         text = client_final.decode()
         without_proof, _, proof_part = text.rpartition(",p=")
         attrs = _scram_attrs(without_proof)
         if attrs.get("r") != self._nonce or not proof_part:
             raise ScramError("nonce mismatch in client-final-message")
         auth_message = f"{self._client_first_bare},{self._server_first},{without_proof}".encode()
-        client_signature = hmac.new(self.verifier.stored_key, auth_message, hashlib.sha256).digest()
         proof = base64.b64decode(proof_part)
-        client_key = bytes(a ^ b for a, b in zip(proof, client_signature))
-        accepted = len(proof) == 32 and hmac.compare_digest(hashlib.sha256(client_key).digest(),
-                                                             self.verifier.stored_key)
-        server_signature = hmac.new(self.verifier.server_key, auth_message, hashlib.sha256).digest()
-        return accepted, b"v=" + base64.b64encode(server_signature)
+        matched = None
+        for index, verifier in enumerate(verifiers):
+            if (verifier.salt, verifier.iterations) != (self.verifier.salt, self.verifier.iterations):
+                continue
+            client_signature = hmac.new(verifier.stored_key, auth_message, hashlib.sha256).digest()
+            client_key = bytes(a ^ b for a, b in zip(proof, client_signature))
+            if len(proof) == 32 and hmac.compare_digest(hashlib.sha256(client_key).digest(), verifier.stored_key):
+                matched = index
+                break
+        key = verifiers[matched].server_key if matched is not None else self.verifier.server_key
+        server_signature = hmac.new(key, auth_message, hashlib.sha256).digest()
+        return matched, b"v=" + base64.b64encode(server_signature)
 
 
 def _scram_attrs(text: str) -> dict[str, str]:

@@ -9,11 +9,14 @@ functions) or the semantic layer (semantic.*, marts.*), and answers with the sam
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import logging
 import re
 import secrets
 import struct
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -24,15 +27,17 @@ from sqlglot.errors import ParseError
 
 from api.sql_endpoint import catalog, protocol, semantic_sql
 from api.sql_endpoint.catalog import SqlError
-from api.auth import Caller
+from api.auth import AuditLog, Caller
 from metrics.engine import EngineProvider, MetricsEngine
 from metrics.policy import RestrictedEngine
 from metrics.errors import MetricsError, WarehouseUnavailable
+from northstar.tokens import SCRAM_ITERATIONS, TokenStoreUnavailable
 
 log = logging.getLogger("northstar.sql")
 
 PasswordCheck = Callable[[str, str], "bool | None"]
 MAX_MESSAGE = 64 * 1024 * 1024
+AUDIT_SQL_CHARS = 2000  # the statement text kept in an audit line
 
 
 # -- authentication -----------------------------------------------------------------------
@@ -52,11 +57,15 @@ class Authenticator:
     scram_verifier: Callable[[str], protocol.ScramVerifier | None] | None = None
     tokens: Any = None  # northstar.tokens.TokenStore, for method "tokens"
     preferred: str = "scram"  # with tokens: "scram" or "cleartext" when both could work
+    # Keys the salts offered to unknown user names of a store without a shared salt.
+    mock_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))
 
     @classmethod
     def from_settings(cls, settings: Any, tokens: Any = None) -> Authenticator:
         secret = settings.sql_password.get_secret_value() if settings.sql_password else None
         method = settings.sql_auth
+        if secret is None and getattr(settings, "open", False):
+            return cls("trust", lambda user, password: None, None)  # `serve --open`: explicitly open
         if secret is None and tokens is not None and method != "trust":
             # The spec's rule: open while no API token exists; then the password is a token.
             return cls("tokens", tokens=tokens, preferred="cleartext" if method == "cleartext" else "scram")
@@ -71,21 +80,38 @@ class Authenticator:
                    lambda user, password: verifier.matches(password), lambda user: verifier)
 
 
-    def resolve(self, user: str) -> tuple[str, protocol.ScramVerifier | None, Any]:
-        """(method, SCRAM verifier, token) for a client logging in as `user`.
+    def resolve(self, user: str) -> tuple[str, protocol.ScramVerifier | None, list[tuple[protocol.ScramVerifier, Any]]]:
+        """(method, the SCRAM verifier whose salt is offered, the (verifier, token) pairs whose
+        key may answer) for a client logging in as `user`.
 
-        With API tokens: none active means the open mode (trust); a user named like an active
-        token may prove it holds the token with SCRAM; otherwise the password must be a token
-        itself (cleartext, as the HTTP API's bearer token)."""
+        With API tokens: a data directory that never had one is open (trust); after that every
+        user name gets the same SCRAM challenge (the store's shared salt, or for a store without
+        one a salt derived from the name, as PostgreSQL's mock authentication does), so the
+        challenge does not tell which names exist. A user named like an active token must prove
+        it holds that token; any other name may prove it holds any active token. Raises
+        `TokenStoreUnavailable` when the store cannot be used (no login then)."""
         if self.method != "tokens":
             verifier = self.scram_verifier(user) if self.method == "scram" and self.scram_verifier else None
-            return self.method, verifier, None
-        if not self.tokens.has_active():
-            return "trust", None, None
-        token = self.tokens.by_name(user)
-        if token is not None and token.scram and self.preferred == "scram":
-            return "scram", protocol.ScramVerifier.parse(token.scram), token
-        return "cleartext", None, None
+            return self.method, verifier, [(verifier, None)] if verifier else []
+        if not self.tokens.requires_tokens():
+            return "trust", None, []
+        snapshot = self.tokens.snapshot()
+        if self.preferred != "scram":
+            return "cleartext", None, []
+        named = self.tokens.by_name(user)
+        if named is not None and named.scram:
+            verifier = protocol.ScramVerifier.parse(named.scram)
+            return "scram", verifier, [(verifier, named)]
+        salt = snapshot.scram_salt or hmac.new(self.mock_key, user.encode(), hashlib.sha256).digest()[:16]
+        # Never matched: its keys are random; only its salt and iterations are shown.
+        challenge = protocol.ScramVerifier(salt, SCRAM_ITERATIONS, secrets.token_bytes(32), secrets.token_bytes(32))
+        candidates = []
+        for token in snapshot.tokens.values():
+            if token.active and token.scram:
+                verifier = protocol.ScramVerifier.parse(token.scram)
+                if verifier.salt == salt and verifier.iterations == SCRAM_ITERATIONS:
+                    candidates.append((verifier, token))
+        return "scram", challenge, candidates
 
 
 # -- statements and results ---------------------------------------------------------------
@@ -250,9 +276,11 @@ def _cast_oid(to: exp.Expression) -> int:
 class SqlEndpoint:
     """Listens for PostgreSQL clients and answers them from the engine provider's builds."""
 
-    def __init__(self, engines: EngineProvider, authenticator: Authenticator | None = None) -> None:
+    def __init__(self, engines: EngineProvider, authenticator: Authenticator | None = None,
+                 audit: AuditLog | None = None) -> None:
         self.engines = engines
         self.auth = authenticator or Authenticator()
+        self.audit = audit or AuditLog(None)
         self.connections: dict[int, Connection] = {}
         self._catalogs: dict[str, catalog.CatalogDatabase] = {}
         self._catalog_lock = threading.Lock()
@@ -260,8 +288,12 @@ class SqlEndpoint:
         self._warming: asyncio.Future | None = None
         self._next_pid = 1000
 
-    async def start(self, host: str, port: int) -> None:
-        self._server = await asyncio.start_server(self._accept, host, port, limit=MAX_MESSAGE)
+    async def start(self, host: str, port: int, sock: Any = None) -> None:
+        """Listens on `host:port`, or on `sock` when the caller has bound it already."""
+        if sock is not None:
+            self._server = await asyncio.start_server(self._accept, sock=sock, limit=MAX_MESSAGE)
+        else:
+            self._server = await asyncio.start_server(self._accept, host, port, limit=MAX_MESSAGE)
         # Build the catalog database now (about half a second) rather than on a first client.
         self._warming = asyncio.get_running_loop().run_in_executor(None, self._warm_catalog)
         log.info("SQL endpoint listening on %s:%s (database %s, auth %s)", host, port, catalog.DATABASE,
@@ -345,6 +377,8 @@ class Connection:
         self.portals: dict[str, Portal] = {}
         self.cursors: dict[str, Cursor] = {}
         self.token: Any = None  # the API token the client logged in with, if any
+        peer = writer.get_extra_info("peername")
+        self.client = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else None
         self._cancelled = asyncio.Event()
         self._running = False
         self._interrupt: Callable[[], None] | None = None
@@ -381,7 +415,10 @@ class Connection:
         startup = await self._startup()
         if startup is None:
             return
-        if not await self._authenticate(startup):
+        admitted = await self._authenticate(startup)
+        self._audit("login", None, 0.0, "00000" if admitted else "28000", None,
+                    user=startup.parameters.get("user", ""))
+        if not admitted:
             return
         user = startup.parameters.get("user", "northstar")
         self.session = catalog.Session(user, self.process_id)
@@ -430,7 +467,11 @@ class Connection:
     async def _authenticate(self, startup: protocol.Startup) -> bool:
         auth = self.endpoint.auth
         user = startup.parameters.get("user", "")
-        method, verifier, token = auth.resolve(user)
+        try:
+            method, verifier, candidates = auth.resolve(user)
+        except TokenStoreUnavailable as exc:
+            return await self._fatal("57P03", f"the server cannot check API tokens, so it admits nobody: {exc.message}",
+                                     hint="an administrator must repair the token store (or serve with --open)")
         if method == "trust":
             self.send(protocol.authentication_ok())
             return True
@@ -442,7 +483,10 @@ class Connection:
                 raise protocol.ProtocolViolation("expected a password message")
             password = payload.rstrip(b"\x00").decode("utf-8", errors="replace")
             if auth.method == "tokens":
-                self.token = auth.tokens.verify(password)
+                try:
+                    self.token = auth.tokens.verify(password)
+                except TokenStoreUnavailable as exc:
+                    return await self._fatal("57P03", f"the server cannot check API tokens: {exc.message}")
                 if self.token is None:
                     return await self._refuse(user)
                 return await self._admit()
@@ -469,19 +513,25 @@ class Connection:
             self.send(protocol.authentication_sasl_continue(exchange.server_first(reader.bytes(size))))
             await self.flush()
             kind, payload = await self.read_message()
-            accepted, final = exchange.server_final(payload)
+            matched, final = exchange.server_final_among(payload, [v for v, _ in candidates])
         except (protocol.ScramError, ValueError) as exc:
             self.send(protocol.error_response("08P01", f"invalid SCRAM exchange: {exc}", severity="FATAL"))
             await self.flush()
             return False
-        if not accepted:
+        if matched is None:
             return await self._refuse(user)
         self.send(protocol.authentication_sasl_final(final))
+        token = candidates[matched][1]
         if token is not None:
             self.token = token
             return await self._admit()
         self.send(protocol.authentication_ok())
         return True
+
+    async def _fatal(self, sqlstate: str, message: str, hint: str | None = None) -> bool:
+        self.send(protocol.error_response(sqlstate, message, hint=hint, severity="FATAL"))
+        await self.flush()
+        return False
 
     async def _admit(self) -> bool:
         """A token's holder reads data only with the metrics:read scope (as over HTTP)."""
@@ -506,6 +556,8 @@ class Connection:
         while True:
             kind, payload = await self.read_message()
             if kind == b"X":
+                return
+            if kind in (b"Q", b"P", b"B", b"D", b"E") and not await self._still_admitted():
                 return
             if kind == b"Q":
                 await self._simple_query(payload.rstrip(b"\x00").decode("utf-8", errors="replace"))
@@ -536,6 +588,31 @@ class Connection:
                 self._error(SqlError("XX000", f"internal error: {exc}"))
                 failed = True
 
+    async def _still_admitted(self) -> bool:
+        """Before each statement: is the session's token (or the open mode it logged in under)
+        still good? A revoked token, a store that now requires a token the session lacks, or a
+        store that cannot be read ends the session with a FATAL error (revocation reaches open
+        sessions on their next statement; the store is only re-parsed when the file changed)."""
+        auth = self.endpoint.auth
+        if auth.method != "tokens":
+            return True
+        try:
+            if not auth.tokens.requires_tokens():
+                return True
+            current = auth.tokens.get(self.token.id) if self.token is not None else None
+        except TokenStoreUnavailable as exc:
+            refusal = SqlError("57P03", f"the server cannot check API tokens, so the session is closed: {exc.message}")
+        else:
+            if current is not None:
+                return True
+            refusal = (SqlError("28000", f'token "{self.token.name}" was revoked; the session is closed')
+                       if self.token is not None else
+                       SqlError("28000", "API tokens are now required on this server; the session, opened "
+                                         "without one, is closed", hint="reconnect with a token as the password"))
+        self._audit("session", None, 0.0, refusal.sqlstate, None)
+        await self._fatal(refusal.sqlstate, refusal.message, hint=refusal.hint)
+        return False
+
     def _error(self, exc: SqlError) -> None:
         if self.session.status == "T":
             self.session.status = "E"
@@ -553,7 +630,7 @@ class Connection:
         for part in parts:
             try:
                 statement = prepare(part)
-                result = await self._run(statement, [])
+                result = await self._audited_run(statement, [])
             except SqlError as exc:
                 log.info("statement refused (%s): %s: %s", exc.sqlstate, exc.message, part)
                 self._error(exc)
@@ -675,8 +752,10 @@ class Connection:
             return Result("", cursor.result.columns) if cursor and match.group("verb").lower() == "fetch" else None
         if statement.kind != "query":
             return None
-        # Run with NULL parameters for the row shape only; keep the answer when there are none.
-        result = await self._run(statement, [None] * len(statement.param_types))
+        # Run with NULL parameters for the row shape only; keep the answer when there are none
+        # (then it is the statement's answer, and audited as such).
+        run = self._run if statement.param_types else self._audited_run
+        result = await run(statement, [None] * len(statement.param_types))
         if not statement.param_types:
             statement.described = result
         return result
@@ -686,10 +765,46 @@ class Connection:
             if portal.statement.described is not None and not portal.params:
                 portal.result, portal.statement.described = portal.statement.described, None
             else:
-                portal.result = await self._run(portal.statement, portal.params)
+                portal.result = await self._audited_run(portal.statement, portal.params)
         return portal.result
 
     # -- running -------------------------------------------------------------------------
+
+    async def _audited_run(self, statement: Statement, params: list[Any]) -> Result:
+        """`_run`, with one audit line for the statement: its kind, text, outcome, rows, time."""
+        started = time.perf_counter()
+        try:
+            result = await self._run(statement, params)
+        except SqlError as exc:
+            self._audit(catalog.first_word(statement.sql) or statement.kind, statement.sql, started, exc.sqlstate, None)
+            raise
+        except (MetricsError, ValueError) as exc:
+            self._audit(catalog.first_word(statement.sql) or statement.kind, statement.sql, started,
+                        _as_sql_error(exc).sqlstate, None)
+            raise
+        except BaseException:
+            self._audit(catalog.first_word(statement.sql) or statement.kind, statement.sql, started, "XX000", None)
+            raise
+        self._audit(catalog.first_word(statement.sql) or statement.kind, statement.sql, started, "00000",
+                    len(result.rows))
+        return result
+
+    def _audit(self, kind: str, sql: str | None, started: float, sqlstate: str, rows: int | None, **extra) -> None:
+        token = self.token
+        self.endpoint.audit.write(
+            at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            interface="sql",
+            caller=token.name if token is not None else ("anonymous" if sqlstate == "00000" else None),
+            token_id=token.id if token is not None else None,
+            client=self.client,
+            kind=kind,
+            sql=None if sql is None else (sql if len(sql) <= AUDIT_SQL_CHARS else sql[:AUDIT_SQL_CHARS] + "..."),
+            sqlstate=sqlstate,
+            outcome="ok" if sqlstate == "00000" else "error",
+            rows=rows,
+            ms=round((time.perf_counter() - started) * 1000, 3) if started else None,
+            **extra,
+        )
 
     async def _run(self, statement: Statement, params: list[Any]) -> Result:
         session = self.session

@@ -12,10 +12,13 @@ import os
 import stat
 from pathlib import Path
 
+import time
+
 import httpx
 import pytest
 
-from tests.conftest import Server, northstar
+from api.auth import AuditLog
+from tests.conftest import Server, free_port, northstar
 from tests.oracle import Oracle, hand_conversion
 
 
@@ -93,6 +96,21 @@ def test_a_revoked_token_stops_working_on_the_running_server(secured):
     assert call(secured, token, "GET", "/v1/metrics").status_code == 200
     northstar("tokens", "revoke", "doomed", "--data-dir", str(secured["data_dir"]))
     assert call(secured, token, "GET", "/v1/metrics").status_code == 401
+
+
+def test_a_revoked_token_is_refused_on_a_kept_alive_connection(secured):
+    token = create_token(secured["data_dir"], "kept", "--scope", "metrics:read")
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    with httpx.Client(base_url=secured["url"], headers={"Authorization": f"Bearer {token}"}, limits=limits,
+                      timeout=60) as client:
+        before = client.get("/v1/metrics")
+        assert before.status_code == 200
+        northstar("tokens", "revoke", "kept", "--data-dir", str(secured["data_dir"]))
+        after = client.get("/v1/metrics")
+        assert after.status_code == 401
+        # the same TCP connection carried both requests
+        address = lambda r: r.extensions["network_stream"].get_extra_info("client_addr")  # noqa: E731
+        assert address(before) == address(after)
 
 
 def _active_users_by_country(secured, token: str, where: list[dict] | None = None) -> dict:
@@ -237,9 +255,116 @@ def test_audit_log_says_who_asked_what(secured):
     assert any(e["status"] == 401 and e["path"] == "/v1/metrics" and e["caller"] is None for e in lines)
 
 
+def test_audit_log_is_private_and_keeps_no_secret(secured):
+    token = secured["tokens"]["reader"]
+    call(secured, token, "GET", f"/v1/query?metrics=events&group_by=platform&access_token={token}&password=hunter2")
+    call(secured, token, "POST", "/v1/query", json={"metrics": ["events"], "group_by": ["country"],
+                                                     "where": [{"field": "country", "op": "=", "value": token}]})
+    path = secured["data_dir"] / "audit.jsonl"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    text = path.read_text()
+    assert all(t.split("_", 2)[2] not in text for t in secured["tokens"].values()) and "hunter2" not in text
+    lines = [json.loads(line) for line in text.splitlines()]
+    logged = [e for e in lines if e["query"] and "access_token" in e["query"]][-1]
+    assert "metrics=events" in logged["query"] and "access_token=[redacted]" in logged["query"]
+    assert "password=[redacted]" in logged["query"]
+
+
+def test_audit_log_rotates_by_size(tmp_path):
+    path = tmp_path / "audit.jsonl"
+    path.write_text("")
+    path.chmod(0o644)  # a log from before: narrowed on open
+    log = AuditLog(path, max_bytes=1000, files=2)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    for n in range(100):
+        log.write(n=n, pad="x" * 40)
+    kept = sorted(p.name for p in tmp_path.iterdir())
+    assert kept == ["audit.jsonl", "audit.jsonl.1", "audit.jsonl.2"]
+    assert all(p.stat().st_size <= 1000 and stat.S_IMODE(p.stat().st_mode) == 0o600 for p in tmp_path.iterdir())
+    numbers = [json.loads(line)["n"] for name in ("audit.jsonl.2", "audit.jsonl.1", "audit.jsonl")
+               for line in (tmp_path / name).read_text().splitlines()]
+    assert numbers == list(range(100 - len(numbers), 100))  # the newest lines, in order, none lost in between
+
+
+def _until(check, seconds: float = 1.5):
+    """`check()` once it is true, polling for at most `seconds` (the server rereads the store
+    when it changes); the last answer otherwise."""
+    deadline = time.monotonic() + seconds
+    while True:
+        answer = check()
+        if answer or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.05)
+
+
+def test_a_broken_or_emptied_token_store_fails_closed(built_warehouse, tmp_path):
+    psycopg = pytest.importorskip("psycopg")
+    (tmp_path / "northstar.duckdb").symlink_to(os.path.realpath(built_warehouse.warehouse))
+    keeper = create_token(tmp_path, "keeper", "--scope", "metrics:read")
+    store = tmp_path / "tokens.json"
+    server = Server(tmp_path / "northstar.duckdb", env={"NORTHSTAR_DATA_DIR": str(tmp_path)}, sql_port=free_port())
+    secured = {"url": server.base_url}
+    dsn = f"host=127.0.0.1 port={server.sql_port} dbname=northstar user=keeper connect_timeout=10"
+
+    def status(token: str | None = keeper) -> tuple[int, dict]:
+        response = call(secured, token, "GET", "/v1/metrics")
+        return response.status_code, response.json()
+
+    try:
+        server.wait_ready()
+        assert status()[0] == 200
+        for content, cause in [('{"tokens": [', "not valid JSON"), ("", "empty"),
+                               ('{"tokens": [{"id": "x"}]}', "record 1"), (None, "missing")]:
+            if content is None:
+                store.unlink()
+            else:
+                store.write_text(content)
+            code, body = _until(lambda: (s := status())[0] == 503 and s) or status()
+            assert code == 503, (content, body)
+            assert body["error"]["code"] == "token_store_unavailable" and cause in body["error"]["message"]
+            assert status(None)[0] == 503
+            assert call(secured, None, "GET", "/healthz").status_code == 200
+            with pytest.raises(psycopg.OperationalError, match="cannot check API tokens"):
+                psycopg.connect(dsn + f" password={keeper}")
+        # No token at all (a hand-written empty list, or every token revoked): closed, 401.
+        store.write_text('{"tokens": []}')
+        assert _until(lambda: status()[0] == 401) and status(None)[0] == 401
+        fresh = create_token(tmp_path, "fresh", "--scope", "metrics:read")
+        assert _until(lambda: status(fresh)[0] == 200)
+        northstar("tokens", "revoke", "fresh", "--data-dir", str(tmp_path))
+        assert status(fresh)[0] == 401 and status(None)[0] == 401
+    finally:
+        server.stop()
+
+    # A server starting on a broken store says so and answers 503.
+    store.write_text("garbage")
+    server = Server(tmp_path / "northstar.duckdb", env={"NORTHSTAR_DATA_DIR": str(tmp_path)})
+    secured["url"] = server.base_url
+    try:
+        server.wait_ready()
+        assert status(None)[0] == 503 and "not valid JSON" in status(None)[1]["error"]["message"]
+        assert "token store unusable" in server.output()
+    finally:
+        server.stop()
+
+    # --open is the only open mode, and says so at start.
+    server = Server(tmp_path / "northstar.duckdb", env={"NORTHSTAR_DATA_DIR": str(tmp_path), "NORTHSTAR_OPEN": "1"})
+    secured["url"] = server.base_url
+    try:
+        server.wait_ready()
+        assert status(None)[0] == 200
+        assert "open mode (--open)" in server.output() and "tokens of this data directory are ignored" in server.output()
+    finally:
+        server.stop()
+
+
 def test_open_mode_refuses_a_public_interface(built_warehouse, tmp_path):
     proc = northstar("serve", "--warehouse", str(built_warehouse.warehouse), "--host", "0.0.0.0",
                      "--port", "1", "--sql-port", "0", env={"NORTHSTAR_DATA_DIR": str(tmp_path)}, check=False,
                      timeout=60)
     assert proc.returncode == 1
     assert "no API token" in proc.stderr and "--allow-open" in proc.stderr
+    explicit = northstar("serve", "--warehouse", str(built_warehouse.warehouse), "--host", "0.0.0.0", "--open",
+                         "--port", "1", "--sql-port", "0", env={"NORTHSTAR_DATA_DIR": str(tmp_path)}, check=False,
+                         timeout=60)
+    assert explicit.returncode == 1 and "--open would be open" in explicit.stderr and "--allow-open" in explicit.stderr

@@ -362,6 +362,7 @@ def token_server(built_warehouse, tmp_path_factory):
                                 json={"metrics": ["active_users"], "group_by": ["region"],
                                       "order_by": ["-active_users"], "limit": 1}).json()["rows"][0][0]
             tokens["regional"] = create("regional", "--scope", "metrics:read", "--row-filter", f"region={region}")
+            server.data_dir = data_dir  # for tests that create and revoke tokens of their own
             yield SqlServer("127.0.0.1", server.sql_port, server.base_url), tokens, server
         finally:
             server.stop()
@@ -373,7 +374,7 @@ def test_with_tokens_the_password_is_a_token(token_server):
     # As the token's name: SCRAM-SHA-256 against the verifier the token store keeps.
     with psycopg.connect(server.dsn(user="reader", password=tokens["reader"]), autocommit=True) as conn:
         by_scram = conn.execute(query).fetchall()
-    # Any user name with the token as password (sent in cleartext, like an HTTP bearer token).
+    # Any user name with the token as password (SCRAM too: every token shares the store's salt).
     with psycopg.connect(server.dsn(user="tableau", password=tokens["reader"]), autocommit=True) as conn:
         by_token = conn.execute(query).fetchall()
     assert by_scram == by_token and by_scram
@@ -402,6 +403,100 @@ def test_a_token_row_policy_applies_to_sql_as_to_http(token_server):
         answers[name] = sql_rows
     assert answers["regional"] != answers["reader"]
     assert sum(n for _, n in answers["regional"]) < sum(n for _, n in answers["reader"])
+
+
+def _token(process, name: str, *options: str) -> str:
+    from tests.conftest import northstar
+
+    return northstar("tokens", "create", "--name", name, "--scope", "metrics:read", *options, "--data-dir",
+                     str(process.data_dir)).stdout.strip().splitlines()[-1]
+
+
+def test_revocation_closes_open_sql_sessions(token_server):
+    from tests.conftest import northstar
+
+    server, _, process = token_server
+    token = _token(process, "session")
+    by_name = psycopg.connect(server.dsn(user="session", password=token), autocommit=True)
+    by_other_name = psycopg.connect(server.dsn(user="tableau", password=token), autocommit=True)
+    with by_name, by_other_name:
+        assert by_name.execute("SELECT 1").fetchone() == (1,)
+        assert by_other_name.execute("SELECT %s::int", [2]).fetchone() == (2,)  # extended protocol
+        northstar("tokens", "revoke", "session", "--data-dir", str(process.data_dir))
+        revoked_at = time.monotonic()
+        with pytest.raises(psycopg.OperationalError, match='token "session" was revoked') as simple:
+            by_name.execute("SELECT 1")
+        with pytest.raises(psycopg.OperationalError, match="was revoked") as extended:
+            by_other_name.execute("SELECT %s::int", [2])
+        assert time.monotonic() - revoked_at < 1.0
+        assert simple.value.sqlstate == extended.value.sqlstate == "28000"
+        assert by_name.closed and by_other_name.closed
+    with pytest.raises(psycopg.OperationalError, match="28P01|password authentication failed"):
+        psycopg.connect(server.dsn(user="session", password=token))
+
+
+def _first_auth_messages(server, user: str) -> tuple[bytes, str]:
+    """The server's authentication request for `user`, and its SCRAM server-first-message
+    with the nonce taken out (the part that is random per connection)."""
+    import socket
+    import struct
+
+    def read(sock) -> tuple[bytes, bytes]:
+        header = sock.recv(5, socket.MSG_WAITALL)
+        body = sock.recv(struct.unpack("!i", header[1:])[0] - 4, socket.MSG_WAITALL)
+        return header[:1], body
+
+    with socket.create_connection((server.host, server.port), timeout=10) as sock:
+        params = b"".join(k.encode() + b"\0" + v.encode() + b"\0"
+                          for k, v in {"user": user, "database": "northstar"}.items()) + b"\0"
+        sock.sendall(struct.pack("!ii", 8 + len(params), 196608) + params)
+        kind, offer = read(sock)
+        assert kind == b"R"
+        first = b"n,,n=,r=abcdefghijklmnopqrstuvwx"
+        payload = b"SCRAM-SHA-256\0" + struct.pack("!i", len(first)) + first
+        sock.sendall(b"p" + struct.pack("!i", 4 + len(payload)) + payload)
+        kind, challenge = read(sock)
+        assert kind == b"R" and struct.unpack("!i", challenge[:4])[0] == 11  # SASLContinue
+        attrs = dict(part.split("=", 1) for part in challenge[4:].decode().split(","))
+        return offer, f"s={attrs['s']},i={attrs['i']},nonce length {len(attrs['r'])}"
+
+
+def test_known_and_unknown_user_names_get_the_same_challenge(token_server):
+    server, _, _ = token_server
+    known = _first_auth_messages(server, "reader")
+    assert known[0] == b"\x00\x00\x00\x0aSCRAM-SHA-256\x00\x00"  # AuthenticationSASL, one mechanism
+    for name in ("nobody", "tableau", "reader2", "experimenter-x"):
+        assert _first_auth_messages(server, name) == known
+    assert _first_auth_messages(server, "experimenter") == known
+
+
+def test_sql_statements_are_audited(token_server):
+    import json
+
+    server, tokens, process = token_server
+    long_sql = "SELECT 1 AS x" + " " * 3000 + "-- end"
+    with psycopg.connect(server.dsn(user="reader", password=tokens["reader"]), autocommit=True) as conn:
+        conn.execute("SELECT metric_time__month, active_users FROM semantic.metrics ORDER BY 1").fetchall()
+        with pytest.raises(psycopg.errors.UndefinedTable):
+            conn.execute("SELECT * FROM marts.no_such_mart")
+        conn.execute(long_sql)
+        conn.execute("SELECT %s AS secret", [tokens["reader"]])
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(server.dsn(user="reader", password="wrong"))
+    text = (process.data_dir / "audit.jsonl").read_text()
+    assert all(token.split("_", 2)[2] not in text for token in tokens.values())
+    lines = [json.loads(line) for line in text.splitlines()]
+    sql = [e for e in lines if e["interface"] == "sql"]
+    query = next(e for e in sql if e["sql"] and e["sql"].startswith("SELECT metric_time__month"))
+    assert query["caller"] == "reader" and query["token_id"] and query["client"].startswith("127.0.0.1:")
+    assert (query["kind"], query["sqlstate"], query["outcome"]) == ("select", "00000", "ok")
+    assert query["rows"] > 0 and query["ms"] > 0
+    refused = next(e for e in sql if e["sql"] == "SELECT * FROM marts.no_such_mart")
+    assert (refused["sqlstate"], refused["outcome"], refused["rows"]) == ("42P01", "error", None)
+    truncated = next(e for e in sql if e["sql"] and e["sql"].startswith("SELECT 1 AS x"))
+    assert len(truncated["sql"]) == 2003 and truncated["sql"].endswith("...")
+    logins = [e for e in sql if e["kind"] == "login" and e["user"] == "reader"]
+    assert {e["outcome"] for e in logins} == {"ok", "error"}
 
 
 def test_unknown_database_is_refused(sql_server):
