@@ -853,6 +853,8 @@ class _SemanticQuery:
             if not _own(inner, column):
                 continue
             if isinstance(column.this, exp.Star):
+                if column.parent is inner:
+                    continue  # `SELECT m.* FROM semantic.metrics m`: a table preview, as `*`
                 raise self._star_error()
             name = self._name(column)
             qualifier = _identifier_text(column.args.get("table"))
@@ -1061,7 +1063,7 @@ class _SemanticQuery:
         self._classify()
         inner = self.inner
         projections = inner.expressions
-        if any(isinstance(p, exp.Star) for p in projections):
+        if any(_is_star(p) for p in projections):
             if self._provably_empty():
                 columns = self.semantic.definition.columns
                 return SqlAnswer(tuple(SqlColumn(c.name, c.type) for c in columns), [])
@@ -1205,7 +1207,7 @@ class _SemanticQuery:
         named = set()
         for projection in inner.expressions:
             node = projection.this if isinstance(projection, exp.Alias) else projection
-            if isinstance(node, exp.Star):
+            if _is_star(node):
                 return True
             if not isinstance(node, exp.Column) or id(node) not in self.kind:
                 return False
@@ -1805,6 +1807,11 @@ def _sunday_week_of(node: exp.Expression) -> exp.Column | None:
     if not isinstance(column, exp.Column) or _grain_of(_identifier_text(column.this)) is not Grain.DAY:
         return None
     return column
+
+
+def _is_star(node: exp.Expression) -> bool:
+    """`*` or `t.*`."""
+    return isinstance(node, exp.Star) or (isinstance(node, exp.Column) and isinstance(node.this, exp.Star))
 
 
 def _slices_of(info) -> set[str]:
