@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import decimal
 import difflib
+import re
 import secrets
 import threading
 from collections import OrderedDict
@@ -46,7 +48,7 @@ from metrics.engine import MetricsEngine
 from metrics.execution.client import ResultColumn, ResultSet
 from metrics.execution.rowset import query_rows
 from metrics.policy import PolicyDenied
-from metrics.query.request import MetricQuery
+from metrics.query.request import MetricQuery, WeekStart
 from metrics.semantic.model import Grain, MetricType
 from metrics.sql.marts import UnknownTable, UnsupportedSql, check_functions, check_read_only, cte_names, function_name
 
@@ -85,6 +87,8 @@ class SqlColumn:
 class SqlAnswer:
     columns: tuple[SqlColumn, ...]
     rows: list[tuple]
+    # What the client should know about how the rows were made (sent as NOTICE messages).
+    notices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -345,10 +349,49 @@ _SQLSTATES: tuple[tuple[type[errors.MetricsError], str], ...] = tuple((cls, stat
 def _rowset_state(exc: errors.MetricsError) -> str | None:
     """The SQLSTATE of a query the answer rows could not evaluate, by the kind of failure."""
     reason = exc.details.get("reason")
+    if reason == "BinderException" and "Referenced table" in exc.message:
+        return "42P01"
     if reason == "BinderException":
         return "42803" if "GROUP BY" in exc.message else "42703" if "column" in exc.message.lower() else "42601"
     return {"CatalogException": "42883", "ConversionException": "22P02", "ParserException": "42601",
             "OutOfRangeException": "22003", "InvalidInputException": "22023"}.get(reason or "")
+
+
+# DuckDB's words for what failed over the answer rows, as PostgreSQL says them: the client
+# wrote PostgreSQL and never sees the in-memory database its outer query runs on.
+_DUCKDB_ERROR = re.compile(r"\b(?:Binder|Catalog|Conversion|Parser|Invalid Input|Out of Range|Not implemented|"
+                           r"Invalid|Type|Syntax|Internal|Constraint|Dependency) Error: ")
+_DUCKDB_TYPES = {"INT64": "bigint", "INT32": "integer", "INT16": "smallint", "INT8": "smallint",
+                 "DOUBLE": "double precision", "FLOAT": "real", "DATE": "date", "TIMESTAMP": "timestamp",
+                 "BOOLEAN": "boolean", "VARCHAR": "text", "DECIMAL": "numeric", "HUGEINT": "numeric"}
+_DUCKDB_PHRASES: tuple[tuple[re.Pattern[str], Any], ...] = (
+    (re.compile(r'Referenced column "([^"]+)" not found in FROM clause!?.*', re.S),
+     lambda m: f'column "{m.group(1)}" does not exist'),
+    (re.compile(r'Values list "([^"]+)" does not have a column named "([^"]+)".*', re.S),
+     lambda m: f'column {m.group(1)}.{m.group(2)} does not exist'),
+    (re.compile(r"(?:Scalar|Aggregate|Table) Function with name ([\w.]+) does not exist!?.*", re.S),
+     lambda m: f"function {m.group(1)} does not exist"),
+    (re.compile(r"Could not convert string '([^']*)' to (\w+)(?: when casting from source column [\w\"]+)?"),
+     lambda m: f'invalid input syntax for type {_DUCKDB_TYPES.get(m.group(2), m.group(2).lower())}: "{m.group(1)}"'),
+    (re.compile(r"Referenced table \"([^\"]+)\" not found!?.*", re.S),
+     lambda m: f'missing FROM-clause entry for table "{m.group(1)}"'),
+    (re.compile(r"No function matches the given name and argument types '([^']*)'.*", re.S),
+     lambda m: f"function {m.group(1)} does not exist"),
+)
+
+
+def _client_message(message: str) -> str:
+    """An engine message without the internal texts of the rows' database."""
+    rows_prefix = "cannot evaluate the query over the metric rows: "
+    if message.startswith(rows_prefix):
+        message = message[len(rows_prefix):]
+    message = _DUCKDB_ERROR.sub("", message)
+    for pattern, say in _DUCKDB_PHRASES:
+        match = pattern.search(message)
+        if match:
+            message = message[:match.start()] + say(match) + message[match.end():]
+            break
+    return message.split("\n", 1)[0]
 
 
 def _from_engine(exc: errors.MetricsError) -> SqlEndpointError:
@@ -357,9 +400,9 @@ def _from_engine(exc: errors.MetricsError) -> SqlEndpointError:
     candidates = exc.details.get("candidates") or exc.details.get("suggestions")
     if isinstance(candidates, (list, tuple)) and candidates and "Did you mean" not in exc.message:
         hint = "Valid names include: " + ", ".join(str(c) for c in list(candidates)[:12]) + "."
-    if state == "0A000":
+    if state == "0A000" or (hint is None and exc.details.get("reason")):
         hint = SUPPORTED
-    return SqlEndpointError(state, exc.message, hint)
+    return SqlEndpointError(state, _client_message(exc.message), hint)
 
 
 def _unsupported(message: str) -> SqlEndpointError:
@@ -403,6 +446,7 @@ def answer(statement: exp.Expression, engine: MetricsEngine) -> SqlAnswer:
 def _answer(statement: exp.Expression, engine: MetricsEngine) -> SqlAnswer:
     check_read_only(statement)
     catalog = _catalog(engine)
+    statement = _resolve_series_limits(statement, engine)
     ctes = cte_names(statement)
     kinds: dict[str, list[exp.Table]] = {}
     for table in statement.find_all(exp.Table):
@@ -423,6 +467,80 @@ def _answer(statement: exp.Expression, engine: MetricsEngine) -> SqlAnswer:
     check_functions(statement)
     result = query_rows(statement, {})
     return _sql_answer(result.columns, result.rows, _output_names(statement))
+
+
+def _resolve_series_limits(statement: exp.Expression, engine: MetricsEngine) -> exp.Expression:
+    """Superset's series limit: a query over semantic.metrics joined with its own top-N,
+
+        SELECT ..., platform, SUM(sessions) FROM semantic.metrics
+        JOIN (SELECT platform AS platform__, SUM(sessions) AS mme_inner__ FROM semantic.metrics
+              WHERE ... GROUP BY platform ORDER BY mme_inner__ DESC LIMIT 2) AS series_limit
+          ON platform = platform__ [AND country = country__] ...
+
+    is two metric queries: the top-N is answered first, and the main query is then filtered to
+    the slice values it returned (`platform IN (...)`, or one AND group per row for several
+    columns), as an inner join on them would. Other joins are left for the usual refusal."""
+    ctes = cte_names(statement)
+
+    def top_n_join(select: exp.Select) -> exp.Join | None:
+        joins = select.args.get("joins") or []
+        if len(joins) != 1 or select.args.get("laterals"):
+            return None
+        join = joins[0]
+        subquery = join.this
+        if (not isinstance(subquery, exp.Subquery) or not isinstance(subquery.this, exp.Select)
+                or join.side or (join.kind or "INNER").upper() != "INNER" or join.args.get("using")
+                or subquery.this.args.get("limit") is None or join.args.get("on") is None
+                or not any(_table_kind(t, ctes) == "semantic" for t in subquery.find_all(exp.Table))):
+            return None
+        return join
+
+    if not any(top_n_join(s) for s in statement.find_all(exp.Select)):
+        return statement
+    statement = statement.copy()
+    for select in list(statement.find_all(exp.Select)):
+        join = top_n_join(select)
+        if join is None:
+            continue
+        subquery = join.this
+        alias = subquery.alias_or_name.lower()
+        top = subquery.this
+        outputs = {_pg_name(p).lower() for p in top.expressions}
+        pairs: list[tuple[exp.Column, str]] = []
+        for condition in _conjuncts(join.args["on"]):
+            if not isinstance(condition, exp.EQ):
+                return statement  # not the series-limit form: refused as a join later
+            sides = [condition.this, condition.expression]
+            if not all(isinstance(c, exp.Column) for c in sides):
+                return statement
+
+            def of_top(column: exp.Column) -> bool:
+                table = column.table.lower()
+                return table == alias or (not table and column.name.lower() in outputs)
+
+            inside = [c for c in sides if of_top(c)]
+            if len(inside) != 1:
+                return statement
+            outside = next(c for c in sides if c is not inside[0])
+            if inside[0].name.lower() not in outputs:
+                raise SqlEndpointError("42703", f'column {alias}.{inside[0].name} does not exist')
+            pairs.append((outside, inside[0].name.lower()))
+        found = _answer(top.copy(), engine)
+        names = [c.name.lower() for c in found.columns]
+        positions = [names.index(name) for _, name in pairs]
+        # An inner join never matches a NULL key.
+        keys = [tuple(row[i] for i in positions) for row in found.rows]
+        keys = list(dict.fromkeys(k for k in keys if all(v is not None for v in k)))
+        if not keys:
+            condition: exp.Expression = exp.false()
+        elif len(pairs) == 1:
+            condition = exp.In(this=pairs[0][0].copy(), expressions=[_literal_node(k[0]) for k in keys])
+        else:
+            condition = exp.or_(*[exp.and_(*[exp.EQ(this=column.copy(), expression=_literal_node(value))
+                                             for (column, _), value in zip(pairs, key)]) for key in keys])
+        join.pop()
+        select.where(condition, copy=False)
+    return statement
 
 
 def _sql_answer(columns: tuple[ResultColumn, ...], rows: list[tuple], names: list[str] | None = None) -> SqlAnswer:
@@ -523,7 +641,7 @@ def _grain_of(name: str) -> Grain | None:
 
 def _as_datetime(value: Any, column: str) -> dt.datetime:
     if isinstance(value, dt.datetime):
-        return value
+        return value if value.tzinfo is None else value.astimezone(dt.timezone.utc).replace(tzinfo=None)
     if isinstance(value, dt.date):
         return dt.datetime(value.year, value.month, value.day)
     if isinstance(value, str):
@@ -539,12 +657,12 @@ def _as_datetime(value: Any, column: str) -> dt.datetime:
                            f"Compare {column} with a date such as '2026-01-05'.")
 
 
-def _floor(value: dt.datetime, grain: Grain) -> dt.datetime:
+def _floor(value: dt.datetime, grain: Grain, week_start: WeekStart = WeekStart.MONDAY) -> dt.datetime:
     day = dt.datetime(value.year, value.month, value.day)
     if grain is Grain.DAY:
         return day
     if grain is Grain.WEEK:
-        return day - dt.timedelta(days=day.weekday())
+        return day - dt.timedelta(days=(day.weekday() + (1 if week_start is WeekStart.SUNDAY else 0)) % 7)
     if grain is Grain.MONTH:
         return day.replace(day=1)
     if grain is Grain.QUARTER:
@@ -562,12 +680,13 @@ def _next(bucket: dt.datetime, grain: Grain) -> dt.datetime:
     return bucket.replace(year=bucket.year + month // 12, month=month % 12 + 1)
 
 
-def _ceil(value: dt.datetime, grain: Grain) -> dt.datetime:
-    floor = _floor(value, grain)
+def _ceil(value: dt.datetime, grain: Grain, week_start: WeekStart = WeekStart.MONDAY) -> dt.datetime:
+    floor = _floor(value, grain, week_start)
     return floor if floor == value else _next(floor, grain)
 
 
-def _time_range(op: str, value: dt.datetime, grain: Grain) -> tuple[dt.datetime | None, dt.datetime | None] | None:
+def _time_range(op: str, value: dt.datetime, grain: Grain,
+                week_start: WeekStart = WeekStart.MONDAY) -> tuple[dt.datetime | None, dt.datetime | None] | None:
     """The half-open range of raw metric time whose `grain` buckets satisfy `bucket op value`
     (bucket starts compared with `value`), or None when it is not a single range.
 
@@ -577,14 +696,14 @@ def _time_range(op: str, value: dt.datetime, grain: Grain) -> tuple[dt.datetime 
     (None, datetime.datetime(2026, 1, 12, 0, 0))
     """
     if op == ">=":
-        return _ceil(value, grain), None
+        return _ceil(value, grain, week_start), None
     if op == ">":
-        return _next(_floor(value, grain), grain), None
+        return _next(_floor(value, grain, week_start), grain), None
     if op == "<":
-        return None, _ceil(value, grain)
+        return None, _ceil(value, grain, week_start)
     if op == "<=":
-        return None, _next(_floor(value, grain), grain)
-    if op == "=" and _floor(value, grain) == value:
+        return None, _next(_floor(value, grain, week_start), grain)
+    if op == "=" and _floor(value, grain, week_start) == value:
         return value, _next(value, grain)
     return None
 
@@ -634,7 +753,8 @@ class _EngineFilters:
                 value = _as_datetime(value, column)
             self.structured.append(FilterModel(field=column, op=op, value=_json_value(value)))
 
-    def bounds(self) -> tuple[dt.datetime | None, dt.datetime | None, list[FilterModel]]:
+    def bounds(self, week_start: WeekStart = WeekStart.MONDAY
+               ) -> tuple[dt.datetime | None, dt.datetime | None, list[FilterModel]]:
         """`start`/`end` from the metric-time comparisons; those that do not map to a range
         (an `=` on a date that starts no bucket) stay bucket filters."""
         start: dt.datetime | None = None
@@ -646,7 +766,7 @@ class _EngineFilters:
                 continue
             when = _as_datetime(value, column)
             grain = _grain_of(column)
-            span = _time_range(op, when, grain)
+            span = _time_range(op, when, grain, week_start)
             if span is None:
                 leftover.append(FilterModel(field=column, op=op, value=_json_value(value)))
                 continue
@@ -681,6 +801,9 @@ class _SemanticQuery:
             raise SqlEndpointError("42P01", f'relation "{self.table.sql(dialect="postgres")}" does not exist',
                                    "Tables: " + ", ".join(catalog.table_names()) + ".")
         self.semantic = semantic
+        self.week_start = WeekStart.MONDAY
+        # Each filter template sent to the engine, by the client's condition it stands for.
+        self.template_sources: dict[str, str] = {}
         self._check_shape()
 
     # -- shape checks ------------------------------------------------------------------
@@ -730,6 +853,8 @@ class _SemanticQuery:
             if not _own(inner, column):
                 continue
             if isinstance(column.this, exp.Star):
+                if column.parent is inner:
+                    continue  # `SELECT m.* FROM semantic.metrics m`: a table preview, as `*`
                 raise self._star_error()
             name = self._name(column)
             qualifier = _identifier_text(column.args.get("table"))
@@ -777,6 +902,41 @@ class _SemanticQuery:
         return [c for c in found if id(c) in self.kind and (kind is None or self.kind[id(c)] == kind)]
 
     # -- time truncation -----------------------------------------------------------------
+
+    def _fold_sunday_weeks(self) -> None:
+        """Metabase's weeks (they start on Sunday by default): the day shifted forward one day,
+        truncated to its ISO week, shifted back, `CAST((CAST(DATE_TRUNC('week', CAST((d +
+        INTERVAL '1 day') AS date)) AS date) + INTERVAL '-1 day') AS date)`, is the
+        `metric_time__week` slice with `week_start=sunday`, so every metric is computed over
+        Sunday weeks by the engine rather than added up from days."""
+        for projection in self.inner.expressions:
+            if _sunday_week_of(projection) is not None:
+                # Keep the name PostgreSQL gives the unaliased expression.
+                projection.replace(exp.alias_(projection.copy(), _pg_name(projection)))
+        folded: list[exp.Column] = []
+
+        def fold(node: exp.Expression) -> exp.Expression:
+            column = _sunday_week_of(node) if _own(self.inner, node) else None
+            if column is None:
+                return node
+            folded.append(exp.Column(this=exp.to_identifier(f"{METRIC_TIME}__{Grain.WEEK.value}"),
+                                     table=column.args.get("table")))
+            return folded[-1]
+
+        self.inner.transform(fold, copy=False)
+        if not folded:
+            return
+        self.week_start = WeekStart.SUNDAY
+        mixed = "a query cannot mix weeks starting on Sunday (Metabase's week form) with weeks starting on Monday "
+        for column in self.inner.find_all(exp.Column):
+            if not _own(self.inner, column) or any(column is f for f in folded):
+                continue
+            if _grain_of(_identifier_text(column.this)) is Grain.WEEK:
+                raise _unsupported(mixed + f"({METRIC_TIME}__week); select one of them.")
+            trunc = column.parent
+            if isinstance(trunc, (exp.TimestampTrunc, exp.DateTrunc)) and trunc.args.get("unit") is not None \
+                    and Grain.parse(trunc.args["unit"].name) is Grain.WEEK:
+                raise _unsupported(mixed + "(date_trunc('week', ...)); select one of them.")
 
     def _fold_date_trunc(self) -> None:
         """`date_trunc('month', metric_time__day)` is the `metric_time__month` slice."""
@@ -898,15 +1058,19 @@ class _SemanticQuery:
 
     def answer(self) -> SqlAnswer:
         self._merge_outward()
+        self._fold_sunday_weeks()
         self._fold_date_trunc()
         self._classify()
         inner = self.inner
         projections = inner.expressions
-        if any(isinstance(p, exp.Star) for p in projections):
+        if any(_is_star(p) for p in projections):
             if self._provably_empty():
                 columns = self.semantic.definition.columns
                 return SqlAnswer(tuple(SqlColumn(c.name, c.type) for c in columns), [])
-            raise self._star_error()
+            if not self._is_preview():
+                raise self._star_error()
+        if self._is_preview():
+            return self._preview_answer()
 
         aggregates = [n for n in inner.walk() if _is_aggregate(n) and _own(inner, n)]
         group = inner.args.get("group")
@@ -989,7 +1153,7 @@ class _SemanticQuery:
             metrics, carriers = self._carrier_metrics(grain, filters), True
         direct = None if carriers else self._direct_plan(grain, kept, aggregates, group_keys)
         if metrics:
-            start, end, leftover = filters.bounds()
+            start, end, leftover = filters.bounds(self.week_start)
             if filters.never:
                 rows = ResultSet(tuple(ResultColumn(n, self._type_of(n)) for n in grain + metrics), [])
             else:
@@ -997,8 +1161,12 @@ class _SemanticQuery:
                     metrics=metrics, group_by=grain,
                     where=[*filters.structured, *leftover, *filters.templates],
                     start=start.isoformat() if start else None, end=end.isoformat() if end else None,
+                    week_start=self.week_start.value,
                     order_by=direct[1] if direct else [], limit=direct[2] if direct else None)
-                result = self.engine.query(request.to_query())
+                try:
+                    result = self.engine.query(request.to_query())
+                except errors.MetricsError as exc:
+                    raise self._in_client_terms(exc) from exc
                 rows = ResultSet(result.columns, result.rows)
         else:
             # No metric and no slice (`SELECT COUNT(*) FROM semantic.metrics`): the table at
@@ -1007,6 +1175,107 @@ class _SemanticQuery:
         if direct is not None:
             return self._direct_answer(direct[0], rows, direct[3])
         return self._relational_answer(rows, kept, carriers)
+
+    def _in_client_terms(self, exc: errors.MetricsError) -> Exception:
+        """An engine error about a filter template, told with the client's condition instead of
+        the template (which is internal)."""
+        message = exc.message
+        named = [(template, source) for template, source in self.template_sources.items() if template in message]
+        if not named:
+            return exc
+        template, source = named[0]
+        if isinstance(exc, errors.InvalidFilter) and "which filters may not contain" in message:
+            return SqlEndpointError(
+                "0A000", f"the condition {source} cannot be applied before the metrics are computed: a "
+                         "condition on slices may compare them with values (=, <>, <, <=, >, >=, IN, BETWEEN, "
+                         "IS NULL, LIKE) joined by AND/OR/NOT; values may be constant expressions such as "
+                         "TO_DATE('2026-01-05', 'YYYY-MM-DD') or NOW() - INTERVAL '7 days'.", SUPPORTED)
+        return SqlEndpointError(_from_engine(exc).sqlstate, message.replace(template, source))
+
+    # -- "show me the table" ---------------------------------------------------------------
+
+    def _is_preview(self) -> bool:
+        """Whether the statement asks for the table as it is: `SELECT *` or every column, not
+        grouped nor aggregated, at the top level (SQL Lab's and DBeaver's previews, Superset's
+        samples, Metabase's raw table view). A semantic table holds no rows of its own, so it
+        answers with the rows of a table preview (`_preview_answer`)."""
+        inner = self.inner
+        if inner is not self.statement or any(inner.args.get(a) for a in ("group", "having", "distinct")):
+            return False
+        if any(_is_aggregate(n) and _own(inner, n) for n in inner.walk()):
+            return False
+        named = set()
+        for projection in inner.expressions:
+            node = projection.this if isinstance(projection, exp.Alias) else projection
+            if _is_star(node):
+                return True
+            if not isinstance(node, exp.Column) or id(node) not in self.kind:
+                return False
+            named.add(self._name(node))
+        return named >= {c.name for c in self.semantic.definition.columns}
+
+    def _preview_answer(self) -> SqlAnswer:
+        """One row per day: every metric of the table by `metric_time__day` (the rows `POST
+        /v1/query` answers for those metrics grouped by day), the coarser `metric_time` grains
+        of that day alongside, the other slices null (a row per slice value would need a
+        grain no metric shares), and null for a metric that cannot be computed by day with
+        the query's filters. Filters on slices, ordering and limits apply as usual."""
+        definition = self.semantic.definition
+        day = f"{METRIC_TIME}__{Grain.DAY.value}"
+        where = self.inner.args.get("where")
+        filtered = {self._name(c) for c in self._columns_in(where.this, "slice")} if where is not None else set()
+        filters, kept = self._split_where()
+        needed = {day} | filtered
+        metric_columns = [c.name for c in definition.columns if c.name in self.semantic.metrics]
+        catalog = self.engine.catalog()
+        computable = [m for m in metric_columns if needed <= _slices_of(catalog[m])]
+        values: dict[str, dict[Any, Any]] = {}
+        start, end, leftover = filters.bounds(self.week_start)
+        if computable and not filters.never:
+            def query(names: list[str]) -> None:
+                request = MetricQueryRequest(
+                    metrics=names, group_by=[day], where=[*filters.structured, *leftover, *filters.templates],
+                    start=start.isoformat() if start else None, end=end.isoformat() if end else None,
+                    order_by=[day])
+                result = self.engine.query(request.to_query())
+                for index, name in enumerate(names, start=1):
+                    values[name] = {row[0]: row[index] for row in result.rows}
+            try:
+                query(computable)
+            except errors.MetricsError:
+                # One metric the others cannot be computed with: each on its own.
+                for name in computable:
+                    try:
+                        query([name])
+                    except errors.MetricsError:
+                        pass
+        days = sorted(set().union(*values.values()) - {None}) if values else []
+        columns, rows = [], []
+        for column in definition.columns:
+            columns.append(ResultColumn(column.name, self._type_of(column.name)))
+        for when in days:
+            moment = dt.datetime(when.year, when.month, when.day)
+            row = []
+            for column in definition.columns:
+                grain = _grain_of(column.name)
+                if column.name in self.semantic.metrics:
+                    row.append(values.get(column.name, {}).get(when))
+                elif grain is not None:
+                    row.append(_floor(moment, grain, self.week_start).date())
+                else:
+                    row.append(None)
+            rows.append(tuple(row))
+        missing = [m for m in metric_columns if m not in values]
+        notice = (f"{SEMANTIC_SCHEMA}.{definition.name} has no rows of its own: this preview has one row per day "
+                  f"({day}) with every metric computed by day, as POST /v1/query groups them; the other slice "
+                  "columns are null. Select slices and metrics (the selected slices are the grain) to break "
+                  "metrics down.")
+        if missing:
+            notice += (f" Null because they cannot be computed by day{' with these filters' if filtered else ''}: "
+                       + ", ".join(missing) + ".")
+        self.output_grain = {day}
+        answer = self._relational_answer(ResultSet(tuple(columns), rows), kept, carriers=False)
+        return dataclasses.replace(answer, notices=(notice,))
 
     def _type_of(self, name: str) -> str:
         return self.catalog.metric_types.get(name) or self.catalog.slice_types.get(name) or (
@@ -1098,7 +1367,9 @@ class _SemanticQuery:
         if where is None:
             return filters, []
         kept = []
-        for condition in where.this.flatten() if isinstance(where.this, exp.And) else [where.this]:
+        # `(a AND b) AND c` is three conditions: an outer query's WHERE merged with its
+        # subquery's arrives parenthesised.
+        for condition in _conjuncts(where.this):
             columns = self._columns_in(condition)
             has_subquery = any(isinstance(n, (exp.Subquery, exp.Select)) for n in condition.walk())
             if columns and not has_subquery and all(self.kind[id(c)] == "slice" for c in columns):
@@ -1226,7 +1497,7 @@ class _SemanticQuery:
         """A dbt-style filter string for a condition the structured filters cannot hold (OR,
         NOT, LIKE, ...). Column names are checked catalog names; values stay literals of the
         tree and become bind parameters in the engine."""
-        tree = condition.copy()
+        tree = self._fold_constants(condition.copy())
         for node in tree.walk():
             if isinstance(node, exp.Literal) and node.is_string and any(
                     mark in node.this for mark in ("{{", "}}", "{%", "%}", "{#", "#}")):
@@ -1246,7 +1517,28 @@ class _SemanticQuery:
         text = tree.sql(dialect="duckdb")
         for marker, reference in references.items():
             text = text.replace(marker, reference)
+        self.template_sources[text] = condition.sql(dialect="postgres")
         return text
+
+    def _fold_constants(self, tree: exp.Expression) -> exp.Expression:
+        """The operands of comparisons that read no column (`TO_DATE('2026-01-05', 'YYYY-MM-DD')`,
+        `NOW() - INTERVAL '7 days'`) as the literal values they evaluate to, so a filter
+        template holds only slices and values."""
+        predicates = (exp.EQ, exp.NEQ, exp.LT, exp.LTE, exp.GT, exp.GTE, exp.In, exp.Between, exp.Like, exp.ILike)
+        for predicate in [n for n in tree.walk() if isinstance(n, predicates)]:
+            for operand in list(predicate.iter_expressions()):
+                if isinstance(operand, (exp.Literal, exp.Null, exp.Boolean, exp.Column)) or any(
+                        isinstance(n, exp.Column) for n in operand.walk()):
+                    continue
+                plain = operand
+                while isinstance(plain, exp.Paren):
+                    plain = plain.this
+                if isinstance(plain, exp.Cast) and isinstance(plain.this, exp.Literal):
+                    continue
+                ok, value = self._value(operand)
+                if ok:
+                    operand.replace(_literal_node(value))
+        return tree
 
     # -- the direct path: the engine's answer as it is -----------------------------------
 
@@ -1472,6 +1764,88 @@ def _inline_ctes(statement: exp.Expression) -> exp.Expression:
     return statement
 
 
+def _day_shift(node: exp.Expression | None) -> int | None:
+    """The whole number of days of `INTERVAL '1 day'` / `INTERVAL '-1' DAY`, else None."""
+    while isinstance(node, (exp.Paren, exp.Cast)):
+        node = node.this
+    if not isinstance(node, exp.Interval):
+        return None
+    unit = node.args.get("unit")
+    text = node.this.name if isinstance(node.this, exp.Literal) else None
+    if text is None:
+        return None
+    parts = text.split()
+    if unit is not None:
+        parts.append(unit.name)
+    if len(parts) != 2 or parts[1].lower() not in ("day", "days"):
+        return None
+    try:
+        return int(parts[0])
+    except ValueError:
+        return None
+
+
+def _sunday_week_of(node: exp.Expression) -> exp.Column | None:
+    """The day column of `trunc_week(day + 1 day) - 1 day` (casts and parentheses anywhere),
+    the Sunday-start week of that day; else None."""
+    node = _uncast(node)
+    if isinstance(node, exp.Add) and _day_shift(node.expression) == -1:
+        truncated = _uncast(node.this)
+    elif isinstance(node, exp.Sub) and _day_shift(node.expression) == 1:
+        truncated = _uncast(node.this)
+    else:
+        return None
+    if not isinstance(truncated, (exp.TimestampTrunc, exp.DateTrunc)):
+        return None
+    unit = truncated.args.get("unit")
+    if unit is None or Grain.parse(unit.name.lower()) is not Grain.WEEK:
+        return None
+    shifted = _uncast(truncated.this)
+    if not isinstance(shifted, exp.Add) or _day_shift(shifted.expression) != 1:
+        return None
+    column = _uncast(shifted.this)
+    if not isinstance(column, exp.Column) or _grain_of(_identifier_text(column.this)) is not Grain.DAY:
+        return None
+    return column
+
+
+def _is_star(node: exp.Expression) -> bool:
+    """`*` or `t.*`."""
+    return isinstance(node, exp.Star) or (isinstance(node, exp.Column) and isinstance(node.this, exp.Star))
+
+
+def _slices_of(info) -> set[str]:
+    """Every slice name a metric of the engine's catalog can be grouped or filtered by."""
+    return (set(info.dimensions) | set(info.qualified_dimensions) | {f"{METRIC_TIME}__{g}" for g in info.grains}
+            | ({METRIC_TIME} if info.grains else set()))
+
+
+def _conjuncts(node: exp.Expression) -> list[exp.Expression]:
+    """The conditions an AND chain joins, through parentheses."""
+    while isinstance(node, exp.Paren):
+        node = node.this
+    if isinstance(node, exp.And):
+        return _conjuncts(node.this) + _conjuncts(node.expression)
+    return [node]
+
+
+def _literal_node(value: Any) -> exp.Expression:
+    """A value as a literal of the tree (typed for dates and timestamps)."""
+    if value is None:
+        return exp.Null()
+    if isinstance(value, bool):
+        return exp.Boolean(this=value)
+    if isinstance(value, (int, float, decimal.Decimal)):
+        return exp.Literal.number(value)
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is not None:
+            value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), exp.DataType.Type.TIMESTAMP)
+    if isinstance(value, dt.date):
+        return exp.cast(exp.Literal.string(value.isoformat()), exp.DataType.Type.DATE)
+    return exp.Literal.string(str(value))
+
+
 def _uncast(node: exp.Expression) -> exp.Expression:
     """The column under casts and parentheses (`CAST(metric_time__month AS DATE)`): grouping
     by it is grouping by the column."""
@@ -1484,14 +1858,18 @@ def _pg_name(projection: exp.Expression) -> str:
     if isinstance(projection, exp.Alias):
         return projection.alias
     node = projection
-    while isinstance(node, (exp.Cast, exp.Paren)):
-        if isinstance(node, exp.Cast) and not isinstance(node.this, (exp.Column, exp.Cast, exp.Paren)):
-            return node.to.sql(dialect="postgres").lower()
+    while isinstance(node, exp.Paren):
         node = node.this
+    if isinstance(node, exp.Cast):
+        # As PostgreSQL names `CAST(x AS t)`: the name of x, or else the type's.
+        inner = _pg_name(node.this)
+        return inner if inner != "?column?" else node.to.sql(dialect="postgres").lower()
     if isinstance(node, exp.Column):
         return node.name
     if isinstance(node, exp.AnyValue):
         return _pg_name(node.this) if isinstance(node.this, exp.Column) else "any_value"
+    if isinstance(node, (exp.TimestampTrunc, exp.DateTrunc)):
+        return "date_trunc"
     if isinstance(node, exp.Func):
         return function_name(node)
     return "?column?"

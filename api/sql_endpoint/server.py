@@ -122,6 +122,7 @@ class Result:
     columns: tuple[protocol.Column, ...] = ()
     rows: list[tuple[Any, ...]] = field(default_factory=list)
     parameter_status: tuple[tuple[str, str], ...] = ()
+    notices: tuple[str, ...] = ()  # sent as NOTICE messages before the rows
 
     @property
     def returns_rows(self) -> bool:
@@ -649,6 +650,8 @@ class Connection:
                      limit: int | None = None) -> int:
         for name, value in result.parameter_status:
             self.send(protocol.parameter_status(name, value))
+        for notice in result.notices if start == 0 else ():
+            self.send(protocol.notice_response(notice))
         if result.returns_rows and describe:
             self.send(protocol.row_description(result.columns, formats))
         rows = result.rows[start:start + limit] if limit else result.rows[start:]
@@ -899,7 +902,7 @@ class Connection:
             raise SqlError(exc.sqlstate, exc.message, exc.hint) from exc
         columns = tuple(protocol.Column(c.name, protocol.NORTHSTAR_TYPES.get(c.type, protocol.TEXT))
                         for c in answer.columns)
-        return Result(f"SELECT {len(answer.rows)}", columns, list(answer.rows))
+        return Result(f"SELECT {len(answer.rows)}", columns, list(answer.rows), notices=answer.notices)
 
 
 def _as_sql_error(exc: Exception) -> SqlError:

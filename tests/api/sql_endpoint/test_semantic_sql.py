@@ -386,11 +386,19 @@ def test_always_false_conditions_answer_typed_empty_results(engine):
                                                                           "active" in text else "number"]
 
 
-def test_select_star_only_for_column_probes(engine):
+def test_select_star_is_a_column_probe_or_a_preview_by_day(engine, api):
     result = run(engine, "SELECT * FROM semantic.metrics WHERE 1 = 0")
     names = [c.name for c in result.columns]
     assert result.rows == [] and "active_users" in names and "metric_time__week" in names
-    assert refused(engine, "SELECT * FROM semantic.metrics").sqlstate == "0A000"
+    # A preview (tests/api/sql_endpoint/test_bi_semantic_forms.py has the clients' forms).
+    result = run(engine, "SELECT * FROM semantic.metrics ORDER BY metric_time__day DESC LIMIT 5")
+    assert [c.name for c in result.columns] == names and len(result.rows) == 5 and result.notices
+    # Every metric by day, as one HTTP query of them all answers.
+    by_day = [m["name"] for m in api.client.get("/v1/metrics").json()["metrics"] if "day" in m["grains"]]
+    expected = http(api, metrics=by_day, group_by=["metric_time__day"], order_by=["-metric_time__day"], limit=5)
+    assert_rows([(r[0], *(r[names.index(m)] for m in by_day)) for r in result.rows], expected["rows"])
+    # Grouped or aggregated, `*` is still refused.
+    assert refused(engine, "SELECT *, SUM(events) FROM semantic.metrics GROUP BY platform").sqlstate in ("0A000", "42803")
 
 
 # -- marts ---------------------------------------------------------------------------------
