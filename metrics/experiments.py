@@ -214,7 +214,7 @@ class Experiments:
         try:
             rows = self.engine.client.query(rendered.sql, rendered.params).rows
         except Exception as exc:  # the warehouse has no experiment marts
-            raise NotFound(f"this warehouse has no experiments ({exc}).") from None
+            raise NotFound("this warehouse has no experiments.", internal=str(exc)) from None
         by_id: dict[str, dict[str, Any]] = {}
         for experiment_id, name, control, started, ended, variant, users, multi in rows:
             entry = by_id.setdefault(experiment_id, {"name": name, "control": control, "started": started,

@@ -13,7 +13,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from metrics.scorecards.common import check_choice, check_range
+from metrics.errors import UnknownMetric, did_you_mean, nearest
+from metrics.scorecards.common import check_range
 from metrics.scorecards.domain import UNBOUNDED, clamp, metric_direction, metric_domain
 from metrics.scorecards.marts import Condition, read_mart
 from metrics.scorecards.slo import Direction
@@ -46,7 +47,12 @@ def alerts(engine, metric: str | None = None, since: dt.date | None = None,
     check_range(since, until, "since", "until")
     where: list[Condition] = []
     if metric is not None:
-        check_choice(metric, watched_metrics(engine), "metric")
+        watched = watched_metrics(engine)
+        if metric not in watched:
+            # the same error as an unknown metric on any other route (422 unknown_metric)
+            raise UnknownMetric(f"unknown metric {metric!r} for alerts; the daily check watches "
+                                f"{', '.join(repr(m) for m in watched)}." + did_you_mean(metric, watched),
+                                field="metric", metric=metric, suggestions=nearest(metric, watched) or watched)
         where.append(Condition("metric_name", "=", metric))
     if since is not None:
         where.append(Condition("metric_date", ">=", since))

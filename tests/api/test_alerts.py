@@ -119,7 +119,7 @@ def test_filters_and_bad_input(api, served):
     assert response.status_code == 422 and "'crashes'" in response.json()["error"]["message"]
     assert api.client.get("/v1/alerts", params={"since": "yesterday"}).status_code == 422
     inverted = api.client.get("/v1/alerts", params={"since": "2026-03-01", "until": "2026-02-01"})
-    assert inverted.status_code == 422 and inverted.json()["error"]["code"] == "invalid_request"
+    assert inverted.status_code == 422 and inverted.json()["error"]["code"] == "invalid_query"
     assert "'since' (2026-03-01) must be before 'until' (2026-02-01)" in inverted.json()["error"]["message"]
 
 
