@@ -13,7 +13,10 @@ def _error(status: int, code: str, message: str, **extra) -> tuple[list[tuple[by
     return [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())], body
 
 
-async def _send_error(send, status: int, code: str, message: str, **extra) -> None:
+async def _send_error(send, status: int, code: str, message: str, scope=None, **extra) -> None:
+    request_id = ((scope or {}).get("state") or {}).get("request_id")
+    if request_id:
+        extra["request_id"] = request_id
     headers, body = _error(status, code, message, **extra)
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
@@ -36,7 +39,7 @@ class BodySizeLimit:
         declared = dict(scope.get("headers") or []).get(b"content-length")
         if declared is not None:
             if declared.isdigit() and int(declared) > self.max_bytes:
-                await self._refuse(send)
+                await self._refuse(send, scope)
                 return
             await self.app(scope, receive, send)
             return
@@ -50,7 +53,7 @@ class BodySizeLimit:
                 break  # the client went away: let the app see the disconnect
             received += len(message.get("body", b""))
             if received > self.max_bytes:
-                await self._refuse(send)
+                await self._refuse(send, scope)
                 return
             if not message.get("more_body", False):
                 break
@@ -62,10 +65,10 @@ class BodySizeLimit:
 
         await self.app(scope, replay, send)
 
-    async def _refuse(self, send) -> None:
+    async def _refuse(self, send, scope) -> None:
         await _send_error(send, 413, "request_too_large",
                           f"the request body is over {self.max_bytes:,} bytes, the most this service accepts.",
-                          max_bytes=self.max_bytes)
+                          scope, max_bytes=self.max_bytes)
 
 
 # Sent with every response. The API and the docs pages are never meant to be framed by another
@@ -158,6 +161,6 @@ class HostAllowList:
         if not self.admits(host.decode("latin-1") if host is not None else None):
             await _send_error(send, 421, "host_not_allowed",
                               "this service does not answer for the host name in the request; open it at "
-                              "127.0.0.1 or localhost, or add the name to NORTHSTAR_ALLOWED_HOSTS.")
+                              "127.0.0.1 or localhost, or add the name to NORTHSTAR_ALLOWED_HOSTS.", scope)
             return
         await self.app(scope, receive, send)

@@ -67,6 +67,7 @@ def create_app(settings: Settings | None = None, sql_socket: socket.socket | Non
     app.add_middleware(HostAllowList, allowed_hosts=settings.allowed_host_names,
                        is_open=lambda: settings.open or not app.state.tokens.requires_tokens())
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(errors.RequestIdMiddleware)  # outermost: every answer has an id
     metrics_read = [Depends(require("metrics:read"))]
     for router in (catalog.router, query.router, quality.router, releases.router, launches.router, alerts.router):
         app.include_router(router, dependencies=metrics_read, responses=DATA_ROUTE_ERRORS)

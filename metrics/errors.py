@@ -18,9 +18,15 @@ class MetricsError(Exception):
 
     code = "metrics_error"
 
-    def __init__(self, message: str, **details: Any) -> None:
+    def __init__(self, message: str, *, internal: str | None = None, **details: Any) -> None:
+        """Args:
+            message: What the caller reads: never warehouse or library internals.
+            internal: The underlying text (a DuckDB or sqlglot message) for the server log only.
+            **details: Extra fields of the error body (field, suggestions, ...).
+        """
         super().__init__(message)
         self.message = message
+        self.internal = internal
         self.details = {k: v for k, v in details.items() if v is not None}
 
 

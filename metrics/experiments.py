@@ -51,6 +51,7 @@ class ExperimentMetric:
     description: str
     values: tuple[PerUserMeasure, ...]
     lower_is_better: bool = False
+    nonnegative: bool = False  # meta `nonnegative: true`: per-user values are never below 0
 
     @property
     def is_ratio(self) -> bool:
@@ -156,14 +157,16 @@ class Experiments:
     def _resolve(self, metric: Metric) -> ExperimentMetric | None:
         alias = metric.meta.get("experiment_metric") or metric.name
         lower = bool(metric.meta.get("lower_is_better"))
+        nonnegative = bool(metric.meta.get("nonnegative"))
         if metric.type is MetricType.SIMPLE:
             value = self._per_user(metric)
-            return ExperimentMetric(alias, metric.name, metric.description, (value,), lower) if value else None
+            return (ExperimentMetric(alias, metric.name, metric.description, (value,), lower, nonnegative)
+                    if value else None)
         if metric.type is MetricType.RATIO and not metric.filters:
             parts = [self.engine.manifest.metrics.get(m.name) for m in (metric.numerator, metric.denominator)]
             values = [self._per_user(p) if p is not None and p.type is MetricType.SIMPLE else None for p in parts]
             if all(values) and not metric.numerator.filters and not metric.denominator.filters:
-                return ExperimentMetric(alias, metric.name, metric.description, tuple(values), lower)
+                return ExperimentMetric(alias, metric.name, metric.description, tuple(values), lower, nonnegative)
         return None
 
     def _per_user(self, metric: Metric) -> PerUserMeasure | None:
@@ -211,7 +214,7 @@ class Experiments:
         try:
             rows = self.engine.client.query(rendered.sql, rendered.params).rows
         except Exception as exc:  # the warehouse has no experiment marts
-            raise NotFound(f"this warehouse has no experiments ({exc}).") from None
+            raise NotFound("this warehouse has no experiments.", internal=str(exc)) from None
         by_id: dict[str, dict[str, Any]] = {}
         for experiment_id, name, control, started, ended, variant, users, multi in rows:
             entry = by_id.setdefault(experiment_id, {"name": name, "control": control, "started": started,
@@ -406,6 +409,7 @@ class ReadoutRow:
     verdict: str
     flags: tuple[str, ...]
     cuped: Any = None  # metrics.stats.results.VariantComparison | None
+    withheld: str | None = None  # why no verdict is given (too few users, SRM), in words
 
 
 @dataclass(frozen=True)
@@ -433,6 +437,53 @@ def metric_kind(metric: ExperimentMetric) -> str:
             and value.user_expr in value.measure.expr):
         return "binomial"
     return "ratio" if metric.is_ratio else "mean"
+
+
+# Aggregations whose per-user value cannot be negative (a sum can: revenue nets refunds).
+_NONNEGATIVE_AGGS = (Agg.COUNT, Agg.COUNT_DISTINCT, Agg.SUM_BOOLEAN)
+
+
+def is_nonnegative(metric: ExperimentMetric) -> bool:
+    """Whether every per-user value of the metric is >= 0, so that its relative lift cannot be
+    below -100%: counts, distinct counts and 0/1 outcomes (and ratios of them), or a metric
+    whose meta says `nonnegative: true`."""
+    return all(value.measure.agg in _NONNEGATIVE_AGGS for value in metric.values) or metric.nonnegative
+
+
+def readout_flags(comparison, cuped, srm, control_users: int, variant_users: int, control_name: str,
+                  variant_name: str) -> tuple[list[str], str | None]:
+    """The flags of one readout row and, when its verdict must be withheld, why (in words).
+
+    A row is not judged when a variant of the slice has fewer than `MIN_USERS_PER_VARIANT`
+    users (`too_few_users`) or the experiment's assignment fails the sample ratio check
+    (`srm`): its numbers are still given, but no "significant" is said of them. The error code
+    of a test that could not run goes here in lower case (the verdict says it in words);
+    `relative_ci_bounded`, `tests_disagree` and `cuped_differs` name what the reader should
+    know about the intervals; `guardrail_regression` a judged, significant rise of a metric
+    where lower is better.
+    """
+    flags: list[str] = []
+    reasons: list[str] = []
+    if srm.mismatch:
+        flags.append("srm")
+        reasons.append(f"users did not split between the variants as planned (sample ratio mismatch, "
+                       f"p = {srm.p_value:.2g})")
+    if min(control_users, variant_users) < MIN_USERS_PER_VARIANT:
+        flags.append("too_few_users")
+        reasons.append(f"only {control_users} users in {control_name} and {variant_users} in {variant_name}, "
+                       f"fewer than {MIN_USERS_PER_VARIANT} per variant")
+    if comparison.error is not None:
+        flags.append(comparison.error.lower())
+    if comparison.relative_ci_bounded:
+        flags.append("relative_ci_bounded")
+    if comparison.tests_disagree:
+        flags.append("tests_disagree")
+    if cuped is not None and cuped.conclusion != comparison.conclusion:
+        flags.append("cuped_differs")
+    if (comparison.lower_is_better and not reasons and comparison.conclusion == "significant"
+            and (comparison.relative_lift or 0) > 0):
+        flags.append("guardrail_regression")
+    return flags, ("; ".join(reasons) or None)
 
 
 def readout_key(experiments: Experiments, experiment_id: str, metric_names: tuple[str, ...],
@@ -479,6 +530,7 @@ def build_readout(experiments: Experiments, experiment_id: str, metric_names: tu
     rows: list[ReadoutRow] = []
     for metric, at in zip(metrics, plan.positions):
         kind = metric_kind(metric)
+        nonnegative = is_nonnegative(metric)
         use_cuped = at[0] in plan.pre
         for slice_values, arms in by_slice.items():
             control = arms.get(experiment.control_variant)
@@ -509,21 +561,17 @@ def build_readout(experiments: Experiments, experiment_id: str, metric_names: tu
 
                 def compare(pair):
                     return compare_variant(pair[0], pair[1], alpha=options.alpha,
-                                           lower_is_better=metric.lower_is_better, sequential=options.sequential)
+                                           lower_is_better=metric.lower_is_better, sequential=options.sequential,
+                                           nonnegative=nonnegative)
 
                 # The contract's numbers are the plain test; CUPED rides beside it.
                 comparison = compare(plain)
                 cuped = compare(adjusted) if adjusted else None
-                flags = []
-                if srm.mismatch:
-                    flags.append("srm")
-                if min(control.n, treated.n) < MIN_USERS_PER_VARIANT:
-                    flags.append("too_few_users")
-                significant = comparison.p_value is not None and comparison.p_value < options.alpha
-                if metric.lower_is_better and significant and (comparison.relative_lift or 0) > 0:
-                    flags.append("guardrail_regression")
+                flags, withheld = readout_flags(comparison, cuped, srm, control.n, treated.n,
+                                                experiment.control_variant, variant.name)
                 rows.append(ReadoutRow(metric.name, variant.name, dict(zip(group_by, slice_values)), comparison,
-                                       None, comparison.verdict(metric.name, variant.name), tuple(flags), cuped))
+                                       None, comparison.verdict(metric.name, variant.name, withheld), tuple(flags),
+                                       cuped, withheld))
     if options.correction and rows:
         tested = [i for i, r in enumerate(rows) if r.comparison.p_value is not None]
         adjusted_p = adjust_p_values([rows[i].comparison.p_value for i in tested], options.correction)

@@ -37,7 +37,7 @@ def _cuped(row) -> CupedResult | None:
     return CupedResult(absolute_lift=c.absolute_lift, relative_lift=c.relative_lift, ci_low=c.ci_low,
                        ci_high=c.ci_high, p_value=c.p_value, chance_to_win=c.chance_to_win,
                        variance_reduction=c.cuped.variance_reduction if c.cuped else None,
-                       verdict=c.verdict(row.metric, row.variant), error=c.error)
+                       verdict=c.verdict(row.metric, row.variant, row.withheld), error=c.error)
 
 
 def _summary(experiment: Experiment) -> ExperimentSummary:

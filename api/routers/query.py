@@ -13,6 +13,7 @@ from api.deps import EngineDep, SettingsDep
 from api.encoding import binary_response, csv_response, json_rows, negotiate
 from api.schemas.query import BuildWarning, CompileResponse, Format, MetricQueryRequest
 from metrics.engine import MetricsEngine
+from metrics.errors import InvalidQuery
 from metrics.execution.client import to_jsonable
 from metrics.query.request import MetricQuery
 
@@ -20,8 +21,20 @@ router = APIRouter(prefix="/v1", tags=["query"])
 
 
 def _resolve(body: MetricQueryRequest, engine: MetricsEngine) -> MetricQuery:
+    """The request as a query; a saved query supplies its metrics, group_by and filters.
+
+    A saved query fixes what it measures: `metrics` or `group_by` sent beside it must be the
+    saved query's own (or absent), else the request is refused (422) rather than silently
+    answering one of the two. Extra `where` filters narrow it (they are added to its own)."""
     if body.saved_query:
         saved = engine.saved_query(body.saved_query)
+        for field in ("metrics", "group_by"):
+            sent, own = list(getattr(body, field)), list(getattr(saved, field))
+            if sent and sent != own:
+                raise InvalidQuery(
+                    f"saved query {saved.name!r} has {field} {own}; the request also sends {field} {sent}. "
+                    f"Drop {field!r} to run the saved query, or drop 'saved_query' to run your own.",
+                    field=field, suggestions=own)
         body = body.model_copy(update={
             "metrics": body.metrics or list(saved.metrics),
             "group_by": body.group_by or list(saved.group_by),

@@ -52,7 +52,7 @@ def _release(h: ReleaseHealth) -> ReleaseOut:
     return ReleaseOut(
         platform=r.platform, app_version=r.app_version, released_at=iso(r.released_at),
         previous_app_version=r.previous_app_version, window_start=iso(h.window_start), window_end=iso(h.window_end),
-        alpha=h.alpha, regressed=h.regressed, crash_free_user_rate=h.current.crash_free_user_rate,
+        alpha=h.alpha, regressed=h.regressed, regressed_reason=h.regressed_reason, crash_free_user_rate=h.current.crash_free_user_rate,
         previous_crash_free_user_rate=h.previous.crash_free_user_rate if h.previous else None,
         errors_per_1k_events=h.current.errors_per_1k_events,
         previous_errors_per_1k_events=h.previous.errors_per_1k_events if h.previous else None,

@@ -67,15 +67,19 @@ class ReadoutResult(BaseModel):
     absolute_ci_low: float | None
     absolute_ci_high: float | None
     relative_lift: float | None
-    ci_low: float | None
+    ci_low: float | None = Field(description="Lower end of the relative lift's interval; never below -1 (-100%) "
+                                 "for a metric whose per-user values cannot be negative.")
     ci_high: float | None
     p_value: float | None
     adjusted_p_value: float | None = None
     chance_to_win: float | None
     risk: list[float] | None = Field(default=None, description="Expected loss of choosing control, variant.")
     cuped: CupedResult | None = Field(default=None, description="CUPED-adjusted test, when requested.")
-    verdict: str
-    flags: list[str]
+    verdict: str = Field(description="One sentence for people: follows the relative test and the interval it "
+                         "prints; 'inconclusive' when the absolute test disagrees; 'not judged' for a slice "
+                         "flagged too_few_users or srm. No internal codes: those are in `flags`.")
+    flags: list[str] = Field(description="srm, too_few_users, relative_ci_bounded, tests_disagree, cuped_differs, "
+                             "guardrail_regression, and the lower-cased error code of a test that could not run.")
     error: str | None = None
 
 

@@ -68,7 +68,7 @@ class ComparisonOut(BaseModel):
     difference: float | None
     z: float | None
     p_value: float | None
-    regressed: bool
+    regressed: bool | None = Field(description="null when the test could not run (`error` says why).")
     error: str | None = None
 
 
@@ -80,7 +80,9 @@ class ReleaseOut(BaseModel):
     window_start: str
     window_end: str
     alpha: float
-    regressed: bool
+    regressed: bool | None = Field(description="true when a test found a regression, false when every test ran "
+                                   "and none did, null when it cannot be said (see regressed_reason).")
+    regressed_reason: str | None = Field(default=None, description="Why regressed is null, in words.")
     crash_free_user_rate: float | None
     previous_crash_free_user_rate: float | None
     errors_per_1k_events: float | None
@@ -172,11 +174,13 @@ class AlertOut(BaseModel):
     date: str
     value: float
     expected: float
-    lower_bound: float
-    upper_bound: float
+    lower_bound: float = Field(description="Lower edge of the expected band, within the metric's domain "
+                               "(never below 0 for a count).")
+    upper_bound: float = Field(description="Upper edge of the band, within the metric's domain (<= 1 for a share).")
     direction: str
     score: float
-    adverse: bool | None
+    adverse: bool = Field(description="The move is in the metric's bad direction (meta direction, "
+                          "slo.direction or lower_is_better; default higher is better).")
 
 
 class AlertsResponse(BaseModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,14 +59,18 @@ def _plain(value: Any) -> Any:
 
 
 def _value_error(exc: duckdb.ConversionException, params: dict[str, Any] | None) -> Exception:
-    """A bound value the warehouse cannot compare with its column (`true` against a text
-    dimension, `'abc'` against a number) is the caller's to fix; generated SQL itself casts
-    nothing it has not checked, so without bound values the fault is ours."""
+    """A value the warehouse cannot compare with its column (`true` against a text dimension,
+    `'abc'` against a number, bound or written in a filter string) is the caller's to fix;
+    generated SQL itself casts nothing it has not checked, so a conversion error that names no
+    column of the caller's is ours. The warehouse's own words go to the server log only."""
     detail = str(exc).strip().splitlines()[0]
-    if not params:
-        return InternalError(f"the warehouse rejected generated SQL: {detail}")
-    return InvalidFilter(f"a filter value does not match the type of the dimension it is compared with "
-                         f"({detail}); compare text with text, numbers with numbers.")
+    column = re.search(r"source column (\w+)", detail)
+    if not params and column is None:
+        return InternalError("the warehouse could not run the query.", internal=detail)
+    which = f" {column.group(1)!r}" if column else ""
+    return InvalidFilter(f"a filter value does not match the type of the dimension{which} it is compared with; "
+                         "compare text with text, numbers with numbers and true/false with boolean dimensions.",
+                         internal=detail, field=column.group(1) if column else None)
 
 
 class DuckDBClient:
@@ -113,7 +118,7 @@ class DuckDBClient:
         except duckdb.ConversionException as exc:
             raise _value_error(exc, params) from exc
         except duckdb.Error as exc:
-            raise InternalError(f"the warehouse rejected generated SQL: {exc}") from exc
+            raise InternalError("the warehouse could not run the query.", internal=str(exc)) from exc
         finally:
             if timer is not None:
                 timer.cancel()
@@ -140,7 +145,7 @@ class DuckDBClient:
         except duckdb.ConversionException as exc:
             raise _value_error(exc, params) from exc
         except duckdb.Error as exc:
-            raise InternalError(f"the warehouse rejected generated SQL: {exc}") from exc
+            raise InternalError("the warehouse could not run the query.", internal=str(exc)) from exc
 
     def close(self) -> None:
         self._closed = True

@@ -147,7 +147,7 @@ class MetricQuery:
                 seen.add(value)
         if self.start and self.end and self.start >= self.end:
             raise InvalidQuery(f"'start' ({self.start.isoformat()}) must be before 'end' ({self.end.isoformat()}); "
-                               "the range is start-inclusive, end-exclusive.")
+                               "the range is start-inclusive, end-exclusive.", field="start")
         if self.limit is not None and self.limit < 0:
             raise InvalidQuery("'limit' must be zero or positive.")
 

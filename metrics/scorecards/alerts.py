@@ -1,14 +1,23 @@
 """Anomaly alerts: the days the warehouse's daily check (dbt model fct_metric_checks, read
-through fct_metric_alerts) flagged as outside their expected band."""
+through fct_metric_alerts) flagged as outside their expected band.
+
+The band is served inside the metric's domain (`metrics.scorecards.domain`): a count's lower
+edge is never below 0, a rate's edges stay within its bounds. Clamping never changes which
+days are flagged: a value inside the domain cannot be beyond an edge that lies outside it.
+`adverse` says whether the move is in the metric's bad direction (from its meta; default
+higher-is-better), so it is set on every alert.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
 
-from metrics.scorecards.common import check_choice
+from metrics.errors import UnknownMetric, did_you_mean, nearest
+from metrics.scorecards.common import check_range
+from metrics.scorecards.domain import UNBOUNDED, clamp, metric_direction, metric_domain
 from metrics.scorecards.marts import Condition, read_mart
-from metrics.scorecards.slo import Direction, Slo
+from metrics.scorecards.slo import Direction
 
 COLUMNS = ["metric_name", "metric_date", "metric_value", "baseline_median", "lower_bound", "upper_bound",
            "direction", "score"]
@@ -24,7 +33,7 @@ class Alert:
     upper_bound: float
     direction: str  # above | below
     score: float
-    adverse: bool | None  # worse in the metric's SLO direction; None without an SLO
+    adverse: bool  # a move in the metric's bad direction (meta direction; default higher is better)
 
 
 def watched_metrics(engine) -> list[str]:
@@ -35,9 +44,15 @@ def watched_metrics(engine) -> list[str]:
 
 def alerts(engine, metric: str | None = None, since: dt.date | None = None,
            until: dt.date | None = None) -> list[Alert]:
+    check_range(since, until, "since", "until")
     where: list[Condition] = []
     if metric is not None:
-        check_choice(metric, watched_metrics(engine), "metric")
+        watched = watched_metrics(engine)
+        if metric not in watched:
+            # the same error as an unknown metric on any other route (422 unknown_metric)
+            raise UnknownMetric(f"unknown metric {metric!r} for alerts; the daily check watches "
+                                f"{', '.join(repr(m) for m in watched)}." + did_you_mean(metric, watched),
+                                field="metric", metric=metric, suggestions=nearest(metric, watched) or watched)
         where.append(Condition("metric_name", "=", metric))
     if since is not None:
         where.append(Condition("metric_date", ">=", since))
@@ -47,12 +62,10 @@ def alerts(engine, metric: str | None = None, since: dt.date | None = None,
     out = []
     for r in rows:
         definition = engine.manifest.metrics.get(r["metric_name"])
-        slo = Slo.from_meta(r["metric_name"], definition.meta) if definition is not None else None
-        adverse = None
-        if slo is not None:
-            adverse = (r["direction"] == "below") == (slo.direction is Direction.HIGHER_IS_BETTER)
-        elif definition is not None and definition.meta.get("lower_is_better"):
-            adverse = r["direction"] == "above"
+        meta = definition.meta if definition is not None else {}
+        domain = metric_domain(engine, r["metric_name"]) if definition is not None else UNBOUNDED
+        adverse = (r["direction"] == "below") == (metric_direction(meta) is Direction.HIGHER_IS_BETTER)
         out.append(Alert(r["metric_name"], r["metric_date"], r["metric_value"], r["baseline_median"],
-                         r["lower_bound"], r["upper_bound"], r["direction"], r["score"], adverse))
+                         clamp(r["lower_bound"], domain), clamp(r["upper_bound"], domain), r["direction"],
+                         r["score"], adverse))
     return out

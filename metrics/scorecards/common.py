@@ -30,6 +30,18 @@ def period_start(day: dt.date, period: str) -> dt.date:
                        suggestions=nearest(period, PERIODS) or list(PERIODS))
 
 
+def check_range(start, end, start_field: str = "start", end_field: str = "end") -> None:
+    """Refuse a range whose (exclusive) end is not after its start, as every route does.
+
+    >>> check_range(dt.date(2026, 3, 1), dt.date(2026, 2, 1), "since", "until")
+    Traceback (most recent call last):
+    ...
+    metrics.errors.InvalidQuery: 'since' (2026-03-01) must be before 'until' (2026-02-01).
+    """
+    if start is not None and end is not None and start >= end:
+        raise InvalidQuery(f"{start_field!r} ({start}) must be before {end_field!r} ({end}).", field=start_field)
+
+
 def next_period(start: dt.date, period: str) -> dt.date:
     """First day of the period after the one starting at `start`.
 

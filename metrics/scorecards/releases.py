@@ -7,7 +7,10 @@ at the end of the data. Both versions are measured over that same window (the pr
 by its users who have not upgraded yet), so a week with more crashes everywhere does not count
 against the new version. A version is regressed when its crashed-user share (crashed_users /
 active_users) or its error share (errors / events) is higher than the previous version's with a
-two-sided p-value below `alpha` (default 0.01).
+two-sided p-value below `alpha` (default 0.01). A test that cannot run (no users or events
+of either version in the window: `empty_sample`; both shares 0 or 1: `no_variance`) says
+neither yes nor no: its `regressed` is None with the reason, and so is the release's unless
+another test found a regression; a first release with no previous version is None too.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from metrics.errors import NotFound
 from metrics.query.request import Filter, FilterOp
 from metrics.scorecards.common import as_date, as_datetime, check_choice, data_days, platform_filter, run
 from metrics.scorecards.marts import Condition, read_mart
-from metrics.scorecards.proportions import TwoProportionTest, two_proportion_z_test
+from metrics.scorecards.proportions import EMPTY_SAMPLE, NO_VARIANCE, TwoProportionTest, two_proportion_z_test
 
 DEFAULT_WINDOW_DAYS = 14
 DEFAULT_ADOPTION_DAYS = 28
@@ -61,7 +64,7 @@ class RateComparison:
 
     metric: str
     test: TwoProportionTest
-    regressed: bool
+    regressed: bool | None  # None: the test could not run (test.error says why)
 
 
 @dataclass(frozen=True)
@@ -77,8 +80,26 @@ class ReleaseHealth:
     adoption: tuple[AdoptionDay, ...]
 
     @property
-    def regressed(self) -> bool:
-        return any(c is not None and c.regressed for c in (self.crash, self.errors))
+    def regressed(self) -> bool | None:
+        """True when a test found a regression; False when every test ran and none did; None
+        when that cannot be said (see `regressed_reason`)."""
+        tests = (self.crash, self.errors)
+        if any(c is not None and c.regressed for c in tests):
+            return True
+        return None if self.regressed_reason else False
+
+    @property
+    def regressed_reason(self) -> str | None:
+        """Why `regressed` is None, in words; None when it is not."""
+        if any(c is not None and c.regressed for c in (self.crash, self.errors)):
+            return None
+        if self.previous is None:
+            return "no previous version of the platform to compare with"
+        reasons = []
+        for c, what in ((self.crash, "crash test"), (self.errors, "error test")):
+            if c is not None and c.regressed is None:
+                reasons.append(f"{what}: {_REASONS.get(c.test.error or '', c.test.error)}")
+        return "; ".join(reasons) or None
 
 
 def releases(engine, platform: str | None = None) -> list[Release]:
@@ -106,11 +127,19 @@ def _sample(row: dict[str, Any] | None, version: str) -> VersionSample:
         int(row.get("errors") or 0), row.get("crash_free_user_rate"), row.get("errors_per_1k_events"))
 
 
+_REASONS = {
+    EMPTY_SAMPLE: "no data for one of the versions in the window (empty_sample)",
+    NO_VARIANCE: "both versions have a share of 0 or 1, nothing to test (no_variance)",
+}
+
+
 def _compare(metric: str, x1: int, n1: int, x0: int, n0: int, alpha: float) -> RateComparison:
     # a crashed user without an event in the window would make a share above 1
     test = two_proportion_z_test(min(x1, n1), n1, min(x0, n0), n0)
+    if test.p_value is None:
+        return RateComparison(metric, test, None)
     worse = test.difference is not None and test.difference > 0
-    return RateComparison(metric, test, bool(worse and test.p_value is not None and test.p_value < alpha))
+    return RateComparison(metric, test, bool(worse and test.p_value < alpha))
 
 
 def adoption(engine, rel: Release, days: int = DEFAULT_ADOPTION_DAYS) -> tuple[AdoptionDay, ...]:

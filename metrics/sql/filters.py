@@ -101,7 +101,8 @@ def parse_filter_template(template: str, dialect: str = "duckdb") -> ParsedFilte
     try:
         tree = sqlglot.parse_one(text, read=dialect)
     except sqlglot.errors.ParseError as exc:
-        raise InvalidFilter(f"cannot parse filter {template!r}: {exc.errors[0]['description'] if exc.errors else exc}.") from None
+        raise InvalidFilter(f"cannot parse filter {template!r}: it is incomplete or malformed (a comparison "
+                            "without a value, an unclosed quote or parenthesis?).", internal=str(exc)) from None
     for node in tree.walk():
         if not isinstance(node, _ALLOWED):
             raise InvalidFilter(

@@ -37,6 +37,7 @@ def compare_variant(
     lower_is_better: bool = False,
     sequential: bool = False,
     sequential_tuning_parameter: float = DEFAULT_TUNING_PARAMETER,
+    nonnegative: bool = False,
 ) -> VariantComparison:
     """Run the relative and absolute frequentist tests and the Bayesian test on a pair.
 
@@ -48,6 +49,13 @@ def compare_variant(
             probability that the variant is lower.
         sequential: Use the always-valid sequential test instead of the fixed-horizon one.
         sequential_tuning_parameter: The sequential test's tuning parameter.
+        nonnegative: The per-user values cannot be negative (a 0/1 outcome, a count), so
+            the variant mean cannot fall more than 100% below control's: the relative
+            interval's lower end is raised to -1. gbstats (0.8.0, `TwoSidedTTest`) returns
+            the symmetric delta-method interval, which reaches below -100% when the lift's
+            standard error is large; the test itself (`relative`, `p_value`) is unchanged,
+            and since the point estimate is >= -1 the bounded interval excludes 0 exactly
+            when the unbounded one does.
 
     Returns:
         The readout row. When the relative test cannot run, `relative_lift` is still the raw
@@ -62,6 +70,10 @@ def compare_variant(
         (0.12, 0.0002, 0.9999)
         >>> row.verdict("conversion")
         'treatment raises conversion by 12.0% (95% CI 5.6% to 18.4%), significant'
+        >>> tiny = compare_variant(ProportionStatistic(10, 7), ProportionStatistic(10, 2),
+        ...                        nonnegative=True)
+        >>> round(tiny.relative.ci_low, 3), tiny.ci_low, tiny.relative_ci_bounded
+        (-1.114, -1.0, True)
     """
     relative = _frequentist(
         control, treatment, "relative", alpha, sequential, sequential_tuning_parameter
@@ -86,6 +98,10 @@ def compare_variant(
     else:
         relative_lift = None
     absolute_ok = absolute.error is None
+    ci_low = relative.ci_low if ok else None
+    bounded = nonnegative and ci_low is not None and ci_low < -1.0
+    if bounded:
+        ci_low = -1.0
     return VariantComparison(
         control_users=control.n,
         variant_users=treatment.n,
@@ -95,7 +111,7 @@ def compare_variant(
         absolute_ci_low=absolute.ci_low if absolute_ok else None,
         absolute_ci_high=absolute.ci_high if absolute_ok else None,
         relative_lift=relative_lift,
-        ci_low=relative.ci_low if ok else None,
+        ci_low=ci_low,
         ci_high=relative.ci_high if ok else None,
         p_value=relative.p_value if ok else None,
         chance_to_win=bayesian.chance_to_win if bayesian.error is None else None,
@@ -105,4 +121,5 @@ def compare_variant(
         bayesian=bayesian,
         cuped=cuped,
         lower_is_better=lower_is_better,
+        relative_ci_bounded=bounded,
     )

@@ -189,6 +189,9 @@ class VariantComparison:
         bayesian: The Bayesian test of the relative lift.
         cuped: What CUPED bought, for regression-adjusted statistics.
         lower_is_better: Whether a drop is the good direction.
+        relative_ci_bounded: Whether `ci_low` was raised to -1 (-100%): the per-user values
+            cannot be negative, so no relative change below -100% is possible, while the
+            delta-method interval (`relative.ci_low`, gbstats's number) can reach below it.
     """
 
     control_users: int
@@ -209,9 +212,41 @@ class VariantComparison:
     bayesian: BayesianResult
     cuped: CupedResult | None
     lower_is_better: bool
+    relative_ci_bounded: bool = False
 
-    def verdict(self, metric: str, variant: str = "treatment") -> str:
-        """The one-line verdict of this row (see `metrics.stats.verdict.verdict`)."""
+    @property
+    def absolute_interval(self) -> tuple[float, float, float] | None:
+        """(lift, ci_low, ci_high) of the absolute test, when it ran."""
+        if self.absolute_lift is None or self.absolute_ci_low is None or self.absolute_ci_high is None:
+            return None
+        return (self.absolute_lift, self.absolute_ci_low, self.absolute_ci_high)
+
+    @property
+    def tests_disagree(self) -> bool:
+        """True when the relative and the absolute test both ran and only one of their
+        intervals excludes 0 (the delta method's relative interval also carries the
+        uncertainty of the control mean it divides by)."""
+        if self.error is not None or self.absolute.error is not None:
+            return False
+        return self.relative.significant != (self.absolute.ci_low > 0 or self.absolute.ci_high < 0)
+
+    @property
+    def conclusion(self) -> Literal["significant", "not_significant", "inconclusive", "untestable"]:
+        """What the verdict concludes (before any reason to withhold it)."""
+        if self.error is not None:
+            return "untestable"
+        if self.tests_disagree:
+            return "inconclusive"
+        return "significant" if self.relative.significant else "not_significant"
+
+    def verdict(self, metric: str, variant: str = "treatment", withheld: str | None = None) -> str:
+        """The one-line verdict of this row (see `metrics.stats.verdict.verdict`).
+
+        Args:
+            metric: The metric's name.
+            variant: The variant's name.
+            withheld: Why no judgement may be given (too few users, a sample ratio mismatch).
+        """
         ci = None if self.ci_low is None or self.ci_high is None else (self.ci_low, self.ci_high)
         return _verdict(
             metric,
@@ -222,4 +257,6 @@ class VariantComparison:
             self.lower_is_better,
             variant=variant,
             error=self.error,
+            absolute=self.absolute_interval,
+            withheld=withheld,
         )

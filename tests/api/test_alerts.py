@@ -21,6 +21,12 @@ MIN_BASELINE_WEEKS = 3
 THRESHOLD = 5.0
 RELATIVE_FLOOR = 0.1
 COUNTS = {"active_users", "events", "sessions", "feature_users", "new_users", "crashes", "tickets"}
+# Domains the served band is held in (counts >= 0; a crash-free rate is at most 1 and, by its
+# definition, can dip below 0 in a tiny slice; revenue nets refunds) and which way is bad.
+DOMAINS = {**{m: (0.0, math.inf) for m in COUNTS}, "errors": (0.0, math.inf),
+           "errors_per_1k_events": (0.0, math.inf), "tickets_per_1k_active_users": (0.0, math.inf),
+           "crash_free_user_rate": (-math.inf, 1.0), "revenue": (-math.inf, math.inf)}
+LOWER_IS_BETTER = {"crashes", "errors", "tickets", "errors_per_1k_events", "tickets_per_1k_active_users"}
 ORACLE_METRICS = ["active_users", "events", "sessions", "revenue", "feature_users", "new_users", "crashes",
                   "tickets", "crash_free_user_rate", "errors_per_1k_events"]
 
@@ -57,7 +63,8 @@ def expected_alerts(values: dict[dt.date, float], metric: str) -> dict[dt.date, 
         half = THRESHOLD * max(1.4826 * mad, RELATIVE_FLOOR * abs(median),
                                math.sqrt(max(median, 1)) if metric in COUNTS else 0)
         if abs(value - median) > half:
-            out[day] = ("above" if value > median else "below", median - half, median + half)
+            low, high = DOMAINS[metric]
+            out[day] = ("above" if value > median else "below", max(median - half, low), min(median + half, high))
     return out
 
 
@@ -77,6 +84,17 @@ def test_alerts_match_an_independent_check(api, oracle, served, metric):
         assert got[day]["direction"] == direction
         assert got[day]["lower_bound"] == pytest.approx(lower, rel=1e-9, abs=1e-9)
         assert got[day]["upper_bound"] == pytest.approx(upper, rel=1e-9, abs=1e-9)
+
+
+def test_every_alert_is_adverse_or_not_and_its_band_is_in_the_metric_domain(served):
+    assert {a["metric"] for a in served} >= {"tickets", "crashes"}
+    for alert in served:
+        assert alert["adverse"] == (alert["direction"] == ("above" if alert["metric"] in LOWER_IS_BETTER
+                                                           else "below")), alert
+        low, high = DOMAINS.get(alert["metric"], (-math.inf, math.inf))
+        assert low <= alert["lower_bound"] <= alert["upper_bound"] <= high, alert
+    tickets = [a for a in served if a["metric"] == "tickets"]
+    assert any(a["lower_bound"] == 0.0 for a in tickets)  # the raw band (median - half) was below 0
 
 
 def test_the_bad_release_crash_spike_is_flagged(api):
@@ -100,6 +118,9 @@ def test_filters_and_bad_input(api, served):
     response = api.client.get("/v1/alerts", params={"metric": "crash"})
     assert response.status_code == 422 and "'crashes'" in response.json()["error"]["message"]
     assert api.client.get("/v1/alerts", params={"since": "yesterday"}).status_code == 422
+    inverted = api.client.get("/v1/alerts", params={"since": "2026-03-01", "until": "2026-02-01"})
+    assert inverted.status_code == 422 and inverted.json()["error"]["code"] == "invalid_query"
+    assert "'since' (2026-03-01) must be before 'until' (2026-02-01)" in inverted.json()["error"]["message"]
 
 
 def test_daily_values_mart_matches_hand_sql(api, oracle):

@@ -61,6 +61,62 @@ def test_null_experiment_is_not_significant_and_cuped_reports_its_reduction(api)
         assert cuped["ci_high"] - cuped["ci_low"] <= row["ci_high"] - row["ci_low"] + 1e-12
 
 
+def test_readouts_cannot_mislead(api):
+    """Tiny slices are not judged, relative intervals of 0/1 metrics stop at -100%, no verdict
+    contradicts an interval of its row, and verdicts carry no internal codes."""
+    import re
+
+    body = api.client.get("/v1/experiments/exp_checkout_redesign/readout",
+                          params={"group_by": "platform,country,plan"}).json()
+    assert body["results"]
+    for row in body["results"]:
+        sentence = row["verdict"]
+        assert not re.search(r"[A-Z]{2,}_[A-Z_]+", sentence), sentence
+        if row["error"]:
+            assert row["error"].lower() in row["flags"]
+        if "too_few_users" in row["flags"]:
+            assert ", significant" not in sentence and "inconclusive" not in sentence, sentence
+            assert min(row["control_users"], row["variant_users"]) < 100
+            assert "not judged" in sentence or "cannot be compared" in sentence or "no relative" in sentence
+        if row["metric"] in ("conversion", "crashed") and row["ci_low"] is not None:
+            assert row["ci_low"] >= -1.0
+            assert (row["ci_low"] == -1.0) == ("relative_ci_bounded" in row["flags"])
+    # The slice of the report: 7 of 12 converted in control, 2 of 10 in treatment.
+    (tiny,) = [r for r in body["results"] if r["metric"] == "conversion"
+               and r["slice"] == {"platform": "ios", "country": "US", "plan": "free"}]
+    assert (tiny["control_users"], tiny["variant_users"]) == (12, 10)
+    mc, mt = 7 / 12, 2 / 10
+    se = ((mt * (1 - mt)) / (mc**2 * 10) + (mc * (1 - mc)) * mt**2 / (mc**4 * 12)) ** 0.5
+    dof = ((mt * (1 - mt)) / 10 + (mc * (1 - mc)) / 12) ** 2 / (
+        (mt * (1 - mt)) ** 2 / (10**2 * 9) + (mc * (1 - mc)) ** 2 / (12**2 * 11))
+    assert mt / mc - 1 - stats.t.ppf(0.975, dof) * se < -1  # the unbounded interval: below -100%
+    assert tiny["ci_low"] == -1.0
+    assert tiny["ci_high"] == pytest.approx(mt / mc - 1 + stats.t.ppf(0.975, dof) * se, rel=1e-9)
+    assert tiny["verdict"].startswith("treatment: conversion not judged: only 12 users in control")
+    assert tiny["cuped"]["verdict"].startswith("treatment: conversion not judged")
+
+    # By platform, android's relative interval includes 0 while its absolute one does not:
+    # the verdict says so instead of "no significant change".
+    by_platform = api.client.get("/v1/experiments/exp_checkout_redesign/readout",
+                                 params={"metrics": "conversion", "group_by": "platform"}).json()
+    (android,) = [r for r in by_platform["results"] if r["slice"] == {"platform": "android"}]
+    nc, nt = android["control_users"], android["variant_users"]
+    pc, pt = android["control_mean"], android["variant_mean"]
+    # Welch's interval on the difference of the two shares (per-user variance p (1 - p))
+    vc, vt = pc * (1 - pc), pt * (1 - pt)
+    se = (vt / nt + vc / nc) ** 0.5
+    dof = (vt / nt + vc / nc) ** 2 / (vt**2 / (nt**2 * (nt - 1)) + vc**2 / (nc**2 * (nc - 1)))
+    low, high = pt - pc - stats.t.ppf(0.975, dof) * se, pt - pc + stats.t.ppf(0.975, dof) * se
+    assert (android["absolute_ci_low"], android["absolute_ci_high"]) == (
+        pytest.approx(low, rel=1e-6), pytest.approx(high, rel=1e-6))
+    assert low > 0 and android["ci_low"] < 0 < android["ci_high"]
+    assert "tests_disagree" in android["flags"] and "cuped_differs" in android["flags"]
+    assert android["verdict"].startswith("treatment: inconclusive for conversion")
+    for row in by_platform["results"]:
+        judged = ", significant" in row["verdict"]
+        assert judged == (row["p_value"] < 0.05 and row["absolute_ci_low"] > 0), row
+
+
 def test_readout_options_slices_corrections_and_errors(api):
     sliced = api.client.get("/v1/experiments/exp_checkout_redesign/readout",
                             params={"metrics": "conversion", "group_by": "platform"}).json()
@@ -77,9 +133,9 @@ def test_readout_options_slices_corrections_and_errors(api):
     unknown = api.client.get("/v1/experiments/exp_checkout_redesing/readout")
     assert unknown.status_code == 404 and "exp_checkout_redesign" in unknown.json()["error"]["message"]
     bad_metric = api.client.get("/v1/experiments/exp_checkout_redesign/readout", params={"metrics": "convrsion"})
-    assert bad_metric.status_code == 400 and "conversion" in bad_metric.json()["error"]["message"]
+    assert bad_metric.status_code == 422 and "conversion" in bad_metric.json()["error"]["message"]
     no_metric = api.client.get("/v1/experiments/exp_checkout_redesign/readout", params={"metrics": " , "})
-    assert no_metric.status_code == 400 and "conversion" in no_metric.json()["error"]["message"]
+    assert no_metric.status_code == 422 and "conversion" in no_metric.json()["error"]["message"]
 
 
 def test_a_repeated_readout_is_served_from_the_cache(api):

@@ -42,6 +42,7 @@ def test_refusals_from_the_guards_carry_the_headers_too(api):
     too_large = api.client.post("/v1/query", content=b"x" * 2_000_000, headers={"content-type": "application/json"})
     assert too_large.status_code == 413
     assert too_large.headers.get("x-frame-options") == "DENY" and "server" not in too_large.headers
+    assert too_large.json()["error"]["request_id"] == too_large.headers["x-request-id"]
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "localhost", "LOCALHOST.", "[::1]", "127.0.0.2", "app.localhost"])
@@ -61,6 +62,7 @@ def test_an_open_service_refuses_other_host_names(api, host):
     body = response.json()
     assert body["error"]["code"] == "host_not_allowed"
     assert host.split(":")[0] not in response.text  # nothing of the Host is echoed
+    assert body["error"]["request_id"] == response.headers["x-request-id"]
     assert response.headers.get("x-frame-options") == "DENY"
 
 

@@ -74,7 +74,7 @@ def test_every_landing_release_is_listed_with_its_predecessor(listing, landing_r
 def test_counts_rates_and_tests_match_hand_sql_and_scipy(listing, oracle):
     data_end = oracle.sql("select cast(max(metric_time) as date) + 1 from src_events")[0][0]
     data_end = dt.datetime.combine(data_end, dt.time())
-    checked = 0
+    checked = empty = 0
     for (platform, version), r in listing.items():
         start = dt.datetime.fromisoformat(r["released_at"])
         end = min(start + dt.timedelta(days=WINDOW_DAYS), data_end)
@@ -90,6 +90,7 @@ def test_counts_rates_and_tests_match_hand_sql_and_scipy(listing, oracle):
         if events:
             assert r["errors_per_1k_events"] == pytest.approx(1000 * errors / events, rel=1e-12)
         if r["previous_app_version"] is None:
+            assert r["regressed"] is None and "no previous version" in r["regressed_reason"]
             continue
         p_users, p_crashed, p_events, p_errors = counts(oracle, platform, r["previous_app_version"], start, end)
         assert (r["previous"]["active_users"], r["previous"]["crashed_users"]) == (p_users, p_crashed)
@@ -97,14 +98,20 @@ def test_counts_rates_and_tests_match_hand_sql_and_scipy(listing, oracle):
                                      (r["error_test"], errors, events, p_errors, p_events)):
             pooled = (x1 + x0) / (n1 + n0) if n1 and n0 else None
             if not n1 or not n0 or pooled in (0, 1):
-                assert test["p_value"] is None and test["regressed"] is False
+                # no data (or nothing to test) is neither a regression nor a clean bill
+                assert test["p_value"] is None and test["regressed"] is None
+                assert test["error"] == ("empty_sample" if not n1 or not n0 else "no_variance")
+                assert r["regressed"] in (None, True) and (r["regressed"] or r["regressed_reason"])
+                if not n1 or not n0:
+                    assert "empty_sample" in r["regressed_reason"]
+                empty += 1
                 continue
             z, p = scipy_test(x1, n1, x0, n0)
             assert test["z"] == pytest.approx(z, rel=1e-9)
             assert test["p_value"] == pytest.approx(p, rel=1e-9, abs=1e-300)
             assert test["regressed"] == (x1 / n1 > x0 / n0 and p < ALPHA)
             checked += 1
-    assert checked >= 20
+    assert checked >= 20 and empty >= 1
 
 
 def test_the_bad_release_is_flagged_and_healthy_ones_are_not(listing):

@@ -214,7 +214,8 @@ def test_saved_queries_are_listed_and_queryable_by_name(api):
     get = api.client.get("/v1/query", params={"saved_query": "weekly_active_users_by_platform"}).json()
     assert [c["name"] for c in get["columns"]] == ["metric_time__week", "event__platform", "active_users"]
     missing = api.client.post("/v1/query", json={"saved_query": "weekly_qualty_us"})
-    assert missing.status_code == 404 and "weekly_quality_us" in missing.json()["error"]["message"]
+    # a name in the body is a validation error (422); 404 is for names in the path
+    assert missing.status_code == 422 and "weekly_quality_us" in missing.json()["error"]["message"]
 
 
 def test_time_zone_and_week_start_over_http(api):
@@ -229,7 +230,7 @@ def test_time_zone_and_week_start_over_http(api):
           and timezone('America/Los_Angeles', timezone('UTC', metric_time)) < timestamp '2026-03-01'""")[0][0]
     assert sum(n for _, n in weeks) == expected
     bad = api.client.post("/v1/query", json={**body, "timezone": "Europe/Berln"})
-    assert bad.status_code == 400 and "Europe/Berlin" in bad.json()["error"]["message"]
+    assert bad.status_code == 422 and "Europe/Berlin" in bad.json()["error"]["message"]
     bad_week = api.client.get("/v1/query", params={"metrics": "events", "week_start": "friday"})
     assert bad_week.status_code == 422 and "sunday" in bad_week.json()["error"]["message"]
 

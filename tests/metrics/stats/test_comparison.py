@@ -123,10 +123,54 @@ def test_degenerate_row_keeps_the_raw_lift_and_drops_inference() -> None:
     assert row.error == ZERO_NEGATIVE_VARIANCE
     assert row.relative_lift == pytest.approx(0.25)
     assert (row.ci_low, row.ci_high, row.p_value, row.chance_to_win) == (None, None, None, None)
-    assert (
-        row.verdict("conversion")
-        == "treatment: conversion cannot be compared with control (ZERO_NEGATIVE_VARIANCE)"
+    # The reason in words; the code stays in `error` (and in a readout's flags).
+    assert row.verdict("conversion") == (
+        "treatment: conversion cannot be compared with control: every user of a variant has "
+        "the same value, so there is no spread to test against"
     )
+    assert "ZERO_NEGATIVE" not in row.verdict("conversion")
 
     nothing = compare_variant(ProportionStatistic(50, 0), ProportionStatistic(50, 0))
     assert nothing.relative_lift is None and nothing.absolute_lift == 0.0
+
+
+def test_the_relative_interval_of_a_nonnegative_metric_stops_at_minus_100_percent() -> None:
+    """A 10-user slice: 7 of 10 convert in control, 2 of 10 in treatment. The delta-method
+    interval (gbstats's) reaches below -100%; the row's `ci_low` is bounded at -1, the test
+    itself is unchanged."""
+    from scipy import stats
+
+    control, treatment = ProportionStatistic(10, 7), ProportionStatistic(10, 2)
+    # The delta-method interval by hand (per-unit variances p(1-p), Welch dof, Student's t).
+    mc, mt, vc, vt = 0.7, 0.2, 0.7 * 0.3, 0.2 * 0.8
+    lift = mt / mc - 1
+    se = (vt / (mc**2 * 10) + vc * mt**2 / (mc**4 * 10)) ** 0.5
+    dof = (vt / 10 + vc / 10) ** 2 / (vt**2 / (100 * 9) + vc**2 / (100 * 9))
+    low = lift - stats.t.ppf(0.975, dof) * se
+    assert low < -1
+
+    row = compare_variant(control, treatment, nonnegative=True)
+    assert row.relative.ci_low == pytest.approx(low, rel=1e-9)
+    assert row.ci_low == -1.0 and row.relative_ci_bounded
+    assert row.ci_high == pytest.approx(lift + stats.t.ppf(0.975, dof) * se, rel=1e-9)
+    assert row.p_value == pytest.approx(2 * stats.t.sf(abs(lift / se), dof), rel=1e-9)
+    assert "-100.0%" in row.verdict("conversion")
+
+    unbounded = compare_variant(control, treatment)  # a metric that can be negative
+    assert unbounded.ci_low == pytest.approx(low, rel=1e-9) and not unbounded.relative_ci_bounded
+
+
+def test_relative_and_absolute_tests_that_disagree_make_the_row_inconclusive() -> None:
+    """The sample's android conversion row of exp_checkout_redesign (sums from the warehouse):
+    the absolute (Welch) interval excludes 0, the delta-method relative one does not."""
+    from scipy import stats
+
+    control, treatment = ProportionStatistic(144, 48), ProportionStatistic(143, 66)
+    welch = stats.ttest_ind_from_stats(66 / 143, (66 / 143 * (1 - 66 / 143)) ** 0.5, 143,
+                                       48 / 144, (48 / 144 * (1 - 48 / 144)) ** 0.5, 144,
+                                       equal_var=False)
+    row = compare_variant(control, treatment)
+    assert row.absolute.p_value == pytest.approx(welch.pvalue, rel=1e-6)
+    assert row.absolute.p_value < 0.05 < row.p_value
+    assert row.tests_disagree and row.conclusion == "inconclusive"
+    assert row.verdict("conversion").startswith("treatment: inconclusive for conversion")
