@@ -54,7 +54,7 @@ def test_large_answers_come_in_pages(limited, built_warehouse):
 def test_a_result_over_the_cap_is_refused_with_advice(limited):
     query = {"metrics": ["active_users"], "group_by": ["metric_time__day", "country", "platform"]}
     response = limited.post("/v1/query", json=query)
-    assert response.status_code == 400
+    assert response.status_code == 422
     error = response.json()["error"]
     assert error["code"] == "result_too_large" and error["max_rows"] == 500 and "filters" in error["message"]
     assert limited.post("/v1/query", json={**query, "limit": 100}).status_code == 200
