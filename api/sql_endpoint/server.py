@@ -640,6 +640,10 @@ class Connection:
                 continue
             if kind == b"X":
                 return
+            # A cancel request stops whatever this message started: parsing, waiting for a
+            # worker, or the warehouse statement.
+            self._cancellation = Cancellation()
+            self._cancelled.clear()
             if kind == b"Q":
                 await self._simple_query(payload.rstrip(b"\x00").decode("utf-8", errors="replace"))
                 self.send(protocol.ready_for_query(self.session.status))
@@ -675,8 +679,35 @@ class Connection:
         self.send(protocol.error_response(exc.sqlstate, exc.message, hint=exc.hint))
 
     async def _offload(self, func: Callable[..., Any], *args: Any) -> Any:
-        """`func(*args)` on a statement worker (parsing a big statement is seconds of CPU)."""
-        return await self._loop.run_in_executor(self.endpoint.workers, func, *args)
+        """`func(*args)` on a statement worker (parsing a big statement is seconds of CPU),
+        unless a cancel request comes first."""
+        cancellation = self._cancellation
+
+        def guarded() -> Any:
+            if cancellation is not None:
+                cancellation.check()  # cancelled while waiting for a worker
+            return func(*args)
+
+        return await self._until_cancelled(self._loop.run_in_executor(self.endpoint.workers, guarded))
+
+    async def _until_cancelled(self, work: asyncio.Future) -> Any:
+        """The answer of `work`, or 57014 once a cancel request has stopped it."""
+        cancelled = asyncio.ensure_future(self._cancelled.wait())
+        try:
+            done, _ = await asyncio.wait({work, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            cancelled.cancel()
+        if work not in done:
+            # The warehouse was interrupted; answer once the worker has really stopped (as
+            # PostgreSQL does), or after a grace period if a driver ignores interrupts.
+            await asyncio.wait({work}, timeout=CANCEL_GRACE_S)
+            if not work.done():
+                work.add_done_callback(_retrieve)
+            raise SqlError("57014", "canceling statement due to user request")
+        try:
+            return work.result()
+        except QueryCancelled as exc:
+            raise SqlError("57014", "canceling statement due to user request") from exc
 
     async def _simple_query(self, sql: str) -> None:
         try:
@@ -848,36 +879,23 @@ class Connection:
             utility = catalog.run_utility(statement.sql, session)
             return Result(utility.tag, utility.columns, list(utility.rows), utility.parameter_status)
         slot = self._acquire_slot()
-        cancellation = Cancellation()
-        self._cancelled.clear()
-        self._cancellation = cancellation
+        cancellation = self._cancellation or Cancellation()
         work: asyncio.Future | None = None
         try:
             work = self._loop.run_in_executor(self.endpoint.workers, self._execute_cancellable, statement,
                                               params, cancellation)
-            cancelled = asyncio.ensure_future(self._cancelled.wait())
-            done, _ = await asyncio.wait({work, cancelled}, return_when=asyncio.FIRST_COMPLETED)
-            cancelled.cancel()
-            if work not in done:
-                # The warehouse was interrupted; answer once the worker has really stopped
-                # (as PostgreSQL does), or after a grace period if a driver ignores interrupts.
-                await asyncio.wait({work}, timeout=CANCEL_GRACE_S)
-                raise SqlError("57014", "canceling statement due to user request")
             try:
-                result = work.result()
+                result = await self._until_cancelled(work)
                 if statement.kind == "declare":
                     self.cursors[statement.cursor] = Cursor(result)
                     return Result("DECLARE CURSOR")
                 return result
-            except QueryCancelled as exc:
-                raise SqlError("57014", "canceling statement due to user request") from exc
             except (SqlError, MetricsError):
                 raise
             except Exception as exc:  # a bug: say so, log it, keep the connection
                 log.exception("SQL statement failed: %s", statement.sql)
                 raise SqlError("XX000", f"internal error: {exc}") from exc
         finally:
-            self._cancellation = None
             if work is None or work.done():
                 self._release_slot(slot, work)
             else:  # the slot stays taken while the worker still runs
@@ -964,7 +982,15 @@ def encode_rows(rows: list[tuple[Any, ...]], oids: list[int], formats: list[int]
         for v, oid, fmt in zip(row, oids, formats)]) for row in rows)
 
 
+def _retrieve(future: asyncio.Future) -> None:
+    """Marks an abandoned worker's error as seen (it was answered as 57014 already)."""
+    if not future.cancelled():
+        future.exception()
+
+
 def _as_sql_error(exc: Exception) -> SqlError:
+    if isinstance(exc, QueryCancelled):
+        return SqlError("57014", "canceling statement due to user request")
     if isinstance(exc, WarehouseUnavailable):
         return SqlError("57P03", exc.message, hint="run `northstar build`; the endpoint answers once a build lands")
     if isinstance(exc, MetricsError):
