@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 from contextlib import asynccontextmanager
 
@@ -38,15 +39,18 @@ def create_app(settings: Settings | None = None, sql_socket: socket.socket | Non
             app.state.engines.last_error = str(exc)
         app.state.sql_endpoint = None
         if settings.sql_port:
-            from api.sql_endpoint.server import Authenticator, SqlEndpoint
+            from api.sql_endpoint.server import Authenticator, SqlEndpoint, SqlLimits
 
             app.state.sql_endpoint = SqlEndpoint(app.state.engines,
                                                 Authenticator.from_settings(settings, tokens=app.state.tokens),
+                                                SqlLimits.from_settings(settings), app.state.limiter,
                                                 audit=app.state.audit)
-            await app.state.sql_endpoint.start(settings.host, settings.sql_port, sock=sql_socket)
+            # Its own thread and event loop: SQL clients never hold up HTTP requests.
+            await asyncio.to_thread(app.state.sql_endpoint.start_in_thread, settings.host, settings.sql_port,
+                                    sql_socket)
         yield
         if app.state.sql_endpoint is not None:
-            await app.state.sql_endpoint.close()
+            await asyncio.to_thread(app.state.sql_endpoint.stop_thread)
         app.state.engines.close()
 
     app = FastAPI(

@@ -398,7 +398,9 @@ class MetricsEngine:
         statement may read."""
         if marts is None:
             marts = {name: mart for name, (mart, _) in self.mart_tables().items()}
-        return self.client.query(rewrite_mart_query(statement, marts, self.client.dialect))
+        # The row cap of every other answer applies here too: a bigger read is refused, not served.
+        return self.client.query(rewrite_mart_query(statement, marts, self.client.dialect),
+                                 max_rows=self.limits.max_result_rows)
 
     def mart_rows(self, table: str, columns: Sequence[str], where: Sequence[Condition] = (),
                   order_by: Sequence[str] = (), distinct: bool = False,

@@ -76,6 +76,12 @@ class QueryTimeout(MetricsError):
     code = "query_timeout"
 
 
+class QueryCancelled(MetricsError):
+    """The caller cancelled the query (a cancel request, a closed connection); it was stopped."""
+
+    code = "query_cancelled"
+
+
 class InternalError(MetricsError):
     """northstar or its warehouse is broken; the caller cannot fix it."""
 

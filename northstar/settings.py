@@ -38,6 +38,13 @@ class Settings(BaseSettings):
     # One password for every SQL user, overriding the tokens (plain text or, better, a
     # PostgreSQL SCRAM verifier `SCRAM-SHA-256$4096:<salt>$<StoredKey>:<ServerKey>`).
     sql_password: SecretStr | None = None
+    # The SQL endpoint's own bounds (README "Security"): a bigger statement is refused (54000),
+    # a client not logged in within the timeout is disconnected, at most sql_workers
+    # statements run at once (others wait), a catalog query may use catalog_memory_limit.
+    max_statement_bytes: int = 1_048_576
+    sql_login_timeout_s: float = 10.0
+    sql_workers: int = 8
+    catalog_memory_limit: str = "256MB"
 
     # Security (see README "Security"). A data directory that never had an API token is served
     # openly, on loopback only unless allow_open; once tokens exist, only `open` (serve --open)

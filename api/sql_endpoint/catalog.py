@@ -22,6 +22,9 @@ import sqlglot
 from sqlglot import exp
 
 from api.sql_endpoint import protocol
+from metrics.errors import QueryCancelled, ResultTooLarge
+from metrics.execution.cancel import interruptible
+from metrics.execution.client import fetch_capped
 
 SERVER_VERSION = "16.0 (northstar)"
 DATABASE = "northstar"
@@ -459,11 +462,21 @@ _TEXT_TYPES = {"name", "char", "bpchar", "text", "varchar", "pg_node_tree", "any
 
 
 class CatalogDatabase:
-    """The in-memory catalog database of one build."""
+    """The in-memory catalog database of one build.
 
-    def __init__(self, tables: list[CatalogTable]) -> None:
+    Client SQL runs here, so it is bounded like a metric query: one thread, `memory_limit`
+    (no spilling to disk), `timeout_s` per statement and at most `max_rows` rows per answer.
+    """
+
+    def __init__(self, tables: list[CatalogTable], *, memory_limit: str = "256MB",
+                 timeout_s: float | None = 30.0, max_rows: int | None = 1_000_000) -> None:
         self._lock = threading.Lock()
-        con = duckdb.connect(":memory:", config={"threads": 1})
+        self.memory_limit = memory_limit
+        self.timeout_s = timeout_s
+        self.max_rows = max_rows
+        # No temp directory: a query over the memory limit fails instead of writing to disk.
+        con = duckdb.connect(":memory:", config={"threads": 1, "memory_limit": memory_limit,
+                                                 "temp_directory": ""})
         con.execute(f"ATTACH ':memory:' AS {DATABASE}")
         con.execute("ATTACH ':memory:' AS overrides")
         # Views first: some macros read them.
@@ -501,28 +514,49 @@ class CatalogDatabase:
         cursor.execute(f"SET search_path = '{DATABASE}.{DEFAULT_SCHEMA},overrides.main'")
         return cursor
 
-    def run(self, statement: exp.Expression, session: Session,
-            on_cursor: Callable[[duckdb.DuckDBPyConnection], None] | None = None
+    def run(self, statement: exp.Expression, session: Session
             ) -> tuple[tuple[protocol.Column, ...], list[tuple[Any, ...]]]:
-        """Runs a (PostgreSQL) catalog query; `on_cursor` receives the cursor so the caller can
-        interrupt it on a cancel request."""
+        """Runs a (PostgreSQL) catalog query, interruptible by the caller's cancellation token
+        (`metrics.execution.cancel`) and stopped after `timeout_s`."""
         sql = to_duckdb(statement, session)
         cursor = self.cursor()
+        timed_out = threading.Event()
+        timer = None
+        if self.timeout_s:
+            def stop() -> None:
+                timed_out.set()
+                cursor.interrupt()
+            timer = threading.Timer(self.timeout_s, stop)
+            timer.daemon = True
         try:
-            if on_cursor:
-                on_cursor(cursor)
             try:
-                result = cursor.execute(sql)
-            except duckdb.InterruptException as exc:
+                with interruptible(cursor.interrupt):
+                    if timer is not None:
+                        timer.start()
+                    result = cursor.execute(sql)
+                    columns = tuple(protocol.Column(d[0], duckdb_type_oid(str(d[1]))) for d in result.description)
+                    rows = fetch_capped(result, self.max_rows)
+                return columns, rows
+            except ResultTooLarge as exc:
+                raise SqlError("54000", exc.message, hint="add a LIMIT or a WHERE clause") from exc
+            except QueryCancelled as exc:
                 raise SqlError("57014", "canceling statement due to user request") from exc
+            except duckdb.InterruptException as exc:
+                if timed_out.is_set():
+                    raise SqlError("57014", "canceling statement due to statement timeout",
+                                   hint=f"catalog queries may run {self.timeout_s:g} s") from exc
+                raise SqlError("57014", "canceling statement due to user request") from exc
+            except duckdb.OutOfMemoryException as exc:
+                raise SqlError("53200", f"out of memory: the query needs more than the {self.memory_limit} "
+                                        "a catalog query may use", hint="narrow it (fewer rows, no large joins)") from exc
             except duckdb.CatalogException as exc:
                 raise SqlError("42P01" if "Table" in str(exc) else "42883", _first_line(exc), hint=SUPPORTED) from exc
             except duckdb.Error as exc:
                 raise SqlError("42601" if isinstance(exc, duckdb.ParserException) else "XX000",
                                _first_line(exc), hint=SUPPORTED) from exc
-            columns = tuple(protocol.Column(d[0], duckdb_type_oid(str(d[1]))) for d in result.description)
-            return columns, result.fetchall()
         finally:
+            if timer is not None:
+                timer.cancel()
             cursor.close()
 
     def close(self) -> None:

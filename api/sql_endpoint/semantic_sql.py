@@ -328,6 +328,7 @@ _SQLSTATES: tuple[tuple[type[errors.MetricsError], str], ...] = tuple((cls, stat
     # Service guardrails, where the engine has them: too many rows, too long a query.
     (getattr(errors, "ResultTooLarge", None), "54000"),
     (getattr(errors, "QueryTimeout", None), "57014"),
+    (errors.QueryCancelled, "57014"),
     (PolicyDenied, "42501"),
     (UnknownTable, "42P01"),
     (UnsupportedSql, "0A000"),

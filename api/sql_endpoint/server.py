@@ -4,11 +4,18 @@ A connection authenticates, then runs statements from the simple (Query) or the 
 (Parse/Bind/Describe/Execute/Sync) protocol. Each statement is dispatched to the session
 (SET, SHOW, BEGIN...), the catalog database (pg_catalog, information_schema, built-in
 functions) or the semantic layer (semantic.*, marts.*), and answers with the same codec.
+
+Under `northstar serve` the endpoint runs on an event loop of its own in its own thread
+(`start_in_thread`), never on the HTTP server's loop; on that loop it only moves bytes:
+parsing, planning, running and row encoding happen in bounded worker pools, so one client's
+big statement delays neither HTTP nor the other SQL clients. A cancel request interrupts the
+warehouse statement itself (`metrics.execution.cancel`), freeing its worker at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import hashlib
 import hmac
 import logging
@@ -18,6 +25,7 @@ import struct
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,17 +35,52 @@ from sqlglot.errors import ParseError
 
 from api.sql_endpoint import catalog, protocol, semantic_sql
 from api.sql_endpoint.catalog import SqlError
-from api.auth import AuditLog, Caller
+from api.auth import AuditLog, Caller, ConcurrencyLimiter, TooManyRequests
 from metrics.engine import EngineProvider, MetricsEngine
+from metrics.execution.cancel import Cancellation, cancellable
 from metrics.policy import RestrictedEngine
-from metrics.errors import MetricsError, WarehouseUnavailable
+from metrics.errors import MetricsError, QueryCancelled, WarehouseUnavailable
 from northstar.tokens import SCRAM_ITERATIONS, TokenStoreUnavailable
 
 log = logging.getLogger("northstar.sql")
 
 PasswordCheck = Callable[[str, str], "bool | None"]
+# A message longer than this is a broken client: the connection is closed. Below it, one
+# over `SqlLimits.max_statement_bytes` is read past and refused with 54000.
 MAX_MESSAGE = 64 * 1024 * 1024
 AUDIT_SQL_CHARS = 2000  # the statement text kept in an audit line
+AUTH_MESSAGE = 64 * 1024  # password and SASL messages
+ENCODE_BATCH = 1000  # DataRows encoded per worker call, written before the next batch
+INLINE_ROWS = 64  # fewer rows are encoded on the loop: a thread hop would cost more
+CANCEL_GRACE_S = 5.0  # how long a cancelled statement's answer waits for its worker to stop
+
+
+@dataclass(frozen=True)
+class SqlLimits:
+    """What one statement and one client may take (README "Security")."""
+
+    max_statement_bytes: int = 1_048_576
+    login_timeout_s: float = 10.0
+    workers: int = 8
+    catalog_memory_limit: str = "256MB"
+    query_timeout_s: float | None = 30.0
+    max_result_rows: int = 1_000_000
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> SqlLimits:
+        return cls(max_statement_bytes=settings.max_statement_bytes, login_timeout_s=settings.sql_login_timeout_s,
+                   workers=settings.sql_workers, catalog_memory_limit=settings.catalog_memory_limit,
+                   query_timeout_s=settings.query_timeout_s, max_result_rows=settings.max_result_rows)
+
+
+class MessageTooLarge(SqlError):
+    """A message over the statement size limit; its bytes were read past, the connection goes on."""
+
+    def __init__(self, kind: bytes, size: int, limit: int) -> None:
+        super().__init__("54000", f"the message is {size:,} bytes, more than the {limit:,} bytes "
+                                  "(max_statement_bytes) one statement may have",
+                         hint="send a smaller statement: pass values as bind parameters, or split the work")
+        self.kind = kind
 
 
 # -- authentication -----------------------------------------------------------------------
@@ -278,23 +321,70 @@ class SqlEndpoint:
     """Listens for PostgreSQL clients and answers them from the engine provider's builds."""
 
     def __init__(self, engines: EngineProvider, authenticator: Authenticator | None = None,
+                 limits: SqlLimits | None = None, limiter: ConcurrencyLimiter | None = None,
                  audit: AuditLog | None = None) -> None:
         self.engines = engines
         self.auth = authenticator or Authenticator()
         self.audit = audit or AuditLog(None)
+        self.limits = limits or SqlLimits(query_timeout_s=engines.limits.query_timeout_s,
+                                          max_result_rows=engines.limits.max_result_rows)
+        # Per-token concurrency, shared with HTTP: a token's queries count on both interfaces.
+        self.limiter = limiter
         self.connections: dict[int, Connection] = {}
         self._catalogs: dict[str, catalog.CatalogDatabase] = {}
         self._catalog_lock = threading.Lock()
         self._server: asyncio.base_events.Server | None = None
         self._warming: asyncio.Future | None = None
         self._next_pid = 1000
+        # Statements (parse, plan, run) take a worker each; a cancelled one frees it at once.
+        self.workers = ThreadPoolExecutor(self.limits.workers, thread_name_prefix="northstar-sql")
+        # Row encoding has its own pool, so answers still go out while every worker is busy.
+        self.encoders = ThreadPoolExecutor(2, thread_name_prefix="northstar-sql-encode")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    def start_in_thread(self, host: str, port: int, sock: Any = None, timeout: float = 60) -> None:
+        """Serve on an event loop of its own in a daemon thread (what `northstar serve` does),
+        so nothing a SQL client sends runs on the caller's (the HTTP server's) loop."""
+        ready: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self.start(host, port, sock=sock))
+            except BaseException as exc:
+                ready.set_exception(exc)
+                loop.close()
+                return
+            ready.set_result(None)
+            try:
+                loop.run_forever()
+            finally:
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name="northstar-sql-loop", daemon=True)
+        self._thread.start()
+        ready.result(timeout)
+
+    def stop_thread(self, timeout: float = 30) -> None:
+        """Close the endpoint started by `start_in_thread` and end its thread."""
+        loop, thread = self._loop, self._thread
+        if loop is None or thread is None:
+            return
+        try:
+            asyncio.run_coroutine_threadsafe(self.close(), loop).result(timeout)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(timeout)
 
     async def start(self, host: str, port: int, sock: Any = None) -> None:
         """Listens on `host:port`, or on `sock` when the caller has bound it already."""
+        self._loop = asyncio.get_running_loop()
         if sock is not None:
-            self._server = await asyncio.start_server(self._accept, sock=sock, limit=MAX_MESSAGE)
+            self._server = await asyncio.start_server(self._accept, sock=sock)
         else:
-            self._server = await asyncio.start_server(self._accept, host, port, limit=MAX_MESSAGE)
+            self._server = await asyncio.start_server(self._accept, host, port)
         # Build the catalog database now (about half a second) rather than on a first client.
         self._warming = asyncio.get_running_loop().run_in_executor(None, self._warm_catalog)
         log.info("SQL endpoint listening on %s:%s (database %s, auth %s)", host, port, catalog.DATABASE,
@@ -311,8 +401,11 @@ class SqlEndpoint:
         if self._server is not None:
             self._server.close()
             for connection in list(self.connections.values()):
+                connection.cancel()
                 connection.writer.close()
             await self._server.wait_closed()
+        self.workers.shutdown(wait=False, cancel_futures=True)
+        self.encoders.shutdown(wait=False, cancel_futures=True)
         with self._catalog_lock:
             for db in self._catalogs.values():
                 db.close()
@@ -327,7 +420,15 @@ class SqlEndpoint:
             pass
         except protocol.ProtocolViolation as exc:
             log.warning("closing a SQL connection: %s", exc)
+        except SqlError as exc:  # before login (an oversized password message): say why, close
+            try:
+                writer.write(protocol.error_response(exc.sqlstate, exc.message, hint=exc.hint, severity="FATAL"))
+                await asyncio.wait_for(writer.drain(), 1)
+            except (ConnectionError, asyncio.TimeoutError):
+                pass
         finally:
+            # A client gone mid-statement wants no answer: stop its warehouse work too.
+            connection.cancel()
             self.connections.pop(connection.process_id, None)
             writer.close()
 
@@ -348,7 +449,9 @@ class SqlEndpoint:
         with self._catalog_lock:
             db = self._catalogs.get(key)
             if db is None:
-                db = catalog.CatalogDatabase(visible_tables(engine))
+                db = catalog.CatalogDatabase(visible_tables(engine), memory_limit=self.limits.catalog_memory_limit,
+                                             timeout_s=self.limits.query_timeout_s,
+                                             max_rows=self.limits.max_result_rows)
                 self._catalogs[key] = db
                 # Keep the previous build's catalog a while: a query may still be reading it.
                 while len(self._catalogs) > 2:
@@ -381,8 +484,8 @@ class Connection:
         peer = writer.get_extra_info("peername")
         self.client = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else None
         self._cancelled = asyncio.Event()
-        self._running = False
-        self._interrupt: Callable[[], None] | None = None
+        # The running statement's handle on its warehouse work (None between statements).
+        self._cancellation: Cancellation | None = None
         self._loop = asyncio.get_running_loop()
 
     # -- plumbing ------------------------------------------------------------------------
@@ -393,33 +496,52 @@ class Connection:
     async def flush(self) -> None:
         await self.writer.drain()
 
-    async def read_message(self) -> tuple[bytes, bytes]:
+    async def read_message(self, limit: int = AUTH_MESSAGE) -> tuple[bytes, bytes]:
+        """The next message; one longer than `limit` is read past and raises MessageTooLarge."""
         header = await self.reader.readexactly(5)
         kind, length = header[:1], struct.unpack("!i", header[1:])[0]
         if length < 4 or length > MAX_MESSAGE:
             raise protocol.ProtocolViolation(f"invalid message length {length}")
+        if length - 4 > limit:
+            left = length - 4
+            while left:  # never held in memory
+                left -= len(await self.reader.readexactly(min(left, 65536)))
+            raise MessageTooLarge(kind, length - 4, limit)
         return kind, await self.reader.readexactly(length - 4)
 
     def cancel(self) -> None:
-        """Called from the cancel-request connection: stop the running statement, if any."""
-        if self._running:
-            self._loop.call_soon_threadsafe(self._cancelled.set)
-            if self._interrupt is not None:
-                try:
-                    self._interrupt()
-                except Exception:  # the query may have just finished
-                    pass
+        """Called from the cancel-request connection (or when the client is gone): stop the
+        running statement, if any, in the warehouse too."""
+        cancellation = self._cancellation
+        if cancellation is None:
+            return
+        self._loop.call_soon_threadsafe(self._cancelled.set)
+        # Interrupting may mean a round trip (PostgreSQL's cancel request): not on the loop.
+        threading.Thread(target=cancellation.cancel, name="northstar-sql-cancel", daemon=True).start()
 
     # -- startup -------------------------------------------------------------------------
 
     async def serve(self) -> None:
-        startup = await self._startup()
-        if startup is None:
-            return
-        admitted = await self._authenticate(startup)
-        self._audit("login", None, 0.0, "00000" if admitted else "28000", None,
-                    user=startup.parameters.get("user", ""))
-        if not admitted:
+        try:
+            # From connect to logged in, as PostgreSQL's authentication_timeout: an idle or
+            # stalled client does not hold a connection open.
+            async with asyncio.timeout(self.endpoint.limits.login_timeout_s):
+                startup = await self._startup()
+                if startup is None:
+                    return
+                admitted = await self._authenticate(startup)
+                self._audit("login", None, 0.0, "00000" if admitted else "28000", None,
+                            user=startup.parameters.get("user", ""))
+                if not admitted:
+                    return
+        except TimeoutError:
+            self.send(protocol.error_response("57014", "canceling authentication due to timeout",
+                                              hint=f"log in within {self.endpoint.limits.login_timeout_s:g} s",
+                                              severity="FATAL"))
+            try:
+                await asyncio.wait_for(self.flush(), 1)
+            except (ConnectionError, asyncio.TimeoutError):
+                pass
             return
         user = startup.parameters.get("user", "northstar")
         self.session = catalog.Session(user, self.process_id)
@@ -555,11 +677,26 @@ class Connection:
     async def _message_loop(self) -> None:
         failed = False  # after an error in the extended protocol, skip to Sync
         while True:
-            kind, payload = await self.read_message()
+            try:
+                kind, payload = await self.read_message(self.endpoint.limits.max_statement_bytes)
+            except MessageTooLarge as exc:
+                log.info("message %r refused: %s", exc.kind, exc.message)
+                if exc.kind == b"Q":
+                    self._error(exc)
+                    self.send(protocol.ready_for_query(self.session.status))
+                    await self.flush()
+                elif not failed:
+                    self._error(exc)
+                    failed = True
+                continue
             if kind == b"X":
                 return
             if kind in (b"Q", b"P", b"B", b"D", b"E") and not await self._still_admitted():
                 return
+            # A cancel request stops whatever this message started: parsing, waiting for a
+            # worker, or the warehouse statement.
+            self._cancellation = Cancellation()
+            self._cancelled.clear()
             if kind == b"Q":
                 await self._simple_query(payload.rstrip(b"\x00").decode("utf-8", errors="replace"))
                 self.send(protocol.ready_for_query(self.session.status))
@@ -619,9 +756,40 @@ class Connection:
             self.session.status = "E"
         self.send(protocol.error_response(exc.sqlstate, exc.message, hint=exc.hint))
 
+    async def _offload(self, func: Callable[..., Any], *args: Any) -> Any:
+        """`func(*args)` on a statement worker (parsing a big statement is seconds of CPU),
+        unless a cancel request comes first."""
+        cancellation = self._cancellation
+
+        def guarded() -> Any:
+            if cancellation is not None:
+                cancellation.check()  # cancelled while waiting for a worker
+            return func(*args)
+
+        return await self._until_cancelled(self._loop.run_in_executor(self.endpoint.workers, guarded))
+
+    async def _until_cancelled(self, work: asyncio.Future) -> Any:
+        """The answer of `work`, or 57014 once a cancel request has stopped it."""
+        cancelled = asyncio.ensure_future(self._cancelled.wait())
+        try:
+            done, _ = await asyncio.wait({work, cancelled}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            cancelled.cancel()
+        if work not in done:
+            # The warehouse was interrupted; answer once the worker has really stopped (as
+            # PostgreSQL does), or after a grace period if a driver ignores interrupts.
+            await asyncio.wait({work}, timeout=CANCEL_GRACE_S)
+            if not work.done():
+                work.add_done_callback(_retrieve)
+            raise SqlError("57014", "canceling statement due to user request")
+        try:
+            return work.result()
+        except QueryCancelled as exc:
+            raise SqlError("57014", "canceling statement due to user request") from exc
+
     async def _simple_query(self, sql: str) -> None:
         try:
-            parts = catalog.split_statements(sql)
+            parts = await self._offload(catalog.split_statements, sql)
         except SqlError as exc:
             self._error(exc)
             return
@@ -630,7 +798,7 @@ class Connection:
             return
         for part in parts:
             try:
-                statement = prepare(part)
+                statement = await self._offload(prepare, part)
                 result = await self._audited_run(statement, [])
             except SqlError as exc:
                 log.info("statement refused (%s): %s: %s", exc.sqlstate, exc.message, part)
@@ -643,29 +811,34 @@ class Connection:
                 log.exception("SQL statement failed: %s", part)
                 self._error(SqlError("XX000", f"internal error: {exc}"))
                 return
-            self._send_result(result, [0] * len(result.columns), describe=True)
+            await self._send_result(result, [0] * len(result.columns), describe=True)
             self.send(protocol.command_complete(result.tag))
 
-    def _send_result(self, result: Result, formats: list[int], describe: bool, start: int = 0,
-                     limit: int | None = None) -> int:
+    async def _send_result(self, result: Result, formats: list[int], describe: bool, start: int = 0,
+                           limit: int | None = None) -> int:
+        """Streams the rows in batches encoded on a worker, waiting for the client to take each
+        batch (backpressure) before encoding the next."""
         for name, value in result.parameter_status:
             self.send(protocol.parameter_status(name, value))
         for notice in result.notices if start == 0 else ():
             self.send(protocol.notice_response(notice))
         if result.returns_rows and describe:
             self.send(protocol.row_description(result.columns, formats))
-        rows = result.rows[start:start + limit] if limit else result.rows[start:]
+        end = min(len(result.rows), start + limit) if limit else len(result.rows)
         oids = [c.type_oid for c in result.columns]
-        for row in rows:
-            self.send(protocol.data_row([
-                protocol.encode_binary(v, oid) if fmt else protocol.encode_text(v, oid)
-                for v, oid, fmt in zip(row, oids, formats)]))
-        return len(rows)
+        for first in range(start, end, ENCODE_BATCH):
+            batch = result.rows[first:min(end, first + ENCODE_BATCH)]
+            if len(batch) <= INLINE_ROWS:
+                self.send(encode_rows(batch, oids, formats))
+                continue
+            self.send(await self._loop.run_in_executor(self.endpoint.encoders, encode_rows, batch, oids, formats))
+            await self.flush()
+        return max(0, end - start)
 
     async def _extended(self, kind: bytes, payload: bytes) -> None:
         if kind == b"P":
             message = protocol.parse_parse(payload)
-            statement = prepare(message.query, message.param_types)
+            statement = await self._offload(prepare, message.query, message.param_types)
             if message.name and message.name in self.statements:
                 raise SqlError("42P05", f'prepared statement "{message.name}" already exists')
             self.statements[message.name] = statement
@@ -676,7 +849,7 @@ class Connection:
             if len(message.params) != len(statement.param_types):
                 raise SqlError("08P01", f"bind message supplies {len(message.params)} parameters, but prepared "
                                         f"statement requires {len(statement.param_types)}")
-            types = self._param_types(statement)
+            types = await self._param_types(statement)
             formats = protocol.formats_for(message.param_formats, len(message.params))
             try:
                 params = [protocol.decode_param(raw, oid, fmt)
@@ -689,7 +862,7 @@ class Connection:
             message = protocol.parse_describe(payload)
             if message.kind == "S":
                 statement = self._statement(message.name)
-                self.send(protocol.parameter_description(self._param_types(statement)))
+                self.send(protocol.parameter_description(await self._param_types(statement)))
                 result = await self._describe_statement(statement)
                 self.send(protocol.row_description(result.columns) if result and result.returns_rows
                           else protocol.no_data())
@@ -710,7 +883,7 @@ class Connection:
             result = await self._portal_result(portal)
             formats = protocol.formats_for(portal.result_formats, len(result.columns))
             limit = message.max_rows if message.max_rows > 0 else None
-            portal.sent += self._send_result(result, formats, describe=False, start=portal.sent, limit=limit)
+            portal.sent += await self._send_result(result, formats, describe=False, start=portal.sent, limit=limit)
             if limit and portal.sent < len(result.rows):
                 self.send(protocol.portal_suspended())
             else:
@@ -734,10 +907,10 @@ class Connection:
             raise SqlError("34000", f'portal "{name}" does not exist')
         return self.portals[name]
 
-    def _param_types(self, statement: Statement) -> list[int]:
+    async def _param_types(self, statement: Statement) -> list[int]:
         if statement.tree is None or all(statement.param_types):
             return statement.param_types
-        tables = self._tables()
+        tables = await self._offload(self._tables)
         statement.param_types = infer_param_types(statement, tables)
         return statement.param_types
 
@@ -823,19 +996,14 @@ class Connection:
         if statement.kind == "utility":
             utility = catalog.run_utility(statement.sql, session)
             return Result(utility.tag, utility.columns, list(utility.rows), utility.parameter_status)
-        tree = bind(statement.tree, params)
-        self._cancelled.clear()
-        self._running = True
+        slot = self._acquire_slot()
+        cancellation = self._cancellation or Cancellation()
+        work: asyncio.Future | None = None
         try:
-            work = asyncio.ensure_future(asyncio.to_thread(self._execute, tree))
-            cancelled = asyncio.ensure_future(self._cancelled.wait())
-            done, _ = await asyncio.wait({work, cancelled}, return_when=asyncio.FIRST_COMPLETED)
-            if work not in done:
-                # The engine call cannot always be stopped; its answer is dropped when it ends.
-                raise SqlError("57014", "canceling statement due to user request")
-            cancelled.cancel()
+            work = self._loop.run_in_executor(self.endpoint.workers, self._execute_cancellable, statement,
+                                              params, cancellation)
             try:
-                result = work.result()
+                result = await self._until_cancelled(work)
                 if statement.kind == "declare":
                     self.cursors[statement.cursor] = Cursor(result)
                     return Result("DECLARE CURSOR")
@@ -846,8 +1014,27 @@ class Connection:
                 log.exception("SQL statement failed: %s", statement.sql)
                 raise SqlError("XX000", f"internal error: {exc}") from exc
         finally:
-            self._running = False
-            self._interrupt = None
+            if work is None or work.done():
+                self._release_slot(slot, work)
+            else:  # the slot stays taken while the worker still runs
+                work.add_done_callback(lambda future: self._release_slot(slot, future))
+
+    def _acquire_slot(self) -> str | None:
+        """A token runs at most its `max_concurrent` statements at once, over SQL and HTTP together."""
+        limiter = self.endpoint.limiter
+        if limiter is None or self.token is None:
+            return None
+        try:
+            return limiter.acquire(Caller(self.token))
+        except TooManyRequests as exc:
+            raise SqlError("53400", exc.message, hint="wait for a running statement to finish, or use a token "
+                                                      "with a higher limit (tokens create --max-concurrent)") from exc
+
+    def _release_slot(self, slot: str | None, work: asyncio.Future | None) -> None:
+        if work is not None and work.done() and not work.cancelled():
+            work.exception()  # retrieved: an abandoned statement's error is not "never retrieved"
+        if slot is not None and self.endpoint.limiter is not None:
+            self.endpoint.limiter.release(slot)
 
     def _fetch(self, sql: str) -> Result:
         match = _FETCH.match(" ".join(sql.split()))
@@ -878,19 +1065,20 @@ class Connection:
         del self.cursors[name]
         return Result("CLOSE CURSOR")
 
+    def _execute_cancellable(self, statement: Statement, params: list[Any], cancellation: Cancellation) -> Result:
+        """In a worker thread: bind, then run with every warehouse call interruptible."""
+        with cancellable(cancellation):
+            cancellation.check()  # cancelled while waiting for a worker
+            return self._execute(bind(statement.tree, params))
+
     def _execute(self, tree: exp.Expression) -> Result:
         """In a worker thread: the engine of the current build answers the statement."""
         with self.endpoint.engines.engine() as engine:
             if semantic_sql.reads_data_tables(tree):
                 return self._semantic(tree, engine)
             db = self.endpoint.catalog_for(engine)
-            columns, rows = db.run(tree, self.session, on_cursor=self._on_cursor)
+            columns, rows = db.run(tree, self.session)
             return Result(f"SELECT {len(rows)}", columns, rows)
-
-    def _on_cursor(self, cursor) -> None:
-        self._interrupt = cursor.interrupt
-        if self._cancelled.is_set():
-            cursor.interrupt()
 
     def _semantic(self, tree: exp.Expression, engine: MetricsEngine) -> Result:
         if self.token is not None and self.token.policy:
@@ -905,7 +1093,22 @@ class Connection:
         return Result(f"SELECT {len(answer.rows)}", columns, list(answer.rows), notices=answer.notices)
 
 
+def encode_rows(rows: list[tuple[Any, ...]], oids: list[int], formats: list[int]) -> bytes:
+    """DataRow messages for `rows`, in the given formats (0 text, 1 binary)."""
+    return b"".join(protocol.data_row([
+        protocol.encode_binary(v, oid) if fmt else protocol.encode_text(v, oid)
+        for v, oid, fmt in zip(row, oids, formats)]) for row in rows)
+
+
+def _retrieve(future: asyncio.Future) -> None:
+    """Marks an abandoned worker's error as seen (it was answered as 57014 already)."""
+    if not future.cancelled():
+        future.exception()
+
+
 def _as_sql_error(exc: Exception) -> SqlError:
+    if isinstance(exc, QueryCancelled):
+        return SqlError("57014", "canceling statement due to user request")
     if isinstance(exc, WarehouseUnavailable):
         return SqlError("57P03", exc.message, hint="run `northstar build`; the endpoint answers once a build lands")
     if isinstance(exc, MetricsError):

@@ -12,7 +12,12 @@ from typing import Any, Protocol
 
 import duckdb
 
-from metrics.errors import InternalError, InvalidFilter, QueryTimeout, WarehouseUnavailable
+from metrics.errors import InternalError, InvalidFilter, QueryCancelled, QueryTimeout, ResultTooLarge, WarehouseUnavailable
+from metrics.execution.cancel import interruptible
+
+# Rows are fetched this many at a time: each fetch holds the GIL while it builds Python rows,
+# so small batches keep other threads (the HTTP event loop) responsive during a big read.
+FETCH_BATCH = 2048
 
 
 @dataclass(frozen=True)
@@ -30,7 +35,9 @@ class ResultSet:
 class SqlClient(Protocol):
     dialect: str
 
-    def query(self, sql: str, params: dict[str, Any] | None = None) -> ResultSet: ...
+    def query(self, sql: str, params: dict[str, Any] | None = None, *, max_rows: int | None = None) -> ResultSet:
+        """Runs `sql`; with `max_rows`, raises ResultTooLarge rather than fetch more rows."""
+        ...
 
     def close(self) -> None: ...
 
@@ -56,6 +63,23 @@ def _plain(value: Any) -> Any:
     if isinstance(value, decimal.Decimal):
         return float(value)
     return value
+
+
+def too_many_rows(max_rows: int) -> ResultTooLarge:
+    return ResultTooLarge(f"the answer has more than {max_rows:,} rows, the most one result may have; "
+                          "add a LIMIT, filters, or aggregate (GROUP BY) to narrow it.", max_rows=max_rows)
+
+
+def fetch_capped(cursor: Any, max_rows: int | None) -> list[tuple[Any, ...]]:
+    """Every row of an executed DB-API cursor, in batches; at most `max_rows` of them."""
+    rows: list[tuple[Any, ...]] = []
+    while True:
+        batch = cursor.fetchmany(FETCH_BATCH)
+        if not batch:
+            return rows
+        rows.extend(batch)
+        if max_rows is not None and len(rows) > max_rows:
+            raise too_many_rows(max_rows)
 
 
 def _value_error(exc: duckdb.ConversionException, params: dict[str, Any] | None) -> Exception:
@@ -102,16 +126,20 @@ class DuckDBClient:
             cursor = self._local.cursor = self._con.cursor()
         return cursor
 
-    def query(self, sql: str, params: dict[str, Any] | None = None) -> ResultSet:
+    def query(self, sql: str, params: dict[str, Any] | None = None, *, max_rows: int | None = None) -> ResultSet:
         if self._closed:
             raise WarehouseUnavailable("the warehouse connection was closed (a newer build was swapped in).")
         cursor = self._cursor()
         timer = self._watchdog(cursor)
+        cancellation = None
         try:
-            cursor.execute(sql, params or {})
-            description = cursor.description or []
-            rows = cursor.fetchall()
+            with interruptible(cursor.interrupt) as cancellation:
+                cursor.execute(sql, params or {})
+                description = cursor.description or []
+                rows = fetch_capped(cursor, max_rows)
         except duckdb.InterruptException as exc:
+            if cancellation is not None and cancellation.cancelled:
+                raise QueryCancelled("canceling statement due to user request") from exc
             raise QueryTimeout(f"the query ran longer than {self.timeout_s:g} s and was stopped; "
                                "narrow it (a shorter range, fewer slices) or ask for a coarser grain.",
                                timeout_s=self.timeout_s) from exc

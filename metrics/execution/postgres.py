@@ -10,8 +10,9 @@ from __future__ import annotations
 import decimal
 from typing import Any
 
-from metrics.errors import InternalError, InvalidFilter, QueryTimeout, WarehouseUnavailable
-from metrics.execution.client import ResultColumn, ResultSet
+from metrics.errors import InternalError, InvalidFilter, QueryCancelled, QueryTimeout, WarehouseUnavailable
+from metrics.execution.cancel import interruptible
+from metrics.execution.client import ResultColumn, ResultSet, fetch_capped
 
 # PostgreSQL type OIDs (pg_type.oid; fixed in the catalog) -> northstar column types.
 _OID_TYPES = {
@@ -61,17 +62,21 @@ class PostgresClient:
                                        "check NORTHSTAR_POSTGRES_DSN and that the server is up.") from exc
         self._closed = False
 
-    def query(self, sql: str, params: dict[str, Any] | None = None) -> ResultSet:
+    def query(self, sql: str, params: dict[str, Any] | None = None, *, max_rows: int | None = None) -> ResultSet:
         if self._closed:
             raise WarehouseUnavailable("the warehouse connection was closed (a newer build was swapped in).")
         errors = self._psycopg.errors
+        cancellation = None
         try:
-            with self._pool.connection(timeout=self.timeout_s or 30) as con, con.cursor() as cursor:
+            with self._pool.connection(timeout=self.timeout_s or 30) as con, con.cursor() as cursor, \
+                    interruptible(con.cancel) as cancellation:
                 # Without parameters the text goes as is (a literal % in generated SQL stays one).
                 cursor.execute(sql, params) if params else cursor.execute(sql)
                 description = cursor.description or []
-                rows = cursor.fetchall() if cursor.description else []
+                rows = fetch_capped(cursor, max_rows) if cursor.description else []
         except errors.QueryCanceled as exc:
+            if cancellation is not None and cancellation.cancelled:
+                raise QueryCancelled("canceling statement due to user request") from exc
             raise QueryTimeout(f"the query ran longer than {self.timeout_s:g} s and was stopped; "
                                "narrow it (a shorter range, fewer slices) or ask for a coarser grain.",
                                timeout_s=self.timeout_s) from exc

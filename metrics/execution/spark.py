@@ -19,8 +19,9 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from metrics.errors import InternalError, QueryTimeout, WarehouseUnavailable
-from metrics.execution.client import ResultColumn, ResultSet
+from metrics.errors import InternalError, QueryCancelled, QueryTimeout, WarehouseUnavailable
+from metrics.execution.cancel import interruptible
+from metrics.execution.client import ResultColumn, ResultSet, too_many_rows
 
 DEFAULT_MASTER = "local[2]"
 
@@ -145,7 +146,7 @@ class SparkClient:
             self._spark.sql(f"CREATE TABLE IF NOT EXISTS {schema}.{name} USING {table.get('format') or 'parquet'} "
                             f"LOCATION {_string(str(location))}")
 
-    def query(self, sql: str, params: dict[str, Any] | None = None) -> ResultSet:
+    def query(self, sql: str, params: dict[str, Any] | None = None, *, max_rows: int | None = None) -> ResultSet:
         if self._closed:
             raise WarehouseUnavailable("the warehouse connection was closed (a newer build was swapped in).")
         from pyspark.errors import PySparkException
@@ -163,12 +164,19 @@ class SparkClient:
             timer = threading.Timer(self.timeout_s, cancel)
             timer.daemon = True
             timer.start()
+        cancellation = None
         try:
-            args = {k: _bindable(v) for k, v in (params or {}).items()}
-            frame = self._spark.sql(sql, args=args) if args else self._spark.sql(sql)
-            rows = frame.collect()
-            schema = frame.schema
+            with interruptible(lambda: context.cancelJobGroup(group)) as cancellation:
+                args = {k: _bindable(v) for k, v in (params or {}).items()}
+                frame = self._spark.sql(sql, args=args) if args else self._spark.sql(sql)
+                # One row more than allowed tells a too-large answer without collecting it.
+                rows = frame.limit(max_rows + 1).collect() if max_rows is not None else frame.collect()
+                schema = frame.schema
+            if max_rows is not None and len(rows) > max_rows:
+                raise too_many_rows(max_rows)
         except (PySparkException, Py4JError) as exc:
+            if cancellation is not None and cancellation.cancelled:
+                raise QueryCancelled("canceling statement due to user request") from exc
             if timed_out.is_set():
                 raise QueryTimeout(f"the query ran longer than {self.timeout_s:g} s and was stopped; "
                                    "narrow it (a shorter range, fewer slices) or ask for a coarser grain.",
