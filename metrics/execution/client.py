@@ -57,15 +57,40 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
 def _value_error(exc: duckdb.ConversionException, params: dict[str, Any] | None) -> Exception:
     """A bound value the warehouse cannot compare with its column (`true` against a text
     dimension, `'abc'` against a number) is the caller's to fix; generated SQL itself casts
     nothing it has not checked, so without bound values the fault is ours."""
     detail = str(exc).strip().splitlines()[0]
     if not params:
-        return InternalError(f"the warehouse rejected generated SQL: {detail}")
+        return InternalError(f"the warehouse rejected generated SQL: {detail}", reason=type(exc).__name__,
+                             detail=detail)
     return InvalidFilter(f"a filter value does not match the type of the dimension it is compared with "
                          f"({detail}); compare text with text, numbers with numbers.")
+
+
+def locked_config(memory_limit: str | None = None, threads: int | None = None) -> dict[str, Any]:
+    """DuckDB settings for a database that runs SQL built from client statements: no file,
+    URL or other database can be read (`enable_external_access`), no extension installed or
+    loaded, no Python object scanned by name, bounded memory and threads, and nothing of it
+    can be changed back by a statement (`lock_configuration`)."""
+    config: dict[str, Any] = {
+        "enable_external_access": False,
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+        "allow_community_extensions": False,
+        "python_enable_replacements": False,
+        "lock_configuration": True,
+    }
+    if memory_limit:
+        config["memory_limit"] = memory_limit
+    if threads:
+        config["threads"] = threads
+    return config
 
 
 class DuckDBClient:
@@ -73,17 +98,19 @@ class DuckDBClient:
 
     One database instance is opened per file; each call runs on its own cursor (a
     connection sharing that instance), so concurrent queries do not serialise on a single
-    connection.
+    connection. The instance is locked down (`locked_config`): everything served is in the
+    warehouse's own tables, so nothing needs files, extensions or settings at serve time.
     """
 
     dialect = "duckdb"
 
-    def __init__(self, path: Path, *, threads: int | None = None, timeout_s: float | None = None) -> None:
+    def __init__(self, path: Path, *, threads: int | None = None, timeout_s: float | None = None,
+                 memory_limit: str | None = None) -> None:
         self.path = Path(path)
         self.timeout_s = timeout_s
         if not self.path.exists():
             raise WarehouseUnavailable(f"warehouse file {self.path} does not exist; run `northstar build`.")
-        config = {"threads": threads} if threads else {}
+        config = locked_config(memory_limit, threads)
         try:
             self._con = duckdb.connect(str(self.path), read_only=True, config=config)
         except duckdb.Error as exc:
@@ -113,7 +140,8 @@ class DuckDBClient:
         except duckdb.ConversionException as exc:
             raise _value_error(exc, params) from exc
         except duckdb.Error as exc:
-            raise InternalError(f"the warehouse rejected generated SQL: {exc}") from exc
+            raise InternalError(f"the warehouse rejected generated SQL: {exc}", reason=type(exc).__name__,
+                                detail=_first_line(exc)) from exc
         finally:
             if timer is not None:
                 timer.cancel()
