@@ -554,6 +554,10 @@ _DUCKDB_FUNCTION_NAMES = frozenset({"query", "query_table", "glob", "getenv", "g
                                     "test_all_types", "test_vector_types", "repeat_row", "range", "read"})
 
 
+# DuckDB's own databases and schemas, which no client statement names.
+_DUCKDB_SCHEMAS = {"system", "temp", "main", "overrides"}
+
+
 def _catalog_relations(rows: list[tuple[str, str, str]]) -> dict[str, frozenset[str]]:
     """The relation names a catalog query may name, by schema as the client writes it ("" for
     an unqualified name)."""
@@ -592,7 +596,8 @@ def check_catalog_query(statement: exp.Expression, relations: dict[str, frozense
         schema, name = table.db.lower(), table.name.lower()
         catalog = table.catalog.lower()
         if (catalog and catalog != DATABASE) or name not in relations.get(schema, frozenset()):
-            raise SqlError("0A000" if schema not in relations or name.startswith("duckdb_") else "42P01",
+            internal = name.startswith(("duckdb_", "sqlite_", "pragma_")) or {schema, catalog} & _DUCKDB_SCHEMAS
+            raise SqlError("0A000" if internal else "42P01",
                            f'relation "{".".join(p.name for p in table.parts)}" is not available: catalog queries '
                            "read pg_catalog, information_schema and the served tables.", hint=SUPPORTED)
     for node in statement.walk():

@@ -57,7 +57,7 @@ _ALLOWED_FUNCTION_CLASSES = frozenset(cls for cls in (getattr(exp, name, None) f
     # operators sqlglot models as functions
     "And", "Or", "Xor", "Collate", "ArrayContains", "ArrayContainedBy", "ArrayOverlaps",
     # conditionals, casts and subquery tests
-    "Exists", "Case", "If", "Coalesce", "Nullif", "Greatest", "Least", "Cast", "TryCast",
+    "Exists", "Any", "All", "Case", "If", "Coalesce", "Nullif", "Greatest", "Least", "Cast", "TryCast",
     # numbers
     "Abs", "Ceil", "Floor", "Round", "Trunc", "Sign", "Sqrt", "Cbrt", "Ln", "Log", "Exp", "Pow", "Mod",
     "Pi", "Degrees", "Radians", "Sin", "Cos", "Tan", "Rand", "WidthBucket", "ToNumber",
@@ -78,7 +78,8 @@ _ALLOWED_FUNCTION_CLASSES = frozenset(cls for cls in (getattr(exp, name, None) f
     "RowNumber", "Rank", "DenseRank", "PercentRank", "CumeDist", "Ntile", "Lag", "Lead", "FirstValue",
     "LastValue", "NthValue",
 )) if cls is not None)
-_ALLOWED_FUNCTION_NAMES = frozenset({"age", "every", "isfinite", "make_date", "octet_length", "cardinality",
+# (`x <> ALL(ARRAY[...])` reaches sqlglot's tree as a function named `all`.)
+_ALLOWED_FUNCTION_NAMES = frozenset({"all", "age", "every", "isfinite", "make_date", "octet_length", "cardinality",
                                      "bool_and", "bool_or", "date_part", "to_char"})
 _WRITES = (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, exp.Drop, exp.Alter,
            exp.Command, exp.Copy, exp.Pragma, exp.Set, exp.Use, exp.Into, exp.TruncateTable,
