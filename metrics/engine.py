@@ -137,8 +137,9 @@ class Limits:
     query_timeout_s: float | None = 30.0
     max_result_rows: int = 1_000_000
     # Per warehouse instance (DuckDB): what its queries may hold in memory together, and how
-    # many threads they share; None leaves DuckDB's default.
-    memory_limit: str | None = "4GB"
+    # many threads they share; None leaves DuckDB's default (the server passes its settings,
+    # NORTHSTAR_QUERY_MEMORY_LIMIT and NORTHSTAR_QUERY_THREADS).
+    memory_limit: str | None = None
     threads: int | None = None
 
 

@@ -77,20 +77,49 @@ def locked_config(memory_limit: str | None = None, threads: int | None = None) -
     """DuckDB settings for a database that runs SQL built from client statements: no file,
     URL or other database can be read (`enable_external_access`), no extension installed or
     loaded, no Python object scanned by name, bounded memory and threads, and nothing of it
-    can be changed back by a statement (`lock_configuration`)."""
+    can be changed back by a statement (`lock_configuration`, last)."""
     config: dict[str, Any] = {
         "enable_external_access": False,
         "autoinstall_known_extensions": False,
         "autoload_known_extensions": False,
         "allow_community_extensions": False,
         "python_enable_replacements": False,
-        "lock_configuration": True,
     }
     if memory_limit:
         config["memory_limit"] = memory_limit
     if threads:
         config["threads"] = threads
+    config["lock_configuration"] = True
     return config
+
+
+def lock_down(con: duckdb.DuckDBPyConnection, memory_limit: str | None = None, threads: int | None = None) -> None:
+    """Apply `locked_config` to the database `con` belongs to.
+
+    Set on the open database rather than passed to `duckdb.connect`: DuckDB shares one
+    database per file within a process and refuses a second connection to it with a different
+    configuration, so hand-written readers of the same file (tests, benchmarks) could not open
+    it beside the engine; set here, the shared database is locked for every connection. A
+    database already locked (a second client on the same file) must already be closed to files.
+    """
+    locked = con.execute("SELECT current_setting('lock_configuration'), "
+                         "current_setting('enable_external_access')").fetchone()
+    if locked[0]:
+        if locked[1]:
+            raise WarehouseUnavailable("the warehouse database is locked with file access on; "
+                                       "it cannot serve client SQL.")
+        return
+    for name, value in locked_config(memory_limit, threads).items():
+        con.execute(f"SET {name} = {exp_value(value)}")
+
+
+def exp_value(value: Any) -> str:
+    """A setting's value as SQL (`false`, `4`, `'4GB'`); values come from settings, not clients."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 class DuckDBClient:
@@ -110,9 +139,9 @@ class DuckDBClient:
         self.timeout_s = timeout_s
         if not self.path.exists():
             raise WarehouseUnavailable(f"warehouse file {self.path} does not exist; run `northstar build`.")
-        config = locked_config(memory_limit, threads)
         try:
-            self._con = duckdb.connect(str(self.path), read_only=True, config=config)
+            self._con = duckdb.connect(str(self.path), read_only=True)
+            lock_down(self._con, memory_limit, threads)
         except duckdb.Error as exc:
             raise WarehouseUnavailable(f"cannot open warehouse {self.path}: {exc}") from exc
         self._local = threading.local()

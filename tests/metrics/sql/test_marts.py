@@ -303,3 +303,32 @@ def test_the_locked_warehouse_connection_reads_no_file(warehouse):
             con.cursor().execute(sql)
     with pytest.raises(duckdb.InvalidInputException, match="locked"):
         con.cursor().execute("SET enable_external_access = true")
+
+
+def test_the_engines_warehouse_client_is_locked(tmp_path):
+    from metrics.errors import InternalError
+    from metrics.execution.client import DuckDBClient
+
+    path = tmp_path / "w.duckdb"
+    con = duckdb.connect(str(path))
+    con.execute(f"create table t as select 1 as a; copy (select '{SECRET}' as s) to '{tmp_path / 's.csv'}'")
+    con.close()
+    client = DuckDBClient(path, memory_limit="256MB", threads=1)
+    try:
+        assert client.query("SELECT a FROM t").rows == [(1,)]
+        for sql in (f"SELECT * FROM '{tmp_path / 's.csv'}'", f"ATTACH '{tmp_path / 'x.duckdb'}' AS x",
+                    "INSTALL httpfs", "SET enable_external_access = true", "SET memory_limit = '64GB'"):
+            with pytest.raises(InternalError) as info:
+                client.query(sql)
+            assert info.value.details["reason"] in ("PermissionException", "InvalidInputException"), sql
+        settings = dict(client.query("SELECT name, value FROM duckdb_settings() WHERE name IN "
+                                     "('memory_limit', 'threads', 'lock_configuration')").rows)
+        assert settings["threads"] == "1" and settings["lock_configuration"] == "true"
+        assert settings["memory_limit"].startswith(("244", "256"))
+        # A hand-written reader of the same file in the same process shares the locked database.
+        reader = duckdb.connect(str(path), read_only=True)
+        with pytest.raises(duckdb.PermissionException):
+            reader.execute(f"SELECT * FROM '{tmp_path / 's.csv'}'")
+        reader.close()
+    finally:
+        client.close()
