@@ -110,10 +110,10 @@ def lock_down(con: duckdb.DuckDBPyConnection, memory_limit: str | None = None, t
                                        "it cannot serve client SQL.")
         return
     for name, value in locked_config(memory_limit, threads).items():
-        con.execute(f"SET {name} = {exp_value(value)}")
+        con.execute(f"SET {name} = {_setting_sql(value)}")
 
 
-def exp_value(value: Any) -> str:
+def _setting_sql(value: Any) -> str:
     """A setting's value as SQL (`false`, `4`, `'4GB'`); values come from settings, not clients."""
     if isinstance(value, bool):
         return "true" if value else "false"
