@@ -31,7 +31,8 @@ def create_app(settings: Settings | None = None, sql_socket: socket.socket | Non
         app.state.limiter = ConcurrencyLimiter(settings.max_concurrent_per_token)
         app.state.audit = AuditLog(settings.audit_log_path, settings.audit_log_max_bytes, settings.audit_log_files)
         app.state.engines = EngineProvider(settings.warehouse_path, limits=Limits(
-            query_timeout_s=settings.query_timeout_s, max_result_rows=settings.max_result_rows),
+            query_timeout_s=settings.query_timeout_s, max_result_rows=settings.max_result_rows,
+            memory_limit=settings.query_memory_limit, threads=settings.query_threads or None),
             postgres_dsn=settings.postgres_dsn_text)
         try:
             app.state.engines.refresh(force=True)

@@ -22,7 +22,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
 
-from metrics.errors import ResultTooLarge, WarehouseUnavailable
+from metrics.errors import InternalError, ResultTooLarge, WarehouseUnavailable
 from metrics.execution.client import DuckDBClient, ResultColumn, ResultSet, SqlClient
 from metrics.execution.client import _column_type as column_type
 from metrics.query.plan import Planner, QueryPlan
@@ -30,7 +30,8 @@ from metrics.query.request import MetricQuery
 from metrics.semantic.graph import METRIC_TIME, ItemKind, SemanticGraph, SourceKey
 from metrics.semantic.manifest import SemanticManifest, load_semantic_manifest
 from metrics.semantic.model import GRAINS, Metric, MetricType
-from metrics.sql.marts import Condition, MartTable, mart_columns_sql, rewrite_mart_query, select_sql
+from metrics.sql.marts import (Condition, MartTable, mart_columns_sql, mart_query_error, rewrite_mart_query,
+                               select_sql)
 from metrics.sql.render import Renderer
 
 MANIFEST_FILE = "semantic_manifest.json"
@@ -170,6 +171,11 @@ class Limits:
 
     query_timeout_s: float | None = 30.0
     max_result_rows: int = 1_000_000
+    # Per warehouse instance (DuckDB): what its queries may hold in memory together, and how
+    # many threads they share; None leaves DuckDB's default (the server passes its settings,
+    # NORTHSTAR_QUERY_MEMORY_LIMIT and NORTHSTAR_QUERY_THREADS).
+    memory_limit: str | None = None
+    threads: int | None = None
 
 
 class MetricsEngine:
@@ -225,7 +231,8 @@ class MetricsEngine:
             client = SparkClient(real, timeout_s=limits.query_timeout_s)
             schemas = client.schemas
         else:
-            client = DuckDBClient(real, timeout_s=limits.query_timeout_s)
+            client = DuckDBClient(real, timeout_s=limits.query_timeout_s, memory_limit=limits.memory_limit,
+                                  threads=limits.threads)
             schemas = {}
         engine = cls(manifest, client, BuildInfo.read(real.parent), limits=limits)
         engine.schemas = schemas
@@ -398,9 +405,15 @@ class MetricsEngine:
         statement may read."""
         if marts is None:
             marts = {name: mart for name, (mart, _) in self.mart_tables().items()}
-        # The row cap of every other answer applies here too: a bigger read is refused, not served.
-        return self.client.query(rewrite_mart_query(statement, marts, self.client.dialect),
-                                 max_rows=self.limits.max_result_rows)
+        sql = rewrite_mart_query(statement, marts, self.client.dialect)
+        try:
+            # The row cap of every other answer applies here too: a bigger read is refused, not served.
+            return self.client.query(sql, max_rows=self.limits.max_result_rows)
+        except WarehouseUnavailable:
+            raise
+        except InternalError as exc:
+            # The warehouse's message quotes the rebuilt SQL; the client is told of its own.
+            raise mart_query_error(exc, statement, marts) from None
 
     def mart_rows(self, table: str, columns: Sequence[str], where: Sequence[Condition] = (),
                   order_by: Sequence[str] = (), distinct: bool = False,

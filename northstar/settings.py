@@ -54,6 +54,10 @@ class Settings(BaseSettings):
     max_concurrent_per_token: int = 8
     query_timeout_s: float = 30.0
     max_result_rows: int = 1_000_000  # a larger answer is refused: narrow the query
+    # What the DuckDB warehouse's queries may hold in memory together (a DuckDB size) and the
+    # threads they share (0: one per core); a query past the memory limit fails, others go on.
+    query_memory_limit: str = "4GB"
+    query_threads: int = 0
     max_rows_per_response: int = 100_000  # larger answers come in pages (`offset`)
     max_body_bytes: int = 1_048_576
     # Host names the HTTP service answers for, comma-separated (`*`: any). An open service

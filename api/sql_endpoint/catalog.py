@@ -76,13 +76,15 @@ SUPPORTED = ("northstar answers read-only SELECTs over semantic.metrics (and the
 
 
 class SqlError(Exception):
-    """An error for the client, with its SQLSTATE."""
+    """An error for the client, with its SQLSTATE (and the 1-based position in the statement
+    it is about, when known)."""
 
-    def __init__(self, sqlstate: str, message: str, hint: str | None = None) -> None:
+    def __init__(self, sqlstate: str, message: str, hint: str | None = None, position: int | None = None) -> None:
         super().__init__(message)
         self.sqlstate = sqlstate
         self.message = message
         self.hint = hint
+        self.position = position
 
 
 # -- statements ---------------------------------------------------------------------------
@@ -500,6 +502,11 @@ class CatalogDatabase:
         for statement in ddl:
             con.execute(statement)
         con.execute("COMMIT")
+        # What client SQL may read here: the catalog views (DuckDB's pg_catalog and
+        # information_schema, the overrides) and the served tables' empty stand-ins.
+        relations = con.execute("SELECT database_name, schema_name, view_name FROM duckdb_views() "
+                                "UNION ALL SELECT database_name, schema_name, table_name FROM duckdb_tables()").fetchall()
+        self.relations = _catalog_relations(relations)
         # Client SQL runs here: no files, no extensions, no changing that back.
         con.execute("SET enable_external_access = false")
         con.execute("SET lock_configuration = true")
@@ -518,6 +525,7 @@ class CatalogDatabase:
             ) -> tuple[tuple[protocol.Column, ...], list[tuple[Any, ...]]]:
         """Runs a (PostgreSQL) catalog query, interruptible by the caller's cancellation token
         (`metrics.execution.cancel`) and stopped after `timeout_s`."""
+        check_catalog_query(statement, self.relations)
         sql = to_duckdb(statement, session)
         cursor = self.cursor()
         timed_out = threading.Event()
@@ -565,6 +573,81 @@ class CatalogDatabase:
 
 def _first_line(exc: Exception) -> str:
     return str(exc).split("\n")[0]
+
+
+# Table functions a catalog query may read from (BI tools expand arrays and series).
+_CATALOG_TABLE_FUNCTIONS = frozenset({"generate_series", "exploding_generate_series", "unnest", "generate_subscripts", "_pg_expandarray"})
+# Functions that would describe or reach the DuckDB behind the catalog rather than the catalog
+# (its settings, databases, files, extensions, other queries); the database cannot reach files
+# anyway, but neither its internals nor other statements are the client's to run.
+_DUCKDB_FUNCTION_PREFIXES = ("duckdb_", "pragma_", "read_", "parquet_", "sniff_", "iceberg_", "delta_",
+                             "sqlite_", "postgres_", "mysql_", "json_execute", "http", "arrow_")
+_DUCKDB_FUNCTION_NAMES = frozenset({"query", "query_table", "glob", "getenv", "getvariable", "which_secret",
+                                    "summary", "load", "install", "checkpoint", "force_checkpoint",
+                                    "current_setting", "set_config", "csv_scan", "parquet_scan", "json_scan",
+                                    "test_all_types", "test_vector_types", "repeat_row", "range", "read"})
+
+
+# DuckDB's own databases and schemas, which no client statement names.
+_DUCKDB_SCHEMAS = {"system", "temp", "main", "overrides"}
+
+
+def _catalog_relations(rows: list[tuple[str, str, str]]) -> dict[str, frozenset[str]]:
+    """The relation names a catalog query may name, by schema as the client writes it ("" for
+    an unqualified name)."""
+    by_schema: dict[str, set[str]] = {}
+    for database, schema, name in rows:
+        if name.startswith(("duckdb_", "sqlite_", "pragma_")):
+            continue
+        if database == "system" and schema in ("pg_catalog", "information_schema"):
+            by_schema.setdefault(schema, set()).add(name)
+        elif database == "overrides" and name.startswith("information_schema_"):
+            by_schema.setdefault("information_schema", set()).add(name[len("information_schema_"):])
+        elif database == "overrides":
+            by_schema.setdefault("pg_catalog", set()).add(name)
+        elif database == DATABASE:
+            by_schema.setdefault(schema, set()).add(name)
+    unqualified = by_schema.get("pg_catalog", set()) | by_schema.get(DEFAULT_SCHEMA, set())
+    return {"": frozenset(unqualified), **{k: frozenset(v) for k, v in by_schema.items()}}
+
+
+def check_catalog_query(statement: exp.Expression, relations: dict[str, frozenset[str]]) -> None:
+    """Refuse (0A000) a catalog query that reads anything but the catalog: table functions
+    other than array and series expansions, relations outside pg_catalog, information_schema
+    and the served tables, and functions that describe or reach DuckDB itself."""
+    from metrics.sql.marts import cte_references, function_name
+
+    ctes = cte_references(statement)
+    for table in statement.find_all(exp.Table):
+        if not isinstance(table.this, exp.Identifier):
+            name = function_name(table.this) if isinstance(table.this, exp.Func) else table.this.key
+            if name.lower() not in _CATALOG_TABLE_FUNCTIONS:
+                raise SqlError("0A000", f"table function {name}() is not supported here; catalog queries read "
+                                        "pg_catalog and information_schema.", hint=SUPPORTED)
+            continue
+        if id(table) in ctes:
+            continue
+        schema, name = table.db.lower(), table.name.lower()
+        catalog = table.catalog.lower()
+        if (catalog and catalog != DATABASE) or name not in relations.get(schema, frozenset()):
+            internal = name.startswith(("duckdb_", "sqlite_", "pragma_")) or {schema, catalog} & _DUCKDB_SCHEMAS
+            raise SqlError("0A000" if internal else "42P01",
+                           f'relation "{".".join(p.name for p in table.parts)}" is not available: catalog queries '
+                           "read pg_catalog, information_schema and the served tables.", hint=SUPPORTED)
+    for node in statement.walk():
+        if isinstance(node, (exp.ReadCSV, exp.ReadParquet)) or (isinstance(node, exp.Func) and not isinstance(
+                node, (exp.Unnest, exp.ExplodingGenerateSeries, exp.GenerateSeries))
+                and _duckdb_function(function_name(node), node)):
+            raise SqlError("0A000", f"function {function_name(node)}() is not supported here; catalog queries "
+                                    "read pg_catalog and information_schema.", hint=SUPPORTED)
+
+
+def _duckdb_function(name: str, node: exp.Func) -> bool:
+    if name == "current_setting" and node.expressions and isinstance(node.expressions[0], exp.Literal):
+        return False  # answered from the session (to_duckdb)
+    if name == "set_config":
+        return False  # answered with its value (to_duckdb)
+    return name in _DUCKDB_FUNCTION_NAMES or name.startswith(_DUCKDB_FUNCTION_PREFIXES)
 
 
 def duckdb_type_oid(type_name: str) -> int:

@@ -301,18 +301,22 @@ def portal_suspended() -> bytes:
     return message(b"s")
 
 
-def _fields(severity: str, sqlstate: str, text: str, hint: str | None, detail: str | None) -> bytes:
+def _fields(severity: str, sqlstate: str, text: str, hint: str | None, detail: str | None,
+            position: int | None = None) -> bytes:
     parts = [b"S" + cstring(severity), b"V" + cstring(severity), b"C" + cstring(sqlstate), b"M" + cstring(text)]
     if detail:
         parts.append(b"D" + cstring(detail))
     if hint:
         parts.append(b"H" + cstring(hint))
+    if position:
+        parts.append(b"P" + cstring(str(position)))
     return b"".join(parts) + b"\x00"
 
 
 def error_response(sqlstate: str, text: str, hint: str | None = None, detail: str | None = None,
-                   severity: str = "ERROR") -> bytes:
-    return message(b"E", _fields(severity, sqlstate, text, hint, detail))
+                   severity: str = "ERROR", position: int | None = None) -> bytes:
+    """An ErrorResponse; `position` is the 1-based character in the statement it is about."""
+    return message(b"E", _fields(severity, sqlstate, text, hint, detail, position))
 
 
 def notice_response(text: str, sqlstate: str = "00000") -> bytes:

@@ -50,7 +50,8 @@ from metrics.execution.rowset import query_rows
 from metrics.policy import PolicyDenied
 from metrics.query.request import MetricQuery, WeekStart
 from metrics.semantic.model import Grain, MetricType
-from metrics.sql.marts import UnknownTable, UnsupportedSql, check_functions, check_read_only, cte_names, function_name
+from metrics.sql.marts import (InvalidMartQuery, UnknownTable, UnsupportedSql, check_functions, check_read_only, cte_references,
+                               function_name)
 
 SEMANTIC_SCHEMA = "semantic"
 MARTS_SCHEMA = "marts"
@@ -70,11 +71,12 @@ SUPPORTED = (
 class SqlEndpointError(Exception):
     """A statement the endpoint refuses, as a PostgreSQL error (SQLSTATE, message, hint)."""
 
-    def __init__(self, sqlstate: str, message: str, hint: str | None = None) -> None:
+    def __init__(self, sqlstate: str, message: str, hint: str | None = None, position: int | None = None) -> None:
         super().__init__(message)
         self.sqlstate = sqlstate
         self.message = message
         self.hint = hint
+        self.position = position  # 1-based, in the client's statement
 
 
 @dataclass(frozen=True)
@@ -294,8 +296,9 @@ def _identifier_text(identifier: exp.Expression | None) -> str:
     return identifier.name.lower()
 
 
-def _table_kind(table: exp.Table, ctes: set[str]) -> str:
-    """'semantic', 'marts', 'cte' or 'other' for one table reference."""
+def _table_kind(table: exp.Table, ctes: set[int]) -> str:
+    """'semantic', 'marts', 'cte' or 'other' for one table reference; `ctes` holds the ids of
+    the references that read a CTE in scope (`cte_references`)."""
     if not isinstance(table.this, exp.Identifier):
         return "function"
     schema = _identifier_text(table.args.get("db"))
@@ -304,7 +307,7 @@ def _table_kind(table: exp.Table, ctes: set[str]) -> str:
     if catalog and catalog != DATABASE:
         return "other"
     if not schema:
-        if name.lower() in ctes:
+        if id(table) in ctes:
             return "cte"
         # With `search_path` at its default, a bare `metrics` is the semantic table.
         return "semantic" if name == METRICS_TABLE else "other"
@@ -318,7 +321,7 @@ def _table_kind(table: exp.Table, ctes: set[str]) -> str:
 def reads_data_tables(statement: exp.Expression) -> bool:
     """Whether the statement reads `semantic.*` or `marts.*` (and so is answered here rather
     than by the catalog emulation)."""
-    ctes = cte_names(statement)
+    ctes = cte_references(statement)
     return any(_table_kind(t, ctes) in ("semantic", "marts") for t in statement.find_all(exp.Table))
 
 
@@ -394,8 +397,17 @@ def _client_message(message: str) -> str:
             break
     return message.split("\n", 1)[0]
 
+# What is wrong with a client's marts SQL (`InvalidMartQuery.problem`), as PostgreSQL says it.
+_PROBLEM_STATES = {"unknown_column": "42703", "unknown_function": "42883", "syntax": "42601", "grouping": "42803",
+                   "ambiguous_column": "42702", "unknown_table": "42P01", "invalid_sql": "42000",
+                   "invalid_value": "22P02", "out_of_range": "22003", "division_by_zero": "22012",
+                   "out_of_memory": "53200"}
+
 
 def _from_engine(exc: errors.MetricsError) -> SqlEndpointError:
+    if isinstance(exc, InvalidMartQuery):
+        return SqlEndpointError(_PROBLEM_STATES.get(exc.details.get("problem", ""), "42000"), exc.message,
+                                position=exc.details.get("position"))
     state = _rowset_state(exc) or next(code for cls, code in _SQLSTATES if isinstance(exc, cls))
     hint = None
     candidates = exc.details.get("candidates") or exc.details.get("suggestions")
@@ -448,7 +460,7 @@ def _answer(statement: exp.Expression, engine: MetricsEngine) -> SqlAnswer:
     check_read_only(statement)
     catalog = _catalog(engine)
     statement = _resolve_series_limits(statement, engine)
-    ctes = cte_names(statement)
+    ctes = cte_references(statement)
     kinds: dict[str, list[exp.Table]] = {}
     for table in statement.find_all(exp.Table):
         kinds.setdefault(_table_kind(table, ctes), []).append(table)
@@ -795,7 +807,7 @@ class _SemanticQuery:
         self.catalog = catalog
         self.statement = _inline_ctes(statement.copy())
         self.table = next(t for t in self.statement.find_all(exp.Table)
-                          if _table_kind(t, cte_names(self.statement)) == "semantic")
+                          if _table_kind(t, cte_references(self.statement)) == "semantic")
         name = _identifier_text(self.table.this)
         semantic = catalog.semantic.get(name)
         if semantic is None:
@@ -833,7 +845,7 @@ class _SemanticQuery:
         if self.table.args.get("pivots") or self.table.args.get("sample") or self.table.args.get("joins"):
             raise _unsupported("semantic.metrics cannot be sampled, pivoted or joined.")
         self.inner = inner
-        check_functions(self.statement)
+        check_functions(self.statement, also=("measure",))
 
     # -- column resolution ---------------------------------------------------------------
 

@@ -754,7 +754,7 @@ class Connection:
     def _error(self, exc: SqlError) -> None:
         if self.session.status == "T":
             self.session.status = "E"
-        self.send(protocol.error_response(exc.sqlstate, exc.message, hint=exc.hint))
+        self.send(protocol.error_response(exc.sqlstate, exc.message, hint=exc.hint, position=exc.position))
 
     async def _offload(self, func: Callable[..., Any], *args: Any) -> Any:
         """`func(*args)` on a statement worker (parsing a big statement is seconds of CPU),
@@ -1087,7 +1087,7 @@ class Connection:
         try:
             answer = semantic_sql.answer(tree, engine)
         except semantic_sql.SqlEndpointError as exc:
-            raise SqlError(exc.sqlstate, exc.message, exc.hint) from exc
+            raise SqlError(exc.sqlstate, exc.message, exc.hint, exc.position) from exc
         columns = tuple(protocol.Column(c.name, protocol.NORTHSTAR_TYPES.get(c.type, protocol.TEXT))
                         for c in answer.columns)
         return Result(f"SELECT {len(answer.rows)}", columns, list(answer.rows), notices=answer.notices)

@@ -82,6 +82,10 @@ def fetch_capped(cursor: Any, max_rows: int | None) -> list[tuple[Any, ...]]:
             raise too_many_rows(max_rows)
 
 
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
 def _value_error(exc: duckdb.ConversionException, params: dict[str, Any] | None) -> Exception:
     """A value the warehouse cannot compare with its column (`true` against a text dimension,
     `'abc'` against a number, bound or written in a filter string) is the caller's to fix;
@@ -90,11 +94,60 @@ def _value_error(exc: duckdb.ConversionException, params: dict[str, Any] | None)
     detail = str(exc).strip().splitlines()[0]
     column = re.search(r"source column (\w+)", detail)
     if not params and column is None:
-        return InternalError("the warehouse could not run the query.", internal=detail)
+        return InternalError("the warehouse could not run the query.", internal=detail, reason=type(exc).__name__)
     which = f" {column.group(1)!r}" if column else ""
     return InvalidFilter(f"a filter value does not match the type of the dimension{which} it is compared with; "
                          "compare text with text, numbers with numbers and true/false with boolean dimensions.",
                          internal=detail, field=column.group(1) if column else None)
+
+
+def locked_config(memory_limit: str | None = None, threads: int | None = None) -> dict[str, Any]:
+    """DuckDB settings for a database that runs SQL built from client statements: no file,
+    URL or other database can be read (`enable_external_access`), no extension installed or
+    loaded, no Python object scanned by name, bounded memory and threads, and nothing of it
+    can be changed back by a statement (`lock_configuration`, last)."""
+    config: dict[str, Any] = {
+        "enable_external_access": False,
+        "autoinstall_known_extensions": False,
+        "autoload_known_extensions": False,
+        "allow_community_extensions": False,
+        "python_enable_replacements": False,
+    }
+    if memory_limit:
+        config["memory_limit"] = memory_limit
+    if threads:
+        config["threads"] = threads
+    config["lock_configuration"] = True
+    return config
+
+
+def lock_down(con: duckdb.DuckDBPyConnection, memory_limit: str | None = None, threads: int | None = None) -> None:
+    """Apply `locked_config` to the database `con` belongs to.
+
+    Set on the open database rather than passed to `duckdb.connect`: DuckDB shares one
+    database per file within a process and refuses a second connection to it with a different
+    configuration, so hand-written readers of the same file (tests, benchmarks) could not open
+    it beside the engine; set here, the shared database is locked for every connection. A
+    database already locked (a second client on the same file) must already be closed to files.
+    """
+    locked = con.execute("SELECT current_setting('lock_configuration'), "
+                         "current_setting('enable_external_access')").fetchone()
+    if locked[0]:
+        if locked[1]:
+            raise WarehouseUnavailable("the warehouse database is locked with file access on; "
+                                       "it cannot serve client SQL.")
+        return
+    for name, value in locked_config(memory_limit, threads).items():
+        con.execute(f"SET {name} = {_setting_sql(value)}")
+
+
+def _setting_sql(value: Any) -> str:
+    """A setting's value as SQL (`false`, `4`, `'4GB'`); values come from settings, not clients."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 class DuckDBClient:
@@ -102,19 +155,21 @@ class DuckDBClient:
 
     One database instance is opened per file; each call runs on its own cursor (a
     connection sharing that instance), so concurrent queries do not serialise on a single
-    connection.
+    connection. The instance is locked down (`locked_config`): everything served is in the
+    warehouse's own tables, so nothing needs files, extensions or settings at serve time.
     """
 
     dialect = "duckdb"
 
-    def __init__(self, path: Path, *, threads: int | None = None, timeout_s: float | None = None) -> None:
+    def __init__(self, path: Path, *, threads: int | None = None, timeout_s: float | None = None,
+                 memory_limit: str | None = None) -> None:
         self.path = Path(path)
         self.timeout_s = timeout_s
         if not self.path.exists():
             raise WarehouseUnavailable(f"warehouse file {self.path} does not exist; run `northstar build`.")
-        config = {"threads": threads} if threads else {}
         try:
-            self._con = duckdb.connect(str(self.path), read_only=True, config=config)
+            self._con = duckdb.connect(str(self.path), read_only=True)
+            lock_down(self._con, memory_limit, threads)
         except duckdb.Error as exc:
             raise WarehouseUnavailable(f"cannot open warehouse {self.path}: {exc}") from exc
         self._local = threading.local()
@@ -146,7 +201,8 @@ class DuckDBClient:
         except duckdb.ConversionException as exc:
             raise _value_error(exc, params) from exc
         except duckdb.Error as exc:
-            raise InternalError("the warehouse could not run the query.", internal=str(exc)) from exc
+            raise InternalError("the warehouse could not run the query.", internal=_first_line(exc),
+                                reason=type(exc).__name__) from exc
         finally:
             if timer is not None:
                 timer.cancel()

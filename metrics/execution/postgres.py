@@ -41,7 +41,8 @@ class PostgresClient:
 
     dialect = "postgres"
 
-    def __init__(self, dsn: str, *, timeout_s: float | None = None, min_size: int = 1, max_size: int = 8) -> None:
+    def __init__(self, dsn: str, *, timeout_s: float | None = None, min_size: int = 1, max_size: int = 8,
+                 work_mem: str = "64MB") -> None:
         import psycopg
         from psycopg_pool import ConnectionPool
 
@@ -49,7 +50,10 @@ class PostgresClient:
         self._psycopg = psycopg
         # jit=off: metric queries are short analytic statements whose (over)estimated cost
         # triggers JIT compilation, which alone took 1 s of a 1.3 s query on the sample.
-        options = "-c default_transaction_read_only=on -c TimeZone=UTC -c jit=off"
+        # work_mem bounds each sort and hash of a query (a client's marts SELECT among them)
+        # before it spills; reading server files (pg_read_file, COPY, lo_import) never reaches
+        # PostgreSQL: marts SQL calls only allow-listed functions (metrics/sql/marts.py).
+        options = f"-c default_transaction_read_only=on -c TimeZone=UTC -c jit=off -c work_mem={work_mem}"
         if timeout_s:
             options += f" -c statement_timeout={int(timeout_s * 1000)}"
         self._pool = ConnectionPool(dsn, min_size=min_size, max_size=max_size, open=False,
@@ -87,13 +91,15 @@ class PostgresClient:
             # an unknown function is the generated SQL's fault
             mismatch = not isinstance(exc, errors.UndefinedFunction) or detail.startswith("operator does not exist")
             if not params or not mismatch:
-                raise InternalError(f"the warehouse rejected generated SQL: {detail}") from exc
+                raise InternalError("the warehouse could not run the query.", sqlstate=exc.sqlstate,
+                                    internal=detail) from exc
             raise InvalidFilter(f"a filter value does not match the type of the dimension it is compared with "
                                 f"({detail}); compare text with text, numbers with numbers.") from exc
         except self._psycopg.OperationalError as exc:
             raise WarehouseUnavailable(f"the PostgreSQL warehouse is unavailable: {exc}") from exc
         except self._psycopg.Error as exc:
-            raise InternalError(f"the warehouse rejected generated SQL: {exc}") from exc
+            raise InternalError("the warehouse could not run the query.", sqlstate=exc.sqlstate,
+                                internal=(exc.diag.message_primary or str(exc)).strip().splitlines()[0]) from exc
         except Exception as exc:  # PoolTimeout: every connection busy for the whole timeout
             if type(exc).__name__ == "PoolTimeout":
                 raise WarehouseUnavailable(f"no PostgreSQL connection became free in time: {exc}") from exc

@@ -182,7 +182,8 @@ class SparkClient:
                                    "narrow it (a shorter range, fewer slices) or ask for a coarser grain.",
                                    timeout_s=self.timeout_s) from exc
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise InternalError(f"the warehouse rejected generated SQL: {detail}") from exc
+            raise InternalError("the warehouse could not run the query.", internal=detail,
+                                reason=type(exc).__name__) from exc
         finally:
             if timer is not None:
                 timer.cancel()

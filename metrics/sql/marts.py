@@ -1,27 +1,35 @@
-"""Read-only SELECTs over the dbt marts, as BI tools send them, checked and rewritten.
+"""Read-only SELECTs over the dbt marts, as BI tools send them, checked and rebuilt.
 
-A client's statement arrives as a sqlglot tree (parsed from PostgreSQL). It may only read:
-one query (SELECT, possibly with set operations and CTEs), only tables of the `marts` schema
-(or its own CTEs), and no function that reaches outside the warehouse (files, globs, settings,
-other databases). Table names are rewritten to where the marts physically live, and the tree is
-rendered for the warehouse's dialect; literals stay sqlglot literals, so nothing the client
-wrote is pasted into SQL text.
-"""
+A client's statement arrives as a sqlglot tree (parsed from PostgreSQL). It is rebuilt so that
+it can read nothing but what is allowed, rather than searched for what is not: one query
+(SELECT, possibly with set operations and CTEs); every table reference resolved with SQL's
+scoping to either one of the statement's own CTEs (renamed to a private name) or a mart of the
+`marts` schema (replaced by the mart's physical table, read through the caller's row policy);
+only ordinary scalar, aggregate and window functions from an allow-list. Anything else (files,
+table functions, other schemas, settings, extensions) is refused. The tree is rendered for the
+warehouse's dialect; literals stay sqlglot literals, so nothing the client wrote is pasted into
+SQL text."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import sqlglot
 from sqlglot import exp
+from sqlglot.errors import OptimizeError
+from sqlglot.optimizer.normalize_identifiers import normalize_identifiers
+from sqlglot.optimizer.scope import Scope, ScopeType, traverse_scope
 
-from metrics.errors import UserError, did_you_mean
+from metrics.errors import InternalError, InvalidQuery, MetricsError, UserError, did_you_mean
 from metrics.query.request import Filter, FilterOp
 from metrics.sql.render import RenderedQuery, literal
 
 MARTS_SCHEMA = "marts"
+# The database name clients see (`northstar.marts.<name>` is `marts.<name>`).
+DATABASE = "northstar"
 
 # The columns of every base table in the schemas given as $schemas (the marts' schemas).
 MART_COLUMNS_SQL = (
@@ -40,20 +48,46 @@ def mart_columns_sql(dialect: str) -> str:
                                         "c.table_schema = ANY(%(schemas)s)")
     return MART_COLUMNS_SQL
 
-# Function names (lower case) that read files, list directories, reach other databases or
-# expose the server's settings; refused wherever they appear.
-_FORBIDDEN_PREFIXES = ("read_", "parquet_", "iceberg_", "delta_", "sniff_", "duckdb_", "pragma_",
-                       "pg_read", "pg_ls", "pg_stat_file", "lo_", "dblink", "sqlite_", "postgres_",
-                       "mysql_", "json_execute", "http")
-_FORBIDDEN_NAMES = frozenset({
-    "glob", "getenv", "current_setting", "set_config", "query", "query_table", "load", "install",
-    "copy", "attach", "detach", "export_database", "import_database", "which_secret", "checkpoint",
-    "force_checkpoint", "summary", "arrow_scan", "csv_scan", "parquet_scan", "json_scan", "read",
-})
-_FORBIDDEN_CLASSES = (exp.ReadCSV, exp.ReadParquet)
+# The functions a client's SELECT may call: ordinary scalar, aggregate and window functions, as
+# sqlglot classes (what the parser made of a known function) plus a few names sqlglot leaves as
+# `Anonymous`. Anything else (table functions, file readers, settings, extensions, other
+# databases, functions unknown to sqlglot) is refused before the warehouse sees the statement,
+# whatever its name or the engine behind the warehouse.
+_ALLOWED_FUNCTION_CLASSES = frozenset(cls for cls in (getattr(exp, name, None) for name in (
+    # operators sqlglot models as functions
+    "And", "Or", "Xor", "Collate", "ArrayContains", "ArrayContainedBy", "ArrayOverlaps",
+    # conditionals, casts and subquery tests
+    "Exists", "Any", "All", "Case", "If", "Coalesce", "Nullif", "Greatest", "Least", "Cast", "TryCast",
+    # numbers
+    "Abs", "Ceil", "Floor", "Round", "Trunc", "Sign", "Sqrt", "Cbrt", "Ln", "Log", "Exp", "Pow", "Mod",
+    "Pi", "Degrees", "Radians", "Sin", "Cos", "Tan", "Rand", "WidthBucket", "ToNumber",
+    # text
+    "Lower", "Upper", "Length", "BitLength", "Substring", "Trim", "Left", "Right", "Pad", "Concat", "ConcatWs",
+    "Replace", "Translate", "Reverse", "Repeat", "Initcap", "StrPosition", "StartsWith", "SplitPart", "Ascii",
+    "Chr", "MD5", "RegexpLike", "RegexpILike", "RegexpReplace", "RegexpExtract", "Overlay", "Format",
+    "StringToArray", "ArrayToString", "ArraySize", "Array", "JSONExtractScalar", "JSONExtract",
+    # dates and times
+    "CurrentDate", "CurrentTimestamp", "Localtimestamp", "Date", "DateTrunc", "TimestampTrunc", "Extract",
+    "TimeToStr", "StrToDate", "StrToTime", "UnixToTime", "DateAdd", "DateSub", "DateDiff", "DateBin",
+    "JustifyDays", "MakeInterval",
+    # aggregates
+    "Count", "Sum", "Avg", "Min", "Max", "AnyValue", "ArrayAgg", "GroupConcat", "LogicalAnd", "LogicalOr",
+    "Stddev", "StddevPop", "StddevSamp", "Variance", "VariancePop", "Corr", "CovarPop", "CovarSamp",
+    "PercentileCont", "PercentileDisc", "Median", "Mode", "ApproxDistinct", "CountIf",
+    # windows
+    "RowNumber", "Rank", "DenseRank", "PercentRank", "CumeDist", "Ntile", "Lag", "Lead", "FirstValue",
+    "LastValue", "NthValue",
+)) if cls is not None)
+# (`x <> ALL(ARRAY[...])` reaches sqlglot's tree as a function named `all`.)
+_ALLOWED_FUNCTION_NAMES = frozenset({"all", "age", "every", "isfinite", "make_date", "octet_length", "cardinality",
+                                     "bool_and", "bool_or", "date_part", "to_char"})
 _WRITES = (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, exp.Drop, exp.Alter,
            exp.Command, exp.Copy, exp.Pragma, exp.Set, exp.Use, exp.Into, exp.TruncateTable,
            exp.Transaction, exp.Commit, exp.Rollback, exp.LoadData)
+# Values that come from the server rather than the statement (`$1` left unbound, `@@x`).
+_SERVER_VALUES = (exp.Parameter, exp.SessionParameter, exp.Placeholder)
+# Name prefixes of the relations CTEs are renamed to; nothing in a warehouse is called this.
+_CTE_PREFIX = "__northstar_cte_"
 
 
 class UnknownTable(UserError):
@@ -66,6 +100,13 @@ class UnsupportedSql(UserError):
     """SQL the endpoint cannot answer (writes, file access, joins of metrics, ...)."""
 
     code = "unsupported_sql"
+
+
+class InvalidMartQuery(InvalidQuery):
+    """A client's SELECT over the marts that the warehouse could not run because of the SQL
+    itself: `problem` says what is wrong (`unknown_column`, `unknown_function`, `syntax`,
+    `grouping`, ...), the message speaks of the client's statement only (never of the SQL it
+    was rebuilt into), and `position`, when known, is where in the client's statement."""
 
 
 @dataclass(frozen=True)
@@ -176,15 +217,23 @@ def function_name(node: exp.Expression) -> str:
     return node.sql_name().lower() if isinstance(node, exp.Func) else node.key.lower()
 
 
-def check_functions(statement: exp.Expression) -> None:
-    """Refuse functions that touch files, settings or other databases."""
+def check_functions(statement: exp.Expression, also: Collection[str] = ()) -> None:
+    """Refuse every function but ordinary scalar, aggregate and window functions (and the
+    names in `also`), and every value the server would supply (`@@x`, an unbound `$1`)."""
     for node in statement.walk():
-        if isinstance(node, _FORBIDDEN_CLASSES):
-            raise UnsupportedSql(f"{function_name(node)}() is not allowed: only the served tables can be read.")
-        if isinstance(node, exp.Func):
+        if isinstance(node, _SERVER_VALUES):
+            raise UnsupportedSql(f"{node.sql(dialect='postgres')} is not supported: a statement carries its own values.")
+        if isinstance(node, exp.Func) and not _allowed_function(node, also):
             name = function_name(node)
-            if name in _FORBIDDEN_NAMES or name.startswith(_FORBIDDEN_PREFIXES):
-                raise UnsupportedSql(f"{name}() is not allowed: only the served tables can be read.")
+            raise UnsupportedSql(f"function {name}() is not available here: queries may call ordinary scalar, "
+                                 "aggregate and window functions, and read only the served tables.", function=name)
+
+
+def _allowed_function(node: exp.Func, also: Collection[str]) -> bool:
+    if isinstance(node, exp.Anonymous):
+        # A quoted or qualified name (`"f"(...)`, `pg_catalog.f(...)`) is never an allowed one.
+        return isinstance(node.this, str) and (node.this.lower() in _ALLOWED_FUNCTION_NAMES or node.this.lower() in also)
+    return type(node) in _ALLOWED_FUNCTION_CLASSES
 
 
 def check_read_only(statement: exp.Expression) -> None:
@@ -199,45 +248,104 @@ def check_read_only(statement: exp.Expression) -> None:
             raise UnsupportedSql("SELECT ... FOR UPDATE/SHARE is not supported; the endpoint is read-only.")
 
 
-def cte_names(statement: exp.Expression) -> set[str]:
-    return {cte.alias_or_name.lower() for cte in statement.find_all(exp.CTE)}
+def resolve_tables(statement: exp.Expression) -> dict[int, exp.CTE | None]:
+    """Every table reference of `statement`, by `id()` of its `exp.Table` node: the CTE it
+    reads, or None when it names a stored relation.
+
+    Scoping is PostgreSQL's, as sqlglot's scope analysis implements it: a CTE is visible in
+    its own WITH's query and below, and in the later CTEs of the same WITH (a WITH RECURSIVE
+    CTE also in its own recursive term); an inner WITH hides nothing outside itself. Names are
+    compared after PostgreSQL's case folding (unquoted names are lower case). A reference
+    sqlglot does not place in any scope is refused: what cannot be resolved is not read.
+
+    Raises:
+        UnsupportedSql: a table reference outside any scope, or a statement sqlglot cannot scope.
+        InvalidQuery: the same alias twice in one FROM.
+    """
+    normalized = normalize_identifiers(statement.copy(), dialect="postgres")
+    try:
+        scopes = traverse_scope(normalized)
+        resolved: dict[int, exp.CTE | None] = {}
+        for scope in scopes:
+            for node, source in scope.selected_sources.values():
+                if not isinstance(node, exp.Table):
+                    continue
+                if isinstance(source, Scope):
+                    cte = source.expression.find_ancestor(exp.CTE)
+                    if cte is None or source.scope_type is not ScopeType.CTE:
+                        raise UnsupportedSql(f"cannot tell what {node.sql(dialect='postgres')} reads.")
+                    resolved[id(node)] = cte
+                else:
+                    resolved[id(node)] = None
+    except OptimizeError as exc:
+        if "Alias already used" in str(exc):
+            raise InvalidQuery(f"table name specified more than once ({exc}).", reason="DuplicateAlias") from exc
+        raise UnsupportedSql(f"this query's table references cannot be resolved: {exc}.") from exc
+    # The copy has the statement's shape: its n-th table is the statement's n-th table.
+    originals = {id(copy): original for copy, original in zip(normalized.find_all(exp.Table),
+                                                                 statement.find_all(exp.Table))}
+    ctes = {id(copy): original for copy, original in zip(normalized.find_all(exp.CTE), statement.find_all(exp.CTE))}
+    out: dict[int, exp.CTE | None] = {}
+    for table in normalized.find_all(exp.Table):
+        if id(table) not in resolved:
+            raise UnsupportedSql(f"{table.sql(dialect='postgres')} cannot be read here: only tables in FROM and "
+                                 "JOIN clauses are.")
+        cte = resolved[id(table)]
+        out[id(originals[id(table)])] = None if cte is None else ctes[id(cte)]
+    return out
+
+
+def cte_references(statement: exp.Expression) -> set[int]:
+    """`id()`s of the table nodes of `statement` that read one of its CTEs (scoped as
+    `resolve_tables` does); empty when the statement cannot be scoped (it is refused later)."""
+    try:
+        return {key for key, cte in resolve_tables(statement).items() if cte is not None}
+    except UserError:
+        return set()
+
+
+# Parts of a table reference besides its name and alias (TABLESAMPLE, time travel, ONLY,
+# pivots, nested joins, ...); a mart is read whole, so none is accepted.
+_TABLE_PARTS = frozenset({"this", "db", "catalog", "alias"})
 
 
 def rewrite_mart_query(statement: exp.Expression, marts: dict[str, MartTable], dialect: str) -> str:
-    """Check a client's SELECT over `marts.*` and render it for the warehouse.
+    """Check a client's SELECT over `marts.*` and rebuild it for the warehouse.
+
+    The statement is rebuilt so that it reads nothing but allowed relations: every table
+    reference is resolved (`resolve_tables`); a CTE reference is renamed to its CTE's private
+    name (`__northstar_cte_<n>`, the CTE renamed alike), so the warehouse's own name resolution
+    can only find that CTE or nothing; a `marts.<name>` reference is replaced by the mart's
+    source (`MartTable.source`: the physical table, through its row policy); anything else is
+    refused. Only allow-listed functions may be called (`check_functions`).
 
     Raises:
-        UnsupportedSql: not a single read-only query, or it calls a forbidden function.
+        UnsupportedSql: not a single read-only query, a function not on the allow-list, a table
+            function or a reference that cannot be resolved.
         UnknownTable: it reads something other than a mart or one of its own CTEs.
     """
     check_read_only(statement)
     check_functions(statement)
-    tree = statement.copy()
-    local = cte_names(tree)
-    for table in list(tree.find_all(exp.Table)):
+    tree = normalize_identifiers(statement.copy(), dialect="postgres")
+    for table in tree.find_all(exp.Table):
         if not isinstance(table.this, exp.Identifier):
             raise UnsupportedSql("only tables of the marts schema can be read (no table functions).")
-        schema = (table.db or "").lower()
-        name = table.name.lower() if not table.this.quoted else table.name
-        if table.catalog and table.catalog.lower() not in ("northstar",):
-            raise UnknownTable(f"relation \"{table.sql(dialect='postgres')}\" does not exist; "
-                               f"mart tables are {_listing(marts)}.")
-        if not schema and name.lower() in local:
+        extra = sorted(k for k, v in table.args.items() if v and k not in _TABLE_PARTS)
+        if extra:
+            raise UnsupportedSql(f"{table.sql(dialect='postgres')}: {', '.join(extra)} is not supported on a mart "
+                                 "reference; read the mart as a whole.")
+    references = resolve_tables(tree)
+    private = {id(cte): f"{_CTE_PREFIX}{n}" for n, cte in enumerate(tree.find_all(exp.CTE), start=1)}
+    for table in list(tree.find_all(exp.Table)):
+        cte = references[id(table)]
+        if cte is not None:
+            alias = table.args.get("alias")
+            alias = alias.copy() if alias is not None else exp.TableAlias(this=table.this.copy())
+            table.replace(exp.Table(this=exp.to_identifier(private[id(cte)], quoted=True), alias=alias))
             continue
-        mart = marts.get(name) if schema == MARTS_SCHEMA else None
-        if mart is None:
-            hint = did_you_mean(name, marts)
-            raise UnknownTable(f"relation \"{table.sql(dialect='postgres')}\" does not exist; "
-                               f"mart tables are {_listing(marts)}.{hint}", table=table.name)
-        alias = table.args.get("alias")
-        if alias is not None and alias.columns:
-            replacement = mart.source(alias.name, alias.this.quoted if alias.this else True)
-            replacement.args["alias"].set("columns", [c.copy() for c in alias.columns])
-        elif alias is not None:
-            replacement = mart.source(alias.name, alias.this.quoted)
-        else:
-            replacement = mart.source(table.name, table.this.quoted)
-        table.replace(replacement)
+        table.replace(_mart_source(table, marts))
+    for cte in tree.find_all(exp.CTE):
+        cte.args["alias"].set("this", exp.to_identifier(private[id(cte)], quoted=True))
     # `marts.fct_events.user_id` names the table by its schema; after the rewrite the table is
     # known by its alias only, so column references keep just the table part.
     for column in tree.find_all(exp.Column):
@@ -245,6 +353,89 @@ def rewrite_mart_query(statement: exp.Expression, marts: dict[str, MartTable], d
             column.set("db", None)
             column.set("catalog", None)
     return tree.sql(dialect=dialect)
+
+
+def _mart_source(table: exp.Table, marts: dict[str, MartTable]) -> exp.Expression:
+    """The FROM item that reads the mart `table` names (its names case-folded already)."""
+    mart = marts.get(table.name) if table.db == MARTS_SCHEMA and table.catalog in ("", DATABASE) else None
+    if mart is None:
+        hint = did_you_mean(table.name, marts)
+        name = ".".join(part.sql(dialect="postgres") for part in table.parts)
+        raise UnknownTable(f"relation \"{name}\" does not exist; mart tables are {_listing(marts)}.{hint}",
+                           table=table.name)
+    alias = table.args.get("alias")
+    if alias is not None and alias.columns:
+        replacement = mart.source(alias.name, alias.this.quoted if alias.this else True)
+        replacement.args["alias"].set("columns", [c.copy() for c in alias.columns])
+        return replacement
+    if alias is not None:
+        return mart.source(alias.name, alias.this.quoted)
+    return mart.source(table.name, table.this.quoted)
+
+
+# What the warehouse says about SQL it cannot run, by DuckDB's exception class and (first
+# match) words of its message; PostgreSQL warehouses report SQLSTATEs instead.
+_DUCKDB_PROBLEMS: tuple[tuple[str, str, str], ...] = (
+    ("BinderException", "group by", "grouping"),
+    ("BinderException", "aggregate", "grouping"),
+    ("BinderException", "ambiguous", "ambiguous_column"),
+    ("BinderException", "referenced table", "unknown_table"),
+    ("BinderException", "column", "unknown_column"),
+    ("BinderException", "function", "unknown_function"),
+    ("BinderException", "", "invalid_sql"),
+    ("CatalogException", "function", "unknown_function"),
+    ("CatalogException", "table", "unknown_table"),
+    ("CatalogException", "", "invalid_sql"),
+    ("ParserException", "", "syntax"),
+    ("ConversionException", "", "invalid_value"),
+    ("OutOfRangeException", "", "out_of_range"),
+    ("InvalidInputException", "", "invalid_value"),
+    ("OutOfMemoryException", "", "out_of_memory"),
+)
+_POSTGRES_PROBLEMS = {"42703": "unknown_column", "42883": "unknown_function", "42601": "syntax",
+                      "42803": "grouping", "42702": "ambiguous_column", "42P01": "unknown_table",
+                      "42804": "invalid_sql", "42P10": "invalid_sql", "22P02": "invalid_value",
+                      "22007": "invalid_value", "22008": "out_of_range", "22003": "out_of_range",
+                      "22012": "division_by_zero", "53200": "out_of_memory"}
+
+
+def mart_query_error(exc: MetricsError, statement: exp.Expression, marts: dict[str, MartTable]) -> MetricsError:
+    """What to tell the client when the warehouse refused the SQL rebuilt from `statement`:
+    an `InvalidMartQuery` when the fault is in the client's SQL (its message rid of the
+    private CTE names and the marts' physical names, with the position in the client's
+    statement of the name it is about, when found), else an internal error that names
+    neither the rebuilt SQL nor the row policy."""
+    reason, detail = exc.details.get("reason", ""), str(exc.internal or "")
+    sqlstate = str(exc.details.get("sqlstate") or "")
+    problem = _POSTGRES_PROBLEMS.get(sqlstate) if sqlstate else next(
+        (p for cls, words, p in _DUCKDB_PROBLEMS if cls == reason and words in detail.lower()), None)
+    if problem is None:
+        return InternalError(f"the warehouse could not run this query ({reason or sqlstate or 'error'}); "
+                             "the query was not answered.", reason=reason or None)
+    message = re.sub(r"^[A-Za-z ]*Error: ", "", detail).strip()
+    private = {f"{_CTE_PREFIX}{n}": cte.alias for n, cte in enumerate(statement.find_all(exp.CTE), start=1)}
+    message = re.sub(rf"{_CTE_PREFIX}\d+", lambda m: private.get(m.group(0), "a CTE"), message)
+    for mart in marts.values():
+        message = message.replace(f'"{mart.schema}"."{mart.table}"', f"marts.{mart.name}")
+        message = message.replace(f"{mart.schema}.{mart.table}", f"marts.{mart.name}")
+    named = re.search(r'"([^"]+)"', message)
+    position = _position_of(statement, named.group(1)) if named else None
+    return InvalidMartQuery(message, problem=problem, position=position)
+
+
+def _position_of(statement: exp.Expression, name: str) -> int | None:
+    """The 1-based character position in the client's statement of the first identifier or
+    function called `name` (case-insensitive), when the parser recorded one."""
+    wanted = name.split(".")[-1].lower()
+    for node in statement.walk():
+        if isinstance(node, exp.Identifier) and node.name.lower() == wanted and "start" in node.meta:
+            return int(node.meta["start"]) + 1
+        if isinstance(node, exp.Func) and function_name(node) == wanted:
+            meta = node.meta if "start" in node.meta else getattr(node.this, "meta", {}) if isinstance(
+                node.this, exp.Expression) else {}
+            if "start" in meta:
+                return int(meta["start"]) + 1
+    return None
 
 
 def _listing(marts: dict[str, MartTable]) -> str:

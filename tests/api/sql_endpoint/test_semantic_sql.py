@@ -425,9 +425,36 @@ def test_marts_reads(engine, oracle):
     ("DELETE FROM marts.fct_events", "0A000"),
     ("INSERT INTO marts.fct_events SELECT * FROM marts.fct_events", "0A000"),
     ("CREATE TABLE marts.x AS SELECT 1", "0A000"),
+    # Server files on a PostgreSQL warehouse: refused by the function allow-list before it.
+    ("SELECT pg_read_file('/etc/passwd') FROM marts.fct_events", "0A000"),
+    ("SELECT pg_catalog.pg_read_file('/etc/passwd')::text FROM marts.fct_events", "0A000"),
+    ("SELECT lo_import('/etc/passwd') FROM marts.fct_events", "0A000"),
+    ("SELECT * FROM marts.fct_events, pg_ls_dir('/') AS d", "0A000"),
+    ("SELECT current_setting('data_directory') FROM marts.fct_events", "0A000"),
+    # Issue 21: a CTE of an inner query does not make an outer name readable.
+    ('SELECT * FROM "/etc/passwd" f WHERE EXISTS (WITH "/etc/passwd" AS (SELECT 1) '
+     'SELECT 1 FROM marts.fct_events)', "42P01"),
+    ("SELECT * FROM pg_catalog.pg_authid, marts.fct_events", "42P01"),
+    ("SELECT * FROM public.secrets, marts.fct_events", "42P01"),
 ])
 def test_marts_refusals(engine, text, state):
     assert refused(engine, text).sqlstate == state
+
+
+@pytest.mark.parametrize("text, state, name", [
+    ("SELECT platfrom FROM marts.fct_events", "42703", "platfrom"),
+    ("SELECT platform, COUNT(*) FROM marts.fct_events", "42803", None),
+    ("WITH e AS (SELECT * FROM marts.fct_events) SELECT x.platform FROM e", "42P01", None),
+])
+def test_marts_mistakes_answer_about_the_clients_sql(engine, text, state, name):
+    error = refused(engine, text)
+    assert error.sqlstate == state, error.message
+    # The client's own names, never the SQL it was rebuilt into (private CTE names, the
+    # marts' physical schema, the policy subquery).
+    assert "__northstar" not in error.message and "SELECT" not in error.message
+    assert engine.schema("marts") == "marts" or engine.schema("marts") not in error.message
+    if name:
+        assert name in error.message and text[error.position - 1:].startswith(name)
 
 
 # -- errors --------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ import math
 from pathlib import Path
 
 import duckdb
+import pyarrow.parquet as pq
 import pytest
 
 from metrics.engine import BuildInfo, MetricsEngine
@@ -58,11 +59,14 @@ def engines(shop_warehouse: Path, tmp_path_factory: pytest.TempPathFactory):
     from metrics.execution.spark import SparkClient
 
     build = tmp_path_factory.mktemp("shop-spark")
+    # The engine's DuckDB client locks the shared database against file access (no COPY TO);
+    # the rows leave through Arrow instead.
     con = duckdb.connect(str(shop_warehouse), read_only=True)
     tables = []
     for table in TABLES:
         (build / table).mkdir()
-        con.execute(f"copy marts.{table} to '{build / table / 'part-0.parquet'}' (format parquet)")
+        pq.write_table(con.sql(f"select * from marts.{table}").to_arrow_table(),
+                       build / table / "part-0.parquet")
         tables.append({"schema": "marts", "table": table, "location": table, "format": "parquet"})
     con.close()
     pointer = build / "warehouse.spark"
