@@ -493,7 +493,7 @@ def _resolve_series_limits(statement: exp.Expression, engine: MetricsEngine) -> 
     is two metric queries: the top-N is answered first, and the main query is then filtered to
     the slice values it returned (`platform IN (...)`, or one AND group per row for several
     columns), as an inner join on them would. Other joins are left for the usual refusal."""
-    ctes = cte_names(statement)
+    ctes = cte_references(statement)
 
     def top_n_join(select: exp.Select) -> exp.Join | None:
         joins = select.args.get("joins") or []
@@ -511,6 +511,7 @@ def _resolve_series_limits(statement: exp.Expression, engine: MetricsEngine) -> 
     if not any(top_n_join(s) for s in statement.find_all(exp.Select)):
         return statement
     statement = statement.copy()
+    ctes = cte_references(statement)  # by node identity: the copy's own references
     for select in list(statement.find_all(exp.Select)):
         join = top_n_join(select)
         if join is None:
