@@ -293,7 +293,9 @@ Correction = Literal["none", "holm-bonferroni", "benjamini-hochberg"]
 @router.get("/experiments/{experiment_id}", response_class=HTMLResponse)
 def readout_page(experiment_id: str, request: Request, caller: ExperimentsReader, engine: EngineDep,
                  cuped: bool = True, correction: Correction = "none", group_by: str = "",
-                 metrics: str = experiments_route.DEFAULT_METRICS) -> HTMLResponse:
+                 metrics: Annotated[list[str], Query()] = []) -> HTMLResponse:
+    metrics = ",".join(m for m in metrics if m) or experiments_route.DEFAULT_METRICS
+
     def run():
         available = experiments_route.experiment_metrics(experiment_id, engine)
         result = experiments_route.readout(experiment_id, engine, metrics=metrics, group_by=group_by, cuped=cuped,
@@ -303,6 +305,7 @@ def readout_page(experiment_id: str, request: Request, caller: ExperimentsReader
     available, result = guarded(run)
     summary = next(e for e in experiments_route.list_experiments(engine).experiments
                    if e.experiment_id == experiment_id)
+    lower_is_better = {m.name: m.lower_is_better for m in available.metrics}
     rows = []
     for r in result.results:
         shown = r.cuped if cuped and r.cuped is not None and r.cuped.error is None else None
@@ -310,7 +313,8 @@ def readout_page(experiment_id: str, request: Request, caller: ExperimentsReader
         rows.append({"r": r, "lift": shown.relative_lift if shown else r.relative_lift, "ci_low": low,
                      "ci_high": high, "p_value": shown.p_value if shown else r.p_value,
                      "chance_to_win": shown.chance_to_win if shown else r.chance_to_win,
-                     "verdict": shown.verdict if shown else r.verdict, "cuped": shown is not None})
+                     "verdict": shown.verdict if shown else r.verdict, "cuped": shown is not None,
+                     "outcome": _outcome(low, high, lower_is_better.get(r.metric, False))})
     finite = [abs(v) for row in rows for v in (row["ci_low"], row["ci_high"]) if v is not None]
     scale = max(finite, default=0.1) * 1.1 or 0.1
     return render(request, "readout.html", {
@@ -319,6 +323,14 @@ def readout_page(experiment_id: str, request: Request, caller: ExperimentsReader
         "options": {"cuped": cuped, "correction": correction, "group_by": group_by},
         "several": sum(v.users_in_several_variants for v in result.variants),
     })
+
+
+def _outcome(low: float | None, high: float | None, lower_is_better: bool) -> str:
+    """'win' when the whole interval is on the better side of no change, 'lose' on the worse."""
+    if low is None or high is None or low <= 0 <= high:
+        return ""
+    up = low > 0
+    return "win" if up != lower_is_better else "lose"
 
 
 # -- quality, releases, launches, alerts ------------------------------------------------------
@@ -358,16 +370,27 @@ def quality_page(request: Request, caller: MetricsReader, engine: EngineDep,
 @router.get("/releases", response_class=HTMLResponse)
 def releases_page(request: Request, caller: MetricsReader, engine: EngineDep,
                   platform: str | None = None) -> HTMLResponse:
-    found = guarded(lambda: releases_route.list_releases(engine, platform=platform or None, window_days=7,
-                                                         alpha=0.05))
+    found = guarded(lambda: releases_route.list_releases(engine, platform=platform or None,
+                                                         window_days=releases_route.DEFAULT_WINDOW_DAYS,
+                                                         alpha=releases_route.DEFAULT_ALPHA))
     launches = guarded(lambda: launches_route.list_launches(engine)).launches
     return render(request, "releases.html", {"releases": found.releases, "launches": launches,
                                              "platform": platform or ""})
 
 
+@router.get("/releases/{platform}/{app_version}", response_class=HTMLResponse)
+def release_page(platform: str, app_version: str, request: Request, caller: MetricsReader,
+                 engine: EngineDep) -> HTMLResponse:
+    release = guarded(lambda: releases_route.get_release(platform, app_version, engine,
+                                                         window_days=releases_route.DEFAULT_WINDOW_DAYS,
+                                                         alpha=releases_route.DEFAULT_ALPHA, adoption_days=28))
+    return render(request, "release.html", {"r": release})
+
+
 @router.get("/launches/{launch_id}", response_class=HTMLResponse)
 def launch_page(launch_id: str, request: Request, caller: MetricsReader, engine: EngineDep) -> HTMLResponse:
-    card = guarded(lambda: launches_route.launch_scorecard(launch_id, engine, window_days=28))
+    card = guarded(lambda: launches_route.launch_scorecard(launch_id, engine,
+                                                           window_days=launches_route.DEFAULT_WINDOW_DAYS))
     return render(request, "launch.html", {"card": card})
 
 
