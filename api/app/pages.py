@@ -132,6 +132,9 @@ def render(request: Request, template: str, context: dict[str, Any], status_code
     }, status_code=status_code)
     response.headers["content-security-policy"] = PAGE_POLICY
     response.headers["cache-control"] = "no-store"  # pages carry a caller's rows
+    # Same-origin requests keep their Origin (a no-referrer page's form posts say `Origin: null`,
+    # and sign-in checks Origin); other sites still get no referrer.
+    response.headers["referrer-policy"] = "same-origin"
     return response
 
 
@@ -410,7 +413,11 @@ def alerts_page(request: Request, caller: MetricsReader, engine: EngineDep,
 # -- sign-in ---------------------------------------------------------------------------------
 
 def _same_origin(request: Request) -> bool:
-    """A form post from this service's own page: browsers send Origin with every POST."""
+    """A form post from this service's own page: browsers send Origin with every POST (and
+    Sec-Fetch-Site where they have it); a post from another site, or without Origin, is refused."""
+    fetch_site = request.headers.get("sec-fetch-site")
+    if fetch_site is not None and fetch_site != "same-origin":
+        return False
     origin = request.headers.get("origin")
     return origin is not None and urlsplit(origin).netloc == request.headers.get("host")
 
