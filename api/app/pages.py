@@ -177,8 +177,12 @@ def _freshness(request: Request, names: list[str]) -> dict[str, dict[str, Any]]:
         for name in names:
             try:
                 fresh = engine.freshness(engine.plan(MetricQuery(metrics=(name,))))
-            except MetricsError:
-                continue
+            except MetricsError:  # some metrics (cumulative ones) are only defined over time
+                try:
+                    fresh = engine.freshness(engine.plan(MetricQuery(metrics=(name,),
+                                                                     group_by=("metric_time__day",))))
+                except MetricsError:
+                    continue
             newest = fresh.newest_metric_time
             out[name] = {"newest": newest.date().isoformat() if hasattr(newest, "date") else newest,
                          "tests_passed": fresh.tests_passed}
@@ -192,8 +196,8 @@ def catalog_page(request: Request, caller: MetricsReader, engine: EngineDep) -> 
     metrics = []
     for m in catalog.values():
         marks = _marks(m.meta)
-        metrics.append({"name": m.name, "label": m.label, "description": m.description.strip(), "type": m.type,
-                        "owner": m.owner, "models": list(m.models), "slo": _slo_text(marks["slo"]), **marks,
+        metrics.append({**marks, "name": m.name, "label": m.label, "description": m.description.strip(),
+                        "type": m.type, "owner": m.owner, "models": list(m.models), "slo": _slo_text(marks["slo"]),
                         **freshness.get(m.name, {"newest": None, "tests_passed": None})})
     kinds = {d.name: d.kind for d in engine.dimensions()}
     saved = [{"name": q.name, "label": q.label, "description": q.description, "metrics": list(q.metrics),
@@ -212,8 +216,8 @@ def _saved_query_href(query, kinds: dict[str, str]) -> str:
     for name in query.group_by:
         if name.startswith("metric_time__"):
             state["grain"] = name.removeprefix("metric_time__")
-        elif kinds.get(name) == "categorical" and "slice" not in state:
-            state["slice"] = name
+        elif kinds.get(name.rsplit("__", 1)[-1]) == "categorical" and "slice" not in state:
+            state["slice"] = name.rsplit("__", 1)[-1]  # event__platform -> platform
     if len(query.metrics) > 1 and "slice" not in state:
         state["metric2"] = query.metrics[1]
     return f"/metrics/{query.metrics[0]}?{_query(state)}"

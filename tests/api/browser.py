@@ -73,4 +73,4 @@ def screenshot(page, name: str) -> None:
     """Save the page as docs/screenshots/<name>.png when NORTHSTAR_SCREENSHOTS is set."""
     if os.environ.get("NORTHSTAR_SCREENSHOTS"):
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+        page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))  # the viewport: 1280x900 in the tests

@@ -4,15 +4,7 @@ itself (no request leaves the machine). The app's pages are tested in tests/api/
 
 from __future__ import annotations
 
-import pytest
-
-from tests.api.browser import launch_browser, open_page
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with launch_browser() as launched:
-        yield launched
+from tests.api.browser import open_page
 
 
 def operation_count(api) -> int:

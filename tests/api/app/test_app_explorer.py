@@ -82,6 +82,17 @@ def test_default_chart_equals_the_api(api, browser, newest):
         log.assert_clean(api.base_url)
     finally:
         context.close()
+    # The dark theme follows the system setting.
+    context, page, log = open_page(browser, f"{api.base_url}/metrics/{METRIC}?grain=week&range=all&slice=platform",
+                                   viewport={"width": 1280, "height": 900}, color_scheme="dark")
+    try:
+        wait_ready(page)
+        background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+        assert background == "rgb(15, 20, 25)", background
+        screenshot(page, "explorer-dark")
+        log.assert_clean(api.base_url)
+    finally:
+        context.close()
 
 
 def test_controls_change_the_url_and_the_chart(api, browser, newest):

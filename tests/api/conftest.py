@@ -1,4 +1,4 @@
-"""The app's browser tests share one Chromium for the session and the session's service."""
+"""The page tests (tests/api/test_pages.py, tests/api/app/) share one Chromium for the session."""
 
 from __future__ import annotations
 
