@@ -74,3 +74,10 @@ def screenshot(page, name: str) -> None:
     if os.environ.get("NORTHSTAR_SCREENSHOTS"):
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))  # the viewport: 1280x900 in the tests
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One Chromium for every page test of the session (tests/conftest.py offers it)."""
+    with launch_browser() as launched:
+        yield launched
