@@ -360,7 +360,9 @@ def _spark(values: list[float | None], width: int = 120, height: int = 32) -> li
         current.append(f"{i * step:.1f},{height - 2 - (v - low) / span * (height - 4):.1f}")
     if current:
         lines.append(" ".join(current))
-    return lines
+    # A point between two gaps is a dot: a one-point polyline draws nothing.
+    return [line if " " in line else f"{line} {float(line.split(',')[0]) + 0.1:.1f},{line.split(',')[1]}"
+            for line in lines]
 
 
 TEMPLATES.env.globals["spark"] = _spark

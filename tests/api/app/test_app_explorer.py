@@ -7,11 +7,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import shlex
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from tests.api.browser import open_page, screenshot
+from tests.api.sql_endpoint.sql_servers import sql_server  # noqa: F401  (a fixture)
+from tests.conftest import northstar
 
 METRIC = "active_users"
 
@@ -227,5 +230,33 @@ def test_csv_download_equals_the_api_csv(api, browser, newest):
         assert "--group-by metric_time__week,platform" in page.text_content("#copy-cli")
         assert page.text_content("#copy-sql").startswith("SELECT metric_time__week, platform, active_users")
         log.assert_clean(api.base_url)
+    finally:
+        context.close()
+
+
+def test_copied_sql_and_command_answer_the_same_rows(sql_server, browser, built_warehouse):
+    """The "copy as" SQL, run on the SQL endpoint, and the copied `northstar query` command,
+    run in a shell's words, answer the chart's rows."""
+    psycopg = pytest.importorskip("psycopg")
+    context, page, log = open_page(browser, f"{sql_server.http_url}/metrics/{METRIC}?grain=week&range=90d"
+                                            "&slice=platform&f=country%3DUS&f=country%3DDE")
+    try:
+        wait_ready(page)
+        sql = page.text_content("#copy-sql")
+        assert "country IN ('US', 'DE')" in sql
+        shown = page.evaluate("window.northstarChart.rows")
+        with psycopg.connect(sql_server.dsn(), autocommit=True) as conn:
+            answered = [[c.isoformat() if hasattr(c, "isoformat") else c for c in row]
+                        for row in conn.execute(sql).fetchall()]
+        # ORDER BY the week only: rows within a week may come in any order.
+        assert sorted(answered, key=repr) == sorted(shown, key=repr) and shown
+
+        words = shlex.split(page.text_content("#copy-cli"))
+        assert words[:2] == ["northstar", "query"]
+        printed = northstar(*words[1:], "--warehouse", str(built_warehouse.warehouse)).stdout
+        table = [[cell.strip() for cell in line.strip("│").split("│")] for line in printed.splitlines()
+                 if line.startswith("│")]
+        assert sorted(table) == sorted([[str(v) for v in row] for row in shown])
+        log.assert_clean(sql_server.http_url)
     finally:
         context.close()
