@@ -6,7 +6,6 @@ and the API cannot disagree."""
 from __future__ import annotations
 
 import datetime as dt
-import json
 from collections.abc import Callable, Iterator
 from importlib.metadata import PackageNotFoundError, files
 from pathlib import Path
@@ -27,7 +26,7 @@ from api.routers import experiments as experiments_route
 from api.routers import launches as launches_route
 from api.routers import quality as quality_route
 from api.routers import releases as releases_route
-from metrics.errors import MetricsError
+from metrics.errors import MetricsError, UnknownMetric
 from metrics.query.request import MetricQuery
 from metrics.stats.srm import check_srm
 
@@ -35,7 +34,6 @@ HERE = Path(__file__).resolve().parent
 STATIC = "/assets/app"
 CHART_LIB = "/assets/uplot"
 TEMPLATES = Jinja2Templates(directory=HERE / "templates")
-TEMPLATES.env.filters["tojson_attr"] = lambda value: json.dumps(value, default=str)
 
 # Everything the pages load comes from this service; no inline script runs (page data travels
 # in <script type="application/json"> blocks, which are not executed).
@@ -262,7 +260,10 @@ def _plain_definition(info, catalog) -> list[str]:
 def explorer_page(name: str, request: Request, caller: MetricsReader, engine: EngineDep) -> HTMLResponse:
     catalog = engine.catalog()
     if name not in catalog:
-        guarded(lambda: engine.metric(name))  # the engine's message names the nearest metrics
+        try:
+            engine.metric(name)
+        except UnknownMetric as exc:  # the engine's message names the nearest metrics
+            raise PageError(404, exc.message) from None
     info = catalog[name]
     kinds = {d.name: d.kind for d in engine.dimensions()}
     slices = [d for d in info.dimensions if kinds.get(d) == "categorical"]
@@ -271,9 +272,8 @@ def explorer_page(name: str, request: Request, caller: MetricsReader, engine: En
         "metric": name, "label": info.label, "grains": list(info.grains), "slices": slices,
         "metrics": [{"name": m.name, "label": m.label} for m in catalog.values() if m.name != name],
         "newest": fresh.get("newest"), "restricted": bool(caller.policy),
-        "sql_url": request.app.state.settings.sql_port and True,
     }
-    project = "northstar"
+    project = "northstar"  # dbt_project/dbt_project.yml's name: dbt docs ids are model.<project>.<model>
     return render(request, "explorer.html", {
         "metric": info, "marks": _marks(info.meta), "slo": _slo_text(info.meta.get("slo")),
         "definition": _plain_definition(info, catalog), "fresh": fresh, "config": config,

@@ -99,3 +99,9 @@ def test_catalog_answers_fast(api):
     elapsed = time.perf_counter() - started
     assert response.status_code == 200
     assert elapsed < 0.3, elapsed
+
+
+def test_an_unknown_metric_is_a_page_naming_the_nearest(api):
+    response = api.client.get("/metrics/active_user")
+    assert response.status_code == 404 and response.headers["content-type"].startswith("text/html")
+    assert "active_users" in response.text

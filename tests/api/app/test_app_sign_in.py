@@ -5,7 +5,6 @@ cross-site requests cannot use it."""
 
 from __future__ import annotations
 
-import json
 import os
 
 import httpx
