@@ -294,7 +294,23 @@
       opts.series.push(spec);
     });
     const high = shape.series.findIndex((s) => s.band === "high"), low = shape.series.findIndex((s) => s.band === "low");
-    if (high >= 0 && low >= 0) opts.bands.push({ series: [high + 1, low + 1], fill: cssVar("--band") });
+    if (high >= 0 && low >= 0) {
+      opts.bands.push({ series: [high + 1, low + 1], fill: cssVar("--band") });
+      // An alert's expected band exists on its day only: drawn as a shaded bar from low to high.
+      opts.hooks = { draw: [(u) => {
+        const ctx = u.ctx;
+        ctx.save();
+        ctx.fillStyle = cssVar("--band"); ctx.strokeStyle = cssVar("--muted"); ctx.lineWidth = 1;
+        u.data[0].forEach((x, i) => {
+          const lo = u.data[low + 1][i], hi = u.data[high + 1][i];
+          if (lo == null || hi == null) return;
+          const left = u.valToPos(x, "x", true) - 7, top = u.valToPos(hi, "y", true), bottom = u.valToPos(lo, "y", true);
+          ctx.fillRect(left, top, 14, bottom - top);
+          ctx.strokeRect(left, top, 14, bottom - top);
+        });
+        ctx.restore();
+      }] };
+    }
     const xs = shape.kind === "bar" ? shape.x.map((_, i) => i) : shape.x.map((d) => parseDay(d).getTime() / 1000);
     plot = new uPlot(opts, [xs, ...shape.series.map((s) => s.values)], el.chart);
   }
