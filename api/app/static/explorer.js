@@ -353,6 +353,7 @@
       if (result.meta.tests_passed === false) notes.push("dbt tests FAILING on these models");
       if (shape.series.hidden) notes.push(`top ${MAX_SLICES} slices drawn, ${shape.series.hidden} more in the table`);
       if (state.metric2 && state.slice) notes.push("second metric is off while slicing");
+      if (state.compare && !comparing) notes.push("the previous period needs a time grain, no slice and a bounded range");
       if (!result.rows.length) notes.unshift("No rows for this choice");
       el.status.textContent = notes.join(" · ");
     } catch (error) {
