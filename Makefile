@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test bench clean
+.PHONY: run test bench clean screenshots
 
 $(RUN_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ run: $(RUN_STAMP)
 
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q
+
+# The web app's screenshots in docs/screenshots/, taken by its browser tests on the sample.
+screenshots: $(TEST_STAMP)
+	NORTHSTAR_SCREENSHOTS=1 $(BIN)/python -m pytest -q tests/api/app
 
 bench: $(TEST_STAMP)
 	$(BIN)/python bench/run.py

@@ -202,12 +202,26 @@ def authenticate(store: TokenStore, presented: str | None, open_mode: bool = Fal
     return Caller(token)
 
 
+def authenticate_request(request: Request) -> Caller:
+    """The caller of an HTTP request: its bearer token, else the web app's signed session
+    cookie (api/app/session.py), which refers to a token and dies with it."""
+    presented = bearer_token(request)
+    open_mode = request.app.state.settings.open
+    if presented is None and not open_mode and request.app.state.tokens.requires_tokens():
+        from api.app.session import session_token  # the app imports this module
+
+        token = session_token(request)  # a broken store raises TokenStoreUnavailable: 503
+        if token is not None:
+            return Caller(token)
+    return authenticate(request.app.state.tokens, presented, open_mode)
+
+
 def require(scope: str) -> Callable[[Request], Iterator[Caller]]:
     """A dependency that admits callers holding `scope` and counts them against their
     concurrency limit for the length of the request."""
 
     def dependency(request: Request) -> Iterator[Caller]:
-        caller = authenticate(request.app.state.tokens, bearer_token(request), request.app.state.settings.open)
+        caller = authenticate_request(request)
         if caller.token is not None and not caller.token.allows(scope):
             raise Forbidden(f"token {caller.token.name!r} has scopes {', '.join(caller.token.scopes)}; "
                             f"this route needs {scope!r}.", needed_scope=scope)

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
+from api import app as web_app
 from api import errors
 from api.auth import AuditLog, ConcurrencyLimiter, audit_middleware, require
 from api.guards import BodySizeLimit, HostAllowList, SecurityHeaders
@@ -84,4 +85,5 @@ def create_app(settings: Settings | None = None, sql_socket: socket.socket | Non
     app.include_router(dbt_docs.router, responses=error_responses(413))
     app.include_router(pages.router)
     pages.mount_assets(app)
+    web_app.install(app)  # the analyst's pages: catalog at /, explorer, experiments, quality
     return app

@@ -15,6 +15,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.api.browser import browser  # noqa: F401  (a fixture: the page tests' shared Chromium)
+
 REPO = Path(__file__).resolve().parent.parent
 # Tests run on the committed sample unless NORTHSTAR_TEST_LANDING names other landing data.
 SAMPLE = Path(os.environ.get("NORTHSTAR_TEST_LANDING") or REPO / "seeds" / "sample")

@@ -1,5 +1,5 @@
-"""Pages for people: the home page and the API reference (Swagger UI at /docs, ReDoc at
-/redoc), served with every asset by this service.
+"""The API reference for people (Swagger UI at /docs, ReDoc at /redoc), served with every
+asset by this service. The app's pages (the catalog at /, ...) are in api/app/.
 
 FastAPI's own /docs and /redoc load their scripts from a public CDN, so they are blank on a
 machine without internet access or behind a network that blocks CDNs. The same Swagger UI and
@@ -10,16 +10,13 @@ this repository); they are mounted at /assets/api-docs/ and the pages point ther
 from __future__ import annotations
 
 from importlib.resources import files
-from pathlib import Path
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html, get_swagger_ui_oauth2_redirect_html
 from fastapi.responses import FileResponse, HTMLResponse
 from fastapi.staticfiles import StaticFiles
-from fastapi.templating import Jinja2Templates
 
 API_DOCS_ASSETS = "/assets/api-docs"
-_TEMPLATES = Jinja2Templates(directory=Path(__file__).resolve().parent.parent / "templates")
 
 router = APIRouter(include_in_schema=False)
 
@@ -28,14 +25,6 @@ def mount_assets(app: FastAPI) -> None:
     """Serve the Swagger UI and ReDoc builds of the installed `fastapi-offline` package."""
     app.mount(API_DOCS_ASSETS, StaticFiles(directory=str(files("fastapi_offline") / "static")),
               name="api-docs-assets")
-
-
-@router.get("/", response_class=HTMLResponse)
-def home(request: Request) -> HTMLResponse:
-    """Where a person lands: what is served here and how to reach it."""
-    settings = request.app.state.settings
-    sql = (f"postgresql://{settings.host}:{settings.sql_port}/northstar" if settings.sql_port else None)
-    return _TEMPLATES.TemplateResponse(request, "home.html", {"sql_url": sql, "title": request.app.title})
 
 
 @router.get("/favicon.ico", response_class=FileResponse)
