@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI
 from api import errors
 from api.auth import AuditLog, ConcurrencyLimiter, audit_middleware, require
 from api.guards import BodySizeLimit, HostAllowList, SecurityHeaders
+from api.mcp import server as mcp
 from api.routers import catalog, dbt_docs, experiments, health, pages, query
 from api.routers import alerts, launches, quality, releases
 from api.schemas.errors import DATA_ROUTE_ERRORS, error_responses
@@ -44,7 +45,8 @@ def create_app(settings: Settings | None = None, sql_socket: socket.socket | Non
                                                 Authenticator.from_settings(settings, tokens=app.state.tokens),
                                                 audit=app.state.audit)
             await app.state.sql_endpoint.start(settings.host, settings.sql_port, sock=sql_socket)
-        yield
+        async with mcp.http_transport(app, settings):
+            yield
         if app.state.sql_endpoint is not None:
             await app.state.sql_endpoint.close()
         app.state.engines.close()
@@ -77,5 +79,7 @@ def create_app(settings: Settings | None = None, sql_socket: socket.socket | Non
     app.include_router(health.router, responses=error_responses(413))
     app.include_router(dbt_docs.router, responses=error_responses(413))
     app.include_router(pages.router)
+    # MCP (streamable HTTP) for AI assistants: bearer tokens, scopes and row policies as above.
+    mcp.mount(app)
     pages.mount_assets(app)
     return app

@@ -276,6 +276,21 @@ def query(
     console.print(f"{len(result.rows)} rows from build {result.build.build_id}", highlight=False)
 
 
+@app.command()
+@one_line_errors
+def mcp(
+    warehouse: Annotated[Optional[Path], typer.Option(help="Warehouse to serve.")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Data directory holding tokens.json and the audit log.")] = None,
+) -> None:
+    """Serve the MCP tools (semantic layer for AI assistants) on stdin/stdout; the API token
+    comes from NORTHSTAR_TOKEN."""
+    import os
+
+    from api.mcp.server import serve_stdio
+
+    serve_stdio(_settings(warehouse=warehouse, data_dir=data_dir), os.environ.get("NORTHSTAR_TOKEN") or None)
+
+
 tokens_app = typer.Typer(no_args_is_help=True, help="API tokens: create, list, revoke (stored hashed).")
 app.add_typer(tokens_app, name="tokens")
 

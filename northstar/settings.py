@@ -49,6 +49,7 @@ class Settings(BaseSettings):
     max_result_rows: int = 1_000_000  # a larger answer is refused: narrow the query
     max_rows_per_response: int = 100_000  # larger answers come in pages (`offset`)
     max_body_bytes: int = 1_048_576
+    mcp_max_rows: int = 200  # rows one MCP tool answer carries (a model's context is small)
     # Host names the HTTP service answers for, comma-separated (`*`: any). An open service
     # (no token) answers loopback names and these only: a DNS-rebinding guard (api/guards.py).
     allowed_hosts: str = ""
