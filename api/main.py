@@ -12,7 +12,7 @@ from api.auth import AuditLog, ConcurrencyLimiter, audit_middleware, require
 from api.guards import BodySizeLimit, HostAllowList, SecurityHeaders
 from api.mcp import server as mcp
 from api.routers import catalog, dbt_docs, experiments, health, pages, query
-from api.routers import alerts, launches, quality, releases
+from api.routers import alerts, launches, notifications, quality, releases
 from api.schemas.errors import DATA_ROUTE_ERRORS, error_responses
 from metrics.engine import EngineProvider, Limits
 from northstar.settings import Settings, get_settings
@@ -74,6 +74,8 @@ def create_app(settings: Settings | None = None, sql_socket: socket.socket | Non
         app.include_router(router, dependencies=metrics_read, responses=DATA_ROUTE_ERRORS)
     app.include_router(experiments.router, dependencies=[Depends(require("experiments:read"))],
                        responses=DATA_ROUTE_ERRORS)
+    # Delivery status is for operators: titles carry numbers no row policy has narrowed.
+    app.include_router(notifications.router, dependencies=[Depends(require("admin"))], responses=DATA_ROUTE_ERRORS)
     # Open: liveness/readiness for probes, and the dbt docs site (definitions, no data rows).
     # The body-size guard answers 413 in front of these too.
     app.include_router(health.router, responses=error_responses(413))

@@ -57,6 +57,21 @@ class Settings(BaseSettings):
     audit_log_max_bytes: int = 10 * 1024 * 1024  # rotated beyond: audit.jsonl.1 ... .N
     audit_log_files: int = 5  # rotated files kept besides the current one
 
+    # Notifications (northstar/notify): subscriptions in <dbt_project>/northstar.yml unless set.
+    notify_config: Path | None = None
+    notify_max_attempts: int = 4  # per delivery and run; a failed one is retried by the next run
+    notify_backoff_s: float = 0.5  # doubled after each failed attempt
+    notify_interval_s: float = 300.0  # `serve --notify`: how often it evaluates
+    public_url: str | None = None  # links in messages; default http://<host>:<port>
+
+    @property
+    def notify_config_path(self) -> Path:
+        return self.notify_config or self.dbt_project / "northstar.yml"
+
+    @property
+    def public_base_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
     @property
     def allowed_host_names(self) -> list[str]:
         return [h.strip() for h in self.allowed_hosts.split(",") if h.strip()]
