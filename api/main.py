@@ -12,8 +12,9 @@ from api import app as web_app
 from api import errors
 from api.auth import AuditLog, ConcurrencyLimiter, audit_middleware, require
 from api.guards import BodySizeLimit, HostAllowList, SecurityHeaders
+from api.mcp import server as mcp
 from api.routers import catalog, dbt_docs, experiments, health, pages, query
-from api.routers import alerts, launches, quality, releases
+from api.routers import alerts, launches, notifications, quality, releases
 from api.schemas.errors import DATA_ROUTE_ERRORS, error_responses
 from metrics.engine import EngineProvider, Limits
 from northstar.settings import Settings, get_settings
@@ -50,7 +51,8 @@ def create_app(settings: Settings | None = None, sql_socket: socket.socket | Non
             # Its own thread and event loop: SQL clients never hold up HTTP requests.
             await asyncio.to_thread(app.state.sql_endpoint.start_in_thread, settings.host, settings.sql_port,
                                     sql_socket)
-        yield
+        async with mcp.http_transport(app, settings):
+            yield
         if app.state.sql_endpoint is not None:
             await asyncio.to_thread(app.state.sql_endpoint.stop_thread)
         app.state.engines.close()
@@ -79,11 +81,15 @@ def create_app(settings: Settings | None = None, sql_socket: socket.socket | Non
         app.include_router(router, dependencies=metrics_read, responses=DATA_ROUTE_ERRORS)
     app.include_router(experiments.router, dependencies=[Depends(require("experiments:read"))],
                        responses=DATA_ROUTE_ERRORS)
+    # Delivery status is for operators: titles carry numbers no row policy has narrowed.
+    app.include_router(notifications.router, dependencies=[Depends(require("admin"))], responses=DATA_ROUTE_ERRORS)
     # Open: liveness/readiness for probes, and the dbt docs site (definitions, no data rows).
     # The body-size guard answers 413 in front of these too.
     app.include_router(health.router, responses=error_responses(413))
     app.include_router(dbt_docs.router, responses=error_responses(413))
     app.include_router(pages.router)
+    # MCP (streamable HTTP) for AI assistants: bearer tokens, scopes and row policies as above.
+    mcp.mount(app)
     pages.mount_assets(app)
     web_app.install(app)  # the analyst's pages: catalog at /, explorer, experiments, quality
     return app

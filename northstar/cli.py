@@ -128,7 +128,26 @@ def _build(settings: Settings, docs: bool = True):
                            docs=docs, keep=settings.keep_builds, warehouse_type=settings.warehouse_type,
                            postgres_dsn=settings.postgres_dsn_text, spark_master=settings.spark_master,
                            progress=lambda done, total, _: progress.update(task, completed=done, total=total))
+    _notify_after_build(settings)
     return result
+
+
+def _notify_after_build(settings: Settings) -> None:
+    """Evaluate the notification subscriptions against the build just published; a failure
+    to notify is reported, never a failed build."""
+    if not settings.notify_config_path.exists():
+        return
+    from northstar.notify.runner import run as notify
+
+    try:
+        sent = notify(settings, log=lambda line: console.print(f"notify: {escape(line)}", highlight=False))
+    except MetricsError as exc:
+        console.print(f"[yellow]notify:[/] {escape(exc.message)}", highlight=False, soft_wrap=True)
+        return
+    failed = sum(s.status == "failed" for s in sent)
+    if failed:
+        console.print(f"[yellow]notify:[/] {failed} notification(s) failed; see GET /v1/notifications.",
+                      highlight=False)
 
 
 class PortInUse(Exception):
@@ -169,6 +188,8 @@ def serve(
         "--allow-open", help="Serve without API tokens on a non-loopback interface (anyone who reaches it reads everything).")] = None,
     warehouse_type: Annotated[Optional[str], typer.Option(
         help="duckdb (default), postgres (needs NORTHSTAR_POSTGRES_DSN) or spark (NORTHSTAR_SPARK_MASTER).")] = None,
+    notify: Annotated[bool, typer.Option(
+        "--notify", help="Also evaluate and send notifications every NORTHSTAR_NOTIFY_INTERVAL_S seconds.")] = False,
 ) -> None:
     """Serve the HTTP API (building the sample warehouse first if there is none)."""
     import ipaddress
@@ -237,6 +258,10 @@ def serve(
         # at most this interval (default 5 ms), so a shorter one bounds HTTP latency under load.
         sys.setswitchinterval(0.001)
     # No `server` banner: responses do not advertise the server software and its version.
+    if notify:
+        from northstar.notify.runner import start_background
+
+        start_background(settings, log=lambda line: console.print(f"notify: {escape(line)}", highlight=False))
     config = uvicorn.Config(create_app(settings, sql_socket=sql_socket), log_level="info", server_header=False)
     uvicorn.Server(config).run(sockets=[http_socket])
 
@@ -277,6 +302,54 @@ def query(
         table.add_row(*["" if v is None else str(to_jsonable(v)) for v in row])
     Console().print(table)
     console.print(f"{len(result.rows)} rows from build {result.build.build_id}", highlight=False)
+
+
+@app.command()
+@one_line_errors
+def mcp(
+    warehouse: Annotated[Optional[Path], typer.Option(help="Warehouse to serve.")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Data directory holding tokens.json and the audit log.")] = None,
+) -> None:
+    """Serve the MCP tools (semantic layer for AI assistants) on stdin/stdout; the API token
+    comes from NORTHSTAR_TOKEN."""
+    import os
+
+    from api.mcp.server import serve_stdio
+
+    serve_stdio(_settings(warehouse=warehouse, data_dir=data_dir), os.environ.get("NORTHSTAR_TOKEN") or None)
+
+
+notify_app = typer.Typer(no_args_is_help=True, help="Notifications: evaluate subscriptions and deliver them.")
+app.add_typer(notify_app, name="notify")
+
+
+@notify_app.command("run")
+@one_line_errors
+def notify_run(
+    warehouse: Annotated[Optional[Path], typer.Option(help="Warehouse to evaluate.")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Data directory (tokens, the state table).")] = None,
+    config: Annotated[Optional[Path], typer.Option(help="Subscriptions file (default <dbt project>/northstar.yml).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be sent; send and record nothing.")] = False,
+) -> None:
+    """Evaluate every subscription against the published build and send what is new (digests:
+    run it on a schedule)."""
+    import json
+
+    from northstar.notify.runner import run as notify
+
+    settings = _settings(warehouse=warehouse, data_dir=data_dir, notify_config=config)
+    if not settings.notify_config_path.exists():
+        raise _error(f"no subscriptions file at {settings.notify_config_path}; see README \"Notifications\".")
+    sent = notify(settings, dry_run=dry_run, log=lambda line: console.print(escape(line), highlight=False))
+    if dry_run:
+        for s in sent:
+            print(json.dumps({"destination": s.destination, "subscription": s.subscription, "status": s.status,
+                              "body": s.body}, default=str))
+    failed = sum(s.status == "failed" for s in sent)
+    console.print(f"{sum(s.status == 'sent' for s in sent)} sent, {failed} failed, "
+                  f"{sum(s.status == 'would_send' for s in sent)} would be sent", highlight=False)
+    if failed:
+        raise typer.Exit(1)
 
 
 tokens_app = typer.Typer(no_args_is_help=True, help="API tokens: create, list, revoke (stored hashed).")

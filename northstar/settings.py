@@ -60,12 +60,28 @@ class Settings(BaseSettings):
     query_threads: int = 0
     max_rows_per_response: int = 100_000  # larger answers come in pages (`offset`)
     max_body_bytes: int = 1_048_576
+    mcp_max_rows: int = 200  # rows one MCP tool answer carries (a model's context is small)
     # Host names the HTTP service answers for, comma-separated (`*`: any). An open service
     # (no token) answers loopback names and these only: a DNS-rebinding guard (api/guards.py).
     allowed_hosts: str = ""
     audit_log: Path | None = None  # defaults to <data_dir>/audit.jsonl
     audit_log_max_bytes: int = 10 * 1024 * 1024  # rotated beyond: audit.jsonl.1 ... .N
     audit_log_files: int = 5  # rotated files kept besides the current one
+
+    # Notifications (northstar/notify): subscriptions in <dbt_project>/northstar.yml unless set.
+    notify_config: Path | None = None
+    notify_max_attempts: int = 4  # per delivery and run; a failed one is retried by the next run
+    notify_backoff_s: float = 0.5  # doubled after each failed attempt
+    notify_interval_s: float = 300.0  # `serve --notify`: how often it evaluates
+    public_url: str | None = None  # links in messages; default http://<host>:<port>
+
+    @property
+    def notify_config_path(self) -> Path:
+        return self.notify_config or self.dbt_project / "northstar.yml"
+
+    @property
+    def public_base_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
 
     @property
     def allowed_host_names(self) -> list[str]:
