@@ -12,6 +12,7 @@ from api.auth import AuditLog, ConcurrencyLimiter, audit_middleware, require
 from api.guards import BodySizeLimit, HostAllowList, SecurityHeaders
 from api.routers import catalog, dbt_docs, experiments, health, pages, query
 from api.routers import alerts, launches, quality, releases
+from api.graphql import router as graphql
 from api.schemas.errors import DATA_ROUTE_ERRORS, error_responses
 from metrics.engine import EngineProvider, Limits
 from northstar.settings import Settings, get_settings
@@ -45,6 +46,8 @@ def create_app(settings: Settings | None = None, sql_socket: socket.socket | Non
                                                 audit=app.state.audit)
             await app.state.sql_endpoint.start(settings.host, settings.sql_port, sock=sql_socket)
         yield
+        if getattr(app.state, "graphql_jobs", None) is not None:
+            app.state.graphql_jobs.close()
         if app.state.sql_endpoint is not None:
             await app.state.sql_endpoint.close()
         app.state.engines.close()
@@ -70,6 +73,9 @@ def create_app(settings: Settings | None = None, sql_socket: socket.socket | Non
     metrics_read = [Depends(require("metrics:read"))]
     for router in (catalog.router, query.router, quality.router, releases.router, launches.router, alerts.router):
         app.include_router(router, dependencies=metrics_read, responses=DATA_ROUTE_ERRORS)
+    # The dbt Semantic Layer GraphQL API authenticates itself: refusals are GraphQL errors
+    # with the message the dbt clients recognise.
+    app.include_router(graphql.router)
     app.include_router(experiments.router, dependencies=[Depends(require("experiments:read"))],
                        responses=DATA_ROUTE_ERRORS)
     # Open: liveness/readiness for probes, and the dbt docs site (definitions, no data rows).
