@@ -19,9 +19,11 @@ from northstar.settings import Settings, get_settings
 from northstar.tokens import TokenStore
 
 
-def create_app(settings: Settings | None = None, sql_socket: socket.socket | None = None) -> FastAPI:
-    """The application; `sql_socket` is the SQL endpoint's socket when the caller has bound it
-    already (`northstar serve` binds both ports before it announces anything)."""
+def create_app(settings: Settings | None = None, sql_socket: socket.socket | None = None,
+               flight_server=None) -> FastAPI:
+    """The application; `sql_socket` is the SQL endpoint's socket and `flight_server` the Flight
+    SQL server when the caller has bound them already (`northstar serve` binds every port
+    before it announces anything)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -45,7 +47,18 @@ def create_app(settings: Settings | None = None, sql_socket: socket.socket | Non
                                                 Authenticator.from_settings(settings, tokens=app.state.tokens),
                                                 audit=app.state.audit)
             await app.state.sql_endpoint.start(settings.host, settings.sql_port, sock=sql_socket)
+        app.state.flight_server = flight_server
+        if flight_server is None and settings.flight_port:
+            from api.flight.server import FlightSqlServer, tls_of
+
+            app.state.flight_server = FlightSqlServer(settings.host, settings.flight_port, tls_of(settings))
+        if app.state.flight_server is not None:
+            from api.dbt_sl.service import SemanticLayerService
+
+            app.state.flight_server.attach(SemanticLayerService.of_app(app.state))
         yield
+        if app.state.flight_server is not None:
+            app.state.flight_server.shutdown()
         if getattr(app.state, "graphql_jobs", None) is not None:
             app.state.graphql_jobs.close()
         if app.state.sql_endpoint is not None:

@@ -38,6 +38,11 @@ class Settings(BaseSettings):
     # One password for every SQL user, overriding the tokens (plain text or, better, a
     # PostgreSQL SCRAM verifier `SCRAM-SHA-256$4096:<salt>$<StoredKey>:<ServerKey>`).
     sql_password: SecretStr | None = None
+    # Arrow Flight SQL endpoint of the dbt Semantic Layer APIs (api/flight); 0 turns it off.
+    # Plaintext on loopback; TLS (a PEM certificate and key) is required on other interfaces.
+    flight_port: int = 8815
+    flight_tls_cert: Path | None = None
+    flight_tls_key: Path | None = None
 
     # Security (see README "Security"). A data directory that never had an API token is served
     # openly, on loopback only unless allow_open; once tokens exist, only `open` (serve --open)
