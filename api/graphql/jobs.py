@@ -32,6 +32,7 @@ class QueryJob:
     error: str | None = None
     table: pa.Table | None = None
     created: float = field(default_factory=time.monotonic)
+    done: threading.Event = field(default_factory=threading.Event)
 
     @property
     def total_pages(self) -> int | None:
@@ -73,13 +74,16 @@ class QueryJobs:
             table = run()
         except MetricsError as exc:
             job.error, job.status = exc.message, "FAILED"
+            job.done.set()
             return
         except Exception as exc:  # a bug: the client is told, not left polling
             job.error, job.status = f"internal error: {exc}", "FAILED"
+            job.done.set()
             return
         with self._lock:
             job.table, job.status = table, "SUCCESSFUL"
             self._evict()
+        job.done.set()
 
     def get(self, owner: str | None, query_id: str) -> QueryJob:
         with self._lock:
@@ -88,6 +92,13 @@ class QueryJobs:
         if job is None or job.owner != owner:
             raise NotFound(f"no query with id {query_id!r}: it never existed, belongs to another token, or its "
                            f"answer expired (answers are kept {self.ttl_s:g} s); create it again.")
+        return job
+
+    def wait(self, owner: str | None, query_id: str, seconds: float) -> QueryJob:
+        """The job once it has finished, or after `seconds` (a long poll: clients that poll
+        with a back-off get a fast answer without polling faster)."""
+        job = self.get(owner, query_id)
+        job.done.wait(seconds)
         return job
 
     def cancel(self, owner: str | None, query_id: str) -> QueryJob:

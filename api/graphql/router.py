@@ -30,6 +30,9 @@ from northstar.tokens import TokenStoreUnavailable
 # extensions.detail).
 NOT_AUTHORIZED = "User is not authorized"
 
+# `query(queryId)` waits this long for a running query to finish before it answers RUNNING.
+LONG_POLL_S = 5.0
+
 query = QueryType()
 mutation = MutationType()
 big_int = ScalarType("BigInt", serializer=int, value_parser=int)
@@ -128,7 +131,7 @@ def resolve_saved_queries(_, info, environmentId: int) -> list[dict[str, Any]]:
 
 @query.field("query")
 def resolve_query(_, info, environmentId: int, queryId: str, pageNum: int = 1) -> dict[str, Any]:
-    job = info.context["jobs"].get(_owner(info), queryId)
+    job = info.context["jobs"].wait(_owner(info), queryId, LONG_POLL_S)
     result: dict[str, Any] = {"queryId": job.id, "status": job.status, "sql": job.sql, "error": job.error,
                               "totalPages": job.total_pages, "arrowResult": None, "jsonResult": None}
     if job.status == "SUCCESSFUL":
