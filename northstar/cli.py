@@ -206,13 +206,6 @@ def serve(
     except ValueError:
         loopback = False
     store = TokenStore.in_dir(settings.data_dir)
-    from api.flight.server import tls_of
-
-    flight_tls = tls_of(settings) if settings.flight_port else None
-    if settings.flight_port and not loopback and flight_tls is None:
-        # Bearer tokens in plaintext gRPC would cross the network readable.
-        raise ValueError(f"the Flight SQL endpoint on {settings.host} needs TLS: give --flight-tls-cert and "
-                         "--flight-tls-key, bind to 127.0.0.1, or turn it off with --flight-port 0.")
     notes: list[str] = []
     if settings.open or not store.requires_tokens():
         # Open: explicitly (--open), or a data directory that has never had a token.
@@ -242,6 +235,13 @@ def serve(
         except TokenStoreUnavailable as exc:
             notes.append(f"[bold red]token store unusable:[/] {exc.message}; every data request answers 503 and SQL "
                          "logins are refused until it is repaired (fail closed).")
+    from api.flight.server import tls_of
+
+    flight_tls = tls_of(settings) if settings.flight_port else None
+    if settings.flight_port and not loopback and flight_tls is None:
+        # Bearer tokens in plaintext gRPC would cross the network readable.
+        raise ValueError(f"the Flight SQL endpoint on {settings.host} needs TLS: give --flight-tls-cert and "
+                         "--flight-tls-key, bind to 127.0.0.1, or turn it off with --flight-port 0.")
     # Bind both ports before announcing anything (or spending minutes on a build): a taken port
     # is one line and exit status 2.
     try:
