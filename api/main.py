@@ -15,15 +15,18 @@ from api.guards import BodySizeLimit, HostAllowList, SecurityHeaders
 from api.mcp import server as mcp
 from api.routers import catalog, dbt_docs, experiments, health, pages, query
 from api.routers import alerts, launches, notifications, quality, releases
+from api.graphql import router as graphql
 from api.schemas.errors import DATA_ROUTE_ERRORS, error_responses
 from metrics.engine import EngineProvider, Limits
 from northstar.settings import Settings, get_settings
 from northstar.tokens import TokenStore
 
 
-def create_app(settings: Settings | None = None, sql_socket: socket.socket | None = None) -> FastAPI:
-    """The application; `sql_socket` is the SQL endpoint's socket when the caller has bound it
-    already (`northstar serve` binds both ports before it announces anything)."""
+def create_app(settings: Settings | None = None, sql_socket: socket.socket | None = None,
+               flight_server=None) -> FastAPI:
+    """The application; `sql_socket` is the SQL endpoint's socket and `flight_server` the Flight
+    SQL server when the caller has bound them already (`northstar serve` binds every port
+    before it announces anything)."""
     settings = settings or get_settings()
 
     @asynccontextmanager
@@ -51,8 +54,21 @@ def create_app(settings: Settings | None = None, sql_socket: socket.socket | Non
             # Its own thread and event loop: SQL clients never hold up HTTP requests.
             await asyncio.to_thread(app.state.sql_endpoint.start_in_thread, settings.host, settings.sql_port,
                                     sql_socket)
+        app.state.flight_server = flight_server
+        if flight_server is None and settings.flight_port:
+            from api.flight.server import FlightSqlServer, tls_of
+
+            app.state.flight_server = FlightSqlServer(settings.host, settings.flight_port, tls_of(settings))
+        if app.state.flight_server is not None:
+            from api.dbt_sl.service import SemanticLayerService
+
+            app.state.flight_server.attach(SemanticLayerService.of_app(app.state))
         async with mcp.http_transport(app, settings):
             yield
+        if app.state.flight_server is not None:
+            app.state.flight_server.shutdown()
+        if getattr(app.state, "graphql_jobs", None) is not None:
+            app.state.graphql_jobs.close()
         if app.state.sql_endpoint is not None:
             await asyncio.to_thread(app.state.sql_endpoint.stop_thread)
         app.state.engines.close()
@@ -79,6 +95,9 @@ def create_app(settings: Settings | None = None, sql_socket: socket.socket | Non
     metrics_read = [Depends(require("metrics:read"))]
     for router in (catalog.router, query.router, quality.router, releases.router, launches.router, alerts.router):
         app.include_router(router, dependencies=metrics_read, responses=DATA_ROUTE_ERRORS)
+    # The dbt Semantic Layer GraphQL API authenticates itself: refusals are GraphQL errors
+    # with the message the dbt clients recognise.
+    app.include_router(graphql.router)
     app.include_router(experiments.router, dependencies=[Depends(require("experiments:read"))],
                        responses=DATA_ROUTE_ERRORS)
     # Delivery status is for operators: titles carry numbers no row policy has narrowed.

@@ -154,6 +154,21 @@ class PortInUse(Exception):
     """A port `northstar serve` needs is taken: one line, exit status 2."""
 
 
+def _flight_server(settings: Settings, tls):
+    """The Flight SQL server, listening (it answers once the app attaches the service).
+
+    gRPC binds with SO_REUSEPORT, which would let two servers share a port: a plain socket
+    bound first proves the port is free (and is released for the server right away)."""
+    from api.flight.server import FlightSqlServer
+
+    _bind(settings.host, settings.flight_port, "Flight SQL", "--flight-port").close()
+    try:
+        return FlightSqlServer(settings.host, settings.flight_port, tls)
+    except Exception as exc:  # gRPC reports a failed bind as a generic start failure
+        raise PortInUse(f"port {settings.flight_port} on {settings.host} (Flight SQL) could not be bound ({exc}); "
+                        "choose another with --flight-port P") from None
+
+
 def _bind(host: str, port: int, what: str, flag: str):
     """A socket bound to host:port (listening starts with the server), or `PortInUse`."""
     import errno
@@ -190,6 +205,10 @@ def serve(
         help="duckdb (default), postgres (needs NORTHSTAR_POSTGRES_DSN) or spark (NORTHSTAR_SPARK_MASTER).")] = None,
     notify: Annotated[bool, typer.Option(
         "--notify", help="Also evaluate and send notifications every NORTHSTAR_NOTIFY_INTERVAL_S seconds.")] = False,
+    flight_port: Annotated[Optional[int], typer.Option(
+        help="Arrow Flight SQL port of the dbt Semantic Layer API (default 8815; 0 turns it off).")] = None,
+    flight_tls_cert: Annotated[Optional[Path], typer.Option(help="PEM certificate for Flight SQL over TLS.")] = None,
+    flight_tls_key: Annotated[Optional[Path], typer.Option(help="PEM private key for Flight SQL over TLS.")] = None,
 ) -> None:
     """Serve the HTTP API (building the sample warehouse first if there is none)."""
     import ipaddress
@@ -200,7 +219,8 @@ def serve(
     from northstar.tokens import TokenStore, TokenStoreUnavailable
 
     settings = _settings(warehouse=warehouse, host=host, port=port, sql_port=sql_port, landing=landing,
-                         dbt_project=dbt_project, open=open_mode, allow_open=allow_open, warehouse_type=warehouse_type)
+                         dbt_project=dbt_project, open=open_mode, allow_open=allow_open, warehouse_type=warehouse_type,
+                         flight_port=flight_port, flight_tls_cert=flight_tls_cert, flight_tls_key=flight_tls_key)
     _require_extras(settings)
     try:
         loopback = settings.host == "localhost" or ipaddress.ip_address(settings.host).is_loopback
@@ -236,11 +256,19 @@ def serve(
         except TokenStoreUnavailable as exc:
             notes.append(f"[bold red]token store unusable:[/] {exc.message}; every data request answers 503 and SQL "
                          "logins are refused until it is repaired (fail closed).")
+    from api.flight.server import tls_of
+
+    flight_tls = tls_of(settings) if settings.flight_port else None
+    if settings.flight_port and not loopback and flight_tls is None:
+        # Bearer tokens in plaintext gRPC would cross the network readable.
+        raise ValueError(f"the Flight SQL endpoint on {settings.host} needs TLS: give --flight-tls-cert and "
+                         "--flight-tls-key, bind to 127.0.0.1, or turn it off with --flight-port 0.")
     # Bind both ports before announcing anything (or spending minutes on a build): a taken port
     # is one line and exit status 2.
     try:
         http_socket = _bind(settings.host, settings.port, "HTTP", "--port")
         sql_socket = _bind(settings.host, settings.sql_port, "SQL endpoint", "--sql-port") if settings.sql_port else None
+        flight_server = _flight_server(settings, flight_tls) if settings.flight_port else None
     except PortInUse as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from None
@@ -257,12 +285,15 @@ def serve(
         # SQL workers and the HTTP loop share the GIL: a thread waiting for it gets it after
         # at most this interval (default 5 ms), so a shorter one bounds HTTP latency under load.
         sys.setswitchinterval(0.001)
-    # No `server` banner: responses do not advertise the server software and its version.
+    if flight_server is not None:
+        console.print(f"Flight SQL (dbt Semantic Layer) on {flight_server.location}", highlight=False)
     if notify:
         from northstar.notify.runner import start_background
 
         start_background(settings, log=lambda line: console.print(f"notify: {escape(line)}", highlight=False))
-    config = uvicorn.Config(create_app(settings, sql_socket=sql_socket), log_level="info", server_header=False)
+    # No `server` banner: responses do not advertise the server software and its version.
+    config = uvicorn.Config(create_app(settings, sql_socket=sql_socket, flight_server=flight_server),
+                            log_level="info", server_header=False)
     uvicorn.Server(config).run(sockets=[http_socket])
 
 

@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     sql_login_timeout_s: float = 10.0
     sql_workers: int = 8
     catalog_memory_limit: str = "256MB"
+    # Arrow Flight SQL endpoint of the dbt Semantic Layer APIs (api/flight); 0 turns it off.
+    # Plaintext on loopback; TLS (a PEM certificate and key) is required on other interfaces.
+    flight_port: int = 8815
+    flight_tls_cert: Path | None = None
+    flight_tls_key: Path | None = None
 
     # Security (see README "Security"). A data directory that never had an API token is served
     # openly, on loopback only unless allow_open; once tokens exist, only `open` (serve --open)

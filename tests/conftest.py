@@ -65,15 +65,18 @@ def free_port() -> int:
 class Server:
     """`northstar serve` in a subprocess, stopped at teardown."""
 
-    def __init__(self, warehouse: Path, env: dict[str, str] | None = None, sql_port: int = 0) -> None:
+    def __init__(self, warehouse: Path, env: dict[str, str] | None = None, sql_port: int = 0,
+                 flight_port: int = 0) -> None:
         self.port = free_port()
         self.sql_port = sql_port  # 0: no SQL endpoint, so parallel servers do not compete for 5433
+        self.flight_port = flight_port  # 0: no Flight SQL endpoint (8815), likewise
         self.base_url = f"http://127.0.0.1:{self.port}"
         # The log goes to a file: an unread pipe would fill up and block the server.
         self.log = tempfile.NamedTemporaryFile("w+", prefix="northstar-serve-", suffix=".log", delete=False)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "northstar", "serve", "--warehouse", str(warehouse),
-             "--host", "127.0.0.1", "--port", str(self.port), "--sql-port", str(sql_port)],
+             "--host", "127.0.0.1", "--port", str(self.port), "--sql-port", str(sql_port),
+             "--flight-port", str(flight_port)],
             # Tokens and the audit log live in the data directory: the warehouse's, not the repo's.
             cwd=REPO, env={**os.environ, "NORTHSTAR_DATA_DIR": str(Path(warehouse).parent), **(env or {})},
             stdout=self.log, stderr=subprocess.STDOUT,
