@@ -76,8 +76,10 @@ def screenshot(page, name: str) -> None:
         page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))  # the viewport: 1280x900 in the tests
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser():
-    """One Chromium for every page test of the session (tests/conftest.py offers it)."""
+    """One Chromium per module of page tests (tests/conftest.py offers it). Not per session:
+    Playwright's sync API keeps an event loop running on the main thread while it is started,
+    and the later tests that call asyncio.run (asyncpg, the MCP and dbt SL clients) cannot."""
     with launch_browser() as launched:
         yield launched
