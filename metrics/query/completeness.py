@@ -188,6 +188,15 @@ def _judge(metric: str, bucket: tuple[dt.datetime, dt.datetime] | None, key: dt.
     lo_b, hi_b = bucket if bucket is not None else (None, None)
     cut_lo = max([t for t in (lo_b, start) if t is not None], default=None)
     cut_hi = min([t for t in (hi_b, end) if t is not None], default=None)
+    # The days that can hold the metric's own data: a bucket's days outside its own sources'
+    # reach have no rows (no cohort, no base event), so no window to wait for.
+    own = [reach.get(n.source, Reach(None, None)).days(timezone) for n in needs if not n.windowed]
+    own = [d for d in own if d is not None]
+    if own:
+        own_first = dt.datetime.combine(min(d[0] for d in own), dt.time())
+        own_end = dt.datetime.combine(max(d[1] for d in own), dt.time()) + DAY
+        cut_lo = own_first if cut_lo is None else max(cut_lo, own_first)
+        cut_hi = own_end if cut_hi is None else min(cut_hi, own_end)
     flags: list[Incomplete] = []
     for need in needs:
         days = reach.get(need.source, Reach(None, None)).days(timezone)
@@ -199,8 +208,11 @@ def _judge(metric: str, bucket: tuple[dt.datetime, dt.datetime] | None, key: dt.
             continue
         first = dt.datetime.combine(days[0], dt.time())
         after_last = dt.datetime.combine(days[1], dt.time()) + DAY
-        low = cut_lo if cut_lo is not None else first
-        high = cut_hi if cut_hi is not None else after_last
+        if need.windowed:
+            low, high = (cut_lo or first), (cut_hi or after_last)
+        else:  # a plain read: is the whole bucket (as start/end cut it) inside the data?
+            low = max([t for t in (lo_b, start) if t is not None], default=first)
+            high = min([t for t in (hi_b, end) if t is not None], default=after_last)
         if high <= low:
             continue
         read_from = _shift(low, need.lo)
@@ -224,7 +236,8 @@ def _judge(metric: str, bucket: tuple[dt.datetime, dt.datetime] | None, key: dt.
         return flags[0]
     if bucket is not None and ((start is not None and start > lo_b) or (end is not None and end < hi_b)):
         return Incomplete(metric, key, Reason.RANGE_CUT,
-                          f"start/end cut the bucket to {_day_text(cut_lo)} .. {_day_text(cut_hi)} (exclusive).")
+                          f"start/end cut the bucket to {_day_text(max(lo_b, start or lo_b))} .. "
+                          f"{_day_text(min(hi_b, end or hi_b))} (exclusive).")
     return None
 
 
