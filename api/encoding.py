@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 
 import pyarrow as pa
@@ -12,7 +13,7 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from metrics.engine import QueryResult
-from metrics.execution.client import to_jsonable
+from metrics.execution.client import ResultColumn, to_jsonable
 
 MEDIA = {
     "json": "application/json",
@@ -41,6 +42,22 @@ def negotiate(explicit: str | None, request: Request) -> str:
     return "json"
 
 
+def with_completeness(result: QueryResult) -> QueryResult:
+    """The result with a boolean `<metric>__complete` column per metric, after all the others."""
+    names = result.metric_names
+    if not names:
+        return result
+    columns = result.columns + tuple(ResultColumn(f"{name}__complete", "boolean") for name in names)
+    rows = [tuple(row) + tuple(flags) for row, flags in zip(result.rows, result.complete)]
+    return dataclasses.replace(result, columns=columns, rows=rows)
+
+
+def incomplete_json(result: QueryResult) -> list[dict]:
+    """`meta.incomplete`: each (bucket, metric) that is not complete, with the reason."""
+    return [{"bucket": to_jsonable(i.bucket), "metric": i.metric, "reason": i.reason.value, "message": i.message}
+            for i in result.incomplete]
+
+
 def json_rows(result: QueryResult) -> list[list]:
     return [[to_jsonable(v) for v in row] for row in result.rows]
 
@@ -50,7 +67,8 @@ def csv_response(result: QueryResult, filename: str = "query.csv") -> Response:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([c.name for c in result.columns])
     for row in result.rows:
-        writer.writerow(["" if v is None else to_jsonable(v) for v in row])
+        writer.writerow(["" if v is None else ("true" if v else "false") if isinstance(v, bool) else to_jsonable(v)
+                         for v in row])
     return Response(buffer.getvalue(), media_type=MEDIA["csv"],
                     headers={"Content-Disposition": f'inline; filename="{filename}"'})
 

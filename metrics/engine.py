@@ -22,9 +22,10 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
 
-from metrics.errors import InternalError, ResultTooLarge, WarehouseUnavailable
+from metrics.errors import InternalError, InvalidQuery, ResultTooLarge, WarehouseUnavailable
 from metrics.execution.client import DuckDBClient, ResultColumn, ResultSet, SqlClient
 from metrics.execution.client import _column_type as column_type
+from metrics.query.completeness import Incomplete, Needs, Reach, assess, metric_needs
 from metrics.query.plan import Planner, QueryPlan
 from metrics.query.request import MetricQuery
 from metrics.semantic.graph import METRIC_TIME, ItemKind, SemanticGraph, SourceKey
@@ -158,10 +159,20 @@ class QueryResult:
     freshness: Freshness
     cached: bool
     elapsed_ms: float
+    # Per row, whether each metric's value is complete (see metrics.query.completeness), and
+    # each (metric, bucket) that is not, with the reason.
+    complete: list[tuple[bool, ...]] = field(default_factory=list)
+    incomplete: tuple[Incomplete, ...] = ()
+    metric_names: tuple[str, ...] = ()  # the metric columns, after the group-by ones
 
     @property
     def build(self) -> BuildInfo:
         return self.freshness.build
+
+    def page(self, offset: int, size: int) -> QueryResult:
+        """`size` rows from `offset`, with their completeness."""
+        return dataclasses.replace(self, rows=self.rows[offset:offset + size],
+                                   complete=self.complete[offset:offset + size])
 
 
 @dataclass(frozen=True)
@@ -197,8 +208,11 @@ class MetricsEngine:
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
         self._catalog: dict[str, MetricInfo] | None = None
-        # A build never changes, so the newest time of each input is read once.
+        # A build never changes, so the newest time of each input is read once, and so is the
+        # reach (first and last metric time) of each source a completeness check needs.
         self._newest: dict[SourceKey, Any] = {}
+        self._reach: dict[SourceKey, Reach] = {}
+        self._needs: dict[str, list[Needs]] = {}
         self._marts: dict[str, tuple[MartTable, tuple[ResultColumn, ...]]] | None = None
 
     @classmethod
@@ -342,7 +356,7 @@ class MetricsEngine:
             if hit is not None:
                 self._cache.move_to_end(key)
         if hit is not None:
-            return QueryResult(hit.columns, hit.rows, hit.freshness, True, 0.0)
+            return dataclasses.replace(hit, cached=True, elapsed_ms=0.0)
         started = time.perf_counter()
         cap = self.limits.max_result_rows
         # Ask for one row more than allowed: enough to know the answer is too large, without
@@ -355,8 +369,10 @@ class MetricsEngine:
             raise ResultTooLarge(f"the answer has more than {cap:,} rows, the most one result may have; "
                                  "add filters, fewer or coarser group-by items, or a limit.", max_rows=cap)
         columns = tuple(ResultColumn(name, col.type) for name, col in zip(plan.columns, result.columns))
-        answer = QueryResult(columns, result.rows, self.freshness(plan), False,
-                             (time.perf_counter() - started) * 1000)
+        rows, complete, incomplete = self.completeness(plan, result.rows)
+        answer = QueryResult(columns, rows, self.freshness(plan), False,
+                             (time.perf_counter() - started) * 1000, complete, incomplete,
+                             tuple(m.name for m in plan.metrics))
         with self._cache_lock:
             self._cache[key] = answer
             while len(self._cache) > self._cache_size:
@@ -434,6 +450,36 @@ class MetricsEngine:
         models = sorted({self.graph.models[s.model].dbt_model or s.model for s in sources})
         return Freshness(self.build, tuple(models), max((t for t in newest if t is not None), default=None))
 
+    def completeness(self, plan: QueryPlan, rows: list[tuple[Any, ...]]):
+        """The one place the completeness rule (metrics.query.completeness) is applied: rows with
+        uncovered windows nulled, per-row flags, and the incomplete (metric, bucket) pairs."""
+        needs = {m.name: self.needs(m.name) for m in plan.metrics}
+        reach = {n.source: self.reach(n.source) for ns in needs.values() for n in ns}
+        return assess(plan, rows, needs, reach)
+
+    def needs(self, metric: str) -> list[Needs]:
+        """What a metric reads, and over which windows (cached per build)."""
+        if metric not in self._needs:
+            def model_source(model: str) -> SourceKey:
+                semantic = self.graph.models.get(model)
+                if semantic is None or not semantic.default_agg_time_dimension:
+                    raise InvalidQuery(f"metric {metric!r}: meta.cohort_window names semantic model {model!r}, "
+                                       "which has no default metric time.", metric=metric)
+                return SourceKey(model, semantic.default_agg_time_dimension)
+
+            self._needs[metric] = metric_needs(
+                metric, self.manifest.metrics,
+                lambda measure: self.graph.source_of(self.graph.measures[measure]), model_source)
+        return self._needs[metric]
+
+    def reach(self, source: SourceKey) -> Reach:
+        """The first and last metric time with data in a source (one min/max query per build)."""
+        if source not in self._reach:
+            sql = self.renderer.reach_sql(source)
+            first, last = self.client.query(sql).rows[0] if sql else (None, None)
+            self._reach[source] = Reach(_as_datetime(first), _as_datetime(last))
+        return self._reach[source]
+
     def _newest_time(self, source: SourceKey) -> Any:
         if source not in self._newest:
             sql = self.renderer.newest_time_sql(source)
@@ -442,6 +488,16 @@ class MetricsEngine:
 
     def close(self) -> None:
         self.client.close()
+
+
+def _as_datetime(value: Any) -> Any:
+    import datetime as dt
+
+    if value is None or isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day)
+    return dt.datetime.fromisoformat(str(value))
 
 
 def _definition(metric: Metric, manifest: SemanticManifest) -> dict[str, Any]:

@@ -328,11 +328,29 @@ def query(
         result = engine.query(request.to_query())
     finally:
         engine.close()
+    # A value that is not complete (metrics.query.completeness) is marked `*` (partial bucket)
+    # or `?` (not known: its window is not in the data), with the reasons under the table.
     table = Table(*[c.name for c in result.columns])
-    for row in result.rows:
-        table.add_row(*["" if v is None else str(to_jsonable(v)) for v in row])
+    width = len(result.metric_names)
+    marks = {(i.bucket, i.metric): "?" if i.nulled else "*" for i in result.incomplete}
+    bucket_index = next((k for k, c in enumerate(result.columns[:len(result.columns) - width])
+                         if c.name.startswith("metric_time")), None)
+    for row, complete in zip(result.rows, result.complete or [()] * len(result.rows)):
+        cells = ["" if v is None else str(to_jsonable(v)) for v in row]
+        bucket = row[bucket_index] if bucket_index is not None else None
+        for j, ok in enumerate(complete):
+            if not ok:
+                name = result.metric_names[j]
+                cell = len(cells) - width + j
+                cells[cell] = (cells[cell] + " " + marks.get((bucket, name), "*")).strip()
+        table.add_row(*cells)
     Console().print(table)
     console.print(f"{len(result.rows)} rows from build {result.build.build_id}", highlight=False)
+    reasons = sorted({(i.reason.value, i.metric, i.message.split(";")[0]) for i in result.incomplete})
+    if reasons:
+        console.print("* partial bucket, ? not known (null):", highlight=False)
+        for reason, metric, message in reasons[:10]:
+            console.print(f"  {metric}: {reason}: {message}", highlight=False)
 
 
 @app.command()

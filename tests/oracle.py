@@ -45,6 +45,12 @@ stated here so the engine can be held to the same answer):
   signups, while the day-1..7 events are looked for among all of the user's events, even those
   past ``end``. Its ``platform`` is that of the user's first event (earliest ``event_ts``, ties
   by ``event_id``; null for a user without events), and filters on it pick cohort members.
+* **A cohort's retention is known only once its window is in the data.** A ``d7_retention``
+  bucket is null when one of its signup days (the bucket's days within ``start``/``end`` and
+  within the first and last signup day) has a day 1..7 outside the first and last day with
+  events: the events that would retain it are not (or no longer) in the data.
+* **No rows at all**: a query without group-by over no rows answers one row, counts and sums 0,
+  ratios null.
 * **Numbers**: revenue is read as ``DECIMAL(38, 6)``, so sums are exact; ratios are doubles.
 * **Refunds** are events with a negative ``revenue_usd``: ``revenue`` (and ``arpu``) sum them
   in, so they are net; ``paying_users`` counts only events with ``revenue_usd > 0``.
@@ -624,10 +630,45 @@ class Oracle:
             self._check_fields(metric, group_by, where)
             sql, params = self._metric_sql(metric, group_by, where, start, end)
             rows = self.con.execute(sql, params).fetchall()
-            per_metric.append({tuple(r[:-1]): r[-1] for r in rows})
+            values = {tuple(r[:-1]): r[-1] for r in rows}
+            if name == "d7_retention":
+                values = {k: None if self._cohort_window_open(k, group_by, start, end) else v
+                          for k, v in values.items()}
+            per_metric.append(values)
         keys = set().union(*per_metric) if per_metric else set()
         out = [key + tuple(values.get(key) for values in per_metric) for key in keys]
         return sorted(out, key=_sort_key)
+
+    def _cohort_window_open(self, key: tuple[Any, ...], group_by: Sequence[str],
+                            start: str | dt.date | None, end: str | dt.date | None) -> bool:
+        """Whether some signup day of this row's bucket has a day 1..7 outside the events."""
+        (first_event, last_event), = self.con.execute(
+            "select min(metric_time)::date, max(metric_time)::date from src_events").fetchall()
+        (first_signup, last_signup), = self.con.execute(
+            "select min(metric_time)::date, max(metric_time)::date from src_users").fetchall()
+        low = dt.datetime.combine(first_signup, dt.time())
+        high = dt.datetime.combine(last_signup, dt.time()) + dt.timedelta(days=1)
+        for value, field in zip(key, group_by):
+            grain = _time_grain(field)
+            if grain is None or value is None:
+                continue
+            day = dt.date.fromisoformat(value)
+            following = {"day": day + dt.timedelta(days=1), "week": day + dt.timedelta(days=7),
+                         "month": dt.date(day.year + day.month // 12, day.month % 12 + 1, 1),
+                         "quarter": dt.date(day.year + (day.month + 2) // 12, (day.month + 2) % 12 + 1, 1),
+                         "year": dt.date(day.year + 1, 1, 1)}[grain]
+            low = max(low, dt.datetime.combine(day, dt.time()))
+            high = min(high, dt.datetime.combine(following, dt.time()))
+        if start is not None:
+            low = max(low, dt.datetime.fromisoformat(str(start)))
+        if end is not None:
+            high = min(high, dt.datetime.fromisoformat(str(end)))
+        if high <= low:
+            return False
+        first_day = low.date()
+        last_day = (high - dt.timedelta(microseconds=1)).date()
+        return (first_day + dt.timedelta(days=1) < first_event
+                or last_day + dt.timedelta(days=7) > last_event)
 
     @staticmethod
     def metric(name: str) -> Metric:

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from api.deps import EngineDep, SettingsDep
-from api.encoding import binary_response, csv_response, json_rows, negotiate
-from api.schemas.query import BuildWarning, CompileResponse, Format, MetricQueryRequest
+from api.encoding import binary_response, csv_response, incomplete_json, json_rows, negotiate, with_completeness
+from api.schemas.query import BuildWarning, Completeness, CompileResponse, Format, MetricQueryRequest
 from metrics.engine import MetricsEngine
 from metrics.errors import InvalidQuery
 from metrics.execution.client import to_jsonable
@@ -49,9 +47,11 @@ def _answer(body: MetricQueryRequest, engine: MetricsEngine, fmt: str, page_size
     # One response carries at most `page_size` rows; the rest are pages of the same cached
     # answer, asked for with `offset`.
     total = len(result.rows)
-    page = dataclasses.replace(result, rows=result.rows[body.offset:body.offset + page_size])
+    page = result.page(body.offset, page_size)
     next_offset = body.offset + page_size if body.offset + page_size < total else None
-    response = _encode(page, fmt, total, next_offset)
+    response = _encode(page, fmt, total, next_offset, body.completeness)
+    # Buckets of the whole answer that are not complete (JSON lists them in meta.incomplete).
+    response.headers["X-Northstar-Incomplete"] = str(len(result.incomplete))
     response.headers["X-Northstar-Rows"] = str(len(page.rows))  # for clients, and the audit log
     response.headers["X-Northstar-Rows-Total"] = str(total)
     if next_offset is not None:
@@ -59,7 +59,9 @@ def _answer(body: MetricQueryRequest, engine: MetricsEngine, fmt: str, page_size
     return response
 
 
-def _encode(result, fmt: str, total: int, next_offset: int | None) -> Response:
+def _encode(result, fmt: str, total: int, next_offset: int | None, completeness: str) -> Response:
+    if completeness == "columns":
+        result = with_completeness(result)
     if fmt == "csv":
         return csv_response(result)
     if fmt in ("parquet", "arrow"):
@@ -73,7 +75,8 @@ def _encode(result, fmt: str, total: int, next_offset: int | None) -> Response:
                  "newest_metric_time": to_jsonable(result.freshness.newest_metric_time),
                  "models": list(result.freshness.models),
                  "cached": result.cached, "elapsed_ms": round(result.elapsed_ms, 3),
-                 "rows_total": total, "next_offset": next_offset},
+                 "rows_total": total, "next_offset": next_offset,
+                 "incomplete": incomplete_json(result)},
     })
 
 
@@ -107,11 +110,14 @@ def get_query(
     saved_query: str | None = None,
     timezone: Annotated[str | None, Query(description="IANA zone, e.g. Europe/Berlin (default UTC).")] = None,
     week_start: Annotated[str, Query(description="monday (ISO, default) or sunday.")] = "monday",
+    completeness: Annotated[Completeness, Query(
+        description="meta (default): incomplete buckets in meta.incomplete; columns: also a boolean "
+                    "<metric>__complete column per metric.")] = "meta",
     format: Format | None = None,
 ) -> Response:
     body = MetricQueryRequest(metrics=metrics, group_by=group_by, where=where, start=start, end=end,
                               order_by=order_by, limit=limit, offset=offset, saved_query=saved_query,
-                              timezone=timezone, week_start=week_start)
+                              timezone=timezone, week_start=week_start, completeness=completeness)
     request.state.audit_query = body.model_dump(mode="json", exclude_defaults=True)
     return _answer(body, engine, negotiate(format, request), settings.max_rows_per_response)
 

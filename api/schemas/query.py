@@ -19,6 +19,7 @@ from metrics.query.request import (
 )
 
 Format = Literal["json", "csv", "parquet", "arrow"]
+Completeness = Literal["meta", "columns"]
 
 
 class FilterModel(BaseModel):
@@ -61,6 +62,11 @@ class MetricQueryRequest(BaseModel):
                                  description="IANA zone for buckets, start and end (default UTC); DST-correct.")
     week_start: Literal["monday", "sunday"] = Field(default="monday",
                                                      description="First day of week buckets (default ISO Monday).")
+    completeness: Completeness = Field(
+        default="meta",
+        description="How the answer says which buckets are incomplete: `meta` (JSON `meta.incomplete`; CSV "
+                    "and binary formats: the `X-Northstar-Incomplete` header counts them) or `columns` (also a "
+                    "boolean `<metric>__complete` column per metric, after the others, in every format).")
 
     @field_validator("metrics", "group_by", "order_by", mode="before")
     @classmethod
@@ -120,10 +126,27 @@ class Freshness(BaseModel):
     elapsed_ms: float
 
 
+class IncompleteBucket(BaseModel):
+    bucket: str | None = Field(description="The bucket's first day (the time group-by value); null: the whole "
+                                           "range of a query without a time group-by.")
+    metric: str
+    reason: Literal["range_cut", "before_data", "after_data", "window_not_covered"] = Field(
+        description="window_not_covered: the value is null (not known); the others: the value covers only part "
+                    "of the bucket.")
+    message: str
+
+
+class QueryMeta(Freshness):
+    rows_total: int
+    next_offset: int | None
+    incomplete: list[IncompleteBucket] = Field(
+        description="Each (bucket, metric) that is not complete, with the reason; every other value is complete.")
+
+
 class MetricQueryResponse(BaseModel):
     columns: list[Column]
     rows: list[list[Any]]
-    meta: Freshness
+    meta: QueryMeta
 
 
 class CompileResponse(BaseModel):

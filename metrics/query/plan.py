@@ -14,7 +14,10 @@ from dataclasses import dataclass, field
 from metrics.errors import InvalidQuery, UnknownMetric, UnknownSavedQuery, did_you_mean, nearest
 from metrics.query.request import Filter, MetricQuery, OrderBy, WeekStart
 from metrics.semantic.graph import GroupByItem, SemanticGraph, SourceKey
-from metrics.semantic.model import ConversionParams, Grain, Measure, Metric, MetricType, PeriodAgg, Window
+from metrics.semantic.model import Agg, ConversionParams, Grain, Measure, Metric, MetricType, PeriodAgg, Window
+
+#: Aggregations whose value over no rows is 0 (a count or a sum), not unknown.
+_COUNTING_AGGS = (Agg.SUM, Agg.COUNT, Agg.COUNT_DISTINCT, Agg.SUM_BOOLEAN)
 
 
 @dataclass(frozen=True)
@@ -225,7 +228,8 @@ class _PlanBuilder:
                 cumulative = Cumulative(metric.window, metric.grain_to_date, metric.period_agg)
                 self._require_metric_time(metric)
             node, column = self._place(measure, filters + measure_input.filters, metric.name, offset, cumulative)
-            return MeasureRef(node, column, measure_input.fill_nulls_with, measure_input.join_to_timespine)
+            return MeasureRef(node, column, self._fill(measure, measure_input.fill_nulls_with),
+                              measure_input.join_to_timespine)
         if metric.type is MetricType.RATIO:
             return RatioExpr(
                 self._input(metric.numerator, filters, seen, offset),
@@ -248,13 +252,22 @@ class _PlanBuilder:
             base = self.planner._measure(metric, params.base_measure.name)
             target = self.planner._measure(metric, params.conversion_measure.name)
             node = self._place_conversion(metric, base, target, filters, offset)
-            opportunities = MeasureRef(node, "m0", params.base_measure.fill_nulls_with)
+            opportunities = MeasureRef(node, "m0", self._fill(base, params.base_measure.fill_nulls_with))
             # No matched conversion in a bucket with base events means zero conversions.
             conversions = MeasureRef(node, "m1", 0)
             if params.calculation == "conversions":
                 return conversions
             return RatioExpr(conversions, opportunities)
         raise InvalidQuery(f"metric {name!r} has type {metric.type.value!r}, which is not supported.", metric=name)
+
+    def _fill(self, measure: Measure, fill_nulls_with: int | None) -> int | None:
+        """Without a group-by the answer is one row even over no rows at all; a count or sum
+        there is 0 (SQL's SUM says null), so every count means the same on every interface.
+        Grouped answers keep MetricFlow's semantics: a group only some inputs have is null in
+        the others."""
+        if fill_nulls_with is None and not self.query.group_by and measure.agg in _COUNTING_AGGS:
+            return 0
+        return fill_nulls_with
 
     def _place_conversion(self, metric: Metric, base: Measure, target: Measure, filters: tuple[str, ...],
                           offset: Window | None) -> str:

@@ -135,6 +135,9 @@ class MetricQuery:
     # Buckets, start and end are read in this zone (None: UTC); weeks start on week_start.
     timezone: str | None = None
     week_start: WeekStart = WeekStart.MONDAY
+    # A windowed metric whose window the data does not cover is null (metrics.query.completeness);
+    # False keeps the value as computed (for comparing the SQL with other engines).
+    null_uncovered_windows: bool = True
 
     def __post_init__(self) -> None:
         if not self.metrics:
@@ -154,7 +157,8 @@ class MetricQuery:
     def cache_key(self) -> tuple[Any, ...]:
         """A hashable, order-insensitive identity where order does not change the answer."""
         return (self.metrics, self.group_by, frozenset(self.where), frozenset(self.where_sql),
-                self.start, self.end, self.order_by, self.limit, self.timezone, self.week_start)
+                self.start, self.end, self.order_by, self.limit, self.timezone, self.week_start,
+                self.null_uncovered_windows)
 
     def utc(self, local: dt.datetime | None) -> dt.datetime | None:
         """A wall-clock bound in the query's zone as naive UTC (exact across DST changes).

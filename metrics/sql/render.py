@@ -228,6 +228,17 @@ class Renderer:
         table = exp.alias_(_table(home.relation.schema, home.relation.table), "t0", table=True)
         return exp.select(exp.Max(this=column)).from_(table).sql(dialect=self.dialect)
 
+    def reach_sql(self, source) -> str | None:
+        """`select min(<metric time>), max(<metric time>) from <model>`: the span of a source's
+        data (for completeness)."""
+        home = self.graph.models[source.model]
+        time_dim = home.dimension(source.agg_time_dimension)
+        if time_dim is None:
+            return None
+        column = _column_expr(time_dim.expr, "t0", self.model_dialect)
+        table = exp.alias_(_table(home.relation.schema, home.relation.table), "t0", table=True)
+        return exp.select(exp.Min(this=column), exp.Max(this=column.copy())).from_(table).sql(dialect=self.dialect)
+
     # -- cached fragments ----------------------------------------------------------------
 
     def _param(self, params: dict[str, Any], value: Any) -> str:

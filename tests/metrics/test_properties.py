@@ -169,7 +169,10 @@ def answer(engine: MetricsEngine, metrics: tuple[str, ...], group_by: tuple[str,
            where: tuple[Filter, ...] = (), start: dt.datetime | None = None,
            end: dt.datetime | None = None, **frame: Any) -> Answer:
     """`{group-by values: metric values}`, after checking the columns and that keys are unique."""
-    query = MetricQuery(metrics=metrics, group_by=group_by, where=where, start=start, end=end, **frame)
+    # The values as the SQL computes them: roll-ups hold there; the completeness step (a
+    # windowed value outside the data is null) is tested in tests/metrics/test_completeness.py.
+    query = MetricQuery(metrics=metrics, group_by=group_by, where=where, start=start, end=end,
+                        null_uncovered_windows=False, **frame)
     result = engine.query(query)
     assert [c.name for c in result.columns] == [*group_by, *metrics], query
     out: Answer = {}

@@ -14,7 +14,22 @@ D = dt.date
 
 
 def rows(engine, **query):
+    """The values as the SQL computes them (the completeness step, which nulls a trailing
+    window that leaves the data, is tested in tests/metrics/test_completeness.py)."""
+    query.setdefault("null_uncovered_windows", False)
     return engine.query(MetricQuery(**query)).rows
+
+
+def test_trailing_window_outside_the_data_is_null_by_default(shop_engine):
+    """The same series with the completeness step: the first 6 days (their window starts
+    before the first order) and the days after the last order are null, the rest as computed."""
+    raw = rows(shop_engine, metrics=("revenue_7d",), group_by=("metric_time__day",))
+    masked = shop_engine.query(MetricQuery(metrics=("revenue_7d",), group_by=("metric_time__day",)))
+    first, last = raw[0][0], D(2026, 1, 28)  # the first and last order days
+    for (day, value), (same_day, got) in zip(raw, masked.rows):
+        assert day == same_day
+        inside = day - dt.timedelta(days=6) >= first and day <= last
+        assert got == (value if inside else None), day
 
 
 def test_trailing_7_day_sum_by_day(shop_engine, shop_db):
