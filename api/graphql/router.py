@@ -17,11 +17,13 @@ from ariadne import graphql_sync
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from api.auth import Forbidden, Unauthorized, bearer_token
 from api.dbt_sl import catalog
 from api.dbt_sl.request import GroupBy, Order, SemanticLayerRequest, ipc_bytes, json_result
 from api.dbt_sl.service import SemanticLayerService
+from api.schemas.errors import error_responses
 from api.graphql.jobs import QueryJobs
 from metrics.errors import InvalidQuery
 from northstar.tokens import TokenStoreUnavailable
@@ -227,7 +229,32 @@ def jobs_of(app) -> QueryJobs:
     return app.state.graphql_jobs
 
 
-@router.post("/api/graphql", summary="The dbt Semantic Layer GraphQL API")
+class GraphQLError(BaseModel):
+    message: str
+    extensions: dict[str, Any] | None = None
+
+
+class GraphQLErrorBody(BaseModel):
+    """GraphQL's own error shape: what dbt Semantic Layer clients read."""
+
+    data: None = None
+    errors: list[GraphQLError]
+
+
+def _graphql_errors(description: str) -> dict[str, Any]:
+    return {"model": GraphQLErrorBody, "description": description}
+
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: _graphql_errors("The body is not a JSON object with a `query` string."),
+    401: _graphql_errors("No valid API token: `User is not authorized`."),
+    403: _graphql_errors("The token lacks the `metrics:read` scope: `User is not authorized`."),
+    503: _graphql_errors("The token store cannot be read (the service fails closed)."),
+    **error_responses(413),
+}
+
+
+@router.post("/api/graphql", summary="The dbt Semantic Layer GraphQL API", responses=_RESPONSES)
 @router.post("/graphql", include_in_schema=False)
 async def graphql_endpoint(request: Request) -> JSONResponse:
     try:
