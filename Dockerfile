@@ -6,6 +6,7 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY api ./api
+COPY core ./core
 COPY metrics ./metrics
 COPY northstar ./northstar
 COPY seeds ./seeds

@@ -4,7 +4,7 @@ A data directory that has never had a token is served openly (and `northstar ser
 to loopback only unless `--allow-open`); `--open` serves any directory without tokens. Once a
 token has been created every data route needs `Authorization: Bearer <token>` with the route's
 scope, for good: revoking the last token leaves nobody admitted, and a missing, unreadable or
-invalid token store answers 503 with the cause (fail closed, `northstar/tokens.py`). A token's row-level policy travels with the request (`Caller.policy`) and is applied by
+invalid token store answers 503 with the cause (fail closed, `core/tokens.py`). A token's row-level policy travels with the request (`Caller.policy`) and is applied by
 the engine dependency (`api/deps.py`), so every route that reads data through the engine
 respects it.
 """
@@ -26,7 +26,7 @@ from fastapi import Request
 
 from metrics.errors import UserError
 from metrics.policy import RowPolicy
-from northstar.tokens import Token, TokenStore, TokenStoreUnavailable
+from core.tokens import Token, TokenStore, TokenStoreUnavailable
 
 
 class Unauthorized(UserError):

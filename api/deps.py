@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 
 from metrics.engine import EngineProvider, MetricsEngine
 from metrics.policy import RestrictedEngine
-from northstar.settings import Settings
+from core.settings import Settings
 
 
 def get_provider(request: Request) -> EngineProvider:

@@ -50,7 +50,7 @@ class MetricNotFound(errors.UnknownMetric):
 
 from api.auth import Forbidden, TooManyRequests, Unauthorized  # noqa: E402
 from metrics.policy import PolicyDenied  # noqa: E402
-from northstar.tokens import TokenStoreUnavailable  # noqa: E402
+from core.tokens import TokenStoreUnavailable  # noqa: E402
 
 STATUS = {MetricNotFound: 404, Unauthorized: 401, Forbidden: 403, PolicyDenied: 403, TooManyRequests: 429,
           errors.QueryTimeout: 504, TokenStoreUnavailable: 503, **STATUS}

@@ -18,8 +18,8 @@ from api.routers import alerts, launches, notifications, quality, releases
 from api.graphql import router as graphql
 from api.schemas.errors import DATA_ROUTE_ERRORS, error_responses
 from metrics.engine import EngineProvider, Limits
-from northstar.settings import Settings, get_settings
-from northstar.tokens import TokenStore
+from core.settings import Settings, get_settings
+from core.tokens import TokenStore
 
 
 def create_app(settings: Settings | None = None, sql_socket: socket.socket | None = None,

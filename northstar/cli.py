@@ -22,7 +22,7 @@ from pydantic import ValidationError
 
 from metrics.errors import MetricsError
 from northstar.extras import extra_for, missing_extra_error, require
-from northstar.settings import Settings
+from core.settings import Settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True,
                   help="northstar: governed product metrics from landing files, dbt and a semantic layer.")
@@ -216,7 +216,7 @@ def serve(
     import uvicorn
 
     from api.main import create_app
-    from northstar.tokens import TokenStore, TokenStoreUnavailable
+    from core.tokens import TokenStore, TokenStoreUnavailable
 
     settings = _settings(warehouse=warehouse, host=host, port=port, sql_port=sql_port, landing=landing,
                          dbt_project=dbt_project, open=open_mode, allow_open=allow_open, warehouse_type=warehouse_type,
@@ -406,7 +406,7 @@ app.add_typer(tokens_app, name="tokens")
 
 
 def _token_store(data_dir: Optional[Path]):
-    from northstar.tokens import TokenStore
+    from core.tokens import TokenStore
 
     return TokenStore.in_dir(_settings(data_dir=data_dir).data_dir)
 
@@ -422,7 +422,7 @@ def tokens_create(
     data_dir: Annotated[Optional[Path], typer.Option(help="Data directory holding tokens.json.")] = None,
 ) -> None:
     """Create a token; it is printed once and stored only as a hash."""
-    from northstar.tokens import PolicyFilter
+    from core.tokens import PolicyFilter
 
     policy = [PolicyFilter.parse(text) for text in row_filter or []]
     token, plain = _token_store(data_dir).create(name, scope, policy, max_concurrent)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 from fastapi import Request
 
-from northstar.tokens import Token, TokenStore
+from core.tokens import Token, TokenStore
 
 COOKIE = "northstar_session"
 SESSION_SECONDS = 12 * 3600

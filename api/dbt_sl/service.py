@@ -23,7 +23,7 @@ from api.dbt_sl.request import GroupBy, Order, SemanticLayerRequest, arrow_schem
 from metrics.engine import EngineProvider, MetricsEngine
 from metrics.errors import MetricsError
 from metrics.policy import RestrictedEngine
-from northstar.tokens import TokenStore
+from core.tokens import TokenStore
 
 SCOPE = "metrics:read"
 

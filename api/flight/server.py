@@ -35,7 +35,7 @@ from api.flight import messages as m
 from api.flight import statements
 from metrics.errors import MetricsError, QueryTimeout, UserError, WarehouseUnavailable
 from metrics.policy import PolicyDenied
-from northstar.tokens import TokenStoreUnavailable
+from core.tokens import TokenStoreUnavailable
 
 log = logging.getLogger("northstar.flight")
 

@@ -26,7 +26,7 @@ from api.dbt_sl.service import SemanticLayerService
 from api.schemas.errors import error_responses
 from api.graphql.jobs import QueryJobs
 from metrics.errors import InvalidQuery
-from northstar.tokens import TokenStoreUnavailable
+from core.tokens import TokenStoreUnavailable
 
 # The message the dbt clients map to their AuthError (the exact text; the cause goes in
 # extensions.detail).

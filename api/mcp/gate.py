@@ -21,7 +21,7 @@ from api.auth import AuditLog, Caller, ConcurrencyLimiter, Forbidden, Unauthoriz
 from metrics.engine import EngineProvider
 from metrics.errors import MetricsError, UserError
 from metrics.policy import RestrictedEngine
-from northstar.tokens import TokenStore
+from core.tokens import TokenStore
 
 T = TypeVar("T")
 

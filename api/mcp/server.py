@@ -202,7 +202,7 @@ def serve_stdio(settings, token: str | None) -> None:
 
     from api.auth import AuditLog, ConcurrencyLimiter
     from metrics.engine import EngineProvider, Limits
-    from northstar.tokens import TokenStore
+    from core.tokens import TokenStore
 
     tokens = TokenStore.in_dir(settings.data_dir)
     authenticate(tokens, token, settings.open)

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from api.deps import SettingsDep
-from northstar.notify.state import StateStore, body_of
+from core.notification_state import StateStore, body_of
 
 router = APIRouter(prefix="/v1/notifications", tags=["notifications"])
 

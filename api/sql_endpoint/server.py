@@ -40,7 +40,7 @@ from metrics.engine import EngineProvider, MetricsEngine
 from metrics.execution.cancel import Cancellation, cancellable
 from metrics.policy import RestrictedEngine
 from metrics.errors import MetricsError, QueryCancelled, WarehouseUnavailable
-from northstar.tokens import SCRAM_ITERATIONS, TokenStoreUnavailable
+from core.tokens import SCRAM_ITERATIONS, TokenStoreUnavailable
 
 log = logging.getLogger("northstar.sql")
 
@@ -98,7 +98,7 @@ class Authenticator:
     method: str = "trust"
     check_password: PasswordCheck | None = None
     scram_verifier: Callable[[str], protocol.ScramVerifier | None] | None = None
-    tokens: Any = None  # northstar.tokens.TokenStore, for method "tokens"
+    tokens: Any = None  # core.tokens.TokenStore, for method "tokens"
     preferred: str = "scram"  # with tokens: "scram" or "cleartext" when both could work
     # Keys the salts offered to unknown user names of a store without a shared salt.
     mock_key: bytes = field(default_factory=lambda: secrets.token_bytes(32))

@@ -17,9 +17,9 @@ from metrics.policy import PolicyDenied, RestrictedEngine, RowPolicy
 from northstar.notify import config as notify_config
 from northstar.notify.config import Destination, NotifyConfig, Subscription
 from northstar.notify.deliver import encode, idempotency_key, post, slack_body, webhook_body
-from northstar.notify.state import StateStore
-from northstar.settings import Settings
-from northstar.tokens import TokenStore
+from core.notification_state import StateStore
+from core.settings import Settings
+from core.tokens import TokenStore
 
 
 @dataclass(frozen=True)

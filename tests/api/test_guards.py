@@ -18,7 +18,7 @@ from conftest import Server  # noqa: E402
 from oracle import Oracle  # noqa: E402
 
 from api.auth import Caller, ConcurrencyLimiter, TooManyRequests  # noqa: E402
-from northstar.tokens import Token  # noqa: E402
+from core.tokens import Token  # noqa: E402
 
 
 @pytest.fixture(scope="module")

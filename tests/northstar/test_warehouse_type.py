@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from northstar.settings import Settings
+from core.settings import Settings
 
 
 @pytest.fixture(autouse=True)

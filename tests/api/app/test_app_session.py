@@ -6,7 +6,7 @@ from __future__ import annotations
 import stat
 
 from api.app import session
-from northstar.tokens import TokenStore
+from core.tokens import TokenStore
 
 
 def test_sessions_are_signed_expire_and_die_with_their_token(tmp_path):

@@ -1,4 +1,4 @@
-"""The token store (`northstar/tokens.py`): locked read-modify-write, validated loads, the marker
+"""The token store (`core/tokens.py`): locked read-modify-write, validated loads, the marker
 that keeps a data directory closed once tokens existed, and the `northstar tokens` command."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from northstar.tokens import TokenStore, TokenStoreUnavailable
+from core.tokens import TokenStore, TokenStoreUnavailable
 from tests.conftest import northstar
 
 WORKERS = 4
