@@ -62,8 +62,10 @@ _ALLOWED_FUNCTION_CLASSES = frozenset(cls for cls in (getattr(exp, name, None) f
     "Abs", "Ceil", "Floor", "Round", "Trunc", "Sign", "Sqrt", "Cbrt", "Ln", "Log", "Exp", "Pow", "Mod",
     "Pi", "Degrees", "Radians", "Sin", "Cos", "Tan", "Rand", "WidthBucket", "ToNumber",
     # text
-    "Lower", "Upper", "Length", "BitLength", "Substring", "Trim", "Left", "Right", "Pad", "Concat", "ConcatWs",
-    "Replace", "Translate", "Reverse", "Repeat", "Initcap", "StrPosition", "StartsWith", "SplitPart", "Ascii",
+    # (Not `repeat`, `lpad`, `rpad`: an argument sets their output's size, so one call may build
+    # gigabytes per row in memory no warehouse memory limit covers: results leave the limit.)
+    "Lower", "Upper", "Length", "BitLength", "Substring", "Trim", "Left", "Right", "Concat", "ConcatWs",
+    "Replace", "Translate", "Reverse", "Initcap", "StrPosition", "StartsWith", "SplitPart", "Ascii",
     "Chr", "MD5", "RegexpLike", "RegexpILike", "RegexpReplace", "RegexpExtract", "Overlay", "Format",
     "StringToArray", "ArrayToString", "ArraySize", "Array", "JSONExtractScalar", "JSONExtract",
     # dates and times

@@ -134,6 +134,10 @@ def _rewrite(query: str, tables=None) -> str:
     ("SELECT no_such_function(user_id) FROM marts.dim_users", marts.UnsupportedSql),
     ("SELECT pg_catalog.upper(user_id) FROM marts.dim_users", marts.UnsupportedSql),
     ("SELECT * FROM marts.dim_users TABLESAMPLE SYSTEM (50)", marts.UnsupportedSql),
+    # value builders sized by an argument: a few bytes of SQL, gigabytes of answer
+    ("SELECT repeat('x', 100000000) FROM marts.dim_users", marts.UnsupportedSql),
+    ("SELECT lpad(user_id, 100000000) FROM marts.dim_users", marts.UnsupportedSql),
+    ("SELECT rpad(user_id, 100000000, 'x') FROM marts.dim_users", marts.UnsupportedSql),
 ])
 def test_anything_but_marts_and_scoped_ctes_is_refused(query, error):
     with pytest.raises(error):
