@@ -17,7 +17,8 @@ from api.routers import catalog, dbt_docs, experiments, health, pages, query
 from api.routers import alerts, launches, notifications, quality, releases
 from api.graphql import router as graphql
 from api.schemas.errors import DATA_ROUTE_ERRORS, error_responses
-from metrics.engine import EngineProvider, Limits
+from api.sql_endpoint import process as sql_process
+from api.deps import open_engines
 from core.settings import Settings, get_settings
 from core.tokens import TokenStore
 
@@ -35,16 +36,13 @@ def create_app(settings: Settings | None = None, sql_socket: socket.socket | Non
         app.state.tokens = TokenStore.in_dir(settings.data_dir)
         app.state.limiter = ConcurrencyLimiter(settings.max_concurrent_per_token)
         app.state.audit = AuditLog(settings.audit_log_path, settings.audit_log_max_bytes, settings.audit_log_files)
-        app.state.engines = EngineProvider(settings.warehouse_path, limits=Limits(
-            query_timeout_s=settings.query_timeout_s, max_result_rows=settings.max_result_rows,
-            memory_limit=settings.query_memory_limit, threads=settings.query_threads or None),
-            postgres_dsn=settings.postgres_dsn_text)
-        try:
-            app.state.engines.refresh(force=True)
-        except Exception as exc:  # start anyway: /readyz reports the cause until a build lands
-            app.state.engines.last_error = str(exc)
-        app.state.sql_endpoint = None
-        if settings.sql_port:
+        app.state.engines = open_engines(settings)
+        app.state.sql_endpoint = app.state.sql_process = None
+        if settings.sql_port and sql_socket is not None and sql_process.separate(settings):
+            # A process of its own: SQL clients never hold up HTTP requests, not even for the GIL.
+            app.state.sql_process = sql_process.SqlEndpointProcess(settings, sql_socket)
+            app.state.sql_process.start()
+        elif settings.sql_port:
             from api.sql_endpoint.server import Authenticator, SqlEndpoint, SqlLimits
 
             app.state.sql_endpoint = SqlEndpoint(app.state.engines,
@@ -71,6 +69,8 @@ def create_app(settings: Settings | None = None, sql_socket: socket.socket | Non
             app.state.graphql_jobs.close()
         if app.state.sql_endpoint is not None:
             await asyncio.to_thread(app.state.sql_endpoint.stop_thread)
+        if app.state.sql_process is not None:
+            await asyncio.to_thread(app.state.sql_process.stop)
         app.state.engines.close()
 
     app = FastAPI(

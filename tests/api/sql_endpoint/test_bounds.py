@@ -259,5 +259,7 @@ def test_http_stays_responsive_while_sql_serves_a_million_rows_and_cancelled_rea
     assert answers["rows"] == 1_000_000 and answers["cancelled"] == ["57014"] * 8
     latencies.sort()
     p99 = latencies[int(0.99 * (len(latencies) - 1))]
-    # Before the endpoint had its own loop: p99 0.6 s and one stall of 48 s in the same run.
-    assert len(latencies) > 50 and p99 < 0.5, f"/healthz p99 {p99 * 1000:.0f} ms"
+    print(f"/healthz p99 {p99 * 1000:.1f} ms, max {latencies[-1] * 1000:.1f} ms over {len(latencies)} probes")
+    # The endpoint in its own process: p99 38-55 ms measured on two cores at load 7 (0.2-0.4 s
+    # when it shared the HTTP process; 0.6 s before it had its own loop). The bound leaves room.
+    assert len(latencies) > 50 and p99 < 0.15, f"/healthz p99 {p99 * 1000:.0f} ms"
