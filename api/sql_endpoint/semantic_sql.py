@@ -31,11 +31,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import decimal
-import difflib
-import re
 import secrets
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,397 +39,50 @@ import pydantic
 from sqlglot import exp
 
 from api.schemas.query import FilterModel, MetricQueryRequest
+from api.sql_endpoint.semantic_errors import _from_engine, _unknown_column, _unsupported
+from api.sql_endpoint.semantic_tables import (
+    _ROWS,
+    METRIC_TIME,
+    METRICS_TABLE,
+    SEMANTIC_SCHEMA,
+    SUPPORTED,
+    SqlAnswer,
+    SqlColumn,
+    SqlEndpointError,
+    _Catalog,
+    _catalog,
+    _identifier_text,
+    _table_kind,
+    reads_data_tables,
+    visible_tables,
+)
+from api.sql_endpoint.semantic_values import (
+    _COMPARISONS,
+    _FLIPPED,
+    _NEGATED,
+    _as_datetime,
+    _floor,
+    _grain_of,
+    _json_value,
+    _literal,
+    _time_range,
+)
 from metrics import errors
 from metrics.engine import MetricsEngine
 from metrics.execution.client import ResultColumn, ResultSet
 from metrics.execution.rowset import query_rows
-from metrics.policy import PolicyDenied
-from metrics.query.request import MetricQuery, WeekStart
+from metrics.query.request import WeekStart
 from metrics.semantic.model import Grain, MetricType
-from metrics.sql.marts import (InvalidMartQuery, UnknownTable, UnsupportedSql, check_functions, check_read_only, cte_references,
-                               function_name)
-
-SEMANTIC_SCHEMA = "semantic"
-MARTS_SCHEMA = "marts"
-METRICS_TABLE = "metrics"
-DATABASE = "northstar"
-METRIC_TIME = "metric_time"
-_ROWS = "__northstar_rows"
-
-SUPPORTED = (
-    "Supported: SELECT <slices>, <metrics> FROM semantic.metrics [WHERE <slice> =, <>, <, <=, >, >=, IN, "
-    "NOT IN, BETWEEN, IS [NOT] NULL, AND/OR ...] [GROUP BY <slices>] [ORDER BY ...] [LIMIT n [OFFSET m]], "
-    "metrics optionally wrapped in SUM/MIN/MAX/AVG/MEASURE, such a query nested as a subquery with outer "
-    "projections, filters, ordering, limits and COUNT(*); and read-only SELECTs over marts.<table>."
+from metrics.sql.marts import (
+    check_functions,
+    check_read_only,
+    cte_references,
+    function_name,
 )
 
-
-class SqlEndpointError(Exception):
-    """A statement the endpoint refuses, as a PostgreSQL error (SQLSTATE, message, hint)."""
-
-    def __init__(self, sqlstate: str, message: str, hint: str | None = None, position: int | None = None) -> None:
-        super().__init__(message)
-        self.sqlstate = sqlstate
-        self.message = message
-        self.hint = hint
-        self.position = position  # 1-based, in the client's statement
-
-
-@dataclass(frozen=True)
-class SqlColumn:
-    name: str
-    type: str  # date, timestamp, string, integer, number, boolean
-
-
-@dataclass(frozen=True)
-class SqlAnswer:
-    columns: tuple[SqlColumn, ...]
-    rows: list[tuple]
-    # What the client should know about how the rows were made (sent as NOTICE messages).
-    notices: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True)
-class ColumnDef:
-    name: str
-    type: str
-    comment: str | None
-
-
-@dataclass(frozen=True)
-class TableDef:
-    schema: str
-    name: str
-    comment: str | None
-    columns: tuple[ColumnDef, ...]
-
-
-# -- catalog ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _SemanticTable:
-    definition: TableDef
-    metrics: frozenset[str]
-    slices: frozenset[str]  # column names that are slices (dimensions, metric_time grains)
-
-
-@dataclass(frozen=True)
-class _Catalog:
-    semantic: dict[str, _SemanticTable]
-    marts: dict[str, TableDef]
-    # Every slice name the engine accepts (short, entity-qualified, metric_time grains, entities).
-    slice_names: frozenset[str]
-    slice_types: dict[str, str]
-    metric_types: dict[str, str]
-    # Metrics whose values over disjoint rows add up to the value over their union.
-    additive: frozenset[str]
-    # The semantic models each metric's measures come from.
-    metric_models: dict[str, frozenset[str]]
-
-    def table_names(self) -> list[str]:
-        return ([f"{SEMANTIC_SCHEMA}.{n}" for n in sorted(self.semantic)]
-                + [f"{MARTS_SCHEMA}.{n}" for n in sorted(self.marts)])
-
-
-# A build never changes, so its catalog is computed once per build and shared by every engine
-# (or restricted view of one) that serves it; the few newest builds are kept.
-_catalogs: OrderedDict[tuple[str, str], _Catalog] = OrderedDict()
-_catalog_lock = threading.Lock()
-_CATALOGS_KEPT = 4
-
-
-def _catalog(engine: MetricsEngine) -> _Catalog:
-    key = (engine.build.build_id, str(engine.build.directory))
-    with _catalog_lock:
-        cached = _catalogs.get(key)
-        if cached is None:
-            cached = _catalogs[key] = _build_catalog(engine)
-            while len(_catalogs) > _CATALOGS_KEPT:
-                _catalogs.popitem(last=False)
-        _catalogs.move_to_end(key)
-        return cached
-
-
-def _build_catalog(engine: MetricsEngine) -> _Catalog:
-    catalog = engine.catalog()
-    dimensions = engine.dimensions()
-    metric_types = _metric_types(engine)
-    slice_types = _slice_types(engine, dimensions)
-
-    slice_names: set[str] = {METRIC_TIME}
-    for source in {engine.graph.source_of(m) for m in engine.manifest.measures.values()}:
-        slice_names |= engine.graph.public_names(source)
-
-    # Slice columns: short names, plus the entity-qualified dbt names of categorical slices
-    # (`user__country`), and of time slices where one short name stands for several columns
-    # (`created_at` of an account or of a ticket).
-    slice_columns: list[ColumnDef] = []
-    for d in dimensions:
-        slice_columns.append(ColumnDef(d.name, slice_types.get(d.name, "string"), d.description))
-    for d in dimensions:
-        if len(d.qualified_names) > 1 or d.kind == "categorical":
-            for qualified in d.qualified_names:
-                if qualified != d.name:
-                    slice_types.setdefault(qualified, slice_types.get(d.name, "string"))
-                    slice_columns.append(ColumnDef(qualified, slice_types[qualified], d.description))
-    # A metric named like a slice is the metric (as in queries); each column once.
-    seen: set[str] = set(catalog)
-    slice_columns = [c for c in slice_columns if not (c.name in seen or seen.add(c.name))]
-    slice_columns.sort(key=_column_order)
-    metric_columns = [ColumnDef(name, metric_types.get(name, "number"), info.description or info.label or None)
-                      for name, info in catalog.items()]
-
-    semantic: dict[str, _SemanticTable] = {}
-    all_slices = frozenset(c.name for c in slice_columns)
-    semantic[METRICS_TABLE] = _SemanticTable(
-        TableDef(SEMANTIC_SCHEMA, METRICS_TABLE,
-                 "Every governed metric and every slice; the selected slices are the grain.",
-                 tuple(slice_columns + metric_columns)),
-        frozenset(catalog), all_slices)
-
-    # One table per semantic model: its metrics and the slices all of them share.
-    groups: dict[str, list[str]] = {}
-    metric_models = {name: frozenset(m.semantic_model for m in engine.planner.measures_of(name))
-                     for name in catalog}
-    for name in catalog:
-        models = metric_models[name]
-        if len(models) == 1:
-            groups.setdefault(next(iter(models)), []).append(name)
-    for model, names in sorted(groups.items()):
-        if model in semantic or model == METRICS_TABLE:
-            continue
-        shared = set.intersection(*(set(catalog[n].dimensions) | set(catalog[n].qualified_dimensions)
-                                    | {f"{METRIC_TIME}__{g}" for g in catalog[n].grains} for n in names))
-        columns = [c for c in slice_columns if c.name in shared]
-        columns += [c for c in metric_columns if c.name in names]
-        description = engine.manifest.semantic_models[model].relation.table
-        semantic[model] = _SemanticTable(
-            TableDef(SEMANTIC_SCHEMA, model, f"The metrics of semantic model '{model}' (dbt model {description}).",
-                     tuple(columns)),
-            frozenset(names), frozenset(c.name for c in columns if c.name in shared))
-
-    marts = {
-        name: TableDef(MARTS_SCHEMA, name, "dbt mart (read-only).",
-                       tuple(ColumnDef(c.name, c.type, None) for c in columns))
-        for name, (_, columns) in engine.mart_tables().items()
-    }
-    return _Catalog(semantic, marts, frozenset(slice_names), slice_types, metric_types,
-                    frozenset(n for n in catalog if _is_additive(engine, n)), metric_models)
-
-
-def _column_order(column: ColumnDef) -> tuple:
-    grains = [g.value for g in Grain]
-    if column.name.startswith(f"{METRIC_TIME}__"):
-        return (0, grains.index(column.name.split("__")[-1]) if column.name.split("__")[-1] in grains else 9, "")
-    return (1, 0, column.name)
-
-
-def _is_additive(engine: MetricsEngine, metric: str) -> bool:
-    info = engine.manifest.metrics[metric]
-    if info.type is not MetricType.SIMPLE:
-        return False
-    measures = engine.planner.measures_of(metric)
-    return (len(measures) == 1 and measures[0].agg.is_additive and measures[0].non_additive is None
-            and (info.measure is None or info.measure.fill_nulls_with is None))
-
-
-def _metric_types(engine: MetricsEngine) -> dict[str, str]:
-    names = engine.metric_names()
-    group_by = (f"{METRIC_TIME}__day",)
-    try:
-        described = engine.describe(MetricQuery(tuple(names), group_by))
-        return {c.name: c.type for c in described[len(group_by):]}
-    except errors.MetricsError:
-        out = {}
-        for name in names:
-            try:
-                out[name] = engine.describe(MetricQuery((name,), group_by))[-1].type
-            except errors.MetricsError:
-                out[name] = "number"
-        return out
-
-
-def _slice_types(engine: MetricsEngine, dimensions) -> dict[str, str]:
-    types = {d.name: "date" for d in dimensions if d.kind == "metric_time"}
-    simple = [n for n, m in engine.manifest.metrics.items() if m.type is MetricType.SIMPLE]
-    by_metric: dict[str, list[str]] = {}
-    for d in dimensions:
-        if d.kind == "metric_time":
-            continue
-        carrier = next((m for m in sorted(simple) if m in d.metrics), None)
-        if carrier is not None:
-            by_metric.setdefault(carrier, []).append(d.name)
-    for metric, names in by_metric.items():
-        try:
-            described = engine.describe(MetricQuery((metric,), tuple(names)))
-            types.update({c.name: c.type for c in described[:len(names)]})
-        except errors.MetricsError:
-            for name in names:
-                try:
-                    types[name] = engine.describe(MetricQuery((metric,), (name,)))[0].type
-                except errors.MetricsError:
-                    types[name] = "string"
-    return types
-
-
-def visible_tables(engine: MetricsEngine) -> list[TableDef]:
-    """What clients can read: `semantic.metrics`, one `semantic.<semantic model>` table per
-    group of metrics, and `marts.<mart>` for each dbt mart."""
-    catalog = _catalog(engine)
-    return ([t.definition for _, t in sorted(catalog.semantic.items(), key=lambda kv: kv[0] != METRICS_TABLE)]
-            + [catalog.marts[n] for n in sorted(catalog.marts)])
-
-
-# -- routing ------------------------------------------------------------------------------
-
-
-def _identifier_text(identifier: exp.Expression | None) -> str:
-    if identifier is None:
-        return ""
-    if isinstance(identifier, exp.Identifier) and identifier.quoted:
-        return identifier.this
-    return identifier.name.lower()
-
-
-def _table_kind(table: exp.Table, ctes: set[int]) -> str:
-    """'semantic', 'marts', 'cte' or 'other' for one table reference; `ctes` holds the ids of
-    the references that read a CTE in scope (`cte_references`)."""
-    if not isinstance(table.this, exp.Identifier):
-        return "function"
-    schema = _identifier_text(table.args.get("db"))
-    name = _identifier_text(table.this)
-    catalog = _identifier_text(table.args.get("catalog"))
-    if catalog and catalog != DATABASE:
-        return "other"
-    if not schema:
-        if id(table) in ctes:
-            return "cte"
-        # With `search_path` at its default, a bare `metrics` is the semantic table.
-        return "semantic" if name == METRICS_TABLE else "other"
-    if schema == SEMANTIC_SCHEMA:
-        return "semantic"
-    if schema == MARTS_SCHEMA:
-        return "marts"
-    return "other"
-
-
-def reads_data_tables(statement: exp.Expression) -> bool:
-    """Whether the statement reads `semantic.*` or `marts.*` (and so is answered here rather
-    than by the catalog emulation)."""
-    ctes = cte_references(statement)
-    return any(_table_kind(t, ctes) in ("semantic", "marts") for t in statement.find_all(exp.Table))
-
-
-# -- errors -------------------------------------------------------------------------------
-
-_SQLSTATES: tuple[tuple[type[errors.MetricsError], str], ...] = tuple((cls, state) for cls, state in (
-    # Service guardrails, where the engine has them: too many rows, too long a query.
-    (getattr(errors, "ResultTooLarge", None), "54000"),
-    (getattr(errors, "QueryTimeout", None), "57014"),
-    (errors.QueryCancelled, "57014"),
-    (PolicyDenied, "42501"),
-    (UnknownTable, "42P01"),
-    (UnsupportedSql, "0A000"),
-    (errors.UnknownMetric, "42703"),
-    (errors.UnknownDimension, "42703"),
-    (errors.AmbiguousDimension, "42702"),
-    (errors.UnknownSavedQuery, "42P01"),
-    (errors.NotFound, "42P01"),
-    (errors.InvalidFilter, "22023"),
-    (errors.InvalidQuery, "22023"),
-    (errors.UserError, "22023"),
-    (errors.WarehouseUnavailable, "57P03"),
-    (errors.BuildFailed, "55000"),
-    (errors.InternalError, "XX000"),
-    (errors.MetricsError, "XX000"),
-) if cls is not None)
-
-
-def _rowset_state(exc: errors.MetricsError) -> str | None:
-    """The SQLSTATE of a query the answer rows could not evaluate, by the kind of failure."""
-    reason = exc.details.get("reason")
-    if reason == "BinderException" and "Referenced table" in exc.message:
-        return "42P01"
-    if reason == "BinderException":
-        return "42803" if "GROUP BY" in exc.message else "42703" if "column" in exc.message.lower() else "42601"
-    return {"CatalogException": "42883", "ConversionException": "22P02", "ParserException": "42601",
-            "OutOfRangeException": "22003", "InvalidInputException": "22023"}.get(reason or "")
-
-
-# DuckDB's words for what failed over the answer rows, as PostgreSQL says them: the client
-# wrote PostgreSQL and never sees the in-memory database its outer query runs on.
-_DUCKDB_ERROR = re.compile(r"\b(?:Binder|Catalog|Conversion|Parser|Invalid Input|Out of Range|Not implemented|"
-                           r"Invalid|Type|Syntax|Internal|Constraint|Dependency) Error: ")
-_DUCKDB_TYPES = {"INT64": "bigint", "INT32": "integer", "INT16": "smallint", "INT8": "smallint",
-                 "DOUBLE": "double precision", "FLOAT": "real", "DATE": "date", "TIMESTAMP": "timestamp",
-                 "BOOLEAN": "boolean", "VARCHAR": "text", "DECIMAL": "numeric", "HUGEINT": "numeric"}
-_DUCKDB_PHRASES: tuple[tuple[re.Pattern[str], Any], ...] = (
-    (re.compile(r'Referenced column "([^"]+)" not found in FROM clause!?.*', re.S),
-     lambda m: f'column "{m.group(1)}" does not exist'),
-    (re.compile(r'Values list "([^"]+)" does not have a column named "([^"]+)".*', re.S),
-     lambda m: f'column {m.group(1)}.{m.group(2)} does not exist'),
-    (re.compile(r"(?:Scalar|Aggregate|Table) Function with name ([\w.]+) does not exist!?.*", re.S),
-     lambda m: f"function {m.group(1)} does not exist"),
-    (re.compile(r"Could not convert string '([^']*)' to (\w+)(?: when casting from source column [\w\"]+)?"),
-     lambda m: f'invalid input syntax for type {_DUCKDB_TYPES.get(m.group(2), m.group(2).lower())}: "{m.group(1)}"'),
-    (re.compile(r"Referenced table \"([^\"]+)\" not found!?.*", re.S),
-     lambda m: f'missing FROM-clause entry for table "{m.group(1)}"'),
-    (re.compile(r"No function matches the given name and argument types '([^']*)'.*", re.S),
-     lambda m: f"function {m.group(1)} does not exist"),
-)
-
-
-def _client_message(message: str) -> str:
-    """An engine message without the internal texts of the rows' database."""
-    rows_prefix = "cannot evaluate the query over the metric rows: "
-    if message.startswith(rows_prefix):
-        message = message[len(rows_prefix):]
-    message = _DUCKDB_ERROR.sub("", message)
-    for pattern, say in _DUCKDB_PHRASES:
-        match = pattern.search(message)
-        if match:
-            message = message[:match.start()] + say(match) + message[match.end():]
-            break
-    return message.split("\n", 1)[0]
-
-# What is wrong with a client's marts SQL (`InvalidMartQuery.problem`), as PostgreSQL says it.
-_PROBLEM_STATES = {"unknown_column": "42703", "unknown_function": "42883", "syntax": "42601", "grouping": "42803",
-                   "ambiguous_column": "42702", "unknown_table": "42P01", "invalid_sql": "42000",
-                   "invalid_value": "22P02", "out_of_range": "22003", "division_by_zero": "22012",
-                   "out_of_memory": "53200"}
-
-
-def _from_engine(exc: errors.MetricsError) -> SqlEndpointError:
-    if isinstance(exc, InvalidMartQuery):
-        return SqlEndpointError(_PROBLEM_STATES.get(exc.details.get("problem", ""), "42000"), exc.message,
-                                position=exc.details.get("position"))
-    state = _rowset_state(exc) or next(code for cls, code in _SQLSTATES if isinstance(exc, cls))
-    hint = None
-    candidates = exc.details.get("candidates") or exc.details.get("suggestions")
-    if isinstance(candidates, (list, tuple)) and candidates and "Did you mean" not in exc.message:
-        hint = "Valid names include: " + ", ".join(str(c) for c in list(candidates)[:12]) + "."
-    if state == "0A000" or (hint is None and exc.details.get("reason")):
-        hint = SUPPORTED
-    return SqlEndpointError(state, _client_message(exc.message), hint)
-
-
-def _unsupported(message: str) -> SqlEndpointError:
-    return SqlEndpointError("0A000", message, SUPPORTED)
-
-
-def _unknown_column(name: str, table: _SemanticTable) -> SqlEndpointError:
-    columns = [c.name for c in table.definition.columns]
-    close = difflib.get_close_matches(name, columns, n=3, cutoff=0.6) or errors.nearest(name, columns)
-    if close:
-        hint = "Did you mean " + ", ".join(f'"{c}"' for c in close) + "?"
-    else:
-        metrics = sorted(table.metrics)
-        hint = (f"Metrics: {', '.join(metrics[:12])}{', ...' if len(metrics) > 12 else ''}; slices such as "
-                f"metric_time__week and {', '.join(sorted(n for n in table.slices if '__' not in n)[:8])}.")
-    return SqlEndpointError("42703", f'column "{name}" does not exist in '
-                                     f'{SEMANTIC_SCHEMA}.{table.definition.name}', hint)
-
+# What the server calls; the rest of the endpoint's semantic SQL lives in semantic_tables (the
+# schema clients see), semantic_values (literals and time ranges) and semantic_errors.
+__all__ = ["SqlAnswer", "SqlEndpointError", "answer", "reads_data_tables", "visible_tables"]
 
 # -- answering ----------------------------------------------------------------------------
 
@@ -585,152 +234,6 @@ def _is_aggregate(node: exp.Expression) -> bool:
 def _own(select: exp.Select, node: exp.Expression) -> bool:
     """Whether `node` belongs to `select` itself rather than to a nested query."""
     return node.find_ancestor(exp.Select) is select
-
-
-def _literal(node: exp.Expression) -> tuple[bool, Any]:
-    """A literal's Python value: (True, value), or (False, None) when it is not a literal."""
-    while isinstance(node, exp.Paren):
-        node = node.this
-    if isinstance(node, exp.Null):
-        return True, None
-    if isinstance(node, exp.Boolean):
-        return True, bool(node.this)
-    if isinstance(node, exp.Literal):
-        if node.is_string:
-            return True, node.this
-        text = node.this
-        try:
-            return True, int(text)
-        except ValueError:
-            return True, float(text)
-    if isinstance(node, exp.Neg):
-        ok, value = _literal(node.this)
-        if ok and isinstance(value, (int, float)) and not isinstance(value, bool):
-            return True, -value
-        return False, None
-    if isinstance(node, exp.Cast):
-        ok, value = _literal(node.this)
-        if not ok or value is None:
-            return ok, value
-        kind = node.to.this
-        text = str(value)
-        try:
-            if kind == exp.DataType.Type.DATE:
-                return True, dt.date.fromisoformat(text.strip()[:10]) if len(text.strip()) > 10 and \
-                    text.strip()[10] in " T" else dt.date.fromisoformat(text.strip())
-            if kind in (exp.DataType.Type.TIMESTAMP, exp.DataType.Type.TIMESTAMPTZ,
-                        exp.DataType.Type.TIMESTAMPNTZ, exp.DataType.Type.DATETIME):
-                parsed = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-                if parsed.tzinfo is not None:
-                    parsed = parsed.astimezone(dt.timezone.utc).replace(tzinfo=None)
-                return True, parsed
-        except ValueError:
-            raise SqlEndpointError("22007", f"invalid input syntax for type {kind.value.lower()}: \"{text}\"") from None
-        if kind in exp.DataType.TEXT_TYPES:
-            return True, text
-        if kind in exp.DataType.INTEGER_TYPES:
-            try:
-                return True, int(text)
-            except ValueError:
-                raise SqlEndpointError("22P02", f'invalid input syntax for type integer: "{text}"') from None
-        if kind in exp.DataType.REAL_TYPES:
-            try:
-                return True, float(text)
-            except ValueError:
-                raise SqlEndpointError("22P02", f'invalid input syntax for type numeric: "{text}"') from None
-        if kind == exp.DataType.Type.BOOLEAN and isinstance(value, (bool, str)):
-            return True, value if isinstance(value, bool) else text.strip().lower() in ("t", "true", "1", "yes", "on")
-        return False, None
-    return False, None
-
-
-def _grain_of(name: str) -> Grain | None:
-    """`metric_time__week` -> WEEK; `metric_time` -> DAY (its finest grain); else None."""
-    if name == METRIC_TIME:
-        return Grain.DAY
-    if name.startswith(f"{METRIC_TIME}__"):
-        return Grain.parse(name.split("__", 1)[1])
-    return None
-
-
-def _as_datetime(value: Any, column: str) -> dt.datetime:
-    if isinstance(value, dt.datetime):
-        return value if value.tzinfo is None else value.astimezone(dt.timezone.utc).replace(tzinfo=None)
-    if isinstance(value, dt.date):
-        return dt.datetime(value.year, value.month, value.day)
-    if isinstance(value, str):
-        try:
-            parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-        except ValueError:
-            raise SqlEndpointError("22007", f'invalid input syntax for type date: "{value}"',
-                                   f"Compare {column} with a date such as '2026-01-05'.") from None
-        if parsed.tzinfo is not None:
-            parsed = parsed.astimezone(dt.timezone.utc).replace(tzinfo=None)
-        return parsed
-    raise SqlEndpointError("42883", f"cannot compare {column} (a date) with {value!r}",
-                           f"Compare {column} with a date such as '2026-01-05'.")
-
-
-def _floor(value: dt.datetime, grain: Grain, week_start: WeekStart = WeekStart.MONDAY) -> dt.datetime:
-    day = dt.datetime(value.year, value.month, value.day)
-    if grain is Grain.DAY:
-        return day
-    if grain is Grain.WEEK:
-        return day - dt.timedelta(days=(day.weekday() + (1 if week_start is WeekStart.SUNDAY else 0)) % 7)
-    if grain is Grain.MONTH:
-        return day.replace(day=1)
-    if grain is Grain.QUARTER:
-        return day.replace(month=(day.month - 1) // 3 * 3 + 1, day=1)
-    return day.replace(month=1, day=1)
-
-
-def _next(bucket: dt.datetime, grain: Grain) -> dt.datetime:
-    if grain is Grain.DAY:
-        return bucket + dt.timedelta(days=1)
-    if grain is Grain.WEEK:
-        return bucket + dt.timedelta(days=7)
-    months = {Grain.MONTH: 1, Grain.QUARTER: 3, Grain.YEAR: 12}[grain]
-    month = bucket.month - 1 + months
-    return bucket.replace(year=bucket.year + month // 12, month=month % 12 + 1)
-
-
-def _ceil(value: dt.datetime, grain: Grain, week_start: WeekStart = WeekStart.MONDAY) -> dt.datetime:
-    floor = _floor(value, grain, week_start)
-    return floor if floor == value else _next(floor, grain)
-
-
-def _time_range(op: str, value: dt.datetime, grain: Grain,
-                week_start: WeekStart = WeekStart.MONDAY) -> tuple[dt.datetime | None, dt.datetime | None] | None:
-    """The half-open range of raw metric time whose `grain` buckets satisfy `bucket op value`
-    (bucket starts compared with `value`), or None when it is not a single range.
-
-    >>> _time_range(">=", dt.datetime(2026, 1, 7), Grain.WEEK)
-    (datetime.datetime(2026, 1, 12, 0, 0), None)
-    >>> _time_range("<=", dt.datetime(2026, 1, 7), Grain.WEEK)
-    (None, datetime.datetime(2026, 1, 12, 0, 0))
-    """
-    if op == ">=":
-        return _ceil(value, grain, week_start), None
-    if op == ">":
-        return _next(_floor(value, grain, week_start), grain), None
-    if op == "<":
-        return None, _ceil(value, grain, week_start)
-    if op == "<=":
-        return None, _next(_floor(value, grain, week_start), grain)
-    if op == "=" and _floor(value, grain, week_start) == value:
-        return value, _next(value, grain)
-    return None
-
-
-_COMPARISONS = {exp.EQ: "=", exp.NEQ: "!=", exp.LT: "<", exp.LTE: "<=", exp.GT: ">", exp.GTE: ">="}
-_FLIPPED = {"=": "=", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
-_NEGATED = {"=": "!=", "!=": "=", "<": ">=", "<=": ">", ">": "<=", ">=": "<"}
-
-
-def _json_value(value: Any) -> Any:
-    if isinstance(value, (dt.date, dt.datetime)):
-        return value.isoformat()
-    return value
 
 
 @dataclass
