@@ -14,6 +14,8 @@ from metrics import errors
 STATUS: dict[type[errors.MetricsError], int] = {
     errors.NotFound: 404,
     errors.UnknownSavedQuery: 404,
+    errors.UnsupportedFeature: 422,
+    errors.MetricUnavailable: 422,
     errors.UserError: 400,
     errors.WarehouseUnavailable: 503,
     errors.BuildFailed: 409,

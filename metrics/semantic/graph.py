@@ -173,6 +173,12 @@ class SemanticGraph:
     @staticmethod
     def _dimension_items(model: SemanticModel, path: tuple[JoinStep, ...], prefix: tuple[str, ...]):
         base = "__".join(prefix)
+        if path:
+            # The entities of a joined model (`listing__host`: the host of the booking's
+            # listing), except the one it was joined on (that is the prefix itself).
+            for entity in model.entities:
+                if entity.name != path[-1].entity:
+                    yield GroupByItem(f"{base}__{entity.name}", ItemKind.ENTITY, model.name, entity.expr, path)
         for dim in model.dimensions:
             if dim.is_time:
                 finest = dim.time_granularity or Grain.DAY

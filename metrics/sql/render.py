@@ -53,6 +53,7 @@ from metrics.query.request import Filter, FilterOp, MetricQuery, WeekStart
 from metrics.semantic.graph import GroupByItem, ItemKind, JoinStep, SemanticGraph
 from metrics.semantic.model import Agg, Grain, Measure, PeriodAgg, SemanticModel, Window
 from metrics.sql.filters import MetricReference, parse_filter_template
+from metrics.sql.offsets import offset_to_grain_node
 
 _COMPARISON = {FilterOp.EQ: "=", FilterOp.NE: "<>", FilterOp.LT: "<", FilterOp.LE: "<=",
                FilterOp.GT: ">", FilterOp.GE: ">="}
@@ -139,7 +140,9 @@ class Renderer:
         ctes: list[tuple[str, str]] = []
         shared = self._scan_groups(plan)
         for node in plan.nodes:
-            if node.cumulative is not None:
+            if node.offset_to_grain is not None:
+                ctes.extend(offset_to_grain_node(self, node, plan, params))
+            elif node.cumulative is not None:
                 ctes.extend(self._cumulative_node(node, plan, params))
             elif node.conversion is not None:
                 ctes.extend(self._conversion_node(node, plan, params))
@@ -157,7 +160,7 @@ class Renderer:
         beside its value a period earlier). Keyed by each member's alias."""
         groups: dict[tuple, list[AggregateNode]] = {}
         for node in plan.nodes:
-            if node.cumulative is not None or node.conversion is not None:
+            if node.cumulative is not None or node.conversion is not None or node.offset_to_grain is not None:
                 continue
             if any(m.measure.non_additive is not None or m.measure.agg not in _FILTERABLE_AGGS
                    for m in node.measures):
@@ -752,7 +755,7 @@ class Renderer:
         elif group_columns:
             key_source = "keys"
             # Offset inputs (last period's value) must not add buckets of their own.
-            key_nodes = [n.alias for n in plan.nodes if n.offset is None] or nodes
+            key_nodes = [n.alias for n in plan.nodes if n.offset is None and n.offset_to_grain is None] or nodes
             data_keys = " UNION ".join(f"SELECT {', '.join(group_columns)} FROM {alias}" for alias in key_nodes)
             if spine is None:
                 with_parts.append(f"keys AS ({data_keys})")
