@@ -138,6 +138,14 @@ class SemanticModel:
     def dimension(self, name: str) -> Dimension | None:
         return next((d for d in self.dimensions if d.name == name), None)
 
+    def property_expr(self, name: str) -> str | None:
+        """The column expression of a dimension or entity named `name` (a conversion metric's
+        constant property), optionally prefixed by the model's primary entity."""
+        prefix = f"{self.primary_entity}__" if self.primary_entity else None
+        bare = name[len(prefix):] if prefix and name.startswith(prefix) else name
+        found = self.dimension(bare) or self.entity(bare)
+        return found.expr if found is not None else None
+
     @property
     def validity(self) -> tuple[Dimension, Dimension] | None:
         """The (start, end) dimensions of an SCD type II model's validity window."""

@@ -574,7 +574,8 @@ class Renderer:
         base_columns = columns + [f"{expr(base_model.entity(params_.entity).expr)} AS entity_key",
                                   f"{at_grain(base_time)} AS base_ts",
                                   f"{expr(base_measure.expr)} AS v"]
-        base_columns += [f"{expr(b)} AS cp{i}" for i, (b, _) in enumerate(params_.constant_properties)]
+        base_columns += [f"{expr(_property(base_model, b))} AS cp{i}"
+                         for i, (b, _) in enumerate(params_.constant_properties)]
         conditions = self._time_range(node, plan, params) + self._conditions(node, plan, params, alias_for, joins)
         base = _select(base_columns, f"{self._table(base_model)} AS t0", joins, conditions)
 
@@ -584,7 +585,8 @@ class Renderer:
         target_columns = [f"{expr(target_model.entity(params_.entity).expr)} AS entity_key",
                           f"{at_grain(target_time)} AS conv_ts", f"{expr(target_measure.expr)} AS v",
                           f"{row_key} AS conv_key"]
-        target_columns += [f"{expr(c)} AS cp{i}" for i, (_, c) in enumerate(params_.constant_properties)]
+        target_columns += [f"{expr(_property(target_model, c))} AS cp{i}"
+                           for i, (_, c) in enumerate(params_.constant_properties)]
         target_conditions = []
         if query.start is not None:
             target_conditions.append(f"{expr(target_time.expr)} >= {self._param(params, query.utc(query.start))}")
@@ -977,6 +979,15 @@ def _truncate(value: dt.datetime, grain: Grain, week_start: WeekStart) -> dt.dat
     if grain is Grain.QUARTER:
         return day.replace(month=(day.month - 1) // 3 * 3 + 1, day=1)
     return day.replace(month=1, day=1)
+
+
+def _property(model: SemanticModel, name: str) -> str:
+    """A conversion metric's constant property: a dimension or entity of its semantic model."""
+    found = model.property_expr(name)
+    if found is None:
+        raise InvalidQuery(f"constant property {name!r} is neither a dimension nor an entity of semantic model "
+                           f"{model.name!r}.")
+    return found
 
 
 def _safe_divide(numerator: exp.Expression, denominator: exp.Expression) -> exp.Expression:
