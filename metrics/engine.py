@@ -294,6 +294,13 @@ class MetricsEngine:
                         entry["qualified"].add(item.name)
                         entry["kind"] = entry["kind"] or item.kind.value
                         entry["description"] = entry["description"] or item.description or item.label
+            # Entities (`listing`, `listing__host`) group and filter too, by their full names.
+            for source in {self.graph.source_of(m) for m in measures}:
+                for item in self.graph.items(source).values():
+                    if item.kind is ItemKind.ENTITY and item.name in info.qualified_dimensions:
+                        entry = by_name.setdefault(item.name, {"metrics": set(), "qualified": {item.name},
+                                                               "kind": "entity", "description": None})
+                        entry["metrics"].add(info.name)
         for grain in GRAINS:
             name = f"{METRIC_TIME}__{grain.value}"
             metrics = [m.name for m in self.catalog().values() if grain.value in m.grains]

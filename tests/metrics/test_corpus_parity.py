@@ -40,20 +40,17 @@ pytest.importorskip(
 )
 
 from metrics.engine import MetricsEngine  # noqa: E402
-from tests.conftest import northstar  # noqa: E402
+from tests.metrics.corpus.builds import CORPUS, PROJECTS, corpus_warehouse  # noqa: E402
 from tests.metrics.test_metricflow_parity import _plain, _same, differences, harness  # noqa: E402
 
 Case = harness.Case
-CORPUS = Path(__file__).parent / "corpus"
-PROJECTS = ("marketplace", "saas", "funnel")
 
 
 class Built:
-    """One corpus project, built once for the session, with both engines open on it."""
+    """One corpus project (built once per session), with both engines open on it."""
 
-    def __init__(self, name: str, root: Path) -> None:
-        self.warehouse = root / f"{name}.duckdb"
-        northstar("build", "--dbt-project", str(CORPUS / name), "--warehouse", str(self.warehouse), "--no-docs")
+    def __init__(self, name: str) -> None:
+        self.warehouse = corpus_warehouse(name)
         manifest = Path(os.path.realpath(self.warehouse)).parent / "semantic_manifest.json"
         self.northstar = MetricsEngine.open(self.warehouse)
         self.metricflow = harness.open_metricflow(manifest, self.warehouse)
@@ -67,22 +64,18 @@ class Built:
         return self.northstar.client.query(sql).rows
 
 
-_BUILDS: dict[str, Built] = {}
+@pytest.fixture(scope="module")
+def corpus():
+    opened: dict[str, Built] = {}
 
+    def get(name: str) -> Built:
+        if name not in opened:
+            opened[name] = Built(name)
+        return opened[name]
 
-@pytest.fixture(scope="session")
-def corpus_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("corpus")
-    yield root
-    for built in _BUILDS.values():
+    yield get
+    for built in opened.values():
         built.northstar.close()
-    _BUILDS.clear()
-
-
-def built(name: str, root: Path) -> Built:
-    if name not in _BUILDS:
-        _BUILDS[name] = Built(name, root)
-    return _BUILDS[name]
 
 
 def project_metrics(name: str) -> set[str]:
@@ -186,8 +179,8 @@ PARAMS = [pytest.param(project, case, id=f"{project}-{case.id}") for project, ca
 
 
 @pytest.mark.parametrize("project,case", PARAMS)
-def test_same_answer_as_metricflow(corpus_root, project: str, case: Case) -> None:
-    ns_cols, ns_rows, mf_cols, mf_rows = built(project, corpus_root).answers(case)
+def test_same_answer_as_metricflow(corpus, project: str, case: Case) -> None:
+    ns_cols, ns_rows, mf_cols, mf_rows = corpus(project).answers(case)
     assert ns_rows, f"{case.id}: northstar answered no rows; the case checks nothing"
     keys = [c for c in mf_cols if c in case.group_by]
     if OFFSET in case.tags:
@@ -217,11 +210,11 @@ def test_every_metric_is_compared(project: str) -> None:
     assert project_metrics(project) <= compared
 
 
-def test_offset_to_grain_by_week_with_a_range_against_hand_written_sql(corpus_root) -> None:
+def test_offset_to_grain_by_week_with_a_range_against_hand_written_sql(corpus) -> None:
     """MetricFlow errs here (its SQL names a subquery that is not in scope: a DuckDB binder
     error), so hand-written SQL is the reference: each week shows bookings minus the bookings of
     the first day of the month the week starts in."""
-    project = built("marketplace", corpus_root)
+    project = corpus("marketplace")
     case = Case("offset-to-month-by-week-range", ("bookings_growth_since_start_of_month",), ("metric_time__week",),
                 start=_Q1[0], end=_Q1[1])
     with pytest.raises(Exception, match="(?i)binder"):
@@ -239,10 +232,10 @@ def test_offset_to_grain_by_week_with_a_range_against_hand_written_sql(corpus_ro
     assert any(v is None for _, v in expected) and any(v is not None for _, v in expected)
 
 
-def test_constant_property_changes_the_answer(corpus_root) -> None:
+def test_constant_property_changes_the_answer(corpus) -> None:
     """The same-device and same-session rates are below the plain rate on the generated data (so
     the constant properties are applied), and the same-session rate equals hand-written SQL."""
-    project = built("funnel", corpus_root)
+    project = corpus("funnel")
     query = harness.northstar_query(Case("c", ("visit_to_purchase", "visit_to_purchase_same_session")))
     (plain, same_session), = project.northstar.query(query).rows
     assert same_session < plain
