@@ -22,6 +22,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
 
+from metrics.dry_run import BUILD_INFO_KEY as UNSERVABLE_KEY
+from metrics.dry_run import Unservable, dry_run, refuse_unservable
 from metrics.errors import ResultTooLarge, WarehouseUnavailable
 from metrics.execution.client import DuckDBClient, ResultColumn, ResultSet, SqlClient
 from metrics.execution.client import _column_type as column_type
@@ -72,6 +74,8 @@ class BuildInfo:
     # dbt model -> {"tests": n, "failed": k}, for the tests of the models a query reads.
     model_tests: dict[str, dict[str, int]] = field(default_factory=dict, compare=False, hash=False)
     warnings: tuple[BuildWarning, ...] = field(default=(), compare=False, hash=False)
+    # Metrics the build's dry run found unservable; None: the build was not checked.
+    unservable: tuple[Unservable, ...] | None = field(default=None, compare=False, hash=False)
 
     def models_warnings(self, models: tuple[str, ...]) -> tuple[BuildWarning, ...]:
         """The build's warnings on the given models."""
@@ -96,6 +100,8 @@ class BuildInfo:
             directory=directory,
             model_tests=data.get("model_tests") or {},
             warnings=tuple(BuildWarning.from_json(w) for w in data.get("warnings") or ()),
+            unservable=(tuple(Unservable.from_json(u) for u in data[UNSERVABLE_KEY])
+                        if isinstance(data.get(UNSERVABLE_KEY), list) else None),
         )
 
 
@@ -112,6 +118,8 @@ class MetricInfo:
     models: tuple[str, ...]
     definition: dict[str, Any]
     meta: dict[str, Any] = field(default_factory=dict)
+    # Why the build cannot serve the metric (group_by None), or not by some group-by item.
+    unavailable: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -194,6 +202,7 @@ class MetricsEngine:
         # A build never changes, so the newest time of each input is read once.
         self._newest: dict[SourceKey, Any] = {}
         self._marts: dict[str, tuple[MartTable, tuple[ResultColumn, ...]]] | None = None
+        self.unservable: tuple[Unservable, ...] = build.unservable or ()
 
     @classmethod
     def open(cls, warehouse: Path, manifest_path: Path | None = None, limits: Limits = Limits(),
@@ -229,6 +238,9 @@ class MetricsEngine:
             schemas = {}
         engine = cls(manifest, client, BuildInfo.read(real.parent), limits=limits)
         engine.schemas = schemas
+        if engine.build.unservable is None:
+            # Built elsewhere (or before builds were checked): check it once, now.
+            engine.unservable = dry_run(engine).unservable
         return engine
 
     def schema(self, logical: str = "marts") -> str:
@@ -278,6 +290,8 @@ class MetricsEngine:
             models=tuple(models),
             definition=_definition(metric, self.manifest),
             meta=metric.meta,
+            unavailable=tuple({"reason": u.reason, "group_by": u.group_by}
+                              for u in self.unservable if u.metric == metric.name),
         )
 
     def dimensions(self) -> list[DimensionInfo]:
@@ -328,6 +342,7 @@ class MetricsEngine:
     # -- queries -------------------------------------------------------------------------
 
     def plan(self, query: MetricQuery) -> QueryPlan:
+        refuse_unservable(self.unservable, query, self.manifest)
         return self.planner.plan(query)
 
     def compile(self, query: MetricQuery) -> CompiledQuery:
