@@ -206,12 +206,16 @@ class MetricsEngine:
 
     @classmethod
     def open(cls, warehouse: Path, manifest_path: Path | None = None, limits: Limits = Limits(),
-             postgres_dsn: str | None = None) -> MetricsEngine:
+             postgres_dsn: str | None = None, check: bool = True) -> MetricsEngine:
         """Open the build a warehouse path points at (a symlink published by `northstar build`,
         or any DuckDB file with a `semantic_manifest.json` beside it). A PostgreSQL build's
         path points at its `warehouse.postgres` file; its tables are read through `postgres_dsn`
         (default: the NORTHSTAR_POSTGRES_DSN environment variable). A Spark build's path points
-        at its `warehouse.spark` file, read by a Spark session on NORTHSTAR_SPARK_MASTER."""
+        at its `warehouse.spark` file, read by a Spark session on NORTHSTAR_SPARK_MASTER.
+
+        A build whose build.json does not say which metrics it can serve (made elsewhere, or
+        a PostgreSQL or Spark build) is dry-run here (see metrics.dry_run) unless `check` is
+        false."""
         real = Path(os.path.realpath(warehouse))
         if not real.exists():
             raise WarehouseUnavailable(f"no warehouse at {warehouse}; run `northstar build` first.")
@@ -238,7 +242,7 @@ class MetricsEngine:
             schemas = {}
         engine = cls(manifest, client, BuildInfo.read(real.parent), limits=limits)
         engine.schemas = schemas
-        if engine.build.unservable is None:
+        if check and engine.build.unservable is None:
             # Built elsewhere (or before builds were checked): check it once, now.
             engine.unservable = dry_run(engine).unservable
         return engine
