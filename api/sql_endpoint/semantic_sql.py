@@ -327,6 +327,7 @@ _SQLSTATES: tuple[tuple[type[errors.MetricsError], str], ...] = tuple((cls, stat
     (PolicyDenied, "42501"),
     (UnknownTable, "42P01"),
     (UnsupportedSql, "0A000"),
+    (getattr(errors, "UnsupportedFeature", None), "0A000"),
     (errors.UnknownMetric, "42703"),
     (errors.UnknownDimension, "42703"),
     (errors.AmbiguousDimension, "42702"),

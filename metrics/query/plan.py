@@ -219,6 +219,8 @@ class _PlanBuilder:
         if name in _seen:
             raise InvalidQuery(f"metric {name!r} refers to itself.")
         metric = self.planner.metric(name)
+        if metric.unsupported:
+            raise UnsupportedFeature(metric.unsupported + ".", metric=name)
         filters = filters + metric.filters
         seen = _seen | {name}
         if metric.type in (MetricType.SIMPLE, MetricType.CUMULATIVE):

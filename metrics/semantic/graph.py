@@ -17,11 +17,12 @@ import enum
 from dataclasses import dataclass
 from functools import cached_property
 
-from metrics.errors import AmbiguousDimension, UnknownDimension, did_you_mean
+from metrics.errors import AmbiguousDimension, UnknownDimension, UnsupportedFeature, did_you_mean
 from metrics.semantic.manifest import SemanticManifest
 from metrics.semantic.model import GRAINS, Grain, Measure, SemanticModel
 
 MAX_JOIN_HOPS = 2
+_SUB_DAILY = ("hour", "minute", "second", "millisecond", "microsecond", "nanosecond")
 METRIC_TIME = "metric_time"
 
 
@@ -216,6 +217,7 @@ class SemanticGraph:
         matches = [item for item in items.values() if item.parts[-len(wanted):] == wanted
                    and len(item.parts) > len(wanted)]
         if not matches:
+            self._refuse_unsupported(requested, metric)
             fan_out = self._fan_out_reason(source, wanted[-1])
             raise UnknownDimension(
                 f"'{requested}' is not a dimension that {context} can be grouped or filtered by."
@@ -237,6 +239,21 @@ class SemanticGraph:
             )
         self._resolve_cache[key] = nearest[0]
         return nearest[0]
+
+    def _refuse_unsupported(self, requested: str, metric: str) -> None:
+        """Group-by names dbt's semantic layer accepts and northstar cannot answer yet."""
+        parts = requested.split("__")
+        last = parts[-1].lower()
+        feature = None
+        if len(parts) > 1 and last.startswith("extract_"):
+            feature = f"date parts ('{last}')"
+        elif len(parts) > 1 and last in self.manifest.custom_granularities:
+            feature = f"custom granularities of the time spine ('{last}')"
+        elif len(parts) > 1 and last in _SUB_DAILY:
+            feature = f"sub-daily granularities ('{last}')"
+        if feature:
+            raise UnsupportedFeature(f"'{requested}': {feature} are not supported yet.", field=requested,
+                                     metric=metric)
 
     def _fan_out_reason(self, source: SourceKey, dimension: str) -> str:
         """Explain when a dimension exists but only across a one-to-many join."""

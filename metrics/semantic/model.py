@@ -181,7 +181,8 @@ class Window:
         text = granularity.lower().strip()
         grain = Grain.parse(text) or Grain.parse(text.removesuffix("s"))
         if grain is None:
-            raise ValueError(f"unknown window granularity {granularity!r}")
+            raise ValueError(f"a window or offset of granularity {granularity!r} (custom and sub-daily "
+                             "granularities are not supported yet)")
         return cls(int(count), grain)
 
 
@@ -245,6 +246,8 @@ class Metric:
     period_agg: PeriodAgg = PeriodAgg.FIRST
     conversion: ConversionParams | None = None
     meta: dict = field(default_factory=dict, compare=False, hash=False)
+    # A dbt semantic-layer feature the metric uses that northstar cannot answer yet.
+    unsupported: str | None = None
 
 
 @dataclass(frozen=True)

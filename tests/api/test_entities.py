@@ -49,6 +49,10 @@ def test_http(marketplace):
         assert filtered.status_code == 200, filtered.text
         assert [(k, pytest.approx(float(v))) for k, v in filtered.json()["rows"]] == \
             [(k, float(v)) for k, v in expected["company"]]
+        date_part = client.post("/v1/query", json={"metrics": ["bookings"], "group_by": ["metric_time__extract_year"]})
+        assert date_part.status_code == 422, date_part.text
+        assert date_part.json()["error"]["code"] == "unsupported_feature"
+        assert "date parts" in date_part.json()["error"]["message"]
         catalog = client.get("/v1/metrics/bookings").json()
         assert {"listing__host", "listing__host__company"} <= set(catalog["qualified_dimensions"])
 

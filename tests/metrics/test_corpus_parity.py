@@ -39,7 +39,9 @@ pytest.importorskip(
     reason="MetricFlow is not installed; install the test extra with `pip install -e '.[metricflow]'`",
 )
 
+from api.errors import status_for  # noqa: E402
 from metrics.engine import MetricsEngine  # noqa: E402
+from metrics.errors import MetricUnavailable, UnsupportedFeature  # noqa: E402
 from tests.metrics.corpus.builds import CORPUS, PROJECTS, corpus_warehouse  # noqa: E402
 from tests.metrics.test_metricflow_parity import _plain, _same, differences, harness  # noqa: E402
 
@@ -204,10 +206,35 @@ def test_same_answer_as_metricflow(corpus, project: str, case: Case) -> None:
     assert not problems, f"{project} {case.id}: northstar and MetricFlow disagree\n  " + "\n  ".join(problems)
 
 
+# Declared by a corpus project, answered by MetricFlow, refused by northstar (422) for now.
+NOT_YET = {"saas": {"new_subscriptions_prior_fiscal_quarter"}}
+
+
 @pytest.mark.parametrize("project", PROJECTS)
 def test_every_metric_is_compared(project: str) -> None:
     compared = {m for case in CASES[project] for m in case.metrics}
-    assert project_metrics(project) <= compared
+    assert project_metrics(project) - NOT_YET.get(project, set()) <= compared
+
+
+def test_what_is_not_supported_yet_is_refused_by_name(corpus) -> None:
+    """A custom granularity of the time spine (as a group-by item and in an offset window) and a
+    date part: MetricFlow answers them; northstar refuses each with an error naming the feature
+    (HTTP 422), and the build's dry run marks the metric."""
+    project = corpus("saas")
+    fiscal = Case("fiscal", ("new_subscriptions",), ("metric_time__fiscal_quarter",))
+    assert project.metricflow.query(harness.mf_request(fiscal)).result_df.rows
+    with pytest.raises(UnsupportedFeature, match="custom granularities of the time spine"):
+        project.northstar.query(harness.northstar_query(fiscal))
+    with pytest.raises(UnsupportedFeature, match="date parts"):
+        project.northstar.query(harness.northstar_query(Case("p", ("new_subscriptions",),
+                                                             ("metric_time__extract_month",))))
+    offset = Case("offset", ("new_subscriptions_prior_fiscal_quarter",), ("metric_time__day",))
+    assert project.metricflow.query(harness.mf_request(offset)).result_df.rows
+    with pytest.raises(MetricUnavailable, match="'fiscal_quarter'.*not supported yet"):
+        project.northstar.query(harness.northstar_query(offset))
+    listed = project.northstar.catalog()["new_subscriptions_prior_fiscal_quarter"]
+    assert listed.unavailable and listed.unavailable[0]["group_by"] is None
+    assert status_for(UnsupportedFeature("x")) == status_for(MetricUnavailable("x")) == 422
 
 
 def test_offset_to_grain_by_week_with_a_range_against_hand_written_sql(corpus) -> None:
