@@ -230,9 +230,10 @@ class _PlanBuilder:
             if metric.type is MetricType.CUMULATIVE:
                 cumulative = Cumulative(metric.window, metric.grain_to_date, metric.period_agg)
                 self._require_metric_time(metric)
-                if to_grain is not None:
+                if to_grain is not None or offset is not None:
                     raise UnsupportedFeature(
-                        f"offset_to_grain on the cumulative metric {name!r} is not supported yet.", metric=name)
+                        f"an offset_window or offset_to_grain on the cumulative metric {name!r} (as a derived "
+                        "metric's input) is not supported yet.", metric=name)
             node, column = self._place(measure, filters + measure_input.filters, metric.name, offset, cumulative,
                                        to_grain)
             return MeasureRef(node, column, measure_input.fill_nulls_with, measure_input.join_to_timespine)

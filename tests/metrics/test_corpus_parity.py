@@ -207,7 +207,7 @@ def test_same_answer_as_metricflow(corpus, project: str, case: Case) -> None:
 
 
 # Declared by a corpus project, answered by MetricFlow, refused by northstar (422) for now.
-NOT_YET = {"saas": {"new_subscriptions_prior_fiscal_quarter"}}
+NOT_YET = {"saas": {"new_subscriptions_prior_fiscal_quarter"}, "marketplace": {"bookings_mtd_last_week"}}
 
 
 @pytest.mark.parametrize("project", PROJECTS)
@@ -234,6 +234,12 @@ def test_what_is_not_supported_yet_is_refused_by_name(corpus) -> None:
         project.northstar.query(harness.northstar_query(offset))
     listed = project.northstar.catalog()["new_subscriptions_prior_fiscal_quarter"]
     assert listed.unavailable and listed.unavailable[0]["group_by"] is None
+    cumulative = corpus("marketplace")
+    shifted = Case("mtd-shifted", ("bookings_mtd_last_week",), ("metric_time__day",),
+                   start=dt.date(2026, 2, 1), end=dt.date(2026, 3, 1))
+    assert cumulative.metricflow.query(harness.mf_request(shifted)).result_df.rows
+    with pytest.raises(MetricUnavailable, match="offset_window or offset_to_grain on the cumulative metric"):
+        cumulative.northstar.query(harness.northstar_query(shifted))
     assert status_for(UnsupportedFeature("x")) == status_for(MetricUnavailable("x")) == 422
 
 
