@@ -184,8 +184,10 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
         info["schemas"] = {p: postgres.build_schema(p, build_id) for p in spark.BUILD_SCHEMA_PREFIXES}
     if not on_postgres and not on_spark:
         info["experiment_values"] = _materialize_experiment_values(directory / WAREHOUSE_FILE)
-        # PostgreSQL and Spark builds are checked by the server that opens them.
-        report = _dry_run(directory / WAREHOUSE_FILE)
+    # Spark builds are checked by the server that opens them (a Spark session of its own).
+    if not on_spark:
+        report = (_dry_run(postgres.write_pointer(directory, build_id), postgres_dsn) if on_postgres
+                  else _dry_run(directory / WAREHOUSE_FILE))
         info[UNSERVABLE_KEY] = [u.to_json() for u in report.unservable]
         info["dry_run"] = {"statements": report.statements, "seconds": round(report.seconds, 3)}
     # Written last: a directory without build.json is a build that did not finish.
@@ -205,11 +207,11 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
                        (info.get("dry_run") or {}).get("seconds"))
 
 
-def _dry_run(warehouse_file: Path):
+def _dry_run(warehouse_file: Path, postgres_dsn: str | None = None):
     """Compile and EXPLAIN every metric of the new build (see metrics.dry_run)."""
     from metrics.engine import MetricsEngine
 
-    engine = MetricsEngine.open(warehouse_file, check=False)
+    engine = MetricsEngine.open(warehouse_file, postgres_dsn=postgres_dsn, check=False)
     try:
         return dry_run(engine)
     finally:
