@@ -24,7 +24,7 @@ from typing import Any, Iterator
 
 from metrics.dry_run import BUILD_INFO_KEY as UNSERVABLE_KEY
 from metrics.dry_run import Unservable, dry_run, refuse_unservable
-from metrics.errors import ResultTooLarge, WarehouseUnavailable
+from metrics.errors import MetricsError, ResultTooLarge, WarehouseUnavailable
 from metrics.execution.client import DuckDBClient, ResultColumn, ResultSet, SqlClient
 from metrics.execution.client import _column_type as column_type
 from metrics.query.plan import Planner, QueryPlan
@@ -258,12 +258,22 @@ class MetricsEngine:
 
     def catalog(self) -> dict[str, MetricInfo]:
         if self._catalog is None:
-            self._catalog = {name: self._metric_info(m) for name, m in sorted(self.manifest.metrics.items())}
+            self._catalog = {name: self._safe_metric_info(m) for name, m in sorted(self.manifest.metrics.items())}
         return self._catalog
 
     def metric(self, name: str) -> MetricInfo:
         self.planner.metric(name)  # raises UnknownMetric with suggestions
         return self.catalog()[name]
+
+    def _safe_metric_info(self, metric: Metric) -> MetricInfo:
+        """A metric whose definition cannot be read (a measure no model defines) is still
+        listed, as unavailable with the reason, rather than failing the whole catalog."""
+        try:
+            return self._metric_info(metric)
+        except MetricsError as exc:
+            return MetricInfo(metric.name, metric.label, metric.description, metric.type.value, (), (), (),
+                              metric.meta.get("owner"), (), {}, metric.meta,
+                              ({"reason": exc.message, "group_by": None},))
 
     def _metric_info(self, metric: Metric) -> MetricInfo:
         measures = self.planner.measures_of(metric.name)
