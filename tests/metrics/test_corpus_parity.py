@@ -279,3 +279,19 @@ def test_constant_property_changes_the_answer(corpus) -> None:
                     on c.user_id = b.user_id and c.session_id = b.session_id and c.day >= b.day)
         select cast((select count(*) from matched) as double) / (select count(*) from base)""")
     assert _same(same_session, expected)
+
+
+@pytest.mark.parametrize("project,saved", [("marketplace", "bookings_by_city"), ("saas", "mrr_by_plan")])
+def test_saved_queries_with_exports(corpus, project: str, saved: str) -> None:
+    """A saved query that declares `exports` is read and answered like MetricFlow's
+    `--saved-query` (the export itself is not materialized)."""
+    from metricflow.engine.metricflow_engine import MetricFlowQueryRequest
+
+    built_project = corpus(project)
+    query = built_project.northstar.saved_query(saved)
+    case = Case(saved, query.metrics, query.group_by, where=query.where)
+    ns = built_project.northstar.query(harness.northstar_query(case))
+    mf = built_project.metricflow.query(MetricFlowQueryRequest.create(saved_query_name=saved)).result_df
+    problems = differences(case, [c.name for c in ns.columns], list(ns.rows), list(mf.column_names),
+                           [tuple(r) for r in mf.rows])
+    assert ns.rows and not problems, problems
