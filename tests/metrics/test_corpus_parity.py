@@ -115,6 +115,11 @@ CASES: dict[str, list[Case]] = {
         Case("offset-to-month-by-month-range", ("bookings_growth_since_start_of_month",), ("metric_time__month",),
              start=dt.date(2026, 1, 1), end=dt.date(2026, 5, 1)),
         Case("offset-to-month-by-quarter", ("bookings_growth_since_start_of_month",), ("metric_time__quarter",)),
+        Case("offset-to-month-by-year", ("bookings_growth_since_start_of_month", "bookings_start_of_week"),
+             ("metric_time__year",), tags=frozenset({OFFSET})),
+        # (with a range MetricFlow errs here as by week: a binder error; the week test below covers ranges)
+        Case("offset-to-week-by-quarter", ("bookings_start_of_week",), ("metric_time__quarter",),
+             tags=frozenset({OFFSET})),
         Case("offset-to-week-by-day", ("bookings_start_of_week",), ("metric_time__day",),
              start=dt.date(2026, 1, 5), end=dt.date(2026, 4, 5)),
         Case("offset-to-week-by-week", ("bookings_start_of_week",), ("metric_time__week",)),
