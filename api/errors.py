@@ -36,6 +36,8 @@ REQUEST_ID_HEADER = "X-Request-Id"
 
 STATUS: dict[type[errors.MetricsError], int] = {
     errors.NotFound: 404,
+    errors.UnsupportedFeature: 422,
+    errors.MetricUnavailable: 422,
     errors.UserError: 422,
     errors.WarehouseUnavailable: 503,
     errors.BuildFailed: 409,

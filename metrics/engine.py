@@ -22,7 +22,9 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterator
 
-from metrics.errors import InternalError, InvalidQuery, ResultTooLarge, WarehouseUnavailable
+from metrics.dry_run import BUILD_INFO_KEY as UNSERVABLE_KEY
+from metrics.dry_run import Unservable, dry_run, refuse_unservable
+from metrics.errors import InternalError, InvalidQuery, MetricsError, ResultTooLarge, WarehouseUnavailable
 from metrics.execution.client import DuckDBClient, ResultColumn, ResultSet, SqlClient
 from metrics.execution.client import _column_type as column_type
 from metrics.query.completeness import Incomplete, Needs, Reach, assess, metric_needs
@@ -74,6 +76,8 @@ class BuildInfo:
     # dbt model -> {"tests": n, "failed": k}, for the tests of the models a query reads.
     model_tests: dict[str, dict[str, int]] = field(default_factory=dict, compare=False, hash=False)
     warnings: tuple[BuildWarning, ...] = field(default=(), compare=False, hash=False)
+    # Metrics the build's dry run found unservable; None: the build was not checked.
+    unservable: tuple[Unservable, ...] | None = field(default=None, compare=False, hash=False)
 
     def models_warnings(self, models: tuple[str, ...]) -> tuple[BuildWarning, ...]:
         """The build's warnings on the given models."""
@@ -98,6 +102,8 @@ class BuildInfo:
             directory=directory,
             model_tests=data.get("model_tests") or {},
             warnings=tuple(BuildWarning.from_json(w) for w in data.get("warnings") or ()),
+            unservable=(tuple(Unservable.from_json(u) for u in data[UNSERVABLE_KEY])
+                        if isinstance(data.get(UNSERVABLE_KEY), list) else None),
         )
 
 
@@ -114,6 +120,8 @@ class MetricInfo:
     models: tuple[str, ...]
     definition: dict[str, Any]
     meta: dict[str, Any] = field(default_factory=dict)
+    # Why the build cannot serve the metric (group_by None), or not by some group-by item.
+    unavailable: tuple[dict[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -214,15 +222,20 @@ class MetricsEngine:
         self._reach: dict[SourceKey, Reach] = {}
         self._needs: dict[str, list[Needs]] = {}
         self._marts: dict[str, tuple[MartTable, tuple[ResultColumn, ...]]] | None = None
+        self.unservable: tuple[Unservable, ...] = build.unservable or ()
 
     @classmethod
     def open(cls, warehouse: Path, manifest_path: Path | None = None, limits: Limits = Limits(),
-             postgres_dsn: str | None = None) -> MetricsEngine:
+             postgres_dsn: str | None = None, check: bool = True) -> MetricsEngine:
         """Open the build a warehouse path points at (a symlink published by `northstar build`,
         or any DuckDB file with a `semantic_manifest.json` beside it). A PostgreSQL build's
         path points at its `warehouse.postgres` file; its tables are read through `postgres_dsn`
         (default: the NORTHSTAR_POSTGRES_DSN environment variable). A Spark build's path points
-        at its `warehouse.spark` file, read by a Spark session on NORTHSTAR_SPARK_MASTER."""
+        at its `warehouse.spark` file, read by a Spark session on NORTHSTAR_SPARK_MASTER.
+
+        A build whose build.json does not say which metrics it can serve (made elsewhere, or
+        a PostgreSQL or Spark build) is dry-run here (see metrics.dry_run) unless `check` is
+        false."""
         real = Path(os.path.realpath(warehouse))
         if not real.exists():
             raise WarehouseUnavailable(f"no warehouse at {warehouse}; run `northstar build` first.")
@@ -250,6 +263,9 @@ class MetricsEngine:
             schemas = {}
         engine = cls(manifest, client, BuildInfo.read(real.parent), limits=limits)
         engine.schemas = schemas
+        if check and engine.build.unservable is None:
+            # Built elsewhere (or before builds were checked): check it once, now.
+            engine.unservable = dry_run(engine).unservable
         return engine
 
     def schema(self, logical: str = "marts") -> str:
@@ -263,12 +279,22 @@ class MetricsEngine:
 
     def catalog(self) -> dict[str, MetricInfo]:
         if self._catalog is None:
-            self._catalog = {name: self._metric_info(m) for name, m in sorted(self.manifest.metrics.items())}
+            self._catalog = {name: self._safe_metric_info(m) for name, m in sorted(self.manifest.metrics.items())}
         return self._catalog
 
     def metric(self, name: str) -> MetricInfo:
         self.planner.metric(name)  # raises UnknownMetric with suggestions
         return self.catalog()[name]
+
+    def _safe_metric_info(self, metric: Metric) -> MetricInfo:
+        """A metric whose definition cannot be read (a measure no model defines) is still
+        listed, as unavailable with the reason, rather than failing the whole catalog."""
+        try:
+            return self._metric_info(metric)
+        except MetricsError as exc:
+            return MetricInfo(metric.name, metric.label, metric.description, metric.type.value, (), (), (),
+                              metric.meta.get("owner"), (), {}, metric.meta,
+                              ({"reason": exc.message, "group_by": None},))
 
     def _metric_info(self, metric: Metric) -> MetricInfo:
         measures = self.planner.measures_of(metric.name)
@@ -299,6 +325,8 @@ class MetricsEngine:
             models=tuple(models),
             definition=_definition(metric, self.manifest),
             meta=metric.meta,
+            unavailable=tuple({"reason": u.reason, "group_by": u.group_by}
+                              for u in self.unservable if u.metric == metric.name),
         )
 
     def dimensions(self) -> list[DimensionInfo]:
@@ -315,6 +343,13 @@ class MetricsEngine:
                         entry["qualified"].add(item.name)
                         entry["kind"] = entry["kind"] or item.kind.value
                         entry["description"] = entry["description"] or item.description or item.label
+            # Entities (`listing`, `listing__host`) group and filter too, by their full names.
+            for source in {self.graph.source_of(m) for m in measures}:
+                for item in self.graph.items(source).values():
+                    if item.kind is ItemKind.ENTITY and item.name in info.qualified_dimensions:
+                        entry = by_name.setdefault(item.name, {"metrics": set(), "qualified": {item.name},
+                                                               "kind": "entity", "description": None})
+                        entry["metrics"].add(info.name)
         for grain in GRAINS:
             name = f"{METRIC_TIME}__{grain.value}"
             metrics = [m.name for m in self.catalog().values() if grain.value in m.grains]
@@ -342,6 +377,7 @@ class MetricsEngine:
     # -- queries -------------------------------------------------------------------------
 
     def plan(self, query: MetricQuery) -> QueryPlan:
+        refuse_unservable(self.unservable, query, self.manifest)
         return self.planner.plan(query)
 
     def compile(self, query: MetricQuery) -> CompiledQuery:

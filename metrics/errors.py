@@ -56,6 +56,20 @@ class InvalidFilter(UserError):
     code = "invalid_filter"
 
 
+class UnsupportedFeature(UserError):
+    """The project declares a dbt semantic-layer feature northstar cannot answer yet: the
+    message names it."""
+
+    code = "unsupported_feature"
+
+
+class MetricUnavailable(UserError):
+    """The metric cannot be served from this build: its SQL did not compile or the warehouse
+    refused it when the build was checked (the reason is in the message)."""
+
+    code = "metric_unavailable"
+
+
 class UnknownSavedQuery(UserError):
     code = "unknown_saved_query"
 

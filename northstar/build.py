@@ -34,6 +34,8 @@ from pathlib import Path
 import duckdb
 import yaml
 
+from metrics.dry_run import BUILD_INFO_KEY as UNSERVABLE_KEY
+from metrics.dry_run import Unservable, dry_run
 from metrics.engine import BuildWarning
 from metrics.errors import BuildFailed
 from northstar import postgres, spark
@@ -55,6 +57,8 @@ class BuildResult:
     seconds: float
     nodes: int
     warnings: tuple[BuildWarning, ...] = ()
+    unservable: tuple = ()  # metrics the dry run found unservable (metrics.dry_run.Unservable)
+    dry_run_seconds: float | None = None
 
 
 def new_build_id() -> str:
@@ -180,6 +184,12 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
         info["schemas"] = {p: postgres.build_schema(p, build_id) for p in spark.BUILD_SCHEMA_PREFIXES}
     if not on_postgres and not on_spark:
         info["experiment_values"] = _materialize_experiment_values(directory / WAREHOUSE_FILE)
+    # Spark builds are checked by the server that opens them (a Spark session of its own).
+    if not on_spark:
+        report = (_dry_run(postgres.write_pointer(directory, build_id), postgres_dsn) if on_postgres
+                  else _dry_run(directory / WAREHOUSE_FILE))
+        info[UNSERVABLE_KEY] = [u.to_json() for u in report.unservable]
+        info["dry_run"] = {"statements": report.statements, "seconds": round(report.seconds, 3)}
     # Written last: a directory without build.json is a build that did not finish.
     (directory / BUILD_INFO_FILE).write_text(json.dumps(info, indent=2))
     if on_postgres:
@@ -192,7 +202,20 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
     prune(builds_dir, keep=keep, current=directory)
     if on_postgres:
         postgres.prune_schemas(postgres_dsn, builds_dir)
-    return BuildResult(build_id, directory, warehouse, info["seconds"], len(statuses), tuple(warnings))
+    return BuildResult(build_id, directory, warehouse, info["seconds"], len(statuses), tuple(warnings),
+                       tuple(Unservable.from_json(u) for u in info.get(UNSERVABLE_KEY) or ()),
+                       (info.get("dry_run") or {}).get("seconds"))
+
+
+def _dry_run(warehouse_file: Path, postgres_dsn: str | None = None):
+    """Compile and EXPLAIN every metric of the new build (see metrics.dry_run)."""
+    from metrics.engine import MetricsEngine
+
+    engine = MetricsEngine.open(warehouse_file, postgres_dsn=postgres_dsn, check=False)
+    try:
+        return dry_run(engine)
+    finally:
+        engine.close()
 
 
 def _materialize_experiment_values(warehouse_file: Path) -> dict:
@@ -208,7 +231,7 @@ def _materialize_experiment_values(warehouse_file: Path) -> dict:
 
     started = time.perf_counter()
     try:
-        engine = MetricsEngine.open(warehouse_file)
+        engine = MetricsEngine.open(warehouse_file, check=False)
         try:
             rendered = engine.experiments.per_user_table_sql()
         finally:

@@ -116,6 +116,12 @@ def build(
     if result.warnings:
         console.print(f"{len(result.warnings)} warning(s): the data is served; see build.json "
                       f"({result.directory / 'build.json'}).", highlight=False, soft_wrap=True)
+    for entry in result.unservable:
+        console.print(f"[yellow]cannot serve:[/] metric {escape(entry.describe())}", highlight=False, soft_wrap=True)
+    if result.dry_run_seconds is not None:
+        console.print(f"dry run: every metric compiled and explained in {result.dry_run_seconds:.2f}s"
+                      + (f"; {len(result.unservable)} cannot be served (queries of them answer 422)"
+                         if result.unservable else ""), highlight=False, soft_wrap=True)
 
 
 def _build(settings: Settings, docs: bool = True):

@@ -14,6 +14,7 @@ from api.schemas.catalog import (
     MetricSummary,
     SavedQueriesResponse,
     SavedQuerySummary,
+    Unavailable,
 )
 from metrics.errors import UnknownMetric
 
@@ -24,7 +25,9 @@ router = APIRouter(prefix="/v1", tags=["catalog"])
 def list_metrics(engine: EngineDep) -> MetricsResponse:
     return MetricsResponse(metrics=[
         MetricSummary(name=m.name, label=m.label, description=m.description, type=m.type,
-                      dimensions=list(m.dimensions), grains=list(m.grains), owner=m.owner)
+                      dimensions=list(m.dimensions), grains=list(m.grains), owner=m.owner,
+                      servable=not any(u["group_by"] is None for u in m.unavailable),
+                      unavailable=[Unavailable(**u) for u in m.unavailable])
         for m in engine.catalog().values()
     ])
 
@@ -37,6 +40,8 @@ def get_metric(name: str, engine: EngineDep) -> MetricDetail:
         raise MetricNotFound(exc.message, **exc.details) from None
     return MetricDetail(name=m.name, label=m.label, description=m.description, type=m.type,
                         dimensions=list(m.dimensions), grains=list(m.grains), owner=m.owner,
+                        servable=not any(u["group_by"] is None for u in m.unavailable),
+                        unavailable=[Unavailable(**u) for u in m.unavailable],
                         qualified_dimensions=list(m.qualified_dimensions), models=list(m.models),
                         definition=m.definition, meta=m.meta)
 

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
+
+
+class Unavailable(BaseModel):
+    reason: str = Field(description="Why this build cannot serve the metric (from its dry run).")
+    group_by: str | None = Field(default=None, description="Only when grouped by this item; null: at all.")
 
 
 class MetricSummary(BaseModel):
@@ -15,6 +20,9 @@ class MetricSummary(BaseModel):
     dimensions: list[str]
     grains: list[str]
     owner: str | None = None
+    servable: bool = Field(default=True, description="False when this build cannot serve the metric at all; "
+                                                    "a query of it answers 422 with the reason.")
+    unavailable: list[Unavailable] = Field(default_factory=list)
 
 
 class MetricsResponse(BaseModel):

@@ -32,6 +32,8 @@ _SQLSTATES: tuple[tuple[type[errors.MetricsError], str], ...] = tuple((cls, stat
     (PolicyDenied, "42501"),
     (UnknownTable, "42P01"),
     (UnsupportedSql, "0A000"),
+    (errors.UnsupportedFeature, "0A000"),
+    (errors.MetricUnavailable, "0A000"),
     (errors.UnknownMetric, "42703"),
     (errors.UnknownDimension, "42703"),
     (errors.AmbiguousDimension, "42702"),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from metrics.errors import InvalidQuery, UnknownMetric, UnknownSavedQuery, did_you_mean, nearest
+from metrics.errors import InvalidQuery, UnknownMetric, UnknownSavedQuery, UnsupportedFeature, did_you_mean, nearest
 from metrics.query.request import Filter, MetricQuery, OrderBy, WeekStart
 from metrics.semantic.graph import GroupByItem, SemanticGraph, SourceKey
 from metrics.semantic.model import Agg, ConversionParams, Grain, Measure, Metric, MetricType, PeriodAgg, Window
@@ -52,7 +52,10 @@ class AggregateNode:
     """One aggregation over one semantic model at the query's grain.
 
     `offset` shifts metric_time forward (a derived metric's input `offset_window`: the value
-    shown at t is the one at t - offset); `cumulative` accumulates daily values over a window.
+    shown at t is the one at t - offset); `offset_to_grain` shows at each bucket the value of
+    the first day of the `offset_to_grain` period the bucket starts in (an input with
+    `offset_to_grain: month`: the first of the month's value); `cumulative` accumulates daily
+    values over a window.
     """
 
     alias: str
@@ -64,6 +67,7 @@ class AggregateNode:
     offset: Window | None = None
     cumulative: Cumulative | None = None
     conversion: ConversionParams | None = None
+    offset_to_grain: Grain | None = None
 
 
 @dataclass(frozen=True)
@@ -214,10 +218,12 @@ class _PlanBuilder:
         self.resolutions: list[tuple[str, str, str]] = []
 
     def metric_expr(self, name: str, filters: tuple[str, ...], _seen: frozenset[str] = frozenset(),
-                    offset: Window | None = None):
+                    offset: Window | None = None, to_grain: Grain | None = None):
         if name in _seen:
             raise InvalidQuery(f"metric {name!r} refers to itself.")
         metric = self.planner.metric(name)
+        if metric.unsupported:
+            raise UnsupportedFeature(metric.unsupported + ".", metric=name)
         filters = filters + metric.filters
         seen = _seen | {name}
         if metric.type in (MetricType.SIMPLE, MetricType.CUMULATIVE):
@@ -227,27 +233,41 @@ class _PlanBuilder:
             if metric.type is MetricType.CUMULATIVE:
                 cumulative = Cumulative(metric.window, metric.grain_to_date, metric.period_agg)
                 self._require_metric_time(metric)
-            node, column = self._place(measure, filters + measure_input.filters, metric.name, offset, cumulative)
+                if to_grain is not None or offset is not None:
+                    raise UnsupportedFeature(
+                        f"an offset_window or offset_to_grain on the cumulative metric {name!r} (as a derived "
+                        "metric's input) is not supported yet.", metric=name)
+            node, column = self._place(measure, filters + measure_input.filters, metric.name, offset, cumulative,
+                                       to_grain)
             return MeasureRef(node, column, self._fill(measure, measure_input.fill_nulls_with),
                               measure_input.join_to_timespine)
         if metric.type is MetricType.RATIO:
             return RatioExpr(
-                self._input(metric.numerator, filters, seen, offset),
-                self._input(metric.denominator, filters, seen, offset),
+                self._input(metric.numerator, filters, seen, offset, to_grain),
+                self._input(metric.denominator, filters, seen, offset, to_grain),
             )
         if metric.type is MetricType.DERIVED:
             inputs = []
             for child in metric.inputs:
-                if child.offset_to_grain:
-                    raise InvalidQuery(
-                        f"metric {name!r} uses offset_to_grain on {child.name!r}, which is not supported yet; "
-                        "offset_window is.", metric=name)
                 child_offset = _add_offsets(offset, child.offset_window)
-                if child_offset is not None:
+                child_grain = to_grain or child.offset_to_grain
+                if child_offset is not None or child_grain is not None:
                     self._require_metric_time(metric)
-                inputs.append((child.alias or child.name, self._input(child, filters, seen, child_offset)))
+                if child_offset is not None and child_grain is not None:
+                    raise UnsupportedFeature(
+                        f"metric {name!r} combines offset_window and offset_to_grain on {child.name!r}; "
+                        "one or the other is supported, not both.", metric=name)
+                if to_grain is not None and child.offset_to_grain is not None and child.offset_to_grain != to_grain:
+                    raise UnsupportedFeature(
+                        f"metric {name!r} nests offset_to_grain {to_grain.value} and "
+                        f"{child.offset_to_grain.value}; one offset_to_grain per input is supported.", metric=name)
+                inputs.append((child.alias or child.name, self._input(child, filters, seen, child_offset,
+                                                                      child_grain)))
             return DerivedExpr(metric.expr or "", tuple(inputs))
         if metric.type is MetricType.CONVERSION and metric.conversion is not None:
+            if to_grain is not None:
+                raise UnsupportedFeature(
+                    f"offset_to_grain on the conversion metric {name!r} is not supported yet.", metric=name)
             params = metric.conversion
             base = self.planner._measure(metric, params.base_measure.name)
             target = self.planner._measure(metric, params.conversion_measure.name)
@@ -299,15 +319,16 @@ class _PlanBuilder:
                 f"metric {metric.name!r} is {kind}: group it by metric_time (e.g. 'metric_time__day').",
                 metric=metric.name)
 
-    def _input(self, child, filters: tuple[str, ...], seen: frozenset[str], offset: Window | None):
-        return self.metric_expr(child.name, filters + child.filters, seen, offset)
+    def _input(self, child, filters: tuple[str, ...], seen: frozenset[str], offset: Window | None,
+               to_grain: Grain | None = None):
+        return self.metric_expr(child.name, filters + child.filters, seen, offset, to_grain)
 
     def _place(self, measure: Measure, filters: tuple[str, ...], metric: str, offset: Window | None = None,
-               cumulative: Cumulative | None = None) -> tuple[str, str]:
+               cumulative: Cumulative | None = None, to_grain: Grain | None = None) -> tuple[str, str]:
         source = self.graph.source_of(measure)
         # Cumulative and semi-additive measures each get a node of their own shape.
         own = metric if cumulative else measure.name if measure.non_additive else None
-        key = (source, tuple(sorted(set(filters))), offset, cumulative, own)
+        key = (source, tuple(sorted(set(filters))), offset, cumulative, own, to_grain)
         node = self._nodes.get(key)
         if node is None:
             alias = f"q{len(self._nodes)}"
@@ -321,6 +342,7 @@ class _PlanBuilder:
                 "offset": offset,
                 "cumulative": cumulative,
                 "conversion": None,
+                "offset_to_grain": to_grain,
             }
         measures = node["measures"]
         if measure.name not in measures:
@@ -354,6 +376,7 @@ class _PlanBuilder:
                 offset=n["offset"],
                 cumulative=n["cumulative"],
                 conversion=n["conversion"],
+                offset_to_grain=n.get("offset_to_grain"),
             )
             for n in self._nodes.values()
         ]

@@ -17,11 +17,12 @@ import enum
 from dataclasses import dataclass
 from functools import cached_property
 
-from metrics.errors import AmbiguousDimension, UnknownDimension, did_you_mean
+from metrics.errors import AmbiguousDimension, UnknownDimension, UnsupportedFeature, did_you_mean
 from metrics.semantic.manifest import SemanticManifest
 from metrics.semantic.model import GRAINS, Grain, Measure, SemanticModel
 
 MAX_JOIN_HOPS = 2
+_SUB_DAILY = ("hour", "minute", "second", "millisecond", "microsecond", "nanosecond")
 METRIC_TIME = "metric_time"
 
 
@@ -173,6 +174,12 @@ class SemanticGraph:
     @staticmethod
     def _dimension_items(model: SemanticModel, path: tuple[JoinStep, ...], prefix: tuple[str, ...]):
         base = "__".join(prefix)
+        if path:
+            # The entities of a joined model (`listing__host`: the host of the booking's
+            # listing), except the one it was joined on (that is the prefix itself).
+            for entity in model.entities:
+                if entity.name != path[-1].entity:
+                    yield GroupByItem(f"{base}__{entity.name}", ItemKind.ENTITY, model.name, entity.expr, path)
         for dim in model.dimensions:
             if dim.is_time:
                 finest = dim.time_granularity or Grain.DAY
@@ -210,6 +217,7 @@ class SemanticGraph:
         matches = [item for item in items.values() if item.parts[-len(wanted):] == wanted
                    and len(item.parts) > len(wanted)]
         if not matches:
+            self._refuse_unsupported(requested, metric)
             fan_out = self._fan_out_reason(source, wanted[-1])
             raise UnknownDimension(
                 f"'{requested}' is not a dimension that {context} can be grouped or filtered by."
@@ -231,6 +239,21 @@ class SemanticGraph:
             )
         self._resolve_cache[key] = nearest[0]
         return nearest[0]
+
+    def _refuse_unsupported(self, requested: str, metric: str) -> None:
+        """Group-by names dbt's semantic layer accepts and northstar cannot answer yet."""
+        parts = requested.split("__")
+        last = parts[-1].lower()
+        feature = None
+        if len(parts) > 1 and last.startswith("extract_"):
+            feature = f"date parts ('{last}')"
+        elif len(parts) > 1 and last in self.manifest.custom_granularities:
+            feature = f"custom granularities of the time spine ('{last}')"
+        elif len(parts) > 1 and last in _SUB_DAILY:
+            feature = f"sub-daily granularities ('{last}')"
+        if feature:
+            raise UnsupportedFeature(f"'{requested}': {feature} are not supported yet.", field=requested,
+                                     metric=metric)
 
     def _fan_out_reason(self, source: SourceKey, dimension: str) -> str:
         """Explain when a dimension exists but only across a one-to-many join."""

@@ -49,6 +49,8 @@ class SemanticManifest:
     metrics: dict[str, Metric]
     saved_queries: dict[str, SavedQuery]
     time_spine: TimeSpine | None = None
+    # Custom granularities the project's time spines declare (fiscal_quarter, ...).
+    custom_granularities: frozenset[str] = frozenset()
 
     @property
     def measures(self) -> dict[str, Measure]:
@@ -73,6 +75,10 @@ def parse_semantic_manifest(raw: dict[str, Any]) -> SemanticManifest:
         metrics={m.name: m for m in metrics},
         saved_queries={q.name: q for q in saved},
         time_spine=_time_spine(raw.get("project_configuration") or {}),
+        custom_granularities=frozenset(
+            (c.get("name") or "").lower()
+            for spine in (raw.get("project_configuration") or {}).get("time_spines") or []
+            for c in spine.get("custom_granularities") or ()),
     )
 
 
@@ -197,6 +203,18 @@ def _metric_input(raw: dict[str, Any] | None) -> MetricInput | None:
 
 
 def _metric(raw: dict[str, Any]) -> Metric:
+    try:
+        return _read_metric(raw)
+    except (ValueError, KeyError) as exc:
+        # A granularity or option this engine does not know (a custom granularity in a
+        # window, a sub-daily grain): the metric is listed, and a query of it is refused.
+        reason = str(exc.args[0]) if isinstance(exc, ValueError) and exc.args else repr(exc)
+        return Metric(name=raw["name"], type=MetricType(raw["type"]), label=raw.get("label") or raw["name"],
+                      description=raw.get("description") or "",
+                      unsupported=f"metric {raw['name']!r} uses what northstar cannot answer yet: {reason}")
+
+
+def _read_metric(raw: dict[str, Any]) -> Metric:
     params = raw.get("type_params") or {}
     cumulative = params.get("cumulative_type_params") or {}
     meta = dict((raw.get("config") or {}).get("meta") or {})

@@ -138,6 +138,14 @@ class SemanticModel:
     def dimension(self, name: str) -> Dimension | None:
         return next((d for d in self.dimensions if d.name == name), None)
 
+    def property_expr(self, name: str) -> str | None:
+        """The column expression of a dimension or entity named `name` (a conversion metric's
+        constant property), optionally prefixed by the model's primary entity."""
+        prefix = f"{self.primary_entity}__" if self.primary_entity else None
+        bare = name[len(prefix):] if prefix and name.startswith(prefix) else name
+        found = self.dimension(bare) or self.entity(bare)
+        return found.expr if found is not None else None
+
     @property
     def validity(self) -> tuple[Dimension, Dimension] | None:
         """The (start, end) dimensions of an SCD type II model's validity window."""
@@ -173,7 +181,8 @@ class Window:
         text = granularity.lower().strip()
         grain = Grain.parse(text) or Grain.parse(text.removesuffix("s"))
         if grain is None:
-            raise ValueError(f"unknown window granularity {granularity!r}")
+            raise ValueError(f"a window or offset of granularity {granularity!r} (custom and sub-daily "
+                             "granularities are not supported yet)")
         return cls(int(count), grain)
 
 
@@ -237,6 +246,8 @@ class Metric:
     period_agg: PeriodAgg = PeriodAgg.FIRST
     conversion: ConversionParams | None = None
     meta: dict = field(default_factory=dict, compare=False, hash=False)
+    # A dbt semantic-layer feature the metric uses that northstar cannot answer yet.
+    unsupported: str | None = None
 
 
 @dataclass(frozen=True)

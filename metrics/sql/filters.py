@@ -9,6 +9,7 @@ and each placeholder is then swapped for the resolved column expression.
 
 from __future__ import annotations
 
+import ast
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -18,11 +19,8 @@ from sqlglot import exp
 
 from metrics.errors import InvalidFilter
 
-_CALL = re.compile(
-    r"\{\{\s*(Dimension|TimeDimension|Entity|Metric)\(\s*(['\"])([^'\"]+)\2"
-    r"(?:\s*,\s*(?:\[[^\]]*\]|(['\"])([^'\"]+)\4))?\s*\)"
-    r"(?:\s*\.\s*grain\(\s*(['\"])([^'\"]+)\6\s*\))?\s*\}\}"
-)
+_CALL = re.compile(r"\{\{\s*((?:Dimension|TimeDimension|Entity|Metric)\((?:[^()'\"]|'[^']*'|\"[^\"]*\")*\))"
+                   r"(?:\s*\.\s*grain\(\s*(['\"])([^'\"]+)\2\s*\))?\s*\}\}")
 
 # `{{ Metric('revenue', group_by=['user']) }}`: a metric's value per entity, as MetricFlow reads it.
 _METRIC_CALL = re.compile(
@@ -85,7 +83,8 @@ def parse_filter_template(template: str, dialect: str = "duckdb") -> ParsedFilte
         return f"__metric_{len(metrics) - 1}"
 
     def replace(match: re.Match[str]) -> str:
-        kind, name, grain = match.group(1), match.group(3), match.group(5) or match.group(7)
+        kind, name, grain = _call_parts(match.group(1), template)
+        grain = match.group(3) or grain
         if kind == "Metric":
             raise InvalidFilter(f"cannot read {match.group(0)!r}: a metric in a filter names the entities "
                                 "it is computed by, e.g. {{ Metric('revenue', group_by=['user']) }}.")
@@ -113,3 +112,47 @@ def parse_filter_template(template: str, dialect: str = "duckdb") -> ParsedFilte
                 f"filter {template!r} names the column {node.sql()!r} directly; wrap it as "
                 f"{{{{ Dimension('{node.name}') }}}} so it is checked against the semantic layer.")
     return ParsedFilter(tree, tuple(references), tuple(metrics))
+
+
+def _call_parts(call: str, template: str) -> tuple[str, str, str | None]:
+    """`Dimension('host__tier', entity_path=['listing'])` -> ("Dimension", "listing__host__tier", None);
+    `TimeDimension('metric_time', 'week')` -> (..., "metric_time", "week"). The call is only
+    parsed (Python syntax tree), never evaluated; only string arguments are accepted."""
+    try:
+        # Names are read as written: a backslash is a character, never an escape.
+        node = ast.parse(call.replace("\\", "\\\\"), mode="eval").body
+    except SyntaxError:
+        node = None
+    if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Name):
+        raise InvalidFilter(f"cannot read {call!r} in filter {template!r}.")
+
+    def text(arg: ast.expr) -> str:
+        if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+            return arg.value
+        raise InvalidFilter(f"cannot read {call!r} in filter {template!r}: arguments are quoted names.")
+
+    def names(arg: ast.expr) -> list[str]:
+        if isinstance(arg, (ast.List, ast.Tuple)):
+            return [text(e) for e in arg.elts]
+        raise InvalidFilter(f"cannot read {call!r} in filter {template!r}: entity_path is a list of entity names.")
+
+    kind = node.func.id
+    if not node.args:
+        raise InvalidFilter(f"cannot read {call!r} in filter {template!r}: it names no column.")
+    name = text(node.args[0])
+    grain = None
+    path: list[str] = []
+    for arg in node.args[1:]:
+        if isinstance(arg, (ast.List, ast.Tuple)):
+            path = names(arg)
+        else:
+            grain = text(arg)
+    for keyword in node.keywords:
+        if keyword.arg == "entity_path":
+            path = names(keyword.value)
+        elif keyword.arg in ("time_granularity_name", "time_granularity", "grain"):
+            grain = text(keyword.value)
+        else:
+            raise InvalidFilter(f"filter {template!r}: {kind}(..., {keyword.arg}=...) is not supported; "
+                                "entity_path and the time granularity are.")
+    return kind, "__".join([*path, name]), grain

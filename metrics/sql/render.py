@@ -53,6 +53,7 @@ from metrics.query.request import Filter, FilterOp, MetricQuery, WeekStart
 from metrics.semantic.graph import GroupByItem, ItemKind, JoinStep, SemanticGraph
 from metrics.semantic.model import Agg, Grain, Measure, PeriodAgg, SemanticModel, Window
 from metrics.sql.filters import MetricReference, parse_filter_template
+from metrics.sql.offsets import offset_to_grain_node
 
 _COMPARISON = {FilterOp.EQ: "=", FilterOp.NE: "<>", FilterOp.LT: "<", FilterOp.LE: "<=",
                FilterOp.GT: ">", FilterOp.GE: ">="}
@@ -139,7 +140,9 @@ class Renderer:
         ctes: list[tuple[str, str]] = []
         shared = self._scan_groups(plan)
         for node in plan.nodes:
-            if node.cumulative is not None:
+            if node.offset_to_grain is not None:
+                ctes.extend(offset_to_grain_node(self, node, plan, params))
+            elif node.cumulative is not None:
                 ctes.extend(self._cumulative_node(node, plan, params))
             elif node.conversion is not None:
                 ctes.extend(self._conversion_node(node, plan, params))
@@ -157,7 +160,7 @@ class Renderer:
         beside its value a period earlier). Keyed by each member's alias."""
         groups: dict[tuple, list[AggregateNode]] = {}
         for node in plan.nodes:
-            if node.cumulative is not None or node.conversion is not None:
+            if node.cumulative is not None or node.conversion is not None or node.offset_to_grain is not None:
                 continue
             if any(m.measure.non_additive is not None or m.measure.agg not in _FILTERABLE_AGGS
                    for m in node.measures):
@@ -582,7 +585,8 @@ class Renderer:
         base_columns = columns + [f"{expr(base_model.entity(params_.entity).expr)} AS entity_key",
                                   f"{at_grain(base_time)} AS base_ts",
                                   f"{expr(base_measure.expr)} AS v"]
-        base_columns += [f"{expr(b)} AS cp{i}" for i, (b, _) in enumerate(params_.constant_properties)]
+        base_columns += [f"{expr(_property(base_model, b))} AS cp{i}"
+                         for i, (b, _) in enumerate(params_.constant_properties)]
         conditions = self._time_range(node, plan, params) + self._conditions(node, plan, params, alias_for, joins)
         base = _select(base_columns, f"{self._table(base_model)} AS t0", joins, conditions)
 
@@ -592,7 +596,8 @@ class Renderer:
         target_columns = [f"{expr(target_model.entity(params_.entity).expr)} AS entity_key",
                           f"{at_grain(target_time)} AS conv_ts", f"{expr(target_measure.expr)} AS v",
                           f"{row_key} AS conv_key"]
-        target_columns += [f"{expr(c)} AS cp{i}" for i, (_, c) in enumerate(params_.constant_properties)]
+        target_columns += [f"{expr(_property(target_model, c))} AS cp{i}"
+                           for i, (_, c) in enumerate(params_.constant_properties)]
         target_conditions = []
         if query.start is not None:
             target_conditions.append(f"{expr(target_time.expr)} >= {self._param(params, query.utc(query.start))}")
@@ -763,7 +768,7 @@ class Renderer:
         elif group_columns:
             key_source = "keys"
             # Offset inputs (last period's value) must not add buckets of their own.
-            key_nodes = [n.alias for n in plan.nodes if n.offset is None] or nodes
+            key_nodes = [n.alias for n in plan.nodes if n.offset is None and n.offset_to_grain is None] or nodes
             data_keys = " UNION ".join(f"SELECT {', '.join(group_columns)} FROM {alias}" for alias in key_nodes)
             if spine is None:
                 with_parts.append(f"keys AS ({data_keys})")
@@ -985,6 +990,15 @@ def _truncate(value: dt.datetime, grain: Grain, week_start: WeekStart) -> dt.dat
     if grain is Grain.QUARTER:
         return day.replace(month=(day.month - 1) // 3 * 3 + 1, day=1)
     return day.replace(month=1, day=1)
+
+
+def _property(model: SemanticModel, name: str) -> str:
+    """A conversion metric's constant property: a dimension or entity of its semantic model."""
+    found = model.property_expr(name)
+    if found is None:
+        raise InvalidQuery(f"constant property {name!r} is neither a dimension nor an entity of semantic model "
+                           f"{model.name!r}.")
+    return found
 
 
 def _safe_divide(numerator: exp.Expression, denominator: exp.Expression) -> exp.Expression:
