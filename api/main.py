@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from api import errors
+from api.answer_cache import AnswerCache
 from api.auth import AuditLog, ConcurrencyLimiter, audit_middleware, require
 from api.guards import BodySizeLimit, HostAllowList, SecurityHeaders
 from api.routers import catalog, dbt_docs, experiments, health, pages, query
@@ -30,6 +31,7 @@ def create_app(settings: Settings | None = None, sql_socket: socket.socket | Non
         app.state.tokens = TokenStore.in_dir(settings.data_dir)
         app.state.limiter = ConcurrencyLimiter(settings.max_concurrent_per_token)
         app.state.audit = AuditLog(settings.audit_log_path, settings.audit_log_max_bytes, settings.audit_log_files)
+        app.state.answers = AnswerCache()
         app.state.engines = EngineProvider(settings.warehouse_path, limits=Limits(
             query_timeout_s=settings.query_timeout_s, max_result_rows=settings.max_result_rows),
             postgres_dsn=settings.postgres_dsn_text)
