@@ -36,7 +36,7 @@ import yaml
 
 from metrics.engine import BuildWarning
 from metrics.errors import BuildFailed
-from northstar import postgres, spark
+from northstar import metric_values, postgres, spark
 from northstar.landing import check_contract
 
 WAREHOUSE_FILE = "warehouse.duckdb"
@@ -120,6 +120,11 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
             "--target-path", str(directory), "--log-path", str(directory / "logs")]
     if reads_landing:
         dbt_vars["landing"] = {name: t.reader_sql() for name, t in tables.items()}
+    # Projects that take engine-computed tables (ours: a `metric_values_from_engine` var) get
+    # them written from the semantic layer between two dbt phases (DuckDB builds for now).
+    engine_tables = "metric_values_from_engine" in (project.get("vars") or {}) and not on_postgres and not on_spark
+    if engine_tables:
+        dbt_vars["metric_values_from_engine"] = True
     if dbt_vars:
         args += ["--vars", json.dumps(dbt_vars)]
     try:
@@ -137,6 +142,8 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
                 raise BuildFailed(_failure_message(directory, output), build_id=build_id)
             if code != 0:
                 raise BuildFailed("dbt docs generate failed: " + _tail(output), build_id=build_id)
+        elif engine_tables:
+            metric_values.build_in_phases(directory, args, env, progress, _run_dbt, _failure_message)
         else:
             code, output = _run_dbt(["build", *args], env, progress)
             if code != 0:
