@@ -108,6 +108,7 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
     env = _dbt_env()
     target = None
     dbt_vars: dict = {}
+    engine_written: dict | None = None
     if on_postgres:
         target, secrets_env = postgres.profile_target(postgres_dsn, build_id)
         env.update(secrets_env)
@@ -143,7 +144,7 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
             if code != 0:
                 raise BuildFailed("dbt docs generate failed: " + _tail(output), build_id=build_id)
         elif engine_tables:
-            metric_values.build_in_phases(directory, args, env, progress, _run_dbt, _failure_message)
+            engine_written = metric_values.build_in_phases(directory, args, env, progress, _run_dbt, _failure_message)
         else:
             code, output = _run_dbt(["build", *args], env, progress)
             if code != 0:
@@ -185,6 +186,8 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
     if on_spark:
         info["warehouse_type"] = "spark"
         info["schemas"] = {p: postgres.build_schema(p, build_id) for p in spark.BUILD_SCHEMA_PREFIXES}
+    if engine_written is not None:
+        info["metric_values_daily"] = engine_written
     if not on_postgres and not on_spark:
         info["experiment_values"] = _materialize_experiment_values(directory / WAREHOUSE_FILE)
     # Written last: a directory without build.json is a build that did not finish.
