@@ -36,7 +36,7 @@ import yaml
 
 from metrics.engine import BuildWarning
 from metrics.errors import BuildFailed
-from northstar import metric_values, postgres, spark
+from northstar import metric_values, postgres, rollups, spark
 from northstar.landing import check_contract
 
 WAREHOUSE_FILE = "warehouse.duckdb"
@@ -189,6 +189,11 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
     if engine_written is not None:
         info["metric_values_daily"] = engine_written
     if not on_postgres and not on_spark:
+        try:
+            info["rollups"] = rollups.write_rollups(directory / WAREHOUSE_FILE)
+        except BuildFailed as exc:
+            _retire_failed(directory)
+            raise BuildFailed(exc.message, build_id=build_id) from exc
         info["experiment_values"] = _materialize_experiment_values(directory / WAREHOUSE_FILE)
     # Written last: a directory without build.json is a build that did not finish.
     (directory / BUILD_INFO_FILE).write_text(json.dumps(info, indent=2))
