@@ -9,7 +9,9 @@ The table holds exactly the saved query's answer, computed by the same plan and 
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 DEFAULT_SCHEMA = "rollups"
@@ -50,3 +52,67 @@ def declared_rollups(semantic_manifest: dict[str, Any], manifest: dict[str, Any]
         if meta.get("rollup") is True and node["name"] not in exported:
             add(Rollup(node["name"], DEFAULT_SCHEMA, node["name"], False))
     return rollups
+
+
+@dataclass(frozen=True)
+class Route:
+    """Which rollup answers a query (`table`, schema-qualified), or why none can."""
+
+    table: str | None
+    reasons: dict[str, str]
+
+    def explain(self) -> dict[str, Any]:
+        if self.table is not None:
+            return {"answered_by": self.table}
+        return {"answered_by": None, "why_not": self.reasons or {"": "the build has no rollups"}}
+
+
+class RollupRouter:
+    """Answers a query from a rollup of the served build only when that is exact.
+
+    Exact here means the query is the rollup's saved query up to order: the same metrics and
+    group-by items (in any order), the same filters, UTC buckets and ISO weeks, and no time
+    range; its own order and limit are applied to the stored rows. A subset of the metrics is
+    not taken (the stored keys are those where any of the saved query's metrics has data),
+    nor a coarser grain or a range (see the README for what is left).
+    """
+
+    def __init__(self, engine, built: dict[str, dict[str, Any]]) -> None:
+        self._rollups: list[tuple[str, str, Any]] = []
+        for name, info in sorted(built.items()):
+            try:
+                saved = engine.saved_query(name)
+            except Exception:  # a build's rollup whose saved query is gone from the manifest
+                continue
+            self._rollups.append((name, info["table"], saved))
+
+    @classmethod
+    def for_build(cls, engine, directory: Path) -> RollupRouter:
+        info_file = directory / "build.json"
+        built = {}
+        if info_file.exists():
+            built = json.loads(info_file.read_text()).get("rollups") or {}
+        return cls(engine, built)
+
+    def route(self, query) -> Route:
+        from metrics.query.request import WeekStart
+
+        reasons: dict[str, str] = {}
+        for name, table, saved in self._rollups:
+            why = None
+            if set(query.metrics) != set(saved.metrics):
+                why = f"its metrics are {sorted(saved.metrics)}"
+            elif set(query.group_by) != set(saved.group_by):
+                why = f"its group-by is {sorted(saved.group_by)}"
+            elif query.where or set(query.where_sql) != set(saved.where):
+                why = f"its filters are {list(saved.where)}"
+            elif query.start is not None or query.end is not None:
+                why = "it is not filtered by time; a time range is answered from raw"
+            elif query.timezone is not None or query.week_start is not WeekStart.MONDAY:
+                why = "its buckets are UTC days and ISO weeks"
+            elif query.limit is not None and not query.order_by:
+                why = "a limit without an order picks arbitrary rows"
+            if why is None:
+                return Route(table, {})
+            reasons[table] = why
+        return Route(None, reasons)
