@@ -26,7 +26,7 @@ def open_engines(settings: Settings) -> EngineProvider:
     return engines
 
 
-def get_provider(request: Request) -> EngineProvider:
+async def get_provider(request: Request) -> EngineProvider:
     return request.app.state.engines
 
 
@@ -40,7 +40,8 @@ def get_engine(request: Request) -> Iterator[MetricsEngine]:
         yield RestrictedEngine(engine, policy) if policy else engine
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
+    # async: nothing to wait for, so no worker-thread hop on every request.
     return request.app.state.settings
 
 

@@ -10,6 +10,7 @@ from fastapi import Depends, FastAPI
 
 from api import app as web_app
 from api import errors
+from api.answer_cache import AnswerCache
 from api.auth import AuditLog, ConcurrencyLimiter, audit_middleware, require
 from api.guards import BodySizeLimit, HostAllowList, SecurityHeaders
 from api.mcp import server as mcp
@@ -36,6 +37,7 @@ def create_app(settings: Settings | None = None, sql_socket: socket.socket | Non
         app.state.tokens = TokenStore.in_dir(settings.data_dir)
         app.state.limiter = ConcurrencyLimiter(settings.max_concurrent_per_token)
         app.state.audit = AuditLog(settings.audit_log_path, settings.audit_log_max_bytes, settings.audit_log_files)
+        app.state.answers = AnswerCache()
         app.state.engines = open_engines(settings)
         app.state.sql_endpoint = app.state.sql_process = None
         if settings.sql_port and sql_socket is not None and sql_process.separate(settings):

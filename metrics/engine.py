@@ -215,6 +215,7 @@ class MetricsEngine:
         self._cache: OrderedDict[tuple, QueryResult] = OrderedDict()
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
+        self._router = None  # the build's rollups, read on first use
         self._catalog: dict[str, MetricInfo] | None = None
         # A build never changes, so the newest time of each input is read once, and so is the
         # reach (first and last metric time) of each source a completeness check needs.
@@ -382,8 +383,23 @@ class MetricsEngine:
 
     def compile(self, query: MetricQuery) -> CompiledQuery:
         plan = self.plan(query)
-        rendered = self.renderer.render(plan)
-        return CompiledQuery(rendered.sql, rendered.params, rendered.inline_sql(), _explain(plan, self.graph))
+        rendered, route = self._rendered(query, plan)
+        return CompiledQuery(rendered.sql, rendered.params, rendered.inline_sql(),
+                             {**_explain(plan, self.graph), "rollup": route.explain()})
+
+    def _rendered(self, query: MetricQuery, plan: QueryPlan):
+        """The statement for `plan`: from a rollup of this build when one answers `query`
+        exactly (metrics/rollups.py), else from the semantic models."""
+        from metrics.rollups import RollupRouter
+        from metrics.sql.rollups import from_rollup
+
+        if self._router is None:
+            self._router = RollupRouter.for_build(self, self.build.directory)
+        route = self._router.route(query)
+        if route.table is None:
+            return self.renderer.render(plan), route
+        schema, table = route.table.split(".", 1)
+        return from_rollup(self.renderer, plan, schema, table), route
 
     def query(self, query: MetricQuery) -> QueryResult:
         key = query.cache_key()
@@ -399,7 +415,7 @@ class MetricsEngine:
         # ever fetching all of it.
         capped = query.limit is None or query.limit > cap
         plan = self.plan(dataclasses.replace(query, limit=cap + 1) if capped else query)
-        rendered = self.renderer.render(plan)
+        rendered, _ = self._rendered(query, plan)
         result = self.client.query(rendered.sql, rendered.params)
         if capped and len(result.rows) > cap:
             raise ResultTooLarge(f"the answer has more than {cap:,} rows, the most one result may have; "

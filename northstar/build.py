@@ -38,7 +38,7 @@ from metrics.dry_run import BUILD_INFO_KEY as UNSERVABLE_KEY
 from metrics.dry_run import Unservable, dry_run
 from metrics.engine import BuildWarning
 from metrics.errors import BuildFailed
-from northstar import postgres, spark
+from northstar import metric_values, postgres, rollups, spark
 from northstar.landing import check_contract
 
 WAREHOUSE_FILE = "warehouse.duckdb"
@@ -112,6 +112,7 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
     env = _dbt_env()
     target = None
     dbt_vars: dict = {}
+    engine_written: dict | None = None
     if on_postgres:
         target, secrets_env = postgres.profile_target(postgres_dsn, build_id)
         env.update(secrets_env)
@@ -124,6 +125,11 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
             "--target-path", str(directory), "--log-path", str(directory / "logs")]
     if reads_landing:
         dbt_vars["landing"] = {name: t.reader_sql() for name, t in tables.items()}
+    # Projects that take engine-computed tables (ours: a `metric_values_from_engine` var) get
+    # them written from the semantic layer between two dbt phases (DuckDB builds for now).
+    engine_tables = "metric_values_from_engine" in (project.get("vars") or {}) and not on_postgres and not on_spark
+    if engine_tables:
+        dbt_vars["metric_values_from_engine"] = True
     if dbt_vars:
         args += ["--vars", json.dumps(dbt_vars)]
     try:
@@ -141,6 +147,8 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
                 raise BuildFailed(_failure_message(directory, output), build_id=build_id)
             if code != 0:
                 raise BuildFailed("dbt docs generate failed: " + _tail(output), build_id=build_id)
+        elif engine_tables:
+            engine_written = metric_values.build_in_phases(directory, args, env, progress, _run_dbt, _failure_message)
         else:
             code, output = _run_dbt(["build", *args], env, progress)
             if code != 0:
@@ -182,7 +190,14 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
     if on_spark:
         info["warehouse_type"] = "spark"
         info["schemas"] = {p: postgres.build_schema(p, build_id) for p in spark.BUILD_SCHEMA_PREFIXES}
+    if engine_written is not None:
+        info["metric_values_daily"] = engine_written
     if not on_postgres and not on_spark:
+        try:
+            info["rollups"] = rollups.write_rollups(directory / WAREHOUSE_FILE)
+        except BuildFailed as exc:
+            _retire_failed(directory)
+            raise BuildFailed(exc.message, build_id=build_id) from exc
         info["experiment_values"] = _materialize_experiment_values(directory / WAREHOUSE_FILE)
     # Spark builds are checked by the server that opens them (a Spark session of its own).
     if not on_spark:

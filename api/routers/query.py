@@ -7,6 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
 
+from api.answer_cache import AnswerCache, EncodedAnswer
 from api.deps import EngineDep, SettingsDep
 from api.encoding import binary_response, csv_response, incomplete_json, json_rows, negotiate, with_completeness
 from api.schemas.query import BuildWarning, Completeness, CompileResponse, Format, MetricQueryRequest
@@ -42,7 +43,13 @@ def _resolve(body: MetricQueryRequest, engine: MetricsEngine) -> MetricQuery:
     return body.to_query()
 
 
-def _answer(body: MetricQueryRequest, engine: MetricsEngine, fmt: str, page_size: int) -> Response:
+def _answer(body: MetricQueryRequest, engine: MetricsEngine, fmt: str, page_size: int,
+            answers: AnswerCache | None = None) -> Response:
+    # A repeated request of the same build is served as the bytes encoded the first time.
+    key = ((engine.build.build_id, fmt, page_size, body.model_dump_json())
+           if answers is not None and isinstance(engine, MetricsEngine) else None)
+    if key is not None and (hit := answers.get(key)) is not None:
+        return hit.response()
     result = engine.query(_resolve(body, engine))
     # One response carries at most `page_size` rows; the rest are pages of the same cached
     # answer, asked for with `offset`.
@@ -56,6 +63,13 @@ def _answer(body: MetricQueryRequest, engine: MetricsEngine, fmt: str, page_size
     response.headers["X-Northstar-Rows-Total"] = str(total)
     if next_offset is not None:
         response.headers["X-Northstar-Next-Offset"] = str(next_offset)
+    if key is not None:
+        # Stored as a hit answers (JSON says `cached`); the other encodings carry no such flag.
+        stored = (_encode(dataclasses.replace(page, cached=True, elapsed_ms=0.0), fmt, total, next_offset)
+                  if fmt == "json" else response)
+        answers.put(key, EncodedAnswer(bytes(stored.body), response.media_type, tuple(
+            (name, value) for name, value in response.headers.items()
+            if name not in ("content-length", "content-type"))))
     return response
 
 
@@ -91,7 +105,8 @@ _QUERY_RESPONSES = {
 def post_query(body: MetricQueryRequest, request: Request, engine: EngineDep, settings: SettingsDep,
                format: Format | None = None) -> Response:
     request.state.audit_query = body.model_dump(mode="json", exclude_defaults=True)
-    return _answer(body, engine, negotiate(format, request), settings.max_rows_per_response)
+    return _answer(body, engine, negotiate(format, request), settings.max_rows_per_response,
+                   getattr(request.app.state, "answers", None))
 
 
 @router.get("/query", responses=_QUERY_RESPONSES)
@@ -119,7 +134,8 @@ def get_query(
                               order_by=order_by, limit=limit, offset=offset, saved_query=saved_query,
                               timezone=timezone, week_start=week_start, completeness=completeness)
     request.state.audit_query = body.model_dump(mode="json", exclude_defaults=True)
-    return _answer(body, engine, negotiate(format, request), settings.max_rows_per_response)
+    return _answer(body, engine, negotiate(format, request), settings.max_rows_per_response,
+                   getattr(request.app.state, "answers", None))
 
 
 @router.post("/compile", response_model=CompileResponse)

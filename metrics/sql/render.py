@@ -53,6 +53,7 @@ from metrics.query.request import Filter, FilterOp, MetricQuery, WeekStart
 from metrics.semantic.graph import GroupByItem, ItemKind, JoinStep, SemanticGraph
 from metrics.semantic.model import Agg, Grain, Measure, PeriodAgg, SemanticModel, Window
 from metrics.sql.filters import MetricReference, parse_filter_template
+from metrics.sql import combine
 from metrics.sql.offsets import offset_to_grain_node
 
 _COMPARISON = {FilterOp.EQ: "=", FilterOp.NE: "<>", FilterOp.LT: "<", FilterOp.LE: "<=",
@@ -123,7 +124,7 @@ class Renderer:
         self._projected_aggregates: dict[tuple[Measure, str], str] = {}
         self._joins: dict[tuple[JoinStep, str, str], str] = {}
         self._tables: dict[str, str] = {}
-        self._metrics: dict[MetricExpr, str] = {}
+        self._metrics: dict[Any, str] = {}
         self._orders: dict[tuple[tuple[int, bool], ...], str] = {}
         self._idents: dict[str, str] = {}
         self._time_columns: dict[tuple[str, str], str] = {}
@@ -337,6 +338,14 @@ class Renderer:
         text = self._metrics.get(expr)
         if text is None:
             text = self._metrics[expr] = _metric_tree(expr, self.model_dialect).sql(dialect=self.dialect)
+        return text
+
+    def _merged_metric(self, expr: MetricExpr) -> str:
+        key = ("merged", expr)
+        text = self._metrics.get(key)
+        if text is None:
+            text = self._metrics[key] = combine.to_merged(
+                _metric_tree(expr, self.model_dialect)).sql(dialect=self.dialect)
         return text
 
     def _order(self, positions: tuple[tuple[int, bool], ...]) -> str:
@@ -762,9 +771,17 @@ class Renderer:
         nodes = [node.alias for node in plan.nodes]
         with_parts = [f"{alias} AS ({sql})" for alias, sql in ctes]
         spine = self._spine_keys(plan, group_columns, params) if plan.needs_time_spine else None
+        stacked = False
         if len(nodes) == 1 and spine is None:
             key_source = nodes[0]
             from_sql = key_source
+        elif group_columns and self.dialect == "postgres":
+            # PostgreSQL cannot hash a null-safe join; stacking and grouping is one hash aggregate.
+            stacked = True
+            key_source = from_sql = "merged"
+            with_parts += [f"{alias} AS ({sql})" for alias, sql in combine.stacked(
+                [(n.alias, [m.column for m in n.measures], n.offset is None) for n in plan.nodes],
+                group_columns, spine)]
         elif group_columns:
             key_source = "keys"
             # Offset inputs (last period's value) must not add buckets of their own.
@@ -793,7 +810,8 @@ class Renderer:
 
         outputs = [f"{key_source}.{column} AS {self._ident(name)}"
                    for column, name in zip(group_columns, plan.group_by)]
-        outputs += [f"{self._metric(metric.expr)} AS {self._ident(metric.name)}" for metric in plan.metrics]
+        outputs += [f"{self._merged_metric(metric.expr) if stacked else self._metric(metric.expr)} "
+                    f"AS {self._ident(metric.name)}" for metric in plan.metrics]
         sql = f"WITH {', '.join(with_parts)} SELECT {', '.join(outputs)} FROM {from_sql}"
         if plan.order_by:
             positions = {name: i + 1 for i, name in enumerate(plan.columns)}

@@ -56,3 +56,13 @@ def test_experiment_readouts(api: Any, postgres_api: Any) -> None:
 @pytest.mark.parametrize("url", ["/v1/quality", "/v1/alerts", "/v1/releases", "/v1/launches"])
 def test_quality_marts_and_scorecards(api: Any, postgres_api: Any, url: str) -> None:
     same(answer(api, "GET", url), answer(postgres_api, "GET", url), url)
+
+
+def test_metrics_together_by_a_slice(api: Any, postgres_api: Any) -> None:
+    """Several aggregates side by side with a nullable slice key and an offset input (the
+    prior week's revenue adds no buckets of its own): PostgreSQL stacks them (`UNION ALL` +
+    `GROUP BY`) where DuckDB joins them on null-safe keys."""
+    for grain in ("day", "week", "month"):
+        same_query(api, postgres_api, {
+            "metrics": ["active_users", "revenue", "revenue_change_vs_prior_week"],
+            "group_by": [f"metric_time__{grain}", "platform"]})

@@ -217,3 +217,19 @@ def test_slowly_changing_dimension_is_joined_at_the_measures_time(shop_engine, s
     assert got[:3] == [("bronze", 10.0), ("gold", 20.0), ("silver", 70.0)]
     # Never more revenue than there is: the validity window keeps the join many-to-one.
     assert sum(v for _, v in got) == shop_db.execute("select sum(amount) from marts.fct_orders").fetchone()[0]
+
+
+def test_postgres_stacks_aggregates_instead_of_a_null_safe_join(shop_engine, shop_db):
+    """PostgreSQL cannot hash `IS NOT DISTINCT FROM`; its rendering stacks the aggregates and
+    groups by the keys. The same statement, run here, gives the DuckDB rendering's rows."""
+    import sqlglot
+
+    from metrics.sql.render import Renderer
+
+    query = MetricQuery(metrics=("orders", "new_customers", "aov", "completion_rate"),
+                        group_by=("metric_time__week", "customer__country"), order_by=())
+    rendered = Renderer(shop_engine.graph, "postgres").render(shop_engine.plan(query))
+    assert "DISTINCT FROM" not in rendered.sql.upper() and "UNION ALL" in rendered.sql
+    statement = sqlglot.transpile(rendered.inline_sql(pretty=False), read="postgres", write="duckdb")[0]
+    assert sorted(shop_db.execute(statement).fetchall(), key=repr) == sorted(
+        (tuple(r) for r in shop_engine.query(query).rows), key=repr)

@@ -1,5 +1,23 @@
--- one row per (metric, UTC day) for the pack metrics the daily anomaly check watches,
--- computed from the marts with the semantic layer's definitions (see the model's YAML);
+-- one row per (metric, UTC day) for the pack metrics the daily anomaly check watches.
+-- `northstar build` on DuckDB computes them with the semantic layer's own SQL
+-- (metrics/sql/metric_values.py) into engine_tables.metric_values_daily between its two dbt
+-- phases; this model then only publishes that table under the marts' contract and tests.
+{% if var('metric_values_from_engine', false) %}
+
+-- depends_on: {{ ref('fct_events') }}
+-- depends_on: {{ ref('fct_errors') }}
+-- depends_on: {{ ref('fct_support_tickets') }}
+-- depends_on: {{ ref('dim_users') }}
+-- depends_on: {{ ref('metricflow_time_spine') }}
+select
+    cast(metric_name as varchar)              as metric_name,
+    cast(metric_date as date)                 as metric_date,
+    cast(metric_value as {{ double_type() }}) as metric_value
+from {{ source('engine_tables', 'metric_values_daily') }}
+
+{% else %}
+-- Warehouses the build cannot yet write engine tables into (PostgreSQL, Spark) compute
+-- them here from the marts with the semantic layer's definitions (see the model's YAML);
 -- days without events fall outside the spine's range, days inside it with no rows count 0
 with
 
@@ -139,3 +157,5 @@ final as (
 )
 
 select * from final
+
+{% endif %}
