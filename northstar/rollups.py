@@ -21,7 +21,10 @@ def write_rollups(warehouse_file: Path) -> dict:
     from metrics.query.request import MetricQuery
 
     directory = warehouse_file.parent
-    semantic = json.loads((directory / "semantic_manifest.json").read_text())
+    semantic_file = directory / "semantic_manifest.json"
+    if not semantic_file.exists():  # a dbt project without a semantic layer declares none
+        return {}
+    semantic = json.loads(semantic_file.read_text())
     manifest_file = directory / "manifest.json"
     manifest = json.loads(manifest_file.read_text()) if manifest_file.exists() else None
     try:
