@@ -135,6 +135,38 @@ def split_statements(sql: str) -> list[str]:
     return [s.strip() for s in out if _strip_comments(s).strip()]
 
 
+_ALIAS_ENDS = {"COMMA", "FROM", "R_PAREN", "SEMICOLON"}
+
+
+def quote_keyword_aliases(sql: str) -> str:
+    """PostgreSQL takes any keyword as a column label after AS (`... AS select,`, as
+    Metabase's privilege query writes it); sqlglot does not, so such labels are quoted
+    (lower-cased, the name PostgreSQL gives them).
+
+    >>> quote_keyword_aliases("select 1 as select, 2 AS Update from t")
+    'select 1 as "select", 2 AS "update" from t'
+    >>> quote_keyword_aliases("select 'as select,' as x")
+    "select 'as select,' as x"
+    """
+    from sqlglot.tokens import TokenType
+
+    try:
+        tokens = sqlglot.Dialect.get_or_raise("postgres").tokenize(sql)
+    except sqlglot.errors.TokenError:
+        return sql
+    edits: list[tuple[int, int, str]] = []
+    for before, token, after in zip(tokens, tokens[1:], [*tokens[2:], None]):
+        if before.token_type != TokenType.ALIAS or token.token_type in (TokenType.VAR, TokenType.IDENTIFIER):
+            continue
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z_0-9]*", token.text) or sql[token.start:token.end + 1] != token.text:
+            continue
+        if after is None or after.token_type.name in _ALIAS_ENDS:
+            edits.append((token.start, token.end + 1, f'"{token.text.lower()}"'))
+    for start, end, text in reversed(edits):
+        sql = sql[:start] + text + sql[end:]
+    return sql
+
+
 def _skip_quoted(sql: str, i: int, quote: str) -> int:
     backslashes = quote == "'" and i > 0 and sql[i - 1] in "eE"
     i += 1
@@ -310,6 +342,11 @@ class CatalogTable:
 DUCKDB_TYPES = {"integer": "BIGINT", "number": "DOUBLE", "string": "VARCHAR", "date": "DATE",
                 "timestamp": "TIMESTAMP", "boolean": "BOOLEAN"}
 
+_CATALOG_OIDS = {"pg_type": 1247, "pg_attribute": 1249, "pg_proc": 1255, "pg_class": 1259, "pg_authid": 1260,
+                 "pg_database": 1262, "pg_am": 2601, "pg_attrdef": 2604, "pg_constraint": 2606,
+                 "pg_description": 2609, "pg_index": 2610, "pg_namespace": 2615, "pg_operator": 2617,
+                 "pg_rewrite": 2618, "pg_trigger": 2620, "pg_extension": 3079, "pg_collation": 3456}
+
 # Functions and relations DuckDB's pg_catalog lacks or answers differently, created in the
 # `overrides` database that the search path puts first. Each is what PostgreSQL returns for a
 # read-only database with one user.
@@ -351,13 +388,37 @@ _OVERRIDES = [
     "(arg_rel, arg_catalog) AS (SELECT first(description) "
     "FROM system.pg_catalog.pg_description d WHERE d.objoid = arg_rel AND d.objsubid = 0)",
     "CREATE MACRO shobj_description(arg_obj, arg_catalog) AS NULL",
-    "CREATE MACRO regclass_oid(arg_relation) AS (SELECT first(c.oid) FROM system.pg_catalog.pg_class c "
+    # PostgreSQL's fixed OIDs for its catalogs ('pg_class'::regclass is pg_description.classoid).
+    "CREATE MACRO regclass_oid(arg_relation) AS coalesce(CASE replace(replace(arg_relation, 'pg_catalog.', ''), '\"', '') "
+    + " ".join(f"WHEN '{name}' THEN {oid}" for name, oid in _CATALOG_OIDS.items()) + " END, "
+    "(SELECT first(c.oid) FROM system.pg_catalog.pg_class c "
     "JOIN system.pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-    "WHERE c.relname = replace(arg_relation, '\"', '') OR n.nspname || '.' || c.relname = replace(arg_relation, '\"', ''))",
+    "WHERE c.relname = replace(arg_relation, '\"', '') OR n.nspname || '.' || c.relname = replace(arg_relation, '\"', '')))",
     "CREATE MACRO regtype_oid(arg_type_name) AS (SELECT first(t.oid) FROM system.pg_catalog.pg_type t "
     "WHERE t.typname = replace(replace(arg_type_name, 'pg_catalog.', ''), '\"', ''))",
     "CREATE MACRO regnamespace_oid(arg_schema_name) AS (SELECT first(n.oid) FROM system.pg_catalog.pg_namespace n "
     "WHERE n.nspname = replace(arg_schema_name, '\"', ''))",
+    # Read-only: SELECT (and REFERENCES) on every served table and column, no write privilege.
+    "CREATE MACRO readable_privilege(arg_privilege) AS list_bool_and(list_transform(string_split(lower(arg_privilege), ','), "
+    "lambda arg_p: regexp_replace(trim(arg_p), '\\s+with\\s+grant\\s+option$', '') IN ('select', 'references')))",
+    "CREATE MACRO has_table_privilege(arg_table, arg_privilege) AS overrides.main.readable_privilege(arg_privilege), "
+    "(arg_user, arg_table, arg_privilege) AS overrides.main.readable_privilege(arg_privilege)",
+    "CREATE MACRO has_any_column_privilege(arg_table, arg_privilege) AS overrides.main.readable_privilege(arg_privilege), "
+    "(arg_user, arg_table, arg_privilege) AS overrides.main.readable_privilege(arg_privilege)",
+    "CREATE MACRO has_column_privilege(arg_table, arg_column, arg_privilege) AS "
+    "overrides.main.readable_privilege(arg_privilege), (arg_user, arg_table, arg_column, arg_privilege) AS "
+    "overrides.main.readable_privilege(arg_privilege)",
+    # information_schema._pg_expandarray: one row (x = element, n = 1-based position) per
+    # element, as pgjdbc's getPrimaryKeys/getIndexInfo and Metabase's index sync read it.
+    "CREATE MACRO _pg_expandarray(arg_arr) AS unnest(list_transform(generate_series(1, len(arg_arr)), "
+    "lambda arg_i: {'x': arg_arr[arg_i], 'n': arg_i}))",
+    # quote_ident quotes unless the name is a plain lower-case identifier (PostgreSQL also
+    # quotes keywords; none is served as a table or column name).
+    "CREATE MACRO quote_ident(arg_name) AS CASE WHEN regexp_full_match(arg_name, '[a-z_][a-z0-9_$]*') "
+    "THEN arg_name ELSE '\"' || replace(arg_name, '\"', '\"\"') || '\"' END",
+    "CREATE MACRO quote_literal(arg_value) AS chr(39) || replace(CAST(arg_value AS VARCHAR), chr(39), "
+    "chr(39) || chr(39)) || chr(39)",
+    "CREATE MACRO quote_nullable(arg_value) AS coalesce(overrides.main.quote_literal(arg_value), 'NULL')",
     "CREATE MACRO to_regtype(arg_type_name) AS overrides.main.regtype_oid(arg_type_name)",
     "CREATE MACRO to_regclass(arg_relation) AS overrides.main.regclass_oid(arg_relation)",
     # pg_catalog and information_schema are real schemas to clients; DuckDB's `main` is not.
@@ -373,10 +434,14 @@ _OVERRIDES = [
     f"ELSE lower(data_type) END AS data_type, "
     f"CASE data_type WHEN 'BIGINT' THEN 'int8' WHEN 'DOUBLE' THEN 'float8' WHEN 'VARCHAR' THEN 'text' "
     f"WHEN 'DATE' THEN 'date' WHEN 'TIMESTAMP' THEN 'timestamp' WHEN 'BOOLEAN' THEN 'bool' "
-    f"ELSE lower(data_type) END AS udt_name) "
+    f"ELSE lower(data_type) END AS udt_name, 'pg_catalog' AS udt_schema, '{DATABASE}' AS udt_catalog, "
+    f"coalesce(is_identity, 'NO') AS is_identity, coalesce(is_generated, 'NEVER') AS is_generated) "
     f"FROM system.information_schema.columns WHERE table_catalog = '{DATABASE}'",
     f"CREATE VIEW information_schema_schemata AS SELECT * FROM system.information_schema.schemata "
     f"WHERE catalog_name = '{DATABASE}' AND schema_name <> 'main'",
+    # DuckDB's pg_tables and pg_views would also list the overrides' own views (schema main).
+    "CREATE VIEW pg_tables AS SELECT * FROM system.pg_catalog.pg_tables WHERE schemaname <> 'main'",
+    "CREATE VIEW pg_views AS SELECT * FROM system.pg_catalog.pg_views WHERE schemaname <> 'main'",
     f"CREATE VIEW information_schema_views AS SELECT * FROM system.information_schema.views "
     f"WHERE table_catalog = '{DATABASE}'",
     f"CREATE VIEW pg_database AS SELECT oid, datname, 10::BIGINT AS datdba, 6 AS encoding, 'c' AS datlocprovider, "
@@ -390,6 +455,9 @@ _OVERRIDES = [
     # Text columns are `text` to clients, as the results say (DuckDB reports varchar).
     "CREATE VIEW pg_attribute AS SELECT * REPLACE (CASE WHEN atttypid = 1043 THEN 25 ELSE atttypid END "
     "AS atttypid, 'p' AS attstorage) FROM system.pg_catalog.pg_attribute",
+    # Every comment served describes a relation or its column: classoid is pg_class.
+    "CREATE VIEW pg_description AS SELECT objoid, 1259::BIGINT AS classoid, objsubid, description "
+    "FROM system.pg_catalog.pg_description",
     "CREATE VIEW pg_am AS SELECT 2::BIGINT AS oid, 'heap' AS amname, 't' AS amtype",
     # Types the endpoint serves that DuckDB's pg_type lacks.
     "CREATE VIEW pg_type AS SELECT * FROM system.pg_catalog.pg_type WHERE oid IS NOT NULL UNION ALL BY NAME "
@@ -441,6 +509,21 @@ _OVERRIDES = [
     "0::BIGINT AS pnnspid WHERE false",
     "CREATE VIEW pg_publication_rel AS SELECT 0::BIGINT AS oid, 0::BIGINT AS prrelid, 0::BIGINT AS prpubid, "
     "'' AS prqual, CAST([] AS SMALLINT[]) AS prattrs WHERE false",
+    # Statistics: the served tables, with no activity recorded (Metabase reads n_live_tup as
+    # an estimated row count).
+    "CREATE VIEW pg_stat_user_tables AS SELECT c.oid AS relid, n.nspname AS schemaname, c.relname, "
+    "0::BIGINT AS seq_scan, NULL::TIMESTAMPTZ AS last_seq_scan, 0::BIGINT AS seq_tup_read, 0::BIGINT AS idx_scan, "
+    "NULL::TIMESTAMPTZ AS last_idx_scan, 0::BIGINT AS idx_tup_fetch, 0::BIGINT AS n_tup_ins, 0::BIGINT AS n_tup_upd, "
+    "0::BIGINT AS n_tup_del, 0::BIGINT AS n_tup_hot_upd, 0::BIGINT AS n_tup_newpage_upd, 0::BIGINT AS n_live_tup, "
+    "0::BIGINT AS n_dead_tup, 0::BIGINT AS n_mod_since_analyze, 0::BIGINT AS n_ins_since_vacuum, "
+    "NULL::TIMESTAMPTZ AS last_vacuum, NULL::TIMESTAMPTZ AS last_autovacuum, NULL::TIMESTAMPTZ AS last_analyze, "
+    "NULL::TIMESTAMPTZ AS last_autoanalyze, 0::BIGINT AS vacuum_count, 0::BIGINT AS autovacuum_count, "
+    "0::BIGINT AS analyze_count, 0::BIGINT AS autoanalyze_count FROM system.pg_catalog.pg_class c "
+    "JOIN system.pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relkind = 'r' AND n.nspname NOT IN ('main', 'pg_catalog', 'information_schema')",
+    "CREATE VIEW pg_stat_all_tables AS SELECT * FROM overrides.main.pg_stat_user_tables",
+    "CREATE VIEW pg_statio_user_tables AS SELECT relid, schemaname, relname, 0::BIGINT AS heap_blks_read, "
+    "0::BIGINT AS heap_blks_hit FROM overrides.main.pg_stat_user_tables",
     "CREATE VIEW pg_matviews AS SELECT '' AS schemaname, '' AS matviewname WHERE false",
 ]
 
@@ -707,6 +790,8 @@ def to_duckdb(statement: exp.Expression, session: Session) -> str:
             op = node.args.get("operator", "")
             op = (op.name if isinstance(op, exp.Expression) else str(op)).replace("pg_catalog.", "")
             return _operator(op, node.this, node.expression)
+        elif isinstance(node, exp.Format):
+            return _format(node)
         elif isinstance(node, exp.Cast):
             return _cast(node)
         elif isinstance(node, exp.DataType) and node.this == exp.DType.USERDEFINED \
@@ -756,9 +841,9 @@ def to_duckdb(statement: exp.Expression, session: Session) -> str:
 
 
 def _unqualify(node: exp.Expression) -> exp.Expression:
-    """`pg_catalog.f(...)` -> `f(...)`, so the overrides are found first."""
+    """`pg_catalog.f(...)` (or `information_schema.f(...)`) -> `f(...)`, so the overrides are found first."""
     if isinstance(node, exp.Dot) and isinstance(node.this, exp.Identifier) \
-            and node.this.name.lower() == "pg_catalog" and isinstance(node.expression, exp.Func):
+            and node.this.name.lower() in ("pg_catalog", "information_schema") and isinstance(node.expression, exp.Func):
         return node.expression
     return node
 
@@ -823,6 +908,54 @@ def _builtin_type(name: str) -> exp.DataType:
         raise SqlError("42704", f'type "{name}" does not exist') from exc
 
 
+def _is_text(node: exp.Expression) -> bool:
+    """Whether an expression is plainly a string (a name to look up when cast to regclass),
+    rather than an OID."""
+    if isinstance(node, exp.Paren):
+        return _is_text(node.this)
+    if isinstance(node, exp.Literal):
+        return node.is_string
+    if isinstance(node, exp.Cast):
+        return node.to.is_type(*exp.DataType.TEXT_TYPES)
+    return isinstance(node, (exp.DPipe, exp.Concat, exp.Format, exp.Replace, exp.Lower, exp.Upper, exp.Trim))
+
+
+def _format(node: exp.Format) -> exp.Expression:
+    """PostgreSQL's format(): %s (the value, NULL as empty), %I (quote_ident), %L
+    (quote_nullable) and %%, as a concatenation (DuckDB's format has another syntax)."""
+    template = node.this
+    args = list(node.expressions)
+    if not (isinstance(template, exp.Literal) and template.is_string):
+        raise SqlError("0A000", "format() needs a literal format string in catalog queries")
+    parts: list[exp.Expression] = []
+    text, index, position = template.name, 0, 0
+    for match in re.finditer(r"%(?:(\d+)\$)?([sIL%])", text):
+        if match.start() > position:
+            parts.append(exp.Literal.string(text[position:match.start()]))
+        position = match.end()
+        if match.group(2) == "%":
+            parts.append(exp.Literal.string("%"))
+            continue
+        index = int(match.group(1)) - 1 if match.group(1) else index
+        if index >= len(args):
+            raise SqlError("22023", "too few arguments for format()")
+        value, index = args[index], index + 1
+        if match.group(2) == "I":
+            parts.append(exp.Anonymous(this="quote_ident", expressions=[exp.cast(value.copy(), "VARCHAR")]))
+        elif match.group(2) == "L":
+            parts.append(exp.Anonymous(this="quote_nullable", expressions=[value.copy()]))
+        else:
+            parts.append(exp.func("coalesce", exp.cast(value.copy(), "VARCHAR"), exp.Literal.string("")))
+    if position < len(text):
+        parts.append(exp.Literal.string(text[position:]))
+    if not parts:
+        return exp.Literal.string("")
+    result = parts[0]
+    for part in parts[1:]:
+        result = exp.DPipe(this=result, expression=part, safe=True)
+    return exp.Paren(this=result)
+
+
 def _cast(node: exp.Cast) -> exp.Expression:
     name = _type_name(node.to)
     value = node.this
@@ -832,7 +965,7 @@ def _cast(node: exp.Cast) -> exp.Expression:
         items = [i.strip().strip('"') for i in value.name[1:-1].split(",") if i.strip()]
         element = node.to.expressions[0] if node.to.expressions else exp.DataType.build("VARCHAR")
         return exp.Array(expressions=[exp.cast(exp.Literal.string(i), element.copy()) for i in items])
-    if name in _CAST_MACROS and isinstance(value, exp.Literal) and value.is_string:
+    if name in _CAST_MACROS and _is_text(value):
         return exp.Anonymous(this=_CAST_MACROS[name], expressions=[value])
     if name in _OID_TYPES:
         return exp.cast(value, "BIGINT")
