@@ -63,6 +63,7 @@ SHOWN = {
     "ssl": "off",
     "timezone": "UTC",
     "datestyle": "ISO, MDY",
+    "default_table_access_method": "heap",
 }
 
 UTILITY_WORDS = {"set", "reset", "show", "begin", "start", "commit", "end", "rollback", "abort", "discard",
@@ -347,6 +348,93 @@ _CATALOG_OIDS = {"pg_type": 1247, "pg_attribute": 1249, "pg_proc": 1255, "pg_cla
                  "pg_description": 2609, "pg_index": 2610, "pg_namespace": 2615, "pg_operator": 2617,
                  "pg_rewrite": 2618, "pg_trigger": 2620, "pg_extension": 3079, "pg_collation": 3456}
 
+# pg_type rows as PostgreSQL 15 has them, for the types served and those clients look up
+# (oid, typname, typlen, typbyval, typtype, typcategory, typispreferred, typelem, typarray,
+# typalign, typstorage, typinput, typoutput, typreceive, typsend).
+_PG_TYPES = [
+    (16, "bool", 1, True, "b", "B", True, 0, 1000, "c", "p", "boolin", "boolout", "boolrecv", "boolsend"),
+    (17, "bytea", -1, False, "b", "U", False, 0, 1001, "i", "x", "byteain", "byteaout", "bytearecv", "byteasend"),
+    (18, "char", 1, True, "b", "Z", False, 0, 1002, "c", "p", "charin", "charout", "charrecv", "charsend"),
+    (19, "name", 64, False, "b", "S", False, 18, 1003, "c", "p", "namein", "nameout", "namerecv", "namesend"),
+    (20, "int8", 8, True, "b", "N", False, 0, 1016, "d", "p", "int8in", "int8out", "int8recv", "int8send"),
+    (21, "int2", 2, True, "b", "N", False, 0, 1005, "s", "p", "int2in", "int2out", "int2recv", "int2send"),
+    (22, "int2vector", -1, False, "b", "A", False, 21, 1006, "i", "p", "int2vectorin", "int2vectorout", "int2vectorrecv", "int2vectorsend"),
+    (23, "int4", 4, True, "b", "N", False, 0, 1007, "i", "p", "int4in", "int4out", "int4recv", "int4send"),
+    (24, "regproc", 4, True, "b", "N", False, 0, 1008, "i", "p", "regprocin", "regprocout", "regprocrecv", "regprocsend"),
+    (25, "text", -1, False, "b", "S", True, 0, 1009, "i", "x", "textin", "textout", "textrecv", "textsend"),
+    (26, "oid", 4, True, "b", "N", True, 0, 1028, "i", "p", "oidin", "oidout", "oidrecv", "oidsend"),
+    (28, "xid", 4, True, "b", "U", False, 0, 1011, "i", "p", "xidin", "xidout", "xidrecv", "xidsend"),
+    (30, "oidvector", -1, False, "b", "A", False, 26, 1013, "i", "p", "oidvectorin", "oidvectorout", "oidvectorrecv", "oidvectorsend"),
+    (114, "json", -1, False, "b", "U", False, 0, 199, "i", "x", "json_in", "json_out", "json_recv", "json_send"),
+    (194, "pg_node_tree", -1, False, "b", "Z", False, 0, 0, "i", "x", "pg_node_tree_in", "pg_node_tree_out", "pg_node_tree_recv", "pg_node_tree_send"),
+    (199, "_json", -1, False, "b", "A", False, 114, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (700, "float4", 4, True, "b", "N", False, 0, 1021, "i", "p", "float4in", "float4out", "float4recv", "float4send"),
+    (701, "float8", 8, True, "b", "N", True, 0, 1022, "d", "p", "float8in", "float8out", "float8recv", "float8send"),
+    (705, "unknown", -2, False, "p", "X", False, 0, 0, "c", "p", "unknownin", "unknownout", "unknownrecv", "unknownsend"),
+    (1000, "_bool", -1, False, "b", "A", False, 16, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1001, "_bytea", -1, False, "b", "A", False, 17, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1002, "_char", -1, False, "b", "A", False, 18, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1003, "_name", -1, False, "b", "A", False, 19, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1005, "_int2", -1, False, "b", "A", False, 21, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1006, "_int2vector", -1, False, "b", "A", False, 22, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1007, "_int4", -1, False, "b", "A", False, 23, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1009, "_text", -1, False, "b", "A", False, 25, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1013, "_oidvector", -1, False, "b", "A", False, 30, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1014, "_bpchar", -1, False, "b", "A", False, 1042, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1015, "_varchar", -1, False, "b", "A", False, 1043, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1016, "_int8", -1, False, "b", "A", False, 20, 0, "d", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1021, "_float4", -1, False, "b", "A", False, 700, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1022, "_float8", -1, False, "b", "A", False, 701, 0, "d", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1028, "_oid", -1, False, "b", "A", False, 26, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1033, "aclitem", 12, False, "b", "U", False, 0, 1034, "i", "p", "aclitemin", "aclitemout", "-", "-"),
+    (1034, "_aclitem", -1, False, "b", "A", False, 1033, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1042, "bpchar", -1, False, "b", "S", False, 0, 1014, "i", "x", "bpcharin", "bpcharout", "bpcharrecv", "bpcharsend"),
+    (1043, "varchar", -1, False, "b", "S", False, 0, 1015, "i", "x", "varcharin", "varcharout", "varcharrecv", "varcharsend"),
+    (1082, "date", 4, True, "b", "D", False, 0, 1182, "i", "p", "date_in", "date_out", "date_recv", "date_send"),
+    (1083, "time", 8, True, "b", "D", False, 0, 1183, "d", "p", "time_in", "time_out", "time_recv", "time_send"),
+    (1114, "timestamp", 8, True, "b", "D", False, 0, 1115, "d", "p", "timestamp_in", "timestamp_out", "timestamp_recv", "timestamp_send"),
+    (1115, "_timestamp", -1, False, "b", "A", False, 1114, 0, "d", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1182, "_date", -1, False, "b", "A", False, 1082, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1183, "_time", -1, False, "b", "A", False, 1083, 0, "d", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1184, "timestamptz", 8, True, "b", "D", True, 0, 1185, "d", "p", "timestamptz_in", "timestamptz_out", "timestamptz_recv", "timestamptz_send"),
+    (1185, "_timestamptz", -1, False, "b", "A", False, 1184, 0, "d", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1186, "interval", 16, False, "b", "T", True, 0, 1187, "d", "p", "interval_in", "interval_out", "interval_recv", "interval_send"),
+    (1187, "_interval", -1, False, "b", "A", False, 1186, 0, "d", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1231, "_numeric", -1, False, "b", "A", False, 1700, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1266, "timetz", 12, False, "b", "D", False, 0, 1270, "d", "p", "timetz_in", "timetz_out", "timetz_recv", "timetz_send"),
+    (1270, "_timetz", -1, False, "b", "A", False, 1266, 0, "d", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1560, "bit", -1, False, "b", "V", False, 0, 1561, "i", "x", "bit_in", "bit_out", "bit_recv", "bit_send"),
+    (1561, "_bit", -1, False, "b", "A", False, 1560, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1700, "numeric", -1, False, "b", "N", False, 0, 1231, "i", "m", "numeric_in", "numeric_out", "numeric_recv", "numeric_send"),
+    (2205, "regclass", 4, True, "b", "N", False, 0, 2210, "i", "p", "regclassin", "regclassout", "regclassrecv", "regclasssend"),
+    (2206, "regtype", 4, True, "b", "N", False, 0, 2211, "i", "p", "regtypein", "regtypeout", "regtyperecv", "regtypesend"),
+    (2950, "uuid", 16, False, "b", "U", False, 0, 2951, "c", "p", "uuid_in", "uuid_out", "uuid_recv", "uuid_send"),
+    (2951, "_uuid", -1, False, "b", "A", False, 2950, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (3802, "jsonb", -1, False, "b", "U", False, 0, 3807, "i", "x", "jsonb_in", "jsonb_out", "jsonb_recv", "jsonb_send"),
+    (3807, "_jsonb", -1, False, "b", "A", False, 3802, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+
+]
+
+
+def _pg_type_view() -> str:
+    def value(v: Any) -> str:
+        return "'" + v + "'" if isinstance(v, str) else str(v).lower()  # names: no quotes inside
+
+    rows = ", ".join("(" + ", ".join(value(v) for v in row) + ")" for row in _PG_TYPES)
+    return ("CREATE VIEW pg_type AS SELECT oid::BIGINT AS oid, typname, 11::BIGINT AS typnamespace, "
+            "10::BIGINT AS typowner, typlen::SMALLINT AS typlen, typbyval, "
+            "CASE WHEN typname = 'unknown' THEN 'p' ELSE typtype END AS typtype, typcategory, typispreferred, "
+            "true AS typisdefined, ',' AS typdelim, 0::BIGINT AS typrelid, "
+            "CASE WHEN typcategory = 'A' THEN 'array_subscript_handler' ELSE '-' END AS typsubscript, "
+            "typelem::BIGINT AS typelem, typarray::BIGINT AS typarray, typinput, typoutput, typreceive, typsend, "
+            "'-' AS typmodin, '-' AS typmodout, '-' AS typanalyze, typalign, typstorage, false AS typnotnull, "
+            "0::BIGINT AS typbasetype, -1 AS typtypmod, 0 AS typndims, "
+            "CASE WHEN typcategory = 'S' THEN 100 ELSE 0 END::BIGINT AS typcollation, NULL::VARCHAR AS typdefaultbin, "
+            "NULL::VARCHAR AS typdefault, NULL::VARCHAR[] AS typacl, 1247::BIGINT AS tableoid "
+            f"FROM (VALUES {rows}) AS t(oid, typname, typlen, typbyval, typtype, typcategory, typispreferred, "
+            "typelem, typarray, typalign, typstorage, typinput, typoutput, typreceive, typsend)")
+
+
 # Functions and relations DuckDB's pg_catalog lacks or answers differently, created in the
 # `overrides` database that the search path puts first. Each is what PostgreSQL returns for a
 # read-only database with one user.
@@ -364,6 +452,10 @@ _OVERRIDES = [
     "CREATE MACRO pg_table_size(arg_rel) AS 0",
     "CREATE MACRO pg_get_viewdef(arg_rel) AS NULL, (arg_rel, arg_pretty) AS NULL",
     "CREATE MACRO pg_get_partkeydef(arg_rel) AS NULL",
+    # No functions are served (pg_proc lists DuckDB's, with no PostgreSQL signatures).
+    "CREATE MACRO pg_get_function_result(arg_function) AS NULL::VARCHAR",
+    "CREATE MACRO pg_get_function_arguments(arg_function) AS NULL::VARCHAR",
+    "CREATE MACRO pg_get_function_identity_arguments(arg_function) AS NULL::VARCHAR",
     "CREATE MACRO pg_get_statisticsobjdef_columns(oid) AS NULL",
     "CREATE MACRO txid_current() AS 1",
     "CREATE MACRO pg_get_serial_sequence(arg_table, arg_column) AS NULL",
@@ -422,9 +514,9 @@ _OVERRIDES = [
     "CREATE MACRO to_regtype(arg_type_name) AS overrides.main.regtype_oid(arg_type_name)",
     "CREATE MACRO to_regclass(arg_relation) AS overrides.main.regclass_oid(arg_relation)",
     # pg_catalog and information_schema are real schemas to clients; DuckDB's `main` is not.
-    "CREATE VIEW pg_namespace AS SELECT oid, nspname, nspowner, nspacl FROM system.pg_catalog.pg_namespace "
-    "WHERE nspname <> 'main' UNION ALL SELECT 11, 'pg_catalog', 10, NULL "
-    "UNION ALL SELECT 13000, 'information_schema', 10, NULL",
+    "CREATE VIEW pg_namespace AS SELECT *, 2615::BIGINT AS tableoid FROM (SELECT oid, nspname, nspowner, nspacl "
+    "FROM system.pg_catalog.pg_namespace WHERE nspname <> 'main' UNION ALL SELECT 11, 'pg_catalog', 10, NULL "
+    "UNION ALL SELECT 13000, 'information_schema', 10, NULL)",
     # information_schema as PostgreSQL shows it: this database only.
     f"CREATE VIEW information_schema_tables AS SELECT * FROM system.information_schema.tables "
     f"WHERE table_catalog = '{DATABASE}'",
@@ -449,9 +541,11 @@ _OVERRIDES = [
     f"0::BIGINT AS datminmxid, 0::BIGINT AS dattablespace, 'C' AS datcollate, 'C' AS datctype, "
     f"NULL AS daticulocale, NULL AS daticurules, NULL AS datcollversion, NULL AS datacl "
     f"FROM system.pg_catalog.pg_database WHERE datname = '{DATABASE}'",
-    "CREATE VIEW pg_class AS SELECT * REPLACE (CAST([] AS VARCHAR[]) AS reloptions, "
+    "CREATE VIEW pg_class AS SELECT * REPLACE (NULL::VARCHAR[] AS reloptions, "
     "CASE WHEN relkind = 'r' THEN 2 ELSE 0 END AS relam, 'd' AS relreplident), "
-    "false AS relforcerowsecurity FROM system.pg_catalog.pg_class",
+    "false AS relforcerowsecurity, 1259::BIGINT AS tableoid FROM system.pg_catalog.pg_class "
+    # Not the overrides' own views and macros (DuckDB's schema main).
+    "WHERE oid NOT IN (SELECT view_oid FROM duckdb_views() WHERE database_name = 'overrides')",
     # Text columns are `text` to clients, as the results say (DuckDB reports varchar).
     "CREATE VIEW pg_attribute AS SELECT * REPLACE (CASE WHEN atttypid = 1043 THEN 25 ELSE atttypid END "
     "AS atttypid, 'p' AS attstorage) FROM system.pg_catalog.pg_attribute",
@@ -459,13 +553,8 @@ _OVERRIDES = [
     "CREATE VIEW pg_description AS SELECT objoid, 1259::BIGINT AS classoid, objsubid, description "
     "FROM system.pg_catalog.pg_description",
     "CREATE VIEW pg_am AS SELECT 2::BIGINT AS oid, 'heap' AS amname, 't' AS amtype",
-    # Types the endpoint serves that DuckDB's pg_type lacks.
-    "CREATE VIEW pg_type AS SELECT * FROM system.pg_catalog.pg_type WHERE oid IS NOT NULL UNION ALL BY NAME "
-    "SELECT * FROM (VALUES (25, 'text', -1, 'S', 1009), (19, 'name', 64, 'S', 1003), (26, 'oid', 4, 'N', 1028), "
-    "(18, 'char', 1, 'Z', 1002)) extra(oid, typname, typlen, typcategory, typarray) "
-    "CROSS JOIN (SELECT first(typnamespace) AS typnamespace, 0 AS typowner, 'b' AS typtype, false AS typbyval, "
-    "true AS typisdefined, ',' AS typdelim, 0 AS typrelid, 0 AS typelem, 0 AS typbasetype, -1 AS typtypmod, "
-    "0 AS typndims, false AS typnotnull FROM system.pg_catalog.pg_type WHERE oid = 20)",
+    # pg_type: PostgreSQL's own rows (_PG_TYPES), in the pg_catalog namespace.
+    _pg_type_view(),
     "CREATE VIEW pg_collation AS SELECT 100::BIGINT AS oid, 'default' AS collname, 11::BIGINT AS collnamespace, "
     "'d' AS collprovider, true AS collisdeterministic, 'C' AS collcollate, 'C' AS collctype",
     "CREATE VIEW pg_sequence AS SELECT 0::BIGINT AS seqrelid, 0::BIGINT AS seqtypid, 0::BIGINT AS seqstart, "
@@ -524,6 +613,12 @@ _OVERRIDES = [
     "CREATE VIEW pg_stat_all_tables AS SELECT * FROM overrides.main.pg_stat_user_tables",
     "CREATE VIEW pg_statio_user_tables AS SELECT relid, schemaname, relname, 0::BIGINT AS heap_blks_read, "
     "0::BIGINT AS heap_blks_hit FROM overrides.main.pg_stat_user_tables",
+    "CREATE VIEW pg_range AS SELECT 0::BIGINT AS rngtypid, 0::BIGINT AS rngsubtype, 0::BIGINT AS rngmultitypid, "
+    "0::BIGINT AS rngcollation, 0::BIGINT AS rngsubopc, '' AS rngcanonical, '' AS rngsubdiff WHERE false",
+    "CREATE VIEW pg_auth_members AS SELECT 0::BIGINT AS oid, 0::BIGINT AS roleid, 0::BIGINT AS member, "
+    "0::BIGINT AS grantor, false AS admin_option, false AS inherit_option, false AS set_option WHERE false",
+    "CREATE VIEW pg_cursors AS SELECT '' AS name, '' AS statement, false AS is_holdable, false AS is_binary, "
+    "false AS is_scrollable, NULL::TIMESTAMPTZ AS creation_time WHERE false",
     "CREATE VIEW pg_matviews AS SELECT '' AS schemaname, '' AS matviewname WHERE false",
 ]
 
@@ -725,8 +820,16 @@ def check_catalog_query(statement: exp.Expression, relations: dict[str, frozense
                                     "read pg_catalog and information_schema.", hint=SUPPORTED)
 
 
+def _setting_name(node: exp.Expression) -> str | None:
+    """The setting a current_setting() call names: a string, or a cast one (a bound
+    parameter, as SQLAlchemy sends `current_setting($1::VARCHAR)`)."""
+    while isinstance(node, (exp.Cast, exp.Paren)):
+        node = node.this
+    return node.name if isinstance(node, exp.Literal) and node.is_string else None
+
+
 def _duckdb_function(name: str, node: exp.Func) -> bool:
-    if name == "current_setting" and node.expressions and isinstance(node.expressions[0], exp.Literal):
+    if name == "current_setting" and node.expressions and _setting_name(node.expressions[0]) is not None:
         return False  # answered from the session (to_duckdb)
     if name == "set_config":
         return False  # answered with its value (to_duckdb)
@@ -734,12 +837,17 @@ def _duckdb_function(name: str, node: exp.Func) -> bool:
 
 
 def duckdb_type_oid(type_name: str) -> int:
-    """pg_type OID for a DuckDB result type (anything unusual is served as text).
+    """pg_type OID for a DuckDB result type (anything unusual is served as text); a list is
+    the array of its element type (reloptions is text[], indkey int2[]).
 
     >>> duckdb_type_oid("BIGINT"), duckdb_type_oid("INTEGER"), duckdb_type_oid("DECIMAL(5,2)"), duckdb_type_oid("INTEGER[]")
-    (20, 23, 701, 25)
+    (20, 23, 701, 1007)
+    >>> duckdb_type_oid("VARCHAR[]"), duckdb_type_oid("STRUCT(x INTEGER)[]"), duckdb_type_oid("INTEGER[][]")
+    (1009, 25, 25)
     """
     name = type_name.upper()
+    if name.endswith("[]") and not name.endswith("][]") and "(" not in name:
+        return protocol.ARRAY_TYPES.get(duckdb_type_oid(name[:-2]), protocol.TEXT)
     if name.endswith("]"):
         return protocol.TEXT
     if name in ("BIGINT", "HUGEINT", "UBIGINT", "UHUGEINT"):
@@ -806,8 +914,9 @@ def to_duckdb(statement: exp.Expression, session: Session) -> str:
             return exp.Null()  # only describes identity columns and collations, of which there are none
         elif isinstance(node, exp.Anonymous):
             name = node.name.lower()
-            if name == "current_setting" and node.expressions and isinstance(node.expressions[0], exp.Literal):
-                value = session.get(node.expressions[0].name)
+            setting = _setting_name(node.expressions[0]) if node.expressions else None
+            if name == "current_setting" and setting is not None:
+                value = session.get(setting)
                 return exp.Literal.string(value) if value is not None else exp.Null()
             if name == "set_config" and len(node.expressions) >= 2:
                 return node.expressions[1]

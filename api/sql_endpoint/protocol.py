@@ -29,6 +29,11 @@ BOOL, INT8, INT2, INT4, TEXT, OID, FLOAT4, FLOAT8 = 16, 20, 21, 23, 25, 26, 700,
 NAME, CHAR, VARCHAR, BPCHAR, NUMERIC, UNKNOWN = 19, 18, 1043, 1042, 1700, 705
 DATE, TIME, TIMESTAMP, TIMESTAMPTZ, INTERVAL = 1082, 1083, 1114, 1184, 1186
 
+# Element type OID -> its array type OID (one-dimensional arrays in catalog answers).
+ARRAY_TYPES = {BOOL: 1000, INT2: 1005, INT4: 1007, TEXT: 1009, INT8: 1016, FLOAT4: 1021, FLOAT8: 1022,
+               OID: 1028, DATE: 1182, TIMESTAMP: 1115}
+ARRAY_ELEMENTS = {array: element for element, array in ARRAY_TYPES.items()}
+
 # northstar column types (metrics/execution) -> pg_type OID.
 NORTHSTAR_TYPES = {"integer": INT8, "number": FLOAT8, "string": TEXT, "date": DATE,
                    "timestamp": TIMESTAMP, "boolean": BOOL}
@@ -402,8 +407,26 @@ def encode_binary(value: Any, type_oid: int) -> bytes | None:
         stamp = _as_datetime(value)
         delta = stamp - PG_EPOCH_DATETIME
         return struct.pack("!q", (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds)
+    if type_oid in ARRAY_ELEMENTS:
+        return _array_binary(list(value), ARRAY_ELEMENTS[type_oid])
     # text, varchar, name, char and anything served as text: the text form is the binary form.
     return encode_text(value, TEXT)
+
+
+def _array_binary(values: list, element_oid: int) -> bytes:
+    """A one-dimensional array in array_send's format: dimensions, null flag, element type,
+    then (length, lower bound 1) and each element as length + binary value.
+
+    >>> _array_binary([1, None], INT2)
+    b'\\x00\\x00\\x00\\x01\\x00\\x00\\x00\\x01\\x00\\x00\\x00\\x15\\x00\\x00\\x00\\x02\\x00\\x00\\x00\\x01\\x00\\x00\\x00\\x02\\x00\\x01\\xff\\xff\\xff\\xff'
+    """
+    if not values:
+        return struct.pack("!iii", 0, 0, element_oid)
+    out = [struct.pack("!iiiii", 1, int(any(v is None for v in values)), element_oid, len(values), 1)]
+    for v in values:
+        item = encode_binary(v, element_oid)
+        out.append(struct.pack("!i", -1) if item is None else struct.pack("!i", len(item)) + item)
+    return b"".join(out)
 
 
 def _as_date(value: Any) -> dt.date:

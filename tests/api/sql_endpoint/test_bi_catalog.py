@@ -180,3 +180,79 @@ def test_keyword_labels_format_and_expandarray(sql_server, postgres_dsn):
     ]
     for sql in queries:
         assert _run(sql_server.dsn(), sql) == _run(postgres_dsn, sql), sql
+
+
+# -- catalog holes DBeaver, JDBC, Power BI (Npgsql) and SQLAlchemy fall into ----------------
+
+# pgjdbc PgDatabaseMetaData.getTypeInfo's query.
+PGJDBC_TYPE_INFO = (
+    "SELECT t.typname,t.oid FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON (t.typnamespace = n.oid) "
+    "WHERE n.nspname  != 'pg_toast' AND  (t.typrelid = 0 OR (SELECT c.relkind = 'c' FROM pg_catalog.pg_class c "
+    "WHERE c.oid = t.typrelid))")
+# pgjdbc getTables' remarks join.
+PGJDBC_TABLES = (
+    "SELECT NULL AS TABLE_CAT, n.nspname AS TABLE_SCHEM, c.relname AS TABLE_NAME, d.description AS REMARKS "
+    "FROM pg_catalog.pg_namespace n, pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_description d "
+    "ON (c.oid = d.objoid AND d.objsubid = 0  and d.classoid = 'pg_class'::regclass) "
+    "WHERE c.relnamespace = n.oid AND n.nspname LIKE 'semantic' AND c.relname LIKE 'metrics'")
+
+
+def test_catalog_relations_and_functions_clients_read(sql_server, postgres_dsn):
+    dsn = sql_server.dsn()
+    types = dict(_run(dsn, PGJDBC_TYPE_INFO)[1])
+    reference = dict(_run(postgres_dsn, PGJDBC_TYPE_INFO)[1])
+    # Every type northstar serves, with PostgreSQL's own OID, and their arrays.
+    for name in ("bool", "int8", "int4", "int2", "float8", "text", "varchar", "date", "timestamp", "numeric",
+                 "_text", "_int8", "_int2", "_float8", "name", "oid"):
+        assert types[name] == reference[name], name
+    assert _run(dsn, PGJDBC_TABLES)[1][0][3], "the table's comment is its REMARKS"
+
+    same = [
+        "SELECT rngtypid, rngsubtype, rngmultitypid FROM pg_catalog.pg_range WHERE rngtypid = 0",
+        "SELECT pg_catalog.pg_get_function_result(0) AS result",
+        "SELECT roleid, member FROM pg_catalog.pg_auth_members WHERE false",
+        "SELECT array_to_string(ARRAY['a', NULL, 'b'], ',', '*') AS a, array_to_string(ARRAY['a', 'b'], '/') AS b",
+        "SELECT name, statement FROM pg_catalog.pg_cursors",
+        "SELECT current_setting('default_table_access_method') AS am",
+        "SELECT c.tableoid FROM pg_catalog.pg_class c WHERE c.relname = 'pg_class'",
+        "SELECT n.tableoid FROM pg_catalog.pg_namespace n WHERE n.nspname = 'pg_catalog'",
+        "SELECT typname, n.nspname, typarray, typelem, typcategory FROM pg_type t JOIN pg_namespace n "
+        "ON n.oid = t.typnamespace WHERE typname IN ('text', '_text', 'int8', '_int8', 'float8', 'date', 'bool') "
+        "ORDER BY typname",
+    ]
+    for sql in same:
+        assert _run(dsn, sql) == _run(postgres_dsn, sql), sql
+    assert _run(dsn, "SHOW default_table_access_method")[1] == [("heap",)]
+    assert _run(dsn, "SELECT pg_catalog.pg_table_size('semantic.metrics'::regclass) AS size")[1] == [(0,)]
+
+
+def test_reloptions_are_text_arrays_for_sqlalchemy_and_pandas(sql_server, postgres_dsn):
+    """reloptions is text[] (NULL without options), in text and binary results; SQLAlchemy's
+    Table(autoload_with=) and pandas' read_sql_table read the table definition through it."""
+    sqlalchemy = pytest.importorskip("sqlalchemy")
+    pd = pytest.importorskip("pandas")
+    sql = "SELECT c.reloptions FROM pg_catalog.pg_class c WHERE c.relname = '{}'"
+    with psycopg.connect(postgres_dsn) as conn:
+        want = conn.execute(sql.format("pg_class")).description[0].type_code
+    for binary in (False, True):
+        with psycopg.connect(sql_server.dsn(), autocommit=True) as conn:
+            cur = conn.cursor(binary=binary)
+            cur.execute(sql.format("metrics"))
+            assert cur.description[0].type_code == want == 1009
+            assert cur.fetchall() == [(None,)]
+            cur.execute("SELECT ARRAY['fillfactor=70', 'a b'] AS options, ARRAY[1, 2]::int2[] AS keys")
+            assert [d.type_code for d in cur.description] == [1009, 1005]
+            assert cur.fetchone() == (["fillfactor=70", "a b"], [1, 2])
+    for driver in ("psycopg", "psycopg2"):
+        if driver == "psycopg2":
+            pytest.importorskip("psycopg2")
+        engine = sqlalchemy.create_engine(f"postgresql+{driver}://analyst@{sql_server.host}:{sql_server.port}/northstar")
+        try:
+            table = sqlalchemy.Table("metrics", sqlalchemy.MetaData(), schema="semantic", autoload_with=engine)
+            assert {"active_users", "metric_time__month", "platform"} <= set(table.columns.keys())
+            assert table.comment
+            frame = pd.read_sql_table("metrics", engine, schema="semantic",
+                                      columns=["metric_time__month", "active_users"])
+            assert list(frame.columns) == ["metric_time__month", "active_users"] and len(frame) > 0
+        finally:
+            engine.dispose()
