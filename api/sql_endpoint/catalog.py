@@ -958,11 +958,19 @@ def _unqualify(node: exp.Expression) -> exp.Expression:
 
 
 def _output_names(select: exp.Select) -> list[str | None]:
-    """Output names as PostgreSQL gives them to unaliased items: a function's name, else
-    ?column? (None: the item names itself)."""
+    """Output names as PostgreSQL gives them: unquoted names lower-cased, a function's name
+    for an unaliased call, else ?column? (None: the item names itself)."""
     names: list[str | None] = []
     for item in select.expressions:
-        if isinstance(item, (exp.Alias, exp.Column, exp.Star)):
+        if isinstance(item, (exp.Alias, exp.Column)):
+            # PostgreSQL folds an unquoted name to lower case (`result.TABLE_CAT` is table_cat).
+            identifier = item.args.get("alias") if isinstance(item, exp.Alias) else item.this
+            if isinstance(identifier, exp.Identifier) and not identifier.quoted:
+                names.append(identifier.name.lower())
+                continue
+            names.append(None)
+            continue
+        if isinstance(item, exp.Star):
             names.append(None)
             continue
         inner = item.this if isinstance(item, exp.Cast) else item

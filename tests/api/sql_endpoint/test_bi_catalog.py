@@ -256,3 +256,22 @@ def test_reloptions_are_text_arrays_for_sqlalchemy_and_pandas(sql_server, postgr
             assert list(frame.columns) == ["metric_time__month", "active_users"] and len(frame) > 0
         finally:
             engine.dispose()
+
+
+# pgjdbc getPrimaryKeys (42.2.13 and later), the table named as pgjdbc escapes it.
+PGJDBC_PRIMARY_KEYS = (
+    "SELECT        result.TABLE_CAT,        result.TABLE_SCHEM,        result.TABLE_NAME,        result.COLUMN_NAME,"
+    "        result.KEY_SEQ,        result.PK_NAME FROM      (SELECT NULL AS TABLE_CAT, n.nspname AS TABLE_SCHEM,"
+    "   ct.relname AS TABLE_NAME, a.attname AS COLUMN_NAME,   (information_schema._pg_expandarray(i.indkey)).n "
+    "AS KEY_SEQ, ci.relname AS PK_NAME,   information_schema._pg_expandarray(i.indkey) AS KEYS, a.attnum AS A_ATTNUM "
+    "FROM pg_catalog.pg_class ct   JOIN pg_catalog.pg_attribute a ON (ct.oid = a.attrelid)   "
+    "JOIN pg_catalog.pg_namespace n ON (ct.relnamespace = n.oid)   JOIN pg_catalog.pg_index i ON ( a.attrelid = "
+    "i.indrelid)   JOIN pg_catalog.pg_class ci ON (ci.oid = i.indexrelid) WHERE true  AND n.nspname = E'{schema}' "
+    "AND ct.relname = E'{table}' AND i.indisprimary  ) result where  result.A_ATTNUM = (result.KEYS).x  "
+    "ORDER BY result.table_name, result.pk_name, result.key_seq")
+
+
+def test_pgjdbc_primary_keys(sql_server, postgres_dsn):
+    names, rows = _run(sql_server.dsn(), PGJDBC_PRIMARY_KEYS.format(schema="semantic", table="metrics"))
+    assert rows == []  # the semantic layer has no keys
+    assert names == _run(postgres_dsn, PGJDBC_PRIMARY_KEYS.format(schema="pg_catalog", table="pg_class"))[0]
