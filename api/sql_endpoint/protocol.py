@@ -33,6 +33,8 @@ DATE, TIME, TIMESTAMP, TIMESTAMPTZ, INTERVAL = 1082, 1083, 1114, 1184, 1186
 ARRAY_TYPES = {BOOL: 1000, INT2: 1005, INT4: 1007, TEXT: 1009, INT8: 1016, FLOAT4: 1021, FLOAT8: 1022,
                OID: 1028, DATE: 1182, TIMESTAMP: 1115}
 ARRAY_ELEMENTS = {array: element for element, array in ARRAY_TYPES.items()}
+# Array parameters a client may bind (`platform = ANY($1)`), by array OID -> element OID.
+PARAM_ARRAYS = {**ARRAY_ELEMENTS, 1015: VARCHAR, 1014: BPCHAR, 1231: NUMERIC, 1185: TIMESTAMPTZ}
 
 # northstar column types (metrics/execution) -> pg_type OID.
 NORTHSTAR_TYPES = {"integer": INT8, "number": FLOAT8, "string": TEXT, "date": DATE,
@@ -456,6 +458,12 @@ def decode_param(raw: bytes | None, type_oid: int, fmt: int) -> Any:
     """
     if raw is None:
         return None
+    if type_oid in PARAM_ARRAYS:
+        element = PARAM_ARRAYS[type_oid]
+        if fmt == 0:
+            return [None if item is None else decode_param(item.encode(), element, 0)
+                    for item in parse_array_text(raw.decode("utf-8"))]
+        return _array_from_binary(raw)
     if fmt == 0:
         text = raw.decode("utf-8")
         if type_oid in (INT2, INT4, INT8, OID):
@@ -494,6 +502,60 @@ def decode_param(raw: bytes | None, type_oid: int, fmt: int) -> Any:
     if type_oid in (TEXT, VARCHAR, BPCHAR, NAME, CHAR, UNKNOWN, 0):
         return raw.decode("utf-8")
     raise ValueError(f"binary parameters of type oid {type_oid} are not supported; send it in text format")
+
+
+def parse_array_text(text: str) -> list[str | None]:
+    """The elements of a one-dimensional PostgreSQL array literal, as text (NULL as None).
+
+    >>> parse_array_text('{iOS,"a b","q\\\\"x",NULL,"NULL"}')
+    ['iOS', 'a b', 'q"x', None, 'NULL']
+    >>> parse_array_text("{}")
+    []
+    """
+    text = text.strip()
+    if not (text.startswith("{") and text.endswith("}")) or "{" in text[1:-1]:
+        raise ValueError(f"not a one-dimensional array literal: {text[:40]!r}")
+    items: list[str | None] = []
+    body, i = text[1:-1], 0
+    while i < len(body):
+        if body[i] == '"':
+            i, chars = i + 1, []
+            while i < len(body) and body[i] != '"':
+                if body[i] == "\\":
+                    i += 1
+                chars.append(body[i])
+                i += 1
+            items.append("".join(chars))
+            i += 1
+        else:
+            end = body.find(",", i)
+            end = len(body) if end < 0 else end
+            word = body[i:end].strip()
+            items.append(None if word.upper() == "NULL" else word)
+            i = end
+        if i < len(body) and body[i] == ",":
+            i += 1
+    return items
+
+
+def _array_from_binary(raw: bytes) -> list[Any]:
+    """A one-dimensional array in array_send's format (the inverse of _array_binary)."""
+    ndim, _, element = struct.unpack("!iiI", raw[:12])
+    if ndim == 0:
+        return []
+    if ndim != 1:
+        raise ValueError("only one-dimensional array parameters are supported")
+    count = struct.unpack("!i", raw[12:16])[0]
+    items, offset = [], 20
+    for _ in range(count):
+        size = struct.unpack("!i", raw[offset:offset + 4])[0]
+        offset += 4
+        if size < 0:
+            items.append(None)
+            continue
+        items.append(decode_param(raw[offset:offset + size], element, 1))
+        offset += size
+    return items
 
 
 def _parse_timestamp(text: str) -> dt.datetime:

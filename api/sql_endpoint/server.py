@@ -265,15 +265,33 @@ def bind(tree: exp.Expression, params: list[Any]) -> exp.Expression:
             index = _param_index(node)
             if index < 1 or index > len(params):
                 raise SqlError("08P01", f"there is no parameter ${index}")
-            return to_literal(params[index - 1])
+            value = params[index - 1]
+            parent = node.parent
+            while isinstance(parent, (exp.Paren, exp.Cast)):
+                parent = parent.parent
+            if isinstance(value, str) and isinstance(parent, exp.Any) and value.startswith("{"):
+                # A list bound with an unspecified type (psycopg's text arrays of str).
+                try:
+                    value = protocol.parse_array_text(value)
+                except ValueError:
+                    pass
+            return to_literal(value)
         return node
 
-    return tree.copy().transform(literal)
+    bound = tree.copy().transform(literal)
+    for any_ in list(bound.find_all(exp.Any)):
+        # ANY($1::text[]) bound to a list: the list itself, as ANY(ARRAY[...]) is read.
+        inner = any_.this.unnest() if isinstance(any_.this, exp.Paren) else any_.this
+        if isinstance(inner, exp.Cast) and isinstance(inner.this, exp.Array):
+            inner.replace(inner.this)
+    return bound
 
 
 def to_literal(value: Any) -> exp.Expression:
     if value is None:
         return exp.Null()
+    if isinstance(value, (list, tuple)):
+        return exp.Array(expressions=[to_literal(v) for v in value])
     if isinstance(value, bool):
         return exp.Boolean(this=value)
     if isinstance(value, (int, float)):

@@ -275,3 +275,21 @@ def test_pgjdbc_primary_keys(sql_server, postgres_dsn):
     names, rows = _run(sql_server.dsn(), PGJDBC_PRIMARY_KEYS.format(schema="semantic", table="metrics"))
     assert rows == []  # the semantic layer has no keys
     assert names == _run(postgres_dsn, PGJDBC_PRIMARY_KEYS.format(schema="pg_catalog", table="pg_class"))[0]
+
+
+# -- driver-level ---------------------------------------------------------------------------
+
+ANY_SQL = ("SELECT metric_time__week, platform, active_users FROM semantic.metrics WHERE platform = ANY({}) "
+           "ORDER BY metric_time__week, platform LIMIT 50")
+
+
+def test_array_parameters_bind_like_an_array_literal(sql_server):
+    """psycopg 3 binds a list as an array (text or binary, typed or not); the answer is that
+    of the same list written as ARRAY[...]."""
+    with psycopg.connect(sql_server.dsn(), autocommit=True) as conn:
+        want = conn.execute(ANY_SQL.format("ARRAY['ios', 'web']")).fetchall()
+        assert want and {r[1] for r in want} == {"ios", "web"}
+        for binary in (False, True):
+            cur = conn.cursor(binary=binary)
+            assert cur.execute(ANY_SQL.format("%s"), (["ios", "web"],)).fetchall() == want
+            assert cur.execute(ANY_SQL.format("%s::text[]"), (["ios", "web"],)).fetchall() == want
