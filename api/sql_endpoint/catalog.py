@@ -63,6 +63,7 @@ SHOWN = {
     "ssl": "off",
     "timezone": "UTC",
     "datestyle": "ISO, MDY",
+    "default_table_access_method": "heap",
 }
 
 UTILITY_WORDS = {"set", "reset", "show", "begin", "start", "commit", "end", "rollback", "abort", "discard",
@@ -133,6 +134,38 @@ def split_statements(sql: str) -> list[str]:
         i += 1
     out.append(sql[start:])
     return [s.strip() for s in out if _strip_comments(s).strip()]
+
+
+_ALIAS_ENDS = {"COMMA", "FROM", "R_PAREN", "SEMICOLON"}
+
+
+def quote_keyword_aliases(sql: str) -> str:
+    """PostgreSQL takes any keyword as a column label after AS (`... AS select,`, as
+    Metabase's privilege query writes it); sqlglot does not, so such labels are quoted
+    (lower-cased, the name PostgreSQL gives them).
+
+    >>> quote_keyword_aliases("select 1 as select, 2 AS Update from t")
+    'select 1 as "select", 2 AS "update" from t'
+    >>> quote_keyword_aliases("select 'as select,' as x")
+    "select 'as select,' as x"
+    """
+    from sqlglot.tokens import TokenType
+
+    try:
+        tokens = sqlglot.Dialect.get_or_raise("postgres").tokenize(sql)
+    except sqlglot.errors.TokenError:
+        return sql
+    edits: list[tuple[int, int, str]] = []
+    for before, token, after in zip(tokens, tokens[1:], [*tokens[2:], None]):
+        if before.token_type != TokenType.ALIAS or token.token_type in (TokenType.VAR, TokenType.IDENTIFIER):
+            continue
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z_0-9]*", token.text) or sql[token.start:token.end + 1] != token.text:
+            continue
+        if after is None or after.token_type.name in _ALIAS_ENDS:
+            edits.append((token.start, token.end + 1, f'"{token.text.lower()}"'))
+    for start, end, text in reversed(edits):
+        sql = sql[:start] + text + sql[end:]
+    return sql
 
 
 def _skip_quoted(sql: str, i: int, quote: str) -> int:
@@ -310,6 +343,98 @@ class CatalogTable:
 DUCKDB_TYPES = {"integer": "BIGINT", "number": "DOUBLE", "string": "VARCHAR", "date": "DATE",
                 "timestamp": "TIMESTAMP", "boolean": "BOOLEAN"}
 
+_CATALOG_OIDS = {"pg_type": 1247, "pg_attribute": 1249, "pg_proc": 1255, "pg_class": 1259, "pg_authid": 1260,
+                 "pg_database": 1262, "pg_am": 2601, "pg_attrdef": 2604, "pg_constraint": 2606,
+                 "pg_description": 2609, "pg_index": 2610, "pg_namespace": 2615, "pg_operator": 2617,
+                 "pg_rewrite": 2618, "pg_trigger": 2620, "pg_extension": 3079, "pg_collation": 3456}
+
+# pg_type rows as PostgreSQL 15 has them, for the types served and those clients look up
+# (oid, typname, typlen, typbyval, typtype, typcategory, typispreferred, typelem, typarray,
+# typalign, typstorage, typinput, typoutput, typreceive, typsend).
+_PG_TYPES = [
+    (16, "bool", 1, True, "b", "B", True, 0, 1000, "c", "p", "boolin", "boolout", "boolrecv", "boolsend"),
+    (17, "bytea", -1, False, "b", "U", False, 0, 1001, "i", "x", "byteain", "byteaout", "bytearecv", "byteasend"),
+    (18, "char", 1, True, "b", "Z", False, 0, 1002, "c", "p", "charin", "charout", "charrecv", "charsend"),
+    (19, "name", 64, False, "b", "S", False, 18, 1003, "c", "p", "namein", "nameout", "namerecv", "namesend"),
+    (20, "int8", 8, True, "b", "N", False, 0, 1016, "d", "p", "int8in", "int8out", "int8recv", "int8send"),
+    (21, "int2", 2, True, "b", "N", False, 0, 1005, "s", "p", "int2in", "int2out", "int2recv", "int2send"),
+    (22, "int2vector", -1, False, "b", "A", False, 21, 1006, "i", "p", "int2vectorin", "int2vectorout", "int2vectorrecv", "int2vectorsend"),
+    (23, "int4", 4, True, "b", "N", False, 0, 1007, "i", "p", "int4in", "int4out", "int4recv", "int4send"),
+    (24, "regproc", 4, True, "b", "N", False, 0, 1008, "i", "p", "regprocin", "regprocout", "regprocrecv", "regprocsend"),
+    (25, "text", -1, False, "b", "S", True, 0, 1009, "i", "x", "textin", "textout", "textrecv", "textsend"),
+    (26, "oid", 4, True, "b", "N", True, 0, 1028, "i", "p", "oidin", "oidout", "oidrecv", "oidsend"),
+    (28, "xid", 4, True, "b", "U", False, 0, 1011, "i", "p", "xidin", "xidout", "xidrecv", "xidsend"),
+    (30, "oidvector", -1, False, "b", "A", False, 26, 1013, "i", "p", "oidvectorin", "oidvectorout", "oidvectorrecv", "oidvectorsend"),
+    (114, "json", -1, False, "b", "U", False, 0, 199, "i", "x", "json_in", "json_out", "json_recv", "json_send"),
+    (194, "pg_node_tree", -1, False, "b", "Z", False, 0, 0, "i", "x", "pg_node_tree_in", "pg_node_tree_out", "pg_node_tree_recv", "pg_node_tree_send"),
+    (199, "_json", -1, False, "b", "A", False, 114, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (700, "float4", 4, True, "b", "N", False, 0, 1021, "i", "p", "float4in", "float4out", "float4recv", "float4send"),
+    (701, "float8", 8, True, "b", "N", True, 0, 1022, "d", "p", "float8in", "float8out", "float8recv", "float8send"),
+    (705, "unknown", -2, False, "p", "X", False, 0, 0, "c", "p", "unknownin", "unknownout", "unknownrecv", "unknownsend"),
+    (1000, "_bool", -1, False, "b", "A", False, 16, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1001, "_bytea", -1, False, "b", "A", False, 17, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1002, "_char", -1, False, "b", "A", False, 18, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1003, "_name", -1, False, "b", "A", False, 19, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1005, "_int2", -1, False, "b", "A", False, 21, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1006, "_int2vector", -1, False, "b", "A", False, 22, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1007, "_int4", -1, False, "b", "A", False, 23, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1009, "_text", -1, False, "b", "A", False, 25, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1013, "_oidvector", -1, False, "b", "A", False, 30, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1014, "_bpchar", -1, False, "b", "A", False, 1042, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1015, "_varchar", -1, False, "b", "A", False, 1043, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1016, "_int8", -1, False, "b", "A", False, 20, 0, "d", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1021, "_float4", -1, False, "b", "A", False, 700, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1022, "_float8", -1, False, "b", "A", False, 701, 0, "d", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1028, "_oid", -1, False, "b", "A", False, 26, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1033, "aclitem", 12, False, "b", "U", False, 0, 1034, "i", "p", "aclitemin", "aclitemout", "-", "-"),
+    (1034, "_aclitem", -1, False, "b", "A", False, 1033, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1042, "bpchar", -1, False, "b", "S", False, 0, 1014, "i", "x", "bpcharin", "bpcharout", "bpcharrecv", "bpcharsend"),
+    (1043, "varchar", -1, False, "b", "S", False, 0, 1015, "i", "x", "varcharin", "varcharout", "varcharrecv", "varcharsend"),
+    (1082, "date", 4, True, "b", "D", False, 0, 1182, "i", "p", "date_in", "date_out", "date_recv", "date_send"),
+    (1083, "time", 8, True, "b", "D", False, 0, 1183, "d", "p", "time_in", "time_out", "time_recv", "time_send"),
+    (1114, "timestamp", 8, True, "b", "D", False, 0, 1115, "d", "p", "timestamp_in", "timestamp_out", "timestamp_recv", "timestamp_send"),
+    (1115, "_timestamp", -1, False, "b", "A", False, 1114, 0, "d", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1182, "_date", -1, False, "b", "A", False, 1082, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1183, "_time", -1, False, "b", "A", False, 1083, 0, "d", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1184, "timestamptz", 8, True, "b", "D", True, 0, 1185, "d", "p", "timestamptz_in", "timestamptz_out", "timestamptz_recv", "timestamptz_send"),
+    (1185, "_timestamptz", -1, False, "b", "A", False, 1184, 0, "d", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1186, "interval", 16, False, "b", "T", True, 0, 1187, "d", "p", "interval_in", "interval_out", "interval_recv", "interval_send"),
+    (1187, "_interval", -1, False, "b", "A", False, 1186, 0, "d", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1231, "_numeric", -1, False, "b", "A", False, 1700, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1266, "timetz", 12, False, "b", "D", False, 0, 1270, "d", "p", "timetz_in", "timetz_out", "timetz_recv", "timetz_send"),
+    (1270, "_timetz", -1, False, "b", "A", False, 1266, 0, "d", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1560, "bit", -1, False, "b", "V", False, 0, 1561, "i", "x", "bit_in", "bit_out", "bit_recv", "bit_send"),
+    (1561, "_bit", -1, False, "b", "A", False, 1560, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (1700, "numeric", -1, False, "b", "N", False, 0, 1231, "i", "m", "numeric_in", "numeric_out", "numeric_recv", "numeric_send"),
+    (2205, "regclass", 4, True, "b", "N", False, 0, 2210, "i", "p", "regclassin", "regclassout", "regclassrecv", "regclasssend"),
+    (2206, "regtype", 4, True, "b", "N", False, 0, 2211, "i", "p", "regtypein", "regtypeout", "regtyperecv", "regtypesend"),
+    (2950, "uuid", 16, False, "b", "U", False, 0, 2951, "c", "p", "uuid_in", "uuid_out", "uuid_recv", "uuid_send"),
+    (2951, "_uuid", -1, False, "b", "A", False, 2950, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (3802, "jsonb", -1, False, "b", "U", False, 0, 3807, "i", "x", "jsonb_in", "jsonb_out", "jsonb_recv", "jsonb_send"),
+    (3807, "_jsonb", -1, False, "b", "A", False, 3802, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+
+]
+
+
+def _pg_type_view() -> str:
+    def value(v: Any) -> str:
+        return "'" + v + "'" if isinstance(v, str) else str(v).lower()  # names: no quotes inside
+
+    rows = ", ".join("(" + ", ".join(value(v) for v in row) + ")" for row in _PG_TYPES)
+    return ("CREATE VIEW pg_type AS SELECT oid::BIGINT AS oid, typname, 11::BIGINT AS typnamespace, "
+            "10::BIGINT AS typowner, typlen::SMALLINT AS typlen, typbyval, "
+            "CASE WHEN typname = 'unknown' THEN 'p' ELSE typtype END AS typtype, typcategory, typispreferred, "
+            "true AS typisdefined, ',' AS typdelim, 0::BIGINT AS typrelid, "
+            "CASE WHEN typcategory = 'A' THEN 'array_subscript_handler' ELSE '-' END AS typsubscript, "
+            "typelem::BIGINT AS typelem, typarray::BIGINT AS typarray, typinput, typoutput, typreceive, typsend, "
+            "'-' AS typmodin, '-' AS typmodout, '-' AS typanalyze, typalign, typstorage, false AS typnotnull, "
+            "0::BIGINT AS typbasetype, -1 AS typtypmod, 0 AS typndims, "
+            "CASE WHEN typcategory = 'S' THEN 100 ELSE 0 END::BIGINT AS typcollation, NULL::VARCHAR AS typdefaultbin, "
+            "NULL::VARCHAR AS typdefault, NULL::VARCHAR[] AS typacl, 1247::BIGINT AS tableoid "
+            f"FROM (VALUES {rows}) AS t(oid, typname, typlen, typbyval, typtype, typcategory, typispreferred, "
+            "typelem, typarray, typalign, typstorage, typinput, typoutput, typreceive, typsend)")
+
+
 # Functions and relations DuckDB's pg_catalog lacks or answers differently, created in the
 # `overrides` database that the search path puts first. Each is what PostgreSQL returns for a
 # read-only database with one user.
@@ -327,6 +452,10 @@ _OVERRIDES = [
     "CREATE MACRO pg_table_size(arg_rel) AS 0",
     "CREATE MACRO pg_get_viewdef(arg_rel) AS NULL, (arg_rel, arg_pretty) AS NULL",
     "CREATE MACRO pg_get_partkeydef(arg_rel) AS NULL",
+    # No functions are served (pg_proc lists DuckDB's, with no PostgreSQL signatures).
+    "CREATE MACRO pg_get_function_result(arg_function) AS NULL::VARCHAR",
+    "CREATE MACRO pg_get_function_arguments(arg_function) AS NULL::VARCHAR",
+    "CREATE MACRO pg_get_function_identity_arguments(arg_function) AS NULL::VARCHAR",
     "CREATE MACRO pg_get_statisticsobjdef_columns(oid) AS NULL",
     "CREATE MACRO txid_current() AS 1",
     "CREATE MACRO pg_get_serial_sequence(arg_table, arg_column) AS NULL",
@@ -351,19 +480,43 @@ _OVERRIDES = [
     "(arg_rel, arg_catalog) AS (SELECT first(description) "
     "FROM system.pg_catalog.pg_description d WHERE d.objoid = arg_rel AND d.objsubid = 0)",
     "CREATE MACRO shobj_description(arg_obj, arg_catalog) AS NULL",
-    "CREATE MACRO regclass_oid(arg_relation) AS (SELECT first(c.oid) FROM system.pg_catalog.pg_class c "
+    # PostgreSQL's fixed OIDs for its catalogs ('pg_class'::regclass is pg_description.classoid).
+    "CREATE MACRO regclass_oid(arg_relation) AS coalesce(CASE replace(replace(arg_relation, 'pg_catalog.', ''), '\"', '') "
+    + " ".join(f"WHEN '{name}' THEN {oid}" for name, oid in _CATALOG_OIDS.items()) + " END, "
+    "(SELECT first(c.oid) FROM system.pg_catalog.pg_class c "
     "JOIN system.pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
-    "WHERE c.relname = replace(arg_relation, '\"', '') OR n.nspname || '.' || c.relname = replace(arg_relation, '\"', ''))",
+    "WHERE c.relname = replace(arg_relation, '\"', '') OR n.nspname || '.' || c.relname = replace(arg_relation, '\"', '')))",
     "CREATE MACRO regtype_oid(arg_type_name) AS (SELECT first(t.oid) FROM system.pg_catalog.pg_type t "
     "WHERE t.typname = replace(replace(arg_type_name, 'pg_catalog.', ''), '\"', ''))",
     "CREATE MACRO regnamespace_oid(arg_schema_name) AS (SELECT first(n.oid) FROM system.pg_catalog.pg_namespace n "
     "WHERE n.nspname = replace(arg_schema_name, '\"', ''))",
+    # Read-only: SELECT (and REFERENCES) on every served table and column, no write privilege.
+    "CREATE MACRO readable_privilege(arg_privilege) AS list_bool_and(list_transform(string_split(lower(arg_privilege), ','), "
+    "lambda arg_p: regexp_replace(trim(arg_p), '\\s+with\\s+grant\\s+option$', '') IN ('select', 'references')))",
+    "CREATE MACRO has_table_privilege(arg_table, arg_privilege) AS overrides.main.readable_privilege(arg_privilege), "
+    "(arg_user, arg_table, arg_privilege) AS overrides.main.readable_privilege(arg_privilege)",
+    "CREATE MACRO has_any_column_privilege(arg_table, arg_privilege) AS overrides.main.readable_privilege(arg_privilege), "
+    "(arg_user, arg_table, arg_privilege) AS overrides.main.readable_privilege(arg_privilege)",
+    "CREATE MACRO has_column_privilege(arg_table, arg_column, arg_privilege) AS "
+    "overrides.main.readable_privilege(arg_privilege), (arg_user, arg_table, arg_column, arg_privilege) AS "
+    "overrides.main.readable_privilege(arg_privilege)",
+    # information_schema._pg_expandarray: one row (x = element, n = 1-based position) per
+    # element, as pgjdbc's getPrimaryKeys/getIndexInfo and Metabase's index sync read it.
+    "CREATE MACRO _pg_expandarray(arg_arr) AS unnest(list_transform(generate_series(1, len(arg_arr)), "
+    "lambda arg_i: {'x': arg_arr[arg_i], 'n': arg_i}))",
+    # quote_ident quotes unless the name is a plain lower-case identifier (PostgreSQL also
+    # quotes keywords; none is served as a table or column name).
+    "CREATE MACRO quote_ident(arg_name) AS CASE WHEN regexp_full_match(arg_name, '[a-z_][a-z0-9_$]*') "
+    "THEN arg_name ELSE '\"' || replace(arg_name, '\"', '\"\"') || '\"' END",
+    "CREATE MACRO quote_literal(arg_value) AS chr(39) || replace(CAST(arg_value AS VARCHAR), chr(39), "
+    "chr(39) || chr(39)) || chr(39)",
+    "CREATE MACRO quote_nullable(arg_value) AS coalesce(overrides.main.quote_literal(arg_value), 'NULL')",
     "CREATE MACRO to_regtype(arg_type_name) AS overrides.main.regtype_oid(arg_type_name)",
     "CREATE MACRO to_regclass(arg_relation) AS overrides.main.regclass_oid(arg_relation)",
     # pg_catalog and information_schema are real schemas to clients; DuckDB's `main` is not.
-    "CREATE VIEW pg_namespace AS SELECT oid, nspname, nspowner, nspacl FROM system.pg_catalog.pg_namespace "
-    "WHERE nspname <> 'main' UNION ALL SELECT 11, 'pg_catalog', 10, NULL "
-    "UNION ALL SELECT 13000, 'information_schema', 10, NULL",
+    "CREATE VIEW pg_namespace AS SELECT *, 2615::BIGINT AS tableoid FROM (SELECT oid, nspname, nspowner, nspacl "
+    "FROM system.pg_catalog.pg_namespace WHERE nspname <> 'main' UNION ALL SELECT 11, 'pg_catalog', 10, NULL "
+    "UNION ALL SELECT 13000, 'information_schema', 10, NULL)",
     # information_schema as PostgreSQL shows it: this database only.
     f"CREATE VIEW information_schema_tables AS SELECT * FROM system.information_schema.tables "
     f"WHERE table_catalog = '{DATABASE}'",
@@ -373,10 +526,14 @@ _OVERRIDES = [
     f"ELSE lower(data_type) END AS data_type, "
     f"CASE data_type WHEN 'BIGINT' THEN 'int8' WHEN 'DOUBLE' THEN 'float8' WHEN 'VARCHAR' THEN 'text' "
     f"WHEN 'DATE' THEN 'date' WHEN 'TIMESTAMP' THEN 'timestamp' WHEN 'BOOLEAN' THEN 'bool' "
-    f"ELSE lower(data_type) END AS udt_name) "
+    f"ELSE lower(data_type) END AS udt_name, 'pg_catalog' AS udt_schema, '{DATABASE}' AS udt_catalog, "
+    f"coalesce(is_identity, 'NO') AS is_identity, coalesce(is_generated, 'NEVER') AS is_generated) "
     f"FROM system.information_schema.columns WHERE table_catalog = '{DATABASE}'",
     f"CREATE VIEW information_schema_schemata AS SELECT * FROM system.information_schema.schemata "
     f"WHERE catalog_name = '{DATABASE}' AND schema_name <> 'main'",
+    # DuckDB's pg_tables and pg_views would also list the overrides' own views (schema main).
+    "CREATE VIEW pg_tables AS SELECT * FROM system.pg_catalog.pg_tables WHERE schemaname <> 'main'",
+    "CREATE VIEW pg_views AS SELECT * FROM system.pg_catalog.pg_views WHERE schemaname <> 'main'",
     f"CREATE VIEW information_schema_views AS SELECT * FROM system.information_schema.views "
     f"WHERE table_catalog = '{DATABASE}'",
     f"CREATE VIEW pg_database AS SELECT oid, datname, 10::BIGINT AS datdba, 6 AS encoding, 'c' AS datlocprovider, "
@@ -384,20 +541,20 @@ _OVERRIDES = [
     f"0::BIGINT AS datminmxid, 0::BIGINT AS dattablespace, 'C' AS datcollate, 'C' AS datctype, "
     f"NULL AS daticulocale, NULL AS daticurules, NULL AS datcollversion, NULL AS datacl "
     f"FROM system.pg_catalog.pg_database WHERE datname = '{DATABASE}'",
-    "CREATE VIEW pg_class AS SELECT * REPLACE (CAST([] AS VARCHAR[]) AS reloptions, "
+    "CREATE VIEW pg_class AS SELECT * REPLACE (NULL::VARCHAR[] AS reloptions, "
     "CASE WHEN relkind = 'r' THEN 2 ELSE 0 END AS relam, 'd' AS relreplident), "
-    "false AS relforcerowsecurity FROM system.pg_catalog.pg_class",
+    "false AS relforcerowsecurity, 1259::BIGINT AS tableoid FROM system.pg_catalog.pg_class "
+    # Not the overrides' own views and macros (DuckDB's schema main).
+    "WHERE oid NOT IN (SELECT view_oid FROM duckdb_views() WHERE database_name = 'overrides')",
     # Text columns are `text` to clients, as the results say (DuckDB reports varchar).
     "CREATE VIEW pg_attribute AS SELECT * REPLACE (CASE WHEN atttypid = 1043 THEN 25 ELSE atttypid END "
     "AS atttypid, 'p' AS attstorage) FROM system.pg_catalog.pg_attribute",
+    # Every comment served describes a relation or its column: classoid is pg_class.
+    "CREATE VIEW pg_description AS SELECT objoid, 1259::BIGINT AS classoid, objsubid, description "
+    "FROM system.pg_catalog.pg_description",
     "CREATE VIEW pg_am AS SELECT 2::BIGINT AS oid, 'heap' AS amname, 't' AS amtype",
-    # Types the endpoint serves that DuckDB's pg_type lacks.
-    "CREATE VIEW pg_type AS SELECT * FROM system.pg_catalog.pg_type WHERE oid IS NOT NULL UNION ALL BY NAME "
-    "SELECT * FROM (VALUES (25, 'text', -1, 'S', 1009), (19, 'name', 64, 'S', 1003), (26, 'oid', 4, 'N', 1028), "
-    "(18, 'char', 1, 'Z', 1002)) extra(oid, typname, typlen, typcategory, typarray) "
-    "CROSS JOIN (SELECT first(typnamespace) AS typnamespace, 0 AS typowner, 'b' AS typtype, false AS typbyval, "
-    "true AS typisdefined, ',' AS typdelim, 0 AS typrelid, 0 AS typelem, 0 AS typbasetype, -1 AS typtypmod, "
-    "0 AS typndims, false AS typnotnull FROM system.pg_catalog.pg_type WHERE oid = 20)",
+    # pg_type: PostgreSQL's own rows (_PG_TYPES), in the pg_catalog namespace.
+    _pg_type_view(),
     "CREATE VIEW pg_collation AS SELECT 100::BIGINT AS oid, 'default' AS collname, 11::BIGINT AS collnamespace, "
     "'d' AS collprovider, true AS collisdeterministic, 'C' AS collcollate, 'C' AS collctype",
     "CREATE VIEW pg_sequence AS SELECT 0::BIGINT AS seqrelid, 0::BIGINT AS seqtypid, 0::BIGINT AS seqstart, "
@@ -441,6 +598,27 @@ _OVERRIDES = [
     "0::BIGINT AS pnnspid WHERE false",
     "CREATE VIEW pg_publication_rel AS SELECT 0::BIGINT AS oid, 0::BIGINT AS prrelid, 0::BIGINT AS prpubid, "
     "'' AS prqual, CAST([] AS SMALLINT[]) AS prattrs WHERE false",
+    # Statistics: the served tables, with no activity recorded (Metabase reads n_live_tup as
+    # an estimated row count).
+    "CREATE VIEW pg_stat_user_tables AS SELECT c.oid AS relid, n.nspname AS schemaname, c.relname, "
+    "0::BIGINT AS seq_scan, NULL::TIMESTAMPTZ AS last_seq_scan, 0::BIGINT AS seq_tup_read, 0::BIGINT AS idx_scan, "
+    "NULL::TIMESTAMPTZ AS last_idx_scan, 0::BIGINT AS idx_tup_fetch, 0::BIGINT AS n_tup_ins, 0::BIGINT AS n_tup_upd, "
+    "0::BIGINT AS n_tup_del, 0::BIGINT AS n_tup_hot_upd, 0::BIGINT AS n_tup_newpage_upd, 0::BIGINT AS n_live_tup, "
+    "0::BIGINT AS n_dead_tup, 0::BIGINT AS n_mod_since_analyze, 0::BIGINT AS n_ins_since_vacuum, "
+    "NULL::TIMESTAMPTZ AS last_vacuum, NULL::TIMESTAMPTZ AS last_autovacuum, NULL::TIMESTAMPTZ AS last_analyze, "
+    "NULL::TIMESTAMPTZ AS last_autoanalyze, 0::BIGINT AS vacuum_count, 0::BIGINT AS autovacuum_count, "
+    "0::BIGINT AS analyze_count, 0::BIGINT AS autoanalyze_count FROM system.pg_catalog.pg_class c "
+    "JOIN system.pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
+    "WHERE c.relkind = 'r' AND n.nspname NOT IN ('main', 'pg_catalog', 'information_schema')",
+    "CREATE VIEW pg_stat_all_tables AS SELECT * FROM overrides.main.pg_stat_user_tables",
+    "CREATE VIEW pg_statio_user_tables AS SELECT relid, schemaname, relname, 0::BIGINT AS heap_blks_read, "
+    "0::BIGINT AS heap_blks_hit FROM overrides.main.pg_stat_user_tables",
+    "CREATE VIEW pg_range AS SELECT 0::BIGINT AS rngtypid, 0::BIGINT AS rngsubtype, 0::BIGINT AS rngmultitypid, "
+    "0::BIGINT AS rngcollation, 0::BIGINT AS rngsubopc, '' AS rngcanonical, '' AS rngsubdiff WHERE false",
+    "CREATE VIEW pg_auth_members AS SELECT 0::BIGINT AS oid, 0::BIGINT AS roleid, 0::BIGINT AS member, "
+    "0::BIGINT AS grantor, false AS admin_option, false AS inherit_option, false AS set_option WHERE false",
+    "CREATE VIEW pg_cursors AS SELECT '' AS name, '' AS statement, false AS is_holdable, false AS is_binary, "
+    "false AS is_scrollable, NULL::TIMESTAMPTZ AS creation_time WHERE false",
     "CREATE VIEW pg_matviews AS SELECT '' AS schemaname, '' AS matviewname WHERE false",
 ]
 
@@ -642,8 +820,16 @@ def check_catalog_query(statement: exp.Expression, relations: dict[str, frozense
                                     "read pg_catalog and information_schema.", hint=SUPPORTED)
 
 
+def _setting_name(node: exp.Expression) -> str | None:
+    """The setting a current_setting() call names: a string, or a cast one (a bound
+    parameter, as SQLAlchemy sends `current_setting($1::VARCHAR)`)."""
+    while isinstance(node, (exp.Cast, exp.Paren)):
+        node = node.this
+    return node.name if isinstance(node, exp.Literal) and node.is_string else None
+
+
 def _duckdb_function(name: str, node: exp.Func) -> bool:
-    if name == "current_setting" and node.expressions and isinstance(node.expressions[0], exp.Literal):
+    if name == "current_setting" and node.expressions and _setting_name(node.expressions[0]) is not None:
         return False  # answered from the session (to_duckdb)
     if name == "set_config":
         return False  # answered with its value (to_duckdb)
@@ -651,12 +837,17 @@ def _duckdb_function(name: str, node: exp.Func) -> bool:
 
 
 def duckdb_type_oid(type_name: str) -> int:
-    """pg_type OID for a DuckDB result type (anything unusual is served as text).
+    """pg_type OID for a DuckDB result type (anything unusual is served as text); a list is
+    the array of its element type (reloptions is text[], indkey int2[]).
 
     >>> duckdb_type_oid("BIGINT"), duckdb_type_oid("INTEGER"), duckdb_type_oid("DECIMAL(5,2)"), duckdb_type_oid("INTEGER[]")
-    (20, 23, 701, 25)
+    (20, 23, 701, 1007)
+    >>> duckdb_type_oid("VARCHAR[]"), duckdb_type_oid("STRUCT(x INTEGER)[]"), duckdb_type_oid("INTEGER[][]")
+    (1009, 25, 25)
     """
     name = type_name.upper()
+    if name.endswith("[]") and not name.endswith("][]") and "(" not in name:
+        return protocol.ARRAY_TYPES.get(duckdb_type_oid(name[:-2]), protocol.TEXT)
     if name.endswith("]"):
         return protocol.TEXT
     if name in ("BIGINT", "HUGEINT", "UBIGINT", "UHUGEINT"):
@@ -707,6 +898,8 @@ def to_duckdb(statement: exp.Expression, session: Session) -> str:
             op = node.args.get("operator", "")
             op = (op.name if isinstance(op, exp.Expression) else str(op)).replace("pg_catalog.", "")
             return _operator(op, node.this, node.expression)
+        elif isinstance(node, exp.Format):
+            return _format(node)
         elif isinstance(node, exp.Cast):
             return _cast(node)
         elif isinstance(node, exp.DataType) and node.this == exp.DType.USERDEFINED \
@@ -721,8 +914,9 @@ def to_duckdb(statement: exp.Expression, session: Session) -> str:
             return exp.Null()  # only describes identity columns and collations, of which there are none
         elif isinstance(node, exp.Anonymous):
             name = node.name.lower()
-            if name == "current_setting" and node.expressions and isinstance(node.expressions[0], exp.Literal):
-                value = session.get(node.expressions[0].name)
+            setting = _setting_name(node.expressions[0]) if node.expressions else None
+            if name == "current_setting" and setting is not None:
+                value = session.get(setting)
                 return exp.Literal.string(value) if value is not None else exp.Null()
             if name == "set_config" and len(node.expressions) >= 2:
                 return node.expressions[1]
@@ -756,19 +950,27 @@ def to_duckdb(statement: exp.Expression, session: Session) -> str:
 
 
 def _unqualify(node: exp.Expression) -> exp.Expression:
-    """`pg_catalog.f(...)` -> `f(...)`, so the overrides are found first."""
+    """`pg_catalog.f(...)` (or `information_schema.f(...)`) -> `f(...)`, so the overrides are found first."""
     if isinstance(node, exp.Dot) and isinstance(node.this, exp.Identifier) \
-            and node.this.name.lower() == "pg_catalog" and isinstance(node.expression, exp.Func):
+            and node.this.name.lower() in ("pg_catalog", "information_schema") and isinstance(node.expression, exp.Func):
         return node.expression
     return node
 
 
 def _output_names(select: exp.Select) -> list[str | None]:
-    """Output names as PostgreSQL gives them to unaliased items: a function's name, else
-    ?column? (None: the item names itself)."""
+    """Output names as PostgreSQL gives them: unquoted names lower-cased, a function's name
+    for an unaliased call, else ?column? (None: the item names itself)."""
     names: list[str | None] = []
     for item in select.expressions:
-        if isinstance(item, (exp.Alias, exp.Column, exp.Star)):
+        if isinstance(item, (exp.Alias, exp.Column)):
+            # PostgreSQL folds an unquoted name to lower case (`result.TABLE_CAT` is table_cat).
+            identifier = item.args.get("alias") if isinstance(item, exp.Alias) else item.this
+            if isinstance(identifier, exp.Identifier) and not identifier.quoted:
+                names.append(identifier.name.lower())
+                continue
+            names.append(None)
+            continue
+        if isinstance(item, exp.Star):
             names.append(None)
             continue
         inner = item.this if isinstance(item, exp.Cast) else item
@@ -823,6 +1025,54 @@ def _builtin_type(name: str) -> exp.DataType:
         raise SqlError("42704", f'type "{name}" does not exist') from exc
 
 
+def _is_text(node: exp.Expression) -> bool:
+    """Whether an expression is plainly a string (a name to look up when cast to regclass),
+    rather than an OID."""
+    if isinstance(node, exp.Paren):
+        return _is_text(node.this)
+    if isinstance(node, exp.Literal):
+        return node.is_string
+    if isinstance(node, exp.Cast):
+        return node.to.is_type(*exp.DataType.TEXT_TYPES)
+    return isinstance(node, (exp.DPipe, exp.Concat, exp.Format, exp.Replace, exp.Lower, exp.Upper, exp.Trim))
+
+
+def _format(node: exp.Format) -> exp.Expression:
+    """PostgreSQL's format(): %s (the value, NULL as empty), %I (quote_ident), %L
+    (quote_nullable) and %%, as a concatenation (DuckDB's format has another syntax)."""
+    template = node.this
+    args = list(node.expressions)
+    if not (isinstance(template, exp.Literal) and template.is_string):
+        raise SqlError("0A000", "format() needs a literal format string in catalog queries")
+    parts: list[exp.Expression] = []
+    text, index, position = template.name, 0, 0
+    for match in re.finditer(r"%(?:(\d+)\$)?([sIL%])", text):
+        if match.start() > position:
+            parts.append(exp.Literal.string(text[position:match.start()]))
+        position = match.end()
+        if match.group(2) == "%":
+            parts.append(exp.Literal.string("%"))
+            continue
+        index = int(match.group(1)) - 1 if match.group(1) else index
+        if index >= len(args):
+            raise SqlError("22023", "too few arguments for format()")
+        value, index = args[index], index + 1
+        if match.group(2) == "I":
+            parts.append(exp.Anonymous(this="quote_ident", expressions=[exp.cast(value.copy(), "VARCHAR")]))
+        elif match.group(2) == "L":
+            parts.append(exp.Anonymous(this="quote_nullable", expressions=[value.copy()]))
+        else:
+            parts.append(exp.func("coalesce", exp.cast(value.copy(), "VARCHAR"), exp.Literal.string("")))
+    if position < len(text):
+        parts.append(exp.Literal.string(text[position:]))
+    if not parts:
+        return exp.Literal.string("")
+    result = parts[0]
+    for part in parts[1:]:
+        result = exp.DPipe(this=result, expression=part, safe=True)
+    return exp.Paren(this=result)
+
+
 def _cast(node: exp.Cast) -> exp.Expression:
     name = _type_name(node.to)
     value = node.this
@@ -832,7 +1082,7 @@ def _cast(node: exp.Cast) -> exp.Expression:
         items = [i.strip().strip('"') for i in value.name[1:-1].split(",") if i.strip()]
         element = node.to.expressions[0] if node.to.expressions else exp.DataType.build("VARCHAR")
         return exp.Array(expressions=[exp.cast(exp.Literal.string(i), element.copy()) for i in items])
-    if name in _CAST_MACROS and isinstance(value, exp.Literal) and value.is_string:
+    if name in _CAST_MACROS and _is_text(value):
         return exp.Anonymous(this=_CAST_MACROS[name], expressions=[value])
     if name in _OID_TYPES:
         return exp.cast(value, "BIGINT")

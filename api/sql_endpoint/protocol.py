@@ -29,6 +29,13 @@ BOOL, INT8, INT2, INT4, TEXT, OID, FLOAT4, FLOAT8 = 16, 20, 21, 23, 25, 26, 700,
 NAME, CHAR, VARCHAR, BPCHAR, NUMERIC, UNKNOWN = 19, 18, 1043, 1042, 1700, 705
 DATE, TIME, TIMESTAMP, TIMESTAMPTZ, INTERVAL = 1082, 1083, 1114, 1184, 1186
 
+# Element type OID -> its array type OID (one-dimensional arrays in catalog answers).
+ARRAY_TYPES = {BOOL: 1000, INT2: 1005, INT4: 1007, TEXT: 1009, INT8: 1016, FLOAT4: 1021, FLOAT8: 1022,
+               OID: 1028, DATE: 1182, TIMESTAMP: 1115}
+ARRAY_ELEMENTS = {array: element for element, array in ARRAY_TYPES.items()}
+# Array parameters a client may bind (`platform = ANY($1)`), by array OID -> element OID.
+PARAM_ARRAYS = {**ARRAY_ELEMENTS, 1015: VARCHAR, 1014: BPCHAR, 1231: NUMERIC, 1185: TIMESTAMPTZ}
+
 # northstar column types (metrics/execution) -> pg_type OID.
 NORTHSTAR_TYPES = {"integer": INT8, "number": FLOAT8, "string": TEXT, "date": DATE,
                    "timestamp": TIMESTAMP, "boolean": BOOL}
@@ -402,8 +409,26 @@ def encode_binary(value: Any, type_oid: int) -> bytes | None:
         stamp = _as_datetime(value)
         delta = stamp - PG_EPOCH_DATETIME
         return struct.pack("!q", (delta.days * 86400 + delta.seconds) * 1_000_000 + delta.microseconds)
+    if type_oid in ARRAY_ELEMENTS:
+        return _array_binary(list(value), ARRAY_ELEMENTS[type_oid])
     # text, varchar, name, char and anything served as text: the text form is the binary form.
     return encode_text(value, TEXT)
+
+
+def _array_binary(values: list, element_oid: int) -> bytes:
+    """A one-dimensional array in array_send's format: dimensions, null flag, element type,
+    then (length, lower bound 1) and each element as length + binary value.
+
+    >>> _array_binary([1, None], INT2)
+    b'\\x00\\x00\\x00\\x01\\x00\\x00\\x00\\x01\\x00\\x00\\x00\\x15\\x00\\x00\\x00\\x02\\x00\\x00\\x00\\x01\\x00\\x00\\x00\\x02\\x00\\x01\\xff\\xff\\xff\\xff'
+    """
+    if not values:
+        return struct.pack("!iii", 0, 0, element_oid)
+    out = [struct.pack("!iiiii", 1, int(any(v is None for v in values)), element_oid, len(values), 1)]
+    for v in values:
+        item = encode_binary(v, element_oid)
+        out.append(struct.pack("!i", -1) if item is None else struct.pack("!i", len(item)) + item)
+    return b"".join(out)
 
 
 def _as_date(value: Any) -> dt.date:
@@ -433,6 +458,12 @@ def decode_param(raw: bytes | None, type_oid: int, fmt: int) -> Any:
     """
     if raw is None:
         return None
+    if type_oid in PARAM_ARRAYS:
+        element = PARAM_ARRAYS[type_oid]
+        if fmt == 0:
+            return [None if item is None else decode_param(item.encode(), element, 0)
+                    for item in parse_array_text(raw.decode("utf-8"))]
+        return _array_from_binary(raw)
     if fmt == 0:
         text = raw.decode("utf-8")
         if type_oid in (INT2, INT4, INT8, OID):
@@ -471,6 +502,60 @@ def decode_param(raw: bytes | None, type_oid: int, fmt: int) -> Any:
     if type_oid in (TEXT, VARCHAR, BPCHAR, NAME, CHAR, UNKNOWN, 0):
         return raw.decode("utf-8")
     raise ValueError(f"binary parameters of type oid {type_oid} are not supported; send it in text format")
+
+
+def parse_array_text(text: str) -> list[str | None]:
+    """The elements of a one-dimensional PostgreSQL array literal, as text (NULL as None).
+
+    >>> parse_array_text('{iOS,"a b","q\\\\"x",NULL,"NULL"}')
+    ['iOS', 'a b', 'q"x', None, 'NULL']
+    >>> parse_array_text("{}")
+    []
+    """
+    text = text.strip()
+    if not (text.startswith("{") and text.endswith("}")) or "{" in text[1:-1]:
+        raise ValueError(f"not a one-dimensional array literal: {text[:40]!r}")
+    items: list[str | None] = []
+    body, i = text[1:-1], 0
+    while i < len(body):
+        if body[i] == '"':
+            i, chars = i + 1, []
+            while i < len(body) and body[i] != '"':
+                if body[i] == "\\":
+                    i += 1
+                chars.append(body[i])
+                i += 1
+            items.append("".join(chars))
+            i += 1
+        else:
+            end = body.find(",", i)
+            end = len(body) if end < 0 else end
+            word = body[i:end].strip()
+            items.append(None if word.upper() == "NULL" else word)
+            i = end
+        if i < len(body) and body[i] == ",":
+            i += 1
+    return items
+
+
+def _array_from_binary(raw: bytes) -> list[Any]:
+    """A one-dimensional array in array_send's format (the inverse of _array_binary)."""
+    ndim, _, element = struct.unpack("!iiI", raw[:12])
+    if ndim == 0:
+        return []
+    if ndim != 1:
+        raise ValueError("only one-dimensional array parameters are supported")
+    count = struct.unpack("!i", raw[12:16])[0]
+    items, offset = [], 20
+    for _ in range(count):
+        size = struct.unpack("!i", raw[offset:offset + 4])[0]
+        offset += 4
+        if size < 0:
+            items.append(None)
+            continue
+        items.append(decode_param(raw[offset:offset + size], element, 1))
+        offset += size
+    return items
 
 
 def _parse_timestamp(text: str) -> dt.datetime:

@@ -224,7 +224,7 @@ def prepare(sql: str, param_types: tuple[int, ...] = ()) -> Statement:
     if word not in catalog.QUERY_WORDS:
         raise SqlError("0A000", f"{word.upper() or 'this statement'} is not supported", hint=catalog.SUPPORTED)
     try:
-        tree = sqlglot.parse_one(sql, read="postgres")
+        tree = sqlglot.parse_one(catalog.quote_keyword_aliases(sql), read="postgres")
     except ParseError as exc:
         raise SqlError("42601", f"syntax error: {str(exc).splitlines()[0]}", hint=catalog.SUPPORTED) from exc
     count = max((_param_index(p) for p in tree.find_all(exp.Parameter, exp.Placeholder)), default=0)
@@ -265,15 +265,33 @@ def bind(tree: exp.Expression, params: list[Any]) -> exp.Expression:
             index = _param_index(node)
             if index < 1 or index > len(params):
                 raise SqlError("08P01", f"there is no parameter ${index}")
-            return to_literal(params[index - 1])
+            value = params[index - 1]
+            parent = node.parent
+            while isinstance(parent, (exp.Paren, exp.Cast)):
+                parent = parent.parent
+            if isinstance(value, str) and isinstance(parent, exp.Any) and value.startswith("{"):
+                # A list bound with an unspecified type (psycopg's text arrays of str).
+                try:
+                    value = protocol.parse_array_text(value)
+                except ValueError:
+                    pass
+            return to_literal(value)
         return node
 
-    return tree.copy().transform(literal)
+    bound = tree.copy().transform(literal)
+    for any_ in list(bound.find_all(exp.Any)):
+        # ANY($1::text[]) bound to a list: the list itself, as ANY(ARRAY[...]) is read.
+        inner = any_.this.unnest() if isinstance(any_.this, exp.Paren) else any_.this
+        if isinstance(inner, exp.Cast) and isinstance(inner.this, exp.Array):
+            inner.replace(inner.this)
+    return bound
 
 
 def to_literal(value: Any) -> exp.Expression:
     if value is None:
         return exp.Null()
+    if isinstance(value, (list, tuple)):
+        return exp.Array(expressions=[to_literal(v) for v in value])
     if isinstance(value, bool):
         return exp.Boolean(this=value)
     if isinstance(value, (int, float)):
