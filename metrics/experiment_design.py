@@ -55,7 +55,8 @@ class ExperimentSettings:
     guardrails: tuple[Guardrail, ...] = ()
     planned_users_per_variant: int | None = None
     plan: dict[str, Any] = field(default_factory=dict)
-    problems: tuple[str, ...] = ()  # settings that name unknown metrics, said in words
+    problems: tuple[str, ...] = ()
+    readout_slices: tuple[str, ...] = ()  # user attributes the build's results are sliced by  # settings that name unknown metrics, said in words
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -122,7 +123,8 @@ def resolve_settings(meta: dict[str, Any], experiment_id: str, feature_key: str 
         guardrails.append(Guardrail(name, lower, float(raw.get("harm_threshold") or 0.0)))
     planned = merged.get("planned_users_per_variant")
     return ExperimentSettings(goal, secondary, tuple(guardrails), int(planned) if planned else None,
-                              dict(merged.get("plan") or {}), tuple(problems))
+                              dict(merged.get("plan") or {}), tuple(problems),
+                              tuple(str(s) for s in merged.get("readout_slices") or ()))
 
 
 # -- plan ----------------------------------------------------------------------------------------
