@@ -10,6 +10,7 @@ import duckdb
 import pytest
 from scipy import stats
 
+from tests.api.sql_endpoint.sql_servers import sql_server  # noqa: F401  (fixture)
 from tests.oracle import EXPERIMENT_POPULATION as POPULATION, Oracle
 
 ELIGIBLE = """
@@ -187,3 +188,16 @@ def test_written_tables_equal_the_api_readouts_on_duckdb(api):
         assert_tables_equal_api(api, fetch)
     finally:
         con.close()
+
+
+def test_written_tables_read_through_the_sql_endpoint_equal_the_api(api, sql_server):
+    """What Metabase or Superset would read: the marts tables over the PostgreSQL wire."""
+    import psycopg
+
+    with psycopg.connect(sql_server.dsn()) as conn:
+        def fetch(sql):
+            cursor = conn.execute(sql)
+            names = [d.name for d in cursor.description]
+            return [dict(zip(names, row)) for row in cursor.fetchall()]
+
+        assert_tables_equal_api(api, fetch)
