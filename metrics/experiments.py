@@ -414,7 +414,7 @@ def _value_column(prefix: str, value: PerUserMeasure) -> str:
 MIN_USERS_PER_VARIANT = 100
 # More slices than this are refused: each adds a test, and the correction across them leaves
 # little power to any (and the answer would be a wall of rows nobody reads).
-MAX_SLICES = 50
+MAX_SLICES = 200
 SLICE_CORRECTION = "holm-bonferroni"
 
 
