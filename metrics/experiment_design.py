@@ -214,7 +214,8 @@ def make_plan(experiments, request: PlanRequest, plan_settings: dict[str, Any] |
     window_end = _datetime(latest) - dt.timedelta(days=request.metric_days)
     window_start = window_end - dt.timedelta(days=request.lookback_days)
     rendered = experiments.sql.eligible_statistics(list(metric.values), entry, window_start, window_end,
-                                                   request.metric_days, request.pre_days if request.cuped else None)
+                                                   request.metric_days, request.pre_days if request.cuped else None,
+                                                   experiments.population)
     result = experiments.engine.client.query(rendered.sql, rendered.params)
     row = dict(zip([c.name for c in result.columns], result.rows[0]))
     n = int(row["n"] or 0)

@@ -167,11 +167,13 @@ class ExperimentSql:
         return RenderedQuery(sql, params, self.dialect)
 
     def eligible_statistics(self, values: list[PerUserMeasure], entry: PerUserMeasure, window_start: dt.datetime,
-                            window_end: dt.datetime, metric_days: int, pre_days: int | None) -> RenderedQuery:
+                            window_end: dt.datetime, metric_days: int, pre_days: int | None,
+                            population: Population | None = None) -> RenderedQuery:
         """A plan's inputs: over the users with a row of `entry`'s model in [window_start,
         window_end), each entering at its first such row, `n` and the sums (and CUPED sums) of
         every value over the user's first `metric_days` days from entry (and the `pre_days`
-        before it), as if each had been assigned when first seen."""
+        before it), as if each had been assigned when first seen (users of `population` only,
+        when given)."""
         params: dict[str, Any] = {}
         dialect = self.renderer.model_dialect
         user = _column_expr(entry.user_expr, "t0", dialect).sql(dialect=self.dialect)
@@ -180,12 +182,14 @@ class ExperimentSql:
         ends = exp.Add(this=first.copy(), expression=exp.Interval(this=exp.Literal.string(str(metric_days)),
                                                                   unit=exp.var("DAY")))
         param = self.renderer._param
+        conditions = [f"{at.sql(dialect=self.dialect)} >= {param(params, window_start)}",
+                      f"{at.sql(dialect=self.dialect)} < {param(params, window_end)}"]
+        if population is not None:
+            conditions.append(f"{user} IN ({self._population(params, population)})")
         eligible = _select(
             ["'plan' AS experiment_id", f"{user} AS user_id", "'all' AS variant",
              f"{first.sql(dialect=self.dialect)} AS assigned_at", f"{ends.sql(dialect=self.dialect)} AS ended_at"],
-            f"{self.renderer._table(entry.model)} AS t0", [],
-            [f"{at.sql(dialect=self.dialect)} >= {param(params, window_start)}",
-             f"{at.sql(dialect=self.dialect)} < {param(params, window_end)}"], [user])
+            f"{self.renderer._table(entry.model)} AS t0", [], conditions, [user])
         pre = set(range(len(values))) if pre_days else set()
         ctes = self._per_user_ctes(params, None, values, [window_end + dt.timedelta(days=metric_days)] * len(values),
                                    pre, pre_days, [], assignments=eligible)

@@ -11,7 +11,8 @@ import pytest
 from scipy import stats
 
 from tests.api.sql_endpoint.sql_servers import sql_server  # noqa: F401  (fixture)
-from tests.oracle import EXPERIMENT_POPULATION as POPULATION, Oracle
+from tests.api.test_auth import call, secured  # noqa: F401  (fixture)
+from tests.oracle import EXPERIMENT_POPULATION as POPULATION, Oracle, hand_conversion
 
 ELIGIBLE = """
     with ev as (select distinct e.* from events e join users u on u.user_id = e.user_id
@@ -202,3 +203,19 @@ def test_written_tables_read_through_the_sql_endpoint_equal_the_api(api, sql_ser
             return [dict(zip(names, row)) for row in cursor.fetchall()]
 
         assert_tables_equal_api(api, fetch)
+
+
+def test_a_restricted_token_plans_and_checks_health_over_its_users_only(secured):
+    """A row-level policy (region) holds for plans and health too."""
+    region, oracle, token = secured["region"], secured["oracle"], secured["tokens"]["regional"]
+    body = call(secured, token, "GET", "/v1/experiments/plan", params={"metric": "conversion", "mde": 0.2}).json()
+    in_region = (f"select e.* from ({ELIGIBLE}) e join users u on u.user_id = e.user_id "
+                 "join accounts ac on ac.account_id = u.account_id where ac.region = ?")
+    n, mean = oracle.sql(f"select count(*), avg(converted) from ({in_region})", [region])[0]
+    assert body["eligible_users"] == n and body["mean"] == pytest.approx(mean, rel=1e-12)
+    everyone = call(secured, secured["tokens"]["admin"], "GET", "/v1/experiments/plan",
+                    params={"metric": "conversion", "mde": 0.2}).json()
+    assert n < everyone["eligible_users"]
+    health = call(secured, token, "GET", "/v1/experiments/exp_checkout_redesign/health").json()
+    expected = hand_conversion(oracle, "exp_checkout_redesign", region)
+    assert health["variants"] == {k: users for k, (users, _) in expected.items()}
