@@ -19,6 +19,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any
 
+from metrics.experiment_design import decide, guardrail_fails, read_settings_meta, resolve_settings
 from metrics.errors import InvalidQuery, NotFound, UnknownMetric, did_you_mean, nearest
 from metrics.semantic.model import Agg, Metric, MetricType, Relation
 from metrics.query.request import Filter
@@ -73,6 +74,7 @@ class Experiment:
     started_at: dt.datetime | None
     ended_at: dt.datetime | None
     variants: tuple[Variant, ...]
+    feature_key: str | None = None
 
     @property
     def status(self) -> str:
@@ -131,6 +133,7 @@ class Experiments:
         self._cache_size = cache_size
         self._lock = threading.Lock()
         self._materialized: frozenset[str] | None = None
+        self._settings_meta: dict[str, Any] | None = None
 
     # -- metrics -------------------------------------------------------------------------
 
@@ -182,6 +185,30 @@ class Experiments:
             return None
         return PerUserMeasure(measure, model, user.expr, time_dim.expr)
 
+    def entry_measure(self, model) -> PerUserMeasure | None:
+        """A per-user measure of `model` (any of its measures, at the model's default time):
+        where a plan's eligible users are first seen."""
+        user = model.entity(USER_ENTITY)
+        measure = next(iter(model.measures), None)
+        time_name = (measure.agg_time_dimension if measure else None) or model.default_agg_time_dimension
+        time_dim = model.dimension(time_name) if time_name else None
+        if user is None or time_dim is None or measure is None:
+            return None
+        measure = self.engine.graph.measures.get(measure.name, measure)
+        return PerUserMeasure(measure, model, user.expr, time_dim.expr)
+
+    # -- governed settings (metric roles, guardrails, planned size) -------------------------------
+
+    def settings_meta(self) -> dict[str, Any]:
+        if self._settings_meta is None:
+            self._settings_meta = read_settings_meta(self.engine.build.directory)
+        return self._settings_meta
+
+    def settings(self, experiment_id: str):
+        """The experiment's settings from the dbt project (metric roles, guardrails, plan)."""
+        experiment = self.experiment(experiment_id)
+        return resolve_settings(self.settings_meta(), experiment_id, experiment.feature_key, self.metrics())
+
     # -- experiments -----------------------------------------------------------------------
 
     def experiments(self) -> list[Experiment]:
@@ -216,12 +243,12 @@ class Experiments:
         except Exception as exc:  # the warehouse has no experiment marts
             raise NotFound("this warehouse has no experiments.", internal=str(exc)) from None
         by_id: dict[str, dict[str, Any]] = {}
-        for experiment_id, name, control, started, ended, variant, users, multi in rows:
+        for experiment_id, name, control, started, ended, feature, variant, users, multi in rows:
             entry = by_id.setdefault(experiment_id, {"name": name, "control": control, "started": started,
-                                                     "ended": ended, "variants": []})
+                                                     "ended": ended, "feature": feature, "variants": []})
             if variant is not None:
                 entry["variants"].append(Variant(variant, int(users), int(multi or 0)))
-        return [Experiment(i, e["name"], e["control"], e["started"], e["ended"], tuple(e["variants"]))
+        return [Experiment(i, e["name"], e["control"], e["started"], e["ended"], tuple(e["variants"]), e["feature"])
                 for i, e in by_id.items()]
 
     def experiment(self, experiment_id: str) -> Experiment:
@@ -385,6 +412,10 @@ def _value_column(prefix: str, value: PerUserMeasure) -> str:
 # -- readouts --------------------------------------------------------------------------------
 
 MIN_USERS_PER_VARIANT = 100
+# More slices than this are refused: each adds a test, and the correction across them leaves
+# little power to any (and the answer would be a wall of rows nobody reads).
+MAX_SLICES = 200
+SLICE_CORRECTION = "holm-bonferroni"
 
 
 @dataclass(frozen=True)
@@ -410,6 +441,8 @@ class ReadoutRow:
     flags: tuple[str, ...]
     cuped: Any = None  # metrics.stats.results.VariantComparison | None
     withheld: str | None = None  # why no verdict is given (too few users, SRM), in words
+    role: str | None = None  # goal | secondary | guardrail (the experiment's settings), or None
+    slice_adjusted_p_value: float | None = None  # corrected across the slices of its metric and variant
 
 
 @dataclass(frozen=True)
@@ -422,6 +455,8 @@ class Readout:
     build_id: str = ""
     cached: bool = False
     elapsed_ms: float = 0.0
+    decisions: tuple = ()  # metrics.experiment_design.Decision per variant
+    settings: Any = None  # metrics.experiment_design.ExperimentSettings
 
 
 def _statistic(kind: str, n: int, total: float, squares: float):
@@ -522,15 +557,24 @@ def build_readout(experiments: Experiments, experiment_id: str, metric_names: tu
                            f"{experiment.control_variant!r}.")
     srm = check_srm([v.users for v in variants])
     metrics = [experiments.metric(name) for name in metric_names]
+    settings = experiments.settings(experiment_id)
     plan, stats = experiments.statistics(experiment, metrics, pre_days=options.pre_days if options.cuped else None,
                                          group_by=group_by, use_cache=use_cache)
     by_slice: dict[tuple, dict[str, VariantStatistics]] = {}
     for stat in stats:
         by_slice.setdefault(stat.slice, {})[stat.variant] = stat
+    if group_by and len(by_slice) > MAX_SLICES:
+        raise InvalidQuery(
+            f"group_by {','.join(group_by)} splits experiment {experiment_id!r} into {len(by_slice)} slices, more "
+            f"than the {MAX_SLICES} a readout compares (each slice is one more test, and the correction across them "
+            "leaves little power to any); slice by fewer or coarser user attributes.",
+            field="group_by", slices=len(by_slice), limit=MAX_SLICES)
     rows: list[ReadoutRow] = []
     for metric, at in zip(metrics, plan.positions):
         kind = metric_kind(metric)
         nonnegative = is_nonnegative(metric)
+        guardrail = settings.guardrail(metric.name)
+        lower_is_better = guardrail.lower_is_better if guardrail else metric.lower_is_better
         use_cuped = at[0] in plan.pre
         for slice_values, arms in by_slice.items():
             control = arms.get(experiment.control_variant)
@@ -561,7 +605,7 @@ def build_readout(experiments: Experiments, experiment_id: str, metric_names: tu
 
                 def compare(pair):
                     return compare_variant(pair[0], pair[1], alpha=options.alpha,
-                                           lower_is_better=metric.lower_is_better, sequential=options.sequential,
+                                           lower_is_better=lower_is_better, sequential=options.sequential,
                                            nonnegative=nonnegative)
 
                 # The contract's numbers are the plain test; CUPED rides beside it.
@@ -569,16 +613,52 @@ def build_readout(experiments: Experiments, experiment_id: str, metric_names: tu
                 cuped = compare(adjusted) if adjusted else None
                 flags, withheld = readout_flags(comparison, cuped, srm, control.n, treated.n,
                                                 experiment.control_variant, variant.name)
+                if guardrail is not None and not withheld and _guardrail_fails(comparison, guardrail):
+                    flags.append("guardrail_harm")
                 rows.append(ReadoutRow(metric.name, variant.name, dict(zip(group_by, slice_values)), comparison,
                                        None, comparison.verdict(metric.name, variant.name, withheld), tuple(flags),
-                                       cuped, withheld))
+                                       cuped, withheld, settings.role(metric.name)))
     if options.correction and rows:
         tested = [i for i, r in enumerate(rows) if r.comparison.p_value is not None]
         adjusted_p = adjust_p_values([rows[i].comparison.p_value for i in tested], options.correction)
         for i, p in zip(tested, adjusted_p):
             rows[i] = replace(rows[i], adjusted_p_value=p)
+    if group_by:
+        rows = _correct_across_slices(rows, options)
+    lower = {m.name: (settings.guardrail(m.name).lower_is_better if settings.guardrail(m.name) else m.lower_is_better)
+             for m in metrics}
+    decisions = decide(rows, settings, lower, [v.name for v in variants[1:]], None, experiment.status) \
+        if not group_by else ()
     readout = Readout(experiment, srm, tuple(rows), options, group_by, experiments.engine.build.build_id,
-                      False, (time.perf_counter() - started) * 1000)
+                      False, (time.perf_counter() - started) * 1000, tuple(decisions), settings)
     if use_cache:
         experiments.remember_readout(key, readout)
     return readout
+
+
+def _correct_across_slices(rows: list[ReadoutRow], options: ReadoutOptions) -> list[ReadoutRow]:
+    """Correct each metric and variant's p-values across its slices (the caller's correction,
+    Holm-Bonferroni by default): a slice significant on its own but not after the correction is
+    not judged, and says so, because among many slices some differ by chance alone."""
+    method = options.correction or SLICE_CORRECTION
+    groups: dict[tuple[str, str], list[int]] = {}
+    for i, row in enumerate(rows):
+        if row.comparison.p_value is not None:
+            groups.setdefault((row.metric, row.variant), []).append(i)
+    rows = list(rows)
+    for indices in groups.values():
+        adjusted = adjust_p_values([rows[i].comparison.p_value for i in indices], method)
+        for i, p in zip(indices, adjusted):
+            row = replace(rows[i], slice_adjusted_p_value=p)
+            if not row.withheld and row.comparison.p_value < options.alpha <= p:
+                reason = (f"significant in this slice alone (p = {row.comparison.p_value:.2g}) but not after "
+                          f"{method} correction across the {len(indices)} slices (adjusted p = {p:.2g})")
+                row = replace(row, withheld=reason, flags=row.flags + ("not_significant_across_slices",),
+                              verdict=row.comparison.verdict(row.metric, row.variant, reason))
+            rows[i] = row
+    return rows
+
+
+
+def _guardrail_fails(comparison, guardrail) -> bool:
+    return guardrail_fails(ReadoutRow("", "", {}, comparison, None, "", ()), guardrail)

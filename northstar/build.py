@@ -147,13 +147,31 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
                 raise BuildFailed(_failure_message(directory, output), build_id=build_id)
             if code != 0:
                 raise BuildFailed("dbt docs generate failed: " + _tail(output), build_id=build_id)
-        elif engine_tables:
-            engine_written = metric_values.build_in_phases(directory, args, env, progress, _run_dbt, _failure_message)
         else:
-            code, output = _run_dbt(["build", *args], env, progress)
-            if code != 0:
-                raise BuildFailed(_failure_message(directory, output, postgres_dsn if on_postgres else None),
-                                  build_id=build_id)
+            if engine_tables:
+                engine_written = metric_values.build_in_phases(directory, args, env, progress, _run_dbt,
+                                                               _failure_message)
+            else:
+                code, output = _run_dbt(["build", *args], env, progress)
+                if code != 0:
+                    raise BuildFailed(_failure_message(directory, output, postgres_dsn if on_postgres else None),
+                                      build_id=build_id)
+            # The experiments' per-user values, then their readouts and health, computed by the
+            # engine over the built marts and built into fct_experiment_results/_health.
+            if not on_postgres:
+                experiment_values = _materialize_experiment_values(directory / WAREHOUSE_FILE)
+            readouts, staged = _stage_experiment_readouts(directory, build_id, postgres_dsn if on_postgres else None)
+            if staged:
+                # The readout models read what was just staged; built (with their tests) on their own
+                # target path so the main run's results stay in run_results.json.
+                dbt_vars["experiment_readouts_schema"] = staged
+                args = args[:args.index("--vars")] if "--vars" in args else args
+                args += ["--vars", json.dumps(dbt_vars)]
+                readout_args = [a if a != str(directory) else str(directory / READOUTS_TARGET) for a in args]
+                code, output = _run_dbt(["build", "--select", *READOUT_MODELS, *readout_args], env, None)
+                if code != 0:
+                    raise BuildFailed(_failure_message(directory / READOUTS_TARGET, output,
+                                                       postgres_dsn if on_postgres else None), build_id=build_id)
         if docs and not on_spark:
             code, output = _run_dbt(["docs", "generate", *args], env, None)
             if code != 0:
@@ -167,6 +185,8 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
         raise
 
     run_results = _read_json(directory / "run_results.json") or {}
+    readout_results = _read_json(directory / READOUTS_TARGET / "run_results.json") or {}
+    run_results.setdefault("results", []).extend(readout_results.get("results", []))
     manifest = _read_json(directory / "manifest.json") or {}
     statuses = [r.get("status") for r in run_results.get("results", [])]
     model_tests = _tests_per_model(run_results, manifest)
@@ -198,7 +218,9 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
         except BuildFailed as exc:
             _retire_failed(directory)
             raise BuildFailed(exc.message, build_id=build_id) from exc
-        info["experiment_values"] = _materialize_experiment_values(directory / WAREHOUSE_FILE)
+        info["experiment_values"] = experiment_values
+    if not on_spark:
+        info["experiment_readouts"] = readouts
     # Spark builds are checked by the server that opens them (a Spark session of its own).
     if not on_spark:
         report = (_dry_run(postgres.write_pointer(directory, build_id), postgres_dsn) if on_postgres
@@ -231,6 +253,53 @@ def _dry_run(warehouse_file: Path, postgres_dsn: str | None = None):
         return dry_run(engine)
     finally:
         engine.close()
+
+
+READOUTS_TARGET = "readouts"
+READOUT_MODELS = ("fct_experiment_results", "fct_experiment_health")
+
+
+def _stage_experiment_readouts(directory: Path, build_id: str, postgres_dsn: str | None) -> tuple[dict, str | None]:
+    """Compute every experiment's readout and health with the engine over the new (unpublished)
+    warehouse and stage the rows in the build's `northstar` schema, where the dbt models
+    `fct_experiment_results` and `fct_experiment_health` read them. Returns what happened and
+    the staging schema (None when nothing was staged: the models are then built empty)."""
+    from metrics.engine import MetricsEngine
+    from metrics.errors import MetricsError
+    from metrics.experiment_results import HEALTH_COLUMNS, RESULT_COLUMNS, experiment_table_rows
+
+    started = time.perf_counter()
+    if postgres_dsn:
+        warehouse_path = postgres.write_pointer(directory, build_id)
+        schema = postgres.build_schema("northstar", build_id)
+    else:
+        warehouse_path = directory / WAREHOUSE_FILE
+        schema = "northstar"
+    try:
+        engine = MetricsEngine.open(warehouse_path, postgres_dsn=postgres_dsn)
+        try:
+            rows = experiment_table_rows(engine.experiments)
+        finally:
+            engine.close()
+    except MetricsError as exc:  # e.g. a project without experiment marts
+        return {"status": "skipped", "reason": exc.message}, None
+    tables = (("experiment_results", RESULT_COLUMNS, rows.results), ("experiment_health", HEALTH_COLUMNS, rows.health))
+    if postgres_dsn:
+        postgres.write_rows(postgres_dsn, schema, tables)
+    else:
+        con = duckdb.connect(str(warehouse_path))
+        try:
+            con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            for table, columns, values in tables:
+                con.execute(f'CREATE OR REPLACE TABLE "{schema}"."{table}" ('
+                            + ", ".join(f'"{c}" {t}' for c, t in columns) + ")")
+                if values:
+                    con.executemany(f'INSERT INTO "{schema}"."{table}" VALUES ('
+                                    + ", ".join("?" for _ in columns) + ")", values)
+        finally:
+            con.close()
+    return {"status": "staged", "results": len(rows.results), "health": len(rows.health),
+            "problems": rows.problems, "seconds": round(time.perf_counter() - started, 2)}, schema
 
 
 def _materialize_experiment_values(warehouse_file: Path) -> dict:

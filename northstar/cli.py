@@ -460,5 +460,51 @@ def tokens_revoke(
     console.print(f"revoked token {revoked.id} ({revoked.name})", highlight=False)
 
 
+experiments_app = typer.Typer(no_args_is_help=True, help="Experiments: plan one from the warehouse.")
+app.add_typer(experiments_app, name="experiments")
+
+
+@experiments_app.command("plan")
+@one_line_errors
+def experiments_plan(
+    metric: Annotated[str, typer.Option(help="Experiment metric, e.g. conversion.")],
+    mde: Annotated[Optional[float], typer.Option(help="Relative effect to detect (0.05 is +5%).")] = None,
+    weeks: Annotated[Optional[int], typer.Option(help="Weeks the experiment may run: the MDE by week.")] = None,
+    arms: Annotated[int, typer.Option(help="Arms including control.")] = 2,
+    alpha: Annotated[float, typer.Option(help="Two-sided significance level.")] = 0.05,
+    power: Annotated[float, typer.Option(help="Power to reach at the MDE.")] = 0.8,
+    cuped: Annotated[bool, typer.Option(help="Count on CUPED's variance reduction.")] = True,
+    warehouse: Annotated[Optional[Path], typer.Option(help="Warehouse to plan from.")] = None,
+) -> None:
+    """Users per arm and weeks for an effect, or the effect detectable by week (as
+    GET /v1/experiments/plan)."""
+    from metrics.engine import MetricsEngine
+    from metrics.experiment_design import PlanRequest, make_plan
+
+    settings = _settings(warehouse=warehouse)
+    engine = MetricsEngine.open(settings.warehouse_path, postgres_dsn=settings.postgres_dsn_text)
+    try:
+        experiments = engine.experiments
+        plan = make_plan(experiments, PlanRequest(metric=metric, mde=mde, weeks=weeks, arms=arms, alpha=alpha,
+                                                  power=power, cuped=cuped),
+                         experiments.settings_meta().get("planning") or {})
+    finally:
+        engine.close()
+    console.print(f"{plan.metric}: {plan.eligible_users} eligible users from {plan.window_start:%Y-%m-%d} to "
+                  f"{plan.window_end:%Y-%m-%d} (about {plan.weekly_users:.0f} a week); per-user mean "
+                  f"{plan.mean:.4g}, variance {plan.variance:.4g}"
+                  + (f", CUPED removes {100 * plan.variance_reduction:.1f}% of it" if cuped else ""), highlight=False)
+    if plan.users_per_arm is not None:
+        console.print(f"to detect {100 * mde:+.1f}% with power {power:g} at alpha {alpha:g}: {plan.users_per_arm} users "
+                      f"per arm, {plan.total_users} in all, about {plan.weeks_needed} weeks", highlight=False)
+    table = Table("week", "users per arm", "MDE", *(["power at MDE"] if mde is not None else []))
+    for week in plan.weeks:
+        cells = [str(week.week), str(week.users_per_arm), "-" if week.mde is None else f"{100 * week.mde:.1f}%"]
+        if mde is not None:
+            cells.append(f"{week.power_at_mde:.2f}" if week.power_at_mde is not None else "-")
+        table.add_row(*cells)
+    Console().print(table)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     sys.exit(app())

@@ -74,6 +74,20 @@ def connect(dsn: str):
         raise BuildFailed(f"cannot connect to PostgreSQL ({_first_line(exc)}); check NORTHSTAR_POSTGRES_DSN.") from exc
 
 
+def write_rows(dsn: str, schema: str, tables) -> None:
+    """Create (or replace) each `(table, [(column, type)], rows)` in `schema` and fill it: the
+    rows northstar computes during a build (experiment readouts) for dbt models to read."""
+    with connect(dsn) as con, con.transaction():
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(schema)}")
+        for table, columns, rows in tables:
+            name = f"{_ident(schema)}.{_ident(table)}"
+            con.execute(f"DROP TABLE IF EXISTS {name}")
+            con.execute(f"CREATE TABLE {name} (" + ", ".join(f"{_ident(c)} {t}" for c, t in columns) + ")")
+            if rows:
+                with con.cursor() as cur:
+                    cur.executemany(f"INSERT INTO {name} VALUES (" + ", ".join("%s" for _ in columns) + ")", rows)
+
+
 def sample_rows(dsn: str, compiled_sql: str, limit: int = 5) -> tuple[list[str], list[tuple]]:
     """A few rows of a failed dbt test's own query (the build's schemas still exist when it is
     described); nothing when it cannot run, since the failure is reported either way."""

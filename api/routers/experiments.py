@@ -9,6 +9,12 @@ from fastapi import APIRouter, Query
 from api.deps import EngineDep
 from api.schemas.experiments import (
     CupedResult,
+    DailyTraffic,
+    Decision,
+    HealthResponse,
+    MetricRoles,
+    PlanResponse,
+    PlanWeek,
     ExperimentMetricsResponse,
     ExperimentMetricSummary,
     ExperimentsResponse,
@@ -17,6 +23,7 @@ from api.schemas.experiments import (
     ReadoutResult,
     VariantUsers,
 )
+from metrics.experiment_design import PlanRequest, experiment_health, make_plan
 from metrics.experiments import Experiment, ReadoutOptions, metric_kind, build_readout
 from metrics.execution.client import to_jsonable
 
@@ -50,6 +57,56 @@ def _summary(experiment: Experiment) -> ExperimentSummary:
 @router.get("", response_model=ExperimentsResponse)
 def list_experiments(engine: EngineDep) -> ExperimentsResponse:
     return ExperimentsResponse(experiments=[_summary(e) for e in engine.experiments.experiments()])
+
+
+@router.get("/plan", response_model=PlanResponse)
+def plan(
+    engine: EngineDep,
+    metric: Annotated[str, Query(description="The experiment metric to plan for.")],
+    mde: Annotated[float | None, Query(gt=0, le=10, description="Relative effect to detect (0.05 is +5%).")] = None,
+    weeks: Annotated[int | None, Query(ge=1, le=52, description="Weeks the experiment may run.")] = None,
+    arms: Annotated[int, Query(ge=2, le=10)] = 2,
+    alpha: Annotated[float, Query(gt=0, lt=0.5)] = 0.05,
+    power: Annotated[float, Query(gt=0.5, lt=1)] = 0.8,
+    cuped: Annotated[bool, Query(description="Count on CUPED's variance reduction.")] = True,
+) -> PlanResponse:
+    experiments = engine.experiments
+    result = make_plan(experiments, PlanRequest(metric=metric, mde=mde, weeks=weeks, arms=arms, alpha=alpha,
+                                                power=power, cuped=cuped),
+                       experiments.settings_meta().get("planning") or {})
+    return plan_response(result, engine.build.build_id)
+
+
+def plan_response(result, build_id: str) -> PlanResponse:
+    r = result.request
+    return PlanResponse(
+        metric=result.metric, mde=r.mde, weeks_requested=r.weeks, arms=r.arms, alpha=r.alpha, power=r.power,
+        cuped=r.cuped, eligible_users=result.eligible_users, weekly_users=result.weekly_users, mean=result.mean,
+        variance=result.variance, variance_reduction=result.variance_reduction,
+        window_start=result.window_start.isoformat(), window_end=result.window_end.isoformat(),
+        users_per_arm=result.users_per_arm, total_users=result.total_users, weeks_needed=result.weeks_needed,
+        weeks=[PlanWeek(week=w.week, users_per_arm=w.users_per_arm, mde=w.mde, power_at_mde=w.power_at_mde)
+               for w in result.weeks], build_id=build_id)
+
+
+@router.get("/{experiment_id}/health", response_model=HealthResponse)
+def health(experiment_id: str, engine: EngineDep) -> HealthResponse:
+    experiments = engine.experiments
+    result = experiment_health(experiments, experiment_id, experiments.settings(experiment_id))
+    return HealthResponse(
+        experiment_id=result.experiment_id, status=result.status, users=result.users, variants=result.variants,
+        srm_p_value=result.srm_p_value, srm_warning=result.srm_warning,
+        multiple_exposure_users=result.multiple_exposure_users,
+        multiple_exposure_share=result.multiple_exposure_share,
+        multiple_exposure_warning=result.multiple_exposure_warning,
+        assigned_before_start=result.assigned_before_start, assigned_after_end=result.assigned_after_end,
+        out_of_window_warning=result.out_of_window_warning,
+        daily=[DailyTraffic(date=d.day.isoformat(), users=d.users, p_value=d.p_value, imbalanced=d.imbalanced)
+               for d in result.daily],
+        imbalanced_days=[d.isoformat() for d in result.imbalanced_days],
+        planned_users_per_variant=result.planned_users_per_variant,
+        smallest_variant_users=result.smallest_variant_users, planned_sample_reached=result.planned_sample_reached,
+        warnings=list(result.warnings), settings_problems=list(result.problems), build_id=engine.build.build_id)
 
 
 @router.get("/{experiment_id}/metrics", response_model=ExperimentMetricsResponse)
@@ -90,11 +147,18 @@ def readout(
             relative_lift=c.relative_lift, ci_low=c.ci_low, ci_high=c.ci_high, p_value=c.p_value,
             adjusted_p_value=row.adjusted_p_value, chance_to_win=c.chance_to_win,
             risk=list(c.bayesian.risk) if c.bayesian.error is None else None,
-            cuped=_cuped(row), verdict=row.verdict, flags=list(row.flags), error=c.error))
+            cuped=_cuped(row), verdict=row.verdict, flags=list(row.flags), error=c.error, role=row.role,
+            slice_adjusted_p_value=row.slice_adjusted_p_value))
+    settings = result.settings
     return ReadoutResponse(
         experiment_id=experiment_id, control_variant=result.experiment.control_variant,
         status=result.experiment.status, srm_p_value=result.srm.p_value, srm_warning=result.srm.mismatch,
         variants=_variants(result.experiment),
         options={"cuped": cuped, "pre_days": pre_days, "correction": correction, "sequential": sequential,
                  "alpha": alpha, "group_by": list(slices)},
-        results=rows, build_id=result.build_id, cached=result.cached, elapsed_ms=result.elapsed_ms)
+        results=rows, build_id=result.build_id, cached=result.cached, elapsed_ms=result.elapsed_ms,
+        roles=MetricRoles(goal=list(settings.goal), secondary=list(settings.secondary),
+                          guardrail=[g.metric for g in settings.guardrails]) if settings else None,
+        decisions=[Decision(variant=d.variant, decision=d.decision, sentence=d.sentence,
+                            winning_goals=list(d.winning_goals), losing_goals=list(d.losing_goals),
+                            failing_guardrails=list(d.failing_guardrails)) for d in result.decisions])

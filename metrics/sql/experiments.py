@@ -73,11 +73,12 @@ class ExperimentSql:
             assignments = (f"(SELECT * FROM {assignments} AS pa WHERE pa.user_id IN "
                            f"({self._population(params, population)}))")
         sql = (
-            "SELECT e.experiment_id, e.experiment_name, e.control_variant, e.started_at, e.ended_at, "
+            "SELECT e.experiment_id, e.experiment_name, e.control_variant, e.started_at, e.ended_at, e.feature_key, "
             "a.variant, COUNT(a.user_id) AS users, SUM(CASE WHEN a.variant_count > 1 THEN 1 ELSE 0 END) AS multi "
             f"FROM {self._rel(self.tables.experiments)} AS e "
             f"LEFT JOIN {assignments} AS a ON a.experiment_id = e.experiment_id "
-            "GROUP BY e.experiment_id, e.experiment_name, e.control_variant, e.started_at, e.ended_at, a.variant "
+            "GROUP BY e.experiment_id, e.experiment_name, e.control_variant, e.started_at, e.ended_at, e.feature_key, "
+            "a.variant "
             "ORDER BY e.experiment_id, a.variant"
         )
         return RenderedQuery(sql, params, self.dialect)
@@ -147,24 +148,75 @@ class ExperimentSql:
                        [], [], ["variant"]) + " ORDER BY variant"
         return RenderedQuery(body, params, self.dialect)
 
+    def assignment_health(self, experiment_id: str, population: Population | None = None) -> RenderedQuery:
+        """Per day of first assignment and variant: the users assigned, and how many of them
+        were assigned before the experiment started or after it ended (out of its window)."""
+        params: dict[str, Any] = {}
+        conditions = [f"a.experiment_id = {self.renderer._param(params, experiment_id)}"]
+        if population is not None:
+            conditions.append(f"a.user_id IN ({self._population(params, population)})")
+        day = exp.cast(exp.column("assigned_at", "a"), exp.DataType.build("date")).sql(dialect=self.dialect)
+        sql = _select(
+            [f"{day} AS assigned_on", "a.variant AS variant", "COUNT(*) AS users",
+             "SUM(CASE WHEN a.assigned_at < e.started_at THEN 1 ELSE 0 END) AS before_start",
+             "SUM(CASE WHEN e.ended_at IS NOT NULL AND a.assigned_at > e.ended_at THEN 1 ELSE 0 END) AS after_end",
+             "SUM(CASE WHEN a.variant_count > 1 THEN 1 ELSE 0 END) AS in_several_variants"],
+            f"{self._rel(self.tables.assignments)} AS a",
+            [f"JOIN {self._rel(self.tables.experiments)} AS e ON e.experiment_id = a.experiment_id"],
+            conditions, [day, "a.variant"]) + f" ORDER BY 1, 2"
+        return RenderedQuery(sql, params, self.dialect)
+
+    def eligible_statistics(self, values: list[PerUserMeasure], entry: PerUserMeasure, window_start: dt.datetime,
+                            window_end: dt.datetime, metric_days: int, pre_days: int | None,
+                            population: Population | None = None) -> RenderedQuery:
+        """A plan's inputs: over the users with a row of `entry`'s model in [window_start,
+        window_end), each entering at its first such row, `n` and the sums (and CUPED sums) of
+        every value over the user's first `metric_days` days from entry (and the `pre_days`
+        before it), as if each had been assigned when first seen (users of `population` only,
+        when given)."""
+        params: dict[str, Any] = {}
+        dialect = self.renderer.model_dialect
+        user = _column_expr(entry.user_expr, "t0", dialect).sql(dialect=self.dialect)
+        at = _column_expr(entry.time_expr, "t0", dialect)
+        first = exp.Min(this=at.copy())
+        ends = exp.Add(this=first.copy(), expression=exp.Interval(this=exp.Literal.string(str(metric_days)),
+                                                                  unit=exp.var("DAY")))
+        param = self.renderer._param
+        conditions = [f"{at.sql(dialect=self.dialect)} >= {param(params, window_start)}",
+                      f"{at.sql(dialect=self.dialect)} < {param(params, window_end)}"]
+        if population is not None:
+            conditions.append(f"{user} IN ({self._population(params, population)})")
+        eligible = _select(
+            ["'plan' AS experiment_id", f"{user} AS user_id", "'all' AS variant",
+             f"{first.sql(dialect=self.dialect)} AS assigned_at", f"{ends.sql(dialect=self.dialect)} AS ended_at"],
+            f"{self.renderer._table(entry.model)} AS t0", [], conditions, [user])
+        pre = set(range(len(values))) if pre_days else set()
+        ctes = self._per_user_ctes(params, None, values, [window_end + dt.timedelta(days=metric_days)] * len(values),
+                                   pre, pre_days, [], assignments=eligible)
+        body = _select(_sums(len(values), pre, ()), "per_user", [], [])
+        sql = "WITH " + ", ".join(f"{alias} AS ({text})" for alias, text in ctes) + " " + body
+        return RenderedQuery(sql, params, self.dialect)
+
     def _per_user_ctes(self, params: dict[str, Any], experiment_id: str | None, values: list[PerUserMeasure],
                        data_ends: list[dt.datetime | None], pre: set[int], pre_days: int | None,
                        slices: list[tuple[GroupByItem, SemanticModel, str]],
-                       population: Population | None = None) -> list[tuple[str, str]]:
+                       population: Population | None = None,
+                       assignments: str | None = None) -> list[tuple[str, str]]:
         """CTEs ending in `per_user`: one row per assigned user (of one experiment, or of every
         experiment when `experiment_id` is None; of `population` only, when given) with
-        `variant`, `x{i}`, `pre{i}` and slices."""
+        `variant`, `x{i}`, `pre{i}` and slices. `assignments` replaces the experiment's
+        assignments by another SELECT of the same columns (a plan's eligible users)."""
         param = self.renderer._param
         conditions = [f"a.experiment_id = {param(params, experiment_id)}"] if experiment_id is not None else []
         if population is not None:
             # Every per-user value starts from these assignments, so restricting them restricts all.
             conditions.append(f"a.user_id IN ({self._population(params, population)})")
-        assignments = _select(
+        assignments = assignments or _select(
             ["a.experiment_id AS experiment_id", "a.user_id AS user_id", "a.variant AS variant",
              "a.assigned_at AS assigned_at", "e.ended_at AS ended_at"],
             f"{self._rel(self.tables.assignments)} AS a",
             [f"JOIN {self._rel(self.tables.experiments)} AS e ON e.experiment_id = a.experiment_id"],
-            conditions)
+            conditions) if assignments is None else assignments
         ctes = [("w", assignments)]
         by_model: dict[tuple[str, str, str], list[int]] = {}
         for i, value in enumerate(values):

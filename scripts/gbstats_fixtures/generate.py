@@ -595,6 +595,47 @@ def runner_fixture() -> list[dict[str, Any]]:
     return cases
 
 
+def power_fixture() -> list[dict[str, Any]]:
+    """gbstats 0.8.0 has no power module, so plans are checked against what its frequentist
+    test would see: for a control arm (mean, variance, n) and a treatment arm whose mean is
+    higher by the relative effect (same variance), `TwoSidedTTest`'s relative `uplift.stddev`
+    is the standard error the power formula uses. The power and the minimum detectable effect
+    (the effect whose expected z equals z* + z_power, solved by bisection over gbstats's own
+    standard errors) are derived from it with scipy's normal distribution."""
+    from scipy.optimize import brentq
+    from scipy.stats import norm
+
+    def stddev(mean: float, variance: float, n: int, effect: float) -> float:
+        a = build(mean_from_moments(n, mean, variance))
+        b = build(mean_from_moments(n, mean * (1 + effect), variance))
+        return float(TwoSidedTTest(a, b, FrequentistConfig(difference_type="relative")).compute_result().uplift.stddev)
+
+    inputs = [
+        # (mean, variance, users per arm, effect, alpha, power, arms)
+        (0.1, 0.09, 15612, 0.1, 0.05, 0.8, 2),
+        (0.05, 0.0475, 2000, 0.2, 0.05, 0.8, 2),
+        (12.5, 900.0, 5000, 0.05, 0.05, 0.8, 2),
+        (3.2, 6.4, 800, 0.1, 0.1, 0.9, 2),
+        (3.2, 6.4, 800, 0.1, 0.05, 0.8, 3),
+        (0.3, 0.21, 100000, 0.01, 0.01, 0.8, 2),
+    ]
+    cases = []
+    for mean, variance, n, effect, alpha, target, arms in inputs:
+        z = float(norm.ppf(1 - alpha / (2 * (arms - 1))))
+        se = stddev(mean, variance, n, effect)
+        power = 1 - norm.cdf(z - effect / se) + norm.cdf(-z - effect / se)
+        goal = z + float(norm.ppf(target))
+        mde = brentq(lambda d: d / stddev(mean, variance, n, d) - goal, 1e-9, 100.0, xtol=1e-12)
+        cases.append(
+            {
+                "inputs": {"mean": mean, "variance": variance, "users_per_arm": n, "effect": effect,
+                           "alpha": alpha, "power": target, "arms": arms},
+                "gbstats": {"uplift_stddev": num(se), "power": num(power), "mde": num(mde)},
+            }
+        )
+    return cases
+
+
 def versions() -> dict[str, str]:
     return {
         "gbstats": importlib.metadata.version("gbstats"),
@@ -653,6 +694,11 @@ def main() -> int:
         "runner",
         "gbstats.gbstats.process_experiment_results with GrowthBook's default settings",
         runner_fixture(),
+    )
+    write(
+        "power",
+        "gbstats TwoSidedTTest relative uplift.stddev -> GrowthBook's power and MDE formulas",
+        power_fixture(),
     )
     return 0
 
