@@ -884,6 +884,9 @@ class Connection:
                 result = await self._describe_statement(statement)
                 self.send(protocol.row_description(result.columns) if result and result.returns_rows
                           else protocol.no_data())
+            elif message.name not in self.portals and message.name in self.cursors:
+                # A DECLAREd cursor is a portal too: psycopg's named cursors describe it by name.
+                self.send(protocol.row_description(self.cursors[message.name].result.columns))
             else:
                 portal = self._portal(message.name)
                 result = await self._portal_result(portal)

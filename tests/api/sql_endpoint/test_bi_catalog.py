@@ -293,3 +293,17 @@ def test_array_parameters_bind_like_an_array_literal(sql_server):
             cur = conn.cursor(binary=binary)
             assert cur.execute(ANY_SQL.format("%s"), (["ios", "web"],)).fetchall() == want
             assert cur.execute(ANY_SQL.format("%s::text[]"), (["ios", "web"],)).fetchall() == want
+
+
+def test_psycopg_named_cursor_reads_in_batches(sql_server):
+    """psycopg 3 named cursors (pandas chunksize, SQLAlchemy stream_results): DECLARE, then
+    Describe of the cursor as a portal, then FETCH in batches."""
+    sql = "SELECT metric_time__week, platform, active_users FROM semantic.metrics ORDER BY 1, 2 LIMIT 30"
+    with psycopg.connect(sql_server.dsn()) as conn:
+        want = conn.execute(sql).fetchall()
+        with conn.cursor(name="weekly") as cur:
+            cur.itersize = 7
+            cur.execute(sql)
+            assert [d.name for d in cur.description] == ["metric_time__week", "platform", "active_users"]
+            got = cur.fetchmany(5) + list(cur)
+    assert want and got == want
