@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
