@@ -138,13 +138,30 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
         if on_postgres and reads_landing:
             postgres.load_landing(postgres_dsn, tables, postgres.build_schema(postgres.LANDING, build_id))
         if on_spark:
-            # build and docs in one process: its Spark session holds the build's catalog
+            # Each Spark process holds the build's catalog in memory: the build in one, then (after the
+            # engine's readouts are staged as Parquet) the readout models and the docs in a second
+            # that registers every table of the first.
             landing_folders = spark.write_landing(tables, directory / spark.LANDING_DIR) if reads_landing else {}
-            spec = spark.write_spec(directory, spark_master or spark.DEFAULT_MASTER, build_id, landing_folders)
-            commands = [["build", *args]] + ([["docs", "generate", *args]] if docs else [])
-            code, output = _run_dbt([], env, progress, command=spark.dbt_command(spec, commands))
-            if code == 1 or (code != 0 and not docs):
+            master = spark_master or spark.DEFAULT_MASTER
+            spec = spark.write_spec(directory, master, build_id, landing_folders)
+            # the readout models are built by the second process, once their rows are staged
+            code, output = _run_dbt([], env, progress, command=spark.dbt_command(
+                spec, [["build", "--exclude", *READOUT_MODELS, *args]]))
+            if code != 0:
                 raise BuildFailed(_failure_message(directory, output), build_id=build_id)
+            readouts, staged = _stage_experiment_readouts(directory, build_id, None, spark_build=True)
+            if staged:
+                dbt_vars["experiment_readouts_schema"] = staged
+                args = args[:args.index("--vars")] + ["--vars", json.dumps(dbt_vars)]
+            commands = [["build", "--select", *READOUT_MODELS,
+                         *[a if a != str(directory) else str(directory / READOUTS_TARGET) for a in args]]]
+            if docs:
+                commands.append(["docs", "generate", *args])
+            spec = spark.write_spec(directory, master, build_id, {}, reregister=True,
+                                    staged=spark.staged_folders(directory) if staged else None)
+            code, output = _run_dbt([], env, None, command=spark.dbt_command(spec, commands))
+            if code == 1:
+                raise BuildFailed(_failure_message(directory / READOUTS_TARGET, output), build_id=build_id)
             if code != 0:
                 raise BuildFailed("dbt docs generate failed: " + _tail(output), build_id=build_id)
         else:
@@ -219,8 +236,7 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
             _retire_failed(directory)
             raise BuildFailed(exc.message, build_id=build_id) from exc
         info["experiment_values"] = experiment_values
-    if not on_spark:
-        info["experiment_readouts"] = readouts
+    info["experiment_readouts"] = readouts
     # Spark builds are checked by the server that opens them (a Spark session of its own).
     if not on_spark:
         report = (_dry_run(postgres.write_pointer(directory, build_id), postgres_dsn) if on_postgres
@@ -259,7 +275,8 @@ READOUTS_TARGET = "readouts"
 READOUT_MODELS = ("fct_experiment_results", "fct_experiment_health")
 
 
-def _stage_experiment_readouts(directory: Path, build_id: str, postgres_dsn: str | None) -> tuple[dict, str | None]:
+def _stage_experiment_readouts(directory: Path, build_id: str, postgres_dsn: str | None,
+                               spark_build: bool = False) -> tuple[dict, str | None]:
     """Compute every experiment's readout and health with the engine over the new (unpublished)
     warehouse and stage the rows in the build's `northstar` schema, where the dbt models
     `fct_experiment_results` and `fct_experiment_health` read them. Returns what happened and
@@ -271,6 +288,9 @@ def _stage_experiment_readouts(directory: Path, build_id: str, postgres_dsn: str
     started = time.perf_counter()
     if postgres_dsn:
         warehouse_path = postgres.write_pointer(directory, build_id)
+        schema = postgres.build_schema("northstar", build_id)
+    elif spark_build:
+        warehouse_path = spark.write_pointer(directory, build_id)
         schema = postgres.build_schema("northstar", build_id)
     else:
         warehouse_path = directory / WAREHOUSE_FILE
@@ -286,6 +306,8 @@ def _stage_experiment_readouts(directory: Path, build_id: str, postgres_dsn: str
     tables = (("experiment_results", RESULT_COLUMNS, rows.results), ("experiment_health", HEALTH_COLUMNS, rows.health))
     if postgres_dsn:
         postgres.write_rows(postgres_dsn, schema, tables)
+    elif spark_build:
+        spark.write_staged(directory, tables)
     else:
         con = duckdb.connect(str(warehouse_path))
         try:

@@ -45,6 +45,7 @@ LANDING_DIR = "landing"
 WAREHOUSE_DIR = "spark-warehouse"
 SPEC_FILE = "spark-build.json"
 TABLES_FILE = "spark-tables.json"
+STAGED_DIR = "readouts-staged"
 BUILD_SCHEMA_PREFIXES = ("landing", "northstar", "staging", "marts")
 
 
@@ -82,13 +83,47 @@ def dbt_vars(build_id: str) -> dict[str, str]:
     return {"landing_schema": build_schema(LANDING, build_id), "schema_suffix": schema_suffix(build_id)}
 
 
-def write_spec(directory: Path, master: str, build_id: str, landing: dict[str, str]) -> Path:
+def write_spec(directory: Path, master: str, build_id: str, landing: dict[str, str], *,
+               reregister: bool = False, staged: dict[str, str] | None = None) -> Path:
+    """The Spark process's instructions: session settings, the landing tables to register, and
+    for a second process of the same build, the tables the first wrote (`reregister`) and the
+    staged engine rows (`staged`: table -> Parquet folder, in the build's `northstar` database)."""
     spec = directory / SPEC_FILE
+    tables = json.loads((directory / TABLES_FILE).read_text()) if reregister else []
     spec.write_text(json.dumps({"config": session_config(master, directory / WAREHOUSE_DIR),
                                 "suffix": schema_suffix(build_id), "landing": landing,
                                 "landing_schema": build_schema(LANDING, build_id),
+                                "tables": tables, "staged": staged or {},
+                                "staged_schema": build_schema("northstar", build_id),
                                 "tables_file": str(directory / TABLES_FILE)}, indent=2))
     return spec
+
+
+def write_staged(directory: Path, tables) -> None:
+    """Each `(table, [(column, type)], rows)` as Parquet under `<build>/readouts-staged/<table>/`,
+    typed as declared (DuckDB writes it), for the second Spark process to register."""
+    con = duckdb.connect()
+    try:
+        for table, columns, rows in tables:
+            folder = directory / STAGED_DIR / table
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir(parents=True)
+            con.execute(f"CREATE OR REPLACE TABLE {_duck(table)} ("
+                        + ", ".join(f"{_duck(c)} {t}" for c, t in columns) + ")")
+            if rows:
+                con.executemany(f"INSERT INTO {_duck(table)} VALUES (" + ", ".join("?" for _ in columns) + ")", rows)
+            con.execute(f"COPY {_duck(table)} TO '{folder / 'part-00000.parquet'}' (FORMAT parquet)")
+    finally:
+        con.close()
+
+
+def staged_folders(directory: Path) -> dict[str, str]:
+    root = directory / STAGED_DIR
+    return {folder.name: str(folder) for folder in sorted(root.iterdir()) if folder.is_dir()}
+
+
+def _duck(name: str) -> str:
+    return exp.to_identifier(name, quoted=True).sql("duckdb")
 
 
 def dbt_command(spec: Path, dbt_args: list[list[str]]) -> list[str]:
@@ -98,7 +133,7 @@ def dbt_command(spec: Path, dbt_args: list[list[str]]) -> list[str]:
 
 def drop_build(directory: Path) -> None:
     """Delete a failed build's data (its landing copy and tables); its logs stay for diagnosis."""
-    for data in (LANDING_DIR, WAREHOUSE_DIR):
+    for data in (LANDING_DIR, WAREHOUSE_DIR, STAGED_DIR):
         shutil.rmtree(directory / data, ignore_errors=True)
 
 
@@ -162,6 +197,12 @@ def main(argv: list[str]) -> int:
     spark.sparkContext.setLogLevel("ERROR")
     if spec.get("landing"):
         _register_landing(spark, spec["landing_schema"], spec["landing"])
+    for table in spec.get("tables") or []:  # a second process of the build: what the first wrote
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS {_quote(table['schema'])}")
+        spark.sql(f"CREATE TABLE IF NOT EXISTS {_quote(table['schema'])}.{_quote(table['table'])} "
+                  f"USING {table.get('format') or 'parquet'} LOCATION {_string(table['location'])}")
+    if spec.get("staged"):
+        _register_landing(spark, spec["staged_schema"], spec["staged"])
     from dbt.cli.main import dbtRunner
 
     runner = dbtRunner()
