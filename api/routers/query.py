@@ -66,7 +66,8 @@ def _answer(body: MetricQueryRequest, engine: MetricsEngine, fmt: str, page_size
         response.headers["X-Northstar-Next-Offset"] = str(next_offset)
     if key is not None:
         # Stored as a hit answers (JSON says `cached`); the other encodings carry no such flag.
-        stored = (_encode(dataclasses.replace(page, cached=True, elapsed_ms=0.0), fmt, total, next_offset)
+        stored = (_encode(dataclasses.replace(page, cached=True, elapsed_ms=0.0), fmt, total, next_offset,
+                          body.completeness)
                   if fmt == "json" else response)
         answers.put(key, EncodedAnswer(bytes(stored.body), response.media_type, tuple(
             (name, value) for name, value in response.headers.items()
