@@ -106,7 +106,10 @@ def _check(engine: MetricsEngine, name: str, group_by: tuple[str, ...]) -> str |
     try:
         engine.client.query("EXPLAIN " + rendered.sql, rendered.params)
     except Exception as exc:
-        message = (getattr(exc, "message", None) or str(exc)).strip().splitlines()[0][:300]
+        # The warehouse's own words (which column or function the definition names wrongly) are
+        # what the project's owner needs here; the client wraps them as `internal`.
+        text = getattr(exc, "internal", None) or getattr(exc, "message", None) or str(exc)
+        message = text.strip().splitlines()[0][:300]
         prefix = "the warehouse rejected generated SQL: "
         return prefix + message.removeprefix(prefix)
     return None

@@ -624,10 +624,16 @@ def _file_identity(path: str) -> tuple | None:
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
+# Counts can come from metadata alone, so a file cut short may still answer them: its length is
+# checked against the blocks its header lists too.
 _PROBE = """
-import sys, duckdb
+import os, sys, duckdb
 con = duckdb.connect(sys.argv[1], read_only=True)
 con.execute("select count(*) from information_schema.columns").fetchall()
+block_size, total_blocks = con.execute("pragma database_size").fetchone()[2:4]
+size = os.path.getsize(sys.argv[1])
+if size < block_size * total_blocks:
+    sys.exit(f"the file is {size} bytes, shorter than the {total_blocks} blocks of {block_size} bytes it lists")
 for schema, table in con.execute(
         "select table_schema, table_name from information_schema.tables where table_type = 'BASE TABLE'").fetchall():
     con.execute(f'select count(*) from "{schema}"."{table}"').fetchall()

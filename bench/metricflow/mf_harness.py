@@ -190,6 +190,8 @@ def mf_request(case: Case, sorted_like_northstar: bool = False):
 
 
 def northstar_query(case: Case):
+    """The case as a northstar query, answered with the values as the SQL computes them:
+    MetricFlow has no completeness step, so windows the data does not cover are not nulled."""
     from metrics.query.request import MetricQuery, OrderBy, parse_time_bound
 
     return MetricQuery(
@@ -200,6 +202,7 @@ def northstar_query(case: Case):
         end=parse_time_bound(case.end, "end"),
         order_by=tuple(OrderBy.parse(o) for o in case.order_by),
         limit=case.limit,
+        null_uncovered_windows=False,
     )
 
 

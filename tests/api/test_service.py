@@ -250,16 +250,30 @@ def test_rolling_7_day_active_users_match_hand_written_sql(api):
 def test_signup_to_purchase_conversion_matches_hand_written_sql(api):
     got = api.client.post("/v1/query", json={"metrics": ["signup_to_purchase_7d"],
                                              "group_by": ["metric_time__month"]}).json()["rows"]
+    # A month is known only when the 7-day window of each of its signup days (within the days
+    # that have signups) lies inside the events' first..last day; otherwise it is null.
     expected = Oracle(api.landing_dir).sql("""
-        select strftime(date_trunc('month', u.metric_time), '%Y-%m-%d'),
-               count(*) filter (where exists (
-                   select 1 from src_events e where e.user_id = u.user_id and e.revenue_usd > 0
-                     and cast(e.metric_time as date) >= cast(u.metric_time as date)
-                     and cast(e.metric_time as date) < cast(u.metric_time as date) + 7)) / count(*)
-        from src_users u group by 1 order by 1""")
+        with events_reach as (select min(cast(metric_time as date)) as first_day,
+                                     max(cast(metric_time as date)) as last_day from src_events),
+             users_reach as (select min(cast(metric_time as date)) as first_day,
+                                    max(cast(metric_time as date)) as last_day from src_users),
+             months as (
+               select date_trunc('month', u.metric_time) as month,
+                      count(*) filter (where exists (
+                          select 1 from src_events e where e.user_id = u.user_id and e.revenue_usd > 0
+                            and cast(e.metric_time as date) >= cast(u.metric_time as date)
+                            and cast(e.metric_time as date) < cast(u.metric_time as date) + 7)) / count(*) as rate
+               from src_users u group by 1)
+        select strftime(m.month, '%Y-%m-%d'),
+               case when greatest(cast(m.month as date), ur.first_day) >= er.first_day
+                     and least(cast(m.month + interval 1 month as date) - 1, ur.last_day) + 6 <= er.last_day
+                    then m.rate end
+        from months m, events_reach er, users_reach ur order by 1""")
     assert [r[0] for r in got] == [r[0] for r in expected]
-    assert [r[1] for r in got] == pytest.approx([float(r[1]) for r in expected], rel=1e-12)
-    assert any(r[1] > 0 for r in got)
+    assert [r[1] is None for r in got] == [r[1] is None for r in expected]
+    assert [r[1] for r in got if r[1] is not None] == pytest.approx(
+        [float(r[1]) for r in expected if r[1] is not None], rel=1e-12)
+    assert any(r[1] is not None and r[1] > 0 for r in got) and any(r[1] is None for r in got)
 
 
 def test_week_over_week_change_uses_the_prior_week(api):

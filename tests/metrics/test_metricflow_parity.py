@@ -19,7 +19,6 @@ Needs the `metricflow` extra (`pip install -e '.[metricflow]'`); skipped without
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import importlib.util
 import math
@@ -125,10 +124,9 @@ def differences(case: Case, ns_columns: Sequence[str], ns_rows: list[tuple], mf_
 
 def answer_both(engines, case: Case):
     northstar, metricflow = engines
-    # The values as the SQL computes them: northstar's completeness step (a windowed value
-    # whose window is not in the data is null) is a layer MetricFlow does not have; it is
-    # tested on its own in tests/metrics/test_completeness.py.
-    ns_query = dataclasses.replace(harness.northstar_query(case), null_uncovered_windows=False)
+    # The values as the SQL computes them (harness.northstar_query): northstar's completeness
+    # step is a layer MetricFlow does not have; it is tested in tests/metrics/test_completeness.py.
+    ns_query = harness.northstar_query(case)
     ns = northstar.query(ns_query)
     mf = metricflow.query(harness.mf_request(case))
     table = mf.result_df
