@@ -19,7 +19,13 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any
 
-from metrics.experiment_design import decide, guardrail_fails, read_settings_meta, resolve_settings
+from metrics.experiment_design import (
+    decide,
+    guardrail_fails,
+    read_settings_meta,
+    resolve_settings,
+    users_per_arm_for,
+)
 from metrics.errors import InvalidQuery, NotFound, UnknownMetric, did_you_mean, nearest
 from metrics.semantic.model import Agg, Metric, MetricType, Relation
 from metrics.query.request import Filter
@@ -627,8 +633,8 @@ def build_readout(experiments: Experiments, experiment_id: str, metric_names: tu
         rows = _correct_across_slices(rows, options)
     lower = {m.name: (settings.guardrail(m.name).lower_is_better if settings.guardrail(m.name) else m.lower_is_better)
              for m in metrics}
-    decisions = decide(rows, settings, lower, [v.name for v in variants[1:]], None, experiment.status) \
-        if not group_by else ()
+    decisions = () if group_by else decide(rows, settings, lower, [v.name for v in variants[1:]],
+                                           _planned_reached(experiments, experiment, settings), experiment.status)
     readout = Readout(experiment, srm, tuple(rows), options, group_by, experiments.engine.build.build_id,
                       False, (time.perf_counter() - started) * 1000, tuple(decisions), settings)
     if use_cache:
@@ -658,6 +664,20 @@ def _correct_across_slices(rows: list[ReadoutRow], options: ReadoutOptions) -> l
             rows[i] = row
     return rows
 
+
+
+def _planned_reached(experiments: Experiments, experiment: Experiment, settings) -> bool | None:
+    """Whether a running experiment's smallest arm has its planned users (None: none planned,
+    or it ended, when the plan no longer changes the decision)."""
+    if experiment.status != "running":
+        return None
+    planned = settings.planned_users_per_variant
+    if planned is None and settings.plan.get("metric") and settings.plan.get("mde"):
+        planning = experiments.settings_meta().get("planning") or {}
+        planned = users_per_arm_for(experiments, {**planning, **settings.plan}, len(experiment.variants))
+    if planned is None:
+        return None
+    return min((v.users for v in experiment.variants), default=0) >= planned
 
 
 def _guardrail_fails(comparison, guardrail) -> bool:
