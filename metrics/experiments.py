@@ -26,7 +26,7 @@ from metrics.experiment_design import (
     resolve_settings,
     users_per_arm_for,
 )
-from metrics.errors import InvalidQuery, NotFound, UnknownMetric, did_you_mean, nearest
+from metrics.errors import InvalidQuery, MetricsError, NotFound, UnknownMetric, did_you_mean, nearest
 from metrics.semantic.model import Agg, Metric, MetricType, Relation
 from metrics.query.request import Filter
 from metrics.sql.experiments import ExperimentSql, ExperimentTables, PerUserMeasure, Population
@@ -333,9 +333,29 @@ class Experiments:
         if not values:
             return None
         ordered = list(values.values())
+        slices = self._table_slices()
         return self.sql.per_user_table(ordered, [_value_column("x", v) for v in ordered],
                                        [_value_column("pre", v) for v in ordered],
-                                       [self._data_end(v) for v in ordered], PER_USER_PRE_DAYS)
+                                       [self._data_end(v) for v in ordered], PER_USER_PRE_DAYS,
+                                       slices, [_slice_column(item) for item, _, _ in slices])
+
+    def _table_slices(self):
+        """The user attributes the per-user table carries as columns: every `readout_slices` of
+        the experiment settings (defaults, features, experiments), so the build's sliced
+        readouts, and the API's by the same attributes, sum the table too. Names that do not
+        resolve to a user attribute are left to the readouts, which say what is wrong."""
+        meta = self.settings_meta()
+        layers = [meta.get("defaults") or {}, *(meta.get("features") or {}).values(),
+                  *(meta.get("experiments") or {}).values()]
+        names = list(dict.fromkeys(str(n) for layer in layers for n in layer.get("readout_slices") or ()))
+        resolved = []
+        for name in names:
+            try:
+                resolved.append(self._slices((name,))[0])
+            except MetricsError:
+                continue
+        unique = {_slice_column(item): (item, users, f"s{i}") for i, (item, users, _) in enumerate(resolved)}
+        return [(item, users, f"s{i}") for i, (item, users, _) in enumerate(unique.values())]
 
     def _materialized_columns(self) -> frozenset[str]:
         if self._materialized is None:
@@ -352,14 +372,15 @@ class Experiments:
         """The statistics statement over the build's per-user table, when it holds what the
         readout needs (the values, and their pre-period of the same length); else None."""
         available = self._materialized_columns()
-        if not available or group_by or (plan.pre and pre_days != PER_USER_PRE_DAYS):
+        if not available or (plan.pre and pre_days != PER_USER_PRE_DAYS):
             return None
         columns = [_value_column("x", v) for v in plan.values]
         pre_columns = {i: _value_column("pre", plan.values[i]) for i in plan.pre}
-        if not set(columns) | set(pre_columns.values()) <= available:
+        slice_columns = [_slice_column(item) for item, _, _ in self._slices(group_by)]
+        if not set(columns) | set(pre_columns.values()) | set(slice_columns) <= available:
             return None
         return self.sql.statistics_from_table(PER_USER_TABLE, experiment.experiment_id, columns, pre_columns,
-                                              plan.products, self.population)
+                                              plan.products, self.population, slice_columns)
 
     # -- readout cache -------------------------------------------------------------------------
 
@@ -408,6 +429,11 @@ class Experiments:
         source = self._users_source(users)
         return [(self.engine.graph.resolve(source, name, metric="experiment readouts"), users, f"s{i}")
                 for i, name in enumerate(group_by)]
+
+
+def _slice_column(item) -> str:
+    """`slice__<item>`: a user attribute's column in `PER_USER_TABLE`."""
+    return re.sub(r"\W", "_", f"slice__{item.name}").lower()
 
 
 def _value_column(prefix: str, value: PerUserMeasure) -> str:

@@ -120,32 +120,39 @@ class ExperimentSql:
         return RenderedQuery(sql, params, self.dialect)
 
     def per_user_table(self, values: list[PerUserMeasure], columns: list[str], pre_columns: list[str],
-                       data_ends: list[dt.datetime | None], pre_days: int) -> RenderedQuery:
+                       data_ends: list[dt.datetime | None], pre_days: int,
+                       slices: list[tuple[GroupByItem, SemanticModel, str]] = (),
+                       slice_columns: list[str] = ()) -> RenderedQuery:
         """Every experiment's per-user values (and their pre-period twins), one row per
         (experiment, first-variant user): the SELECT a build materializes so that a readout
         only has to sum a table instead of joining every assignment to its user's rows."""
         params: dict[str, Any] = {}
         pre = set(range(len(values)))
-        ctes = self._per_user_ctes(params, None, values, data_ends, pre, pre_days, [])
+        ctes = self._per_user_ctes(params, None, values, data_ends, pre, pre_days, list(slices))
         selected = ["experiment_id", "user_id", "variant"]
         selected += [f"x{i} AS {column}" for i, column in enumerate(columns)]
         selected += [f"pre{i} AS {column}" for i, column in enumerate(pre_columns)]
+        selected += [f"{alias} AS {column}" for (_, _, alias), column in zip(slices, slice_columns)]
         sql = "WITH " + ", ".join(f"{alias} AS ({text})" for alias, text in ctes) + " " + _select(selected, "per_user", [], [])
         return RenderedQuery(sql, params, self.dialect)
 
     def statistics_from_table(self, table: Relation, experiment_id: str, columns: list[str],
                               pre_columns: dict[int, str], products: tuple[tuple[int, int], ...],
-                              population: Population | None = None) -> RenderedQuery:
-        """`sufficient_statistics` (no slices) over a materialized `per_user_table`."""
+                              population: Population | None = None,
+                              slice_columns: list[str] = ()) -> RenderedQuery:
+        """`sufficient_statistics` over a materialized `per_user_table` (sliced by its
+        `slice_columns`, named `s{i}` in the result as there)."""
         params: dict[str, Any] = {}
-        picked = ["variant"] + [f"{column} AS x{i}" for i, column in enumerate(columns)]
+        keys = ["variant"] + [f"s{i}" for i in range(len(slice_columns))]
+        picked = ["variant"] + [f"{column} AS s{i}" for i, column in enumerate(slice_columns)]
+        picked += [f"{column} AS x{i}" for i, column in enumerate(columns)]
         picked += [f"{column} AS pre{i}" for i, column in pre_columns.items()]
         conditions = [f"v.experiment_id = {self.renderer._param(params, experiment_id)}"]
         if population is not None:
             conditions.append(f"v.user_id IN ({self._population(params, population)})")
         per_user = _select(picked, f"{self._rel(table)} AS v", [], conditions)
-        body = _select(["variant"] + _sums(len(columns), set(pre_columns), products), f"({per_user}) AS per_user",
-                       [], [], ["variant"]) + " ORDER BY variant"
+        body = _select(keys + _sums(len(columns), set(pre_columns), products), f"({per_user}) AS per_user",
+                       [], [], keys) + " ORDER BY " + ", ".join(keys)
         return RenderedQuery(body, params, self.dialect)
 
     def assignment_health(self, experiment_id: str, population: Population | None = None) -> RenderedQuery:
