@@ -81,3 +81,16 @@ def test_sliced_statistics_from_the_table_equal_those_from_the_assignments(engin
             assert (a["variant"], a["s0"], a["n"]) == (b["variant"], b["s0"], b["n"])
             for key in a.keys() - {"variant", "s0"}:
                 assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-9, abs=1e-9), (experiment.experiment_id, key)
+
+
+def test_a_row_level_policy_cannot_read_the_experiment_tables(engine):
+    """The written readouts aggregate every user and have no column to restrict them by."""
+    from metrics.policy import PolicyDenied, RestrictedEngine, RowPolicy
+    from metrics.query.request import Filter, FilterOp
+
+    restricted = RestrictedEngine(engine, RowPolicy((Filter("country", FilterOp.EQ, "US"),), "country = 'US'"))
+    for table in ("fct_experiment_results", "fct_experiment_health"):
+        columns = [c.name for c in engine.mart_tables()[table][1]][:2]
+        with pytest.raises(PolicyDenied):
+            restricted.mart_rows(table, columns)
+        assert engine.mart_rows(table, columns) is not None  # unrestricted callers read them
