@@ -19,6 +19,14 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any
 
+from metrics.errors import (
+    InvalidQuery,
+    MetricsError,
+    NotFound,
+    UnknownMetric,
+    did_you_mean,
+    nearest,
+)
 from metrics.experiment_design import (
     decide,
     guardrail_fails,
@@ -26,10 +34,14 @@ from metrics.experiment_design import (
     resolve_settings,
     users_per_arm_for,
 )
-from metrics.errors import InvalidQuery, MetricsError, NotFound, UnknownMetric, did_you_mean, nearest
-from metrics.semantic.model import Agg, Metric, MetricType, Relation
 from metrics.query.request import Filter
-from metrics.sql.experiments import ExperimentSql, ExperimentTables, PerUserMeasure, Population
+from metrics.semantic.model import Agg, Metric, MetricType, Relation
+from metrics.sql.experiments import (
+    ExperimentSql,
+    ExperimentTables,
+    PerUserMeasure,
+    Population,
+)
 from metrics.sql.render import RenderedQuery
 from metrics.stats.comparison import compare_variant
 from metrics.stats.correction import adjust_p_values

@@ -19,7 +19,14 @@ from metrics.query.plan import TimeSettings
 from metrics.query.request import Filter, WeekStart
 from metrics.semantic.graph import GroupByItem
 from metrics.semantic.model import Agg, Measure, Relation, SemanticModel
-from metrics.sql.render import Renderer, RenderedQuery, _aggregate_tree, _column_expr, _select, _table
+from metrics.sql.render import (
+    RenderedQuery,
+    Renderer,
+    _aggregate_tree,
+    _column_expr,
+    _select,
+    _table,
+)
 
 
 @dataclass(frozen=True)
@@ -170,7 +177,7 @@ class ExperimentSql:
              "SUM(CASE WHEN a.variant_count > 1 THEN 1 ELSE 0 END) AS in_several_variants"],
             f"{self._rel(self.tables.assignments)} AS a",
             [f"JOIN {self._rel(self.tables.experiments)} AS e ON e.experiment_id = a.experiment_id"],
-            conditions, [day, "a.variant"]) + f" ORDER BY 1, 2"
+            conditions, [day, "a.variant"]) + " ORDER BY 1, 2"
         return RenderedQuery(sql, params, self.dialect)
 
     def eligible_statistics(self, values: list[PerUserMeasure], entry: PerUserMeasure, window_start: dt.datetime,

@@ -5,7 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from metrics.experiment_design import Guardrail, decide, guardrail_fails, resolve_settings
+from metrics.experiment_design import (
+    Guardrail,
+    decide,
+    guardrail_fails,
+    resolve_settings,
+)
 from metrics.experiments import ReadoutRow
 from metrics.stats.comparison import compare_variant
 from metrics.stats.statistics import ProportionStatistic
