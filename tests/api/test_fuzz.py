@@ -103,6 +103,7 @@ def known_path_values(base_url: str, token: str | None) -> dict[str, list[dict[s
         "/v1/metrics/{name}": [{"name": m["name"]} for m in get("/v1/metrics")["metrics"]],
         "/v1/experiments/{experiment_id}/metrics": experiments,
         "/v1/experiments/{experiment_id}/readout": experiments,
+        "/v1/experiments/{experiment_id}/health": experiments,
         "/v1/launches/{launch_id}/scorecard": [{"launch_id": x["launch_id"]} for x in get("/v1/launches")["launches"]],
         "/v1/releases/{platform}/{app_version}": [{"platform": r["platform"], "app_version": r["app_version"]}
                                                   for r in get("/v1/releases")["releases"]],
