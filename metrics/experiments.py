@@ -19,11 +19,29 @@ from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import Any
 
-from metrics.experiment_design import decide, guardrail_fails, read_settings_meta, resolve_settings
-from metrics.errors import InvalidQuery, NotFound, UnknownMetric, did_you_mean, nearest
-from metrics.semantic.model import Agg, Metric, MetricType, Relation
+from metrics.errors import (
+    InvalidQuery,
+    MetricsError,
+    NotFound,
+    UnknownMetric,
+    did_you_mean,
+    nearest,
+)
+from metrics.experiment_design import (
+    decide,
+    guardrail_fails,
+    read_settings_meta,
+    resolve_settings,
+    users_per_arm_for,
+)
 from metrics.query.request import Filter
-from metrics.sql.experiments import ExperimentSql, ExperimentTables, PerUserMeasure, Population
+from metrics.semantic.model import Agg, Metric, MetricType, Relation
+from metrics.sql.experiments import (
+    ExperimentSql,
+    ExperimentTables,
+    PerUserMeasure,
+    Population,
+)
 from metrics.sql.render import RenderedQuery
 from metrics.stats.comparison import compare_variant
 from metrics.stats.correction import adjust_p_values
@@ -327,9 +345,29 @@ class Experiments:
         if not values:
             return None
         ordered = list(values.values())
+        slices = self._table_slices()
         return self.sql.per_user_table(ordered, [_value_column("x", v) for v in ordered],
                                        [_value_column("pre", v) for v in ordered],
-                                       [self._data_end(v) for v in ordered], PER_USER_PRE_DAYS)
+                                       [self._data_end(v) for v in ordered], PER_USER_PRE_DAYS,
+                                       slices, [_slice_column(item) for item, _, _ in slices])
+
+    def _table_slices(self):
+        """The user attributes the per-user table carries as columns: every `readout_slices` of
+        the experiment settings (defaults, features, experiments), so the build's sliced
+        readouts, and the API's by the same attributes, sum the table too. Names that do not
+        resolve to a user attribute are left to the readouts, which say what is wrong."""
+        meta = self.settings_meta()
+        layers = [meta.get("defaults") or {}, *(meta.get("features") or {}).values(),
+                  *(meta.get("experiments") or {}).values()]
+        names = list(dict.fromkeys(str(n) for layer in layers for n in layer.get("readout_slices") or ()))
+        resolved = []
+        for name in names:
+            try:
+                resolved.append(self._slices((name,))[0])
+            except MetricsError:
+                continue
+        unique = {_slice_column(item): (item, users, f"s{i}") for i, (item, users, _) in enumerate(resolved)}
+        return [(item, users, f"s{i}") for i, (item, users, _) in enumerate(unique.values())]
 
     def _materialized_columns(self) -> frozenset[str]:
         if self._materialized is None:
@@ -346,14 +384,15 @@ class Experiments:
         """The statistics statement over the build's per-user table, when it holds what the
         readout needs (the values, and their pre-period of the same length); else None."""
         available = self._materialized_columns()
-        if not available or group_by or (plan.pre and pre_days != PER_USER_PRE_DAYS):
+        if not available or (plan.pre and pre_days != PER_USER_PRE_DAYS):
             return None
         columns = [_value_column("x", v) for v in plan.values]
         pre_columns = {i: _value_column("pre", plan.values[i]) for i in plan.pre}
-        if not set(columns) | set(pre_columns.values()) <= available:
+        slice_columns = [_slice_column(item) for item, _, _ in self._slices(group_by)]
+        if not set(columns) | set(pre_columns.values()) | set(slice_columns) <= available:
             return None
         return self.sql.statistics_from_table(PER_USER_TABLE, experiment.experiment_id, columns, pre_columns,
-                                              plan.products, self.population)
+                                              plan.products, self.population, slice_columns)
 
     # -- readout cache -------------------------------------------------------------------------
 
@@ -402,6 +441,11 @@ class Experiments:
         source = self._users_source(users)
         return [(self.engine.graph.resolve(source, name, metric="experiment readouts"), users, f"s{i}")
                 for i, name in enumerate(group_by)]
+
+
+def _slice_column(item) -> str:
+    """`slice__<item>`: a user attribute's column in `PER_USER_TABLE`."""
+    return re.sub(r"\W", "_", f"slice__{item.name}").lower()
 
 
 def _value_column(prefix: str, value: PerUserMeasure) -> str:
@@ -627,8 +671,8 @@ def build_readout(experiments: Experiments, experiment_id: str, metric_names: tu
         rows = _correct_across_slices(rows, options)
     lower = {m.name: (settings.guardrail(m.name).lower_is_better if settings.guardrail(m.name) else m.lower_is_better)
              for m in metrics}
-    decisions = decide(rows, settings, lower, [v.name for v in variants[1:]], None, experiment.status) \
-        if not group_by else ()
+    decisions = () if group_by else decide(rows, settings, lower, [v.name for v in variants[1:]],
+                                           _planned_reached(experiments, experiment, settings), experiment.status)
     readout = Readout(experiment, srm, tuple(rows), options, group_by, experiments.engine.build.build_id,
                       False, (time.perf_counter() - started) * 1000, tuple(decisions), settings)
     if use_cache:
@@ -658,6 +702,20 @@ def _correct_across_slices(rows: list[ReadoutRow], options: ReadoutOptions) -> l
             rows[i] = row
     return rows
 
+
+
+def _planned_reached(experiments: Experiments, experiment: Experiment, settings) -> bool | None:
+    """Whether a running experiment's smallest arm has its planned users (None: none planned,
+    or it ended, when the plan no longer changes the decision)."""
+    if experiment.status != "running":
+        return None
+    planned = settings.planned_users_per_variant
+    if planned is None and settings.plan.get("metric") and settings.plan.get("mde"):
+        planning = experiments.settings_meta().get("planning") or {}
+        planned = users_per_arm_for(experiments, {**planning, **settings.plan}, len(experiment.variants))
+    if planned is None:
+        return None
+    return min((v.users for v in experiment.variants), default=0) >= planned
 
 
 def _guardrail_fails(comparison, guardrail) -> bool:

@@ -19,7 +19,14 @@ from metrics.query.plan import TimeSettings
 from metrics.query.request import Filter, WeekStart
 from metrics.semantic.graph import GroupByItem
 from metrics.semantic.model import Agg, Measure, Relation, SemanticModel
-from metrics.sql.render import Renderer, RenderedQuery, _aggregate_tree, _column_expr, _select, _table
+from metrics.sql.render import (
+    RenderedQuery,
+    Renderer,
+    _aggregate_tree,
+    _column_expr,
+    _select,
+    _table,
+)
 
 
 @dataclass(frozen=True)
@@ -120,32 +127,39 @@ class ExperimentSql:
         return RenderedQuery(sql, params, self.dialect)
 
     def per_user_table(self, values: list[PerUserMeasure], columns: list[str], pre_columns: list[str],
-                       data_ends: list[dt.datetime | None], pre_days: int) -> RenderedQuery:
+                       data_ends: list[dt.datetime | None], pre_days: int,
+                       slices: list[tuple[GroupByItem, SemanticModel, str]] = (),
+                       slice_columns: list[str] = ()) -> RenderedQuery:
         """Every experiment's per-user values (and their pre-period twins), one row per
         (experiment, first-variant user): the SELECT a build materializes so that a readout
         only has to sum a table instead of joining every assignment to its user's rows."""
         params: dict[str, Any] = {}
         pre = set(range(len(values)))
-        ctes = self._per_user_ctes(params, None, values, data_ends, pre, pre_days, [])
+        ctes = self._per_user_ctes(params, None, values, data_ends, pre, pre_days, list(slices))
         selected = ["experiment_id", "user_id", "variant"]
         selected += [f"x{i} AS {column}" for i, column in enumerate(columns)]
         selected += [f"pre{i} AS {column}" for i, column in enumerate(pre_columns)]
+        selected += [f"{alias} AS {column}" for (_, _, alias), column in zip(slices, slice_columns)]
         sql = "WITH " + ", ".join(f"{alias} AS ({text})" for alias, text in ctes) + " " + _select(selected, "per_user", [], [])
         return RenderedQuery(sql, params, self.dialect)
 
     def statistics_from_table(self, table: Relation, experiment_id: str, columns: list[str],
                               pre_columns: dict[int, str], products: tuple[tuple[int, int], ...],
-                              population: Population | None = None) -> RenderedQuery:
-        """`sufficient_statistics` (no slices) over a materialized `per_user_table`."""
+                              population: Population | None = None,
+                              slice_columns: list[str] = ()) -> RenderedQuery:
+        """`sufficient_statistics` over a materialized `per_user_table` (sliced by its
+        `slice_columns`, named `s{i}` in the result as there)."""
         params: dict[str, Any] = {}
-        picked = ["variant"] + [f"{column} AS x{i}" for i, column in enumerate(columns)]
+        keys = ["variant"] + [f"s{i}" for i in range(len(slice_columns))]
+        picked = ["variant"] + [f"{column} AS s{i}" for i, column in enumerate(slice_columns)]
+        picked += [f"{column} AS x{i}" for i, column in enumerate(columns)]
         picked += [f"{column} AS pre{i}" for i, column in pre_columns.items()]
         conditions = [f"v.experiment_id = {self.renderer._param(params, experiment_id)}"]
         if population is not None:
             conditions.append(f"v.user_id IN ({self._population(params, population)})")
         per_user = _select(picked, f"{self._rel(table)} AS v", [], conditions)
-        body = _select(["variant"] + _sums(len(columns), set(pre_columns), products), f"({per_user}) AS per_user",
-                       [], [], ["variant"]) + " ORDER BY variant"
+        body = _select(keys + _sums(len(columns), set(pre_columns), products), f"({per_user}) AS per_user",
+                       [], [], keys) + " ORDER BY " + ", ".join(keys)
         return RenderedQuery(body, params, self.dialect)
 
     def assignment_health(self, experiment_id: str, population: Population | None = None) -> RenderedQuery:
@@ -163,7 +177,7 @@ class ExperimentSql:
              "SUM(CASE WHEN a.variant_count > 1 THEN 1 ELSE 0 END) AS in_several_variants"],
             f"{self._rel(self.tables.assignments)} AS a",
             [f"JOIN {self._rel(self.tables.experiments)} AS e ON e.experiment_id = a.experiment_id"],
-            conditions, [day, "a.variant"]) + f" ORDER BY 1, 2"
+            conditions, [day, "a.variant"]) + " ORDER BY 1, 2"
         return RenderedQuery(sql, params, self.dialect)
 
     def eligible_statistics(self, values: list[PerUserMeasure], entry: PerUserMeasure, window_start: dt.datetime,

@@ -63,3 +63,34 @@ def test_readouts_the_table_cannot_serve_take_the_long_way(engine):
     plan = experiments.plan(list(experiments.metrics().values())[:1], cuped=True)
     assert experiments._statistics_from_table(experiment, plan, PER_USER_PRE_DAYS + 7, ()) is None
     assert experiments._statistics_from_table(experiment, plan, PER_USER_PRE_DAYS, ("country",)) is None
+
+
+def test_sliced_statistics_from_the_table_equal_those_from_the_assignments(engine):
+    """The settings' `readout_slices` (platform) are columns of the table, so readouts sliced by
+    them sum it too, with the same numbers as the direct statement."""
+    experiments = engine.experiments
+    metrics = list({m.name: m for m in experiments.metrics().values()}.values())
+    for experiment in experiments.experiments():
+        plan = experiments.plan(metrics, cuped=True)
+        fast = experiments._statistics_from_table(experiment, plan, PER_USER_PRE_DAYS, ("platform",))
+        assert fast is not None and "slice__" in fast.sql
+        direct = experiments.statistics_sql(experiment, metrics, pre_days=PER_USER_PRE_DAYS, group_by=("platform",))
+        from_table, from_assignments = _rows(engine, fast), _rows(engine, direct)
+        assert len(from_table) == len(from_assignments) > 2
+        for a, b in zip(from_table, from_assignments):
+            assert (a["variant"], a["s0"], a["n"]) == (b["variant"], b["s0"], b["n"])
+            for key in a.keys() - {"variant", "s0"}:
+                assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-9, abs=1e-9), (experiment.experiment_id, key)
+
+
+def test_a_row_level_policy_cannot_read_the_experiment_tables(engine):
+    """The written readouts aggregate every user and have no column to restrict them by."""
+    from metrics.policy import PolicyDenied, RestrictedEngine, RowPolicy
+    from metrics.query.request import Filter, FilterOp
+
+    restricted = RestrictedEngine(engine, RowPolicy((Filter("country", FilterOp.EQ, "US"),), "country = 'US'"))
+    for table in ("fct_experiment_results", "fct_experiment_health"):
+        columns = [c.name for c in engine.mart_tables()[table][1]][:2]
+        with pytest.raises(PolicyDenied):
+            restricted.mart_rows(table, columns)
+        assert engine.mart_rows(table, columns) is not None  # unrestricted callers read them
