@@ -33,7 +33,10 @@ stated here so the engine can be held to the same answer):
   always one row (see *No rows at all*). Where a row exists, the value follows the definition:
   a conditional count that matches nothing is ``0`` (``crashes`` in a bucket with only
   warnings), a sum over no values is ``0`` (``revenue``), and a ratio with nothing in its
-  denominator is null (``nps`` over a bucket with only CSAT answers).
+  denominator is null (``nps`` over a bucket with only CSAT answers). When several metrics are
+  asked, a row that one metric brings shows another metric's definition over its source's rows
+  there if it has any (``crashed_users`` 0 beside ``crashes`` on a day of warnings only), null
+  if its source has none.
 * **Ratios** are computed per output row from their parts over the same bucket and slice, never
   averaged from finer rows. A ratio whose denominator is 0 or absent is null.
 * **Metrics over two sources** (``crash_free_user_rate``, ``errors_per_1k_events``) aggregate the
@@ -643,6 +646,9 @@ class Oracle:
         """
         where = list(where)
         per_metric: list[dict[tuple[Any, ...], Any]] = []
+        # Per metric, its value over every group where its source has rows at all (no
+        # contribution rule): what a row that another metric brings shows for it.
+        over_any_rows: list[dict[tuple[Any, ...], Any]] = []
         for name in metrics:
             metric = self.metric(name)
             self._check_fields(metric, group_by, where)
@@ -653,8 +659,19 @@ class Oracle:
                 values = {k: None if self._cohort_window_open(k, group_by, start, end) else v
                           for k, v in values.items()}
             per_metric.append(values)
+            everywhere = values
+            if len(metrics) > 1 and group_by and any(c != "true" for c in metric.contributes):
+                relaxed = Metric(**{**metric.__dict__, "contributes": ("true",) * len(metric.contributes)})
+                sql, params = self._metric_sql(relaxed, group_by, where, start, end)
+                everywhere = {tuple(r[:-1]): r[-1] for r in self.con.execute(sql, params).fetchall()}
+            over_any_rows.append(everywhere)
         keys = set().union(*per_metric) if per_metric else set()
-        out = [key + tuple(values.get(key) for values in per_metric) for key in keys]
+        # A row exists where some metric has a contributing row. There, a metric whose source
+        # has rows but none that count (crashed_users beside crashes on a day of warnings only)
+        # is its definition over those rows (a count 0, a mean null); a metric whose source has
+        # no row there at all is null.
+        out = [key + tuple(values[key] if key in values else everywhere.get(key)
+                           for values, everywhere in zip(per_metric, over_any_rows)) for key in keys]
         return sorted(out, key=_sort_key)
 
     def _cohort_window_open(self, key: tuple[Any, ...], group_by: Sequence[str],
