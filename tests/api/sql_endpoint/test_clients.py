@@ -609,7 +609,7 @@ def test_completeness_columns_answer_what_http_answers(sql_server):
             "WHERE n.nspname = 'semantic' AND c.relname = 'users' AND a.attname = 'new_users__complete'").fetchall()
         preview = conn.execute("SELECT * FROM semantic.metrics LIMIT 1")
         preview_columns = [d.name for d in preview.description]
-    body = httpx.get(f"{sql_server.base_url}/v1/query", timeout=60, params={
+    body = httpx.get(f"{sql_server.http_url}/v1/query", timeout=60, params={
         "metrics": "d7_retention,new_users", "group_by": "metric_time__month", "completeness": "columns",
         "order_by": "metric_time__month"}).json()
     names = [c["name"] for c in body["columns"]]
