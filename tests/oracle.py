@@ -23,12 +23,20 @@ stated here so the engine can be held to the same answer):
   and region via the user's account); the plan and region of a ticket are its account's. Rows
   whose slice value is null form their own (null) group.
 * **Which rows a metric has.** A metric has one output row per (bucket, slice values) in which
-  its source table has at least one row after the internal-user rule, the time range and the
-  filters. Its value there follows the definition over those rows: a conditional count that
-  matches nothing is ``0`` (``crashes`` in a bucket with only warnings, ``paying_users`` in a
-  week without purchases), a sum over no values is ``0`` (``revenue``), and a mean or ratio with
-  nothing in its denominator is null (``mttr_hours`` over a bucket whose incidents are all
-  unresolved, ``nps`` over a bucket with only CSAT answers).
+  at least one row of its source, after the internal-user rule, the time range and the filters,
+  *counts towards it* (``Metric.contributes``): for a count of rows any row does (``crashes``,
+  ``tickets``, ``nps``'s responses), for a distinct count, sum or mean a row whose counted
+  value is there (``active_users``: a row with a user; ``crashed_users``: a crash of a known
+  user; ``paying_users``: a purchase of a user; ``mttr_hours``: a resolved incident). So
+  anonymous errors alone (no plan) make no ``crashed_users`` row by ``plan``, and
+  ``paying_users`` by day has no row on a day without purchases. Without group-by there is
+  always one row (see *No rows at all*). Where a row exists, the value follows the definition:
+  a conditional count that matches nothing is ``0`` (``crashes`` in a bucket with only
+  warnings), a sum over no values is ``0`` (``revenue``), and a ratio with nothing in its
+  denominator is null (``nps`` over a bucket with only CSAT answers). When several metrics are
+  asked, a row that one metric brings shows another metric's definition over its source's rows
+  there if it has any (``crashed_users`` 0 beside ``crashes`` on a day of warnings only), null
+  if its source has none.
 * **Ratios** are computed per output row from their parts over the same bucket and slice, never
   averaged from finer rows. A ratio whose denominator is 0 or absent is null.
 * **Metrics over two sources** (``crash_free_user_rate``, ``errors_per_1k_events``) aggregate the
@@ -328,6 +336,9 @@ class Metric:
         value_sql: The aggregate over ``source`` giving the metric (single-source metrics).
         sides: For two-source metrics, ``(source, {part_name: aggregate})`` per side.
         combine_sql: For two-source metrics, the expression over the parts giving the metric.
+        contributes: Which source rows count towards the metric (a condition on a row of
+            ``source``; for two-source metrics one per side, in ``sides`` order). A group-by
+            key exists only where one of its rows does.
     """
 
     name: str
@@ -337,6 +348,7 @@ class Metric:
     value_sql: str | None = None
     sides: tuple[tuple[str, dict[str, str]], ...] = ()
     combine_sql: str | None = None
+    contributes: tuple[str, ...] = ("true",)
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -368,6 +380,7 @@ METRICS: dict[str, Metric] = {
             ("platform", "app_version", "country", "plan", "region"),
             source="src_events",
             value_sql="count(distinct user_id)",
+            contributes=("user_id is not null",),
         ),
         Metric(
             "sessions",
@@ -375,6 +388,7 @@ METRICS: dict[str, Metric] = {
             EVENT_SLICES,
             source="src_events",
             value_sql="count(distinct session_id)",
+            contributes=("session_id is not null",),
         ),
         Metric(
             "new_users",
@@ -396,6 +410,7 @@ METRICS: dict[str, Metric] = {
             EVENT_SLICES,
             source="src_events",
             value_sql="count(distinct user_id) filter (where revenue_usd > 0)",
+            contributes=("revenue_usd > 0 and user_id is not null",),
         ),
         Metric(
             "arpu",
@@ -410,6 +425,7 @@ METRICS: dict[str, Metric] = {
             ("feature_key", "platform", "plan"),
             source="src_events",
             value_sql="count(distinct user_id) filter (where feature_key is not null)",
+            contributes=("feature_key is not null and user_id is not null",),
         ),
         Metric(
             "feature_adoption_rate",
@@ -420,6 +436,7 @@ METRICS: dict[str, Metric] = {
                 "(count(distinct user_id) filter (where feature_key is not null))"
                 " / nullif(count(distinct user_id), 0)"
             ),
+            contributes=("user_id is not null",),
         ),
         Metric(
             "crashes",
@@ -434,6 +451,7 @@ METRICS: dict[str, Metric] = {
             ("platform", "app_version"),
             source="src_errors",
             value_sql="count(distinct user_id) filter (where severity = 'crash')",
+            contributes=("severity = 'crash' and user_id is not null",),
         ),
         Metric(
             "crash_free_user_rate",
@@ -447,6 +465,7 @@ METRICS: dict[str, Metric] = {
                 ),
             ),
             combine_sql="1 - coalesce(crashed_users, 0) / nullif(active_users, 0)",
+            contributes=("user_id is not null", "severity = 'crash' and user_id is not null"),
         ),
         Metric(
             "errors_per_1k_events",
@@ -460,6 +479,7 @@ METRICS: dict[str, Metric] = {
                 ),
             ),
             combine_sql="1000 * coalesce(bad_errors, 0) / nullif(events, 0)",
+            contributes=("true", "true"),
         ),
         Metric(
             "incidents",
@@ -477,6 +497,7 @@ METRICS: dict[str, Metric] = {
                 "avg(date_diff('microsecond', opened_at, resolved_at) / 3600e6)"
                 " filter (where resolved_at is not null)"
             ),
+            contributes=("resolved_at is not null",),
         ),
         Metric(
             "tickets",
@@ -625,6 +646,9 @@ class Oracle:
         """
         where = list(where)
         per_metric: list[dict[tuple[Any, ...], Any]] = []
+        # Per metric, its value over every group where its source has rows at all (no
+        # contribution rule): what a row that another metric brings shows for it.
+        over_any_rows: list[dict[tuple[Any, ...], Any]] = []
         for name in metrics:
             metric = self.metric(name)
             self._check_fields(metric, group_by, where)
@@ -635,8 +659,19 @@ class Oracle:
                 values = {k: None if self._cohort_window_open(k, group_by, start, end) else v
                           for k, v in values.items()}
             per_metric.append(values)
+            everywhere = values
+            if len(metrics) > 1 and group_by and any(c != "true" for c in metric.contributes):
+                relaxed = Metric(**{**metric.__dict__, "contributes": ("true",) * len(metric.contributes)})
+                sql, params = self._metric_sql(relaxed, group_by, where, start, end)
+                everywhere = {tuple(r[:-1]): r[-1] for r in self.con.execute(sql, params).fetchall()}
+            over_any_rows.append(everywhere)
         keys = set().union(*per_metric) if per_metric else set()
-        out = [key + tuple(values.get(key) for values in per_metric) for key in keys]
+        # A row exists where some metric has a contributing row. There, a metric whose source
+        # has rows but none that count (crashed_users beside crashes on a day of warnings only)
+        # is its definition over those rows (a count 0, a mean null); a metric whose source has
+        # no row there at all is null.
+        out = [key + tuple(values[key] if key in values else everywhere.get(key)
+                           for values, everywhere in zip(per_metric, over_any_rows)) for key in keys]
         return sorted(out, key=_sort_key)
 
     def _cohort_window_open(self, key: tuple[Any, ...], group_by: Sequence[str],
@@ -700,15 +735,20 @@ class Oracle:
         if metric.source is not None:
             assert metric.value_sql is not None
             sql, params = self._aggregate_sql(
-                metric.source, {"value": metric.value_sql}, group_by, where, start, end
+                metric.source, {"value": metric.value_sql}, group_by, where, start, end,
+                metric.contributes[0],
             )
             return sql, params
         # Two sources: aggregate each side, then full outer join on the (null-safe) keys.
         assert metric.combine_sql is not None and len(metric.sides) == 2
         params: list[Any] = []
         ctes = []
-        for side_name, (source, parts) in zip(("lhs", "rhs"), metric.sides, strict=True):
-            side_sql, side_params = self._aggregate_sql(source, parts, group_by, where, start, end)
+        for side_name, (source, parts), contributes in zip(
+            ("lhs", "rhs"), metric.sides, metric.contributes, strict=True
+        ):
+            side_sql, side_params = self._aggregate_sql(
+                source, parts, group_by, where, start, end, contributes
+            )
             ctes.append(f"{side_name} as ({side_sql})")
             params += side_params
         keys = [f"k{i}" for i in range(len(group_by))]
@@ -729,8 +769,10 @@ class Oracle:
         where: Sequence[Mapping[str, Any]],
         start: str | dt.date | None,
         end: str | dt.date | None,
+        contributes: str = "true",
     ) -> tuple[str, list[Any]]:
-        """``select <keys k0..kn>, <aggregates> from <source> where ... group by <keys>``.
+        """``select <keys k0..kn>, <aggregates> from <source> where ... group by <keys>``,
+        grouped over the rows that count towards the metric (``contributes``) only.
 
         Field names come from the fixed metric table (checked by ``_check_fields``); every value
         the caller supplies is a bind parameter.
@@ -772,6 +814,10 @@ class Oracle:
             else:
                 raise ValueError(f"unknown filter op {op!r}")
 
+        if group_by and contributes != "true":
+            # A key exists only where a row counts towards the metric; without group-by the
+            # one row stays (counts 0 over nothing), and the aggregates skip such rows anyway.
+            conditions.append(f"({contributes})")
         sql = f"select {', '.join(select)}\nfrom {source}"
         if conditions:
             sql += "\nwhere " + "\n  and ".join(conditions)

@@ -42,6 +42,7 @@ from api.schemas.query import FilterModel, MetricQueryRequest
 from api.sql_endpoint.semantic_errors import _from_engine, _unknown_column, _unsupported
 from api.sql_endpoint.semantic_tables import (
     _ROWS,
+    COMPLETE_SUFFIX,
     METRIC_TIME,
     METRICS_TABLE,
     SEMANTIC_SCHEMA,
@@ -582,7 +583,7 @@ class _SemanticQuery:
         projections = inner.expressions
         if any(_is_star(p) for p in projections):
             if self._provably_empty():
-                columns = self.semantic.definition.columns
+                columns = self.semantic.preview_columns()
                 return SqlAnswer(tuple(SqlColumn(c.name, c.type) for c in columns), [])
             if not self._is_preview():
                 raise self._star_error()
@@ -674,8 +675,10 @@ class _SemanticQuery:
             if filters.never:
                 rows = ResultSet(tuple(ResultColumn(n, self._type_of(n)) for n in grain + metrics), [])
             else:
+                # `<metric>__complete` columns are answered with their metric's completeness.
+                asked = list(dict.fromkeys(self._metric_of(m) for m in metrics))
                 request = MetricQueryRequest(
-                    metrics=metrics, group_by=grain,
+                    metrics=asked, group_by=grain,
                     where=[*filters.structured, *leftover, *filters.templates],
                     start=start.isoformat() if start else None, end=end.isoformat() if end else None,
                     week_start=self.week_start.value,
@@ -684,7 +687,7 @@ class _SemanticQuery:
                     result = self.engine.query(request.to_query())
                 except errors.MetricsError as exc:
                     raise self._in_client_terms(exc) from exc
-                rows = ResultSet(result.columns, result.rows)
+                rows = self._with_completeness(result, grain, metrics)
         else:
             # No metric and no slice (`SELECT COUNT(*) FROM semantic.metrics`): the table at
             # the coarsest grain, one row.
@@ -692,6 +695,28 @@ class _SemanticQuery:
         if direct is not None:
             return self._direct_answer(direct[0], rows, direct[3])
         return self._relational_answer(rows, kept, carriers)
+
+    def _metric_of(self, column: str) -> str:
+        """The metric a column answers: itself, or the metric of a `<metric>__complete` flag."""
+        return column[:-len(COMPLETE_SUFFIX)] if column in self.semantic.completeness else column
+
+    def _with_completeness(self, result, grain: list[str], metrics: list[str]) -> ResultSet:
+        """The engine's rows as the statement's columns: the slices, then each selected metric
+        column, a `<metric>__complete` one being that metric's per-row completeness flag
+        (`QueryResult.complete`, the values of `completeness=columns` over HTTP)."""
+        if not self.semantic.completeness.intersection(metrics):
+            return ResultSet(result.columns, result.rows)
+        position = {name: i for i, name in enumerate(result.metric_names)}
+        columns = list(result.columns[:len(grain)])
+        picks: list[tuple[bool, int]] = []  # (a completeness flag?, index)
+        for name in metrics:
+            flag = name in self.semantic.completeness
+            index = position[self._metric_of(name)]
+            picks.append((flag, index))
+            columns.append(ResultColumn(name, "boolean") if flag else result.columns[len(grain) + index])
+        rows = [row[:len(grain)] + tuple(complete[i] if flag else row[len(grain) + i] for flag, i in picks)
+                for row, complete in zip(result.rows, result.complete)]
+        return ResultSet(tuple(columns), rows)
 
     def _in_client_terms(self, exc: errors.MetricsError) -> Exception:
         """An engine error about a filter template, told with the client's condition instead of
@@ -729,7 +754,7 @@ class _SemanticQuery:
             if not isinstance(node, exp.Column) or id(node) not in self.kind:
                 return False
             named.add(self._name(node))
-        return named >= {c.name for c in self.semantic.definition.columns}
+        return named >= {c.name for c in self.semantic.preview_columns()}
 
     def _preview_answer(self) -> SqlAnswer:
         """One row per day: every metric of the table by `metric_time__day` (the rows `POST
@@ -743,7 +768,8 @@ class _SemanticQuery:
         filtered = {self._name(c) for c in self._columns_in(where.this, "slice")} if where is not None else set()
         filters, kept = self._split_where()
         needed = {day} | filtered
-        metric_columns = [c.name for c in definition.columns if c.name in self.semantic.metrics]
+        preview = self.semantic.preview_columns()
+        metric_columns = [c.name for c in preview if c.name in self.semantic.metrics]
         catalog = self.engine.catalog()
         computable = [m for m in metric_columns if needed <= _slices_of(catalog[m])]
         values: dict[str, dict[Any, Any]] = {}
@@ -768,12 +794,12 @@ class _SemanticQuery:
                         pass
         days = sorted(set().union(*values.values()) - {None}) if values else []
         columns, rows = [], []
-        for column in definition.columns:
+        for column in preview:
             columns.append(ResultColumn(column.name, self._type_of(column.name)))
         for when in days:
             moment = dt.datetime(when.year, when.month, when.day)
             row = []
-            for column in definition.columns:
+            for column in preview:
                 grain = _grain_of(column.name)
                 if column.name in self.semantic.metrics:
                     row.append(values.get(column.name, {}).get(when))
@@ -1090,8 +1116,8 @@ class _SemanticQuery:
             if not default_nulls:
                 return None
             target = self._output_of(ordered.this, outputs)
-            if target is None:
-                return None
+            if target is None or target in self.semantic.completeness:
+                return None  # ordered over the rows here (the engine orders by metrics only)
             order_by.append(("-" if ordered.args.get("desc") else "") + target)
         if order_by:
             # Rows that tie on the client's order come in grain order, so answers repeat.

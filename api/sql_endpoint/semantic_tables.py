@@ -24,6 +24,9 @@ METRICS_TABLE = "metrics"
 DATABASE = "northstar"
 METRIC_TIME = "metric_time"
 _ROWS = "__northstar_rows"
+# `<metric>__complete`: whether that metric's value on the row is complete, the flag of the HTTP
+# API's `completeness=columns` (metrics.query.completeness).
+COMPLETE_SUFFIX = "__complete"
 
 SUPPORTED = (
     "Supported: SELECT <slices>, <metrics> FROM semantic.metrics [WHERE <slice> =, <>, <, <=, >, >=, IN, "
@@ -81,6 +84,12 @@ class _SemanticTable:
     definition: TableDef
     metrics: frozenset[str]
     slices: frozenset[str]  # column names that are slices (dimensions, metric_time grains)
+    # `<metric>__complete` columns (also in `metrics`): selectable and listed in the catalog,
+    # left out of `SELECT *` previews, which stay one engine query of the metrics themselves.
+    completeness: frozenset[str] = frozenset()
+
+    def preview_columns(self) -> tuple[ColumnDef, ...]:
+        return tuple(c for c in self.definition.columns if c.name not in self.completeness)
 
 
 @dataclass(frozen=True)
@@ -148,14 +157,23 @@ def _build_catalog(engine: MetricsEngine) -> _Catalog:
     slice_columns.sort(key=_column_order)
     metric_columns = [ColumnDef(name, metric_types.get(name, "number"), info.description or info.label or None)
                       for name, info in catalog.items()]
+    complete_columns = {
+        name: ColumnDef(name + COMPLETE_SUFFIX, "boolean",
+                        f"Whether {name} on this row is complete: its bucket lies inside the data's reach "
+                        "and the start/end cut, and its window (if any) has elapsed inside the data; "
+                        "false where the value is partial or unknown (as completeness=columns over HTTP).")
+        for name in catalog if name + COMPLETE_SUFFIX not in catalog}
+    for column in complete_columns.values():
+        metric_types[column.name] = "boolean"
 
     semantic: dict[str, _SemanticTable] = {}
     all_slices = frozenset(c.name for c in slice_columns)
     semantic[METRICS_TABLE] = _SemanticTable(
         TableDef(SEMANTIC_SCHEMA, METRICS_TABLE,
                  "Every governed metric and every slice; the selected slices are the grain.",
-                 tuple(slice_columns + metric_columns)),
-        frozenset(catalog), all_slices)
+                 tuple(slice_columns + metric_columns + list(complete_columns.values()))),
+        frozenset(catalog) | {c.name for c in complete_columns.values()}, all_slices,
+        frozenset(c.name for c in complete_columns.values()))
 
     # One table per semantic model: its metrics and the slices all of them share.
     groups: dict[str, list[str]] = {}
@@ -172,11 +190,14 @@ def _build_catalog(engine: MetricsEngine) -> _Catalog:
                                     | {f"{METRIC_TIME}__{g}" for g in catalog[n].grains} for n in names))
         columns = [c for c in slice_columns if c.name in shared]
         columns += [c for c in metric_columns if c.name in names]
+        completeness = [complete_columns[n] for n in names if n in complete_columns]
+        columns += completeness
         description = engine.manifest.semantic_models[model].relation.table
         semantic[model] = _SemanticTable(
             TableDef(SEMANTIC_SCHEMA, model, f"The metrics of semantic model '{model}' (dbt model {description}).",
                      tuple(columns)),
-            frozenset(names), frozenset(c.name for c in columns if c.name in shared))
+            frozenset(names) | {c.name for c in completeness}, frozenset(c.name for c in columns if c.name in shared),
+            frozenset(c.name for c in completeness))
 
     marts = {
         name: TableDef(MARTS_SCHEMA, name, "dbt mart (read-only).",

@@ -86,19 +86,26 @@ def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
+def filter_type_mismatch(column: str | None, internal: str) -> InvalidFilter:
+    """The one answer, on every warehouse, to a filter value the warehouse cannot compare with
+    its column: the caller's to fix, named by the column when the warehouse says which; the
+    warehouse's own words (`internal`) go to the server log only."""
+    which = f" {column!r}" if column else ""
+    return InvalidFilter(f"a filter value does not match the type of the dimension{which} it is compared with; "
+                         "compare text with text, numbers with numbers and true/false with boolean dimensions.",
+                         internal=internal, field=column)
+
+
 def _value_error(exc: duckdb.ConversionException, params: dict[str, Any] | None) -> Exception:
     """A value the warehouse cannot compare with its column (`true` against a text dimension,
     `'abc'` against a number, bound or written in a filter string) is the caller's to fix;
     generated SQL itself casts nothing it has not checked, so a conversion error that names no
-    column of the caller's is ours. The warehouse's own words go to the server log only."""
+    column of the caller's is ours."""
     detail = str(exc).strip().splitlines()[0]
     column = re.search(r"source column (\w+)", detail)
     if not params and column is None:
         return InternalError("the warehouse could not run the query.", internal=detail, reason=type(exc).__name__)
-    which = f" {column.group(1)!r}" if column else ""
-    return InvalidFilter(f"a filter value does not match the type of the dimension{which} it is compared with; "
-                         "compare text with text, numbers with numbers and true/false with boolean dimensions.",
-                         internal=detail, field=column.group(1) if column else None)
+    return filter_type_mismatch(column.group(1) if column else None, detail)
 
 
 def locked_config(memory_limit: str | None = None, threads: int | None = None) -> dict[str, Any]:

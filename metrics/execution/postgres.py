@@ -8,11 +8,12 @@ one round trip. Result columns are typed from the driver's type OIDs into norths
 from __future__ import annotations
 
 import decimal
+import re
 from typing import Any
 
-from metrics.errors import InternalError, InvalidFilter, QueryCancelled, QueryTimeout, WarehouseUnavailable
+from metrics.errors import InternalError, QueryCancelled, QueryTimeout, WarehouseUnavailable
 from metrics.execution.cancel import interruptible
-from metrics.execution.client import ResultColumn, ResultSet, fetch_capped
+from metrics.execution.client import ResultColumn, ResultSet, fetch_capped, filter_type_mismatch
 
 # PostgreSQL type OIDs (pg_type.oid; fixed in the catalog) -> northstar column types.
 _OID_TYPES = {
@@ -34,6 +35,47 @@ def column_type(type_code: Any) -> str:
     if isinstance(type_code, int):
         return _OID_TYPES.get(type_code, "string")
     return _TYPE_NAMES.get(str(type_code).lower(), "string")
+
+
+# The operand just before where PostgreSQL points (the operator of `country = 3`, or the value
+# of `country = 'x'`): a plain column (`t1.country`, `"country"`), else none.
+_OPERAND = re.compile(r'(?:^|[\s(,])(?:[\w"]+\.)?"?(\w+)"?\s*(?:(?:=|<>|!=|<=|>=|<|>|LIKE|ILIKE|IN\s*\()\s*)?$',
+                      re.IGNORECASE)
+_PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
+
+
+def _sent_text(sql: str, params: dict[str, Any] | None) -> str:
+    """`sql` as psycopg sends it (`%(name)s` as `$n` numbered by first appearance, `%%` as
+    `%`), the text PostgreSQL's error positions count in."""
+    if not params:
+        return sql
+    numbers: dict[str, int] = {}
+
+    def number(match: re.Match[str]) -> str:
+        if match.group(1) is None:
+            return "%"
+        return f"${numbers.setdefault(match.group(1), len(numbers) + 1)}"
+    return _PLACEHOLDER.sub(number, sql)
+
+
+def _value_error(exc: Any, sql: str, params: dict[str, Any] | None) -> Exception:
+    """A value PostgreSQL cannot compare with its column (class 22 data exceptions such as
+    `invalid input syntax for type boolean`, 42804 datatype mismatch, 42883 `operator does not
+    exist: text = integer`) is the caller's filter, answered as DuckDB's conversion errors are
+    (metrics.execution.client.filter_type_mismatch): generated SQL casts nothing it has not
+    checked, so such an error is ours unless the statement binds caller values or the error
+    points at a comparison with a column. Any other undefined function is ours."""
+    detail = (exc.diag.message_primary or str(exc)).strip().splitlines()[0]
+    if exc.sqlstate == "42883" and not detail.startswith("operator does not exist"):
+        return InternalError("the warehouse could not run the query.", sqlstate=exc.sqlstate, internal=detail)
+    column = None
+    position = exc.diag.statement_position
+    if position and str(position).isdigit():
+        column_match = _OPERAND.search(_sent_text(sql, params)[:int(position) - 1])
+        column = column_match.group(1) if column_match else None
+    if not params and column is None:
+        return InternalError("the warehouse could not run the query.", sqlstate=exc.sqlstate, internal=detail)
+    return filter_type_mismatch(column, detail)
 
 
 class PostgresClient:
@@ -84,17 +126,8 @@ class PostgresClient:
             raise QueryTimeout(f"the query ran longer than {self.timeout_s:g} s and was stopped; "
                                "narrow it (a shorter range, fewer slices) or ask for a coarser grain.",
                                timeout_s=self.timeout_s) from exc
-        except (errors.InvalidTextRepresentation, errors.InvalidDatetimeFormat, errors.DatatypeMismatch,
-                errors.UndefinedFunction) as exc:
-            detail = str(exc).strip().splitlines()[0]
-            # text = integer is "operator does not exist" (a bound value of the wrong type);
-            # an unknown function is the generated SQL's fault
-            mismatch = not isinstance(exc, errors.UndefinedFunction) or detail.startswith("operator does not exist")
-            if not params or not mismatch:
-                raise InternalError("the warehouse could not run the query.", sqlstate=exc.sqlstate,
-                                    internal=detail) from exc
-            raise InvalidFilter(f"a filter value does not match the type of the dimension it is compared with "
-                                f"({detail}); compare text with text, numbers with numbers.") from exc
+        except (self._psycopg.DataError, errors.DatatypeMismatch, errors.UndefinedFunction) as exc:
+            raise _value_error(exc, sql, params) from exc
         except self._psycopg.OperationalError as exc:
             raise WarehouseUnavailable(f"the PostgreSQL warehouse is unavailable: {exc}") from exc
         except self._psycopg.Error as exc:

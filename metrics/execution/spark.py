@@ -14,6 +14,7 @@ import datetime as dt
 import decimal
 import json
 import os
+import re
 import secrets
 import threading
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 
 from metrics.errors import InternalError, QueryCancelled, QueryTimeout, WarehouseUnavailable
 from metrics.execution.cancel import interruptible
-from metrics.execution.client import ResultColumn, ResultSet, too_many_rows
+from metrics.execution.client import ResultColumn, ResultSet, filter_type_mismatch, too_many_rows
 
 DEFAULT_MASTER = "local[2]"
 
@@ -182,6 +183,9 @@ class SparkClient:
                                    "narrow it (a shorter range, fewer slices) or ask for a coarser grain.",
                                    timeout_s=self.timeout_s) from exc
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            mismatch = _value_error(exc, detail, params)
+            if mismatch is not None:
+                raise mismatch from exc
             raise InternalError("the warehouse could not run the query.", internal=detail,
                                 reason=type(exc).__name__) from exc
         finally:
@@ -227,6 +231,25 @@ class SparkClient:
         if not self._closed:
             self._closed = True
             self._release()
+
+
+# Error classes of a value Spark cannot compare with its column: an analysis-time type
+# mismatch (`country = true`) or a value that does not cast (`country = 3` under ANSI mode).
+_MISMATCH_CLASSES = ("DATATYPE_MISMATCH", "CAST_INVALID_INPUT", "INVALID_TYPED_LITERAL")
+# `Cannot resolve "(country = true)"`: the comparison Spark names, a plain column on its left
+_RESOLVED = re.compile(r'Cannot resolve "\(?(?:\w+\.)*`?(\w+)`?\s*(?:=|<>|!=|<=>|<=|>=|<|>)')
+
+
+def _value_error(exc: Exception, detail: str, params: dict[str, Any] | None):
+    """A filter value Spark cannot compare with its column, answered as on DuckDB and
+    PostgreSQL (metrics.execution.client.filter_type_mismatch); None for any other error."""
+    error_class = getattr(exc, "getErrorClass", lambda: None)() or ""
+    if not error_class.startswith(_MISMATCH_CLASSES):
+        return None
+    column = _RESOLVED.search(str(exc))
+    if not params and column is None:
+        return None
+    return filter_type_mismatch(column.group(1) if column else None, detail)
 
 
 def _plain_row(row: tuple, local_times: list[int]) -> tuple:

@@ -203,7 +203,11 @@ class Renderer:
                         f"{self._table(home)} AS t0", joins,
                         shared_conditions + ([] if "TRUE" in ranges else
                                              ["(" + " OR ".join(f"({c})" for c in ranges) + ")"]))
-        aggregates = [f"COUNT(*) FILTER (WHERE in{i}) AS n{i}" for i in range(len(nodes))]
+        # n{i}: the rows of member i that count towards one of its measures (self._contributes)
+        aggregates = []
+        for i, node in enumerate(nodes):
+            contributes = self._contributes([m.measure for m in node.measures], values) if keys else None
+            aggregates.append(f"COUNT(*) FILTER (WHERE in{i}{f' AND {contributes}' if contributes else ''}) AS n{i}")
         for i, node in enumerate(nodes):
             aggregates += [f"{self._aggregate_of(m.measure, values[self._value(m.measure)])} FILTER (WHERE in{i}) "
                            f"AS {node.alias}_{m.column}" for m in node.measures]
@@ -407,7 +411,27 @@ class Renderer:
             # twice as fast on 10M events (NULLs: neither counts them).
             inner = "SELECT DISTINCT " + inner[len("SELECT "):]
             aggregates = [f"COUNT({values[self._value(m.measure)]}) AS {m.column}" for m in node.measures]
-        return _select(keys + aggregates, f"({inner}) AS r", [], [], keys or None)
+        contributes = self._contributes([m.measure for m in node.measures], values) if keys else None
+        return _select(keys + aggregates, f"({inner}) AS r", [], [contributes] if contributes else [], keys or None)
+
+    def _contributes(self, measures: list[Measure], values: dict[str, str]) -> str | None:
+        """The condition that a row counts towards at least one of `measures`, applied before
+        grouping. The rule: *a group exists for a measure only when at least one row
+        contributes to its aggregate* (COUNT(DISTINCT x), SUM(x), MIN/MAX/AVG/percentiles of x:
+        a row with a non-null x; a count of rows: any row). So a slice formed only by rows the
+        aggregates ignore (anonymous errors in `crashed_users` by `plan`) is no group, rather
+        than a row of nulls and a 0 from nothing. Aggregates skip nulls anyway, so filtering
+        first changes no value, only which groups exist; an ungrouped answer keeps its one row
+        (counts 0 over no rows). None when some argument is never null (every row counts).
+        Filled rows (time spine, fill_nulls_with) come from the outer query's keys, not from
+        here."""
+        if any(_never_null(self._tree(m)) for m in measures):
+            return None
+        arguments = [values[self._value(m)] for m in measures]
+        return "(" + " OR ".join(f"{v} IS NOT NULL" for v in dict.fromkeys(arguments)) + ")"
+
+    def _tree(self, measure: Measure) -> exp.Expression:
+        return _parse_expr(measure.expr, self.model_dialect)
 
     def _semi_additive(self, node: AggregateNode, plan: QueryPlan, home: SemanticModel, group: list[str],
                        conditions: list[str], joins: list[str], spec) -> str:
@@ -480,6 +504,8 @@ class Renderer:
                           tuple(f for f in node.filters if f.item.kind is not ItemKind.METRIC_TIME),
                           node.template_filters, node.measures),
             plan, params, alias_for, joins)
+        if slices and not _never_null(self._tree(measure)):
+            conditions.append(f"{value} IS NOT NULL")  # no slice from rows the measure ignores
         keys = ["d"] + [g.column for g in slices]
         base_columns = [f"{day} AS d"] + [f"{sql} AS {g.column}" for sql, g in zip(slice_sql, slices)]
         if agg is Agg.COUNT_DISTINCT:
@@ -869,6 +895,22 @@ def _select(columns: list[str], source: str, joins: list[str], conditions: list[
     if group:
         sql += " GROUP BY " + ", ".join(group)
     return sql
+
+
+def _never_null(tree: exp.Expression) -> bool:
+    """Whether a measure's argument is non-null on every row: a literal (`1`), or a CASE whose
+    every branch and ELSE is one (`case when severity = 'crash' then 1 else 0 end`)."""
+    if isinstance(tree, exp.Paren):
+        return _never_null(tree.this)
+    if isinstance(tree, exp.Literal) or isinstance(tree, exp.Boolean) or isinstance(tree, exp.Star):
+        return True
+    if isinstance(tree, exp.Coalesce):  # coalesce(revenue_usd, 0)
+        return any(_never_null(part) for part in [tree.this, *tree.expressions])
+    if isinstance(tree, exp.Case):
+        default = tree.args.get("default")
+        return (default is not None and _never_null(default)
+                and all(_never_null(branch.args["true"]) for branch in tree.args.get("ifs") or []))
+    return False
 
 
 def _aggregate_tree(measure: Measure, dialect: str, value: exp.Expression | None = None) -> exp.Expression:

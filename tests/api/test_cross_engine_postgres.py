@@ -66,3 +66,24 @@ def test_metrics_together_by_a_slice(api: Any, postgres_api: Any) -> None:
         same_query(api, postgres_api, {
             "metrics": ["active_users", "revenue", "revenue_change_vs_prior_week"],
             "group_by": [f"metric_time__{grain}", "platform"]})
+
+
+@pytest.mark.parametrize("where", [
+    "{{ Dimension('user__country') }} = 3",  # text against a bound number: no such operator
+    "{{ Dimension('user__country') }} = true",  # text against a boolean written in the SQL
+    "{{ TimeDimension('metric_time', 'day') }} = 'ES'",  # a date against a string that is none
+])
+def test_a_filter_value_of_the_wrong_type_is_the_same_422(api: Any, postgres_api: Any, where: str) -> None:
+    """The warehouse refuses the comparison in its own words (DuckDB: a conversion error;
+    PostgreSQL: invalid input syntax, or no such operator); the client reads one status, code
+    and message on both, without the warehouse's text."""
+    errors = []
+    for served in (api, postgres_api):
+        response = served.client.get("/v1/query", params={"metrics": "active_users", "where": where})
+        assert response.status_code == 422, response.text
+        errors.append(response.json()["error"])
+    duckdb_error, postgres_error = errors
+    assert postgres_error["code"] == duckdb_error["code"] == "invalid_filter"
+    assert postgres_error["message"] == duckdb_error["message"]
+    assert not any(word in postgres_error["message"] for word in ("syntax", "operator", "varying", "BOOL"))
+    assert ("'country'" in postgres_error["message"]) == ("country" in where)

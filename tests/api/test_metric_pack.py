@@ -878,6 +878,22 @@ def test_ratios_are_not_averages_of_finer_rows(api: Any, oracle: Oracle) -> None
         assert math.isclose(adoption, feature_users / users, rel_tol=REL_TOL)
 
 
+def test_no_row_from_a_group_without_data(api: Any, oracle: Oracle) -> None:
+    """Anonymous crashes have no plan and no user to count: by plan they form no
+    `crashed_users` group, so no month answers `[month, null, null, null, 0]` (a group exists
+    for a metric only where a row counts towards it; the oracle states the same rule in its own
+    SQL)."""
+    anonymous = scalar_list(oracle, "select count(*) from src_errors where user_id is null and severity = 'crash'")
+    assert anonymous[0] > 0, "the sample should hold anonymous crashes"
+    metrics = ["crash_free_user_rate", "active_users", "crashed_users"]
+    expected, got = check(api, oracle, metrics=metrics, group_by=["metric_time__month", "plan"])
+    assert got and all(any(v not in (None, 0) for v in values) for values in got.values()), [
+        (key, values) for key, values in got.items() if not any(v not in (None, 0) for v in values)]
+    # A day without purchases is no paying_users row of its own; beside active_users it is 0.
+    alone, _ = check(api, oracle, metrics=["paying_users"], group_by=["metric_time__day", "platform"])
+    assert all(values[0] > 0 for values in alone.values())
+
+
 # ---------------------------------------------------------------------------------------------
 # Bad requests
 # ---------------------------------------------------------------------------------------------

@@ -591,3 +591,34 @@ def test_jdbc_metadata_and_query(sql_server, api, jdbc_classes):
     want = http_rows(api, {"metrics": ["active_users"], "group_by": ["metric_time__month"],
                            "start": "2026-02-01", "order_by": ["metric_time__month"]})
     assert rows == [(d.isoformat(), str(n)) for d, n in want]
+
+
+def test_completeness_columns_answer_what_http_answers(sql_server):
+    """`<metric>__complete` on the SQL endpoint is the flag `completeness=columns` answers over
+    HTTP for the same query: false for d7_retention's cohorts whose days 1..7 leave the data and
+    for the partial first and last months; listed in the catalog as booleans with a comment,
+    and not part of `SELECT *` previews."""
+    import httpx
+
+    with psycopg.connect(sql_server.dsn(), autocommit=True) as conn:
+        rows = conn.execute("SELECT metric_time__month, d7_retention, d7_retention__complete, new_users, "
+                            "new_users__complete FROM semantic.metrics ORDER BY metric_time__month").fetchall()
+        catalog = conn.execute(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod), col_description(a.attrelid, a.attnum) "
+            "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "WHERE n.nspname = 'semantic' AND c.relname = 'users' AND a.attname = 'new_users__complete'").fetchall()
+        preview = conn.execute("SELECT * FROM semantic.metrics LIMIT 1")
+        preview_columns = [d.name for d in preview.description]
+    body = httpx.get(f"{sql_server.http_url}/v1/query", timeout=60, params={
+        "metrics": "d7_retention,new_users", "group_by": "metric_time__month", "completeness": "columns",
+        "order_by": "metric_time__month"}).json()
+    names = [c["name"] for c in body["columns"]]
+    order = [names.index(n) for n in ("metric_time__month", "d7_retention", "d7_retention__complete",
+                                      "new_users", "new_users__complete")]
+    expected = [tuple(row[i] for i in order) for row in body["rows"]]
+    assert [(r[0].isoformat(),) + tuple(r[1:]) for r in rows] == expected
+    flags = {r[2] for r in rows} | {r[4] for r in rows}
+    assert flags == {True, False}  # both kinds of bucket are in the sample
+    assert all(r[1] is None for r in rows if not r[2])  # an uncovered cohort is null, never 0
+    assert catalog and catalog[0][1] == "boolean" and "complete" in catalog[0][2]
+    assert "new_users" in preview_columns and not any(c.endswith("__complete") for c in preview_columns)
