@@ -40,6 +40,7 @@ from api.flight.errors import (
     for_client,
     install_clean_details,
 )
+from metrics.errors import QueryCancelled
 from metrics.execution.cancel import Cancellation, cancellable
 
 log = logging.getLogger("northstar.flight")
@@ -209,7 +210,10 @@ class FlightSqlServer(flight.FlightServerBase):
         started = time.perf_counter()
         try:
             with cancellable(token):
-                return self.execute(caller, text)
+                answer = self.execute(caller, text)
+            if token.cancelled:  # it finished as the client gave up: nobody will fetch it
+                raise QueryCancelled("canceling statement due to user request")
+            return answer
         finally:
             finished.set()
             watcher.join()
