@@ -12,21 +12,35 @@ import base64
 from pathlib import Path
 from typing import Any
 
-from ariadne import MutationType, QueryType, ScalarType, load_schema_from_path, make_executable_schema
-from ariadne import graphql_sync
+from ariadne import (
+    MutationType,
+    QueryType,
+    ScalarType,
+    graphql_sync,
+    load_schema_from_path,
+    make_executable_schema,
+)
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from graphql import FieldNode, GraphQLSyntaxError, OperationDefinitionNode
+from graphql import parse as parse_graphql
 from pydantic import BaseModel
 
 from api.auth import Forbidden, Unauthorized, bearer_token
 from api.dbt_sl import catalog
-from api.dbt_sl.request import GroupBy, Order, SemanticLayerRequest, ipc_bytes, json_result
+from api.dbt_sl.request import (
+    GroupBy,
+    Order,
+    SemanticLayerRequest,
+    ipc_bytes,
+    json_result,
+)
 from api.dbt_sl.service import SemanticLayerService
-from api.schemas.errors import error_responses
 from api.graphql.jobs import QueryJobs
-from metrics.errors import InvalidQuery
+from api.schemas.errors import error_responses
 from core.tokens import TokenStoreUnavailable
+from metrics.errors import InvalidQuery
 
 # The message the dbt clients map to their AuthError (the exact text; the cause goes in
 # extensions.detail).
@@ -263,7 +277,10 @@ async def graphql_endpoint(request: Request) -> JSONResponse:
         return _error("the request body must be a JSON object with 'query' (and 'variables').", 400)
     if not isinstance(body, dict) or not isinstance(body.get("query"), str):
         return _error("the request body must be a JSON object with 'query' (and 'variables').", 400)
-    request.state.audit_query = {"operationName": body.get("operationName"), "variables": body.get("variables")}
+    # The audit line says what was asked (the root fields: metrics, dimensions, createQuery, ...)
+    # and, below, whether it failed: GraphQL answers 200 either way.
+    request.state.audit_query = {"operationName": body.get("operationName"), "fields": root_fields(body),
+                                 "variables": body.get("variables")}
     service = SemanticLayerService.of_app(request.app.state)
     try:
         caller = service.caller(bearer_token(request))
@@ -283,4 +300,20 @@ async def graphql_endpoint(request: Request) -> JSONResponse:
                                 debug=False)
 
     _, result = await run_in_threadpool(execute)
+    if result.get("errors"):
+        request.state.audit_query["errors"] = [e.get("message") for e in result["errors"]][:5]
     return JSONResponse(result)
+
+
+def root_fields(body: dict[str, Any]) -> list[str] | None:
+    """The root fields of the request's operation (all operations' if it names none), or None
+    when the document does not parse (the GraphQL answer then says why)."""
+    try:
+        document = parse_graphql(body["query"])
+    except GraphQLSyntaxError:
+        return None
+    wanted = body.get("operationName")
+    return [selection.name.value for definition in document.definitions
+            if isinstance(definition, OperationDefinitionNode)
+            and (not wanted or (definition.name and definition.name.value == wanted))
+            for selection in definition.selection_set.selections if isinstance(selection, FieldNode)]
