@@ -28,6 +28,7 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.flight as flight
+from google.protobuf.message import DecodeError
 
 from api.auth import Caller
 from api.dbt_sl import catalog
@@ -284,10 +285,13 @@ class FlightSqlServer(flight.FlightServerBase):
             # The query of a FlightInfo has run by the time a client holds it (GetFlightInfo
             # runs it; cancelling that call stops it): cancelling drops the kept answer.
             body = action.body.to_pybytes()
-            info_bytes = (m.CancelFlightInfoRequest.FromString(body).info if action.type == "CancelFlightInfo"
-                          else _command(body).info)
+            try:
+                info = flight.FlightInfo.deserialize(m.CancelFlightInfoRequest.FromString(body).info
+                                                     if action.type == "CancelFlightInfo" else _command(body).info)
+            except (DecodeError, pa.ArrowException) as exc:
+                raise InvalidArgument(f"{action.type} takes a FlightInfo this endpoint returned.") from exc
             dropped = False
-            for endpoint in flight.FlightInfo.deserialize(info_bytes).endpoints:
+            for endpoint in info.endpoints:
                 handle = getattr(_command(endpoint.ticket.ticket), "statement_handle", b"")
                 dropped = self._answers.get(handle, pop=True) is not None or dropped
             # CancelStatus: 1 CANCELLED, 2 CANCELLING, 3 NOT_CANCELLABLE
