@@ -9,13 +9,17 @@ northstar server serves one environment, the build it currently publishes.
 from __future__ import annotations
 
 import base64
+import logging
+import uuid
 from pathlib import Path
 from typing import Any
 
+import graphql
 from ariadne import (
     MutationType,
     QueryType,
     ScalarType,
+    format_error,
     graphql_sync,
     load_schema_from_path,
     make_executable_schema,
@@ -40,7 +44,9 @@ from api.dbt_sl.service import SemanticLayerService
 from api.graphql.jobs import QueryJobs
 from api.schemas.errors import error_responses
 from core.tokens import TokenStoreUnavailable
-from metrics.errors import InvalidQuery
+from metrics.errors import InvalidQuery, MetricsError
+
+log = logging.getLogger("northstar.graphql")
 
 # The message the dbt clients map to their AuthError (the exact text; the cause goes in
 # extensions.detail).
@@ -297,12 +303,27 @@ async def graphql_endpoint(request: Request) -> JSONResponse:
         with service.engine() as engine:
             return graphql_sync(schema, body, context_value={"engine": engine, "service": service,
                                                              "caller": caller, "jobs": jobs},
-                                debug=False)
+                                debug=False, error_formatter=client_error)
 
     _, result = await run_in_threadpool(execute)
     if result.get("errors"):
         request.state.audit_query["errors"] = [e.get("message") for e in result["errors"]][:5]
     return JSONResponse(result)
+
+
+def client_error(error: graphql.GraphQLError, debug: bool = False) -> dict[str, Any]:
+    """A GraphQL error as the client sees it: the engine's user-facing message, GraphQL's own
+    (a field that does not exist, a missing argument), or, for a fault of the service, a
+    request id whose details are in the server log."""
+    original = error.original_error
+    if original is None or isinstance(original, (MetricsError, graphql.GraphQLError)):
+        return format_error(error, debug=False)
+    request_id = uuid.uuid4().hex
+    log.error("graphql request %s failed", request_id, exc_info=original)
+    formatted = format_error(error, debug=False)
+    formatted["message"] = ("the service could not answer this request (an internal error); "
+                            f"quote request id {request_id}.")
+    return formatted
 
 
 def root_fields(body: dict[str, Any]) -> list[str] | None:
