@@ -66,7 +66,7 @@ class Server:
     """`northstar serve` in a subprocess, stopped at teardown."""
 
     def __init__(self, warehouse: Path, env: dict[str, str] | None = None, sql_port: int = 0,
-                 flight_port: int = 0) -> None:
+                 flight_port: int = 0, args: tuple[str, ...] = ()) -> None:
         self.port = free_port()
         self.sql_port = sql_port  # 0: no SQL endpoint, so parallel servers do not compete for 5433
         self.flight_port = flight_port  # 0: no Flight SQL endpoint (8815), likewise
@@ -76,7 +76,7 @@ class Server:
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "northstar", "serve", "--warehouse", str(warehouse),
              "--host", "127.0.0.1", "--port", str(self.port), "--sql-port", str(sql_port),
-             "--flight-port", str(flight_port)],
+             "--flight-port", str(flight_port), *args],
             # Tokens and the audit log live in the data directory: the warehouse's, not the repo's.
             cwd=REPO, env={**os.environ, "NORTHSTAR_DATA_DIR": str(Path(warehouse).parent), **(env or {})},
             stdout=self.log, stderr=subprocess.STDOUT,

@@ -18,6 +18,7 @@ from metrics.engine import QueryResult
 from metrics.errors import InvalidQuery
 from metrics.execution.client import ResultColumn, to_jsonable
 from metrics.query.request import MetricQuery, OrderBy
+from metrics.semantic.graph import METRIC_TIME
 from metrics.semantic.model import GRAINS
 
 GRAIN_NAMES = tuple(g.value for g in GRAINS)
@@ -41,6 +42,23 @@ def grain_name(grain: str | None, what: str) -> str | None:
         raise InvalidQuery(f"{what} asks for the time grain {grain!r}; northstar has "
                            f"{', '.join(g.upper() for g in GRAIN_NAMES)}.", field=what)
     return text
+
+
+def default_grain(engine: Any, metrics: tuple[str, ...] | list[str]) -> str:
+    """The grain of `metric_time` asked for without one, as dbt's Semantic Layer (MetricFlow)
+    picks it: DAY when every metric can be bucketed by day, else the finest grain they all
+    have. The answer's column is then `metric_time__<grain>`, as dbt's clients expect."""
+    catalog = engine.catalog()
+    common: set[str] | None = None
+    for name in metrics:
+        info = catalog.get(name)
+        if info is None:
+            continue  # the engine refuses the unknown metric, naming the nearest ones
+        grains = {str(g).lower() for g in info.grains}
+        common = grains if common is None else common & grains
+    if not common or "day" in common:
+        return "day"
+    return next(g for g in GRAIN_NAMES if g in common)
 
 
 @dataclass(frozen=True)
@@ -92,6 +110,9 @@ class SemanticLayerRequest:
                                    "query names its own metrics and group-by items.", field="saved_query")
             saved = engine.saved_query(self.saved_query)
             metrics, group_by, where = saved.metrics, list(saved.group_by), list(saved.where) + where
+        if METRIC_TIME in group_by:
+            group_by = [f"{METRIC_TIME}__{default_grain(engine, metrics)}" if g == METRIC_TIME else g
+                        for g in group_by]
         if self.limit is not None and self.limit < 0:
             raise InvalidQuery("'limit' must be zero or positive.", field="limit")
         return MetricQuery(metrics=tuple(metrics), group_by=tuple(group_by), where_sql=tuple(where),

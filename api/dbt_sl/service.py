@@ -12,18 +12,24 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import pyarrow as pa
 
 from api.auth import AuditLog, Caller, ConcurrencyLimiter, Forbidden, authenticate
-from api.dbt_sl.request import GroupBy, Order, SemanticLayerRequest, arrow_schema, arrow_table
+from api.dbt_sl.request import (
+    GroupBy,
+    Order,
+    SemanticLayerRequest,
+    arrow_schema,
+    arrow_table,
+)
+from core.tokens import TokenStore
 from metrics.engine import EngineProvider, MetricsEngine
 from metrics.errors import MetricsError
 from metrics.policy import RestrictedEngine
-from core.tokens import TokenStore
 
 SCOPE = "metrics:read"
 
@@ -92,6 +98,21 @@ class SemanticLayerService:
                 query = RestrictedEngine(engine, caller.policy).restrict(query)
             return arrow_schema(engine.describe(query))
 
+    def described(self, caller: Caller, interface: str, what: dict[str, Any], run: Callable[[], Any]) -> Any:
+        """Answer a definitions or catalog call (metrics, dimensions, GetTables, ...) with one
+        audit line, as `/v1/metrics` has; no concurrency slot (nothing runs in the warehouse)."""
+        started = time.perf_counter()
+        outcome, rows, code = "error", None, None
+        try:
+            answer = run()
+            outcome, rows = "ok", getattr(answer, "num_rows", None)
+            return answer
+        except MetricsError as exc:
+            code = exc.code
+            raise
+        finally:
+            self._write(caller, interface, "metadata", what, outcome, code, rows, started)
+
     def _audited(self, caller: Caller, interface: str, kind: str, described: dict[str, Any], run) -> pa.Table:
         started = time.perf_counter()
         outcome, rows, code = "error", None, None
@@ -106,15 +127,19 @@ class SemanticLayerService:
             raise
         finally:
             self.limiter.release(slot)
-            self.audit.write(
-                at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                interface=interface,
-                caller=caller.name,
-                token_id=caller.token.id if caller.token else None,
-                kind=kind,
-                body=described,
-                outcome=outcome,
-                code=code,
-                rows=rows,
-                ms=round((time.perf_counter() - started) * 1000, 3),
-            )
+            self._write(caller, interface, kind, described, outcome, code, rows, started)
+
+    def _write(self, caller: Caller, interface: str, kind: str, body: dict[str, Any], outcome: str,
+               code: str | None, rows: int | None, started: float) -> None:
+        self.audit.write(
+            at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            interface=interface,
+            caller=caller.name,
+            token_id=caller.token.id if caller.token else None,
+            kind=kind,
+            body=body,
+            outcome=outcome,
+            code=code,
+            rows=rows,
+            ms=round((time.perf_counter() - started) * 1000, 3),
+        )

@@ -39,22 +39,36 @@ _MESSAGES: dict[str, tuple[tuple[str, int, int, int], ...]] = {
                                             ("parameter_schema", 3, _BYTES, _ONE)),
     "ActionClosePreparedStatementRequest": (("prepared_statement_handle", 1, _BYTES, _ONE),),
     "DoPutPreparedStatementResult": (("prepared_statement_handle", 1, _BYTES, _ONE),),
+    # Flight SQL's older cancel action; `info` is a serialized FlightInfo, `result` the
+    # CancelResult enum (1 CANCELLED, 2 CANCELLING, 3 NOT_CANCELLABLE).
+    "ActionCancelQueryRequest": (("info", 1, _BYTES, _ONE),),
+    "ActionCancelQueryResult": (("result", 1, _UINT32, _ONE),),
+}
+
+# Flight's own (not Flight SQL's) messages of the CancelFlightInfo action, package
+# `arrow.flight.protocol`; a nested message is declared as bytes (the same encoding) and an
+# enum as uint32 (the same varint).
+FLIGHT_PACKAGE = "arrow.flight.protocol"
+_FLIGHT_MESSAGES: dict[str, tuple[tuple[str, int, int, int], ...]] = {
+    "CancelFlightInfoRequest": (("info", 1, _BYTES, _ONE),),
+    "CancelFlightInfoResult": (("status", 1, _UINT32, _ONE),),
 }
 
 
-def _build() -> dict[str, type[Message]]:
-    file = descriptor_pb2.FileDescriptorProto(name="northstar/flight_sql.proto", package=PACKAGE, syntax="proto3")
-    for name, fields in _MESSAGES.items():
+def _build(package: str, messages: dict[str, tuple[tuple[str, int, int, int], ...]]) -> dict[str, type[Message]]:
+    file = descriptor_pb2.FileDescriptorProto(name=f"northstar/{package}.proto", package=package, syntax="proto3")
+    for name, fields in messages.items():
         message = file.message_type.add(name=name)
         for field, number, kind, label in fields:
             message.field.add(name=field, number=number, type=kind, label=label)
     pool = descriptor_pool.DescriptorPool()
     pool.Add(file)
-    return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{PACKAGE}.{name}"))
-            for name in _MESSAGES}
+    return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{package}.{name}"))
+            for name in messages}
 
 
-MESSAGES = _build()
+MESSAGES = _build(PACKAGE, _MESSAGES)
+FLIGHT_MESSAGES = _build(FLIGHT_PACKAGE, _FLIGHT_MESSAGES)
 CommandGetSqlInfo = MESSAGES["CommandGetSqlInfo"]
 CommandGetCatalogs = MESSAGES["CommandGetCatalogs"]
 CommandGetDbSchemas = MESSAGES["CommandGetDbSchemas"]
@@ -66,6 +80,10 @@ CommandPreparedStatementQuery = MESSAGES["CommandPreparedStatementQuery"]
 ActionCreatePreparedStatementRequest = MESSAGES["ActionCreatePreparedStatementRequest"]
 ActionCreatePreparedStatementResult = MESSAGES["ActionCreatePreparedStatementResult"]
 ActionClosePreparedStatementRequest = MESSAGES["ActionClosePreparedStatementRequest"]
+ActionCancelQueryRequest = MESSAGES["ActionCancelQueryRequest"]
+ActionCancelQueryResult = MESSAGES["ActionCancelQueryResult"]
+CancelFlightInfoRequest = FLIGHT_MESSAGES["CancelFlightInfoRequest"]
+CancelFlightInfoResult = FLIGHT_MESSAGES["CancelFlightInfoResult"]
 
 
 def pack(message: Message) -> bytes:

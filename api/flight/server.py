@@ -16,6 +16,7 @@ INVALID_ARGUMENT naming what is wrong and the nearest valid names.
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import secrets
@@ -27,15 +28,21 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.flight as flight
+from google.protobuf.message import DecodeError
 
-from api.auth import Caller, Forbidden, TooManyRequests, Unauthorized
+from api.auth import Caller
 from api.dbt_sl import catalog
 from api.dbt_sl.service import SemanticLayerService
 from api.flight import messages as m
 from api.flight import statements
-from metrics.errors import MetricsError, QueryTimeout, UserError, WarehouseUnavailable
-from metrics.policy import PolicyDenied
-from core.tokens import TokenStoreUnavailable
+from api.flight.errors import (
+    InvalidArgument,
+    Unimplemented,
+    for_client,
+    install_clean_details,
+)
+from metrics.errors import QueryCancelled
+from metrics.execution.cancel import Cancellation, cancellable
 
 log = logging.getLogger("northstar.flight")
 
@@ -43,6 +50,7 @@ CATALOG = "northstar"
 SCHEMA = "semantic_layer"
 KEPT_ANSWERS = 256  # answers waiting for their DoGet
 KEPT_PREPARED = 1024  # open prepared statements
+CANCEL_POLL_S = 0.05  # how often a running call checks whether its client cancelled it
 
 
 class AuthMiddleware(flight.ServerMiddleware):
@@ -68,31 +76,21 @@ class AuthMiddlewareFactory(flight.ServerMiddlewareFactory):
                 presented = token.strip()
         try:
             caller = service.caller(presented)
-        except Unauthorized as exc:
-            raise flight.FlightUnauthenticatedError(exc.message) from None
-        except Forbidden as exc:
-            raise flight.FlightUnauthorizedError(exc.message) from None
-        except TokenStoreUnavailable as exc:
-            raise flight.FlightUnavailableError(exc.message) from None
+        except Exception as exc:  # noqa: BLE001 (Unauthorized, Forbidden, TokenStoreUnavailable, or a bug: re-raised)
+            raise for_client(exc) from None
         return AuthMiddleware(caller)
 
 
-def _flight_error(exc: Exception) -> Exception:
-    """An engine error as the Flight (gRPC) status clients map: INVALID_ARGUMENT for a bad
-    query, PERMISSION_DENIED for a policy refusal, UNAVAILABLE, DEADLINE_EXCEEDED."""
-    if isinstance(exc, PolicyDenied):
-        return flight.FlightUnauthorizedError(exc.message)
-    if isinstance(exc, TooManyRequests):
-        return flight.FlightUnavailableError(exc.message)
-    if isinstance(exc, QueryTimeout):
-        return flight.FlightTimedOutError(exc.message)
-    if isinstance(exc, WarehouseUnavailable):
-        return flight.FlightUnavailableError(exc.message)
-    if isinstance(exc, UserError):
-        return pa.ArrowInvalid(exc.message)
-    if isinstance(exc, MetricsError):
-        return flight.FlightInternalError(exc.message)
-    return exc
+def _rpc(handler):
+    """A Flight RPC whose every failure reaches the client as `errors.for_client` says."""
+    @functools.wraps(handler)
+    def call(self, context, *args):
+        try:
+            return handler(self, context, *args)
+        except Exception as exc:  # noqa: BLE001 (every failure is re-raised, for the client)
+            raise for_client(exc) from None
+
+    return call
 
 
 class _Kept:
@@ -131,6 +129,7 @@ class FlightSqlServer(flight.FlightServerBase):
 
     def __init__(self, host: str, port: int, tls: tuple[bytes, bytes] | None = None) -> None:
         scheme = "grpc+tls" if tls else "grpc+tcp"
+        install_clean_details()
         self.service: SemanticLayerService | None = None
         self._answers = _Kept(KEPT_ANSWERS)
         self._prepared = _Kept(KEPT_PREPARED)
@@ -186,93 +185,147 @@ class FlightSqlServer(flight.FlightServerBase):
                 raise statements.StatementError("dimension_values takes metrics=[...] and one group_by='name'.",
                                                 field="group_by")
             return service.dimension_values(caller, metrics, group_by, "flight")
-        with service.engine() as engine:
-            return definitions(engine, statement)
+
+        def answer() -> pa.Table:
+            with service.engine() as engine:
+                return definitions(engine, statement)
+
+        return service.described(caller, "flight", {"call": statement.function, **_plain(args)}, answer)
 
     def _run(self, context, text: str) -> pa.Table:
+        """Run a statement for the call; the client cancelling the call (ADBC's cancel, a
+        closed channel, a deadline) interrupts the warehouse statement it is running."""
+        caller = self._caller(context)
+        token = Cancellation()
+        finished = threading.Event()
+
+        def watch() -> None:
+            while not finished.wait(CANCEL_POLL_S):
+                if context.is_cancelled():
+                    log.info("flight call cancelled by its client; stopping its warehouse statement")
+                    token.cancel()
+                    return
+
+        watcher = threading.Thread(target=watch, name="flight-cancel-watch", daemon=True)
+        watcher.start()
         started = time.perf_counter()
         try:
-            return self.execute(self._caller(context), text)
-        except MetricsError as exc:
-            raise _flight_error(exc) from None
+            with cancellable(token):
+                answer = self.execute(caller, text)
+            if token.cancelled:  # it finished as the client gave up: nobody will fetch it
+                raise QueryCancelled("canceling statement due to user request")
+            return answer
         finally:
+            finished.set()
+            watcher.join()
             log.debug("flight statement took %.1f ms", (time.perf_counter() - started) * 1000)
 
     def _schema(self, context, text: str) -> pa.Schema:
         """The statement's answer schema; a plain semantic_layer.query is typed by the engine
         without running it, anything else runs (definitions, or SQL over an answer)."""
         statement = statements.parse(text)
-        try:
-            if statement.function == "query" and not statement.outer_sql and not statement.explain:
-                assert self.service is not None
-                return self.service.schema(self._caller(context), statement.request())
-        except MetricsError as exc:
-            raise _flight_error(exc) from None
+        if statement.function == "query" and not statement.outer_sql and not statement.explain:
+            assert self.service is not None
+            return self.service.schema(self._caller(context), statement.request())
         return self._run(context, text).schema
+
+    def _metadata(self, context, name: str, command) -> pa.Table:
+        assert self.service is not None
+        return self.service.described(self._caller(context), "flight", {"command": name},
+                                      lambda: METADATA[name](self, command))
 
     # -- Flight RPCs ---------------------------------------------------------------------
 
+    @_rpc
     def get_flight_info(self, context, descriptor):
         if descriptor.descriptor_type != flight.DescriptorType.CMD:
-            raise pa.ArrowInvalid("northstar's Flight SQL endpoint takes Flight SQL commands, not paths.")
-        try:
-            command = m.unpack(descriptor.command)
-        except ValueError as exc:
-            raise pa.ArrowInvalid(str(exc)) from None
-        except NotImplementedError as exc:
-            raise pa.ArrowNotImplementedError(str(exc)) from None
+            raise InvalidArgument("northstar's Flight SQL endpoint takes Flight SQL commands, not paths.")
+        command = _command(descriptor.command)
         name = type(command).DESCRIPTOR.name
         if name == "CommandStatementQuery":
-            return self._info(descriptor, self._statement_answer(context, command.query))
+            return self._info(descriptor, self._run(context, command.query))
         if name == "CommandPreparedStatementQuery":
             text = self._prepared.get(command.prepared_statement_handle)
             if text is None:
-                raise pa.ArrowInvalid("unknown or closed prepared statement handle.")
-            return self._info(descriptor, self._statement_answer(context, text))
+                raise InvalidArgument("unknown or closed prepared statement handle.")
+            return self._info(descriptor, self._run(context, text))
         if name in METADATA:
-            return self._info(descriptor, METADATA[name](self, command))
-        raise pa.ArrowNotImplementedError(f"northstar's Flight SQL endpoint does not support {name}.")
+            return self._info(descriptor, self._metadata(context, name, command))
+        raise Unimplemented(f"northstar's Flight SQL endpoint does not support {name}.")
 
-    def _statement_answer(self, context, text: str) -> pa.Table:
-        try:
-            return self._run(context, text)
-        except statements.StatementError as exc:
-            raise pa.ArrowInvalid(exc.message) from None
-
+    @_rpc
     def do_get(self, context, ticket):
-        try:
-            command = m.unpack(ticket.ticket)
-        except (ValueError, NotImplementedError) as exc:
-            raise pa.ArrowInvalid(str(exc)) from None
+        command = _command(ticket.ticket)
         table = self._answers.get(getattr(command, "statement_handle", b""), pop=True)
         if table is None:
-            raise pa.ArrowInvalid("unknown or already fetched ticket: ask for the statement again.")
+            raise InvalidArgument("unknown or already fetched ticket: ask for the statement again.")
         return flight.RecordBatchStream(table)
 
+    @_rpc
     def list_actions(self, context):
         return [("CreatePreparedStatement", "Prepare a statement; returns its handle and result schema."),
-                ("ClosePreparedStatement", "Forget a prepared statement.")]
+                ("ClosePreparedStatement", "Forget a prepared statement."),
+                ("CancelFlightInfo", "Forget the answer a FlightInfo names (its query has run)."),
+                ("CancelQuery", "The same, as Flight SQL's older action.")]
 
+    @_rpc
     def do_action(self, context, action):
         if action.type == "CreatePreparedStatement":
-            request = m.unpack(action.body.to_pybytes())
-            try:
-                schema = self._schema(context, request.query)
-            except statements.StatementError as exc:
-                raise pa.ArrowInvalid(exc.message) from None
+            request = _command(action.body.to_pybytes())
+            schema = self._schema(context, request.query)
             handle = self._prepared.put(request.query)
             result = m.ActionCreatePreparedStatementResult(prepared_statement_handle=handle,
                                                            dataset_schema=schema.serialize().to_pybytes())
             return [flight.Result(pa.py_buffer(m.pack(result)))]
         if action.type == "ClosePreparedStatement":
-            request = m.unpack(action.body.to_pybytes())
+            request = _command(action.body.to_pybytes())
             self._prepared.get(request.prepared_statement_handle, pop=True)
             return []
-        raise pa.ArrowNotImplementedError(f"northstar's Flight SQL endpoint has no action {action.type!r}.")
+        if action.type in ("CancelFlightInfo", "CancelQuery"):
+            # The query of a FlightInfo has run by the time a client holds it (GetFlightInfo
+            # runs it; cancelling that call stops it): cancelling drops the kept answer.
+            body = action.body.to_pybytes()
+            try:
+                info = flight.FlightInfo.deserialize(m.CancelFlightInfoRequest.FromString(body).info
+                                                     if action.type == "CancelFlightInfo" else _command(body).info)
+            except (DecodeError, pa.ArrowException) as exc:
+                raise InvalidArgument(f"{action.type} takes a FlightInfo this endpoint returned.") from exc
+            dropped = False
+            for endpoint in info.endpoints:
+                handle = getattr(_command(endpoint.ticket.ticket), "statement_handle", b"")
+                dropped = self._answers.get(handle, pop=True) is not None or dropped
+            # CancelStatus: 1 CANCELLED, 2 CANCELLING, 3 NOT_CANCELLABLE
+            result = (m.CancelFlightInfoResult(status=1 if dropped else 3) if action.type == "CancelFlightInfo"
+                      else m.ActionCancelQueryResult(result=1 if dropped else 3))
+            payload = result.SerializeToString() if action.type == "CancelFlightInfo" else m.pack(result)
+            return [flight.Result(pa.py_buffer(payload))]
+        raise Unimplemented(f"northstar's Flight SQL endpoint has no action {action.type!r}.")
 
+    @_rpc
     def do_put(self, context, descriptor, reader, writer):
-        raise pa.ArrowNotImplementedError("northstar's Flight SQL endpoint is read-only; prepared statements "
-                                          "take no parameters.")
+        raise Unimplemented("northstar's Flight SQL endpoint is read-only; prepared statements "
+                            "take no parameters.")
+
+
+def _command(data: bytes):
+    try:
+        return m.unpack(data)
+    except ValueError as exc:
+        raise InvalidArgument(str(exc)) from None
+    except NotImplementedError as exc:
+        raise Unimplemented(str(exc)) from None
+
+
+def _plain(arguments: dict[str, Any]) -> dict[str, Any]:
+    """A call's arguments for the audit log (objects as their names)."""
+    def plain(value: Any) -> Any:
+        if isinstance(value, list):
+            return [plain(v) for v in value]
+        if isinstance(value, statements.Item):
+            return value.name if value.grain is None else f"{value.name}__{value.grain.lower()}"
+        return value
+
+    return {k: plain(v) for k, v in arguments.items()}
 
 
 # -- definitions as tables ---------------------------------------------------------------
@@ -397,7 +450,7 @@ _SQL_INFO: dict[int, Any] = {
     3: True,  # FLIGHT_SQL_SERVER_READ_ONLY
     4: True,  # FLIGHT_SQL_SERVER_SQL
     5: False,  # FLIGHT_SQL_SERVER_SUBSTRAIT
-    9: False,  # FLIGHT_SQL_SERVER_CANCEL
+    9: True,  # FLIGHT_SQL_SERVER_CANCEL
 }
 _SQL_INFO_VALUE = pa.dense_union([
     pa.field("string_value", pa.string()), pa.field("bool_value", pa.bool_()),

@@ -8,6 +8,7 @@ token that created it: another token asking for it is told it does not exist.
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 import time
@@ -21,6 +22,7 @@ import pyarrow as pa
 from metrics.errors import MetricsError, NotFound
 
 PAGE_ROWS = 1024
+log = logging.getLogger("northstar.graphql")
 
 
 @dataclass
@@ -76,8 +78,10 @@ class QueryJobs:
             job.error, job.status = exc.message, "FAILED"
             job.done.set()
             return
-        except Exception as exc:  # a bug: the client is told, not left polling
-            job.error, job.status = f"internal error: {exc}", "FAILED"
+        except Exception:  # a bug: the client is told (not left polling), the log has the details
+            log.exception("graphql query %s failed", job.id)
+            job.error, job.status = (f"the service could not answer this query (an internal error); quote query "
+                                     f"id {job.id}."), "FAILED"
             job.done.set()
             return
         with self._lock:

@@ -9,24 +9,44 @@ northstar server serves one environment, the build it currently publishes.
 from __future__ import annotations
 
 import base64
+import logging
+import uuid
 from pathlib import Path
 from typing import Any
 
-from ariadne import MutationType, QueryType, ScalarType, load_schema_from_path, make_executable_schema
-from ariadne import graphql_sync
+import graphql
+from ariadne import (
+    MutationType,
+    QueryType,
+    ScalarType,
+    format_error,
+    graphql_sync,
+    load_schema_from_path,
+    make_executable_schema,
+)
 from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from graphql import FieldNode, GraphQLSyntaxError, OperationDefinitionNode
+from graphql import parse as parse_graphql
 from pydantic import BaseModel
 
 from api.auth import Forbidden, Unauthorized, bearer_token
 from api.dbt_sl import catalog
-from api.dbt_sl.request import GroupBy, Order, SemanticLayerRequest, ipc_bytes, json_result
+from api.dbt_sl.request import (
+    GroupBy,
+    Order,
+    SemanticLayerRequest,
+    ipc_bytes,
+    json_result,
+)
 from api.dbt_sl.service import SemanticLayerService
-from api.schemas.errors import error_responses
 from api.graphql.jobs import QueryJobs
-from metrics.errors import InvalidQuery
+from api.schemas.errors import error_responses
 from core.tokens import TokenStoreUnavailable
+from metrics.errors import InvalidQuery, MetricsError
+
+log = logging.getLogger("northstar.graphql")
 
 # The message the dbt clients map to their AuthError (the exact text; the cause goes in
 # extensions.detail).
@@ -263,7 +283,10 @@ async def graphql_endpoint(request: Request) -> JSONResponse:
         return _error("the request body must be a JSON object with 'query' (and 'variables').", 400)
     if not isinstance(body, dict) or not isinstance(body.get("query"), str):
         return _error("the request body must be a JSON object with 'query' (and 'variables').", 400)
-    request.state.audit_query = {"operationName": body.get("operationName"), "variables": body.get("variables")}
+    # The audit line says what was asked (the root fields: metrics, dimensions, createQuery, ...)
+    # and, below, whether it failed: GraphQL answers 200 either way.
+    request.state.audit_query = {"operationName": body.get("operationName"), "fields": root_fields(body),
+                                 "variables": body.get("variables")}
     service = SemanticLayerService.of_app(request.app.state)
     try:
         caller = service.caller(bearer_token(request))
@@ -280,7 +303,38 @@ async def graphql_endpoint(request: Request) -> JSONResponse:
         with service.engine() as engine:
             return graphql_sync(schema, body, context_value={"engine": engine, "service": service,
                                                              "caller": caller, "jobs": jobs},
-                                debug=False)
+                                debug=False, error_formatter=client_error)
 
     _, result = await run_in_threadpool(execute)
+    if result.get("errors"):
+        request.state.audit_query["errors"] = [e.get("message") for e in result["errors"]][:5]
     return JSONResponse(result)
+
+
+def client_error(error: graphql.GraphQLError, debug: bool = False) -> dict[str, Any]:
+    """A GraphQL error as the client sees it: the engine's user-facing message, GraphQL's own
+    (a field that does not exist, a missing argument), or, for a fault of the service, a
+    request id whose details are in the server log."""
+    original = error.original_error
+    if original is None or isinstance(original, (MetricsError, graphql.GraphQLError)):
+        return format_error(error, debug=False)
+    request_id = uuid.uuid4().hex
+    log.error("graphql request %s failed", request_id, exc_info=original)
+    formatted = format_error(error, debug=False)
+    formatted["message"] = ("the service could not answer this request (an internal error); "
+                            f"quote request id {request_id}.")
+    return formatted
+
+
+def root_fields(body: dict[str, Any]) -> list[str] | None:
+    """The root fields of the request's operation (all operations' if it names none), or None
+    when the document does not parse (the GraphQL answer then says why)."""
+    try:
+        document = parse_graphql(body["query"])
+    except GraphQLSyntaxError:
+        return None
+    wanted = body.get("operationName")
+    return [selection.name.value for definition in document.definitions
+            if isinstance(definition, OperationDefinitionNode)
+            and (not wanted or (definition.name and definition.name.value == wanted))
+            for selection in definition.selection_set.selections if isinstance(selection, FieldNode)]

@@ -7,7 +7,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import decimal
+import json
 import os
+import threading
+import time
 from pathlib import Path
 
 import httpx
@@ -21,6 +24,8 @@ os.environ["DBT_SL_GRAPHQL_URL_FORMAT"] = "http://{server_host}/api/graphql"
 os.environ["DBT_SL_ADBC_URL_FORMAT"] = f"grpc://127.0.0.1:{FLIGHT_PORT}"
 
 import adbc_driver_flightsql.dbapi as flightsql  # noqa: E402
+import adbc_driver_manager  # noqa: E402
+import pyarrow as pa  # noqa: E402
 import pyarrow.flight as flight  # noqa: E402
 from dbtsl import OrderByGroupBy, OrderByMetric, SyncSemanticLayerClient  # noqa: E402
 from dbtsl.api.graphql.client.sync import SyncGraphQLClient  # noqa: E402
@@ -258,3 +263,117 @@ def test_a_taken_flight_port_is_one_line_and_exit_status_2(built_warehouse, serv
     assert proc.returncode == 2
     output = proc.stdout + proc.stderr
     assert f"port {FLIGHT_PORT}" in output and "Flight SQL" in output and len(output.strip().splitlines()) == 1
+
+
+def audit_lines(served) -> list[dict]:
+    return [json.loads(line) for line in (served["data_dir"] / "audit.jsonl").read_text().splitlines()]
+
+
+def clean(text: str) -> bool:
+    """No traceback, no source file in what a client is told."""
+    return "Traceback" not in text and ".py" not in text and "site-packages" not in text
+
+
+def test_flight_errors_are_the_v1_query_message_only(served):
+    response = httpx.post(f"http://{served['host']}/v1/query", json={"metrics": ["activ_users"]}, timeout=60,
+                          headers={"Authorization": f"Bearer {served['tokens']['reader']}"})
+    message = response.json()["error"]["message"]
+    assert response.status_code == 422 and "'active_users'" in message
+    text = "{{ semantic_layer.query(metrics=['activ_users'], group_by=['metric_time__month']) }}"
+    raw = flight.FlightClient(f"grpc://127.0.0.1:{FLIGHT_PORT}")
+    options = flight.FlightCallOptions(headers=[(b"authorization", f"Bearer {served['tokens']['reader']}".encode())])
+    command = flight.FlightDescriptor.for_command(messages.pack(messages.CommandStatementQuery(query=text)))
+    with pytest.raises(pa.ArrowInvalid) as caught:  # INVALID_ARGUMENT
+        raw.get_flight_info(command, options)
+    assert message in str(caught.value) and clean(str(caught.value))
+    for token, refusal in (("not-a-token", flight.FlightUnauthenticatedError),
+                           ("experimenter", flight.FlightUnauthorizedError)):
+        headers = [(b"authorization", f"Bearer {served['tokens'].get(token, token)}".encode())]
+        with pytest.raises(refusal) as caught:
+            raw.get_flight_info(command, flight.FlightCallOptions(headers=headers))
+        assert clean(str(caught.value))
+    with connect(served) as conn, conn.cursor() as cur:
+        for statement in (text, "{{ semantic_layer.query(metrics=['revenue'], group_by=[Foo('x')]) }}"):
+            with pytest.raises(adbc_driver_manager.ProgrammingError) as caught:
+                cur.execute(statement)
+            assert caught.value.status_code == adbc_driver_manager.AdbcStatusCode.INVALID_ARGUMENT
+            assert clean(str(caught.value)) and all(clean(repr(d)) for d in caught.value.details or [])
+            assert message in str(caught.value) if statement == text else "Foo" in str(caught.value)
+    client = sdk(served)
+    with client.session():
+        with pytest.raises(QueryFailedError) as failed:
+            client.query(metrics=["activ_users"], group_by=["metric_time__month"])
+    assert message in str(failed.value) and clean(str(failed.value))
+
+
+def test_cancel_stops_the_warehouse_statement_and_frees_the_worker(served):
+    # A cumulative metric per event: seconds of warehouse work for five rows. Each run filters
+    # on a value of its own, so no answer comes from the cache.
+    slow = ("{{ semantic_layer.query(metrics=['active_users_7d'], group_by=['metric_time__day', 'event'], limit=5, "
+            "where=[\"{{ Dimension('user__country') }} <> 'cancel-%s'\"]) }}")
+    with connect(served) as conn, conn.cursor() as cur:
+        timer = threading.Timer(1.0, cur.adbc_cancel)
+        timer.start()
+        started = time.monotonic()
+        with pytest.raises(adbc_driver_manager.OperationalError) as caught:
+            cur.execute(slow % "adbc")
+        assert time.monotonic() - started < 3.0
+        assert caught.value.status_code == adbc_driver_manager.AdbcStatusCode.CANCELLED
+        started = time.monotonic()
+        cur.execute("{{ semantic_layer.query(metrics=['revenue'], group_by=['metric_time__year']) }}")
+        assert cur.fetchall() and time.monotonic() - started < 2.0
+    raw = flight.FlightClient(f"grpc://127.0.0.1:{FLIGHT_PORT}")
+    headers = [(b"authorization", f"Bearer {served['tokens']['reader']}".encode())]
+    command = messages.pack(messages.CommandStatementQuery(query=slow % "deadline"))
+    with pytest.raises(flight.FlightTimedOutError):  # the client gives up after 1 s: its call is cancelled
+        raw.get_flight_info(flight.FlightDescriptor.for_command(command),
+                            flight.FlightCallOptions(headers=headers, timeout=1.0))
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        stopped = [line for line in audit_lines(served) if line.get("interface") == "flight"
+                   and "cancel-" in json.dumps(line.get("body"))]
+        if len(stopped) == 2:
+            break
+        time.sleep(0.1)
+    # The warehouse statements were interrupted (not run to their end), within a second or two.
+    assert [(line["outcome"], line["code"]) for line in stopped] == [("error", "query_cancelled")] * 2
+    assert all(line["ms"] < 3000 for line in stopped)
+
+
+def test_metadata_calls_are_audited(served):
+    with connect(served) as conn:
+        conn.adbc_get_objects().read_all()
+        conn.adbc_get_info()
+        with conn.cursor() as cur:
+            cur.execute("{{ semantic_layer.dimensions(metrics=['revenue']) }}")
+            cur.fetchall()
+    graphql = gql(served)
+    with graphql.session():
+        graphql.metrics()
+        graphql.dimensions(metrics=["revenue"])
+    lines = [line for line in audit_lines(served) if line.get("caller") == "reader"]
+    reader_id = next(line["token_id"] for line in lines if line["token_id"])
+    flight_metadata = [line for line in lines if line["interface"] == "flight" and line["kind"] == "metadata"]
+    assert {line["body"].get("command") for line in flight_metadata} >= {
+        "CommandGetCatalogs", "CommandGetDbSchemas", "CommandGetTables", "CommandGetSqlInfo"}
+    assert {"call": "dimensions", "metrics": ["revenue"]} in [line["body"] for line in flight_metadata]
+    graphql_fields = [line["body"]["fields"] for line in lines if line.get("path") == "/api/graphql"]
+    assert ["metrics"] in graphql_fields and ["dimensions"] in graphql_fields
+    for line in flight_metadata + [line for line in lines if line.get("path") == "/api/graphql"]:
+        assert line["token_id"] == reader_id and isinstance(line["ms"], float)
+        assert line.get("outcome") == "ok" or line.get("status") == 200
+
+
+def test_metric_time_without_a_grain_is_metric_time__day(served):
+    expected = v1(served, {"metrics": ["revenue", "active_users"], "group_by": ["metric_time__day"]})
+    client, graphql = sdk(served), gql(served)
+    with client.session(), graphql.session():
+        assert_same(rows_of(client.query(metrics=["revenue", "active_users"], group_by=["metric_time"])),
+                    expected, False)
+        assert_same(rows_of(graphql.query(metrics=["revenue", "active_users"], group_by=["metric_time"])),
+                    expected, False)
+        ordered = graphql.query(metrics=["revenue"], group_by=["metric_time"], order_by=["-metric_time"], limit=2)
+    assert ordered.column_names == ["metric_time__day", "revenue"]
+    days = v1(served, {"metrics": ["revenue"], "group_by": ["metric_time__day"], "order_by": ["-metric_time__day"],
+                       "limit": 2})
+    assert_same(rows_of(ordered), days, True)
