@@ -30,6 +30,7 @@ from scipy.stats import chisquare
 
 from metrics.errors import InvalidQuery
 from northstar.notify import config as notify_config
+from tests.api.test_alerts import expected_alerts
 from tests.api.test_auth import create_token
 from tests.conftest import SAMPLE, Server, free_port, northstar
 from tests.oracle import EXPERIMENT_POPULATION, Oracle
@@ -161,6 +162,7 @@ notify:
     - {{name: incidents-slo, on: slo_status, metrics: [incidents], statuses: [breach], to: [ops, chat]}}
     - {{name: broken, event: slo_status, metrics: [incidents], to: [broken]}}
     - {{name: weekly, event: digest, metrics: [active_users], to: [emea]}}
+    - {{name: tickets-emea, event: anomaly_alerts, metrics: [tickets], to: [emea]}}
     - {{name: releases, event: regressed_release, to: [events, mail]}}
     - {{name: launch, event: launch_scorecard, launches: [{LAUNCH}], to: [events, mail]}}
     - {{name: experiments, event: [experiment_sample_reached, experiment_health], to: [events, mail, emea]}}
@@ -378,6 +380,22 @@ def test_a_restricted_destination_gets_every_kind_computed_for_its_rows(notified
     everyone = arm_users(notified["oracle"], SKEWED)
     users = {f["label"]: f["value"] for f in health["figures"] if f["metric"] == "users"}
     assert users == {f"Users in {a}": n for a, n in arms.items()} != {f"Users in {a}": n for a, n in everyone.items()}
+    # anomaly alerts: the warehouse's check covers everyone, so the check runs over the region's rows
+    oracle, region_filter = notified["oracle"], [{"field": "region", "op": "=", "value": region}]
+    regional = {dt.date.fromisoformat(d): v for d, v in oracle.query(["tickets"], ["metric_time__day"], where=region_filter)}
+    everyone = {dt.date.fromisoformat(d): v for d, v in oracle.query(["tickets"], ["metric_time__day"])}
+    first, last = oracle.sql("select cast(min(metric_time) as date), cast(max(metric_time) as date) from src_events")[0]
+    values = {first + dt.timedelta(days=i): float(regional.get(first + dt.timedelta(days=i), 0))
+              for i in range((last - first).days + 1)}
+    flagged = expected_alerts(values, "tickets")
+    anomaly = emea["anomaly_alerts"]
+    assert anomaly["subject"] == "anomaly_alerts:tickets" and region in anomaly["restricted_to"]
+    newest = anomaly["figures"][0]
+    assert newest["period"] == SPIKE_DAY.isoformat() and newest["value"] == regional[SPIKE_DAY] < everyone[SPIKE_DAY]
+    since = SPIKE_DAY - dt.timedelta(days=6)  # the subscription's default lookback: 7 days of alerts
+    assert [(f["period"], f["status"], f["value"]) for f in anomaly["figures"]] == [
+        (day.isoformat(), flagged[day][0], values[day]) for day in sorted(flagged, reverse=True) if day >= since][:5]
+    assert (newest["lower_bound"], newest["upper_bound"]) == pytest.approx(flagged[SPIKE_DAY][1:])
 
 
 def test_an_email_destination_takes_its_password_from_the_environment_only(tmp_path):
