@@ -13,11 +13,17 @@ from dataclasses import dataclass
 
 from metrics.errors import NotFound
 from metrics.experiment_design import MULTIPLE_EXPOSURE_WARNING, experiment_health
+from metrics.policy import PolicyDenied
 from metrics.query.request import MetricQuery
 from metrics.scorecards import launches as launch_cards
-from metrics.policy import PolicyDenied
 from metrics.scorecards.alerts import alerts, checked_alerts
-from metrics.scorecards.common import as_date, data_days, next_period, period_start, previous_period
+from metrics.scorecards.common import (
+    as_date,
+    data_days,
+    next_period,
+    period_start,
+    previous_period,
+)
 from metrics.scorecards.quality import quality_scorecard
 from metrics.scorecards.releases import all_release_health
 from metrics.scorecards.slo import Status

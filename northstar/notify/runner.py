@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from core.notification_state import StateStore
+from core.settings import Settings
+from core.tokens import TokenStore
 from metrics.engine import MetricsEngine
 from metrics.errors import MetricsError
 from metrics.notify.notices import (
@@ -25,10 +28,14 @@ from metrics.notify.notices import (
 from metrics.policy import PolicyDenied, RestrictedEngine, RowPolicy
 from northstar.notify import config as notify_config
 from northstar.notify.config import Destination, NotifyConfig, Subscription
-from northstar.notify.deliver import encode, idempotency_key, post, send_email, slack_body, webhook_body
-from core.notification_state import StateStore
-from core.settings import Settings
-from core.tokens import TokenStore
+from northstar.notify.deliver import (
+    encode,
+    idempotency_key,
+    post,
+    send_email,
+    slack_body,
+    webhook_body,
+)
 
 
 @dataclass(frozen=True)

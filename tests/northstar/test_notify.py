@@ -88,7 +88,7 @@ class SmtpSink:
         sink = self
 
         class Handler:
-            async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
+            async def handle_DATA(self, server, session, envelope):
                 sink.messages.append((tuple(envelope.rcpt_tos), message_from_bytes(envelope.content,
                                                                                    policy=policy.default)))
                 return "250 OK"
