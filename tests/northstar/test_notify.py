@@ -412,3 +412,32 @@ def test_an_email_destination_takes_its_password_from_the_environment_only(tmp_p
         notify_config.load(config, environ={})
     loaded = notify_config.load(config, environ={"NS_SMTP_PASSWORD": "hunter2"}).destinations["mail"]
     assert loaded.smtp.port == 587 and loaded.smtp.security == "starttls" and "hunter2" not in repr(loaded)
+
+
+def test_email_retries_a_connection_error_and_stops_at_a_refusal():
+    from metrics.notify.notices import Figure, Notice
+    from northstar.notify.config import Smtp
+    from northstar.notify.deliver import send_email, webhook_body
+
+    notice = Notice("digest", "digest:weekly", "week:2026-03-23", "Weekly", "Active users 1,234 (+5.0%).",
+                    (Figure("active_users", "Active users", "2026-03-23", 1234.0, "previous_period", 1175.0),), "/v1/query")
+    body = webhook_body(notice, key="ntf_test", subscription="weekly", destination="mail", build_id="b1",
+                        base_url="http://127.0.0.1", restricted_to=None)
+    waits: list[float] = []
+    closed = Smtp("127.0.0.1", free_port(), "none", None, None, "a@example.com", ("b@example.com",))
+    outcome = send_email(closed, body, max_attempts=3, backoff_s=0.01, sleep=waits.append)
+    assert (outcome.ok, outcome.attempts, waits) == (False, 3, [0.01, 0.02])
+
+    class Refusing:
+        async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+            return "550 no such mailbox"
+
+    controller = Controller(Refusing(), hostname="127.0.0.1", port=free_port())
+    controller.start()
+    try:
+        waits.clear()
+        refused = Smtp("127.0.0.1", controller.port, "none", None, None, "a@example.com", ("b@example.com",))
+        outcome = send_email(refused, body, max_attempts=3, backoff_s=0.01, sleep=waits.append)
+    finally:
+        controller.stop()
+    assert (outcome.ok, outcome.attempts, waits) == (False, 1, []) and "b@example.com" in outcome.error
