@@ -11,11 +11,23 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from metrics.errors import NotFound
+from metrics.experiment_design import MULTIPLE_EXPOSURE_WARNING, experiment_health
+from metrics.policy import PolicyDenied
 from metrics.query.request import MetricQuery
-from metrics.scorecards.alerts import alerts
-from metrics.scorecards.common import as_date, next_period, period_start, previous_period
+from metrics.scorecards import launches as launch_cards
+from metrics.scorecards.alerts import alerts, checked_alerts
+from metrics.scorecards.common import (
+    as_date,
+    data_days,
+    next_period,
+    period_start,
+    previous_period,
+)
 from metrics.scorecards.quality import quality_scorecard
+from metrics.scorecards.releases import all_release_health
 from metrics.scorecards.slo import Status
+from metrics.stats.srm import DEFAULT_SRM_THRESHOLD
 
 #: Alerts on days older than this, counted back from the newest alert day in the data, are
 #: history rather than news.
@@ -43,7 +55,7 @@ class Figure:
 
 @dataclass(frozen=True)
 class Notice:
-    kind: str  # anomaly_alerts | slo_status | digest
+    kind: str  # anomaly_alerts | slo_status | digest | regressed_release | launch_scorecard | experiment_*
     subject: str
     state: str
     title: str
@@ -54,8 +66,12 @@ class Notice:
 
 def anomaly_notices(engine, metrics: tuple[str, ...] = (), lookback_days: int = DEFAULT_LOOKBACK_DAYS,
                     adverse_only: bool = False) -> list[Notice]:
-    """One notice per metric with alerts in the last `lookback_days` days of alerts."""
-    found = alerts(engine)
+    """One notice per metric with alerts in the last `lookback_days` days of alerts (for an engine
+    under a row policy, which cannot read the warehouse's check, the check run over its rows)."""
+    try:
+        found = alerts(engine)
+    except PolicyDenied:
+        found = checked_alerts(engine, metrics)
     if not found:
         return []
     newest_day = max(a.date for a in found)
@@ -143,6 +159,192 @@ def digest_notice(engine, name: str, metrics: tuple[str, ...], period: str = "we
                   f"/v1/query?metrics={','.join(metrics)}&group_by={grain}")
 
 
+def release_notices(engine, platforms: tuple[str, ...] = ()) -> list[Notice]:
+    """One notice per release the releases scorecard flags `regressed: true`: its crash-free user
+    rate and error rate against the previous version's over the same window."""
+    try:
+        found = all_release_health(engine, with_adoption=False)
+    except NotFound:  # a warehouse without releases has nothing to say
+        return []
+    notices = []
+    for h in found:
+        r = h.release
+        if h.regressed is not True or (platforms and r.platform not in platforms):
+            continue
+        previous = h.previous
+        figures = []
+        for test, metric, label, value, comparison in (
+                (h.crash, "crash_free_user_rate", "Crash-free user rate", h.current.crash_free_user_rate,
+                 previous.crash_free_user_rate if previous else None),
+                (h.errors, "errors_per_1k_events", "Errors per 1k events", h.current.errors_per_1k_events,
+                 previous.errors_per_1k_events if previous else None)):
+            change = value - comparison if value is not None and comparison is not None else None
+            status = None if test is None else ("regressed" if test.regressed else
+                                                "not regressed" if test.regressed is False else "not tested")
+            figures.append(Figure(metric, label, h.window_start.date().isoformat(), _float(value), "previous_version",
+                                  _float(comparison), change, change / comparison if change is not None and comparison
+                                  else None, status))
+        worse = [t for t in (h.crash, h.errors) if t is not None and t.regressed]
+        title = (f"{r.platform} {r.app_version} regressed against {r.previous_app_version}: crash-free users "
+                 f"{_percent(h.current.crash_free_user_rate)} vs {_percent(previous.crash_free_user_rate)}, errors "
+                 f"per 1k events {_number(h.current.errors_per_1k_events)} vs {_number(previous.errors_per_1k_events)}")
+        summary = (f"{r.platform} {r.app_version} (released {r.released_at.date().isoformat()}), "
+                   f"{h.current.active_users:,} users over {h.window_start.date().isoformat()} to "
+                   f"{h.window_end.date().isoformat()}: "
+                   + "; ".join(f"{_TEST_LABELS[t.metric]} higher than {r.previous_app_version}'s "
+                               f"(p = {t.test.p_value:.2g} < {h.alpha:g})" for t in worse) + ".")
+        notices.append(Notice("regressed_release", f"regressed_release:{r.platform}:{r.app_version}", "regressed",
+                              title, summary, tuple(figures), f"/v1/releases/{r.platform}/{r.app_version}"))
+    return notices
+
+
+_TEST_LABELS = {"crashed_user_share": "share of users who crashed", "error_share_of_events": "share of events with errors"}
+
+
+def launch_notices(engine, milestones: tuple[int, ...] = (7, 14, 28), launch_ids: tuple[str, ...] = ()) -> list[Notice]:
+    """One notice per launch and milestone day (7, 14, 28) the data has reached: the launch
+    scorecard with that many days before and after the launch."""
+    try:
+        found = launch_cards.launches(engine)
+        _, last = data_days(engine)
+    except NotFound:
+        return []
+    notices = []
+    for launch in found:
+        if launch_ids and launch.launch_id not in launch_ids:
+            continue
+        launch_day = as_date(launch.launched_at)
+        for day in milestones:
+            # day k since the launch is the launch's UTC day + k; it is reached once the data has all of it
+            if launch_day + dt.timedelta(days=day) > last:
+                continue
+            notices.append(_launch_notice(engine, launch, day))
+    return notices
+
+
+def _launch_notice(engine, launch, day: int) -> Notice:
+    card = launch_cards.scorecard(engine, launch.launch_id, window_days=day)
+    at_day = next((a for a in card.adoption if a.day == day), None)
+    period = (as_date(launch.launched_at) + dt.timedelta(days=day)).isoformat()
+    figures = [Figure("adopters", "Adopters (cumulative)", period, _float(at_day and at_day.cumulative_adopters),
+                      "launch", 0.0),
+               Figure("feature_users", f"Users of {launch.feature_key} on day {day}", period,
+                      _float(at_day and at_day.feature_users), "active_users", _float(at_day and at_day.active_users),
+                      None, None, None if at_day is None or at_day.share is None else f"{at_day.share:.1%} of active")]
+    retention = card.retention_adopters, card.retention_non_adopters
+    if retention[0].users or retention[1].users:
+        figures.append(Figure("week_2_retention", "Week-2 retention, adopters vs not", period, retention[0].rate,
+                              "non_adopters", retention[1].rate, _diff(retention[0].rate, retention[1].rate), None,
+                              None if card.retention_test.p_value is None else f"p = {card.retention_test.p_value:.2g}"))
+    for kpi in ((card.feature_tickets,) if card.feature_tickets else ()) + card.quality:
+        figures.append(Figure(kpi.metric, engine.manifest.metrics[kpi.metric].label, period, kpi.after,
+                              f"{day}_days_before", kpi.before, kpi.change,
+                              kpi.change / kpi.before if kpi.change is not None and kpi.before else None,
+                              _verdict(kpi.change, kpi.direction)))
+    adopters = at_day.cumulative_adopters if at_day else 0
+    share = "" if at_day is None or at_day.share is None else f", {at_day.share:.1%} of active users used it that day"
+    title = f"{launch.launch_name}, day {day}: {adopters:,} adopters{share}"
+    summary = (f"Launch {launch.launch_id} ({launch.feature_key}, {launch.tier}, {launch.owner_team}) on "
+               f"{launch.launched_at.date().isoformat()}: the {day} days after it against the {day} days before"
+               + (f" on {', '.join(card.platforms)}" if card.platforms else "") + "; "
+               + "; ".join(f"{f.label} {_number(f.value)} vs {_number(f.comparison)}" for f in figures[2:]) + ".")
+    return Notice("launch_scorecard", f"launch_scorecard:{launch.launch_id}:day{day}", f"day{day}", title, summary,
+                  tuple(figures), f"/v1/launches/{launch.launch_id}/scorecard?window_days={day}")
+
+
+def experiment_sample_notices(engine, experiment_ids: tuple[str, ...] = ()) -> list[Notice]:
+    """One notice per experiment whose smallest arm has reached its planned users per arm."""
+    notices = []
+    for experiment, health in _experiment_health(engine, experiment_ids):
+        if not health.planned_sample_reached:
+            continue
+        planned = health.planned_users_per_variant
+        figures = tuple(Figure("users", f"Users in {arm}", experiment.started_at.date().isoformat()
+                               if experiment.started_at else "", float(users), "planned_users_per_variant",
+                               float(planned), float(users - planned), users / planned - 1 if planned else None,
+                               "reached" if users >= planned else "short")
+                        for arm, users in health.variants.items())
+        title = (f"{experiment.name}: the planned sample size is reached ({health.smallest_variant_users:,} users in "
+                 f"the smallest arm, {planned:,} planned per arm)")
+        summary = (f"Experiment {experiment.experiment_id} ({health.status}): "
+                   + ", ".join(f"{arm} {users:,}" for arm, users in health.variants.items())
+                   + f" users; planned {planned:,} per arm. The readout has the power it was planned for.")
+        notices.append(Notice("experiment_sample_reached", f"experiment_sample_reached:{experiment.experiment_id}",
+                              f"reached:{planned}", title, summary, figures,
+                              f"/v1/experiments/{experiment.experiment_id}/health"))
+    return notices
+
+
+def experiment_health_notices(engine, experiment_ids: tuple[str, ...] = ()) -> list[Notice]:
+    """One notice per experiment failing a health check: a sample ratio mismatch, or more than
+    1% of its users seen in more than one arm."""
+    notices = []
+    for experiment, health in _experiment_health(engine, experiment_ids):
+        failures = [name for name, failed in (("srm", health.srm_warning),
+                                              ("multiple_exposure", health.multiple_exposure_warning)) if failed]
+        if not failures:
+            continue
+        start = experiment.started_at.date().isoformat() if experiment.started_at else ""
+        total = sum(health.variants.values())
+        even = total / len(health.variants) if health.variants else 0.0
+        figures = [Figure("users", f"Users in {arm}", start, float(users), "planned_split", even, users - even,
+                          users / even - 1 if even else None, "srm" if health.srm_warning else None)
+                   for arm, users in health.variants.items()]
+        figures.append(Figure("srm_p_value", "Sample ratio p-value", start, health.srm_p_value, "threshold",
+                              DEFAULT_SRM_THRESHOLD, None, None, "fail" if health.srm_warning else "pass"))
+        figures.append(Figure("multiple_exposure_share", "Share of users in more than one arm", start,
+                              health.multiple_exposure_share, "threshold", MULTIPLE_EXPOSURE_WARNING, None, None,
+                              "fail" if health.multiple_exposure_warning else "pass"))
+        words = {"srm": f"sample ratio mismatch (p = {health.srm_p_value:.2g})",
+                 "multiple_exposure": f"{health.multiple_exposure_share:.1%} of users in more than one arm"}
+        title = f"{experiment.name}: health check failed: " + "; ".join(words[f] for f in failures)
+        summary = (f"Experiment {experiment.experiment_id} ({health.status}): "
+                   + ", ".join(f"{arm} {users:,}" for arm, users in health.variants.items())
+                   + " users. " + " ".join(w[0].upper() + w[1:] + "." for w in health.warnings))
+        notices.append(Notice("experiment_health", f"experiment_health:{experiment.experiment_id}",
+                              "+".join(failures), title, summary, tuple(figures),
+                              f"/v1/experiments/{experiment.experiment_id}/health"))
+    return notices
+
+
+def _experiment_health(engine, experiment_ids: tuple[str, ...]):
+    try:
+        experiments = engine.experiments
+        found = experiments.experiments()
+    except NotFound:  # a warehouse without experiment marts
+        return
+    for experiment in found:
+        if experiment_ids and experiment.experiment_id not in experiment_ids:
+            continue
+        yield experiment, experiment_health(experiments, experiment.experiment_id,
+                                            experiments.settings(experiment.experiment_id))
+
+
+def _float(value) -> float | None:
+    return None if value is None else float(value)
+
+
+def _diff(a: float | None, b: float | None) -> float | None:
+    return None if a is None or b is None else a - b
+
+
+def _verdict(change: float | None, direction: str | None) -> str | None:
+    """better | worse | unchanged, from a KPI's direction (None when it has none)."""
+    if change is None or direction is None:
+        return None
+    if change == 0:
+        return "unchanged"
+    return "better" if (change > 0) == (direction == "higher_is_better") else "worse"
+
+
+def _percent(value: float | None) -> str:
+    """
+    >>> _percent(0.98765), _percent(None)
+    ('98.77%', 'n/a')
+    """
+    return "n/a" if value is None else f"{value * 100:.2f}%"
+
+
 def _number(value: float | None) -> str:
     """A number as a person reads it in a message.
 
@@ -167,4 +369,5 @@ def _signed(relative: float | None) -> str:
     return "n/a" if relative is None else f"{relative * 100:+.1f}%"
 
 
-__all__ = ["Figure", "Notice", "anomaly_notices", "digest_notice", "slo_notices"]
+__all__ = ["Figure", "Notice", "anomaly_notices", "digest_notice", "experiment_health_notices",
+           "experiment_sample_notices", "launch_notices", "release_notices", "slo_notices"]

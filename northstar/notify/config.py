@@ -16,16 +16,28 @@ metric's `config.meta.notify`.
           url: https://emea.example.com/hook
           secret_env: NORTHSTAR_NOTIFY_EMEA_SECRET
           token: emea-reader
+        leads:                                # email over SMTP (STARTTLS on 587)
+          type: email
+          host: smtp.example.com
+          port: 587
+          security: starttls                  # starttls | ssl | none
+          username: northstar@example.com
+          password_env: NORTHSTAR_SMTP_PASSWORD
+          from: northstar@example.com
+          to: [product-leads@example.com]
       subscriptions:
         - {name: quality-alerts, event: anomaly_alerts, metrics: [crashes, tickets], to: [ops, product-chat]}
         - {name: slo, event: slo_status, statuses: [breach], to: [ops]}
         - {name: weekly, event: digest, metrics: [active_users, revenue], period: week, to: [product-chat, emea]}
+        - {name: releases, event: regressed_release, platforms: [android], to: [ops]}
+        - {name: launches, event: launch_scorecard, milestones: [7, 14, 28], to: [leads]}
+        - {name: experiments, event: [experiment_sample_reached, experiment_health], to: [leads]}
 
     # a metric's meta (dbt YAML): the same subscriptions, written beside the metric
     config: {meta: {notify: {event: [anomaly_alerts, slo_status], to: [ops]}}}
 
-Secrets and webhook URLs (which are secrets for Slack) come from the environment (`*_env`),
-never from the repository; a plain `url:` is for endpoints that are not secret.
+Secrets, SMTP passwords and webhook URLs (which are secrets for Slack) come from the environment
+(`*_env`), never from the repository; a plain `url:` is for endpoints that are not secret.
 """
 
 from __future__ import annotations
@@ -41,20 +53,41 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from metrics.errors import InvalidQuery
 
 CONFIG_FILE = "northstar.yml"
-KINDS = ("anomaly_alerts", "slo_status", "digest")
+KINDS = ("anomaly_alerts", "slo_status", "digest", "regressed_release", "launch_scorecard",
+         "experiment_sample_reached", "experiment_health")
+Kind = Literal["anomaly_alerts", "slo_status", "digest", "regressed_release", "launch_scorecard",
+               "experiment_sample_reached", "experiment_health"]
 
 
 class DestinationConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
-    type: Literal["webhook", "slack"] = "webhook"
+    type: Literal["webhook", "slack", "email"] = "webhook"
     url: str | None = None
     url_env: str | None = None
     secret_env: str | None = None
     token: str | None = Field(default=None, description="API token name whose scope and row policy apply.")
+    # email over SMTP
+    host: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)
+    security: Literal["starttls", "ssl", "none"] = "starttls"
+    username: str | None = None
+    password_env: str | None = None
+    sender: str | None = Field(default=None, alias="from")
+    to: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
-    def _one_url(self) -> DestinationConfig:
+    def _where(self) -> DestinationConfig:
+        if self.type == "email":
+            if self.url or self.url_env or self.secret_env:
+                raise ValueError("an email destination takes host, port, security, username, password_env, from "
+                                 "and to, not url, url_env or secret_env")
+            if not self.host or not self.sender or not self.to:
+                raise ValueError("an email destination needs host, from and to")
+            if self.username and not self.password_env:
+                raise ValueError("an email destination with a username needs password_env (the environment "
+                                 "variable holding the password; never the password itself)")
+            return self
         if bool(self.url) == bool(self.url_env):
             raise ValueError("give exactly one of url or url_env")
         return self
@@ -64,13 +97,17 @@ class SubscriptionConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     name: str | None = None
-    event: Literal["anomaly_alerts", "slo_status", "digest"]
+    event: Kind
     to: list[str] = Field(min_length=1)
     metrics: list[str] = Field(default_factory=list)
     lookback_days: int = Field(default=7, ge=1, le=366)
     adverse_only: bool = False
     statuses: list[Literal["warn", "breach"]] = Field(default_factory=lambda: ["warn", "breach"])
     period: Literal["day", "week", "month"] = "week"
+    platforms: list[str] = Field(default_factory=list)  # regressed_release: only these platforms
+    launches: list[str] = Field(default_factory=list)  # launch_scorecard: only these launch ids
+    milestones: list[Literal[7, 14, 28]] = Field(default_factory=lambda: [7, 14, 28])
+    experiments: list[str] = Field(default_factory=list)  # experiment_*: only these experiment ids
 
 
 class NotifyFile(BaseModel):
@@ -81,12 +118,24 @@ class NotifyFile(BaseModel):
 
 
 @dataclass(frozen=True)
+class Smtp:
+    host: str
+    port: int
+    security: str  # starttls | ssl | none
+    username: str | None
+    password: str | None = field(repr=False)
+    sender: str
+    recipients: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class Destination:
     name: str
-    type: str  # webhook | slack
-    url: str
+    type: str  # webhook | slack | email
+    url: str  # for email: smtp://host:port (what the logs and the state table show)
     secret: str | None = field(repr=False)
     token: str | None
+    smtp: Smtp | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +148,10 @@ class Subscription:
     adverse_only: bool = False
     statuses: tuple[str, ...] = ("warn", "breach")
     period: str = "week"
+    platforms: tuple[str, ...] = ()
+    launches: tuple[str, ...] = ()
+    milestones: tuple[int, ...] = (7, 14, 28)
+    experiments: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -140,7 +193,7 @@ def load(path: Path | None, metric_meta: dict[str, dict[str, Any]] | None = None
             raise _bad(path, "expected a mapping with a 'notify' key.")
         raw = document.get("notify") or {}
     if isinstance(raw, dict) and isinstance(raw.get("subscriptions"), list):
-        raw = {**raw, "subscriptions": [_event_key(e) for e in raw["subscriptions"]]}
+        raw = {**raw, "subscriptions": [e for entry in raw["subscriptions"] for e in _one_per_event(_event_key(entry))]}
     try:
         parsed = NotifyFile.model_validate(raw)
     except ValidationError as exc:
@@ -149,6 +202,9 @@ def load(path: Path | None, metric_meta: dict[str, dict[str, Any]] | None = None
         raise _bad(path, f"notify.{where}: {first['msg']}.") from None
     destinations: dict[str, Destination] = {}
     for name, d in parsed.destinations.items():
+        if d.type == "email":
+            destinations[name] = _email_destination(path, name, d, environ)
+            continue
         url = d.url or environ.get(d.url_env or "")
         if not url:
             raise _bad(path, f"destination {name!r}: the environment variable {d.url_env} (its URL) is not set.")
@@ -181,6 +237,28 @@ def load(path: Path | None, metric_meta: dict[str, dict[str, Any]] | None = None
     return NotifyConfig(destinations, tuple(subscriptions), path)
 
 
+def _one_per_event(entry: Any) -> list[Any]:
+    """`event: [a, b]` is two subscriptions (named `<name>:<event>`), as in a metric's meta."""
+    if isinstance(entry, dict) and isinstance(entry.get("event"), list):
+        name = entry.get("name")
+        return [{**entry, "event": kind, **({"name": f"{name}:{kind}"} if name else {})} for kind in entry["event"]]
+    return [entry]
+
+
+def _email_destination(path: Path | None, name: str, d: DestinationConfig, environ) -> Destination:
+    password = None
+    if d.password_env:
+        password = environ.get(d.password_env)
+        if not password:
+            raise _bad(path, f"destination {name!r}: the environment variable {d.password_env} (its SMTP password) "
+                             "is not set.")
+    port = d.port or {"ssl": 465, "starttls": 587}.get(d.security, 25)
+    smtp = Smtp(d.host or "", port, d.security, d.username, password, d.sender or "", tuple(d.to))
+    return Destination(name, "email", f"smtp://{smtp.host}:{port}", None, d.token, smtp)
+
+
 def _subscription(entry: SubscriptionConfig, index: int) -> Subscription:
     return Subscription(entry.name or f"{entry.event}-{index + 1}", entry.event, tuple(entry.to), tuple(entry.metrics),
-                        entry.lookback_days, entry.adverse_only, tuple(entry.statuses), entry.period)
+                        entry.lookback_days, entry.adverse_only, tuple(entry.statuses), entry.period,
+                        tuple(entry.platforms), tuple(entry.launches), tuple(sorted(set(entry.milestones))),
+                        tuple(entry.experiments))

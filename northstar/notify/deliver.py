@@ -12,7 +12,9 @@ The webhook body (schema `northstar.notification/v1`, README "Notifications"):
 Every POST carries `X-Northstar-Id` (the idempotency key: a receiver drops a repeat),
 `X-Northstar-Timestamp` (Unix seconds) and, with a secret, `X-Northstar-Signature:
 v1=<hex HMAC-SHA256(secret, "<timestamp>.<body>")>`. Slack destinations get Slack's incoming
-webhook body (`text` plus Block Kit blocks), kept within its limits.
+webhook body (`text` plus Block Kit blocks), kept within its limits. Email destinations get a
+multipart/alternative message (plain text and HTML) over SMTP, with the idempotency key as its
+Message-ID and in `X-Northstar-Id`.
 """
 
 from __future__ import annotations
@@ -20,15 +22,21 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import hmac
+import html
 import json
+import smtplib
+import ssl
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate
 from typing import Any
 
 from metrics.notify.notices import Notice
+from northstar.notify.config import Smtp
 
 SCHEMA = "northstar.notification/v1"
 #: Slack: a section's text is at most 3000 characters, a message at most 50 blocks.
@@ -87,6 +95,89 @@ def slack_body(body: dict[str, Any]) -> dict[str, Any]:
                 f"<{body['link']}|Open in northstar> · build {body['build_id']} · {body['kind']}{scope}")[:SLACK_SECTION_CHARS]}]},
         ],
     }
+
+
+#: An email subject longer than this is cut (RFC 5322 asks for lines under 78 characters; mail
+#: clients show about this much).
+EMAIL_SUBJECT_CHARS = 180
+
+
+def _change(relative: float | None) -> str:
+    return "" if relative is None else f"{relative * 100:+.1f}%"
+
+
+def _figure_line(f: dict[str, Any]) -> str:
+    change = "" if f["relative_change"] is None else f" ({_change(f['relative_change'])})"
+    status = f" · {f['status']}" if f["status"] else ""
+    return (f"{f['label']} {f['period']}: {_fmt(f['value'])} vs {f['compared_to'].replace('_', ' ')} "
+            f"{_fmt(f['comparison'])}{change}{status}")
+
+
+def email_message(body: dict[str, Any], smtp: Smtp) -> EmailMessage:
+    """The notification as an email: plain text first, the same as HTML as the alternative."""
+    message = EmailMessage()
+    message["Subject"] = "[northstar] " + body["title"][:EMAIL_SUBJECT_CHARS]
+    message["From"] = smtp.sender
+    message["To"] = ", ".join(smtp.recipients)
+    message["Date"] = formatdate(usegmt=True)
+    message["Message-ID"] = f"<{body['id']}@northstar>"
+    message["X-Northstar-Id"] = body["id"]
+    message["X-Northstar-Event"] = body["kind"]
+    scope = f"\nRows where {body['restricted_to']}." if body.get("restricted_to") else ""
+    lines = [_figure_line(f) for f in body["figures"]]
+    message.set_content("\n".join([body["title"], "", body["summary"], "", *(f"- {line}" for line in lines), "",
+                                    f"Open in northstar: {body['link']}",
+                                    f"Build {body['build_id']} · {body['kind']} · {body['subscription']}{scope}", ""]))
+    esc = html.escape
+    rows = "".join(
+        f"<tr><td>{esc(f['label'])}</td><td>{esc(f['period'])}</td><td align=\"right\"><b>{esc(_fmt(f['value']))}</b>"
+        f"</td><td>{esc(f['compared_to'].replace('_', ' '))} {esc(_fmt(f['comparison']))}</td><td>"
+        f"{esc(_change(f['relative_change']))}</td>"
+        f"<td>{esc(f['status'] or '')}</td></tr>" for f in body["figures"])
+    message.add_alternative(
+        f"<html><body><h2>{esc(body['title'])}</h2><p>{esc(body['summary'])}</p>"
+        + (f"<table border=\"1\" cellpadding=\"4\" cellspacing=\"0\"><tr><th>Metric</th><th>Period</th><th>Value</th>"
+           f"<th>Compared with</th><th>Change</th><th>Status</th></tr>{rows}</table>" if rows else "")
+        + f"<p><a href=\"{esc(body['link'], quote=True)}\">Open in northstar</a></p>"
+        f"<p><small>Build {esc(str(body['build_id']))} · {esc(body['kind'])}"
+        f"{' · rows where ' + esc(body['restricted_to']) if body.get('restricted_to') else ''}</small></p>"
+        "</body></html>", subtype="html")
+    return message
+
+
+def send_email(smtp: Smtp, body: dict[str, Any], *, max_attempts: int = 4, backoff_s: float = 0.5,
+               timeout_s: float = 10.0, sleep: Callable[[float], None] = time.sleep) -> Outcome:
+    """Send over SMTP with retries: a connection error or a 4xx (temporary) answer is retried
+    with exponential backoff; a 5xx answer (a refused login, sender or recipient) is final."""
+    message = email_message(body, smtp)
+    code: int | None = None
+    error: str | None = None
+    for attempt in range(1, max_attempts + 1):
+        try:
+            if smtp.security == "ssl":
+                client = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=timeout_s,
+                                          context=ssl.create_default_context())
+            else:
+                client = smtplib.SMTP(smtp.host, smtp.port, timeout=timeout_s)
+            with client:
+                if smtp.security == "starttls":
+                    client.starttls(context=ssl.create_default_context())
+                if smtp.username:
+                    client.login(smtp.username, smtp.password or "")
+                client.send_message(message)
+            return Outcome(True, attempt, 250, None)
+        except smtplib.SMTPRecipientsRefused as exc:
+            return Outcome(False, attempt, None, f"SMTP recipients refused: {', '.join(exc.recipients)}")
+        except smtplib.SMTPResponseException as exc:
+            code = exc.smtp_code
+            error = f"SMTP {exc.smtp_code} {exc.smtp_error.decode(errors='replace') if isinstance(exc.smtp_error, bytes) else exc.smtp_error}"
+            if not 400 <= code < 500:
+                return Outcome(False, attempt, code, error)
+        except (smtplib.SMTPException, OSError) as exc:
+            code, error = None, f"{type(exc).__name__}: {exc}"
+        if attempt < max_attempts:
+            sleep(backoff_s * 2 ** (attempt - 1))
+    return Outcome(False, max_attempts, code, error)
 
 
 def sign(secret: str, timestamp: str, payload: bytes) -> str:

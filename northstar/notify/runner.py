@@ -10,16 +10,32 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from metrics.engine import MetricsEngine
-from metrics.errors import MetricsError
-from metrics.notify.notices import Notice, anomaly_notices, digest_notice, slo_notices
-from metrics.policy import PolicyDenied, RestrictedEngine, RowPolicy
-from northstar.notify import config as notify_config
-from northstar.notify.config import Destination, NotifyConfig, Subscription
-from northstar.notify.deliver import encode, idempotency_key, post, slack_body, webhook_body
 from core.notification_state import StateStore
 from core.settings import Settings
 from core.tokens import TokenStore
+from metrics.engine import MetricsEngine
+from metrics.errors import MetricsError
+from metrics.notify.notices import (
+    Notice,
+    anomaly_notices,
+    digest_notice,
+    experiment_health_notices,
+    experiment_sample_notices,
+    launch_notices,
+    release_notices,
+    slo_notices,
+)
+from metrics.policy import PolicyDenied, RestrictedEngine, RowPolicy
+from northstar.notify import config as notify_config
+from northstar.notify.config import Destination, NotifyConfig, Subscription
+from northstar.notify.deliver import (
+    encode,
+    idempotency_key,
+    post,
+    send_email,
+    slack_body,
+    webhook_body,
+)
 
 
 @dataclass(frozen=True)
@@ -61,6 +77,14 @@ def notices_for(engine, subscription: Subscription) -> list[Notice]:
     if subscription.kind == "digest":
         notice = digest_notice(engine, subscription.name, subscription.metrics, subscription.period)
         return [notice] if notice else []
+    if subscription.kind == "regressed_release":
+        return release_notices(engine, subscription.platforms)
+    if subscription.kind == "launch_scorecard":
+        return launch_notices(engine, subscription.milestones, subscription.launches)
+    if subscription.kind == "experiment_sample_reached":
+        return experiment_sample_notices(engine, subscription.experiments)
+    if subscription.kind == "experiment_health":
+        return experiment_health_notices(engine, subscription.experiments)
     raise AssertionError(subscription.kind)  # the config only admits the kinds above
 
 
@@ -109,12 +133,15 @@ def _deliver(settings: Settings, state: StateStore, destination: Destination, su
     if dry_run:
         log(f"would send to {destination.name} ({destination.type}): {notice.title}")
         return Sent(destination.name, subscription.name, key, notice.title, "would_send", body=body)
-    payload = encode(slack_body(body) if destination.type == "slack" else body)
     state.record(key, destination.name, subscription.name, notice.kind, notice.subject, notice.state, build_id,
                  notice.title, encode(body).decode())
-    outcome = post(destination.url, payload, key=key, kind=notice.kind, secret=destination.secret,
-                   max_attempts=settings.notify_max_attempts, backoff_s=settings.notify_backoff_s,
-                   **({"sleep": sleep} if sleep else {}))
+    retries = {"max_attempts": settings.notify_max_attempts, "backoff_s": settings.notify_backoff_s,
+               **({"sleep": sleep} if sleep else {})}
+    if destination.smtp is not None:
+        outcome = send_email(destination.smtp, body, **retries)
+    else:
+        payload = encode(slack_body(body) if destination.type == "slack" else body)
+        outcome = post(destination.url, payload, key=key, kind=notice.kind, secret=destination.secret, **retries)
     status = "sent" if outcome.ok else "failed"
     state.finish(key, status, outcome.attempts, outcome.error, outcome.http_status)
     log(f"{status} to {destination.name} after {outcome.attempts} attempt(s): {notice.title}"
