@@ -567,7 +567,14 @@ _OVERRIDES = [
     "CAST([] AS SMALLINT[]) AS indkey, CAST([] AS BIGINT[]) AS indcollation, CAST([] AS BIGINT[]) AS indclass, "
     "CAST([] AS SMALLINT[]) AS indoption, NULL::VARCHAR AS indexprs, NULL::VARCHAR AS indpred WHERE false",
     "CREATE VIEW pg_opclass AS SELECT 0::BIGINT AS oid, '' AS opcname, false AS opcdefault, "
-    "0::BIGINT AS opcmethod, 0::BIGINT AS opcnamespace WHERE false",
+    "0::BIGINT AS opcmethod, 0::BIGINT AS opcnamespace, 2616::BIGINT AS tableoid WHERE false",
+    # psql's \dd lists operator families and classes among the commented objects.
+    "CREATE VIEW pg_opfamily AS SELECT 0::BIGINT AS oid, 0::BIGINT AS opfmethod, '' AS opfname, "
+    "0::BIGINT AS opfnamespace, 10::BIGINT AS opfowner, 2753::BIGINT AS tableoid WHERE false",
+    "CREATE MACRO pg_opclass_is_visible(arg_opclass) AS true",
+    "CREATE MACRO pg_opfamily_is_visible(arg_opfamily) AS true",
+    # tableoid: psql's \dd joins pg_description on it (classoid).
+    "CREATE VIEW pg_constraint AS SELECT *, 2606::BIGINT AS tableoid FROM system.pg_catalog.pg_constraint",
     "CREATE VIEW pg_roles AS SELECT 10::BIGINT AS oid, 'northstar' AS rolname, false AS rolsuper, "
     "false AS rolinherit, false AS rolcreaterole, false AS rolcreatedb, true AS rolcanlogin, "
     "false AS rolreplication, -1 AS rolconnlimit, NULL AS rolvaliduntil, false AS rolbypassrls, NULL AS rolconfig",
@@ -585,9 +592,9 @@ _OVERRIDES = [
     "CREATE VIEW pg_policy AS SELECT 0::BIGINT AS oid, '' AS polname, 0::BIGINT AS polrelid, '' AS polcmd, "
     "false AS polpermissive, CAST([] AS BIGINT[]) AS polroles, '' AS polqual, '' AS polwithcheck WHERE false",
     "CREATE VIEW pg_rewrite AS SELECT 0::BIGINT AS oid, '' AS rulename, 0::BIGINT AS ev_class, '' AS ev_type, "
-    "'' AS ev_enabled, false AS is_instead WHERE false",
+    "'' AS ev_enabled, false AS is_instead, 2618::BIGINT AS tableoid WHERE false",
     "CREATE VIEW pg_trigger AS SELECT 0::BIGINT AS oid, 0::BIGINT AS tgrelid, '' AS tgname, false AS tgisinternal, "
-    "0::BIGINT AS tgparentid, '' AS tgenabled WHERE false",
+    "0::BIGINT AS tgparentid, '' AS tgenabled, 2620::BIGINT AS tableoid WHERE false",
     "CREATE VIEW pg_statistic_ext AS SELECT 0::BIGINT AS oid, 0::BIGINT AS stxrelid, 0::BIGINT AS stxnamespace, "
     "'' AS stxname, CAST([] AS VARCHAR[]) AS stxkind, -1 AS stxstattarget, CAST([] AS SMALLINT[]) AS stxkeys "
     "WHERE false",
@@ -934,7 +941,15 @@ def to_duckdb(statement: exp.Expression, session: Session) -> str:
         return node
 
     names = _output_names(tree) if isinstance(tree, exp.Select) else None
-    tree = tree.transform(_unqualify)
+    # Innermost first: a qualified call inside another (`pg_size_pretty(pg_catalog.pg_table_size(c.oid))`)
+    # is unqualified too, which a top-down transform skips once it replaced the outer one.
+    for node in reversed(list(tree.walk(bfs=False))):
+        replacement = _unqualify(node)
+        if replacement is not node:
+            if node is tree:
+                tree = replacement
+            else:
+                node.replace(replacement)
     # Children first, so nested casts and calls are all rewritten.
     for node in reversed(list(tree.walk(bfs=False))):
         replacement = rewrite(node)
