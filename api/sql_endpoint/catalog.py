@@ -168,6 +168,29 @@ def quote_keyword_aliases(sql: str) -> str:
     return sql
 
 
+def underscore_array_types(sql: str) -> str:
+    """`x::regtype[]` as `x::_regtype`, PostgreSQL's own name of the array type: sqlglot cannot
+    read an array of a type it does not know (pgcli's function query casts to regtype[]).
+
+    >>> underscore_array_types("select proargtypes::regtype[]::text[], '::regtype[]' from pg_proc")
+    "select proargtypes::_regtype::text[], '::regtype[]' from pg_proc"
+    """
+    from sqlglot.tokens import TokenType
+
+    try:
+        tokens = sqlglot.Dialect.get_or_raise("postgres").tokenize(sql)
+    except sqlglot.errors.TokenError:
+        return sql
+    edits: list[tuple[int, int, str]] = []
+    for cast, name, opening, closing in zip(tokens, tokens[1:], tokens[2:], tokens[3:]):
+        if cast.token_type == TokenType.DCOLON and name.text.lower() in _OID_TYPES \
+                and opening.token_type == TokenType.L_BRACKET and closing.token_type == TokenType.R_BRACKET:
+            edits.append((name.start, closing.end + 1, f"_{name.text.lower()}"))
+    for start, end, text in reversed(edits):
+        sql = sql[:start] + text + sql[end:]
+    return sql
+
+
 def _skip_quoted(sql: str, i: int, quote: str) -> int:
     backslashes = quote == "'" and i > 0 and sql[i - 1] in "eE"
     i += 1
@@ -452,7 +475,17 @@ _OVERRIDES = [
     "CREATE MACRO pg_table_size(arg_rel) AS 0",
     "CREATE MACRO pg_get_viewdef(arg_rel) AS NULL, (arg_rel, arg_pretty) AS NULL",
     "CREATE MACRO pg_get_partkeydef(arg_rel) AS NULL",
-    # No functions are served (pg_proc lists DuckDB's, with no PostgreSQL signatures).
+    # No functions are served: pg_proc has PostgreSQL's columns and types (DuckDB's own lists
+    # its functions with type names where OIDs belong) and no rows.
+    "CREATE VIEW pg_proc AS SELECT 0::BIGINT AS oid, '' AS proname, 0::BIGINT AS pronamespace, "
+    "10::BIGINT AS proowner, 12::BIGINT AS prolang, 1.0::REAL AS procost, 0.0::REAL AS prorows, "
+    "0::BIGINT AS provariadic, 0::BIGINT AS prosupport, 'f' AS prokind, false AS prosecdef, "
+    "false AS proleakproof, false AS proisstrict, false AS proretset, 'i' AS provolatile, "
+    "'s' AS proparallel, 0::SMALLINT AS pronargs, 0::SMALLINT AS pronargdefaults, 0::BIGINT AS prorettype, "
+    "CAST([] AS BIGINT[]) AS proargtypes, NULL::BIGINT[] AS proallargtypes, NULL::VARCHAR[] AS proargmodes, "
+    "NULL::VARCHAR[] AS proargnames, NULL::VARCHAR AS proargdefaults, NULL::BIGINT[] AS protrftypes, "
+    "'' AS prosrc, NULL::VARCHAR AS probin, NULL::VARCHAR AS prosqlbody, NULL::VARCHAR[] AS proconfig, "
+    "NULL::VARCHAR[] AS proacl, 1255::BIGINT AS tableoid WHERE false",
     "CREATE MACRO pg_get_function_result(arg_function) AS NULL::VARCHAR",
     "CREATE MACRO pg_get_function_arguments(arg_function) AS NULL::VARCHAR",
     "CREATE MACRO pg_get_function_identity_arguments(arg_function) AS NULL::VARCHAR",
@@ -572,6 +605,10 @@ _OVERRIDES = [
     "CREATE VIEW pg_opfamily AS SELECT 0::BIGINT AS oid, 0::BIGINT AS opfmethod, '' AS opfname, "
     "0::BIGINT AS opfnamespace, 10::BIGINT AS opfowner, 2753::BIGINT AS tableoid WHERE false",
     "CREATE MACRO pg_opclass_is_visible(arg_opclass) AS true",
+    # PostgreSQL's built-in languages (pgcli reads pg_language to learn the names' casing).
+    "CREATE VIEW pg_language AS SELECT * FROM (VALUES (12::BIGINT, 'internal', 10::BIGINT, false, false), "
+    "(13::BIGINT, 'c', 10::BIGINT, false, false), (14::BIGINT, 'sql', 10::BIGINT, false, true)) "
+    "AS l(oid, lanname, lanowner, lanispl, lanpltrusted)",
     "CREATE MACRO pg_opfamily_is_visible(arg_opfamily) AS true",
     # tableoid: psql's \dd joins pg_description on it (classoid).
     "CREATE VIEW pg_constraint AS SELECT *, 2606::BIGINT AS tableoid FROM system.pg_catalog.pg_constraint",
@@ -941,6 +978,24 @@ def to_duckdb(statement: exp.Expression, session: Session) -> str:
         return node
 
     names = _output_names(tree) if isinstance(tree, exp.Select) else None
+    # Inner queries' calls are named as PostgreSQL names them (`count`, `row_number`), which
+    # outer references use (pgcli: `WITH Words AS (SELECT ..., COUNT(1) ...) ... ORDER BY Count`).
+    for select in list(tree.find_all(exp.Select)):
+        if select is tree:
+            continue
+        for item in select.expressions:
+            call = item.this if isinstance(item, exp.Window) else item
+            if isinstance(call, exp.Func) and not isinstance(item, exp.Alias) and not isinstance(call, exp.Column):
+                item.replace(exp.alias_(item.copy(), call.sql("postgres").split("(")[0].lower().split(".")[-1]))
+    for cast in list(tree.find_all(exp.Cast)):
+        inner = cast.this
+        if isinstance(inner, exp.Cast) and _type_name(cast.to) in ("text", "varchar", "name") \
+                and _type_name(inner.to) == "regtype" and not _is_text(inner.this):
+            replacement = exp.Anonymous(this="format_type", expressions=[inner.this.copy(), exp.Null()])
+            if cast is tree:
+                tree = replacement
+            else:
+                cast.replace(replacement)
     # Innermost first: a qualified call inside another (`pg_size_pretty(pg_catalog.pg_table_size(c.oid))`)
     # is unqualified too, which a top-down transform skips once it replaced the outer one.
     for node in reversed(list(tree.walk(bfs=False))):
@@ -1099,6 +1154,10 @@ def _cast(node: exp.Cast) -> exp.Expression:
         return exp.Array(expressions=[exp.cast(exp.Literal.string(i), element.copy()) for i in items])
     if name in _CAST_MACROS and _is_text(value):
         return exp.Anonymous(this=_CAST_MACROS[name], expressions=[value])
+    if name == "_regtype":  # type oids as their names, as a regtype[] prints (in order: one thread)
+        return sqlglot.parse_one("(SELECT list(format_type(type_oid, NULL)) FROM (SELECT unnest(x) AS type_oid))",
+                                 read="duckdb").transform(
+            lambda n: value.copy() if isinstance(n, exp.Column) and n.name == "x" else n)
     if name in _OID_TYPES:
         return exp.cast(value, "BIGINT")
     if name in _TEXT_TYPES:

@@ -226,7 +226,7 @@ def prepare(sql: str, param_types: tuple[int, ...] = ()) -> Statement:
     if word not in catalog.QUERY_WORDS:
         raise SqlError("0A000", f"{word.upper() or 'this statement'} is not supported", hint=catalog.SUPPORTED)
     try:
-        tree = sqlglot.parse_one(catalog.quote_keyword_aliases(sql), read="postgres")
+        tree = sqlglot.parse_one(catalog.quote_keyword_aliases(catalog.underscore_array_types(sql)), read="postgres")
     except ParseError as exc:
         raise SqlError("42601", f"syntax error: {str(exc).splitlines()[0]}", hint=catalog.SUPPORTED) from exc
     count = max((_param_index(p) for p in tree.find_all(exp.Parameter, exp.Placeholder)), default=0)
