@@ -575,10 +575,18 @@ _OVERRIDES = [
     f"NULL AS daticulocale, NULL AS daticurules, NULL AS datcollversion, NULL AS datacl "
     f"FROM system.pg_catalog.pg_database WHERE datname = '{DATABASE}'",
     "CREATE VIEW pg_class AS SELECT * REPLACE (NULL::VARCHAR[] AS reloptions, "
-    "CASE WHEN relkind = 'r' THEN 2 ELSE 0 END AS relam, 'd' AS relreplident), "
+    "CASE WHEN relkind = 'r' THEN 2 ELSE 0 END AS relam, 'd' AS relreplident, "
+    # The catalog views in the namespaces pg_namespace names (pg_catalog 11, information_schema
+    # 13000), as PostgreSQL lists its own; pgcli completes views by schema.
+    "CASE relnamespace WHEN (SELECT first(s.oid) FROM duckdb_schemas() AS s WHERE database_name = 'system' "
+    "AND schema_name = 'pg_catalog') THEN 11 WHEN (SELECT first(s.oid) FROM duckdb_schemas() AS s "
+    "WHERE database_name = 'system' AND schema_name = 'information_schema') THEN 13000 "
+    "ELSE relnamespace END AS relnamespace), "
     "false AS relforcerowsecurity, 1259::BIGINT AS tableoid FROM system.pg_catalog.pg_class "
-    # Not the overrides' own views and macros (DuckDB's schema main).
-    "WHERE oid NOT IN (SELECT view_oid FROM duckdb_views() WHERE database_name = 'overrides')",
+    # Not the overrides' own views and macros, nor DuckDB's own (sqlite_master, duckdb_*).
+    "WHERE oid NOT IN (SELECT view_oid FROM duckdb_views() WHERE database_name = 'overrides') "
+    "AND relnamespace NOT IN (SELECT s.oid FROM duckdb_schemas() AS s WHERE database_name = 'system' "
+    "AND schema_name = 'main')",
     # Text columns are `text` to clients, as the results say (DuckDB reports varchar).
     "CREATE VIEW pg_attribute AS SELECT * REPLACE (CASE WHEN atttypid = 1043 THEN 25 ELSE atttypid END "
     "AS atttypid, 'p' AS attstorage) FROM system.pg_catalog.pg_attribute",
