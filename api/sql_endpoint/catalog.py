@@ -1162,6 +1162,10 @@ def _cast(node: exp.Cast) -> exp.Expression:
         return exp.Array(expressions=[exp.cast(exp.Literal.string(i), element.copy()) for i in items])
     if name in _CAST_MACROS and _is_text(value):
         return exp.Anonymous(this=_CAST_MACROS[name], expressions=[value])
+    if name in ("regproc", "regprocedure") and isinstance(value, exp.Literal) and value.is_string:
+        # pg_type's typinput and the like hold function names (pgjdbc's TypeInfoCache compares
+        # `typinput = 'pg_catalog.array_in'::regproc`).
+        return exp.Literal.string(value.name.split("(")[0].removeprefix("pg_catalog."))
     if name == "_regtype":  # type oids as their names, as a regtype[] prints (in order: one thread)
         return sqlglot.parse_one("(SELECT list(format_type(type_oid, NULL)) FROM (SELECT unnest(x) AS type_oid))",
                                  read="duckdb").transform(
