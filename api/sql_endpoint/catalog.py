@@ -168,6 +168,29 @@ def quote_keyword_aliases(sql: str) -> str:
     return sql
 
 
+def underscore_array_types(sql: str) -> str:
+    """`x::regtype[]` as `x::_regtype`, PostgreSQL's own name of the array type: sqlglot cannot
+    read an array of a type it does not know (pgcli's function query casts to regtype[]).
+
+    >>> underscore_array_types("select proargtypes::regtype[]::text[], '::regtype[]' from pg_proc")
+    "select proargtypes::_regtype::text[], '::regtype[]' from pg_proc"
+    """
+    from sqlglot.tokens import TokenType
+
+    try:
+        tokens = sqlglot.Dialect.get_or_raise("postgres").tokenize(sql)
+    except sqlglot.errors.TokenError:
+        return sql
+    edits: list[tuple[int, int, str]] = []
+    for cast, name, opening, closing in zip(tokens, tokens[1:], tokens[2:], tokens[3:]):
+        if cast.token_type == TokenType.DCOLON and name.text.lower() in _OID_TYPES \
+                and opening.token_type == TokenType.L_BRACKET and closing.token_type == TokenType.R_BRACKET:
+            edits.append((name.start, closing.end + 1, f"_{name.text.lower()}"))
+    for start, end, text in reversed(edits):
+        sql = sql[:start] + text + sql[end:]
+    return sql
+
+
 def _skip_quoted(sql: str, i: int, quote: str) -> int:
     backslashes = quote == "'" and i > 0 and sql[i - 1] in "eE"
     i += 1
@@ -412,21 +435,89 @@ _PG_TYPES = [
     (2951, "_uuid", -1, False, "b", "A", False, 2950, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
     (3802, "jsonb", -1, False, "b", "U", False, 0, 3807, "i", "x", "jsonb_in", "jsonb_out", "jsonb_recv", "jsonb_send"),
     (3807, "_jsonb", -1, False, "b", "A", False, 3802, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
-
+    # Ranges, multiranges and their arrays, and the pseudo-types drivers load (Npgsql: record, void).
+    (2249, "record", -1, False, "p", "P", False, 0, 2287, "d", "x", "record_in", "record_out", "record_recv", "record_send"),
+    (2278, "void", 4, True, "p", "P", False, 0, 0, "i", "p", "void_in", "void_out", "void_recv", "void_send"),
+    (2287, "_record", -1, False, "p", "P", False, 2249, 0, "d", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (3904, "int4range", -1, False, "r", "R", False, 0, 3905, "i", "x", "range_in", "range_out", "range_recv", "range_send"),
+    (3905, "_int4range", -1, False, "b", "A", False, 3904, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (3906, "numrange", -1, False, "r", "R", False, 0, 3907, "i", "x", "range_in", "range_out", "range_recv", "range_send"),
+    (3907, "_numrange", -1, False, "b", "A", False, 3906, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (3908, "tsrange", -1, False, "r", "R", False, 0, 3909, "d", "x", "range_in", "range_out", "range_recv", "range_send"),
+    (3909, "_tsrange", -1, False, "b", "A", False, 3908, 0, "d", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (3910, "tstzrange", -1, False, "r", "R", False, 0, 3911, "d", "x", "range_in", "range_out", "range_recv", "range_send"),
+    (3911, "_tstzrange", -1, False, "b", "A", False, 3910, 0, "d", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (3912, "daterange", -1, False, "r", "R", False, 0, 3913, "i", "x", "range_in", "range_out", "range_recv", "range_send"),
+    (3913, "_daterange", -1, False, "b", "A", False, 3912, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (3926, "int8range", -1, False, "r", "R", False, 0, 3927, "d", "x", "range_in", "range_out", "range_recv", "range_send"),
+    (3927, "_int8range", -1, False, "b", "A", False, 3926, 0, "d", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (4451, "int4multirange", -1, False, "m", "R", False, 0, 6150, "i", "x", "multirange_in", "multirange_out", "multirange_recv", "multirange_send"),
+    (6150, "_int4multirange", -1, False, "b", "A", False, 4451, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (4532, "nummultirange", -1, False, "m", "R", False, 0, 6151, "i", "x", "multirange_in", "multirange_out", "multirange_recv", "multirange_send"),
+    (6151, "_nummultirange", -1, False, "b", "A", False, 4532, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (4533, "tsmultirange", -1, False, "m", "R", False, 0, 6152, "d", "x", "multirange_in", "multirange_out", "multirange_recv", "multirange_send"),
+    (6152, "_tsmultirange", -1, False, "b", "A", False, 4533, 0, "d", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (4534, "tstzmultirange", -1, False, "m", "R", False, 0, 6153, "d", "x", "multirange_in", "multirange_out", "multirange_recv", "multirange_send"),
+    (6153, "_tstzmultirange", -1, False, "b", "A", False, 4534, 0, "d", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (4535, "datemultirange", -1, False, "m", "R", False, 0, 6155, "i", "x", "multirange_in", "multirange_out", "multirange_recv", "multirange_send"),
+    (6155, "_datemultirange", -1, False, "b", "A", False, 4535, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (4536, "int8multirange", -1, False, "m", "R", False, 0, 6157, "d", "x", "multirange_in", "multirange_out", "multirange_recv", "multirange_send"),
+    (6157, "_int8multirange", -1, False, "b", "A", False, 4536, 0, "d", "x", "array_in", "array_out", "array_recv", "array_send"),
 ]
+
+# pg_range as PostgreSQL 15 has it: (range type, subtype, multirange type).
+_PG_RANGES = [(3904, 23, 4451), (3906, 1700, 4532), (3908, 1114, 4533), (3910, 1184, 4534), (3912, 1082, 4535),
+              (3926, 20, 4536)]
+
+# The input, output, receive and send functions of _PG_TYPES as PostgreSQL 15 numbers them:
+# pg_type refers to them by OID, and drivers join pg_proc on it (Npgsql tells arrays apart
+# by typreceive = array_recv).
+_PG_PROCS = {
+    1031: "aclitemin", 1032: "aclitemout", 750: "array_in", 751: "array_out", 2400: "array_recv", 2401: "array_send",
+    1564: "bit_in", 1565: "bit_out", 2456: "bit_recv", 2457: "bit_send", 1242: "boolin", 1243: "boolout",
+    2436: "boolrecv", 2437: "boolsend", 1044: "bpcharin", 1045: "bpcharout", 2430: "bpcharrecv", 2431: "bpcharsend",
+    1244: "byteain", 31: "byteaout", 2412: "bytearecv", 2413: "byteasend", 1245: "charin", 33: "charout",
+    2434: "charrecv", 2435: "charsend", 1084: "date_in", 1085: "date_out", 2468: "date_recv", 2469: "date_send",
+    200: "float4in", 201: "float4out", 2424: "float4recv", 2425: "float4send", 214: "float8in", 215: "float8out",
+    2426: "float8recv", 2427: "float8send", 38: "int2in", 39: "int2out", 2404: "int2recv", 2405: "int2send",
+    40: "int2vectorin", 41: "int2vectorout", 2410: "int2vectorrecv", 2411: "int2vectorsend", 42: "int4in",
+    43: "int4out", 2406: "int4recv", 2407: "int4send", 460: "int8in", 461: "int8out", 2408: "int8recv",
+    2409: "int8send", 1160: "interval_in", 1161: "interval_out", 2478: "interval_recv", 2479: "interval_send",
+    321: "json_in", 322: "json_out", 323: "json_recv", 324: "json_send", 3806: "jsonb_in", 3804: "jsonb_out",
+    3805: "jsonb_recv", 3803: "jsonb_send", 4231: "multirange_in", 4232: "multirange_out", 4233: "multirange_recv",
+    4234: "multirange_send", 34: "namein", 35: "nameout", 2422: "namerecv", 2423: "namesend", 1701: "numeric_in",
+    1702: "numeric_out", 2460: "numeric_recv", 2461: "numeric_send", 1798: "oidin", 1799: "oidout", 2418: "oidrecv",
+    2419: "oidsend", 54: "oidvectorin", 55: "oidvectorout", 2420: "oidvectorrecv", 2421: "oidvectorsend",
+    195: "pg_node_tree_in", 196: "pg_node_tree_out", 197: "pg_node_tree_recv", 198: "pg_node_tree_send",
+    3834: "range_in", 3835: "range_out", 3836: "range_recv", 3837: "range_send", 2290: "record_in",
+    2291: "record_out", 2402: "record_recv", 2403: "record_send", 2218: "regclassin", 2219: "regclassout",
+    2452: "regclassrecv", 2453: "regclasssend", 44: "regprocin", 45: "regprocout", 2444: "regprocrecv",
+    2445: "regprocsend", 2220: "regtypein", 2221: "regtypeout", 2454: "regtyperecv", 2455: "regtypesend",
+    46: "textin", 47: "textout", 2414: "textrecv", 2415: "textsend", 1143: "time_in", 1144: "time_out",
+    2470: "time_recv", 2471: "time_send", 1312: "timestamp_in", 1313: "timestamp_out", 2474: "timestamp_recv",
+    2475: "timestamp_send", 1150: "timestamptz_in", 1151: "timestamptz_out", 2476: "timestamptz_recv",
+    2477: "timestamptz_send", 1350: "timetz_in", 1351: "timetz_out", 2472: "timetz_recv", 2473: "timetz_send",
+    109: "unknownin", 110: "unknownout", 2416: "unknownrecv", 2417: "unknownsend", 2952: "uuid_in", 2953: "uuid_out",
+    2961: "uuid_recv", 2962: "uuid_send", 1046: "varcharin", 1047: "varcharout", 2432: "varcharrecv",
+    2433: "varcharsend", 2298: "void_in", 2299: "void_out", 3120: "void_recv", 3121: "void_send", 50: "xidin",
+    51: "xidout", 2440: "xidrecv", 2441: "xidsend",
+}
 
 
 def _pg_type_view() -> str:
     def value(v: Any) -> str:
         return "'" + v + "'" if isinstance(v, str) else str(v).lower()  # names: no quotes inside
 
-    rows = ", ".join("(" + ", ".join(value(v) for v in row) + ")" for row in _PG_TYPES)
+    proc_oids = {name: oid for oid, name in _PG_PROCS.items()}
+    rows = ", ".join("(" + ", ".join(value(v) for v in row[:11]) + ", "
+                     + ", ".join(str(proc_oids.get(name, 0)) for name in row[11:]) + ")" for row in _PG_TYPES)
     return ("CREATE VIEW pg_type AS SELECT oid::BIGINT AS oid, typname, 11::BIGINT AS typnamespace, "
             "10::BIGINT AS typowner, typlen::SMALLINT AS typlen, typbyval, "
             "CASE WHEN typname = 'unknown' THEN 'p' ELSE typtype END AS typtype, typcategory, typispreferred, "
             "true AS typisdefined, ',' AS typdelim, 0::BIGINT AS typrelid, "
             "CASE WHEN typcategory = 'A' THEN 'array_subscript_handler' ELSE '-' END AS typsubscript, "
-            "typelem::BIGINT AS typelem, typarray::BIGINT AS typarray, typinput, typoutput, typreceive, typsend, "
+            "typelem::BIGINT AS typelem, typarray::BIGINT AS typarray, typinput::BIGINT AS typinput, "
+            "typoutput::BIGINT AS typoutput, typreceive::BIGINT AS typreceive, typsend::BIGINT AS typsend, "
             "'-' AS typmodin, '-' AS typmodout, '-' AS typanalyze, typalign, typstorage, false AS typnotnull, "
             "0::BIGINT AS typbasetype, -1 AS typtypmod, 0 AS typndims, "
             "CASE WHEN typcategory = 'S' THEN 100 ELSE 0 END::BIGINT AS typcollation, NULL::VARCHAR AS typdefaultbin, "
@@ -452,7 +543,20 @@ _OVERRIDES = [
     "CREATE MACRO pg_table_size(arg_rel) AS 0",
     "CREATE MACRO pg_get_viewdef(arg_rel) AS NULL, (arg_rel, arg_pretty) AS NULL",
     "CREATE MACRO pg_get_partkeydef(arg_rel) AS NULL",
-    # No functions are served (pg_proc lists DuckDB's, with no PostgreSQL signatures).
+    # No functions are served: pg_proc has PostgreSQL's columns and types (DuckDB's own lists
+    # its functions with type names where OIDs belong) and only the types' I/O functions.
+    "CREATE VIEW pg_proc AS SELECT oid::BIGINT AS oid, proname, 11::BIGINT AS pronamespace, "
+    "10::BIGINT AS proowner, 12::BIGINT AS prolang, 1.0::REAL AS procost, 0.0::REAL AS prorows, "
+    "0::BIGINT AS provariadic, 0::BIGINT AS prosupport, 'f' AS prokind, false AS prosecdef, "
+    "false AS proleakproof, false AS proisstrict, false AS proretset, 'i' AS provolatile, "
+    "'s' AS proparallel, 0::SMALLINT AS pronargs, 0::SMALLINT AS pronargdefaults, 0::BIGINT AS prorettype, "
+    "CAST([] AS BIGINT[]) AS proargtypes, NULL::BIGINT[] AS proallargtypes, NULL::VARCHAR[] AS proargmodes, "
+    "NULL::VARCHAR[] AS proargnames, NULL::VARCHAR AS proargdefaults, NULL::BIGINT[] AS protrftypes, "
+    "'' AS prosrc, NULL::VARCHAR AS probin, NULL::VARCHAR AS prosqlbody, NULL::VARCHAR[] AS proconfig, "
+    "NULL::VARCHAR[] AS proacl, 1255::BIGINT AS tableoid FROM (VALUES "
+    + ", ".join(f"({oid}, '{name}')" for oid, name in _PG_PROCS.items()) + ") AS p(oid, proname)",
+    "CREATE MACRO regproc_oid(arg_name) AS (SELECT first(p.oid) FROM overrides.main.pg_proc p "
+    "WHERE p.proname = replace(split_part(arg_name, '(', 1), 'pg_catalog.', ''))",
     "CREATE MACRO pg_get_function_result(arg_function) AS NULL::VARCHAR",
     "CREATE MACRO pg_get_function_arguments(arg_function) AS NULL::VARCHAR",
     "CREATE MACRO pg_get_function_identity_arguments(arg_function) AS NULL::VARCHAR",
@@ -542,10 +646,18 @@ _OVERRIDES = [
     f"NULL AS daticulocale, NULL AS daticurules, NULL AS datcollversion, NULL AS datacl "
     f"FROM system.pg_catalog.pg_database WHERE datname = '{DATABASE}'",
     "CREATE VIEW pg_class AS SELECT * REPLACE (NULL::VARCHAR[] AS reloptions, "
-    "CASE WHEN relkind = 'r' THEN 2 ELSE 0 END AS relam, 'd' AS relreplident), "
+    "CASE WHEN relkind = 'r' THEN 2 ELSE 0 END AS relam, 'd' AS relreplident, "
+    # The catalog views in the namespaces pg_namespace names (pg_catalog 11, information_schema
+    # 13000), as PostgreSQL lists its own; pgcli completes views by schema.
+    "CASE relnamespace WHEN (SELECT first(s.oid) FROM duckdb_schemas() AS s WHERE database_name = 'system' "
+    "AND schema_name = 'pg_catalog') THEN 11 WHEN (SELECT first(s.oid) FROM duckdb_schemas() AS s "
+    "WHERE database_name = 'system' AND schema_name = 'information_schema') THEN 13000 "
+    "ELSE relnamespace END AS relnamespace), "
     "false AS relforcerowsecurity, 1259::BIGINT AS tableoid FROM system.pg_catalog.pg_class "
-    # Not the overrides' own views and macros (DuckDB's schema main).
-    "WHERE oid NOT IN (SELECT view_oid FROM duckdb_views() WHERE database_name = 'overrides')",
+    # Not the overrides' own views and macros, nor DuckDB's own (sqlite_master, duckdb_*).
+    "WHERE oid NOT IN (SELECT view_oid FROM duckdb_views() WHERE database_name = 'overrides') "
+    "AND relnamespace NOT IN (SELECT s.oid FROM duckdb_schemas() AS s WHERE database_name = 'system' "
+    "AND schema_name = 'main')",
     # Text columns are `text` to clients, as the results say (DuckDB reports varchar).
     "CREATE VIEW pg_attribute AS SELECT * REPLACE (CASE WHEN atttypid = 1043 THEN 25 ELSE atttypid END "
     "AS atttypid, 'p' AS attstorage) FROM system.pg_catalog.pg_attribute",
@@ -567,7 +679,18 @@ _OVERRIDES = [
     "CAST([] AS SMALLINT[]) AS indkey, CAST([] AS BIGINT[]) AS indcollation, CAST([] AS BIGINT[]) AS indclass, "
     "CAST([] AS SMALLINT[]) AS indoption, NULL::VARCHAR AS indexprs, NULL::VARCHAR AS indpred WHERE false",
     "CREATE VIEW pg_opclass AS SELECT 0::BIGINT AS oid, '' AS opcname, false AS opcdefault, "
-    "0::BIGINT AS opcmethod, 0::BIGINT AS opcnamespace WHERE false",
+    "0::BIGINT AS opcmethod, 0::BIGINT AS opcnamespace, 2616::BIGINT AS tableoid WHERE false",
+    # psql's \dd lists operator families and classes among the commented objects.
+    "CREATE VIEW pg_opfamily AS SELECT 0::BIGINT AS oid, 0::BIGINT AS opfmethod, '' AS opfname, "
+    "0::BIGINT AS opfnamespace, 10::BIGINT AS opfowner, 2753::BIGINT AS tableoid WHERE false",
+    "CREATE MACRO pg_opclass_is_visible(arg_opclass) AS true",
+    # PostgreSQL's built-in languages (pgcli reads pg_language to learn the names' casing).
+    "CREATE VIEW pg_language AS SELECT * FROM (VALUES (12::BIGINT, 'internal', 10::BIGINT, false, false), "
+    "(13::BIGINT, 'c', 10::BIGINT, false, false), (14::BIGINT, 'sql', 10::BIGINT, false, true)) "
+    "AS l(oid, lanname, lanowner, lanispl, lanpltrusted)",
+    "CREATE MACRO pg_opfamily_is_visible(arg_opfamily) AS true",
+    # tableoid: psql's \dd joins pg_description on it (classoid).
+    "CREATE VIEW pg_constraint AS SELECT *, 2606::BIGINT AS tableoid FROM system.pg_catalog.pg_constraint",
     "CREATE VIEW pg_roles AS SELECT 10::BIGINT AS oid, 'northstar' AS rolname, false AS rolsuper, "
     "false AS rolinherit, false AS rolcreaterole, false AS rolcreatedb, true AS rolcanlogin, "
     "false AS rolreplication, -1 AS rolconnlimit, NULL AS rolvaliduntil, false AS rolbypassrls, NULL AS rolconfig",
@@ -585,9 +708,9 @@ _OVERRIDES = [
     "CREATE VIEW pg_policy AS SELECT 0::BIGINT AS oid, '' AS polname, 0::BIGINT AS polrelid, '' AS polcmd, "
     "false AS polpermissive, CAST([] AS BIGINT[]) AS polroles, '' AS polqual, '' AS polwithcheck WHERE false",
     "CREATE VIEW pg_rewrite AS SELECT 0::BIGINT AS oid, '' AS rulename, 0::BIGINT AS ev_class, '' AS ev_type, "
-    "'' AS ev_enabled, false AS is_instead WHERE false",
+    "'' AS ev_enabled, false AS is_instead, 2618::BIGINT AS tableoid WHERE false",
     "CREATE VIEW pg_trigger AS SELECT 0::BIGINT AS oid, 0::BIGINT AS tgrelid, '' AS tgname, false AS tgisinternal, "
-    "0::BIGINT AS tgparentid, '' AS tgenabled WHERE false",
+    "0::BIGINT AS tgparentid, '' AS tgenabled, 2620::BIGINT AS tableoid WHERE false",
     "CREATE VIEW pg_statistic_ext AS SELECT 0::BIGINT AS oid, 0::BIGINT AS stxrelid, 0::BIGINT AS stxnamespace, "
     "'' AS stxname, CAST([] AS VARCHAR[]) AS stxkind, -1 AS stxstattarget, CAST([] AS SMALLINT[]) AS stxkeys "
     "WHERE false",
@@ -613,8 +736,10 @@ _OVERRIDES = [
     "CREATE VIEW pg_stat_all_tables AS SELECT * FROM overrides.main.pg_stat_user_tables",
     "CREATE VIEW pg_statio_user_tables AS SELECT relid, schemaname, relname, 0::BIGINT AS heap_blks_read, "
     "0::BIGINT AS heap_blks_hit FROM overrides.main.pg_stat_user_tables",
-    "CREATE VIEW pg_range AS SELECT 0::BIGINT AS rngtypid, 0::BIGINT AS rngsubtype, 0::BIGINT AS rngmultitypid, "
-    "0::BIGINT AS rngcollation, 0::BIGINT AS rngsubopc, '' AS rngcanonical, '' AS rngsubdiff WHERE false",
+    "CREATE VIEW pg_range AS SELECT rngtypid::BIGINT AS rngtypid, rngsubtype::BIGINT AS rngsubtype, "
+    "rngmultitypid::BIGINT AS rngmultitypid, 0::BIGINT AS rngcollation, 0::BIGINT AS rngsubopc, "
+    "'-' AS rngcanonical, '-' AS rngsubdiff FROM (VALUES "
+    + ", ".join(str(row) for row in _PG_RANGES) + ") AS r(rngtypid, rngsubtype, rngmultitypid)",
     "CREATE VIEW pg_auth_members AS SELECT 0::BIGINT AS oid, 0::BIGINT AS roleid, 0::BIGINT AS member, "
     "0::BIGINT AS grantor, false AS admin_option, false AS inherit_option, false AS set_option WHERE false",
     "CREATE VIEW pg_cursors AS SELECT '' AS name, '' AS statement, false AS is_holdable, false AS is_binary, "
@@ -634,7 +759,8 @@ def _settings_view() -> str:
 
 
 _INFORMATION_SCHEMA_OVERRIDES = {"tables", "columns", "schemata", "views"}
-_CAST_MACROS = {"regclass": "regclass_oid", "regtype": "regtype_oid", "regnamespace": "regnamespace_oid"}
+_CAST_MACROS = {"regclass": "regclass_oid", "regtype": "regtype_oid", "regnamespace": "regnamespace_oid",
+                "regproc": "regproc_oid", "regprocedure": "regproc_oid"}
 _OID_TYPES = {"regclass", "regtype", "regproc", "regprocedure", "regnamespace", "regrole", "regoper", "oid",
               "xid", "cid", "tid", "regconfig", "regdictionary"}
 _TEXT_TYPES = {"name", "char", "bpchar", "text", "varchar", "pg_node_tree", "anyarray", "aclitem",
@@ -934,7 +1060,33 @@ def to_duckdb(statement: exp.Expression, session: Session) -> str:
         return node
 
     names = _output_names(tree) if isinstance(tree, exp.Select) else None
-    tree = tree.transform(_unqualify)
+    # Inner queries' calls are named as PostgreSQL names them (`count`, `row_number`), which
+    # outer references use (pgcli: `WITH Words AS (SELECT ..., COUNT(1) ...) ... ORDER BY Count`).
+    for select in list(tree.find_all(exp.Select)):
+        if select is tree:
+            continue
+        for item in select.expressions:
+            call = item.this if isinstance(item, exp.Window) else item
+            if isinstance(call, exp.Func) and not isinstance(item, exp.Alias) and not isinstance(call, exp.Column):
+                item.replace(exp.alias_(item.copy(), call.sql("postgres").split("(")[0].lower().split(".")[-1]))
+    for cast in list(tree.find_all(exp.Cast)):
+        inner = cast.this
+        if isinstance(inner, exp.Cast) and _type_name(cast.to) in ("text", "varchar", "name") \
+                and _type_name(inner.to) == "regtype" and not _is_text(inner.this):
+            replacement = exp.Anonymous(this="format_type", expressions=[inner.this.copy(), exp.Null()])
+            if cast is tree:
+                tree = replacement
+            else:
+                cast.replace(replacement)
+    # Innermost first: a qualified call inside another (`pg_size_pretty(pg_catalog.pg_table_size(c.oid))`)
+    # is unqualified too, which a top-down transform skips once it replaced the outer one.
+    for node in reversed(list(tree.walk(bfs=False))):
+        replacement = _unqualify(node)
+        if replacement is not node:
+            if node is tree:
+                tree = replacement
+            else:
+                node.replace(replacement)
     # Children first, so nested casts and calls are all rewritten.
     for node in reversed(list(tree.walk(bfs=False))):
         replacement = rewrite(node)
@@ -1084,6 +1236,10 @@ def _cast(node: exp.Cast) -> exp.Expression:
         return exp.Array(expressions=[exp.cast(exp.Literal.string(i), element.copy()) for i in items])
     if name in _CAST_MACROS and _is_text(value):
         return exp.Anonymous(this=_CAST_MACROS[name], expressions=[value])
+    if name == "_regtype":  # type oids as their names, as a regtype[] prints (in order: one thread)
+        return sqlglot.parse_one("(SELECT list(format_type(type_oid, NULL)) FROM (SELECT unnest(x) AS type_oid))",
+                                 read="duckdb").transform(
+            lambda n: value.copy() if isinstance(n, exp.Column) and n.name == "x" else n)
     if name in _OID_TYPES:
         return exp.cast(value, "BIGINT")
     if name in _TEXT_TYPES:

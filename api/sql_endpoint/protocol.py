@@ -284,6 +284,71 @@ def command_complete(tag: str) -> bytes:
     return message(b"C", cstring(tag))
 
 
+@dataclass(frozen=True)
+class CopyFormat:
+    """How `COPY (SELECT ...) TO STDOUT` writes its rows: PostgreSQL's text or CSV format."""
+
+    csv: bool = False
+    header: bool = False
+    delimiter: str = ""  # "" for the format's own: a tab (text) or a comma (CSV)
+    null: str | None = None  # None for the format's own: \\N (text) or an empty field (CSV)
+    quote: str = '"'
+
+    @property
+    def separator(self) -> str:
+        return self.delimiter or ("," if self.csv else "\t")
+
+    @property
+    def null_text(self) -> str:
+        return self.null if self.null is not None else ("" if self.csv else "\\N")
+
+    def encode(self, value: str | None) -> str:
+        """One field; CSV quotes what would read back differently (an empty string is quoted,
+        so it is not read as NULL), text escapes backslash and the control characters.
+
+        >>> CopyFormat(csv=True).encode('say "hi", ok'), CopyFormat(csv=True).encode(""), CopyFormat(csv=True).encode(None)
+        ('"say ""hi"", ok"', '""', '')
+        >>> CopyFormat().encode("a\\tb\\\\c"), CopyFormat().encode(None)
+        ('a\\\\tb\\\\\\\\c', '\\\\N')
+        """
+        if value is None:
+            return self.null_text
+        if self.csv:
+            q = self.quote
+            if value == "" or value == self.null_text or any(c in value for c in (self.separator, q, "\n", "\r")) \
+                    or value.startswith("\\."):
+                return q + value.replace(q, q + q) + q
+            return value
+        return value.translate(_COPY_TEXT_ESCAPES)
+
+
+_COPY_TEXT_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r",
+                                    "\b": "\\b", "\f": "\\f", "\v": "\\v"})
+
+
+def copy_out_response(column_count: int) -> bytes:
+    """CopyOutResponse: an overall text format and a text format per column."""
+    return message(b"H", struct.pack("!bh", 0, column_count) + struct.pack("!h", 0) * column_count)
+
+
+def copy_data(rows: list[tuple[Any, ...]], oids: list[int], copy: CopyFormat) -> bytes:
+    """One CopyData message per row, each value in PostgreSQL's text output."""
+    parts = []
+    for row in rows:
+        fields = [copy.encode(None if (raw := encode_text(v, oid)) is None else raw.decode("utf-8"))
+                  for v, oid in zip(row, oids)]
+        parts.append(message(b"d", (copy.separator.join(fields) + "\n").encode("utf-8")))
+    return b"".join(parts)
+
+
+def copy_header(names: list[str], copy: CopyFormat) -> bytes:
+    return message(b"d", (copy.separator.join(copy.encode(n) for n in names) + "\n").encode("utf-8"))
+
+
+def copy_done() -> bytes:
+    return message(b"c")
+
+
 def empty_query_response() -> bytes:
     return message(b"I")
 
@@ -436,7 +501,7 @@ def _as_date(value: Any) -> dt.date:
         return value.date()
     if isinstance(value, dt.date):
         return value
-    return dt.date.fromisoformat(str(value))
+    return _parse_date(str(value))
 
 
 def _as_datetime(value: Any) -> dt.datetime:
@@ -475,7 +540,7 @@ def decode_param(raw: bytes | None, type_oid: int, fmt: int) -> Any:
         if type_oid == BOOL:
             return text.strip().lower() in ("t", "true", "1", "y", "yes", "on")
         if type_oid == DATE:
-            return dt.date.fromisoformat(text.strip())
+            return _parse_date(text)
         if type_oid in (TIMESTAMP, TIMESTAMPTZ):
             return _parse_timestamp(text)
         return text
@@ -556,6 +621,23 @@ def _array_from_binary(raw: bytes) -> list[Any]:
         items.append(decode_param(raw[offset:offset + size], element, 1))
         offset += size
     return items
+
+
+def _parse_date(text: str) -> dt.date:
+    """A date parameter; a timestamp (node-postgres sends a JS Date as
+    `2026-02-01T00:00:00.000+00:00`) gives its date as written, as PostgreSQL's `'...'::date` does.
+
+    >>> _parse_date("2026-02-01"), _parse_date("2026-02-01T00:00:00.000+00:00"), _parse_date("2026-02-01 23:30:00-05")
+    (datetime.date(2026, 2, 1), datetime.date(2026, 2, 1), datetime.date(2026, 2, 1))
+    """
+    text = text.strip()
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        pass
+    if text[-3:-2] in ("+", "-") and text[-2:].isdigit():
+        text += ":00"  # PostgreSQL's `-05`; fromisoformat wants `-05:00`
+    return dt.datetime.fromisoformat(text).date()
 
 
 def _parse_timestamp(text: str) -> dt.datetime:

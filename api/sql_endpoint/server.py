@@ -166,10 +166,11 @@ class Result:
     rows: list[tuple[Any, ...]] = field(default_factory=list)
     parameter_status: tuple[tuple[str, str], ...] = ()
     notices: tuple[str, ...] = ()  # sent as NOTICE messages before the rows
+    copy: protocol.CopyFormat | None = None  # the rows go out as COPY data, not DataRows
 
     @property
     def returns_rows(self) -> bool:
-        return bool(self.columns)
+        return bool(self.columns) and self.copy is None
 
 
 @dataclass
@@ -177,9 +178,10 @@ class Statement:
     """One parsed statement (the unit of Parse and of each part of a Query)."""
 
     sql: str
-    kind: str  # "empty", "utility", "query", "declare" (a cursor over `tree`), "fetch"
+    kind: str  # "empty", "utility", "query", "declare" (a cursor over `tree`), "fetch", "copy" (out of `tree`)
     tree: exp.Expression | None = None
     cursor: str | None = None
+    copy: protocol.CopyFormat | None = None
     param_types: list[int] = field(default_factory=list)
     # Answer computed for a Describe before any Bind (no parameters), kept for the Execute.
     described: Result | None = None
@@ -220,11 +222,11 @@ def prepare(sql: str, param_types: tuple[int, ...] = ()) -> Statement:
     if word in catalog.WRITE_WORDS:
         raise SqlError("25006", f"cannot execute {word.upper()}: northstar is read-only", hint=catalog.SUPPORTED)
     if word == "copy":
-        raise SqlError("0A000", "COPY is not supported", hint=catalog.SUPPORTED)
+        return _prepare_copy(sql, param_types)
     if word not in catalog.QUERY_WORDS:
         raise SqlError("0A000", f"{word.upper() or 'this statement'} is not supported", hint=catalog.SUPPORTED)
     try:
-        tree = sqlglot.parse_one(catalog.quote_keyword_aliases(sql), read="postgres")
+        tree = sqlglot.parse_one(catalog.quote_keyword_aliases(catalog.underscore_array_types(sql)), read="postgres")
     except ParseError as exc:
         raise SqlError("42601", f"syntax error: {str(exc).splitlines()[0]}", hint=catalog.SUPPORTED) from exc
     count = max((_param_index(p) for p in tree.find_all(exp.Parameter, exp.Placeholder)), default=0)
@@ -238,6 +240,93 @@ _DECLARE = re.compile(r"declare\s+(?P<name>\"[^\"]+\"|[\w$]+)\s+(?:(?:binary|ins
 _FETCH = re.compile(r"(?P<verb>fetch|move)\s+(?:(?P<count>next|all|forward\s+all|forward\s+\d+|forward|\d+)\s+)?"
                     r"(?:(?:from|in)\s+)?(?P<name>\"[^\"]+\"|[\w$]+)\s*;?$", re.I | re.S)
 _CLOSE = re.compile(r"close\s+(?P<name>\"[^\"]+\"|[\w$]+)\s*;?$", re.I | re.S)
+
+
+# COPY out, as psql's \copy and exports use it: COPY (SELECT ...) | table [(columns)] TO STDOUT [options].
+_COPY = re.compile(r"copy\s+(?:\((?P<query>.+)\)|(?P<table>[\w$.\"]+)\s*(?:\((?P<columns>[^)]*)\))?)\s+"
+                   r"(?P<direction>to|from)\s+(?P<target>stdout|stdin|program\s+'(?:[^']|'')*'|'(?:[^']|'')*'|\S+)"
+                   r"(?P<options>.*?)\s*;?\s*$", re.I | re.S)
+_COPY_TOKEN = re.compile(r"'((?:[^']|'')*)'|([^\s,()']+)")
+_COPY_FORM = "COPY (SELECT ...) TO STDOUT [WITH (FORMAT csv, HEADER)]"
+
+
+def _prepare_copy(sql: str, param_types: tuple[int, ...]) -> Statement:
+    """`COPY ... TO STDOUT` of a query or a table, in text or CSV; nothing is written or read
+    on the server, so COPY FROM and COPY to a file or program are refused as PostgreSQL refuses
+    them to a user without those rights."""
+    match = _COPY.match(sql.strip())
+    if not match:
+        raise SqlError("42601", "cannot read the COPY statement", hint=_COPY_FORM)
+    if match.group("direction").lower() == "from":
+        raise SqlError("0A000", "COPY FROM is not supported: northstar is read-only", hint=_COPY_FORM)
+    if match.group("target").lower() != "stdout":
+        raise SqlError("42501", "COPY to a file or a program on the server is not allowed",
+                       hint="COPY ... TO STDOUT writes to the client (psql: \\copy ... TO 'file')")
+    if match.group("query") is not None:
+        inner = prepare(match.group("query"), param_types)
+        if inner.kind != "query":
+            raise SqlError("42601", "COPY needs a SELECT (or a table)", hint=_COPY_FORM)
+        tree, types = inner.tree, inner.param_types
+    else:
+        try:
+            table = exp.to_table(match.group("table"), dialect="postgres")
+            columns = [exp.column(exp.to_identifier(name.strip().strip('"'), quoted=name.strip().startswith('"')))
+                       for name in (match.group("columns") or "").split(",") if name.strip()]
+        except ParseError as exc:
+            raise SqlError("42601", f"cannot read the COPY table name: {str(exc).splitlines()[0]}",
+                           hint=_COPY_FORM) from exc
+        tree, types = exp.select(*(columns or [exp.Star()])).from_(table), list(param_types)
+    return Statement(sql, "copy", tree, param_types=types, copy=_copy_format(match.group("options")))
+
+
+def _copy_format(options: str) -> protocol.CopyFormat:
+    """The options of COPY, in the parenthesized (`WITH (FORMAT csv, HEADER)`) or the older
+    (`WITH CSV HEADER DELIMITER ';'`) syntax, which psql's \\copy passes on as written."""
+    tokens = [(m.group(1).replace("''", "'"), True) if m.group(1) is not None else (m.group(2).lower(), False)
+              for m in _COPY_TOKEN.finditer(options)]
+    if tokens and tokens[0] == ("with", False):
+        tokens = tokens[1:]
+    settings: dict[str, Any] = {}
+    i = 0
+
+    def value() -> str:
+        nonlocal i
+        if i < len(tokens) and tokens[i] == ("as", False):
+            i += 1
+        if i >= len(tokens):
+            raise SqlError("42601", f"COPY option {name.upper()} needs a value", hint=_COPY_FORM)
+        i += 1
+        return tokens[i - 1][0]
+
+    while i < len(tokens):
+        name, i = tokens[i][0], i + 1
+        if name == "format":
+            kind = value().lower()
+            if kind == "binary":
+                raise SqlError("0A000", "COPY in binary format is not supported", hint=_COPY_FORM)
+            if kind not in ("text", "csv"):
+                raise SqlError("22023", f'COPY format "{kind}" not recognized', hint=_COPY_FORM)
+            settings["csv"] = kind == "csv"
+        elif name == "csv":
+            settings["csv"] = True
+        elif name == "binary":
+            raise SqlError("0A000", "COPY in binary format is not supported", hint=_COPY_FORM)
+        elif name == "header":
+            settings["header"] = True
+            if i < len(tokens) and tokens[i][0].lower() in ("true", "on", "1", "false", "off", "0"):
+                settings["header"] = tokens[i][0].lower() in ("true", "on", "1")
+                i += 1
+        elif name in ("delimiter", "null", "quote"):
+            settings[name] = value()
+            if name != "null" and len(settings[name]) != 1:
+                raise SqlError("22023", f"COPY {name} must be a single one-byte character", hint=_COPY_FORM)
+        elif name == "encoding":
+            if value().lower().replace("-", "").replace("_", "") != "utf8":
+                raise SqlError("0A000", "COPY writes UTF8 only", hint=_COPY_FORM)
+        else:
+            raise SqlError("0A000", f'COPY option "{name}" is not supported',
+                           hint="supported: FORMAT text|csv, HEADER, DELIMITER, NULL, QUOTE, ENCODING 'UTF8'")
+    return protocol.CopyFormat(**settings)
 
 
 def _cursor_name(text: str) -> str:
@@ -840,6 +929,18 @@ class Connection:
             self.send(protocol.parameter_status(name, value))
         for notice in result.notices if start == 0 else ():
             self.send(protocol.notice_response(notice))
+        if result.copy is not None:  # the whole answer, whatever the Execute's row limit
+            self.send(protocol.copy_out_response(len(result.columns)))
+            if result.copy.header:
+                self.send(protocol.copy_header([c.name for c in result.columns], result.copy))
+            oids = [c.type_oid for c in result.columns]
+            for first in range(0, len(result.rows), ENCODE_BATCH):
+                batch = result.rows[first:first + ENCODE_BATCH]
+                self.send(await self._loop.run_in_executor(self.endpoint.encoders, protocol.copy_data, batch, oids,
+                                                           result.copy))
+                await self.flush()
+            self.send(protocol.copy_done())
+            return len(result.rows)
         if result.returns_rows and describe:
             self.send(protocol.row_description(result.columns, formats))
         end = min(len(result.rows), start + limit) if limit else len(result.rows)
@@ -1028,6 +1129,9 @@ class Connection:
                 if statement.kind == "declare":
                     self.cursors[statement.cursor] = Cursor(result)
                     return Result("DECLARE CURSOR")
+                if statement.kind == "copy":
+                    return Result(f"COPY {len(result.rows)}", result.columns, result.rows, notices=result.notices,
+                                  copy=statement.copy)
                 return result
             except (SqlError, MetricsError):
                 raise

@@ -150,7 +150,7 @@ def test_errors_keep_the_connection_usable(sql_server):
         cases = [("INSERT INTO semantic.metrics VALUES (1)", "25006"),
                  ("SELECT * FROM nowhere.table_x", "42P01"),
                  ("SELECT no_such_metric FROM semantic.metrics", None),
-                 ("COPY semantic.metrics TO STDOUT", "0A000"),
+                 ("COPY semantic.metrics FROM STDIN", "0A000"),
                  ("SELEC 1", "0A000"),
                  ("SELECT (", "42601")]
         for sql, sqlstate in cases:
