@@ -141,7 +141,13 @@ def _resolve_series_limits(statement: exp.Expression, engine: MetricsEngine) -> 
 
     is two metric queries: the top-N is answered first, and the main query is then filtered to
     the slice values it returned (`platform IN (...)`, or one AND group per row for several
-    columns), as an inner join on them would. Other joins are left for the usual refusal."""
+    columns), as an inner join on them would.
+
+    A `LEFT [OUTER] JOIN` of the same top-N keeps every row of the main query: the top-N has one
+    row per key, so the join changes no value, and the main query is answered unfiltered. With
+    `WHERE series_limit.platform__ IS NOT NULL` it is the inner join again. Other reads of the
+    top-N's columns (which a LEFT JOIN leaves NULL outside the top-N) are refused with the forms
+    that are supported. Other joins are left for the usual refusal."""
     ctes = cte_references(statement)
 
     def top_n_join(select: exp.Select) -> exp.Join | None:
@@ -151,7 +157,7 @@ def _resolve_series_limits(statement: exp.Expression, engine: MetricsEngine) -> 
         join = joins[0]
         subquery = join.this
         if (not isinstance(subquery, exp.Subquery) or not isinstance(subquery.this, exp.Select)
-                or join.side or (join.kind or "INNER").upper() != "INNER" or join.args.get("using")
+                or not _series_limit_join_kind(join) or join.args.get("using")
                 or subquery.this.args.get("limit") is None or join.args.get("on") is None
                 or not any(_table_kind(t, ctes) == "semantic" for t in subquery.find_all(exp.Table))):
             return None
@@ -188,6 +194,9 @@ def _resolve_series_limits(statement: exp.Expression, engine: MetricsEngine) -> 
             if inside[0].name.lower() not in outputs:
                 raise SqlEndpointError("42703", f'column {alias}.{inside[0].name} does not exist')
             pairs.append((outside, inside[0].name.lower()))
+        inner = _series_limit_join_kind(join) == "INNER"
+        if not inner:
+            inner = _left_join_keeps_only_matches(select, join, alias, outputs)
         found = _answer(top.copy(), engine)
         names = [c.name.lower() for c in found.columns]
         positions = [names.index(name) for _, name in pairs]
@@ -202,8 +211,54 @@ def _resolve_series_limits(statement: exp.Expression, engine: MetricsEngine) -> 
             condition = exp.or_(*[exp.and_(*[exp.EQ(this=column.copy(), expression=_literal_node(value))
                                              for (column, _), value in zip(pairs, key)]) for key in keys])
         join.pop()
-        select.where(condition, copy=False)
+        if inner:
+            select.where(condition, copy=False)
     return statement
+
+
+def _series_limit_join_kind(join: exp.Join) -> str | None:
+    """INNER for `[INNER] JOIN`, LEFT for `LEFT [OUTER] JOIN`, else None (not a series limit)."""
+    side, kind = (join.side or "").upper(), (join.kind or "").upper()
+    if not side and kind in ("", "INNER"):
+        return "INNER"
+    if side == "LEFT" and kind in ("", "OUTER"):
+        return "LEFT"
+    return None
+
+
+def _left_join_keeps_only_matches(select: exp.Select, join: exp.Join, alias: str, outputs: set[str]) -> bool:
+    """Whether a LEFT-joined top-N is read only as `<alias>.<column> IS NOT NULL` conditions of
+    the WHERE (which make it an inner join, and are dropped here); refuses any other read of its
+    columns, whose NULLs outside the top-N a metric query cannot produce."""
+    where = select.args.get("where")
+    conjuncts = _conjuncts(where.this) if where else []
+    kept_conjuncts = list(conjuncts)
+    for column in list(select.find_all(exp.Column)):
+        table = column.table.lower()
+        if not _own(select, column) or column.find_ancestor(exp.Join) is join:
+            continue
+        if table != alias and (table or column.name.lower() not in outputs):
+            continue
+        test = column.parent
+        if isinstance(test, exp.Is) and isinstance(test.expression, exp.Null):
+            negated = bool(test.args.get("negate"))
+            if isinstance(test.parent, exp.Not):
+                test, negated = test.parent, not negated
+            matched = [c for c in conjuncts if test is c or (isinstance(c, exp.Paren) and c.this is test)]
+            if negated and matched:
+                kept_conjuncts = [c for c in kept_conjuncts if c is not matched[0]]
+                continue
+        raise _unsupported(
+            f"{column.sql(dialect='postgres')} is NULL outside the top-N of a LEFT JOIN, which a metric query "
+            "cannot produce; join the top-N with JOIN (or LEFT JOIN ... WHERE "
+            f"{alias}.<column> IS NOT NULL) to keep only its slices, or leave its columns unread to keep every slice.")
+    if len(kept_conjuncts) == len(conjuncts):
+        return False
+    if kept_conjuncts:
+        where.set("this", exp.and_(*[c.copy() for c in kept_conjuncts]))
+    else:
+        where.pop()
+    return True
 
 
 def _sql_answer(columns: tuple[ResultColumn, ...], rows: list[tuple], names: list[str] | None = None) -> SqlAnswer:
