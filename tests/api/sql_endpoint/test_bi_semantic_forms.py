@@ -311,6 +311,24 @@ def test_left_joined_series_limit_unread_keeps_every_slice(conn, api):
     same_rows(rows, want, tie_columns=1)
 
 
+def test_left_joined_series_limit_is_null_keeps_the_other_slices(conn, api):
+    """`WHERE series_limit.platform__ IS NULL`: the slices outside the top-N (an anti-join)."""
+    text = superset_series_limit(["platform"], "active_users", "sessions", 2).replace(
+        "FROM semantic.metrics JOIN (", "FROM semantic.metrics LEFT JOIN (", 1).replace(
+        " \nWHERE " + RANGE + " GROUP BY DATE_TRUNC",
+        " \nWHERE series_limit.platform__ IS NULL AND " + RANGE + " GROUP BY DATE_TRUNC", 1)
+    assert "IS NULL AND" in text
+    top = http_rows(api, {"metrics": ["sessions"], "group_by": ["platform"], "start": "2026-01-05",
+                          "end": "2026-03-02", "order_by": ["-sessions", "platform"], "limit": 2})
+    everything = http_rows(api, {"metrics": ["active_users"], "group_by": ["metric_time__week", "platform"],
+                                 "start": "2026-01-05", "end": "2026-03-02"})
+    top_platforms = {r[0] for r in top}
+    want = sorted((r for r in everything if r[1] not in top_platforms), key=lambda r: -r[-1])
+    rows = sql(conn, text)[1]
+    assert want and {r[1] for r in rows}.isdisjoint(top_platforms)
+    same_rows(rows, want, tie_columns=1)
+
+
 def test_left_joined_series_limit_read_outside_the_top_n_is_refused(conn):
     text = superset_series_limit(["platform"], "events", "events", 2).replace(
         "FROM semantic.metrics JOIN (", "FROM semantic.metrics LEFT JOIN (", 1).replace(

@@ -87,10 +87,33 @@ def test_series_limit_chart_from_get_sqla_query(superset, api, chart, series, li
     assert sorted(dated(answer["rows"])) == want
 
 
-def test_group_others_is_refused_with_the_supported_forms(superset):
-    """"Group remaining as Others" relabels the slices outside the top-N ('Others' rows would
-    need a metric over every other slice): refused, naming the forms that are answered."""
-    answer = superset["group_others"]
-    assert "LEFT OUTER JOIN" in answer["sql"] and "'Others'" in answer["sql"]
-    assert "rows" not in answer
-    assert "series_limit.platform__" in answer["error"] and "IS NOT NULL" in answer["error"]
+@pytest.mark.parametrize("chart, series, limit", [("one", ["platform"], 2), ("two", ["platform", "country"], 3)])
+def test_group_others_chart_answers_the_top_n_and_the_rest(superset, api, chart, series, limit):
+    """"Group remaining as Others": the top-N slices as in the plain chart, then one 'Others'
+    row per week with the governed metric over every other slice (not a sum of their values)."""
+    answer = superset["group_others"][chart]
+    assert "LEFT OUTER JOIN" in answer["sql"] and "ELSE 'Others'" in answer["sql"], answer["sql"]
+    assert "error" not in answer, answer.get("error")
+    rows = dated(answer["rows"])
+    top_rows = [r for r in rows if "Others" not in r[1:1 + len(series)]]
+    assert sorted(top_rows) == sorted(dated(superset["charts"][chart]["rows"]))
+    others = sorted(r for r in rows if "Others" in r[1:1 + len(series)])
+    assert all(r[1:1 + len(series)] == ("Others",) * len(series) for r in others)
+    top = http_rows(api, {"metrics": ["sessions"], "group_by": series, "order_by": ["-sessions", *series],
+                          "limit": limit, **RANGE})
+    if len(series) == 1:
+        # No slice is NULL in the range, so "not among the top-N" is the API's not_in.
+        slices = http_rows(api, {"metrics": ["sessions"], "group_by": series, **RANGE})
+        assert all(r[0] is not None for r in slices)
+        want = http_rows(api, {"metrics": ["active_users"], "group_by": ["metric_time__week"], **RANGE,
+                               "where": [{"field": series[0], "op": "not_in", "values": [r[0] for r in top]}]})
+        assert want and others == sorted((r[0], "Others", r[1]) for r in want)
+    else:
+        # Every week has an 'Others' row, and a distinct count over the rest is at most the
+        # sum of the rest's own values.
+        weeks = {r[0] for r in top_rows}
+        assert {r[0] for r in others} == weeks
+        keys = {tuple(r[:len(series)]) for r in top}
+        rest = http_rows(api, {"metrics": ["active_users"], "group_by": ["metric_time__week", *series], **RANGE})
+        for week, *_, value in others:
+            assert 0 < value <= sum(r[-1] for r in rest if r[0] == week and tuple(r[1:-1]) not in keys)
