@@ -607,7 +607,7 @@ _OVERRIDES = [
     # information_schema._pg_expandarray: one row (x = element, n = 1-based position) per
     # element, as pgjdbc's getPrimaryKeys/getIndexInfo and Metabase's index sync read it.
     "CREATE MACRO _pg_expandarray(arg_arr) AS unnest(list_transform(generate_series(1, len(arg_arr)), "
-    "lambda arg_i: {'x': arg_arr[arg_i], 'n': arg_i}))",
+    "lambda arg_i: {'x': arg_arr[arg_i], 'n': arg_i::INTEGER}))",
     # quote_ident quotes unless the name is a plain lower-case identifier (PostgreSQL also
     # quotes keywords; none is served as a table or column name).
     "CREATE MACRO quote_ident(arg_name) AS CASE WHEN regexp_full_match(arg_name, '[a-z_][a-z0-9_$]*') "
@@ -758,6 +758,187 @@ def _settings_view() -> str:
             f"false AS pending_restart FROM (VALUES {values}) AS s(name, setting)")
 
 
+# The columns (and their types, domains as their base type) of the relations clients read most,
+# as PostgreSQL 15's own catalog defines them: the catalog views are reshaped to these exact
+# columns (_pg_shaped_view), so a query answers with PostgreSQL's column names and types.
+# Read from a PostgreSQL 15 server with
+#   SELECT relname, string_agg(attname || ' ' || typname, ', ' ORDER BY attnum) FROM pg_attribute ...
+_PG_COLUMNS = {
+    "information_schema_columns": (
+        "table_catalog name, table_schema name, table_name name, column_name name, "
+        "ordinal_position int4, column_default varchar, is_nullable varchar, data_type varchar, "
+        "character_maximum_length int4, character_octet_length int4, numeric_precision int4, "
+        "numeric_precision_radix int4, numeric_scale int4, datetime_precision int4, "
+        "interval_type varchar, interval_precision int4, character_set_catalog name, "
+        "character_set_schema name, character_set_name name, collation_catalog name, "
+        "collation_schema name, collation_name name, domain_catalog name, domain_schema name, "
+        "domain_name name, udt_catalog name, udt_schema name, udt_name name, scope_catalog name, "
+        "scope_schema name, scope_name name, maximum_cardinality int4, dtd_identifier name, "
+        "is_self_referencing varchar, is_identity varchar, identity_generation varchar, "
+        "identity_start varchar, identity_increment varchar, identity_maximum varchar, "
+        "identity_minimum varchar, identity_cycle varchar, is_generated varchar, "
+        "generation_expression varchar, is_updatable varchar"
+    ),
+    "information_schema_tables": (
+        "table_catalog name, table_schema name, table_name name, table_type varchar, "
+        "self_referencing_column_name name, reference_generation varchar, "
+        "user_defined_type_catalog name, user_defined_type_schema name, user_defined_type_name name, "
+        "is_insertable_into varchar, is_typed varchar, commit_action varchar"
+    ),
+    "pg_am": (
+        "oid oid, amname name, amhandler regproc, amtype char"
+    ),
+    "pg_enum": (
+        "oid oid, enumtypid oid, enumsortorder float4, enumlabel name"
+    ),
+    "pg_matviews": (
+        "schemaname name, matviewname name, matviewowner name, tablespace name, hasindexes bool, "
+        "ispopulated bool, definition text"
+    ),
+    "pg_tables": (
+        "schemaname name, tablename name, tableowner name, tablespace name, hasindexes bool, "
+        "hasrules bool, hastriggers bool, rowsecurity bool"
+    ),
+    "pg_views": (
+        "schemaname name, viewname name, viewowner name, definition text"
+    ),
+    "pg_attribute": (
+        "attrelid oid, attname name, atttypid oid, attstattarget int4, attlen int2, attnum int2, "
+        "attndims int4, attcacheoff int4, atttypmod int4, attbyval bool, attalign char, attstorage char, "
+        "attcompression char, attnotnull bool, atthasdef bool, atthasmissing bool, attidentity char, "
+        "attgenerated char, attisdropped bool, attislocal bool, attinhcount int4, attcollation oid, "
+        "attacl _aclitem, attoptions _text, attfdwoptions _text, attmissingval anyarray"
+    ),
+    "pg_class": (
+        "oid oid, relname name, relnamespace oid, reltype oid, reloftype oid, relowner oid, relam oid, "
+        "relfilenode oid, reltablespace oid, relpages int4, reltuples float4, relallvisible int4, "
+        "reltoastrelid oid, relhasindex bool, relisshared bool, relpersistence char, relkind char, "
+        "relnatts int2, relchecks int2, relhasrules bool, relhastriggers bool, relhassubclass bool, "
+        "relrowsecurity bool, relforcerowsecurity bool, relispopulated bool, relreplident char, "
+        "relispartition bool, relrewrite oid, relfrozenxid xid, relminmxid xid, relacl _aclitem, "
+        "reloptions _text, relpartbound pg_node_tree"
+    ),
+    "pg_constraint": (
+        "oid oid, conname name, connamespace oid, contype char, condeferrable bool, condeferred bool, "
+        "convalidated bool, conrelid oid, contypid oid, conindid oid, conparentid oid, confrelid oid, "
+        "confupdtype char, confdeltype char, confmatchtype char, conislocal bool, coninhcount int4, "
+        "connoinherit bool, conkey _int2, confkey _int2, conpfeqop _oid, conppeqop _oid, conffeqop _oid, "
+        "confdelsetcols _int2, conexclop _oid, conbin pg_node_tree"
+    ),
+    "pg_database": (
+        "oid oid, datname name, datdba oid, encoding int4, datlocprovider char, datistemplate bool, "
+        "datallowconn bool, datconnlimit int4, datfrozenxid xid, datminmxid xid, dattablespace oid, "
+        "datcollate text, datctype text, daticulocale text, datcollversion text, datacl _aclitem"
+    ),
+    "pg_description": (
+        "objoid oid, classoid oid, objsubid int4, description text"
+    ),
+    "pg_index": (
+        "indexrelid oid, indrelid oid, indnatts int2, indnkeyatts int2, indisunique bool, "
+        "indnullsnotdistinct bool, indisprimary bool, indisexclusion bool, indimmediate bool, "
+        "indisclustered bool, indisvalid bool, indcheckxmin bool, indisready bool, indislive bool, "
+        "indisreplident bool, indkey int2vector, indcollation oidvector, indclass oidvector, "
+        "indoption int2vector, indexprs pg_node_tree, indpred pg_node_tree"
+    ),
+    "pg_namespace": (
+        "oid oid, nspname name, nspowner oid, nspacl _aclitem"
+    ),
+    "pg_proc": (
+        "oid oid, proname name, pronamespace oid, proowner oid, prolang oid, procost float4, "
+        "prorows float4, provariadic oid, prosupport regproc, prokind char, prosecdef bool, "
+        "proleakproof bool, proisstrict bool, proretset bool, provolatile char, proparallel char, "
+        "pronargs int2, pronargdefaults int2, prorettype oid, proargtypes oidvector, "
+        "proallargtypes _oid, proargmodes _char, proargnames _text, proargdefaults pg_node_tree, "
+        "protrftypes _oid, prosrc text, probin text, prosqlbody pg_node_tree, proconfig _text, "
+        "proacl _aclitem"
+    ),
+    "pg_range": (
+        "rngtypid oid, rngsubtype oid, rngmultitypid oid, rngcollation oid, rngsubopc oid, "
+        "rngcanonical regproc, rngsubdiff regproc"
+    ),
+    "pg_roles": (
+        "rolname name, rolsuper bool, rolinherit bool, rolcreaterole bool, rolcreatedb bool, "
+        "rolcanlogin bool, rolreplication bool, rolconnlimit int4, rolpassword text, "
+        "rolvaliduntil timestamptz, rolbypassrls bool, rolconfig _text, oid oid"
+    ),
+    "pg_settings": (
+        "name text, setting text, unit text, category text, short_desc text, extra_desc text, "
+        "context text, vartype text, source text, min_val text, max_val text, enumvals _text, "
+        "boot_val text, reset_val text, sourcefile text, sourceline int4, pending_restart bool"
+    ),
+    "pg_type": (
+        "oid oid, typname name, typnamespace oid, typowner oid, typlen int2, typbyval bool, "
+        "typtype char, typcategory char, typispreferred bool, typisdefined bool, typdelim char, "
+        "typrelid oid, typsubscript regproc, typelem oid, typarray oid, typinput regproc, "
+        "typoutput regproc, typreceive regproc, typsend regproc, typmodin regproc, typmodout regproc, "
+        "typanalyze regproc, typalign char, typstorage char, typnotnull bool, typbasetype oid, "
+        "typtypmod int4, typndims int4, typcollation oid, typdefaultbin pg_node_tree, typdefault text, "
+        "typacl _aclitem"
+    ),
+}
+
+# DuckDB types for PostgreSQL's, chosen so the result column reports PostgreSQL's type OID
+# (duckdb_type_oid: UINTEGER is oid, FLOAT float4); the text-like ones PostgreSQL types
+# apart (name, "char", varchar, pg_node_tree) are VARCHAR here and told apart by column
+# name (_PG_TEXT_TYPES); xid is an unsigned 32-bit number like oid.
+_DUCKDB_OF_PG = {"oid": "UINTEGER", "xid": "UINTEGER", "int2": "SMALLINT", "int4": "INTEGER", "int8": "BIGINT",
+                 "float4": "FLOAT", "float8": "DOUBLE", "bool": "BOOLEAN", "timestamptz": "TIMESTAMPTZ",
+                 "_text": "VARCHAR[]", "_oid": "UINTEGER[]", "_int2": "SMALLINT[]", "int2vector": "SMALLINT[]",
+                 "oidvector": "UINTEGER[]", "_aclitem": "VARCHAR[]", "_char": "VARCHAR[]"}
+_TEXT_LIKE_OIDS = {"char": 18, "name": 19, "pg_node_tree": 194, "varchar": 1043}
+# System columns PostgreSQL reads by name but leaves out of `SELECT *`.
+_SYSTEM_COLUMNS = ("tableoid",)
+
+
+# The shaped relations whose source has system columns.
+_WITH_SYSTEM_COLUMNS = frozenset(
+    name for name in _PG_COLUMNS for statement in _OVERRIDES
+    if statement.startswith(f"CREATE VIEW {name} AS") and any(f"AS {c}" in statement for c in _SYSTEM_COLUMNS))
+
+
+def _pg_columns(relation: str) -> list[tuple[str, str]]:
+    return [tuple(c.split(" ")) for c in "".join(_PG_COLUMNS[relation]).split(", ")]  # type: ignore[misc]
+
+
+def _pg_text_types() -> dict[str, int]:
+    """Output column name -> the text-like PostgreSQL type OID it has in every relation that
+    has it (names typed differently in two relations are left as text)."""
+    seen: dict[str, set[int]] = {}
+    for relation in _PG_COLUMNS:
+        for name, type_name in _pg_columns(relation):
+            seen.setdefault(name, set()).add(_TEXT_LIKE_OIDS.get(type_name, 0))
+    return {name: oids.pop() for name, oids in seen.items() if len(oids) == 1 and 0 not in oids}
+
+
+_PG_TEXT_TYPES = _pg_text_types()
+
+
+def _pg_shaped_view(con: duckdb.DuckDBPyConnection, relation: str, source: str) -> str:
+    """`CREATE VIEW <relation>` with PostgreSQL's columns in PostgreSQL's order, over `source`
+    (DuckDB's view or an override): its columns converted, the ones it lacks NULL, and its
+    system columns (tableoid) kept last, for queries that name them."""
+    have = {row[0]: row[1] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+    items = []
+    for name, type_name in _pg_columns(relation):
+        target = _DUCKDB_OF_PG.get(type_name, "VARCHAR")
+        if name not in have:
+            items.append(f"NULL::{target} AS {_ident(name)}")
+        elif have[name] == "BOOLEAN" and type_name == "varchar":
+            # information_schema's yes_or_no.
+            items.append(f"CASE WHEN {_ident(name)} THEN 'YES' WHEN NOT {_ident(name)} THEN 'NO' END AS {_ident(name)}")
+        else:
+            # TRY_CAST: DuckDB's own text for a value PostgreSQL keeps as an array (an ACL) is
+            # not one; it is NULL here rather than an error for the whole catalog query.
+            items.append(f"TRY_CAST({_ident(name)} AS {target}) AS {_ident(name)}")
+    items += [_ident(name) for name in _SYSTEM_COLUMNS if name in have]
+    return f"CREATE VIEW {relation} AS SELECT {', '.join(items)} FROM {source}"
+
+
+def _created_view(statement: str) -> str | None:
+    match = re.match(r"CREATE VIEW (\w+) AS", statement)
+    return match.group(1) if match else None
+
+
 _INFORMATION_SCHEMA_OVERRIDES = {"tables", "columns", "schemata", "views"}
 _CAST_MACROS = {"regclass": "regclass_oid", "regtype": "regtype_oid", "regnamespace": "regnamespace_oid",
                 "regproc": "regproc_oid", "regprocedure": "regproc_oid"}
@@ -787,8 +968,21 @@ class CatalogDatabase:
         con.execute("ATTACH ':memory:' AS overrides")
         # Views first: some macros read them.
         for statement in sorted([*_OVERRIDES, _settings_view()], key=lambda text: not text.startswith("CREATE VIEW")):
+            relation = _created_view(statement)
+            if relation in _PG_COLUMNS:
+                # The override is the source of PostgreSQL's shape, created before the views
+                # and macros that read the relation by name.
+                source = f"overrides.main.{relation}__source"
+                con.execute(statement.replace(f"CREATE VIEW {relation} ", f"CREATE VIEW {source} ", 1))
+                con.execute(_pg_shaped_view(con, relation, source).replace(
+                    "CREATE VIEW ", "CREATE VIEW overrides.main.", 1))
+                continue
             con.execute(statement.replace("CREATE MACRO ", "CREATE MACRO overrides.main.", 1)
                         .replace("CREATE VIEW ", "CREATE VIEW overrides.main.", 1))
+        for relation in _PG_COLUMNS:  # the ones DuckDB's pg_catalog answers without an override
+            if not any(_created_view(statement) == relation for statement in [*_OVERRIDES, _settings_view()]):
+                con.execute(_pg_shaped_view(con, relation, f"system.pg_catalog.{relation}").replace(
+                    "CREATE VIEW ", "CREATE VIEW overrides.main.", 1))
         con.execute(f"USE {DATABASE}")
         for schema in sorted({t.schema for t in tables} | {DEFAULT_SCHEMA, "marts"}):
             con.execute(f"CREATE SCHEMA {_ident(schema)}")
@@ -846,7 +1040,8 @@ class CatalogDatabase:
                     if timer is not None:
                         timer.start()
                     result = cursor.execute(sql)
-                    columns = tuple(protocol.Column(d[0], duckdb_type_oid(str(d[1]))) for d in result.description)
+                    columns = _with_text_types(statement, tuple(
+                        protocol.Column(d[0], duckdb_type_oid(str(d[1]))) for d in result.description))
                     rows = fetch_capped(result, self.max_rows)
                 return columns, rows
             except ResultTooLarge as exc:
@@ -873,6 +1068,76 @@ class CatalogDatabase:
 
     def close(self) -> None:
         self._con.close()
+
+
+def _with_text_types(statement: exp.Expression, columns: tuple[protocol.Column, ...]) -> tuple[protocol.Column, ...]:
+    """Text columns that read a catalog column as it is (`SELECT *`, `c.relname`, through
+    subqueries, CTEs and UNION branches) get the text-like type PostgreSQL gives it (name,
+    "char", varchar, pg_node_tree); so do casts to varchar."""
+    select = _leftmost_select(statement)
+    if select is None:
+        return columns
+    ctes = {cte.alias_or_name.lower(): cte.this for cte in statement.find_all(exp.CTE)}
+    read: dict[str, int] = {}  # output name -> PostgreSQL's type of what it reads
+    star = False
+    for projection in select.expressions:
+        node = projection.this if isinstance(projection, exp.Alias) else projection
+        if isinstance(node, exp.Star) or (isinstance(node, exp.Column) and isinstance(node.this, exp.Star)):
+            star = True
+        else:
+            found = _text_type_of(select, projection, ctes)
+            if found:
+                read[projection.alias_or_name.lower()] = found  # unquoted names fold to lower case
+    result = []
+    for column in columns:
+        type_oid = column.type_oid
+        if type_oid == protocol.TEXT:
+            type_oid = (read.get(column.name.lower())
+                        or (star and _text_type_read(select, column.name.lower(), None, ctes)) or type_oid)
+        result.append(protocol.Column(column.name, type_oid))
+    return tuple(result)
+
+
+def _leftmost_select(node: exp.Expression | None) -> exp.Select | None:
+    while isinstance(node, (exp.Union, exp.Subquery, exp.Paren)):
+        node = node.this
+    return node if isinstance(node, exp.Select) else None
+
+
+def _text_type_of(select: exp.Select, projection: exp.Expression, ctes: dict, depth: int = 0) -> int | None:
+    node = projection.this if isinstance(projection, exp.Alias) else projection
+    if isinstance(node, exp.Cast) and node.to.this == exp.DType.VARCHAR:
+        return _TEXT_LIKE_OIDS["varchar"]
+    if isinstance(node, exp.Column) and not isinstance(node.this, exp.Star):
+        return _text_type_read(select, node.name.lower(), node.table.lower() or None, ctes, depth)
+    return None
+
+
+def _text_type_read(select: exp.Select, name: str, table: str | None, ctes: dict, depth: int = 0) -> int | None:
+    """PostgreSQL's text-like type of column `name` (of `table`, or of any source) that
+    `select` reads from its FROM and JOINs: a catalog relation's, or what a subquery or CTE
+    outputs under that name."""
+    if depth > 8:
+        return None
+    sources = {}
+    for item in [select.args.get("from_"), *(select.args.get("joins") or [])]:
+        if item is not None:
+            sources[item.this.alias_or_name.lower()] = item.this
+    for alias, source in sources.items():
+        if table and alias != table:
+            continue
+        inner = ctes.get(source.name.lower()) if isinstance(source, exp.Table) else source
+        if isinstance(source, exp.Table) and inner is None:
+            if name in _PG_TEXT_TYPES:
+                return _PG_TEXT_TYPES[name]
+            continue
+        inner_select = _leftmost_select(inner)
+        if inner_select is None:
+            continue
+        for projection in inner_select.expressions:
+            if projection.alias_or_name.lower() == name:
+                return _text_type_of(inner_select, projection, ctes, depth + 1)
+    return None
 
 
 def _first_line(exc: Exception) -> str:
@@ -978,14 +1243,20 @@ def duckdb_type_oid(type_name: str) -> int:
         return protocol.TEXT
     if name in ("BIGINT", "HUGEINT", "UBIGINT", "UHUGEINT"):
         return protocol.INT8
-    if name in ("INTEGER", "UINTEGER"):
+    if name == "UINTEGER":  # the catalog's oid columns (an unsigned 32-bit number, as oid is)
+        return protocol.OID
+    if name == "INTEGER":
         return protocol.INT4
     if name in ("SMALLINT", "TINYINT", "USMALLINT", "UTINYINT"):
         return protocol.INT2
-    if name in ("DOUBLE", "FLOAT", "REAL") or name.startswith("DECIMAL"):
+    if name in ("FLOAT", "REAL"):
+        return protocol.FLOAT4
+    if name == "DOUBLE" or name.startswith("DECIMAL"):
         return protocol.FLOAT8
     if name == "BOOLEAN":
         return protocol.BOOL
+    if name == "JSON":
+        return 114  # json: its binary form is its text
     if name == "DATE":
         return protocol.DATE
     if name.startswith("TIMESTAMP"):
@@ -1020,6 +1291,22 @@ def to_duckdb(statement: exp.Expression, session: Session) -> str:
             node.set("catalog", None)
         elif isinstance(node, exp.Collate):
             return node.this
+        elif isinstance(node, exp.Select):
+            # PostgreSQL leaves system columns out of `*` and `c.*`; the views keep them for
+            # queries that name them.
+            read = {t.this.alias_or_name.lower(): t.this.name.lower()
+                    for t in [node.args.get("from_"), *(node.args.get("joins") or [])]
+                    if t is not None and isinstance(t.this, exp.Table) and not t.this.db}
+            for item in node.expressions:
+                star, table = (item, None) if type(item) is exp.Star else (
+                    (item.this, item.table.lower()) if isinstance(item, exp.Column) and isinstance(item.this, exp.Star)
+                    else (None, None))
+                if star is None or star.args.get("except_"):
+                    continue
+                applies = (read.get(table) in _WITH_SYSTEM_COLUMNS if table
+                           else bool(set(read.values()) & _WITH_SYSTEM_COLUMNS))
+                if applies:
+                    star.set("except_", [exp.column(name) for name in _SYSTEM_COLUMNS])
         elif isinstance(node, exp.Operator):
             op = node.args.get("operator", "")
             op = (op.name if isinstance(op, exp.Expression) else str(op)).replace("pg_catalog.", "")
@@ -1037,7 +1324,8 @@ def to_duckdb(statement: exp.Expression, session: Session) -> str:
             return exp.Literal.string(session.user)
         elif isinstance(node, exp.JSONObject) or (isinstance(node, exp.Anonymous) and node.name.lower() in (
                 "json_build_object", "jsonb_build_object")):
-            return exp.Null()  # only describes identity columns and collations, of which there are none
+            # Only describes identity columns and collations, of which there are none.
+            return exp.cast(exp.Null(), exp.DataType.build("JSON"))
         elif isinstance(node, exp.Anonymous):
             name = node.name.lower()
             setting = _setting_name(node.expressions[0]) if node.expressions else None

@@ -283,6 +283,61 @@ def test_superset_series_limit(conn, api, series, limit):
     same_rows(rows, want, tie_columns=1)
 
 
+@pytest.mark.parametrize("join", ["LEFT JOIN", "LEFT OUTER JOIN"])
+def test_left_joined_series_limit_keeps_only_the_top_n_when_it_says_so(conn, join):
+    """A LEFT JOIN of the top-N filtered on its key being present is the inner join."""
+    series = ["platform", "country"]
+    inner = superset_series_limit(series, "active_users", "sessions", 3)
+    left = inner.replace(") AS series_limit ON", ") AS series_limit_left ON", 1).replace(
+        "FROM semantic.metrics JOIN (", f"FROM semantic.metrics {join} (", 1).replace(
+        " \nWHERE " + RANGE + " GROUP BY DATE_TRUNC",
+        " \nWHERE series_limit_left.platform__ IS NOT NULL AND " + RANGE + " GROUP BY DATE_TRUNC", 1)
+    assert join in left and "IS NOT NULL" in left
+    want = sql(conn, inner)[1]
+    assert want
+    same_rows(sql(conn, left)[1], want, tie_columns=1)
+
+
+def test_left_joined_series_limit_unread_keeps_every_slice(conn, api):
+    """Unread, a LEFT-joined top-N (one row per key) changes nothing: every slice is answered."""
+    series = ["platform", "country"]
+    text = superset_series_limit(series, "active_users", "sessions", 2).replace(
+        "FROM semantic.metrics JOIN (", "FROM semantic.metrics LEFT OUTER JOIN (", 1)
+    want = http_rows(api, {"metrics": ["active_users"], "group_by": ["metric_time__week", *series],
+                           "start": "2026-01-05", "end": "2026-03-02"})
+    want = sorted(want, key=lambda r: -r[-1])
+    rows = sql(conn, text)[1]
+    assert len({tuple(r[1:3]) for r in rows}) > 2  # more slices than the top 2
+    same_rows(rows, want, tie_columns=1)
+
+
+def test_left_joined_series_limit_is_null_keeps_the_other_slices(conn, api):
+    """`WHERE series_limit.platform__ IS NULL`: the slices outside the top-N (an anti-join)."""
+    text = superset_series_limit(["platform"], "active_users", "sessions", 2).replace(
+        "FROM semantic.metrics JOIN (", "FROM semantic.metrics LEFT JOIN (", 1).replace(
+        " \nWHERE " + RANGE + " GROUP BY DATE_TRUNC",
+        " \nWHERE series_limit.platform__ IS NULL AND " + RANGE + " GROUP BY DATE_TRUNC", 1)
+    assert "IS NULL AND" in text
+    top = http_rows(api, {"metrics": ["sessions"], "group_by": ["platform"], "start": "2026-01-05",
+                          "end": "2026-03-02", "order_by": ["-sessions", "platform"], "limit": 2})
+    everything = http_rows(api, {"metrics": ["active_users"], "group_by": ["metric_time__week", "platform"],
+                                 "start": "2026-01-05", "end": "2026-03-02"})
+    top_platforms = {r[0] for r in top}
+    want = sorted((r for r in everything if r[1] not in top_platforms), key=lambda r: -r[-1])
+    rows = sql(conn, text)[1]
+    assert want and {r[1] for r in rows}.isdisjoint(top_platforms)
+    same_rows(rows, want, tie_columns=1)
+
+
+def test_left_joined_series_limit_read_outside_the_top_n_is_refused(conn):
+    text = superset_series_limit(["platform"], "events", "events", 2).replace(
+        "FROM semantic.metrics JOIN (", "FROM semantic.metrics LEFT JOIN (", 1).replace(
+        "SELECT DATE_TRUNC", "SELECT series_limit.platform__ AS top_platform, DATE_TRUNC", 1)
+    error = sql_error(conn, text)
+    assert error.sqlstate == "0A000" and "LEFT JOIN" in error.diag.message_primary
+    assert "series_limit.platform__" in error.diag.message_primary
+
+
 def test_series_limit_that_keeps_nothing_answers_no_rows(conn):
     text = superset_series_limit(["platform"], "events", "events", 2).replace(
         "GROUP BY platform ORDER BY", "AND platform = 'none' GROUP BY platform ORDER BY", 1)
