@@ -389,15 +389,17 @@ class MetricsEngine:
 
     def _rendered(self, query: MetricQuery, plan: QueryPlan):
         """The statement for `plan`: from a rollup of this build when one answers `query`
-        exactly (metrics/rollups.py), else from the semantic models."""
+        exactly (as stored or re-aggregated, metrics/rollups.py), else from the semantic models."""
         from metrics.rollups import RollupRouter
-        from metrics.sql.rollups import from_rollup
+        from metrics.sql.rollups import from_rollup, reaggregated
 
         if self._router is None:
             self._router = RollupRouter.for_build(self, self.build.directory)
-        route = self._router.route(query)
+        route = self._router.route(query, plan)
         if route.table is None:
             return self.renderer.render(plan), route
+        if route.readings is not None:
+            return reaggregated(self.renderer, plan, route.table, route.readings), route
         schema, table = route.table.split(".", 1)
         return from_rollup(self.renderer, plan, schema, table), route
 

@@ -9,7 +9,7 @@ import time
 from pathlib import Path
 
 from metrics.errors import BuildFailed
-from metrics.rollups import declared_rollups
+from metrics.rollups import LAYOUT, declared_rollups
 
 
 def write_rollups(warehouse_file: Path) -> dict:
@@ -19,6 +19,7 @@ def write_rollups(warehouse_file: Path) -> dict:
 
     from metrics.engine import MetricsEngine
     from metrics.query.request import MetricQuery
+    from metrics.sql.rollups import stored
 
     directory = warehouse_file.parent
     semantic_file = directory / "semantic_manifest.json"
@@ -40,7 +41,7 @@ def write_rollups(warehouse_file: Path) -> dict:
             saved = engine.saved_query(rollup.saved_query)
             query = MetricQuery(metrics=tuple(saved.metrics), group_by=tuple(saved.group_by),
                                 where_sql=tuple(saved.where))
-            statements[rollup] = engine.renderer.render(engine.plan(query))
+            statements[rollup] = stored(engine.renderer, engine.plan(query))
     finally:
         engine.close()
     written = {}
@@ -54,7 +55,7 @@ def write_rollups(warehouse_file: Path) -> dict:
             con.execute(f"CREATE OR REPLACE TABLE {table} AS {rendered.sql}", rendered.params)
             rows = con.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
             written[rollup.saved_query] = {"table": f"{rollup.schema}.{rollup.table}", "rows": rows,
-                                           "exported": rollup.exported,
+                                           "exported": rollup.exported, "layout": LAYOUT,
                                            "seconds": round(time.perf_counter() - started, 3)}
     except duckdb.Error as exc:
         raise BuildFailed(f"materializing rollups failed: {exc}") from exc
