@@ -304,3 +304,164 @@ def _metrics_by_node(plan: QueryPlan) -> dict[str, list[str]]:
     for metric in plan.metrics:
         walk(metric.expr, metric.name)
     return out
+
+
+# -- suggestions -----------------------------------------------------------------------------
+
+_COARSEST_FIRST = (Grain.YEAR, Grain.QUARTER, Grain.MONTH, Grain.WEEK, Grain.DAY)
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """A rollup that would answer `queries` logged queries which took `elapsed_ms` in all."""
+
+    name: str
+    metrics: tuple[str, ...]
+    dimensions: tuple[str, ...]  # group-by items other than metric_time, filter fields among them
+    grain: Grain | None  # metric_time's, None when no query needs time
+    queries: int
+    elapsed_ms: float
+    rows: int  # estimated: the product of the group-by columns' distinct counts
+
+    @property
+    def group_by(self) -> tuple[str, ...]:
+        return ((f"{METRIC_TIME_NAME}__{self.grain.value}",) if self.grain else ()) + self.dimensions
+
+    def saved_query(self) -> dict[str, Any]:
+        """The saved query with a table export, as dbt YAML takes it."""
+        group_by = ([f"TimeDimension('{METRIC_TIME_NAME}', '{self.grain.value}')"] if self.grain else []) + \
+            [f"Dimension('{d}')" for d in self.dimensions]
+        return {
+            "name": self.name,
+            "description": (f"Suggested from {self.queries} logged queries ({self.elapsed_ms:.0f} ms in all); "
+                            f"about {self.rows} rows."),
+            "query_params": {"metrics": list(self.metrics), "group_by": group_by},
+            "exports": [{"name": self.name, "config": {"export_as": "table", "schema": DEFAULT_SCHEMA,
+                                                       "alias": self.name}}],
+        }
+
+
+METRIC_TIME_NAME = "metric_time"
+
+
+@dataclass
+class _Need:
+    """What one logged query asks of a rollup's time column."""
+
+    grains: list[tuple[Grain, WeekStart]]
+    bounds: list[Any]
+
+
+def _time_grain(name: str) -> Grain | None:
+    """`metric_time__week` -> week, `metric_time` -> day; None for anything else."""
+    if name == METRIC_TIME_NAME:
+        return Grain.DAY
+    prefix = METRIC_TIME_NAME + "__"
+    if name.startswith(prefix):
+        try:
+            return Grain(name[len(prefix):])
+        except ValueError:
+            return None
+    return None
+
+
+def suggest(engine, logged: list[tuple[MetricQuery, float]], top: int = 5) -> tuple[list[Suggestion], dict[str, int]]:
+    """Rollups that would answer the logged queries (query, elapsed ms), ranked by the time
+    they took. Queries are grouped by shape: the same metrics and the same dimensions (their
+    group-by items and filter fields besides metric_time); each group's rollup has metric_time
+    at the coarsest grain that makes every member's buckets and range bounds (its distinct
+    counts, averages and windowed metrics at each member's own grain and slices only, so those
+    group by grain too). Left out, and counted in the second value by reason: queries a rollup
+    of the build already answers, those in a time zone, those no rollup can answer."""
+    skipped: dict[str, int] = {}
+    groups: dict[tuple, dict[str, Any]] = {}
+    router = engine._router if engine._router is not None else RollupRouter.for_build(engine, engine.build.directory)
+    for query, elapsed in logged:
+        try:
+            plan = engine.plan(query)
+        except MetricsError:
+            skipped["not a valid query of this build"] = skipped.get("not a valid query of this build", 0) + 1
+            continue
+        if router.route(query, plan).table is not None:
+            skipped["already answered by a rollup"] = skipped.get("already answered by a rollup", 0) + 1
+            continue
+        key_need = _shape(engine, query, plan)
+        if isinstance(key_need, str):
+            skipped[key_need] = skipped.get(key_need, 0) + 1
+            continue
+        key, need = key_need
+        group = groups.setdefault(key, {"queries": 0, "ms": 0.0, "needs": []})
+        group["queries"] += 1
+        group["ms"] += float(elapsed or 0)
+        group["needs"].append(need)
+    suggestions = []
+    counts: dict[tuple[str, str], int] = {}
+    for (metrics, dimensions, exact_grain), group in groups.items():
+        grain = exact_grain or _covering_grain(group["needs"])
+        if grain is False:
+            skipped["no stored grain makes their buckets"] = skipped.get("no stored grain makes their buckets", 0) + \
+                group["queries"]
+            continue
+        rows = 1
+        for column in ((f"{METRIC_TIME_NAME}__{grain.value}",) if grain else ()) + dimensions:
+            if (metrics[0], column) not in counts:
+                counts[(metrics[0], column)] = len(engine.query(MetricQuery(metrics=(metrics[0],),
+                                                                            group_by=(column,))).rows)
+            rows *= counts[(metrics[0], column)]
+        name = "_".join([*metrics[:3], *(["and_more"] if len(metrics) > 3 else []),
+                         *(["by", *(d.split("__")[-1] for d in dimensions)] if dimensions else []),
+                         *([grain.value + "ly" if grain is not Grain.DAY else "daily"] if grain else [])])
+        suggestions.append(Suggestion(name, metrics, dimensions, grain, group["queries"], round(group["ms"], 3), rows))
+    suggestions.sort(key=lambda s: (-s.elapsed_ms, -s.queries, s.name))
+    return suggestions[:top], skipped
+
+
+def _shape(engine, query: MetricQuery, plan: QueryPlan):
+    """(group key, time need) of a logged query, or why no rollup could answer it."""
+    if query.timezone is not None:
+        return "asked in a time zone (rollups store UTC buckets)"
+    if not all(decomposable(n) for n in plan.nodes):
+        return "cumulative, time-offset or conversion metrics (answered from a rollup only as saved)"
+    additive = all(m.measure.agg in REAGGREGATE for n in plan.nodes for m in n.measures)
+    need = _Need([], [b for b in (query.start, query.end) if b is not None])
+    dimensions: set[str] = set()
+    for name in query.group_by:
+        grain = _time_grain(name)
+        if grain is None:
+            dimensions.add(name)
+        else:
+            need.grains.append((grain, query.week_start))
+    filtered = [f.field for f in query.where]
+    for template in query.where_sql:
+        filtered += list(parse_filter_template(template).references)
+    for name in filtered:
+        grain = _time_grain(name)
+        if grain is None:
+            if not additive and name not in query.group_by:
+                return "a distinct count filtered on a dimension it is not grouped by"
+            dimensions.add(name)
+        else:
+            need.grains.append((grain, query.week_start))
+    exact = None
+    if not additive:
+        grains = {g for g, _ in need.grains}
+        if len(grains) > 1 or any(ws is WeekStart.SUNDAY and g is Grain.WEEK for g, ws in need.grains):
+            return "a distinct count at mixed or Sunday-week grains"
+        exact = grains.pop() if grains else None
+        if exact is None and need.bounds:
+            return "a distinct count over a time range without a time group-by"
+        if exact is not None and not all(aligned(b, exact) for b in need.bounds):
+            return "a distinct count over a range inside its buckets"
+    return (tuple(sorted(query.metrics)), tuple(sorted(dimensions)), exact), need
+
+
+def _covering_grain(needs: list[_Need]):
+    """The coarsest grain whose buckets make every need's buckets and bounds; None if no
+    query needs time, False if no grain can (a range bound inside a day)."""
+    if not any(n.grains or n.bounds for n in needs):
+        return None
+    for grain in _COARSEST_FIRST:
+        if all(_makes(grain, g, ws) for n in needs for g, ws in n.grains) and \
+                all(aligned(b, grain) for n in needs for b in n.bounds):
+            return grain
+    return False

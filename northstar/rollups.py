@@ -62,3 +62,56 @@ def write_rollups(warehouse_file: Path) -> dict:
     finally:
         con.close()
     return written
+
+
+def logged_queries(audit_log: Path, engine) -> tuple[list, int]:
+    """The metric queries the service answered (`/v1/query`, status 200) from the audit log
+    and its rotated files, with their elapsed milliseconds; and how many entries could not be
+    read as one."""
+    from api.schemas.query import MetricQueryRequest
+
+    files = sorted(audit_log.parent.glob(audit_log.name + ".*"), reverse=True) + [audit_log]
+    queries, unreadable = [], 0
+    for file in files:
+        if not file.is_file():
+            continue
+        for line in file.read_text().splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                unreadable += 1
+                continue
+            if entry.get("path") != "/v1/query" or entry.get("status") != 200 or not isinstance(entry.get("body"), dict):
+                continue
+            try:
+                body = MetricQueryRequest(**entry["body"])
+                if body.saved_query:
+                    saved = engine.saved_query(body.saved_query)
+                    body = body.model_copy(update={"metrics": body.metrics or list(saved.metrics),
+                                                   "group_by": body.group_by or list(saved.group_by),
+                                                   "where": list(saved.where) + list(body.where),
+                                                   "saved_query": None})
+                queries.append((body.to_query(), float(entry.get("ms") or 0)))
+            except Exception:  # a body this build's engine cannot read (renamed metric, old field)
+                unreadable += 1
+    return queries, unreadable
+
+
+def suggestions_yaml(suggestions, skipped: dict[str, int], total: int) -> str:
+    """The suggestions as saved-query YAML to paste into the dbt project, ranked, each
+    preceded by a comment with what it would answer."""
+    import yaml
+
+    lines = [f"# {total} logged metric queries; suggested rollups, by the time they would save:"]
+    for reason, count in sorted(skipped.items()):
+        lines.append(f"#   left out: {count} {reason}")
+    if not suggestions:
+        lines.append("# no rollup to suggest")
+        return "\n".join(lines) + "\n"
+    lines.append("saved_queries:")
+    for rank, suggestion in enumerate(suggestions, 1):
+        lines.append(f"  # {rank}. answers {suggestion.queries} queries that took {suggestion.elapsed_ms:.0f} ms; "
+                     f"about {suggestion.rows} rows")
+        text = yaml.safe_dump([suggestion.saved_query()], sort_keys=False, width=100)
+        lines += ["  " + line for line in text.splitlines()]
+    return "\n".join(lines) + "\n"
