@@ -31,11 +31,11 @@ LOG = [
     _http({"metrics": ["revenue", "events"], "group_by": ["metric_time__month", "user__country"]}, 70.0),
     _http({"metrics": ["events", "revenue"], "group_by": ["metric_time__month"],
            "where": [{"field": "user__country", "op": "=", "value": "US"}]}, 50.0),
-    # tickets by week from a Wednesday, and by month: only days make both (80 ms)
-    _http({"metrics": ["tickets"], "group_by": ["metric_time__week"], "start": "2026-01-14"}, 30.0),
-    _http({"metrics": ["tickets"], "group_by": ["metric_time__month"]}, 50.0),
+    # incidents by week from a Wednesday, and by month: only days make both (80 ms)
+    _http({"metrics": ["incidents"], "group_by": ["metric_time__week"], "start": "2026-01-14"}, 30.0),
+    _http({"metrics": ["incidents"], "group_by": ["metric_time__month"]}, 50.0),
     # in a time zone: no rollup stores local buckets
-    _http({"metrics": ["tickets"], "group_by": ["metric_time__day"], "timezone": "Europe/Berlin"}, 5000.0),
+    _http({"metrics": ["incidents"], "group_by": ["metric_time__day"], "timezone": "Europe/Berlin"}, 5000.0),
     # not answered, or not a metric query: not counted
     _http({"metrics": ["events"]}, 4000.0, status=500),
     _http(None, 3000.0, path="/healthz"),
@@ -55,21 +55,21 @@ def test_suggest_ranks_rollups_by_the_time_they_would_save(built_warehouse, tmp_
         months = count("select distinct date_trunc('month', event_ts) from marts.fct_events")
         countries = count("select distinct u.country from marts.fct_events e "
                           "left join marts.dim_users u using (user_id)")
-        ticket_days = count("select distinct cast(created_at as date) from marts.fct_support_tickets")
+        incident_days = count("select distinct cast(opened_at as date) from marts.fct_incidents")
     suggested = yaml.safe_load(out)["saved_queries"]
     assert [s["name"] for s in suggested] == ["active_users_weekly", "events_revenue_by_country_monthly",
-                                              "tickets_daily"]
+                                              "incidents_daily"]
     assert [s["query_params"] for s in suggested] == [
         {"metrics": ["active_users"], "group_by": ["TimeDimension('metric_time', 'week')"]},
         {"metrics": ["events", "revenue"],
          "group_by": ["TimeDimension('metric_time', 'month')", "Dimension('user__country')"]},
-        {"metrics": ["tickets"], "group_by": ["TimeDimension('metric_time', 'day')"]},
+        {"metrics": ["incidents"], "group_by": ["TimeDimension('metric_time', 'day')"]},
     ]
     assert suggested[0]["exports"] == [{"name": "active_users_weekly", "config": {
         "export_as": "table", "schema": "rollups", "alias": "active_users_weekly"}}]
     assert "# 1. answers 2 queries that took 500 ms; about %d rows" % weeks in out
     assert "# 2. answers 2 queries that took 120 ms; about %d rows" % (months * countries) in out
-    assert "# 3. answers 2 queries that took 80 ms; about %d rows" % ticket_days in out
+    assert "# 3. answers 2 queries that took 80 ms; about %d rows" % incident_days in out
     assert "# 9 logged metric queries" in out
     for left_out in ("1 already answered by a rollup", "1 a distinct count at mixed or Sunday-week grains",
                      "1 asked in a time zone", "1 entries this build cannot read as a query"):
