@@ -23,8 +23,11 @@ import time
 from pathlib import Path
 
 import httpx
-
-from run import OUT, landing_for, timed_build  # bench/ is on sys.path when run as a script
+from run import (  # bench/ is on sys.path when run as a script
+    OUT,
+    landing_for,
+    timed_build,
+)
 from serving import served
 
 QUERIES = {

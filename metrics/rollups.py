@@ -31,13 +31,27 @@ from pathlib import Path
 from typing import Any
 
 from metrics.errors import MetricsError
-from metrics.query.plan import AggregateNode, DerivedExpr, MeasureRef, QueryPlan, RatioExpr
+from metrics.query.plan import (
+    AggregateNode,
+    DerivedExpr,
+    MeasureRef,
+    QueryPlan,
+    RatioExpr,
+)
 from metrics.query.request import MetricQuery, WeekStart
 from metrics.semantic.graph import GroupByItem, ItemKind
 from metrics.semantic.model import Agg, Grain
 from metrics.sql.filters import parse_filter_template
-from metrics.sql.rollups import (REAGGREGATE, NodeReading, StoredColumn, aligned, component_column, decomposable,
-                                 node_key, rows_column)
+from metrics.sql.rollups import (
+    REAGGREGATE,
+    NodeReading,
+    StoredColumn,
+    aligned,
+    component_column,
+    decomposable,
+    node_key,
+    rows_column,
+)
 
 DEFAULT_SCHEMA = "rollups"
 
@@ -375,14 +389,13 @@ def suggest(engine, logged: list[tuple[MetricQuery, float]], top: int = 5) -> tu
     of the build already answers, those in a time zone, those no rollup can answer."""
     skipped: dict[str, int] = {}
     groups: dict[tuple, dict[str, Any]] = {}
-    router = engine._router if engine._router is not None else RollupRouter.for_build(engine, engine.build.directory)
     for query, elapsed in logged:
         try:
             plan = engine.plan(query)
         except MetricsError:
             skipped["not a valid query of this build"] = skipped.get("not a valid query of this build", 0) + 1
             continue
-        if router.route(query, plan).table is not None:
+        if engine.rollups.route(query, plan).table is not None:
             skipped["already answered by a rollup"] = skipped.get("already answered by a rollup", 0) + 1
             continue
         key_need = _shape(engine, query, plan)

@@ -8,7 +8,7 @@ import json
 import time
 from pathlib import Path
 
-from metrics.errors import BuildFailed
+from metrics.errors import BuildFailed, MetricsError
 from metrics.rollups import LAYOUT, declared_rollups
 
 
@@ -92,7 +92,7 @@ def logged_queries(audit_log: Path, engine) -> tuple[list, int]:
                                                    "where": list(saved.where) + list(body.where),
                                                    "saved_query": None})
                 queries.append((body.to_query(), float(entry.get("ms") or 0)))
-            except Exception:  # a body this build's engine cannot read (renamed metric, old field)
+            except (ValueError, MetricsError):  # a body this build cannot read (a renamed metric, a bad field)
                 unreadable += 1
     return queries, unreadable
 

@@ -18,12 +18,18 @@ from typing import Any
 
 from sqlglot import exp
 
-from metrics.query.plan import AggregateNode, MeasureRef, NodeMeasure, OutputMetric, QueryPlan
+from metrics.query.plan import (
+    AggregateNode,
+    MeasureRef,
+    NodeMeasure,
+    OutputMetric,
+    QueryPlan,
+)
 from metrics.query.request import Filter, MetricQuery, WeekStart
 from metrics.semantic.graph import GroupByItem
 from metrics.semantic.model import Agg, Grain, Measure
 from metrics.sql.filters import parse_filter_template
-from metrics.sql.render import Renderer, RenderedQuery, _bucket, _number, _table
+from metrics.sql.render import RenderedQuery, Renderer, _bucket, _number, _table
 
 #: Aggregates whose partial results combine into the total: sums and counts add up, and the
 #: least of the least values is the least value. Other aggregates (distinct counts,

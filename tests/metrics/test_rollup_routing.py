@@ -110,3 +110,65 @@ def test_every_metric_answers_the_same_from_rollups_and_from_raw(engine) -> None
     assert "user__country" in raw_only[("revenue", "country")]["rollups.daily_core_by_platform"]
     assert "cumulative" in raw_only[("revenue_mtd", "month")]["rollups.daily_core_by_platform"]
     assert len(routed) >= 130 and len(raw_only) >= 250, (len(routed), len(raw_only), skipped)
+
+
+def test_a_row_policy_is_answered_from_a_rollup_only_with_its_column(engine) -> None:
+    from metrics.policy import RestrictedEngine, RowPolicy
+
+    query = MetricQuery(metrics=("events", "revenue"), group_by=("metric_time__week",))
+    ios = RestrictedEngine(engine, RowPolicy((PLATFORM_IOS,), "platform is ios"))
+    compiled = ios.compile(query)
+    assert compiled.explanation["rollup"]["answered_by"] == "rollups.daily_core_by_platform"
+    raw = engine.renderer.render(engine.plan(ios.restrict(query)))
+    _same(engine.client.query(compiled.sql, compiled.params).rows,
+          engine.client.query(raw.sql, raw.params).rows, "policy")
+    us = RestrictedEngine(engine, RowPolicy((Filter("user__country", FilterOp.EQ, "US"),), "country is US"))
+    explained = us.compile(query).explanation["rollup"]
+    assert explained["answered_by"] is None
+    assert explained["why_not"]["rollups.daily_core_by_platform"] == (
+        "it has no column for the filter on 'user__country'")
+
+
+def test_reaggregation_runs_the_same_on_postgres(engine, postgres_dsn) -> None:
+    """The PostgreSQL rendering of re-aggregated answers (several models' aggregates stacked
+    and grouped, as PostgreSQL combines them), run on PostgreSQL over copies of the DuckDB
+    build's rollup tables, gives the DuckDB answer."""
+    import os
+
+    import psycopg
+
+    from metrics.sql.render import Renderer
+    from metrics.sql.rollups import reaggregated
+
+    types = {"date": "date", "string": "text", "integer": "bigint", "number": "double precision"}
+    schema = f"rollups_test_{os.getpid()}"
+    postgres = Renderer(engine.graph, "postgres")
+    cases = [(("events", "revenue"), shape) for shape in ("month", "week_ios", "ios_not_android_template",
+                                                          "day_weeks_filtered", "week_range", "sunday_weeks",
+                                                          "total")]
+    cases += [(("arpu", "events"), "day_by_platform"), (("errors_per_1k_events", "nps", "tickets"), "week"),
+              (("errors_per_1k_events", "csat"), "total"), (("crashes", "nps"), "month_range_mid_week")]
+    with psycopg.connect(postgres_dsn, autocommit=True) as con:
+        con.execute(f'create schema "{schema}"')
+        try:
+            for table in ("daily_core_by_platform", "daily_quality"):
+                source = engine.client.query(f'select * from "rollups"."{table}"')
+                columns = ", ".join(f'"{c.name}" {types[c.type]}' for c in source.columns)
+                con.execute(f'create table "{schema}"."{table}" ({columns})')
+                with con.cursor() as cursor:
+                    cursor.executemany(f'insert into "{schema}"."{table}" values '
+                                       f'({", ".join(["%s"] * len(source.columns))})', source.rows)
+            for metrics, shape in cases:
+                query = MetricQuery(metrics=metrics, **SHAPES[shape])
+                plan = engine.plan(query)
+                route = engine.rollups.route(query, plan)
+                assert route.table is not None and route.readings is not None, (metrics, shape, route.reasons)
+                duck = reaggregated(engine.renderer, plan, route.table, route.readings)
+                expected = engine.client.query(duck.sql, duck.params).rows
+                rendered = reaggregated(postgres, plan, f"{schema}.{route.table.split('.')[1]}", route.readings)
+                with con.cursor() as cursor:
+                    cursor.execute(rendered.sql, rendered.params)
+                    rows = [tuple(r) for r in cursor.fetchall()]
+                _same(rows, expected, (metrics, shape))
+        finally:
+            con.execute(f'drop schema "{schema}" cascade')

@@ -67,9 +67,9 @@ def test_suggest_ranks_rollups_by_the_time_they_would_save(built_warehouse, tmp_
     ]
     assert suggested[0]["exports"] == [{"name": "active_users_weekly", "config": {
         "export_as": "table", "schema": "rollups", "alias": "active_users_weekly"}}]
-    assert "# 1. answers 2 queries that took 500 ms; about %d rows" % weeks in out
-    assert "# 2. answers 2 queries that took 120 ms; about %d rows" % (months * countries) in out
-    assert "# 3. answers 2 queries that took 80 ms; about %d rows" % incident_days in out
+    assert f"# 1. answers 2 queries that took 500 ms; about {weeks} rows" in out
+    assert f"# 2. answers 2 queries that took 120 ms; about {months * countries} rows" in out
+    assert f"# 3. answers 2 queries that took 80 ms; about {incident_days} rows" in out
     assert "# 9 logged metric queries" in out
     for left_out in ("1 already answered by a rollup", "1 a distinct count at mixed or Sunday-week grains",
                      "1 asked in a time zone", "1 entries this build cannot read as a query"):
