@@ -38,7 +38,7 @@ from metrics.query.plan import (
     QueryPlan,
     RatioExpr,
 )
-from metrics.query.request import MetricQuery, WeekStart
+from metrics.query.request import FilterOp, MetricQuery, WeekStart
 from metrics.semantic.graph import GroupByItem, ItemKind
 from metrics.semantic.model import Agg, Grain
 from metrics.sql.filters import parse_filter_template
@@ -261,7 +261,12 @@ class RollupRouter:
             raise _NotFrom(why)
 
         group_by = tuple(column(g.item, query.group_by[i], "group-by") for i, g in enumerate(node.group_by))
-        one_row = all(c.grain is None for c in group_by) and {c.name for c in group_by} == set(stored.columns)
+        filters = tuple((column(f.item, f.filter.field, "filter on"), f.item, f.filter) for f in node.filters)
+        # One stored row per answered row: every stored column is grouped by as stored, or
+        # pinned to one value by an equality filter (a dashboard's platform picker).
+        pinned = {c.name for c, _, f in filters if c.grain is None and (
+            f.op is FilterOp.EQ or (f.op is FilterOp.IN and len(f.values) == 1))}
+        one_row = all(c.grain is None for c in group_by) and {c.name for c in group_by} | pinned == set(stored.columns)
         measures = []
         for m in node.measures:
             aggregate = REAGGREGATE.get(m.measure.agg)
@@ -269,10 +274,9 @@ class RollupRouter:
                 if not one_row:
                     raise _NotFrom(f"{m.measure.name} ({metrics}) is a{'n' if m.measure.agg is Agg.AVERAGE else ''} "
                                    f"{m.measure.agg.value.replace('_', ' ')}: read from a rollup only at its own grain "
-                                   f"and slices ({', '.join(stored.columns)})")
+                                   f"and slices ({', '.join(stored.columns)}; a slice may be fixed by an = filter)")
                 aggregate = "MAX"  # one stored row per answered row
             measures.append((m, parts[m.measure.name], aggregate))
-        filters = tuple((column(f.item, f.filter.field, "filter on"), f.item, f.filter) for f in node.filters)
         templates = []
         for template in extra:
             parsed = parse_filter_template(template)

@@ -56,6 +56,9 @@ SHAPES: dict[str, dict] = {
     "week_by_platform": {"group_by": ("metric_time__week", "event__platform")},
     "platform": {"group_by": ("event__platform",)},
     "week_ios": {"group_by": ("metric_time__week",), "where": (PLATFORM_IOS,)},
+    "day_ios": {"group_by": ("metric_time__day",), "where": (PLATFORM_IOS,)},
+    "day_ios_or_android": {"group_by": ("metric_time__day",),
+                           "where": (Filter("event__platform", FilterOp.IN, values=("ios", "android")),)},
     "ios_not_android_template": {"where_sql": ("{{ Dimension('event__platform') }} != 'android'",)},
     "day_weeks_filtered": {"group_by": ("metric_time__day",),
                            "where": (Filter("metric_time__week", FilterOp.GE, "2026-02-02"),)},
@@ -103,6 +106,8 @@ def test_every_metric_answers_the_same_from_rollups_and_from_raw(engine) -> None
     assert routed[("errors_per_1k_events", "week_range")] == "rollups.daily_quality"
     assert routed[("revenue", "ios_not_android_template")] == "rollups.daily_core_by_platform"
     assert routed[("active_users", "week_by_platform")] == "rollups.weekly_active_users_by_platform"
+    assert routed[("arpu", "day_ios")] == "rollups.daily_core_by_platform"  # the = filter fixes the slice
+    assert "count distinct" in raw_only[("arpu", "day_ios_or_android")]["rollups.daily_core_by_platform"]
     assert "count distinct" in raw_only[("arpu", "week")]["rollups.daily_core_by_platform"]
     assert "Europe/Berlin" in raw_only[("events", "berlin_days")]["rollups.daily_quality"]
     assert "not the start of a stored day" in raw_only[("revenue", "range_inside_a_day")][
