@@ -448,14 +448,15 @@ def _shape(engine, query: MetricQuery, plan: QueryPlan):
             dimensions.add(name)
         else:
             need.grains.append((grain, query.week_start))
-    filtered = [f.field for f in query.where]
+    # (field, whether the filter fixes it to one value)
+    filtered = [(f.field, f.op is FilterOp.EQ or (f.op is FilterOp.IN and len(f.values) == 1)) for f in query.where]
     for template in query.where_sql:
-        filtered += list(parse_filter_template(template).references)
-    for name in filtered:
+        filtered += [(name, False) for name in parse_filter_template(template).references]
+    for name, fixed in filtered:
         grain = _time_grain(name)
         if grain is None:
-            if not additive and name not in query.group_by:
-                return "a distinct count filtered on a dimension it is not grouped by"
+            if not additive and name not in query.group_by and not fixed:
+                return "a distinct count filtered on a dimension it is not grouped by, other than by ="
             dimensions.add(name)
         else:
             need.grains.append((grain, query.week_start))

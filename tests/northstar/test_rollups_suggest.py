@@ -27,6 +27,12 @@ LOG = [
     _http({"metrics": ["active_users"], "group_by": ["metric_time__week"], "week_start": "sunday"}, 900.0),
     # already answered by the sample's weekly_active_users_by_platform
     _http({"metrics": ["active_users"], "group_by": ["metric_time__week", "event__platform"]}, 999.0),
+    # active users by week for one country: the country becomes a column (no rollup has it)
+    _http({"metrics": ["active_users"], "group_by": ["metric_time__week"],
+           "where": [{"field": "user__country", "op": "=", "value": "US"}]}, 60.0),
+    # ... but not for a range of countries: a distinct count re-aggregated over them
+    _http({"metrics": ["active_users"], "group_by": ["metric_time__week"],
+           "where": [{"field": "user__country", "op": "in", "values": ["US", "DE"]}]}, 60.0),
     # events and revenue by month, per country or for one (a filter field is a column): 120 ms
     _http({"metrics": ["revenue", "events"], "group_by": ["metric_time__month", "user__country"]}, 70.0),
     _http({"metrics": ["events", "revenue"], "group_by": ["metric_time__month"],
@@ -47,6 +53,8 @@ def test_suggest_ranks_rollups_by_the_time_they_would_save(built_warehouse, tmp_
     audit.write_text("\n".join(json.dumps(e) for e in LOG) + "\n" + '{"cut short\n')
     out = northstar("rollups", "suggest", "--warehouse", str(built_warehouse.warehouse),
                     "--audit-log", str(audit), "--top", "3").stdout
+    everything = northstar("rollups", "suggest", "--warehouse", str(built_warehouse.warehouse),
+                           "--audit-log", str(audit)).stdout
     with duckdb.connect(str(built_warehouse.warehouse), read_only=True) as con:
         def count(sql: str) -> int:
             return con.execute(f"select count(*) from ({sql})").fetchone()[0]
@@ -70,7 +78,12 @@ def test_suggest_ranks_rollups_by_the_time_they_would_save(built_warehouse, tmp_
     assert f"# 1. answers 2 queries that took 500 ms; about {weeks} rows" in out
     assert f"# 2. answers 2 queries that took 120 ms; about {months * countries} rows" in out
     assert f"# 3. answers 2 queries that took 80 ms; about {incident_days} rows" in out
-    assert "# 9 logged metric queries" in out
+    assert "# 11 logged metric queries" in out
+    fourth = yaml.safe_load(everything)["saved_queries"][3]
+    assert fourth["name"] == "active_users_by_country_weekly"
+    assert fourth["query_params"]["group_by"] == ["TimeDimension('metric_time', 'week')", "Dimension('user__country')"]
+    assert f"# 4. answers 1 queries that took 60 ms; about {weeks * countries} rows" in everything
     for left_out in ("1 already answered by a rollup", "1 a distinct count at mixed or Sunday-week grains",
-                     "1 asked in a time zone", "1 entries this build cannot read as a query"):
+                     "1 asked in a time zone",
+                     "1 a distinct count filtered on a dimension it is not grouped by, other than by =", "1 entries this build cannot read as a query"):
         assert f"#   left out: {left_out}" in out, out
