@@ -177,3 +177,18 @@ def test_reaggregation_runs_the_same_on_postgres(engine, postgres_dsn) -> None:
                 _same(rows, expected, (metrics, shape))
         finally:
             con.execute(f'drop schema "{schema}" cascade')
+
+
+def test_a_rollup_built_without_its_parts_answers_only_its_own_query(engine) -> None:
+    """A build.json from before the parts were stored (no `layout`) keeps exact matches only."""
+    from metrics.rollups import RollupRouter
+
+    router = RollupRouter(engine, {"daily_core_by_platform": {"table": "rollups.daily_core_by_platform", "rows": 270}})
+    monthly = MetricQuery(metrics=("revenue",), group_by=("metric_time__month",))
+    route = router.route(monthly, engine.plan(monthly))
+    assert route.table is None
+    assert "built without its parts" in route.reasons["rollups.daily_core_by_platform"]
+    saved = engine.saved_query("daily_core_by_platform")
+    own = MetricQuery(metrics=tuple(saved.metrics), group_by=tuple(saved.group_by))
+    route = router.route(own, engine.plan(own))
+    assert route.table == "rollups.daily_core_by_platform" and route.readings is None
