@@ -24,7 +24,13 @@ from typing import Any, Iterator
 
 from metrics.dry_run import BUILD_INFO_KEY as UNSERVABLE_KEY
 from metrics.dry_run import Unservable, dry_run, refuse_unservable
-from metrics.errors import InternalError, InvalidQuery, MetricsError, ResultTooLarge, WarehouseUnavailable
+from metrics.errors import (
+    InternalError,
+    InvalidQuery,
+    MetricsError,
+    ResultTooLarge,
+    WarehouseUnavailable,
+)
 from metrics.execution.client import DuckDBClient, ResultColumn, ResultSet, SqlClient
 from metrics.execution.client import _column_type as column_type
 from metrics.query.completeness import Incomplete, Needs, Reach, assess, metric_needs
@@ -33,8 +39,14 @@ from metrics.query.request import MetricQuery
 from metrics.semantic.graph import METRIC_TIME, ItemKind, SemanticGraph, SourceKey
 from metrics.semantic.manifest import SemanticManifest, load_semantic_manifest
 from metrics.semantic.model import GRAINS, Metric, MetricType
-from metrics.sql.marts import (Condition, MartTable, mart_columns_sql, mart_query_error, rewrite_mart_query,
-                               select_sql)
+from metrics.sql.marts import (
+    Condition,
+    MartTable,
+    mart_columns_sql,
+    mart_query_error,
+    rewrite_mart_query,
+    select_sql,
+)
 from metrics.sql.render import Renderer
 
 MANIFEST_FILE = "semantic_manifest.json"
@@ -387,17 +399,25 @@ class MetricsEngine:
         return CompiledQuery(rendered.sql, rendered.params, rendered.inline_sql(),
                              {**_explain(plan, self.graph), "rollup": route.explain()})
 
-    def _rendered(self, query: MetricQuery, plan: QueryPlan):
-        """The statement for `plan`: from a rollup of this build when one answers `query`
-        exactly (metrics/rollups.py), else from the semantic models."""
+    @property
+    def rollups(self):
+        """The router over this build's rollups (metrics/rollups.py), read on first use."""
         from metrics.rollups import RollupRouter
-        from metrics.sql.rollups import from_rollup
 
         if self._router is None:
             self._router = RollupRouter.for_build(self, self.build.directory)
-        route = self._router.route(query)
+        return self._router
+
+    def _rendered(self, query: MetricQuery, plan: QueryPlan):
+        """The statement for `plan`: from a rollup of this build when one answers `query`
+        exactly (as stored or re-aggregated, metrics/rollups.py), else from the semantic models."""
+        from metrics.sql.rollups import from_rollup, reaggregated
+
+        route = self.rollups.route(query, plan)
         if route.table is None:
             return self.renderer.render(plan), route
+        if route.readings is not None:
+            return reaggregated(self.renderer, plan, route.table, route.readings), route
         schema, table = route.table.split(".", 1)
         return from_rollup(self.renderer, plan, schema, table), route
 

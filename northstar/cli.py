@@ -460,6 +460,40 @@ def tokens_revoke(
     console.print(f"revoked token {revoked.id} ({revoked.name})", highlight=False)
 
 
+rollups_app = typer.Typer(no_args_is_help=True, help="Rollups: suggest saved queries to materialize.")
+app.add_typer(rollups_app, name="rollups")
+
+
+@rollups_app.command("suggest")
+@one_line_errors
+def rollups_suggest(
+    warehouse: Annotated[Optional[Path], typer.Option(help="Warehouse whose rollups already answer some queries.")] = None,
+    data_dir: Annotated[Optional[Path], typer.Option(help="Data directory holding the audit log.")] = None,
+    audit_log: Annotated[Optional[Path], typer.Option(help="Audit log to read (default <data dir>/audit.jsonl).")] = None,
+    top: Annotated[int, typer.Option(help="How many rollups to suggest.")] = 5,
+) -> None:
+    """Read the audit log and print saved queries with table exports (YAML to paste into the
+    dbt project) that would answer the slowest logged queries, with their estimated rows and
+    the time they took."""
+    from metrics.engine import MetricsEngine
+    from metrics.rollups import suggest
+    from northstar.rollups import logged_queries, suggestions_yaml
+
+    settings = _settings(warehouse=warehouse, data_dir=data_dir, audit_log=audit_log)
+    path = settings.audit_log_path
+    if not path.exists():
+        raise _error(f"no audit log at {path}; the service writes one as it answers queries.")
+    engine = MetricsEngine.open(settings.warehouse_path, postgres_dsn=settings.postgres_dsn_text)
+    try:
+        queries, unreadable = logged_queries(path, engine)
+        suggestions, skipped = suggest(engine, queries, top=top)
+    finally:
+        engine.close()
+    if unreadable:
+        skipped["entries this build cannot read as a query"] = unreadable
+    print(suggestions_yaml(suggestions, skipped, len(queries)), end="")
+
+
 experiments_app = typer.Typer(no_args_is_help=True, help="Experiments: plan one from the warehouse.")
 app.add_typer(experiments_app, name="experiments")
 

@@ -8,8 +8,8 @@ import json
 import time
 from pathlib import Path
 
-from metrics.errors import BuildFailed
-from metrics.rollups import declared_rollups
+from metrics.errors import BuildFailed, MetricsError
+from metrics.rollups import LAYOUT, declared_rollups
 
 
 def write_rollups(warehouse_file: Path) -> dict:
@@ -19,6 +19,7 @@ def write_rollups(warehouse_file: Path) -> dict:
 
     from metrics.engine import MetricsEngine
     from metrics.query.request import MetricQuery
+    from metrics.sql.rollups import stored
 
     directory = warehouse_file.parent
     semantic_file = directory / "semantic_manifest.json"
@@ -40,7 +41,7 @@ def write_rollups(warehouse_file: Path) -> dict:
             saved = engine.saved_query(rollup.saved_query)
             query = MetricQuery(metrics=tuple(saved.metrics), group_by=tuple(saved.group_by),
                                 where_sql=tuple(saved.where))
-            statements[rollup] = engine.renderer.render(engine.plan(query))
+            statements[rollup] = stored(engine.renderer, engine.plan(query))
     finally:
         engine.close()
     written = {}
@@ -54,10 +55,63 @@ def write_rollups(warehouse_file: Path) -> dict:
             con.execute(f"CREATE OR REPLACE TABLE {table} AS {rendered.sql}", rendered.params)
             rows = con.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
             written[rollup.saved_query] = {"table": f"{rollup.schema}.{rollup.table}", "rows": rows,
-                                           "exported": rollup.exported,
+                                           "exported": rollup.exported, "layout": LAYOUT,
                                            "seconds": round(time.perf_counter() - started, 3)}
     except duckdb.Error as exc:
         raise BuildFailed(f"materializing rollups failed: {exc}") from exc
     finally:
         con.close()
     return written
+
+
+def logged_queries(audit_log: Path, engine) -> tuple[list, int]:
+    """The metric queries the service answered (`/v1/query`, status 200) from the audit log
+    and its rotated files, with their elapsed milliseconds; and how many entries could not be
+    read as one."""
+    from api.schemas.query import MetricQueryRequest
+
+    files = sorted(audit_log.parent.glob(audit_log.name + ".*"), reverse=True) + [audit_log]
+    queries, unreadable = [], 0
+    for file in files:
+        if not file.is_file():
+            continue
+        for line in file.read_text().splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                unreadable += 1
+                continue
+            if entry.get("path") != "/v1/query" or entry.get("status") != 200 or not isinstance(entry.get("body"), dict):
+                continue
+            try:
+                body = MetricQueryRequest(**entry["body"])
+                if body.saved_query:
+                    saved = engine.saved_query(body.saved_query)
+                    body = body.model_copy(update={"metrics": body.metrics or list(saved.metrics),
+                                                   "group_by": body.group_by or list(saved.group_by),
+                                                   "where": list(saved.where) + list(body.where),
+                                                   "saved_query": None})
+                queries.append((body.to_query(), float(entry.get("ms") or 0)))
+            except (ValueError, MetricsError):  # a body this build cannot read (a renamed metric, a bad field)
+                unreadable += 1
+    return queries, unreadable
+
+
+def suggestions_yaml(suggestions, skipped: dict[str, int], total: int) -> str:
+    """The suggestions as saved-query YAML to paste into the dbt project, ranked, each
+    preceded by a comment with what it would answer."""
+    import yaml
+
+    lines = [f"# {total} logged metric queries; suggested rollups, by the time they would save:"]
+    for reason, count in sorted(skipped.items()):
+        lines.append(f"#   left out: {count} {reason}")
+    if not suggestions:
+        lines.append("# no rollup to suggest")
+        return "\n".join(lines) + "\n"
+    lines.append("saved_queries:")
+    for rank, suggestion in enumerate(suggestions, 1):
+        lines.append(f"  # {rank}. answers {suggestion.queries} queries that took {suggestion.elapsed_ms:.0f} ms; "
+                     f"about {suggestion.rows} rows")
+        text = yaml.safe_dump([suggestion.saved_query()], sort_keys=False, width=100)
+        lines += ["  " + line for line in text.splitlines()]
+    return "\n".join(lines) + "\n"
