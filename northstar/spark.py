@@ -30,6 +30,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import duckdb
@@ -137,8 +138,6 @@ def created_tables(directory: Path) -> dict[str, dict]:
 
 def _create_tables(spark, tables: list[dict]) -> dict[str, dict]:
     """Each engine statement as a Parquet table of the build (in its warehouse directory)."""
-    import time
-
     created = {}
     for table in tables:
         started = time.perf_counter()
