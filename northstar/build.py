@@ -125,11 +125,13 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
             "--target-path", str(directory), "--log-path", str(directory / "logs")]
     if reads_landing:
         dbt_vars["landing"] = {name: t.reader_sql() for name, t in tables.items()}
-    # Projects that take engine-computed tables (ours: a `metric_values_from_engine` var) get
-    # them written from the semantic layer between two dbt phases (DuckDB builds for now).
-    engine_tables = "metric_values_from_engine" in (project.get("vars") or {}) and not on_postgres and not on_spark
+    # Projects that take engine-computed tables (ours: a `metric_values_schema` var) get them
+    # written from the semantic layer between two dbt phases, on every warehouse: into the
+    # DuckDB file, the build's own PostgreSQL schema, or by the second Spark process.
+    engine_tables = metric_values.VAR in (project.get("vars") or {})
+    staging_schema = postgres.build_schema("northstar", build_id)
     if engine_tables:
-        dbt_vars["metric_values_from_engine"] = True
+        dbt_vars[metric_values.VAR] = staging_schema if on_postgres or on_spark else metric_values.SCHEMA
     if dbt_vars:
         args += ["--vars", json.dumps(dbt_vars)]
     try:
@@ -145,29 +147,60 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
             master = spark_master or spark.DEFAULT_MASTER
             spec = spark.write_spec(directory, master, build_id, landing_folders)
             # the readout models are built by the second process, once their rows are staged
+            # (and so are the engine tables and what reads them, once the second process wrote them)
+            later = [*READOUT_MODELS, *([metric_values.READERS] if engine_tables else [])]
             code, output = _run_dbt([], env, progress, command=spark.dbt_command(
-                spec, [["build", "--exclude", *READOUT_MODELS, *args]]))
+                spec, [["build", "--exclude", *later, *args]]))
             if code != 0:
                 raise BuildFailed(_failure_message(directory, output), build_id=build_id)
             readouts, staged = _stage_experiment_readouts(directory, build_id, None, spark_build=True)
             if staged:
                 dbt_vars["experiment_readouts_schema"] = staged
                 args = args[:args.index("--vars")] + ["--vars", json.dumps(dbt_vars)]
-            commands = [["build", "--select", *READOUT_MODELS,
+            # The engine tables and rollups: the engine's statements, run by the second process
+            # (which has every table of the first) as tables of the build before its dbt commands.
+            pointer = spark.write_pointer(directory, build_id)
+            tables = []
+            if engine_tables:
+                rendered = metric_values.metric_values_statement(pointer)
+                tables.append({"schema": staging_schema, "table": metric_values.TABLE, "sql": rendered.inline_sql(False)})
+            built_rollups = {}
+            for rollup, rendered in rollups.statements(pointer).items():
+                schema = postgres.build_schema(rollup.schema, build_id)
+                tables.append({"schema": schema, "table": rollup.table, "sql": rendered.inline_sql(False),
+                               "rollup": rollup.saved_query, "exported": rollup.exported})
+            commands = [["build", "--select", *later,
                          *[a if a != str(directory) else str(directory / READOUTS_TARGET) for a in args]]]
             if docs:
                 commands.append(["docs", "generate", *args])
             spec = spark.write_spec(directory, master, build_id, {}, reregister=True,
-                                    staged=spark.staged_folders(directory) if staged else None)
+                                    staged=spark.staged_folders(directory) if staged else None,
+                                    create=tables)
             code, output = _run_dbt([], env, None, command=spark.dbt_command(spec, commands))
             if code == 1:
                 raise BuildFailed(_failure_message(directory / READOUTS_TARGET, output), build_id=build_id)
+            if code == spark.CREATE_FAILED:
+                raise BuildFailed("writing the engine tables and rollups failed: " + _tail(output), build_id=build_id)
             if code != 0:
                 raise BuildFailed("dbt docs generate failed: " + _tail(output), build_id=build_id)
-        else:
+            created = spark.created_tables(directory)
             if engine_tables:
-                engine_written = metric_values.build_in_phases(directory, args, env, progress, _run_dbt,
-                                                               _failure_message)
+                engine_written = created.get(f"{staging_schema}.{metric_values.TABLE}")
+            for table in tables:
+                if "rollup" in table:
+                    entry = created[f"{table['schema']}.{table['table']}"]
+                    built_rollups[table["rollup"]] = {**entry, "exported": table["exported"]}
+        else:
+            if engine_tables and on_postgres:
+                engine_written = metric_values.build_in_phases(
+                    directory, args, env, progress, _run_dbt,
+                    lambda d, out: _failure_message(d, out, postgres_dsn),
+                    lambda: metric_values.write_metric_values_postgres(
+                        postgres.write_pointer(directory, build_id), postgres_dsn, staging_schema))
+            elif engine_tables:
+                engine_written = metric_values.build_in_phases(
+                    directory, args, env, progress, _run_dbt, _failure_message,
+                    lambda: metric_values.write_metric_values(directory / WAREHOUSE_FILE))
             else:
                 code, output = _run_dbt(["build", *args], env, progress)
                 if code != 0:
@@ -175,7 +208,10 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
                                       build_id=build_id)
             # The experiments' per-user values, then their readouts and health, computed by the
             # engine over the built marts and built into fct_experiment_results/_health.
-            if not on_postgres:
+            if on_postgres:
+                built_rollups = rollups.write_rollups_postgres(postgres.write_pointer(directory, build_id),
+                                                               postgres_dsn, build_id)
+            else:
                 experiment_values = _materialize_experiment_values(directory / WAREHOUSE_FILE)
             readouts, staged = _stage_experiment_readouts(directory, build_id, postgres_dsn if on_postgres else None)
             if staged:
@@ -236,6 +272,8 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
             _retire_failed(directory)
             raise BuildFailed(exc.message, build_id=build_id) from exc
         info["experiment_values"] = experiment_values
+    else:
+        info["rollups"] = built_rollups
     info["experiment_readouts"] = readouts
     # Spark builds are checked by the server that opens them (a Spark session of its own).
     if not on_spark:

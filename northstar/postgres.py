@@ -88,6 +88,24 @@ def write_rows(dsn: str, schema: str, tables) -> None:
                     cur.executemany(f"INSERT INTO {name} VALUES (" + ", ".join("%s" for _ in columns) + ")", rows)
 
 
+def create_table_as(dsn: str, schema: str, table: str, sql: str, params: dict | None = None) -> int:
+    """`schema.table` (schema created if missing, table replaced) as the rows of `sql`, the
+    engine's own statement for an engine-computed table or a rollup; returns its row count."""
+    import psycopg
+
+    name = f"{_ident(schema)}.{_ident(table)}"
+    try:
+        with connect(dsn) as con, con.transaction():
+            con.execute(f"CREATE SCHEMA IF NOT EXISTS {_ident(schema)}")
+            con.execute(f"DROP TABLE IF EXISTS {name}")
+            # Without parameters the text goes as is (a literal % in generated SQL stays one).
+            statement = f"CREATE TABLE {name} AS {sql}"
+            con.execute(statement, params) if params else con.execute(statement)
+            return con.execute(f"SELECT count(*) FROM {name}").fetchone()[0]
+    except psycopg.Error as exc:
+        raise BuildFailed(_first_line(exc)) from exc
+
+
 def sample_rows(dsn: str, compiled_sql: str, limit: int = 5) -> tuple[list[str], list[tuple]]:
     """A few rows of a failed dbt test's own query (the build's schemas still exist when it is
     described); nothing when it cannot run, since the failure is reported either way."""
@@ -175,8 +193,12 @@ def drop_build(dsn: str, build_id: str) -> None:
 
 
 def _drop_suffix(con, suffix: str) -> None:
-    for prefix in BUILD_SCHEMA_PREFIXES:
-        con.execute(f"DROP SCHEMA IF EXISTS {_ident(f'{prefix}__{suffix}')} CASCADE")
+    # Every schema of the build: the fixed ones and its rollups' (named by the project).
+    ending = "__" + suffix
+    named = [row[0] for row in con.execute(
+        "SELECT nspname FROM pg_namespace WHERE right(nspname, %s) = %s", (len(ending), ending)).fetchall()]
+    for schema in sorted({*(f"{prefix}{ending}" for prefix in BUILD_SCHEMA_PREFIXES), *named}):
+        con.execute(f"DROP SCHEMA IF EXISTS {_ident(schema)} CASCADE")
 
 
 def write_pointer(directory: Path, build_id: str) -> Path:

@@ -30,6 +30,7 @@ import json
 import os
 import shutil
 import sys
+import time
 from pathlib import Path
 
 import duckdb
@@ -46,6 +47,9 @@ WAREHOUSE_DIR = "spark-warehouse"
 SPEC_FILE = "spark-build.json"
 TABLES_FILE = "spark-tables.json"
 STAGED_DIR = "readouts-staged"
+CREATED_FILE = "spark-created.json"
+#: The second process's exit code when an engine table or rollup could not be written.
+CREATE_FAILED = 10
 BUILD_SCHEMA_PREFIXES = ("landing", "northstar", "staging", "marts")
 
 
@@ -84,10 +88,13 @@ def dbt_vars(build_id: str) -> dict[str, str]:
 
 
 def write_spec(directory: Path, master: str, build_id: str, landing: dict[str, str], *,
-               reregister: bool = False, staged: dict[str, str] | None = None) -> Path:
+               reregister: bool = False, staged: dict[str, str] | None = None,
+               create: list[dict] | None = None) -> Path:
     """The Spark process's instructions: session settings, the landing tables to register, and
-    for a second process of the same build, the tables the first wrote (`reregister`) and the
-    staged engine rows (`staged`: table -> Parquet folder, in the build's `northstar` database)."""
+    for a second process of the same build, the tables the first wrote (`reregister`), the
+    staged engine rows (`staged`: table -> Parquet folder, in the build's `northstar` database)
+    and the tables to create from the engine's statements before dbt runs (`create`: schema,
+    table, sql; engine tables and rollups)."""
     spec = directory / SPEC_FILE
     tables = json.loads((directory / TABLES_FILE).read_text()) if reregister else []
     spec.write_text(json.dumps({"config": session_config(master, directory / WAREHOUSE_DIR),
@@ -95,7 +102,8 @@ def write_spec(directory: Path, master: str, build_id: str, landing: dict[str, s
                                 "landing_schema": build_schema(LANDING, build_id),
                                 "tables": tables, "staged": staged or {},
                                 "staged_schema": build_schema("northstar", build_id),
-                                "tables_file": str(directory / TABLES_FILE)}, indent=2))
+                                "tables_file": str(directory / TABLES_FILE), "create": create or [],
+                                "created_file": str(directory / CREATED_FILE)}, indent=2))
     return spec
 
 
@@ -120,6 +128,26 @@ def write_staged(directory: Path, tables) -> None:
 def staged_folders(directory: Path) -> dict[str, str]:
     root = directory / STAGED_DIR
     return {folder.name: str(folder) for folder in sorted(root.iterdir()) if folder.is_dir()}
+
+
+def created_tables(directory: Path) -> dict[str, dict]:
+    """What the second process created: `schema.table` -> table, rows and seconds."""
+    path = directory / CREATED_FILE
+    return json.loads(path.read_text()) if path.exists() else {}
+
+
+def _create_tables(spark, tables: list[dict]) -> dict[str, dict]:
+    """Each engine statement as a Parquet table of the build (in its warehouse directory)."""
+    created = {}
+    for table in tables:
+        started = time.perf_counter()
+        schema, name = _quote(table["schema"]), _quote(table["table"])
+        spark.sql(f"CREATE DATABASE IF NOT EXISTS {schema}")
+        spark.sql(f"CREATE TABLE {schema}.{name} USING parquet AS {table['sql']}")
+        rows = spark.sql(f"SELECT COUNT(*) FROM {schema}.{name}").collect()[0][0]
+        key = f"{table['schema']}.{table['table']}"
+        created[key] = {"table": key, "rows": rows, "seconds": round(time.perf_counter() - started, 3)}
+    return created
 
 
 def _duck(name: str) -> str:
@@ -203,6 +231,13 @@ def main(argv: list[str]) -> int:
                   f"USING {table.get('format') or 'parquet'} LOCATION {_string(table['location'])}")
     if spec.get("staged"):
         _register_landing(spark, spec["staged_schema"], spec["staged"])
+    if spec.get("create"):
+        try:
+            created = _create_tables(spark, spec["create"])
+        except Exception as exc:  # the build reports it and fails
+            print(f"creating an engine table failed: {str(exc).strip().splitlines()[0]}", flush=True)
+            return CREATE_FAILED
+        Path(spec["created_file"]).write_text(json.dumps(created, indent=2))
     from dbt.cli.main import dbtRunner
 
     runner = dbtRunner()

@@ -53,3 +53,37 @@ class CrossEngine:
         self.same(duck["columns"], other["columns"], "$.columns")
         self.same(rows_of(duck), rows_of(other), "$.rows")
         assert duck["rows"], f"{body}: no rows to compare"
+
+
+def plain_rows(rows: list) -> list:
+    """Table rows as comparable values (days as ISO dates, decimals as floats), in a canonical
+    order; a warehouse's own types (date, timestamp, numeric) differ by engine."""
+    import datetime as dt
+    import decimal
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, (dt.date, dt.datetime)):
+            return value.isoformat()[:10]
+        if isinstance(value, decimal.Decimal):
+            return float(value)
+        return value
+
+    return sorted(([plain(v) for v in row] for row in rows), key=lambda row: [(v is None, str(v)) for v in row])
+
+
+def duckdb_table(warehouse: Any, table: str) -> list:
+    """Every row of `schema.table` in a DuckDB build (read-only)."""
+    import duckdb
+
+    schema, name = table.split(".", 1)
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        return plain_rows(con.execute(f'select * from "{schema}"."{name}"').fetchall())
+
+
+def build_info(warehouse: Any) -> dict:
+    """The served build's build.json."""
+    import json
+    import os
+    from pathlib import Path
+
+    return json.loads((Path(os.path.realpath(warehouse)).parent / "build.json").read_text())

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.cross_engine import CrossEngine, answer, rows_of
+from tests.api.cross_engine import CrossEngine, answer, build_info, duckdb_table, plain_rows, rows_of
 from tests.oracle import GRAINS, METRICS
 
 _compare = CrossEngine("PostgreSQL")
@@ -87,3 +87,40 @@ def test_a_filter_value_of_the_wrong_type_is_the_same_422(api: Any, postgres_api
     assert postgres_error["message"] == duckdb_error["message"]
     assert not any(word in postgres_error["message"] for word in ("syntax", "operator", "varying", "BOOL"))
     assert ("'country'" in postgres_error["message"]) == ("country" in where)
+
+
+def _postgres_table(dsn: str, table: str) -> list:
+    import psycopg
+
+    schema, name = table.split(".", 1)
+    with psycopg.connect(dsn) as con:
+        return plain_rows(con.execute(f'select * from "{schema}"."{name}"').fetchall())
+
+
+def test_metric_values_daily_is_the_same_table(api: Any, postgres_api: Any, postgres_dsn: str) -> None:
+    """Both builds wrote fct_metric_values_daily from the engine (no dbt SQL of its own): the
+    same rows, values to 1e-9 relative."""
+    marts = build_info(postgres_api.warehouse)["schemas"]["marts"]
+    expected = duckdb_table(api.warehouse, "marts.fct_metric_values_daily")
+    got = _postgres_table(postgres_dsn, f"{marts}.fct_metric_values_daily")
+    assert len(expected) > 100
+    _compare.same(expected, got, "fct_metric_values_daily")
+    written = build_info(postgres_api.warehouse)["metric_values_daily"]
+    assert written["rows"] == len(got) and written["table"].endswith(".metric_values_daily")
+
+
+def test_rollups_are_the_same_tables_and_answer(api: Any, postgres_api: Any, postgres_dsn: str) -> None:
+    """Every rollup of the DuckDB build exists in the PostgreSQL build's own schema with the
+    same rows, and a saved query is answered from it there."""
+    duck, pg = build_info(api.warehouse)["rollups"], build_info(postgres_api.warehouse)["rollups"]
+    assert set(duck) == set(pg) and duck
+    suffix = "__" + build_info(postgres_api.warehouse)["schemas"]["marts"].split("__", 1)[1]
+    for saved_query, info in duck.items():
+        table = pg[saved_query]["table"]
+        assert table == info["table"].replace(".", suffix + ".", 1)
+        expected, got = duckdb_table(api.warehouse, info["table"]), _postgres_table(postgres_dsn, table)
+        assert pg[saved_query]["rows"] == len(got) == info["rows"] > 0
+        _compare.same(expected, got, table)
+        explained = answer(postgres_api, "POST", "/v1/compile", json={"saved_query": saved_query})
+        assert explained["explanation"]["rollup"]["answered_by"] == table
+        same_query(api, postgres_api, {"saved_query": saved_query})

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.cross_engine import CrossEngine, answer, rows_of
+from tests.api.cross_engine import CrossEngine, answer, build_info, duckdb_table, plain_rows, rows_of
 from tests.oracle import GRAINS, METRICS
 
 pytestmark = pytest.mark.slow
@@ -70,3 +70,47 @@ def test_experiment_readouts(api: Any, spark_api: Any) -> None:
 @pytest.mark.parametrize("url", ["/v1/quality", "/v1/alerts", "/v1/releases", "/v1/launches"])
 def test_quality_marts_and_scorecards(api: Any, spark_api: Any, url: str) -> None:
     same(answer(api, "GET", url), answer(spark_api, "GET", url), url)
+
+
+def _spark_table(warehouse: Any, table: str) -> list:
+    """Every row of a Spark build's table, read from its Parquet by DuckDB (no second JVM)."""
+    import json
+    import os
+    from pathlib import Path
+
+    import duckdb
+
+    pointer = Path(os.path.realpath(warehouse))
+    schema, name = table.split(".", 1)
+    entry = next(t for t in json.loads(pointer.read_text())["tables"] if (t["schema"], t["table"]) == (schema, name))
+    location = pointer.parent / entry["location"]
+    with duckdb.connect() as con:
+        con.execute("SET TimeZone = 'UTC'")
+        return plain_rows(con.execute("select * from read_parquet(?)", [f"{location}/*.parquet"]).fetchall())
+
+
+def test_metric_values_daily_is_the_same_table(api: Any, spark_api: Any) -> None:
+    """Both builds wrote fct_metric_values_daily from the engine (no dbt SQL of its own)."""
+    marts = build_info(spark_api.warehouse)["schemas"]["marts"]
+    expected = duckdb_table(api.warehouse, "marts.fct_metric_values_daily")
+    got = _spark_table(spark_api.warehouse, f"{marts}.fct_metric_values_daily")
+    assert len(expected) > 100
+    same(expected, got, "fct_metric_values_daily")
+    assert build_info(spark_api.warehouse)["metric_values_daily"]["rows"] == len(got)
+
+
+def test_rollups_are_the_same_tables_and_answer(api: Any, spark_api: Any) -> None:
+    """Every rollup of the DuckDB build is a table of the Spark build with the same rows, and a
+    saved query is answered from it there."""
+    duck, spark = build_info(api.warehouse)["rollups"], build_info(spark_api.warehouse)["rollups"]
+    assert set(duck) == set(spark) and duck
+    suffix = "__" + build_info(spark_api.warehouse)["schemas"]["marts"].split("__", 1)[1]
+    for saved_query, info in duck.items():
+        table = spark[saved_query]["table"]
+        assert table == info["table"].replace(".", suffix + ".", 1)
+        expected, got = duckdb_table(api.warehouse, info["table"]), _spark_table(spark_api.warehouse, table)
+        assert spark[saved_query]["rows"] == len(got) == info["rows"] > 0
+        same(expected, got, table)
+        explained = answer(spark_api, "POST", "/v1/compile", json={"saved_query": saved_query})
+        assert explained["explanation"]["rollup"]["answered_by"] == table
+        same_query(api, spark_api, {"saved_query": saved_query})

@@ -51,7 +51,7 @@ def test_the_model_reads_the_engine_table_on_duckdb(api) -> None:
     names no metric aggregate of its own."""
     build = Path(api.warehouse).resolve().parent
     compiled = next(build.glob("compiled/**/fct_metric_values_daily.sql")).read_text().lower()
-    assert '"engine_tables"."metric_values_daily"' in compiled
+    assert '"engine_tables".metric_values_daily' in compiled
     assert "count(" not in compiled and "sum(" not in compiled
     results = json.loads((build / "run_results.json").read_text())["results"]
     assert any(r["unique_id"].endswith(".fct_metric_values_daily") for r in results)
