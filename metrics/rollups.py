@@ -7,16 +7,20 @@ The table holds the saved query's answer, computed by the same plan and renderer
 `/v1/query`, so it cannot drift from the metric definitions.
 
 Table layout (every engine's build writes it with `metrics.sql.rollups.stored`; build.json
-records `"layout": 2` for it):
+records `"layout": 3` for it; 2 counted every row of a group, also rows no measure reads):
 
 - one row per group of the saved query's group-by items where any of its metrics has data;
 - the group-by items, named as in the saved query (`metric_time__day`, `event__platform`);
 - the metrics, named as the metrics: the saved query's answer as `/v1/query` gives it;
 - hidden parts, for each plain aggregate of the plan (one semantic model with one set of
   metric filters; not cumulative, time-offset, conversion or semi-additive): `__rows__<key>`,
-  the number of the model's rows in the group (null where it has none), and
+  the number of the model's rows in the group that count towards one of its measures (null
+  where none does: the semantic models answer no such group either), and
   `__<measure>__<key>`, each measure's aggregate there. `<key>` is a hash of the semantic
   model, its time dimension and the metric's own filters (`metrics.sql.rollups.node_key`).
+
+build.json also lists each rollup's `integer_columns`, so a re-aggregated sum keeps the
+integer type the semantic models give it.
 
 From the parts, a query is answered by re-aggregating sums, counts, minima and maxima to a
 coarser grain or fewer slices, and ratios and derived metrics are recomputed from their
@@ -93,7 +97,7 @@ def declared_rollups(semantic_manifest: dict[str, Any], manifest: dict[str, Any]
     return rollups
 
 
-LAYOUT = 2  # build.json's `layout` of tables that store their parts (see the module's docstring)
+LAYOUT = 3  # build.json's `layout` of tables that store their parts (see the module's docstring)
 
 
 @dataclass(frozen=True)
@@ -127,6 +131,7 @@ class _Stored:
     parts: dict[str, dict[str, str]]  # node key -> measure name (or "" for its rows) -> column
     items: dict[Any, tuple[tuple[GroupByItem, str], ...]]  # source -> (item, column) of its group-by
     columns: tuple[str, ...]  # the group-by columns
+    integer_columns: frozenset[str] = frozenset()  # as build.json records them
 
 
 def _same_place(a: GroupByItem, b: GroupByItem) -> bool:
@@ -177,7 +182,8 @@ class RollupRouter:
                     parts[key] = {"": rows_column(key),
                                   **{m.measure.name: component_column(key, m.measure) for m in node.measures}}
             self._rollups.append(_Stored(name, info["table"], info.get("rows") or 0, saved,
-                                         int(info.get("layout") or 1), parts, items, tuple(saved.group_by)))
+                                         int(info.get("layout") or 1), parts, items, tuple(saved.group_by),
+                                         frozenset(info.get("integer_columns") or ())))
 
     @classmethod
     def for_build(cls, engine, directory: Path) -> RollupRouter:
@@ -301,7 +307,8 @@ class RollupRouter:
                 if bound is not None and not aligned(bound, grain):
                     raise _NotFrom(f"the time range bound {bound.isoformat()} is not the start of a stored "
                                    f"{grain.value}")
-        return NodeReading(parts[""], group_by, tuple(measures), filters, tuple(templates), time)
+        return NodeReading(parts[""], group_by, tuple(measures), filters, tuple(templates), time,
+                           frozenset(c for _, c, _ in measures if c in stored.integer_columns))
 
 
 def _metrics_by_node(plan: QueryPlan) -> dict[str, list[str]]:

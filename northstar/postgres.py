@@ -106,6 +106,17 @@ def create_table_as(dsn: str, schema: str, table: str, sql: str, params: dict | 
         raise BuildFailed(_first_line(exc)) from exc
 
 
+def column_names(dsn: str, sql: str, params: tuple) -> list[str]:
+    """The first column of a catalog query's rows (e.g. a table's integer columns)."""
+    import psycopg
+
+    try:
+        with connect(dsn) as con:
+            return [row[0] for row in con.execute(sql, params).fetchall()]
+    except psycopg.Error as exc:
+        raise BuildFailed(_first_line(exc)) from exc
+
+
 def sample_rows(dsn: str, compiled_sql: str, limit: int = 5) -> tuple[list[str], list[tuple]]:
     """A few rows of a failed dbt test's own query (the build's schemas still exist when it is
     described); nothing when it cannot run, since the failure is reported either way."""

@@ -51,9 +51,20 @@ def statements(warehouse: Path, postgres_dsn: str | None = None) -> dict:
         engine.close()
 
 
-def _entry(rollup: Rollup, schema: str, rows: int, started: float) -> dict:
+#: Integer column types (DuckDB's and PostgreSQL's names in information_schema).
+INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
+                 "UBIGINT", "UHUGEINT")
+INTEGER_COLUMNS_SQL = ("SELECT column_name FROM information_schema.columns WHERE table_schema = {schema} "
+                       "AND table_name = {table} AND upper(data_type) IN ("
+                       + ", ".join(f"'{t}'" for t in INTEGER_TYPES) + ") ORDER BY ordinal_position")
+
+
+def _entry(rollup: Rollup, schema: str, rows: int, started: float, integer_columns: list[str]) -> dict:
+    """build.json's record of a rollup. `integer_columns` lets a re-aggregated sum keep the
+    integer type of the semantic models' answer (PostgreSQL's SUM of a bigint is a numeric)."""
     return {"table": f"{schema}.{rollup.table}", "rows": rows, "exported": rollup.exported,
-            "layout": LAYOUT, "seconds": round(time.perf_counter() - started, 3)}
+            "layout": LAYOUT, "integer_columns": integer_columns,
+            "seconds": round(time.perf_counter() - started, 3)}
 
 
 def write_rollups(warehouse_file: Path) -> dict:
@@ -72,7 +83,9 @@ def write_rollups(warehouse_file: Path) -> dict:
             con.execute(f'CREATE SCHEMA IF NOT EXISTS "{rollup.schema}"')
             con.execute(f"CREATE OR REPLACE TABLE {table} AS {rendered.sql}", rendered.params)
             rows = con.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-            written[rollup.saved_query] = _entry(rollup, rollup.schema, rows, started)
+            integers = [r[0] for r in con.execute(INTEGER_COLUMNS_SQL.format(schema="?", table="?"),
+                                                  [rollup.schema, rollup.table]).fetchall()]
+            written[rollup.saved_query] = _entry(rollup, rollup.schema, rows, started, integers)
     except duckdb.Error as exc:
         raise BuildFailed(f"materializing rollups failed: {exc}") from exc
     finally:
@@ -90,9 +103,11 @@ def write_rollups_postgres(pointer: Path, dsn: str, build_id: str) -> dict:
         schema = postgres.build_schema(rollup.schema, build_id)
         try:
             rows = postgres.create_table_as(dsn, schema, rollup.table, rendered.sql, rendered.params)
+            integers = postgres.column_names(dsn, INTEGER_COLUMNS_SQL.format(schema="%s", table="%s"),
+                                             (schema, rollup.table))
         except BuildFailed as exc:
             raise BuildFailed(f"materializing rollup {schema}.{rollup.table} failed: {exc.message}") from exc
-        written[rollup.saved_query] = _entry(rollup, schema, rows, started)
+        written[rollup.saved_query] = _entry(rollup, schema, rows, started, integers)
     return written
 
 

@@ -29,7 +29,7 @@ from metrics.query.request import Filter, MetricQuery, WeekStart
 from metrics.semantic.graph import GroupByItem
 from metrics.semantic.model import Agg, Grain, Measure
 from metrics.sql.filters import parse_filter_template
-from metrics.sql.render import RenderedQuery, Renderer, _bucket, _number, _table
+from metrics.sql.render import RenderedQuery, Renderer, _bucket, _never_null, _number, _parse_expr, _table
 
 #: Aggregates whose partial results combine into the total: sums and counts add up, and the
 #: least of the least values is the least value. Other aggregates (distinct counts,
@@ -74,7 +74,8 @@ def stored(renderer: Renderer, plan: QueryPlan) -> RenderedQuery:
             nodes.append(node)
             continue
         key = node_key(node, plan.query)
-        counter = Measure(name=ROWS_PREFIX + key, agg=Agg.COUNT, expr="1", semantic_model=node.source.model,
+        counter = Measure(name=ROWS_PREFIX + key, agg=Agg.COUNT, expr=_contributing_row(renderer, node),
+                          semantic_model=node.source.model,
                           agg_time_dimension=node.source.agg_time_dimension)
         rows = NodeMeasure(f"m{len(node.measures)}", counter)
         outputs.append(OutputMetric(rows_column(key), MeasureRef(node.alias, rows.column)))
@@ -83,6 +84,17 @@ def stored(renderer: Renderer, plan: QueryPlan) -> RenderedQuery:
         nodes.append(dataclasses.replace(node, measures=node.measures + (rows,)))
     return renderer.render(dataclasses.replace(plan, nodes=tuple(nodes), metrics=tuple(outputs), order_by=(),
                                                limit=None))
+
+
+def _contributing_row(renderer: Renderer, node: AggregateNode) -> str:
+    """The row counter's argument: non-null on a row that counts towards one of the node's
+    measures (the renderer's rule that a group exists only where a row contributes), so a
+    group the semantic models would not answer is not stored with a row count either."""
+    trees = [_parse_expr(m.measure.expr, renderer.model_dialect) for m in node.measures]
+    if not trees or any(_never_null(tree) for tree in trees):
+        return "1"
+    counted = exp.or_(*[exp.not_(exp.Is(this=exp.paren(tree), expression=exp.Null())) for tree in trees])
+    return exp.Case().when(counted, exp.Literal.number(1)).sql(dialect=renderer.model_dialect)
 
 
 def from_rollup(renderer: Renderer, plan: QueryPlan, schema: str, table: str) -> RenderedQuery:
@@ -117,6 +129,7 @@ class NodeReading:
     filters: tuple[tuple[StoredColumn, GroupByItem, Filter], ...]
     templates: tuple[tuple[str, tuple[StoredColumn, ...]], ...]  # extra `where` templates, per reference
     time: str | None  # the stored metric_time column a time range applies to
+    integers: frozenset[str] = frozenset()  # stored part columns of an integer type
 
 
 def reaggregated(renderer: Renderer, plan: QueryPlan, table: str, readings: dict[str, NodeReading]) -> RenderedQuery:
@@ -134,10 +147,15 @@ def reaggregated(renderer: Renderer, plan: QueryPlan, table: str, readings: dict
         columns = [f"{_stored(renderer, c, week_start)} AS {key}" for c, key in zip(reading.group_by, keys)]
         for measure, column, aggregate in reading.measures:
             value = f"{aggregate}({renderer._ident(column)})"
-            if measure.measure.agg is Agg.COUNT:
-                value = f"CAST({value} AS BIGINT)"  # a count stays an integer (a SUM widens it)
+            if measure.measure.agg is Agg.COUNT or column in reading.integers:
+                # An integer stays one, as from the semantic models (a SUM widens it: to a
+                # numeric on PostgreSQL, a HUGEINT on DuckDB).
+                value = f"CAST({value} AS BIGINT)"
             columns.append(f"{value} AS {measure.column}")
         conditions = [f"NOT {renderer._ident(reading.rows)} IS NULL"]
+        contributed = _contributed(renderer, reading) if keys else None
+        if contributed is not None:
+            conditions.append(contributed)
         for column, item, flt in reading.filters:
             conditions.append(renderer._filter(_stored(renderer, column, week_start), item, flt, params))
         for template, references in reading.templates:
@@ -153,6 +171,20 @@ def reaggregated(renderer: Renderer, plan: QueryPlan, table: str, readings: dict
             sql += " GROUP BY " + ", ".join(keys)
         ctes.append((node.alias, sql))
     return RenderedQuery(renderer._outer(plan, ctes, params), params, renderer.dialect)
+
+
+def _contributed(renderer: Renderer, reading: NodeReading) -> str | None:
+    """The renderer's rule on stored rows: a group exists only where a row counts towards one
+    of the node's measures. A stored count of a nullable argument is 0, any other aggregate
+    null, where no row of that stored group did. None when a measure reads every row."""
+    parts = []
+    for measure, column, _aggregate in reading.measures:
+        if _never_null(_parse_expr(measure.measure.expr, renderer.model_dialect)):
+            return None
+        stored_value = renderer._ident(column)
+        counted = measure.measure.agg in (Agg.COUNT, Agg.COUNT_DISTINCT)
+        parts.append(f"{stored_value} > 0" if counted else f"NOT {stored_value} IS NULL")
+    return "(" + " OR ".join(parts) + ")" if parts else None
 
 
 def _stored_tree(column: StoredColumn, week_start: WeekStart) -> exp.Expression:
