@@ -131,7 +131,7 @@ def digest_notice(engine, name: str, metrics: tuple[str, ...], period: str = "we
         value = None if value is None else float(value)
         previous = None if previous is None else float(previous)
         change = value - previous if value is not None and previous is not None else None
-        relative = value / previous - 1 if change is not None and previous else None
+        relative = value / previous - 1 if value is not None and previous else None
         label = engine.manifest.metrics[metric].label
         figures.append(Figure(metric, label, current.isoformat(), value, "previous_period", previous, change, relative))
     if all(f.value is None for f in figures):

@@ -19,6 +19,7 @@ events, revenue: more is good). Counts of bad things (crashes, errors, tickets) 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import sqlglot
 from sqlglot import exp
@@ -50,7 +51,7 @@ def _product(a: Interval, b: Interval) -> Interval:
     return UNBOUNDED
 
 
-def _evaluate(node: exp.Expression, inputs: dict[str, Interval]) -> Interval:
+def _evaluate(node: exp.Expr, inputs: dict[str, Interval]) -> Interval:
     """Interval arithmetic over a derived metric's expression (unknown shapes: unbounded)."""
     if isinstance(node, exp.Paren):
         return _evaluate(node.this, inputs)
@@ -130,11 +131,11 @@ def metric_domain(engine, name: str, _seen: frozenset[str] = frozenset()) -> Int
     return UNBOUNDED
 
 
-def metric_direction(meta: dict) -> Direction:
+def metric_direction(meta: dict[str, Any]) -> Direction:
     """Which way is good for a metric, from its meta (see the module docstring)."""
     slo = meta.get("slo")
     for raw in ((slo or {}).get("direction") if isinstance(slo, dict) else None, meta.get("direction")):
-        if raw in (d.value for d in Direction):
+        if raw in tuple(d.value for d in Direction):
             return Direction(raw)
     if meta.get("lower_is_better"):
         return Direction.LOWER_IS_BETTER

@@ -144,7 +144,7 @@ def quality_scorecard(engine, period: str = "week", start: dt.datetime | None = 
             span_end = min(p_end, end_day)
             days = (span_end - p_start).days
             change = value - previous if value is not None and previous is not None else None
-            relative = (value / previous - 1) if change is not None and previous else None
+            relative = (value / previous - 1) if value is not None and previous else None
             if slo is None:
                 status, target, warn = Status.NO_SLO, None, None
             else:
