@@ -17,7 +17,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from metrics.errors import (
     InvalidQuery,
@@ -52,6 +52,9 @@ from metrics.stats.statistics import (
     RegressionAdjustedStatistic,
     SampleMeanStatistic,
 )
+
+if TYPE_CHECKING:
+    from metrics.engine import MetricsEngine
 
 USER_ENTITY = "user"
 # A build materializes every experiment's per-user values here (see `per_user_table_sql`),
@@ -136,7 +139,7 @@ class VariantStatistics:
 class Experiments:
     """Experiment catalog and sufficient statistics for one engine (one build)."""
 
-    def __init__(self, engine, cache_size: int = 256, population: Population | None = None) -> None:
+    def __init__(self, engine: MetricsEngine, cache_size: int = 256, population: Population | None = None) -> None:
         self.engine = engine
         # Only these users count (a caller's row-level policy); None: every assigned user.
         self.population = population

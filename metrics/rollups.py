@@ -12,7 +12,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from metrics.protocols import Engine
+
+if TYPE_CHECKING:
+    from metrics.query.request import MetricQuery
+    from metrics.semantic.model import SavedQuery
 
 DEFAULT_SCHEMA = "rollups"
 
@@ -77,8 +83,8 @@ class RollupRouter:
     nor a coarser grain or a range (see the README for what is left).
     """
 
-    def __init__(self, engine, built: dict[str, dict[str, Any]]) -> None:
-        self._rollups: list[tuple[str, str, Any]] = []
+    def __init__(self, engine: Engine, built: dict[str, dict[str, Any]]) -> None:
+        self._rollups: list[tuple[str, str, SavedQuery]] = []
         for name, info in sorted(built.items()):
             try:
                 saved = engine.saved_query(name)
@@ -87,14 +93,14 @@ class RollupRouter:
             self._rollups.append((name, info["table"], saved))
 
     @classmethod
-    def for_build(cls, engine, directory: Path) -> RollupRouter:
+    def for_build(cls, engine: Engine, directory: Path) -> RollupRouter:
         info_file = directory / "build.json"
-        built = {}
+        built: dict[str, dict[str, Any]] = {}
         if info_file.exists():
             built = json.loads(info_file.read_text()).get("rollups") or {}
         return cls(engine, built)
 
-    def route(self, query) -> Route:
+    def route(self, query: MetricQuery) -> Route:
         from metrics.query.request import WeekStart
 
         reasons: dict[str, str] = {}

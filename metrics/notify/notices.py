@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from metrics.protocols import Engine
 from metrics.query.request import MetricQuery
 from metrics.scorecards.alerts import alerts
 from metrics.scorecards.common import as_date, next_period, period_start, previous_period
@@ -52,7 +53,7 @@ class Notice:
     link: str  # a path of the HTTP API, e.g. /v1/alerts?metric=tickets
 
 
-def anomaly_notices(engine, metrics: tuple[str, ...] = (), lookback_days: int = DEFAULT_LOOKBACK_DAYS,
+def anomaly_notices(engine: Engine, metrics: tuple[str, ...] = (), lookback_days: int = DEFAULT_LOOKBACK_DAYS,
                     adverse_only: bool = False) -> list[Notice]:
     """One notice per metric with alerts in the last `lookback_days` days of alerts."""
     found = alerts(engine)
@@ -85,7 +86,7 @@ def anomaly_notices(engine, metrics: tuple[str, ...] = (), lookback_days: int = 
     return notices
 
 
-def slo_notices(engine, metrics: tuple[str, ...] = (), statuses: tuple[str, ...] = ("warn", "breach"),
+def slo_notices(engine: Engine, metrics: tuple[str, ...] = (), statuses: tuple[str, ...] = ("warn", "breach"),
                 period: str = "week") -> list[Notice]:
     """One notice per quality KPI whose last complete period is in one of `statuses`."""
     card = quality_scorecard(engine, period)
@@ -110,7 +111,7 @@ def slo_notices(engine, metrics: tuple[str, ...] = (), statuses: tuple[str, ...]
     return notices
 
 
-def digest_notice(engine, name: str, metrics: tuple[str, ...], period: str = "week") -> Notice | None:
+def digest_notice(engine: Engine, name: str, metrics: tuple[str, ...], period: str = "week") -> Notice | None:
     """The metrics' last complete period against the one before (None before two periods of data)."""
     grain = f"metric_time__{period}"
     result = engine.query(MetricQuery(metrics=tuple(metrics), group_by=(grain,)))

@@ -24,6 +24,7 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
+from metrics.protocols import Engine
 from metrics.scorecards.slo import Direction
 from metrics.semantic.model import Agg, MetricType
 
@@ -103,7 +104,7 @@ def _expression_domain(sql: str | None, inputs: dict[str, Interval] | None = Non
         return UNBOUNDED
 
 
-def metric_domain(engine, name: str, _seen: frozenset[str] = frozenset()) -> Interval:
+def metric_domain(engine: Engine, name: str, _seen: frozenset[str] = frozenset()) -> Interval:
     """(low, high) bounds of the values metric `name` can take (infinite when unknown)."""
     metric = engine.manifest.metrics.get(name)
     if metric is None or name in _seen:
