@@ -8,8 +8,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from core.settings import Settings
-from metrics.engine import EngineProvider, Limits, MetricsEngine
+from metrics.engine import EngineProvider, Limits
 from metrics.policy import RestrictedEngine
+from metrics.protocols import Engine
 
 
 def open_engines(settings: Settings) -> EngineProvider:
@@ -30,7 +31,7 @@ async def get_provider(request: Request) -> EngineProvider:
     return request.app.state.engines
 
 
-def get_engine(request: Request) -> Iterator[MetricsEngine]:
+def get_engine(request: Request) -> Iterator[Engine]:
     # Held for the whole request so a build swapped in meanwhile cannot close it under us.
     # A caller with a row-level policy (set by api.auth.require, which runs first) sees the
     # engine through it.
@@ -45,6 +46,8 @@ async def get_app_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-EngineDep = Annotated[MetricsEngine, Depends(get_engine)]
+# The build's engine, or for a caller with a row-level policy that engine seen through it:
+# either way an `Engine`, so a route uses only what both answer.
+EngineDep = Annotated[Engine, Depends(get_engine)]
 ProviderDep = Annotated[EngineProvider, Depends(get_provider)]
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]

@@ -15,12 +15,12 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 from metrics.dry_run import BUILD_INFO_KEY as UNSERVABLE_KEY
 from metrics.dry_run import Unservable, dry_run, refuse_unservable
@@ -38,7 +38,7 @@ from metrics.query.plan import Planner, QueryPlan
 from metrics.query.request import MetricQuery
 from metrics.semantic.graph import METRIC_TIME, ItemKind, SemanticGraph, SourceKey
 from metrics.semantic.manifest import SemanticManifest, load_semantic_manifest
-from metrics.semantic.model import GRAINS, Metric, MetricType
+from metrics.semantic.model import GRAINS, Metric, MetricType, SavedQuery
 from metrics.sql.marts import (
     Condition,
     MartTable,
@@ -47,7 +47,11 @@ from metrics.sql.marts import (
     rewrite_mart_query,
     select_sql,
 )
-from metrics.sql.render import Renderer
+from metrics.sql.render import RenderedQuery, Renderer
+
+if TYPE_CHECKING:
+    from metrics.experiments import Experiments
+    from metrics.rollups import RollupRouter, Route
 
 MANIFEST_FILE = "semantic_manifest.json"
 BUILD_INFO_FILE = "build.json"
@@ -74,7 +78,8 @@ class BuildWarning:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BuildWarning:
-        return cls(**{f.name: data.get(f.name) for f in dataclasses.fields(cls)})
+        fields: dict[str, Any] = {f.name: data.get(f.name) for f in dataclasses.fields(cls)}
+        return cls(**fields)
 
 
 @dataclass(frozen=True)
@@ -227,7 +232,7 @@ class MetricsEngine:
         self._cache: OrderedDict[tuple, QueryResult] = OrderedDict()
         self._cache_size = cache_size
         self._cache_lock = threading.Lock()
-        self._router = None  # the build's rollups, read on first use
+        self._router: RollupRouter | None = None  # the build's rollups, read on first use
         self._catalog: dict[str, MetricInfo] | None = None
         # A build never changes, so the newest time of each input is read once, and so is the
         # reach (first and last metric time) of each source a completeness check needs.
@@ -321,7 +326,8 @@ class MetricsEngine:
             qualified = {n for n, item in items.items()
                          if item.kind in (ItemKind.CATEGORICAL, ItemKind.TIME, ItemKind.ENTITY)}
             time_grains = {item.grain.value for item in items.values()
-                           if item.kind is ItemKind.METRIC_TIME and item.name != METRIC_TIME}
+                           if item.kind is ItemKind.METRIC_TIME and item.name != METRIC_TIME
+                           and item.grain is not None}
             short = names if short is None else short & names
             full = qualified if full is None else full & qualified
             grains = time_grains if grains is None else grains & time_grains
@@ -375,16 +381,16 @@ class MetricsEngine:
         ]
 
     @cached_property
-    def experiments(self):
+    def experiments(self) -> Experiments:
         """The experiments in this build's warehouse (catalog, per-user metrics, readouts)."""
         from metrics.experiments import Experiments
 
         return Experiments(self)
 
-    def saved_queries(self):
+    def saved_queries(self) -> list[SavedQuery]:
         return list(self.manifest.saved_queries.values())
 
-    def saved_query(self, name: str):
+    def saved_query(self, name: str) -> SavedQuery:
         return self.planner.saved_query(name)
 
     # -- queries -------------------------------------------------------------------------
@@ -400,7 +406,7 @@ class MetricsEngine:
                              {**_explain(plan, self.graph), "rollup": route.explain()})
 
     @property
-    def rollups(self):
+    def rollups(self) -> RollupRouter:
         """The router over this build's rollups (metrics/rollups.py), read on first use."""
         from metrics.rollups import RollupRouter
 
@@ -408,7 +414,7 @@ class MetricsEngine:
             self._router = RollupRouter.for_build(self, self.build.directory)
         return self._router
 
-    def _rendered(self, query: MetricQuery, plan: QueryPlan):
+    def _rendered(self, query: MetricQuery, plan: QueryPlan) -> tuple[RenderedQuery, Route]:
         """The statement for `plan`: from a rollup of this build when one answers `query`
         exactly (as stored or re-aggregated, metrics/rollups.py), else from the semantic models."""
         from metrics.sql.rollups import from_rollup, reaggregated
@@ -471,7 +477,7 @@ class MetricsEngine:
             schemas = sorted({m.relation.schema for m in self.manifest.semantic_models.values()})
             marts: dict[str, tuple[MartTable, list[ResultColumn]]] = {}
             if schemas:
-                typed = column_type
+                typed: Callable[[Any], str] = column_type
                 if self.client.dialect == "postgres":
                     from metrics.execution.postgres import column_type as typed
                 if self.client.dialect == "spark":  # no information_schema in Spark 3
@@ -587,8 +593,8 @@ def _definition(metric: Metric, manifest: SemanticManifest) -> dict[str, Any]:
         if metric.measure.fill_nulls_with is not None:
             out["fill_nulls_with"] = metric.measure.fill_nulls_with
     elif metric.type is MetricType.RATIO:
-        out["numerator"] = metric.numerator.name
-        out["denominator"] = metric.denominator.name
+        out["numerator"] = metric.numerator.name if metric.numerator else None
+        out["denominator"] = metric.denominator.name if metric.denominator else None
     elif metric.type is MetricType.DERIVED:
         out["expr"] = metric.expr
         out["metrics"] = [i.name for i in metric.inputs]

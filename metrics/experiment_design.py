@@ -412,10 +412,13 @@ def decide(rows, settings: ExperimentSettings, lower_is_better: dict[str, bool],
             continue
         wins = tuple(r.metric for r in goals if _winner(r, lower_is_better.get(r.metric, False)) > 0)
         losses = tuple(r.metric for r in goals if _winner(r, lower_is_better.get(r.metric, False)) < 0)
-        failing = tuple(g.metric for g in settings.guardrails if g.metric in mine and guardrail_fails(mine[g.metric], g))
+        failing_guardrails = [g for g in settings.guardrails
+                              if g.metric in mine and guardrail_fails(mine[g.metric], g)]
+        failing = tuple(g.metric for g in failing_guardrails)
         if failing or losses:
-            reasons = [f"guardrail {m} is significantly worse by {abs(mine[m].comparison.relative_lift) * 100:.1f}%"
-                       f" (harm threshold {settings.guardrail(m).harm_threshold * 100:g}%)" for m in failing]
+            reasons = [f"guardrail {g.metric} is significantly worse by "
+                       f"{abs(mine[g.metric].comparison.relative_lift) * 100:.1f}%"
+                       f" (harm threshold {g.harm_threshold * 100:g}%)" for g in failing_guardrails]
             reasons += [f"goal {m} is significantly worse" for m in losses]
             tail = f", although {', '.join(wins)} improved" if wins else ""
             out.append(Decision(variant, "roll back", f"{variant}: roll back: " + "; ".join(reasons) + tail + ".",

@@ -17,7 +17,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from metrics.errors import (
     InvalidQuery,
@@ -44,7 +44,7 @@ from metrics.sql.experiments import (
 )
 from metrics.sql.render import RenderedQuery
 from metrics.stats.comparison import compare_variant
-from metrics.stats.correction import adjust_p_values
+from metrics.stats.correction import CorrectionMethod, adjust_p_values
 from metrics.stats.srm import check_srm
 from metrics.stats.statistics import (
     ProportionStatistic,
@@ -52,6 +52,9 @@ from metrics.stats.statistics import (
     RegressionAdjustedStatistic,
     SampleMeanStatistic,
 )
+
+if TYPE_CHECKING:
+    from metrics.engine import MetricsEngine
 
 USER_ENTITY = "user"
 # A build materializes every experiment's per-user values here (see `per_user_table_sql`),
@@ -136,7 +139,7 @@ class VariantStatistics:
 class Experiments:
     """Experiment catalog and sufficient statistics for one engine (one build)."""
 
-    def __init__(self, engine, cache_size: int = 256, population: Population | None = None) -> None:
+    def __init__(self, engine: MetricsEngine, cache_size: int = 256, population: Population | None = None) -> None:
         self.engine = engine
         # Only these users count (a caller's row-level policy); None: every assigned user.
         self.population = population
@@ -183,10 +186,12 @@ class Experiments:
             value = self._per_user(metric)
             return (ExperimentMetric(alias, metric.name, metric.description, (value,), lower, nonnegative)
                     if value else None)
-        if metric.type is MetricType.RATIO and not metric.filters:
-            parts = [self.engine.manifest.metrics.get(m.name) for m in (metric.numerator, metric.denominator)]
-            values = [self._per_user(p) if p is not None and p.type is MetricType.SIMPLE else None for p in parts]
-            if all(values) and not metric.numerator.filters and not metric.denominator.filters:
+        numerator, denominator = metric.numerator, metric.denominator
+        if metric.type is MetricType.RATIO and not metric.filters and numerator and denominator:
+            parts = [self.engine.manifest.metrics.get(m.name) for m in (numerator, denominator)]
+            values = [v for p in parts
+                      if p is not None and p.type is MetricType.SIMPLE and (v := self._per_user(p)) is not None]
+            if len(values) == 2 and not numerator.filters and not denominator.filters:
                 return ExperimentMetric(alias, metric.name, metric.description, tuple(values), lower, nonnegative)
         return None
 
@@ -292,7 +297,7 @@ class Experiments:
                 at.append(index[key])
             positions.append(tuple(at))
         pre = tuple(sorted({p[0] for m, p in zip(metrics, positions) if cuped and not m.is_ratio}))
-        products = tuple(sorted({p for m, p in zip(metrics, positions) if m.is_ratio}))
+        products = tuple(sorted({(p[0], p[1]) for m, p in zip(metrics, positions) if m.is_ratio}))
         return StatisticsPlan(tuple(values), tuple(positions), pre, products)
 
     def statistics_sql(self, experiment: Experiment, metrics: list[ExperimentMetric], *,
@@ -459,14 +464,14 @@ MIN_USERS_PER_VARIANT = 100
 # More slices than this are refused: each adds a test, and the correction across them leaves
 # little power to any (and the answer would be a wall of rows nobody reads).
 MAX_SLICES = 200
-SLICE_CORRECTION = "holm-bonferroni"
+SLICE_CORRECTION: CorrectionMethod = "holm-bonferroni"
 
 
 @dataclass(frozen=True)
 class ReadoutOptions:
     cuped: bool = True
     pre_days: int = 14
-    correction: str | None = None  # holm-bonferroni | benjamini-hochberg
+    correction: CorrectionMethod | None = None
     sequential: bool = False
     alpha: float = 0.05
 

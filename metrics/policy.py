@@ -17,14 +17,26 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlglot import exp
 
-from metrics.errors import AmbiguousDimension, UnknownDimension, UserError
+from metrics.errors import AmbiguousDimension, InternalError, UnknownDimension, UserError
 from metrics.query.request import Filter, MetricQuery
-from metrics.sql.marts import MARTS_SCHEMA, MartTable, column_restriction, users_restriction
+from metrics.sql.marts import MARTS_SCHEMA, Condition, MartTable, column_restriction, users_restriction
+
+if TYPE_CHECKING:
+    from metrics.engine import BuildInfo, CompiledQuery, DimensionInfo, MetricInfo, MetricsEngine, QueryResult
+    from metrics.execution.client import ResultColumn, ResultSet
+    from metrics.experiments import Experiments
+    from metrics.query.plan import QueryPlan
+    from metrics.semantic.graph import SemanticGraph
+    from metrics.semantic.manifest import SemanticManifest
+    from metrics.semantic.model import SavedQuery
+
+_Answer = TypeVar("_Answer")
 
 
 class PolicyDenied(UserError):
@@ -42,10 +54,6 @@ class RowPolicy:
         return bool(self.filters)
 
 
-# What a restricted caller may use unchanged: definitions, never data.
-_DEFINITIONS = frozenset({"catalog", "metric", "metric_names", "dimensions", "saved_queries", "saved_query",
-                          "build", "manifest", "graph"})
-
 # Marts that describe the product (what shipped, launched or was tested, and when), not its
 # customers (and the calendar of the time spine): every caller may read them whole.
 REFERENCE_MARTS = frozenset({"dim_releases", "dim_launches", "dim_experiments", "metricflow_time_spine"})
@@ -53,16 +61,50 @@ USER_COLUMN = "user_id"
 
 
 class RestrictedEngine:
-    """A `MetricsEngine` seen through a row-level policy."""
+    """A `MetricsEngine` seen through a row-level policy; an `Engine` (metrics/protocols.py)."""
 
-    def __init__(self, engine, policy: RowPolicy) -> None:
+    def __init__(self, engine: MetricsEngine, policy: RowPolicy) -> None:
         self._engine = engine
         self.policy = policy
+
+    # -- definitions, never data: what a restricted caller may use unchanged ----------------
+
+    @property
+    def manifest(self) -> SemanticManifest:
+        return self._engine.manifest
+
+    @property
+    def graph(self) -> SemanticGraph:
+        return self._engine.graph
+
+    @property
+    def build(self) -> BuildInfo:
+        return self._engine.build
+
+    def catalog(self) -> dict[str, MetricInfo]:
+        return self._engine.catalog()
+
+    def metric(self, name: str) -> MetricInfo:
+        return self._engine.metric(name)
+
+    def metric_names(self) -> list[str]:
+        return self._engine.metric_names()
+
+    def dimensions(self) -> list[DimensionInfo]:
+        return self._engine.dimensions()
+
+    def saved_queries(self) -> list[SavedQuery]:
+        return self._engine.saved_queries()
+
+    def saved_query(self, name: str) -> SavedQuery:
+        return self._engine.saved_query(name)
+
+    # -- metric queries --------------------------------------------------------------------
 
     def restrict(self, query: MetricQuery) -> MetricQuery:
         return dataclasses.replace(query, where=query.where + self.policy.filters)
 
-    def _guarded(self, method, query: MetricQuery):
+    def _guarded(self, method: Callable[[MetricQuery], _Answer], query: MetricQuery) -> _Answer:
         try:
             return method(self.restrict(query))
         except (UnknownDimension, AmbiguousDimension) as exc:
@@ -74,17 +116,17 @@ class RestrictedEngine:
                     field=field) from None
             raise
 
-    def plan(self, query: MetricQuery):
+    def plan(self, query: MetricQuery) -> QueryPlan:
         return self._guarded(self._engine.plan, query)
 
-    def compile(self, query: MetricQuery):
+    def compile(self, query: MetricQuery) -> CompiledQuery:
         return self._guarded(self._engine.compile, query)
 
-    def query(self, query: MetricQuery):
+    def query(self, query: MetricQuery) -> QueryResult:
         return self._guarded(self._engine.query, query)
 
     @property
-    def experiments(self):
+    def experiments(self) -> Experiments:
         """Experiments counted over the users the policy allows: its filters must be attributes
         of the user (region, plan, account...), since a readout counts users, not rows."""
         try:
@@ -97,13 +139,13 @@ class RestrictedEngine:
 
     # -- marts ---------------------------------------------------------------------------
 
-    def mart_tables(self) -> dict[str, tuple[MartTable, tuple]]:
+    def mart_tables(self) -> dict[str, tuple[MartTable, tuple[ResultColumn, ...]]]:
         """Every mart with the policy's condition attached (a mart the policy cannot restrict
         is listed as it is, and refused when read)."""
         return {name: (self._view(mart, columns)[0], columns)
                 for name, (mart, columns) in self._engine.mart_tables().items()}
 
-    def read_mart(self, statement: Any):
+    def read_mart(self, statement: Any) -> ResultSet:
         """A client's SELECT over `marts.*`, each mart read through the policy."""
         views = {name: self._view(mart, columns) for name, (mart, columns) in self._engine.mart_tables().items()}
         for table in statement.find_all(exp.Table):
@@ -114,7 +156,8 @@ class RestrictedEngine:
                 raise PolicyDenied(refusal, table=table.name)
         return self._engine.read_mart(statement, {name: mart for name, (mart, _) in views.items()})
 
-    def mart_rows(self, table: str, columns, where=(), order_by=(), distinct: bool = False):
+    def mart_rows(self, table: str, columns: Sequence[str], where: Sequence[Condition] = (),
+                  order_by: Sequence[str] = (), distinct: bool = False) -> list[dict[str, Any]]:
         entry = self._engine.mart_tables().get(table)
         if entry is None:  # the base engine names the missing mart
             return self._engine.mart_rows(table, columns, where, order_by, distinct)
@@ -123,7 +166,7 @@ class RestrictedEngine:
             raise PolicyDenied(refusal, table=table)
         return self._engine.mart_rows(table, columns, where, order_by, distinct, mart=mart)
 
-    def _view(self, mart: MartTable, columns) -> tuple[MartTable, str | None]:
+    def _view(self, mart: MartTable, columns: tuple[ResultColumn, ...]) -> tuple[MartTable, str | None]:
         """The mart as the policy lets it be read, or the reason it cannot be read."""
         if mart.name in REFERENCE_MARTS:
             return mart, None
@@ -134,7 +177,10 @@ class RestrictedEngine:
                 experiments = self.experiments  # resolves the policy on user attributes, or refuses
             except PolicyDenied as exc:
                 return mart, exc.message
-            condition = users_restriction(experiments.sql.population_sql(experiments.population), USER_COLUMN)
+            population = experiments.population
+            if population is None:  # `restricted` always sets one
+                raise InternalError("restricted experiments without a population")
+            condition = users_restriction(experiments.sql.population_sql(population), USER_COLUMN)
         if condition is None:
             fields = ", ".join(sorted({f.field.split("__")[-1] for f in self.policy.filters}))
             return mart, (f"this token may only read rows where {self.policy.description}; marts.{mart.name} has "
@@ -142,10 +188,12 @@ class RestrictedEngine:
                           "not available to this token.")
         return dataclasses.replace(mart, restriction=condition), None
 
-    def __getattr__(self, name: str):
-        if name in _DEFINITIONS:
-            return getattr(self._engine, name)
-        raise PolicyDenied(f"this token may only read rows where {self.policy.description}; "
-                           f"'{name}' cannot be restricted that way, so it is not available to this token; "
-                           "metric queries are.")
+    # Anything else (raw SQL, the client, ...) is refused: denial is the default. Hidden from
+    # the type checker, which then holds callers to the members above (the `Engine` protocol)
+    # instead of letting `__getattr__` answer for any name.
+    if not TYPE_CHECKING:
+        def __getattr__(self, name: str):
+            raise PolicyDenied(f"this token may only read rows where {self.policy.description}; "
+                               f"'{name}' cannot be restricted that way, so it is not available to this "
+                               "token; metric queries are.")
 

@@ -32,7 +32,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from metrics.protocols import Engine
+
+if TYPE_CHECKING:
+    from metrics.query.request import MetricQuery
+    from metrics.semantic.model import SavedQuery
 
 from metrics.errors import MetricsError
 from metrics.query.plan import (
@@ -186,9 +192,9 @@ class RollupRouter:
                                          frozenset(info.get("integer_columns") or ())))
 
     @classmethod
-    def for_build(cls, engine, directory: Path) -> RollupRouter:
+    def for_build(cls, engine: Engine, directory: Path) -> RollupRouter:
         info_file = directory / "build.json"
-        built = {}
+        built: dict[str, dict[str, Any]] = {}
         if info_file.exists():
             built = json.loads(info_file.read_text()).get("rollups") or {}
         return cls(engine, built)

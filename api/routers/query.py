@@ -15,12 +15,13 @@ from api.schemas.query import BuildWarning, Completeness, CompileResponse, Forma
 from metrics.engine import MetricsEngine
 from metrics.errors import InvalidQuery
 from metrics.execution.client import to_jsonable
+from metrics.protocols import Engine
 from metrics.query.request import MetricQuery
 
 router = APIRouter(prefix="/v1", tags=["query"])
 
 
-def _resolve(body: MetricQueryRequest, engine: MetricsEngine) -> MetricQuery:
+def _resolve(body: MetricQueryRequest, engine: Engine) -> MetricQuery:
     """The request as a query; a saved query supplies its metrics, group_by and filters.
 
     A saved query fixes what it measures: `metrics` or `group_by` sent beside it must be the
@@ -44,7 +45,7 @@ def _resolve(body: MetricQueryRequest, engine: MetricsEngine) -> MetricQuery:
     return body.to_query()
 
 
-def _answer(body: MetricQueryRequest, engine: MetricsEngine, fmt: str, page_size: int,
+def _answer(body: MetricQueryRequest, engine: Engine, fmt: str, page_size: int,
             answers: AnswerCache | None = None) -> Response:
     # A repeated request of the same build is served as the bytes encoded the first time.
     key = ((engine.build.build_id, fmt, page_size, body.model_dump_json())

@@ -139,6 +139,8 @@ def lock_down(con: duckdb.DuckDBPyConnection, memory_limit: str | None = None, t
     """
     locked = con.execute("SELECT current_setting('lock_configuration'), "
                          "current_setting('enable_external_access')").fetchone()
+    if locked is None:  # a SELECT without FROM has one row
+        raise InternalError("DuckDB returned no row for its own settings.")
     if locked[0]:
         if locked[1]:
             raise WarehouseUnavailable("the warehouse database is locked with file access on; "

@@ -66,7 +66,7 @@ def _connection() -> duckdb.DuckDBPyConnection:
     return con
 
 
-def query_rows(tree: exp.Expression, tables: Mapping[str, ResultSet], dialect: str = "duckdb") -> ResultSet:
+def query_rows(tree: exp.Expr, tables: Mapping[str, ResultSet], dialect: str = "duckdb") -> ResultSet:
     """Run `tree` (a SELECT whose tables are the keys of `tables`) over those rows.
 
     >>> rows = ResultSet((ResultColumn("x", "integer"),), [(1,), (2,), (3,)])

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from metrics.errors import NotFound
 from metrics.experiment_design import MULTIPLE_EXPOSURE_WARNING, experiment_health
 from metrics.policy import PolicyDenied
+from metrics.protocols import Engine
 from metrics.query.request import MetricQuery
 from metrics.scorecards import launches as launch_cards
 from metrics.scorecards.alerts import alerts, checked_alerts
@@ -64,7 +65,7 @@ class Notice:
     link: str  # a path of the HTTP API, e.g. /v1/alerts?metric=tickets
 
 
-def anomaly_notices(engine, metrics: tuple[str, ...] = (), lookback_days: int = DEFAULT_LOOKBACK_DAYS,
+def anomaly_notices(engine: Engine, metrics: tuple[str, ...] = (), lookback_days: int = DEFAULT_LOOKBACK_DAYS,
                     adverse_only: bool = False) -> list[Notice]:
     """One notice per metric with alerts in the last `lookback_days` days of alerts (for an engine
     under a row policy, which cannot read the warehouse's check, the check run over its rows)."""
@@ -101,7 +102,7 @@ def anomaly_notices(engine, metrics: tuple[str, ...] = (), lookback_days: int = 
     return notices
 
 
-def slo_notices(engine, metrics: tuple[str, ...] = (), statuses: tuple[str, ...] = ("warn", "breach"),
+def slo_notices(engine: Engine, metrics: tuple[str, ...] = (), statuses: tuple[str, ...] = ("warn", "breach"),
                 period: str = "week") -> list[Notice]:
     """One notice per quality KPI whose last complete period is in one of `statuses`."""
     card = quality_scorecard(engine, period)
@@ -126,7 +127,7 @@ def slo_notices(engine, metrics: tuple[str, ...] = (), statuses: tuple[str, ...]
     return notices
 
 
-def digest_notice(engine, name: str, metrics: tuple[str, ...], period: str = "week") -> Notice | None:
+def digest_notice(engine: Engine, name: str, metrics: tuple[str, ...], period: str = "week") -> Notice | None:
     """The metrics' last complete period against the one before (None before two periods of data)."""
     grain = f"metric_time__{period}"
     result = engine.query(MetricQuery(metrics=tuple(metrics), group_by=(grain,)))
@@ -147,7 +148,7 @@ def digest_notice(engine, name: str, metrics: tuple[str, ...], period: str = "we
         value = None if value is None else float(value)
         previous = None if previous is None else float(previous)
         change = value - previous if value is not None and previous is not None else None
-        relative = value / previous - 1 if change is not None and previous else None
+        relative = value / previous - 1 if value is not None and previous else None
         label = engine.manifest.metrics[metric].label
         figures.append(Figure(metric, label, current.isoformat(), value, "previous_period", previous, change, relative))
     if all(f.value is None for f in figures):

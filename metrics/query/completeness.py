@@ -133,9 +133,9 @@ def metric_needs(name: str, metrics: dict[str, Metric], source_of: Callable[[str
         params = metric.conversion
         out.append(Needs(source_of(params.base_measure.name), back, back))
         if params.window is not None:
-            last = Window(params.window.count - 1, params.window.grain) if params.window.grain is Grain.DAY \
+            reach_ahead = Window(params.window.count - 1, params.window.grain) if params.window.grain is Grain.DAY \
                 else params.window
-            out.append(Needs(source_of(params.conversion_measure.name), back, _add(back, last), True,
+            out.append(Needs(source_of(params.conversion_measure.name), back, _add(back, reach_ahead), True,
                              f"its {params.window} conversion window"))
     else:
         children = [metric.numerator, metric.denominator] if metric.type is MetricType.RATIO else list(metric.inputs)
@@ -154,7 +154,7 @@ def assess(plan: QueryPlan, rows: list[tuple[Any, ...]], needs: dict[str, list[N
     not covered, per row whether each metric is complete, and every (metric, bucket) that is
     not complete."""
     query = plan.query
-    grains = [(i, _grain_of(name)) for i, name in enumerate(plan.group_by) if _grain_of(name) is not None]
+    grains = [(i, grain) for i, name in enumerate(plan.group_by) if (grain := _grain_of(name)) is not None]
     n_keys = len(plan.group_by)
     verdicts: dict[tuple[str, dt.date | None], Incomplete | None] = {}
     out_rows: list[tuple[Any, ...]] = []
@@ -190,8 +190,8 @@ def _judge(metric: str, bucket: tuple[dt.datetime, dt.datetime] | None, key: dt.
     cut_hi = min([t for t in (hi_b, end) if t is not None], default=None)
     # The days that can hold the metric's own data: a bucket's days outside its own sources'
     # reach have no rows (no cohort, no base event), so no window to wait for.
-    own = [reach.get(n.source, Reach(None, None)).days(timezone) for n in needs if not n.windowed]
-    own = [d for d in own if d is not None]
+    own = [d for n in needs if not n.windowed
+           if (d := reach.get(n.source, Reach(None, None)).days(timezone)) is not None]
     if own:
         own_first = dt.datetime.combine(min(d[0] for d in own), dt.time())
         own_end = dt.datetime.combine(max(d[1] for d in own), dt.time()) + DAY
@@ -234,10 +234,12 @@ def _judge(metric: str, bucket: tuple[dt.datetime, dt.datetime] | None, key: dt.
                                     f"({days[1]})."))
     if flags:
         return flags[0]
-    if bucket is not None and ((start is not None and start > lo_b) or (end is not None and end < hi_b)):
-        return Incomplete(metric, key, Reason.RANGE_CUT,
-                          f"start/end cut the bucket to {_day_text(max(lo_b, start or lo_b))} .. "
-                          f"{_day_text(min(hi_b, end or hi_b))} (exclusive).")
+    if bucket is not None:
+        lo, hi = bucket
+        if (start is not None and start > lo) or (end is not None and end < hi):
+            return Incomplete(metric, key, Reason.RANGE_CUT,
+                              f"start/end cut the bucket to {_day_text(max(lo, start or lo))} .. "
+                              f"{_day_text(min(hi, end or hi))} (exclusive).")
     return None
 
 
@@ -255,7 +257,8 @@ def _bucket(row: tuple[Any, ...], grains: list[tuple[int, Grain]]) \
     """The span of days a row's bucket covers (the intersection of its time keys), and its key."""
     if not grains:
         return None, None
-    low = high = None
+    low: dt.datetime | None = None
+    high: dt.datetime | None = None
     key = None
     for index, grain in grains:
         value = row[index]
@@ -268,6 +271,8 @@ def _bucket(row: tuple[Any, ...], grains: list[tuple[int, Grain]]) \
         if low is None or begin > low:
             low, key = begin, day
         high = finish if high is None or finish < high else high
+    if low is None or high is None:  # not reached: `grains` is not empty
+        return None, None
     return (low, high), key
 
 

@@ -9,12 +9,24 @@ or a derived expression. The SQL stage renders this plan; nothing here writes SQ
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from metrics.errors import InvalidQuery, UnknownMetric, UnknownSavedQuery, UnsupportedFeature, did_you_mean, nearest
 from metrics.query.request import Filter, MetricQuery, OrderBy, WeekStart
 from metrics.semantic.graph import GroupByItem, SemanticGraph, SourceKey
-from metrics.semantic.model import Agg, ConversionParams, Grain, Measure, Metric, MetricType, PeriodAgg, Window
+from metrics.semantic.model import (
+    Agg,
+    ConversionParams,
+    Grain,
+    Measure,
+    Metric,
+    MetricInput,
+    MetricType,
+    PeriodAgg,
+    SavedQuery,
+    Window,
+)
 
 #: Aggregations whose value over no rows is 0 (a count or a sum), not unknown.
 _COUNTING_AGGS = (Agg.SUM, Agg.COUNT, Agg.COUNT_DISTINCT, Agg.SUM_BOOLEAN)
@@ -149,7 +161,7 @@ class Planner:
             )
         return metric
 
-    def saved_query(self, name: str):
+    def saved_query(self, name: str) -> SavedQuery:
         saved = self.graph.manifest.saved_queries.get(name)
         if saved is None:
             raise UnknownSavedQuery(
@@ -174,9 +186,9 @@ class Planner:
             out.extend(self.measures_of(child.name, _seen | {name}))
         return out
 
-    def _children(self, metric: Metric):
+    def _children(self, metric: Metric) -> list[MetricInput]:
         if metric.type is MetricType.RATIO:
-            return [metric.numerator, metric.denominator]
+            return list(_ratio_inputs(metric))
         return list(metric.inputs)
 
     def _measure(self, metric: Metric, name: str) -> Measure:
@@ -209,16 +221,39 @@ class Planner:
         )
 
 
+#: What makes an aggregation node distinct: (source, filters, offset, cumulative, the metric or
+#: measure with a node of its own, offset_to_grain), or for a conversion metric (source,
+#: filters, offset, None, metric); the two shapes never compare equal.
+_NodeKey = (tuple[SourceKey, tuple[str, ...], Window | None, Cumulative | None, str | None, Grain | None]
+            | tuple[SourceKey, tuple[str, ...], Window | None, None, str])
+
+
+@dataclass
+class _NodeDraft:
+    """An `AggregateNode` while the plan is built: measures are added as metrics need them."""
+
+    alias: str
+    source: SourceKey
+    group_by: tuple[NodeGroupBy, ...]
+    filters: tuple[NodeFilter, ...]
+    template_filters: tuple[str, ...]
+    measures: dict[str, NodeMeasure]
+    offset: Window | None
+    cumulative: Cumulative | None
+    conversion: ConversionParams | None
+    offset_to_grain: Grain | None = None
+
+
 class _PlanBuilder:
     def __init__(self, planner: Planner, query: MetricQuery) -> None:
         self.planner = planner
         self.graph = planner.graph
         self.query = query
-        self._nodes: dict[tuple[SourceKey, tuple[str, ...]], dict] = {}
+        self._nodes: dict[_NodeKey, _NodeDraft] = {}
         self.resolutions: list[tuple[str, str, str]] = []
 
     def metric_expr(self, name: str, filters: tuple[str, ...], _seen: frozenset[str] = frozenset(),
-                    offset: Window | None = None, to_grain: Grain | None = None):
+                    offset: Window | None = None, to_grain: Grain | None = None) -> MetricExpr:
         if name in _seen:
             raise InvalidQuery(f"metric {name!r} refers to itself.")
         metric = self.planner.metric(name)
@@ -228,6 +263,8 @@ class _PlanBuilder:
         seen = _seen | {name}
         if metric.type in (MetricType.SIMPLE, MetricType.CUMULATIVE):
             measure_input = metric.measure
+            if measure_input is None:
+                raise InvalidQuery(f"metric {name!r} names no measure to aggregate.", metric=name)
             measure = self.planner._measure(metric, measure_input.name)
             cumulative = None
             if metric.type is MetricType.CUMULATIVE:
@@ -242,12 +279,13 @@ class _PlanBuilder:
             return MeasureRef(node, column, self._fill(measure, measure_input.fill_nulls_with),
                               measure_input.join_to_timespine)
         if metric.type is MetricType.RATIO:
+            numerator, denominator = _ratio_inputs(metric)
             return RatioExpr(
-                self._input(metric.numerator, filters, seen, offset, to_grain),
-                self._input(metric.denominator, filters, seen, offset, to_grain),
+                self._input(numerator, filters, seen, offset, to_grain),
+                self._input(denominator, filters, seen, offset, to_grain),
             )
         if metric.type is MetricType.DERIVED:
-            inputs = []
+            inputs: list[tuple[str, MetricExpr]] = []
             for child in metric.inputs:
                 child_offset = _add_offsets(offset, child.offset_window)
                 child_grain = to_grain or child.offset_to_grain
@@ -271,7 +309,7 @@ class _PlanBuilder:
             params = metric.conversion
             base = self.planner._measure(metric, params.base_measure.name)
             target = self.planner._measure(metric, params.conversion_measure.name)
-            node = self._place_conversion(metric, base, target, filters, offset)
+            node = self._place_conversion(metric, params, base, target, filters, offset)
             opportunities = MeasureRef(node, "m0", self._fill(base, params.base_measure.fill_nulls_with))
             # No matched conversion in a bucket with base events means zero conversions.
             conversions = MeasureRef(node, "m1", 0)
@@ -289,28 +327,28 @@ class _PlanBuilder:
             return 0
         return fill_nulls_with
 
-    def _place_conversion(self, metric: Metric, base: Measure, target: Measure, filters: tuple[str, ...],
-                          offset: Window | None) -> str:
+    def _place_conversion(self, metric: Metric, params: ConversionParams, base: Measure, target: Measure,
+                          filters: tuple[str, ...], offset: Window | None) -> str:
         source = self.graph.source_of(base)
-        if self.graph.models[target.semantic_model].entity(metric.conversion.entity) is None or \
-                self.graph.models[base.semantic_model].entity(metric.conversion.entity) is None:
-            raise InvalidQuery(f"conversion metric {metric.name!r}: entity {metric.conversion.entity!r} must be "
+        if self.graph.models[target.semantic_model].entity(params.entity) is None or \
+                self.graph.models[base.semantic_model].entity(params.entity) is None:
+            raise InvalidQuery(f"conversion metric {metric.name!r}: entity {params.entity!r} must be "
                                "on both the base and the conversion semantic models.", metric=metric.name)
-        key = (source, tuple(sorted(set(filters))), offset, None, metric.name)
+        key: _NodeKey = (source, tuple(sorted(set(filters))), offset, None, metric.name)
         if key not in self._nodes:
-            self._nodes[key] = {
-                "alias": f"q{len(self._nodes)}",
-                "source": source,
-                "group_by": self._group_by(source, metric.name),
-                "filters": self._filters(source, metric.name),
-                "template_filters": key[1] + self.query.where_sql,
-                "measures": {base.name + ":base": NodeMeasure("m0", base),
-                             target.name + ":conversion": NodeMeasure("m1", target)},
-                "offset": offset,
-                "cumulative": None,
-                "conversion": metric.conversion,
-            }
-        return self._nodes[key]["alias"]
+            self._nodes[key] = _NodeDraft(
+                alias=f"q{len(self._nodes)}",
+                source=source,
+                group_by=self._group_by(source, metric.name),
+                filters=self._filters(source, metric.name),
+                template_filters=key[1] + self.query.where_sql,
+                measures={base.name + ":base": NodeMeasure("m0", base),
+                          target.name + ":conversion": NodeMeasure("m1", target)},
+                offset=offset,
+                cumulative=None,
+                conversion=params,
+            )
+        return self._nodes[key].alias
 
     def _require_metric_time(self, metric: Metric) -> None:
         if not any(g == "metric_time" or g.startswith("metric_time__") for g in self.query.group_by):
@@ -319,8 +357,8 @@ class _PlanBuilder:
                 f"metric {metric.name!r} is {kind}: group it by metric_time (e.g. 'metric_time__day').",
                 metric=metric.name)
 
-    def _input(self, child, filters: tuple[str, ...], seen: frozenset[str], offset: Window | None,
-               to_grain: Grain | None = None):
+    def _input(self, child: MetricInput, filters: tuple[str, ...], seen: frozenset[str], offset: Window | None,
+               to_grain: Grain | None = None) -> MetricExpr:
         return self.metric_expr(child.name, filters + child.filters, seen, offset, to_grain)
 
     def _place(self, measure: Measure, filters: tuple[str, ...], metric: str, offset: Window | None = None,
@@ -328,26 +366,26 @@ class _PlanBuilder:
         source = self.graph.source_of(measure)
         # Cumulative and semi-additive measures each get a node of their own shape.
         own = metric if cumulative else measure.name if measure.non_additive else None
-        key = (source, tuple(sorted(set(filters))), offset, cumulative, own, to_grain)
+        key: _NodeKey = (source, tuple(sorted(set(filters))), offset, cumulative, own, to_grain)
         node = self._nodes.get(key)
         if node is None:
             alias = f"q{len(self._nodes)}"
-            node = self._nodes[key] = {
-                "alias": alias,
-                "source": source,
-                "group_by": self._group_by(source, metric),
-                "filters": self._filters(source, metric),
-                "template_filters": key[1] + self.query.where_sql,
-                "measures": {},
-                "offset": offset,
-                "cumulative": cumulative,
-                "conversion": None,
-                "offset_to_grain": to_grain,
-            }
-        measures = node["measures"]
+            node = self._nodes[key] = _NodeDraft(
+                alias=alias,
+                source=source,
+                group_by=self._group_by(source, metric),
+                filters=self._filters(source, metric),
+                template_filters=key[1] + self.query.where_sql,
+                measures={},
+                offset=offset,
+                cumulative=cumulative,
+                conversion=None,
+                offset_to_grain=to_grain,
+            )
+        measures = node.measures
         if measure.name not in measures:
             measures[measure.name] = NodeMeasure(f"m{len(measures)}", measure)
-        return node["alias"], measures[measure.name].column
+        return node.alias, measures[measure.name].column
 
     def _group_by(self, source: SourceKey, metric: str) -> tuple[NodeGroupBy, ...]:
         out = []
@@ -367,22 +405,29 @@ class _PlanBuilder:
     def nodes(self) -> list[AggregateNode]:
         return [
             AggregateNode(
-                alias=n["alias"],
-                source=n["source"],
-                group_by=n["group_by"],
-                filters=n["filters"],
-                template_filters=n["template_filters"],
-                measures=tuple(n["measures"].values()),
-                offset=n["offset"],
-                cumulative=n["cumulative"],
-                conversion=n["conversion"],
-                offset_to_grain=n.get("offset_to_grain"),
+                alias=n.alias,
+                source=n.source,
+                group_by=n.group_by,
+                filters=n.filters,
+                template_filters=n.template_filters,
+                measures=tuple(n.measures.values()),
+                offset=n.offset,
+                cumulative=n.cumulative,
+                conversion=n.conversion,
+                offset_to_grain=n.offset_to_grain,
             )
             for n in self._nodes.values()
         ]
 
 
-def _joins_spine(expr) -> bool:
+def _ratio_inputs(metric: Metric) -> tuple[MetricInput, MetricInput]:
+    if metric.numerator is None or metric.denominator is None:
+        raise InvalidQuery(f"ratio metric {metric.name!r} needs a numerator and a denominator.",
+                           metric=metric.name)
+    return metric.numerator, metric.denominator
+
+
+def _joins_spine(expr: MetricExpr) -> bool:
     if isinstance(expr, MeasureRef):
         return expr.join_to_timespine
     if isinstance(expr, RatioExpr):
@@ -406,5 +451,5 @@ def _via(item: GroupByItem) -> str:
     return f" (column {item.expr} of {item.model}, joined {hops})"
 
 
-def _nearest_or_all(name: str, choices) -> list[str]:
+def _nearest_or_all(name: str, choices: Iterable[str]) -> list[str]:
     return nearest(name, choices) or sorted(choices)

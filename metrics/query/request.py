@@ -8,7 +8,7 @@ import enum
 import zoneinfo
 from dataclasses import dataclass, field
 from functools import lru_cache
-from typing import Any
+from typing import Any, overload
 
 from metrics.errors import InvalidFilter, InvalidQuery
 
@@ -159,6 +159,12 @@ class MetricQuery:
         return (self.metrics, self.group_by, frozenset(self.where), frozenset(self.where_sql),
                 self.start, self.end, self.order_by, self.limit, self.timezone, self.week_start,
                 self.null_uncovered_windows)
+
+    @overload
+    def utc(self, local: dt.datetime) -> dt.datetime: ...
+
+    @overload
+    def utc(self, local: None) -> None: ...
 
     def utc(self, local: dt.datetime | None) -> dt.datetime | None:
         """A wall-clock bound in the query's zone as naive UTC (exact across DST changes).

@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from metrics.errors import UnknownMetric, did_you_mean, nearest
+from metrics.protocols import Engine
 from metrics.query.request import MetricQuery
 from metrics.scorecards.common import as_date, check_range, data_days
 from metrics.scorecards.domain import UNBOUNDED, clamp, metric_direction, metric_domain
@@ -51,13 +52,13 @@ class Alert:
     adverse: bool  # a move in the metric's bad direction (meta direction; default higher is better)
 
 
-def watched_metrics(engine) -> list[str]:
+def watched_metrics(engine: Engine) -> list[str]:
     """Metrics the daily check covers (those with values in fct_metric_values_daily)."""
     rows = read_mart(engine, "fct_metric_values_daily", ["metric_name"], distinct=True)
     return sorted({r["metric_name"] for r in rows})
 
 
-def alerts(engine, metric: str | None = None, since: dt.date | None = None,
+def alerts(engine: Engine, metric: str | None = None, since: dt.date | None = None,
            until: dt.date | None = None) -> list[Alert]:
     check_range(since, until, "since", "until")
     where: list[Condition] = []

@@ -9,6 +9,7 @@ from typing import Any
 
 from metrics.errors import InvalidQuery, NotFound, nearest
 from metrics.policy import PolicyDenied
+from metrics.protocols import Engine
 from metrics.query.request import Filter, FilterOp, MetricQuery
 
 PERIODS = ("day", "week", "month")
@@ -82,7 +83,7 @@ def as_date(value: Any) -> dt.date:
     return dt.date.fromisoformat(str(value)[:10])
 
 
-def run(engine, metrics: Iterable[str], group_by: Iterable[str] = (), where: Iterable[Filter] = (),
+def run(engine: Engine, metrics: Iterable[str], group_by: Iterable[str] = (), where: Iterable[Filter] = (),
         start: dt.datetime | None = None, end: dt.datetime | None = None) -> list[dict[str, Any]]:
     """A semantic-layer metric query, rows keyed by column name."""
     result = engine.query(MetricQuery(metrics=tuple(metrics), group_by=tuple(group_by), where=tuple(where),
@@ -99,7 +100,7 @@ class Withheld:
     reason: str
 
 
-def run_restricted(engine, metrics: Iterable[str], withheld: list[Withheld], group_by: Iterable[str] = (),
+def run_restricted(engine: Engine, metrics: Iterable[str], withheld: list[Withheld], group_by: Iterable[str] = (),
                    where: Iterable[Filter] = (), start: dt.datetime | None = None,
                    end: dt.datetime | None = None) -> list[dict[str, Any]]:
     """`run`, leaving out (and noting in `withheld`) each metric the caller's row policy cannot
@@ -121,7 +122,7 @@ def run_restricted(engine, metrics: Iterable[str], withheld: list[Withheld], gro
     return run(engine, allowed, group_by, where, start, end) if allowed else []
 
 
-def data_days(engine) -> tuple[dt.date, dt.date]:
+def data_days(engine: Engine) -> tuple[dt.date, dt.date]:
     """First and last UTC day with events (active users by day from the semantic layer)."""
     rows = run(engine, ["active_users"], ["metric_time__day"])
     days = [as_date(r["metric_time__day"]) for r in rows if r["metric_time__day"] is not None]
@@ -130,7 +131,7 @@ def data_days(engine) -> tuple[dt.date, dt.date]:
     return min(days), max(days)
 
 
-def platforms(engine) -> list[str]:
+def platforms(engine: Engine) -> list[str]:
     """Platforms with at least one event."""
     rows = run(engine, ["active_users"], ["platform"])
     return sorted(r["platform"] for r in rows if r["platform"] is not None)

@@ -19,10 +19,12 @@ events, revenue: more is good). Counts of bad things (crashes, errors, tickets) 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import sqlglot
 from sqlglot import exp
 
+from metrics.protocols import Engine
 from metrics.scorecards.slo import Direction
 from metrics.semantic.model import Agg, MetricType
 
@@ -50,7 +52,7 @@ def _product(a: Interval, b: Interval) -> Interval:
     return UNBOUNDED
 
 
-def _evaluate(node: exp.Expression, inputs: dict[str, Interval]) -> Interval:
+def _evaluate(node: exp.Expr, inputs: dict[str, Interval]) -> Interval:
     """Interval arithmetic over a derived metric's expression (unknown shapes: unbounded)."""
     if isinstance(node, exp.Paren):
         return _evaluate(node.this, inputs)
@@ -102,7 +104,7 @@ def _expression_domain(sql: str | None, inputs: dict[str, Interval] | None = Non
         return UNBOUNDED
 
 
-def metric_domain(engine, name: str, _seen: frozenset[str] = frozenset()) -> Interval:
+def metric_domain(engine: Engine, name: str, _seen: frozenset[str] = frozenset()) -> Interval:
     """(low, high) bounds of the values metric `name` can take (infinite when unknown)."""
     metric = engine.manifest.metrics.get(name)
     if metric is None or name in _seen:
@@ -130,11 +132,11 @@ def metric_domain(engine, name: str, _seen: frozenset[str] = frozenset()) -> Int
     return UNBOUNDED
 
 
-def metric_direction(meta: dict) -> Direction:
+def metric_direction(meta: dict[str, Any]) -> Direction:
     """Which way is good for a metric, from its meta (see the module docstring)."""
     slo = meta.get("slo")
     for raw in ((slo or {}).get("direction") if isinstance(slo, dict) else None, meta.get("direction")):
-        if raw in (d.value for d in Direction):
+        if raw in tuple(d.value for d in Direction):
             return Direction(raw)
     if meta.get("lower_is_better"):
         return Direction.LOWER_IS_BETTER

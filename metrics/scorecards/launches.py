@@ -27,6 +27,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from metrics.protocols import Engine
 from metrics.query.request import Filter, FilterOp
 from metrics.scorecards.common import Withheld, as_date, as_datetime, check_choice, data_days, run, run_restricted
 from metrics.scorecards.marts import Condition, read_mart
@@ -122,14 +123,14 @@ class LaunchScorecard:
     withheld: tuple[Withheld, ...] = ()
 
 
-def launches(engine) -> list[Launch]:
+def launches(engine: Engine) -> list[Launch]:
     rows = read_mart(engine, "dim_launches",
                      ["launch_id", "feature_key", "launch_name", "tier", "owner_team", "launched_at"],
                      order_by=["launched_at", "launch_id"])
     return [Launch(**r) for r in rows]
 
 
-def launch(engine, launch_id: str) -> Launch:
+def launch(engine: Engine, launch_id: str) -> Launch:
     found = {x.launch_id: x for x in launches(engine)}
     check_choice(launch_id, found, "launch", not_found=True)
     return found[launch_id]
@@ -156,7 +157,7 @@ def _value(rows: list[dict[str, Any]], metric: str) -> float | None:
     return float(rows[0][metric])
 
 
-def scorecard(engine, launch_id: str, window_days: int = DEFAULT_WINDOW_DAYS) -> LaunchScorecard:
+def scorecard(engine: Engine, launch_id: str, window_days: int = DEFAULT_WINDOW_DAYS) -> LaunchScorecard:
     x = launch(engine, launch_id)
     first, last = data_days(engine)
     data_end = as_datetime(last + dt.timedelta(days=1))

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from metrics.errors import InvalidQuery
+from metrics.protocols import Engine
 from metrics.scorecards.common import (
     PERIODS,
     Withheld,
@@ -78,7 +79,7 @@ def _number(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def resolve_range(engine, period: str, start: dt.datetime | None, end: dt.datetime | None
+def resolve_range(engine: Engine, period: str, start: dt.datetime | None, end: dt.datetime | None
                   ) -> tuple[dt.date, dt.date, dt.date]:
     """Aligned start (a period's first day), end (exclusive) and the day after the data."""
     first, last = data_days(engine)
@@ -103,7 +104,7 @@ def resolve_range(engine, period: str, start: dt.datetime | None, end: dt.dateti
     return start_day, end_day, data_end
 
 
-def quality_scorecard(engine, period: str = "week", start: dt.datetime | None = None,
+def quality_scorecard(engine: Engine, period: str = "week", start: dt.datetime | None = None,
                       end: dt.datetime | None = None, platform: str | None = None) -> QualityScorecard:
     check_choice(period, PERIODS, "period")
     if platform is not None:
@@ -144,7 +145,7 @@ def quality_scorecard(engine, period: str = "week", start: dt.datetime | None = 
             span_end = min(p_end, end_day)
             days = (span_end - p_start).days
             change = value - previous if value is not None and previous is not None else None
-            relative = (value / previous - 1) if change is not None and previous else None
+            relative = (value / previous - 1) if value is not None and previous else None
             if slo is None:
                 status, target, warn = Status.NO_SLO, None, None
             else:

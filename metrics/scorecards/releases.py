@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from metrics.errors import NotFound
+from metrics.protocols import Engine
 from metrics.query.request import Filter, FilterOp
 from metrics.scorecards.common import as_date, as_datetime, check_choice, data_days, platform_filter, run
 from metrics.scorecards.marts import Condition, read_mart
@@ -102,7 +103,7 @@ class ReleaseHealth:
         return "; ".join(reasons) or None
 
 
-def releases(engine, platform: str | None = None) -> list[Release]:
+def releases(engine: Engine, platform: str | None = None) -> list[Release]:
     rows = read_mart(engine, "dim_releases", ["platform", "app_version", "released_at", "previous_app_version"],
                      order_by=["platform", "released_at", "app_version"])
     found = [Release(r["platform"], r["app_version"], r["released_at"], r["previous_app_version"]) for r in rows]
@@ -112,7 +113,7 @@ def releases(engine, platform: str | None = None) -> list[Release]:
     return found
 
 
-def release(engine, platform: str, app_version: str) -> Release:
+def release(engine: Engine, platform: str, app_version: str) -> Release:
     every = releases(engine)
     check_choice(platform, {r.platform for r in every}, "platform", not_found=True)
     versions = {r.app_version: r for r in every if r.platform == platform}
@@ -142,7 +143,7 @@ def _compare(metric: str, x1: int, n1: int, x0: int, n0: int, alpha: float) -> R
     return RateComparison(metric, test, bool(worse and test.p_value < alpha))
 
 
-def adoption(engine, rel: Release, days: int = DEFAULT_ADOPTION_DAYS) -> tuple[AdoptionDay, ...]:
+def adoption(engine: Engine, rel: Release, days: int = DEFAULT_ADOPTION_DAYS) -> tuple[AdoptionDay, ...]:
     """Share of the platform's daily active users on the version, day 0..`days` since release."""
     first, last = data_days(engine)
     start = as_date(rel.released_at)
@@ -165,7 +166,7 @@ def adoption(engine, rel: Release, days: int = DEFAULT_ADOPTION_DAYS) -> tuple[A
     return tuple(out)
 
 
-def health(engine, rel: Release, window_days: int = DEFAULT_WINDOW_DAYS, alpha: float = DEFAULT_ALPHA,
+def health(engine: Engine, rel: Release, window_days: int = DEFAULT_WINDOW_DAYS, alpha: float = DEFAULT_ALPHA,
            adoption_days: int = DEFAULT_ADOPTION_DAYS, with_adoption: bool = True) -> ReleaseHealth:
     _, last = data_days(engine)
     data_end = as_datetime(last + dt.timedelta(days=1))
@@ -191,11 +192,11 @@ def health(engine, rel: Release, window_days: int = DEFAULT_WINDOW_DAYS, alpha: 
                          adoption(engine, rel, adoption_days) if with_adoption else ())
 
 
-def release_health(engine, platform: str, app_version: str, **options) -> ReleaseHealth:
+def release_health(engine: Engine, platform: str, app_version: str, **options) -> ReleaseHealth:
     return health(engine, release(engine, platform, app_version), **options)
 
 
-def all_release_health(engine, platform: str | None = None, **options) -> list[ReleaseHealth]:
+def all_release_health(engine: Engine, platform: str | None = None, **options) -> list[ReleaseHealth]:
     found = releases(engine, platform)
     if not found:
         raise NotFound("the warehouse has no releases.")

@@ -14,10 +14,17 @@ other; otherwise the name is ambiguous and refused with the candidates listed.
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 
-from metrics.errors import AmbiguousDimension, UnknownDimension, UnsupportedFeature, did_you_mean
+from metrics.errors import (
+    AmbiguousDimension,
+    InternalError,
+    UnknownDimension,
+    UnsupportedFeature,
+    did_you_mean,
+)
 from metrics.semantic.manifest import SemanticManifest
 from metrics.semantic.model import GRAINS, Grain, Measure, SemanticModel
 
@@ -156,6 +163,8 @@ class SemanticGraph:
                         if target.name in visited or target.name == model.name:
                             continue
                         right = target.entity(entity.name)
+                        if right is None:  # _identity_models lists models by their own entities
+                            raise InternalError(f"model {target.name!r} lost entity {entity.name!r}")
                         step = JoinStep(entity.name, target.name, entity.expr, right.expr)
                         if target.validity:
                             time_dim = home.dimension(source.agg_time_dimension)
@@ -172,7 +181,8 @@ class SemanticGraph:
         return items
 
     @staticmethod
-    def _dimension_items(model: SemanticModel, path: tuple[JoinStep, ...], prefix: tuple[str, ...]):
+    def _dimension_items(model: SemanticModel, path: tuple[JoinStep, ...],
+                         prefix: tuple[str, ...]) -> Iterator[GroupByItem]:
         base = "__".join(prefix)
         if path:
             # The entities of a joined model (`listing__host`: the host of the booking's
@@ -286,7 +296,7 @@ class SemanticGraph:
         by_short: dict[str, list[GroupByItem]] = {}
         for item in self.items(source).values():
             if item.kind in (ItemKind.CATEGORICAL, ItemKind.TIME):
-                if item.has_grain_suffix:
+                if item.has_grain_suffix and item.grain is not None:
                     short = f"{item.dimension_name}__{item.grain.value}"
                 else:
                     short = item.dimension_name

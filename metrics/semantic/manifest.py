@@ -10,7 +10,7 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from metrics.errors import InternalError
 from metrics.semantic.model import (
@@ -32,6 +32,8 @@ from metrics.semantic.model import (
     SemanticModel,
     Window,
 )
+
+_Input = TypeVar("_Input", MeasureInput, MetricInput)
 
 
 @dataclass(frozen=True)
@@ -202,6 +204,14 @@ def _metric_input(raw: dict[str, Any] | None) -> MetricInput | None:
     )
 
 
+def _required(item: _Input | None, what: str) -> _Input:
+    # An input the metric cannot do without: an empty one is a manifest this engine cannot
+    # read, and `_metric` lists the metric as unsupported.
+    if item is None:
+        raise ValueError(f"{what} is empty")
+    return item
+
+
 def _metric(raw: dict[str, Any]) -> Metric:
     try:
         return _read_metric(raw)
@@ -229,7 +239,8 @@ def _read_metric(raw: dict[str, Any]) -> Metric:
         numerator=_metric_input(params.get("numerator")),
         denominator=_metric_input(params.get("denominator")),
         expr=params.get("expr"),
-        inputs=tuple(_metric_input(m) for m in params.get("metrics") or []),
+        inputs=tuple(_required(_metric_input(m), "an input metric")
+                     for m in params.get("metrics") or []),
         window=_window(cumulative.get("window") or params.get("window")),
         grain_to_date=_grain(cumulative.get("grain_to_date") or params.get("grain_to_date")),
         period_agg=PeriodAgg(cumulative.get("period_agg") or "first"),
@@ -242,8 +253,9 @@ def _conversion(raw: dict[str, Any] | None) -> ConversionParams | None:
     if not raw:
         return None
     return ConversionParams(
-        base_measure=_measure_input(raw["base_measure"]),
-        conversion_measure=_measure_input(raw["conversion_measure"]),
+        base_measure=_required(_measure_input(raw["base_measure"]), "the base measure"),
+        conversion_measure=_required(_measure_input(raw["conversion_measure"]),
+                                     "the conversion measure"),
         entity=raw["entity"],
         calculation=raw.get("calculation") or "conversion_rate",
         window=_window(raw.get("window")),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class Grain(enum.Enum):
@@ -245,7 +246,7 @@ class Metric:
     grain_to_date: Grain | None = None
     period_agg: PeriodAgg = PeriodAgg.FIRST
     conversion: ConversionParams | None = None
-    meta: dict = field(default_factory=dict, compare=False, hash=False)
+    meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     # A dbt semantic-layer feature the metric uses that northstar cannot answer yet.
     unsupported: str | None = None
 

@@ -58,9 +58,9 @@ def stacked(inputs: list[Input], group_columns: list[str], spine: tuple[str, str
     return ctes
 
 
-def to_merged(tree: exp.Expression) -> exp.Expression:
+def to_merged(tree: exp.Expr) -> exp.Expr:
     """A metric expression over `<alias>.<column>` rewritten to read `merged`."""
-    def swap(node: exp.Expression) -> exp.Expression:
+    def swap(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Column) and node.table:
             return exp.column(merged_column(node.table, node.name), "merged")
         return node

@@ -10,15 +10,17 @@ runs); the CUPED covariate is the same measure over the days before the assignme
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlglot import exp
 
+from metrics.errors import InternalError
 from metrics.query.plan import TimeSettings
 from metrics.query.request import Filter, WeekStart
 from metrics.semantic.graph import GroupByItem
-from metrics.semantic.model import Agg, Measure, Relation, SemanticModel
+from metrics.semantic.model import Agg, Entity, Measure, Relation, SemanticModel
 from metrics.sql.render import (
     RenderedQuery,
     Renderer,
@@ -128,8 +130,8 @@ class ExperimentSql:
 
     def per_user_table(self, values: list[PerUserMeasure], columns: list[str], pre_columns: list[str],
                        data_ends: list[dt.datetime | None], pre_days: int,
-                       slices: list[tuple[GroupByItem, SemanticModel, str]] = (),
-                       slice_columns: list[str] = ()) -> RenderedQuery:
+                       slices: Sequence[tuple[GroupByItem, SemanticModel, str]] = (),
+                       slice_columns: Sequence[str] = ()) -> RenderedQuery:
         """Every experiment's per-user values (and their pre-period twins), one row per
         (experiment, first-variant user): the SELECT a build materializes so that a readout
         only has to sum a table instead of joining every assignment to its user's rows."""
@@ -146,7 +148,7 @@ class ExperimentSql:
     def statistics_from_table(self, table: Relation, experiment_id: str, columns: list[str],
                               pre_columns: dict[int, str], products: tuple[tuple[int, int], ...],
                               population: Population | None = None,
-                              slice_columns: list[str] = ()) -> RenderedQuery:
+                              slice_columns: Sequence[str] = ()) -> RenderedQuery:
         """`sufficient_statistics` over a materialized `per_user_table` (sliced by its
         `slice_columns`, named `s{i}` in the result as there)."""
         params: dict[str, Any] = {}
@@ -295,8 +297,8 @@ class ExperimentSql:
         return _select(columns, "w", [f"{join} {self.renderer._table(first.model)} AS t0 ON {on}"], [],
                        ["w.experiment_id", "w.user_id"])
 
-    def _aggregate(self, value: PerUserMeasure, expr: exp.Expression, user: exp.Expression,
-                   when: exp.Expression | None) -> str:
+    def _aggregate(self, value: PerUserMeasure, expr: exp.Expr, user: exp.Expr,
+                   when: exp.Expr | None) -> str:
         """The measure's aggregate over one user's rows (those matching `when`, if given).
 
         A distinct count of the user itself (or of the user when a condition holds, as
@@ -321,7 +323,7 @@ class ExperimentSql:
         """SELECT of the user ids of `population`: its filters rendered as the semantic layer
         renders metric filters, values bound."""
         model = population.users
-        user = model.entity(model.primary_entity)
+        user = _user_entity(model)
         alias_for, joins = self.renderer._joiner()
         time = TimeSettings(None, WeekStart.MONDAY)
         user_id = _column_expr(user.expr, "t0", self.renderer.model_dialect).sql(dialect=self.dialect)
@@ -333,13 +335,21 @@ class ExperimentSql:
         """User attributes (country, plan, platform of the first event...) per user, from the
         semantic model whose primary entity is the user."""
         model = slices[0][1]
-        user = model.entity(model.primary_entity)
+        user = _user_entity(model)
         alias_for, joins = self.renderer._joiner()
         columns = [f"{_column_expr(user.expr, 't0', self.renderer.model_dialect).sql(dialect=self.dialect)} AS user_id"]
         time = TimeSettings(None, WeekStart.MONDAY)
         for item, _, column in slices:
             columns.append(f"{self.renderer._item(item, alias_for(item), time)} AS {column}")
         return _select(columns, f"{self.renderer._table(model)} AS t0", joins, [])
+
+
+def _user_entity(model: SemanticModel) -> Entity:
+    """The entity of the users model whose column is the user id: its primary entity."""
+    user = model.entity(model.primary_entity) if model.primary_entity else None
+    if user is None:
+        raise InternalError(f"semantic model {model.name!r} has no primary entity to read user ids from.")
+    return user
 
 
 def _sums(count: int, pre: set[int], products: tuple[tuple[int, int], ...]) -> list[str]:
@@ -359,7 +369,7 @@ def _sums(count: int, pre: set[int], products: tuple[tuple[int, int], ...]) -> l
     return sums
 
 
-def _only_user_or_null(expr: exp.Expression, user: exp.Expression) -> bool:
+def _only_user_or_null(expr: exp.Expr, user: exp.Expr) -> bool:
     """Whether `expr` evaluates to the user column or NULL on every row: the user column itself,
     or a CASE whose every branch is one of those."""
     if isinstance(expr, exp.Paren):

@@ -52,7 +52,7 @@ class ParsedFilter:
     """A filter template as an expression whose columns are named `__ref_N` (dimensions,
     entities, time dimensions) and `__metric_N` (metrics per entity)."""
 
-    tree: exp.Expression
+    tree: exp.Expr
     references: tuple[str, ...]
     metrics: tuple[MetricReference, ...] = ()
 

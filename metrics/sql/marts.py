@@ -122,9 +122,9 @@ class MartTable:
     name: str
     schema: str
     table: str
-    restriction: exp.Expression | None = None
+    restriction: exp.Expr | None = None
 
-    def source(self, alias: str, quoted: bool = True) -> exp.Expression:
+    def source(self, alias: str, quoted: bool = True) -> exp.Expr:
         """The FROM item that reads this mart, under `alias`."""
         table = exp.Table(this=exp.to_identifier(self.table, quoted=True),
                           db=exp.to_identifier(self.schema, quoted=True))
@@ -134,7 +134,7 @@ class MartTable:
         return exp.alias_(restricted.subquery(), exp.to_identifier(alias, quoted=quoted), table=True)
 
 
-def column_restriction(filters: Sequence[Filter], columns: set[str]) -> exp.Expression | None:
+def column_restriction(filters: Sequence[Filter], columns: set[str]) -> exp.Expr | None:
     """`filters` on a mart's own columns (a filter on `user__account__region` reads column
     `region`), when the mart has a column for every one; else None. Values are literals (they
     come from the token store, never from a request); NULL passes neither `in` nor `not in`,
@@ -149,13 +149,13 @@ def column_restriction(filters: Sequence[Filter], columns: set[str]) -> exp.Expr
     return exp.and_(*(_filter_condition(exp.column(n, quoted=True), f) for n, f in zip(names, filters)))
 
 
-def users_restriction(users: RenderedQuery, column: str = "user_id") -> exp.Expression:
+def users_restriction(users: RenderedQuery, column: str = "user_id") -> exp.Expr:
     """`column IN (users)`: a mart restricted to the users a rendered statement selects."""
     return exp.column(column, quoted=True).isin(query=sqlglot.parse_one(users.inline_sql(pretty=False),
                                                                          read=users.dialect))
 
 
-def _filter_condition(column: exp.Expression, flt: Filter) -> exp.Expression:
+def _filter_condition(column: exp.Expr, flt: Filter) -> exp.Expr:
     if flt.op is FilterOp.IN:
         return column.isin(*(literal(v) for v in flt.values))
     if flt.op is FilterOp.NOT_IN:
@@ -187,7 +187,7 @@ def select_sql(mart: MartTable, columns: Sequence[str], where: Sequence[Conditio
     """
     params: dict[str, Any] = {}
 
-    def bind(value: Any) -> exp.Expression:
+    def bind(value: Any) -> exp.Expr:
         name = f"p{len(params)}"
         params[name] = value
         return exp.Placeholder(this=name)
@@ -212,14 +212,14 @@ def select_sql(mart: MartTable, columns: Sequence[str], where: Sequence[Conditio
     return query.sql(dialect=dialect), params
 
 
-def function_name(node: exp.Expression) -> str:
+def function_name(node: exp.Expr) -> str:
     """The lower-case SQL name of a function node (`read_csv`, `sum`, `measure`)."""
     if isinstance(node, exp.Anonymous):
         return str(node.name).lower()
     return node.sql_name().lower() if isinstance(node, exp.Func) else node.key.lower()
 
 
-def check_functions(statement: exp.Expression, also: Collection[str] = ()) -> None:
+def check_functions(statement: exp.Expr, also: Collection[str] = ()) -> None:
     """Refuse every function but ordinary scalar, aggregate and window functions (and the
     names in `also`), and every value the server would supply (`@@x`, an unbound `$1`)."""
     for node in statement.walk():
@@ -238,7 +238,7 @@ def _allowed_function(node: exp.Func, also: Collection[str]) -> bool:
     return type(node) in _ALLOWED_FUNCTION_CLASSES
 
 
-def check_read_only(statement: exp.Expression) -> None:
+def check_read_only(statement: exp.Expr) -> None:
     """Only one query: SELECT, set operations of SELECTs, and CTEs; nothing that writes."""
     if not isinstance(statement, exp.Query):
         raise UnsupportedSql(
@@ -250,7 +250,7 @@ def check_read_only(statement: exp.Expression) -> None:
             raise UnsupportedSql("SELECT ... FOR UPDATE/SHARE is not supported; the endpoint is read-only.")
 
 
-def resolve_tables(statement: exp.Expression) -> dict[int, exp.CTE | None]:
+def resolve_tables(statement: exp.Expr) -> dict[int, exp.CTE | None]:
     """Every table reference of `statement`, by `id()` of its `exp.Table` node: the CTE it
     reads, or None when it names a stored relation.
 
@@ -297,7 +297,7 @@ def resolve_tables(statement: exp.Expression) -> dict[int, exp.CTE | None]:
     return out
 
 
-def cte_references(statement: exp.Expression) -> set[int]:
+def cte_references(statement: exp.Expr) -> set[int]:
     """`id()`s of the table nodes of `statement` that read one of its CTEs (scoped as
     `resolve_tables` does); empty when the statement cannot be scoped (it is refused later)."""
     try:
@@ -311,7 +311,7 @@ def cte_references(statement: exp.Expression) -> set[int]:
 _TABLE_PARTS = frozenset({"this", "db", "catalog", "alias"})
 
 
-def rewrite_mart_query(statement: exp.Expression, marts: dict[str, MartTable], dialect: str) -> str:
+def rewrite_mart_query(statement: exp.Expr, marts: dict[str, MartTable], dialect: str) -> str:
     """Check a client's SELECT over `marts.*` and rebuild it for the warehouse.
 
     The statement is rebuilt so that it reads nothing but allowed relations: every table
@@ -357,7 +357,7 @@ def rewrite_mart_query(statement: exp.Expression, marts: dict[str, MartTable], d
     return tree.sql(dialect=dialect)
 
 
-def _mart_source(table: exp.Table, marts: dict[str, MartTable]) -> exp.Expression:
+def _mart_source(table: exp.Table, marts: dict[str, MartTable]) -> exp.Expr:
     """The FROM item that reads the mart `table` names (its names case-folded already)."""
     mart = marts.get(table.name) if table.db == MARTS_SCHEMA and table.catalog in ("", DATABASE) else None
     if mart is None:
@@ -401,7 +401,7 @@ _POSTGRES_PROBLEMS = {"42703": "unknown_column", "42883": "unknown_function", "4
                       "22012": "division_by_zero", "53200": "out_of_memory"}
 
 
-def mart_query_error(exc: MetricsError, statement: exp.Expression, marts: dict[str, MartTable]) -> MetricsError:
+def mart_query_error(exc: MetricsError, statement: exp.Expr, marts: dict[str, MartTable]) -> MetricsError:
     """What to tell the client when the warehouse refused the SQL rebuilt from `statement`:
     an `InvalidMartQuery` when the fault is in the client's SQL (its message rid of the
     private CTE names and the marts' physical names, with the position in the client's
@@ -425,7 +425,7 @@ def mart_query_error(exc: MetricsError, statement: exp.Expression, marts: dict[s
     return InvalidMartQuery(message, problem=problem, position=position)
 
 
-def _position_of(statement: exp.Expression, name: str) -> int | None:
+def _position_of(statement: exp.Expr, name: str) -> int | None:
     """The 1-based character position in the client's statement of the first identifier or
     function called `name` (case-insensitive), when the parser recorded one."""
     wanted = name.split(".")[-1].lower()

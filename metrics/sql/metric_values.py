@@ -10,9 +10,14 @@ denominator) has no row.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from metrics.query.request import MetricQuery
 from metrics.semantic.model import MetricType
 from metrics.sql.render import RenderedQuery, _table
+
+if TYPE_CHECKING:
+    from metrics.engine import MetricsEngine
 
 #: The pack metrics the daily anomaly check watches (the model's accepted values).
 WATCHED_METRICS = (
@@ -24,7 +29,7 @@ SPAN_METRIC = "events"
 DAY = "metric_time__day"
 
 
-def metric_values_daily_sql(engine) -> RenderedQuery:
+def metric_values_daily_sql(engine: MetricsEngine) -> RenderedQuery:
     """The table's SELECT: the engine's own statement for the watched metrics by day, laid
     out one row per (metric, day) over the time spine's days of the events' span."""
     names = [name for name in WATCHED_METRICS if name in engine.manifest.metrics]

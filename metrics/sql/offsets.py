@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlglot import exp
 
-from metrics.errors import UnsupportedFeature
+from metrics.errors import InternalError, UnsupportedFeature
 from metrics.query.plan import AggregateNode, QueryPlan
 from metrics.semantic.graph import ItemKind
 from metrics.semantic.model import Grain
@@ -43,6 +43,8 @@ def offset_to_grain_node(renderer: Renderer, node: AggregateNode, plan: QueryPla
     from metrics.sql.render import _bucket, _select, _truncate
 
     to_grain = node.offset_to_grain
+    if to_grain is None:
+        raise InternalError(f"node {node.alias} has no offset_to_grain to render.")
     time = plan.time
     positions = [i for i, g in enumerate(node.group_by) if g.item.kind is ItemKind.METRIC_TIME]
     if len(positions) != 1:

@@ -38,7 +38,7 @@ from typing import Any
 import sqlglot
 from sqlglot import exp
 
-from metrics.errors import InvalidFilter, InvalidQuery
+from metrics.errors import InternalError, InvalidFilter, InvalidQuery
 from metrics.query.plan import (
     AggregateNode,
     TimeSettings,
@@ -51,7 +51,7 @@ from metrics.query.plan import (
 )
 from metrics.query.request import Filter, FilterOp, MetricQuery, WeekStart
 from metrics.semantic.graph import GroupByItem, ItemKind, JoinStep, SemanticGraph
-from metrics.semantic.model import Agg, Grain, Measure, PeriodAgg, SemanticModel, Window
+from metrics.semantic.model import Agg, Dimension, Entity, Grain, Measure, PeriodAgg, SemanticModel, Window
 from metrics.sql.filters import MetricReference, parse_filter_template
 from metrics.sql import combine
 from metrics.sql.offsets import offset_to_grain_node
@@ -74,7 +74,7 @@ class RenderedQuery:
 
 
 def inline(sql: str, params: dict[str, Any], dialect: str, pretty: bool = True) -> str:
-    def swap(node: exp.Expression) -> exp.Expression:
+    def swap(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Placeholder) and node.name in params:
             return literal(params[node.name])
         return node
@@ -82,7 +82,7 @@ def inline(sql: str, params: dict[str, Any], dialect: str, pretty: bool = True) 
     return sqlglot.parse_one(sql, read=dialect).transform(swap).sql(dialect=dialect, pretty=pretty)
 
 
-def literal(value: Any) -> exp.Expression:
+def literal(value: Any) -> exp.Expr:
     if isinstance(value, dt.datetime):
         return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), exp.DataType.Type.TIMESTAMP)
     if isinstance(value, dt.date):
@@ -91,11 +91,11 @@ def literal(value: Any) -> exp.Expression:
 
 
 @lru_cache(maxsize=4096)
-def _parse_expr(text: str, dialect: str) -> exp.Expression:
+def _parse_expr(text: str, dialect: str) -> exp.Expr:
     return sqlglot.parse_one(text, read=dialect)
 
 
-def _column_expr(text: str, table_alias: str, dialect: str) -> exp.Expression:
+def _column_expr(text: str, table_alias: str, dialect: str) -> exp.Expr:
     """A semantic model's column expression with its bare columns qualified by the table alias.
 
     >>> _column_expr("case when revenue_usd > 0 then user_id end", "t0", "duckdb").sql()
@@ -268,7 +268,7 @@ class Renderer:
         return text
 
     def _item_tree(self, item: GroupByItem, alias: str, time: TimeSettings,
-                   offset: Window | None = None) -> exp.Expression:
+                   offset: Window | None = None) -> exp.Expr:
         column = _column_expr(item.expr, alias, self.model_dialect)
         if item.kind in (ItemKind.TIME, ItemKind.METRIC_TIME):
             local = _localize(column, time.timezone)
@@ -301,9 +301,10 @@ class Renderer:
         key = (step, left_alias, alias)
         text = self._joins.get(key)
         if text is None:
-            on = exp.EQ(this=_column_expr(step.left_expr, left_alias, self.model_dialect),
-                        expression=_column_expr(step.right_expr, alias, self.model_dialect))
-            if step.time_expr is not None:
+            on: exp.Expr = exp.EQ(this=_column_expr(step.left_expr, left_alias, self.model_dialect),
+                                  expression=_column_expr(step.right_expr, alias, self.model_dialect))
+            # An SCD join sets all three of time, start and end.
+            if step.time_expr is not None and step.start_expr is not None and step.end_expr is not None:
                 at = _column_expr(step.time_expr, left_alias, self.model_dialect)
                 end = _column_expr(step.end_expr, alias, self.model_dialect)
                 on = exp.and_(on, exp.GTE(this=at, expression=_column_expr(step.start_expr, alias, self.model_dialect)),
@@ -474,6 +475,8 @@ class Renderer:
         - `<q>`: at the requested grain, the first, last or average daily value per bucket.
         """
         spec = node.cumulative
+        if spec is None:
+            raise InternalError(f"node {node.alias} is not cumulative.")
         measure = node.measures[0].measure
         column = node.measures[0].column
         agg = measure.agg
@@ -482,7 +485,7 @@ class Renderer:
                                "use sum, count, count_distinct, sum_boolean, min or max.")
         spine = self._spine()
         home = self.graph.models[node.source.model]
-        time_dim = home.dimension(node.source.agg_time_dimension)
+        time_dim = _time_dimension(home, node.source.agg_time_dimension)
         query, time = plan.query, plan.time
         alias_for, joins = self._joiner()
         day = _bucket(_localize(_column_expr(time_dim.expr, "t0", self.model_dialect), time.timezone), Grain.DAY,
@@ -560,13 +563,14 @@ class Renderer:
                         f"{days_alias} AS days", [f"JOIN {base_alias} AS b ON {' AND '.join(window)}"], [],
                         ["days.d"] + slice_cols)
 
-        outputs, partition = [], []
+        outputs: list[str] = []
+        partition: list[str] = []
         for group, time_item in zip(node.group_by, is_time):
             if time_item:
-                bucket = _bucket(exp.column("d"), group.item.grain or Grain.DAY, time.week_start).sql(
+                bucket_sql = _bucket(exp.column("d"), group.item.grain or Grain.DAY, time.week_start).sql(
                     dialect=self.dialect)
-                outputs.append(f"{bucket} AS {group.column}")
-                partition.append(bucket)
+                outputs.append(f"{bucket_sql} AS {group.column}")
+                partition.append(bucket_sql)
             else:
                 outputs.append(group.column)
                 partition.append(group.column)
@@ -598,6 +602,8 @@ class Renderer:
           conversion measure over the attributed conversion events (`m1`).
         """
         params_ = node.conversion
+        if params_ is None:
+            raise InternalError(f"node {node.alias} is not a conversion.")
         base_measure, target_measure = node.measures[0].measure, node.measures[1].measure
         base_model = self.graph.models[base_measure.semantic_model]
         target_model = self.graph.models[target_measure.semantic_model]
@@ -609,15 +615,15 @@ class Renderer:
         def expr(text: str) -> str:
             return _column_expr(text, "t0", self.model_dialect).sql(dialect=self.dialect)
 
-        base_time = base_model.dimension(base_measure.agg_time_dimension)
-        target_time = target_model.dimension(target_measure.agg_time_dimension)
+        base_time = _time_dimension(base_model, base_measure.agg_time_dimension)
+        target_time = _time_dimension(target_model, target_measure.agg_time_dimension)
         # Event times at their dimensions' grain (usually day), as dbt's semantic layer reads
         # them: a conversion counts from the base event's day until the window has passed.
-        def at_grain(dimension) -> str:
+        def at_grain(dimension: Dimension) -> str:
             column = _column_expr(dimension.expr, "t0", self.model_dialect)
             return _bucket(column, dimension.time_granularity or Grain.DAY).sql(dialect=self.dialect)
 
-        base_columns = columns + [f"{expr(base_model.entity(params_.entity).expr)} AS entity_key",
+        base_columns = columns + [f"{expr(_entity(base_model, params_.entity).expr)} AS entity_key",
                                   f"{at_grain(base_time)} AS base_ts",
                                   f"{expr(base_measure.expr)} AS v"]
         base_columns += [f"{expr(_property(base_model, b))} AS cp{i}"
@@ -628,7 +634,7 @@ class Renderer:
         # a key per conversion row; Spark refuses ROW_NUMBER() without an ORDER BY, and its
         # row ids need no sort (the CTE is read once, so the ids stay put)
         row_key = "MONOTONICALLY_INCREASING_ID()" if self.dialect == "spark" else "ROW_NUMBER() OVER ()"
-        target_columns = [f"{expr(target_model.entity(params_.entity).expr)} AS entity_key",
+        target_columns = [f"{expr(_entity(target_model, params_.entity).expr)} AS entity_key",
                           f"{at_grain(target_time)} AS conv_ts", f"{expr(target_measure.expr)} AS v",
                           f"{row_key} AS conv_key"]
         target_columns += [f"{expr(_property(target_model, c))} AS cp{i}"
@@ -754,7 +760,7 @@ class Renderer:
         metric_columns = [self._metric_filter_join(ref, node, alias_for, joins, params, measures, context)
                           for ref in parsed.metrics]
 
-        def swap(n: exp.Expression) -> exp.Expression:
+        def swap(n: exp.Expr) -> exp.Expr:
             if isinstance(n, exp.Column) and n.name.startswith("__ref_"):
                 return columns[int(n.name.removeprefix("__ref_"))].copy()
             if isinstance(n, exp.Column) and n.name.startswith("__metric_"):
@@ -769,7 +775,7 @@ class Renderer:
         return exp.paren(parsed.tree.copy().transform(swap), copy=False).sql(dialect=self.dialect)
 
     def _metric_filter_join(self, ref: MetricReference, node: AggregateNode, alias_for, joins: list[str],
-                            params: dict[str, Any], measures: str, context: str) -> exp.Expression:
+                            params: dict[str, Any], measures: str, context: str) -> exp.Expr:
         """`{{ Metric('revenue', group_by=['user']) }}`: the metric computed per entity (its own
         query, over all time), left-joined on the entity's key, so each row sees its entity's
         value. One row per entity on the joined side: the join cannot fan out."""
@@ -897,7 +903,7 @@ def _select(columns: list[str], source: str, joins: list[str], conditions: list[
     return sql
 
 
-def _never_null(tree: exp.Expression) -> bool:
+def _never_null(tree: exp.Expr) -> bool:
     """Whether a measure's argument is non-null on every row: a literal (`1`), or a CASE whose
     every branch and ELSE is one (`case when severity = 'crash' then 1 else 0 end`)."""
     if isinstance(tree, exp.Paren):
@@ -913,7 +919,7 @@ def _never_null(tree: exp.Expression) -> bool:
     return False
 
 
-def _aggregate_tree(measure: Measure, dialect: str, value: exp.Expression | None = None) -> exp.Expression:
+def _aggregate_tree(measure: Measure, dialect: str, value: exp.Expr | None = None) -> exp.Expr:
     """The measure's aggregate over its own expression, or over `value` when given (a column
     an earlier step already computed)."""
     value = value if value is not None else _column_expr(measure.expr, "t0", dialect)
@@ -940,7 +946,7 @@ def _aggregate_tree(measure: Measure, dialect: str, value: exp.Expression | None
     raise InvalidQuery(f"aggregation {agg.value!r} is not supported.")
 
 
-def _percentile(value: exp.Expression, fraction: float, discrete: bool, dialect: str = "duckdb") -> exp.Expression:
+def _percentile(value: exp.Expr, fraction: float, discrete: bool, dialect: str = "duckdb") -> exp.Expr:
     """The exact percentile, `PERCENTILE_CONT(f) WITHIN GROUP (ORDER BY value)` (or `_DISC`).
 
     sqlglot writes the ordered-set form as `PERCENTILE_APPROX` for Spark, an estimate; Spark
@@ -950,14 +956,14 @@ def _percentile(value: exp.Expression, fraction: float, discrete: bool, dialect:
     'PERCENTILE_CONT(0.9) WITHIN GROUP (ORDER BY x NULLS LAST)'
     """
     if dialect == "spark":
-        function: exp.Expression = exp.Anonymous(this="PERCENTILE_DISC" if discrete else "PERCENTILE_CONT",
+        function: exp.Expr = exp.Anonymous(this="PERCENTILE_DISC" if discrete else "PERCENTILE_CONT",
                                                  expressions=[exp.Literal.number(fraction)])
     else:
         function = (exp.PercentileDisc if discrete else exp.PercentileCont)(this=exp.Literal.number(fraction))
     return exp.WithinGroup(this=function, expression=exp.Order(expressions=[exp.Ordered(this=value)]))
 
 
-def _metric_tree(expr: MetricExpr, dialect: str) -> exp.Expression:
+def _metric_tree(expr: MetricExpr, dialect: str) -> exp.Expr:
     if isinstance(expr, MeasureRef):
         column = exp.column(expr.column, expr.node)
         if expr.fill_nulls_with is not None:
@@ -973,12 +979,12 @@ def _metric_tree(expr: MetricExpr, dialect: str) -> exp.Expression:
             raise InvalidQuery(f"derived metric expression {expr.expr!r} names {sorted(missing)}, "
                                "which are not among its input metrics.")
 
-        def null_safe(node: exp.Expression) -> exp.Expression:
+        def null_safe(node: exp.Expr) -> exp.Expr:
             if isinstance(node, exp.Div):
                 return _safe_divide(node.this, node.expression)
             return node
 
-        def swap(node: exp.Expression) -> exp.Expression:
+        def swap(node: exp.Expr) -> exp.Expr:
             if isinstance(node, exp.Column) and not node.table and node.name in inputs:
                 return exp.paren(inputs[node.name].copy(), copy=False)
             return node
@@ -992,7 +998,7 @@ def _table(schema: str, table: str) -> exp.Table:
     return exp.table_(table, db=schema, quoted=True)
 
 
-def _bucket(column: exp.Expression, grain: Grain, week_start: WeekStart = WeekStart.MONDAY) -> exp.Expression:
+def _bucket(column: exp.Expr, grain: Grain, week_start: WeekStart = WeekStart.MONDAY) -> exp.Expr:
     """The first day of the bucket holding `column`, as a DATE (ISO weeks start on Monday;
     Sunday weeks are Monday weeks of the next day, moved back a day)."""
     if grain is Grain.WEEK and week_start is WeekStart.SUNDAY:
@@ -1011,7 +1017,7 @@ def _shifts_whole_buckets(offset: Window, grain: Grain) -> bool:
     return False
 
 
-def _localize(column: exp.Expression, timezone: str | None) -> exp.Expression:
+def _localize(column: exp.Expr, timezone: str | None) -> exp.Expr:
     """A naive UTC timestamp as naive wall-clock time in `timezone` (DST-aware)."""
     if timezone is None:
         return column
@@ -1052,6 +1058,22 @@ def _truncate(value: dt.datetime, grain: Grain, week_start: WeekStart) -> dt.dat
     return day.replace(month=1, day=1)
 
 
+def _time_dimension(model: SemanticModel, name: str) -> Dimension:
+    """A measure's aggregation time dimension (the graph only keeps measures whose model has it)."""
+    found = model.dimension(name)
+    if found is None:
+        raise InternalError(f"semantic model {model.name!r} has no time dimension {name!r}.")
+    return found
+
+
+def _entity(model: SemanticModel, name: str) -> Entity:
+    """A conversion metric's entity (the plan checked both models have it)."""
+    found = model.entity(name)
+    if found is None:
+        raise InternalError(f"semantic model {model.name!r} has no entity {name!r}.")
+    return found
+
+
 def _property(model: SemanticModel, name: str) -> str:
     """A conversion metric's constant property: a dimension or entity of its semantic model."""
     found = model.property_expr(name)
@@ -1061,7 +1083,7 @@ def _property(model: SemanticModel, name: str) -> str:
     return found
 
 
-def _safe_divide(numerator: exp.Expression, denominator: exp.Expression) -> exp.Expression:
+def _safe_divide(numerator: exp.Expr, denominator: exp.Expr) -> exp.Expr:
     return exp.Div(
         this=exp.cast(numerator, exp.DataType.Type.DOUBLE),
         expression=exp.func("nullif", denominator, exp.Literal.number(0)),

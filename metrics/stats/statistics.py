@@ -252,8 +252,8 @@ class RatioStatistic:
         _same_kind(self.m_statistic, other.m_statistic, "numerator")
         _same_kind(self.d_statistic, other.d_statistic, "denominator")
         return RatioStatistic(
-            m_statistic=self.m_statistic + other.m_statistic,  # type: ignore[operator]
-            d_statistic=self.d_statistic + other.d_statistic,  # type: ignore[operator]
+            m_statistic=self.m_statistic + other.m_statistic,
+            d_statistic=self.d_statistic + other.d_statistic,
             m_d_sum_of_products=self.m_d_sum_of_products + other.m_d_sum_of_products,
             n=self.n + other.n,
         )
@@ -352,8 +352,8 @@ class RegressionAdjustedStatistic:
         _same_kind(self.post_statistic, other.post_statistic, "post-period")
         _same_kind(self.pre_statistic, other.pre_statistic, "pre-period")
         return RegressionAdjustedStatistic(
-            post_statistic=self.post_statistic + other.post_statistic,  # type: ignore[operator]
-            pre_statistic=self.pre_statistic + other.pre_statistic,  # type: ignore[operator]
+            post_statistic=self.post_statistic + other.post_statistic,
+            pre_statistic=self.pre_statistic + other.pre_statistic,
             post_pre_sum_of_products=self.post_pre_sum_of_products + other.post_pre_sum_of_products,
             n=self.n + other.n,
             # theta is a property of a comparison; a merged statistic keeps it only if both agree.
