@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 RUN_STAMP := $(VENV)/.installed-run
 TEST_STAMP := $(VENV)/.installed-test
 
-.PHONY: run test bench clean screenshots
+.PHONY: run test lint bench clean screenshots
 
 $(RUN_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,7 @@ $(RUN_STAMP): pyproject.toml
 	touch $(RUN_STAMP)
 
 $(TEST_STAMP): $(RUN_STAMP)
-	$(BIN)/pip install --quiet -e ".[test,metricflow,postgres,spark]"
+	$(BIN)/pip install --quiet -e ".[test,metricflow,postgres,spark,lint]"
 	touch $(TEST_STAMP)
 
 run: $(RUN_STAMP)
@@ -24,6 +24,14 @@ run: $(RUN_STAMP)
 
 test: $(TEST_STAMP)
 	$(BIN)/python -m pytest -q
+
+# Linters (CI runs them before the tests): Python lint and format, types of the engine, the
+# dbt project's SQL.
+lint: $(TEST_STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	cd dbt_project && ../$(BIN)/sqlfluff lint models macros
 
 # The web app's screenshots in docs/screenshots/, taken by its browser tests on the sample.
 screenshots: $(TEST_STAMP)

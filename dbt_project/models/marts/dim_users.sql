@@ -78,7 +78,7 @@ final as (
         external_users.user_id,
         external_users.account_id,
         external_users.signup_at,
-        cast(external_users.signup_at as date)     as signup_date,
+        cast(external_users.signup_at as date) as signup_date,
         external_users.country,
         accounts.plan,
         accounts.region,

@@ -52,8 +52,9 @@ ranked as (
     -- plain equality (both keys are never null: tested below) lets every warehouse hash-join;
     -- PostgreSQL runs a null-safe join as a nested loop, quadratic in the assignments
     inner join variant_counts
-        on external_assignments.experiment_id = variant_counts.experiment_id
-        and external_assignments.user_id = variant_counts.user_id
+        on
+            external_assignments.experiment_id = variant_counts.experiment_id
+            and external_assignments.user_id = variant_counts.user_id
 
 ),
 

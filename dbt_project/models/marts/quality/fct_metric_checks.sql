@@ -1,7 +1,7 @@
 -- the daily anomaly check: each day's value against a seasonal, robust band built from the
 -- same weekday of the previous weeks (median and MAD, so one launch or incident week in the
 -- baseline does not move the band)
-{% set weeks = var('anomaly_baseline_weeks', 4) %}
+{% set weeks = var('anomaly_baseline_weeks', 4) | int %}
 {% set min_weeks = var('anomaly_min_baseline_weeks', 3) %}
 {% set threshold = var('anomaly_threshold', 5.0) %}
 {% set relative_floor = var('anomaly_relative_floor', 0.1) %}
@@ -23,9 +23,8 @@ baseline_values as (
     inner join metric_values as earlier
         on checked.metric_name = earlier.metric_name
         -- same weekday, 1..N weeks back
-        and {{ dbt.datediff('earlier.metric_date', 'checked.metric_date', 'day') }} in (
-            {%- for week in range(1, weeks + 1) %}{{ week * 7 }}{{ ", " if not loop.last }}{% endfor -%}
-        )
+        and {{ dbt.datediff('earlier.metric_date', 'checked.metric_date', 'day') }} between 7 and {{ weeks * 7 }}
+        and {{ dbt.datediff('earlier.metric_date', 'checked.metric_date', 'day') }} % 7 = 0
 
 ),
 
@@ -35,7 +34,7 @@ medians as (
         metric_name,
         metric_date,
         percentile_cont(0.5) within group (order by baseline_value) as baseline_median,
-        count(*)               as baseline_weeks
+        count(*) as baseline_weeks
     from baseline_values
     group by metric_name, metric_date
 
@@ -51,8 +50,9 @@ deviations as (
         ) as baseline_mad
     from medians
     inner join baseline_values
-        on medians.metric_name = baseline_values.metric_name
-        and medians.metric_date = baseline_values.metric_date
+        on
+            medians.metric_name = baseline_values.metric_name
+            and medians.metric_date = baseline_values.metric_date
     group by medians.metric_name, medians.metric_date
 
 ),
@@ -81,8 +81,9 @@ bands as (
         ) as half_width
     from medians
     inner join deviations
-        on medians.metric_name = deviations.metric_name
-        and medians.metric_date = deviations.metric_date
+        on
+            medians.metric_name = deviations.metric_name
+            and medians.metric_date = deviations.metric_date
     where medians.baseline_weeks >= {{ min_weeks }}
 
 ),
@@ -96,24 +97,25 @@ final as (
         metric_values.metric_value,
         bands.baseline_median,
         bands.baseline_mad,
-        cast(bands.baseline_weeks as integer)          as baseline_weeks,
-        bands.baseline_median - bands.half_width       as lower_bound,
-        bands.baseline_median + bands.half_width       as upper_bound,
+        cast(bands.baseline_weeks as integer) as baseline_weeks,
+        bands.baseline_median - bands.half_width as lower_bound,
+        bands.baseline_median + bands.half_width as upper_bound,
         case
             when metric_values.metric_value > bands.baseline_median + bands.half_width then 'above'
             when metric_values.metric_value < bands.baseline_median - bands.half_width then 'below'
-        end                                            as direction,
+        end as direction,
         coalesce(
             metric_values.metric_value > bands.baseline_median + bands.half_width
             or metric_values.metric_value < bands.baseline_median - bands.half_width,
             false
-        )                                              as is_anomaly,
+        ) as is_anomaly,
         -- how far outside the band centre, in band half-widths (|score| > 1 is an anomaly)
         (metric_values.metric_value - bands.baseline_median) / nullif(bands.half_width, 0) as score
     from metric_values
     inner join bands
-        on metric_values.metric_name = bands.metric_name
-        and metric_values.metric_date = bands.metric_date
+        on
+            metric_values.metric_name = bands.metric_name
+            and metric_values.metric_date = bands.metric_date
 
 )
 

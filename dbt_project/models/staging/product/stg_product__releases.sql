@@ -9,8 +9,8 @@ source as (
 renamed as (
 
     select
-        cast(platform as {{ string_type() }})      as platform,
-        cast(app_version as {{ string_type() }})   as app_version,
+        cast(platform as {{ string_type() }}) as platform,
+        cast(app_version as {{ string_type() }}) as app_version,
         {{ utc_timestamp("released_at") }} as released_at
     from source
 
