@@ -36,11 +36,7 @@ from schemathesis.checks import (
     status_code_conformance,
 )
 
-_TESTS_DIR = str(Path(__file__).resolve().parents[1])
-if _TESTS_DIR not in sys.path:
-    sys.path.insert(0, _TESTS_DIR)
-
-from conftest import Server, northstar  # noqa: E402
+from tests.conftest import Server, northstar
 
 # Open mode, 125 per operation: at most 2,500 requests over the 20 operations. Each token mode
 # asks at most 40 per operation, so the whole file stays near three minutes on 2 cores.

@@ -10,12 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-_TESTS_DIR = str(Path(__file__).resolve().parents[1])
-if _TESTS_DIR not in sys.path:
-    sys.path.insert(0, _TESTS_DIR)
-
-from conftest import Server  # noqa: E402
-from oracle import Oracle  # noqa: E402
+from tests.conftest import Server
+from tests.oracle import Oracle
 
 from api.auth import Caller, ConcurrencyLimiter, TooManyRequests  # noqa: E402
 from core.tokens import Token  # noqa: E402

@@ -26,11 +26,7 @@ from typing import Any
 
 import pytest
 
-_TESTS_DIR = str(Path(__file__).resolve().parents[1])
-if _TESTS_DIR not in sys.path:
-    sys.path.insert(0, _TESTS_DIR)
-
-from oracle import GRAINS, METRICS, Oracle  # noqa: E402
+from tests.oracle import GRAINS, METRICS, Oracle
 
 REL_TOL = 1e-9
 ABS_TOL = 1e-12
@@ -43,6 +39,14 @@ Rows = dict[Key, tuple[Any, ...]]
 # ---------------------------------------------------------------------------------------------
 
 _ORACLES: dict[Path, Oracle] = {}
+
+
+@pytest.fixture(scope="module", params=["duckdb", "postgres"])
+def api(request: pytest.FixtureRequest, api: Any) -> Any:
+    """Every test here runs against the DuckDB service (conftest's `api`) and again against
+    the service built into and answering from PostgreSQL (skipped unless
+    NORTHSTAR_TEST_POSTGRES_DSN names a server), held to the same independent oracle."""
+    return api if request.param == "duckdb" else request.getfixturevalue("postgres_api")
 
 
 @pytest.fixture
@@ -162,10 +166,12 @@ def _key_order(key: Key) -> tuple[Any, ...]:
     return tuple((v is not None, str(v)) for v in key)
 
 
-def check(api: Any, oracle: Oracle, **query: Any) -> tuple[Rows, Rows]:
-    """Run one query through HTTP and the oracle, assert they agree, return both."""
+def check(api: Any, oracle: Oracle, *, allow_empty: bool = False, **query: Any) -> tuple[Rows, Rows]:
+    """Run one query through HTTP and the oracle, assert they agree, return both. An empty
+    answer on both sides agrees vacuously, so it is refused unless the case asks for one."""
     body = query_body(**query)
     expected = oracle_rows(oracle, body)
+    assert expected or allow_empty, f"query {body}: the oracle answers no rows, so the case checks nothing"
     got = to_rows(post_query(api, body))
     assert_rows_equal(expected, got, body["metrics"], context=f"query {body}")
     return expected, got

@@ -15,12 +15,8 @@ from metrics.engine import MetricsEngine
 from metrics.query.completeness import Reason
 from metrics.query.request import Filter, FilterOp, MetricQuery
 
-_TESTS_DIR = str(Path(__file__).resolve().parents[1])
-if _TESTS_DIR not in sys.path:
-    sys.path.insert(0, _TESTS_DIR)
-
-from tests.conftest import northstar  # noqa: E402
-from oracle import Oracle  # noqa: E402
+from tests.conftest import northstar
+from tests.oracle import Oracle
 
 
 @pytest.fixture(scope="module")

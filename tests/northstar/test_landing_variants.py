@@ -31,12 +31,8 @@ from metrics.errors import LandingContractViolation
 from northstar.landing import check_contract
 from tests.conftest import REPO, SAMPLE, Server, northstar
 
-_TESTS_DIR = str(Path(__file__).resolve().parents[1])
-if _TESTS_DIR not in sys.path:
-    sys.path.insert(0, _TESTS_DIR)
-
-from oracle import Oracle  # noqa: E402
-from tests.api.test_metric_pack import check  # noqa: E402
+from tests.oracle import Oracle
+from tests.api.test_metric_pack import check
 
 BLOCKED_IMPORTS = Path(__file__).resolve().parent / "blocked_imports"
 

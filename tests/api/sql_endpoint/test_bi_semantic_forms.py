@@ -27,13 +27,9 @@ import pytest
 psycopg = pytest.importorskip("psycopg")
 
 from tests.api.sql_endpoint.sql_servers import sql_server  # noqa: E402,F401
-from tests.api.sql_endpoint.test_clients import http_rows  # noqa: E402
+from tests.api.sql_endpoint.test_clients import http_rows
 
-_TESTS_DIR = str(Path(__file__).resolve().parents[2])
-if _TESTS_DIR not in sys.path:
-    sys.path.insert(0, _TESTS_DIR)
-
-from oracle import Oracle  # noqa: E402
+from tests.oracle import Oracle
 
 
 @pytest.fixture(scope="module")

@@ -18,16 +18,18 @@ from metrics.engine import MetricsEngine
 from metrics.policy import RestrictedEngine, RowPolicy
 from metrics.query.request import Filter, FilterOp
 
-_TESTS_DIR = str(Path(__file__).resolve().parents[2])
-if _TESTS_DIR not in sys.path:
-    sys.path.insert(0, _TESTS_DIR)
-
-from oracle import Oracle  # noqa: E402
+from tests.oracle import Oracle
 
 
-@pytest.fixture(scope="module")
-def engine(built_warehouse):
-    engine = MetricsEngine.open(built_warehouse.warehouse)
+@pytest.fixture(scope="module", params=["duckdb", "postgres"])
+def engine(request, built_warehouse):
+    """Every test here runs over the DuckDB build and again over the build in PostgreSQL
+    (skipped unless NORTHSTAR_TEST_POSTGRES_DSN names a server), held to the same oracle."""
+    if request.param == "duckdb":
+        engine = MetricsEngine.open(built_warehouse.warehouse)
+    else:
+        engine = MetricsEngine.open(request.getfixturevalue("postgres_api").warehouse,
+                                    postgres_dsn=request.getfixturevalue("postgres_dsn"))
     yield engine
     engine.close()
 
