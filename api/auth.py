@@ -24,9 +24,9 @@ from urllib.parse import parse_qsl, urlencode
 
 from fastapi import Request
 
+from core.tokens import Token, TokenStore, TokenStoreUnavailable
 from metrics.errors import UserError
 from metrics.policy import RowPolicy
-from core.tokens import Token, TokenStore, TokenStoreUnavailable
 
 
 class Unauthorized(UserError):
@@ -53,8 +53,9 @@ class Caller:
     def policy(self) -> RowPolicy:
         if self.token is None or not self.token.policy:
             return RowPolicy((), "")
-        return RowPolicy(tuple(p.to_filter() for p in self.token.policy),
-                         " and ".join(p.describe() for p in self.token.policy))
+        return RowPolicy(
+            tuple(p.to_filter() for p in self.token.policy), " and ".join(p.describe() for p in self.token.policy)
+        )
 
 
 class ConcurrencyLimiter:
@@ -72,8 +73,11 @@ class ConcurrencyLimiter:
         with self._lock:
             running = self._running.get(caller.token.id, 0)
             if running >= limit:
-                raise TooManyRequests(f"token {caller.token.name!r} already has {running} queries running "
-                                      f"(its limit is {limit}); retry when one has finished.", retry_after=1)
+                raise TooManyRequests(
+                    f"token {caller.token.name!r} already has {running} queries running "
+                    f"(its limit is {limit}); retry when one has finished.",
+                    retry_after=1,
+                )
             self._running[caller.token.id] = running + 1
         return caller.token.id
 
@@ -135,8 +139,25 @@ class AuditLog:
 
 # Keys whose values are never written to the audit log, wherever they appear (query strings,
 # bodies, SQL session parameters), compared without case, '-' or '_'.
-SECRET_KEYS = frozenset({"token", "accesstoken", "apitoken", "apikey", "key", "password", "passwd", "pwd",
-                         "secret", "authorization", "auth", "bearer", "credentials", "sessionid", "cookie"})
+SECRET_KEYS = frozenset(
+    {
+        "token",
+        "accesstoken",
+        "apitoken",
+        "apikey",
+        "key",
+        "password",
+        "passwd",
+        "pwd",
+        "secret",
+        "authorization",
+        "auth",
+        "bearer",
+        "credentials",
+        "sessionid",
+        "cookie",
+    }
+)
 REDACTED = "[redacted]"
 _TOKEN_TEXT = re.compile(r"nst_[0-9a-f]+_[A-Za-z0-9_\-]+")
 _SCRAM_TEXT = re.compile(r"SCRAM-SHA-256\$[^\s'\"]+")
@@ -154,8 +175,10 @@ def scrub(value: Any) -> Any:
     {'where': ["region = '[redacted]'"], 'body': {'Password': '[redacted]'}, 'rows': 3}
     """
     if isinstance(value, dict):
-        return {k: REDACTED if isinstance(k, str) and _secret_key(k) and v is not None else scrub(v)
-                for k, v in value.items()}
+        return {
+            k: REDACTED if isinstance(k, str) and _secret_key(k) and v is not None else scrub(v)
+            for k, v in value.items()
+        }
     if isinstance(value, (list, tuple)):
         return [scrub(v) for v in value]
     if isinstance(value, str):
@@ -190,12 +213,16 @@ def authenticate(store: TokenStore, presented: str | None, open_mode: bool = Fal
     try:
         store.snapshot()
     except TokenStoreUnavailable as exc:
-        raise TokenStoreUnavailable(f"the service cannot check API tokens, so it answers no data request: "
-                                    f"{exc.message}. An administrator must repair the token store "
-                                    "(or serve with --open).") from None
+        raise TokenStoreUnavailable(
+            f"the service cannot check API tokens, so it answers no data request: "
+            f"{exc.message}. An administrator must repair the token store "
+            "(or serve with --open)."
+        ) from None
     if presented is None:
-        raise Unauthorized("this service needs an API token: send 'Authorization: Bearer <token>' "
-                           "(create one with `northstar tokens create`).")
+        raise Unauthorized(
+            "this service needs an API token: send 'Authorization: Bearer <token>' "
+            "(create one with `northstar tokens create`)."
+        )
     token = store.verify(presented)
     if token is None:
         raise Unauthorized("the API token is not valid (unknown, mistyped or revoked).")
@@ -223,8 +250,10 @@ def require(scope: str) -> Callable[[Request], Iterator[Caller]]:
     def dependency(request: Request) -> Iterator[Caller]:
         caller = authenticate_request(request)
         if caller.token is not None and not caller.token.allows(scope):
-            raise Forbidden(f"token {caller.token.name!r} has scopes {', '.join(caller.token.scopes)}; "
-                            f"this route needs {scope!r}.", needed_scope=scope)
+            raise Forbidden(
+                f"token {caller.token.name!r} has scopes {', '.join(caller.token.scopes)}; this route needs {scope!r}.",
+                needed_scope=scope,
+            )
         request.state.caller = caller
         slot = request.app.state.limiter.acquire(caller)
         try:

@@ -16,10 +16,16 @@ from metrics.protocols import Engine
 def open_engines(settings: Settings) -> EngineProvider:
     """The engine provider of the served warehouse, with the settings' guardrails. Opened
     even without a build yet: `last_error` says why, and /readyz reports it until one lands."""
-    engines = EngineProvider(settings.warehouse_path, limits=Limits(
-        query_timeout_s=settings.query_timeout_s, max_result_rows=settings.max_result_rows,
-        memory_limit=settings.query_memory_limit, threads=settings.query_threads or None),
-        postgres_dsn=settings.postgres_dsn_text)
+    engines = EngineProvider(
+        settings.warehouse_path,
+        limits=Limits(
+            query_timeout_s=settings.query_timeout_s,
+            max_result_rows=settings.max_result_rows,
+            memory_limit=settings.query_memory_limit,
+            threads=settings.query_threads or None,
+        ),
+        postgres_dsn=settings.postgres_dsn_text,
+    )
     try:
         engines.refresh(force=True)
     except Exception as exc:  # start anyway

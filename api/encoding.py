@@ -54,8 +54,10 @@ def with_completeness(result: QueryResult) -> QueryResult:
 
 def incomplete_json(result: QueryResult) -> list[dict]:
     """`meta.incomplete`: each (bucket, metric) that is not complete, with the reason."""
-    return [{"bucket": to_jsonable(i.bucket), "metric": i.metric, "reason": i.reason.value, "message": i.message}
-            for i in result.incomplete]
+    return [
+        {"bucket": to_jsonable(i.bucket), "metric": i.metric, "reason": i.reason.value, "message": i.message}
+        for i in result.incomplete
+    ]
 
 
 def json_rows(result: QueryResult) -> list[list]:
@@ -67,10 +69,12 @@ def csv_response(result: QueryResult, filename: str = "query.csv") -> Response:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow([c.name for c in result.columns])
     for row in result.rows:
-        writer.writerow(["" if v is None else ("true" if v else "false") if isinstance(v, bool) else to_jsonable(v)
-                         for v in row])
-    return Response(buffer.getvalue(), media_type=MEDIA["csv"],
-                    headers={"Content-Disposition": f'inline; filename="{filename}"'})
+        writer.writerow(
+            ["" if v is None else ("true" if v else "false") if isinstance(v, bool) else to_jsonable(v) for v in row]
+        )
+    return Response(
+        buffer.getvalue(), media_type=MEDIA["csv"], headers={"Content-Disposition": f'inline; filename="{filename}"'}
+    )
 
 
 def arrow_table(result: QueryResult) -> pa.Table:
@@ -88,5 +92,6 @@ def binary_response(result: QueryResult, fmt: str) -> Response:
         with pa.ipc.new_stream(sink, table.schema) as writer:
             writer.write_table(table)
         filename = "query.arrow"
-    return Response(sink.getvalue(), media_type=MEDIA[fmt],
-                    headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return Response(
+        sink.getvalue(), media_type=MEDIA[fmt], headers={"Content-Disposition": f'attachment; filename="{filename}"'}
+    )

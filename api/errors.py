@@ -51,11 +51,19 @@ class MetricNotFound(errors.UnknownMetric):
 
 
 from api.auth import Forbidden, TooManyRequests, Unauthorized  # noqa: E402
-from metrics.policy import PolicyDenied  # noqa: E402
 from core.tokens import TokenStoreUnavailable  # noqa: E402
+from metrics.policy import PolicyDenied  # noqa: E402
 
-STATUS = {MetricNotFound: 404, Unauthorized: 401, Forbidden: 403, PolicyDenied: 403, TooManyRequests: 429,
-          errors.QueryTimeout: 504, TokenStoreUnavailable: 503, **STATUS}
+STATUS = {
+    MetricNotFound: 404,
+    Unauthorized: 401,
+    Forbidden: 403,
+    PolicyDenied: 403,
+    TooManyRequests: 429,
+    errors.QueryTimeout: 504,
+    TokenStoreUnavailable: 503,
+    **STATUS,
+}
 
 
 def headers_for(exc: errors.MetricsError) -> dict[str, str] | None:
@@ -107,12 +115,16 @@ def error_body(code: str, message: str, **details) -> dict:
     return {"error": {"code": code, "message": message, **details}}
 
 
-def _respond(request: Request, status: int, code: str, message: str, headers: dict | None = None,
-             **details) -> JSONResponse:
+def _respond(
+    request: Request, status: int, code: str, message: str, headers: dict | None = None, **details
+) -> JSONResponse:
     rid = request_id(request)
     details = {k: v for k, v in details.items() if v is not None}
-    return JSONResponse(error_body(code, message, **details, request_id=rid), status_code=status,
-                        headers={**(headers or {}), REQUEST_ID_HEADER: rid})
+    return JSONResponse(
+        error_body(code, message, **details, request_id=rid),
+        status_code=status,
+        headers={**(headers or {}), REQUEST_ID_HEADER: rid},
+    )
 
 
 def _problem(err: dict) -> dict:
@@ -155,8 +167,15 @@ def install(app: FastAPI) -> None:
         problems = [_problem(err) for err in exc.errors()]
         message = "; ".join(f"{p['field'] or 'request'}: {p['problem']}" for p in problems)
         first = problems[0] if problems else {}
-        return _respond(request, 422, "invalid_request", message or "invalid request", problems=problems,
-                        field=first.get("field") or None, suggestions=first.get("suggestions"))
+        return _respond(
+            request,
+            422,
+            "invalid_request",
+            message or "invalid request",
+            problems=problems,
+            field=first.get("field") or None,
+            suggestions=first.get("suggestions"),
+        )
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -167,9 +186,11 @@ def install(app: FastAPI) -> None:
             # FastAPI's words for a body it could not decode at all (not JSON, wrong encoding):
             # a request the caller can fix, like any other malformed input
             code, status = "invalid_body", 422
-            message = (f"the request body could not be read (Content-Type "
-                       f"{request.headers.get('content-type') or 'missing'!r}); send a JSON object with "
-                       "Content-Type: application/json.")
+            message = (
+                f"the request body could not be read (Content-Type "
+                f"{request.headers.get('content-type') or 'missing'!r}); send a JSON object with "
+                "Content-Type: application/json."
+            )
         return _respond(request, status, code, message, getattr(exc, "headers", None))
 
     @app.exception_handler(Exception)
@@ -177,5 +198,9 @@ def install(app: FastAPI) -> None:
         # Anything not mapped above is a bug: the traceback goes to the log under the request
         # id, the client gets the id and no internals.
         log.error("request %s: unexpected %s", request_id(request), type(exc).__name__, exc_info=exc)
-        return _respond(request, 500, "internal_error",
-                        "the service could not answer this request (an internal error); quote the request id.")
+        return _respond(
+            request,
+            500,
+            "internal_error",
+            "the service could not answer this request (an internal error); quote the request id.",
+        )

@@ -66,9 +66,14 @@ class BodySizeLimit:
         await self.app(scope, replay, send)
 
     async def _refuse(self, send, scope) -> None:
-        await _send_error(send, 413, "request_too_large",
-                          f"the request body is over {self.max_bytes:,} bytes, the most this service accepts.",
-                          scope, max_bytes=self.max_bytes)
+        await _send_error(
+            send,
+            413,
+            "request_too_large",
+            f"the request body is over {self.max_bytes:,} bytes, the most this service accepts.",
+            scope,
+            max_bytes=self.max_bytes,
+        )
 
 
 # Sent with every response. The API and the docs pages are never meant to be framed by another
@@ -159,8 +164,13 @@ class HostAllowList:
             return
         host = dict(scope.get("headers") or []).get(b"host")
         if not self.admits(host.decode("latin-1") if host is not None else None):
-            await _send_error(send, 421, "host_not_allowed",
-                              "this service does not answer for the host name in the request; open it at "
-                              "127.0.0.1 or localhost, or add the name to NORTHSTAR_ALLOWED_HOSTS.", scope)
+            await _send_error(
+                send,
+                421,
+                "host_not_allowed",
+                "this service does not answer for the host name in the request; open it at "
+                "127.0.0.1 or localhost, or add the name to NORTHSTAR_ALLOWED_HOSTS.",
+                scope,
+            )
             return
         await self.app(scope, receive, send)

@@ -12,20 +12,32 @@ from api import app as web_app
 from api import errors
 from api.answer_cache import AnswerCache
 from api.auth import AuditLog, ConcurrencyLimiter, audit_middleware, require
+from api.deps import open_engines
+from api.graphql import router as graphql
 from api.guards import BodySizeLimit, HostAllowList, SecurityHeaders
 from api.mcp import server as mcp
-from api.routers import catalog, dbt_docs, experiments, health, pages, query
-from api.routers import alerts, launches, notifications, quality, releases
-from api.graphql import router as graphql
+from api.routers import (
+    alerts,
+    catalog,
+    dbt_docs,
+    experiments,
+    health,
+    launches,
+    notifications,
+    pages,
+    quality,
+    query,
+    releases,
+)
 from api.schemas.errors import DATA_ROUTE_ERRORS, error_responses
 from api.sql_endpoint import process as sql_process
-from api.deps import open_engines
 from core.settings import Settings, get_settings
 from core.tokens import TokenStore
 
 
-def create_app(settings: Settings | None = None, sql_socket: socket.socket | None = None,
-               flight_server=None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None, sql_socket: socket.socket | None = None, flight_server=None
+) -> FastAPI:
     """The application; `sql_socket` is the SQL endpoint's socket and `flight_server` the Flight
     SQL server when the caller has bound them already (`northstar serve` binds every port
     before it announces anything)."""
@@ -47,13 +59,17 @@ def create_app(settings: Settings | None = None, sql_socket: socket.socket | Non
         elif settings.sql_port:
             from api.sql_endpoint.server import Authenticator, SqlEndpoint, SqlLimits
 
-            app.state.sql_endpoint = SqlEndpoint(app.state.engines,
-                                                Authenticator.from_settings(settings, tokens=app.state.tokens),
-                                                SqlLimits.from_settings(settings), app.state.limiter,
-                                                audit=app.state.audit)
+            app.state.sql_endpoint = SqlEndpoint(
+                app.state.engines,
+                Authenticator.from_settings(settings, tokens=app.state.tokens),
+                SqlLimits.from_settings(settings),
+                app.state.limiter,
+                audit=app.state.audit,
+            )
             # Its own thread and event loop: SQL clients never hold up HTTP requests.
-            await asyncio.to_thread(app.state.sql_endpoint.start_in_thread, settings.host, settings.sql_port,
-                                    sql_socket)
+            await asyncio.to_thread(
+                app.state.sql_endpoint.start_in_thread, settings.host, settings.sql_port, sql_socket
+            )
         app.state.flight_server = flight_server
         if flight_server is None and settings.flight_port:
             from api.flight.server import FlightSqlServer, tls_of
@@ -90,8 +106,11 @@ def create_app(settings: Settings | None = None, sql_socket: socket.socket | Non
     errors.install(app)
     app.middleware("http")(audit_middleware)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(HostAllowList, allowed_hosts=settings.allowed_host_names,
-                       is_open=lambda: settings.open or not app.state.tokens.requires_tokens())
+    app.add_middleware(
+        HostAllowList,
+        allowed_hosts=settings.allowed_host_names,
+        is_open=lambda: settings.open or not app.state.tokens.requires_tokens(),
+    )
     app.add_middleware(SecurityHeaders)
     app.add_middleware(errors.RequestIdMiddleware)  # outermost: every answer has an id
     metrics_read = [Depends(require("metrics:read"))]
@@ -100,8 +119,9 @@ def create_app(settings: Settings | None = None, sql_socket: socket.socket | Non
     # The dbt Semantic Layer GraphQL API authenticates itself: refusals are GraphQL errors
     # with the message the dbt clients recognise.
     app.include_router(graphql.router)
-    app.include_router(experiments.router, dependencies=[Depends(require("experiments:read"))],
-                       responses=DATA_ROUTE_ERRORS)
+    app.include_router(
+        experiments.router, dependencies=[Depends(require("experiments:read"))], responses=DATA_ROUTE_ERRORS
+    )
     # Delivery status is for operators: titles carry numbers no row policy has narrowed.
     app.include_router(notifications.router, dependencies=[Depends(require("admin"))], responses=DATA_ROUTE_ERRORS)
     # Open: liveness/readiness for probes, and the dbt docs site (definitions, no data rows).

@@ -22,14 +22,13 @@ import time
 from pathlib import Path
 
 import httpx
-
 from run import QUERIES  # bench/ is on sys.path when run as a script
 from serving import REPO, free_port, served
 
 OUT = REPO / "bench" / "out"
 
 # A static-JSON ASGI app: the floor is uvicorn + its HTTP parser + one send, nothing else.
-FLOOR_APP = '''
+FLOOR_APP = """
 import os
 BODY = b"x" * int(os.environ["FLOOR_BYTES"])
 HEADERS = [(b"content-type", b"application/json"), (b"content-length", str(len(BODY)).encode())]
@@ -38,15 +37,27 @@ async def app(scope, receive, send):
         return
     await send({"type": "http.response.start", "status": 200, "headers": HEADERS})
     await send({"type": "http.response.body", "body": BODY})
-'''
+"""
 
 
 def sample_warehouse() -> Path:
     warehouse = OUT / "cache_hit" / "northstar.duckdb"
     if not warehouse.exists():
         warehouse.parent.mkdir(parents=True, exist_ok=True)
-        subprocess.run([sys.executable, "-m", "northstar", "build", "--landing", str(REPO / "seeds" / "sample"),
-                        "--warehouse", str(warehouse)], cwd=REPO, check=True)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "northstar",
+                "build",
+                "--landing",
+                str(REPO / "seeds" / "sample"),
+                "--warehouse",
+                str(warehouse),
+            ],
+            cwd=REPO,
+            check=True,
+        )
     return warehouse
 
 
@@ -74,9 +85,22 @@ def main() -> None:
             assert first.status_code == 200, first.text
             size = len(first.content)
             floor = subprocess.Popen(
-                [sys.executable, "-m", "uvicorn", "floor_app:app", "--port", str(port), "--log-level", "warning",
-                 "--no-server-header"], cwd=floor_dir, env={**os.environ, "FLOOR_BYTES": str(size)},
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "floor_app:app",
+                    "--port",
+                    str(port),
+                    "--log-level",
+                    "warning",
+                    "--no-server-header",
+                ],
+                cwd=floor_dir,
+                env={**os.environ, "FLOOR_BYTES": str(size)},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
             try:
                 with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as raw:
                     deadline = time.monotonic() + 30

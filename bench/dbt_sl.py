@@ -24,8 +24,10 @@ REPO = Path(__file__).resolve().parent.parent
 QUERIES = {
     "dau by day": {"metrics": ["active_users"], "group_by": ["metric_time__day"]},
     "revenue x country by month": {"metrics": ["revenue"], "group_by": ["metric_time__month", "user__country"]},
-    "dau x country by day (2 GraphQL pages)": {"metrics": ["active_users"],
-                                               "group_by": ["metric_time__day", "user__country"]},
+    "dau x country by day (2 GraphQL pages)": {
+        "metrics": ["active_users"],
+        "group_by": ["metric_time__day", "user__country"],
+    },
 }
 
 
@@ -53,16 +55,33 @@ def main() -> None:
     port, flight_port = free_port(), free_port()
     os.environ["DBT_SL_GRAPHQL_URL_FORMAT"] = "http://{server_host}/api/graphql"
     os.environ["DBT_SL_ADBC_URL_FORMAT"] = f"grpc://127.0.0.1:{flight_port}"
+    import dbtsl.env
     from dbtsl import SyncSemanticLayerClient
     from dbtsl.api.graphql.client.sync import SyncGraphQLClient
-    import dbtsl.env
 
     data_dir = Path(tempfile.mkdtemp())
     (data_dir / "northstar.duckdb").symlink_to(os.path.realpath(args.warehouse))
     log = open(data_dir / "serve.log", "w")
-    server = subprocess.Popen([sys.executable, "-m", "northstar", "serve", "--warehouse", str(data_dir / "northstar.duckdb"),
-                               "--port", str(port), "--sql-port", "0", "--flight-port", str(flight_port)],
-                              cwd=REPO, env={**os.environ, "NORTHSTAR_DATA_DIR": str(data_dir)}, stdout=log, stderr=log)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "northstar",
+            "serve",
+            "--warehouse",
+            str(data_dir / "northstar.duckdb"),
+            "--port",
+            str(port),
+            "--sql-port",
+            "0",
+            "--flight-port",
+            str(flight_port),
+        ],
+        cwd=REPO,
+        env={**os.environ, "NORTHSTAR_DATA_DIR": str(data_dir)},
+        stdout=log,
+        stderr=log,
+    )
     try:
         for _ in range(300):
             try:

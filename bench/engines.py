@@ -36,9 +36,14 @@ from serving import served, uncached_seconds  # noqa: E402
 
 def build(landing: Path, warehouse: Path, env: dict[str, str]) -> float:
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "northstar", "build", "--landing", str(landing), "--warehouse",
-                    str(warehouse)], cwd=REPO, check=True, env={**os.environ, **env},
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "northstar", "build", "--landing", str(landing), "--warehouse", str(warehouse)],
+        cwd=REPO,
+        check=True,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     return time.perf_counter() - started
 
 
@@ -47,8 +52,10 @@ def query_times(warehouse: Path, env: dict[str, str], repeat: int) -> dict[str, 
     # a Spark server starts a JVM and registers the build's tables before it is ready; the
     # service's query timeout (30 s) is lifted: this measures how long a query takes
     env = {**env, "NORTHSTAR_QUERY_TIMEOUT_S": "3600"}
-    with served(warehouse, env=env, ready_seconds=300 if warehouse.suffix == ".spark" else 30) as server, \
-            httpx.Client(base_url=server.base_url, timeout=3600) as client:
+    with (
+        served(warehouse, env=env, ready_seconds=300 if warehouse.suffix == ".spark" else 30) as server,
+        httpx.Client(base_url=server.base_url, timeout=3600) as client,
+    ):
         for name, body in QUERIES.items():
             out[name] = statistics.median(uncached_seconds(client, body, i) for i in range(repeat)) * 1000
     return out
@@ -59,8 +66,11 @@ def main() -> None:
     parser.add_argument("--sizes", default="sample,1m")
     parser.add_argument("--engines", default="duckdb,postgres")
     parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--reuse-builds", action="store_true",
-                        help="query the build a previous run left for a size and engine instead of rebuilding")
+    parser.add_argument(
+        "--reuse-builds",
+        action="store_true",
+        help="query the build a previous run left for a size and engine instead of rebuilding",
+    )
     args = parser.parse_args()
     dsn = os.environ.get("NORTHSTAR_POSTGRES_DSN")
     results = []
@@ -82,8 +92,14 @@ def main() -> None:
             queries = query_times(warehouse, env, args.repeat)
             for name, ms in queries.items():
                 print(f"{'':>7} {engine:<9} {name:<32} p50 {ms:9.1f} ms", flush=True)
-            results.append({"size": size, "engine": engine, "build_s": round(seconds, 1) if seconds else None,
-                            "query_p50_ms": {k: round(v, 1) for k, v in queries.items()}})
+            results.append(
+                {
+                    "size": size,
+                    "engine": engine,
+                    "build_s": round(seconds, 1) if seconds else None,
+                    "query_p50_ms": {k: round(v, 1) for k, v in queries.items()},
+                }
+            )
     (OUT / "engines.json").write_text(json.dumps(results, indent=2))
 
 

@@ -37,7 +37,6 @@ from pathlib import Path
 
 import duckdb
 import httpx
-
 from serving import served  # bench/ is on sys.path when run as a script
 
 REPO = Path(__file__).resolve().parent.parent
@@ -55,6 +54,7 @@ METRICS = ("conversion", "revenue_per_user", "sessions_per_user", "crashed")
 
 
 # -- landing data ------------------------------------------------------------------------------
+
 
 def _landing_sql(users: int, seed: int, out: Path) -> list[str]:
     """The statements that write every contract table into `out`.
@@ -175,8 +175,11 @@ def build(landing: Path, users: int, seed: int) -> tuple[Path, float | None]:
         return warehouse, None
     shutil.rmtree(data, ignore_errors=True)
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "northstar", "build", "--landing", str(landing),
-                    "--warehouse", str(warehouse)], cwd=REPO, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "northstar", "build", "--landing", str(landing), "--warehouse", str(warehouse)],
+        cwd=REPO,
+        check=True,
+    )
     seconds = time.perf_counter() - started
     marker.write_text(json.dumps({"landing": str(landing)}))
     return warehouse, seconds
@@ -184,13 +187,20 @@ def build(landing: Path, users: int, seed: int) -> tuple[Path, float | None]:
 
 # -- measurements ------------------------------------------------------------------------------
 
+
 def p50(samples: list[float]) -> float:
     return statistics.median(samples) * 1000
 
 
-CASES = [("conversion", ("conversion",), False), ("conversion", ("conversion",), True),
-         ("revenue_per_user", ("revenue_per_user",), True), ("sessions_per_user", ("sessions_per_user",), True),
-         ("crashed", ("crashed",), True), ("all four", METRICS, False), ("all four", METRICS, True)]
+CASES = [
+    ("conversion", ("conversion",), False),
+    ("conversion", ("conversion",), True),
+    ("revenue_per_user", ("revenue_per_user",), True),
+    ("sessions_per_user", ("sessions_per_user",), True),
+    ("crashed", ("crashed",), True),
+    ("all four", METRICS, False),
+    ("all four", METRICS, True),
+]
 
 
 def statements(warehouse: Path) -> list[tuple[str, dict, str, dict]]:
@@ -300,16 +310,30 @@ def _measure_served(server, warehouse: Path, sql: list, repeat: int) -> tuple[li
                 for r in range(repeat):
                     other = {**base, "alpha": 0.05 - (r + 1) * 1e-4}
                     options.append(timed(lambda: client.get(url, params=other).raise_for_status()))
-                for r in range(repeat):
+                for _ in range(repeat):
                     cached.append(timed(lambda: client.get(url, params=base).raise_for_status()))
                 assert client.get(url, params=base).json()["cached"] is True
-                rows.append({"metrics": label, "cuped": cuped, "cold_ms": cold_s * 1000, "raw_ms": raw_s * 1000,
-                             "cold_cpu": cold_cpu, "raw_cpu": raw_cpu, "load": os.getloadavg()[0],
-                             "direct_ms": direct_s * 1000, "direct_cpu": direct_cpu,
-                             "options_ms": p50(options), "cached_ms": p50(cached)})
-                print(f"  {label}, CUPED {cuped}: cold {cold_s:.2f}s ({cold_cpu:.1f} CPU s), "
-                      f"raw DuckDB {raw_s:.2f}s ({raw_cpu:.1f} CPU s), "
-                      f"direct statement {direct_s:.2f}s ({direct_cpu:.1f} CPU s)", flush=True)
+                rows.append(
+                    {
+                        "metrics": label,
+                        "cuped": cuped,
+                        "cold_ms": cold_s * 1000,
+                        "raw_ms": raw_s * 1000,
+                        "cold_cpu": cold_cpu,
+                        "raw_cpu": raw_cpu,
+                        "load": os.getloadavg()[0],
+                        "direct_ms": direct_s * 1000,
+                        "direct_cpu": direct_cpu,
+                        "options_ms": p50(options),
+                        "cached_ms": p50(cached),
+                    }
+                )
+                print(
+                    f"  {label}, CUPED {cuped}: cold {cold_s:.2f}s ({cold_cpu:.1f} CPU s), "
+                    f"raw DuckDB {raw_s:.2f}s ({raw_cpu:.1f} CPU s), "
+                    f"direct statement {direct_s:.2f}s ({direct_cpu:.1f} CPU s)",
+                    flush=True,
+                )
             summary = client.get(url, params={"metrics": ",".join(METRICS)}).json()
         before = cpu_seconds()
         naive_s = timed(lambda: naive_conversion(raw))
@@ -342,12 +366,13 @@ def main() -> None:
     if build_seconds is not None:
         print(f"  northstar build {build_seconds:.1f}s", flush=True)
     con = duckdb.connect(str(warehouse), read_only=True)
-    assignments, events = (con.execute(f"select count(*) from marts.{t}").fetchall()[0][0]
-                           for t in ("fct_experiment_assignments", "fct_events"))
+    assignments, events = (
+        con.execute(f"select count(*) from marts.{t}").fetchall()[0][0]
+        for t in ("fct_experiment_assignments", "fct_events")
+    )
     con.close()
 
     load_before = os.getloadavg()[0]
-    cpu_before = os.times()
     rows, first_ms, naive_ms, summary = measure(warehouse, args.repeat)
     load_after = os.getloadavg()[0]
     if args.explain:
@@ -355,23 +380,31 @@ def main() -> None:
             print(explain_analyze(warehouse, text, params))
 
     print(f"\n## experiment readout over HTTP, {assignments:,} assignments, {events:,} events (ms)\n")
-    print("| metrics | CUPED | cold | cold, server CPU s | raw DuckDB, same SQL | raw, CPU s | cold / raw "
-          "| without the per-user table (direct statement) | its CPU s | new options, p50 | cached, p50 | load |")
+    print(
+        "| metrics | CUPED | cold | cold, server CPU s | raw DuckDB, same SQL | raw, CPU s | cold / raw "
+        "| without the per-user table (direct statement) | its CPU s | new options, p50 | cached, p50 | load |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['metrics']} | {'yes' if r['cuped'] else 'no'} | {r['cold_ms']:.0f} | {r['cold_cpu']:.1f} | "
-              f"{r['raw_ms']:.0f} | {r['raw_cpu']:.1f} | {r['cold_ms'] / r['raw_ms']:.2f} | "
-              f"{r['direct_ms']:.0f} | {r['direct_cpu']:.1f} | "
-              f"{r['options_ms']:.1f} | {r['cached_ms']:.1f} | {r['load']:.1f} |")
+        print(
+            f"| {r['metrics']} | {'yes' if r['cuped'] else 'no'} | {r['cold_ms']:.0f} | {r['cold_cpu']:.1f} | "
+            f"{r['raw_ms']:.0f} | {r['raw_cpu']:.1f} | {r['cold_ms'] / r['raw_ms']:.2f} | "
+            f"{r['direct_ms']:.0f} | {r['direct_cpu']:.1f} | "
+            f"{r['options_ms']:.1f} | {r['cached_ms']:.1f} | {r['load']:.1f} |"
+        )
     conversion = next(r for r in rows if r["metrics"] == "conversion" and not r["cuped"])
     naive_wall, naive_cpu = naive_ms
     print(f"\nfirst request after start (reads the build's experiment catalog): {first_ms:.0f} ms")
-    print(f"naive per-user load (conversion; pyarrow + numpy): {naive_wall:.0f} ms, {naive_cpu:.1f} CPU s "
-          f"({naive_cpu / conversion['direct_cpu']:.1f}x the CPU of the direct statement)")
+    print(
+        f"naive per-user load (conversion; pyarrow + numpy): {naive_wall:.0f} ms, {naive_cpu:.1f} CPU s "
+        f"({naive_cpu / conversion['direct_cpu']:.1f}x the CPU of the direct statement)"
+    )
     row = next(r for r in summary["results"] if r["metric"] == "conversion")
     print(f"conversion: {row['verdict']}")
-    print(f"\nmachine: {os.cpu_count()} cores shared with other work (1-min load average {load_before:.1f} before, "
-          f"{load_after:.1f} after), python {sys.version.split()[0]}, duckdb {duckdb.__version__}")
+    print(
+        f"\nmachine: {os.cpu_count()} cores shared with other work (1-min load average {load_before:.1f} before, "
+        f"{load_after:.1f} after), python {sys.version.split()[0]}, duckdb {duckdb.__version__}"
+    )
 
 
 if __name__ == "__main__":

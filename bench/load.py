@@ -60,9 +60,12 @@ def uncached(rng: random.Random) -> dict:
     """A query the cache has (almost surely) not seen: a random range, metrics and filter."""
     start = rng.randrange(FIRST_DAY, DAYS - 7)
     end = rng.randrange(start + 1, DAYS + 1)
-    body = {"metrics": rng.sample(METRICS, rng.randint(1, 2)),
-            "group_by": [rng.choice(["metric_time__day", "metric_time__week", "platform", "country"])],
-            "start": day(start), "end": day(end)}
+    body = {
+        "metrics": rng.sample(METRICS, rng.randint(1, 2)),
+        "group_by": [rng.choice(["metric_time__day", "metric_time__week", "platform", "country"])],
+        "start": day(start),
+        "end": day(end),
+    }
     if rng.random() < 0.5:
         body["where"] = [{"field": "platform", "op": "in", "values": rng.sample(PLATFORMS, rng.randint(1, 2))}]
     else:
@@ -99,14 +102,18 @@ def client_loop(base_url: str, seed: int, stop: threading.Event, out: list[Sampl
                     error = f"{response.status_code} {response.text[:200]}"
             except httpx.HTTPError as exc:
                 ok, error = False, f"{type(exc).__name__}: {exc}"
-            out.append(Sample(started, time.monotonic() - started, kind, ok, bool(meta.get("cached")),
-                              meta.get("build_id"), error))
+            out.append(
+                Sample(
+                    started, time.monotonic() - started, kind, ok, bool(meta.get("cached")), meta.get("build_id"), error
+                )
+            )
 
 
 def copy_data_dir(warehouse: Path, target: Path) -> Path:
     target.mkdir(parents=True)
-    shutil.copytree(warehouse.parent / "builds", target / "builds", symlinks=True,
-                    ignore=shutil.ignore_patterns("failed-*"))
+    shutil.copytree(
+        warehouse.parent / "builds", target / "builds", symlinks=True, ignore=shutil.ignore_patterns("failed-*")
+    )
     copy = target / warehouse.name
     os.symlink(os.readlink(warehouse), copy)
     return copy
@@ -140,17 +147,23 @@ def main() -> int:
                 assert warm.post("/v1/query", json=body).status_code == 200
         samples: list[Sample] = []
         stop = threading.Event()
-        threads = [threading.Thread(target=client_loop, args=(server.base_url, args.seed + i, stop, samples))
-                   for i in range(args.clients)]
+        threads = [
+            threading.Thread(target=client_loop, args=(server.base_url, args.seed + i, stop, samples))
+            for i in range(args.clients)
+        ]
         t0 = time.monotonic()
         for thread in threads:
             thread.start()
         time.sleep(args.before)
         old_target = os.readlink(warehouse)
         build_started = time.monotonic()
-        build = subprocess.Popen([sys.executable, "-m", "northstar", "build", "--landing", str(args.landing),
-                                  "--warehouse", str(warehouse)], cwd=REPO,
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        build = subprocess.Popen(
+            [sys.executable, "-m", "northstar", "build", "--landing", str(args.landing), "--warehouse", str(warehouse)],
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         swapped = None
         while swapped is None or time.monotonic() < max(t0 + args.seconds, swapped + args.after):
             if swapped is None and os.readlink(warehouse) != old_target:
@@ -170,27 +183,33 @@ def main() -> int:
     def phase(s: Sample) -> str:
         return "before" if s.started < build_started else "during" if s.started < swapped else "after"
 
-    print(f"{args.clients} clients, {ended - t0:.0f} s of load on loopback; rebuild started at "
-          f"{build_started - t0:.1f} s, swapped in at {swapped - t0:.1f} s (took {swapped - build_started:.1f} s), "
-          f"exit status {build.returncode}")
+    print(
+        f"{args.clients} clients, {ended - t0:.0f} s of load on loopback; rebuild started at "
+        f"{build_started - t0:.1f} s, swapped in at {swapped - t0:.1f} s (took {swapped - build_started:.1f} s), "
+        f"exit status {build.returncode}"
+    )
     failed = [s for s in samples if not s.ok]
-    print(f"requests: {len(samples)}, failed: {len(failed)}, "
-          f"cache hits: {sum(s.cache_hit for s in samples if s.kind == 'cached')}/"
-          f"{sum(s.kind == 'cached' for s in samples)} of the cached kind, "
-          f"{sum(s.cache_hit for s in samples if s.kind == 'uncached')}/"
-          f"{sum(s.kind == 'uncached' for s in samples)} of the uncached kind")
+    print(
+        f"requests: {len(samples)}, failed: {len(failed)}, "
+        f"cache hits: {sum(s.cache_hit for s in samples if s.kind == 'cached')}/"
+        f"{sum(s.kind == 'cached' for s in samples)} of the cached kind, "
+        f"{sum(s.cache_hit for s in samples if s.kind == 'uncached')}/"
+        f"{sum(s.kind == 'uncached' for s in samples)} of the uncached kind"
+    )
     builds = sorted({s.build_id for s in samples if s.build_id})
     print(f"answered by builds: {', '.join(f'{b} ({sum(s.build_id == b for s in samples)})' for b in builds)}")
     print()
-    print(f"| phase  | kind     | requests | req/s | p50 ms | p99 ms | failed |")
-    print(f"|--------|----------|---------:|------:|-------:|-------:|-------:|")
+    print("| phase  | kind     | requests | req/s | p50 ms | p99 ms | failed |")
+    print("|--------|----------|---------:|------:|-------:|-------:|-------:|")
     spans = {"before": build_started - t0, "during": swapped - build_started, "after": ended - swapped}
     for name in ("before", "during", "after"):
         for kind in ("cached", "uncached", "all"):
             chosen = [s for s in samples if phase(s) == name and (kind == "all" or s.kind == kind)]
             ms = [s.seconds * 1000 for s in chosen]
-            print(f"| {name:<6} | {kind:<8} | {len(chosen):>8} | {len(chosen) / spans[name]:>5.0f} | "
-                  f"{percentile(ms, 50):>6.1f} | {percentile(ms, 99):>6.1f} | {sum(not s.ok for s in chosen):>6} |")
+            print(
+                f"| {name:<6} | {kind:<8} | {len(chosen):>8} | {len(chosen) / spans[name]:>5.0f} | "
+                f"{percentile(ms, 50):>6.1f} | {percentile(ms, 99):>6.1f} | {sum(not s.ok for s in chosen):>6} |"
+            )
     for s in failed[:5]:
         print("failed:", s.error)
     if samples:

@@ -31,14 +31,21 @@ from run import (  # bench/ is on sys.path when run as a script
 from serving import served
 
 QUERIES = {
-    "wau x platform (stored weekly)": {"metrics": ["active_users"],
-                                       "group_by": ["metric_time__week", "event__platform"]},
+    "wau x platform (stored weekly)": {
+        "metrics": ["active_users"],
+        "group_by": ["metric_time__week", "event__platform"],
+    },
     "daily core x platform (stored daily)": {"saved_query": "daily_core_by_platform"},
     "events, revenue by month (from days)": {"metrics": ["events", "revenue"], "group_by": ["metric_time__month"]},
-    "arpu by day x platform, ios (filtered)": {"metrics": ["arpu"], "group_by": ["metric_time__day", "event__platform"],
-                                    "where": [{"field": "event__platform", "op": "=", "value": "ios"}]},
-    "quality by week (ratios from days)": {"metrics": ["errors_per_1k_events", "nps", "csat"],
-                                           "group_by": ["metric_time__week"]},
+    "arpu by day x platform, ios (filtered)": {
+        "metrics": ["arpu"],
+        "group_by": ["metric_time__day", "event__platform"],
+        "where": [{"field": "event__platform", "op": "=", "value": "ios"}],
+    },
+    "quality by week (ratios from days)": {
+        "metrics": ["errors_per_1k_events", "nps", "csat"],
+        "group_by": ["metric_time__week"],
+    },
 }
 MONDAY_AFTER_THE_DATA = dt.datetime(2030, 1, 7)
 
@@ -63,8 +70,10 @@ def measure(warehouse, repeat: int) -> list[dict]:
     with served(warehouse) as server, httpx.Client(base_url=server.base_url, timeout=300) as client:
         for name, body in QUERIES.items():
             rollup_end, raw_end = ends(0)
-            routes = [client.post("/v1/compile", json={**body, "end": end}).json()["explanation"]["rollup"]
-                      for end in (rollup_end, raw_end)]
+            routes = [
+                client.post("/v1/compile", json={**body, "end": end}).json()["explanation"]["rollup"]
+                for end in (rollup_end, raw_end)
+            ]
             assert routes[0]["answered_by"] is not None and routes[1]["answered_by"] is None, (name, routes)
             samples: dict[str, list[float]] = {"rollup": [], "raw": []}
             for i in range(repeat + 1):  # the first pair warms the connection and the file cache
@@ -76,8 +85,16 @@ def measure(warehouse, repeat: int) -> list[dict]:
                     samples["rollup"].append(rollup_seconds)
                     samples["raw"].append(raw_seconds)
             raw, rollup = (statistics.median(samples[k]) * 1000 for k in ("raw", "rollup"))
-            out.append({"query": name, "answered_by": routes[0]["answered_by"], "read": routes[0]["read"],
-                        "raw_ms": raw, "rollup_ms": rollup, "ratio": raw / rollup})
+            out.append(
+                {
+                    "query": name,
+                    "answered_by": routes[0]["answered_by"],
+                    "read": routes[0]["read"],
+                    "raw_ms": raw,
+                    "rollup_ms": rollup,
+                    "ratio": raw / rollup,
+                }
+            )
     return out
 
 
@@ -95,8 +112,10 @@ def main() -> None:
     print(f"{args.size}: uncached p50 over HTTP, {args.repeat} requests each, alternating")
     print(f"{'query':44} {'raw ms':>8} {'rollup ms':>10} {'raw/rollup':>11}  answered by")
     for row in measure(warehouse, args.repeat):
-        print(f"{row['query']:44} {row['raw_ms']:8.1f} {row['rollup_ms']:10.1f} {row['ratio']:10.1f}x  "
-              f"{row['answered_by']} ({row['read']})")
+        print(
+            f"{row['query']:44} {row['raw_ms']:8.1f} {row['rollup_ms']:10.1f} {row['ratio']:10.1f}x  "
+            f"{row['answered_by']} ({row['read']})"
+        )
 
 
 if __name__ == "__main__":

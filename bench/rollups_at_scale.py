@@ -30,7 +30,6 @@ import time
 from pathlib import Path
 
 import httpx
-
 from serving import served  # bench/ is on sys.path when run as a script
 
 REPO = Path(__file__).resolve().parent.parent
@@ -46,9 +45,13 @@ def ends(i: int) -> tuple[str, str]:
 def build(landing: Path, warehouse: Path, env: dict[str, str]) -> float:
     """`northstar build` as it runs by default (contract check, dbt, rollups, docs)."""
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "northstar", "build", "--landing", str(landing),
-                    "--warehouse", str(warehouse)],
-                   cwd=REPO, check=True, env={**os.environ, **env}, stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "northstar", "build", "--landing", str(landing), "--warehouse", str(warehouse)],
+        cwd=REPO,
+        check=True,
+        env={**os.environ, **env},
+        stdout=subprocess.DEVNULL,
+    )
     return time.perf_counter() - started
 
 
@@ -64,8 +67,10 @@ def timed(client: httpx.Client, body: dict) -> tuple[float, list]:
 def measure(warehouse: Path, env: dict[str, str], repeat: int) -> list[dict]:
     info = json.loads((warehouse.resolve().parent / "build.json").read_text())
     out = []
-    with served(warehouse, env=env, ready_seconds=300) as server, \
-            httpx.Client(base_url=server.base_url, timeout=300) as client:
+    with (
+        served(warehouse, env=env, ready_seconds=300) as server,
+        httpx.Client(base_url=server.base_url, timeout=300) as client,
+    ):
         for name, rollup in sorted(info["rollups"].items()):
             rollup_end, raw_end = ends(0)
             routed = client.post("/v1/compile", json={"saved_query": name, "end": rollup_end}).json()
@@ -80,9 +85,14 @@ def measure(warehouse: Path, env: dict[str, str], repeat: int) -> list[dict]:
                 seconds, rollup_rows = timed(client, {"saved_query": name, "end": rollup_end})
                 from_rollup.append(seconds)
             assert len(raw_rows) == len(rollup_rows) == rollup["rows"]
-            out.append({"saved_query": name, "rollup_rows": rollup["rows"],
-                        "raw_p50_ms": statistics.median(from_raw) * 1000,
-                        "rollup_p50_ms": statistics.median(from_rollup) * 1000})
+            out.append(
+                {
+                    "saved_query": name,
+                    "rollup_rows": rollup["rows"],
+                    "raw_p50_ms": statistics.median(from_raw) * 1000,
+                    "rollup_p50_ms": statistics.median(from_rollup) * 1000,
+                }
+            )
     return out
 
 
@@ -99,10 +109,12 @@ def main() -> None:
     load = os.getloadavg()
     seconds = build(args.landing, warehouse, env)
     info = json.loads((warehouse.resolve().parent / "build.json").read_text())
-    print(f"load average before the build: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min), "
-          f"{os.cpu_count()} cores")
+    print(
+        f"load average before the build: {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} (1/5/15 min), "
+        f"{os.cpu_count()} cores"
+    )
     print(f"build: {seconds:.1f} s wall (build.json: {info['seconds']} s)")
-    for name, rollup in sorted(info["rollups"].items()):
+    for _name, rollup in sorted(info["rollups"].items()):
         print(f"  rollup {rollup['table']}: {rollup['rows']} rows in {rollup['seconds']} s")
     if info.get("metric_values_daily"):
         values = info["metric_values_daily"]
@@ -113,8 +125,10 @@ def main() -> None:
     print("\n| saved query | rollup rows | HTTP p50 from raw (ms) | HTTP p50 from rollup (ms) | speed-up |")
     print("|---|---:|---:|---:|---:|")
     for row in rows:
-        print(f"| {row['saved_query']} | {row['rollup_rows']} | {row['raw_p50_ms']:.1f} | "
-              f"{row['rollup_p50_ms']:.1f} | {row['raw_p50_ms'] / row['rollup_p50_ms']:.0f}x |")
+        print(
+            f"| {row['saved_query']} | {row['rollup_rows']} | {row['raw_p50_ms']:.1f} | "
+            f"{row['rollup_p50_ms']:.1f} | {row['raw_p50_ms'] / row['rollup_p50_ms']:.0f}x |"
+        )
 
 
 if __name__ == "__main__":

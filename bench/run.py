@@ -31,7 +31,6 @@ from pathlib import Path
 
 import duckdb
 import httpx
-
 from serving import served, uncached_seconds  # bench/ is on sys.path when run as a script
 
 REPO = Path(__file__).resolve().parent.parent
@@ -55,8 +54,10 @@ group by 1
 QUERIES = {
     "dau by day": {"metrics": ["active_users"], "group_by": ["metric_time__day"]},
     "wau x platform, country filter": {
-        "metrics": ["active_users", "crash_free_user_rate"], "group_by": ["metric_time__week", "platform"],
-        "where": [{"field": "country", "op": "in", "values": ["US", "DE"]}]},
+        "metrics": ["active_users", "crash_free_user_rate"],
+        "group_by": ["metric_time__week", "platform"],
+        "where": [{"field": "country", "op": "in", "values": ["US", "DE"]}],
+    },
     "arpu by month x plan": {"metrics": ["arpu", "revenue"], "group_by": ["metric_time__month", "plan"]},
     "events by feature": {"metrics": ["events", "feature_users"], "group_by": ["feature_key"]},
     "rolling 7d active users by day": {"metrics": ["active_users_7d"], "group_by": ["metric_time__day"]},
@@ -76,14 +77,18 @@ def landing_for(size: str) -> Path:
     started = time.perf_counter()
     run(["generate", "--out", str(out), "--users", str(users), "--days", str(DAYS), "--seed", "7"])
     marker.write_text(json.dumps(wanted))
-    print(f"  generated {size} landing data ({users:,} users) in {time.perf_counter() - started:.1f}s",
-          flush=True)
+    print(f"  generated {size} landing data ({users:,} users) in {time.perf_counter() - started:.1f}s", flush=True)
     return out
 
 
 def run(args: list[str]) -> None:
-    subprocess.run([sys.executable, "-m", "northstar", *args], cwd=REPO, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [sys.executable, "-m", "northstar", *args],
+        cwd=REPO,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def timed_build(landing: Path, warehouse: Path) -> float:
@@ -117,8 +122,14 @@ def measure_queries(warehouse: Path, repeat: int) -> list[dict]:
                 started = time.perf_counter()
                 raw.execute(compiled["parameterized_sql"], params).fetchall()
                 baseline.append(time.perf_counter() - started)
-            rows.append({"query": name, "http_uncached_ms": p50(uncached), "http_cached_ms": p50(cached),
-                         "raw_duckdb_ms": p50(baseline)})
+            rows.append(
+                {
+                    "query": name,
+                    "http_uncached_ms": p50(uncached),
+                    "http_cached_ms": p50(cached),
+                    "raw_duckdb_ms": p50(baseline),
+                }
+            )
         raw.close()
         return rows
 
@@ -268,8 +279,10 @@ def main() -> None:
     print("|---|---|---:|---:|---:|---:|")
     for q in queries:
         ratio = q["http_uncached_ms"] / q["raw_duckdb_ms"] if q["raw_duckdb_ms"] else float("nan")
-        print(f"| {q['size']} | {q['query']} | {q['http_uncached_ms']:.1f} | {q['http_cached_ms']:.2f} | "
-              f"{q['raw_duckdb_ms']:.1f} | {ratio:.2f} |")
+        print(
+            f"| {q['size']} | {q['query']} | {q['http_uncached_ms']:.1f} | {q['http_cached_ms']:.2f} | "
+            f"{q['raw_duckdb_ms']:.1f} | {ratio:.2f} |"
+        )
     print("\n## compile (plan + SQL, no execution), in-process, distinct queries\n")
     print("| queries | p50 (ms) | p90 (ms) |")
     print("|---:|---:|---:|")

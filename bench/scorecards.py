@@ -20,7 +20,7 @@ from metrics.engine import MetricsEngine  # noqa: E402
 from metrics.scorecards.alerts import alerts  # noqa: E402
 from metrics.scorecards.launches import launches, scorecard  # noqa: E402
 from metrics.scorecards.quality import quality_scorecard  # noqa: E402
-from metrics.scorecards.releases import all_release_health, releases, release_health  # noqa: E402
+from metrics.scorecards.releases import all_release_health, release_health, releases  # noqa: E402
 
 
 def cases(engine: MetricsEngine):
@@ -30,8 +30,9 @@ def cases(engine: MetricsEngine):
         "quality week (4 weeks)": lambda e: quality_scorecard(e, "week"),
         "quality day, android": lambda e: quality_scorecard(e, "day", platform="android"),
         "releases (all, list)": lambda e: all_release_health(e),
-        f"release {some_release.platform}/{some_release.app_version}":
-            lambda e: release_health(e, some_release.platform, some_release.app_version),
+        f"release {some_release.platform}/{some_release.app_version}": lambda e: release_health(
+            e, some_release.platform, some_release.app_version
+        ),
         f"launch {first_launch} scorecard": lambda e: scorecard(e, first_launch),
         "alerts (all)": lambda e: alerts(e),
     }

@@ -32,15 +32,30 @@ class Served:
 
 
 @contextmanager
-def served(warehouse: Path, *, env: dict[str, str] | None = None, sql_port: int = 0,
-           ready_seconds: float = 60) -> Iterator[Served]:
+def served(
+    warehouse: Path, *, env: dict[str, str] | None = None, sql_port: int = 0, ready_seconds: float = 60
+) -> Iterator[Served]:
     """Serve `warehouse` on a free HTTP port (no SQL endpoint unless `sql_port`), wait until
     `/readyz` answers, and stop the server on exit."""
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "northstar", "serve", "--warehouse", str(warehouse),
-                                "--port", str(port), "--sql-port", str(sql_port)], cwd=REPO,
-                               env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "northstar",
+            "serve",
+            "--warehouse",
+            str(warehouse),
+            "--port",
+            str(port),
+            "--sql-port",
+            str(sql_port),
+        ],
+        cwd=REPO,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + ready_seconds

@@ -30,24 +30,33 @@ REPO = Path(__file__).resolve().parent.parent
 # name -> (SQL over semantic.metrics with an `{end}` bound, the same HTTP body)
 QUERIES = {
     "dau by day": (
-        "SELECT metric_time__day, active_users FROM semantic.metrics "
-        "WHERE metric_time__day < '{end}' ORDER BY 1",
-        {"metrics": ["active_users"], "group_by": ["metric_time__day"], "order_by": ["metric_time__day"]}),
+        "SELECT metric_time__day, active_users FROM semantic.metrics WHERE metric_time__day < '{end}' ORDER BY 1",
+        {"metrics": ["active_users"], "group_by": ["metric_time__day"], "order_by": ["metric_time__day"]},
+    ),
     "wau x platform, country filter": (
         "SELECT metric_time__week, platform, active_users, crash_free_user_rate FROM semantic.metrics "
         "WHERE country IN ('US', 'DE') AND metric_time__week < '{end}' ORDER BY 1, 2",
-        {"metrics": ["active_users", "crash_free_user_rate"], "group_by": ["metric_time__week", "platform"],
-         "where": [{"field": "country", "op": "in", "values": ["US", "DE"]}],
-         "order_by": ["metric_time__week", "platform"]}),
+        {
+            "metrics": ["active_users", "crash_free_user_rate"],
+            "group_by": ["metric_time__week", "platform"],
+            "where": [{"field": "country", "op": "in", "values": ["US", "DE"]}],
+            "order_by": ["metric_time__week", "platform"],
+        },
+    ),
     "arpu by month x plan": (
         "SELECT metric_time__month, plan, arpu, revenue FROM semantic.metrics "
         "WHERE metric_time__month < '{end}' ORDER BY 1, 2",
-        {"metrics": ["arpu", "revenue"], "group_by": ["metric_time__month", "plan"],
-         "order_by": ["metric_time__month", "plan"]}),
+        {
+            "metrics": ["arpu", "revenue"],
+            "group_by": ["metric_time__month", "plan"],
+            "order_by": ["metric_time__month", "plan"],
+        },
+    ),
     "BI form: SUM() GROUP BY, nested": (
         "SELECT t.platform, SUM(t.active_users) AS au FROM (SELECT platform, active_users FROM semantic.metrics "
         "WHERE metric_time__day < '{end}') AS t GROUP BY t.platform ORDER BY 1",
-        {"metrics": ["active_users"], "group_by": ["platform"], "order_by": ["platform"]}),
+        {"metrics": ["active_users"], "group_by": ["platform"], "order_by": ["platform"]},
+    ),
 }
 
 
@@ -77,13 +86,31 @@ def main() -> None:
     warehouse = args.warehouse
     if warehouse is None:
         warehouse = workdir / "northstar.duckdb"
-        subprocess.run([sys.executable, "-m", "northstar", "build", "--warehouse", str(warehouse), "--no-docs"],
-                       cwd=REPO, check=True, capture_output=True)
+        subprocess.run(
+            [sys.executable, "-m", "northstar", "build", "--warehouse", str(warehouse), "--no-docs"],
+            cwd=REPO,
+            check=True,
+            capture_output=True,
+        )
     http_port, sql_port = free_port(), free_port()
     log = open(workdir / "serve.log", "w")
-    server = subprocess.Popen([sys.executable, "-m", "northstar", "serve", "--warehouse", str(warehouse),
-                               "--port", str(http_port), "--sql-port", str(sql_port)],
-                              cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
+    server = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "northstar",
+            "serve",
+            "--warehouse",
+            str(warehouse),
+            "--port",
+            str(http_port),
+            "--sql-port",
+            str(sql_port),
+        ],
+        cwd=REPO,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         base = f"http://127.0.0.1:{http_port}"
         for _ in range(300):
@@ -93,9 +120,10 @@ def main() -> None:
             except httpx.HTTPError:
                 time.sleep(0.2)
         rows = []
-        with httpx.Client(base_url=base, timeout=120) as http, \
-                psycopg.connect(f"host=127.0.0.1 port={sql_port} dbname=northstar user=bench",
-                                autocommit=True) as sql:
+        with (
+            httpx.Client(base_url=base, timeout=120) as http,
+            psycopg.connect(f"host=127.0.0.1 port={sql_port} dbname=northstar user=bench", autocommit=True) as sql,
+        ):
             for name, (sql_text, body) in QUERIES.items():
                 timings: dict[str, list[float]] = {"sql": [], "http": [], "sql_cached": [], "http_cached": []}
                 for i in range(args.repeat):
@@ -128,8 +156,10 @@ def main() -> None:
     print("| query | rows | SQL uncached | HTTP uncached | SQL / HTTP | SQL cached | HTTP cached | SQL / HTTP |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|")
     for name, count, m in rows:
-        print(f"| {name} | {count} | {m['sql']:.1f} | {m['http']:.1f} | {m['sql'] / m['http']:.2f} "
-              f"| {m['sql_cached']:.2f} | {m['http_cached']:.2f} | {m['sql_cached'] / m['http_cached']:.2f} |")
+        print(
+            f"| {name} | {count} | {m['sql']:.1f} | {m['http']:.1f} | {m['sql'] / m['http']:.2f} "
+            f"| {m['sql_cached']:.2f} | {m['http_cached']:.2f} | {m['sql_cached'] / m['http_cached']:.2f} |"
+        )
 
 
 if __name__ == "__main__":

@@ -27,22 +27,35 @@ from metrics.engine import MetricsEngine  # noqa: E402
 from metrics.query.request import Filter, FilterOp, MetricQuery, OrderBy  # noqa: E402
 
 CASES = [
-    ("plain (direct)",
-     "SELECT metric_time__week, platform, active_users FROM semantic.metrics "
-     "WHERE country = 'US' AND metric_time__week >= '2026-01-05' ORDER BY 1 LIMIT 100",
-     MetricQuery(("active_users",), ("metric_time__week", "platform"),
-                 where=(Filter("country", FilterOp.EQ, "US"),), start=dt.datetime(2026, 1, 5),
-                 order_by=(OrderBy("metric_time__week"), OrderBy("platform")), limit=100)),
-    ("SUM(ratio) GROUP BY (direct)",
-     "SELECT platform, SUM(arpu) AS arpu FROM semantic.metrics GROUP BY platform ORDER BY 1",
-     MetricQuery(("arpu",), ("platform",), order_by=(OrderBy("platform"),))),
-    ("nested, outer filter (DuckDB pass)",
-     'SELECT "t"."platform", "t"."au" FROM (SELECT metric_time__week, platform, active_users AS au '
-     'FROM semantic.metrics) "t" WHERE "t"."au" > 100 ORDER BY 2 DESC LIMIT 1000',
-     MetricQuery(("active_users",), ("metric_time__week", "platform"))),
-    ("COUNT(*) over subquery (DuckDB pass)",
-     "SELECT COUNT(*) FROM (SELECT metric_time__day, platform, events FROM semantic.metrics) q",
-     MetricQuery(("events",), ("metric_time__day", "platform"))),
+    (
+        "plain (direct)",
+        "SELECT metric_time__week, platform, active_users FROM semantic.metrics "
+        "WHERE country = 'US' AND metric_time__week >= '2026-01-05' ORDER BY 1 LIMIT 100",
+        MetricQuery(
+            ("active_users",),
+            ("metric_time__week", "platform"),
+            where=(Filter("country", FilterOp.EQ, "US"),),
+            start=dt.datetime(2026, 1, 5),
+            order_by=(OrderBy("metric_time__week"), OrderBy("platform")),
+            limit=100,
+        ),
+    ),
+    (
+        "SUM(ratio) GROUP BY (direct)",
+        "SELECT platform, SUM(arpu) AS arpu FROM semantic.metrics GROUP BY platform ORDER BY 1",
+        MetricQuery(("arpu",), ("platform",), order_by=(OrderBy("platform"),)),
+    ),
+    (
+        "nested, outer filter (DuckDB pass)",
+        'SELECT "t"."platform", "t"."au" FROM (SELECT metric_time__week, platform, active_users AS au '
+        'FROM semantic.metrics) "t" WHERE "t"."au" > 100 ORDER BY 2 DESC LIMIT 1000',
+        MetricQuery(("active_users",), ("metric_time__week", "platform")),
+    ),
+    (
+        "COUNT(*) over subquery (DuckDB pass)",
+        "SELECT COUNT(*) FROM (SELECT metric_time__day, platform, events FROM semantic.metrics) q",
+        MetricQuery(("events",), ("metric_time__day", "platform")),
+    ),
 ]
 
 
@@ -82,8 +95,10 @@ def main() -> None:
             fresh = MetricsEngine.open(args.warehouse)
             cold_engine.append(median_ms(lambda: fresh.query(query), 1))
             fresh.close()
-        print(f"{label:40} {warm_sql:11.2f} ms {warm_engine:9.2f} ms "
-              f"{statistics.median(cold_sql):11.2f} ms {statistics.median(cold_engine):9.2f} ms")
+        print(
+            f"{label:40} {warm_sql:11.2f} ms {warm_engine:9.2f} ms "
+            f"{statistics.median(cold_sql):11.2f} ms {statistics.median(cold_engine):9.2f} ms"
+        )
     engine.close()
 
 

@@ -60,7 +60,7 @@ class Delivery:
 
 
 def now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 class StateStore:
@@ -86,21 +86,35 @@ class StateStore:
             row = con.execute(f"select {_COLUMNS} from notifications where key = ?", (key,)).fetchone()
         return Delivery(*row) if row else None
 
-    def record(self, key: str, destination: str, subscription: str, kind: str, subject: str, state: str,
-               build_id: str | None, title: str, body: str) -> Delivery:
+    def record(
+        self,
+        key: str,
+        destination: str,
+        subscription: str,
+        kind: str,
+        subject: str,
+        state: str,
+        build_id: str | None,
+        title: str,
+        body: str,
+    ) -> Delivery:
         """The row of `key`, inserted as pending if it is new."""
         with self._lock, self._connect() as con:
-            con.execute("insert or ignore into notifications (key, destination, subscription, kind, subject, state, "
-                        "build_id, title, created_at, status, body) values (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
-                        (key, destination, subscription, kind, subject, state, build_id, title, now(), body))
+            con.execute(
+                "insert or ignore into notifications (key, destination, subscription, kind, subject, state, "
+                "build_id, title, created_at, status, body) values (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?)",
+                (key, destination, subscription, kind, subject, state, build_id, title, now(), body),
+            )
             row = con.execute(f"select {_COLUMNS} from notifications where key = ?", (key,)).fetchone()
         return Delivery(*row)
 
     def finish(self, key: str, status: str, attempts: int, error: str | None, http_status: int | None) -> None:
         with self._lock, self._connect() as con:
-            con.execute("update notifications set status = ?, attempts = attempts + ?, last_error = ?, "
-                        "http_status = ?, sent_at = case when ? = 'sent' then ? else sent_at end where key = ?",
-                        (status, attempts, error, http_status, status, now(), key))
+            con.execute(
+                "update notifications set status = ?, attempts = attempts + ?, last_error = ?, "
+                "http_status = ?, sent_at = case when ? = 'sent' then ? else sent_at end where key = ?",
+                (status, attempts, error, http_status, status, now(), key),
+            )
 
     def list(self, limit: int = 100, status: str | None = None, destination: str | None = None) -> list[Delivery]:
         if not self.path.exists():
@@ -112,14 +126,19 @@ class StateStore:
         if destination:
             where.append("destination = ?")
             params.append(destination)
-        sql = (f"select {_COLUMNS} from notifications" + (" where " + " and ".join(where) if where else "")
-               + " order by created_at desc, key limit ?")
+        sql = (
+            f"select {_COLUMNS} from notifications"
+            + (" where " + " and ".join(where) if where else "")
+            + " order by created_at desc, key limit ?"
+        )
         with self._lock, self._connect() as con:
             return [Delivery(*row) for row in con.execute(sql, (*params, limit)).fetchall()]
 
 
-_COLUMNS = ("key, destination, subscription, kind, subject, state, build_id, title, created_at, status, attempts, "
-            "last_error, http_status, sent_at, body")
+_COLUMNS = (
+    "key, destination, subscription, kind, subject, state, build_id, title, created_at, status, attempts, "
+    "last_error, http_status, sent_at, body"
+)
 
 
 def body_of(delivery: Delivery) -> dict[str, Any]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-
 from typing import Literal
 
 from pydantic import SecretStr, model_validator
@@ -97,7 +96,7 @@ class Settings(BaseSettings):
         return self.audit_log or self.data_dir / "audit.jsonl"
 
     @model_validator(mode="after")
-    def _warehouse_type_given_as_warehouse(self) -> "Settings":
+    def _warehouse_type_given_as_warehouse(self) -> Settings:
         if self.warehouse is not None and str(self.warehouse) in ("duckdb", "postgres", "spark"):
             self.warehouse_type, self.warehouse = str(self.warehouse), None  # type: ignore[assignment]
         return self

@@ -46,9 +46,11 @@ from metrics.query.request import Filter, FilterOp
 
 SCOPES = ("metrics:read", "experiments:read", "admin")
 SCRAM_ITERATIONS = 4096
-MARKER_TEXT = ("API tokens have been created for this data directory: northstar serves it only with a\n"
-               "valid tokens.json (or with `northstar serve --open`). Delete this file and tokens.json\n"
-               "together to return to the token-less, loopback-only mode.\n")
+MARKER_TEXT = (
+    "API tokens have been created for this data directory: northstar serves it only with a\n"
+    "valid tokens.json (or with `northstar serve --open`). Delete this file and tokens.json\n"
+    "together to return to the token-less, loopback-only mode.\n"
+)
 
 
 class TokenError(UserError):
@@ -82,8 +84,10 @@ class PolicyFilter:
         name, sep, values = text.partition("!=" if negate else "=")
         values_tuple = tuple(v.strip() for v in values.split(",") if v.strip())
         if not sep or not name.strip() or not values_tuple:
-            raise TokenError(f"cannot read the row filter {text!r}: write field=value[,value...] "
-                             "or field!=value[,value...], e.g. region=emea.")
+            raise TokenError(
+                f"cannot read the row filter {text!r}: write field=value[,value...] "
+                "or field!=value[,value...], e.g. region=emea."
+            )
         return cls(name.strip(), "not_in" if negate else "in", values_tuple)
 
 
@@ -118,6 +122,7 @@ class Token:
 
 # -- the file's schema --------------------------------------------------------------------
 
+
 class _PolicyRecord(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -139,7 +144,9 @@ class _TokenRecord(BaseModel):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     revoked_at: str | None = None
     max_concurrent: int | None = Field(default=None, ge=1)
-    scram: str | None = Field(default=None, pattern=r"^SCRAM-SHA-256\$[0-9]+:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+$")
+    scram: str | None = Field(
+        default=None, pattern=r"^SCRAM-SHA-256\$[0-9]+:[A-Za-z0-9+/=]+\$[A-Za-z0-9+/=]+:[A-Za-z0-9+/=]+$"
+    )
 
     @field_validator("created_at", "revoked_at")
     @classmethod
@@ -149,9 +156,17 @@ class _TokenRecord(BaseModel):
         return value
 
     def to_token(self) -> Token:
-        return Token(self.id, self.name, tuple(self.scopes),
-                     tuple(PolicyFilter(p.field, p.op, tuple(p.values)) for p in self.policy),
-                     self.created_at, self.sha256, self.revoked_at, self.max_concurrent, self.scram)
+        return Token(
+            self.id,
+            self.name,
+            tuple(self.scopes),
+            tuple(PolicyFilter(p.field, p.op, tuple(p.values)) for p in self.policy),
+            self.created_at,
+            self.sha256,
+            self.revoked_at,
+            self.max_concurrent,
+            self.scram,
+        )
 
 
 @dataclass(frozen=True)
@@ -171,8 +186,9 @@ def parse_store(text: str, name: str = "tokens.json") -> Snapshot:
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
-        raise TokenStoreUnavailable(f"{name} is not valid JSON ({exc.msg} at line {exc.lineno} "
-                                    f"column {exc.colno})") from None
+        raise TokenStoreUnavailable(
+            f"{name} is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"
+        ) from None
     if not isinstance(raw, dict) or not isinstance(raw.get("tokens"), list):
         raise TokenStoreUnavailable(f'{name} is not an object with a "tokens" list')
     unknown = sorted(set(raw) - {"version", "scram_salt", "tokens"})
@@ -193,8 +209,7 @@ def parse_store(text: str, name: str = "tokens.json") -> Snapshot:
         try:
             token = _TokenRecord.model_validate(record).to_token()
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}"
-                                 for e in exc.errors())
+            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'record'}: {e['msg']}" for e in exc.errors())
             raise TokenStoreUnavailable(f"{name}, {label} is invalid: {problems}") from None
         if token.id in tokens:
             raise TokenStoreUnavailable(f"{name}, {label}: the id {token.id!r} is used twice")
@@ -262,8 +277,9 @@ class TokenStore:
         except FileNotFoundError:
             self._cache_key = self._cached = None
             if self.requires_tokens():
-                raise TokenStoreUnavailable(f"{self.path.name} is missing, but tokens have been created for this "
-                                            "data directory") from None
+                raise TokenStoreUnavailable(
+                    f"{self.path.name} is missing, but tokens have been created for this data directory"
+                ) from None
             return Snapshot({})
         except OSError as exc:
             raise TokenStoreUnavailable(f"{self.path.name} cannot be read ({exc.strerror})") from None
@@ -334,19 +350,24 @@ class TokenStore:
                 except TokenStoreUnavailable as exc:
                     raise TokenStoreUnavailable(
                         f"cannot change the tokens: {exc.message}; repair {self.path} (or move it away and "
-                        "create new tokens)") from None
+                        "create new tokens)"
+                    ) from None
             yield current
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
 
-    def create(self, name: str, scopes: list[str], policy: list[PolicyFilter] | None = None,
-               max_concurrent: int | None = None) -> tuple[Token, str]:
+    def create(
+        self, name: str, scopes: list[str], policy: list[PolicyFilter] | None = None, max_concurrent: int | None = None
+    ) -> tuple[Token, str]:
         """A new token and its plain text, which is shown once and never stored."""
         unknown = [s for s in scopes if s not in SCOPES]
         if unknown or not scopes:
-            raise TokenError(f"unknown scope(s) {unknown}; valid scopes are {', '.join(SCOPES)}."
-                             if unknown else f"a token needs at least one scope: {', '.join(SCOPES)}.")
+            raise TokenError(
+                f"unknown scope(s) {unknown}; valid scopes are {', '.join(SCOPES)}."
+                if unknown
+                else f"a token needs at least one scope: {', '.join(SCOPES)}."
+            )
         if not name.strip():
             raise TokenError("a token needs a name (who or what uses it).")
         if max_concurrent is not None and max_concurrent < 1:
@@ -360,8 +381,16 @@ class TokenStore:
             while token_id in tokens:
                 token_id = secrets.token_hex(6)
             plain = f"nst_{token_id}_{secrets.token_urlsafe(32)}"
-            record = Token(token_id, name, tuple(scopes), tuple(policy or ()), _now(), _digest(plain),
-                           max_concurrent=max_concurrent, scram=scram_verifier(plain, salt))
+            record = Token(
+                token_id,
+                name,
+                tuple(scopes),
+                tuple(policy or ()),
+                _now(),
+                _digest(plain),
+                max_concurrent=max_concurrent,
+                scram=scram_verifier(plain, salt),
+            )
             tokens[token_id] = record
             self._write_marker()
             self._save(Snapshot(tokens, salt))

@@ -147,4 +147,7 @@ def refuse_unservable(unservable: tuple[Unservable, ...], query: MetricQuery, ma
             by = f" by {entry.group_by}" if entry.group_by else ""
             raise MetricUnavailable(
                 f"metric {entry.metric!r} cannot be served{by} from this build: {entry.reason}",
-                metric=entry.metric, reason=entry.reason, group_by=entry.group_by)
+                metric=entry.metric,
+                reason=entry.reason,
+                group_by=entry.group_by,
+            )

@@ -15,12 +15,12 @@ import sys
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from metrics.dry_run import BUILD_INFO_KEY as UNSERVABLE_KEY
 from metrics.dry_run import Unservable, dry_run, refuse_unservable
@@ -73,8 +73,10 @@ class BuildWarning:
     def describe(self) -> str:
         where = f"{self.model}.{self.column}" if self.column else self.model
         sample = "; ".join(", ".join(f"{k}={v!r}" for k, v in row.items()) for row in self.sample_rows)
-        return (f"test {self.test_type} on {where}: {self.failing_rows} failing row"
-                f"{'' if self.failing_rows == 1 else 's'}" + (f"; sample rows: {sample}" if sample else ""))
+        return (
+            f"test {self.test_type} on {where}: {self.failing_rows} failing row"
+            f"{'' if self.failing_rows == 1 else 's'}" + (f"; sample rows: {sample}" if sample else "")
+        )
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> BuildWarning:
@@ -119,8 +121,11 @@ class BuildInfo:
             directory=directory,
             model_tests=data.get("model_tests") or {},
             warnings=tuple(BuildWarning.from_json(w) for w in data.get("warnings") or ()),
-            unservable=(tuple(Unservable.from_json(u) for u in data[UNSERVABLE_KEY])
-                        if isinstance(data.get(UNSERVABLE_KEY), list) else None),
+            unservable=(
+                tuple(Unservable.from_json(u) for u in data[UNSERVABLE_KEY])
+                if isinstance(data.get(UNSERVABLE_KEY), list)
+                else None
+            ),
         )
 
 
@@ -196,8 +201,9 @@ class QueryResult:
 
     def page(self, offset: int, size: int) -> QueryResult:
         """`size` rows from `offset`, with their completeness."""
-        return dataclasses.replace(self, rows=self.rows[offset:offset + size],
-                                   complete=self.complete[offset:offset + size])
+        return dataclasses.replace(
+            self, rows=self.rows[offset : offset + size], complete=self.complete[offset : offset + size]
+        )
 
 
 @dataclass(frozen=True)
@@ -217,8 +223,14 @@ class Limits:
 class MetricsEngine:
     """Answers metric queries for one build; thread-safe."""
 
-    def __init__(self, manifest: SemanticManifest, client: SqlClient, build: BuildInfo,
-                 cache_size: int = 1024, limits: Limits = Limits()) -> None:
+    def __init__(
+        self,
+        manifest: SemanticManifest,
+        client: SqlClient,
+        build: BuildInfo,
+        cache_size: int = 1024,
+        limits: Limits = Limits(),
+    ) -> None:
         self.limits = limits
         self.manifest = manifest
         self.client = client
@@ -243,8 +255,14 @@ class MetricsEngine:
         self.unservable: tuple[Unservable, ...] = build.unservable or ()
 
     @classmethod
-    def open(cls, warehouse: Path, manifest_path: Path | None = None, limits: Limits = Limits(),
-             postgres_dsn: str | None = None, check: bool = True) -> MetricsEngine:
+    def open(
+        cls,
+        warehouse: Path,
+        manifest_path: Path | None = None,
+        limits: Limits = Limits(),
+        postgres_dsn: str | None = None,
+        check: bool = True,
+    ) -> MetricsEngine:
         """Open the build a warehouse path points at (a symlink published by `northstar build`,
         or any DuckDB file with a `semantic_manifest.json` beside it). A PostgreSQL build's
         path points at its `warehouse.postgres` file; its tables are read through `postgres_dsn`
@@ -276,8 +294,9 @@ class MetricsEngine:
             client = SparkClient(real, timeout_s=limits.query_timeout_s)
             schemas = client.schemas
         else:
-            client = DuckDBClient(real, timeout_s=limits.query_timeout_s, memory_limit=limits.memory_limit,
-                                  threads=limits.threads)
+            client = DuckDBClient(
+                real, timeout_s=limits.query_timeout_s, memory_limit=limits.memory_limit, threads=limits.threads
+            )
             schemas = {}
         engine = cls(manifest, client, BuildInfo.read(real.parent), limits=limits)
         engine.schemas = schemas
@@ -310,9 +329,20 @@ class MetricsEngine:
         try:
             return self._metric_info(metric)
         except MetricsError as exc:
-            return MetricInfo(metric.name, metric.label, metric.description, metric.type.value, (), (), (),
-                              metric.meta.get("owner"), (), {}, metric.meta,
-                              ({"reason": exc.message, "group_by": None},))
+            return MetricInfo(
+                metric.name,
+                metric.label,
+                metric.description,
+                metric.type.value,
+                (),
+                (),
+                (),
+                metric.meta.get("owner"),
+                (),
+                {},
+                metric.meta,
+                ({"reason": exc.message, "group_by": None},),
+            )
 
     def _metric_info(self, metric: Metric) -> MetricInfo:
         measures = self.planner.measures_of(metric.name)
@@ -323,11 +353,14 @@ class MetricsEngine:
         for source in sources:
             names = {n for n, item in self.graph.short_names(source).items()}
             items = self.graph.items(source)
-            qualified = {n for n, item in items.items()
-                         if item.kind in (ItemKind.CATEGORICAL, ItemKind.TIME, ItemKind.ENTITY)}
-            time_grains = {item.grain.value for item in items.values()
-                           if item.kind is ItemKind.METRIC_TIME and item.name != METRIC_TIME
-                           and item.grain is not None}
+            qualified = {
+                n for n, item in items.items() if item.kind in (ItemKind.CATEGORICAL, ItemKind.TIME, ItemKind.ENTITY)
+            }
+            time_grains = {
+                item.grain.value
+                for item in items.values()
+                if item.kind is ItemKind.METRIC_TIME and item.name != METRIC_TIME and item.grain is not None
+            }
             short = names if short is None else short & names
             full = qualified if full is None else full & qualified
             grains = time_grains if grains is None else grains & time_grains
@@ -344,8 +377,9 @@ class MetricsEngine:
             models=tuple(models),
             definition=_definition(metric, self.manifest),
             meta=metric.meta,
-            unavailable=tuple({"reason": u.reason, "group_by": u.group_by}
-                              for u in self.unservable if u.metric == metric.name),
+            unavailable=tuple(
+                {"reason": u.reason, "group_by": u.group_by} for u in self.unservable if u.metric == metric.name
+            ),
         )
 
     def dimensions(self) -> list[DimensionInfo]:
@@ -353,8 +387,9 @@ class MetricsEngine:
         for info in self.catalog().values():
             measures = self.planner.measures_of(info.name)
             for name in info.dimensions:
-                entry = by_name.setdefault(name, {"metrics": set(), "qualified": set(), "kind": None,
-                                                  "description": None})
+                entry = by_name.setdefault(
+                    name, {"metrics": set(), "qualified": set(), "kind": None, "description": None}
+                )
                 entry["metrics"].add(info.name)
                 for measure in measures:
                     item = self.graph.short_names(self.graph.source_of(measure)).get(name)
@@ -366,17 +401,28 @@ class MetricsEngine:
             for source in {self.graph.source_of(m) for m in measures}:
                 for item in self.graph.items(source).values():
                     if item.kind is ItemKind.ENTITY and item.name in info.qualified_dimensions:
-                        entry = by_name.setdefault(item.name, {"metrics": set(), "qualified": {item.name},
-                                                               "kind": "entity", "description": None})
+                        entry = by_name.setdefault(
+                            item.name,
+                            {"metrics": set(), "qualified": {item.name}, "kind": "entity", "description": None},
+                        )
                         entry["metrics"].add(info.name)
         for grain in GRAINS:
             name = f"{METRIC_TIME}__{grain.value}"
             metrics = [m.name for m in self.catalog().values() if grain.value in m.grains]
-            by_name[name] = {"metrics": set(metrics), "qualified": {name}, "kind": "metric_time",
-                             "description": f"The metric's own time, bucketed by {grain.value} (UTC)."}
+            by_name[name] = {
+                "metrics": set(metrics),
+                "qualified": {name},
+                "kind": "metric_time",
+                "description": f"The metric's own time, bucketed by {grain.value} (UTC).",
+            }
         return [
-            DimensionInfo(name, e["kind"] or "categorical", e["description"], tuple(sorted(e["metrics"])),
-                          tuple(sorted(e["qualified"])))
+            DimensionInfo(
+                name,
+                e["kind"] or "categorical",
+                e["description"],
+                tuple(sorted(e["metrics"])),
+                tuple(sorted(e["qualified"])),
+            )
             for name, e in sorted(by_name.items())
         ]
 
@@ -402,8 +448,12 @@ class MetricsEngine:
     def compile(self, query: MetricQuery) -> CompiledQuery:
         plan = self.plan(query)
         rendered, route = self._rendered(query, plan)
-        return CompiledQuery(rendered.sql, rendered.params, rendered.inline_sql(),
-                             {**_explain(plan, self.graph), "rollup": route.explain()})
+        return CompiledQuery(
+            rendered.sql,
+            rendered.params,
+            rendered.inline_sql(),
+            {**_explain(plan, self.graph), "rollup": route.explain()},
+        )
 
     @property
     def rollups(self) -> RollupRouter:
@@ -444,13 +494,23 @@ class MetricsEngine:
         rendered, _ = self._rendered(query, plan)
         result = self.client.query(rendered.sql, rendered.params)
         if capped and len(result.rows) > cap:
-            raise ResultTooLarge(f"the answer has more than {cap:,} rows, the most one result may have; "
-                                 "add filters, fewer or coarser group-by items, or a limit.", max_rows=cap)
+            raise ResultTooLarge(
+                f"the answer has more than {cap:,} rows, the most one result may have; "
+                "add filters, fewer or coarser group-by items, or a limit.",
+                max_rows=cap,
+            )
         columns = tuple(ResultColumn(name, col.type) for name, col in zip(plan.columns, result.columns))
         rows, complete, incomplete = self.completeness(plan, result.rows)
-        answer = QueryResult(columns, rows, self.freshness(plan), False,
-                             (time.perf_counter() - started) * 1000, complete, incomplete,
-                             tuple(m.name for m in plan.metrics))
+        answer = QueryResult(
+            columns,
+            rows,
+            self.freshness(plan),
+            False,
+            (time.perf_counter() - started) * 1000,
+            complete,
+            incomplete,
+            tuple(m.name for m in plan.metrics),
+        )
         with self._cache_lock:
             self._cache[key] = answer
             while len(self._cache) > self._cache_size:
@@ -509,15 +569,22 @@ class MetricsEngine:
             # The warehouse's message quotes the rebuilt SQL; the client is told of its own.
             raise mart_query_error(exc, statement, marts) from None
 
-    def mart_rows(self, table: str, columns: Sequence[str], where: Sequence[Condition] = (),
-                  order_by: Sequence[str] = (), distinct: bool = False,
-                  mart: MartTable | None = None) -> list[dict[str, Any]]:
+    def mart_rows(
+        self,
+        table: str,
+        columns: Sequence[str],
+        where: Sequence[Condition] = (),
+        order_by: Sequence[str] = (),
+        distinct: bool = False,
+        mart: MartTable | None = None,
+    ) -> list[dict[str, Any]]:
         """Rows of one mart (the scorecards' reads), keyed by column; values bound."""
         if mart is None:
             entry = self.mart_tables().get(table)
             if entry is None:
-                raise WarehouseUnavailable(f"this warehouse has no marts.{table} mart; rebuild it with "
-                                           "`northstar build`.")
+                raise WarehouseUnavailable(
+                    f"this warehouse has no marts.{table} mart; rebuild it with `northstar build`."
+                )
             mart = entry[0]
         sql, params = select_sql(mart, columns, where, order_by, self.client.dialect, distinct)
         return [dict(zip(columns, row)) for row in self.client.query(sql, params).rows]
@@ -538,16 +605,23 @@ class MetricsEngine:
     def needs(self, metric: str) -> list[Needs]:
         """What a metric reads, and over which windows (cached per build)."""
         if metric not in self._needs:
+
             def model_source(model: str) -> SourceKey:
                 semantic = self.graph.models.get(model)
                 if semantic is None or not semantic.default_agg_time_dimension:
-                    raise InvalidQuery(f"metric {metric!r}: meta.cohort_window names semantic model {model!r}, "
-                                       "which has no default metric time.", metric=metric)
+                    raise InvalidQuery(
+                        f"metric {metric!r}: meta.cohort_window names semantic model {model!r}, "
+                        "which has no default metric time.",
+                        metric=metric,
+                    )
                 return SourceKey(model, semantic.default_agg_time_dimension)
 
             self._needs[metric] = metric_needs(
-                metric, self.manifest.metrics,
-                lambda measure: self.graph.source_of(self.graph.measures[measure]), model_source)
+                metric,
+                self.manifest.metrics,
+                lambda measure: self.graph.source_of(self.graph.measures[measure]),
+                model_source,
+            )
         return self._needs[metric]
 
     def reach(self, source: SourceKey) -> Reach:
@@ -608,9 +682,13 @@ def _definition(metric: Metric, manifest: SemanticManifest) -> dict[str, Any]:
         out["period_agg"] = metric.period_agg.value
     if metric.type is MetricType.CONVERSION and metric.conversion:
         conversion = metric.conversion
-        out.update(base_measure=conversion.base_measure.name, conversion_measure=conversion.conversion_measure.name,
-                   entity=conversion.entity, calculation=conversion.calculation,
-                   window=str(conversion.window) if conversion.window else None)
+        out.update(
+            base_measure=conversion.base_measure.name,
+            conversion_measure=conversion.conversion_measure.name,
+            entity=conversion.entity,
+            calculation=conversion.calculation,
+            window=str(conversion.window) if conversion.window else None,
+        )
     return out
 
 
@@ -618,27 +696,32 @@ def _explain(plan: QueryPlan, graph: SemanticGraph) -> dict[str, Any]:
     nodes = []
     for node in plan.nodes:
         model = graph.models[node.source.model]
-        nodes.append({
-            "cte": node.alias,
-            "semantic_model": model.name,
-            "table": f"{model.relation.schema}.{model.relation.table}",
-            "metric_time": node.source.agg_time_dimension,
-            "measures": [m.measure.name for m in node.measures],
-            "joins": sorted({f"{step.model} on {step.entity} (many-to-one)"
-                             for g in node.group_by for step in g.item.path}
-                            | {f"{step.model} on {step.entity} (many-to-one)"
-                               for f in node.filters for step in f.item.path}),
-            "filters": list(node.template_filters),
-        })
+        nodes.append(
+            {
+                "cte": node.alias,
+                "semantic_model": model.name,
+                "table": f"{model.relation.schema}.{model.relation.table}",
+                "metric_time": node.source.agg_time_dimension,
+                "measures": [m.measure.name for m in node.measures],
+                "joins": sorted(
+                    {f"{step.model} on {step.entity} (many-to-one)" for g in node.group_by for step in g.item.path}
+                    | {f"{step.model} on {step.entity} (many-to-one)" for f in node.filters for step in f.item.path}
+                ),
+                "filters": list(node.template_filters),
+            }
+        )
     return {
         "grain": list(plan.group_by),
         "inputs": nodes,
         "group_by": [{"name": n, "metric": m, "resolved_to": r} for n, m, r in plan.resolutions],
         "fan_out": "none: every join goes to a semantic model where the entity is primary or unique",
-        "combine": ("one aggregate" if len(plan.nodes) == 1 else
-                    "aggregates joined on the group-by keys (null-safe), so a bucket present in any input appears"),
+        "combine": (
+            "one aggregate"
+            if len(plan.nodes) == 1
+            else "aggregates joined on the group-by keys (null-safe), so a bucket present in any input appears"
+        ),
         "null_policy": "ratios and divisions return null on a zero or missing denominator; "
-                       "fill_nulls_with from the metric definition is applied where set",
+        "fill_nulls_with from the metric definition is applied where set",
     }
 
 
@@ -686,8 +769,14 @@ class EngineProvider:
     closes the old one once the queries still running on it have finished.
     """
 
-    def __init__(self, warehouse: Path, manifest_path: Path | None = None, check_interval: float = 0.0,
-                 limits: Limits = Limits(), postgres_dsn: str | None = None) -> None:
+    def __init__(
+        self,
+        warehouse: Path,
+        manifest_path: Path | None = None,
+        check_interval: float = 0.0,
+        limits: Limits = Limits(),
+        postgres_dsn: str | None = None,
+    ) -> None:
         self.limits = limits
         self.postgres_dsn = postgres_dsn
         self.warehouse = Path(warehouse)
@@ -747,12 +836,14 @@ class EngineProvider:
         if target != served:
             raise WarehouseUnavailable(
                 f"the published warehouse {target} cannot be opened ({self.last_error}); still answering "
-                f"from build {engine.build.build_id}; publish a good build with `northstar build`.")
+                f"from build {engine.build.build_id}; publish a good build with `northstar build`."
+            )
         identity = _file_identity(target)
         if identity is None:
             raise WarehouseUnavailable(
                 f"the published warehouse file {target} is gone; still answering from the copy open in "
-                f"memory (build {engine.build.build_id}); publish a good build with `northstar build`.")
+                f"memory (build {engine.build.build_id}); publish a good build with `northstar build`."
+            )
         if identity != opened_as:
             # A published build is never written again, so a changed file is suspect; the open
             # instance cannot tell (DuckDB shares one instance per file within a process),
@@ -762,7 +853,8 @@ class EngineProvider:
             if self._probed[1] is not None:
                 raise WarehouseUnavailable(
                     f"the published warehouse file {target} changed after it was published and no longer "
-                    f"opens: {self._probed[1]}; publish a good build with `northstar build`.")
+                    f"opens: {self._probed[1]}; publish a good build with `northstar build`."
+                )
         with self.engine() as current:  # counted as a user, so a swap cannot close it mid-probe
             current.client.query("select 1")
             return current.build

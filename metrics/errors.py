@@ -20,9 +20,9 @@ class MetricsError(Exception):
 
     def __init__(self, message: str, *, internal: str | None = None, **details: Any) -> None:
         """Args:
-            message: What the caller reads: never warehouse or library internals.
-            internal: The underlying text (a DuckDB or sqlglot message) for the server log only.
-            **details: Extra fields of the error body (field, suggestions, ...).
+        message: What the caller reads: never warehouse or library internals.
+        internal: The underlying text (a DuckDB or sqlglot message) for the server log only.
+        **details: Extra fields of the error body (field, suggestions, ...).
         """
         super().__init__(message)
         self.message = message

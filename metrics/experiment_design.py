@@ -56,7 +56,9 @@ class ExperimentSettings:
     planned_users_per_variant: int | None = None
     plan: dict[str, Any] = field(default_factory=dict)
     problems: tuple[str, ...] = ()
-    readout_slices: tuple[str, ...] = ()  # user attributes the build's results are sliced by  # settings that name unknown metrics, said in words
+    readout_slices: tuple[
+        str, ...
+    ] = ()  # user attributes the build's results are sliced by  # settings that name unknown metrics, said in words
 
     @property
     def metrics(self) -> tuple[str, ...]:
@@ -92,22 +94,27 @@ def read_settings_meta(build_directory) -> dict[str, Any]:
     return {}
 
 
-def resolve_settings(meta: dict[str, Any], experiment_id: str, feature_key: str | None,
-                     known_metrics: dict[str, Any]) -> ExperimentSettings:
+def resolve_settings(
+    meta: dict[str, Any], experiment_id: str, feature_key: str | None, known_metrics: dict[str, Any]
+) -> ExperimentSettings:
     """The settings of one experiment: defaults, then its feature's, then its own; metric
     names resolved to the experiment metrics' names (an unknown name is left out and named in
     `problems`)."""
     merged: dict[str, Any] = {}
-    for layer in (meta.get("defaults") or {}, (meta.get("features") or {}).get(feature_key or "") or {},
-                  (meta.get("experiments") or {}).get(experiment_id) or {}):
+    for layer in (
+        meta.get("defaults") or {},
+        (meta.get("features") or {}).get(feature_key or "") or {},
+        (meta.get("experiments") or {}).get(experiment_id) or {},
+    ):
         merged.update(layer)
     problems: list[str] = []
 
     def known(name: str, what: str) -> str | None:
         if name in known_metrics:
             return known_metrics[name].name
-        problems.append(f"{what} metric {name!r} of {experiment_id} is not an experiment metric"
-                        + did_you_mean(name, known_metrics))
+        problems.append(
+            f"{what} metric {name!r} of {experiment_id} is not an experiment metric" + did_you_mean(name, known_metrics)
+        )
         return None
 
     goal = tuple(n for n in (known(m, "goal") for m in merged.get("goal") or ()) if n)
@@ -119,12 +126,18 @@ def resolve_settings(meta: dict[str, Any], experiment_id: str, feature_key: str 
         if name is None:
             continue
         direction = raw.get("direction")
-        lower = (known_metrics[name].lower_is_better if direction is None else direction == "lower_is_better")
+        lower = known_metrics[name].lower_is_better if direction is None else direction == "lower_is_better"
         guardrails.append(Guardrail(name, lower, float(raw.get("harm_threshold") or 0.0)))
     planned = merged.get("planned_users_per_variant")
-    return ExperimentSettings(goal, secondary, tuple(guardrails), int(planned) if planned else None,
-                              dict(merged.get("plan") or {}), tuple(problems),
-                              tuple(str(s) for s in merged.get("readout_slices") or ()))
+    return ExperimentSettings(
+        goal,
+        secondary,
+        tuple(guardrails),
+        int(planned) if planned else None,
+        dict(merged.get("plan") or {}),
+        tuple(problems),
+        tuple(str(s) for s in merged.get("readout_slices") or ()),
+    )
 
 
 # -- plan ----------------------------------------------------------------------------------------
@@ -187,25 +200,32 @@ def make_plan(experiments, request: PlanRequest, plan_settings: dict[str, Any] |
         UnknownMetric: not an experiment metric.
     """
     if request.mde is None and request.weeks is None:
-        raise InvalidQuery("a plan needs mde (the relative effect to detect, e.g. 0.05) or weeks "
-                           "(how long it may run).", field="mde")
+        raise InvalidQuery(
+            "a plan needs mde (the relative effect to detect, e.g. 0.05) or weeks (how long it may run).", field="mde"
+        )
     if request.arms < 2:
         raise InvalidQuery("an experiment has at least 2 arms.", field="arms")
     metric = experiments.metric(request.metric)
     if metric.is_ratio:
-        raise InvalidQuery(f"{request.metric!r} is a ratio of two per-user values; plans are made for "
-                           "per-user metrics (choose from " + ", ".join(
-                               n for n, m in experiments.metrics().items() if not m.is_ratio) + ").",
-                           field="metric")
+        raise InvalidQuery(
+            f"{request.metric!r} is a ratio of two per-user values; plans are made for "
+            "per-user metrics (choose from "
+            + ", ".join(n for n, m in experiments.metrics().items() if not m.is_ratio)
+            + ").",
+            field="metric",
+        )
     settings = {**(plan_settings or {})}
     entry = metric.values[0]
     model_name = settings.get("eligible_model")
     if model_name:
         models = experiments.engine.graph.models
         if model_name not in models:
-            raise InvalidQuery(f"experiment_settings.plan.eligible_model {model_name!r} is not a semantic model"
-                               + did_you_mean(model_name, models), field="eligible_model",
-                               suggestions=nearest(model_name, models))
+            raise InvalidQuery(
+                f"experiment_settings.plan.eligible_model {model_name!r} is not a semantic model"
+                + did_you_mean(model_name, models),
+                field="eligible_model",
+                suggestions=nearest(model_name, models),
+            )
         entry = experiments.entry_measure(models[model_name]) or entry
     latest = experiments.engine._newest_time(experiments.engine.graph.source_of(entry.measure))
     if latest is None:
@@ -213,15 +233,24 @@ def make_plan(experiments, request: PlanRequest, plan_settings: dict[str, Any] |
     # Users must have had their whole metric window before the data ends.
     window_end = _datetime(latest) - dt.timedelta(days=request.metric_days)
     window_start = window_end - dt.timedelta(days=request.lookback_days)
-    rendered = experiments.sql.eligible_statistics(list(metric.values), entry, window_start, window_end,
-                                                   request.metric_days, request.pre_days if request.cuped else None,
-                                                   experiments.population)
+    rendered = experiments.sql.eligible_statistics(
+        list(metric.values),
+        entry,
+        window_start,
+        window_end,
+        request.metric_days,
+        request.pre_days if request.cuped else None,
+        experiments.population,
+    )
     result = experiments.engine.client.query(rendered.sql, rendered.params)
     row = dict(zip([c.name for c in result.columns], result.rows[0]))
     n = int(row["n"] or 0)
     if n < 2:
-        raise InvalidQuery(f"no users were eligible between {window_start:%Y-%m-%d} and {window_end:%Y-%m-%d}; "
-                           "lower lookback_days or metric_days.", field="lookback_days")
+        raise InvalidQuery(
+            f"no users were eligible between {window_start:%Y-%m-%d} and {window_end:%Y-%m-%d}; "
+            "lower lookback_days or metric_days.",
+            field="lookback_days",
+        )
     total, squares = float(row["x0_sum"] or 0), float(row["x0_sum_sq"] or 0)
     mean = total / n
     variance = max((squares - total * total / n) / (n - 1), 0.0)
@@ -234,27 +263,45 @@ def make_plan(experiments, request: PlanRequest, plan_settings: dict[str, Any] |
         if pre_variance > 0 and variance > 0:
             reduction = min(covariance * covariance / (pre_variance * variance), 1.0)
     if mean == 0:
-        raise InvalidQuery(f"{request.metric!r} averages 0 over the eligible users, so no relative effect "
-                           "can be planned.", field="metric")
+        raise InvalidQuery(
+            f"{request.metric!r} averages 0 over the eligible users, so no relative effect can be planned.",
+            field="metric",
+        )
     inputs = PowerInputs(mean, variance, reduction)
     weekly = n * 7.0 / request.lookback_days
     needed = total_needed = weeks_needed = None
     if request.mde is not None:
-        needed = users_per_arm(inputs, request.mde, alpha=request.alpha, target_power=request.power,
-                               arms=request.arms)
+        needed = users_per_arm(inputs, request.mde, alpha=request.alpha, target_power=request.power, arms=request.arms)
         total_needed = needed * request.arms
         weeks_needed = math.ceil(total_needed / weekly)
     horizon = request.weeks or max(weeks_needed or 1, 1)
     weeks = []
     for week in range(1, horizon + 1):
         per_arm = int(weekly * week / request.arms)
-        mde = minimum_detectable_effect(inputs, per_arm, alpha=request.alpha, target_power=request.power,
-                                        arms=request.arms)
-        reach = (power(inputs, request.mde, per_arm, alpha=request.alpha, arms=request.arms)
-                 if request.mde is not None and per_arm > 0 else None)
+        mde = minimum_detectable_effect(
+            inputs, per_arm, alpha=request.alpha, target_power=request.power, arms=request.arms
+        )
+        reach = (
+            power(inputs, request.mde, per_arm, alpha=request.alpha, arms=request.arms)
+            if request.mde is not None and per_arm > 0
+            else None
+        )
         weeks.append(PlanWeek(week, per_arm, mde, reach))
-    return Plan(request, metric.name, n, weekly, mean, variance, reduction, window_start, window_end,
-                needed, total_needed, weeks_needed, tuple(weeks))
+    return Plan(
+        request,
+        metric.name,
+        n,
+        weekly,
+        mean,
+        variance,
+        reduction,
+        window_start,
+        window_end,
+        needed,
+        total_needed,
+        weeks_needed,
+        tuple(weeks),
+    )
 
 
 # -- health --------------------------------------------------------------------------------------
@@ -324,33 +371,67 @@ def experiment_health(experiments, experiment_id: str, settings: ExperimentSetti
     smallest = min((v.users for v in experiment.variants), default=0)
     warnings = []
     if srm is not None and srm.mismatch:
-        warnings.append(f"users did not split between the arms as planned (sample ratio mismatch, p = {srm.p_value:.2g})")
+        warnings.append(
+            f"users did not split between the arms as planned (sample ratio mismatch, p = {srm.p_value:.2g})"
+        )
     if share > MULTIPLE_EXPOSURE_WARNING:
-        warnings.append(f"{several} users ({100 * share:.1f}%) were seen in more than one arm "
-                        f"(above {100 * MULTIPLE_EXPOSURE_WARNING:.0f}%); they are analysed in their first arm")
+        warnings.append(
+            f"{several} users ({100 * share:.1f}%) were seen in more than one arm "
+            f"(above {100 * MULTIPLE_EXPOSURE_WARNING:.0f}%); they are analysed in their first arm"
+        )
     if before or after:
-        warnings.append(f"{before + after} users were first assigned outside the experiment's dates "
-                        f"({before} before it started, {after} after it ended)")
+        warnings.append(
+            f"{before + after} users were first assigned outside the experiment's dates "
+            f"({before} before it started, {after} after it ended)"
+        )
     imbalanced = tuple(d.day for d in daily if d.imbalanced)
     if imbalanced:
-        warnings.append("the split between the arms was off on " + ", ".join(str(d) for d in imbalanced)
-                        + f" (p < {DAILY_IMBALANCE_P} on that day)")
+        warnings.append(
+            "the split between the arms was off on "
+            + ", ".join(str(d) for d in imbalanced)
+            + f" (p < {DAILY_IMBALANCE_P} on that day)"
+        )
     reached = None if planned is None else smallest >= planned
     if reached is False and experiment.status == "ended":
-        warnings.append(f"the experiment ended before the planned {planned} users per arm "
-                        f"(smallest arm: {smallest})")
-    return Health(experiment_id, experiment.status, users, {v.name: v.users for v in experiment.variants},
-                  srm.p_value if srm else 1.0, bool(srm and srm.mismatch), several, share,
-                  share > MULTIPLE_EXPOSURE_WARNING, before, after, bool(before or after), tuple(daily), imbalanced,
-                  planned, smallest, reached, tuple(warnings), settings.problems)
+        warnings.append(f"the experiment ended before the planned {planned} users per arm (smallest arm: {smallest})")
+    return Health(
+        experiment_id,
+        experiment.status,
+        users,
+        {v.name: v.users for v in experiment.variants},
+        srm.p_value if srm else 1.0,
+        bool(srm and srm.mismatch),
+        several,
+        share,
+        share > MULTIPLE_EXPOSURE_WARNING,
+        before,
+        after,
+        bool(before or after),
+        tuple(daily),
+        imbalanced,
+        planned,
+        smallest,
+        reached,
+        tuple(warnings),
+        settings.problems,
+    )
 
 
 def users_per_arm_for(experiments, plan: dict[str, Any], arms: int) -> int | None:
     """The planned users per arm of an experiment whose settings give `plan: {metric, mde}`."""
     try:
-        result = make_plan(experiments, PlanRequest(
-            metric=str(plan["metric"]), mde=float(plan["mde"]), arms=arms, alpha=float(plan.get("alpha", 0.05)),
-            power=float(plan.get("power", 0.8)), cuped=bool(plan.get("cuped", True))), plan)
+        result = make_plan(
+            experiments,
+            PlanRequest(
+                metric=str(plan["metric"]),
+                mde=float(plan["mde"]),
+                arms=arms,
+                alpha=float(plan.get("alpha", 0.05)),
+                power=float(plan.get("power", 0.8)),
+                cuped=bool(plan.get("cuped", True)),
+            ),
+            plan,
+        )
     except InvalidQuery:
         return None
     return result.users_per_arm
@@ -392,8 +473,14 @@ def _winner(row, lower_is_better: bool) -> int:
     return 0
 
 
-def decide(rows, settings: ExperimentSettings, lower_is_better: dict[str, bool], variants: list[str],
-           planned_reached: bool | None, status: str) -> list[Decision]:
+def decide(
+    rows,
+    settings: ExperimentSettings,
+    lower_is_better: dict[str, bool],
+    variants: list[str],
+    planned_reached: bool | None,
+    status: str,
+) -> list[Decision]:
     """Per variant, what its unsliced goal and guardrail rows support, in the manner of
     GrowthBook's decision framework: roll back when a guardrail fails or a goal metric is a
     significant loser; ship when at least one goal metric is a significant winner and none of
@@ -403,8 +490,14 @@ def decide(rows, settings: ExperimentSettings, lower_is_better: dict[str, bool],
         mine = {r.metric: r for r in rows if r.variant == variant and not r.slice}
         goals = [mine[m] for m in settings.goal if m in mine]
         if not goals:
-            out.append(Decision(variant, "no goal metric", f"{variant}: no goal metric is set for this "
-                                "experiment in the dbt project (experiment_settings), so no decision is suggested."))
+            out.append(
+                Decision(
+                    variant,
+                    "no goal metric",
+                    f"{variant}: no goal metric is set for this "
+                    "experiment in the dbt project (experiment_settings), so no decision is suggested.",
+                )
+            )
             continue
         withheld = next((r.withheld for r in goals if r.withheld), None)
         if withheld:
@@ -412,26 +505,53 @@ def decide(rows, settings: ExperimentSettings, lower_is_better: dict[str, bool],
             continue
         wins = tuple(r.metric for r in goals if _winner(r, lower_is_better.get(r.metric, False)) > 0)
         losses = tuple(r.metric for r in goals if _winner(r, lower_is_better.get(r.metric, False)) < 0)
-        failing_guardrails = [g for g in settings.guardrails
-                              if g.metric in mine and guardrail_fails(mine[g.metric], g)]
+        failing_guardrails = [g for g in settings.guardrails if g.metric in mine and guardrail_fails(mine[g.metric], g)]
         failing = tuple(g.metric for g in failing_guardrails)
         if failing or losses:
-            reasons = [f"guardrail {g.metric} is significantly worse by "
-                       f"{abs(mine[g.metric].comparison.relative_lift) * 100:.1f}%"
-                       f" (harm threshold {g.harm_threshold * 100:g}%)" for g in failing_guardrails]
+            reasons = [
+                f"guardrail {g.metric} is significantly worse by "
+                f"{abs(mine[g.metric].comparison.relative_lift) * 100:.1f}%"
+                f" (harm threshold {g.harm_threshold * 100:g}%)"
+                for g in failing_guardrails
+            ]
             reasons += [f"goal {m} is significantly worse" for m in losses]
             tail = f", although {', '.join(wins)} improved" if wins else ""
-            out.append(Decision(variant, "roll back", f"{variant}: roll back: " + "; ".join(reasons) + tail + ".",
-                                wins, losses, failing))
+            out.append(
+                Decision(
+                    variant,
+                    "roll back",
+                    f"{variant}: roll back: " + "; ".join(reasons) + tail + ".",
+                    wins,
+                    losses,
+                    failing,
+                )
+            )
         elif wins:
-            out.append(Decision(variant, "ship", f"{variant}: ship: goal {', '.join(wins)} significantly better "
-                                "and no guardrail fails.", wins, losses, failing))
+            out.append(
+                Decision(
+                    variant,
+                    "ship",
+                    f"{variant}: ship: goal {', '.join(wins)} significantly better and no guardrail fails.",
+                    wins,
+                    losses,
+                    failing,
+                )
+            )
         elif status == "running" and planned_reached is not True:
-            out.append(Decision(variant, "keep running", f"{variant}: keep running: no goal metric is significant yet"
-                                + (" and the planned sample size is not reached." if planned_reached is False else ".")))
+            out.append(
+                Decision(
+                    variant,
+                    "keep running",
+                    f"{variant}: keep running: no goal metric is significant yet"
+                    + (" and the planned sample size is not reached." if planned_reached is False else "."),
+                )
+            )
         else:
-            out.append(Decision(variant, "no clear signal", f"{variant}: no clear signal: no goal metric changed "
-                                "significantly and no guardrail fails."))
+            out.append(
+                Decision(
+                    variant,
+                    "no clear signal",
+                    f"{variant}: no clear signal: no goal metric changed significantly and no guardrail fails.",
+                )
+            )
     return out
-
-

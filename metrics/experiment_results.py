@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from metrics.errors import MetricsError
 from metrics.experiment_design import experiment_health
 from metrics.experiments import Experiments, ReadoutOptions, build_readout
-from metrics.errors import MetricsError
 
 ALL_SLICES = "all"
 
@@ -105,11 +105,27 @@ def experiment_table_rows(experiments: Experiments) -> ExperimentTablesRows:
         try:
             settings = experiments.settings(experiment_id)
             h = experiment_health(experiments, experiment_id, settings)
-            health.append((experiment_id, h.status, h.users, h.srm_p_value, h.srm_warning, h.multiple_exposure_users,
-                           h.multiple_exposure_share, h.multiple_exposure_warning, h.assigned_before_start,
-                           h.assigned_after_end, h.out_of_window_warning, len(h.imbalanced_days),
-                           h.planned_users_per_variant, h.smallest_variant_users, h.planned_sample_reached,
-                           "; ".join(h.warnings) or None, build_id))
+            health.append(
+                (
+                    experiment_id,
+                    h.status,
+                    h.users,
+                    h.srm_p_value,
+                    h.srm_warning,
+                    h.multiple_exposure_users,
+                    h.multiple_exposure_share,
+                    h.multiple_exposure_warning,
+                    h.assigned_before_start,
+                    h.assigned_after_end,
+                    h.out_of_window_warning,
+                    len(h.imbalanced_days),
+                    h.planned_users_per_variant,
+                    h.smallest_variant_users,
+                    h.planned_sample_reached,
+                    "; ".join(h.warnings) or None,
+                    build_id,
+                )
+            )
             metrics = readout_metrics(experiments, experiment_id)
             readouts = [build_readout(experiments, experiment_id, metrics, (), options)]
             for dimension in settings.readout_slices:
@@ -123,13 +139,36 @@ def experiment_table_rows(experiments: Experiments) -> ExperimentTablesRows:
                 c, cuped = row.comparison, row.cuped
                 key = slice_key(row.slice)
                 dimension, value = next(iter(row.slice.items()), (None, None))
-                results.append((
-                    f"{experiment_id}|{row.variant}|{row.metric}|{key}", experiment_id,
-                    experiment.control_variant, row.variant, row.metric, row.role, key, dimension,
-                    None if value is None else str(value), c.control_users, c.variant_users, c.control_mean,
-                    c.variant_mean, c.absolute_lift, c.relative_lift, c.ci_low, c.ci_high, c.p_value,
-                    row.slice_adjusted_p_value if row.slice else row.adjusted_p_value, c.chance_to_win,
-                    cuped.relative_lift if cuped else None, cuped.ci_low if cuped else None,
-                    cuped.ci_high if cuped else None, cuped.p_value if cuped else None, row.verdict,
-                    ",".join(row.flags) or None, None if row.slice else decisions.get(row.variant), build_id))
+                results.append(
+                    (
+                        f"{experiment_id}|{row.variant}|{row.metric}|{key}",
+                        experiment_id,
+                        experiment.control_variant,
+                        row.variant,
+                        row.metric,
+                        row.role,
+                        key,
+                        dimension,
+                        None if value is None else str(value),
+                        c.control_users,
+                        c.variant_users,
+                        c.control_mean,
+                        c.variant_mean,
+                        c.absolute_lift,
+                        c.relative_lift,
+                        c.ci_low,
+                        c.ci_high,
+                        c.p_value,
+                        row.slice_adjusted_p_value if row.slice else row.adjusted_p_value,
+                        c.chance_to_win,
+                        cuped.relative_lift if cuped else None,
+                        cuped.ci_low if cuped else None,
+                        cuped.ci_high if cuped else None,
+                        cuped.p_value if cuped else None,
+                        row.verdict,
+                        ",".join(row.flags) or None,
+                        None if row.slice else decisions.get(row.variant),
+                        build_id,
+                    )
+                )
     return ExperimentTablesRows(results, health, problems)

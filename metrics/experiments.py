@@ -175,7 +175,9 @@ class Experiments:
         if name not in metrics:
             raise UnknownMetric(
                 f"{name!r} cannot be analysed per user in experiments." + did_you_mean(name, metrics),
-                metric=name, suggestions=nearest(name, metrics) or sorted(metrics))
+                metric=name,
+                suggestions=nearest(name, metrics) or sorted(metrics),
+            )
         return metrics[name]
 
     def _resolve(self, metric: Metric) -> ExperimentMetric | None:
@@ -184,13 +186,19 @@ class Experiments:
         nonnegative = bool(metric.meta.get("nonnegative"))
         if metric.type is MetricType.SIMPLE:
             value = self._per_user(metric)
-            return (ExperimentMetric(alias, metric.name, metric.description, (value,), lower, nonnegative)
-                    if value else None)
+            return (
+                ExperimentMetric(alias, metric.name, metric.description, (value,), lower, nonnegative)
+                if value
+                else None
+            )
         numerator, denominator = metric.numerator, metric.denominator
         if metric.type is MetricType.RATIO and not metric.filters and numerator and denominator:
             parts = [self.engine.manifest.metrics.get(m.name) for m in (numerator, denominator)]
-            values = [v for p in parts
-                      if p is not None and p.type is MetricType.SIMPLE and (v := self._per_user(p)) is not None]
+            values = [
+                v
+                for p in parts
+                if p is not None and p.type is MetricType.SIMPLE and (v := self._per_user(p)) is not None
+            ]
             if len(values) == 2 and not numerator.filters and not denominator.filters:
                 return ExperimentMetric(alias, metric.name, metric.description, tuple(values), lower, nonnegative)
         return None
@@ -252,9 +260,18 @@ class Experiments:
             return hit
         users = self._users_model()
         source = self._users_source(users)
-        population = Population(users, tuple(
-            (self.engine.graph.resolve(source, f.field, metric="experiment readouts",
-                                       context="a user in experiment readouts"), f) for f in filters))
+        population = Population(
+            users,
+            tuple(
+                (
+                    self.engine.graph.resolve(
+                        source, f.field, metric="experiment readouts", context="a user in experiment readouts"
+                    ),
+                    f,
+                )
+                for f in filters
+            ),
+        )
         restricted = Experiments(self.engine, self._cache_size, population)
         with self._lock:
             return self._restricted.setdefault(filters, restricted)
@@ -267,18 +284,32 @@ class Experiments:
             raise NotFound("this warehouse has no experiments.", internal=str(exc)) from None
         by_id: dict[str, dict[str, Any]] = {}
         for experiment_id, name, control, started, ended, feature, variant, users, multi in rows:
-            entry = by_id.setdefault(experiment_id, {"name": name, "control": control, "started": started,
-                                                     "ended": ended, "feature": feature, "variants": []})
+            entry = by_id.setdefault(
+                experiment_id,
+                {
+                    "name": name,
+                    "control": control,
+                    "started": started,
+                    "ended": ended,
+                    "feature": feature,
+                    "variants": [],
+                },
+            )
             if variant is not None:
                 entry["variants"].append(Variant(variant, int(users), int(multi or 0)))
-        return [Experiment(i, e["name"], e["control"], e["started"], e["ended"], tuple(e["variants"]), e["feature"])
-                for i, e in by_id.items()]
+        return [
+            Experiment(i, e["name"], e["control"], e["started"], e["ended"], tuple(e["variants"]), e["feature"])
+            for i, e in by_id.items()
+        ]
 
     def experiment(self, experiment_id: str) -> Experiment:
         experiments = {e.experiment_id: e for e in self.experiments()}
         if experiment_id not in experiments:
-            raise NotFound(f"unknown experiment {experiment_id!r}." + did_you_mean(experiment_id, experiments),
-                           experiment_id=experiment_id, suggestions=sorted(experiments))
+            raise NotFound(
+                f"unknown experiment {experiment_id!r}." + did_you_mean(experiment_id, experiments),
+                experiment_id=experiment_id,
+                suggestions=sorted(experiments),
+            )
         return experiments[experiment_id]
 
     def plan(self, metrics: list[ExperimentMetric], *, cuped: bool) -> StatisticsPlan:
@@ -300,29 +331,56 @@ class Experiments:
         products = tuple(sorted({(p[0], p[1]) for m, p in zip(metrics, positions) if m.is_ratio}))
         return StatisticsPlan(tuple(values), tuple(positions), pre, products)
 
-    def statistics_sql(self, experiment: Experiment, metrics: list[ExperimentMetric], *,
-                       pre_days: int | None = None, group_by: tuple[str, ...] = ()) -> RenderedQuery:
+    def statistics_sql(
+        self,
+        experiment: Experiment,
+        metrics: list[ExperimentMetric],
+        *,
+        pre_days: int | None = None,
+        group_by: tuple[str, ...] = (),
+    ) -> RenderedQuery:
         """The one statement that returns every sufficient statistic of `metrics`."""
         plan = self.plan(metrics, cuped=bool(pre_days))
         return self.sql.sufficient_statistics(
-            experiment.experiment_id, list(plan.values), [self._data_end(v) for v in plan.values], pre_days,
-            self._slices(group_by), pre_values=plan.pre, products=plan.products, population=self.population)
+            experiment.experiment_id,
+            list(plan.values),
+            [self._data_end(v) for v in plan.values],
+            pre_days,
+            self._slices(group_by),
+            pre_values=plan.pre,
+            products=plan.products,
+            population=self.population,
+        )
 
-    def statistics(self, experiment: Experiment, metrics: list[ExperimentMetric], *, pre_days: int | None = None,
-                   group_by: tuple[str, ...] = (), use_cache: bool = True) -> tuple[StatisticsPlan, list[VariantStatistics]]:
+    def statistics(
+        self,
+        experiment: Experiment,
+        metrics: list[ExperimentMetric],
+        *,
+        pre_days: int | None = None,
+        group_by: tuple[str, ...] = (),
+        use_cache: bool = True,
+    ) -> tuple[StatisticsPlan, list[VariantStatistics]]:
         """Per-variant (and per-slice) sufficient statistics of every metric, from one SQL
         statement (one pass over each semantic model's table)."""
         plan = self.plan(metrics, cuped=bool(pre_days))
         # Readouts that differ only in how they analyse (alpha, correction, sequential) share
         # their sufficient statistics; the statement is the expensive part.
-        key = (experiment.experiment_id, tuple((v.model.name, v.measure.name) for v in plan.values),
-               plan.pre, plan.products, pre_days if plan.pre else None, tuple(group_by))
+        key = (
+            experiment.experiment_id,
+            tuple((v.model.name, v.measure.name) for v in plan.values),
+            plan.pre,
+            plan.products,
+            pre_days if plan.pre else None,
+            tuple(group_by),
+        )
         with self._lock:
             hit = self._statistics.get(key) if use_cache else None
         if hit is not None:
             return plan, hit
-        rendered = (self._statistics_from_table(experiment, plan, pre_days, group_by)
-                    or self.statistics_sql(experiment, metrics, pre_days=pre_days, group_by=group_by))
+        rendered = self._statistics_from_table(experiment, plan, pre_days, group_by) or self.statistics_sql(
+            experiment, metrics, pre_days=pre_days, group_by=group_by
+        )
         result = self.engine.client.query(rendered.sql, rendered.params)
         names = [c.name for c in result.columns]
         out = []
@@ -351,10 +409,15 @@ class Experiments:
             return None
         ordered = list(values.values())
         slices = self._table_slices()
-        return self.sql.per_user_table(ordered, [_value_column("x", v) for v in ordered],
-                                       [_value_column("pre", v) for v in ordered],
-                                       [self._data_end(v) for v in ordered], PER_USER_PRE_DAYS,
-                                       slices, [_slice_column(item) for item, _, _ in slices])
+        return self.sql.per_user_table(
+            ordered,
+            [_value_column("x", v) for v in ordered],
+            [_value_column("pre", v) for v in ordered],
+            [self._data_end(v) for v in ordered],
+            PER_USER_PRE_DAYS,
+            slices,
+            [_slice_column(item) for item, _, _ in slices],
+        )
 
     def _table_slices(self):
         """The user attributes the per-user table carries as columns: every `readout_slices` of
@@ -362,8 +425,11 @@ class Experiments:
         readouts, and the API's by the same attributes, sum the table too. Names that do not
         resolve to a user attribute are left to the readouts, which say what is wrong."""
         meta = self.settings_meta()
-        layers = [meta.get("defaults") or {}, *(meta.get("features") or {}).values(),
-                  *(meta.get("experiments") or {}).values()]
+        layers = [
+            meta.get("defaults") or {},
+            *(meta.get("features") or {}).values(),
+            *(meta.get("experiments") or {}).values(),
+        ]
         names = list(dict.fromkeys(str(n) for layer in layers for n in layer.get("readout_slices") or ()))
         resolved = []
         for name in names:
@@ -384,8 +450,9 @@ class Experiments:
             self._materialized = frozenset(r[0] for r in rows)
         return self._materialized
 
-    def _statistics_from_table(self, experiment: Experiment, plan: StatisticsPlan, pre_days: int | None,
-                               group_by: tuple[str, ...]) -> RenderedQuery | None:
+    def _statistics_from_table(
+        self, experiment: Experiment, plan: StatisticsPlan, pre_days: int | None, group_by: tuple[str, ...]
+    ) -> RenderedQuery | None:
         """The statistics statement over the build's per-user table, when it holds what the
         readout needs (the values, and their pre-period of the same length); else None."""
         available = self._materialized_columns()
@@ -396,8 +463,15 @@ class Experiments:
         slice_columns = [_slice_column(item) for item, _, _ in self._slices(group_by)]
         if not set(columns) | set(pre_columns.values()) | set(slice_columns) <= available:
             return None
-        return self.sql.statistics_from_table(PER_USER_TABLE, experiment.experiment_id, columns, pre_columns,
-                                              plan.products, self.population, slice_columns)
+        return self.sql.statistics_from_table(
+            PER_USER_TABLE,
+            experiment.experiment_id,
+            columns,
+            pre_columns,
+            plan.products,
+            self.population,
+            slice_columns,
+        )
 
     # -- readout cache -------------------------------------------------------------------------
 
@@ -426,11 +500,20 @@ class Experiments:
 
     def _users_model(self):
         """The semantic model whose primary entity is the user: where user attributes live."""
-        users = next((m for m in self.engine.graph.models.values() if m.primary_entity == USER_ENTITY
-                      or any(e.name == USER_ENTITY and e.type.value == "primary" for e in m.entities)), None)
+        users = next(
+            (
+                m
+                for m in self.engine.graph.models.values()
+                if m.primary_entity == USER_ENTITY
+                or any(e.name == USER_ENTITY and e.type.value == "primary" for e in m.entities)
+            ),
+            None,
+        )
         if users is None:
-            raise InvalidQuery("readouts can only be sliced or restricted by user attributes when a semantic "
-                               "model has the user as primary entity.")
+            raise InvalidQuery(
+                "readouts can only be sliced or restricted by user attributes when a semantic "
+                "model has the user as primary entity."
+            )
         return users
 
     def _users_source(self, users):
@@ -444,8 +527,10 @@ class Experiments:
             return []
         users = self._users_model()
         source = self._users_source(users)
-        return [(self.engine.graph.resolve(source, name, metric="experiment readouts"), users, f"s{i}")
-                for i, name in enumerate(group_by)]
+        return [
+            (self.engine.graph.resolve(source, name, metric="experiment readouts"), users, f"s{i}")
+            for i, name in enumerate(group_by)
+        ]
 
 
 def _slice_column(item) -> str:
@@ -517,8 +602,7 @@ def _statistic(kind: str, n: int, total: float, squares: float):
 def metric_kind(metric: ExperimentMetric) -> str:
     """`binomial` for 0/1 per-user values (a distinct count of the user itself), else `mean`."""
     value = metric.values[0]
-    if (not metric.is_ratio and value.measure.agg is Agg.COUNT_DISTINCT
-            and value.user_expr in value.measure.expr):
+    if not metric.is_ratio and value.measure.agg is Agg.COUNT_DISTINCT and value.user_expr in value.measure.expr:
         return "binomial"
     return "ratio" if metric.is_ratio else "mean"
 
@@ -534,8 +618,9 @@ def is_nonnegative(metric: ExperimentMetric) -> bool:
     return all(value.measure.agg in _NONNEGATIVE_AGGS for value in metric.values) or metric.nonnegative
 
 
-def readout_flags(comparison, cuped, srm, control_users: int, variant_users: int, control_name: str,
-                  variant_name: str) -> tuple[list[str], str | None]:
+def readout_flags(
+    comparison, cuped, srm, control_users: int, variant_users: int, control_name: str, variant_name: str
+) -> tuple[list[str], str | None]:
     """The flags of one readout row and, when its verdict must be withheld, why (in words).
 
     A row is not judged when a variant of the slice has fewer than `MIN_USERS_PER_VARIANT`
@@ -550,12 +635,15 @@ def readout_flags(comparison, cuped, srm, control_users: int, variant_users: int
     reasons: list[str] = []
     if srm.mismatch:
         flags.append("srm")
-        reasons.append(f"users did not split between the variants as planned (sample ratio mismatch, "
-                       f"p = {srm.p_value:.2g})")
+        reasons.append(
+            f"users did not split between the variants as planned (sample ratio mismatch, p = {srm.p_value:.2g})"
+        )
     if min(control_users, variant_users) < MIN_USERS_PER_VARIANT:
         flags.append("too_few_users")
-        reasons.append(f"only {control_users} users in {control_name} and {variant_users} in {variant_name}, "
-                       f"fewer than {MIN_USERS_PER_VARIANT} per variant")
+        reasons.append(
+            f"only {control_users} users in {control_name} and {variant_users} in {variant_name}, "
+            f"fewer than {MIN_USERS_PER_VARIANT} per variant"
+        )
     if comparison.error is not None:
         flags.append(comparison.error.lower())
     if comparison.relative_ci_bounded:
@@ -564,14 +652,23 @@ def readout_flags(comparison, cuped, srm, control_users: int, variant_users: int
         flags.append("tests_disagree")
     if cuped is not None and cuped.conclusion != comparison.conclusion:
         flags.append("cuped_differs")
-    if (comparison.lower_is_better and not reasons and comparison.conclusion == "significant"
-            and (comparison.relative_lift or 0) > 0):
+    if (
+        comparison.lower_is_better
+        and not reasons
+        and comparison.conclusion == "significant"
+        and (comparison.relative_lift or 0) > 0
+    ):
         flags.append("guardrail_regression")
     return flags, ("; ".join(reasons) or None)
 
 
-def readout_key(experiments: Experiments, experiment_id: str, metric_names: tuple[str, ...],
-                group_by: tuple[str, ...], options: ReadoutOptions) -> tuple:
+def readout_key(
+    experiments: Experiments,
+    experiment_id: str,
+    metric_names: tuple[str, ...],
+    group_by: tuple[str, ...],
+    options: ReadoutOptions,
+) -> tuple:
     """The cache key of a readout: the request with names resolved (an alias and its metric
     give the same key) and options that do not change the answer dropped (`pre_days`
     without CUPED)."""
@@ -581,9 +678,15 @@ def readout_key(experiments: Experiments, experiment_id: str, metric_names: tupl
     return experiment_id, metrics, tuple(group_by), options
 
 
-def build_readout(experiments: Experiments, experiment_id: str, metric_names: tuple[str, ...],
-                  group_by: tuple[str, ...] = (), options: ReadoutOptions = ReadoutOptions(),
-                  *, use_cache: bool = True) -> Readout:
+def build_readout(
+    experiments: Experiments,
+    experiment_id: str,
+    metric_names: tuple[str, ...],
+    group_by: tuple[str, ...] = (),
+    options: ReadoutOptions = ReadoutOptions(),
+    *,
+    use_cache: bool = True,
+) -> Readout:
     """Read out an experiment: per metric, variant and slice, every statistic of the contract.
 
     Readouts are cached per build (an `Experiments` belongs to one engine, i.e. one build); a
@@ -592,8 +695,9 @@ def build_readout(experiments: Experiments, experiment_id: str, metric_names: tu
     started = time.perf_counter()
     experiment = experiments.experiment(experiment_id)
     if not metric_names:
-        raise InvalidQuery("a readout needs at least one metric; choose from "
-                           + ", ".join(sorted(experiments.metrics())) + ".")
+        raise InvalidQuery(
+            "a readout needs at least one metric; choose from " + ", ".join(sorted(experiments.metrics())) + "."
+        )
     key = readout_key(experiments, experiment_id, metric_names, group_by, options)
     if use_cache:
         hit = experiments.cached_readout(key)
@@ -602,13 +706,19 @@ def build_readout(experiments: Experiments, experiment_id: str, metric_names: tu
     variants = [v for v in experiment.variants if v.name == experiment.control_variant]
     variants += [v for v in experiment.variants if v.name != experiment.control_variant]
     if not variants or variants[0].name != experiment.control_variant:
-        raise InvalidQuery(f"experiment {experiment_id!r} has no users in its control arm "
-                           f"{experiment.control_variant!r}.")
+        raise InvalidQuery(
+            f"experiment {experiment_id!r} has no users in its control arm {experiment.control_variant!r}."
+        )
     srm = check_srm([v.users for v in variants])
     metrics = [experiments.metric(name) for name in metric_names]
     settings = experiments.settings(experiment_id)
-    plan, stats = experiments.statistics(experiment, metrics, pre_days=options.pre_days if options.cuped else None,
-                                         group_by=group_by, use_cache=use_cache)
+    plan, stats = experiments.statistics(
+        experiment,
+        metrics,
+        pre_days=options.pre_days if options.cuped else None,
+        group_by=group_by,
+        use_cache=use_cache,
+    )
     by_slice: dict[tuple, dict[str, VariantStatistics]] = {}
     for stat in stats:
         by_slice.setdefault(stat.slice, {})[stat.variant] = stat
@@ -617,7 +727,10 @@ def build_readout(experiments: Experiments, experiment_id: str, metric_names: tu
             f"group_by {','.join(group_by)} splits experiment {experiment_id!r} into {len(by_slice)} slices, more "
             f"than the {MAX_SLICES} a readout compares (each slice is one more test, and the correction across them "
             "leaves little power to any); slice by fewer or coarser user attributes.",
-            field="group_by", slices=len(by_slice), limit=MAX_SLICES)
+            field="group_by",
+            slices=len(by_slice),
+            limit=MAX_SLICES,
+        )
     rows: list[ReadoutRow] = []
     for metric, at in zip(metrics, plan.positions):
         kind = metric_kind(metric)
@@ -638,35 +751,65 @@ def build_readout(experiments: Experiments, experiment_id: str, metric_names: tu
                     s = arm.sums
                     if metric.is_ratio:
                         a, b = at
-                        plain.append(RatioStatistic(
-                            m_statistic=SampleMeanStatistic(n=arm.n, sum=s[f"x{a}_sum"], sum_squares=s[f"x{a}_sum_sq"]),
-                            d_statistic=SampleMeanStatistic(n=arm.n, sum=s[f"x{b}_sum"], sum_squares=s[f"x{b}_sum_sq"]),
-                            m_d_sum_of_products=s[f"x{a}_x{b}_sum"], n=arm.n))
+                        plain.append(
+                            RatioStatistic(
+                                m_statistic=SampleMeanStatistic(
+                                    n=arm.n, sum=s[f"x{a}_sum"], sum_squares=s[f"x{a}_sum_sq"]
+                                ),
+                                d_statistic=SampleMeanStatistic(
+                                    n=arm.n, sum=s[f"x{b}_sum"], sum_squares=s[f"x{b}_sum_sq"]
+                                ),
+                                m_d_sum_of_products=s[f"x{a}_x{b}_sum"],
+                                n=arm.n,
+                            )
+                        )
                         continue
                     i = at[0]
                     plain.append(_statistic(kind, arm.n, s[f"x{i}_sum"], s[f"x{i}_sum_sq"]))
                     if use_cuped:
-                        adjusted.append(RegressionAdjustedStatistic(
-                            post_statistic=_statistic(kind, arm.n, s[f"x{i}_sum"], s[f"x{i}_sum_sq"]),
-                            pre_statistic=SampleMeanStatistic(n=arm.n, sum=s[f"pre{i}_sum"],
-                                                              sum_squares=s[f"pre{i}_sum_sq"]),
-                            post_pre_sum_of_products=s[f"x{i}_pre{i}_sum"], n=arm.n))
+                        adjusted.append(
+                            RegressionAdjustedStatistic(
+                                post_statistic=_statistic(kind, arm.n, s[f"x{i}_sum"], s[f"x{i}_sum_sq"]),
+                                pre_statistic=SampleMeanStatistic(
+                                    n=arm.n, sum=s[f"pre{i}_sum"], sum_squares=s[f"pre{i}_sum_sq"]
+                                ),
+                                post_pre_sum_of_products=s[f"x{i}_pre{i}_sum"],
+                                n=arm.n,
+                            )
+                        )
 
                 def compare(pair):
-                    return compare_variant(pair[0], pair[1], alpha=options.alpha,
-                                           lower_is_better=lower_is_better, sequential=options.sequential,
-                                           nonnegative=nonnegative)
+                    return compare_variant(
+                        pair[0],
+                        pair[1],
+                        alpha=options.alpha,
+                        lower_is_better=lower_is_better,
+                        sequential=options.sequential,
+                        nonnegative=nonnegative,
+                    )
 
                 # The contract's numbers are the plain test; CUPED rides beside it.
                 comparison = compare(plain)
                 cuped = compare(adjusted) if adjusted else None
-                flags, withheld = readout_flags(comparison, cuped, srm, control.n, treated.n,
-                                                experiment.control_variant, variant.name)
+                flags, withheld = readout_flags(
+                    comparison, cuped, srm, control.n, treated.n, experiment.control_variant, variant.name
+                )
                 if guardrail is not None and not withheld and _guardrail_fails(comparison, guardrail):
                     flags.append("guardrail_harm")
-                rows.append(ReadoutRow(metric.name, variant.name, dict(zip(group_by, slice_values)), comparison,
-                                       None, comparison.verdict(metric.name, variant.name, withheld), tuple(flags),
-                                       cuped, withheld, settings.role(metric.name)))
+                rows.append(
+                    ReadoutRow(
+                        metric.name,
+                        variant.name,
+                        dict(zip(group_by, slice_values)),
+                        comparison,
+                        None,
+                        comparison.verdict(metric.name, variant.name, withheld),
+                        tuple(flags),
+                        cuped,
+                        withheld,
+                        settings.role(metric.name),
+                    )
+                )
     if options.correction and rows:
         tested = [i for i, r in enumerate(rows) if r.comparison.p_value is not None]
         adjusted_p = adjust_p_values([rows[i].comparison.p_value for i in tested], options.correction)
@@ -674,12 +817,34 @@ def build_readout(experiments: Experiments, experiment_id: str, metric_names: tu
             rows[i] = replace(rows[i], adjusted_p_value=p)
     if group_by:
         rows = _correct_across_slices(rows, options)
-    lower = {m.name: (settings.guardrail(m.name).lower_is_better if settings.guardrail(m.name) else m.lower_is_better)
-             for m in metrics}
-    decisions = () if group_by else decide(rows, settings, lower, [v.name for v in variants[1:]],
-                                           _planned_reached(experiments, experiment, settings), experiment.status)
-    readout = Readout(experiment, srm, tuple(rows), options, group_by, experiments.engine.build.build_id,
-                      False, (time.perf_counter() - started) * 1000, tuple(decisions), settings)
+    lower = {
+        m.name: (settings.guardrail(m.name).lower_is_better if settings.guardrail(m.name) else m.lower_is_better)
+        for m in metrics
+    }
+    decisions = (
+        ()
+        if group_by
+        else decide(
+            rows,
+            settings,
+            lower,
+            [v.name for v in variants[1:]],
+            _planned_reached(experiments, experiment, settings),
+            experiment.status,
+        )
+    )
+    readout = Readout(
+        experiment,
+        srm,
+        tuple(rows),
+        options,
+        group_by,
+        experiments.engine.build.build_id,
+        False,
+        (time.perf_counter() - started) * 1000,
+        tuple(decisions),
+        settings,
+    )
     if use_cache:
         experiments.remember_readout(key, readout)
     return readout
@@ -700,13 +865,18 @@ def _correct_across_slices(rows: list[ReadoutRow], options: ReadoutOptions) -> l
         for i, p in zip(indices, adjusted):
             row = replace(rows[i], slice_adjusted_p_value=p)
             if not row.withheld and row.comparison.p_value < options.alpha <= p:
-                reason = (f"significant in this slice alone (p = {row.comparison.p_value:.2g}) but not after "
-                          f"{method} correction across the {len(indices)} slices (adjusted p = {p:.2g})")
-                row = replace(row, withheld=reason, flags=row.flags + ("not_significant_across_slices",),
-                              verdict=row.comparison.verdict(row.metric, row.variant, reason))
+                reason = (
+                    f"significant in this slice alone (p = {row.comparison.p_value:.2g}) but not after "
+                    f"{method} correction across the {len(indices)} slices (adjusted p = {p:.2g})"
+                )
+                row = replace(
+                    row,
+                    withheld=reason,
+                    flags=row.flags + ("not_significant_across_slices",),
+                    verdict=row.comparison.verdict(row.metric, row.variant, reason),
+                )
             rows[i] = row
     return rows
-
 
 
 def _planned_reached(experiments: Experiments, experiment: Experiment, settings) -> bool | None:

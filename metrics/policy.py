@@ -113,7 +113,8 @@ class RestrictedEngine:
                 raise PolicyDenied(
                     f"this token may only read rows where {self.policy.description}, and "
                     f"{', '.join(query.metrics)} cannot be filtered by {field!r}; ask for metrics that can.",
-                    field=field) from None
+                    field=field,
+                ) from None
             raise
 
     def plan(self, query: MetricQuery) -> QueryPlan:
@@ -135,15 +136,18 @@ class RestrictedEngine:
             raise PolicyDenied(
                 f"this token may only read rows where {self.policy.description}, and experiment readouts "
                 f"count users, which cannot be filtered by {exc.details.get('field')!r}.",
-                field=exc.details.get("field")) from None
+                field=exc.details.get("field"),
+            ) from None
 
     # -- marts ---------------------------------------------------------------------------
 
     def mart_tables(self) -> dict[str, tuple[MartTable, tuple[ResultColumn, ...]]]:
         """Every mart with the policy's condition attached (a mart the policy cannot restrict
         is listed as it is, and refused when read)."""
-        return {name: (self._view(mart, columns)[0], columns)
-                for name, (mart, columns) in self._engine.mart_tables().items()}
+        return {
+            name: (self._view(mart, columns)[0], columns)
+            for name, (mart, columns) in self._engine.mart_tables().items()
+        }
 
     def read_mart(self, statement: Any) -> ResultSet:
         """A client's SELECT over `marts.*`, each mart read through the policy."""
@@ -156,8 +160,14 @@ class RestrictedEngine:
                 raise PolicyDenied(refusal, table=table.name)
         return self._engine.read_mart(statement, {name: mart for name, (mart, _) in views.items()})
 
-    def mart_rows(self, table: str, columns: Sequence[str], where: Sequence[Condition] = (),
-                  order_by: Sequence[str] = (), distinct: bool = False) -> list[dict[str, Any]]:
+    def mart_rows(
+        self,
+        table: str,
+        columns: Sequence[str],
+        where: Sequence[Condition] = (),
+        order_by: Sequence[str] = (),
+        distinct: bool = False,
+    ) -> list[dict[str, Any]]:
         entry = self._engine.mart_tables().get(table)
         if entry is None:  # the base engine names the missing mart
             return self._engine.mart_rows(table, columns, where, order_by, distinct)
@@ -183,17 +193,21 @@ class RestrictedEngine:
             condition = users_restriction(experiments.sql.population_sql(population), USER_COLUMN)
         if condition is None:
             fields = ", ".join(sorted({f.field.split("__")[-1] for f in self.policy.filters}))
-            return mart, (f"this token may only read rows where {self.policy.description}; marts.{mart.name} has "
-                          f"neither a {fields} column nor a {USER_COLUMN} column to restrict it by, so it is "
-                          "not available to this token.")
+            return mart, (
+                f"this token may only read rows where {self.policy.description}; marts.{mart.name} has "
+                f"neither a {fields} column nor a {USER_COLUMN} column to restrict it by, so it is "
+                "not available to this token."
+            )
         return dataclasses.replace(mart, restriction=condition), None
 
     # Anything else (raw SQL, the client, ...) is refused: denial is the default. Hidden from
     # the type checker, which then holds callers to the members above (the `Engine` protocol)
     # instead of letting `__getattr__` answer for any name.
     if not TYPE_CHECKING:
-        def __getattr__(self, name: str):
-            raise PolicyDenied(f"this token may only read rows where {self.policy.description}; "
-                               f"'{name}' cannot be restricted that way, so it is not available to this "
-                               "token; metric queries are.")
 
+        def __getattr__(self, name: str):
+            raise PolicyDenied(
+                f"this token may only read rows where {self.policy.description}; "
+                f"'{name}' cannot be restricted that way, so it is not available to this "
+                "token; metric queries are."
+            )

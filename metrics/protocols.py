@@ -67,8 +67,14 @@ class Engine(Protocol):
 
     def read_mart(self, statement: Any) -> ResultSet: ...
 
-    def mart_rows(self, table: str, columns: Sequence[str], where: Sequence[Condition] = (),
-                  order_by: Sequence[str] = (), distinct: bool = False) -> list[dict[str, Any]]: ...
+    def mart_rows(
+        self,
+        table: str,
+        columns: Sequence[str],
+        where: Sequence[Condition] = (),
+        order_by: Sequence[str] = (),
+        distinct: bool = False,
+    ) -> list[dict[str, Any]]: ...
 
 
 if TYPE_CHECKING:

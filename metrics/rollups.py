@@ -38,7 +38,6 @@ from metrics.protocols import Engine
 
 if TYPE_CHECKING:
     from metrics.query.request import MetricQuery
-    from metrics.semantic.model import SavedQuery
 
 from metrics.errors import MetricsError
 from metrics.query.plan import (
@@ -93,8 +92,14 @@ def declared_rollups(semantic_manifest: dict[str, Any], manifest: dict[str, Any]
             config = export.get("config") or {}
             if str(config.get("export_as", "")).lower() != "table":
                 continue
-            add(Rollup(saved["name"], config.get("schema_name") or config.get("schema") or DEFAULT_SCHEMA,
-                       config.get("alias") or export["name"], True))
+            add(
+                Rollup(
+                    saved["name"],
+                    config.get("schema_name") or config.get("schema") or DEFAULT_SCHEMA,
+                    config.get("alias") or export["name"],
+                    True,
+                )
+            )
     exported = {r.saved_query for r in rollups}
     for node in ((manifest or {}).get("saved_queries") or {}).values():
         meta = (node.get("config") or {}).get("meta") or node.get("meta") or {}
@@ -118,8 +123,7 @@ class Route:
     def explain(self) -> dict[str, Any]:
         if self.table is not None:
             read = "as stored" if self.readings is None else "re-aggregated from its parts"
-            return {"answered_by": self.table, "read": read,
-                    **({"why_not": self.reasons} if self.reasons else {})}
+            return {"answered_by": self.table, "read": read, **({"why_not": self.reasons} if self.reasons else {})}
         return {"answered_by": None, "why_not": self.reasons or {"": "the build has no rollups"}}
 
 
@@ -175,8 +179,11 @@ class RollupRouter:
         for name, info in sorted(built.items(), key=lambda kv: (kv[1].get("rows") or 0, kv[0])):
             try:
                 saved = engine.saved_query(name)
-                plan = engine.planner.plan(MetricQuery(metrics=tuple(saved.metrics), group_by=tuple(saved.group_by),
-                                                       where_sql=tuple(saved.where)))
+                plan = engine.planner.plan(
+                    MetricQuery(
+                        metrics=tuple(saved.metrics), group_by=tuple(saved.group_by), where_sql=tuple(saved.where)
+                    )
+                )
             except MetricsError:  # a build's rollup whose saved query is gone from the manifest
                 continue
             parts: dict[str, dict[str, str]] = {}
@@ -185,11 +192,23 @@ class RollupRouter:
                 items.setdefault(node.source, tuple((g.item, saved.group_by[i]) for i, g in enumerate(node.group_by)))
                 if decomposable(node):
                     key = node_key(node, plan.query)
-                    parts[key] = {"": rows_column(key),
-                                  **{m.measure.name: component_column(key, m.measure) for m in node.measures}}
-            self._rollups.append(_Stored(name, info["table"], info.get("rows") or 0, saved,
-                                         int(info.get("layout") or 1), parts, items, tuple(saved.group_by),
-                                         frozenset(info.get("integer_columns") or ())))
+                    parts[key] = {
+                        "": rows_column(key),
+                        **{m.measure.name: component_column(key, m.measure) for m in node.measures},
+                    }
+            self._rollups.append(
+                _Stored(
+                    name,
+                    info["table"],
+                    info.get("rows") or 0,
+                    saved,
+                    int(info.get("layout") or 1),
+                    parts,
+                    items,
+                    tuple(saved.group_by),
+                    frozenset(info.get("integer_columns") or ()),
+                )
+            )
 
     @classmethod
     def for_build(cls, engine: Engine, directory: Path) -> RollupRouter:
@@ -246,11 +265,19 @@ class RollupRouter:
             readings[node.alias] = self._reading(stored, query, node, metrics, extra)
         return readings
 
-    def _reading(self, stored: _Stored, query: MetricQuery, node: AggregateNode, metrics: str,
-                 extra: list[str]) -> NodeReading:
+    def _reading(
+        self, stored: _Stored, query: MetricQuery, node: AggregateNode, metrics: str, extra: list[str]
+    ) -> NodeReading:
         if not decomposable(node):
-            kind = ("is cumulative" if node.cumulative else "is a conversion" if node.conversion
-                    else "has a time offset" if node.offset or node.offset_to_grain else "is semi-additive")
+            kind = (
+                "is cumulative"
+                if node.cumulative
+                else "is a conversion"
+                if node.conversion
+                else "has a time offset"
+                if node.offset or node.offset_to_grain
+                else "is semi-additive"
+            )
             raise _NotFrom(f"{metrics} {kind}: computed over rows outside each group, answered from raw")
         parts = stored.parts.get(node_key(node, query))
         if parts is None or any(m.measure.name not in parts for m in node.measures):
@@ -268,25 +295,31 @@ class RollupRouter:
                 if item.kind in (ItemKind.TIME, ItemKind.METRIC_TIME):
                     if _makes(have.grain or Grain.DAY, item.grain or Grain.DAY, week_start):
                         return StoredColumn(name, item.grain or Grain.DAY)
-                    why = (f"its {name} buckets cannot make the {what} {asked!r}"
-                           + (" (Sunday weeks)" if week_start is WeekStart.SUNDAY else ""))
+                    why = f"its {name} buckets cannot make the {what} {asked!r}" + (
+                        " (Sunday weeks)" if week_start is WeekStart.SUNDAY else ""
+                    )
             raise _NotFrom(why)
 
         group_by = tuple(column(g.item, query.group_by[i], "group-by") for i, g in enumerate(node.group_by))
         filters = tuple((column(f.item, f.filter.field, "filter on"), f.item, f.filter) for f in node.filters)
         # One stored row per answered row: every stored column is grouped by as stored, or
         # pinned to one value by an equality filter (a dashboard's platform picker).
-        pinned = {c.name for c, _, f in filters if c.grain is None and (
-            f.op is FilterOp.EQ or (f.op is FilterOp.IN and len(f.values) == 1))}
+        pinned = {
+            c.name
+            for c, _, f in filters
+            if c.grain is None and (f.op is FilterOp.EQ or (f.op is FilterOp.IN and len(f.values) == 1))
+        }
         one_row = all(c.grain is None for c in group_by) and {c.name for c in group_by} | pinned == set(stored.columns)
         measures = []
         for m in node.measures:
             aggregate = REAGGREGATE.get(m.measure.agg)
             if aggregate is None:
                 if not one_row:
-                    raise _NotFrom(f"{m.measure.name} ({metrics}) is a{'n' if m.measure.agg is Agg.AVERAGE else ''} "
-                                   f"{m.measure.agg.value.replace('_', ' ')}: read from a rollup only at its own grain "
-                                   f"and slices ({', '.join(stored.columns)}; a slice may be fixed by an = filter)")
+                    raise _NotFrom(
+                        f"{m.measure.name} ({metrics}) is a{'n' if m.measure.agg is Agg.AVERAGE else ''} "
+                        f"{m.measure.agg.value.replace('_', ' ')}: read from a rollup only at its own grain "
+                        f"and slices ({', '.join(stored.columns)}; a slice may be fixed by an = filter)"
+                    )
                 aggregate = "MAX"  # one stored row per answered row
             measures.append((m, parts[m.measure.name], aggregate))
         templates = []
@@ -311,10 +344,18 @@ class RollupRouter:
             grain = have.grain or Grain.DAY
             for bound in (query.start, query.end):
                 if bound is not None and not aligned(bound, grain):
-                    raise _NotFrom(f"the time range bound {bound.isoformat()} is not the start of a stored "
-                                   f"{grain.value}")
-        return NodeReading(parts[""], group_by, tuple(measures), filters, tuple(templates), time,
-                           frozenset(c for _, c, _ in measures if c in stored.integer_columns))
+                    raise _NotFrom(
+                        f"the time range bound {bound.isoformat()} is not the start of a stored {grain.value}"
+                    )
+        return NodeReading(
+            parts[""],
+            group_by,
+            tuple(measures),
+            filters,
+            tuple(templates),
+            time,
+            frozenset(c for _, c, _ in measures if c in stored.integer_columns),
+        )
 
 
 def _metrics_by_node(plan: QueryPlan) -> dict[str, list[str]]:
@@ -360,15 +401,19 @@ class Suggestion:
 
     def saved_query(self) -> dict[str, Any]:
         """The saved query with a table export, as dbt YAML takes it."""
-        group_by = ([f"TimeDimension('{METRIC_TIME_NAME}', '{self.grain.value}')"] if self.grain else []) + \
-            [f"Dimension('{d}')" for d in self.dimensions]
+        group_by = ([f"TimeDimension('{METRIC_TIME_NAME}', '{self.grain.value}')"] if self.grain else []) + [
+            f"Dimension('{d}')" for d in self.dimensions
+        ]
         return {
             "name": self.name,
-            "description": (f"Suggested from {self.queries} logged queries ({self.elapsed_ms:.0f} ms in all); "
-                            f"about {self.rows} rows."),
+            "description": (
+                f"Suggested from {self.queries} logged queries ({self.elapsed_ms:.0f} ms in all); "
+                f"about {self.rows} rows."
+            ),
             "query_params": {"metrics": list(self.metrics), "group_by": group_by},
-            "exports": [{"name": self.name, "config": {"export_as": "table", "schema": DEFAULT_SCHEMA,
-                                                       "alias": self.name}}],
+            "exports": [
+                {"name": self.name, "config": {"export_as": "table", "schema": DEFAULT_SCHEMA, "alias": self.name}}
+            ],
         }
 
 
@@ -390,7 +435,7 @@ def _time_grain(name: str) -> Grain | None:
     prefix = METRIC_TIME_NAME + "__"
     if name.startswith(prefix):
         try:
-            return Grain(name[len(prefix):])
+            return Grain(name[len(prefix) :])
         except ValueError:
             return None
     return None
@@ -429,18 +474,25 @@ def suggest(engine, logged: list[tuple[MetricQuery, float]], top: int = 5) -> tu
     for (metrics, dimensions, exact_grain), group in groups.items():
         grain = exact_grain or _covering_grain(group["needs"])
         if grain is False:
-            skipped["no stored grain makes their buckets"] = skipped.get("no stored grain makes their buckets", 0) + \
-                group["queries"]
+            skipped["no stored grain makes their buckets"] = (
+                skipped.get("no stored grain makes their buckets", 0) + group["queries"]
+            )
             continue
         rows = 1
         for column in ((f"{METRIC_TIME_NAME}__{grain.value}",) if grain else ()) + dimensions:
             if (metrics[0], column) not in counts:
-                counts[(metrics[0], column)] = len(engine.query(MetricQuery(metrics=(metrics[0],),
-                                                                            group_by=(column,))).rows)
+                counts[(metrics[0], column)] = len(
+                    engine.query(MetricQuery(metrics=(metrics[0],), group_by=(column,))).rows
+                )
             rows *= counts[(metrics[0], column)]
-        name = "_".join([*metrics[:3], *(["and_more"] if len(metrics) > 3 else []),
-                         *(["by", *(d.split("__")[-1] for d in dimensions)] if dimensions else []),
-                         *([grain.value + "ly" if grain is not Grain.DAY else "daily"] if grain else [])])
+        name = "_".join(
+            [
+                *metrics[:3],
+                *(["and_more"] if len(metrics) > 3 else []),
+                *(["by", *(d.split("__")[-1] for d in dimensions)] if dimensions else []),
+                *([grain.value + "ly" if grain is not Grain.DAY else "daily"] if grain else []),
+            ]
+        )
         suggestions.append(Suggestion(name, metrics, dimensions, grain, group["queries"], round(group["ms"], 3), rows))
     suggestions.sort(key=lambda s: (-s.elapsed_ms, -s.queries, s.name))
     return suggestions[:top], skipped
@@ -492,7 +544,8 @@ def _covering_grain(needs: list[_Need]):
     if not any(n.grains or n.bounds for n in needs):
         return None
     for grain in _COARSEST_FIRST:
-        if all(_makes(grain, g, ws) for n in needs for g, ws in n.grains) and \
-                all(aligned(b, grain) for n in needs for b in n.bounds):
+        if all(_makes(grain, g, ws) for n in needs for g, ws in n.grains) and all(
+            aligned(b, grain) for n in needs for b in n.bounds
+        ):
             return grain
     return False

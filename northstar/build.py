@@ -62,13 +62,22 @@ class BuildResult:
 
 
 def new_build_id() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + secrets.token_hex(3)
 
 
-def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path | None = None,
-          docs: bool = True, keep: int = 3, progress: Progress | None = None,
-          warehouse_type: str = "duckdb", postgres_dsn: str | None = None,
-          spark_master: str | None = None) -> BuildResult:
+def build(
+    landing: Path,
+    warehouse: Path,
+    dbt_project: Path,
+    *,
+    builds_dir: Path | None = None,
+    docs: bool = True,
+    keep: int = 3,
+    progress: Progress | None = None,
+    warehouse_type: str = "duckdb",
+    postgres_dsn: str | None = None,
+    spark_master: str | None = None,
+) -> BuildResult:
     """Check the landing files, run `dbt build` (+ `dbt docs generate`) into a new build
     directory, and publish it at `warehouse` only if everything passed.
 
@@ -121,8 +130,18 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
         target = spark.profile_target(spark_master or spark.DEFAULT_MASTER, build_id, directory)
         dbt_vars.update(spark.dbt_vars(build_id))
     profiles_dir = _write_profile(dbt_project, project, directory, target)
-    args = ["--project-dir", str(dbt_project), "--profiles-dir", str(profiles_dir), "--target", PROFILE_TARGET,
-            "--target-path", str(directory), "--log-path", str(directory / "logs")]
+    args = [
+        "--project-dir",
+        str(dbt_project),
+        "--profiles-dir",
+        str(profiles_dir),
+        "--target",
+        PROFILE_TARGET,
+        "--target-path",
+        str(directory),
+        "--log-path",
+        str(directory / "logs"),
+    ]
     if reads_landing:
         dbt_vars["landing"] = {name: t.reader_sql() for name, t in tables.items()}
     # Projects that take engine-computed tables (ours: a `metric_values_schema` var) get them
@@ -149,33 +168,55 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
             # the readout models are built by the second process, once their rows are staged
             # (and so are the engine tables and what reads them, once the second process wrote them)
             later = [*READOUT_MODELS, *([metric_values.READERS] if engine_tables else [])]
-            code, output = _run_dbt([], env, progress, command=spark.dbt_command(
-                spec, [["build", "--exclude", *later, *args]]))
+            code, output = _run_dbt(
+                [], env, progress, command=spark.dbt_command(spec, [["build", "--exclude", *later, *args]])
+            )
             if code != 0:
                 raise BuildFailed(_failure_message(directory, output), build_id=build_id)
             readouts, staged = _stage_experiment_readouts(directory, build_id, None, spark_build=True)
             if staged:
                 dbt_vars["experiment_readouts_schema"] = staged
-                args = args[:args.index("--vars")] + ["--vars", json.dumps(dbt_vars)]
+                args = args[: args.index("--vars")] + ["--vars", json.dumps(dbt_vars)]
             # The engine tables and rollups: the engine's statements, run by the second process
             # (which has every table of the first) as tables of the build before its dbt commands.
             pointer = spark.write_pointer(directory, build_id)
             tables = []
             if engine_tables:
                 rendered = metric_values.metric_values_statement(pointer)
-                tables.append({"schema": staging_schema, "table": metric_values.TABLE, "sql": rendered.inline_sql(False)})
+                tables.append(
+                    {"schema": staging_schema, "table": metric_values.TABLE, "sql": rendered.inline_sql(False)}
+                )
             built_rollups = {}
             for rollup, rendered in rollups.statements(pointer).items():
                 schema = postgres.build_schema(rollup.schema, build_id)
-                tables.append({"schema": schema, "table": rollup.table, "sql": rendered.inline_sql(False),
-                               "rollup": rollup.saved_query, "exported": rollup.exported})
-            commands = [["build", "--select", *later,
-                         *[a if a != str(directory) else str(directory / READOUTS_TARGET) for a in args]]]
+                tables.append(
+                    {
+                        "schema": schema,
+                        "table": rollup.table,
+                        "sql": rendered.inline_sql(False),
+                        "rollup": rollup.saved_query,
+                        "exported": rollup.exported,
+                    }
+                )
+            commands = [
+                [
+                    "build",
+                    "--select",
+                    *later,
+                    *[a if a != str(directory) else str(directory / READOUTS_TARGET) for a in args],
+                ]
+            ]
             if docs:
                 commands.append(["docs", "generate", *args])
-            spec = spark.write_spec(directory, master, build_id, {}, reregister=True,
-                                    staged=spark.staged_folders(directory) if staged else None,
-                                    create=tables)
+            spec = spark.write_spec(
+                directory,
+                master,
+                build_id,
+                {},
+                reregister=True,
+                staged=spark.staged_folders(directory) if staged else None,
+                create=tables,
+            )
             code, output = _run_dbt([], env, None, command=spark.dbt_command(spec, commands))
             if code == 1:
                 raise BuildFailed(_failure_message(directory / READOUTS_TARGET, output), build_id=build_id)
@@ -193,24 +234,38 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
         else:
             if engine_tables and on_postgres:
                 engine_written = metric_values.build_in_phases(
-                    directory, args, env, progress, _run_dbt,
+                    directory,
+                    args,
+                    env,
+                    progress,
+                    _run_dbt,
                     lambda d, out: _failure_message(d, out, postgres_dsn),
                     lambda: metric_values.write_metric_values_postgres(
-                        postgres.write_pointer(directory, build_id), postgres_dsn, staging_schema))
+                        postgres.write_pointer(directory, build_id), postgres_dsn, staging_schema
+                    ),
+                )
             elif engine_tables:
                 engine_written = metric_values.build_in_phases(
-                    directory, args, env, progress, _run_dbt, _failure_message,
-                    lambda: metric_values.write_metric_values(directory / WAREHOUSE_FILE))
+                    directory,
+                    args,
+                    env,
+                    progress,
+                    _run_dbt,
+                    _failure_message,
+                    lambda: metric_values.write_metric_values(directory / WAREHOUSE_FILE),
+                )
             else:
                 code, output = _run_dbt(["build", *args], env, progress)
                 if code != 0:
-                    raise BuildFailed(_failure_message(directory, output, postgres_dsn if on_postgres else None),
-                                      build_id=build_id)
+                    raise BuildFailed(
+                        _failure_message(directory, output, postgres_dsn if on_postgres else None), build_id=build_id
+                    )
             # The experiments' per-user values, then their readouts and health, computed by the
             # engine over the built marts and built into fct_experiment_results/_health.
             if on_postgres:
-                built_rollups = rollups.write_rollups_postgres(postgres.write_pointer(directory, build_id),
-                                                               postgres_dsn, build_id)
+                built_rollups = rollups.write_rollups_postgres(
+                    postgres.write_pointer(directory, build_id), postgres_dsn, build_id
+                )
             else:
                 experiment_values = _materialize_experiment_values(directory / WAREHOUSE_FILE)
             readouts, staged = _stage_experiment_readouts(directory, build_id, postgres_dsn if on_postgres else None)
@@ -218,13 +273,15 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
                 # The readout models read what was just staged; built (with their tests) on their own
                 # target path so the main run's results stay in run_results.json.
                 dbt_vars["experiment_readouts_schema"] = staged
-                args = args[:args.index("--vars")] if "--vars" in args else args
+                args = args[: args.index("--vars")] if "--vars" in args else args
                 args += ["--vars", json.dumps(dbt_vars)]
                 readout_args = [a if a != str(directory) else str(directory / READOUTS_TARGET) for a in args]
                 code, output = _run_dbt(["build", "--select", *READOUT_MODELS, *readout_args], env, None)
                 if code != 0:
-                    raise BuildFailed(_failure_message(directory / READOUTS_TARGET, output,
-                                                       postgres_dsn if on_postgres else None), build_id=build_id)
+                    raise BuildFailed(
+                        _failure_message(directory / READOUTS_TARGET, output, postgres_dsn if on_postgres else None),
+                        build_id=build_id,
+                    )
         if docs and not on_spark:
             code, output = _run_dbt(["docs", "generate", *args], env, None)
             if code != 0:
@@ -246,7 +303,7 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
     warnings = _warnings(directory, run_results, manifest, postgres_dsn if on_postgres else None)
     info = {
         "build_id": build_id,
-        "built_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "built_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "landing": str(landing),
         "dbt_project": str(dbt_project),
         "seconds": round(time.perf_counter() - started, 2),
@@ -277,8 +334,11 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
     info["experiment_readouts"] = readouts
     # Spark builds are checked by the server that opens them (a Spark session of its own).
     if not on_spark:
-        report = (_dry_run(postgres.write_pointer(directory, build_id), postgres_dsn) if on_postgres
-                  else _dry_run(directory / WAREHOUSE_FILE))
+        report = (
+            _dry_run(postgres.write_pointer(directory, build_id), postgres_dsn)
+            if on_postgres
+            else _dry_run(directory / WAREHOUSE_FILE)
+        )
         info[UNSERVABLE_KEY] = [u.to_json() for u in report.unservable]
         info["dry_run"] = {"statements": report.statements, "seconds": round(report.seconds, 3)}
     # Written last: a directory without build.json is a build that did not finish.
@@ -293,9 +353,16 @@ def build(landing: Path, warehouse: Path, dbt_project: Path, *, builds_dir: Path
     prune(builds_dir, keep=keep, current=directory)
     if on_postgres:
         postgres.prune_schemas(postgres_dsn, builds_dir)
-    return BuildResult(build_id, directory, warehouse, info["seconds"], len(statuses), tuple(warnings),
-                       tuple(Unservable.from_json(u) for u in info.get(UNSERVABLE_KEY) or ()),
-                       (info.get("dry_run") or {}).get("seconds"))
+    return BuildResult(
+        build_id,
+        directory,
+        warehouse,
+        info["seconds"],
+        len(statuses),
+        tuple(warnings),
+        tuple(Unservable.from_json(u) for u in info.get(UNSERVABLE_KEY) or ()),
+        (info.get("dry_run") or {}).get("seconds"),
+    )
 
 
 def _dry_run(warehouse_file: Path, postgres_dsn: str | None = None):
@@ -313,8 +380,9 @@ READOUTS_TARGET = "readouts"
 READOUT_MODELS = ("fct_experiment_results", "fct_experiment_health")
 
 
-def _stage_experiment_readouts(directory: Path, build_id: str, postgres_dsn: str | None,
-                               spark_build: bool = False) -> tuple[dict, str | None]:
+def _stage_experiment_readouts(
+    directory: Path, build_id: str, postgres_dsn: str | None, spark_build: bool = False
+) -> tuple[dict, str | None]:
     """Compute every experiment's readout and health with the engine over the new (unpublished)
     warehouse and stage the rows in the build's `northstar` schema, where the dbt models
     `fct_experiment_results` and `fct_experiment_health` read them. Returns what happened and
@@ -351,15 +419,24 @@ def _stage_experiment_readouts(directory: Path, build_id: str, postgres_dsn: str
         try:
             con.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
             for table, columns, values in tables:
-                con.execute(f'CREATE OR REPLACE TABLE "{schema}"."{table}" ('
-                            + ", ".join(f'"{c}" {t}' for c, t in columns) + ")")
+                con.execute(
+                    f'CREATE OR REPLACE TABLE "{schema}"."{table}" ('
+                    + ", ".join(f'"{c}" {t}' for c, t in columns)
+                    + ")"
+                )
                 if values:
-                    con.executemany(f'INSERT INTO "{schema}"."{table}" VALUES ('
-                                    + ", ".join("?" for _ in columns) + ")", values)
+                    con.executemany(
+                        f'INSERT INTO "{schema}"."{table}" VALUES (' + ", ".join("?" for _ in columns) + ")", values
+                    )
         finally:
             con.close()
-    return {"status": "staged", "results": len(rows.results), "health": len(rows.health),
-            "problems": rows.problems, "seconds": round(time.perf_counter() - started, 2)}, schema
+    return {
+        "status": "staged",
+        "results": len(rows.results),
+        "health": len(rows.health),
+        "problems": rows.problems,
+        "seconds": round(time.perf_counter() - started, 2),
+    }, schema
 
 
 def _materialize_experiment_values(warehouse_file: Path) -> dict:
@@ -388,8 +465,9 @@ def _materialize_experiment_values(warehouse_file: Path) -> dict:
     try:
         con.execute("SET enable_progress_bar = false")
         con.execute(f'CREATE SCHEMA IF NOT EXISTS "{PER_USER_TABLE.schema}"')
-        con.execute(f'CREATE TABLE "{PER_USER_TABLE.schema}"."{PER_USER_TABLE.table}" AS {rendered.sql}',
-                    rendered.params)
+        con.execute(
+            f'CREATE TABLE "{PER_USER_TABLE.schema}"."{PER_USER_TABLE.table}" AS {rendered.sql}', rendered.params
+        )
         rows = con.execute(f'SELECT COUNT(*) FROM "{PER_USER_TABLE.schema}"."{PER_USER_TABLE.table}"').fetchall()[0][0]
     except duckdb.Error as exc:  # e.g. a project without experiment marts
         return {"status": "skipped", "reason": str(exc).splitlines()[0]}
@@ -418,8 +496,9 @@ def _tests_per_model(run_results: dict, manifest: dict) -> dict[str, dict[str, i
     return out
 
 
-def _warnings(directory: Path, run_results: dict, manifest: dict,
-              postgres_dsn: str | None = None) -> list[BuildWarning]:
+def _warnings(
+    directory: Path, run_results: dict, manifest: dict, postgres_dsn: str | None = None
+) -> list[BuildWarning]:
     """Every warn-severity test that found rows, with its model, column, count and samples."""
     nodes = manifest.get("nodes", {})
     out = []
@@ -428,14 +507,18 @@ def _warnings(directory: Path, run_results: dict, manifest: dict,
             continue
         node = nodes.get(result.get("unique_id"), {})
         table, column = _test_target(node)
-        columns, rows = _failing_rows(directory, result.get("compiled_code") or node.get("compiled_code"),
-                                      postgres_dsn)
-        out.append(BuildWarning(
-            test=node.get("name") or result.get("unique_id", "?"),
-            test_type=(node.get("test_metadata") or {}).get("name") or node.get("name") or "?",
-            model=table, column=column, failing_rows=int(result.get("failures") or 0),
-            sample_rows=[{c: _plain(v) for c, v in zip(columns, row)} for row in rows],
-            message=((result.get("message") or "").strip().splitlines() or [""])[0]))
+        columns, rows = _failing_rows(directory, result.get("compiled_code") or node.get("compiled_code"), postgres_dsn)
+        out.append(
+            BuildWarning(
+                test=node.get("name") or result.get("unique_id", "?"),
+                test_type=(node.get("test_metadata") or {}).get("name") or node.get("name") or "?",
+                model=table,
+                column=column,
+                failing_rows=int(result.get("failures") or 0),
+                sample_rows=[{c: _plain(v) for c, v in zip(columns, row)} for row in rows],
+                message=((result.get("message") or "").strip().splitlines() or [""])[0],
+            )
+        )
     return out
 
 
@@ -466,13 +549,19 @@ def publish(built_file: Path, warehouse: Path) -> None:
 def prune(builds_dir: Path, *, keep: int, current: Path) -> None:
     """Delete all but the newest `keep` builds (never the current one). A server still
     reading a deleted file keeps its open handle until it switches over."""
-    finished = sorted((d for d in builds_dir.iterdir() if d.is_dir() and (d / BUILD_INFO_FILE).exists()),
-                      key=lambda d: d.name, reverse=True)
+    finished = sorted(
+        (d for d in builds_dir.iterdir() if d.is_dir() and (d / BUILD_INFO_FILE).exists()),
+        key=lambda d: d.name,
+        reverse=True,
+    )
     for old in finished[keep:]:
         if old != current:
             shutil.rmtree(old, ignore_errors=True)
-    failed = sorted((d for d in builds_dir.iterdir() if d.is_dir() and d.name.startswith("failed-")),
-                    key=lambda d: d.name, reverse=True)
+    failed = sorted(
+        (d for d in builds_dir.iterdir() if d.is_dir() and d.name.startswith("failed-")),
+        key=lambda d: d.name,
+        reverse=True,
+    )
     for old in failed[keep:]:
         shutil.rmtree(old, ignore_errors=True)
     for abandoned in builds_dir.iterdir():
@@ -544,7 +633,8 @@ def _profile_file(directory: Path, name: str, target: dict) -> Path:
     profiles_dir = directory / "profile"
     profiles_dir.mkdir()
     (profiles_dir / "profiles.yml").write_text(
-        yaml.safe_dump({name: {"target": PROFILE_TARGET, "outputs": {PROFILE_TARGET: target}}}))
+        yaml.safe_dump({name: {"target": PROFILE_TARGET, "outputs": {PROFILE_TARGET: target}}})
+    )
     return profiles_dir
 
 
@@ -563,12 +653,14 @@ def _dbt_env() -> dict[str, str]:
     return env
 
 
-def _run_dbt(args: list[str], env: dict[str, str], progress: Progress | None,
-             command: list[str] | None = None) -> tuple[int, list[str]]:
+def _run_dbt(
+    args: list[str], env: dict[str, str], progress: Progress | None, command: list[str] | None = None
+) -> tuple[int, list[str]]:
     command = command or [sys.executable, "-c", "from dbt.cli.main import cli; cli()", *args]
     output: list[str] = []
-    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                          text=True, bufsize=1) as proc:
+    with subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    ) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:
             line = line.rstrip()
@@ -624,15 +716,15 @@ def _describe_failure(directory: Path, result: dict, node: dict, postgres_dsn: s
     return line + (f"; sample rows: {sample}" if sample else "")
 
 
-def _sample_failures(directory: Path, compiled_sql: str | None, postgres_dsn: str | None = None,
-                     limit: int = 5) -> str:
+def _sample_failures(directory: Path, compiled_sql: str | None, postgres_dsn: str | None = None, limit: int = 5) -> str:
     """Run a failed test's own query against the unpublished warehouse for a few rows."""
     columns, rows = _failing_rows(directory, compiled_sql, postgres_dsn, limit)
     return "; ".join(", ".join(f"{c}={v!r}" for c, v in zip(columns, row)) for row in rows)
 
 
-def _failing_rows(directory: Path, compiled_sql: str | None, postgres_dsn: str | None = None,
-                  limit: int = 5) -> tuple[list[str], list[tuple]]:
+def _failing_rows(
+    directory: Path, compiled_sql: str | None, postgres_dsn: str | None = None, limit: int = 5
+) -> tuple[list[str], list[tuple]]:
     """A few rows of a test's own query, from the build's DuckDB file or PostgreSQL schemas
     (nothing on Spark, or when the query cannot run: the test is reported either way)."""
     if compiled_sql and postgres_dsn:

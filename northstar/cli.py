@@ -10,22 +10,24 @@ from __future__ import annotations
 import functools
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from pydantic import ValidationError
-
+from core.settings import Settings
 from metrics.errors import MetricsError
 from northstar.extras import extra_for, missing_extra_error, require
-from core.settings import Settings
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="northstar: governed product metrics from landing files, dbt and a semantic layer.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="northstar: governed product metrics from landing files, dbt and a semantic layer.",
+)
 console = Console(stderr=True)
 
 
@@ -50,8 +52,9 @@ def one_line_errors(func):
             first = exc.errors()[0]
             where = ".".join(str(p) for p in first.get("loc", ())) or "settings"
             more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-            raise _error(f"setting {where} (NORTHSTAR_{where.upper()}): {first.get('msg')}, "
-                         f"got {first.get('input')!r}{more}.") from None
+            raise _error(
+                f"setting {where} (NORTHSTAR_{where.upper()}): {first.get('msg')}, got {first.get('input')!r}{more}."
+            ) from None
         except ImportError as exc:  # an optional extra imported on a path `require` did not guard
             extra = extra_for(exc.name)
             if extra is None:
@@ -61,6 +64,7 @@ def one_line_errors(func):
             raise _error(str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__) from None
         except KeyboardInterrupt:
             raise typer.Exit(130) from None
+
     return wrapper
 
 
@@ -71,8 +75,14 @@ def _require_extras(settings: Settings) -> None:
 
 
 def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                    console=console, transient=False)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
 
 
 @app.command()
@@ -88,8 +98,13 @@ def generate(
 
     with _progress() as progress:
         task = progress.add_task("generating", total=days)
-        summary = run_generator(out, users=users, days=days, seed=seed,
-                                progress=lambda done, total: progress.update(task, completed=done, total=total))
+        summary = run_generator(
+            out,
+            users=users,
+            days=days,
+            seed=seed,
+            progress=lambda done, total: progress.update(task, completed=done, total=total),
+        )
     table = Table("table", "rows", title=f"landing data in {out}")
     for name, rows in summary.tables.items():
         table.add_row(name, f"{rows:,}")
@@ -99,29 +114,45 @@ def generate(
 @app.command()
 @one_line_errors
 def build(
-    landing: Annotated[Optional[Path], typer.Option(help="Landing directory (default: the committed sample).")] = None,
-    warehouse: Annotated[Optional[Path], typer.Option(help="Warehouse path to publish (a symlink).")] = None,
-    dbt_project: Annotated[Optional[Path], typer.Option(help="dbt project directory.")] = None,
+    landing: Annotated[Path | None, typer.Option(help="Landing directory (default: the committed sample).")] = None,
+    warehouse: Annotated[Path | None, typer.Option(help="Warehouse path to publish (a symlink).")] = None,
+    dbt_project: Annotated[Path | None, typer.Option(help="dbt project directory.")] = None,
     docs: Annotated[bool, typer.Option(help="Also generate the dbt docs site.")] = True,
-    warehouse_type: Annotated[Optional[str], typer.Option(
-        help="duckdb (default), postgres (needs NORTHSTAR_POSTGRES_DSN) or spark (NORTHSTAR_SPARK_MASTER).")] = None,
+    warehouse_type: Annotated[
+        str | None,
+        typer.Option(
+            help="duckdb (default), postgres (needs NORTHSTAR_POSTGRES_DSN) or spark (NORTHSTAR_SPARK_MASTER)."
+        ),
+    ] = None,
 ) -> None:
     """Run the dbt project over landing files into a new warehouse; publish it if every test passed."""
     settings = _settings(landing=landing, warehouse=warehouse, dbt_project=dbt_project, warehouse_type=warehouse_type)
     result = _build(settings, docs=docs)
-    console.print(f"[green]built[/] {result.build_id} in {result.seconds:.1f}s ({result.nodes} dbt nodes) "
-                  f"-> {settings.warehouse_path}", highlight=False)
+    console.print(
+        f"[green]built[/] {result.build_id} in {result.seconds:.1f}s ({result.nodes} dbt nodes) "
+        f"-> {settings.warehouse_path}",
+        highlight=False,
+    )
     for warning in result.warnings:
         console.print(f"[yellow]warning:[/] {escape(warning.describe())}", highlight=False, soft_wrap=True)
     if result.warnings:
-        console.print(f"{len(result.warnings)} warning(s): the data is served; see build.json "
-                      f"({result.directory / 'build.json'}).", highlight=False, soft_wrap=True)
+        console.print(
+            f"{len(result.warnings)} warning(s): the data is served; see build.json "
+            f"({result.directory / 'build.json'}).",
+            highlight=False,
+            soft_wrap=True,
+        )
     for entry in result.unservable:
         console.print(f"[yellow]cannot serve:[/] metric {escape(entry.describe())}", highlight=False, soft_wrap=True)
     if result.dry_run_seconds is not None:
-        console.print(f"dry run: every metric compiled and explained in {result.dry_run_seconds:.2f}s"
-                      + (f"; {len(result.unservable)} cannot be served (queries of them answer 422)"
-                         if result.unservable else ""), highlight=False, soft_wrap=True)
+        console.print(
+            f"dry run: every metric compiled and explained in {result.dry_run_seconds:.2f}s"
+            + (
+                f"; {len(result.unservable)} cannot be served (queries of them answer 422)" if result.unservable else ""
+            ),
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _build(settings: Settings, docs: bool = True):
@@ -130,10 +161,17 @@ def _build(settings: Settings, docs: bool = True):
     _require_extras(settings)
     with _progress() as progress:
         task = progress.add_task("dbt build", total=None)
-        result = run_build(settings.landing, settings.warehouse_path, settings.dbt_project,
-                           docs=docs, keep=settings.keep_builds, warehouse_type=settings.warehouse_type,
-                           postgres_dsn=settings.postgres_dsn_text, spark_master=settings.spark_master,
-                           progress=lambda done, total, _: progress.update(task, completed=done, total=total))
+        result = run_build(
+            settings.landing,
+            settings.warehouse_path,
+            settings.dbt_project,
+            docs=docs,
+            keep=settings.keep_builds,
+            warehouse_type=settings.warehouse_type,
+            postgres_dsn=settings.postgres_dsn_text,
+            spark_master=settings.spark_master,
+            progress=lambda done, total, _: progress.update(task, completed=done, total=total),
+        )
     _notify_after_build(settings)
     return result
 
@@ -152,8 +190,9 @@ def _notify_after_build(settings: Settings) -> None:
         return
     failed = sum(s.status == "failed" for s in sent)
     if failed:
-        console.print(f"[yellow]notify:[/] {failed} notification(s) failed; see GET /v1/notifications.",
-                      highlight=False)
+        console.print(
+            f"[yellow]notify:[/] {failed} notification(s) failed; see GET /v1/notifications.", highlight=False
+        )
 
 
 class PortInUse(Exception):
@@ -171,8 +210,10 @@ def _flight_server(settings: Settings, tls):
     try:
         return FlightSqlServer(settings.host, settings.flight_port, tls)
     except Exception as exc:  # gRPC reports a failed bind as a generic start failure
-        raise PortInUse(f"port {settings.flight_port} on {settings.host} (Flight SQL) could not be bound ({exc}); "
-                        "choose another with --flight-port P") from None
+        raise PortInUse(
+            f"port {settings.flight_port} on {settings.host} (Flight SQL) could not be bound ({exc}); "
+            "choose another with --flight-port P"
+        ) from None
 
 
 def _bind(host: str, port: int, what: str, flag: str):
@@ -197,24 +238,45 @@ def _bind(host: str, port: int, what: str, flag: str):
 @app.command()
 @one_line_errors
 def serve(
-    warehouse: Annotated[Optional[Path], typer.Option(help="Warehouse to serve.")] = None,
-    host: Annotated[Optional[str], typer.Option(help="Interface to bind.")] = None,
-    port: Annotated[Optional[int], typer.Option(help="HTTP port.")] = None,
-    sql_port: Annotated[Optional[int], typer.Option(help="PostgreSQL-wire SQL port (default 5433; 0 turns it off).")] = None,
-    landing: Annotated[Optional[Path], typer.Option(help="Landing data to build from if no warehouse exists.")] = None,
-    dbt_project: Annotated[Optional[Path], typer.Option(help="dbt project directory.")] = None,
-    open_mode: Annotated[Optional[bool], typer.Option(
-        "--open", help="Serve without API tokens even if this data directory has them (NORTHSTAR_OPEN=1).")] = None,
-    allow_open: Annotated[Optional[bool], typer.Option(
-        "--allow-open", help="Serve without API tokens on a non-loopback interface (anyone who reaches it reads everything).")] = None,
-    warehouse_type: Annotated[Optional[str], typer.Option(
-        help="duckdb (default), postgres (needs NORTHSTAR_POSTGRES_DSN) or spark (NORTHSTAR_SPARK_MASTER).")] = None,
-    notify: Annotated[bool, typer.Option(
-        "--notify", help="Also evaluate and send notifications every NORTHSTAR_NOTIFY_INTERVAL_S seconds.")] = False,
-    flight_port: Annotated[Optional[int], typer.Option(
-        help="Arrow Flight SQL port of the dbt Semantic Layer API (default 8815; 0 turns it off).")] = None,
-    flight_tls_cert: Annotated[Optional[Path], typer.Option(help="PEM certificate for Flight SQL over TLS.")] = None,
-    flight_tls_key: Annotated[Optional[Path], typer.Option(help="PEM private key for Flight SQL over TLS.")] = None,
+    warehouse: Annotated[Path | None, typer.Option(help="Warehouse to serve.")] = None,
+    host: Annotated[str | None, typer.Option(help="Interface to bind.")] = None,
+    port: Annotated[int | None, typer.Option(help="HTTP port.")] = None,
+    sql_port: Annotated[
+        int | None, typer.Option(help="PostgreSQL-wire SQL port (default 5433; 0 turns it off).")
+    ] = None,
+    landing: Annotated[Path | None, typer.Option(help="Landing data to build from if no warehouse exists.")] = None,
+    dbt_project: Annotated[Path | None, typer.Option(help="dbt project directory.")] = None,
+    open_mode: Annotated[
+        bool | None,
+        typer.Option(
+            "--open", help="Serve without API tokens even if this data directory has them (NORTHSTAR_OPEN=1)."
+        ),
+    ] = None,
+    allow_open: Annotated[
+        bool | None,
+        typer.Option(
+            "--allow-open",
+            help="Serve without API tokens on a non-loopback interface (anyone who reaches it reads everything).",
+        ),
+    ] = None,
+    warehouse_type: Annotated[
+        str | None,
+        typer.Option(
+            help="duckdb (default), postgres (needs NORTHSTAR_POSTGRES_DSN) or spark (NORTHSTAR_SPARK_MASTER)."
+        ),
+    ] = None,
+    notify: Annotated[
+        bool,
+        typer.Option(
+            "--notify", help="Also evaluate and send notifications every NORTHSTAR_NOTIFY_INTERVAL_S seconds."
+        ),
+    ] = False,
+    flight_port: Annotated[
+        int | None,
+        typer.Option(help="Arrow Flight SQL port of the dbt Semantic Layer API (default 8815; 0 turns it off)."),
+    ] = None,
+    flight_tls_cert: Annotated[Path | None, typer.Option(help="PEM certificate for Flight SQL over TLS.")] = None,
+    flight_tls_key: Annotated[Path | None, typer.Option(help="PEM private key for Flight SQL over TLS.")] = None,
 ) -> None:
     """Serve the HTTP API (building the sample warehouse first if there is none)."""
     import ipaddress
@@ -224,9 +286,20 @@ def serve(
     from api.main import create_app
     from core.tokens import TokenStore, TokenStoreUnavailable
 
-    settings = _settings(warehouse=warehouse, host=host, port=port, sql_port=sql_port, landing=landing,
-                         dbt_project=dbt_project, open=open_mode, allow_open=allow_open, warehouse_type=warehouse_type,
-                         flight_port=flight_port, flight_tls_cert=flight_tls_cert, flight_tls_key=flight_tls_key)
+    settings = _settings(
+        warehouse=warehouse,
+        host=host,
+        port=port,
+        sql_port=sql_port,
+        landing=landing,
+        dbt_project=dbt_project,
+        open=open_mode,
+        allow_open=allow_open,
+        warehouse_type=warehouse_type,
+        flight_port=flight_port,
+        flight_tls_cert=flight_tls_cert,
+        flight_tls_key=flight_tls_key,
+    )
     _require_extras(settings)
     try:
         loopback = settings.host == "localhost" or ipaddress.ip_address(settings.host).is_loopback
@@ -237,43 +310,61 @@ def serve(
     if settings.open or not store.requires_tokens():
         # Open: explicitly (--open), or a data directory that has never had a token.
         if not loopback and not settings.allow_open:
-            raise ValueError(("--open" if settings.open else "no API token exists, so the service")
-                             + f" would be open to anyone who reaches {settings.host}; "
-                             + ("" if settings.open else "create one (`northstar tokens create --name NAME --scope "
-                                                         "metrics:read`), ")
-                             + "bind to 127.0.0.1, or add --allow-open (NORTHSTAR_ALLOW_OPEN=1) to mean it.")
+            raise ValueError(
+                ("--open" if settings.open else "no API token exists, so the service")
+                + f" would be open to anyone who reaches {settings.host}; "
+                + ("" if settings.open else "create one (`northstar tokens create --name NAME --scope metrics:read`), ")
+                + "bind to 127.0.0.1, or add --allow-open (NORTHSTAR_ALLOW_OPEN=1) to mean it."
+            )
         if settings.open:
-            notes.append("[yellow]open mode (--open):[/] every request is answered without a token"
-                         + (", the tokens of this data directory are ignored" if store.requires_tokens() else "")
-                         + ("" if loopback else f", on {settings.host} (--allow-open)") + ".")
+            notes.append(
+                "[yellow]open mode (--open):[/] every request is answered without a token"
+                + (", the tokens of this data directory are ignored" if store.requires_tokens() else "")
+                + ("" if loopback else f", on {settings.host} (--allow-open)")
+                + "."
+            )
         else:
-            notes.append("[yellow]open mode:[/] no API token has ever been created for this data directory, every "
-                         "request is answered without one" + ("" if loopback else f" on {settings.host} (--allow-open)")
-                         + "; create tokens with `northstar tokens create`.")
+            notes.append(
+                "[yellow]open mode:[/] no API token has ever been created for this data directory, every "
+                "request is answered without one"
+                + ("" if loopback else f" on {settings.host} (--allow-open)")
+                + "; create tokens with `northstar tokens create`."
+            )
     else:
         if settings.sql_auth == "trust" and settings.sql_password is None and settings.sql_port:
-            raise ValueError("NORTHSTAR_SQL_AUTH=trust would open the SQL endpoint of a data directory that has "
-                             "API tokens; unset it, or serve with --open to mean it.")
+            raise ValueError(
+                "NORTHSTAR_SQL_AUTH=trust would open the SQL endpoint of a data directory that has "
+                "API tokens; unset it, or serve with --open to mean it."
+            )
         try:
             active = sum(t.active for t in store.list())
-            notes.append(f"API tokens required ({active} active in {store.path})." if active else
-                         f"[yellow]no active API token[/] in {store.path}: every data request is refused until one "
-                         "is created (tokens once existed, so the service stays closed; --open serves it openly).")
+            notes.append(
+                f"API tokens required ({active} active in {store.path})."
+                if active
+                else f"[yellow]no active API token[/] in {store.path}: every data request is refused until one "
+                "is created (tokens once existed, so the service stays closed; --open serves it openly)."
+            )
         except TokenStoreUnavailable as exc:
-            notes.append(f"[bold red]token store unusable:[/] {exc.message}; every data request answers 503 and SQL "
-                         "logins are refused until it is repaired (fail closed).")
+            notes.append(
+                f"[bold red]token store unusable:[/] {exc.message}; every data request answers 503 and SQL "
+                "logins are refused until it is repaired (fail closed)."
+            )
     from api.flight.server import tls_of
 
     flight_tls = tls_of(settings) if settings.flight_port else None
     if settings.flight_port and not loopback and flight_tls is None:
         # Bearer tokens in plaintext gRPC would cross the network readable.
-        raise ValueError(f"the Flight SQL endpoint on {settings.host} needs TLS: give --flight-tls-cert and "
-                         "--flight-tls-key, bind to 127.0.0.1, or turn it off with --flight-port 0.")
+        raise ValueError(
+            f"the Flight SQL endpoint on {settings.host} needs TLS: give --flight-tls-cert and "
+            "--flight-tls-key, bind to 127.0.0.1, or turn it off with --flight-port 0."
+        )
     # Bind both ports before announcing anything (or spending minutes on a build): a taken port
     # is one line and exit status 2.
     try:
         http_socket = _bind(settings.host, settings.port, "HTTP", "--port")
-        sql_socket = _bind(settings.host, settings.sql_port, "SQL endpoint", "--sql-port") if settings.sql_port else None
+        sql_socket = (
+            _bind(settings.host, settings.sql_port, "SQL endpoint", "--sql-port") if settings.sql_port else None
+        )
         flight_server = _flight_server(settings, flight_tls) if settings.flight_port else None
     except PortInUse as exc:
         console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
@@ -281,11 +372,13 @@ def serve(
     for note in notes:
         console.print(note, highlight=False, soft_wrap=True)
     if not settings.warehouse_path.exists():
-        console.print(f"no warehouse at {settings.warehouse_path}; building it from {settings.landing}",
-                      highlight=False)
+        console.print(
+            f"no warehouse at {settings.warehouse_path}; building it from {settings.landing}", highlight=False
+        )
         _build(settings)
-    console.print(f"serving on http://{settings.host}:{settings.port}  (docs: /docs, dbt docs: /dbt-docs/)",
-                  highlight=False)
+    console.print(
+        f"serving on http://{settings.host}:{settings.port}  (docs: /docs, dbt docs: /dbt-docs/)", highlight=False
+    )
     if settings.sql_port:
         console.print(f"SQL endpoint on postgresql://{settings.host}:{settings.sql_port}/northstar", highlight=False)
         # SQL workers and the HTTP loop share the GIL: a thread waiting for it gets it after
@@ -298,8 +391,9 @@ def serve(
 
         start_background(settings, log=lambda line: console.print(f"notify: {escape(line)}", highlight=False))
     # No `server` banner: responses do not advertise the server software and its version.
-    config = uvicorn.Config(create_app(settings, sql_socket=sql_socket, flight_server=flight_server),
-                            log_level="info", server_header=False)
+    config = uvicorn.Config(
+        create_app(settings, sql_socket=sql_socket, flight_server=flight_server), log_level="info", server_header=False
+    )
     uvicorn.Server(config).run(sockets=[http_socket])
 
 
@@ -308,14 +402,14 @@ def serve(
 def query(
     metrics: Annotated[str, typer.Option(help="Comma-separated metric names.")],
     group_by: Annotated[str, typer.Option(help="Comma-separated group-by names.")] = "",
-    where: Annotated[Optional[list[str]], typer.Option(help="dbt-style filter, repeatable.")] = None,
-    start: Annotated[Optional[str], typer.Option(help="Inclusive start (YYYY-MM-DD).")] = None,
-    end: Annotated[Optional[str], typer.Option(help="Exclusive end (YYYY-MM-DD).")] = None,
+    where: Annotated[list[str] | None, typer.Option(help="dbt-style filter, repeatable.")] = None,
+    start: Annotated[str | None, typer.Option(help="Inclusive start (YYYY-MM-DD).")] = None,
+    end: Annotated[str | None, typer.Option(help="Exclusive end (YYYY-MM-DD).")] = None,
     order_by: Annotated[str, typer.Option(help="Comma-separated; '-' prefix for descending.")] = "",
-    limit: Annotated[Optional[int], typer.Option(help="Maximum rows.")] = None,
-    timezone: Annotated[Optional[str], typer.Option(help="IANA zone for buckets and bounds (default UTC).")] = None,
+    limit: Annotated[int | None, typer.Option(help="Maximum rows.")] = None,
+    timezone: Annotated[str | None, typer.Option(help="IANA zone for buckets and bounds (default UTC).")] = None,
     week_start: Annotated[str, typer.Option(help="monday (ISO, default) or sunday.")] = "monday",
-    warehouse: Annotated[Optional[Path], typer.Option(help="Warehouse to query.")] = None,
+    warehouse: Annotated[Path | None, typer.Option(help="Warehouse to query.")] = None,
     sql: Annotated[bool, typer.Option("--sql", help="Print the SQL instead of running it.")] = False,
 ) -> None:
     """Run the same query as the HTTP API and print it as a table."""
@@ -324,8 +418,17 @@ def query(
     from metrics.execution.client import to_jsonable
 
     settings = _settings(warehouse=warehouse)
-    request = MetricQueryRequest(metrics=metrics, group_by=group_by, where=where or [], start=start, end=end,
-                                 order_by=order_by, limit=limit, timezone=timezone, week_start=week_start)
+    request = MetricQueryRequest(
+        metrics=metrics,
+        group_by=group_by,
+        where=where or [],
+        start=start,
+        end=end,
+        order_by=order_by,
+        limit=limit,
+        timezone=timezone,
+        week_start=week_start,
+    )
     engine = MetricsEngine.open(settings.warehouse_path, postgres_dsn=settings.postgres_dsn_text)
     try:
         if sql:
@@ -339,8 +442,10 @@ def query(
     table = Table(*[c.name for c in result.columns])
     width = len(result.metric_names)
     marks = {(i.bucket, i.metric): "?" if i.nulled else "*" for i in result.incomplete}
-    bucket_index = next((k for k, c in enumerate(result.columns[:len(result.columns) - width])
-                         if c.name.startswith("metric_time")), None)
+    bucket_index = next(
+        (k for k, c in enumerate(result.columns[: len(result.columns) - width]) if c.name.startswith("metric_time")),
+        None,
+    )
     for row, complete in zip(result.rows, result.complete or [()] * len(result.rows)):
         cells = ["" if v is None else str(to_jsonable(v)) for v in row]
         bucket = row[bucket_index] if bucket_index is not None else None
@@ -362,8 +467,8 @@ def query(
 @app.command()
 @one_line_errors
 def mcp(
-    warehouse: Annotated[Optional[Path], typer.Option(help="Warehouse to serve.")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Data directory holding tokens.json and the audit log.")] = None,
+    warehouse: Annotated[Path | None, typer.Option(help="Warehouse to serve.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Data directory holding tokens.json and the audit log.")] = None,
 ) -> None:
     """Serve the MCP tools (semantic layer for AI assistants) on stdin/stdout; the API token
     comes from NORTHSTAR_TOKEN."""
@@ -381,10 +486,14 @@ app.add_typer(notify_app, name="notify")
 @notify_app.command("run")
 @one_line_errors
 def notify_run(
-    warehouse: Annotated[Optional[Path], typer.Option(help="Warehouse to evaluate.")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Data directory (tokens, the state table).")] = None,
-    config: Annotated[Optional[Path], typer.Option(help="Subscriptions file (default <dbt project>/northstar.yml).")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print what would be sent; send and record nothing.")] = False,
+    warehouse: Annotated[Path | None, typer.Option(help="Warehouse to evaluate.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Data directory (tokens, the state table).")] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="Subscriptions file (default <dbt project>/northstar.yml).")
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print what would be sent; send and record nothing.")
+    ] = False,
 ) -> None:
     """Evaluate every subscription against the published build and send what is new (digests:
     run it on a schedule)."""
@@ -394,15 +503,22 @@ def notify_run(
 
     settings = _settings(warehouse=warehouse, data_dir=data_dir, notify_config=config)
     if not settings.notify_config_path.exists():
-        raise _error(f"no subscriptions file at {settings.notify_config_path}; see README \"Notifications\".")
+        raise _error(f'no subscriptions file at {settings.notify_config_path}; see README "Notifications".')
     sent = notify(settings, dry_run=dry_run, log=lambda line: console.print(escape(line), highlight=False))
     if dry_run:
         for s in sent:
-            print(json.dumps({"destination": s.destination, "subscription": s.subscription, "status": s.status,
-                              "body": s.body}, default=str))
+            print(
+                json.dumps(
+                    {"destination": s.destination, "subscription": s.subscription, "status": s.status, "body": s.body},
+                    default=str,
+                )
+            )
     failed = sum(s.status == "failed" for s in sent)
-    console.print(f"{sum(s.status == 'sent' for s in sent)} sent, {failed} failed, "
-                  f"{sum(s.status == 'would_send' for s in sent)} would be sent", highlight=False)
+    console.print(
+        f"{sum(s.status == 'sent' for s in sent)} sent, {failed} failed, "
+        f"{sum(s.status == 'would_send' for s in sent)} would be sent",
+        highlight=False,
+    )
     if failed:
         raise typer.Exit(1)
 
@@ -411,7 +527,7 @@ tokens_app = typer.Typer(no_args_is_help=True, help="API tokens: create, list, r
 app.add_typer(tokens_app, name="tokens")
 
 
-def _token_store(data_dir: Optional[Path]):
+def _token_store(data_dir: Path | None):
     from core.tokens import TokenStore
 
     return TokenStore.in_dir(_settings(data_dir=data_dir).data_dir)
@@ -422,30 +538,43 @@ def _token_store(data_dir: Optional[Path]):
 def tokens_create(
     name: Annotated[str, typer.Option(help="Who or what uses the token, e.g. 'metabase-emea'.")],
     scope: Annotated[list[str], typer.Option(help="metrics:read, experiments:read or admin; repeatable.")],
-    row_filter: Annotated[Optional[list[str]], typer.Option(
-        help="Row-level policy added to every query, e.g. region=emea or account_id=a1,a2; repeatable.")] = None,
-    max_concurrent: Annotated[Optional[int], typer.Option(help="Concurrent queries allowed (429 beyond).")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Data directory holding tokens.json.")] = None,
+    row_filter: Annotated[
+        list[str] | None,
+        typer.Option(help="Row-level policy added to every query, e.g. region=emea or account_id=a1,a2; repeatable."),
+    ] = None,
+    max_concurrent: Annotated[int | None, typer.Option(help="Concurrent queries allowed (429 beyond).")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Data directory holding tokens.json.")] = None,
 ) -> None:
     """Create a token; it is printed once and stored only as a hash."""
     from core.tokens import PolicyFilter
 
     policy = [PolicyFilter.parse(text) for text in row_filter or []]
     token, plain = _token_store(data_dir).create(name, scope, policy, max_concurrent)
-    console.print(f"created token {token.id} ({token.name}; scopes {', '.join(token.scopes)}"
-                  + (f"; rows where {' and '.join(p.describe() for p in token.policy)}" if token.policy else "")
-                  + "). It is shown once; store it now:", highlight=False)
+    console.print(
+        f"created token {token.id} ({token.name}; scopes {', '.join(token.scopes)}"
+        + (f"; rows where {' and '.join(p.describe() for p in token.policy)}" if token.policy else "")
+        + "). It is shown once; store it now:",
+        highlight=False,
+    )
     print(plain)
 
 
 @tokens_app.command("list")
 @one_line_errors
-def tokens_list(data_dir: Annotated[Optional[Path], typer.Option(help="Data directory holding tokens.json.")] = None) -> None:
+def tokens_list(
+    data_dir: Annotated[Path | None, typer.Option(help="Data directory holding tokens.json.")] = None,
+) -> None:
     """List tokens (never their secrets)."""
     table = Table("id", "name", "scopes", "row policy", "created", "revoked")
     for token in _token_store(data_dir).list():
-        table.add_row(token.id, token.name, ", ".join(token.scopes),
-                      " and ".join(p.describe() for p in token.policy) or "-", token.created_at, token.revoked_at or "-")
+        table.add_row(
+            token.id,
+            token.name,
+            ", ".join(token.scopes),
+            " and ".join(p.describe() for p in token.policy) or "-",
+            token.created_at,
+            token.revoked_at or "-",
+        )
     Console().print(table)
 
 
@@ -453,7 +582,7 @@ def tokens_list(data_dir: Annotated[Optional[Path], typer.Option(help="Data dire
 @one_line_errors
 def tokens_revoke(
     token: Annotated[str, typer.Argument(help="Token id or name.")],
-    data_dir: Annotated[Optional[Path], typer.Option(help="Data directory holding tokens.json.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Data directory holding tokens.json.")] = None,
 ) -> None:
     """Revoke a token; a running server refuses it from its next request."""
     revoked = _token_store(data_dir).revoke(token)
@@ -467,9 +596,9 @@ app.add_typer(rollups_app, name="rollups")
 @rollups_app.command("suggest")
 @one_line_errors
 def rollups_suggest(
-    warehouse: Annotated[Optional[Path], typer.Option(help="Warehouse whose rollups already answer some queries.")] = None,
-    data_dir: Annotated[Optional[Path], typer.Option(help="Data directory holding the audit log.")] = None,
-    audit_log: Annotated[Optional[Path], typer.Option(help="Audit log to read (default <data dir>/audit.jsonl).")] = None,
+    warehouse: Annotated[Path | None, typer.Option(help="Warehouse whose rollups already answer some queries.")] = None,
+    data_dir: Annotated[Path | None, typer.Option(help="Data directory holding the audit log.")] = None,
+    audit_log: Annotated[Path | None, typer.Option(help="Audit log to read (default <data dir>/audit.jsonl).")] = None,
     top: Annotated[int, typer.Option(help="How many rollups to suggest.")] = 5,
 ) -> None:
     """Read the audit log and print saved queries with table exports (YAML to paste into the
@@ -502,13 +631,13 @@ app.add_typer(experiments_app, name="experiments")
 @one_line_errors
 def experiments_plan(
     metric: Annotated[str, typer.Option(help="Experiment metric, e.g. conversion.")],
-    mde: Annotated[Optional[float], typer.Option(help="Relative effect to detect (0.05 is +5%).")] = None,
-    weeks: Annotated[Optional[int], typer.Option(help="Weeks the experiment may run: the MDE by week.")] = None,
+    mde: Annotated[float | None, typer.Option(help="Relative effect to detect (0.05 is +5%).")] = None,
+    weeks: Annotated[int | None, typer.Option(help="Weeks the experiment may run: the MDE by week.")] = None,
     arms: Annotated[int, typer.Option(help="Arms including control.")] = 2,
     alpha: Annotated[float, typer.Option(help="Two-sided significance level.")] = 0.05,
     power: Annotated[float, typer.Option(help="Power to reach at the MDE.")] = 0.8,
     cuped: Annotated[bool, typer.Option(help="Count on CUPED's variance reduction.")] = True,
-    warehouse: Annotated[Optional[Path], typer.Option(help="Warehouse to plan from.")] = None,
+    warehouse: Annotated[Path | None, typer.Option(help="Warehouse to plan from.")] = None,
 ) -> None:
     """Users per arm and weeks for an effect, or the effect detectable by week (as
     GET /v1/experiments/plan)."""
@@ -519,18 +648,26 @@ def experiments_plan(
     engine = MetricsEngine.open(settings.warehouse_path, postgres_dsn=settings.postgres_dsn_text)
     try:
         experiments = engine.experiments
-        plan = make_plan(experiments, PlanRequest(metric=metric, mde=mde, weeks=weeks, arms=arms, alpha=alpha,
-                                                  power=power, cuped=cuped),
-                         experiments.settings_meta().get("planning") or {})
+        plan = make_plan(
+            experiments,
+            PlanRequest(metric=metric, mde=mde, weeks=weeks, arms=arms, alpha=alpha, power=power, cuped=cuped),
+            experiments.settings_meta().get("planning") or {},
+        )
     finally:
         engine.close()
-    console.print(f"{plan.metric}: {plan.eligible_users} eligible users from {plan.window_start:%Y-%m-%d} to "
-                  f"{plan.window_end:%Y-%m-%d} (about {plan.weekly_users:.0f} a week); per-user mean "
-                  f"{plan.mean:.4g}, variance {plan.variance:.4g}"
-                  + (f", CUPED removes {100 * plan.variance_reduction:.1f}% of it" if cuped else ""), highlight=False)
+    console.print(
+        f"{plan.metric}: {plan.eligible_users} eligible users from {plan.window_start:%Y-%m-%d} to "
+        f"{plan.window_end:%Y-%m-%d} (about {plan.weekly_users:.0f} a week); per-user mean "
+        f"{plan.mean:.4g}, variance {plan.variance:.4g}"
+        + (f", CUPED removes {100 * plan.variance_reduction:.1f}% of it" if cuped else ""),
+        highlight=False,
+    )
     if plan.users_per_arm is not None:
-        console.print(f"to detect {100 * mde:+.1f}% with power {power:g} at alpha {alpha:g}: {plan.users_per_arm} users "
-                      f"per arm, {plan.total_users} in all, about {plan.weeks_needed} weeks", highlight=False)
+        console.print(
+            f"to detect {100 * mde:+.1f}% with power {power:g} at alpha {alpha:g}: {plan.users_per_arm} users "
+            f"per arm, {plan.total_users} in all, about {plan.weeks_needed} weeks",
+            highlight=False,
+        )
     table = Table("week", "users per arm", "MDE", *(["power at MDE"] if mde is not None else []))
     for week in plan.weeks:
         cells = [str(week.week), str(week.users_per_arm), "-" if week.mde is None else f"{100 * week.mde:.1f}%"]

@@ -26,8 +26,10 @@ def install_command(extra: str) -> str:
 
 
 def missing_extra_error(extra: str, module: str, purpose: str) -> MissingExtra:
-    return MissingExtra(f"{purpose} needs the '{extra}' extra, which is not installed (no module {module!r}); "
-                        f"install it with `{install_command(extra)}`.")
+    return MissingExtra(
+        f"{purpose} needs the '{extra}' extra, which is not installed (no module {module!r}); "
+        f"install it with `{install_command(extra)}`."
+    )
 
 
 def require(extra: str, purpose: str) -> None:

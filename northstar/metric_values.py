@@ -26,8 +26,9 @@ READERS = "fct_metric_values_daily+"
 WAREHOUSE_FILE = "warehouse.duckdb"
 
 
-def build_in_phases(directory: Path, args: list[str], env: dict[str, str], progress, run_dbt,
-                    failure_message, write) -> dict:
+def build_in_phases(
+    directory: Path, args: list[str], env: dict[str, str], progress, run_dbt, failure_message, write
+) -> dict:
     """Phase one: `dbt build` without the readers; then `write()` stages the engine tables;
     phase two: the readers. `run_results.json` ends up holding both phases' results."""
     code, output = run_dbt(["build", *args, "--exclude", READERS], env, progress)

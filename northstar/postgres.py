@@ -37,8 +37,13 @@ BUILD_SCHEMA_PREFIXES = ("landing", "northstar", "staging", "marts")
 META_SCHEMA = "northstar_meta"
 
 # Contract types (DuckDB names) -> PostgreSQL column types of the raw landing tables.
-_PG_TYPES = {"varchar": "text", "timestamp": "timestamp", "boolean": "boolean", "integer": "integer",
-             "decimal(18,2)": "numeric(18,2)"}
+_PG_TYPES = {
+    "varchar": "text",
+    "timestamp": "timestamp",
+    "boolean": "boolean",
+    "integer": "integer",
+    "decimal(18,2)": "numeric(18,2)",
+}
 _COPY_CHUNK = 1 << 20
 
 
@@ -55,14 +60,21 @@ def dsn_parts(dsn: str) -> dict:
     """host, port, user, password and dbname of a `postgresql://user:pass@host:port/db` DSN."""
     url = urlsplit(dsn)
     if url.scheme not in ("postgresql", "postgres"):
-        raise BuildFailed(f"NORTHSTAR_POSTGRES_DSN must look like postgresql://user:pass@host:port/db "
-                          f"(got scheme {url.scheme!r}).")
+        raise BuildFailed(
+            f"NORTHSTAR_POSTGRES_DSN must look like postgresql://user:pass@host:port/db (got scheme {url.scheme!r})."
+        )
     dbname = unquote(url.path.lstrip("/"))
     if not url.hostname or not dbname:
-        raise BuildFailed("NORTHSTAR_POSTGRES_DSN must name a host and a database: "
-                          "postgresql://user:pass@host:port/db.")
-    return {"host": url.hostname, "port": url.port or 5432, "user": unquote(url.username or ""),
-            "password": unquote(url.password or ""), "dbname": dbname}
+        raise BuildFailed(
+            "NORTHSTAR_POSTGRES_DSN must name a host and a database: postgresql://user:pass@host:port/db."
+        )
+    return {
+        "host": url.hostname,
+        "port": url.port or 5432,
+        "user": unquote(url.username or ""),
+        "password": unquote(url.password or ""),
+        "dbname": dbname,
+    }
 
 
 def connect(dsn: str):
@@ -136,16 +148,22 @@ def register_build(dsn: str, build_id: str, builds_dir: Path) -> None:
     directories (or people) may share one database."""
     with connect(dsn) as con, con.transaction():
         _meta_tables(con)
-        con.execute(f"INSERT INTO {META_SCHEMA}.builds VALUES (%s, %s, %s, now())",
-                    (build_id, schema_suffix(build_id), str(Path(builds_dir).resolve())))
+        con.execute(
+            f"INSERT INTO {META_SCHEMA}.builds VALUES (%s, %s, %s, now())",
+            (build_id, schema_suffix(build_id), str(Path(builds_dir).resolve())),
+        )
 
 
 def _meta_tables(con) -> None:
     con.execute(f"CREATE SCHEMA IF NOT EXISTS {META_SCHEMA}")
-    con.execute(f"CREATE TABLE IF NOT EXISTS {META_SCHEMA}.builds (build_id text PRIMARY KEY, "
-                "schema_suffix text NOT NULL, builds_dir text NOT NULL, created_at timestamptz NOT NULL)")
-    con.execute(f"CREATE TABLE IF NOT EXISTS {META_SCHEMA}.published (builds_dir text PRIMARY KEY, "
-                "build_id text NOT NULL, schema_suffix text NOT NULL, published_at timestamptz NOT NULL)")
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {META_SCHEMA}.builds (build_id text PRIMARY KEY, "
+        "schema_suffix text NOT NULL, builds_dir text NOT NULL, created_at timestamptz NOT NULL)"
+    )
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {META_SCHEMA}.published (builds_dir text PRIMARY KEY, "
+        "build_id text NOT NULL, schema_suffix text NOT NULL, published_at timestamptz NOT NULL)"
+    )
 
 
 def load_landing(dsn: str, tables: dict[str, LandingTable], schema: str) -> dict[str, int]:
@@ -166,8 +184,10 @@ def load_landing(dsn: str, tables: dict[str, LandingTable], schema: str) -> dict
 
 def _load_table(reader: duckdb.DuckDBPyConnection, con, table: LandingTable, schema: str, scratch: Path) -> int:
     columns = CONTRACT[table.name]
-    typed = [exp.cast(exp.column(c, quoted=True), exp.DataType.build(t, dialect="duckdb")).as_(c, quoted=True)
-             for c, t in columns.items()]
+    typed = [
+        exp.cast(exp.column(c, quoted=True), exp.DataType.build(t, dialect="duckdb")).as_(c, quoted=True)
+        for c, t in columns.items()
+    ]
     select = exp.select(*typed).from_(table.reader())
     reader.execute(f"COPY ({select.sql('duckdb')}) TO '{_duck_string(str(scratch))}' (FORMAT csv, HEADER false)")
     target = f"{_ident(schema)}.{_ident(table.name)}"
@@ -186,9 +206,16 @@ def profile_target(dsn: str, build_id: str, threads: int = 2) -> tuple[dict, dic
     """The dbt-postgres target of a build, and the environment it reads its password from
     (so the password is never written into the build directory)."""
     parts = dsn_parts(dsn)
-    target = {"type": "postgres", "host": parts["host"], "port": parts["port"], "user": parts["user"],
-              "password": "{{ env_var('NORTHSTAR_DBT_POSTGRES_PASSWORD', '') }}", "dbname": parts["dbname"],
-              "schema": build_schema("northstar", build_id), "threads": threads}
+    target = {
+        "type": "postgres",
+        "host": parts["host"],
+        "port": parts["port"],
+        "user": parts["user"],
+        "password": "{{ env_var('NORTHSTAR_DBT_POSTGRES_PASSWORD', '') }}",
+        "dbname": parts["dbname"],
+        "schema": build_schema("northstar", build_id),
+        "threads": threads,
+    }
     return target, {"NORTHSTAR_DBT_POSTGRES_PASSWORD": parts["password"]}
 
 
@@ -206,8 +233,12 @@ def drop_build(dsn: str, build_id: str) -> None:
 def _drop_suffix(con, suffix: str) -> None:
     # Every schema of the build: the fixed ones and its rollups' (named by the project).
     ending = "__" + suffix
-    named = [row[0] for row in con.execute(
-        "SELECT nspname FROM pg_namespace WHERE right(nspname, %s) = %s", (len(ending), ending)).fetchall()]
+    named = [
+        row[0]
+        for row in con.execute(
+            "SELECT nspname FROM pg_namespace WHERE right(nspname, %s) = %s", (len(ending), ending)
+        ).fetchall()
+    ]
     for schema in sorted({*(f"{prefix}{ending}" for prefix in BUILD_SCHEMA_PREFIXES), *named}):
         con.execute(f"DROP SCHEMA IF EXISTS {_ident(schema)} CASCADE")
 
@@ -215,9 +246,16 @@ def _drop_suffix(con, suffix: str) -> None:
 def write_pointer(directory: Path, build_id: str) -> Path:
     """The file the served path points at for a PostgreSQL build (no secrets in it)."""
     pointer = directory / POINTER_FILE
-    pointer.write_text(json.dumps({"type": "postgres", "build_id": build_id,
-                                   "schemas": {p: build_schema(p, build_id) for p in BUILD_SCHEMA_PREFIXES}},
-                                  indent=2))
+    pointer.write_text(
+        json.dumps(
+            {
+                "type": "postgres",
+                "build_id": build_id,
+                "schemas": {p: build_schema(p, build_id) for p in BUILD_SCHEMA_PREFIXES},
+            },
+            indent=2,
+        )
+    )
     return pointer
 
 
@@ -225,10 +263,12 @@ def record_published(dsn: str, build_id: str, builds_dir: Path) -> None:
     """`northstar_meta.published`: the build each data directory serves, for other readers."""
     with connect(dsn) as con, con.transaction():
         _meta_tables(con)
-        con.execute(f"INSERT INTO {META_SCHEMA}.published VALUES (%s, %s, %s, now()) "
-                    "ON CONFLICT (builds_dir) DO UPDATE SET build_id = excluded.build_id, "
-                    "schema_suffix = excluded.schema_suffix, published_at = excluded.published_at",
-                    (str(Path(builds_dir).resolve()), build_id, schema_suffix(build_id)))
+        con.execute(
+            f"INSERT INTO {META_SCHEMA}.published VALUES (%s, %s, %s, now()) "
+            "ON CONFLICT (builds_dir) DO UPDATE SET build_id = excluded.build_id, "
+            "schema_suffix = excluded.schema_suffix, published_at = excluded.published_at",
+            (str(Path(builds_dir).resolve()), build_id, schema_suffix(build_id)),
+        )
 
 
 def prune_schemas(dsn: str, builds_dir: Path) -> list[str]:
@@ -240,8 +280,9 @@ def prune_schemas(dsn: str, builds_dir: Path) -> list[str]:
     dropped = []
     with connect(dsn) as con:
         _meta_tables(con)
-        rows = con.execute(f"SELECT build_id FROM {META_SCHEMA}.builds WHERE builds_dir = %s",
-                           (str(builds_dir),)).fetchall()
+        rows = con.execute(
+            f"SELECT build_id FROM {META_SCHEMA}.builds WHERE builds_dir = %s", (str(builds_dir),)
+        ).fetchall()
         for (build_id,) in rows:
             if build_id in alive:
                 continue

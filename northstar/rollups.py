@@ -43,8 +43,9 @@ def statements(warehouse: Path, postgres_dsn: str | None = None) -> dict:
         out = {}
         for rollup in rollups:
             saved = engine.saved_query(rollup.saved_query)
-            query = MetricQuery(metrics=tuple(saved.metrics), group_by=tuple(saved.group_by),
-                                where_sql=tuple(saved.where))
+            query = MetricQuery(
+                metrics=tuple(saved.metrics), group_by=tuple(saved.group_by), where_sql=tuple(saved.where)
+            )
             out[rollup] = stored(engine.renderer, engine.plan(query))
         return out
     finally:
@@ -52,19 +53,37 @@ def statements(warehouse: Path, postgres_dsn: str | None = None) -> dict:
 
 
 #: Integer column types (DuckDB's and PostgreSQL's names in information_schema).
-INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
-                 "UBIGINT", "UHUGEINT")
-INTEGER_COLUMNS_SQL = ("SELECT column_name FROM information_schema.columns WHERE table_schema = {schema} "
-                       "AND table_name = {table} AND upper(data_type) IN ("
-                       + ", ".join(f"'{t}'" for t in INTEGER_TYPES) + ") ORDER BY ordinal_position")
+INTEGER_TYPES = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+    "UHUGEINT",
+)
+INTEGER_COLUMNS_SQL = (
+    "SELECT column_name FROM information_schema.columns WHERE table_schema = {schema} "
+    "AND table_name = {table} AND upper(data_type) IN ("
+    + ", ".join(f"'{t}'" for t in INTEGER_TYPES)
+    + ") ORDER BY ordinal_position"
+)
 
 
 def _entry(rollup: Rollup, schema: str, rows: int, started: float, integer_columns: list[str]) -> dict:
     """build.json's record of a rollup. `integer_columns` lets a re-aggregated sum keep the
     integer type of the semantic models' answer (PostgreSQL's SUM of a bigint is a numeric)."""
-    return {"table": f"{schema}.{rollup.table}", "rows": rows, "exported": rollup.exported,
-            "layout": LAYOUT, "integer_columns": integer_columns,
-            "seconds": round(time.perf_counter() - started, 3)}
+    return {
+        "table": f"{schema}.{rollup.table}",
+        "rows": rows,
+        "exported": rollup.exported,
+        "layout": LAYOUT,
+        "integer_columns": integer_columns,
+        "seconds": round(time.perf_counter() - started, 3),
+    }
 
 
 def write_rollups(warehouse_file: Path) -> dict:
@@ -83,8 +102,12 @@ def write_rollups(warehouse_file: Path) -> dict:
             con.execute(f'CREATE SCHEMA IF NOT EXISTS "{rollup.schema}"')
             con.execute(f"CREATE OR REPLACE TABLE {table} AS {rendered.sql}", rendered.params)
             rows = con.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]
-            integers = [r[0] for r in con.execute(INTEGER_COLUMNS_SQL.format(schema="?", table="?"),
-                                                  [rollup.schema, rollup.table]).fetchall()]
+            integers = [
+                r[0]
+                for r in con.execute(
+                    INTEGER_COLUMNS_SQL.format(schema="?", table="?"), [rollup.schema, rollup.table]
+                ).fetchall()
+            ]
             written[rollup.saved_query] = _entry(rollup, rollup.schema, rows, started, integers)
     except duckdb.Error as exc:
         raise BuildFailed(f"materializing rollups failed: {exc}") from exc
@@ -103,8 +126,9 @@ def write_rollups_postgres(pointer: Path, dsn: str, build_id: str) -> dict:
         schema = postgres.build_schema(rollup.schema, build_id)
         try:
             rows = postgres.create_table_as(dsn, schema, rollup.table, rendered.sql, rendered.params)
-            integers = postgres.column_names(dsn, INTEGER_COLUMNS_SQL.format(schema="%s", table="%s"),
-                                             (schema, rollup.table))
+            integers = postgres.column_names(
+                dsn, INTEGER_COLUMNS_SQL.format(schema="%s", table="%s"), (schema, rollup.table)
+            )
         except BuildFailed as exc:
             raise BuildFailed(f"materializing rollup {schema}.{rollup.table} failed: {exc.message}") from exc
         written[rollup.saved_query] = _entry(rollup, schema, rows, started, integers)
@@ -128,16 +152,24 @@ def logged_queries(audit_log: Path, engine) -> tuple[list, int]:
             except ValueError:
                 unreadable += 1
                 continue
-            if entry.get("path") != "/v1/query" or entry.get("status") != 200 or not isinstance(entry.get("body"), dict):
+            if (
+                entry.get("path") != "/v1/query"
+                or entry.get("status") != 200
+                or not isinstance(entry.get("body"), dict)
+            ):
                 continue
             try:
                 body = MetricQueryRequest(**entry["body"])
                 if body.saved_query:
                     saved = engine.saved_query(body.saved_query)
-                    body = body.model_copy(update={"metrics": body.metrics or list(saved.metrics),
-                                                   "group_by": body.group_by or list(saved.group_by),
-                                                   "where": list(saved.where) + list(body.where),
-                                                   "saved_query": None})
+                    body = body.model_copy(
+                        update={
+                            "metrics": body.metrics or list(saved.metrics),
+                            "group_by": body.group_by or list(saved.group_by),
+                            "where": list(saved.where) + list(body.where),
+                            "saved_query": None,
+                        }
+                    )
                 queries.append((body.to_query(), float(entry.get("ms") or 0)))
             except (ValueError, MetricsError):  # a body this build cannot read (a renamed metric, a bad field)
                 unreadable += 1
@@ -157,8 +189,10 @@ def suggestions_yaml(suggestions, skipped: dict[str, int], total: int) -> str:
         return "\n".join(lines) + "\n"
     lines.append("saved_queries:")
     for rank, suggestion in enumerate(suggestions, 1):
-        lines.append(f"  # {rank}. answers {suggestion.queries} queries that took {suggestion.elapsed_ms:.0f} ms; "
-                     f"about {suggestion.rows} rows")
+        lines.append(
+            f"  # {rank}. answers {suggestion.queries} queries that took {suggestion.elapsed_ms:.0f} ms; "
+            f"about {suggestion.rows} rows"
+        )
         text = yaml.safe_dump([suggestion.saved_query()], sort_keys=False, width=100)
         lines += ["  " + line for line in text.splitlines()]
     return "\n".join(lines) + "\n"

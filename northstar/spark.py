@@ -36,7 +36,7 @@ from pathlib import Path
 import duckdb
 from sqlglot import exp
 
-from metrics.execution.spark import DEFAULT_MASTER, session_config
+from metrics.execution.spark import session_config
 from northstar.landing import CONTRACT, LandingTable
 from northstar.postgres import build_schema, schema_suffix
 
@@ -65,8 +65,10 @@ def write_landing(tables: dict[str, LandingTable], directory: Path) -> dict[str,
             folder = directory / name
             folder.mkdir(parents=True)
             columns = CONTRACT[table.name]
-            typed = [exp.cast(exp.column(c, quoted=True), exp.DataType.build(t, dialect="duckdb")).as_(c, quoted=True)
-                     for c, t in columns.items()]
+            typed = [
+                exp.cast(exp.column(c, quoted=True), exp.DataType.build(t, dialect="duckdb")).as_(c, quoted=True)
+                for c, t in columns.items()
+            ]
             select = exp.select(*typed).from_(table.reader())
             target = str(folder / "part-0.parquet").replace("'", "''")
             reader.execute(f"COPY ({select.sql('duckdb')}) TO '{target}' (FORMAT parquet)")
@@ -78,8 +80,14 @@ def write_landing(tables: dict[str, LandingTable], directory: Path) -> dict[str,
 
 def profile_target(master: str, build_id: str, directory: Path, threads: int = 2) -> dict:
     """The dbt-spark target of a build: a session in this process, on `master`."""
-    return {"type": "spark", "method": "session", "host": "NA", "schema": build_schema("northstar", build_id),
-            "threads": threads, "server_side_parameters": session_config(master, directory / WAREHOUSE_DIR)}
+    return {
+        "type": "spark",
+        "method": "session",
+        "host": "NA",
+        "schema": build_schema("northstar", build_id),
+        "threads": threads,
+        "server_side_parameters": session_config(master, directory / WAREHOUSE_DIR),
+    }
 
 
 def dbt_vars(build_id: str) -> dict[str, str]:
@@ -87,9 +95,16 @@ def dbt_vars(build_id: str) -> dict[str, str]:
     return {"landing_schema": build_schema(LANDING, build_id), "schema_suffix": schema_suffix(build_id)}
 
 
-def write_spec(directory: Path, master: str, build_id: str, landing: dict[str, str], *,
-               reregister: bool = False, staged: dict[str, str] | None = None,
-               create: list[dict] | None = None) -> Path:
+def write_spec(
+    directory: Path,
+    master: str,
+    build_id: str,
+    landing: dict[str, str],
+    *,
+    reregister: bool = False,
+    staged: dict[str, str] | None = None,
+    create: list[dict] | None = None,
+) -> Path:
     """The Spark process's instructions: session settings, the landing tables to register, and
     for a second process of the same build, the tables the first wrote (`reregister`), the
     staged engine rows (`staged`: table -> Parquet folder, in the build's `northstar` database)
@@ -97,13 +112,23 @@ def write_spec(directory: Path, master: str, build_id: str, landing: dict[str, s
     table, sql; engine tables and rollups)."""
     spec = directory / SPEC_FILE
     tables = json.loads((directory / TABLES_FILE).read_text()) if reregister else []
-    spec.write_text(json.dumps({"config": session_config(master, directory / WAREHOUSE_DIR),
-                                "suffix": schema_suffix(build_id), "landing": landing,
-                                "landing_schema": build_schema(LANDING, build_id),
-                                "tables": tables, "staged": staged or {},
-                                "staged_schema": build_schema("northstar", build_id),
-                                "tables_file": str(directory / TABLES_FILE), "create": create or [],
-                                "created_file": str(directory / CREATED_FILE)}, indent=2))
+    spec.write_text(
+        json.dumps(
+            {
+                "config": session_config(master, directory / WAREHOUSE_DIR),
+                "suffix": schema_suffix(build_id),
+                "landing": landing,
+                "landing_schema": build_schema(LANDING, build_id),
+                "tables": tables,
+                "staged": staged or {},
+                "staged_schema": build_schema("northstar", build_id),
+                "tables_file": str(directory / TABLES_FILE),
+                "create": create or [],
+                "created_file": str(directory / CREATED_FILE),
+            },
+            indent=2,
+        )
+    )
     return spec
 
 
@@ -116,8 +141,9 @@ def write_staged(directory: Path, tables) -> None:
             folder = directory / STAGED_DIR / table
             shutil.rmtree(folder, ignore_errors=True)
             folder.mkdir(parents=True)
-            con.execute(f"CREATE OR REPLACE TABLE {_duck(table)} ("
-                        + ", ".join(f"{_duck(c)} {t}" for c, t in columns) + ")")
+            con.execute(
+                f"CREATE OR REPLACE TABLE {_duck(table)} (" + ", ".join(f"{_duck(c)} {t}" for c, t in columns) + ")"
+            )
             if rows:
                 con.executemany(f"INSERT INTO {_duck(table)} VALUES (" + ", ".join("?" for _ in columns) + ")", rows)
             con.execute(f"COPY {_duck(table)} TO '{folder / 'part-00000.parquet'}' (FORMAT parquet)")
@@ -174,9 +200,17 @@ def write_pointer(directory: Path, build_id: str) -> Path:
         if location.is_relative_to(directory):
             table["location"] = str(location.relative_to(directory))
     pointer = directory / POINTER_FILE
-    pointer.write_text(json.dumps({"type": "spark", "build_id": build_id,
-                                   "schemas": {p: build_schema(p, build_id) for p in BUILD_SCHEMA_PREFIXES},
-                                   "tables": tables}, indent=2))
+    pointer.write_text(
+        json.dumps(
+            {
+                "type": "spark",
+                "build_id": build_id,
+                "schemas": {p: build_schema(p, build_id) for p in BUILD_SCHEMA_PREFIXES},
+                "tables": tables,
+            },
+            indent=2,
+        )
+    )
     return pointer
 
 
@@ -205,9 +239,15 @@ def _tables(spark, schemas: list[str]) -> list[dict]:
             info = {r[0]: r[1] for r in rows}
             location = info.get("Location", "")
             if location.startswith("file:"):
-                location = location[len("file:"):]
-            out.append({"schema": schema, "table": table.name, "location": location,
-                        "format": (info.get("Provider") or "parquet").lower()})
+                location = location[len("file:") :]
+            out.append(
+                {
+                    "schema": schema,
+                    "table": table.name,
+                    "location": location,
+                    "format": (info.get("Provider") or "parquet").lower(),
+                }
+            )
     return out
 
 
@@ -227,8 +267,10 @@ def main(argv: list[str]) -> int:
         _register_landing(spark, spec["landing_schema"], spec["landing"])
     for table in spec.get("tables") or []:  # a second process of the build: what the first wrote
         spark.sql(f"CREATE DATABASE IF NOT EXISTS {_quote(table['schema'])}")
-        spark.sql(f"CREATE TABLE IF NOT EXISTS {_quote(table['schema'])}.{_quote(table['table'])} "
-                  f"USING {table.get('format') or 'parquet'} LOCATION {_string(table['location'])}")
+        spark.sql(
+            f"CREATE TABLE IF NOT EXISTS {_quote(table['schema'])}.{_quote(table['table'])} "
+            f"USING {table.get('format') or 'parquet'} LOCATION {_string(table['location'])}"
+        )
     if spec.get("staged"):
         _register_landing(spark, spec["staged_schema"], spec["staged"])
     if spec.get("create"):

@@ -70,6 +70,7 @@ from seeds.story import (
 
 # ==================================================================== activity
 
+
 @dataclass
 class _World:
     """Everything the chunked simulation shares across chunks."""
@@ -87,8 +88,9 @@ class _World:
     salts: dict[str, np.uint64]
     # Refunds draw from their own stream, so adding them left every other draw as it was.
     refund_rng: np.random.Generator
-    counters: dict[str, int] = field(default_factory=lambda: {
-        "event": 0, "session": 0, "error": 0, "ticket": 0, "feedback": 0})
+    counters: dict[str, int] = field(
+        default_factory=lambda: {"event": 0, "session": 0, "error": 0, "ticket": 0, "feedback": 0}
+    )
     enrolled: np.ndarray = field(default_factory=lambda: np.zeros((len(EXPERIMENTS), STRATA), dtype=np.int64))
 
     def take_ids(self, kind: str, n: int) -> np.ndarray:
@@ -170,8 +172,9 @@ def _assign_variants(w: _World, e: int, users: np.ndarray, days: np.ndarray) -> 
     return np.where(k % 2 == 0, coin, 1 - coin).astype(np.int8)
 
 
-def _simulate_sessions(w: _World, rng: np.random.Generator, day0: int, ndays: int,
-                       u0: int, u1: int) -> tuple[_Block, dict[str, np.ndarray]]:
+def _simulate_sessions(
+    w: _World, rng: np.random.Generator, day0: int, ndays: int, u0: int, u1: int
+) -> tuple[_Block, dict[str, np.ndarray]]:
     """Who is active when, their sessions, versions and experiment enrolments.
 
     Returns:
@@ -227,8 +230,9 @@ def _simulate_sessions(w: _World, rng: np.random.Generator, day0: int, ndays: in
             continue
         end = tl.experiment_days[spec.experiment_id][1]
         ad = pop.assigned_day[s_user, e]
-        treated = ((pop.variant[s_user, e] == 1) & (ad >= 0) & (s_day >= ad)
-                   & (s_day < (end if end is not None else tl.days)))
+        treated = (
+            (pop.variant[s_user, e] == 1) & (ad >= 0) & (s_day >= ad) & (s_day < (end if end is not None else tl.days))
+        )
         purchase_p[treated] *= spec.purchase_lift
     buy = rng.random(n_s) < purchase_p
     abandon = ~buy & (rng.random(n_s) < purchase_p * 0.8)
@@ -256,16 +260,24 @@ def _simulate_sessions(w: _World, rng: np.random.Generator, day0: int, ndays: in
     su = np.nonzero(ud_day == pop.signup_day[ud_user])[0]
     day_start = w.epoch_us + ud_day[su].astype(np.int64) * DAY_US
     pop.signup_us[ud_user[su]] = np.maximum(
-        ud_first_start[su] - rng.integers(5_000_000, 120_000_000, len(su)), day_start)
+        ud_first_start[su] - rng.integers(5_000_000, 120_000_000, len(su)), day_start
+    )
 
     blk = _Block(
-        ud_user=ud_user, ud_day=ud_day, ud_first_start=ud_first_start, ud_first_sess=ud_first_sess,
-        s_user=s_user, s_day=s_day, s_platform=s_platform, s_version=s_version, s_start=s_start,
-        s_duration=duration, s_ids=L.hex_ids("ses_", w.take_ids("session", n_s), w.salts["session"]),
+        ud_user=ud_user,
+        ud_day=ud_day,
+        ud_first_start=ud_first_start,
+        ud_first_sess=ud_first_sess,
+        s_user=s_user,
+        s_day=s_day,
+        s_platform=s_platform,
+        s_version=s_version,
+        s_start=s_start,
+        s_duration=duration,
+        s_ids=L.hex_ids("ses_", w.take_ids("session", n_s), w.salts["session"]),
         enrolments=enrolments,
     )
-    draws = {"n_ev": n_ev, "signup": signup, "buy": buy, "abandon": abandon,
-             "offsets": offsets, "first_ev": first_ev}
+    draws = {"n_ev": n_ev, "signup": signup, "buy": buy, "abandon": abandon, "offsets": offsets, "first_ev": first_ev}
     return blk, draws
 
 
@@ -289,11 +301,16 @@ def _events_table(w: _World, rng: np.random.Generator, blk: _Block, draws: dict[
     # for feature_used and part of page_view, and, once a user has adopted a
     # launched feature, a share of their feature_used events touch it.
     fk = np.full(n, -1, dtype=np.int16)
-    for ev, feat in (("search", "search"), ("comment_added", "comments"), ("share", "sharing"),
-                     ("signup", "onboarding"), ("checkout_started", "checkout"), ("purchase", "checkout")):
+    for ev, feat in (
+        ("search", "search"),
+        ("comment_added", "comments"),
+        ("share", "sharing"),
+        ("signup", "onboarding"),
+        ("checkout_started", "checkout"),
+        ("purchase", "checkout"),
+    ):
         fk[name == _EV[ev]] = _FK[feat]
-    used = np.nonzero((name == _EV["feature_used"])
-                      | ((name == _EV["page_view"]) & (rng.random(n) < 0.4)))[0]
+    used = np.nonzero((name == _EV["feature_used"]) | ((name == _EV["page_view"]) & (rng.random(n) < 0.4)))[0]
     fk[used] = _USAGE_CODES[_pick(rng, _USAGE_CUM, len(used))]
     fu = np.nonzero(name == _EV["feature_used"])[0]
     fu_user = blk.s_user[ev_sess[fu]]
@@ -314,18 +331,27 @@ def _events_table(w: _World, rng: np.random.Generator, blk: _Block, draws: dict[
     ts = blk.s_start[ev_sess] + draws["offsets"]
     order = np.argsort(ts, kind="stable")  # landing files arrive roughly in time order
     ev_sess, name, fk, ts, cents, revenue_valid = (
-        ev_sess[order], name[order], fk[order], ts[order], cents[order], revenue_valid[order])
-    return L.table("events", {
-        "event_id": L.hex_ids("evt_", w.take_ids("event", n), w.salts["event"]),
-        "user_id": w.user_ids.take(pa.array(blk.s_user[ev_sess])),
-        "session_id": blk.s_ids.take(pa.array(ev_sess)),
-        "event_name": L.take(L.strings(EVENT_NAMES), name),
-        "event_ts": L.timestamps(ts),
-        "platform": L.take(L.strings(PLATFORMS), blk.s_platform[ev_sess]),
-        "app_version": L.take(w.versions, blk.s_version[ev_sess]),
-        "feature_key": L.take(L.strings(FEATURES), fk),
-        "revenue_usd": L.decimal_cents(cents, revenue_valid),
-    })
+        ev_sess[order],
+        name[order],
+        fk[order],
+        ts[order],
+        cents[order],
+        revenue_valid[order],
+    )
+    return L.table(
+        "events",
+        {
+            "event_id": L.hex_ids("evt_", w.take_ids("event", n), w.salts["event"]),
+            "user_id": w.user_ids.take(pa.array(blk.s_user[ev_sess])),
+            "session_id": blk.s_ids.take(pa.array(ev_sess)),
+            "event_name": L.take(L.strings(EVENT_NAMES), name),
+            "event_ts": L.timestamps(ts),
+            "platform": L.take(L.strings(PLATFORMS), blk.s_platform[ev_sess]),
+            "app_version": L.take(w.versions, blk.s_version[ev_sess]),
+            "feature_key": L.take(L.strings(FEATURES), fk),
+            "revenue_usd": L.decimal_cents(cents, revenue_valid),
+        },
+    )
 
 
 def _refunds_table(w: _World, events: pa.Table) -> pa.Table:
@@ -344,17 +370,20 @@ def _refunds_table(w: _World, events: pa.Table) -> pa.Table:
     cents = np.round(src.column("revenue_usd").cast(pa.float64()).to_numpy() * 100).astype(np.int64)
     partial = w.refund_rng.random(n) < PARTIAL_REFUND_SHARE
     refund_cents = -np.where(partial, cents // 2, cents)
-    return L.table("events", {
-        "event_id": L.hex_ids("evt_", w.take_ids("event", n), w.salts["event"]),
-        "user_id": src.column("user_id").combine_chunks(),
-        "session_id": src.column("session_id").combine_chunks(),
-        "event_name": pa.array(["refund"] * n, type=pa.string()),
-        "event_ts": L.timestamps(refund_ts),
-        "platform": src.column("platform").combine_chunks(),
-        "app_version": src.column("app_version").combine_chunks(),
-        "feature_key": src.column("feature_key").combine_chunks(),
-        "revenue_usd": L.decimal_cents(refund_cents, np.ones(n, dtype=bool)),
-    })
+    return L.table(
+        "events",
+        {
+            "event_id": L.hex_ids("evt_", w.take_ids("event", n), w.salts["event"]),
+            "user_id": src.column("user_id").combine_chunks(),
+            "session_id": src.column("session_id").combine_chunks(),
+            "event_name": pa.array(["refund"] * n, type=pa.string()),
+            "event_ts": L.timestamps(refund_ts),
+            "platform": src.column("platform").combine_chunks(),
+            "app_version": src.column("app_version").combine_chunks(),
+            "feature_key": src.column("feature_key").combine_chunks(),
+            "revenue_usd": L.decimal_cents(refund_cents, np.ones(n, dtype=bool)),
+        },
+    )
 
 
 def _errors_table(w: _World, rng: np.random.Generator, blk: _Block) -> pa.Table:
@@ -385,16 +414,19 @@ def _errors_table(w: _World, rng: np.random.Generator, blk: _Block) -> pa.Table:
     order = np.argsort(occurred, kind="stable")
     sess, severity, etype, occurred, anon = sess[order], severity[order], etype[order], occurred[order], anon[order]
     mask = pa.array(anon)
-    return L.table("errors", {
-        "error_id": L.hex_ids("err_", w.take_ids("error", n), w.salts["error"]),
-        "user_id": pc.if_else(mask, pa.scalar(None, pa.string()), w.user_ids.take(pa.array(blk.s_user[sess]))),
-        "session_id": pc.if_else(mask, pa.scalar(None, pa.string()), blk.s_ids.take(pa.array(sess))),
-        "occurred_at": L.timestamps(occurred),
-        "platform": L.take(L.strings(PLATFORMS), blk.s_platform[sess]),
-        "app_version": L.take(w.versions, blk.s_version[sess]),
-        "severity": L.take(L.strings(SEVERITIES), severity),
-        "error_type": L.take(L.strings(ERROR_TYPE_NAMES), etype),
-    })
+    return L.table(
+        "errors",
+        {
+            "error_id": L.hex_ids("err_", w.take_ids("error", n), w.salts["error"]),
+            "user_id": pc.if_else(mask, pa.scalar(None, pa.string()), w.user_ids.take(pa.array(blk.s_user[sess]))),
+            "session_id": pc.if_else(mask, pa.scalar(None, pa.string()), blk.s_ids.take(pa.array(sess))),
+            "occurred_at": L.timestamps(occurred),
+            "platform": L.take(L.strings(PLATFORMS), blk.s_platform[sess]),
+            "app_version": L.take(w.versions, blk.s_version[sess]),
+            "severity": L.take(L.strings(SEVERITIES), severity),
+            "error_type": L.take(L.strings(ERROR_TYPE_NAMES), etype),
+        },
+    )
 
 
 def _in_aftermath(w: _World, users: np.ndarray, days: np.ndarray) -> np.ndarray:
@@ -435,16 +467,19 @@ def _tickets_table(w: _World, rng: np.random.Generator, blk: _Block) -> pa.Table
     # Tickets sent by e-mail are not always matched to a user.
     user_code = np.where(rng.random(n) < 0.2, -1, users)
     order = np.argsort(created, kind="stable")
-    return L.table("support_tickets", {
-        "ticket_id": L.hex_ids("tkt_", w.take_ids("ticket", n), w.salts["ticket"]),
-        "account_id": w.account_ids.take(pa.array(pop.account[users[order]])),
-        "user_id": L.take(w.user_ids, user_code[order]),
-        "created_at": L.timestamps(created[order]),
-        "resolved_at": L.timestamps(resolved[order], valid=resolved_valid[order]),
-        "category": L.take(L.strings(TICKET_CATEGORIES), category[order]),
-        "priority": L.take(L.strings(PRIORITIES), priority[order]),
-        "feature_key": L.take(L.strings(FEATURES), feature[order]),
-    })
+    return L.table(
+        "support_tickets",
+        {
+            "ticket_id": L.hex_ids("tkt_", w.take_ids("ticket", n), w.salts["ticket"]),
+            "account_id": w.account_ids.take(pa.array(pop.account[users[order]])),
+            "user_id": L.take(w.user_ids, user_code[order]),
+            "created_at": L.timestamps(created[order]),
+            "resolved_at": L.timestamps(resolved[order], valid=resolved_valid[order]),
+            "category": L.take(L.strings(TICKET_CATEGORIES), category[order]),
+            "priority": L.take(L.strings(PRIORITIES), priority[order]),
+            "feature_key": L.take(L.strings(FEATURES), feature[order]),
+        },
+    )
 
 
 def _feedback_table(w: _World, rng: np.random.Generator, blk: _Block) -> pa.Table:
@@ -459,8 +494,9 @@ def _feedback_table(w: _World, rng: np.random.Generator, blk: _Block) -> pa.Tabl
     csat = np.clip(np.round(1 + nps * 0.4 + rng.normal(0, 0.6, n)), 1, 5).astype(np.int32)
     # Surveys always ask NPS; in-app prompts ask one or both; e-mails are free text.
     nps_valid = np.select([channel == 1, channel == 0], [True, rng.random(n) < 0.6], False)
-    csat_valid = np.select([channel == 1, channel == 0], [rng.random(n) < 0.5, ~nps_valid | (rng.random(n) < 0.3)],
-                           rng.random(n) < 0.3)
+    csat_valid = np.select(
+        [channel == 1, channel == 0], [rng.random(n) < 0.5, ~nps_valid | (rng.random(n) < 0.3)], rng.random(n) < 0.3
+    )
     tone = np.where(nps <= 6, 0, np.where(nps <= 8, 1, 2))
     comment = np.full(n, -1, dtype=np.int16)
     has_comment = (channel == 2) | (rng.random(n) < 0.45)
@@ -471,16 +507,19 @@ def _feedback_table(w: _World, rng: np.random.Generator, blk: _Block) -> pa.Tabl
         offset += len(texts)
     feature = np.where(rng.random(n) < 0.3, _USAGE_CODES[_pick(rng, _USAGE_CUM, n)], -1)
     order = np.argsort(submitted, kind="stable")
-    return L.table("feedback", {
-        "feedback_id": L.hex_ids("fb_", w.take_ids("feedback", n), w.salts["feedback"]),
-        "user_id": w.user_ids.take(pa.array(users[order])),
-        "submitted_at": L.timestamps(submitted[order]),
-        "channel": L.take(L.strings(FEEDBACK_CHANNELS), channel[order]),
-        "nps_score": L.int32s(nps[order], nps_valid[order]),
-        "csat_score": L.int32s(csat[order], csat_valid[order]),
-        "comment": L.take(L.strings(COMMENT_TEXTS), comment[order]),
-        "feature_key": L.take(L.strings(FEATURES), feature[order]),
-    })
+    return L.table(
+        "feedback",
+        {
+            "feedback_id": L.hex_ids("fb_", w.take_ids("feedback", n), w.salts["feedback"]),
+            "user_id": w.user_ids.take(pa.array(users[order])),
+            "submitted_at": L.timestamps(submitted[order]),
+            "channel": L.take(L.strings(FEEDBACK_CHANNELS), channel[order]),
+            "nps_score": L.int32s(nps[order], nps_valid[order]),
+            "csat_score": L.int32s(csat[order], csat_valid[order]),
+            "comment": L.take(L.strings(COMMENT_TEXTS), comment[order]),
+            "feature_key": L.take(L.strings(FEATURES), feature[order]),
+        },
+    )
 
 
 def _assignments_table(w: _World, rng: np.random.Generator, blk: _Block) -> pa.Table:
@@ -508,11 +547,12 @@ def _assignments_table(w: _World, rng: np.random.Generator, blk: _Block) -> pa.T
     exp_a, user_a = np.concatenate(exp_codes), np.concatenate(users)
     var_a, at_a = np.concatenate(variants), np.concatenate(at)
     order = np.argsort(at_a, kind="stable")
-    return L.table("experiment_assignments", {
-        "experiment_id": L.take(L.strings([s.experiment_id for s in EXPERIMENTS]), exp_a[order]),
-        "user_id": w.user_ids.take(pa.array(user_a[order])),
-        "variant": L.take(L.strings((CONTROL_VARIANT, TREATMENT_VARIANT)), var_a[order]),
-        "assigned_at": L.timestamps(at_a[order]),
-    })
-
-
+    return L.table(
+        "experiment_assignments",
+        {
+            "experiment_id": L.take(L.strings([s.experiment_id for s in EXPERIMENTS]), exp_a[order]),
+            "user_id": w.user_ids.take(pa.array(user_a[order])),
+            "variant": L.take(L.strings((CONTROL_VARIANT, TREATMENT_VARIANT)), var_a[order]),
+            "assigned_at": L.timestamps(at_a[order]),
+        },
+    )

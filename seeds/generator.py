@@ -95,6 +95,7 @@ __all__ = [
     "planted_facts",
 ]
 
+
 @dataclass(frozen=True)
 class GenerationSummary:
     """What :func:`generate` wrote.
@@ -129,6 +130,7 @@ class GenerationSummary:
 
 # ===================================================================== driver
 
+
 def _plan_parts(users: int, days: int) -> tuple[int, int]:
     """Days per chunk and user blocks per chunk so a part holds ~TARGET_EVENTS_PER_PART events."""
     per_day = max(1.0, users * EVENTS_PER_USER_DAY * 1.3)  # headroom: weekdays and launch weeks run hot
@@ -147,9 +149,15 @@ def _clean(out: Path) -> None:
             part.unlink()
 
 
-def generate(out: Path, *, users: int = DEFAULT_USERS, days: int = DEFAULT_DAYS, seed: int = 7,
-             start: datetime.date = DEFAULT_START,
-             progress: Callable[[int, int], None] | None = None) -> GenerationSummary:
+def generate(
+    out: Path,
+    *,
+    users: int = DEFAULT_USERS,
+    days: int = DEFAULT_DAYS,
+    seed: int = 7,
+    start: datetime.date = DEFAULT_START,
+    progress: Callable[[int, int], None] | None = None,
+) -> GenerationSummary:
     """Generate the synthetic landing data into ``out``.
 
     Args:
@@ -176,8 +184,10 @@ def generate(out: Path, *, users: int = DEFAULT_USERS, days: int = DEFAULT_DAYS,
     _clean(out)
     rng = np.random.Generator(np.random.PCG64(seed))
     tl = story_timeline(start, days)
-    epoch_us = int((datetime.datetime(start.year, start.month, start.day)
-                    - datetime.datetime(1970, 1, 1)) // datetime.timedelta(microseconds=1))
+    epoch_us = int(
+        (datetime.datetime(start.year, start.month, start.day) - datetime.datetime(1970, 1, 1))
+        // datetime.timedelta(microseconds=1)
+    )
 
     accounts = _make_accounts(rng, users)
     pop = _make_population(rng, users, accounts, tl, epoch_us)
@@ -194,25 +204,38 @@ def generate(out: Path, *, users: int = DEFAULT_USERS, days: int = DEFAULT_DAYS,
                 bad_code = len(versions)
             versions.append(version)
     w = _World(
-        seed=seed, tl=tl, epoch_us=epoch_us, pop=pop,
+        seed=seed,
+        tl=tl,
+        epoch_us=epoch_us,
+        pop=pop,
         user_ids=L.seq_ids("usr_", users, max(6, len(str(users)))),
         account_ids=L.seq_ids("acc_", accounts.n, max(5, len(str(accounts.n)))),
-        versions=L.strings(versions), release_days=release_days, release_codes=release_codes,
+        versions=L.strings(versions),
+        release_days=release_days,
+        release_codes=release_codes,
         bad_code=bad_code,
-        salts={k: L.salt(seed, k) for k in ("event", "session", "error", "ticket", "feedback")
-               + tuple("variant:" + spec.experiment_id for spec in EXPERIMENTS)},
+        salts={
+            k: L.salt(seed, k)
+            for k in ("event", "session", "error", "ticket", "feedback")
+            + tuple("variant:" + spec.experiment_id for spec in EXPERIMENTS)
+        },
         refund_rng=np.random.Generator(np.random.PCG64([seed, REFUND_STREAM])),
     )
 
     counts: dict[str, int] = {}
-    for name, tbl in (("releases", _releases_table(tl, epoch_us)), ("launches", _launches_table(tl, epoch_us)),
-                      ("experiments", _experiments_table(tl, epoch_us)),
-                      ("incidents", _incidents_table(rng, tl, epoch_us))):
+    for name, tbl in (
+        ("releases", _releases_table(tl, epoch_us)),
+        ("launches", _launches_table(tl, epoch_us)),
+        ("experiments", _experiments_table(tl, epoch_us)),
+        ("incidents", _incidents_table(rng, tl, epoch_us)),
+    ):
         L.write_table(out / f"{name}.parquet", tbl)
         counts[name] = tbl.num_rows
 
-    sinks = {name: L.TableSink(out / f"{name}.parquet", name)
-             for name in ("errors", "support_tickets", "feedback", "experiment_assignments")}
+    sinks = {
+        name: L.TableSink(out / f"{name}.parquet", name)
+        for name in ("errors", "support_tickets", "feedback", "experiment_assignments")
+    }
     chunk_days, blocks = _plan_parts(users, days)
     bounds = np.linspace(0, users, blocks + 1).astype(int)
     part = 0
@@ -261,9 +284,17 @@ def generate(out: Path, *, users: int = DEFAULT_USERS, days: int = DEFAULT_DAYS,
     L.write_table(out / "accounts.parquet", accounts_tbl)
     counts["users"], counts["accounts"] = users_tbl.num_rows, accounts_tbl.num_rows
     ordered = {name: counts[name] for name in L.SCHEMAS}
-    return GenerationSummary(out=out, tables=ordered, seed=seed, users=users, days=days, start=start,
-                             event_parts=part, duplicate_events=duplicates,
-                             seconds=time.perf_counter() - t0)
+    return GenerationSummary(
+        out=out,
+        tables=ordered,
+        seed=seed,
+        users=users,
+        days=days,
+        start=start,
+        event_parts=part,
+        duplicate_events=duplicates,
+        seconds=time.perf_counter() - t0,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -279,12 +310,13 @@ def main(argv: list[str] | None = None) -> int:
     def report(done: int, total: int) -> None:
         print(f"\r  day {done}/{total}", end="", file=sys.stderr, flush=True)
 
-    summary = generate(args.out, users=args.users, days=args.days, seed=args.seed, start=args.start,
-                       progress=report)
+    summary = generate(args.out, users=args.users, days=args.days, seed=args.seed, start=args.start, progress=report)
     print(file=sys.stderr)
-    print(f"wrote {summary.out} in {summary.seconds:.1f}s "
-          f"({summary.event_parts} event parts, {summary.duplicate_events} duplicate event rows, "
-          f"{summary.events_per_user_day:.2f} events per user-day)")
+    print(
+        f"wrote {summary.out} in {summary.seconds:.1f}s "
+        f"({summary.event_parts} event parts, {summary.duplicate_events} duplicate event rows, "
+        f"{summary.events_per_user_day:.2f} events per user-day)"
+    )
     for name, rows in summary.tables.items():
         print(f"  {name:<24}{rows:>12,}")
     return 0

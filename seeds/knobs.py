@@ -61,12 +61,21 @@ TICKET_P = 0.01
 FEEDBACK_P = 0.04
 
 BODY_EVENTS = (
-    ("page_view", 0.48), ("feature_used", 0.30), ("search", 0.06),
-    ("comment_added", 0.05), ("notification_opened", 0.04), ("share", 0.03),
-    ("invite_sent", 0.02), ("settings_changed", 0.02),
+    ("page_view", 0.48),
+    ("feature_used", 0.30),
+    ("search", 0.06),
+    ("comment_added", 0.05),
+    ("notification_opened", 0.04),
+    ("share", 0.03),
+    ("invite_sent", 0.02),
+    ("settings_changed", 0.02),
 )
-EVENT_NAMES: tuple[str, ...] = (
-    tuple(name for name, _ in BODY_EVENTS) + ("session_start", "signup", "checkout_started", "purchase", "refund")
+EVENT_NAMES: tuple[str, ...] = tuple(name for name, _ in BODY_EVENTS) + (
+    "session_start",
+    "signup",
+    "checkout_started",
+    "purchase",
+    "refund",
 )
 _EV = {name: i for i, name in enumerate(EVENT_NAMES)}
 _BODY_CUM = np.cumsum([p for _, p in BODY_EVENTS]) / sum(p for _, p in BODY_EVENTS)
@@ -78,12 +87,31 @@ USAGE_FEATURES = ("dashboards", "reports", "alerts", "exports", "integrations", 
 _USAGE_CODES = np.array([_FK[f] for f in USAGE_FEATURES])
 _USAGE_CUM = np.cumsum([0.28, 0.22, 0.12, 0.1, 0.1, 0.09, 0.09])
 
-INDUSTRIES = ("software", "fintech", "healthcare", "retail", "media", "education",
-              "manufacturing", "logistics", "public_sector")
+INDUSTRIES = (
+    "software",
+    "fintech",
+    "healthcare",
+    "retail",
+    "media",
+    "education",
+    "manufacturing",
+    "logistics",
+    "public_sector",
+)
 COUNTRIES_BY_REGION = {
     "amer": (("US", 0.62), ("CA", 0.12), ("BR", 0.12), ("MX", 0.08), ("AR", 0.06)),
-    "emea": (("GB", 0.22), ("DE", 0.2), ("FR", 0.15), ("NL", 0.1), ("ES", 0.08), ("SE", 0.07),
-             ("IT", 0.07), ("PL", 0.05), ("IE", 0.03), ("ZA", 0.03)),
+    "emea": (
+        ("GB", 0.22),
+        ("DE", 0.2),
+        ("FR", 0.15),
+        ("NL", 0.1),
+        ("ES", 0.08),
+        ("SE", 0.07),
+        ("IT", 0.07),
+        ("PL", 0.05),
+        ("IE", 0.03),
+        ("ZA", 0.03),
+    ),
     "apac": (("IN", 0.3), ("AU", 0.2), ("JP", 0.18), ("SG", 0.12), ("KR", 0.1), ("NZ", 0.1)),
 }
 COUNTRIES: tuple[str, ...] = tuple(c for r in REGIONS for c, _ in COUNTRIES_BY_REGION[r])
@@ -105,8 +133,16 @@ _ET = {name: i for i, name in enumerate(ERROR_TYPE_NAMES)}
 #: Most crashes on the bad release share one signature, as a real regression would.
 BAD_RELEASE_CRASH_TYPE = "IllegalStateException"
 
-TICKET_CATEGORIES = ("bug", "billing", "how_to", "feature_request", "account_access",
-                     "performance", "data_quality", "crash")
+TICKET_CATEGORIES = (
+    "bug",
+    "billing",
+    "how_to",
+    "feature_request",
+    "account_access",
+    "performance",
+    "data_quality",
+    "crash",
+)
 _TICKET_CAT_P = np.array([0.22, 0.18, 0.22, 0.14, 0.1, 0.08, 0.06, 0.0])
 _TICKET_CAT_AFTERMATH_P = np.array([0.25, 0.05, 0.05, 0.02, 0.03, 0.1, 0.0, 0.5])
 PRIORITIES = ("low", "normal", "high", "urgent")
@@ -116,22 +152,89 @@ PRIORITY_RESOLUTION_H = (72.0, 30.0, 10.0, 4.0)
 FEEDBACK_CHANNELS = ("in_app", "survey", "email")
 NPS_P = np.array([0.02, 0.01, 0.02, 0.03, 0.03, 0.06, 0.07, 0.12, 0.2, 0.22, 0.22])
 COMMENTS = {
-    "negative": ("The app keeps crashing since the last update.", "Too slow to load dashboards.",
-                 "Checkout failed twice.", "Hard to find what I need.", "Support took too long."),
-    "neutral": ("It does the job.", "Would like more export options.", "OK, some rough edges.",
-                "Please add dark mode."),
-    "positive": ("Love the new dashboards!", "Saves my team hours every week.",
-                 "The AI assistant is great.", "Smooth and fast.", "Best tool we use."),
+    "negative": (
+        "The app keeps crashing since the last update.",
+        "Too slow to load dashboards.",
+        "Checkout failed twice.",
+        "Hard to find what I need.",
+        "Support took too long.",
+    ),
+    "neutral": (
+        "It does the job.",
+        "Would like more export options.",
+        "OK, some rough edges.",
+        "Please add dark mode.",
+    ),
+    "positive": (
+        "Love the new dashboards!",
+        "Saves my team hours every week.",
+        "The AI assistant is great.",
+        "Smooth and fast.",
+        "Best tool we use.",
+    ),
 }
 COMMENT_TEXTS: tuple[str, ...] = tuple(c for v in COMMENTS.values() for c in v)
 
 ACCOUNT_WORDS = (
-    ("Blue", "Bright", "North", "Silver", "Rapid", "Quiet", "Bold", "Clear", "Golden", "Iron",
-     "Lunar", "Prime", "Red", "Summit", "True", "Urban", "Vivid", "Wild", "Zen", "Atlas"),
-    ("Harbor", "Peak", "River", "Forge", "Pixel", "Cedar", "Falcon", "Orbit", "Stone", "Wave",
-     "Maple", "Vector", "Beacon", "Canyon", "Delta", "Ember", "Grove", "Lattice", "Meadow", "Nimbus"),
-    ("Labs", "Systems", "Group", "Analytics", "Health", "Studio", "Logistics", "Foods", "Capital",
-     "Works", "Media", "Learning", "Retail", "Robotics", "Partners"),
+    (
+        "Blue",
+        "Bright",
+        "North",
+        "Silver",
+        "Rapid",
+        "Quiet",
+        "Bold",
+        "Clear",
+        "Golden",
+        "Iron",
+        "Lunar",
+        "Prime",
+        "Red",
+        "Summit",
+        "True",
+        "Urban",
+        "Vivid",
+        "Wild",
+        "Zen",
+        "Atlas",
+    ),
+    (
+        "Harbor",
+        "Peak",
+        "River",
+        "Forge",
+        "Pixel",
+        "Cedar",
+        "Falcon",
+        "Orbit",
+        "Stone",
+        "Wave",
+        "Maple",
+        "Vector",
+        "Beacon",
+        "Canyon",
+        "Delta",
+        "Ember",
+        "Grove",
+        "Lattice",
+        "Meadow",
+        "Nimbus",
+    ),
+    (
+        "Labs",
+        "Systems",
+        "Group",
+        "Analytics",
+        "Health",
+        "Studio",
+        "Logistics",
+        "Foods",
+        "Capital",
+        "Works",
+        "Media",
+        "Learning",
+        "Retail",
+        "Robotics",
+        "Partners",
+    ),
 )
-
-

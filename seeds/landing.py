@@ -24,64 +24,120 @@ def _f(name: str, typ: pa.DataType, nullable: bool = False) -> pa.Field:
 #: The landing contract: one schema per table. Columns the contract does not
 #: mark nullable are declared non-nullable, so Parquet stores them REQUIRED.
 SCHEMAS: dict[str, pa.Schema] = {
-    "accounts": pa.schema([
-        _f("account_id", pa.string()), _f("account_name", pa.string()),
-        _f("plan", pa.string()), _f("industry", pa.string(), True),
-        _f("region", pa.string()), _f("created_at", TS),
-    ]),
-    "users": pa.schema([
-        _f("user_id", pa.string()), _f("account_id", pa.string()),
-        _f("signup_at", TS), _f("country", pa.string(), True),
-        _f("is_internal", pa.bool_()),
-    ]),
-    "events": pa.schema([
-        _f("event_id", pa.string()), _f("user_id", pa.string()),
-        _f("session_id", pa.string()), _f("event_name", pa.string()),
-        _f("event_ts", TS), _f("platform", pa.string()),
-        _f("app_version", pa.string(), True), _f("feature_key", pa.string(), True),
-        _f("revenue_usd", REVENUE, True),
-    ]),
-    "releases": pa.schema([
-        _f("platform", pa.string()), _f("app_version", pa.string()), _f("released_at", TS),
-    ]),
-    "launches": pa.schema([
-        _f("launch_id", pa.string()), _f("feature_key", pa.string()),
-        _f("launch_name", pa.string()), _f("tier", pa.string()),
-        _f("owner_team", pa.string()), _f("launched_at", TS),
-    ]),
-    "experiments": pa.schema([
-        _f("experiment_id", pa.string()), _f("experiment_name", pa.string()),
-        _f("feature_key", pa.string(), True), _f("hypothesis", pa.string(), True),
-        _f("control_variant", pa.string()), _f("started_at", TS),
-        _f("ended_at", TS, True),
-    ]),
-    "experiment_assignments": pa.schema([
-        _f("experiment_id", pa.string()), _f("user_id", pa.string()),
-        _f("variant", pa.string()), _f("assigned_at", TS),
-    ]),
-    "errors": pa.schema([
-        _f("error_id", pa.string()), _f("user_id", pa.string(), True),
-        _f("session_id", pa.string(), True), _f("occurred_at", TS),
-        _f("platform", pa.string()), _f("app_version", pa.string(), True),
-        _f("severity", pa.string()), _f("error_type", pa.string()),
-    ]),
-    "incidents": pa.schema([
-        _f("incident_id", pa.string()), _f("severity", pa.string()),
-        _f("opened_at", TS), _f("resolved_at", TS, True),
-        _f("feature_key", pa.string(), True), _f("launch_id", pa.string(), True),
-    ]),
-    "support_tickets": pa.schema([
-        _f("ticket_id", pa.string()), _f("account_id", pa.string()),
-        _f("user_id", pa.string(), True), _f("created_at", TS),
-        _f("resolved_at", TS, True), _f("category", pa.string()),
-        _f("priority", pa.string()), _f("feature_key", pa.string(), True),
-    ]),
-    "feedback": pa.schema([
-        _f("feedback_id", pa.string()), _f("user_id", pa.string()),
-        _f("submitted_at", TS), _f("channel", pa.string()),
-        _f("nps_score", pa.int32(), True), _f("csat_score", pa.int32(), True),
-        _f("comment", pa.string(), True), _f("feature_key", pa.string(), True),
-    ]),
+    "accounts": pa.schema(
+        [
+            _f("account_id", pa.string()),
+            _f("account_name", pa.string()),
+            _f("plan", pa.string()),
+            _f("industry", pa.string(), True),
+            _f("region", pa.string()),
+            _f("created_at", TS),
+        ]
+    ),
+    "users": pa.schema(
+        [
+            _f("user_id", pa.string()),
+            _f("account_id", pa.string()),
+            _f("signup_at", TS),
+            _f("country", pa.string(), True),
+            _f("is_internal", pa.bool_()),
+        ]
+    ),
+    "events": pa.schema(
+        [
+            _f("event_id", pa.string()),
+            _f("user_id", pa.string()),
+            _f("session_id", pa.string()),
+            _f("event_name", pa.string()),
+            _f("event_ts", TS),
+            _f("platform", pa.string()),
+            _f("app_version", pa.string(), True),
+            _f("feature_key", pa.string(), True),
+            _f("revenue_usd", REVENUE, True),
+        ]
+    ),
+    "releases": pa.schema(
+        [
+            _f("platform", pa.string()),
+            _f("app_version", pa.string()),
+            _f("released_at", TS),
+        ]
+    ),
+    "launches": pa.schema(
+        [
+            _f("launch_id", pa.string()),
+            _f("feature_key", pa.string()),
+            _f("launch_name", pa.string()),
+            _f("tier", pa.string()),
+            _f("owner_team", pa.string()),
+            _f("launched_at", TS),
+        ]
+    ),
+    "experiments": pa.schema(
+        [
+            _f("experiment_id", pa.string()),
+            _f("experiment_name", pa.string()),
+            _f("feature_key", pa.string(), True),
+            _f("hypothesis", pa.string(), True),
+            _f("control_variant", pa.string()),
+            _f("started_at", TS),
+            _f("ended_at", TS, True),
+        ]
+    ),
+    "experiment_assignments": pa.schema(
+        [
+            _f("experiment_id", pa.string()),
+            _f("user_id", pa.string()),
+            _f("variant", pa.string()),
+            _f("assigned_at", TS),
+        ]
+    ),
+    "errors": pa.schema(
+        [
+            _f("error_id", pa.string()),
+            _f("user_id", pa.string(), True),
+            _f("session_id", pa.string(), True),
+            _f("occurred_at", TS),
+            _f("platform", pa.string()),
+            _f("app_version", pa.string(), True),
+            _f("severity", pa.string()),
+            _f("error_type", pa.string()),
+        ]
+    ),
+    "incidents": pa.schema(
+        [
+            _f("incident_id", pa.string()),
+            _f("severity", pa.string()),
+            _f("opened_at", TS),
+            _f("resolved_at", TS, True),
+            _f("feature_key", pa.string(), True),
+            _f("launch_id", pa.string(), True),
+        ]
+    ),
+    "support_tickets": pa.schema(
+        [
+            _f("ticket_id", pa.string()),
+            _f("account_id", pa.string()),
+            _f("user_id", pa.string(), True),
+            _f("created_at", TS),
+            _f("resolved_at", TS, True),
+            _f("category", pa.string()),
+            _f("priority", pa.string()),
+            _f("feature_key", pa.string(), True),
+        ]
+    ),
+    "feedback": pa.schema(
+        [
+            _f("feedback_id", pa.string()),
+            _f("user_id", pa.string()),
+            _f("submitted_at", TS),
+            _f("channel", pa.string()),
+            _f("nps_score", pa.int32(), True),
+            _f("csat_score", pa.int32(), True),
+            _f("comment", pa.string(), True),
+            _f("feature_key", pa.string(), True),
+        ]
+    ),
 }
 
 #: Tables written as a single ``<table>.parquet`` file (everything but events).
@@ -94,6 +150,7 @@ _NO_DICTIONARY = {"event_id", "error_id", "ticket_id", "feedback_id"}
 
 def _parquet_options(schema: pa.Schema) -> dict[str, object]:
     return {**PARQUET_OPTIONS, "use_dictionary": [n for n in schema.names if n not in _NO_DICTIONARY]}
+
 
 # --------------------------------------------------------------------------- ids
 
@@ -130,11 +187,13 @@ def _fixed_width_strings(chars: np.ndarray) -> pa.Array:
     offsets = np.arange(n + 1, dtype=np.int64) * width
     if offsets[-1] < 2**31:
         return pa.Array.from_buffers(
-            pa.string(), n, [None, pa.py_buffer(offsets.astype(np.int32)),
-                             pa.py_buffer(np.ascontiguousarray(chars).reshape(-1))])
+            pa.string(),
+            n,
+            [None, pa.py_buffer(offsets.astype(np.int32)), pa.py_buffer(np.ascontiguousarray(chars).reshape(-1))],
+        )
     return pa.Array.from_buffers(
-        pa.large_string(), n, [None, pa.py_buffer(offsets),
-                               pa.py_buffer(np.ascontiguousarray(chars).reshape(-1))]).cast(pa.string())
+        pa.large_string(), n, [None, pa.py_buffer(offsets), pa.py_buffer(np.ascontiguousarray(chars).reshape(-1))]
+    ).cast(pa.string())
 
 
 def hex_ids(prefix: str, counters: np.ndarray, id_salt: np.uint64) -> pa.Array:
@@ -151,8 +210,8 @@ def hex_ids(prefix: str, counters: np.ndarray, id_salt: np.uint64) -> pa.Array:
     p = np.frombuffer(prefix.encode(), dtype=np.uint8)
     chars = np.empty((len(x), len(p) + 16), dtype=np.uint8)
     chars[:, : len(p)] = p
-    chars[:, len(p)::2] = _HEX[octets >> 4]
-    chars[:, len(p) + 1::2] = _HEX[octets & 0xF]
+    chars[:, len(p) :: 2] = _HEX[octets >> 4]
+    chars[:, len(p) + 1 :: 2] = _HEX[octets & 0xF]
     return _fixed_width_strings(chars)
 
 
@@ -163,12 +222,12 @@ def seq_ids(prefix: str, n: int, width: int) -> pa.Array:
 
 # ----------------------------------------------------------------------- columns
 
+
 def take(dictionary: pa.Array, codes: np.ndarray) -> pa.Array:
     """Dictionary look-up: ``dictionary[codes]`` with ``code < 0`` meaning null."""
     codes = np.asarray(codes)
     mask = codes < 0
-    idx = pa.array(np.where(mask, 0, codes).astype(np.int32), pa.int32(),
-                   mask=mask if mask.any() else None)
+    idx = pa.array(np.where(mask, 0, codes).astype(np.int32), pa.int32(), mask=mask if mask.any() else None)
     return dictionary.take(idx)
 
 
@@ -198,14 +257,12 @@ def decimal_cents(cents: np.ndarray, valid: np.ndarray) -> pa.Array:
     words[:, 1] = words[:, 0] >> 63
     null_count = int(n - np.count_nonzero(valid))
     validity = pa.py_buffer(np.packbits(valid, bitorder="little")) if null_count else None
-    return pa.Array.from_buffers(REVENUE, n, [validity, pa.py_buffer(words.reshape(-1))],
-                                 null_count=null_count)
+    return pa.Array.from_buffers(REVENUE, n, [validity, pa.py_buffer(words.reshape(-1))], null_count=null_count)
 
 
 def int32s(values: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
     """Nullable int32 column."""
-    return pa.array(np.asarray(values, dtype=np.int32), pa.int32(),
-                    mask=None if valid is None else ~valid)
+    return pa.array(np.asarray(values, dtype=np.int32), pa.int32(), mask=None if valid is None else ~valid)
 
 
 def table(name: str, columns: dict[str, pa.Array]) -> pa.Table:

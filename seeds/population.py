@@ -37,6 +37,7 @@ from seeds.story import (
 
 # ============================================================== population
 
+
 @dataclass
 class _Accounts:
     plan: np.ndarray
@@ -85,15 +86,17 @@ def _make_accounts(rng: np.random.Generator, users: int) -> _Accounts:
     industry = rng.choice(len(INDUSTRIES), n).astype(np.int8)
     industry[rng.random(n) < 0.1] = -1
     words = [rng.integers(0, len(w), n) for w in ACCOUNT_WORDS]
-    names = [f"{ACCOUNT_WORDS[0][a]} {ACCOUNT_WORDS[1][b]} {ACCOUNT_WORDS[2][c]}"
-             for a, b, c in zip(*words, strict=True)]
+    names = [
+        f"{ACCOUNT_WORDS[0][a]} {ACCOUNT_WORDS[1][b]} {ACCOUNT_WORDS[2][c]}" for a, b, c in zip(*words, strict=True)
+    ]
     plan[0], region[0], industry[0] = PLANS.index("enterprise"), REGIONS.index("amer"), 0
     names[0] = "Northstar (internal)"
     return _Accounts(plan=plan, region=region, industry=industry, names=names)
 
 
-def _make_population(rng: np.random.Generator, users: int, accounts: _Accounts,
-                     tl: Timeline, epoch_us: int) -> _Population:
+def _make_population(
+    rng: np.random.Generator, users: int, accounts: _Accounts, tl: Timeline, epoch_us: int
+) -> _Population:
     """Draw every user's attributes; user ids follow the order of signup days.
 
     Args:
@@ -110,8 +113,7 @@ def _make_population(rng: np.random.Generator, users: int, accounts: _Accounts,
     dow = (tl.start.weekday() + day_idx) % 7
     w = WEEKLY[dow].astype(np.float64) * (1.0 + 0.4 * day_idx / max(1, days))
     pre = rng.random(users) < PRE_WINDOW_SIGNUP_SHARE
-    signup_day = np.where(pre, -rng.integers(1, PRE_WINDOW_MAX_DAYS + 1, users),
-                          rng.choice(days, users, p=w / w.sum()))
+    signup_day = np.where(pre, -rng.integers(1, PRE_WINDOW_MAX_DAYS + 1, users), rng.choice(days, users, p=w / w.sum()))
     signup_day = np.sort(signup_day).astype(np.int32)
 
     # Internal users (employees, QA accounts) mostly joined before the window.
@@ -186,17 +188,30 @@ def _make_population(rng: np.random.Generator, users: int, accounts: _Accounts,
     signup_us = epoch_us + signup_day.astype(np.int64) * DAY_US + rng.integers(0, DAY_US, users)
 
     return _Population(
-        account=account, signup_day=signup_day, signup_us=signup_us, internal=internal,
-        platform=platform, region=region, plan=plan, country=country, engagement=engagement,
-        floor=floor, tau=tau, multi_session=multi_session, body_rate=body_rate,
-        purchase_p=purchase_p, upgrade_lag=upgrade_lag, adopt_day=adopt_day,
+        account=account,
+        signup_day=signup_day,
+        signup_us=signup_us,
+        internal=internal,
+        platform=platform,
+        region=region,
+        plan=plan,
+        country=country,
+        engagement=engagement,
+        floor=floor,
+        tau=tau,
+        multi_session=multi_session,
+        body_rate=body_rate,
+        purchase_p=purchase_p,
+        upgrade_lag=upgrade_lag,
+        adopt_day=adopt_day,
         variant=np.full((users, len(EXPERIMENTS)), -1, dtype=np.int8),
         assigned_day=np.full((users, len(EXPERIMENTS)), -1, dtype=np.int32),
     )
 
 
-def _accounts_table(rng: np.random.Generator, accounts: _Accounts, pop: _Population,
-                    account_ids: pa.Array, epoch_us: int, days: int) -> pa.Table:
+def _accounts_table(
+    rng: np.random.Generator, accounts: _Accounts, pop: _Population, account_ids: pa.Array, epoch_us: int, days: int
+) -> pa.Table:
     """Accounts are created by their first user, moments before that user's signup."""
     created = np.full(accounts.n, np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(created, pop.account, pop.signup_us)
@@ -204,24 +219,28 @@ def _accounts_table(rng: np.random.Generator, accounts: _Accounts, pop: _Populat
     # Accounts nobody joined (abandoned trials) still have a creation time.
     created[empty] = epoch_us + rng.integers(-PRE_WINDOW_MAX_DAYS * DAY_US, days * DAY_US, int(empty.sum()))
     created[~empty] -= rng.integers(1_000_000, 300_000_000, int((~empty).sum()))
-    return L.table("accounts", {
-        "account_id": account_ids,
-        "account_name": pa.array(accounts.names, pa.string()),
-        "plan": L.take(L.strings(PLANS), accounts.plan),
-        "industry": L.take(L.strings(INDUSTRIES), accounts.industry),
-        "region": L.take(L.strings(REGIONS), accounts.region),
-        "created_at": L.timestamps(created),
-    })
+    return L.table(
+        "accounts",
+        {
+            "account_id": account_ids,
+            "account_name": pa.array(accounts.names, pa.string()),
+            "plan": L.take(L.strings(PLANS), accounts.plan),
+            "industry": L.take(L.strings(INDUSTRIES), accounts.industry),
+            "region": L.take(L.strings(REGIONS), accounts.region),
+            "created_at": L.timestamps(created),
+        },
+    )
 
 
 def _users_table(pop: _Population, user_ids: pa.Array, account_ids: pa.Array) -> pa.Table:
     """Users, written once the simulation has fixed in-window signup times."""
-    return L.table("users", {
-        "user_id": user_ids,
-        "account_id": account_ids.take(pa.array(pop.account)),
-        "signup_at": L.timestamps(pop.signup_us),
-        "country": L.take(L.strings(COUNTRIES), pop.country),
-        "is_internal": pa.array(pop.internal, pa.bool_()),
-    })
-
-
+    return L.table(
+        "users",
+        {
+            "user_id": user_ids,
+            "account_id": account_ids.take(pa.array(pop.account)),
+            "signup_at": L.timestamps(pop.signup_us),
+            "country": L.take(L.strings(COUNTRIES), pop.country),
+            "is_internal": pa.array(pop.internal, pa.bool_()),
+        },
+    )

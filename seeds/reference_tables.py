@@ -22,6 +22,7 @@ from seeds.story import (
 
 # ===================================================== releases, launches, ...
 
+
 def _releases_table(tl: Timeline, epoch_us: int) -> pa.Table:
     """Mobile releases; web is continuously deployed and has no versions."""
     plat, ver, at = [], [], []
@@ -30,39 +31,52 @@ def _releases_table(tl: Timeline, epoch_us: int) -> pa.Table:
             plat.append(platform)
             ver.append(version)
             at.append(epoch_us + day * DAY_US + RELEASE_HOUR * HOUR_US)
-    return L.table("releases", {
-        "platform": pa.array(plat, pa.string()), "app_version": pa.array(ver, pa.string()),
-        "released_at": L.timestamps(np.array(at)),
-    })
+    return L.table(
+        "releases",
+        {
+            "platform": pa.array(plat, pa.string()),
+            "app_version": pa.array(ver, pa.string()),
+            "released_at": L.timestamps(np.array(at)),
+        },
+    )
 
 
 def _launches_table(tl: Timeline, epoch_us: int) -> pa.Table:
     """The story's feature launches."""
-    return L.table("launches", {
-        "launch_id": pa.array([s.launch_id for s in LAUNCHES], pa.string()),
-        "feature_key": pa.array([s.feature_key for s in LAUNCHES], pa.string()),
-        "launch_name": pa.array([s.launch_name for s in LAUNCHES], pa.string()),
-        "tier": pa.array([s.tier for s in LAUNCHES], pa.string()),
-        "owner_team": pa.array([s.owner_team for s in LAUNCHES], pa.string()),
-        "launched_at": L.timestamps(np.array(
-            [epoch_us + tl.launch_days[s.launch_id] * DAY_US + LAUNCH_HOUR * HOUR_US for s in LAUNCHES])),
-    })
+    return L.table(
+        "launches",
+        {
+            "launch_id": pa.array([s.launch_id for s in LAUNCHES], pa.string()),
+            "feature_key": pa.array([s.feature_key for s in LAUNCHES], pa.string()),
+            "launch_name": pa.array([s.launch_name for s in LAUNCHES], pa.string()),
+            "tier": pa.array([s.tier for s in LAUNCHES], pa.string()),
+            "owner_team": pa.array([s.owner_team for s in LAUNCHES], pa.string()),
+            "launched_at": L.timestamps(
+                np.array([epoch_us + tl.launch_days[s.launch_id] * DAY_US + LAUNCH_HOUR * HOUR_US for s in LAUNCHES])
+            ),
+        },
+    )
 
 
 def _experiments_table(tl: Timeline, epoch_us: int) -> pa.Table:
     """Experiments start and end at midnight UTC; a running one has no end."""
     ends = [tl.experiment_days[s.experiment_id][1] for s in EXPERIMENTS]
-    return L.table("experiments", {
-        "experiment_id": pa.array([s.experiment_id for s in EXPERIMENTS], pa.string()),
-        "experiment_name": pa.array([s.experiment_name for s in EXPERIMENTS], pa.string()),
-        "feature_key": pa.array([s.feature_key for s in EXPERIMENTS], pa.string()),
-        "hypothesis": pa.array([s.hypothesis for s in EXPERIMENTS], pa.string()),
-        "control_variant": pa.array([CONTROL_VARIANT] * len(EXPERIMENTS), pa.string()),
-        "started_at": L.timestamps(np.array(
-            [epoch_us + tl.experiment_days[s.experiment_id][0] * DAY_US for s in EXPERIMENTS])),
-        "ended_at": L.timestamps(np.array([epoch_us + (e or 0) * DAY_US for e in ends]),
-                                 valid=np.array([e is not None for e in ends])),
-    })
+    return L.table(
+        "experiments",
+        {
+            "experiment_id": pa.array([s.experiment_id for s in EXPERIMENTS], pa.string()),
+            "experiment_name": pa.array([s.experiment_name for s in EXPERIMENTS], pa.string()),
+            "feature_key": pa.array([s.feature_key for s in EXPERIMENTS], pa.string()),
+            "hypothesis": pa.array([s.hypothesis for s in EXPERIMENTS], pa.string()),
+            "control_variant": pa.array([CONTROL_VARIANT] * len(EXPERIMENTS), pa.string()),
+            "started_at": L.timestamps(
+                np.array([epoch_us + tl.experiment_days[s.experiment_id][0] * DAY_US for s in EXPERIMENTS])
+            ),
+            "ended_at": L.timestamps(
+                np.array([epoch_us + (e or 0) * DAY_US for e in ends]), valid=np.array([e is not None for e in ends])
+            ),
+        },
+    )
 
 
 def _incidents_table(rng: np.random.Generator, tl: Timeline, epoch_us: int) -> pa.Table:
@@ -107,13 +121,14 @@ def _incidents_table(rng: np.random.Generator, tl: Timeline, epoch_us: int) -> p
     if len(low):
         open_[rng.choice(low, min(2, len(low)), replace=False)] = True
     order = np.argsort(opened_a, kind="stable")
-    return L.table("incidents", {
-        "incident_id": pa.array([f"inc_{i:04d}" for i in range(1, len(order) + 1)], pa.string()),
-        "severity": pa.array([sev[i] for i in order], pa.string()),
-        "opened_at": L.timestamps(opened_a[order]),
-        "resolved_at": L.timestamps(resolved[order], valid=~open_[order]),
-        "feature_key": pa.array([feature[i] for i in order], pa.string()),
-        "launch_id": pa.array([launch[i] for i in order], pa.string()),
-    })
-
-
+    return L.table(
+        "incidents",
+        {
+            "incident_id": pa.array([f"inc_{i:04d}" for i in range(1, len(order) + 1)], pa.string()),
+            "severity": pa.array([sev[i] for i in order], pa.string()),
+            "opened_at": L.timestamps(opened_a[order]),
+            "resolved_at": L.timestamps(resolved[order], valid=~open_[order]),
+            "feature_key": pa.array([feature[i] for i in order], pa.string()),
+            "launch_id": pa.array([launch[i] for i in order], pa.string()),
+        },
+    )

@@ -38,14 +38,31 @@ BAD_RELEASE_CRASH_MULTIPLIER = 9.0
 #: every version a slow-upgrading user can be on exists in ``releases``.
 RELEASES: dict[str, tuple[tuple[str, int], ...]] = {
     "ios": (
-        ("4.5.0", -110), ("4.6.0", -88), ("4.7.0", -60), ("4.8.0", -33),
-        ("4.9.0", -12), ("5.0.0", 4), ("5.1.0", 20), ("5.2.0", 36),
-        ("5.3.0", 50), ("5.4.0", 64), ("5.5.0", 79),
+        ("4.5.0", -110),
+        ("4.6.0", -88),
+        ("4.7.0", -60),
+        ("4.8.0", -33),
+        ("4.9.0", -12),
+        ("5.0.0", 4),
+        ("5.1.0", 20),
+        ("5.2.0", 36),
+        ("5.3.0", 50),
+        ("5.4.0", 64),
+        ("5.5.0", 79),
     ),
     "android": (
-        ("4.5.0", -112), ("4.6.0", -91), ("4.7.0", -63), ("4.8.0", -35),
-        ("4.9.0", -14), ("5.0.0", 2), ("5.1.0", 17), ("5.2.0", 32),
-        ("5.3.0", 45), ("5.3.1", 52), ("5.4.0", 66), ("5.5.0", 81),
+        ("4.5.0", -112),
+        ("4.6.0", -91),
+        ("4.7.0", -63),
+        ("4.8.0", -35),
+        ("4.9.0", -14),
+        ("5.0.0", 2),
+        ("5.1.0", 17),
+        ("5.2.0", 32),
+        ("5.3.0", 45),
+        ("5.3.1", 52),
+        ("5.4.0", 66),
+        ("5.5.0", 81),
     ),
 }
 #: Releases ship in the evening (UTC) of their day.
@@ -53,8 +70,16 @@ RELEASE_HOUR = 17
 
 #: Product features that exist for the whole window.
 BASE_FEATURES: tuple[str, ...] = (
-    "dashboards", "reports", "alerts", "exports", "integrations",
-    "sharing", "search", "comments", "onboarding", "checkout",
+    "dashboards",
+    "reports",
+    "alerts",
+    "exports",
+    "integrations",
+    "sharing",
+    "search",
+    "comments",
+    "onboarding",
+    "checkout",
 )
 
 
@@ -87,14 +112,10 @@ class LaunchSpec:
 
 
 LAUNCHES: tuple[LaunchSpec, ...] = (
-    LaunchSpec("lch_001", "ai_assistant", "AI assistant GA", "major", "ml-platform",
-               30, 0.55, 0.30, dogfood_days=10),
-    LaunchSpec("lch_002", "smart_alerts", "Smart alerts", "minor", "notifications",
-               40, 0.30, 0.20),
-    LaunchSpec("lch_003", "workspace_templates", "Workspace templates", "minor",
-               "collaboration", 58, 0.30, 0.20),
-    LaunchSpec("lch_004", "bulk_export", "Bulk export (beta)", "experiment",
-               "data-platform", 64, 0.20, 0.15),
+    LaunchSpec("lch_001", "ai_assistant", "AI assistant GA", "major", "ml-platform", 30, 0.55, 0.30, dogfood_days=10),
+    LaunchSpec("lch_002", "smart_alerts", "Smart alerts", "minor", "notifications", 40, 0.30, 0.20),
+    LaunchSpec("lch_003", "workspace_templates", "Workspace templates", "minor", "collaboration", 58, 0.30, 0.20),
+    LaunchSpec("lch_004", "bulk_export", "Bulk export (beta)", "experiment", "data-platform", 64, 0.20, 0.15),
 )
 #: The launch that causes incidents shortly after it ships.
 INCIDENT_LAUNCH_ID = "lch_001"
@@ -130,12 +151,25 @@ class ExperimentSpec:
 CONTROL_VARIANT = "control"
 TREATMENT_VARIANT = "treatment"
 EXPERIMENTS: tuple[ExperimentSpec, ...] = (
-    ExperimentSpec("exp_onboarding_tooltip", "Onboarding tooltip", "onboarding",
-                   "A contextual tooltip on first login raises engagement.", 8, 50, 1.0),
-    ExperimentSpec("exp_checkout_redesign", "Checkout redesign", "checkout",
-                   "A single-page checkout raises purchase conversion.", 14, 56, 1.35),
-    ExperimentSpec("exp_search_ranking_v2", "Search ranking v2", "search",
-                   None, 70, None, 1.0),
+    ExperimentSpec(
+        "exp_onboarding_tooltip",
+        "Onboarding tooltip",
+        "onboarding",
+        "A contextual tooltip on first login raises engagement.",
+        8,
+        50,
+        1.0,
+    ),
+    ExperimentSpec(
+        "exp_checkout_redesign",
+        "Checkout redesign",
+        "checkout",
+        "A single-page checkout raises purchase conversion.",
+        14,
+        56,
+        1.35,
+    ),
+    ExperimentSpec("exp_search_ranking_v2", "Search ranking v2", "search", None, 70, None, 1.0),
 )
 #: Users are enrolled (assigned) at their first session within this many
 #: reference days after the experiment start.
@@ -252,8 +286,7 @@ def planted_facts(start: datetime.date = DEFAULT_START, days: int = DEFAULT_DAYS
     tl = story_timeline(start, days)
     bad_day = tl.bad_release_day
     return {
-        "window": {"start": start.isoformat(), "days": days,
-                   "end_exclusive": tl.date(days).isoformat()},
+        "window": {"start": start.isoformat(), "days": days, "end_exclusive": tl.date(days).isoformat()},
         "bad_release": {
             "platform": BAD_RELEASE[0],
             "app_version": BAD_RELEASE[1],
@@ -266,16 +299,20 @@ def planted_facts(start: datetime.date = DEFAULT_START, days: int = DEFAULT_DAYS
             "android_nps_shift": BAD_RELEASE_NPS_SHIFT,
         },
         "launches": {
-            spec.launch_id: {"feature_key": spec.feature_key, "tier": spec.tier,
-                             "launched_on": tl.date(tl.launch_days[spec.launch_id]).isoformat()}
+            spec.launch_id: {
+                "feature_key": spec.feature_key,
+                "tier": spec.tier,
+                "launched_on": tl.date(tl.launch_days[spec.launch_id]).isoformat(),
+            }
             for spec in LAUNCHES
         },
         "incident_launch_id": INCIDENT_LAUNCH_ID,
         "experiments": {
             spec.experiment_id: {
                 "started_on": tl.date(tl.experiment_days[spec.experiment_id][0]).isoformat(),
-                "ended_on": (None if spec.end_day is None
-                             else tl.date(tl.experiment_days[spec.experiment_id][1]).isoformat()),
+                "ended_on": (
+                    None if spec.end_day is None else tl.date(tl.experiment_days[spec.experiment_id][1]).isoformat()
+                ),
                 "per_session_purchase_lift": spec.purchase_lift,
                 "has_effect": spec.purchase_lift != 1.0,
             }

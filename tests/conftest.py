@@ -37,12 +37,14 @@ class Api:
     warehouse: Path
 
 
-def northstar(*args: str, env: dict[str, str] | None = None, check: bool = True,
-              timeout: float = 900) -> subprocess.CompletedProcess:
+def northstar(
+    *args: str, env: dict[str, str] | None = None, check: bool = True, timeout: float = 900
+) -> subprocess.CompletedProcess:
     """Run the installed `northstar` command as a user would."""
     command = [sys.executable, "-m", "northstar", *args]
-    proc = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+    proc = subprocess.run(
+        command, cwd=REPO, capture_output=True, text=True, timeout=timeout, env={**os.environ, **(env or {})}
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"northstar {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
@@ -65,8 +67,14 @@ def free_port() -> int:
 class Server:
     """`northstar serve` in a subprocess, stopped at teardown."""
 
-    def __init__(self, warehouse: Path, env: dict[str, str] | None = None, sql_port: int = 0,
-                 flight_port: int = 0, args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        warehouse: Path,
+        env: dict[str, str] | None = None,
+        sql_port: int = 0,
+        flight_port: int = 0,
+        args: tuple[str, ...] = (),
+    ) -> None:
         self.port = free_port()
         self.sql_port = sql_port  # 0: no SQL endpoint, so parallel servers do not compete for 5433
         self.flight_port = flight_port  # 0: no Flight SQL endpoint (8815), likewise
@@ -74,13 +82,30 @@ class Server:
         # The log goes to a file: an unread pipe would fill up and block the server.
         self.log = tempfile.NamedTemporaryFile("w+", prefix="northstar-serve-", suffix=".log", delete=False)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "northstar", "serve", "--warehouse", str(warehouse),
-             "--host", "127.0.0.1", "--port", str(self.port), "--sql-port", str(sql_port),
-             "--flight-port", str(flight_port), *args],
+            [
+                sys.executable,
+                "-m",
+                "northstar",
+                "serve",
+                "--warehouse",
+                str(warehouse),
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--sql-port",
+                str(sql_port),
+                "--flight-port",
+                str(flight_port),
+                *args,
+            ],
             # Tokens and the audit log live in the data directory: the warehouse's, not the repo's.
-            cwd=REPO, env={**os.environ, "NORTHSTAR_DATA_DIR": str(Path(warehouse).parent), **(env or {})},
-            stdout=self.log, stderr=subprocess.STDOUT,
-            text=True)
+            cwd=REPO,
+            env={**os.environ, "NORTHSTAR_DATA_DIR": str(Path(warehouse).parent), **(env or {})},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
 
     def output(self) -> str:
         self.log.flush()
@@ -115,8 +140,10 @@ def postgres_dsn() -> str:
     scripts/postgres_test_server.sh and exports its DSN)."""
     dsn = os.environ.get("NORTHSTAR_TEST_POSTGRES_DSN")
     if not dsn:
-        pytest.skip("NORTHSTAR_TEST_POSTGRES_DSN is not set; start a server with "
-                    "`export NORTHSTAR_TEST_POSTGRES_DSN=$(scripts/postgres_test_server.sh start)`")
+        pytest.skip(
+            "NORTHSTAR_TEST_POSTGRES_DSN is not set; start a server with "
+            "`export NORTHSTAR_TEST_POSTGRES_DSN=$(scripts/postgres_test_server.sh start)`"
+        )
     return dsn
 
 
@@ -165,8 +192,11 @@ def spark_api(tmp_path_factory: pytest.TempPathFactory):
     data_dir = tmp_path_factory.mktemp("sparkdata")
     warehouse = data_dir / "northstar.spark"
     # answers, not latency, are under test: a shared machine may take minutes for a readout
-    env = {"NORTHSTAR_WAREHOUSE_TYPE": "spark", "NORTHSTAR_SPARK_MASTER": "local[2]",
-           "NORTHSTAR_QUERY_TIMEOUT_S": "600"}
+    env = {
+        "NORTHSTAR_WAREHOUSE_TYPE": "spark",
+        "NORTHSTAR_SPARK_MASTER": "local[2]",
+        "NORTHSTAR_QUERY_TIMEOUT_S": "600",
+    }
     northstar("build", "--landing", str(SAMPLE), "--warehouse", str(warehouse), env=env)
     server = Server(warehouse, env=env)
     try:

@@ -313,7 +313,13 @@ SOURCE_VIEWS: dict[str, str] = {
 #: example filters crash_free_user_rate by country: the country of the event's or error's user).
 SOURCE_DIMENSIONS: dict[str, tuple[str, ...]] = {
     "src_events": (
-        "platform", "app_version", "feature_key", "event_name", "country", "plan", "region",
+        "platform",
+        "app_version",
+        "feature_key",
+        "event_name",
+        "country",
+        "plan",
+        "region",
     ),
     "src_errors": ("platform", "app_version", "country", "plan", "region"),
     "src_users": ("country", "plan", "region"),
@@ -433,8 +439,7 @@ METRICS: dict[str, Metric] = {
             ("platform", "plan"),
             source="src_events",
             value_sql=(
-                "(count(distinct user_id) filter (where feature_key is not null))"
-                " / nullif(count(distinct user_id), 0)"
+                "(count(distinct user_id) filter (where feature_key is not null)) / nullif(count(distinct user_id), 0)"
             ),
             contributes=("user_id is not null",),
         ),
@@ -494,8 +499,7 @@ METRICS: dict[str, Metric] = {
             ("severity",),
             source="src_incidents",
             value_sql=(
-                "avg(date_diff('microsecond', opened_at, resolved_at) / 3600e6)"
-                " filter (where resolved_at is not null)"
+                "avg(date_diff('microsecond', opened_at, resolved_at) / 3600e6) filter (where resolved_at is not null)"
             ),
             contributes=("resolved_at is not null",),
         ),
@@ -612,9 +616,7 @@ class Oracle:
                 casts.append(f"cast(cast({column} as timestamptz) as timestamp) as {column}")
             else:
                 casts.append(f"cast({column} as {sql_type}) as {column}")
-        self.con.execute(
-            f"create view {table} as select {', '.join(casts)} from {self._reader(table)}"
-        )
+        self.con.execute(f"create view {table} as select {', '.join(casts)} from {self._reader(table)}")
 
     # -- queries -------------------------------------------------------------------------------
 
@@ -656,8 +658,9 @@ class Oracle:
             rows = self.con.execute(sql, params).fetchall()
             values = {tuple(r[:-1]): r[-1] for r in rows}
             if name == "d7_retention":
-                values = {k: None if self._cohort_window_open(k, group_by, start, end) else v
-                          for k, v in values.items()}
+                values = {
+                    k: None if self._cohort_window_open(k, group_by, start, end) else v for k, v in values.items()
+                }
             per_metric.append(values)
             everywhere = values
             if len(metrics) > 1 and group_by and any(c != "true" for c in metric.contributes):
@@ -670,17 +673,26 @@ class Oracle:
         # has rows but none that count (crashed_users beside crashes on a day of warnings only)
         # is its definition over those rows (a count 0, a mean null); a metric whose source has
         # no row there at all is null.
-        out = [key + tuple(values[key] if key in values else everywhere.get(key)
-                           for values, everywhere in zip(per_metric, over_any_rows)) for key in keys]
+        out = [
+            key
+            + tuple(
+                values[key] if key in values else everywhere.get(key)
+                for values, everywhere in zip(per_metric, over_any_rows)
+            )
+            for key in keys
+        ]
         return sorted(out, key=_sort_key)
 
-    def _cohort_window_open(self, key: tuple[Any, ...], group_by: Sequence[str],
-                            start: str | dt.date | None, end: str | dt.date | None) -> bool:
+    def _cohort_window_open(
+        self, key: tuple[Any, ...], group_by: Sequence[str], start: str | dt.date | None, end: str | dt.date | None
+    ) -> bool:
         """Whether some signup day of this row's bucket has a day 1..7 outside the events."""
-        (first_event, last_event), = self.con.execute(
-            "select min(metric_time)::date, max(metric_time)::date from src_events").fetchall()
-        (first_signup, last_signup), = self.con.execute(
-            "select min(metric_time)::date, max(metric_time)::date from src_users").fetchall()
+        ((first_event, last_event),) = self.con.execute(
+            "select min(metric_time)::date, max(metric_time)::date from src_events"
+        ).fetchall()
+        ((first_signup, last_signup),) = self.con.execute(
+            "select min(metric_time)::date, max(metric_time)::date from src_users"
+        ).fetchall()
         low = dt.datetime.combine(first_signup, dt.time())
         high = dt.datetime.combine(last_signup, dt.time()) + dt.timedelta(days=1)
         for value, field in zip(key, group_by):
@@ -688,10 +700,13 @@ class Oracle:
             if grain is None or value is None:
                 continue
             day = dt.date.fromisoformat(value)
-            following = {"day": day + dt.timedelta(days=1), "week": day + dt.timedelta(days=7),
-                         "month": dt.date(day.year + day.month // 12, day.month % 12 + 1, 1),
-                         "quarter": dt.date(day.year + (day.month + 2) // 12, (day.month + 2) % 12 + 1, 1),
-                         "year": dt.date(day.year + 1, 1, 1)}[grain]
+            following = {
+                "day": day + dt.timedelta(days=1),
+                "week": day + dt.timedelta(days=7),
+                "month": dt.date(day.year + day.month // 12, day.month % 12 + 1, 1),
+                "quarter": dt.date(day.year + (day.month + 2) // 12, (day.month + 2) % 12 + 1, 1),
+                "year": dt.date(day.year + 1, 1, 1),
+            }[grain]
             low = max(low, dt.datetime.combine(day, dt.time()))
             high = min(high, dt.datetime.combine(following, dt.time()))
         if start is not None:
@@ -702,8 +717,7 @@ class Oracle:
             return False
         first_day = low.date()
         last_day = (high - dt.timedelta(microseconds=1)).date()
-        return (first_day + dt.timedelta(days=1) < first_event
-                or last_day + dt.timedelta(days=7) > last_event)
+        return first_day + dt.timedelta(days=1) < first_event or last_day + dt.timedelta(days=7) > last_event
 
     @staticmethod
     def metric(name: str) -> Metric:
@@ -714,14 +728,10 @@ class Oracle:
             raise KeyError(f"unknown metric {name!r}") from None
 
     @staticmethod
-    def _check_fields(
-        metric: Metric, group_by: Sequence[str], where: Sequence[Mapping[str, Any]]
-    ) -> None:
+    def _check_fields(metric: Metric, group_by: Sequence[str], where: Sequence[Mapping[str, Any]]) -> None:
         for field in [*group_by, *(f["field"] for f in where)]:
             if _time_grain(field) is None and field not in metric.dimensions:
-                raise ValueError(
-                    f"{metric.name} has no dimension {field!r}; it has {metric.dimensions}"
-                )
+                raise ValueError(f"{metric.name} has no dimension {field!r}; it has {metric.dimensions}")
 
     def _metric_sql(
         self,
@@ -735,7 +745,12 @@ class Oracle:
         if metric.source is not None:
             assert metric.value_sql is not None
             sql, params = self._aggregate_sql(
-                metric.source, {"value": metric.value_sql}, group_by, where, start, end,
+                metric.source,
+                {"value": metric.value_sql},
+                group_by,
+                where,
+                start,
+                end,
                 metric.contributes[0],
             )
             return sql, params
@@ -746,9 +761,7 @@ class Oracle:
         for side_name, (source, parts), contributes in zip(
             ("lhs", "rhs"), metric.sides, metric.contributes, strict=True
         ):
-            side_sql, side_params = self._aggregate_sql(
-                source, parts, group_by, where, start, end, contributes
-            )
+            side_sql, side_params = self._aggregate_sql(source, parts, group_by, where, start, end, contributes)
             ctes.append(f"{side_name} as ({side_sql})")
             params += side_params
         keys = [f"k{i}" for i in range(len(group_by))]
@@ -780,9 +793,7 @@ class Oracle:
         select = []
         for i, field in enumerate(group_by):
             grain = _time_grain(field)
-            expr = field if grain is None else (
-                f"strftime(date_trunc('{grain}', metric_time), '%Y-%m-%d')"
-            )
+            expr = field if grain is None else (f"strftime(date_trunc('{grain}', metric_time), '%Y-%m-%d')")
             select.append(f"{expr} as k{i}")
         select += [f"{sql} as {name}" for name, sql in aggregates.items()]
 
@@ -844,9 +855,13 @@ EXPERIMENT_POPULATION = """
 def hand_conversion(oracle: Oracle, experiment_id: str, region: str | None = None) -> dict[str, tuple[int, float]]:
     """Per variant: users and the share who bought after their assignment (optionally only the
     users of one account region)."""
-    in_region = ("join users u on u.user_id = p0.user_id join accounts ac on ac.account_id = u.account_id "
-                 "where ac.region = ?") if region else ""
-    rows = oracle.sql(f"""
+    in_region = (
+        ("join users u on u.user_id = p0.user_id join accounts ac on ac.account_id = u.account_id where ac.region = ?")
+        if region
+        else ""
+    )
+    rows = oracle.sql(
+        f"""
         with p as (select p0.* from ({EXPERIMENT_POPULATION}) p0 {in_region}),
         per_user as (
             select p.variant, p.user_id,
@@ -855,5 +870,6 @@ def hand_conversion(oracle: Oracle, experiment_id: str, region: str | None = Non
               on e.user_id = p.user_id and e.event_ts >= p.assigned_at and e.event_ts < p.window_end
             group by 1, 2)
         select variant, count(*), avg(converted) from per_user group by 1 order by 1""",
-        [experiment_id, region] if region else [experiment_id])
+        [experiment_id, region] if region else [experiment_id],
+    )
     return {variant: (n, mean) for variant, n, mean in rows}

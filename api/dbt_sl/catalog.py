@@ -64,8 +64,11 @@ def dimension(item: GroupByItem) -> dict[str, Any]:
 
 def dimensions(engine: Any, metrics: Sequence[str]) -> list[dict[str, Any]]:
     items = _items(engine, _check_metrics(engine, metrics))
-    return [dimension(i) for _, i in sorted(items.items())
-            if i.kind in (ItemKind.CATEGORICAL, ItemKind.TIME, ItemKind.METRIC_TIME)]
+    return [
+        dimension(i)
+        for _, i in sorted(items.items())
+        if i.kind in (ItemKind.CATEGORICAL, ItemKind.TIME, ItemKind.METRIC_TIME)
+    ]
 
 
 def entities(engine: Any, metrics: Sequence[str]) -> list[dict[str, Any]]:
@@ -75,9 +78,15 @@ def entities(engine: Any, metrics: Sequence[str]) -> list[dict[str, Any]]:
         if item.kind is not ItemKind.ENTITY:
             continue
         entity = engine.graph.models[item.model].entity(name)
-        out.append({"name": name, "description": None,
-                    "type": entity.type.value.upper() if entity else "FOREIGN",
-                    "role": name, "expr": item.expr})
+        out.append(
+            {
+                "name": name,
+                "description": None,
+                "type": entity.type.value.upper() if entity else "FOREIGN",
+                "role": name,
+                "expr": item.expr,
+            }
+        )
     return out
 
 
@@ -85,8 +94,15 @@ def measures(engine: Any, metrics: Sequence[str]) -> list[dict[str, Any]]:
     seen: dict[str, dict[str, Any]] = {}
     for metric in _check_metrics(engine, metrics):
         for measure in engine.planner.measures_of(metric):
-            seen.setdefault(measure.name, {"name": measure.name, "aggTimeDimension": measure.agg_time_dimension,
-                                           "agg": measure.agg.value.upper(), "expr": measure.expr})
+            seen.setdefault(
+                measure.name,
+                {
+                    "name": measure.name,
+                    "aggTimeDimension": measure.agg_time_dimension,
+                    "agg": measure.agg.value.upper(),
+                    "expr": measure.expr,
+                },
+            )
     return [seen[name] for name in sorted(seen)]
 
 
@@ -147,17 +163,23 @@ def saved_queries(engine: Any) -> list[dict[str, Any]]:
         for name in saved.group_by:
             base, _, last = name.rpartition("__")
             grain = last.upper() if base and last in GRAINS_LOWER else None
-            group_by.append({"name": base if grain else name, "grain": grain, "timeGranularity": grain,
-                             "datePart": None})
+            group_by.append(
+                {"name": base if grain else name, "grain": grain, "timeGranularity": grain, "datePart": None}
+            )
         where = " AND ".join(f"({w})" if len(saved.where) > 1 else w for w in saved.where)
-        out.append({
-            "name": saved.name,
-            "description": saved.description,
-            "label": saved.label,
-            "queryParams": {"metrics": [{"name": m} for m in saved.metrics], "groupBy": group_by,
-                            "where": {"whereSqlTemplate": where} if where else None},
-            "exports": [],
-        })
+        out.append(
+            {
+                "name": saved.name,
+                "description": saved.description,
+                "label": saved.label,
+                "queryParams": {
+                    "metrics": [{"name": m} for m in saved.metrics],
+                    "groupBy": group_by,
+                    "where": {"whereSqlTemplate": where} if where else None,
+                },
+                "exports": [],
+            }
+        )
     return out
 
 
@@ -173,6 +195,10 @@ def page(items: list[Any], page_num: int | None, page_size: int | None) -> dict[
     size = page_size if page_size and page_size > 0 else max(len(items), 1)
     number = page_num if page_num and page_num > 0 else 1
     total_pages = max(1, -(-len(items) // size))
-    return {"items": items[(number - 1) * size: number * size], "pageNum": number, "pageSize": size,
-            "totalItems": len(items), "totalPages": total_pages}
-
+    return {
+        "items": items[(number - 1) * size : number * size],
+        "pageNum": number,
+        "pageSize": size,
+        "totalItems": len(items),
+        "totalPages": total_pages,
+    }

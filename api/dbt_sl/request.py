@@ -39,8 +39,10 @@ def grain_name(grain: str | None, what: str) -> str | None:
         return None
     text = str(grain).strip().lower()
     if text not in GRAIN_NAMES:
-        raise InvalidQuery(f"{what} asks for the time grain {grain!r}; northstar has "
-                           f"{', '.join(g.upper() for g in GRAIN_NAMES)}.", field=what)
+        raise InvalidQuery(
+            f"{what} asks for the time grain {grain!r}; northstar has {', '.join(g.upper() for g in GRAIN_NAMES)}.",
+            field=what,
+        )
     return text
 
 
@@ -106,17 +108,24 @@ class SemanticLayerRequest:
         metrics, group_by, where = self.metrics, [g.column for g in self.group_by], list(self.where)
         if self.saved_query:
             if self.metrics or self.group_by:
-                raise InvalidQuery("'saved_query' and 'metrics'/'group_by' are mutually exclusive: a saved "
-                                   "query names its own metrics and group-by items.", field="saved_query")
+                raise InvalidQuery(
+                    "'saved_query' and 'metrics'/'group_by' are mutually exclusive: a saved "
+                    "query names its own metrics and group-by items.",
+                    field="saved_query",
+                )
             saved = engine.saved_query(self.saved_query)
             metrics, group_by, where = saved.metrics, list(saved.group_by), list(saved.where) + where
         if METRIC_TIME in group_by:
-            group_by = [f"{METRIC_TIME}__{default_grain(engine, metrics)}" if g == METRIC_TIME else g
-                        for g in group_by]
+            group_by = [f"{METRIC_TIME}__{default_grain(engine, metrics)}" if g == METRIC_TIME else g for g in group_by]
         if self.limit is not None and self.limit < 0:
             raise InvalidQuery("'limit' must be zero or positive.", field="limit")
-        return MetricQuery(metrics=tuple(metrics), group_by=tuple(group_by), where_sql=tuple(where),
-                           order_by=tuple(self._order(o, group_by) for o in self.order_by), limit=self.limit)
+        return MetricQuery(
+            metrics=tuple(metrics),
+            group_by=tuple(group_by),
+            where_sql=tuple(where),
+            order_by=tuple(self._order(o, group_by) for o in self.order_by),
+            limit=self.limit,
+        )
 
     @staticmethod
     def _order(order: Order, group_by: list[str]) -> OrderBy:
@@ -178,9 +187,12 @@ def json_result(table: pa.Table, orient: str) -> str:
         body = rows
     else:  # table
         fields = [{"name": "index", "type": "integer"}] + [
-            {"name": f.name, "type": _json_type(f.type)} for f in table.schema]
-        body = {"schema": {"fields": fields, "primaryKey": ["index"], "pandas_version": "1.4.0"},
-                "data": [{"index": i, **dict(zip(names, row))} for i, row in enumerate(rows)]}
+            {"name": f.name, "type": _json_type(f.type)} for f in table.schema
+        ]
+        body = {
+            "schema": {"fields": fields, "primaryKey": ["index"], "pandas_version": "1.4.0"},
+            "data": [{"index": i, **dict(zip(names, row))} for i, row in enumerate(rows)],
+        }
     return json.dumps(body, separators=(",", ":"))
 
 

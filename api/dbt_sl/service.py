@@ -35,8 +35,14 @@ SCOPE = "metrics:read"
 
 
 class SemanticLayerService:
-    def __init__(self, engines: EngineProvider, tokens: TokenStore, limiter: ConcurrencyLimiter,
-                 audit: AuditLog, open_mode: bool = False) -> None:
+    def __init__(
+        self,
+        engines: EngineProvider,
+        tokens: TokenStore,
+        limiter: ConcurrencyLimiter,
+        audit: AuditLog,
+        open_mode: bool = False,
+    ) -> None:
         self.engines = engines
         self.tokens = tokens
         self.limiter = limiter
@@ -52,8 +58,11 @@ class SemanticLayerService:
         `TokenStoreUnavailable`."""
         caller = authenticate(self.tokens, presented, self.open_mode)
         if caller.token is not None and not caller.token.allows(SCOPE):
-            raise Forbidden(f"token {caller.token.name!r} has scopes {', '.join(caller.token.scopes)}; "
-                            f"the dbt Semantic Layer APIs need {SCOPE!r}.", needed_scope=SCOPE)
+            raise Forbidden(
+                f"token {caller.token.name!r} has scopes {', '.join(caller.token.scopes)}; "
+                f"the dbt Semantic Layer APIs need {SCOPE!r}.",
+                needed_scope=SCOPE,
+            )
         return caller
 
     @contextmanager
@@ -69,20 +78,26 @@ class SemanticLayerService:
 
     def query(self, caller: Caller, request: SemanticLayerRequest, interface: str) -> pa.Table:
         """Run a query for a caller: limited, restricted, cached and audited as `/v1/query`."""
-        return self._audited(caller, interface, "query", request.describe(),
-                             lambda engine: arrow_table(engine.query(request.to_query(engine))))
+        return self._audited(
+            caller,
+            interface,
+            "query",
+            request.describe(),
+            lambda engine: arrow_table(engine.query(request.to_query(engine))),
+        )
 
     def dimension_values(self, caller: Caller, metrics: tuple[str, ...], group_by: str, interface: str) -> pa.Table:
         """The distinct values of one dimension over the given metrics' rows (the caller's
         policy applies: a restricted token sees the values of the rows it may read)."""
+
         def run(engine: Any) -> pa.Table:
-            request = SemanticLayerRequest(metrics=metrics, group_by=(GroupBy(group_by),),
-                                           order_by=(Order(group_by),))
+            request = SemanticLayerRequest(metrics=metrics, group_by=(GroupBy(group_by),), order_by=(Order(group_by),))
             table = arrow_table(engine.query(request.to_query(engine)))
             return table.select([0])
 
-        return self._audited(caller, interface, "dimension_values",
-                             {"metrics": list(metrics), "group_by": group_by}, run)
+        return self._audited(
+            caller, interface, "dimension_values", {"metrics": list(metrics), "group_by": group_by}, run
+        )
 
     def compile(self, caller: Caller, request: SemanticLayerRequest) -> str:
         """The SQL the query runs, values inlined (the caller's policy included)."""
@@ -129,8 +144,17 @@ class SemanticLayerService:
             self.limiter.release(slot)
             self._write(caller, interface, kind, described, outcome, code, rows, started)
 
-    def _write(self, caller: Caller, interface: str, kind: str, body: dict[str, Any], outcome: str,
-               code: str | None, rows: int | None, started: float) -> None:
+    def _write(
+        self,
+        caller: Caller,
+        interface: str,
+        kind: str,
+        body: dict[str, Any],
+        outcome: str,
+        code: str | None,
+        rows: int | None,
+        started: float,
+    ) -> None:
         self.audit.write(
             at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             interface=interface,

@@ -26,17 +26,23 @@ _MESSAGES: dict[str, tuple[tuple[str, int, int, int], ...]] = {
     "CommandGetSqlInfo": (("info", 1, _UINT32, _MANY),),
     "CommandGetCatalogs": (),
     "CommandGetDbSchemas": (("catalog", 1, _STRING, _ONE), ("db_schema_filter_pattern", 2, _STRING, _ONE)),
-    "CommandGetTables": (("catalog", 1, _STRING, _ONE), ("db_schema_filter_pattern", 2, _STRING, _ONE),
-                         ("table_name_filter_pattern", 3, _STRING, _ONE), ("table_types", 4, _STRING, _MANY),
-                         ("include_schema", 5, _BOOL, _ONE)),
+    "CommandGetTables": (
+        ("catalog", 1, _STRING, _ONE),
+        ("db_schema_filter_pattern", 2, _STRING, _ONE),
+        ("table_name_filter_pattern", 3, _STRING, _ONE),
+        ("table_types", 4, _STRING, _MANY),
+        ("include_schema", 5, _BOOL, _ONE),
+    ),
     "CommandGetTableTypes": (),
     "CommandStatementQuery": (("query", 1, _STRING, _ONE), ("transaction_id", 2, _BYTES, _ONE)),
     "TicketStatementQuery": (("statement_handle", 1, _BYTES, _ONE),),
     "CommandPreparedStatementQuery": (("prepared_statement_handle", 1, _BYTES, _ONE),),
     "ActionCreatePreparedStatementRequest": (("query", 1, _STRING, _ONE), ("transaction_id", 2, _BYTES, _ONE)),
-    "ActionCreatePreparedStatementResult": (("prepared_statement_handle", 1, _BYTES, _ONE),
-                                            ("dataset_schema", 2, _BYTES, _ONE),
-                                            ("parameter_schema", 3, _BYTES, _ONE)),
+    "ActionCreatePreparedStatementResult": (
+        ("prepared_statement_handle", 1, _BYTES, _ONE),
+        ("dataset_schema", 2, _BYTES, _ONE),
+        ("parameter_schema", 3, _BYTES, _ONE),
+    ),
     "ActionClosePreparedStatementRequest": (("prepared_statement_handle", 1, _BYTES, _ONE),),
     "DoPutPreparedStatementResult": (("prepared_statement_handle", 1, _BYTES, _ONE),),
     # Flight SQL's older cancel action; `info` is a serialized FlightInfo, `result` the
@@ -63,8 +69,7 @@ def _build(package: str, messages: dict[str, tuple[tuple[str, int, int, int], ..
             message.field.add(name=field, number=number, type=kind, label=label)
     pool = descriptor_pool.DescriptorPool()
     pool.Add(file)
-    return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{package}.{name}"))
-            for name in messages}
+    return {name: message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{package}.{name}")) for name in messages}
 
 
 MESSAGES = _build(PACKAGE, _MESSAGES)
@@ -100,7 +105,7 @@ def unpack(data: bytes) -> Message:
     name = wrapper.TypeName()
     if not name.startswith(PACKAGE + "."):
         raise ValueError(f"not a Flight SQL command: {name or 'an empty message'!r}.")
-    cls = MESSAGES.get(name[len(PACKAGE) + 1:])
+    cls = MESSAGES.get(name[len(PACKAGE) + 1 :])
     if cls is None:
         raise NotImplementedError(f"northstar's Flight SQL endpoint does not support {name.rsplit('.', 1)[-1]}.")
     message = cls()

@@ -83,6 +83,7 @@ class AuthMiddlewareFactory(flight.ServerMiddlewareFactory):
 
 def _rpc(handler):
     """A Flight RPC whose every failure reaches the client as `errors.for_client` says."""
+
     @functools.wraps(handler)
     def call(self, context, *args):
         try:
@@ -133,8 +134,11 @@ class FlightSqlServer(flight.FlightServerBase):
         self.service: SemanticLayerService | None = None
         self._answers = _Kept(KEPT_ANSWERS)
         self._prepared = _Kept(KEPT_PREPARED)
-        super().__init__(f"{scheme}://{host}:{port}", tls_certificates=[tls] if tls else None,
-                         middleware={"auth": AuthMiddlewareFactory(self)})
+        super().__init__(
+            f"{scheme}://{host}:{port}",
+            tls_certificates=[tls] if tls else None,
+            middleware={"auth": AuthMiddlewareFactory(self)},
+        )
         self.host = host
         self.scheme = scheme
 
@@ -153,8 +157,7 @@ class FlightSqlServer(flight.FlightServerBase):
     def _info(self, descriptor, table: pa.Table) -> flight.FlightInfo:
         handle = self._answers.put(table)
         ticket = flight.Ticket(m.pack(m.TicketStatementQuery(statement_handle=handle)))
-        return flight.FlightInfo(table.schema, descriptor, [flight.FlightEndpoint(ticket, [])],
-                                 table.num_rows, -1)
+        return flight.FlightInfo(table.schema, descriptor, [flight.FlightEndpoint(ticket, [])], table.num_rows, -1)
 
     def execute(self, caller: Caller, text: str) -> pa.Table:
         """A statement's answer (the call's, with the outer SQL applied)."""
@@ -182,8 +185,9 @@ class FlightSqlServer(flight.FlightServerBase):
             if isinstance(group_by, statements.Item):
                 group_by = statements._group_by(group_by).column
             if not isinstance(group_by, str) or not metrics:
-                raise statements.StatementError("dimension_values takes metrics=[...] and one group_by='name'.",
-                                                field="group_by")
+                raise statements.StatementError(
+                    "dimension_values takes metrics=[...] and one group_by='name'.", field="group_by"
+                )
             return service.dimension_values(caller, metrics, group_by, "flight")
 
         def answer() -> pa.Table:
@@ -231,8 +235,9 @@ class FlightSqlServer(flight.FlightServerBase):
 
     def _metadata(self, context, name: str, command) -> pa.Table:
         assert self.service is not None
-        return self.service.described(self._caller(context), "flight", {"command": name},
-                                      lambda: METADATA[name](self, command))
+        return self.service.described(
+            self._caller(context), "flight", {"command": name}, lambda: METADATA[name](self, command)
+        )
 
     # -- Flight RPCs ---------------------------------------------------------------------
 
@@ -263,10 +268,12 @@ class FlightSqlServer(flight.FlightServerBase):
 
     @_rpc
     def list_actions(self, context):
-        return [("CreatePreparedStatement", "Prepare a statement; returns its handle and result schema."),
-                ("ClosePreparedStatement", "Forget a prepared statement."),
-                ("CancelFlightInfo", "Forget the answer a FlightInfo names (its query has run)."),
-                ("CancelQuery", "The same, as Flight SQL's older action.")]
+        return [
+            ("CreatePreparedStatement", "Prepare a statement; returns its handle and result schema."),
+            ("ClosePreparedStatement", "Forget a prepared statement."),
+            ("CancelFlightInfo", "Forget the answer a FlightInfo names (its query has run)."),
+            ("CancelQuery", "The same, as Flight SQL's older action."),
+        ]
 
     @_rpc
     def do_action(self, context, action):
@@ -274,8 +281,9 @@ class FlightSqlServer(flight.FlightServerBase):
             request = _command(action.body.to_pybytes())
             schema = self._schema(context, request.query)
             handle = self._prepared.put(request.query)
-            result = m.ActionCreatePreparedStatementResult(prepared_statement_handle=handle,
-                                                           dataset_schema=schema.serialize().to_pybytes())
+            result = m.ActionCreatePreparedStatementResult(
+                prepared_statement_handle=handle, dataset_schema=schema.serialize().to_pybytes()
+            )
             return [flight.Result(pa.py_buffer(m.pack(result)))]
         if action.type == "ClosePreparedStatement":
             request = _command(action.body.to_pybytes())
@@ -286,8 +294,11 @@ class FlightSqlServer(flight.FlightServerBase):
             # runs it; cancelling that call stops it): cancelling drops the kept answer.
             body = action.body.to_pybytes()
             try:
-                info = flight.FlightInfo.deserialize(m.CancelFlightInfoRequest.FromString(body).info
-                                                     if action.type == "CancelFlightInfo" else _command(body).info)
+                info = flight.FlightInfo.deserialize(
+                    m.CancelFlightInfoRequest.FromString(body).info
+                    if action.type == "CancelFlightInfo"
+                    else _command(body).info
+                )
             except (DecodeError, pa.ArrowException) as exc:
                 raise InvalidArgument(f"{action.type} takes a FlightInfo this endpoint returned.") from exc
             dropped = False
@@ -295,16 +306,18 @@ class FlightSqlServer(flight.FlightServerBase):
                 handle = getattr(_command(endpoint.ticket.ticket), "statement_handle", b"")
                 dropped = self._answers.get(handle, pop=True) is not None or dropped
             # CancelStatus: 1 CANCELLED, 2 CANCELLING, 3 NOT_CANCELLABLE
-            result = (m.CancelFlightInfoResult(status=1 if dropped else 3) if action.type == "CancelFlightInfo"
-                      else m.ActionCancelQueryResult(result=1 if dropped else 3))
+            result = (
+                m.CancelFlightInfoResult(status=1 if dropped else 3)
+                if action.type == "CancelFlightInfo"
+                else m.ActionCancelQueryResult(result=1 if dropped else 3)
+            )
             payload = result.SerializeToString() if action.type == "CancelFlightInfo" else m.pack(result)
             return [flight.Result(pa.py_buffer(payload))]
         raise Unimplemented(f"northstar's Flight SQL endpoint has no action {action.type!r}.")
 
     @_rpc
     def do_put(self, context, descriptor, reader, writer):
-        raise Unimplemented("northstar's Flight SQL endpoint is read-only; prepared statements "
-                            "take no parameters.")
+        raise Unimplemented("northstar's Flight SQL endpoint is read-only; prepared statements take no parameters.")
 
 
 def _command(data: bytes):
@@ -318,6 +331,7 @@ def _command(data: bytes):
 
 def _plain(arguments: dict[str, Any]) -> dict[str, Any]:
     """A call's arguments for the audit log (objects as their names)."""
+
     def plain(value: Any) -> Any:
         if isinstance(value, list):
             return [plain(v) for v in value]
@@ -330,31 +344,76 @@ def _plain(arguments: dict[str, Any]) -> dict[str, Any]:
 
 # -- definitions as tables ---------------------------------------------------------------
 
+
 def _table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
     return pa.Table.from_pylist(rows, schema=schema)
 
 
 _STRINGS = pa.list_(pa.string())
-METRICS_SCHEMA = pa.schema([("name", pa.string()), ("description", pa.string()), ("type", pa.string()),
-                            ("label", pa.string()), ("requires_metric_time", pa.bool_()),
-                            ("queryable_granularities", _STRINGS), ("dimensions", _STRINGS)])
-DIMENSIONS_SCHEMA = pa.schema([("name", pa.string()), ("qualified_name", pa.string()), ("description", pa.string()),
-                               ("type", pa.string()), ("label", pa.string()), ("expr", pa.string()),
-                               ("is_partition", pa.bool_()), ("queryable_granularities", _STRINGS)])
-ENTITIES_SCHEMA = pa.schema([("name", pa.string()), ("description", pa.string()), ("type", pa.string()),
-                             ("role", pa.string()), ("expr", pa.string())])
-MEASURES_SCHEMA = pa.schema([("name", pa.string()), ("agg_time_dimension", pa.string()), ("agg", pa.string()),
-                             ("expr", pa.string())])
-SAVED_QUERIES_SCHEMA = pa.schema([("name", pa.string()), ("description", pa.string()), ("label", pa.string()),
-                                  ("metrics", _STRINGS), ("group_by", _STRINGS), ("where", _STRINGS)])
+METRICS_SCHEMA = pa.schema(
+    [
+        ("name", pa.string()),
+        ("description", pa.string()),
+        ("type", pa.string()),
+        ("label", pa.string()),
+        ("requires_metric_time", pa.bool_()),
+        ("queryable_granularities", _STRINGS),
+        ("dimensions", _STRINGS),
+    ]
+)
+DIMENSIONS_SCHEMA = pa.schema(
+    [
+        ("name", pa.string()),
+        ("qualified_name", pa.string()),
+        ("description", pa.string()),
+        ("type", pa.string()),
+        ("label", pa.string()),
+        ("expr", pa.string()),
+        ("is_partition", pa.bool_()),
+        ("queryable_granularities", _STRINGS),
+    ]
+)
+ENTITIES_SCHEMA = pa.schema(
+    [
+        ("name", pa.string()),
+        ("description", pa.string()),
+        ("type", pa.string()),
+        ("role", pa.string()),
+        ("expr", pa.string()),
+    ]
+)
+MEASURES_SCHEMA = pa.schema(
+    [("name", pa.string()), ("agg_time_dimension", pa.string()), ("agg", pa.string()), ("expr", pa.string())]
+)
+SAVED_QUERIES_SCHEMA = pa.schema(
+    [
+        ("name", pa.string()),
+        ("description", pa.string()),
+        ("label", pa.string()),
+        ("metrics", _STRINGS),
+        ("group_by", _STRINGS),
+        ("where", _STRINGS),
+    ]
+)
 GRANULARITIES_SCHEMA = pa.schema([("queryable_granularities", pa.string())])
 
 
 def _metric_rows(engine: Any, items: list[dict[str, Any]]) -> pa.Table:
-    return _table([{"name": i["name"], "description": i["description"], "type": i["type"], "label": i["label"],
-                    "requires_metric_time": i["requiresMetricTime"],
-                    "queryable_granularities": i["queryableGranularities"],
-                    "dimensions": [d["name"] for d in i["dimensions"]()]} for i in items], METRICS_SCHEMA)
+    return _table(
+        [
+            {
+                "name": i["name"],
+                "description": i["description"],
+                "type": i["type"],
+                "label": i["label"],
+                "requires_metric_time": i["requiresMetricTime"],
+                "queryable_granularities": i["queryableGranularities"],
+                "dimensions": [d["name"] for d in i["dimensions"]()],
+            }
+            for i in items
+        ],
+        METRICS_SCHEMA,
+    )
 
 
 def definitions(engine: Any, statement: statements.Statement) -> pa.Table:
@@ -364,30 +423,61 @@ def definitions(engine: Any, statement: statements.Statement) -> pa.Table:
     if function == "metrics":
         return _metric_rows(engine, catalog.metrics(engine))
     if function == "saved_queries":
-        return _table([{"name": engine_saved.name, "description": engine_saved.description,
-                        "label": engine_saved.label, "metrics": list(engine_saved.metrics),
-                        "group_by": list(engine_saved.group_by), "where": list(engine_saved.where)}
-                       for engine_saved in engine.saved_queries()], SAVED_QUERIES_SCHEMA)
+        return _table(
+            [
+                {
+                    "name": engine_saved.name,
+                    "description": engine_saved.description,
+                    "label": engine_saved.label,
+                    "metrics": list(engine_saved.metrics),
+                    "group_by": list(engine_saved.group_by),
+                    "where": list(engine_saved.where),
+                }
+                for engine_saved in engine.saved_queries()
+            ],
+            SAVED_QUERIES_SCHEMA,
+        )
     if function == "metrics_for_dimensions":
-        names = [g if isinstance(g, str) else statements._group_by(g).column
-                 for g in statements._list(args.get("group_by"), "group_by")]
+        names = [
+            g if isinstance(g, str) else statements._group_by(g).column
+            for g in statements._list(args.get("group_by"), "group_by")
+        ]
         return _metric_rows(engine, catalog.metrics_for_dimensions(engine, names))
     metrics = statements._strings(args.get("metrics"), "metrics")
     if not metrics:
         raise statements.StatementError(f"semantic_layer.{function} needs metrics=[...].", field="metrics")
     if function == "dimensions":
-        return _table([{"name": d["name"], "qualified_name": d["qualifiedName"], "description": d["description"],
-                        "type": d["type"], "label": d["label"], "expr": d["expr"], "is_partition": d["isPartition"],
-                        "queryable_granularities": d["queryableGranularities"]}
-                       for d in catalog.dimensions(engine, metrics)], DIMENSIONS_SCHEMA)
+        return _table(
+            [
+                {
+                    "name": d["name"],
+                    "qualified_name": d["qualifiedName"],
+                    "description": d["description"],
+                    "type": d["type"],
+                    "label": d["label"],
+                    "expr": d["expr"],
+                    "is_partition": d["isPartition"],
+                    "queryable_granularities": d["queryableGranularities"],
+                }
+                for d in catalog.dimensions(engine, metrics)
+            ],
+            DIMENSIONS_SCHEMA,
+        )
     if function == "entities":
         return _table(catalog.entities(engine, metrics), ENTITIES_SCHEMA)
     if function == "measures":
-        return _table([{"name": x["name"], "agg_time_dimension": x["aggTimeDimension"], "agg": x["agg"],
-                        "expr": x["expr"]} for x in catalog.measures(engine, metrics)], MEASURES_SCHEMA)
+        return _table(
+            [
+                {"name": x["name"], "agg_time_dimension": x["aggTimeDimension"], "agg": x["agg"], "expr": x["expr"]}
+                for x in catalog.measures(engine, metrics)
+            ],
+            MEASURES_SCHEMA,
+        )
     if function == "queryable_granularities":
-        return _table([{"queryable_granularities": g} for g in catalog.queryable_granularities(engine, metrics)],
-                      GRANULARITIES_SCHEMA)
+        return _table(
+            [{"queryable_granularities": g} for g in catalog.queryable_granularities(engine, metrics)],
+            GRANULARITIES_SCHEMA,
+        )
     raise statements.StatementError(f"semantic_layer.{function} is not a definitions call.")
 
 
@@ -405,21 +495,31 @@ def _like(pattern: str | None, value: str) -> bool:
 
 
 def _catalogs(server: FlightSqlServer, command) -> pa.Table:
-    return pa.table({"catalog_name": pa.array([CATALOG], pa.string())},
-                    schema=pa.schema([pa.field("catalog_name", pa.string(), nullable=False)]))
+    return pa.table(
+        {"catalog_name": pa.array([CATALOG], pa.string())},
+        schema=pa.schema([pa.field("catalog_name", pa.string(), nullable=False)]),
+    )
 
 
 def _db_schemas(server: FlightSqlServer, command) -> pa.Table:
     schema = pa.schema([pa.field("catalog_name", pa.string()), pa.field("db_schema_name", pa.string(), False)])
     rows = [{"catalog_name": CATALOG, "db_schema_name": SCHEMA}]
-    rows = [r for r in rows if (not command.catalog or command.catalog == CATALOG)
-            and _like(command.db_schema_filter_pattern, r["db_schema_name"])]
+    rows = [
+        r
+        for r in rows
+        if (not command.catalog or command.catalog == CATALOG)
+        and _like(command.db_schema_filter_pattern, r["db_schema_name"])
+    ]
     return pa.Table.from_pylist(rows, schema=schema)
 
 
 def _tables(server: FlightSqlServer, command) -> pa.Table:
-    fields = [pa.field("catalog_name", pa.string()), pa.field("db_schema_name", pa.string()),
-              pa.field("table_name", pa.string(), False), pa.field("table_type", pa.string(), False)]
+    fields = [
+        pa.field("catalog_name", pa.string()),
+        pa.field("db_schema_name", pa.string()),
+        pa.field("table_name", pa.string(), False),
+        pa.field("table_type", pa.string(), False),
+    ]
     if command.include_schema:
         fields.append(pa.field("table_schema", pa.binary(), False))
     rows = []
@@ -438,8 +538,10 @@ def _tables(server: FlightSqlServer, command) -> pa.Table:
 
 
 def _table_types(server: FlightSqlServer, command) -> pa.Table:
-    return pa.table({"table_type": pa.array(["TABLE"], pa.string())},
-                    schema=pa.schema([pa.field("table_type", pa.string(), nullable=False)]))
+    return pa.table(
+        {"table_type": pa.array(["TABLE"], pa.string())},
+        schema=pa.schema([pa.field("table_type", pa.string(), nullable=False)]),
+    )
 
 
 # SqlInfo ids (Flight SQL's `SqlInfo` enum) and northstar's answers.
@@ -452,12 +554,16 @@ _SQL_INFO: dict[int, Any] = {
     5: False,  # FLIGHT_SQL_SERVER_SUBSTRAIT
     9: True,  # FLIGHT_SQL_SERVER_CANCEL
 }
-_SQL_INFO_VALUE = pa.dense_union([
-    pa.field("string_value", pa.string()), pa.field("bool_value", pa.bool_()),
-    pa.field("bigint_value", pa.int64()), pa.field("int32_bitmask", pa.int32()),
-    pa.field("string_list", pa.list_(pa.string())),
-    pa.field("int32_to_int32_list_map", pa.map_(pa.int32(), pa.list_(pa.int32()))),
-])
+_SQL_INFO_VALUE = pa.dense_union(
+    [
+        pa.field("string_value", pa.string()),
+        pa.field("bool_value", pa.bool_()),
+        pa.field("bigint_value", pa.int64()),
+        pa.field("int32_bitmask", pa.int32()),
+        pa.field("string_list", pa.list_(pa.string())),
+        pa.field("int32_to_int32_list_map", pa.map_(pa.int32(), pa.list_(pa.int32()))),
+    ]
+)
 
 
 def _sql_info(server: FlightSqlServer, command) -> pa.Table:
@@ -472,11 +578,18 @@ def _sql_info(server: FlightSqlServer, command) -> pa.Table:
         offsets.append(seen[t])
         seen[t] += 1
     union = pa.UnionArray.from_dense(
-        type_ids, pa.array(offsets, pa.int32()),
-        [pa.array(strings, pa.string()), pa.array(bools, pa.bool_()), pa.array([], pa.int64()),
-         pa.array([], pa.int32()), pa.array([], pa.list_(pa.string())),
-         pa.array([], pa.map_(pa.int32(), pa.list_(pa.int32())))],
-        [f.name for f in _SQL_INFO_VALUE])
+        type_ids,
+        pa.array(offsets, pa.int32()),
+        [
+            pa.array(strings, pa.string()),
+            pa.array(bools, pa.bool_()),
+            pa.array([], pa.int64()),
+            pa.array([], pa.int32()),
+            pa.array([], pa.list_(pa.string())),
+            pa.array([], pa.map_(pa.int32(), pa.list_(pa.int32()))),
+        ],
+        [f.name for f in _SQL_INFO_VALUE],
+    )
     schema = pa.schema([pa.field("info_name", pa.uint32(), False), pa.field("value", _SQL_INFO_VALUE, False)])
     return pa.Table.from_arrays([pa.array(ids, pa.uint32()), union], schema=schema)
 

@@ -23,8 +23,17 @@ from sqlglot import exp
 from api.dbt_sl.request import GroupBy, Order, SemanticLayerRequest
 from metrics.errors import InvalidQuery
 
-FUNCTIONS = ("query", "metrics", "dimensions", "entities", "measures", "dimension_values",
-             "queryable_granularities", "metrics_for_dimensions", "saved_queries")
+FUNCTIONS = (
+    "query",
+    "metrics",
+    "dimensions",
+    "entities",
+    "measures",
+    "dimension_values",
+    "queryable_granularities",
+    "metrics_for_dimensions",
+    "saved_queries",
+)
 ARGUMENTS = {
     "query": {"metrics", "group_by", "where", "order_by", "limit", "saved_query", "read_cache", "explain"},
     "metrics": set(),
@@ -79,8 +88,15 @@ class Statement:
         if saved_query is not None and not isinstance(saved_query, str):
             raise StatementError(f"saved_query must be a string, got {saved_query!r}.", field="saved_query")
         read_cache = args.get("read_cache", True)
-        return SemanticLayerRequest(metrics=metrics, group_by=group_by, where=where, order_by=order_by,
-                                    limit=limit, saved_query=saved_query, read_cache=bool(read_cache))
+        return SemanticLayerRequest(
+            metrics=metrics,
+            group_by=group_by,
+            where=where,
+            order_by=order_by,
+            limit=limit,
+            saved_query=saved_query,
+            read_cache=bool(read_cache),
+        )
 
 
 def _list(value: Any, name: str) -> list[Any]:
@@ -106,8 +122,9 @@ def _group_by(value: Any) -> GroupBy:
         return GroupBy(value)
     if isinstance(value, Item) and value.kind in ("Dimension", "TimeDimension", "Entity"):
         return GroupBy(value.name, value.grain)
-    raise StatementError(f"group_by takes names, Dimension(...), TimeDimension(...) or Entity(...), got {value!r}.",
-                         field="group_by")
+    raise StatementError(
+        f"group_by takes names, Dimension(...), TimeDimension(...) or Entity(...), got {value!r}.", field="group_by"
+    )
 
 
 def _order(value: Any, metrics: tuple[str, ...]) -> Order:
@@ -127,7 +144,8 @@ def parse(text: str) -> Statement:
         raise StatementError(
             "northstar's Flight SQL endpoint answers dbt Semantic Layer statements: "
             "{{ semantic_layer.query(metrics=['...'], group_by=['metric_time__day']) }}, "
-            "{{ semantic_layer.metrics() }} and the like, alone or inside a SELECT.")
+            "{{ semantic_layer.metrics() }} and the like, alone or inside a SELECT."
+        )
     start = match.start()
     body_start = text.index("semantic_layer", start)
     call = None
@@ -135,7 +153,7 @@ def parse(text: str) -> Statement:
     # The call ends at the first `}}` after which the text parses: a `}}` inside a where string
     # (`"{{ Dimension('x') }} = 1"`) leaves an unterminated string, so parsing goes on past it.
     for close in re.finditer(r"\}\}", text[body_start:]):
-        candidate = text[body_start:body_start + close.start()].strip()
+        candidate = text[body_start : body_start + close.start()].strip()
         try:
             call = ast.parse(candidate, mode="eval").body
         except SyntaxError:
@@ -143,8 +161,10 @@ def parse(text: str) -> Statement:
         end = body_start + close.end()
         break
     if call is None:
-        raise StatementError("cannot read the {{ semantic_layer... }} call: it is not closed by '}}' or is not "
-                             "a valid call (strings quoted, lists in [...]).")
+        raise StatementError(
+            "cannot read the {{ semantic_layer... }} call: it is not closed by '}}' or is not "
+            "a valid call (strings quoted, lists in [...])."
+        )
     if _OPEN.search(text, end):
         raise StatementError("a statement may contain one {{ semantic_layer... }} call.")
     function, arguments = _call(call)
@@ -154,21 +174,27 @@ def parse(text: str) -> Statement:
 
 
 def _call(node: ast.expr) -> tuple[str, dict[str, Any]]:
-    if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-            and isinstance(node.func.value, ast.Name) and node.func.value.id == "semantic_layer"):
+    if not (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and isinstance(node.func.value, ast.Name)
+        and node.func.value.id == "semantic_layer"
+    ):
         raise StatementError("the {{ ... }} block must be one call: semantic_layer.<function>(...).")
     function = node.func.attr
     if function not in FUNCTIONS:
-        raise StatementError(f"unknown function semantic_layer.{function}; northstar has "
-                             + ", ".join(FUNCTIONS) + ".", field=function)
+        raise StatementError(
+            f"unknown function semantic_layer.{function}; northstar has " + ", ".join(FUNCTIONS) + ".", field=function
+        )
     if node.args:
         raise StatementError(f"semantic_layer.{function} takes keyword arguments only (name=value).")
     arguments: dict[str, Any] = {}
     for keyword in node.keywords:
         if keyword.arg is None or keyword.arg not in ARGUMENTS[function]:
             allowed = ", ".join(sorted(ARGUMENTS[function])) or "no arguments"
-            raise StatementError(f"semantic_layer.{function} has no argument {keyword.arg!r}; it takes {allowed}.",
-                                 field=keyword.arg)
+            raise StatementError(
+                f"semantic_layer.{function} has no argument {keyword.arg!r}; it takes {allowed}.", field=keyword.arg
+            )
         arguments[keyword.arg] = _value(keyword.value)
     return function, arguments
 
@@ -179,15 +205,22 @@ _ITEM_KINDS = ("Dimension", "TimeDimension", "Entity", "Metric")
 def _value(node: ast.expr) -> Any:
     if isinstance(node, ast.Constant) and isinstance(node.value, (str, int, float, bool, type(None))):
         return node.value
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant) \
-            and isinstance(node.operand.value, (int, float)) and not isinstance(node.operand.value, bool):
+    if (
+        isinstance(node, ast.UnaryOp)
+        and isinstance(node.op, ast.USub)
+        and isinstance(node.operand, ast.Constant)
+        and isinstance(node.operand.value, (int, float))
+        and not isinstance(node.operand.value, bool)
+    ):
         return -node.operand.value
     if isinstance(node, (ast.List, ast.Tuple)):
         return [_value(v) for v in node.elts]
     if isinstance(node, ast.Call):
         return _item(node)
-    raise StatementError(f"cannot use {ast.unparse(node)!r} as a value: use strings, numbers, True/False, "
-                         "lists, or Dimension(...)/TimeDimension(...)/Entity(...)/Metric(...).")
+    raise StatementError(
+        f"cannot use {ast.unparse(node)!r} as a value: use strings, numbers, True/False, "
+        "lists, or Dimension(...)/TimeDimension(...)/Entity(...)/Metric(...)."
+    )
 
 
 def _item(node: ast.Call) -> Item:
@@ -197,8 +230,11 @@ def _item(node: ast.Call) -> Item:
             raise StatementError(f"unknown object {kind}(...); use {', '.join(_ITEM_KINDS)}.")
         args = [_value(a) for a in node.args]
         if not args or not all(isinstance(a, str) for a in args) or node.keywords or len(args) > 2:
-            raise StatementError(f"{ast.unparse(node)}: write {kind}('name')"
-                                 + (", TimeDimension('name', 'GRAIN')" if kind == "TimeDimension" else "") + ".")
+            raise StatementError(
+                f"{ast.unparse(node)}: write {kind}('name')"
+                + (", TimeDimension('name', 'GRAIN')" if kind == "TimeDimension" else "")
+                + "."
+            )
         if len(args) == 2 and kind != "TimeDimension":
             raise StatementError(f"{ast.unparse(node)}: {kind} takes one name; set a grain with .grain('month').")
         return Item(kind, args[0], args[1] if len(args) == 2 else None)
@@ -220,8 +256,10 @@ def run_outer(outer_sql: str, table: pa.Table) -> pa.Table:
     try:
         trees = sqlglot.parse(outer_sql, read="duckdb")
     except sqlglot.errors.ParseError as exc:
-        raise StatementError(f"cannot parse the SQL around the semantic_layer call: "
-                             f"{exc.errors[0]['description'] if exc.errors else exc}.") from None
+        raise StatementError(
+            f"cannot parse the SQL around the semantic_layer call: "
+            f"{exc.errors[0]['description'] if exc.errors else exc}."
+        ) from None
     if len([t for t in trees if t is not None]) != 1 or not isinstance(trees[0], exp.Query):
         raise StatementError("the SQL around a semantic_layer call must be one SELECT over it.")
     tree = trees[0]
@@ -229,10 +267,17 @@ def run_outer(outer_sql: str, table: pa.Table) -> pa.Table:
     for node in tree.find_all(exp.Table):
         named = isinstance(node.this, exp.Identifier) and not node.args.get("db")
         if not named or node.name.lower() not in ctes | {RESULT_TABLE}:
-            raise StatementError(f"the SQL around a semantic_layer call may read only the call's answer, "
-                                 f"not {node.sql()!r}.")
-    con = duckdb.connect(":memory:", config={"enable_external_access": False, "autoinstall_known_extensions": False,
-                                             "autoload_known_extensions": False})
+            raise StatementError(
+                f"the SQL around a semantic_layer call may read only the call's answer, not {node.sql()!r}."
+            )
+    con = duckdb.connect(
+        ":memory:",
+        config={
+            "enable_external_access": False,
+            "autoinstall_known_extensions": False,
+            "autoload_known_extensions": False,
+        },
+    )
     try:
         con.register(RESULT_TABLE, table)
         con.execute("SET lock_configuration = true")

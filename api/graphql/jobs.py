@@ -45,14 +45,17 @@ class QueryJob:
     def page(self, number: int) -> pa.Table:
         assert self.table is not None
         if number < 1 or number > (self.total_pages or 1):
-            raise NotFound(f"query {self.id} has {self.total_pages} page(s) of up to {PAGE_ROWS} rows; "
-                           f"page {number} does not exist.")
+            raise NotFound(
+                f"query {self.id} has {self.total_pages} page(s) of up to {PAGE_ROWS} rows; "
+                f"page {number} does not exist."
+            )
         return self.table.slice((number - 1) * PAGE_ROWS, PAGE_ROWS)
 
 
 class QueryJobs:
-    def __init__(self, workers: int = 4, ttl_s: float = 900.0, max_queries: int = 1000,
-                 max_rows: int = 5_000_000) -> None:
+    def __init__(
+        self, workers: int = 4, ttl_s: float = 900.0, max_queries: int = 1000, max_rows: int = 5_000_000
+    ) -> None:
         self.ttl_s = ttl_s
         self.max_queries = max_queries
         self.max_rows = max_rows
@@ -80,8 +83,10 @@ class QueryJobs:
             return
         except Exception:  # a bug: the client is told (not left polling), the log has the details
             log.exception("graphql query %s failed", job.id)
-            job.error, job.status = (f"the service could not answer this query (an internal error); quote query "
-                                     f"id {job.id}."), "FAILED"
+            job.error, job.status = (
+                (f"the service could not answer this query (an internal error); quote query id {job.id}."),
+                "FAILED",
+            )
             job.done.set()
             return
         with self._lock:
@@ -94,8 +99,10 @@ class QueryJobs:
             self._evict()
             job = self._jobs.get(query_id)
         if job is None or job.owner != owner:
-            raise NotFound(f"no query with id {query_id!r}: it never existed, belongs to another token, or its "
-                           f"answer expired (answers are kept {self.ttl_s:g} s); create it again.")
+            raise NotFound(
+                f"no query with id {query_id!r}: it never existed, belongs to another token, or its "
+                f"answer expired (answers are kept {self.ttl_s:g} s); create it again."
+            )
         return job
 
     def wait(self, owner: str | None, query_id: str, seconds: float) -> QueryJob:

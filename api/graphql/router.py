@@ -77,8 +77,12 @@ def _group_by(item: dict[str, Any]) -> GroupBy:
 def resolve_environment_info(_, info, environmentId: int) -> dict[str, Any]:
     engine = _engine(info)
     dialect = engine.client.dialect.upper()
-    return {"sqlDialect": dialect, "hasMetricsDefined": bool(engine.metric_names()),
-            "dialect": dialect, "dialectSupportedBySlg": False}
+    return {
+        "sqlDialect": dialect,
+        "hasMetricsDefined": bool(engine.metric_names()),
+        "dialect": dialect,
+        "dialectSupportedBySlg": False,
+    }
 
 
 @query.field("metrics")
@@ -87,12 +91,21 @@ def resolve_metrics(_, info, environmentId: int) -> list[dict[str, Any]]:
 
 
 @query.field("metricsPaginated")
-def resolve_metrics_paginated(_, info, environmentId: int, search: str | None = None,
-                              groupBy: list[dict[str, Any]] | None = None, pageNum: int | None = None,
-                              pageSize: int | None = None) -> dict[str, Any]:
+def resolve_metrics_paginated(
+    _,
+    info,
+    environmentId: int,
+    search: str | None = None,
+    groupBy: list[dict[str, Any]] | None = None,
+    pageNum: int | None = None,
+    pageSize: int | None = None,
+) -> dict[str, Any]:
     engine = _engine(info)
-    items = (catalog.metrics_for_dimensions(engine, [_group_by(g).column for g in groupBy])
-             if groupBy else catalog.metrics(engine))
+    items = (
+        catalog.metrics_for_dimensions(engine, [_group_by(g).column for g in groupBy])
+        if groupBy
+        else catalog.metrics(engine)
+    )
     return catalog.page(catalog.search(items, search), pageNum, pageSize)
 
 
@@ -102,9 +115,15 @@ def resolve_dimensions(_, info, environmentId: int, metrics: list[dict[str, Any]
 
 
 @query.field("dimensionsPaginated")
-def resolve_dimensions_paginated(_, info, environmentId: int, metrics: list[dict[str, Any]],
-                                 search: str | None = None, pageNum: int | None = None,
-                                 pageSize: int | None = None) -> dict[str, Any]:
+def resolve_dimensions_paginated(
+    _,
+    info,
+    environmentId: int,
+    metrics: list[dict[str, Any]],
+    search: str | None = None,
+    pageNum: int | None = None,
+    pageSize: int | None = None,
+) -> dict[str, Any]:
     items = catalog.dimensions(_engine(info), _names(metrics))
     return catalog.page(catalog.search(items, search), pageNum, pageSize)
 
@@ -120,9 +139,15 @@ def resolve_entities(_, info, environmentId: int, metrics: list[dict[str, Any]])
 
 
 @query.field("entitiesPaginated")
-def resolve_entities_paginated(_, info, environmentId: int, metrics: list[dict[str, Any]] | None = None,
-                               search: str | None = None, pageNum: int | None = None,
-                               pageSize: int | None = None) -> dict[str, Any]:
+def resolve_entities_paginated(
+    _,
+    info,
+    environmentId: int,
+    metrics: list[dict[str, Any]] | None = None,
+    search: str | None = None,
+    pageNum: int | None = None,
+    pageSize: int | None = None,
+) -> dict[str, Any]:
     engine = _engine(info)
     names = _names(metrics) or engine.metric_names()
     if metrics:
@@ -154,8 +179,15 @@ def resolve_saved_queries(_, info, environmentId: int) -> list[dict[str, Any]]:
 @query.field("query")
 def resolve_query(_, info, environmentId: int, queryId: str, pageNum: int = 1) -> dict[str, Any]:
     job = info.context["jobs"].wait(_owner(info), queryId, LONG_POLL_S)
-    result: dict[str, Any] = {"queryId": job.id, "status": job.status, "sql": job.sql, "error": job.error,
-                              "totalPages": job.total_pages, "arrowResult": None, "jsonResult": None}
+    result: dict[str, Any] = {
+        "queryId": job.id,
+        "status": job.status,
+        "sql": job.sql,
+        "error": job.error,
+        "totalPages": job.total_pages,
+        "arrowResult": None,
+        "jsonResult": None,
+    }
     if job.status == "SUCCESSFUL":
         page = job.page(pageNum or 1)
         result["arrowResult"] = base64.b64encode(ipc_bytes(page)).decode()
@@ -168,8 +200,9 @@ def resolve_query(_, info, environmentId: int, queryId: str, pageNum: int = 1) -
     return result
 
 
-def _request(metrics=None, groupBy=None, where=None, orderBy=None, limit=None, savedQuery=None,
-             readCache=None, **_) -> SemanticLayerRequest:
+def _request(
+    metrics=None, groupBy=None, where=None, orderBy=None, limit=None, savedQuery=None, readCache=None, **_
+) -> SemanticLayerRequest:
     order = []
     for item in orderBy or []:
         if bool(item.get("metric")) == bool(item.get("groupBy")):
@@ -181,9 +214,14 @@ def _request(metrics=None, groupBy=None, where=None, orderBy=None, limit=None, s
             g = item["groupBy"]
             order.append(Order(g["name"], grain=g.get("timeGranularity") or g.get("grain"), descending=descending))
     return SemanticLayerRequest(
-        metrics=tuple(_names(metrics)), group_by=tuple(_group_by(g) for g in groupBy or []),
-        where=tuple(w["sql"] for w in where or []), order_by=tuple(order), limit=limit,
-        saved_query=savedQuery, read_cache=True if readCache is None else readCache)
+        metrics=tuple(_names(metrics)),
+        group_by=tuple(_group_by(g) for g in groupBy or []),
+        where=tuple(w["sql"] for w in where or []),
+        order_by=tuple(order),
+        limit=limit,
+        saved_query=savedQuery,
+        read_cache=True if readCache is None else readCache,
+    )
 
 
 def _owner(info) -> str | None:
@@ -196,26 +234,32 @@ def resolve_create_query(_, info, environmentId: int, **params) -> dict[str, Any
     request = _request(**params)
     service: SemanticLayerService = info.context["service"]
     caller = info.context["caller"]
-    job = info.context["jobs"].submit(_owner(info), lambda: service.compile(caller, request),
-                                      lambda: service.query(caller, request, "graphql"))
+    job = info.context["jobs"].submit(
+        _owner(info), lambda: service.compile(caller, request), lambda: service.query(caller, request, "graphql")
+    )
     return {"queryId": job.id}
 
 
 @mutation.field("createDimensionValuesQuery")
-def resolve_create_dimension_values_query(_, info, environmentId: int, groupBy: list[dict[str, Any]],
-                                          metrics: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def resolve_create_dimension_values_query(
+    _, info, environmentId: int, groupBy: list[dict[str, Any]], metrics: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     if len(groupBy) != 1:
         raise InvalidQuery("createDimensionValuesQuery takes exactly one groupBy item.", field="groupBy")
     names = tuple(_names(metrics))
     if not names:
-        raise InvalidQuery("createDimensionValuesQuery needs the metrics whose rows the values come from.",
-                           field="metrics")
+        raise InvalidQuery(
+            "createDimensionValuesQuery needs the metrics whose rows the values come from.", field="metrics"
+        )
     column = _group_by(groupBy[0]).column
     service: SemanticLayerService = info.context["service"]
     caller = info.context["caller"]
     request = SemanticLayerRequest(metrics=names, group_by=(GroupBy(column),))
-    job = info.context["jobs"].submit(_owner(info), lambda: service.compile(caller, request),
-                                      lambda: service.dimension_values(caller, names, column, "graphql"))
+    job = info.context["jobs"].submit(
+        _owner(info),
+        lambda: service.compile(caller, request),
+        lambda: service.dimension_values(caller, names, column, "graphql"),
+    )
     return {"queryId": job.id}
 
 
@@ -230,8 +274,9 @@ def resolve_cancel_query(_, info, environmentId: int, queryId: str) -> dict[str,
     return {"queryId": info.context["jobs"].cancel(_owner(info), queryId).id}
 
 
-schema = make_executable_schema(load_schema_from_path(str(Path(__file__).with_name("schema.graphql"))),
-                                query, mutation, big_int, json_scalar)
+schema = make_executable_schema(
+    load_schema_from_path(str(Path(__file__).with_name("schema.graphql"))), query, mutation, big_int, json_scalar
+)
 
 router = APIRouter(tags=["dbt semantic layer"])
 
@@ -285,8 +330,11 @@ async def graphql_endpoint(request: Request) -> JSONResponse:
         return _error("the request body must be a JSON object with 'query' (and 'variables').", 400)
     # The audit line says what was asked (the root fields: metrics, dimensions, createQuery, ...)
     # and, below, whether it failed: GraphQL answers 200 either way.
-    request.state.audit_query = {"operationName": body.get("operationName"), "fields": root_fields(body),
-                                 "variables": body.get("variables")}
+    request.state.audit_query = {
+        "operationName": body.get("operationName"),
+        "fields": root_fields(body),
+        "variables": body.get("variables"),
+    }
     service = SemanticLayerService.of_app(request.app.state)
     try:
         caller = service.caller(bearer_token(request))
@@ -301,9 +349,13 @@ async def graphql_endpoint(request: Request) -> JSONResponse:
 
     def execute() -> tuple[bool, dict[str, Any]]:
         with service.engine() as engine:
-            return graphql_sync(schema, body, context_value={"engine": engine, "service": service,
-                                                             "caller": caller, "jobs": jobs},
-                                debug=False, error_formatter=client_error)
+            return graphql_sync(
+                schema,
+                body,
+                context_value={"engine": engine, "service": service, "caller": caller, "jobs": jobs},
+                debug=False,
+                error_formatter=client_error,
+            )
 
     _, result = await run_in_threadpool(execute)
     if result.get("errors"):
@@ -321,8 +373,9 @@ def client_error(error: graphql.GraphQLError, debug: bool = False) -> dict[str, 
     request_id = uuid.uuid4().hex
     log.error("graphql request %s failed", request_id, exc_info=original)
     formatted = format_error(error, debug=False)
-    formatted["message"] = ("the service could not answer this request (an internal error); "
-                            f"quote request id {request_id}.")
+    formatted["message"] = (
+        f"the service could not answer this request (an internal error); quote request id {request_id}."
+    )
     return formatted
 
 
@@ -334,7 +387,11 @@ def root_fields(body: dict[str, Any]) -> list[str] | None:
     except GraphQLSyntaxError:
         return None
     wanted = body.get("operationName")
-    return [selection.name.value for definition in document.definitions
-            if isinstance(definition, OperationDefinitionNode)
-            and (not wanted or (definition.name and definition.name.value == wanted))
-            for selection in definition.selection_set.selections if isinstance(selection, FieldNode)]
+    return [
+        selection.name.value
+        for definition in document.definitions
+        if isinstance(definition, OperationDefinitionNode)
+        and (not wanted or (definition.name and definition.name.value == wanted))
+        for selection in definition.selection_set.selections
+        if isinstance(selection, FieldNode)
+    ]

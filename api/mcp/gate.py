@@ -18,10 +18,10 @@ from typing import Any, TypeVar
 from fastapi.exceptions import RequestValidationError
 
 from api.auth import AuditLog, Caller, ConcurrencyLimiter, Forbidden, Unauthorized, authenticate
+from core.tokens import TokenStore
 from metrics.engine import EngineProvider
 from metrics.errors import MetricsError, UserError
 from metrics.policy import RestrictedEngine
-from core.tokens import TokenStore
 
 T = TypeVar("T")
 
@@ -53,8 +53,14 @@ class Gate:
         caller = authenticate(self.tokens, self.stdio_token, self.open_mode)
         return caller
 
-    def call(self, request: Any | None, tool: str, arguments: dict[str, Any],
-             work: Callable[[Any, Any], T], scope: str = "metrics:read") -> T:
+    def call(
+        self,
+        request: Any | None,
+        tool: str,
+        arguments: dict[str, Any],
+        work: Callable[[Any, Any], T],
+        scope: str = "metrics:read",
+    ) -> T:
         """Run `work(engine, definitions)` for one tool call: `engine` is what the caller may
         read (its row policy applied), `definitions` the build's unrestricted engine for the
         catalog (definitions, never rows)."""
@@ -64,8 +70,11 @@ class Gate:
         try:
             caller = self.caller(request)
             if caller.token is not None and not caller.token.allows(scope):
-                raise Forbidden(f"token {caller.token.name!r} has scopes {', '.join(caller.token.scopes)}; "
-                                f"the tool {tool!r} needs {scope!r}.", needed_scope=scope)
+                raise Forbidden(
+                    f"token {caller.token.name!r} has scopes {', '.join(caller.token.scopes)}; "
+                    f"the tool {tool!r} needs {scope!r}.",
+                    needed_scope=scope,
+                )
             slot = self.limiter.acquire(caller)
             try:
                 with self.provider.engine() as engine:

@@ -31,7 +31,8 @@ class GroupByParam(BaseModel):
 
     name: str = Field(description="A dimension, entity or `metric_time`, as get_dimensions / get_entities list it.")
     type: Literal["dimension", "time_dimension", "entity"] = Field(
-        default="dimension", description="dimension, time_dimension or entity.")
+        default="dimension", description="dimension, time_dimension or entity."
+    )
     grain: str | None = Field(default=None, description="For time dimensions: day, week, month, quarter or year.")
 
     def column(self) -> str:
@@ -73,9 +74,15 @@ def _order(order_by: list[OrderByParam | str] | None, group_by: list[str]) -> li
     return out
 
 
-def metric_query(metrics: list[str], group_by: list[GroupByParam | str] | None = None,
-                 order_by: list[OrderByParam | str] | None = None, where: str | list[str] | None = None,
-                 limit: int | None = None, start: str | None = None, end: str | None = None) -> MetricQuery:
+def metric_query(
+    metrics: list[str],
+    group_by: list[GroupByParam | str] | None = None,
+    order_by: list[OrderByParam | str] | None = None,
+    where: str | list[str] | None = None,
+    limit: int | None = None,
+    start: str | None = None,
+    end: str | None = None,
+) -> MetricQuery:
     """The engine query for dbt MCP's query arguments.
 
     >>> q = metric_query(["active_users"], [GroupByParam(name="metric_time", type="time_dimension", grain="month")],
@@ -87,9 +94,15 @@ def metric_query(metrics: list[str], group_by: list[GroupByParam | str] | None =
         raise InvalidQuery("name at least one metric (list_metrics lists them).", field="metrics")
     columns = _columns(group_by)
     templates = [where] if isinstance(where, str) else list(where or ())
-    return MetricQuery(metrics=tuple(metrics), group_by=tuple(columns), where_sql=tuple(t for t in templates if t.strip()),
-                       order_by=tuple(_order(order_by, columns)), limit=limit,
-                       start=parse_time_bound(start, "start"), end=parse_time_bound(end, "end"))
+    return MetricQuery(
+        metrics=tuple(metrics),
+        group_by=tuple(columns),
+        where_sql=tuple(t for t in templates if t.strip()),
+        order_by=tuple(_order(order_by, columns)),
+        limit=limit,
+        start=parse_time_bound(start, "start"),
+        end=parse_time_bound(end, "end"),
+    )
 
 
 def result_body(result: QueryResult, max_rows: int) -> dict[str, Any]:
@@ -102,18 +115,24 @@ def result_body(result: QueryResult, max_rows: int) -> dict[str, Any]:
         "rows": [[to_jsonable(v) for v in row] for row in shown],
         "row_count": total,
         "truncated": total > len(shown),
-        "meta": {"build_id": result.build.build_id, "built_at": result.build.built_at,
-                 "tests_passed": result.freshness.tests_passed,
-                 "newest_metric_time": to_jsonable(result.freshness.newest_metric_time),
-                 "warnings": [BuildWarning.of(w).message for w in result.freshness.warnings]},
+        "meta": {
+            "build_id": result.build.build_id,
+            "built_at": result.build.built_at,
+            "tests_passed": result.freshness.tests_passed,
+            "newest_metric_time": to_jsonable(result.freshness.newest_metric_time),
+            "warnings": [BuildWarning.of(w).message for w in result.freshness.warnings],
+        },
     }
     if body["truncated"]:
-        body["note"] = (f"the answer has {total:,} rows; only the first {len(shown):,} are shown. Narrow the query: "
-                        "add a where filter, a coarser time grain, fewer group_by items, or order_by with a limit.")
+        body["note"] = (
+            f"the answer has {total:,} rows; only the first {len(shown):,} are shown. Narrow the query: "
+            "add a where filter, a coarser time grain, fewer group_by items, or order_by with a limit."
+        )
     return body
 
 
 # -- definitions -------------------------------------------------------------------------
+
 
 def _matches(search: str | list[str] | None, *texts: str | None) -> bool:
     if not search:
@@ -124,15 +143,34 @@ def _matches(search: str | list[str] | None, *texts: str | None) -> bool:
 
 
 def list_metrics(engine, search: str | list[str] | None = None) -> list[dict[str, Any]]:
-    return [{"name": m.name, "type": m.type, "label": m.label, "description": m.description,
-             "dimensions": list(m.dimensions), "grains": list(m.grains), "owner": m.owner}
-            for m in engine.catalog().values() if _matches(search, m.name, m.label, m.description)]
+    return [
+        {
+            "name": m.name,
+            "type": m.type,
+            "label": m.label,
+            "description": m.description,
+            "dimensions": list(m.dimensions),
+            "grains": list(m.grains),
+            "owner": m.owner,
+        }
+        for m in engine.catalog().values()
+        if _matches(search, m.name, m.label, m.description)
+    ]
 
 
 def list_saved_queries(engine, search: str | None = None) -> list[dict[str, Any]]:
-    return [{"name": q.name, "label": q.label, "description": q.description, "metrics": list(q.metrics),
-             "group_by": list(q.group_by), "where": list(q.where)}
-            for q in engine.saved_queries() if _matches(search, q.name, q.label, q.description)]
+    return [
+        {
+            "name": q.name,
+            "label": q.label,
+            "description": q.description,
+            "metrics": list(q.metrics),
+            "group_by": list(q.group_by),
+            "where": list(q.where),
+        }
+        for q in engine.saved_queries()
+        if _matches(search, q.name, q.label, q.description)
+    ]
 
 
 def _items(engine, metrics: list[str]) -> dict[str, Any]:
@@ -156,9 +194,14 @@ def get_dimensions(engine, metrics: list[str], search: str | None = None) -> lis
     for metric in metrics:
         mine = set(engine.metric(metric).grains)
         grains = mine if grains is None else grains & mine
-    out = [{"name": METRIC_TIME, "type": "time_dimension",
+    out = [
+        {
+            "name": METRIC_TIME,
+            "type": "time_dimension",
             "description": "The metric's own time (UTC unless a query says otherwise).",
-            "granularities": [g for g in engine.metric(metrics[0]).grains if g in (grains or ())]}]
+            "granularities": [g for g in engine.metric(metrics[0]).grains if g in (grains or ())],
+        }
+    ]
     times: dict[str, dict[str, Any]] = {}
     for name, item in sorted(items.items()):
         if item.kind is ItemKind.CATEGORICAL:
@@ -166,9 +209,16 @@ def get_dimensions(engine, metrics: list[str], search: str | None = None) -> lis
         elif item.kind is ItemKind.TIME:
             # `event__event_ts__day` is `event__event_ts` at the day grain: one entry per column
             grain = item.grain.value if item.grain else None
-            base = name[:-len(grain) - 2] if grain and name.endswith("__" + grain) else name
-            entry = times.setdefault(base, {"name": base, "type": "time_dimension",
-                                            "description": item.description or item.label, "granularities": []})
+            base = name[: -len(grain) - 2] if grain and name.endswith("__" + grain) else name
+            entry = times.setdefault(
+                base,
+                {
+                    "name": base,
+                    "type": "time_dimension",
+                    "description": item.description or item.label,
+                    "granularities": [],
+                },
+            )
             if grain and grain not in entry["granularities"]:
                 entry["granularities"].append(grain)
             if base not in [d["name"] for d in out]:
@@ -178,28 +228,38 @@ def get_dimensions(engine, metrics: list[str], search: str | None = None) -> lis
 
 def get_entities(engine, metrics: list[str], search: str | None = None) -> list[dict[str, Any]]:
     items = _items(engine, metrics)
-    return [{"name": name, "type": "entity", "description": item.description or item.label}
-            for name, item in sorted(items.items())
-            if item.kind is ItemKind.ENTITY and _matches(search, name, item.description)]
+    return [
+        {"name": name, "type": "entity", "description": item.description or item.label}
+        for name, item in sorted(items.items())
+        if item.kind is ItemKind.ENTITY and _matches(search, name, item.description)
+    ]
 
 
-def get_dimension_values(engine, definitions, dimension: str, metrics: list[str] | None = None,
-                         limit: int = DEFAULT_DIMENSION_VALUES) -> dict[str, Any]:
+def get_dimension_values(
+    engine, definitions, dimension: str, metrics: list[str] | None = None, limit: int = DEFAULT_DIMENSION_VALUES
+) -> dict[str, Any]:
     """Distinct values of a dimension, read as a metric query grouped by it (so a row policy
     applies); `definitions` is the engine to read the catalog from."""
     if limit < 1:
         raise InvalidQuery("'limit' must be at least 1.", field="limit")
     if not metrics:
         short = dimension.split("__")[-1]
-        candidates = [m.name for m in definitions.catalog().values()
-                      if dimension in m.qualified_dimensions or short in m.dimensions]
+        candidates = [
+            m.name
+            for m in definitions.catalog().values()
+            if dimension in m.qualified_dimensions or short in m.dimensions
+        ]
         if not candidates:
             known = {d for m in definitions.catalog().values() for d in (*m.dimensions, *m.qualified_dimensions)}
-            raise UnknownDimension(f"no metric can be grouped by {dimension!r}." + did_you_mean(dimension, known),
-                                   field=dimension, suggestions=nearest(dimension, known))
+            raise UnknownDimension(
+                f"no metric can be grouped by {dimension!r}." + did_you_mean(dimension, known),
+                field=dimension,
+                suggestions=nearest(dimension, known),
+            )
         metrics = candidates[:1]
-    query = MetricQuery(metrics=tuple(metrics[:1]), group_by=(dimension,), order_by=(OrderBy(dimension),),
-                        limit=limit + 1)
+    query = MetricQuery(
+        metrics=tuple(metrics[:1]), group_by=(dimension,), order_by=(OrderBy(dimension),), limit=limit + 1
+    )
     result = engine.query(query)
     values = [to_jsonable(row[0]) for row in result.rows]
     return {"dimension": dimension, "values": values[:limit], "truncated": len(values) > limit}

@@ -25,7 +25,19 @@ def list_alerts(
     with bad_parameters_as_422():
         since_at, until_at = parse_time_bound(since, "since"), parse_time_bound(until, "until")
         found = alerts(engine, metric, since_at.date() if since_at else None, until_at.date() if until_at else None)
-    return AlertsResponse(alerts=[
-        AlertOut(metric=a.metric, date=iso(a.date), value=a.value, expected=a.expected, lower_bound=a.lower_bound,
-                 upper_bound=a.upper_bound, direction=a.direction, score=a.score, adverse=a.adverse)
-        for a in found])
+    return AlertsResponse(
+        alerts=[
+            AlertOut(
+                metric=a.metric,
+                date=iso(a.date),
+                value=a.value,
+                expected=a.expected,
+                lower_bound=a.lower_bound,
+                upper_bound=a.upper_bound,
+                direction=a.direction,
+                score=a.score,
+                adverse=a.adverse,
+            )
+            for a in found
+        ]
+    )

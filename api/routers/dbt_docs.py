@@ -16,9 +16,13 @@ from metrics.errors import NotFound
 router = APIRouter(prefix="/dbt-docs", tags=["docs"])
 
 # The files `dbt docs generate` writes that the static site loads; nothing else is served.
-_FILES = {"index.html": "text/html", "manifest.json": "application/json",
-          "catalog.json": "application/json", "semantic_manifest.json": "application/json",
-          "run_results.json": "application/json"}
+_FILES = {
+    "index.html": "text/html",
+    "manifest.json": "application/json",
+    "catalog.json": "application/json",
+    "semantic_manifest.json": "application/json",
+    "run_results.json": "application/json",
+}
 
 
 @router.get("", include_in_schema=False)
@@ -26,8 +30,10 @@ def docs_root() -> RedirectResponse:
     return RedirectResponse("/dbt-docs/")
 
 
-_RESPONSES = {200: {"description": "A file of the docs site.", "content": {"text/html": {}, "application/json": {}}},
-              **error_responses(404, 503)}
+_RESPONSES = {
+    200: {"description": "A file of the docs site.", "content": {"text/html": {}, "application/json": {}}},
+    **error_responses(404, 503),
+}
 
 
 @router.get("/", response_class=Response, responses=_RESPONSES)
@@ -60,8 +66,13 @@ def without_host_paths(path: str, mtime_ns: int) -> bytes:
 def _host_directories(build_dir: Path) -> list[tuple[str, str]]:
     info_path = build_dir / "build.json"
     info = json.loads(info_path.read_text()) if info_path.exists() else {}
-    named = {"<build>": build_dir, "<data_dir>": build_dir.parent.parent,
-             "<dbt_project>": info.get("dbt_project"), "<landing>": info.get("landing"), "<home>": Path.home()}
+    named = {
+        "<build>": build_dir,
+        "<data_dir>": build_dir.parent.parent,
+        "<dbt_project>": info.get("dbt_project"),
+        "<landing>": info.get("landing"),
+        "<home>": Path.home(),
+    }
     pairs = []
     for placeholder, directory in named.items():
         if directory and str(directory) not in ("", "/"):

@@ -11,21 +11,21 @@ from api.schemas.experiments import (
     CupedResult,
     DailyTraffic,
     Decision,
-    HealthResponse,
-    MetricRoles,
-    PlanResponse,
-    PlanWeek,
     ExperimentMetricsResponse,
     ExperimentMetricSummary,
     ExperimentsResponse,
     ExperimentSummary,
+    HealthResponse,
+    MetricRoles,
+    PlanResponse,
+    PlanWeek,
     ReadoutResponse,
     ReadoutResult,
     VariantUsers,
 )
-from metrics.experiment_design import PlanRequest, experiment_health, make_plan
-from metrics.experiments import Experiment, ReadoutOptions, metric_kind, build_readout
 from metrics.execution.client import to_jsonable
+from metrics.experiment_design import PlanRequest, experiment_health, make_plan
+from metrics.experiments import Experiment, ReadoutOptions, build_readout, metric_kind
 
 router = APIRouter(prefix="/v1/experiments", tags=["experiments"])
 
@@ -33,25 +33,40 @@ DEFAULT_METRICS = "conversion,revenue_per_user,sessions_per_user,crashed"
 
 
 def _variants(experiment: Experiment) -> list[VariantUsers]:
-    return [VariantUsers(variant=v.name, users=v.users, users_in_several_variants=v.users_in_several_variants)
-            for v in experiment.variants]
+    return [
+        VariantUsers(variant=v.name, users=v.users, users_in_several_variants=v.users_in_several_variants)
+        for v in experiment.variants
+    ]
 
 
 def _cuped(row) -> CupedResult | None:
     c = row.cuped
     if c is None:
         return None
-    return CupedResult(absolute_lift=c.absolute_lift, relative_lift=c.relative_lift, ci_low=c.ci_low,
-                       ci_high=c.ci_high, p_value=c.p_value, chance_to_win=c.chance_to_win,
-                       variance_reduction=c.cuped.variance_reduction if c.cuped else None,
-                       verdict=c.verdict(row.metric, row.variant, row.withheld), error=c.error)
+    return CupedResult(
+        absolute_lift=c.absolute_lift,
+        relative_lift=c.relative_lift,
+        ci_low=c.ci_low,
+        ci_high=c.ci_high,
+        p_value=c.p_value,
+        chance_to_win=c.chance_to_win,
+        variance_reduction=c.cuped.variance_reduction if c.cuped else None,
+        verdict=c.verdict(row.metric, row.variant, row.withheld),
+        error=c.error,
+    )
 
 
 def _summary(experiment: Experiment) -> ExperimentSummary:
     return ExperimentSummary(
-        experiment_id=experiment.experiment_id, name=experiment.name, status=experiment.status,
-        control_variant=experiment.control_variant, started_at=to_jsonable(experiment.started_at),
-        ended_at=to_jsonable(experiment.ended_at), variants=_variants(experiment), users=experiment.users)
+        experiment_id=experiment.experiment_id,
+        name=experiment.name,
+        status=experiment.status,
+        control_variant=experiment.control_variant,
+        started_at=to_jsonable(experiment.started_at),
+        ended_at=to_jsonable(experiment.ended_at),
+        variants=_variants(experiment),
+        users=experiment.users,
+    )
 
 
 @router.get("", response_model=ExperimentsResponse)
@@ -71,22 +86,40 @@ def plan(
     cuped: Annotated[bool, Query(description="Count on CUPED's variance reduction.")] = True,
 ) -> PlanResponse:
     experiments = engine.experiments
-    result = make_plan(experiments, PlanRequest(metric=metric, mde=mde, weeks=weeks, arms=arms, alpha=alpha,
-                                                power=power, cuped=cuped),
-                       experiments.settings_meta().get("planning") or {})
+    result = make_plan(
+        experiments,
+        PlanRequest(metric=metric, mde=mde, weeks=weeks, arms=arms, alpha=alpha, power=power, cuped=cuped),
+        experiments.settings_meta().get("planning") or {},
+    )
     return plan_response(result, engine.build.build_id)
 
 
 def plan_response(result, build_id: str) -> PlanResponse:
     r = result.request
     return PlanResponse(
-        metric=result.metric, mde=r.mde, weeks_requested=r.weeks, arms=r.arms, alpha=r.alpha, power=r.power,
-        cuped=r.cuped, eligible_users=result.eligible_users, weekly_users=result.weekly_users, mean=result.mean,
-        variance=result.variance, variance_reduction=result.variance_reduction,
-        window_start=result.window_start.isoformat(), window_end=result.window_end.isoformat(),
-        users_per_arm=result.users_per_arm, total_users=result.total_users, weeks_needed=result.weeks_needed,
-        weeks=[PlanWeek(week=w.week, users_per_arm=w.users_per_arm, mde=w.mde, power_at_mde=w.power_at_mde)
-               for w in result.weeks], build_id=build_id)
+        metric=result.metric,
+        mde=r.mde,
+        weeks_requested=r.weeks,
+        arms=r.arms,
+        alpha=r.alpha,
+        power=r.power,
+        cuped=r.cuped,
+        eligible_users=result.eligible_users,
+        weekly_users=result.weekly_users,
+        mean=result.mean,
+        variance=result.variance,
+        variance_reduction=result.variance_reduction,
+        window_start=result.window_start.isoformat(),
+        window_end=result.window_end.isoformat(),
+        users_per_arm=result.users_per_arm,
+        total_users=result.total_users,
+        weeks_needed=result.weeks_needed,
+        weeks=[
+            PlanWeek(week=w.week, users_per_arm=w.users_per_arm, mde=w.mde, power_at_mde=w.power_at_mde)
+            for w in result.weeks
+        ],
+        build_id=build_id,
+    )
 
 
 @router.get("/{experiment_id}/health", response_model=HealthResponse)
@@ -94,29 +127,49 @@ def health(experiment_id: str, engine: EngineDep) -> HealthResponse:
     experiments = engine.experiments
     result = experiment_health(experiments, experiment_id, experiments.settings(experiment_id))
     return HealthResponse(
-        experiment_id=result.experiment_id, status=result.status, users=result.users, variants=result.variants,
-        srm_p_value=result.srm_p_value, srm_warning=result.srm_warning,
+        experiment_id=result.experiment_id,
+        status=result.status,
+        users=result.users,
+        variants=result.variants,
+        srm_p_value=result.srm_p_value,
+        srm_warning=result.srm_warning,
         multiple_exposure_users=result.multiple_exposure_users,
         multiple_exposure_share=result.multiple_exposure_share,
         multiple_exposure_warning=result.multiple_exposure_warning,
-        assigned_before_start=result.assigned_before_start, assigned_after_end=result.assigned_after_end,
+        assigned_before_start=result.assigned_before_start,
+        assigned_after_end=result.assigned_after_end,
         out_of_window_warning=result.out_of_window_warning,
-        daily=[DailyTraffic(date=d.day.isoformat(), users=d.users, p_value=d.p_value, imbalanced=d.imbalanced)
-               for d in result.daily],
+        daily=[
+            DailyTraffic(date=d.day.isoformat(), users=d.users, p_value=d.p_value, imbalanced=d.imbalanced)
+            for d in result.daily
+        ],
         imbalanced_days=[d.isoformat() for d in result.imbalanced_days],
         planned_users_per_variant=result.planned_users_per_variant,
-        smallest_variant_users=result.smallest_variant_users, planned_sample_reached=result.planned_sample_reached,
-        warnings=list(result.warnings), settings_problems=list(result.problems), build_id=engine.build.build_id)
+        smallest_variant_users=result.smallest_variant_users,
+        planned_sample_reached=result.planned_sample_reached,
+        warnings=list(result.warnings),
+        settings_problems=list(result.problems),
+        build_id=engine.build.build_id,
+    )
 
 
 @router.get("/{experiment_id}/metrics", response_model=ExperimentMetricsResponse)
 def experiment_metrics(experiment_id: str, engine: EngineDep) -> ExperimentMetricsResponse:
     engine.experiments.experiment(experiment_id)
     metrics = engine.experiments.metrics()
-    return ExperimentMetricsResponse(experiment_id=experiment_id, metrics=[
-        ExperimentMetricSummary(name=name, metric=m.metric, kind=metric_kind(m), lower_is_better=m.lower_is_better,
-                                description=m.description)
-        for name, m in metrics.items()])
+    return ExperimentMetricsResponse(
+        experiment_id=experiment_id,
+        metrics=[
+            ExperimentMetricSummary(
+                name=name,
+                metric=m.metric,
+                kind=metric_kind(m),
+                lower_is_better=m.lower_is_better,
+                description=m.description,
+            )
+            for name, m in metrics.items()
+        ],
+    )
 
 
 @router.get("/{experiment_id}/readout", response_model=ReadoutResponse)
@@ -134,31 +187,80 @@ def readout(
 ) -> ReadoutResponse:
     names = tuple(m.strip() for m in metrics.split(",") if m.strip())
     slices = tuple(g.strip() for g in group_by.split(",") if g.strip())
-    options = ReadoutOptions(cuped=cuped, pre_days=pre_days, sequential=sequential, alpha=alpha,
-                             correction=None if correction == "none" else correction)
+    options = ReadoutOptions(
+        cuped=cuped,
+        pre_days=pre_days,
+        sequential=sequential,
+        alpha=alpha,
+        correction=None if correction == "none" else correction,
+    )
     result = build_readout(engine.experiments, experiment_id, names, slices, options)
     rows = []
     for row in result.rows:
         c = row.comparison
-        rows.append(ReadoutResult(
-            metric=row.metric, variant=row.variant, slice=row.slice, control_users=c.control_users,
-            variant_users=c.variant_users, control_mean=c.control_mean, variant_mean=c.variant_mean,
-            absolute_lift=c.absolute_lift, absolute_ci_low=c.absolute_ci_low, absolute_ci_high=c.absolute_ci_high,
-            relative_lift=c.relative_lift, ci_low=c.ci_low, ci_high=c.ci_high, p_value=c.p_value,
-            adjusted_p_value=row.adjusted_p_value, chance_to_win=c.chance_to_win,
-            risk=list(c.bayesian.risk) if c.bayesian.error is None else None,
-            cuped=_cuped(row), verdict=row.verdict, flags=list(row.flags), error=c.error, role=row.role,
-            slice_adjusted_p_value=row.slice_adjusted_p_value))
+        rows.append(
+            ReadoutResult(
+                metric=row.metric,
+                variant=row.variant,
+                slice=row.slice,
+                control_users=c.control_users,
+                variant_users=c.variant_users,
+                control_mean=c.control_mean,
+                variant_mean=c.variant_mean,
+                absolute_lift=c.absolute_lift,
+                absolute_ci_low=c.absolute_ci_low,
+                absolute_ci_high=c.absolute_ci_high,
+                relative_lift=c.relative_lift,
+                ci_low=c.ci_low,
+                ci_high=c.ci_high,
+                p_value=c.p_value,
+                adjusted_p_value=row.adjusted_p_value,
+                chance_to_win=c.chance_to_win,
+                risk=list(c.bayesian.risk) if c.bayesian.error is None else None,
+                cuped=_cuped(row),
+                verdict=row.verdict,
+                flags=list(row.flags),
+                error=c.error,
+                role=row.role,
+                slice_adjusted_p_value=row.slice_adjusted_p_value,
+            )
+        )
     settings = result.settings
     return ReadoutResponse(
-        experiment_id=experiment_id, control_variant=result.experiment.control_variant,
-        status=result.experiment.status, srm_p_value=result.srm.p_value, srm_warning=result.srm.mismatch,
+        experiment_id=experiment_id,
+        control_variant=result.experiment.control_variant,
+        status=result.experiment.status,
+        srm_p_value=result.srm.p_value,
+        srm_warning=result.srm.mismatch,
         variants=_variants(result.experiment),
-        options={"cuped": cuped, "pre_days": pre_days, "correction": correction, "sequential": sequential,
-                 "alpha": alpha, "group_by": list(slices)},
-        results=rows, build_id=result.build_id, cached=result.cached, elapsed_ms=result.elapsed_ms,
-        roles=MetricRoles(goal=list(settings.goal), secondary=list(settings.secondary),
-                          guardrail=[g.metric for g in settings.guardrails]) if settings else None,
-        decisions=[Decision(variant=d.variant, decision=d.decision, sentence=d.sentence,
-                            winning_goals=list(d.winning_goals), losing_goals=list(d.losing_goals),
-                            failing_guardrails=list(d.failing_guardrails)) for d in result.decisions])
+        options={
+            "cuped": cuped,
+            "pre_days": pre_days,
+            "correction": correction,
+            "sequential": sequential,
+            "alpha": alpha,
+            "group_by": list(slices),
+        },
+        results=rows,
+        build_id=result.build_id,
+        cached=result.cached,
+        elapsed_ms=result.elapsed_ms,
+        roles=MetricRoles(
+            goal=list(settings.goal),
+            secondary=list(settings.secondary),
+            guardrail=[g.metric for g in settings.guardrails],
+        )
+        if settings
+        else None,
+        decisions=[
+            Decision(
+                variant=d.variant,
+                decision=d.decision,
+                sentence=d.sentence,
+                winning_goals=list(d.winning_goals),
+                losing_goals=list(d.losing_goals),
+                failing_guardrails=list(d.failing_guardrails),
+            )
+            for d in result.decisions
+        ],
+    )

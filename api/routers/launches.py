@@ -23,19 +23,28 @@ from metrics.scorecards.launches import DEFAULT_WINDOW_DAYS, Feedback, Launch, P
 
 router = APIRouter(prefix="/v1/launches", tags=["launches"])
 
-RETENTION_DEFINITION = ("users active in the 28 days before the launch and in days 0-6 after it; retained = "
-                        "active in days 7-13 (24-hour steps from launched_at); adopters first used the "
-                        "feature in days 0-6")
+RETENTION_DEFINITION = (
+    "users active in the 28 days before the launch and in days 0-6 after it; retained = "
+    "active in days 7-13 (24-hour steps from launched_at); adopters first used the "
+    "feature in days 0-6"
+)
 
 
 def _launch(x: Launch) -> LaunchOut:
-    return LaunchOut(launch_id=x.launch_id, feature_key=x.feature_key, launch_name=x.launch_name, tier=x.tier,
-                     owner_team=x.owner_team, launched_at=iso(x.launched_at))
+    return LaunchOut(
+        launch_id=x.launch_id,
+        feature_key=x.feature_key,
+        launch_name=x.launch_name,
+        tier=x.tier,
+        owner_team=x.owner_team,
+        launched_at=iso(x.launched_at),
+    )
 
 
 def _prepost(p: PrePost) -> PrePostOut:
-    return PrePostOut(metric=p.metric, severity=p.severity, before=p.before, after=p.after, change=p.change,
-                      direction=p.direction)
+    return PrePostOut(
+        metric=p.metric, severity=p.severity, before=p.before, after=p.after, change=p.change, direction=p.direction
+    )
 
 
 def _retention(r: Retention) -> RetentionOut:
@@ -52,25 +61,44 @@ def list_launches(engine: EngineDep) -> LaunchesResponse:
 
 
 @router.get("/{launch_id}/scorecard", response_model=LaunchScorecardResponse)
-def launch_scorecard(launch_id: str, engine: EngineDep,
-                     window_days: Annotated[int, Query(ge=1, le=180, description="Days before and after the "
-                                                                                 "launch compared.")]
-                     = DEFAULT_WINDOW_DAYS) -> LaunchScorecardResponse:
+def launch_scorecard(
+    launch_id: str,
+    engine: EngineDep,
+    window_days: Annotated[
+        int, Query(ge=1, le=180, description="Days before and after the launch compared.")
+    ] = DEFAULT_WINDOW_DAYS,
+) -> LaunchScorecardResponse:
     s = scorecard(engine, launch_id, window_days)
     return LaunchScorecardResponse(
-        launch=_launch(s.launch), window_days=s.window_days, pre_start=iso(s.pre_start), post_end=iso(s.post_end),
-        platforms=list(s.platforms), adopters=s.adopters,
-        adoption=[LaunchAdoptionDayOut(day=a.day, date=iso(a.date), feature_users=a.feature_users,
-                                       active_users=a.active_users, share=a.share,
-                                       cumulative_adopters=a.cumulative_adopters) for a in s.adoption],
+        launch=_launch(s.launch),
+        window_days=s.window_days,
+        pre_start=iso(s.pre_start),
+        post_end=iso(s.post_end),
+        platforms=list(s.platforms),
+        adopters=s.adopters,
+        adoption=[
+            LaunchAdoptionDayOut(
+                day=a.day,
+                date=iso(a.date),
+                feature_users=a.feature_users,
+                active_users=a.active_users,
+                share=a.share,
+                cumulative_adopters=a.cumulative_adopters,
+            )
+            for a in s.adoption
+        ],
         time_to_first_use_days=s.time_to_first_use,
         retention=RetentionComparisonOut(
-            definition=RETENTION_DEFINITION, adopters=_retention(s.retention_adopters),
-            non_adopters=_retention(s.retention_non_adopters), difference=s.retention_test.difference,
-            p_value=s.retention_test.p_value),
+            definition=RETENTION_DEFINITION,
+            adopters=_retention(s.retention_adopters),
+            non_adopters=_retention(s.retention_non_adopters),
+            difference=s.retention_test.difference,
+            p_value=s.retention_test.p_value,
+        ),
         incidents_caused_by_launch=s.incidents_caused,
         feature_incidents=[_prepost(p) for p in s.feature_incidents],
         feature_tickets=_prepost(s.feature_tickets) if s.feature_tickets else None,
         feedback={"adopters": _feedback(s.feedback_adopters), "non_adopters": _feedback(s.feedback_non_adopters)},
         quality=[_prepost(p) for p in s.quality],
-        withheld=[WithheldOut(metric=w.metric, reason=w.reason) for w in s.withheld])
+        withheld=[WithheldOut(metric=w.metric, reason=w.reason) for w in s.withheld],
+    )

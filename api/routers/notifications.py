@@ -43,9 +43,25 @@ def list_notifications(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> NotificationsResponse:
     rows = StateStore.in_dir(settings.data_dir).list(limit, status, destination)
-    return NotificationsResponse(notifications=[
-        NotificationOut(id=d.key, destination=d.destination, subscription=d.subscription, kind=d.kind,
-                        subject=d.subject, state=d.state, build_id=d.build_id, title=d.title,
-                        created_at=d.created_at, status=d.status, attempts=d.attempts, last_error=d.last_error,
-                        http_status=d.http_status, sent_at=d.sent_at, body=body_of(d))
-        for d in rows])
+    return NotificationsResponse(
+        notifications=[
+            NotificationOut(
+                id=d.key,
+                destination=d.destination,
+                subscription=d.subscription,
+                kind=d.kind,
+                subject=d.subject,
+                state=d.state,
+                build_id=d.build_id,
+                title=d.title,
+                created_at=d.created_at,
+                status=d.status,
+                attempts=d.attempts,
+                last_error=d.last_error,
+                http_status=d.http_status,
+                sent_at=d.sent_at,
+                body=body_of(d),
+            )
+            for d in rows
+        ]
+    )

@@ -23,8 +23,7 @@ router = APIRouter(include_in_schema=False)
 
 def mount_assets(app: FastAPI) -> None:
     """Serve the Swagger UI and ReDoc builds of the installed `fastapi-offline` package."""
-    app.mount(API_DOCS_ASSETS, StaticFiles(directory=str(files("fastapi_offline") / "static")),
-              name="api-docs-assets")
+    app.mount(API_DOCS_ASSETS, StaticFiles(directory=str(files("fastapi_offline") / "static")), name="api-docs-assets")
 
 
 @router.get("/favicon.ico", response_class=FileResponse)
@@ -34,11 +33,14 @@ def favicon() -> FileResponse:
 
 @router.get("/docs", response_class=HTMLResponse)
 def swagger_ui(request: Request) -> HTMLResponse:
-    return get_swagger_ui_html(openapi_url=request.app.openapi_url, title=f"{request.app.title} API",
-                               oauth2_redirect_url="/docs/oauth2-redirect",
-                               swagger_js_url=f"{API_DOCS_ASSETS}/swagger-ui-bundle.js",
-                               swagger_css_url=f"{API_DOCS_ASSETS}/swagger-ui.css",
-                               swagger_favicon_url=f"{API_DOCS_ASSETS}/favicon.png")
+    return get_swagger_ui_html(
+        openapi_url=request.app.openapi_url,
+        title=f"{request.app.title} API",
+        oauth2_redirect_url="/docs/oauth2-redirect",
+        swagger_js_url=f"{API_DOCS_ASSETS}/swagger-ui-bundle.js",
+        swagger_css_url=f"{API_DOCS_ASSETS}/swagger-ui.css",
+        swagger_favicon_url=f"{API_DOCS_ASSETS}/favicon.png",
+    )
 
 
 @router.get("/docs/oauth2-redirect", response_class=HTMLResponse)
@@ -53,8 +55,12 @@ _REDOC_POLICY = "frame-ancestors 'none'; img-src 'self' data:; connect-src 'self
 
 @router.get("/redoc", response_class=HTMLResponse)
 def redoc(request: Request) -> HTMLResponse:
-    page = get_redoc_html(openapi_url=request.app.openapi_url, title=f"{request.app.title} API",
-                          redoc_js_url=f"{API_DOCS_ASSETS}/redoc.standalone.js",
-                          redoc_favicon_url=f"{API_DOCS_ASSETS}/favicon.png", with_google_fonts=False)
+    page = get_redoc_html(
+        openapi_url=request.app.openapi_url,
+        title=f"{request.app.title} API",
+        redoc_js_url=f"{API_DOCS_ASSETS}/redoc.standalone.js",
+        redoc_favicon_url=f"{API_DOCS_ASSETS}/favicon.png",
+        with_google_fonts=False,
+    )
     page.headers["content-security-policy"] = _REDOC_POLICY
     return page

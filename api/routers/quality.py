@@ -18,27 +18,52 @@ router = APIRouter(prefix="/v1/quality", tags=["quality"])
 def _period(p: KpiPeriod | None) -> KpiPeriodOut | None:
     if p is None:
         return None
-    return KpiPeriodOut(period_start=iso(p.period_start), period_end=iso(p.period_end), complete=p.complete,
-                        value=p.value, previous=p.previous, change=p.change, relative_change=p.relative_change,
-                        status=p.status.value, target=p.target, warn=p.warn)
+    return KpiPeriodOut(
+        period_start=iso(p.period_start),
+        period_end=iso(p.period_end),
+        complete=p.complete,
+        value=p.value,
+        previous=p.previous,
+        change=p.change,
+        relative_change=p.relative_change,
+        status=p.status.value,
+        target=p.target,
+        warn=p.warn,
+    )
 
 
 @router.get("", response_model=QualityResponse)
 def quality(
     engine: EngineDep,
     period: Annotated[str, Query(description="day, week (ISO, Monday start) or month.")] = "week",
-    start: Annotated[str | None, Query(description="First day (aligned down to its period); default: "
-                                                   "4 periods before end.")] = None,
+    start: Annotated[
+        str | None, Query(description="First day (aligned down to its period); default: 4 periods before end.")
+    ] = None,
     end: Annotated[str | None, Query(description="Exclusive end; default: the day after the data.")] = None,
-    platform: Annotated[str | None, Query(description="Scope platform KPIs (crash-free rate, error rate) "
-                                                      "to one platform.")] = None,
+    platform: Annotated[
+        str | None, Query(description="Scope platform KPIs (crash-free rate, error rate) to one platform.")
+    ] = None,
 ) -> QualityResponse:
     with bad_parameters_as_422():
-        card = quality_scorecard(engine, period, parse_time_bound(start, "start"), parse_time_bound(end, "end"),
-                                 platform)
+        card = quality_scorecard(
+            engine, period, parse_time_bound(start, "start"), parse_time_bound(end, "end"), platform
+        )
     return QualityResponse(
-        period=card.period, start=iso(card.start), end=iso(card.end), platform=card.platform,
-        kpis=[KpiOut(metric=k.metric, label=k.label, severity=k.severity, platform_scoped=k.platform_scoped,
-                     direction=k.direction, current=_period(k.current), periods=[_period(p) for p in k.periods])
-              for k in card.kpis],
-        withheld=[WithheldOut(metric=w.metric, reason=w.reason) for w in card.withheld])
+        period=card.period,
+        start=iso(card.start),
+        end=iso(card.end),
+        platform=card.platform,
+        kpis=[
+            KpiOut(
+                metric=k.metric,
+                label=k.label,
+                severity=k.severity,
+                platform_scoped=k.platform_scoped,
+                direction=k.direction,
+                current=_period(k.current),
+                periods=[_period(p) for p in k.periods],
+            )
+            for k in card.kpis
+        ],
+        withheld=[WithheldOut(metric=w.metric, reason=w.reason) for w in card.withheld],
+    )

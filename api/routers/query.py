@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 from api.answer_cache import AnswerCache, EncodedAnswer
 from api.deps import EngineDep, SettingsDep
 from api.encoding import binary_response, csv_response, incomplete_json, json_rows, negotiate, with_completeness
-from api.schemas.query import BuildWarning, Completeness, CompileResponse, Format, MetricQueryRequest
+from api.schemas.query import BuildWarning, CompileResponse, Completeness, Format, MetricQueryRequest
 from metrics.engine import MetricsEngine
 from metrics.errors import InvalidQuery
 from metrics.execution.client import to_jsonable
@@ -35,21 +35,29 @@ def _resolve(body: MetricQueryRequest, engine: Engine) -> MetricQuery:
                 raise InvalidQuery(
                     f"saved query {saved.name!r} has {field} {own}; the request also sends {field} {sent}. "
                     f"Drop {field!r} to run the saved query, or drop 'saved_query' to run your own.",
-                    field=field, suggestions=own)
-        body = body.model_copy(update={
-            "metrics": body.metrics or list(saved.metrics),
-            "group_by": body.group_by or list(saved.group_by),
-            "where": list(saved.where) + list(body.where),
-            "saved_query": None,
-        })
+                    field=field,
+                    suggestions=own,
+                )
+        body = body.model_copy(
+            update={
+                "metrics": body.metrics or list(saved.metrics),
+                "group_by": body.group_by or list(saved.group_by),
+                "where": list(saved.where) + list(body.where),
+                "saved_query": None,
+            }
+        )
     return body.to_query()
 
 
-def _answer(body: MetricQueryRequest, engine: Engine, fmt: str, page_size: int,
-            answers: AnswerCache | None = None) -> Response:
+def _answer(
+    body: MetricQueryRequest, engine: Engine, fmt: str, page_size: int, answers: AnswerCache | None = None
+) -> Response:
     # A repeated request of the same build is served as the bytes encoded the first time.
-    key = ((engine.build.build_id, fmt, page_size, body.model_dump_json())
-           if answers is not None and isinstance(engine, MetricsEngine) else None)
+    key = (
+        (engine.build.build_id, fmt, page_size, body.model_dump_json())
+        if answers is not None and isinstance(engine, MetricsEngine)
+        else None
+    )
     if key is not None and (hit := answers.get(key)) is not None:
         return hit.response()
     result = engine.query(_resolve(body, engine))
@@ -67,12 +75,23 @@ def _answer(body: MetricQueryRequest, engine: Engine, fmt: str, page_size: int,
         response.headers["X-Northstar-Next-Offset"] = str(next_offset)
     if key is not None:
         # Stored as a hit answers (JSON says `cached`); the other encodings carry no such flag.
-        stored = (_encode(dataclasses.replace(page, cached=True, elapsed_ms=0.0), fmt, total, next_offset,
-                          body.completeness)
-                  if fmt == "json" else response)
-        answers.put(key, EncodedAnswer(bytes(stored.body), response.media_type, tuple(
-            (name, value) for name, value in response.headers.items()
-            if name not in ("content-length", "content-type"))))
+        stored = (
+            _encode(dataclasses.replace(page, cached=True, elapsed_ms=0.0), fmt, total, next_offset, body.completeness)
+            if fmt == "json"
+            else response
+        )
+        answers.put(
+            key,
+            EncodedAnswer(
+                bytes(stored.body),
+                response.media_type,
+                tuple(
+                    (name, value)
+                    for name, value in response.headers.items()
+                    if name not in ("content-length", "content-type")
+                ),
+            ),
+        )
     return response
 
 
@@ -83,33 +102,47 @@ def _encode(result, fmt: str, total: int, next_offset: int | None, completeness:
         return csv_response(result)
     if fmt in ("parquet", "arrow"):
         return binary_response(result, fmt)
-    return JSONResponse({
-        "columns": [{"name": c.name, "type": c.type} for c in result.columns],
-        "rows": json_rows(result),
-        "meta": {"build_id": result.build.build_id, "built_at": result.build.built_at,
-                 "tests_passed": result.freshness.tests_passed,
-                 "warnings": [BuildWarning.of(w).model_dump(mode="json") for w in result.freshness.warnings],
-                 "newest_metric_time": to_jsonable(result.freshness.newest_metric_time),
-                 "models": list(result.freshness.models),
-                 "cached": result.cached, "elapsed_ms": round(result.elapsed_ms, 3),
-                 "rows_total": total, "next_offset": next_offset,
-                 "incomplete": incomplete_json(result)},
-    })
+    return JSONResponse(
+        {
+            "columns": [{"name": c.name, "type": c.type} for c in result.columns],
+            "rows": json_rows(result),
+            "meta": {
+                "build_id": result.build.build_id,
+                "built_at": result.build.built_at,
+                "tests_passed": result.freshness.tests_passed,
+                "warnings": [BuildWarning.of(w).model_dump(mode="json") for w in result.freshness.warnings],
+                "newest_metric_time": to_jsonable(result.freshness.newest_metric_time),
+                "models": list(result.freshness.models),
+                "cached": result.cached,
+                "elapsed_ms": round(result.elapsed_ms, 3),
+                "rows_total": total,
+                "next_offset": next_offset,
+                "incomplete": incomplete_json(result),
+            },
+        }
+    )
 
 
 _QUERY_RESPONSES = {
-    200: {"description": "The metric values; JSON by default, or CSV / Parquet / Arrow by `format`.",
-          "content": {"text/csv": {}, "application/vnd.apache.parquet": {},
-                      "application/vnd.apache.arrow.stream": {}}},
+    200: {
+        "description": "The metric values; JSON by default, or CSV / Parquet / Arrow by `format`.",
+        "content": {"text/csv": {}, "application/vnd.apache.parquet": {}, "application/vnd.apache.arrow.stream": {}},
+    },
 }
 
 
 @router.post("/query", responses=_QUERY_RESPONSES)
-def post_query(body: MetricQueryRequest, request: Request, engine: EngineDep, settings: SettingsDep,
-               format: Format | None = None) -> Response:
+def post_query(
+    body: MetricQueryRequest, request: Request, engine: EngineDep, settings: SettingsDep, format: Format | None = None
+) -> Response:
     request.state.audit_query = body.model_dump(mode="json", exclude_defaults=True)
-    return _answer(body, engine, negotiate(format, request), settings.max_rows_per_response,
-                   getattr(request.app.state, "answers", None))
+    return _answer(
+        body,
+        engine,
+        negotiate(format, request),
+        settings.max_rows_per_response,
+        getattr(request.app.state, "answers", None),
+    )
 
 
 @router.get("/query", responses=_QUERY_RESPONSES)
@@ -128,23 +161,45 @@ def get_query(
     saved_query: str | None = None,
     timezone: Annotated[str | None, Query(description="IANA zone, e.g. Europe/Berlin (default UTC).")] = None,
     week_start: Annotated[str, Query(description="monday (ISO, default) or sunday.")] = "monday",
-    completeness: Annotated[Completeness, Query(
-        description="meta (default): incomplete buckets in meta.incomplete; columns: also a boolean "
-                    "<metric>__complete column per metric.")] = "meta",
+    completeness: Annotated[
+        Completeness,
+        Query(
+            description="meta (default): incomplete buckets in meta.incomplete; columns: also a boolean "
+            "<metric>__complete column per metric."
+        ),
+    ] = "meta",
     format: Format | None = None,
 ) -> Response:
-    body = MetricQueryRequest(metrics=metrics, group_by=group_by, where=where, start=start, end=end,
-                              order_by=order_by, limit=limit, offset=offset, saved_query=saved_query,
-                              timezone=timezone, week_start=week_start, completeness=completeness)
+    body = MetricQueryRequest(
+        metrics=metrics,
+        group_by=group_by,
+        where=where,
+        start=start,
+        end=end,
+        order_by=order_by,
+        limit=limit,
+        offset=offset,
+        saved_query=saved_query,
+        timezone=timezone,
+        week_start=week_start,
+        completeness=completeness,
+    )
     request.state.audit_query = body.model_dump(mode="json", exclude_defaults=True)
-    return _answer(body, engine, negotiate(format, request), settings.max_rows_per_response,
-                   getattr(request.app.state, "answers", None))
+    return _answer(
+        body,
+        engine,
+        negotiate(format, request),
+        settings.max_rows_per_response,
+        getattr(request.app.state, "answers", None),
+    )
 
 
 @router.post("/compile", response_model=CompileResponse)
 def compile_query(body: MetricQueryRequest, engine: EngineDep) -> CompileResponse:
     compiled = engine.compile(_resolve(body, engine))
-    return CompileResponse(sql=compiled.inline_sql, parameterized_sql=compiled.sql,
-                           parameters={k: str(v) if not isinstance(v, (int, float, bool, str)) else v
-                                       for k, v in compiled.params.items()},
-                           explanation=compiled.explanation)
+    return CompileResponse(
+        sql=compiled.inline_sql,
+        parameterized_sql=compiled.sql,
+        parameters={k: str(v) if not isinstance(v, (int, float, bool, str)) else v for k, v in compiled.params.items()},
+        explanation=compiled.explanation,
+    )

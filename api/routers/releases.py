@@ -34,45 +34,87 @@ Alpha = Annotated[float, Query(gt=0, lt=1, description="Two-sided significance l
 def _sample(s: VersionSample | None) -> VersionSampleOut | None:
     if s is None:
         return None
-    return VersionSampleOut(app_version=s.app_version, active_users=s.active_users, crashed_users=s.crashed_users,
-                            events=s.events, errors=s.errors, crash_free_user_rate=s.crash_free_user_rate,
-                            errors_per_1k_events=s.errors_per_1k_events)
+    return VersionSampleOut(
+        app_version=s.app_version,
+        active_users=s.active_users,
+        crashed_users=s.crashed_users,
+        events=s.events,
+        errors=s.errors,
+        crash_free_user_rate=s.crash_free_user_rate,
+        errors_per_1k_events=s.errors_per_1k_events,
+    )
 
 
 def _comparison(c: RateComparison | None) -> ComparisonOut | None:
     if c is None:
         return None
     t = c.test
-    return ComparisonOut(metric=c.metric, candidate_rate=t.candidate_rate, baseline_rate=t.baseline_rate,
-                         difference=t.difference, z=t.z, p_value=t.p_value, regressed=c.regressed, error=t.error)
+    return ComparisonOut(
+        metric=c.metric,
+        candidate_rate=t.candidate_rate,
+        baseline_rate=t.baseline_rate,
+        difference=t.difference,
+        z=t.z,
+        p_value=t.p_value,
+        regressed=c.regressed,
+        error=t.error,
+    )
 
 
 def _release(h: ReleaseHealth) -> ReleaseOut:
     r = h.release
     return ReleaseOut(
-        platform=r.platform, app_version=r.app_version, released_at=iso(r.released_at),
-        previous_app_version=r.previous_app_version, window_start=iso(h.window_start), window_end=iso(h.window_end),
-        alpha=h.alpha, regressed=h.regressed, regressed_reason=h.regressed_reason, crash_free_user_rate=h.current.crash_free_user_rate,
+        platform=r.platform,
+        app_version=r.app_version,
+        released_at=iso(r.released_at),
+        previous_app_version=r.previous_app_version,
+        window_start=iso(h.window_start),
+        window_end=iso(h.window_end),
+        alpha=h.alpha,
+        regressed=h.regressed,
+        regressed_reason=h.regressed_reason,
+        crash_free_user_rate=h.current.crash_free_user_rate,
         previous_crash_free_user_rate=h.previous.crash_free_user_rate if h.previous else None,
         errors_per_1k_events=h.current.errors_per_1k_events,
         previous_errors_per_1k_events=h.previous.errors_per_1k_events if h.previous else None,
-        current=_sample(h.current), previous=_sample(h.previous), crash_test=_comparison(h.crash),
+        current=_sample(h.current),
+        previous=_sample(h.previous),
+        crash_test=_comparison(h.crash),
         error_test=_comparison(h.errors),
-        adoption=[AdoptionDayOut(day=a.day, date=iso(a.date), version_users=a.version_users,
-                                 platform_users=a.platform_users, share=a.share) for a in h.adoption])
+        adoption=[
+            AdoptionDayOut(
+                day=a.day,
+                date=iso(a.date),
+                version_users=a.version_users,
+                platform_users=a.platform_users,
+                share=a.share,
+            )
+            for a in h.adoption
+        ],
+    )
 
 
 @router.get("", response_model=ReleasesResponse)
-def list_releases(engine: EngineDep, platform: str | None = None, window_days: WindowDays = DEFAULT_WINDOW_DAYS,
-                  alpha: Alpha = DEFAULT_ALPHA) -> ReleasesResponse:
+def list_releases(
+    engine: EngineDep,
+    platform: str | None = None,
+    window_days: WindowDays = DEFAULT_WINDOW_DAYS,
+    alpha: Alpha = DEFAULT_ALPHA,
+) -> ReleasesResponse:
     with bad_parameters_as_422():
         found = all_release_health(engine, platform, window_days=window_days, alpha=alpha)
     return ReleasesResponse(releases=[_release(h) for h in found])
 
 
 @router.get("/{platform}/{app_version}", response_model=ReleaseOut)
-def get_release(platform: str, app_version: str, engine: EngineDep, window_days: WindowDays = DEFAULT_WINDOW_DAYS,
-                alpha: Alpha = DEFAULT_ALPHA,
-                adoption_days: Annotated[int, Query(ge=0, le=365)] = 28) -> ReleaseOut:
-    return _release(release_health(engine, platform, app_version, window_days=window_days, alpha=alpha,
-                                   adoption_days=adoption_days))
+def get_release(
+    platform: str,
+    app_version: str,
+    engine: EngineDep,
+    window_days: WindowDays = DEFAULT_WINDOW_DAYS,
+    alpha: Alpha = DEFAULT_ALPHA,
+    adoption_days: Annotated[int, Query(ge=0, le=365)] = 28,
+) -> ReleaseOut:
+    return _release(
+        release_health(engine, platform, app_version, window_days=window_days, alpha=alpha, adoption_days=adoption_days)
+    )

@@ -7,7 +7,6 @@ from contextlib import contextmanager
 from typing import Any
 
 
-
 @contextmanager
 def bad_parameters_as_422() -> Iterator[None]:
     """A query parameter the engine rejects (unknown platform, metric, period, an inverted

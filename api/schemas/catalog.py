@@ -20,8 +20,10 @@ class MetricSummary(BaseModel):
     dimensions: list[str]
     grains: list[str]
     owner: str | None = None
-    servable: bool = Field(default=True, description="False when this build cannot serve the metric at all; "
-                                                    "a query of it answers 422 with the reason.")
+    servable: bool = Field(
+        default=True,
+        description="False when this build cannot serve the metric at all; a query of it answers 422 with the reason.",
+    )
     unavailable: list[Unavailable] = Field(default_factory=list)
 
 

@@ -67,25 +67,35 @@ class ReadoutResult(BaseModel):
     absolute_ci_low: float | None
     absolute_ci_high: float | None
     relative_lift: float | None
-    ci_low: float | None = Field(description="Lower end of the relative lift's interval; never below -1 (-100%) "
-                                 "for a metric whose per-user values cannot be negative.")
+    ci_low: float | None = Field(
+        description="Lower end of the relative lift's interval; never below -1 (-100%) "
+        "for a metric whose per-user values cannot be negative."
+    )
     ci_high: float | None
     p_value: float | None
     adjusted_p_value: float | None = None
     chance_to_win: float | None
     risk: list[float] | None = Field(default=None, description="Expected loss of choosing control, variant.")
     cuped: CupedResult | None = Field(default=None, description="CUPED-adjusted test, when requested.")
-    verdict: str = Field(description="One sentence for people: follows the relative test and the interval it "
-                         "prints; 'inconclusive' when the absolute test disagrees; 'not judged' for a slice "
-                         "flagged too_few_users or srm. No internal codes: those are in `flags`.")
-    flags: list[str] = Field(description="srm, too_few_users, relative_ci_bounded, tests_disagree, cuped_differs, "
-                             "guardrail_regression, guardrail_harm, not_significant_across_slices, and the "
-                             "lower-cased error code of a test that could not run.")
+    verdict: str = Field(
+        description="One sentence for people: follows the relative test and the interval it "
+        "prints; 'inconclusive' when the absolute test disagrees; 'not judged' for a slice "
+        "flagged too_few_users or srm. No internal codes: those are in `flags`."
+    )
+    flags: list[str] = Field(
+        description="srm, too_few_users, relative_ci_bounded, tests_disagree, cuped_differs, "
+        "guardrail_regression, guardrail_harm, not_significant_across_slices, and the "
+        "lower-cased error code of a test that could not run."
+    )
     error: str | None = None
-    role: str | None = Field(default=None, description="goal, secondary or guardrail (the experiment's settings "
-                             "in the dbt project), or null.")
-    slice_adjusted_p_value: float | None = Field(default=None, description="p-value corrected across the slices "
-                                                 "of the same metric and variant (sliced readouts only).")
+    role: str | None = Field(
+        default=None,
+        description="goal, secondary or guardrail (the experiment's settings in the dbt project), or null.",
+    )
+    slice_adjusted_p_value: float | None = Field(
+        default=None,
+        description="p-value corrected across the slices of the same metric and variant (sliced readouts only).",
+    )
 
 
 class Decision(BaseModel):
@@ -116,15 +126,18 @@ class ReadoutResponse(BaseModel):
     cached: bool = Field(description="Whether this readout came from the build's readout cache.")
     elapsed_ms: float
     roles: MetricRoles | None = None
-    decisions: list[Decision] = Field(default_factory=list, description="Per variant, what the unsliced goal "
-                                      "and guardrail metrics support (none for sliced readouts).")
+    decisions: list[Decision] = Field(
+        default_factory=list,
+        description="Per variant, what the unsliced goal and guardrail metrics support (none for sliced readouts).",
+    )
 
 
 class PlanWeek(BaseModel):
     week: int
     users_per_arm: int
-    mde: float | None = Field(description="Smallest relative effect detected with the requested power; null "
-                              "when none is.")
+    mde: float | None = Field(
+        description="Smallest relative effect detected with the requested power; null when none is."
+    )
     power_at_mde: float | None = Field(default=None, description="Power at the requested mde after this week.")
 
 

@@ -38,35 +38,52 @@ class FilterModel(BaseModel):
 
 
 class MetricQueryRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
-        "metrics": ["active_users", "crash_free_user_rate"],
-        "group_by": ["metric_time__week", "platform"],
-        "where": [{"field": "country", "op": "in", "values": ["US", "DE"]}],
-        "start": "2026-01-01", "end": "2026-04-01",
-        "order_by": ["metric_time__week", "-active_users"], "limit": 1000}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "metrics": ["active_users", "crash_free_user_rate"],
+                    "group_by": ["metric_time__week", "platform"],
+                    "where": [{"field": "country", "op": "in", "values": ["US", "DE"]}],
+                    "start": "2026-01-01",
+                    "end": "2026-04-01",
+                    "order_by": ["metric_time__week", "-active_users"],
+                    "limit": 1000,
+                }
+            ]
+        },
+    )
 
     metrics: list[str] = Field(default_factory=list, description="Metric names; at least one.")
     group_by: list[str] = Field(default_factory=list)
     where: list[FilterModel | str] = Field(
         default_factory=list,
         description="Structured filters, or dbt-style filter strings such as "
-                    "\"{{ Dimension('user__country') }} = 'US'\".")
+        "\"{{ Dimension('user__country') }} = 'US'\".",
+    )
     start: str | None = Field(default=None, description="Inclusive, on metric_time (YYYY-MM-DD or ISO timestamp).")
     end: str | None = Field(default=None, description="Exclusive, on metric_time.")
     order_by: list[str] = Field(default_factory=list, description="Output columns; prefix '-' for descending.")
     limit: int | None = Field(default=None, ge=0)
-    offset: int = Field(default=0, ge=0, description="Rows to skip: the paging cursor (`meta.next_offset` of the "
-                                                     "previous page).")
+    offset: int = Field(
+        default=0, ge=0, description="Rows to skip: the paging cursor (`meta.next_offset` of the previous page)."
+    )
     saved_query: str | None = Field(default=None, description="Run a saved query from the dbt project by name.")
-    timezone: str | None = Field(default=None, examples=["Europe/Berlin"],
-                                 description="IANA zone for buckets, start and end (default UTC); DST-correct.")
-    week_start: Literal["monday", "sunday"] = Field(default="monday",
-                                                     description="First day of week buckets (default ISO Monday).")
+    timezone: str | None = Field(
+        default=None,
+        examples=["Europe/Berlin"],
+        description="IANA zone for buckets, start and end (default UTC); DST-correct.",
+    )
+    week_start: Literal["monday", "sunday"] = Field(
+        default="monday", description="First day of week buckets (default ISO Monday)."
+    )
     completeness: Completeness = Field(
         default="meta",
         description="How the answer says which buckets are incomplete: `meta` (JSON `meta.incomplete`; CSV "
-                    "and binary formats: the `X-Northstar-Incomplete` header counts them) or `columns` (also a "
-                    "boolean `<metric>__complete` column per metric, after the others, in every format).")
+        "and binary formats: the `X-Northstar-Incomplete` header counts them) or `columns` (also a "
+        "boolean `<metric>__complete` column per metric, after the others, in every format).",
+    )
 
     @field_validator("metrics", "group_by", "order_by", mode="before")
     @classmethod
@@ -118,8 +135,10 @@ class Freshness(BaseModel):
     built_at: str | None
     tests_passed: bool | None = Field(description="Whether every dbt test on the models read passed in that build.")
     warnings: list[BuildWarning] = Field(
-        default_factory=list, description="Warn-severity tests on the models read that found rows in that build "
-                                          "(data the landing contract allows but that looks unusual).")
+        default_factory=list,
+        description="Warn-severity tests on the models read that found rows in that build "
+        "(data the landing contract allows but that looks unusual).",
+    )
     newest_metric_time: str | None = Field(description="The newest metric_time in the models read.")
     models: list[str] = Field(description="The dbt models the query read.")
     cached: bool
@@ -127,12 +146,15 @@ class Freshness(BaseModel):
 
 
 class IncompleteBucket(BaseModel):
-    bucket: str | None = Field(description="The bucket's first day (the time group-by value); null: the whole "
-                                           "range of a query without a time group-by.")
+    bucket: str | None = Field(
+        description="The bucket's first day (the time group-by value); null: the whole "
+        "range of a query without a time group-by."
+    )
     metric: str
     reason: Literal["range_cut", "before_data", "after_data", "window_not_covered"] = Field(
         description="window_not_covered: the value is null (not known); the others: the value covers only part "
-                    "of the bucket.")
+        "of the bucket."
+    )
     message: str
 
 
@@ -140,7 +162,8 @@ class QueryMeta(Freshness):
     rows_total: int
     next_offset: int | None
     incomplete: list[IncompleteBucket] = Field(
-        description="Each (bucket, metric) that is not complete, with the reason; every other value is complete.")
+        description="Each (bucket, metric) that is not complete, with the reason; every other value is complete."
+    )
 
 
 class MetricQueryResponse(BaseModel):

@@ -39,8 +39,9 @@ class QualityResponse(BaseModel):
     end: str
     platform: str | None
     kpis: list[KpiOut]
-    withheld: list[WithheldOut] = Field(default_factory=list, description=(
-        "KPIs left out for this caller: its row-level policy cannot restrict them."))
+    withheld: list[WithheldOut] = Field(
+        default_factory=list, description=("KPIs left out for this caller: its row-level policy cannot restrict them.")
+    )
 
 
 class AdoptionDayOut(BaseModel):
@@ -80,8 +81,10 @@ class ReleaseOut(BaseModel):
     window_start: str
     window_end: str
     alpha: float
-    regressed: bool | None = Field(description="true when a test found a regression, false when every test ran "
-                                   "and none did, null when it cannot be said (see regressed_reason).")
+    regressed: bool | None = Field(
+        description="true when a test found a regression, false when every test ran "
+        "and none did, null when it cannot be said (see regressed_reason)."
+    )
     regressed_reason: str | None = Field(default=None, description="Why regressed is null, in words.")
     crash_free_user_rate: float | None
     previous_crash_free_user_rate: float | None
@@ -165,8 +168,10 @@ class LaunchScorecardResponse(BaseModel):
     feature_tickets: PrePostOut | None = Field(description="Null when withheld (see `withheld`).")
     feedback: dict[str, FeedbackOut]
     quality: list[PrePostOut]
-    withheld: list[WithheldOut] = Field(default_factory=list, description=(
-        "Metrics left out for this caller: its row-level policy cannot restrict them."))
+    withheld: list[WithheldOut] = Field(
+        default_factory=list,
+        description=("Metrics left out for this caller: its row-level policy cannot restrict them."),
+    )
 
 
 class AlertOut(BaseModel):
@@ -174,13 +179,16 @@ class AlertOut(BaseModel):
     date: str
     value: float
     expected: float
-    lower_bound: float = Field(description="Lower edge of the expected band, within the metric's domain "
-                               "(never below 0 for a count).")
+    lower_bound: float = Field(
+        description="Lower edge of the expected band, within the metric's domain (never below 0 for a count)."
+    )
     upper_bound: float = Field(description="Upper edge of the band, within the metric's domain (<= 1 for a share).")
     direction: str
     score: float
-    adverse: bool = Field(description="The move is in the metric's bad direction (meta direction, "
-                          "slo.direction or lower_is_better; default higher is better).")
+    adverse: bool = Field(
+        description="The move is in the metric's bad direction (meta direction, "
+        "slo.direction or lower_is_better; default higher is better)."
+    )
 
 
 class AlertsResponse(BaseModel):

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import duckdb
 import sqlglot
@@ -66,14 +66,53 @@ SHOWN = {
     "default_table_access_method": "heap",
 }
 
-UTILITY_WORDS = {"set", "reset", "show", "begin", "start", "commit", "end", "rollback", "abort", "discard",
-                 "deallocate", "close", "listen", "unlisten", "savepoint", "release", "prepare"}
-WRITE_WORDS = {"insert", "update", "delete", "merge", "create", "drop", "alter", "truncate", "grant", "revoke",
-               "comment", "vacuum", "analyze", "refresh", "reindex", "cluster", "lock", "call", "do", "import"}
+UTILITY_WORDS = {
+    "set",
+    "reset",
+    "show",
+    "begin",
+    "start",
+    "commit",
+    "end",
+    "rollback",
+    "abort",
+    "discard",
+    "deallocate",
+    "close",
+    "listen",
+    "unlisten",
+    "savepoint",
+    "release",
+    "prepare",
+}
+WRITE_WORDS = {
+    "insert",
+    "update",
+    "delete",
+    "merge",
+    "create",
+    "drop",
+    "alter",
+    "truncate",
+    "grant",
+    "revoke",
+    "comment",
+    "vacuum",
+    "analyze",
+    "refresh",
+    "reindex",
+    "cluster",
+    "lock",
+    "call",
+    "do",
+    "import",
+}
 QUERY_WORDS = {"select", "with", "values", "table", "("}
 
-SUPPORTED = ("northstar answers read-only SELECTs over semantic.metrics (and the per-group tables) and "
-             "marts.*, plus catalog introspection (pg_catalog, information_schema) and SET/SHOW/BEGIN/COMMIT")
+SUPPORTED = (
+    "northstar answers read-only SELECTs over semantic.metrics (and the per-group tables) and "
+    "marts.*, plus catalog introspection (pg_catalog, information_schema) and SET/SHOW/BEGIN/COMMIT"
+)
 
 
 class SqlError(Exception):
@@ -89,6 +128,7 @@ class SqlError(Exception):
 
 
 # -- statements ---------------------------------------------------------------------------
+
 
 def split_statements(sql: str) -> list[str]:
     """Splits a Query message on top-level semicolons (not inside quotes, dollar quotes or
@@ -159,7 +199,7 @@ def quote_keyword_aliases(sql: str) -> str:
     for before, token, after in zip(tokens, tokens[1:], [*tokens[2:], None]):
         if before.token_type != TokenType.ALIAS or token.token_type in (TokenType.VAR, TokenType.IDENTIFIER):
             continue
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z_0-9]*", token.text) or sql[token.start:token.end + 1] != token.text:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z_0-9]*", token.text) or sql[token.start : token.end + 1] != token.text:
             continue
         if after is None or after.token_type.name in _ALIAS_ENDS:
             edits.append((token.start, token.end + 1, f'"{token.text.lower()}"'))
@@ -183,8 +223,12 @@ def underscore_array_types(sql: str) -> str:
         return sql
     edits: list[tuple[int, int, str]] = []
     for cast, name, opening, closing in zip(tokens, tokens[1:], tokens[2:], tokens[3:]):
-        if cast.token_type == TokenType.DCOLON and name.text.lower() in _OID_TYPES \
-                and opening.token_type == TokenType.L_BRACKET and closing.token_type == TokenType.R_BRACKET:
+        if (
+            cast.token_type == TokenType.DCOLON
+            and name.text.lower() in _OID_TYPES
+            and opening.token_type == TokenType.L_BRACKET
+            and closing.token_type == TokenType.R_BRACKET
+        ):
             edits.append((name.start, closing.end + 1, f"_{name.text.lower()}"))
     for start, end, text in reversed(edits):
         sql = sql[:start] + text + sql[end:]
@@ -226,6 +270,7 @@ def first_word(sql: str) -> str:
 
 # -- session ------------------------------------------------------------------------------
 
+
 @dataclass
 class Session:
     """Per-connection state: settings and the transaction status letter."""
@@ -266,8 +311,11 @@ def run_utility(sql: str, session: Session) -> UtilityResult:
         name = text[5:].strip().strip('"')
         if name.lower() == "all":
             rows = sorted({**{k: v for k, v in {**REPORTED, **SHOWN}.items()}, **session.settings}.items())
-            cols = (protocol.Column("name", protocol.TEXT), protocol.Column("setting", protocol.TEXT),
-                    protocol.Column("description", protocol.TEXT))
+            cols = (
+                protocol.Column("name", protocol.TEXT),
+                protocol.Column("setting", protocol.TEXT),
+                protocol.Column("description", protocol.TEXT),
+            )
             return UtilityResult("SHOW", cols, tuple((k, v, "") for k, v in rows))
         if name.lower() == "time zone":
             name = "TimeZone"
@@ -317,8 +365,7 @@ def run_utility(sql: str, session: Session) -> UtilityResult:
     raise SqlError("0A000", f"{word.upper()} is not supported", hint=SUPPORTED)
 
 
-_SET_RE = re.compile(r"set\s+(?:session\s+|local\s+)?(?P<name>[\w.\"]+)\s*(?:=|\s+to\s+)\s*(?P<value>.*)$",
-                     re.I | re.S)
+_SET_RE = re.compile(r"set\s+(?:session\s+|local\s+)?(?P<name>[\w.\"]+)\s*(?:=|\s+to\s+)\s*(?P<value>.*)$", re.I | re.S)
 
 
 def _set(text: str, session: Session) -> UtilityResult:
@@ -331,8 +378,9 @@ def _set(text: str, session: Session) -> UtilityResult:
     else:
         match = _SET_RE.match(text)
         if not match:
-            raise SqlError("42601", f"cannot read the SET statement: {text}",
-                           hint="use SET name = value or SET name TO value")
+            raise SqlError(
+                "42601", f"cannot read the SET statement: {text}", hint="use SET name = value or SET name TO value"
+            )
         name, value = match.group("name").strip('"'), match.group("value")
     values = [v.strip() for v in value.split(",")]
     value = ", ".join(v[1:-1].replace("''", "'") if len(v) >= 2 and v[0] == v[-1] == "'" else v for v in values)
@@ -347,6 +395,7 @@ def _set(text: str, session: Session) -> UtilityResult:
 
 
 # -- the catalog database ------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class CatalogColumn:
@@ -363,13 +412,34 @@ class CatalogTable:
     columns: tuple[CatalogColumn, ...]
 
 
-DUCKDB_TYPES = {"integer": "BIGINT", "number": "DOUBLE", "string": "VARCHAR", "date": "DATE",
-                "timestamp": "TIMESTAMP", "boolean": "BOOLEAN"}
+DUCKDB_TYPES = {
+    "integer": "BIGINT",
+    "number": "DOUBLE",
+    "string": "VARCHAR",
+    "date": "DATE",
+    "timestamp": "TIMESTAMP",
+    "boolean": "BOOLEAN",
+}
 
-_CATALOG_OIDS = {"pg_type": 1247, "pg_attribute": 1249, "pg_proc": 1255, "pg_class": 1259, "pg_authid": 1260,
-                 "pg_database": 1262, "pg_am": 2601, "pg_attrdef": 2604, "pg_constraint": 2606,
-                 "pg_description": 2609, "pg_index": 2610, "pg_namespace": 2615, "pg_operator": 2617,
-                 "pg_rewrite": 2618, "pg_trigger": 2620, "pg_extension": 3079, "pg_collation": 3456}
+_CATALOG_OIDS = {
+    "pg_type": 1247,
+    "pg_attribute": 1249,
+    "pg_proc": 1255,
+    "pg_class": 1259,
+    "pg_authid": 1260,
+    "pg_database": 1262,
+    "pg_am": 2601,
+    "pg_attrdef": 2604,
+    "pg_constraint": 2606,
+    "pg_description": 2609,
+    "pg_index": 2610,
+    "pg_namespace": 2615,
+    "pg_operator": 2617,
+    "pg_rewrite": 2618,
+    "pg_trigger": 2620,
+    "pg_extension": 3079,
+    "pg_collation": 3456,
+}
 
 # pg_type rows as PostgreSQL 15 has them, for the types served and those clients look up
 # (oid, typname, typlen, typbyval, typtype, typcategory, typispreferred, typelem, typarray,
@@ -381,126 +451,1102 @@ _PG_TYPES = [
     (19, "name", 64, False, "b", "S", False, 18, 1003, "c", "p", "namein", "nameout", "namerecv", "namesend"),
     (20, "int8", 8, True, "b", "N", False, 0, 1016, "d", "p", "int8in", "int8out", "int8recv", "int8send"),
     (21, "int2", 2, True, "b", "N", False, 0, 1005, "s", "p", "int2in", "int2out", "int2recv", "int2send"),
-    (22, "int2vector", -1, False, "b", "A", False, 21, 1006, "i", "p", "int2vectorin", "int2vectorout", "int2vectorrecv", "int2vectorsend"),
+    (
+        22,
+        "int2vector",
+        -1,
+        False,
+        "b",
+        "A",
+        False,
+        21,
+        1006,
+        "i",
+        "p",
+        "int2vectorin",
+        "int2vectorout",
+        "int2vectorrecv",
+        "int2vectorsend",
+    ),
     (23, "int4", 4, True, "b", "N", False, 0, 1007, "i", "p", "int4in", "int4out", "int4recv", "int4send"),
-    (24, "regproc", 4, True, "b", "N", False, 0, 1008, "i", "p", "regprocin", "regprocout", "regprocrecv", "regprocsend"),
+    (
+        24,
+        "regproc",
+        4,
+        True,
+        "b",
+        "N",
+        False,
+        0,
+        1008,
+        "i",
+        "p",
+        "regprocin",
+        "regprocout",
+        "regprocrecv",
+        "regprocsend",
+    ),
     (25, "text", -1, False, "b", "S", True, 0, 1009, "i", "x", "textin", "textout", "textrecv", "textsend"),
     (26, "oid", 4, True, "b", "N", True, 0, 1028, "i", "p", "oidin", "oidout", "oidrecv", "oidsend"),
     (28, "xid", 4, True, "b", "U", False, 0, 1011, "i", "p", "xidin", "xidout", "xidrecv", "xidsend"),
-    (30, "oidvector", -1, False, "b", "A", False, 26, 1013, "i", "p", "oidvectorin", "oidvectorout", "oidvectorrecv", "oidvectorsend"),
+    (
+        30,
+        "oidvector",
+        -1,
+        False,
+        "b",
+        "A",
+        False,
+        26,
+        1013,
+        "i",
+        "p",
+        "oidvectorin",
+        "oidvectorout",
+        "oidvectorrecv",
+        "oidvectorsend",
+    ),
     (114, "json", -1, False, "b", "U", False, 0, 199, "i", "x", "json_in", "json_out", "json_recv", "json_send"),
-    (194, "pg_node_tree", -1, False, "b", "Z", False, 0, 0, "i", "x", "pg_node_tree_in", "pg_node_tree_out", "pg_node_tree_recv", "pg_node_tree_send"),
+    (
+        194,
+        "pg_node_tree",
+        -1,
+        False,
+        "b",
+        "Z",
+        False,
+        0,
+        0,
+        "i",
+        "x",
+        "pg_node_tree_in",
+        "pg_node_tree_out",
+        "pg_node_tree_recv",
+        "pg_node_tree_send",
+    ),
     (199, "_json", -1, False, "b", "A", False, 114, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
     (700, "float4", 4, True, "b", "N", False, 0, 1021, "i", "p", "float4in", "float4out", "float4recv", "float4send"),
     (701, "float8", 8, True, "b", "N", True, 0, 1022, "d", "p", "float8in", "float8out", "float8recv", "float8send"),
-    (705, "unknown", -2, False, "p", "X", False, 0, 0, "c", "p", "unknownin", "unknownout", "unknownrecv", "unknownsend"),
+    (
+        705,
+        "unknown",
+        -2,
+        False,
+        "p",
+        "X",
+        False,
+        0,
+        0,
+        "c",
+        "p",
+        "unknownin",
+        "unknownout",
+        "unknownrecv",
+        "unknownsend",
+    ),
     (1000, "_bool", -1, False, "b", "A", False, 16, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
     (1001, "_bytea", -1, False, "b", "A", False, 17, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
     (1002, "_char", -1, False, "b", "A", False, 18, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
     (1003, "_name", -1, False, "b", "A", False, 19, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
     (1005, "_int2", -1, False, "b", "A", False, 21, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
-    (1006, "_int2vector", -1, False, "b", "A", False, 22, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (
+        1006,
+        "_int2vector",
+        -1,
+        False,
+        "b",
+        "A",
+        False,
+        22,
+        0,
+        "i",
+        "x",
+        "array_in",
+        "array_out",
+        "array_recv",
+        "array_send",
+    ),
     (1007, "_int4", -1, False, "b", "A", False, 23, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
     (1009, "_text", -1, False, "b", "A", False, 25, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
-    (1013, "_oidvector", -1, False, "b", "A", False, 30, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
-    (1014, "_bpchar", -1, False, "b", "A", False, 1042, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
-    (1015, "_varchar", -1, False, "b", "A", False, 1043, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (
+        1013,
+        "_oidvector",
+        -1,
+        False,
+        "b",
+        "A",
+        False,
+        30,
+        0,
+        "i",
+        "x",
+        "array_in",
+        "array_out",
+        "array_recv",
+        "array_send",
+    ),
+    (
+        1014,
+        "_bpchar",
+        -1,
+        False,
+        "b",
+        "A",
+        False,
+        1042,
+        0,
+        "i",
+        "x",
+        "array_in",
+        "array_out",
+        "array_recv",
+        "array_send",
+    ),
+    (
+        1015,
+        "_varchar",
+        -1,
+        False,
+        "b",
+        "A",
+        False,
+        1043,
+        0,
+        "i",
+        "x",
+        "array_in",
+        "array_out",
+        "array_recv",
+        "array_send",
+    ),
     (1016, "_int8", -1, False, "b", "A", False, 20, 0, "d", "x", "array_in", "array_out", "array_recv", "array_send"),
-    (1021, "_float4", -1, False, "b", "A", False, 700, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
-    (1022, "_float8", -1, False, "b", "A", False, 701, 0, "d", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (
+        1021,
+        "_float4",
+        -1,
+        False,
+        "b",
+        "A",
+        False,
+        700,
+        0,
+        "i",
+        "x",
+        "array_in",
+        "array_out",
+        "array_recv",
+        "array_send",
+    ),
+    (
+        1022,
+        "_float8",
+        -1,
+        False,
+        "b",
+        "A",
+        False,
+        701,
+        0,
+        "d",
+        "x",
+        "array_in",
+        "array_out",
+        "array_recv",
+        "array_send",
+    ),
     (1028, "_oid", -1, False, "b", "A", False, 26, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
     (1033, "aclitem", 12, False, "b", "U", False, 0, 1034, "i", "p", "aclitemin", "aclitemout", "-", "-"),
-    (1034, "_aclitem", -1, False, "b", "A", False, 1033, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
-    (1042, "bpchar", -1, False, "b", "S", False, 0, 1014, "i", "x", "bpcharin", "bpcharout", "bpcharrecv", "bpcharsend"),
-    (1043, "varchar", -1, False, "b", "S", False, 0, 1015, "i", "x", "varcharin", "varcharout", "varcharrecv", "varcharsend"),
+    (
+        1034,
+        "_aclitem",
+        -1,
+        False,
+        "b",
+        "A",
+        False,
+        1033,
+        0,
+        "i",
+        "x",
+        "array_in",
+        "array_out",
+        "array_recv",
+        "array_send",
+    ),
+    (
+        1042,
+        "bpchar",
+        -1,
+        False,
+        "b",
+        "S",
+        False,
+        0,
+        1014,
+        "i",
+        "x",
+        "bpcharin",
+        "bpcharout",
+        "bpcharrecv",
+        "bpcharsend",
+    ),
+    (
+        1043,
+        "varchar",
+        -1,
+        False,
+        "b",
+        "S",
+        False,
+        0,
+        1015,
+        "i",
+        "x",
+        "varcharin",
+        "varcharout",
+        "varcharrecv",
+        "varcharsend",
+    ),
     (1082, "date", 4, True, "b", "D", False, 0, 1182, "i", "p", "date_in", "date_out", "date_recv", "date_send"),
     (1083, "time", 8, True, "b", "D", False, 0, 1183, "d", "p", "time_in", "time_out", "time_recv", "time_send"),
-    (1114, "timestamp", 8, True, "b", "D", False, 0, 1115, "d", "p", "timestamp_in", "timestamp_out", "timestamp_recv", "timestamp_send"),
-    (1115, "_timestamp", -1, False, "b", "A", False, 1114, 0, "d", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (
+        1114,
+        "timestamp",
+        8,
+        True,
+        "b",
+        "D",
+        False,
+        0,
+        1115,
+        "d",
+        "p",
+        "timestamp_in",
+        "timestamp_out",
+        "timestamp_recv",
+        "timestamp_send",
+    ),
+    (
+        1115,
+        "_timestamp",
+        -1,
+        False,
+        "b",
+        "A",
+        False,
+        1114,
+        0,
+        "d",
+        "x",
+        "array_in",
+        "array_out",
+        "array_recv",
+        "array_send",
+    ),
     (1182, "_date", -1, False, "b", "A", False, 1082, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
     (1183, "_time", -1, False, "b", "A", False, 1083, 0, "d", "x", "array_in", "array_out", "array_recv", "array_send"),
-    (1184, "timestamptz", 8, True, "b", "D", True, 0, 1185, "d", "p", "timestamptz_in", "timestamptz_out", "timestamptz_recv", "timestamptz_send"),
-    (1185, "_timestamptz", -1, False, "b", "A", False, 1184, 0, "d", "x", "array_in", "array_out", "array_recv", "array_send"),
-    (1186, "interval", 16, False, "b", "T", True, 0, 1187, "d", "p", "interval_in", "interval_out", "interval_recv", "interval_send"),
-    (1187, "_interval", -1, False, "b", "A", False, 1186, 0, "d", "x", "array_in", "array_out", "array_recv", "array_send"),
-    (1231, "_numeric", -1, False, "b", "A", False, 1700, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
-    (1266, "timetz", 12, False, "b", "D", False, 0, 1270, "d", "p", "timetz_in", "timetz_out", "timetz_recv", "timetz_send"),
-    (1270, "_timetz", -1, False, "b", "A", False, 1266, 0, "d", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (
+        1184,
+        "timestamptz",
+        8,
+        True,
+        "b",
+        "D",
+        True,
+        0,
+        1185,
+        "d",
+        "p",
+        "timestamptz_in",
+        "timestamptz_out",
+        "timestamptz_recv",
+        "timestamptz_send",
+    ),
+    (
+        1185,
+        "_timestamptz",
+        -1,
+        False,
+        "b",
+        "A",
+        False,
+        1184,
+        0,
+        "d",
+        "x",
+        "array_in",
+        "array_out",
+        "array_recv",
+        "array_send",
+    ),
+    (
+        1186,
+        "interval",
+        16,
+        False,
+        "b",
+        "T",
+        True,
+        0,
+        1187,
+        "d",
+        "p",
+        "interval_in",
+        "interval_out",
+        "interval_recv",
+        "interval_send",
+    ),
+    (
+        1187,
+        "_interval",
+        -1,
+        False,
+        "b",
+        "A",
+        False,
+        1186,
+        0,
+        "d",
+        "x",
+        "array_in",
+        "array_out",
+        "array_recv",
+        "array_send",
+    ),
+    (
+        1231,
+        "_numeric",
+        -1,
+        False,
+        "b",
+        "A",
+        False,
+        1700,
+        0,
+        "i",
+        "x",
+        "array_in",
+        "array_out",
+        "array_recv",
+        "array_send",
+    ),
+    (
+        1266,
+        "timetz",
+        12,
+        False,
+        "b",
+        "D",
+        False,
+        0,
+        1270,
+        "d",
+        "p",
+        "timetz_in",
+        "timetz_out",
+        "timetz_recv",
+        "timetz_send",
+    ),
+    (
+        1270,
+        "_timetz",
+        -1,
+        False,
+        "b",
+        "A",
+        False,
+        1266,
+        0,
+        "d",
+        "x",
+        "array_in",
+        "array_out",
+        "array_recv",
+        "array_send",
+    ),
     (1560, "bit", -1, False, "b", "V", False, 0, 1561, "i", "x", "bit_in", "bit_out", "bit_recv", "bit_send"),
     (1561, "_bit", -1, False, "b", "A", False, 1560, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
-    (1700, "numeric", -1, False, "b", "N", False, 0, 1231, "i", "m", "numeric_in", "numeric_out", "numeric_recv", "numeric_send"),
-    (2205, "regclass", 4, True, "b", "N", False, 0, 2210, "i", "p", "regclassin", "regclassout", "regclassrecv", "regclasssend"),
-    (2206, "regtype", 4, True, "b", "N", False, 0, 2211, "i", "p", "regtypein", "regtypeout", "regtyperecv", "regtypesend"),
+    (
+        1700,
+        "numeric",
+        -1,
+        False,
+        "b",
+        "N",
+        False,
+        0,
+        1231,
+        "i",
+        "m",
+        "numeric_in",
+        "numeric_out",
+        "numeric_recv",
+        "numeric_send",
+    ),
+    (
+        2205,
+        "regclass",
+        4,
+        True,
+        "b",
+        "N",
+        False,
+        0,
+        2210,
+        "i",
+        "p",
+        "regclassin",
+        "regclassout",
+        "regclassrecv",
+        "regclasssend",
+    ),
+    (
+        2206,
+        "regtype",
+        4,
+        True,
+        "b",
+        "N",
+        False,
+        0,
+        2211,
+        "i",
+        "p",
+        "regtypein",
+        "regtypeout",
+        "regtyperecv",
+        "regtypesend",
+    ),
     (2950, "uuid", 16, False, "b", "U", False, 0, 2951, "c", "p", "uuid_in", "uuid_out", "uuid_recv", "uuid_send"),
     (2951, "_uuid", -1, False, "b", "A", False, 2950, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
     (3802, "jsonb", -1, False, "b", "U", False, 0, 3807, "i", "x", "jsonb_in", "jsonb_out", "jsonb_recv", "jsonb_send"),
-    (3807, "_jsonb", -1, False, "b", "A", False, 3802, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (
+        3807,
+        "_jsonb",
+        -1,
+        False,
+        "b",
+        "A",
+        False,
+        3802,
+        0,
+        "i",
+        "x",
+        "array_in",
+        "array_out",
+        "array_recv",
+        "array_send",
+    ),
     # Ranges, multiranges and their arrays, and the pseudo-types drivers load (Npgsql: record, void).
-    (2249, "record", -1, False, "p", "P", False, 0, 2287, "d", "x", "record_in", "record_out", "record_recv", "record_send"),
+    (
+        2249,
+        "record",
+        -1,
+        False,
+        "p",
+        "P",
+        False,
+        0,
+        2287,
+        "d",
+        "x",
+        "record_in",
+        "record_out",
+        "record_recv",
+        "record_send",
+    ),
     (2278, "void", 4, True, "p", "P", False, 0, 0, "i", "p", "void_in", "void_out", "void_recv", "void_send"),
-    (2287, "_record", -1, False, "p", "P", False, 2249, 0, "d", "x", "array_in", "array_out", "array_recv", "array_send"),
-    (3904, "int4range", -1, False, "r", "R", False, 0, 3905, "i", "x", "range_in", "range_out", "range_recv", "range_send"),
-    (3905, "_int4range", -1, False, "b", "A", False, 3904, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
-    (3906, "numrange", -1, False, "r", "R", False, 0, 3907, "i", "x", "range_in", "range_out", "range_recv", "range_send"),
-    (3907, "_numrange", -1, False, "b", "A", False, 3906, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
-    (3908, "tsrange", -1, False, "r", "R", False, 0, 3909, "d", "x", "range_in", "range_out", "range_recv", "range_send"),
-    (3909, "_tsrange", -1, False, "b", "A", False, 3908, 0, "d", "x", "array_in", "array_out", "array_recv", "array_send"),
-    (3910, "tstzrange", -1, False, "r", "R", False, 0, 3911, "d", "x", "range_in", "range_out", "range_recv", "range_send"),
-    (3911, "_tstzrange", -1, False, "b", "A", False, 3910, 0, "d", "x", "array_in", "array_out", "array_recv", "array_send"),
-    (3912, "daterange", -1, False, "r", "R", False, 0, 3913, "i", "x", "range_in", "range_out", "range_recv", "range_send"),
-    (3913, "_daterange", -1, False, "b", "A", False, 3912, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
-    (3926, "int8range", -1, False, "r", "R", False, 0, 3927, "d", "x", "range_in", "range_out", "range_recv", "range_send"),
-    (3927, "_int8range", -1, False, "b", "A", False, 3926, 0, "d", "x", "array_in", "array_out", "array_recv", "array_send"),
-    (4451, "int4multirange", -1, False, "m", "R", False, 0, 6150, "i", "x", "multirange_in", "multirange_out", "multirange_recv", "multirange_send"),
-    (6150, "_int4multirange", -1, False, "b", "A", False, 4451, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
-    (4532, "nummultirange", -1, False, "m", "R", False, 0, 6151, "i", "x", "multirange_in", "multirange_out", "multirange_recv", "multirange_send"),
-    (6151, "_nummultirange", -1, False, "b", "A", False, 4532, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
-    (4533, "tsmultirange", -1, False, "m", "R", False, 0, 6152, "d", "x", "multirange_in", "multirange_out", "multirange_recv", "multirange_send"),
-    (6152, "_tsmultirange", -1, False, "b", "A", False, 4533, 0, "d", "x", "array_in", "array_out", "array_recv", "array_send"),
-    (4534, "tstzmultirange", -1, False, "m", "R", False, 0, 6153, "d", "x", "multirange_in", "multirange_out", "multirange_recv", "multirange_send"),
-    (6153, "_tstzmultirange", -1, False, "b", "A", False, 4534, 0, "d", "x", "array_in", "array_out", "array_recv", "array_send"),
-    (4535, "datemultirange", -1, False, "m", "R", False, 0, 6155, "i", "x", "multirange_in", "multirange_out", "multirange_recv", "multirange_send"),
-    (6155, "_datemultirange", -1, False, "b", "A", False, 4535, 0, "i", "x", "array_in", "array_out", "array_recv", "array_send"),
-    (4536, "int8multirange", -1, False, "m", "R", False, 0, 6157, "d", "x", "multirange_in", "multirange_out", "multirange_recv", "multirange_send"),
-    (6157, "_int8multirange", -1, False, "b", "A", False, 4536, 0, "d", "x", "array_in", "array_out", "array_recv", "array_send"),
+    (
+        2287,
+        "_record",
+        -1,
+        False,
+        "p",
+        "P",
+        False,
+        2249,
+        0,
+        "d",
+        "x",
+        "array_in",
+        "array_out",
+        "array_recv",
+        "array_send",
+    ),
+    (
+        3904,
+        "int4range",
+        -1,
+        False,
+        "r",
+        "R",
+        False,
+        0,
+        3905,
+        "i",
+        "x",
+        "range_in",
+        "range_out",
+        "range_recv",
+        "range_send",
+    ),
+    (
+        3905,
+        "_int4range",
+        -1,
+        False,
+        "b",
+        "A",
+        False,
+        3904,
+        0,
+        "i",
+        "x",
+        "array_in",
+        "array_out",
+        "array_recv",
+        "array_send",
+    ),
+    (
+        3906,
+        "numrange",
+        -1,
+        False,
+        "r",
+        "R",
+        False,
+        0,
+        3907,
+        "i",
+        "x",
+        "range_in",
+        "range_out",
+        "range_recv",
+        "range_send",
+    ),
+    (
+        3907,
+        "_numrange",
+        -1,
+        False,
+        "b",
+        "A",
+        False,
+        3906,
+        0,
+        "i",
+        "x",
+        "array_in",
+        "array_out",
+        "array_recv",
+        "array_send",
+    ),
+    (
+        3908,
+        "tsrange",
+        -1,
+        False,
+        "r",
+        "R",
+        False,
+        0,
+        3909,
+        "d",
+        "x",
+        "range_in",
+        "range_out",
+        "range_recv",
+        "range_send",
+    ),
+    (
+        3909,
+        "_tsrange",
+        -1,
+        False,
+        "b",
+        "A",
+        False,
+        3908,
+        0,
+        "d",
+        "x",
+        "array_in",
+        "array_out",
+        "array_recv",
+        "array_send",
+    ),
+    (
+        3910,
+        "tstzrange",
+        -1,
+        False,
+        "r",
+        "R",
+        False,
+        0,
+        3911,
+        "d",
+        "x",
+        "range_in",
+        "range_out",
+        "range_recv",
+        "range_send",
+    ),
+    (
+        3911,
+        "_tstzrange",
+        -1,
+        False,
+        "b",
+        "A",
+        False,
+        3910,
+        0,
+        "d",
+        "x",
+        "array_in",
+        "array_out",
+        "array_recv",
+        "array_send",
+    ),
+    (
+        3912,
+        "daterange",
+        -1,
+        False,
+        "r",
+        "R",
+        False,
+        0,
+        3913,
+        "i",
+        "x",
+        "range_in",
+        "range_out",
+        "range_recv",
+        "range_send",
+    ),
+    (
+        3913,
+        "_daterange",
+        -1,
+        False,
+        "b",
+        "A",
+        False,
+        3912,
+        0,
+        "i",
+        "x",
+        "array_in",
+        "array_out",
+        "array_recv",
+        "array_send",
+    ),
+    (
+        3926,
+        "int8range",
+        -1,
+        False,
+        "r",
+        "R",
+        False,
+        0,
+        3927,
+        "d",
+        "x",
+        "range_in",
+        "range_out",
+        "range_recv",
+        "range_send",
+    ),
+    (
+        3927,
+        "_int8range",
+        -1,
+        False,
+        "b",
+        "A",
+        False,
+        3926,
+        0,
+        "d",
+        "x",
+        "array_in",
+        "array_out",
+        "array_recv",
+        "array_send",
+    ),
+    (
+        4451,
+        "int4multirange",
+        -1,
+        False,
+        "m",
+        "R",
+        False,
+        0,
+        6150,
+        "i",
+        "x",
+        "multirange_in",
+        "multirange_out",
+        "multirange_recv",
+        "multirange_send",
+    ),
+    (
+        6150,
+        "_int4multirange",
+        -1,
+        False,
+        "b",
+        "A",
+        False,
+        4451,
+        0,
+        "i",
+        "x",
+        "array_in",
+        "array_out",
+        "array_recv",
+        "array_send",
+    ),
+    (
+        4532,
+        "nummultirange",
+        -1,
+        False,
+        "m",
+        "R",
+        False,
+        0,
+        6151,
+        "i",
+        "x",
+        "multirange_in",
+        "multirange_out",
+        "multirange_recv",
+        "multirange_send",
+    ),
+    (
+        6151,
+        "_nummultirange",
+        -1,
+        False,
+        "b",
+        "A",
+        False,
+        4532,
+        0,
+        "i",
+        "x",
+        "array_in",
+        "array_out",
+        "array_recv",
+        "array_send",
+    ),
+    (
+        4533,
+        "tsmultirange",
+        -1,
+        False,
+        "m",
+        "R",
+        False,
+        0,
+        6152,
+        "d",
+        "x",
+        "multirange_in",
+        "multirange_out",
+        "multirange_recv",
+        "multirange_send",
+    ),
+    (
+        6152,
+        "_tsmultirange",
+        -1,
+        False,
+        "b",
+        "A",
+        False,
+        4533,
+        0,
+        "d",
+        "x",
+        "array_in",
+        "array_out",
+        "array_recv",
+        "array_send",
+    ),
+    (
+        4534,
+        "tstzmultirange",
+        -1,
+        False,
+        "m",
+        "R",
+        False,
+        0,
+        6153,
+        "d",
+        "x",
+        "multirange_in",
+        "multirange_out",
+        "multirange_recv",
+        "multirange_send",
+    ),
+    (
+        6153,
+        "_tstzmultirange",
+        -1,
+        False,
+        "b",
+        "A",
+        False,
+        4534,
+        0,
+        "d",
+        "x",
+        "array_in",
+        "array_out",
+        "array_recv",
+        "array_send",
+    ),
+    (
+        4535,
+        "datemultirange",
+        -1,
+        False,
+        "m",
+        "R",
+        False,
+        0,
+        6155,
+        "i",
+        "x",
+        "multirange_in",
+        "multirange_out",
+        "multirange_recv",
+        "multirange_send",
+    ),
+    (
+        6155,
+        "_datemultirange",
+        -1,
+        False,
+        "b",
+        "A",
+        False,
+        4535,
+        0,
+        "i",
+        "x",
+        "array_in",
+        "array_out",
+        "array_recv",
+        "array_send",
+    ),
+    (
+        4536,
+        "int8multirange",
+        -1,
+        False,
+        "m",
+        "R",
+        False,
+        0,
+        6157,
+        "d",
+        "x",
+        "multirange_in",
+        "multirange_out",
+        "multirange_recv",
+        "multirange_send",
+    ),
+    (
+        6157,
+        "_int8multirange",
+        -1,
+        False,
+        "b",
+        "A",
+        False,
+        4536,
+        0,
+        "d",
+        "x",
+        "array_in",
+        "array_out",
+        "array_recv",
+        "array_send",
+    ),
 ]
 
 # pg_range as PostgreSQL 15 has it: (range type, subtype, multirange type).
-_PG_RANGES = [(3904, 23, 4451), (3906, 1700, 4532), (3908, 1114, 4533), (3910, 1184, 4534), (3912, 1082, 4535),
-              (3926, 20, 4536)]
+_PG_RANGES = [
+    (3904, 23, 4451),
+    (3906, 1700, 4532),
+    (3908, 1114, 4533),
+    (3910, 1184, 4534),
+    (3912, 1082, 4535),
+    (3926, 20, 4536),
+]
 
 # The input, output, receive and send functions of _PG_TYPES as PostgreSQL 15 numbers them:
 # pg_type refers to them by OID, and drivers join pg_proc on it (Npgsql tells arrays apart
 # by typreceive = array_recv).
 _PG_PROCS = {
-    1031: "aclitemin", 1032: "aclitemout", 750: "array_in", 751: "array_out", 2400: "array_recv", 2401: "array_send",
-    1564: "bit_in", 1565: "bit_out", 2456: "bit_recv", 2457: "bit_send", 1242: "boolin", 1243: "boolout",
-    2436: "boolrecv", 2437: "boolsend", 1044: "bpcharin", 1045: "bpcharout", 2430: "bpcharrecv", 2431: "bpcharsend",
-    1244: "byteain", 31: "byteaout", 2412: "bytearecv", 2413: "byteasend", 1245: "charin", 33: "charout",
-    2434: "charrecv", 2435: "charsend", 1084: "date_in", 1085: "date_out", 2468: "date_recv", 2469: "date_send",
-    200: "float4in", 201: "float4out", 2424: "float4recv", 2425: "float4send", 214: "float8in", 215: "float8out",
-    2426: "float8recv", 2427: "float8send", 38: "int2in", 39: "int2out", 2404: "int2recv", 2405: "int2send",
-    40: "int2vectorin", 41: "int2vectorout", 2410: "int2vectorrecv", 2411: "int2vectorsend", 42: "int4in",
-    43: "int4out", 2406: "int4recv", 2407: "int4send", 460: "int8in", 461: "int8out", 2408: "int8recv",
-    2409: "int8send", 1160: "interval_in", 1161: "interval_out", 2478: "interval_recv", 2479: "interval_send",
-    321: "json_in", 322: "json_out", 323: "json_recv", 324: "json_send", 3806: "jsonb_in", 3804: "jsonb_out",
-    3805: "jsonb_recv", 3803: "jsonb_send", 4231: "multirange_in", 4232: "multirange_out", 4233: "multirange_recv",
-    4234: "multirange_send", 34: "namein", 35: "nameout", 2422: "namerecv", 2423: "namesend", 1701: "numeric_in",
-    1702: "numeric_out", 2460: "numeric_recv", 2461: "numeric_send", 1798: "oidin", 1799: "oidout", 2418: "oidrecv",
-    2419: "oidsend", 54: "oidvectorin", 55: "oidvectorout", 2420: "oidvectorrecv", 2421: "oidvectorsend",
-    195: "pg_node_tree_in", 196: "pg_node_tree_out", 197: "pg_node_tree_recv", 198: "pg_node_tree_send",
-    3834: "range_in", 3835: "range_out", 3836: "range_recv", 3837: "range_send", 2290: "record_in",
-    2291: "record_out", 2402: "record_recv", 2403: "record_send", 2218: "regclassin", 2219: "regclassout",
-    2452: "regclassrecv", 2453: "regclasssend", 44: "regprocin", 45: "regprocout", 2444: "regprocrecv",
-    2445: "regprocsend", 2220: "regtypein", 2221: "regtypeout", 2454: "regtyperecv", 2455: "regtypesend",
-    46: "textin", 47: "textout", 2414: "textrecv", 2415: "textsend", 1143: "time_in", 1144: "time_out",
-    2470: "time_recv", 2471: "time_send", 1312: "timestamp_in", 1313: "timestamp_out", 2474: "timestamp_recv",
-    2475: "timestamp_send", 1150: "timestamptz_in", 1151: "timestamptz_out", 2476: "timestamptz_recv",
-    2477: "timestamptz_send", 1350: "timetz_in", 1351: "timetz_out", 2472: "timetz_recv", 2473: "timetz_send",
-    109: "unknownin", 110: "unknownout", 2416: "unknownrecv", 2417: "unknownsend", 2952: "uuid_in", 2953: "uuid_out",
-    2961: "uuid_recv", 2962: "uuid_send", 1046: "varcharin", 1047: "varcharout", 2432: "varcharrecv",
-    2433: "varcharsend", 2298: "void_in", 2299: "void_out", 3120: "void_recv", 3121: "void_send", 50: "xidin",
-    51: "xidout", 2440: "xidrecv", 2441: "xidsend",
+    1031: "aclitemin",
+    1032: "aclitemout",
+    750: "array_in",
+    751: "array_out",
+    2400: "array_recv",
+    2401: "array_send",
+    1564: "bit_in",
+    1565: "bit_out",
+    2456: "bit_recv",
+    2457: "bit_send",
+    1242: "boolin",
+    1243: "boolout",
+    2436: "boolrecv",
+    2437: "boolsend",
+    1044: "bpcharin",
+    1045: "bpcharout",
+    2430: "bpcharrecv",
+    2431: "bpcharsend",
+    1244: "byteain",
+    31: "byteaout",
+    2412: "bytearecv",
+    2413: "byteasend",
+    1245: "charin",
+    33: "charout",
+    2434: "charrecv",
+    2435: "charsend",
+    1084: "date_in",
+    1085: "date_out",
+    2468: "date_recv",
+    2469: "date_send",
+    200: "float4in",
+    201: "float4out",
+    2424: "float4recv",
+    2425: "float4send",
+    214: "float8in",
+    215: "float8out",
+    2426: "float8recv",
+    2427: "float8send",
+    38: "int2in",
+    39: "int2out",
+    2404: "int2recv",
+    2405: "int2send",
+    40: "int2vectorin",
+    41: "int2vectorout",
+    2410: "int2vectorrecv",
+    2411: "int2vectorsend",
+    42: "int4in",
+    43: "int4out",
+    2406: "int4recv",
+    2407: "int4send",
+    460: "int8in",
+    461: "int8out",
+    2408: "int8recv",
+    2409: "int8send",
+    1160: "interval_in",
+    1161: "interval_out",
+    2478: "interval_recv",
+    2479: "interval_send",
+    321: "json_in",
+    322: "json_out",
+    323: "json_recv",
+    324: "json_send",
+    3806: "jsonb_in",
+    3804: "jsonb_out",
+    3805: "jsonb_recv",
+    3803: "jsonb_send",
+    4231: "multirange_in",
+    4232: "multirange_out",
+    4233: "multirange_recv",
+    4234: "multirange_send",
+    34: "namein",
+    35: "nameout",
+    2422: "namerecv",
+    2423: "namesend",
+    1701: "numeric_in",
+    1702: "numeric_out",
+    2460: "numeric_recv",
+    2461: "numeric_send",
+    1798: "oidin",
+    1799: "oidout",
+    2418: "oidrecv",
+    2419: "oidsend",
+    54: "oidvectorin",
+    55: "oidvectorout",
+    2420: "oidvectorrecv",
+    2421: "oidvectorsend",
+    195: "pg_node_tree_in",
+    196: "pg_node_tree_out",
+    197: "pg_node_tree_recv",
+    198: "pg_node_tree_send",
+    3834: "range_in",
+    3835: "range_out",
+    3836: "range_recv",
+    3837: "range_send",
+    2290: "record_in",
+    2291: "record_out",
+    2402: "record_recv",
+    2403: "record_send",
+    2218: "regclassin",
+    2219: "regclassout",
+    2452: "regclassrecv",
+    2453: "regclasssend",
+    44: "regprocin",
+    45: "regprocout",
+    2444: "regprocrecv",
+    2445: "regprocsend",
+    2220: "regtypein",
+    2221: "regtypeout",
+    2454: "regtyperecv",
+    2455: "regtypesend",
+    46: "textin",
+    47: "textout",
+    2414: "textrecv",
+    2415: "textsend",
+    1143: "time_in",
+    1144: "time_out",
+    2470: "time_recv",
+    2471: "time_send",
+    1312: "timestamp_in",
+    1313: "timestamp_out",
+    2474: "timestamp_recv",
+    2475: "timestamp_send",
+    1150: "timestamptz_in",
+    1151: "timestamptz_out",
+    2476: "timestamptz_recv",
+    2477: "timestamptz_send",
+    1350: "timetz_in",
+    1351: "timetz_out",
+    2472: "timetz_recv",
+    2473: "timetz_send",
+    109: "unknownin",
+    110: "unknownout",
+    2416: "unknownrecv",
+    2417: "unknownsend",
+    2952: "uuid_in",
+    2953: "uuid_out",
+    2961: "uuid_recv",
+    2962: "uuid_send",
+    1046: "varcharin",
+    1047: "varcharout",
+    2432: "varcharrecv",
+    2433: "varcharsend",
+    2298: "void_in",
+    2299: "void_out",
+    3120: "void_recv",
+    3121: "void_send",
+    50: "xidin",
+    51: "xidout",
+    2440: "xidrecv",
+    2441: "xidsend",
 }
 
 
@@ -509,21 +1555,29 @@ def _pg_type_view() -> str:
         return "'" + v + "'" if isinstance(v, str) else str(v).lower()  # names: no quotes inside
 
     proc_oids = {name: oid for oid, name in _PG_PROCS.items()}
-    rows = ", ".join("(" + ", ".join(value(v) for v in row[:11]) + ", "
-                     + ", ".join(str(proc_oids.get(name, 0)) for name in row[11:]) + ")" for row in _PG_TYPES)
-    return ("CREATE VIEW pg_type AS SELECT oid::BIGINT AS oid, typname, 11::BIGINT AS typnamespace, "
-            "10::BIGINT AS typowner, typlen::SMALLINT AS typlen, typbyval, "
-            "CASE WHEN typname = 'unknown' THEN 'p' ELSE typtype END AS typtype, typcategory, typispreferred, "
-            "true AS typisdefined, ',' AS typdelim, 0::BIGINT AS typrelid, "
-            "CASE WHEN typcategory = 'A' THEN 'array_subscript_handler' ELSE '-' END AS typsubscript, "
-            "typelem::BIGINT AS typelem, typarray::BIGINT AS typarray, typinput::BIGINT AS typinput, "
-            "typoutput::BIGINT AS typoutput, typreceive::BIGINT AS typreceive, typsend::BIGINT AS typsend, "
-            "'-' AS typmodin, '-' AS typmodout, '-' AS typanalyze, typalign, typstorage, false AS typnotnull, "
-            "0::BIGINT AS typbasetype, -1 AS typtypmod, 0 AS typndims, "
-            "CASE WHEN typcategory = 'S' THEN 100 ELSE 0 END::BIGINT AS typcollation, NULL::VARCHAR AS typdefaultbin, "
-            "NULL::VARCHAR AS typdefault, NULL::VARCHAR[] AS typacl, 1247::BIGINT AS tableoid "
-            f"FROM (VALUES {rows}) AS t(oid, typname, typlen, typbyval, typtype, typcategory, typispreferred, "
-            "typelem, typarray, typalign, typstorage, typinput, typoutput, typreceive, typsend)")
+    rows = ", ".join(
+        "("
+        + ", ".join(value(v) for v in row[:11])
+        + ", "
+        + ", ".join(str(proc_oids.get(name, 0)) for name in row[11:])
+        + ")"
+        for row in _PG_TYPES
+    )
+    return (
+        "CREATE VIEW pg_type AS SELECT oid::BIGINT AS oid, typname, 11::BIGINT AS typnamespace, "
+        "10::BIGINT AS typowner, typlen::SMALLINT AS typlen, typbyval, "
+        "CASE WHEN typname = 'unknown' THEN 'p' ELSE typtype END AS typtype, typcategory, typispreferred, "
+        "true AS typisdefined, ',' AS typdelim, 0::BIGINT AS typrelid, "
+        "CASE WHEN typcategory = 'A' THEN 'array_subscript_handler' ELSE '-' END AS typsubscript, "
+        "typelem::BIGINT AS typelem, typarray::BIGINT AS typarray, typinput::BIGINT AS typinput, "
+        "typoutput::BIGINT AS typoutput, typreceive::BIGINT AS typreceive, typsend::BIGINT AS typsend, "
+        "'-' AS typmodin, '-' AS typmodout, '-' AS typanalyze, typalign, typstorage, false AS typnotnull, "
+        "0::BIGINT AS typbasetype, -1 AS typtypmod, 0 AS typndims, "
+        "CASE WHEN typcategory = 'S' THEN 100 ELSE 0 END::BIGINT AS typcollation, NULL::VARCHAR AS typdefaultbin, "
+        "NULL::VARCHAR AS typdefault, NULL::VARCHAR[] AS typacl, 1247::BIGINT AS tableoid "
+        f"FROM (VALUES {rows}) AS t(oid, typname, typlen, typbyval, typtype, typcategory, typispreferred, "
+        "typelem, typarray, typalign, typstorage, typinput, typoutput, typreceive, typsend)"
+    )
 
 
 # Functions and relations DuckDB's pg_catalog lacks or answers differently, created in the
@@ -554,7 +1608,8 @@ _OVERRIDES = [
     "NULL::VARCHAR[] AS proargnames, NULL::VARCHAR AS proargdefaults, NULL::BIGINT[] AS protrftypes, "
     "'' AS prosrc, NULL::VARCHAR AS probin, NULL::VARCHAR AS prosqlbody, NULL::VARCHAR[] AS proconfig, "
     "NULL::VARCHAR[] AS proacl, 1255::BIGINT AS tableoid FROM (VALUES "
-    + ", ".join(f"({oid}, '{name}')" for oid, name in _PG_PROCS.items()) + ") AS p(oid, proname)",
+    + ", ".join(f"({oid}, '{name}')" for oid, name in _PG_PROCS.items())
+    + ") AS p(oid, proname)",
     "CREATE MACRO regproc_oid(arg_name) AS (SELECT first(p.oid) FROM overrides.main.pg_proc p "
     "WHERE p.proname = replace(split_part(arg_name, '(', 1), 'pg_catalog.', ''))",
     "CREATE MACRO pg_get_function_result(arg_function) AS NULL::VARCHAR",
@@ -586,7 +1641,8 @@ _OVERRIDES = [
     "CREATE MACRO shobj_description(arg_obj, arg_catalog) AS NULL",
     # PostgreSQL's fixed OIDs for its catalogs ('pg_class'::regclass is pg_description.classoid).
     "CREATE MACRO regclass_oid(arg_relation) AS coalesce(CASE replace(replace(arg_relation, 'pg_catalog.', ''), '\"', '') "
-    + " ".join(f"WHEN '{name}' THEN {oid}" for name, oid in _CATALOG_OIDS.items()) + " END, "
+    + " ".join(f"WHEN '{name}' THEN {oid}" for name, oid in _CATALOG_OIDS.items())
+    + " END, "
     "(SELECT first(c.oid) FROM system.pg_catalog.pg_class c "
     "JOIN system.pg_catalog.pg_namespace n ON n.oid = c.relnamespace "
     "WHERE c.relname = replace(arg_relation, '\"', '') OR n.nspname || '.' || c.relname = replace(arg_relation, '\"', '')))",
@@ -739,7 +1795,8 @@ _OVERRIDES = [
     "CREATE VIEW pg_range AS SELECT rngtypid::BIGINT AS rngtypid, rngsubtype::BIGINT AS rngsubtype, "
     "rngmultitypid::BIGINT AS rngmultitypid, 0::BIGINT AS rngcollation, 0::BIGINT AS rngsubopc, "
     "'-' AS rngcanonical, '-' AS rngsubdiff FROM (VALUES "
-    + ", ".join(str(row) for row in _PG_RANGES) + ") AS r(rngtypid, rngsubtype, rngmultitypid)",
+    + ", ".join(str(row) for row in _PG_RANGES)
+    + ") AS r(rngtypid, rngsubtype, rngmultitypid)",
     "CREATE VIEW pg_auth_members AS SELECT 0::BIGINT AS oid, 0::BIGINT AS roleid, 0::BIGINT AS member, "
     "0::BIGINT AS grantor, false AS admin_option, false AS inherit_option, false AS set_option WHERE false",
     "CREATE VIEW pg_cursors AS SELECT '' AS name, '' AS statement, false AS is_holdable, false AS is_binary, "
@@ -747,15 +1804,20 @@ _OVERRIDES = [
     "CREATE VIEW pg_matviews AS SELECT '' AS schemaname, '' AS matviewname WHERE false",
 ]
 
+
 def _settings_view() -> str:
     """pg_settings with what SHOW answers (not DuckDB's own settings)."""
-    rows = {**{k.lower(): (k, v) for k, v in SHOWN.items() if " " not in k},
-            **{k.lower(): (k, v) for k, v in REPORTED.items()}}
+    rows = {
+        **{k.lower(): (k, v) for k, v in SHOWN.items() if " " not in k},
+        **{k.lower(): (k, v) for k, v in REPORTED.items()},
+    }
     values = ", ".join(f"({_literal(name)}, {_literal(value)})" for name, value in sorted(rows.values()))
-    return ("CREATE VIEW pg_settings AS SELECT name, setting, NULL AS unit, 'northstar' AS category, "
-            "'' AS short_desc, NULL AS extra_desc, 'user' AS context, 'string' AS vartype, 'default' AS source, "
-            "NULL AS min_val, NULL AS max_val, NULL AS enumvals, setting AS boot_val, setting AS reset_val, "
-            f"false AS pending_restart FROM (VALUES {values}) AS s(name, setting)")
+    return (
+        "CREATE VIEW pg_settings AS SELECT name, setting, NULL AS unit, 'northstar' AS category, "
+        "'' AS short_desc, NULL AS extra_desc, 'user' AS context, 'string' AS vartype, 'default' AS source, "
+        "NULL AS min_val, NULL AS max_val, NULL AS enumvals, setting AS boot_val, setting AS reset_val, "
+        f"false AS pending_restart FROM (VALUES {values}) AS s(name, setting)"
+    )
 
 
 # The columns (and their types, domains as their base type) of the relations clients read most,
@@ -785,12 +1847,8 @@ _PG_COLUMNS = {
         "user_defined_type_catalog name, user_defined_type_schema name, user_defined_type_name name, "
         "is_insertable_into varchar, is_typed varchar, commit_action varchar"
     ),
-    "pg_am": (
-        "oid oid, amname name, amhandler regproc, amtype char"
-    ),
-    "pg_enum": (
-        "oid oid, enumtypid oid, enumsortorder float4, enumlabel name"
-    ),
+    "pg_am": ("oid oid, amname name, amhandler regproc, amtype char"),
+    "pg_enum": ("oid oid, enumtypid oid, enumsortorder float4, enumlabel name"),
     "pg_matviews": (
         "schemaname name, matviewname name, matviewowner name, tablespace name, hasindexes bool, "
         "ispopulated bool, definition text"
@@ -799,9 +1857,7 @@ _PG_COLUMNS = {
         "schemaname name, tablename name, tableowner name, tablespace name, hasindexes bool, "
         "hasrules bool, hastriggers bool, rowsecurity bool"
     ),
-    "pg_views": (
-        "schemaname name, viewname name, viewowner name, definition text"
-    ),
+    "pg_views": ("schemaname name, viewname name, viewowner name, definition text"),
     "pg_attribute": (
         "attrelid oid, attname name, atttypid oid, attstattarget int4, attlen int2, attnum int2, "
         "attndims int4, attcacheoff int4, atttypmod int4, attbyval bool, attalign char, attstorage char, "
@@ -830,9 +1886,7 @@ _PG_COLUMNS = {
         "datallowconn bool, datconnlimit int4, datfrozenxid xid, datminmxid xid, dattablespace oid, "
         "datcollate text, datctype text, daticulocale text, datcollversion text, datacl _aclitem"
     ),
-    "pg_description": (
-        "objoid oid, classoid oid, objsubid int4, description text"
-    ),
+    "pg_description": ("objoid oid, classoid oid, objsubid int4, description text"),
     "pg_index": (
         "indexrelid oid, indrelid oid, indnatts int2, indnkeyatts int2, indisunique bool, "
         "indnullsnotdistinct bool, indisprimary bool, indisexclusion bool, indimmediate bool, "
@@ -840,9 +1894,7 @@ _PG_COLUMNS = {
         "indisreplident bool, indkey int2vector, indcollation oidvector, indclass oidvector, "
         "indoption int2vector, indexprs pg_node_tree, indpred pg_node_tree"
     ),
-    "pg_namespace": (
-        "oid oid, nspname name, nspowner oid, nspacl _aclitem"
-    ),
+    "pg_namespace": ("oid oid, nspname name, nspowner oid, nspacl _aclitem"),
     "pg_proc": (
         "oid oid, proname name, pronamespace oid, proowner oid, prolang oid, procost float4, "
         "prorows float4, provariadic oid, prosupport regproc, prokind char, prosecdef bool, "
@@ -881,10 +1933,24 @@ _PG_COLUMNS = {
 # (duckdb_type_oid: UINTEGER is oid, FLOAT float4); the text-like ones PostgreSQL types
 # apart (name, "char", varchar, pg_node_tree) are VARCHAR here and told apart by column
 # name (_PG_TEXT_TYPES); xid is an unsigned 32-bit number like oid.
-_DUCKDB_OF_PG = {"oid": "UINTEGER", "xid": "UINTEGER", "int2": "SMALLINT", "int4": "INTEGER", "int8": "BIGINT",
-                 "float4": "FLOAT", "float8": "DOUBLE", "bool": "BOOLEAN", "timestamptz": "TIMESTAMPTZ",
-                 "_text": "VARCHAR[]", "_oid": "UINTEGER[]", "_int2": "SMALLINT[]", "int2vector": "SMALLINT[]",
-                 "oidvector": "UINTEGER[]", "_aclitem": "VARCHAR[]", "_char": "VARCHAR[]"}
+_DUCKDB_OF_PG = {
+    "oid": "UINTEGER",
+    "xid": "UINTEGER",
+    "int2": "SMALLINT",
+    "int4": "INTEGER",
+    "int8": "BIGINT",
+    "float4": "FLOAT",
+    "float8": "DOUBLE",
+    "bool": "BOOLEAN",
+    "timestamptz": "TIMESTAMPTZ",
+    "_text": "VARCHAR[]",
+    "_oid": "UINTEGER[]",
+    "_int2": "SMALLINT[]",
+    "int2vector": "SMALLINT[]",
+    "oidvector": "UINTEGER[]",
+    "_aclitem": "VARCHAR[]",
+    "_char": "VARCHAR[]",
+}
 _TEXT_LIKE_OIDS = {"char": 18, "name": 19, "pg_node_tree": 194, "varchar": 1043}
 # System columns PostgreSQL reads by name but leaves out of `SELECT *`.
 _SYSTEM_COLUMNS = ("tableoid",)
@@ -892,8 +1958,11 @@ _SYSTEM_COLUMNS = ("tableoid",)
 
 # The shaped relations whose source has system columns.
 _WITH_SYSTEM_COLUMNS = frozenset(
-    name for name in _PG_COLUMNS for statement in _OVERRIDES
-    if statement.startswith(f"CREATE VIEW {name} AS") and any(f"AS {c}" in statement for c in _SYSTEM_COLUMNS))
+    name
+    for name in _PG_COLUMNS
+    for statement in _OVERRIDES
+    if statement.startswith(f"CREATE VIEW {name} AS") and any(f"AS {c}" in statement for c in _SYSTEM_COLUMNS)
+)
 
 
 def _pg_columns(relation: str) -> list[tuple[str, str]]:
@@ -940,12 +2009,42 @@ def _created_view(statement: str) -> str | None:
 
 
 _INFORMATION_SCHEMA_OVERRIDES = {"tables", "columns", "schemata", "views"}
-_CAST_MACROS = {"regclass": "regclass_oid", "regtype": "regtype_oid", "regnamespace": "regnamespace_oid",
-                "regproc": "regproc_oid", "regprocedure": "regproc_oid"}
-_OID_TYPES = {"regclass", "regtype", "regproc", "regprocedure", "regnamespace", "regrole", "regoper", "oid",
-              "xid", "cid", "tid", "regconfig", "regdictionary"}
-_TEXT_TYPES = {"name", "char", "bpchar", "text", "varchar", "pg_node_tree", "anyarray", "aclitem",
-               "int2vector", "oidvector", "_text", "_name"}
+_CAST_MACROS = {
+    "regclass": "regclass_oid",
+    "regtype": "regtype_oid",
+    "regnamespace": "regnamespace_oid",
+    "regproc": "regproc_oid",
+    "regprocedure": "regproc_oid",
+}
+_OID_TYPES = {
+    "regclass",
+    "regtype",
+    "regproc",
+    "regprocedure",
+    "regnamespace",
+    "regrole",
+    "regoper",
+    "oid",
+    "xid",
+    "cid",
+    "tid",
+    "regconfig",
+    "regdictionary",
+}
+_TEXT_TYPES = {
+    "name",
+    "char",
+    "bpchar",
+    "text",
+    "varchar",
+    "pg_node_tree",
+    "anyarray",
+    "aclitem",
+    "int2vector",
+    "oidvector",
+    "_text",
+    "_name",
+}
 
 
 class CatalogDatabase:
@@ -955,15 +2054,20 @@ class CatalogDatabase:
     (no spilling to disk), `timeout_s` per statement and at most `max_rows` rows per answer.
     """
 
-    def __init__(self, tables: list[CatalogTable], *, memory_limit: str = "256MB",
-                 timeout_s: float | None = 30.0, max_rows: int | None = 1_000_000) -> None:
+    def __init__(
+        self,
+        tables: list[CatalogTable],
+        *,
+        memory_limit: str = "256MB",
+        timeout_s: float | None = 30.0,
+        max_rows: int | None = 1_000_000,
+    ) -> None:
         self._lock = threading.Lock()
         self.memory_limit = memory_limit
         self.timeout_s = timeout_s
         self.max_rows = max_rows
         # No temp directory: a query over the memory limit fails instead of writing to disk.
-        con = duckdb.connect(":memory:", config={"threads": 1, "memory_limit": memory_limit,
-                                                 "temp_directory": ""})
+        con = duckdb.connect(":memory:", config={"threads": 1, "memory_limit": memory_limit, "temp_directory": ""})
         con.execute(f"ATTACH ':memory:' AS {DATABASE}")
         con.execute("ATTACH ':memory:' AS overrides")
         # Views first: some macros read them.
@@ -974,15 +2078,22 @@ class CatalogDatabase:
                 # and macros that read the relation by name.
                 source = f"overrides.main.{relation}__source"
                 con.execute(statement.replace(f"CREATE VIEW {relation} ", f"CREATE VIEW {source} ", 1))
-                con.execute(_pg_shaped_view(con, relation, source).replace(
-                    "CREATE VIEW ", "CREATE VIEW overrides.main.", 1))
+                con.execute(
+                    _pg_shaped_view(con, relation, source).replace("CREATE VIEW ", "CREATE VIEW overrides.main.", 1)
+                )
                 continue
-            con.execute(statement.replace("CREATE MACRO ", "CREATE MACRO overrides.main.", 1)
-                        .replace("CREATE VIEW ", "CREATE VIEW overrides.main.", 1))
+            con.execute(
+                statement.replace("CREATE MACRO ", "CREATE MACRO overrides.main.", 1).replace(
+                    "CREATE VIEW ", "CREATE VIEW overrides.main.", 1
+                )
+            )
         for relation in _PG_COLUMNS:  # the ones DuckDB's pg_catalog answers without an override
             if not any(_created_view(statement) == relation for statement in [*_OVERRIDES, _settings_view()]):
-                con.execute(_pg_shaped_view(con, relation, f"system.pg_catalog.{relation}").replace(
-                    "CREATE VIEW ", "CREATE VIEW overrides.main.", 1))
+                con.execute(
+                    _pg_shaped_view(con, relation, f"system.pg_catalog.{relation}").replace(
+                        "CREATE VIEW ", "CREATE VIEW overrides.main.", 1
+                    )
+                )
         con.execute(f"USE {DATABASE}")
         for schema in sorted({t.schema for t in tables} | {DEFAULT_SCHEMA, "marts"}):
             con.execute(f"CREATE SCHEMA {_ident(schema)}")
@@ -1002,8 +2113,10 @@ class CatalogDatabase:
         con.execute("COMMIT")
         # What client SQL may read here: the catalog views (DuckDB's pg_catalog and
         # information_schema, the overrides) and the served tables' empty stand-ins.
-        relations = con.execute("SELECT database_name, schema_name, view_name FROM duckdb_views() "
-                                "UNION ALL SELECT database_name, schema_name, table_name FROM duckdb_tables()").fetchall()
+        relations = con.execute(
+            "SELECT database_name, schema_name, view_name FROM duckdb_views() "
+            "UNION ALL SELECT database_name, schema_name, table_name FROM duckdb_tables()"
+        ).fetchall()
         self.relations = _catalog_relations(relations)
         # Client SQL runs here: no files, no extensions, no changing that back.
         con.execute("SET enable_external_access = false")
@@ -1019,8 +2132,9 @@ class CatalogDatabase:
         cursor.execute(f"SET search_path = '{DATABASE}.{DEFAULT_SCHEMA},overrides.main'")
         return cursor
 
-    def run(self, statement: exp.Expression, session: Session
-            ) -> tuple[tuple[protocol.Column, ...], list[tuple[Any, ...]]]:
+    def run(
+        self, statement: exp.Expression, session: Session
+    ) -> tuple[tuple[protocol.Column, ...], list[tuple[Any, ...]]]:
         """Runs a (PostgreSQL) catalog query, interruptible by the caller's cancellation token
         (`metrics.execution.cancel`) and stopped after `timeout_s`."""
         check_catalog_query(statement, self.relations)
@@ -1029,9 +2143,11 @@ class CatalogDatabase:
         timed_out = threading.Event()
         timer = None
         if self.timeout_s:
+
             def stop() -> None:
                 timed_out.set()
                 cursor.interrupt()
+
             timer = threading.Timer(self.timeout_s, stop)
             timer.daemon = True
         try:
@@ -1040,8 +2156,9 @@ class CatalogDatabase:
                     if timer is not None:
                         timer.start()
                     result = cursor.execute(sql)
-                    columns = _with_text_types(statement, tuple(
-                        protocol.Column(d[0], duckdb_type_oid(str(d[1]))) for d in result.description))
+                    columns = _with_text_types(
+                        statement, tuple(protocol.Column(d[0], duckdb_type_oid(str(d[1]))) for d in result.description)
+                    )
                     rows = fetch_capped(result, self.max_rows)
                 return columns, rows
             except ResultTooLarge as exc:
@@ -1050,17 +2167,24 @@ class CatalogDatabase:
                 raise SqlError("57014", "canceling statement due to user request") from exc
             except duckdb.InterruptException as exc:
                 if timed_out.is_set():
-                    raise SqlError("57014", "canceling statement due to statement timeout",
-                                   hint=f"catalog queries may run {self.timeout_s:g} s") from exc
+                    raise SqlError(
+                        "57014",
+                        "canceling statement due to statement timeout",
+                        hint=f"catalog queries may run {self.timeout_s:g} s",
+                    ) from exc
                 raise SqlError("57014", "canceling statement due to user request") from exc
             except duckdb.OutOfMemoryException as exc:
-                raise SqlError("53200", f"out of memory: the query needs more than the {self.memory_limit} "
-                                        "a catalog query may use", hint="narrow it (fewer rows, no large joins)") from exc
+                raise SqlError(
+                    "53200",
+                    f"out of memory: the query needs more than the {self.memory_limit} a catalog query may use",
+                    hint="narrow it (fewer rows, no large joins)",
+                ) from exc
             except duckdb.CatalogException as exc:
                 raise SqlError("42P01" if "Table" in str(exc) else "42883", _first_line(exc), hint=SUPPORTED) from exc
             except duckdb.Error as exc:
-                raise SqlError("42601" if isinstance(exc, duckdb.ParserException) else "XX000",
-                               _first_line(exc), hint=SUPPORTED) from exc
+                raise SqlError(
+                    "42601" if isinstance(exc, duckdb.ParserException) else "XX000", _first_line(exc), hint=SUPPORTED
+                ) from exc
         finally:
             if timer is not None:
                 timer.cancel()
@@ -1092,8 +2216,11 @@ def _with_text_types(statement: exp.Expression, columns: tuple[protocol.Column, 
     for column in columns:
         type_oid = column.type_oid
         if type_oid == protocol.TEXT:
-            type_oid = (read.get(column.name.lower())
-                        or (star and _text_type_read(select, column.name.lower(), None, ctes)) or type_oid)
+            type_oid = (
+                read.get(column.name.lower())
+                or (star and _text_type_read(select, column.name.lower(), None, ctes))
+                or type_oid
+            )
         result.append(protocol.Column(column.name, type_oid))
     return tuple(result)
 
@@ -1145,16 +2272,52 @@ def _first_line(exc: Exception) -> str:
 
 
 # Table functions a catalog query may read from (BI tools expand arrays and series).
-_CATALOG_TABLE_FUNCTIONS = frozenset({"generate_series", "exploding_generate_series", "unnest", "generate_subscripts", "_pg_expandarray"})
+_CATALOG_TABLE_FUNCTIONS = frozenset(
+    {"generate_series", "exploding_generate_series", "unnest", "generate_subscripts", "_pg_expandarray"}
+)
 # Functions that would describe or reach the DuckDB behind the catalog rather than the catalog
 # (its settings, databases, files, extensions, other queries); the database cannot reach files
 # anyway, but neither its internals nor other statements are the client's to run.
-_DUCKDB_FUNCTION_PREFIXES = ("duckdb_", "pragma_", "read_", "parquet_", "sniff_", "iceberg_", "delta_",
-                             "sqlite_", "postgres_", "mysql_", "json_execute", "http", "arrow_")
-_DUCKDB_FUNCTION_NAMES = frozenset({"query", "query_table", "glob", "getenv", "getvariable", "which_secret",
-                                    "summary", "load", "install", "checkpoint", "force_checkpoint",
-                                    "current_setting", "set_config", "csv_scan", "parquet_scan", "json_scan",
-                                    "test_all_types", "test_vector_types", "repeat_row", "range", "read"})
+_DUCKDB_FUNCTION_PREFIXES = (
+    "duckdb_",
+    "pragma_",
+    "read_",
+    "parquet_",
+    "sniff_",
+    "iceberg_",
+    "delta_",
+    "sqlite_",
+    "postgres_",
+    "mysql_",
+    "json_execute",
+    "http",
+    "arrow_",
+)
+_DUCKDB_FUNCTION_NAMES = frozenset(
+    {
+        "query",
+        "query_table",
+        "glob",
+        "getenv",
+        "getvariable",
+        "which_secret",
+        "summary",
+        "load",
+        "install",
+        "checkpoint",
+        "force_checkpoint",
+        "current_setting",
+        "set_config",
+        "csv_scan",
+        "parquet_scan",
+        "json_scan",
+        "test_all_types",
+        "test_vector_types",
+        "repeat_row",
+        "range",
+        "read",
+    }
+)
 
 
 # DuckDB's own databases and schemas, which no client statement names.
@@ -1171,7 +2334,7 @@ def _catalog_relations(rows: list[tuple[str, str, str]]) -> dict[str, frozenset[
         if database == "system" and schema in ("pg_catalog", "information_schema"):
             by_schema.setdefault(schema, set()).add(name)
         elif database == "overrides" and name.startswith("information_schema_"):
-            by_schema.setdefault("information_schema", set()).add(name[len("information_schema_"):])
+            by_schema.setdefault("information_schema", set()).add(name[len("information_schema_") :])
         elif database == "overrides":
             by_schema.setdefault("pg_catalog", set()).add(name)
         elif database == DATABASE:
@@ -1191,8 +2354,12 @@ def check_catalog_query(statement: exp.Expression, relations: dict[str, frozense
         if not isinstance(table.this, exp.Identifier):
             name = function_name(table.this) if isinstance(table.this, exp.Func) else table.this.key
             if name.lower() not in _CATALOG_TABLE_FUNCTIONS:
-                raise SqlError("0A000", f"table function {name}() is not supported here; catalog queries read "
-                                        "pg_catalog and information_schema.", hint=SUPPORTED)
+                raise SqlError(
+                    "0A000",
+                    f"table function {name}() is not supported here; catalog queries read "
+                    "pg_catalog and information_schema.",
+                    hint=SUPPORTED,
+                )
             continue
         if id(table) in ctes:
             continue
@@ -1200,15 +2367,24 @@ def check_catalog_query(statement: exp.Expression, relations: dict[str, frozense
         catalog = table.catalog.lower()
         if (catalog and catalog != DATABASE) or name not in relations.get(schema, frozenset()):
             internal = name.startswith(("duckdb_", "sqlite_", "pragma_")) or {schema, catalog} & _DUCKDB_SCHEMAS
-            raise SqlError("0A000" if internal else "42P01",
-                           f'relation "{".".join(p.name for p in table.parts)}" is not available: catalog queries '
-                           "read pg_catalog, information_schema and the served tables.", hint=SUPPORTED)
+            raise SqlError(
+                "0A000" if internal else "42P01",
+                f'relation "{".".join(p.name for p in table.parts)}" is not available: catalog queries '
+                "read pg_catalog, information_schema and the served tables.",
+                hint=SUPPORTED,
+            )
     for node in statement.walk():
-        if isinstance(node, (exp.ReadCSV, exp.ReadParquet)) or (isinstance(node, exp.Func) and not isinstance(
-                node, (exp.Unnest, exp.ExplodingGenerateSeries, exp.GenerateSeries))
-                and _duckdb_function(function_name(node), node)):
-            raise SqlError("0A000", f"function {function_name(node)}() is not supported here; catalog queries "
-                                    "read pg_catalog and information_schema.", hint=SUPPORTED)
+        if isinstance(node, (exp.ReadCSV, exp.ReadParquet)) or (
+            isinstance(node, exp.Func)
+            and not isinstance(node, (exp.Unnest, exp.ExplodingGenerateSeries, exp.GenerateSeries))
+            and _duckdb_function(function_name(node), node)
+        ):
+            raise SqlError(
+                "0A000",
+                f"function {function_name(node)}() is not supported here; catalog queries "
+                "read pg_catalog and information_schema.",
+                hint=SUPPORTED,
+            )
 
 
 def _setting_name(node: exp.Expression) -> str | None:
@@ -1280,13 +2456,19 @@ def to_duckdb(statement: exp.Expression, session: Session) -> str:
         if isinstance(node, exp.Table) and node.db.lower() == "pg_catalog":
             node.set("db", None)
             node.set("catalog", None)
-        elif isinstance(node, exp.Table) and node.db.lower() == "information_schema" \
-                and node.name.lower() in _INFORMATION_SCHEMA_OVERRIDES:
+        elif (
+            isinstance(node, exp.Table)
+            and node.db.lower() == "information_schema"
+            and node.name.lower() in _INFORMATION_SCHEMA_OVERRIDES
+        ):
             node.set("this", exp.to_identifier(f"information_schema_{node.name.lower()}"))
             node.set("db", exp.to_identifier("main"))
             node.set("catalog", exp.to_identifier("overrides"))
-        elif isinstance(node, exp.Column) and node.args.get("db") is not None \
-                and node.args["db"].name.lower() == "pg_catalog":
+        elif (
+            isinstance(node, exp.Column)
+            and node.args.get("db") is not None
+            and node.args["db"].name.lower() == "pg_catalog"
+        ):
             node.set("db", None)
             node.set("catalog", None)
         elif isinstance(node, exp.Collate):
@@ -1294,17 +2476,28 @@ def to_duckdb(statement: exp.Expression, session: Session) -> str:
         elif isinstance(node, exp.Select):
             # PostgreSQL leaves system columns out of `*` and `c.*`; the views keep them for
             # queries that name them.
-            read = {t.this.alias_or_name.lower(): t.this.name.lower()
-                    for t in [node.args.get("from_"), *(node.args.get("joins") or [])]
-                    if t is not None and isinstance(t.this, exp.Table) and not t.this.db}
+            read = {
+                t.this.alias_or_name.lower(): t.this.name.lower()
+                for t in [node.args.get("from_"), *(node.args.get("joins") or [])]
+                if t is not None and isinstance(t.this, exp.Table) and not t.this.db
+            }
             for item in node.expressions:
-                star, table = (item, None) if type(item) is exp.Star else (
-                    (item.this, item.table.lower()) if isinstance(item, exp.Column) and isinstance(item.this, exp.Star)
-                    else (None, None))
+                star, table = (
+                    (item, None)
+                    if type(item) is exp.Star
+                    else (
+                        (item.this, item.table.lower())
+                        if isinstance(item, exp.Column) and isinstance(item.this, exp.Star)
+                        else (None, None)
+                    )
+                )
                 if star is None or star.args.get("except_"):
                     continue
-                applies = (read.get(table) in _WITH_SYSTEM_COLUMNS if table
-                           else bool(set(read.values()) & _WITH_SYSTEM_COLUMNS))
+                applies = (
+                    read.get(table) in _WITH_SYSTEM_COLUMNS
+                    if table
+                    else bool(set(read.values()) & _WITH_SYSTEM_COLUMNS)
+                )
                 if applies:
                     star.set("except_", [exp.column(name) for name in _SYSTEM_COLUMNS])
         elif isinstance(node, exp.Operator):
@@ -1315,15 +2508,21 @@ def to_duckdb(statement: exp.Expression, session: Session) -> str:
             return _format(node)
         elif isinstance(node, exp.Cast):
             return _cast(node)
-        elif isinstance(node, exp.DataType) and node.this == exp.DType.USERDEFINED \
-                and isinstance(node.args.get("kind"), exp.Dot):
+        elif (
+            isinstance(node, exp.DataType)
+            and node.this == exp.DType.USERDEFINED
+            and isinstance(node.args.get("kind"), exp.Dot)
+        ):
             return _builtin_type(_type_name(node))
         elif isinstance(node, (exp.CurrentUser, exp.SessionUser)) or (
-                isinstance(node, exp.Column) and node.name.lower() in ("current_user", "session_user", "user")
-                and not node.table):
+            isinstance(node, exp.Column)
+            and node.name.lower() in ("current_user", "session_user", "user")
+            and not node.table
+        ):
             return exp.Literal.string(session.user)
-        elif isinstance(node, exp.JSONObject) or (isinstance(node, exp.Anonymous) and node.name.lower() in (
-                "json_build_object", "jsonb_build_object")):
+        elif isinstance(node, exp.JSONObject) or (
+            isinstance(node, exp.Anonymous) and node.name.lower() in ("json_build_object", "jsonb_build_object")
+        ):
             # Only describes identity columns and collations, of which there are none.
             return exp.cast(exp.Null(), exp.DataType.build("JSON"))
         elif isinstance(node, exp.Anonymous):
@@ -1340,7 +2539,8 @@ def to_duckdb(statement: exp.Expression, session: Session) -> str:
                 visible = sqlglot.parse_one(
                     f"visible_oid IN (SELECT c.oid FROM pg_class AS c JOIN pg_namespace AS n "
                     f"ON n.oid = c.relnamespace WHERE n.nspname IN ('{DEFAULT_SCHEMA}', 'pg_catalog'))",
-                    read="duckdb")
+                    read="duckdb",
+                )
                 visible.this.replace(node.expressions[0].copy())
                 return visible
             if name == "pg_backend_pid":
@@ -1359,8 +2559,12 @@ def to_duckdb(statement: exp.Expression, session: Session) -> str:
                 item.replace(exp.alias_(item.copy(), call.sql("postgres").split("(")[0].lower().split(".")[-1]))
     for cast in list(tree.find_all(exp.Cast)):
         inner = cast.this
-        if isinstance(inner, exp.Cast) and _type_name(cast.to) in ("text", "varchar", "name") \
-                and _type_name(inner.to) == "regtype" and not _is_text(inner.this):
+        if (
+            isinstance(inner, exp.Cast)
+            and _type_name(cast.to) in ("text", "varchar", "name")
+            and _type_name(inner.to) == "regtype"
+            and not _is_text(inner.this)
+        ):
             replacement = exp.Anonymous(this="format_type", expressions=[inner.this.copy(), exp.Null()])
             if cast is tree:
                 tree = replacement
@@ -1384,15 +2588,24 @@ def to_duckdb(statement: exp.Expression, session: Session) -> str:
             else:
                 node.replace(replacement)
     if names and isinstance(tree, exp.Select) and len(tree.expressions) == len(names):
-        tree.set("expressions", [item if name is None else exp.alias_(item, name, quoted=True)
-                                 for item, name in zip(tree.expressions, names)])
+        tree.set(
+            "expressions",
+            [
+                item if name is None else exp.alias_(item, name, quoted=True)
+                for item, name in zip(tree.expressions, names)
+            ],
+        )
     return tree.sql("duckdb")
 
 
 def _unqualify(node: exp.Expression) -> exp.Expression:
     """`pg_catalog.f(...)` (or `information_schema.f(...)`) -> `f(...)`, so the overrides are found first."""
-    if isinstance(node, exp.Dot) and isinstance(node.this, exp.Identifier) \
-            and node.this.name.lower() in ("pg_catalog", "information_schema") and isinstance(node.expression, exp.Func):
+    if (
+        isinstance(node, exp.Dot)
+        and isinstance(node.this, exp.Identifier)
+        and node.this.name.lower() in ("pg_catalog", "information_schema")
+        and isinstance(node.expression, exp.Func)
+    ):
         return node.expression
     return node
 
@@ -1428,14 +2641,16 @@ def _output_names(select: exp.Select) -> list[str | None]:
 def _operator(op: str, left: exp.Expression, right: exp.Expression) -> exp.Expression:
     if isinstance(right, exp.Collate):
         right = right.this
-    table = {"~": lambda: exp.RegexpLike(this=left, expression=right),
-             "!~": lambda: exp.not_(exp.RegexpLike(this=left, expression=right)),
-             "~*": lambda: exp.RegexpILike(this=left, expression=right),
-             "!~*": lambda: exp.not_(exp.RegexpILike(this=left, expression=right)),
-             "=": lambda: exp.EQ(this=left, expression=right),
-             "<>": lambda: exp.NEQ(this=left, expression=right),
-             "~~": lambda: exp.Like(this=left, expression=right),
-             "!~~": lambda: exp.not_(exp.Like(this=left, expression=right))}
+    table = {
+        "~": lambda: exp.RegexpLike(this=left, expression=right),
+        "!~": lambda: exp.not_(exp.RegexpLike(this=left, expression=right)),
+        "~*": lambda: exp.RegexpILike(this=left, expression=right),
+        "!~*": lambda: exp.not_(exp.RegexpILike(this=left, expression=right)),
+        "=": lambda: exp.EQ(this=left, expression=right),
+        "<>": lambda: exp.NEQ(this=left, expression=right),
+        "~~": lambda: exp.Like(this=left, expression=right),
+        "!~~": lambda: exp.not_(exp.Like(this=left, expression=right)),
+    }
     if op not in table:
         raise SqlError("42883", f"operator {op} is not supported in catalog queries")
     return table[op]()
@@ -1488,7 +2703,7 @@ def _format(node: exp.Format) -> exp.Expression:
     text, index, position = template.name, 0, 0
     for match in re.finditer(r"%(?:(\d+)\$)?([sIL%])", text):
         if match.start() > position:
-            parts.append(exp.Literal.string(text[position:match.start()]))
+            parts.append(exp.Literal.string(text[position : match.start()]))
         position = match.end()
         if match.group(2) == "%":
             parts.append(exp.Literal.string("%"))
@@ -1516,8 +2731,14 @@ def _format(node: exp.Format) -> exp.Expression:
 def _cast(node: exp.Cast) -> exp.Expression:
     name = _type_name(node.to)
     value = node.this
-    if isinstance(value, exp.Literal) and value.is_string and value.name.startswith("{") \
-            and value.name.endswith("}") and isinstance(node.to, exp.DataType) and node.to.is_type(exp.DType.ARRAY):
+    if (
+        isinstance(value, exp.Literal)
+        and value.is_string
+        and value.name.startswith("{")
+        and value.name.endswith("}")
+        and isinstance(node.to, exp.DataType)
+        and node.to.is_type(exp.DType.ARRAY)
+    ):
         # '{1,2}'::int2[]: PostgreSQL's array literal as a list of the element type.
         items = [i.strip().strip('"') for i in value.name[1:-1].split(",") if i.strip()]
         element = node.to.expressions[0] if node.to.expressions else exp.DataType.build("VARCHAR")
@@ -1525,9 +2746,9 @@ def _cast(node: exp.Cast) -> exp.Expression:
     if name in _CAST_MACROS and _is_text(value):
         return exp.Anonymous(this=_CAST_MACROS[name], expressions=[value])
     if name == "_regtype":  # type oids as their names, as a regtype[] prints (in order: one thread)
-        return sqlglot.parse_one("(SELECT list(format_type(type_oid, NULL)) FROM (SELECT unnest(x) AS type_oid))",
-                                 read="duckdb").transform(
-            lambda n: value.copy() if isinstance(n, exp.Column) and n.name == "x" else n)
+        return sqlglot.parse_one(
+            "(SELECT list(format_type(type_oid, NULL)) FROM (SELECT unnest(x) AS type_oid))", read="duckdb"
+        ).transform(lambda n: value.copy() if isinstance(n, exp.Column) and n.name == "x" else n)
     if name in _OID_TYPES:
         return exp.cast(value, "BIGINT")
     if name in _TEXT_TYPES:

@@ -38,7 +38,8 @@ class SqlEndpointProcess:
 
     def __init__(self, settings: Any, sock: socket.socket) -> None:
         self._process = multiprocessing.get_context("spawn").Process(
-            target=_run, args=(settings, sock), name="northstar-sql", daemon=True)
+            target=_run, args=(settings, sock), name="northstar-sql", daemon=True
+        )
         self._sock = sock
 
     def start(self) -> None:
@@ -71,10 +72,13 @@ def _run(settings: Any, sock: socket.socket) -> None:
         pass
     engines = open_engines(settings)
     tokens = TokenStore.in_dir(settings.data_dir)
-    endpoint = SqlEndpoint(engines, Authenticator.from_settings(settings, tokens=tokens),
-                           SqlLimits.from_settings(settings), ConcurrencyLimiter(settings.max_concurrent_per_token),
-                           audit=AuditLog(settings.audit_log_path, settings.audit_log_max_bytes,
-                                          settings.audit_log_files))
+    endpoint = SqlEndpoint(
+        engines,
+        Authenticator.from_settings(settings, tokens=tokens),
+        SqlLimits.from_settings(settings),
+        ConcurrencyLimiter(settings.max_concurrent_per_token),
+        audit=AuditLog(settings.audit_log_path, settings.audit_log_max_bytes, settings.audit_log_files),
+    )
 
     parent = os.getppid()
 

@@ -30,18 +30,46 @@ NAME, CHAR, VARCHAR, BPCHAR, NUMERIC, UNKNOWN = 19, 18, 1043, 1042, 1700, 705
 DATE, TIME, TIMESTAMP, TIMESTAMPTZ, INTERVAL = 1082, 1083, 1114, 1184, 1186
 
 # Element type OID -> its array type OID (one-dimensional arrays in catalog answers).
-ARRAY_TYPES = {BOOL: 1000, INT2: 1005, INT4: 1007, TEXT: 1009, INT8: 1016, FLOAT4: 1021, FLOAT8: 1022,
-               OID: 1028, DATE: 1182, TIMESTAMP: 1115}
+ARRAY_TYPES = {
+    BOOL: 1000,
+    INT2: 1005,
+    INT4: 1007,
+    TEXT: 1009,
+    INT8: 1016,
+    FLOAT4: 1021,
+    FLOAT8: 1022,
+    OID: 1028,
+    DATE: 1182,
+    TIMESTAMP: 1115,
+}
 ARRAY_ELEMENTS = {array: element for element, array in ARRAY_TYPES.items()}
 # Array parameters a client may bind (`platform = ANY($1)`), by array OID -> element OID.
 PARAM_ARRAYS = {**ARRAY_ELEMENTS, 1015: VARCHAR, 1014: BPCHAR, 1231: NUMERIC, 1185: TIMESTAMPTZ}
 
 # northstar column types (metrics/execution) -> pg_type OID.
-NORTHSTAR_TYPES = {"integer": INT8, "number": FLOAT8, "string": TEXT, "date": DATE,
-                   "timestamp": TIMESTAMP, "boolean": BOOL}
+NORTHSTAR_TYPES = {
+    "integer": INT8,
+    "number": FLOAT8,
+    "string": TEXT,
+    "date": DATE,
+    "timestamp": TIMESTAMP,
+    "boolean": BOOL,
+}
 # pg_type OID -> (typlen, name), for RowDescription and ParameterDescription.
-TYPE_LENGTHS = {BOOL: 1, INT8: 8, INT2: 2, INT4: 4, OID: 4, FLOAT4: 4, FLOAT8: 8, DATE: 4,
-                TIMESTAMP: 8, TIMESTAMPTZ: 8, CHAR: 1, NAME: 64}
+TYPE_LENGTHS = {
+    BOOL: 1,
+    INT8: 8,
+    INT2: 2,
+    INT4: 4,
+    OID: 4,
+    FLOAT4: 4,
+    FLOAT8: 8,
+    DATE: 4,
+    TIMESTAMP: 8,
+    TIMESTAMPTZ: 8,
+    CHAR: 1,
+    NAME: 64,
+}
 
 PG_EPOCH = dt.date(2000, 1, 1)
 PG_EPOCH_DATETIME = dt.datetime(2000, 1, 1)
@@ -52,6 +80,7 @@ class ProtocolViolation(Exception):
 
 
 # -- framing ------------------------------------------------------------------------------
+
 
 def message(kind: bytes, payload: bytes = b"") -> bytes:
     """One backend message: type byte, int32 length (including itself), payload.
@@ -88,7 +117,7 @@ class Reader:
     def bytes(self, n: int) -> bytes:
         if n < 0 or self.pos + n > len(self.data):
             raise ProtocolViolation("message shorter than its fields")
-        out = self.data[self.pos:self.pos + n]
+        out = self.data[self.pos : self.pos + n]
         self.pos += n
         return out
 
@@ -96,12 +125,12 @@ class Reader:
         end = self.data.find(b"\x00", self.pos)
         if end < 0:
             raise ProtocolViolation("string field without its terminator")
-        out = self.data[self.pos:end].decode("utf-8", errors="replace")
+        out = self.data[self.pos : end].decode("utf-8", errors="replace")
         self.pos = end + 1
         return out
 
     def rest(self) -> bytes:
-        out = self.data[self.pos:]
+        out = self.data[self.pos :]
         self.pos = len(self.data)
         return out
 
@@ -110,6 +139,7 @@ class Reader:
 
 
 # -- frontend messages --------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Startup:
@@ -220,6 +250,7 @@ def formats_for(formats: tuple[int, ...], count: int) -> list[int]:
 
 # -- backend messages ---------------------------------------------------------------------
 
+
 def authentication_ok() -> bytes:
     return message(b"R", struct.pack("!i", 0))
 
@@ -315,15 +346,20 @@ class CopyFormat:
             return self.null_text
         if self.csv:
             q = self.quote
-            if value == "" or value == self.null_text or any(c in value for c in (self.separator, q, "\n", "\r")) \
-                    or value.startswith("\\."):
+            if (
+                value == ""
+                or value == self.null_text
+                or any(c in value for c in (self.separator, q, "\n", "\r"))
+                or value.startswith("\\.")
+            ):
                 return q + value.replace(q, q + q) + q
             return value
         return value.translate(_COPY_TEXT_ESCAPES)
 
 
-_COPY_TEXT_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r",
-                                    "\b": "\\b", "\f": "\\f", "\v": "\\v"})
+_COPY_TEXT_ESCAPES = str.maketrans(
+    {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\b": "\\b", "\f": "\\f", "\v": "\\v"}
+)
 
 
 def copy_out_response(column_count: int) -> bytes:
@@ -335,8 +371,10 @@ def copy_data(rows: list[tuple[Any, ...]], oids: list[int], copy: CopyFormat) ->
     """One CopyData message per row, each value in PostgreSQL's text output."""
     parts = []
     for row in rows:
-        fields = [copy.encode(None if (raw := encode_text(v, oid)) is None else raw.decode("utf-8"))
-                  for v, oid in zip(row, oids)]
+        fields = [
+            copy.encode(None if (raw := encode_text(v, oid)) is None else raw.decode("utf-8"))
+            for v, oid in zip(row, oids)
+        ]
         parts.append(message(b"d", (copy.separator.join(fields) + "\n").encode("utf-8")))
     return b"".join(parts)
 
@@ -373,8 +411,9 @@ def portal_suspended() -> bytes:
     return message(b"s")
 
 
-def _fields(severity: str, sqlstate: str, text: str, hint: str | None, detail: str | None,
-            position: int | None = None) -> bytes:
+def _fields(
+    severity: str, sqlstate: str, text: str, hint: str | None, detail: str | None, position: int | None = None
+) -> bytes:
     parts = [b"S" + cstring(severity), b"V" + cstring(severity), b"C" + cstring(sqlstate), b"M" + cstring(text)]
     if detail:
         parts.append(b"D" + cstring(detail))
@@ -385,8 +424,14 @@ def _fields(severity: str, sqlstate: str, text: str, hint: str | None, detail: s
     return b"".join(parts) + b"\x00"
 
 
-def error_response(sqlstate: str, text: str, hint: str | None = None, detail: str | None = None,
-                   severity: str = "ERROR", position: int | None = None) -> bytes:
+def error_response(
+    sqlstate: str,
+    text: str,
+    hint: str | None = None,
+    detail: str | None = None,
+    severity: str = "ERROR",
+    position: int | None = None,
+) -> bytes:
     """An ErrorResponse; `position` is the 1-based character in the statement it is about."""
     return message(b"E", _fields(severity, sqlstate, text, hint, detail, position))
 
@@ -396,6 +441,7 @@ def notice_response(text: str, sqlstate: str = "00000") -> bytes:
 
 
 # -- values -------------------------------------------------------------------------------
+
 
 def encode_text(value: Any, type_oid: int) -> bytes | None:
     """A value in PostgreSQL's text output format.
@@ -421,7 +467,7 @@ def encode_text(value: Any, type_oid: int) -> bytes | None:
         return encode_text(float(value), FLOAT8)
     if isinstance(value, dt.datetime):
         if value.tzinfo is not None:
-            value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
         return value.isoformat(sep=" ").encode()
     if isinstance(value, dt.date):
         return value.isoformat().encode()
@@ -507,7 +553,7 @@ def _as_date(value: Any) -> dt.date:
 def _as_datetime(value: Any) -> dt.datetime:
     if isinstance(value, dt.datetime):
         if value.tzinfo is not None:
-            value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
         return value
     if isinstance(value, dt.date):
         return dt.datetime(value.year, value.month, value.day)
@@ -526,8 +572,10 @@ def decode_param(raw: bytes | None, type_oid: int, fmt: int) -> Any:
     if type_oid in PARAM_ARRAYS:
         element = PARAM_ARRAYS[type_oid]
         if fmt == 0:
-            return [None if item is None else decode_param(item.encode(), element, 0)
-                    for item in parse_array_text(raw.decode("utf-8"))]
+            return [
+                None if item is None else decode_param(item.encode(), element, 0)
+                for item in parse_array_text(raw.decode("utf-8"))
+            ]
         return _array_from_binary(raw)
     if fmt == 0:
         text = raw.decode("utf-8")
@@ -613,12 +661,12 @@ def _array_from_binary(raw: bytes) -> list[Any]:
     count = struct.unpack("!i", raw[12:16])[0]
     items, offset = [], 20
     for _ in range(count):
-        size = struct.unpack("!i", raw[offset:offset + 4])[0]
+        size = struct.unpack("!i", raw[offset : offset + 4])[0]
         offset += 4
         if size < 0:
             items.append(None)
             continue
-        items.append(decode_param(raw[offset:offset + size], element, 1))
+        items.append(decode_param(raw[offset : offset + size], element, 1))
         offset += size
     return items
 
@@ -646,7 +694,7 @@ def _parse_timestamp(text: str) -> dt.datetime:
         text = text[:-3]
     value = dt.datetime.fromisoformat(text)
     if value.tzinfo is not None:
-        value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
     return value
 
 
@@ -654,7 +702,7 @@ def _numeric_from_binary(raw: bytes) -> decimal.Decimal:
     ndigits, weight, sign, dscale = struct.unpack("!hhHh", raw[:8])
     if sign == 0xC000:
         return decimal.Decimal("NaN")
-    digits = struct.unpack(f"!{ndigits}h", raw[8:8 + 2 * ndigits])
+    digits = struct.unpack(f"!{ndigits}h", raw[8 : 8 + 2 * ndigits])
     value = decimal.Decimal(0)
     for i, d in enumerate(digits):
         value += decimal.Decimal(d) * decimal.Decimal(10000) ** (weight - i)
@@ -677,8 +725,9 @@ class ScramVerifier:
     server_key: bytes
 
     @classmethod
-    def from_password(cls, password: str, salt: bytes | None = None,
-                      iterations: int = SCRAM_ITERATIONS) -> ScramVerifier:
+    def from_password(
+        cls, password: str, salt: bytes | None = None, iterations: int = SCRAM_ITERATIONS
+    ) -> ScramVerifier:
         salt = salt or os.urandom(16)
         salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)
         client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
@@ -696,8 +745,9 @@ class ScramVerifier:
                 raise ValueError(method)
             return cls(base64.b64decode(salt), int(iterations), base64.b64decode(stored), base64.b64decode(server))
         except ValueError as exc:
-            raise ValueError("not a SCRAM-SHA-256 verifier "
-                             "(SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>)") from exc
+            raise ValueError(
+                "not a SCRAM-SHA-256 verifier (SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>)"
+            ) from exc
 
     def __str__(self) -> str:
         b64 = lambda b: base64.b64encode(b).decode()  # noqa: E731
@@ -743,8 +793,7 @@ class ScramExchange:
         matched, final = self.server_final_among(client_final, [self.verifier])
         return matched is not None, final
 
-    def server_final_among(self, client_final: bytes,
-                           verifiers: list[ScramVerifier]) -> tuple[int | None, bytes]:
+    def server_final_among(self, client_final: bytes, verifiers: list[ScramVerifier]) -> tuple[int | None, bytes]:
         """Which of `verifiers` (each made with the salt and iterations offered) the client
         proof matches, if any, and the server-final-message proving the server knows it."""
         text = client_final.decode()
@@ -775,5 +824,3 @@ def _scram_attrs(text: str) -> dict[str, str]:
         if sep:
             out[key] = value
     return out
-
-

@@ -120,8 +120,11 @@ def _answer(statement: exp.Expression, engine: MetricsEngine) -> SqlAnswer:
     if "function" in kinds:
         raise _unsupported("table functions are not supported; read semantic.metrics or marts.<table>.")
     for table in kinds.get("other", []):
-        raise SqlEndpointError("42P01", f'relation "{table.sql(dialect="postgres")}" does not exist',
-                               "Tables: " + ", ".join(catalog.table_names()) + ".")
+        raise SqlEndpointError(
+            "42P01",
+            f'relation "{table.sql(dialect="postgres")}" does not exist',
+            "Tables: " + ", ".join(catalog.table_names()) + ".",
+        )
     semantic, marts = kinds.get("semantic", []), kinds.get("marts", [])
     if semantic and marts:
         raise _unsupported("a query cannot combine semantic tables with marts tables.")
@@ -162,10 +165,15 @@ def _resolve_series_limits(statement: exp.Expression, engine: MetricsEngine) -> 
             return None
         join = joins[0]
         subquery = join.this
-        if (not isinstance(subquery, exp.Subquery) or not isinstance(subquery.this, exp.Select)
-                or not _series_limit_join_kind(join) or join.args.get("using")
-                or subquery.this.args.get("limit") is None or join.args.get("on") is None
-                or not any(_table_kind(t, ctes) == "semantic" for t in subquery.find_all(exp.Table))):
+        if (
+            not isinstance(subquery, exp.Subquery)
+            or not isinstance(subquery.this, exp.Select)
+            or not _series_limit_join_kind(join)
+            or join.args.get("using")
+            or subquery.this.args.get("limit") is None
+            or join.args.get("on") is None
+            or not any(_table_kind(t, ctes) == "semantic" for t in subquery.find_all(exp.Table))
+        ):
             return None
         return join
 
@@ -198,10 +206,11 @@ def _resolve_series_limits(statement: exp.Expression, engine: MetricsEngine) -> 
                 return statement
             outside = next(c for c in sides if c is not inside[0])
             if inside[0].name.lower() not in outputs:
-                raise SqlEndpointError("42703", f'column {alias}.{inside[0].name} does not exist')
+                raise SqlEndpointError("42703", f"column {alias}.{inside[0].name} does not exist")
             pairs.append((outside, inside[0].name.lower()))
-        keeps = "matches" if _series_limit_join_kind(join) == "INNER" else _left_join_reading(
-            select, join, alias, outputs)
+        keeps = (
+            "matches" if _series_limit_join_kind(join) == "INNER" else _left_join_reading(select, join, alias, outputs)
+        )
         found = _answer(top.copy(), engine)
         names = [c.name.lower() for c in found.columns]
         positions = [names.index(name) for _, name in pairs]
@@ -213,16 +222,29 @@ def _resolve_series_limits(statement: exp.Expression, engine: MetricsEngine) -> 
         elif len(pairs) == 1:
             condition = exp.In(this=pairs[0][0].copy(), expressions=[_literal_node(k[0]) for k in keys])
         else:
-            condition = exp.or_(*[exp.and_(*[exp.EQ(this=column.copy(), expression=_literal_node(value))
-                                             for (column, _), value in zip(pairs, key)]) for key in keys])
+            condition = exp.or_(
+                *[
+                    exp.and_(
+                        *[
+                            exp.EQ(this=column.copy(), expression=_literal_node(value))
+                            for (column, _), value in zip(pairs, key)
+                        ]
+                    )
+                    for key in keys
+                ]
+            )
         join.pop()
         if keeps == "matches":
             select.where(condition, copy=False)
         elif keeps == "others" and keys:
             # Outside the top-N: no match, which a NULL key never has.
-            select.where(exp.or_(exp.Not(this=exp.Paren(this=condition)),
-                                 *[exp.Is(this=column.copy(), expression=exp.Null()) for column, _ in pairs]),
-                         copy=False)
+            select.where(
+                exp.or_(
+                    exp.Not(this=exp.Paren(this=condition)),
+                    *[exp.Is(this=column.copy(), expression=exp.Null()) for column, _ in pairs],
+                ),
+                copy=False,
+            )
     return statement
 
 
@@ -267,12 +289,15 @@ def _left_join_reading(select: exp.Select, join: exp.Join, alias: str, outputs: 
             "cannot produce; join the top-N with JOIN (or LEFT JOIN ... WHERE "
             f"{alias}.<column> IS [NOT] NULL) to keep only its slices (or only the others), relabel the others "
             f"with CASE WHEN {alias}.<column> IS NOT NULL THEN <column> ELSE '<label>' END in the select list "
-            "and GROUP BY, or leave its columns unread to keep every slice.")
+            "and GROUP BY, or leave its columns unread to keep every slice."
+        )
     if not kinds:
         return "all"
     if len(kinds) > 1:
-        raise _unsupported(f"a query cannot keep both the top-N ({alias}.<column> IS NOT NULL) and the others "
-                           f"({alias}.<column> IS NULL): it would answer no rows.")
+        raise _unsupported(
+            f"a query cannot keep both the top-N ({alias}.<column> IS NOT NULL) and the others "
+            f"({alias}.<column> IS NULL): it would answer no rows."
+        )
     if kept_conjuncts:
         where.set("this", exp.and_(*[c.copy() for c in kept_conjuncts]))
     else:
@@ -310,10 +335,15 @@ def _answer_series_others(statement: exp.Expression, engine: MetricsEngine) -> S
             test, negated = test.this, True
             while isinstance(test, exp.Paren):
                 test = test.this
-        if not (isinstance(test, exp.Is) and isinstance(test.expression, exp.Null)
-                and bool(test.args.get("negate")) != negated and isinstance(test.this, exp.Column)
-                and test.this.table.lower() == alias and isinstance(then, exp.Column)
-                and isinstance(label, (exp.Literal, exp.Null))):
+        if not (
+            isinstance(test, exp.Is)
+            and isinstance(test.expression, exp.Null)
+            and bool(test.args.get("negate")) != negated
+            and isinstance(test.this, exp.Column)
+            and test.this.table.lower() == alias
+            and isinstance(then, exp.Column)
+            and isinstance(label, (exp.Literal, exp.Null))
+        ):
             return None
         return test.this, then, label
 
@@ -321,8 +351,10 @@ def _answer_series_others(statement: exp.Expression, engine: MetricsEngine) -> S
     if not cases:
         return None
     if statement.args.get("order") or statement.args.get("offset"):
-        raise _unsupported("grouping the slices outside a series limit as one label cannot be combined with "
-                           "ORDER BY or OFFSET; order the rows in the client.")
+        raise _unsupported(
+            "grouping the slices outside a series limit as one label cannot be combined with "
+            "ORDER BY or OFFSET; order the rows in the client."
+        )
     tested = next(relabelled(c)[0] for c in cases)
     top_n, others = statement.copy(), statement.copy()
     # The top-N's slices: each CASE is its slice, the join an inner one.
@@ -345,7 +377,7 @@ def _answer_series_others(statement: exp.Expression, engine: MetricsEngine) -> S
     rows = first.rows + rest.rows
     limit = statement.args.get("limit")
     if limit is not None:
-        rows = rows[:int(limit.expression.this)] if isinstance(limit.expression, exp.Literal) else rows
+        rows = rows[: int(limit.expression.this)] if isinstance(limit.expression, exp.Literal) else rows
     return SqlAnswer(first.columns, rows)
 
 
@@ -357,9 +389,9 @@ def _sql_answer(columns: tuple[ResultColumn, ...], rows: list[tuple], names: lis
 
 def _output_names(top: exp.Expression) -> list[str] | None:
     """PostgreSQL's names for unaliased output columns (`sum`, `count`, `?column?`)."""
-    if not isinstance(top, exp.Select) or any(isinstance(p, exp.Star) or
-                                              (isinstance(p, exp.Column) and isinstance(p.this, exp.Star))
-                                              for p in top.expressions):
+    if not isinstance(top, exp.Select) or any(
+        isinstance(p, exp.Star) or (isinstance(p, exp.Column) and isinstance(p.this, exp.Star)) for p in top.expressions
+    ):
         return None
     return [_pg_name(p) for p in top.expressions]
 
@@ -413,8 +445,9 @@ class _EngineFilters:
                 value = _as_datetime(value, column)
             self.structured.append(FilterModel(field=column, op=op, value=_json_value(value)))
 
-    def bounds(self, week_start: WeekStart = WeekStart.MONDAY
-               ) -> tuple[dt.datetime | None, dt.datetime | None, list[FilterModel]]:
+    def bounds(
+        self, week_start: WeekStart = WeekStart.MONDAY
+    ) -> tuple[dt.datetime | None, dt.datetime | None, list[FilterModel]]:
         """`start`/`end` from the metric-time comparisons; those that do not map to a range
         (an `=` on a date that starts no bucket) stay bucket filters."""
         start: dt.datetime | None = None
@@ -437,29 +470,41 @@ class _EngineFilters:
                 end = high if end is None else min(end, high)
         if start is not None and end is not None and start >= end:
             # An empty range: keep every comparison as a bucket filter, which selects nothing.
-            return None, None, leftover + [FilterModel(field=c, op=o, value=_json_value(v))
-                                           for c, o, v in self.time if v is not None]
+            return (
+                None,
+                None,
+                leftover + [FilterModel(field=c, op=o, value=_json_value(v)) for c, o, v in self.time if v is not None],
+            )
         return start, end, leftover
 
 
 class _SemanticQuery:
     """One statement whose innermost query reads a semantic table."""
 
-    def __init__(self, statement: exp.Expression, engine: MetricsEngine, catalog: _Catalog,
-                 tables: list[exp.Table]) -> None:
+    def __init__(
+        self, statement: exp.Expression, engine: MetricsEngine, catalog: _Catalog, tables: list[exp.Table]
+    ) -> None:
         if len(tables) > 1:
-            raise _unsupported("a query can read one semantic table once: joins, unions and self-joins of "
-                               "semantic tables are not supported.")
+            raise _unsupported(
+                "a query can read one semantic table once: joins, unions and self-joins of "
+                "semantic tables are not supported."
+            )
         self.engine = engine
         self.catalog = catalog
         self.statement = _inline_ctes(statement.copy())
-        self.table = next(t for t in self.statement.find_all(exp.Table)
-                          if _table_kind(t, cte_references(self.statement)) == "semantic")
+        self.table = next(
+            t
+            for t in self.statement.find_all(exp.Table)
+            if _table_kind(t, cte_references(self.statement)) == "semantic"
+        )
         name = _identifier_text(self.table.this)
         semantic = catalog.semantic.get(name)
         if semantic is None:
-            raise SqlEndpointError("42P01", f'relation "{self.table.sql(dialect="postgres")}" does not exist',
-                                   "Tables: " + ", ".join(catalog.table_names()) + ".")
+            raise SqlEndpointError(
+                "42P01",
+                f'relation "{self.table.sql(dialect="postgres")}" does not exist',
+                "Tables: " + ", ".join(catalog.table_names()) + ".",
+            )
         self.semantic = semantic
         self.week_start = WeekStart.MONDAY
         # Each filter template sent to the engine, by the client's condition it stands for.
@@ -471,21 +516,28 @@ class _SemanticQuery:
     def _check_shape(self) -> None:
         for node in self.statement.walk():
             if isinstance(node, exp.SetOperation):
-                raise _unsupported(f"{node.key.upper()} is not supported over semantic tables; "
-                                   "send one query per metric set.")
+                raise _unsupported(
+                    f"{node.key.upper()} is not supported over semantic tables; send one query per metric set."
+                )
             if isinstance(node, exp.Window):
-                raise _unsupported("window functions are not supported over semantic tables: a metric is "
-                                   "computed at the grain of the selected slices; select a coarser grain instead.")
+                raise _unsupported(
+                    "window functions are not supported over semantic tables: a metric is "
+                    "computed at the grain of the selected slices; select a coarser grain instead."
+                )
             if isinstance(node, exp.CTE):
                 raise _unsupported("WITH is not supported over semantic tables; nest the query as a subquery.")
         parent = self.table.parent
         inner = parent.parent if isinstance(parent, exp.From) else None
         if not isinstance(inner, exp.Select):
-            raise _unsupported("semantic tables can only be read in the FROM clause of a SELECT; "
-                               "joins with other tables are not supported.")
+            raise _unsupported(
+                "semantic tables can only be read in the FROM clause of a SELECT; "
+                "joins with other tables are not supported."
+            )
         if inner.args.get("joins") or inner.args.get("laterals"):
-            raise _unsupported("semantic.metrics cannot be joined with other tables: it already holds every "
-                               "metric by every slice; select the slices you need instead of joining.")
+            raise _unsupported(
+                "semantic.metrics cannot be joined with other tables: it already holds every "
+                "metric by every slice; select the slices you need instead of joining."
+            )
         for arg in ("qualify", "connect", "prewhere", "match", "sample", "pivots"):
             if inner.args.get(arg):
                 raise _unsupported(f"{arg.upper()} is not supported over semantic tables.")
@@ -502,8 +554,13 @@ class _SemanticQuery:
     def _classify(self) -> None:
         """Sort the inner query's column references into metrics, slices and output aliases."""
         inner = self.inner
-        aliases = {_identifier_text(p.args.get("alias")) if isinstance(p.args.get("alias"), exp.Identifier)
-                   else p.alias.lower() for p in inner.expressions if isinstance(p, exp.Alias)}
+        aliases = {
+            _identifier_text(p.args.get("alias"))
+            if isinstance(p.args.get("alias"), exp.Identifier)
+            else p.alias.lower()
+            for p in inner.expressions
+            if isinstance(p, exp.Alias)
+        }
         self.metrics: list[str] = []
         self.kind: dict[int, str] = {}
         table_names = {_identifier_text(self.table.this)}
@@ -525,16 +582,19 @@ class _SemanticQuery:
                 kind = "metric"
                 if name not in self.metrics:
                     self.metrics.append(name)
-            elif name in self.semantic.slices or (self.semantic.definition.name == METRICS_TABLE
-                                                  and name in self.catalog.slice_names):
+            elif name in self.semantic.slices or (
+                self.semantic.definition.name == METRICS_TABLE and name in self.catalog.slice_names
+            ):
                 kind = "slice"
             elif in_output_clause and name in aliases and not qualifier:
                 kind = "alias"
                 continue
             elif name in self.catalog.metric_types and self.semantic.definition.name != METRICS_TABLE:
-                raise SqlEndpointError("42703", f'column "{name}" does not exist in '
-                                                f"{SEMANTIC_SCHEMA}.{self.semantic.definition.name}",
-                                       f"It is in {SEMANTIC_SCHEMA}.{METRICS_TABLE}.")
+                raise SqlEndpointError(
+                    "42703",
+                    f'column "{name}" does not exist in {SEMANTIC_SCHEMA}.{self.semantic.definition.name}',
+                    f"It is in {SEMANTIC_SCHEMA}.{METRICS_TABLE}.",
+                )
             else:
                 raise _unknown_column(name, self.semantic)
             # The engine's rows carry canonical names; qualifiers name the rows' alias.
@@ -552,9 +612,11 @@ class _SemanticQuery:
         return copy
 
     def _star_error(self) -> SqlEndpointError:
-        return _unsupported("SELECT * over semantic.metrics is not supported: name the slices and metrics "
-                            "to select (the selected slices are the grain), e.g. SELECT metric_time__week, "
-                            "active_users FROM semantic.metrics.")
+        return _unsupported(
+            "SELECT * over semantic.metrics is not supported: name the slices and metrics "
+            "to select (the selected slices are the grain), e.g. SELECT metric_time__week, "
+            "active_users FROM semantic.metrics."
+        )
 
     def _columns_in(self, node: exp.Expression, kind: str | None = None) -> list[exp.Column]:
         found = [node] if isinstance(node, exp.Column) else []
@@ -579,8 +641,9 @@ class _SemanticQuery:
             column = _sunday_week_of(node) if _own(self.inner, node) else None
             if column is None:
                 return node
-            folded.append(exp.Column(this=exp.to_identifier(f"{METRIC_TIME}__{Grain.WEEK.value}"),
-                                     table=column.args.get("table")))
+            folded.append(
+                exp.Column(this=exp.to_identifier(f"{METRIC_TIME}__{Grain.WEEK.value}"), table=column.args.get("table"))
+            )
             return folded[-1]
 
         self.inner.transform(fold, copy=False)
@@ -594,23 +657,31 @@ class _SemanticQuery:
             if _grain_of(_identifier_text(column.this)) is Grain.WEEK:
                 raise _unsupported(mixed + f"({METRIC_TIME}__week); select one of them.")
             trunc = column.parent
-            if isinstance(trunc, (exp.TimestampTrunc, exp.DateTrunc)) and trunc.args.get("unit") is not None \
-                    and Grain.parse(trunc.args["unit"].name) is Grain.WEEK:
+            if (
+                isinstance(trunc, (exp.TimestampTrunc, exp.DateTrunc))
+                and trunc.args.get("unit") is not None
+                and Grain.parse(trunc.args["unit"].name) is Grain.WEEK
+            ):
                 raise _unsupported(mixed + "(date_trunc('week', ...)); select one of them.")
 
     def _fold_date_trunc(self) -> None:
         """`date_trunc('month', metric_time__day)` is the `metric_time__month` slice."""
+
         def fold(node: exp.Expression) -> exp.Expression:
             if isinstance(node, (exp.TimestampTrunc, exp.DateTrunc)) and _own(self.inner, node):
                 column = node.this
                 unit = node.args.get("unit")
                 unit_name = (unit.name if unit is not None else "").lower()
                 grain = Grain.parse(unit_name)
-                if (isinstance(column, exp.Column) and grain is not None
-                        and _grain_of(_identifier_text(column.this)) is not None
-                        and grain.rank >= _grain_of(_identifier_text(column.this)).rank):
-                    return exp.Column(this=exp.to_identifier(f"{METRIC_TIME}__{grain.value}"),
-                                      table=column.args.get("table"))
+                if (
+                    isinstance(column, exp.Column)
+                    and grain is not None
+                    and _grain_of(_identifier_text(column.this)) is not None
+                    and grain.rank >= _grain_of(_identifier_text(column.this)).rank
+                ):
+                    return exp.Column(
+                        this=exp.to_identifier(f"{METRIC_TIME}__{grain.value}"), table=column.args.get("table")
+                    )
             return node
 
         for projection in self.inner.expressions:
@@ -645,8 +716,11 @@ class _SemanticQuery:
                 return
             star = any(isinstance(p, exp.Star) for p in inner.expressions)
             alias = subquery.alias_or_name
-            references = [c for c in outer.find_all(exp.Column) if _own(outer, c)
-                          and (not c.table or c.table == alias) and not isinstance(c.this, exp.Star)]
+            references = [
+                c
+                for c in outer.find_all(exp.Column)
+                if _own(outer, c) and (not c.table or c.table == alias) and not isinstance(c.this, exp.Star)
+            ]
             if not star and not self._outer_recomputes(outer, references, outputs):
                 return
             for column in references:
@@ -679,20 +753,24 @@ class _SemanticQuery:
                 continue
             if not isinstance(node, exp.Column) or isinstance(node.this, exp.Star):
                 return None
-            outputs[projection.alias_or_name if isinstance(projection, exp.Alias) else
-                    _identifier_text(node.this)] = node
+            outputs[projection.alias_or_name if isinstance(projection, exp.Alias) else _identifier_text(node.this)] = (
+                node
+            )
         where = inner.args.get("where")
-        if where is not None and any(not self._is_slice_name(_identifier_text(c.this))
-                                     for c in where.find_all(exp.Column)):
+        if where is not None and any(
+            not self._is_slice_name(_identifier_text(c.this)) for c in where.find_all(exp.Column)
+        ):
             return None
         return outputs
 
     def _is_slice_name(self, name: str) -> bool:
         return name not in self.catalog.metric_types and (
-            name in self.semantic.slices or name in self.catalog.slice_names)
+            name in self.semantic.slices or name in self.catalog.slice_names
+        )
 
-    def _outer_recomputes(self, outer: exp.Select, references: list[exp.Column],
-                          outputs: dict[str, exp.Expression]) -> bool:
+    def _outer_recomputes(
+        self, outer: exp.Select, references: list[exp.Column], outputs: dict[str, exp.Expression]
+    ) -> bool:
         """Whether an outer query over plain rows only asks for metrics at its own grain:
         grouped, every aggregate a SUM/MEASURE of one metric, everything else slices."""
         aggregates = [n for n in outer.walk() if _is_aggregate(n) and _own(outer, n)]
@@ -709,7 +787,8 @@ class _SemanticQuery:
                 return False
         for column in references:
             if column.find_ancestor(exp.AggFunc, exp.Anonymous) is not None and any(
-                    column.find_ancestor(exp.AggFunc, exp.Anonymous) is a for a in aggregates):
+                column.find_ancestor(exp.AggFunc, exp.Anonymous) is a for a in aggregates
+            ):
                 continue
             target = outputs.get(_identifier_text(column.this))
             if target is not None and not self._is_slice_name(_identifier_text(target.this)):
@@ -752,8 +831,11 @@ class _SemanticQuery:
             for node in aggregates:
                 for column in self._columns_in(node, "slice"):
                     add(self._name(column))
-            plain_keys = {self._name(_uncast(k)) for k in group_keys
-                          if isinstance(_uncast(k), exp.Column) and self.kind.get(id(_uncast(k))) == "slice"}
+            plain_keys = {
+                self._name(_uncast(k))
+                for k in group_keys
+                if isinstance(_uncast(k), exp.Column) and self.kind.get(id(_uncast(k))) == "slice"
+            }
             finer = any(name not in plain_keys for name in grain)
             for projection in projections + ([inner.args["having"]] if inner.args.get("having") else []):
                 for column in self._columns_in(projection):
@@ -764,13 +846,16 @@ class _SemanticQuery:
                     name = self._name(column)
                     if self.kind[id(column)] == "slice" and name not in plain_keys and name not in grain:
                         raise SqlEndpointError(
-                            "42803", f'column "{name}" must appear in the GROUP BY clause or be used in an '
-                                     "aggregate function")
+                            "42803",
+                            f'column "{name}" must appear in the GROUP BY clause or be used in an aggregate function',
+                        )
                     if self.kind[id(column)] == "metric":
                         if finer:
                             raise SqlEndpointError(
-                                "42803", f'metric "{name}" must be used in an aggregate function, or the '
-                                         "query grouped by every slice it uses")
+                                "42803",
+                                f'metric "{name}" must be used in an aggregate function, or the '
+                                "query grouped by every slice it uses",
+                            )
                         # One row per group: the metric at that grain.
                         wrapped = exp.AnyValue(this=self._copy(column))
                         column.replace(exp.alias_(wrapped, name) if column.parent is inner else wrapped)
@@ -789,18 +874,21 @@ class _SemanticQuery:
                     add(self._name(column))
             self.output_grain = set(grain)
             order = inner.args.get("order")
-            for ordered in (order.expressions if order else []):
+            for ordered in order.expressions if order else []:
                 for column in self._columns_in(ordered, "slice"):
                     if self._name(column) not in grain:
                         raise SqlEndpointError(
-                            "42803", f'ORDER BY "{self._name(column)}": order by a selected slice '
-                                     "(the selected slices are the grain)")
+                            "42803",
+                            f'ORDER BY "{self._name(column)}": order by a selected slice '
+                            "(the selected slices are the grain)",
+                        )
         for condition in kept:
             for column in self._columns_in(condition, "slice"):
                 if self._name(column) not in grain:
                     raise _unsupported(
                         f'a condition combining metrics with the slice "{self._name(column)}" needs that '
-                        "slice selected (slices that are not selected can only be compared with values).")
+                        "slice selected (slices that are not selected can only be compared with values)."
+                    )
 
         if inner is not self.statement:
             # An outer query reads these columns by PostgreSQL's names (`sum`, `count`).
@@ -820,11 +908,15 @@ class _SemanticQuery:
                 # `<metric>__complete` columns are answered with their metric's completeness.
                 asked = list(dict.fromkeys(self._metric_of(m) for m in metrics))
                 request = MetricQueryRequest(
-                    metrics=asked, group_by=grain,
+                    metrics=asked,
+                    group_by=grain,
                     where=[*filters.structured, *leftover, *filters.templates],
-                    start=start.isoformat() if start else None, end=end.isoformat() if end else None,
+                    start=start.isoformat() if start else None,
+                    end=end.isoformat() if end else None,
                     week_start=self.week_start.value,
-                    order_by=direct[1] if direct else [], limit=direct[2] if direct else None)
+                    order_by=direct[1] if direct else [],
+                    limit=direct[2] if direct else None,
+                )
                 try:
                     result = self.engine.query(request.to_query())
                 except errors.MetricsError as exc:
@@ -840,7 +932,7 @@ class _SemanticQuery:
 
     def _metric_of(self, column: str) -> str:
         """The metric a column answers: itself, or the metric of a `<metric>__complete` flag."""
-        return column[:-len(COMPLETE_SUFFIX)] if column in self.semantic.completeness else column
+        return column[: -len(COMPLETE_SUFFIX)] if column in self.semantic.completeness else column
 
     def _with_completeness(self, result, grain: list[str], metrics: list[str]) -> ResultSet:
         """The engine's rows as the statement's columns: the slices, then each selected metric
@@ -849,15 +941,17 @@ class _SemanticQuery:
         if not self.semantic.completeness.intersection(metrics):
             return ResultSet(result.columns, result.rows)
         position = {name: i for i, name in enumerate(result.metric_names)}
-        columns = list(result.columns[:len(grain)])
+        columns = list(result.columns[: len(grain)])
         picks: list[tuple[bool, int]] = []  # (a completeness flag?, index)
         for name in metrics:
             flag = name in self.semantic.completeness
             index = position[self._metric_of(name)]
             picks.append((flag, index))
             columns.append(ResultColumn(name, "boolean") if flag else result.columns[len(grain) + index])
-        rows = [row[:len(grain)] + tuple(complete[i] if flag else row[len(grain) + i] for flag, i in picks)
-                for row, complete in zip(result.rows, result.complete)]
+        rows = [
+            row[: len(grain)] + tuple(complete[i] if flag else row[len(grain) + i] for flag, i in picks)
+            for row, complete in zip(result.rows, result.complete)
+        ]
         return ResultSet(tuple(columns), rows)
 
     def _in_client_terms(self, exc: errors.MetricsError) -> Exception:
@@ -870,10 +964,13 @@ class _SemanticQuery:
         template, source = named[0]
         if isinstance(exc, errors.InvalidFilter) and "which filters may not contain" in message:
             return SqlEndpointError(
-                "0A000", f"the condition {source} cannot be applied before the metrics are computed: a "
-                         "condition on slices may compare them with values (=, <>, <, <=, >, >=, IN, BETWEEN, "
-                         "IS NULL, LIKE) joined by AND/OR/NOT; values may be constant expressions such as "
-                         "TO_DATE('2026-01-05', 'YYYY-MM-DD') or NOW() - INTERVAL '7 days'.", SUPPORTED)
+                "0A000",
+                f"the condition {source} cannot be applied before the metrics are computed: a "
+                "condition on slices may compare them with values (=, <>, <, <=, >, >=, IN, BETWEEN, "
+                "IS NULL, LIKE) joined by AND/OR/NOT; values may be constant expressions such as "
+                "TO_DATE('2026-01-05', 'YYYY-MM-DD') or NOW() - INTERVAL '7 days'.",
+                SUPPORTED,
+            )
         return SqlEndpointError(_from_engine(exc).sqlstate, message.replace(template, source))
 
     # -- "show me the table" ---------------------------------------------------------------
@@ -917,14 +1014,20 @@ class _SemanticQuery:
         values: dict[str, dict[Any, Any]] = {}
         start, end, leftover = filters.bounds(self.week_start)
         if computable and not filters.never:
+
             def query(names: list[str]) -> None:
                 request = MetricQueryRequest(
-                    metrics=names, group_by=[day], where=[*filters.structured, *leftover, *filters.templates],
-                    start=start.isoformat() if start else None, end=end.isoformat() if end else None,
-                    order_by=[day])
+                    metrics=names,
+                    group_by=[day],
+                    where=[*filters.structured, *leftover, *filters.templates],
+                    start=start.isoformat() if start else None,
+                    end=end.isoformat() if end else None,
+                    order_by=[day],
+                )
                 result = self.engine.query(request.to_query())
                 for index, name in enumerate(names, start=1):
                     values[name] = {row[0]: row[index] for row in result.rows}
+
             try:
                 query(computable)
             except errors.MetricsError:
@@ -951,20 +1054,28 @@ class _SemanticQuery:
                     row.append(None)
             rows.append(tuple(row))
         missing = [m for m in metric_columns if m not in values]
-        notice = (f"{SEMANTIC_SCHEMA}.{definition.name} has no rows of its own: this preview has one row per day "
-                  f"({day}) with every metric computed by day, as POST /v1/query groups them; the other slice "
-                  "columns are null. Select slices and metrics (the selected slices are the grain) to break "
-                  "metrics down.")
+        notice = (
+            f"{SEMANTIC_SCHEMA}.{definition.name} has no rows of its own: this preview has one row per day "
+            f"({day}) with every metric computed by day, as POST /v1/query groups them; the other slice "
+            "columns are null. Select slices and metrics (the selected slices are the grain) to break "
+            "metrics down."
+        )
         if missing:
-            notice += (f" Null because they cannot be computed by day{' with these filters' if filtered else ''}: "
-                       + ", ".join(missing) + ".")
+            notice += (
+                f" Null because they cannot be computed by day{' with these filters' if filtered else ''}: "
+                + ", ".join(missing)
+                + "."
+            )
         self.output_grain = {day}
         answer = self._relational_answer(ResultSet(tuple(columns), rows), kept, carriers=False)
         return dataclasses.replace(answer, notices=(notice,))
 
     def _type_of(self, name: str) -> str:
-        return self.catalog.metric_types.get(name) or self.catalog.slice_types.get(name) or (
-            "date" if _grain_of(name) else "string")
+        return (
+            self.catalog.metric_types.get(name)
+            or self.catalog.slice_types.get(name)
+            or ("date" if _grain_of(name) else "string")
+        )
 
     def _provably_empty(self) -> bool:
         limit = self.inner.args.get("limit")
@@ -1010,14 +1121,14 @@ class _SemanticQuery:
             name = function_name(node)
             if name in _ROW_STATISTICS:
                 continue
-            if (name == "sum" and isinstance(node.this, exp.Column)
-                    and self._name(node.this) in self.catalog.additive):
+            if name == "sum" and isinstance(node.this, exp.Column) and self._name(node.this) in self.catalog.additive:
                 continue
             metric = self._name(metrics[0])
             raise _unsupported(
                 f"{name.upper()}({metric}) would combine {metric} across {', '.join(finer)}, which the query "
                 f"does not group by; a metric such as {metric} is not additive across rows. Group by every "
-                "slice the query uses, or select the metric at the grain you want.")
+                "slice the query uses, or select the metric at the grain you want."
+            )
 
     def _carrier_metrics(self, grain: list[str], filters: _EngineFilters) -> list[str]:
         """For a query of slices only: the simple metrics that can be sliced by all of them;
@@ -1027,13 +1138,20 @@ class _SemanticQuery:
         for name, info in self.engine.catalog().items():
             if self.engine.manifest.metrics[name].type is not MetricType.SIMPLE:
                 continue
-            names = set(info.dimensions) | set(info.qualified_dimensions) | {
-                f"{METRIC_TIME}__{g}" for g in info.grains} | ({METRIC_TIME} if info.grains else set())
+            names = (
+                set(info.dimensions)
+                | set(info.qualified_dimensions)
+                | {f"{METRIC_TIME}__{g}" for g in info.grains}
+                | ({METRIC_TIME} if info.grains else set())
+            )
             if needed <= names and (self.semantic.definition.name == METRICS_TABLE or name in self.semantic.metrics):
                 out.append(name)
         if not out:
-            raise _unsupported("no metric can be sliced by " + ", ".join(sorted(needed)) +
-                               " together, so these slices have no rows in common.")
+            raise _unsupported(
+                "no metric can be sliced by "
+                + ", ".join(sorted(needed))
+                + " together, so these slices have no rows in common."
+            )
         # One aggregate per semantic model is enough: they all see the same rows.
         seen_models, carriers = set(), []
         for name in out:
@@ -1128,8 +1246,11 @@ class _SemanticQuery:
         ok, value = _literal(node)
         if ok:
             return ok, value
-        if any(isinstance(n, (exp.Column, exp.Star, exp.Subquery, exp.Select, exp.Placeholder, exp.Parameter))
-               or _is_aggregate(n) for n in node.walk()):
+        if any(
+            isinstance(n, (exp.Column, exp.Star, exp.Subquery, exp.Select, exp.Placeholder, exp.Parameter))
+            or _is_aggregate(n)
+            for n in node.walk()
+        ):
             return False, None
         try:
             result = query_rows(exp.select(node.copy()), {})
@@ -1184,10 +1305,15 @@ class _SemanticQuery:
         tree and become bind parameters in the engine."""
         tree = self._fold_constants(condition.copy())
         for node in tree.walk():
-            if isinstance(node, exp.Literal) and node.is_string and any(
-                    mark in node.this for mark in ("{{", "}}", "{%", "%}", "{#", "#}")):
-                raise _unsupported("a value containing '{{', '}}', '{%' or '{#' can only be compared with "
-                                   "=, <>, <, >, IN or NOT IN, not inside OR/NOT/LIKE conditions.")
+            if (
+                isinstance(node, exp.Literal)
+                and node.is_string
+                and any(mark in node.this for mark in ("{{", "}}", "{%", "%}", "{#", "#}"))
+            ):
+                raise _unsupported(
+                    "a value containing '{{', '}}', '{%' or '{#' can only be compared with "
+                    "=, <>, <, >, IN or NOT IN, not inside OR/NOT/LIKE conditions."
+                )
         token = secrets.token_hex(8)
         references: dict[str, str] = {}
         for column in list(tree.find_all(exp.Column)):
@@ -1213,7 +1339,8 @@ class _SemanticQuery:
         for predicate in [n for n in tree.walk() if isinstance(n, predicates)]:
             for operand in list(predicate.iter_expressions()):
                 if isinstance(operand, (exp.Literal, exp.Null, exp.Boolean, exp.Column)) or any(
-                        isinstance(n, exp.Column) for n in operand.walk()):
+                    isinstance(n, exp.Column) for n in operand.walk()
+                ):
                     continue
                 plain = operand
                 while isinstance(plain, exp.Paren):
@@ -1227,8 +1354,13 @@ class _SemanticQuery:
 
     # -- the direct path: the engine's answer as it is -----------------------------------
 
-    def _direct_plan(self, grain: list[str], kept: list[exp.Expression], aggregates: list[exp.Expression],
-                     group_keys: list[exp.Expression]):
+    def _direct_plan(
+        self,
+        grain: list[str],
+        kept: list[exp.Expression],
+        aggregates: list[exp.Expression],
+        group_keys: list[exp.Expression],
+    ):
         """When the statement is exactly one metric query (no outer query, nothing left for
         the rows), the projection, order and limit of the engine's answer: (outputs,
         order_by, limit, offset); else None."""
@@ -1239,8 +1371,11 @@ class _SemanticQuery:
         for projection in inner.expressions:
             node = projection.this if isinstance(projection, exp.Alias) else projection
             if isinstance(node, exp.AnyValue) or (_is_aggregate(node) and function_name(node) in _METRIC_AGGS):
-                node = node.this if not isinstance(node, exp.Anonymous) else (
-                    node.expressions[0] if node.expressions else None)
+                node = (
+                    node.this
+                    if not isinstance(node, exp.Anonymous)
+                    else (node.expressions[0] if node.expressions else None)
+                )
             if not isinstance(node, exp.Column) or id(node) not in self.kind:
                 return None
             name = self._name(node)
@@ -1253,7 +1388,7 @@ class _SemanticQuery:
             return None
         order_by = []
         order = inner.args.get("order")
-        for ordered in (order.expressions if order else []):
+        for ordered in order.expressions if order else []:
             default_nulls = bool(ordered.args.get("desc")) == bool(ordered.args.get("nulls_first"))
             if not default_nulls:
                 return None
@@ -1309,8 +1444,12 @@ class _SemanticQuery:
             rows = ResultSet(tuple(rows.columns[i] for i in keep), [tuple(r[i] for i in keep) for r in rows.rows])
         alias = self.table.args.get("alias")
         replacement = exp.Table(this=exp.to_identifier(_ROWS, quoted=True))
-        replacement.set("alias", alias.copy() if alias is not None
-                        else exp.TableAlias(this=exp.to_identifier(_identifier_text(self.table.this), quoted=True)))
+        replacement.set(
+            "alias",
+            alias.copy()
+            if alias is not None
+            else exp.TableAlias(this=exp.to_identifier(_identifier_text(self.table.this), quoted=True)),
+        )
         self.table.replace(replacement)
         self._check_outer_levels()
         result = query_rows(self.statement, {_ROWS: rows})
@@ -1358,8 +1497,13 @@ class _SemanticQuery:
             by_alias = {p.alias.lower(): p.this for p in outer.expressions if isinstance(p, exp.Alias)}
             for key in group.expressions:
                 ok, value = _literal(key)
-                if ok and isinstance(key, exp.Literal) and not key.is_string and isinstance(value, int) \
-                        and 1 <= value <= len(outer.expressions):
+                if (
+                    ok
+                    and isinstance(key, exp.Literal)
+                    and not key.is_string
+                    and isinstance(value, int)
+                    and 1 <= value <= len(outer.expressions)
+                ):
                     key = outer.expressions[value - 1]
                     key = key.this if isinstance(key, exp.Alias) else key
                 elif isinstance(key, exp.Column) and key.name.lower() in by_alias and key.name.lower() not in child:
@@ -1384,18 +1528,25 @@ class _SemanticQuery:
                 f"{name.upper()}({metric}) over the subquery would combine the metric {metric} across its rows "
                 f"({', '.join(sorted(child_grain - keys - {_HIDDEN})) or 'slices it does not output'}); "
                 "a metric is never re-aggregated. "
-                "Select the metric at the grain you want from semantic.metrics (GROUP BY those slices) instead.")
+                "Select the metric at the grain you want from semantic.metrics (GROUP BY those slices) instead."
+            )
         out = {}
-        stars = [p for p in outer.expressions if isinstance(p, exp.Star) or
-                 (isinstance(p, exp.Column) and isinstance(p.this, exp.Star))]
+        stars = [
+            p
+            for p in outer.expressions
+            if isinstance(p, exp.Star) or (isinstance(p, exp.Column) and isinstance(p.this, exp.Star))
+        ]
         if stars:
             out.update({n: (m, e, g and not aggregates) for n, (m, e, g) in child.items()})
         for projection in outer.expressions:
             if projection in stars:
                 continue
             node = projection.this if isinstance(projection, exp.Alias) else projection
-            used = [c for c in ([node] if isinstance(node, exp.Column) else []) + list(node.find_all(exp.Column))
-                    if c.name.lower() in child]
+            used = [
+                c
+                for c in ([node] if isinstance(node, exp.Column) else []) + list(node.find_all(exp.Column))
+                if c.name.lower() in child
+            ]
             derived = any(child[c.name.lower()][0] for c in used)
             exact = child[node.name.lower()][1] if isinstance(node, exp.Column) and node.name.lower() in child else None
             if aggregates or group:
@@ -1430,22 +1581,29 @@ def _inline_ctes(statement: exp.Expression) -> exp.Expression:
         return statement
     ctes = list(with_.expressions)
     names = [cte.alias_or_name.lower() for cte in ctes]
-    uses = {name: [t for t in statement.find_all(exp.Table)
-                   if not t.db and _identifier_text(t.this).lower() == name] for name in names}
+    uses = {
+        name: [t for t in statement.find_all(exp.Table) if not t.db and _identifier_text(t.this).lower() == name]
+        for name in names
+    }
     if any(len(tables) > 1 for tables in uses.values()):
         return statement
     statement.set("with_", None)
     # Later CTEs may read earlier ones: inline from the last to the first.
     for cte, name in reversed(list(zip(ctes, names))):
-        for table in [t for t in statement.find_all(exp.Table)
-                      if not t.db and _identifier_text(t.this).lower() == name]:
+        for table in [
+            t for t in statement.find_all(exp.Table) if not t.db and _identifier_text(t.this).lower() == name
+        ]:
             alias = table.alias_or_name
             table.replace(exp.Subquery(this=cte.this.copy(), alias=exp.TableAlias(this=exp.to_identifier(alias))))
         for other in ctes:
-            for table in [t for t in other.find_all(exp.Table)
-                          if not t.db and _identifier_text(t.this).lower() == name]:
-                table.replace(exp.Subquery(this=cte.this.copy(),
-                                           alias=exp.TableAlias(this=exp.to_identifier(table.alias_or_name))))
+            for table in [
+                t for t in other.find_all(exp.Table) if not t.db and _identifier_text(t.this).lower() == name
+            ]:
+                table.replace(
+                    exp.Subquery(
+                        this=cte.this.copy(), alias=exp.TableAlias(this=exp.to_identifier(table.alias_or_name))
+                    )
+                )
     return statement
 
 
@@ -1501,8 +1659,12 @@ def _is_star(node: exp.Expression) -> bool:
 
 def _slices_of(info) -> set[str]:
     """Every slice name a metric of the engine's catalog can be grouped or filtered by."""
-    return (set(info.dimensions) | set(info.qualified_dimensions) | {f"{METRIC_TIME}__{g}" for g in info.grains}
-            | ({METRIC_TIME} if info.grains else set()))
+    return (
+        set(info.dimensions)
+        | set(info.qualified_dimensions)
+        | {f"{METRIC_TIME}__{g}" for g in info.grains}
+        | ({METRIC_TIME} if info.grains else set())
+    )
 
 
 def _conjuncts(node: exp.Expression) -> list[exp.Expression]:
@@ -1524,7 +1686,7 @@ def _literal_node(value: Any) -> exp.Expression:
         return exp.Literal.number(value)
     if isinstance(value, dt.datetime):
         if value.tzinfo is not None:
-            value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+            value = value.astimezone(dt.UTC).replace(tzinfo=None)
         return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), exp.DataType.Type.TIMESTAMP)
     if isinstance(value, dt.date):
         return exp.cast(exp.Literal.string(value.isoformat()), exp.DataType.Type.DATE)

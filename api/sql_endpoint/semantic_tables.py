@@ -106,8 +106,9 @@ class _Catalog:
     metric_models: dict[str, frozenset[str]]
 
     def table_names(self) -> list[str]:
-        return ([f"{SEMANTIC_SCHEMA}.{n}" for n in sorted(self.semantic)]
-                + [f"{MARTS_SCHEMA}.{n}" for n in sorted(self.marts)])
+        return [f"{SEMANTIC_SCHEMA}.{n}" for n in sorted(self.semantic)] + [
+            f"{MARTS_SCHEMA}.{n}" for n in sorted(self.marts)
+        ]
 
 
 # A build never changes, so its catalog is computed once per build and shared by every engine
@@ -155,30 +156,41 @@ def _build_catalog(engine: MetricsEngine) -> _Catalog:
     seen: set[str] = set(catalog)
     slice_columns = [c for c in slice_columns if not (c.name in seen or seen.add(c.name))]
     slice_columns.sort(key=_column_order)
-    metric_columns = [ColumnDef(name, metric_types.get(name, "number"), info.description or info.label or None)
-                      for name, info in catalog.items()]
+    metric_columns = [
+        ColumnDef(name, metric_types.get(name, "number"), info.description or info.label or None)
+        for name, info in catalog.items()
+    ]
     complete_columns = {
-        name: ColumnDef(name + COMPLETE_SUFFIX, "boolean",
-                        f"Whether {name} on this row is complete: its bucket lies inside the data's reach "
-                        "and the start/end cut, and its window (if any) has elapsed inside the data; "
-                        "false where the value is partial or unknown (as completeness=columns over HTTP).")
-        for name in catalog if name + COMPLETE_SUFFIX not in catalog}
+        name: ColumnDef(
+            name + COMPLETE_SUFFIX,
+            "boolean",
+            f"Whether {name} on this row is complete: its bucket lies inside the data's reach "
+            "and the start/end cut, and its window (if any) has elapsed inside the data; "
+            "false where the value is partial or unknown (as completeness=columns over HTTP).",
+        )
+        for name in catalog
+        if name + COMPLETE_SUFFIX not in catalog
+    }
     for column in complete_columns.values():
         metric_types[column.name] = "boolean"
 
     semantic: dict[str, _SemanticTable] = {}
     all_slices = frozenset(c.name for c in slice_columns)
     semantic[METRICS_TABLE] = _SemanticTable(
-        TableDef(SEMANTIC_SCHEMA, METRICS_TABLE,
-                 "Every governed metric and every slice; the selected slices are the grain.",
-                 tuple(slice_columns + metric_columns + list(complete_columns.values()))),
-        frozenset(catalog) | {c.name for c in complete_columns.values()}, all_slices,
-        frozenset(c.name for c in complete_columns.values()))
+        TableDef(
+            SEMANTIC_SCHEMA,
+            METRICS_TABLE,
+            "Every governed metric and every slice; the selected slices are the grain.",
+            tuple(slice_columns + metric_columns + list(complete_columns.values())),
+        ),
+        frozenset(catalog) | {c.name for c in complete_columns.values()},
+        all_slices,
+        frozenset(c.name for c in complete_columns.values()),
+    )
 
     # One table per semantic model: its metrics and the slices all of them share.
     groups: dict[str, list[str]] = {}
-    metric_models = {name: frozenset(m.semantic_model for m in engine.planner.measures_of(name))
-                     for name in catalog}
+    metric_models = {name: frozenset(m.semantic_model for m in engine.planner.measures_of(name)) for name in catalog}
     for name in catalog:
         models = metric_models[name]
         if len(models) == 1:
@@ -186,26 +198,46 @@ def _build_catalog(engine: MetricsEngine) -> _Catalog:
     for model, names in sorted(groups.items()):
         if model in semantic or model == METRICS_TABLE:
             continue
-        shared = set.intersection(*(set(catalog[n].dimensions) | set(catalog[n].qualified_dimensions)
-                                    | {f"{METRIC_TIME}__{g}" for g in catalog[n].grains} for n in names))
+        shared = set.intersection(
+            *(
+                set(catalog[n].dimensions)
+                | set(catalog[n].qualified_dimensions)
+                | {f"{METRIC_TIME}__{g}" for g in catalog[n].grains}
+                for n in names
+            )
+        )
         columns = [c for c in slice_columns if c.name in shared]
         columns += [c for c in metric_columns if c.name in names]
         completeness = [complete_columns[n] for n in names if n in complete_columns]
         columns += completeness
         description = engine.manifest.semantic_models[model].relation.table
         semantic[model] = _SemanticTable(
-            TableDef(SEMANTIC_SCHEMA, model, f"The metrics of semantic model '{model}' (dbt model {description}).",
-                     tuple(columns)),
-            frozenset(names) | {c.name for c in completeness}, frozenset(c.name for c in columns if c.name in shared),
-            frozenset(c.name for c in completeness))
+            TableDef(
+                SEMANTIC_SCHEMA,
+                model,
+                f"The metrics of semantic model '{model}' (dbt model {description}).",
+                tuple(columns),
+            ),
+            frozenset(names) | {c.name for c in completeness},
+            frozenset(c.name for c in columns if c.name in shared),
+            frozenset(c.name for c in completeness),
+        )
 
     marts = {
-        name: TableDef(MARTS_SCHEMA, name, "dbt mart (read-only).",
-                       tuple(ColumnDef(c.name, c.type, None) for c in columns))
+        name: TableDef(
+            MARTS_SCHEMA, name, "dbt mart (read-only).", tuple(ColumnDef(c.name, c.type, None) for c in columns)
+        )
         for name, (_, columns) in engine.mart_tables().items()
     }
-    return _Catalog(semantic, marts, frozenset(slice_names), slice_types, metric_types,
-                    frozenset(n for n in catalog if _is_additive(engine, n)), metric_models)
+    return _Catalog(
+        semantic,
+        marts,
+        frozenset(slice_names),
+        slice_types,
+        metric_types,
+        frozenset(n for n in catalog if _is_additive(engine, n)),
+        metric_models,
+    )
 
 
 def _column_order(column: ColumnDef) -> tuple:
@@ -220,8 +252,12 @@ def _is_additive(engine: MetricsEngine, metric: str) -> bool:
     if info.type is not MetricType.SIMPLE:
         return False
     measures = engine.planner.measures_of(metric)
-    return (len(measures) == 1 and measures[0].agg.is_additive and measures[0].non_additive is None
-            and (info.measure is None or info.measure.fill_nulls_with is None))
+    return (
+        len(measures) == 1
+        and measures[0].agg.is_additive
+        and measures[0].non_additive is None
+        and (info.measure is None or info.measure.fill_nulls_with is None)
+    )
 
 
 def _metric_types(engine: MetricsEngine) -> dict[str, str]:
@@ -229,7 +265,7 @@ def _metric_types(engine: MetricsEngine) -> dict[str, str]:
     group_by = (f"{METRIC_TIME}__day",)
     try:
         described = engine.describe(MetricQuery(tuple(names), group_by))
-        return {c.name: c.type for c in described[len(group_by):]}
+        return {c.name: c.type for c in described[len(group_by) :]}
     except errors.MetricsError:
         out = {}
         for name in names:
@@ -253,7 +289,7 @@ def _slice_types(engine: MetricsEngine, dimensions) -> dict[str, str]:
     for metric, names in by_metric.items():
         try:
             described = engine.describe(MetricQuery((metric,), tuple(names)))
-            types.update({c.name: c.type for c in described[:len(names)]})
+            types.update({c.name: c.type for c in described[: len(names)]})
         except errors.MetricsError:
             for name in names:
                 try:
@@ -267,8 +303,9 @@ def visible_tables(engine: MetricsEngine) -> list[TableDef]:
     """What clients can read: `semantic.metrics`, one `semantic.<semantic model>` table per
     group of metrics, and `marts.<mart>` for each dbt mart."""
     catalog = _catalog(engine)
-    return ([t.definition for _, t in sorted(catalog.semantic.items(), key=lambda kv: kv[0] != METRICS_TABLE)]
-            + [catalog.marts[n] for n in sorted(catalog.marts)])
+    return [t.definition for _, t in sorted(catalog.semantic.items(), key=lambda kv: kv[0] != METRICS_TABLE)] + [
+        catalog.marts[n] for n in sorted(catalog.marts)
+    ]
 
 
 # -- routing ------------------------------------------------------------------------------
@@ -309,5 +346,3 @@ def reads_data_tables(statement: exp.Expression) -> bool:
     than by the catalog emulation)."""
     ctes = cte_references(statement)
     return any(_table_kind(t, ctes) in ("semantic", "marts") for t in statement.find_all(exp.Table))
-
-

@@ -42,16 +42,21 @@ def _literal(node: exp.Expression) -> tuple[bool, Any]:
         text = str(value)
         try:
             if kind == exp.DataType.Type.DATE:
-                return True, dt.date.fromisoformat(text.strip()[:10]) if len(text.strip()) > 10 and \
-                    text.strip()[10] in " T" else dt.date.fromisoformat(text.strip())
-            if kind in (exp.DataType.Type.TIMESTAMP, exp.DataType.Type.TIMESTAMPTZ,
-                        exp.DataType.Type.TIMESTAMPNTZ, exp.DataType.Type.DATETIME):
+                return True, dt.date.fromisoformat(text.strip()[:10]) if len(text.strip()) > 10 and text.strip()[
+                    10
+                ] in " T" else dt.date.fromisoformat(text.strip())
+            if kind in (
+                exp.DataType.Type.TIMESTAMP,
+                exp.DataType.Type.TIMESTAMPTZ,
+                exp.DataType.Type.TIMESTAMPNTZ,
+                exp.DataType.Type.DATETIME,
+            ):
                 parsed = dt.datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
                 if parsed.tzinfo is not None:
-                    parsed = parsed.astimezone(dt.timezone.utc).replace(tzinfo=None)
+                    parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
                 return True, parsed
         except ValueError:
-            raise SqlEndpointError("22007", f"invalid input syntax for type {kind.value.lower()}: \"{text}\"") from None
+            raise SqlEndpointError("22007", f'invalid input syntax for type {kind.value.lower()}: "{text}"') from None
         if kind in exp.DataType.TEXT_TYPES:
             return True, text
         if kind in exp.DataType.INTEGER_TYPES:
@@ -81,20 +86,26 @@ def _grain_of(name: str) -> Grain | None:
 
 def _as_datetime(value: Any, column: str) -> dt.datetime:
     if isinstance(value, dt.datetime):
-        return value if value.tzinfo is None else value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return value if value.tzinfo is None else value.astimezone(dt.UTC).replace(tzinfo=None)
     if isinstance(value, dt.date):
         return dt.datetime(value.year, value.month, value.day)
     if isinstance(value, str):
         try:
             parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
-            raise SqlEndpointError("22007", f'invalid input syntax for type date: "{value}"',
-                                   f"Compare {column} with a date such as '2026-01-05'.") from None
+            raise SqlEndpointError(
+                "22007",
+                f'invalid input syntax for type date: "{value}"',
+                f"Compare {column} with a date such as '2026-01-05'.",
+            ) from None
         if parsed.tzinfo is not None:
-            parsed = parsed.astimezone(dt.timezone.utc).replace(tzinfo=None)
+            parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
         return parsed
-    raise SqlEndpointError("42883", f"cannot compare {column} (a date) with {value!r}",
-                           f"Compare {column} with a date such as '2026-01-05'.")
+    raise SqlEndpointError(
+        "42883",
+        f"cannot compare {column} (a date) with {value!r}",
+        f"Compare {column} with a date such as '2026-01-05'.",
+    )
 
 
 def _floor(value: dt.datetime, grain: Grain, week_start: WeekStart = WeekStart.MONDAY) -> dt.datetime:
@@ -125,8 +136,9 @@ def _ceil(value: dt.datetime, grain: Grain, week_start: WeekStart = WeekStart.MO
     return floor if floor == value else _next(floor, grain)
 
 
-def _time_range(op: str, value: dt.datetime, grain: Grain,
-                week_start: WeekStart = WeekStart.MONDAY) -> tuple[dt.datetime | None, dt.datetime | None] | None:
+def _time_range(
+    op: str, value: dt.datetime, grain: Grain, week_start: WeekStart = WeekStart.MONDAY
+) -> tuple[dt.datetime | None, dt.datetime | None] | None:
     """The half-open range of raw metric time whose `grain` buckets satisfy `bucket op value`
     (bucket starts compared with `value`), or None when it is not a single range.
 
@@ -157,5 +169,3 @@ def _json_value(value: Any) -> Any:
     if isinstance(value, (dt.date, dt.datetime)):
         return value.isoformat()
     return value
-
-

@@ -33,14 +33,14 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
+from api.auth import AuditLog, Caller, ConcurrencyLimiter, TooManyRequests
 from api.sql_endpoint import catalog, protocol, semantic_sql
 from api.sql_endpoint.catalog import SqlError
-from api.auth import AuditLog, Caller, ConcurrencyLimiter, TooManyRequests
+from core.tokens import SCRAM_ITERATIONS, TokenStoreUnavailable
 from metrics.engine import EngineProvider, MetricsEngine
+from metrics.errors import MetricsError, QueryCancelled, WarehouseUnavailable
 from metrics.execution.cancel import Cancellation, cancellable
 from metrics.policy import RestrictedEngine
-from metrics.errors import MetricsError, QueryCancelled, WarehouseUnavailable
-from core.tokens import SCRAM_ITERATIONS, TokenStoreUnavailable
 
 log = logging.getLogger("northstar.sql")
 
@@ -68,22 +68,31 @@ class SqlLimits:
 
     @classmethod
     def from_settings(cls, settings: Any) -> SqlLimits:
-        return cls(max_statement_bytes=settings.max_statement_bytes, login_timeout_s=settings.sql_login_timeout_s,
-                   workers=settings.sql_workers, catalog_memory_limit=settings.catalog_memory_limit,
-                   query_timeout_s=settings.query_timeout_s, max_result_rows=settings.max_result_rows)
+        return cls(
+            max_statement_bytes=settings.max_statement_bytes,
+            login_timeout_s=settings.sql_login_timeout_s,
+            workers=settings.sql_workers,
+            catalog_memory_limit=settings.catalog_memory_limit,
+            query_timeout_s=settings.query_timeout_s,
+            max_result_rows=settings.max_result_rows,
+        )
 
 
 class MessageTooLarge(SqlError):
     """A message over the statement size limit; its bytes were read past, the connection goes on."""
 
     def __init__(self, kind: bytes, size: int, limit: int) -> None:
-        super().__init__("54000", f"the message is {size:,} bytes, more than the {limit:,} bytes "
-                                  "(max_statement_bytes) one statement may have",
-                         hint="send a smaller statement: pass values as bind parameters, or split the work")
+        super().__init__(
+            "54000",
+            f"the message is {size:,} bytes, more than the {limit:,} bytes "
+            "(max_statement_bytes) one statement may have",
+            hint="send a smaller statement: pass values as bind parameters, or split the work",
+        )
         self.kind = kind
 
 
 # -- authentication -----------------------------------------------------------------------
+
 
 @dataclass(frozen=True)
 class Authenticator:
@@ -114,14 +123,20 @@ class Authenticator:
             return cls("tokens", tokens=tokens, preferred="cleartext" if method == "cleartext" else "scram")
         if secret is None:
             if method == "scram":
-                raise ValueError("sql_auth=scram needs a password: set NORTHSTAR_SQL_PASSWORD "
-                                 "(or use sql_auth=trust or cleartext)")
+                raise ValueError(
+                    "sql_auth=scram needs a password: set NORTHSTAR_SQL_PASSWORD (or use sql_auth=trust or cleartext)"
+                )
             return cls("trust" if method in ("auto", "trust") else method, lambda user, password: None, None)
-        verifier = (protocol.ScramVerifier.parse(secret) if secret.startswith("SCRAM-SHA-256$")
-                    else protocol.ScramVerifier.from_password(secret))
-        return cls("scram" if method == "auto" else method,
-                   lambda user, password: verifier.matches(password), lambda user: verifier)
-
+        verifier = (
+            protocol.ScramVerifier.parse(secret)
+            if secret.startswith("SCRAM-SHA-256$")
+            else protocol.ScramVerifier.from_password(secret)
+        )
+        return cls(
+            "scram" if method == "auto" else method,
+            lambda user, password: verifier.matches(password),
+            lambda user: verifier,
+        )
 
     def resolve(self, user: str) -> tuple[str, protocol.ScramVerifier | None, list[tuple[protocol.ScramVerifier, Any]]]:
         """(method, the SCRAM verifier whose salt is offered, the (verifier, token) pairs whose
@@ -158,6 +173,7 @@ class Authenticator:
 
 
 # -- statements and results ---------------------------------------------------------------
+
 
 @dataclass
 class Result:
@@ -202,19 +218,26 @@ def prepare(sql: str, param_types: tuple[int, ...] = ()) -> Statement:
     if not parts:
         return Statement(sql, "empty")
     if len(parts) > 1:
-        raise SqlError("42601", "cannot insert multiple commands into a prepared statement",
-                       hint="send one statement per Parse, or several in one simple Query")
+        raise SqlError(
+            "42601",
+            "cannot insert multiple commands into a prepared statement",
+            hint="send one statement per Parse, or several in one simple Query",
+        )
     word = catalog.first_word(sql)
     if word == "declare":
         match = _DECLARE.match(" ".join(sql.split()))
         if not match:
-            raise SqlError("42601", "cannot read the DECLARE statement",
-                           hint="DECLARE name [NO SCROLL] CURSOR [WITH HOLD] FOR SELECT ...")
+            raise SqlError(
+                "42601",
+                "cannot read the DECLARE statement",
+                hint="DECLARE name [NO SCROLL] CURSOR [WITH HOLD] FOR SELECT ...",
+            )
         inner = prepare(match.group("query"), param_types)
         if inner.kind != "query":
             raise SqlError("42601", "a cursor needs a SELECT")
-        return Statement(sql, "declare", inner.tree, param_types=inner.param_types,
-                         cursor=_cursor_name(match.group("name")))
+        return Statement(
+            sql, "declare", inner.tree, param_types=inner.param_types, cursor=_cursor_name(match.group("name"))
+        )
     if word in ("fetch", "move"):
         return Statement(sql, "fetch")
     if word in catalog.UTILITY_WORDS:
@@ -235,17 +258,26 @@ def prepare(sql: str, param_types: tuple[int, ...] = ()) -> Statement:
 
 
 # Cursors, as psqlODBC (Tableau, Excel over ODBC) uses them: DECLARE ... FOR SELECT, FETCH n.
-_DECLARE = re.compile(r"declare\s+(?P<name>\"[^\"]+\"|[\w$]+)\s+(?:(?:binary|insensitive|asensitive|scroll|no\s+scroll)\s+)*"
-                      r"cursor\s+(?:(?:with|without)\s+hold\s+)?for\s+(?P<query>.+)$", re.I | re.S)
-_FETCH = re.compile(r"(?P<verb>fetch|move)\s+(?:(?P<count>next|all|forward\s+all|forward\s+\d+|forward|\d+)\s+)?"
-                    r"(?:(?:from|in)\s+)?(?P<name>\"[^\"]+\"|[\w$]+)\s*;?$", re.I | re.S)
+_DECLARE = re.compile(
+    r"declare\s+(?P<name>\"[^\"]+\"|[\w$]+)\s+(?:(?:binary|insensitive|asensitive|scroll|no\s+scroll)\s+)*"
+    r"cursor\s+(?:(?:with|without)\s+hold\s+)?for\s+(?P<query>.+)$",
+    re.I | re.S,
+)
+_FETCH = re.compile(
+    r"(?P<verb>fetch|move)\s+(?:(?P<count>next|all|forward\s+all|forward\s+\d+|forward|\d+)\s+)?"
+    r"(?:(?:from|in)\s+)?(?P<name>\"[^\"]+\"|[\w$]+)\s*;?$",
+    re.I | re.S,
+)
 _CLOSE = re.compile(r"close\s+(?P<name>\"[^\"]+\"|[\w$]+)\s*;?$", re.I | re.S)
 
 
 # COPY out, as psql's \copy and exports use it: COPY (SELECT ...) | table [(columns)] TO STDOUT [options].
-_COPY = re.compile(r"copy\s+(?:\((?P<query>.+)\)|(?P<table>[\w$.\"]+)\s*(?:\((?P<columns>[^)]*)\))?)\s+"
-                   r"(?P<direction>to|from)\s+(?P<target>stdout|stdin|program\s+'(?:[^']|'')*'|'(?:[^']|'')*'|\S+)"
-                   r"(?P<options>.*?)\s*;?\s*$", re.I | re.S)
+_COPY = re.compile(
+    r"copy\s+(?:\((?P<query>.+)\)|(?P<table>[\w$.\"]+)\s*(?:\((?P<columns>[^)]*)\))?)\s+"
+    r"(?P<direction>to|from)\s+(?P<target>stdout|stdin|program\s+'(?:[^']|'')*'|'(?:[^']|'')*'|\S+)"
+    r"(?P<options>.*?)\s*;?\s*$",
+    re.I | re.S,
+)
 _COPY_TOKEN = re.compile(r"'((?:[^']|'')*)'|([^\s,()']+)")
 _COPY_FORM = "COPY (SELECT ...) TO STDOUT [WITH (FORMAT csv, HEADER)]"
 
@@ -260,8 +292,11 @@ def _prepare_copy(sql: str, param_types: tuple[int, ...]) -> Statement:
     if match.group("direction").lower() == "from":
         raise SqlError("0A000", "COPY FROM is not supported: northstar is read-only", hint=_COPY_FORM)
     if match.group("target").lower() != "stdout":
-        raise SqlError("42501", "COPY to a file or a program on the server is not allowed",
-                       hint="COPY ... TO STDOUT writes to the client (psql: \\copy ... TO 'file')")
+        raise SqlError(
+            "42501",
+            "COPY to a file or a program on the server is not allowed",
+            hint="COPY ... TO STDOUT writes to the client (psql: \\copy ... TO 'file')",
+        )
     if match.group("query") is not None:
         inner = prepare(match.group("query"), param_types)
         if inner.kind != "query":
@@ -270,11 +305,15 @@ def _prepare_copy(sql: str, param_types: tuple[int, ...]) -> Statement:
     else:
         try:
             table = exp.to_table(match.group("table"), dialect="postgres")
-            columns = [exp.column(exp.to_identifier(name.strip().strip('"'), quoted=name.strip().startswith('"')))
-                       for name in (match.group("columns") or "").split(",") if name.strip()]
+            columns = [
+                exp.column(exp.to_identifier(name.strip().strip('"'), quoted=name.strip().startswith('"')))
+                for name in (match.group("columns") or "").split(",")
+                if name.strip()
+            ]
         except ParseError as exc:
-            raise SqlError("42601", f"cannot read the COPY table name: {str(exc).splitlines()[0]}",
-                           hint=_COPY_FORM) from exc
+            raise SqlError(
+                "42601", f"cannot read the COPY table name: {str(exc).splitlines()[0]}", hint=_COPY_FORM
+            ) from exc
         tree, types = exp.select(*(columns or [exp.Star()])).from_(table), list(param_types)
     return Statement(sql, "copy", tree, param_types=types, copy=_copy_format(match.group("options")))
 
@@ -282,8 +321,10 @@ def _prepare_copy(sql: str, param_types: tuple[int, ...]) -> Statement:
 def _copy_format(options: str) -> protocol.CopyFormat:
     """The options of COPY, in the parenthesized (`WITH (FORMAT csv, HEADER)`) or the older
     (`WITH CSV HEADER DELIMITER ';'`) syntax, which psql's \\copy passes on as written."""
-    tokens = [(m.group(1).replace("''", "'"), True) if m.group(1) is not None else (m.group(2).lower(), False)
-              for m in _COPY_TOKEN.finditer(options)]
+    tokens = [
+        (m.group(1).replace("''", "'"), True) if m.group(1) is not None else (m.group(2).lower(), False)
+        for m in _COPY_TOKEN.finditer(options)
+    ]
     if tokens and tokens[0] == ("with", False):
         tokens = tokens[1:]
     settings: dict[str, Any] = {}
@@ -324,8 +365,11 @@ def _copy_format(options: str) -> protocol.CopyFormat:
             if value().lower().replace("-", "").replace("_", "") != "utf8":
                 raise SqlError("0A000", "COPY writes UTF8 only", hint=_COPY_FORM)
         else:
-            raise SqlError("0A000", f'COPY option "{name}" is not supported',
-                           hint="supported: FORMAT text|csv, HEADER, DELIMITER, NULL, QUOTE, ENCODING 'UTF8'")
+            raise SqlError(
+                "0A000",
+                f'COPY option "{name}" is not supported',
+                hint="supported: FORMAT text|csv, HEADER, DELIMITER, NULL, QUOTE, ENCODING 'UTF8'",
+            )
     return protocol.CopyFormat(**settings)
 
 
@@ -417,24 +461,38 @@ def infer_param_types(statement: Statement, tables: list[catalog.CatalogTable]) 
 
 def _cast_oid(to: exp.Expression) -> int:
     name = to.sql("postgres").lower()
-    return {"bigint": protocol.INT8, "int": protocol.INT4, "integer": protocol.INT4, "smallint": protocol.INT2,
-            "double precision": protocol.FLOAT8, "boolean": protocol.BOOL, "date": protocol.DATE,
-            "timestamp": protocol.TIMESTAMP}.get(name, protocol.TEXT)
+    return {
+        "bigint": protocol.INT8,
+        "int": protocol.INT4,
+        "integer": protocol.INT4,
+        "smallint": protocol.INT2,
+        "double precision": protocol.FLOAT8,
+        "boolean": protocol.BOOL,
+        "date": protocol.DATE,
+        "timestamp": protocol.TIMESTAMP,
+    }.get(name, protocol.TEXT)
 
 
 # -- the server ---------------------------------------------------------------------------
 
+
 class SqlEndpoint:
     """Listens for PostgreSQL clients and answers them from the engine provider's builds."""
 
-    def __init__(self, engines: EngineProvider, authenticator: Authenticator | None = None,
-                 limits: SqlLimits | None = None, limiter: ConcurrencyLimiter | None = None,
-                 audit: AuditLog | None = None) -> None:
+    def __init__(
+        self,
+        engines: EngineProvider,
+        authenticator: Authenticator | None = None,
+        limits: SqlLimits | None = None,
+        limiter: ConcurrencyLimiter | None = None,
+        audit: AuditLog | None = None,
+    ) -> None:
         self.engines = engines
         self.auth = authenticator or Authenticator()
         self.audit = audit or AuditLog(None)
-        self.limits = limits or SqlLimits(query_timeout_s=engines.limits.query_timeout_s,
-                                          max_result_rows=engines.limits.max_result_rows)
+        self.limits = limits or SqlLimits(
+            query_timeout_s=engines.limits.query_timeout_s, max_result_rows=engines.limits.max_result_rows
+        )
         # Per-token concurrency, shared with HTTP: a token's queries count on both interfaces.
         self.limiter = limiter
         self.connections: dict[int, Connection] = {}
@@ -494,8 +552,9 @@ class SqlEndpoint:
             self._server = await asyncio.start_server(self._accept, host, port)
         # Build the catalog database now (about half a second) rather than on a first client.
         self._warming = asyncio.get_running_loop().run_in_executor(None, self._warm_catalog)
-        log.info("SQL endpoint listening on %s:%s (database %s, auth %s)", host, port, catalog.DATABASE,
-                 self.auth.method)
+        log.info(
+            "SQL endpoint listening on %s:%s (database %s, auth %s)", host, port, catalog.DATABASE, self.auth.method
+        )
 
     @property
     def port(self) -> int:
@@ -531,7 +590,7 @@ class SqlEndpoint:
             try:
                 writer.write(protocol.error_response(exc.sqlstate, exc.message, hint=exc.hint, severity="FATAL"))
                 await asyncio.wait_for(writer.drain(), 1)
-            except (ConnectionError, asyncio.TimeoutError):
+            except (TimeoutError, ConnectionError):
                 pass
         finally:
             # A client gone mid-statement wants no answer: stop its warehouse work too.
@@ -556,9 +615,12 @@ class SqlEndpoint:
         with self._catalog_lock:
             db = self._catalogs.get(key)
             if db is None:
-                db = catalog.CatalogDatabase(visible_tables(engine), memory_limit=self.limits.catalog_memory_limit,
-                                             timeout_s=self.limits.query_timeout_s,
-                                             max_rows=self.limits.max_result_rows)
+                db = catalog.CatalogDatabase(
+                    visible_tables(engine),
+                    memory_limit=self.limits.catalog_memory_limit,
+                    timeout_s=self.limits.query_timeout_s,
+                    max_rows=self.limits.max_result_rows,
+                )
                 self._catalogs[key] = db
                 # Keep the previous build's catalog a while: a query may still be reading it.
                 while len(self._catalogs) > 2:
@@ -568,16 +630,25 @@ class SqlEndpoint:
 
 
 def visible_tables(engine: MetricsEngine) -> list[catalog.CatalogTable]:
-    return [catalog.CatalogTable(t.schema, t.name, t.comment,
-                                 tuple(catalog.CatalogColumn(c.name, c.type, c.comment) for c in t.columns))
-            for t in semantic_sql.visible_tables(engine)]
+    return [
+        catalog.CatalogTable(
+            t.schema, t.name, t.comment, tuple(catalog.CatalogColumn(c.name, c.type, c.comment) for c in t.columns)
+        )
+        for t in semantic_sql.visible_tables(engine)
+    ]
 
 
 class Connection:
     """One client connection and its protocol state."""
 
-    def __init__(self, endpoint: SqlEndpoint, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 process_id: int, secret_key: int) -> None:
+    def __init__(
+        self,
+        endpoint: SqlEndpoint,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        process_id: int,
+        secret_key: int,
+    ) -> None:
         self.endpoint = endpoint
         self.reader = reader
         self.writer = writer
@@ -637,17 +708,23 @@ class Connection:
                 if startup is None:
                     return
                 admitted = await self._authenticate(startup)
-                self._audit("login", None, 0.0, "00000" if admitted else "28000", None,
-                            user=startup.parameters.get("user", ""))
+                self._audit(
+                    "login", None, 0.0, "00000" if admitted else "28000", None, user=startup.parameters.get("user", "")
+                )
                 if not admitted:
                     return
         except TimeoutError:
-            self.send(protocol.error_response("57014", "canceling authentication due to timeout",
-                                              hint=f"log in within {self.endpoint.limits.login_timeout_s:g} s",
-                                              severity="FATAL"))
+            self.send(
+                protocol.error_response(
+                    "57014",
+                    "canceling authentication due to timeout",
+                    hint=f"log in within {self.endpoint.limits.login_timeout_s:g} s",
+                    severity="FATAL",
+                )
+            )
             try:
                 await asyncio.wait_for(self.flush(), 1)
-            except (ConnectionError, asyncio.TimeoutError):
+            except (TimeoutError, ConnectionError):
                 pass
             return
         user = startup.parameters.get("user", "northstar")
@@ -680,16 +757,28 @@ class Connection:
                 self.endpoint.cancel(startup.process_id, startup.secret_key)
                 return None
             if startup.code != protocol.PROTOCOL_VERSION:
-                self.send(protocol.error_response("0A000", f"unsupported frontend protocol {startup.code >> 16}."
-                                                  f"{startup.code & 0xFFFF}: server supports 3.0", severity="FATAL"))
+                self.send(
+                    protocol.error_response(
+                        "0A000",
+                        f"unsupported frontend protocol {startup.code >> 16}."
+                        f"{startup.code & 0xFFFF}: server supports 3.0",
+                        severity="FATAL",
+                    )
+                )
                 await self.flush()
                 return None
             # Without a database parameter PostgreSQL would use the user name; any user may
             # connect here, so only an explicit other database is refused.
             database = startup.parameters.get("database")
             if database and database != catalog.DATABASE:
-                self.send(protocol.error_response("3D000", f'database "{database}" does not exist',
-                                                  hint=f'connect to database "{catalog.DATABASE}"', severity="FATAL"))
+                self.send(
+                    protocol.error_response(
+                        "3D000",
+                        f'database "{database}" does not exist',
+                        hint=f'connect to database "{catalog.DATABASE}"',
+                        severity="FATAL",
+                    )
+                )
                 await self.flush()
                 return None
             return startup
@@ -700,8 +789,11 @@ class Connection:
         try:
             method, verifier, candidates = auth.resolve(user)
         except TokenStoreUnavailable as exc:
-            return await self._fatal("57P03", f"the server cannot check API tokens, so it admits nobody: {exc.message}",
-                                     hint="an administrator must repair the token store (or serve with --open)")
+            return await self._fatal(
+                "57P03",
+                f"the server cannot check API tokens, so it admits nobody: {exc.message}",
+                hint="an administrator must repair the token store (or serve with --open)",
+            )
         if method == "trust":
             self.send(protocol.authentication_ok())
             return True
@@ -733,8 +825,7 @@ class Connection:
         reader = protocol.Reader(payload)
         mechanism = reader.cstring()
         if kind != b"p" or mechanism != "SCRAM-SHA-256":
-            self.send(protocol.error_response("28000", f"unsupported SASL mechanism {mechanism!r}",
-                                              severity="FATAL"))
+            self.send(protocol.error_response("28000", f"unsupported SASL mechanism {mechanism!r}", severity="FATAL"))
             await self.flush()
             return False
         size = reader.int32()
@@ -766,16 +857,20 @@ class Connection:
     async def _admit(self) -> bool:
         """A token's holder reads data only with the metrics:read scope (as over HTTP)."""
         if not self.token.allows("metrics:read"):
-            self.send(protocol.error_response("42501", f'token "{self.token.name}" lacks the metrics:read scope',
-                                              severity="FATAL"))
+            self.send(
+                protocol.error_response(
+                    "42501", f'token "{self.token.name}" lacks the metrics:read scope', severity="FATAL"
+                )
+            )
             await self.flush()
             return False
         self.send(protocol.authentication_ok())
         return True
 
     async def _refuse(self, user: str) -> bool:
-        self.send(protocol.error_response("28P01", f'password authentication failed for user "{user}"',
-                                          severity="FATAL"))
+        self.send(
+            protocol.error_response("28P01", f'password authentication failed for user "{user}"', severity="FATAL")
+        )
         await self.flush()
         return False
 
@@ -850,10 +945,15 @@ class Connection:
         else:
             if current is not None:
                 return True
-            refusal = (SqlError("28000", f'token "{self.token.name}" was revoked; the session is closed')
-                       if self.token is not None else
-                       SqlError("28000", "API tokens are now required on this server; the session, opened "
-                                         "without one, is closed", hint="reconnect with a token as the password"))
+            refusal = (
+                SqlError("28000", f'token "{self.token.name}" was revoked; the session is closed')
+                if self.token is not None
+                else SqlError(
+                    "28000",
+                    "API tokens are now required on this server; the session, opened without one, is closed",
+                    hint="reconnect with a token as the password",
+                )
+            )
         self._audit("session", None, 0.0, refusal.sqlstate, None)
         await self._fatal(refusal.sqlstate, refusal.message, hint=refusal.hint)
         return False
@@ -921,8 +1021,9 @@ class Connection:
             await self._send_result(result, [0] * len(result.columns), describe=True)
             self.send(protocol.command_complete(result.tag))
 
-    async def _send_result(self, result: Result, formats: list[int], describe: bool, start: int = 0,
-                           limit: int | None = None) -> int:
+    async def _send_result(
+        self, result: Result, formats: list[int], describe: bool, start: int = 0, limit: int | None = None
+    ) -> int:
         """Streams the rows in batches encoded on a worker, waiting for the client to take each
         batch (backpressure) before encoding the next."""
         for name, value in result.parameter_status:
@@ -935,9 +1036,12 @@ class Connection:
                 self.send(protocol.copy_header([c.name for c in result.columns], result.copy))
             oids = [c.type_oid for c in result.columns]
             for first in range(0, len(result.rows), ENCODE_BATCH):
-                batch = result.rows[first:first + ENCODE_BATCH]
-                self.send(await self._loop.run_in_executor(self.endpoint.encoders, protocol.copy_data, batch, oids,
-                                                           result.copy))
+                batch = result.rows[first : first + ENCODE_BATCH]
+                self.send(
+                    await self._loop.run_in_executor(
+                        self.endpoint.encoders, protocol.copy_data, batch, oids, result.copy
+                    )
+                )
                 await self.flush()
             self.send(protocol.copy_done())
             return len(result.rows)
@@ -946,7 +1050,7 @@ class Connection:
         end = min(len(result.rows), start + limit) if limit else len(result.rows)
         oids = [c.type_oid for c in result.columns]
         for first in range(start, end, ENCODE_BATCH):
-            batch = result.rows[first:min(end, first + ENCODE_BATCH)]
+            batch = result.rows[first : min(end, first + ENCODE_BATCH)]
             if len(batch) <= INLINE_ROWS:
                 self.send(encode_rows(batch, oids, formats))
                 continue
@@ -966,13 +1070,15 @@ class Connection:
             message = protocol.parse_bind(payload)
             statement = self._statement(message.statement)
             if len(message.params) != len(statement.param_types):
-                raise SqlError("08P01", f"bind message supplies {len(message.params)} parameters, but prepared "
-                                        f"statement requires {len(statement.param_types)}")
+                raise SqlError(
+                    "08P01",
+                    f"bind message supplies {len(message.params)} parameters, but prepared "
+                    f"statement requires {len(statement.param_types)}",
+                )
             types = await self._param_types(statement)
             formats = protocol.formats_for(message.param_formats, len(message.params))
             try:
-                params = [protocol.decode_param(raw, oid, fmt)
-                          for raw, oid, fmt in zip(message.params, types, formats)]
+                params = [protocol.decode_param(raw, oid, fmt) for raw, oid, fmt in zip(message.params, types, formats)]
             except ValueError as exc:
                 raise SqlError("22P02", f"invalid parameter value: {exc}") from exc
             self.portals[message.portal] = Portal(statement, params, message.result_formats)
@@ -983,8 +1089,9 @@ class Connection:
                 statement = self._statement(message.name)
                 self.send(protocol.parameter_description(await self._param_types(statement)))
                 result = await self._describe_statement(statement)
-                self.send(protocol.row_description(result.columns) if result and result.returns_rows
-                          else protocol.no_data())
+                self.send(
+                    protocol.row_description(result.columns) if result and result.returns_rows else protocol.no_data()
+                )
             elif message.name not in self.portals and message.name in self.cursors:
                 # A DECLAREd cursor is a portal too: psycopg's named cursors describe it by name.
                 self.send(protocol.row_description(self.cursors[message.name].result.columns))
@@ -1077,14 +1184,20 @@ class Connection:
             self._audit(catalog.first_word(statement.sql) or statement.kind, statement.sql, started, exc.sqlstate, None)
             raise
         except (MetricsError, ValueError) as exc:
-            self._audit(catalog.first_word(statement.sql) or statement.kind, statement.sql, started,
-                        _as_sql_error(exc).sqlstate, None)
+            self._audit(
+                catalog.first_word(statement.sql) or statement.kind,
+                statement.sql,
+                started,
+                _as_sql_error(exc).sqlstate,
+                None,
+            )
             raise
         except BaseException:
             self._audit(catalog.first_word(statement.sql) or statement.kind, statement.sql, started, "XX000", None)
             raise
-        self._audit(catalog.first_word(statement.sql) or statement.kind, statement.sql, started, "00000",
-                    len(result.rows))
+        self._audit(
+            catalog.first_word(statement.sql) or statement.kind, statement.sql, started, "00000", len(result.rows)
+        )
         return result
 
     def _audit(self, kind: str, sql: str | None, started: float, sqlstate: str, rows: int | None, **extra) -> None:
@@ -1108,8 +1221,9 @@ class Connection:
         session = self.session
         if statement.kind == "empty":
             return Result("")
-        if session.status == "E" and not (statement.kind == "utility" and catalog.first_word(statement.sql) in (
-                "rollback", "abort", "commit", "end")):
+        if session.status == "E" and not (
+            statement.kind == "utility" and catalog.first_word(statement.sql) in ("rollback", "abort", "commit", "end")
+        ):
             raise SqlError("25P02", "current transaction is aborted, commands ignored until end of transaction block")
         if statement.kind == "fetch":
             return self._fetch(statement.sql)
@@ -1122,16 +1236,22 @@ class Connection:
         cancellation = self._cancellation or Cancellation()
         work: asyncio.Future | None = None
         try:
-            work = self._loop.run_in_executor(self.endpoint.workers, self._execute_cancellable, statement,
-                                              params, cancellation)
+            work = self._loop.run_in_executor(
+                self.endpoint.workers, self._execute_cancellable, statement, params, cancellation
+            )
             try:
                 result = await self._until_cancelled(work)
                 if statement.kind == "declare":
                     self.cursors[statement.cursor] = Cursor(result)
                     return Result("DECLARE CURSOR")
                 if statement.kind == "copy":
-                    return Result(f"COPY {len(result.rows)}", result.columns, result.rows, notices=result.notices,
-                                  copy=statement.copy)
+                    return Result(
+                        f"COPY {len(result.rows)}",
+                        result.columns,
+                        result.rows,
+                        notices=result.notices,
+                        copy=statement.copy,
+                    )
                 return result
             except (SqlError, MetricsError):
                 raise
@@ -1152,8 +1272,12 @@ class Connection:
         try:
             return limiter.acquire(Caller(self.token))
         except TooManyRequests as exc:
-            raise SqlError("53400", exc.message, hint="wait for a running statement to finish, or use a token "
-                                                      "with a higher limit (tokens create --max-concurrent)") from exc
+            raise SqlError(
+                "53400",
+                exc.message,
+                hint="wait for a running statement to finish, or use a token "
+                "with a higher limit (tokens create --max-concurrent)",
+            ) from exc
 
     def _release_slot(self, slot: str | None, work: asyncio.Future | None) -> None:
         if work is not None and work.done() and not work.cancelled():
@@ -1172,7 +1296,7 @@ class Connection:
         count_text = (match.group("count") or "next").lower().replace("forward", "").strip() or "1"
         remaining = len(cursor.result.rows) - cursor.position
         count = remaining if count_text == "all" else 1 if count_text == "next" else int(count_text)
-        rows = cursor.result.rows[cursor.position:cursor.position + count]
+        rows = cursor.result.rows[cursor.position : cursor.position + count]
         cursor.position += len(rows)
         if match.group("verb").lower() == "move":
             return Result(f"MOVE {len(rows)}")
@@ -1213,16 +1337,23 @@ class Connection:
             answer = semantic_sql.answer(tree, engine)
         except semantic_sql.SqlEndpointError as exc:
             raise SqlError(exc.sqlstate, exc.message, exc.hint, exc.position) from exc
-        columns = tuple(protocol.Column(c.name, protocol.NORTHSTAR_TYPES.get(c.type, protocol.TEXT))
-                        for c in answer.columns)
+        columns = tuple(
+            protocol.Column(c.name, protocol.NORTHSTAR_TYPES.get(c.type, protocol.TEXT)) for c in answer.columns
+        )
         return Result(f"SELECT {len(answer.rows)}", columns, list(answer.rows), notices=answer.notices)
 
 
 def encode_rows(rows: list[tuple[Any, ...]], oids: list[int], formats: list[int]) -> bytes:
     """DataRow messages for `rows`, in the given formats (0 text, 1 binary)."""
-    return b"".join(protocol.data_row([
-        protocol.encode_binary(v, oid) if fmt else protocol.encode_text(v, oid)
-        for v, oid, fmt in zip(row, oids, formats)]) for row in rows)
+    return b"".join(
+        protocol.data_row(
+            [
+                protocol.encode_binary(v, oid) if fmt else protocol.encode_text(v, oid)
+                for v, oid, fmt in zip(row, oids, formats)
+            ]
+        )
+        for row in rows
+    )
 
 
 def _retrieve(future: asyncio.Future) -> None:

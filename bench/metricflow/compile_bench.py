@@ -65,8 +65,13 @@ WIDE = Case("wide-80x10", tuple(extra_metrics.wide_metric_names()), extra_metric
 DATA_START, DATA_END = dt.date(2026, 1, 5), dt.date(2026, 4, 5)
 CUMULATIVE = [
     Case("active_users_7d-by-day", ("x_active_users_7d",), ("metric_time__day",), start=DATA_START, end=DATA_END),
-    Case("active_users_7d-by-day-country", ("x_active_users_7d",), ("metric_time__day", "user__country"),
-         start=DATA_START, end=DATA_END),
+    Case(
+        "active_users_7d-by-day-country",
+        ("x_active_users_7d",),
+        ("metric_time__day", "user__country"),
+        start=DATA_START,
+        end=DATA_END,
+    ),
 ]
 
 
@@ -89,6 +94,7 @@ def _metricflow_side():
     from metricflow.sql.render.duckdb_renderer import DuckDbSqlPlanRenderer  # noqa: F401
     from metricflow_semantics.model.dbt_manifest_parser import parse_manifest_from_dbt_generated_manifest  # noqa: F401
     from metricflow_semantics.model.semantic_manifest_lookup import SemanticManifestLookup  # noqa: F401
+
     imported = time.perf_counter() - started
 
     def engine(manifest: Path):
@@ -105,11 +111,13 @@ def _northstar_side():
     from metrics.engine import BuildInfo, MetricsEngine
     from metrics.query.request import MetricQuery  # noqa: F401
     from metrics.semantic.manifest import load_semantic_manifest
+
     imported = time.perf_counter() - started
 
     def engine(manifest: Path):
-        return MetricsEngine(load_semantic_manifest(manifest), _NoWarehouse(),
-                             BuildInfo("bench", None, None, manifest.parent))
+        return MetricsEngine(
+            load_semantic_manifest(manifest), _NoWarehouse(), BuildInfo("bench", None, None, manifest.parent)
+        )
 
     def compile_sql(eng, case: Case) -> str:
         return eng.renderer.render(eng.planner.plan(mf_harness.northstar_query(case))).sql
@@ -150,9 +158,22 @@ def worker(side: str, pack_manifest: Path, wide_manifest: Path) -> dict[str, Any
 
 
 def run_worker(side: str, pack_manifest: Path, wide_manifest: Path) -> dict[str, Any]:
-    proc = subprocess.run([sys.executable, __file__, "--worker", side, "--pack-manifest", str(pack_manifest),
-                           "--wide-manifest", str(wide_manifest)],
-                          cwd=REPO, capture_output=True, text=True, timeout=900)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--worker",
+            side,
+            "--pack-manifest",
+            str(pack_manifest),
+            "--wide-manifest",
+            str(wide_manifest),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"{side} worker failed:\n{proc.stderr[-4000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -190,7 +211,7 @@ def cumulative_execution(warehouse: Path, manifest: Path, runs: int) -> list[dic
         rows = {side: answer[1] for side, answer in answers.items()}
         times: dict[str, list[float]] = {side: [] for side in sides}
         for i in range(runs):
-            for side in (list(sides) if i % 2 == 0 else list(reversed(sides))):
+            for side in list(sides) if i % 2 == 0 else list(reversed(sides)):
                 sql, params = sides[side]
                 started = time.perf_counter()
                 con.execute(sql, params).fetchall()
@@ -214,8 +235,10 @@ def wide_execution(warehouse: Path, manifest: Path) -> dict[str, Any]:
     northstar = MetricsEngine.open(warehouse, manifest_path=manifest)
     metricflow = mf_harness.open_metricflow(manifest, warehouse)
     rendered = northstar.renderer.render(northstar.planner.plan(mf_harness.northstar_query(WIDE)))
-    sides = {"metricflow": (metricflow.explain(mf_harness.mf_request(WIDE)).sql_statement.sql, None),
-             "northstar": (rendered.sql, rendered.params)}
+    sides = {
+        "metricflow": (metricflow.explain(mf_harness.mf_request(WIDE)).sql_statement.sql, None),
+        "northstar": (rendered.sql, rendered.params),
+    }
     con = duckdb.connect(os.path.realpath(warehouse), read_only=True)
     answers, execute_ms = {}, {}
     for side, (sql, params) in sides.items():
@@ -225,8 +248,12 @@ def wide_execution(warehouse: Path, manifest: Path) -> dict[str, Any]:
         execute_ms[side] = (time.perf_counter() - started) * 1000
     con.close()
     northstar.close()
-    return {"id": WIDE.id, "execute_ms": execute_ms, "rows": {s: len(a[1]) for s, a in answers.items()},
-            "same_rows": _same_answer(*answers["metricflow"], *answers["northstar"])}
+    return {
+        "id": WIDE.id,
+        "execute_ms": execute_ms,
+        "rows": {s: len(a[1]) for s, a in answers.items()},
+        "same_rows": _same_answer(*answers["metricflow"], *answers["northstar"]),
+    }
 
 
 def _same_answer(columns_a: list[str], rows_a: list[tuple], columns_b: list[str], rows_b: list[tuple]) -> bool:
@@ -276,14 +303,38 @@ def warehouse_1m() -> Path:
     marker = LANDING_1M / ".generated.json"
     if not (marker.exists() and json.loads(marker.read_text()) == LANDING_1M_SPEC):
         print(f"generating ~1M events into {LANDING_1M} ...", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "northstar", "generate", "--out", str(LANDING_1M),
-                        *(f"--{k}={v}" for k, v in LANDING_1M_SPEC.items())],
-                       cwd=REPO, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "northstar",
+                "generate",
+                "--out",
+                str(LANDING_1M),
+                *(f"--{k}={v}" for k, v in LANDING_1M_SPEC.items()),
+            ],
+            cwd=REPO,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         marker.write_text(json.dumps(LANDING_1M_SPEC))  # the marker bench/run.py reuses
     print(f"building {WAREHOUSE_1M} ...", file=sys.stderr)
-    subprocess.run([sys.executable, "-m", "northstar", "build", "--landing", str(LANDING_1M),
-                    "--warehouse", str(WAREHOUSE_1M), "--no-docs"], cwd=REPO, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "northstar",
+            "build",
+            "--landing",
+            str(LANDING_1M),
+            "--warehouse",
+            str(WAREHOUSE_1M),
+            "--no-docs",
+        ],
+        cwd=REPO,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     return WAREHOUSE_1M
 
 
@@ -314,8 +365,10 @@ def parity_execution(warehouse: Path, runs: int) -> list[dict[str, Any]]:
             entry["error"] = f"compile: {type(exc).__name__}: {exc}"
             results.append(entry)
             continue
-        sides = {"metricflow": (statement.sql, dict(statement.bind_parameter_set.param_dict) or None),
-                 "northstar": (compiled.sql, compiled.params or None)}
+        sides = {
+            "metricflow": (statement.sql, dict(statement.bind_parameter_set.param_dict) or None),
+            "northstar": (compiled.sql, compiled.params or None),
+        }
         order = ["metricflow", "northstar"] if n % 2 == 0 else ["northstar", "metricflow"]
         answers = {}
         for side in order:  # the warm-up
@@ -323,7 +376,7 @@ def parity_execution(warehouse: Path, runs: int) -> list[dict[str, Any]]:
             answers[side] = ([d[0] for d in cursor.description], cursor.fetchall())
         times: dict[str, list[float]] = {side: [] for side in sides}
         for i in range(runs):
-            for side in (order if i % 2 == 0 else order[::-1]):
+            for side in order if i % 2 == 0 else order[::-1]:
                 started = time.perf_counter()
                 con.execute(*sides[side]).fetchall()
                 times[side].append((time.perf_counter() - started) * 1000)
@@ -333,8 +386,11 @@ def parity_execution(warehouse: Path, runs: int) -> list[dict[str, Any]]:
         entry["same_rows"] = _same_answer(*answers["metricflow"], *answers["northstar"])
         entry["sql_chars"] = {side: len(sql) for side, (sql, _) in sides.items()}
         results.append(entry)
-        print(f"  {case.id}: MetricFlow {entry['execute_ms']['metricflow']:.1f} ms, "
-              f"northstar {entry['execute_ms']['northstar']:.1f} ms", file=sys.stderr)
+        print(
+            f"  {case.id}: MetricFlow {entry['execute_ms']['metricflow']:.1f} ms, "
+            f"northstar {entry['execute_ms']['northstar']:.1f} ms",
+            file=sys.stderr,
+        )
     con.close()
     northstar.close()
     return results
@@ -359,20 +415,28 @@ def parity_markdown(results: list[dict[str, Any]], runs: int) -> str:
         # machine is doing: on a shared machine it separates a real difference from noise.
         mf_min, ns_min = min(entry["runs_ms"]["metricflow"]), min(entry["runs_ms"]["northstar"])
         ratios[entry["id"]], fastest[entry["id"]] = mf / ns, mf_min / ns_min
-        lines.append(f"| {entry['id']} | {mf:.1f} | {ns:.1f} | {mf / ns:.2f} | {mf_min:.1f} / {ns_min:.1f} | "
-                     f"{mf_min / ns_min:.2f} |")
+        lines.append(
+            f"| {entry['id']} | {mf:.1f} | {ns:.1f} | {mf / ns:.2f} | {mf_min:.1f} / {ns_min:.1f} | "
+            f"{mf_min / ns_min:.2f} |"
+        )
     for label, values in (("median", ratios), ("fastest run", fastest)):
         if not values:
             continue
         at_least = sum(r >= PARITY_RATIO for r in values.values())
         geomean = math.exp(statistics.fmean(math.log(r) for r in values.values()))
         worst = min(values, key=values.get)
-        lines += ["", f"By {label}: northstar at least as fast (MF/northstar >= {PARITY_RATIO}) on {at_least} of "
-                      f"{len(values)} queries; geometric mean MF/northstar {geomean:.2f}; worst {worst} at "
-                      f"{values[worst]:.2f}."]
+        lines += [
+            "",
+            f"By {label}: northstar at least as fast (MF/northstar >= {PARITY_RATIO}) on {at_least} of "
+            f"{len(values)} queries; geometric mean MF/northstar {geomean:.2f}; worst {worst} at "
+            f"{values[worst]:.2f}.",
+        ]
     notes = [f"- {e['id']}: {e['error']}" for e in results if "error" in e]
-    notes += [f"- {e['id']}: the answers differ ({e['rows']['metricflow']} vs {e['rows']['northstar']} rows)"
-              for e in timed if not e["same_rows"]]
+    notes += [
+        f"- {e['id']}: the answers differ ({e['rows']['metricflow']} vs {e['rows']['northstar']} rows)"
+        for e in timed
+        if not e["same_rows"]
+    ]
     if timed and not notes:
         notes = [f"- all {len(timed)} queries: same rows on both sides."]
     return "\n".join(lines + [""] + notes)
@@ -380,8 +444,13 @@ def parity_markdown(results: list[dict[str, Any]], runs: int) -> str:
 
 def environment() -> dict[str, Any]:
     from importlib.metadata import version
-    return {"python": platform.python_version(), "machine": platform.machine(), "cpus": os.cpu_count(),
-            **{pkg: version(pkg) for pkg in ("metricflow", "dbt-metricflow", "dbt-core", "duckdb", "sqlglot")}}
+
+    return {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": os.cpu_count(),
+        **{pkg: version(pkg) for pkg in ("metricflow", "dbt-metricflow", "dbt-core", "duckdb", "sqlglot")},
+    }
 
 
 # -- driver ------------------------------------------------------------------------------------
@@ -422,8 +491,10 @@ def markdown(summary: dict[str, dict[str, float]], cumulative: list[dict[str, An
 
     def row(label: str, a: float | None, b: float | None, fmt: str = "{:.2f}") -> str:
         ratio = f"{a / b:.1f}x" if a is not None and b else "n/a"
-        return (f"| {label} | {fmt.format(a) if a is not None else 'n/a'} | "
-                f"{fmt.format(b) if b is not None else 'n/a'} | {ratio} |")
+        return (
+            f"| {label} | {fmt.format(a) if a is not None else 'n/a'} | "
+            f"{fmt.format(b) if b is not None else 'n/a'} | {ratio} |"
+        )
 
     lines = [
         f"Medians over {reps} fresh-process repetitions; compile = SQL generation only.",
@@ -431,15 +502,23 @@ def markdown(summary: dict[str, dict[str, float]], cumulative: list[dict[str, An
         "| measure | MetricFlow | northstar | MetricFlow / northstar |",
         "| --- | ---: | ---: | ---: |",
         row("import (s, fresh interpreter)", mf["import_s"], ns["import_s"]),
-        row("engine set-up from the pack manifest, first in the process (ms)", mf["init_cold_ms"],
-            ns["init_cold_ms"], "{:.1f}"),
+        row(
+            "engine set-up from the pack manifest, first in the process (ms)",
+            mf["init_cold_ms"],
+            ns["init_cold_ms"],
+            "{:.1f}",
+        ),
         row("engine set-up from the pack manifest, second (ms)", mf["init_ms"], ns["init_ms"], "{:.1f}"),
         row(f"compile p50 over {n} distinct queries (ms)", mf["compile_p50_ms"], ns["compile_p50_ms"], "{:.3f}"),
         row(f"compile p90 over {n} distinct queries (ms)", mf["compile_p90_ms"], ns["compile_p90_ms"], "{:.3f}"),
         row(f"compile max over {n} distinct queries (ms)", mf["compile_max_ms"], ns["compile_max_ms"], "{:.3f}"),
         row("engine set-up, manifest with 80 extra metrics (ms)", mf["wide_init_ms"], ns["wide_init_ms"], "{:.1f}"),
-        row("compile wide query, 80 metrics x 10 dimensions (ms)", mf["wide_compile_ms"], ns["wide_compile_ms"],
-            "{:.1f}"),
+        row(
+            "compile wide query, 80 metrics x 10 dimensions (ms)",
+            mf["wide_compile_ms"],
+            ns["wide_compile_ms"],
+            "{:.1f}",
+        ),
         row("wide query SQL size (characters)", mf["wide_sql_chars"], ns["wide_sql_chars"], "{:.0f}"),
     ]
     for entry in cumulative:
@@ -451,8 +530,10 @@ def markdown(summary: dict[str, dict[str, float]], cumulative: list[dict[str, An
         if "northstar_unsupported" in entry:
             notes.append(f"- {entry['id']}: northstar cannot compile it yet ({entry['northstar_unsupported']}).")
         else:
-            notes.append(f"- {entry['id']}: {entry['rows']['metricflow']} rows each; "
-                         f"same rows: {'yes' if entry.get('same_rows') else 'NO'}.")
+            notes.append(
+                f"- {entry['id']}: {entry['rows']['metricflow']} rows each; "
+                f"same rows: {'yes' if entry.get('same_rows') else 'NO'}."
+            )
     return "\n".join(lines + [""] + notes)
 
 
@@ -460,16 +541,30 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--warehouse", type=Path, help="a built warehouse (default: build the sample)")
     parser.add_argument("--reps", type=int, default=5, help="fresh-process repetitions per engine")
-    parser.add_argument("--runs", type=int, help="timed DuckDB executions per query and side "
-                        "(default: 7 for the cumulative metric, 5 with --execute-parity)")
+    parser.add_argument(
+        "--runs",
+        type=int,
+        help="timed DuckDB executions per query and side "
+        "(default: 7 for the cumulative metric, 5 with --execute-parity)",
+    )
     parser.add_argument("--workdir", type=Path, help="where to put the generated project (default: a temp dir)")
-    parser.add_argument("--execute-wide", action="store_true",
-                        help="also run the wide query once on each side and compare the answers (slow)")
-    parser.add_argument("--execute-parity", action="store_true",
-                        help="only: run every agreeing parity query's SQL on each side in DuckDB and compare "
-                             "times (default warehouse: bench/out/data-1m, ~1M events, built if missing)")
-    parser.add_argument("--out", type=Path, help="raw numbers (default: bench/out/metricflow_compile.json, "
-                        "or metricflow_execute.json with --execute-parity)")
+    parser.add_argument(
+        "--execute-wide",
+        action="store_true",
+        help="also run the wide query once on each side and compare the answers (slow)",
+    )
+    parser.add_argument(
+        "--execute-parity",
+        action="store_true",
+        help="only: run every agreeing parity query's SQL on each side in DuckDB and compare "
+        "times (default warehouse: bench/out/data-1m, ~1M events, built if missing)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="raw numbers (default: bench/out/metricflow_compile.json, "
+        "or metricflow_execute.json with --execute-parity)",
+    )
     parser.add_argument("--worker", choices=("metricflow", "northstar"), help=argparse.SUPPRESS)
     parser.add_argument("--pack-manifest", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--wide-manifest", type=Path, help=argparse.SUPPRESS)
@@ -489,16 +584,29 @@ def main() -> None:
     if warehouse is None:
         warehouse = workdir / "data" / "northstar.duckdb"
         print(f"building the sample warehouse into {warehouse} ...", file=sys.stderr)
-        subprocess.run([sys.executable, "-m", "northstar", "build", "--landing", str(REPO / "seeds" / "sample"),
-                        "--warehouse", str(warehouse), "--no-docs"], cwd=REPO, check=True,
-                       stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "northstar",
+                "build",
+                "--landing",
+                str(REPO / "seeds" / "sample"),
+                "--warehouse",
+                str(warehouse),
+                "--no-docs",
+            ],
+            cwd=REPO,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     pack_manifest = Path(os.path.realpath(warehouse)).parent / "semantic_manifest.json"
     print("writing and parsing the project with 80 extra metrics ...", file=sys.stderr)
     wide_manifest = extra_metrics.extended_manifest(workdir)
 
     reps: dict[str, list[dict[str, Any]]] = {"metricflow": [], "northstar": []}
     for i in range(args.reps):
-        for side in (("metricflow", "northstar") if i % 2 == 0 else ("northstar", "metricflow")):
+        for side in ("metricflow", "northstar") if i % 2 == 0 else ("northstar", "metricflow"):
             print(f"repetition {i + 1}/{args.reps}: {side}", file=sys.stderr)
             reps[side].append(run_worker(side, pack_manifest, wide_manifest))
     summary = summarize(reps)
@@ -510,8 +618,13 @@ def main() -> None:
 
     env = environment()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"environment": env, "summary": summary, "cumulative": cumulative,
-                                    "repetitions": reps}, indent=2, default=str))
+    args.out.write_text(
+        json.dumps(
+            {"environment": env, "summary": summary, "cumulative": cumulative, "repetitions": reps},
+            indent=2,
+            default=str,
+        )
+    )
     print(", ".join(f"{k} {v}" for k, v in env.items()))
     print()
     print(markdown(summary, cumulative, args.reps))
@@ -525,8 +638,12 @@ def execute_parity(args: argparse.Namespace) -> None:
     print(f"executing every parity query on both sides over {warehouse} ...", file=sys.stderr)
     started = time.perf_counter()
     results = parity_execution(warehouse, runs)
-    env = {**environment(), "warehouse": str(warehouse), "runs": runs,
-           "wall_s": round(time.perf_counter() - started, 1)}
+    env = {
+        **environment(),
+        "warehouse": str(warehouse),
+        "runs": runs,
+        "wall_s": round(time.perf_counter() - started, 1),
+    }
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"environment": env, "queries": results}, indent=2, default=str))
     print(", ".join(f"{k} {v}" for k, v in env.items()))

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
 
 REPO = Path(__file__).resolve().parents[2]
 DBT_PROJECT = REPO / "dbt_project"
@@ -101,11 +101,13 @@ class _CompileOnlyClient:
     @property
     def sql_engine_type(self):
         from metricflow.protocols.sql_client import SqlEngine
+
         return SqlEngine.DUCKDB
 
     @property
     def sql_plan_renderer(self):
         from metricflow.sql.render.duckdb_renderer import DuckDbSqlPlanRenderer
+
         return DuckDbSqlPlanRenderer()
 
     def query(self, *args, **kwargs):
@@ -174,8 +176,10 @@ def mf_request(case: Case, sorted_like_northstar: bool = False):
         for grain in _grains(case):
             for bound in (case.start, case.end):
                 if bound is not None and not _GRAIN_STARTS[grain](bound):
-                    raise ValueError(f"{case.id}: {bound} is not on a {grain} boundary; MetricFlow would "
-                                     "widen the range to whole buckets")
+                    raise ValueError(
+                        f"{case.id}: {bound} is not on a {grain} boundary; MetricFlow would "
+                        "widen the range to whole buckets"
+                    )
     if case.end is not None:
         end_inclusive = dt.datetime.combine(case.end - dt.timedelta(days=1), dt.time())
     return MetricFlowQueryRequest.create(
@@ -229,10 +233,16 @@ def cumulative_metric_names(project: Path = DBT_PROJECT) -> list[str]:
 
 def offset_metric_names(project: Path = DBT_PROJECT) -> list[str]:
     """Derived metrics with an offset_window / offset_to_grain input."""
-    return [name for name, m in pack_metrics(project).items()
-            if m.get("type") == "derived"
-            and any(i.get("offset_window") or i.get("offset_to_grain")
-                    for i in (m.get("type_params") or {}).get("metrics") or [] if isinstance(i, dict))]
+    return [
+        name
+        for name, m in pack_metrics(project).items()
+        if m.get("type") == "derived"
+        and any(
+            i.get("offset_window") or i.get("offset_to_grain")
+            for i in (m.get("type_params") or {}).get("metrics") or []
+            if isinstance(i, dict)
+        )
+    ]
 
 
 def all_time_cumulative_names(project: Path = DBT_PROJECT) -> list[str]:
@@ -270,12 +280,15 @@ RANGES = {
     "month": (dt.date(2026, 1, 1), dt.date(2026, 5, 1)),
 }
 
+
 def parity_cases(simple: Sequence[str] | None = None) -> list[Case]:
     simple = simple_metric_names() if simple is None else simple
     cases: list[Case] = []
     for metric in simple:
         for grain in ("day", "month"):
-            cases.append(Case(f"{metric}-by-{grain}", (metric,), (f"metric_time__{grain}",), tags=frozenset({"simple"})))
+            cases.append(
+                Case(f"{metric}-by-{grain}", (metric,), (f"metric_time__{grain}",), tags=frozenset({"simple"}))
+            )
     for metric, dim in RATIO_SLICES.items():
         cases.append(Case(f"{metric}-by-week", (metric,), ("metric_time__week",), tags=frozenset({"ratio"})))
         cases.append(Case(f"{metric}-by-{dim}", (metric,), (dim,), tags=frozenset({"ratio"})))
@@ -284,60 +297,169 @@ def parity_cases(simple: Sequence[str] | None = None) -> list[Case]:
         cases.append(Case(f"{metric}-by-week", (metric,), ("metric_time__week",), tags=frozenset({"derived"})))
     for metric in cumulative_metric_names():
         for grain, (start, end) in RANGES.items():
-            cases.append(Case(f"{metric}-by-{grain}-range", (metric,), (f"metric_time__{grain}",),
-                              start=start, end=end, tags=frozenset({"cumulative"})))
+            cases.append(
+                Case(
+                    f"{metric}-by-{grain}-range",
+                    (metric,),
+                    (f"metric_time__{grain}",),
+                    start=start,
+                    end=end,
+                    tags=frozenset({"cumulative"}),
+                )
+            )
         start, end = RANGES["week"]
-        cases.append(Case(f"{metric}-by-week-platform-range", (metric,), ("metric_time__week", "event__platform"),
-                          start=start, end=end, tags=frozenset({"cumulative"})))
+        cases.append(
+            Case(
+                f"{metric}-by-week-platform-range",
+                (metric,),
+                ("metric_time__week", "event__platform"),
+                start=start,
+                end=end,
+                tags=frozenset({"cumulative"}),
+            )
+        )
     for metric in offset_metric_names():
         # Offsets add no buckets of their own in northstar: the day range stops at the data's end.
         for grain, (start, end) in (("day", (dt.date(2026, 1, 5), dt.date(2026, 4, 5))), ("week", RANGES["week"])):
-            cases.append(Case(f"{metric}-by-{grain}-range", (metric,), (f"metric_time__{grain}",),
-                              start=start, end=end, tags=frozenset({"offset"})))
+            cases.append(
+                Case(
+                    f"{metric}-by-{grain}-range",
+                    (metric,),
+                    (f"metric_time__{grain}",),
+                    start=start,
+                    end=end,
+                    tags=frozenset({"offset"}),
+                )
+            )
     cases += [
         # where filters (dbt template syntax) and time constraints
-        Case("events-ios-by-day-range", ("events", "active_users"), ("metric_time__day",),
-             where=("{{ Dimension('event__platform') }} = 'ios'",),
-             start=dt.date(2026, 1, 10), end=dt.date(2026, 2, 1), tags=frozenset({"where"})),
-        Case("arpu-us-de-by-week-range", ("arpu",), ("metric_time__week", "user__country"),
-             where=("{{ Dimension('user__country') }} in ('US', 'DE')",),
-             start=dt.date(2026, 1, 12), end=dt.date(2026, 2, 9), tags=frozenset({"where"})),
-        Case("nps-in_app-by-week", ("nps", "nps_responses"), ("metric_time__week",),
-             where=("{{ Dimension('feedback__channel') }} = 'in_app'",), tags=frozenset({"where"})),
-        Case("tickets-urgent-by-region", ("tickets",), ("account__region",),
-             where=("{{ Dimension('ticket__priority') }} in ('high', 'urgent')",
-                    "{{ TimeDimension('metric_time', 'day') }} >= '2026-01-15'"), tags=frozenset({"where"})),
-        Case("revenue-paid-plans-by-month", ("revenue", "paying_users"), ("metric_time__month", "user__plan"),
-             where=("{{ Dimension('user__plan') }} != 'free'",), start=dt.date(2026, 1, 1),
-             tags=frozenset({"where"})),
+        Case(
+            "events-ios-by-day-range",
+            ("events", "active_users"),
+            ("metric_time__day",),
+            where=("{{ Dimension('event__platform') }} = 'ios'",),
+            start=dt.date(2026, 1, 10),
+            end=dt.date(2026, 2, 1),
+            tags=frozenset({"where"}),
+        ),
+        Case(
+            "arpu-us-de-by-week-range",
+            ("arpu",),
+            ("metric_time__week", "user__country"),
+            where=("{{ Dimension('user__country') }} in ('US', 'DE')",),
+            start=dt.date(2026, 1, 12),
+            end=dt.date(2026, 2, 9),
+            tags=frozenset({"where"}),
+        ),
+        Case(
+            "nps-in_app-by-week",
+            ("nps", "nps_responses"),
+            ("metric_time__week",),
+            where=("{{ Dimension('feedback__channel') }} = 'in_app'",),
+            tags=frozenset({"where"}),
+        ),
+        Case(
+            "tickets-urgent-by-region",
+            ("tickets",),
+            ("account__region",),
+            where=(
+                "{{ Dimension('ticket__priority') }} in ('high', 'urgent')",
+                "{{ TimeDimension('metric_time', 'day') }} >= '2026-01-15'",
+            ),
+            tags=frozenset({"where"}),
+        ),
+        Case(
+            "revenue-paid-plans-by-month",
+            ("revenue", "paying_users"),
+            ("metric_time__month", "user__plan"),
+            where=("{{ Dimension('user__plan') }} != 'free'",),
+            start=dt.date(2026, 1, 1),
+            tags=frozenset({"where"}),
+        ),
         # a metric in a filter, per entity: events of users whose all-time revenue is over 100
-        Case("events-of-big-spenders-by-month", ("events", "active_users"), ("metric_time__month",),
-             where=("{{ Metric('revenue', group_by=['user']) }} > 100",), tags=frozenset({"where"})),
-        Case("tickets-of-busy-accounts-by-priority", ("tickets",), ("ticket__priority",),
-             where=("{{ Metric('tickets', group_by=['account']) }} >= 3",), tags=frozenset({"where"})),
-        Case("errors-per-1k-by-week-range", ("errors_per_1k_events",), ("metric_time__week",),
-             start=dt.date(2026, 1, 5), end=dt.date(2026, 2, 2), tags=frozenset({"where", "derived"})),
+        Case(
+            "events-of-big-spenders-by-month",
+            ("events", "active_users"),
+            ("metric_time__month",),
+            where=("{{ Metric('revenue', group_by=['user']) }} > 100",),
+            tags=frozenset({"where"}),
+        ),
+        Case(
+            "tickets-of-busy-accounts-by-priority",
+            ("tickets",),
+            ("ticket__priority",),
+            where=("{{ Metric('tickets', group_by=['account']) }} >= 3",),
+            tags=frozenset({"where"}),
+        ),
+        Case(
+            "errors-per-1k-by-week-range",
+            ("errors_per_1k_events",),
+            ("metric_time__week",),
+            start=dt.date(2026, 1, 5),
+            end=dt.date(2026, 2, 2),
+            tags=frozenset({"where", "derived"}),
+        ),
         # order_by + limit (orderings chosen to be total, so the first N rows are well defined)
-        Case("top-days-by-events", ("events",), ("metric_time__day",), order_by=("-events", "metric_time__day"),
-             limit=10, tags=frozenset({"order"})),
-        Case("top-countries-by-revenue", ("revenue", "active_users"), ("user__country",),
-             order_by=("-revenue", "user__country"), limit=5, tags=frozenset({"order"})),
-        Case("first-weeks-csat", ("csat",), ("metric_time__week",), order_by=("metric_time__week",), limit=3,
-             tags=frozenset({"order"})),
+        Case(
+            "top-days-by-events",
+            ("events",),
+            ("metric_time__day",),
+            order_by=("-events", "metric_time__day"),
+            limit=10,
+            tags=frozenset({"order"}),
+        ),
+        Case(
+            "top-countries-by-revenue",
+            ("revenue", "active_users"),
+            ("user__country",),
+            order_by=("-revenue", "user__country"),
+            limit=5,
+            tags=frozenset({"order"}),
+        ),
+        Case(
+            "first-weeks-csat",
+            ("csat",),
+            ("metric_time__week",),
+            order_by=("metric_time__week",),
+            limit=3,
+            tags=frozenset({"order"}),
+        ),
         # beyond the brief: derived metrics sliced through their shared `user` entity (anonymous errors
         # give a null user__platform on one side), metrics of several models in one query (null keys
         # on both sides), grand totals, an entity and a two-hop dimension
-        Case("crash_free_user_rate-by-user__platform", ("crash_free_user_rate",), ("user__platform",),
-             tags=frozenset({"derived", "extra"})),
-        Case("errors_per_1k_events-by-week-country", ("errors_per_1k_events",), ("metric_time__week", "user__country"),
-             tags=frozenset({"derived", "extra"})),
-        Case("new_users-errors-by-user__platform", ("new_users", "errors"), ("metric_time__month", "user__platform"),
-             tags=frozenset({"extra"})),
+        Case(
+            "crash_free_user_rate-by-user__platform",
+            ("crash_free_user_rate",),
+            ("user__platform",),
+            tags=frozenset({"derived", "extra"}),
+        ),
+        Case(
+            "errors_per_1k_events-by-week-country",
+            ("errors_per_1k_events",),
+            ("metric_time__week", "user__country"),
+            tags=frozenset({"derived", "extra"}),
+        ),
+        Case(
+            "new_users-errors-by-user__platform",
+            ("new_users", "errors"),
+            ("metric_time__month", "user__platform"),
+            tags=frozenset({"extra"}),
+        ),
         Case("totals-three-models", ("events", "tickets", "nps", "crash_free_user_rate"), tags=frozenset({"extra"})),
-        Case("events-by-user-entity-top", ("events",), ("user",), order_by=("-events", "user"), limit=5,
-             tags=frozenset({"extra", "order"})),
-        Case("events-by-user__account__industry", ("events", "arpu"), ("user__account__industry",),
-             tags=frozenset({"extra"})),
+        Case(
+            "events-by-user-entity-top",
+            ("events",),
+            ("user",),
+            order_by=("-events", "user"),
+            limit=5,
+            tags=frozenset({"extra", "order"}),
+        ),
+        Case(
+            "events-by-user__account__industry",
+            ("events", "arpu"),
+            ("user__account__industry",),
+            tags=frozenset({"extra"}),
+        ),
         Case("d7_retention-by-signup-week", ("d7_retention",), ("user__signup_at__week",), tags=frozenset({"extra"})),
     ]
     return cases
@@ -349,18 +471,25 @@ def parity_cases(simple: Sequence[str] | None = None) -> list[Case]:
 
 
 def cumulative_open_range_cases() -> list[Case]:
-    return [Case(f"{m}-by-day-no-range", (m,), ("metric_time__day",), tags=frozenset({"cumulative"}))
-            for m in cumulative_metric_names() if m not in all_time_cumulative_names()]
+    return [
+        Case(f"{m}-by-day-no-range", (m,), ("metric_time__day",), tags=frozenset({"cumulative"}))
+        for m in cumulative_metric_names()
+        if m not in all_time_cumulative_names()
+    ]
 
 
 def conversion_cases() -> list[Case]:
     start, end = RANGES["week"]
     tags = frozenset({"conversion"})
-    return [case for m in conversion_metric_names() for case in (
-        Case(f"{m}-total", (m,), tags=tags),
-        Case(f"{m}-by-week-range", (m,), ("metric_time__week",), start=start, end=end, tags=tags),
-        Case(f"{m}-by-user__country", (m,), ("user__country",), tags=tags),
-    )]
+    return [
+        case
+        for m in conversion_metric_names()
+        for case in (
+            Case(f"{m}-total", (m,), tags=tags),
+            Case(f"{m}-by-week-range", (m,), ("metric_time__week",), start=start, end=end, tags=tags),
+            Case(f"{m}-by-user__country", (m,), ("user__country",), tags=tags),
+        )
+    ]
 
 
 def agreeing_cases() -> list[Case]:

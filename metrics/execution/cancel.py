@@ -19,8 +19,7 @@ from metrics.errors import QueryCancelled
 
 Interrupt = Callable[[], object]
 
-_current: contextvars.ContextVar[Cancellation | None] = contextvars.ContextVar("northstar_cancellation",
-                                                                                 default=None)
+_current: contextvars.ContextVar[Cancellation | None] = contextvars.ContextVar("northstar_cancellation", default=None)
 # An interrupt can land just before the warehouse starts the statement (DuckDB ignores it
 # then); it is repeated at these delays while the statement is still registered.
 _REPEATS = (0.05, 0.2, 0.5, 1.0)

@@ -12,7 +12,14 @@ from typing import Any, Protocol
 
 import duckdb
 
-from metrics.errors import InternalError, InvalidFilter, QueryCancelled, QueryTimeout, ResultTooLarge, WarehouseUnavailable
+from metrics.errors import (
+    InternalError,
+    InvalidFilter,
+    QueryCancelled,
+    QueryTimeout,
+    ResultTooLarge,
+    WarehouseUnavailable,
+)
 from metrics.execution.cancel import interruptible
 
 # Rows are fetched this many at a time: each fetch holds the GIL while it builds Python rows,
@@ -50,8 +57,18 @@ def _column_type(type_code: Any) -> str:
         return "timestamp"
     if text in ("BOOLEAN", "BOOL"):
         return "boolean"
-    if text in ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT",
-                "UINTEGER", "UBIGINT", "UHUGEINT"):
+    if text in (
+        "TINYINT",
+        "SMALLINT",
+        "INTEGER",
+        "BIGINT",
+        "HUGEINT",
+        "UTINYINT",
+        "USMALLINT",
+        "UINTEGER",
+        "UBIGINT",
+        "UHUGEINT",
+    ):
         return "integer"
     if text in ("DOUBLE", "FLOAT", "REAL") or text.startswith("DECIMAL"):
         return "number"
@@ -66,8 +83,11 @@ def _plain(value: Any) -> Any:
 
 
 def too_many_rows(max_rows: int) -> ResultTooLarge:
-    return ResultTooLarge(f"the answer has more than {max_rows:,} rows, the most one result may have; "
-                          "add a LIMIT, filters, or aggregate (GROUP BY) to narrow it.", max_rows=max_rows)
+    return ResultTooLarge(
+        f"the answer has more than {max_rows:,} rows, the most one result may have; "
+        "add a LIMIT, filters, or aggregate (GROUP BY) to narrow it.",
+        max_rows=max_rows,
+    )
 
 
 def fetch_capped(cursor: Any, max_rows: int | None) -> list[tuple[Any, ...]]:
@@ -91,9 +111,12 @@ def filter_type_mismatch(column: str | None, internal: str) -> InvalidFilter:
     its column: the caller's to fix, named by the column when the warehouse says which; the
     warehouse's own words (`internal`) go to the server log only."""
     which = f" {column!r}" if column else ""
-    return InvalidFilter(f"a filter value does not match the type of the dimension{which} it is compared with; "
-                         "compare text with text, numbers with numbers and true/false with boolean dimensions.",
-                         internal=internal, field=column)
+    return InvalidFilter(
+        f"a filter value does not match the type of the dimension{which} it is compared with; "
+        "compare text with text, numbers with numbers and true/false with boolean dimensions.",
+        internal=internal,
+        field=column,
+    )
 
 
 def _value_error(exc: duckdb.ConversionException, params: dict[str, Any] | None) -> Exception:
@@ -137,14 +160,16 @@ def lock_down(con: duckdb.DuckDBPyConnection, memory_limit: str | None = None, t
     it beside the engine; set here, the shared database is locked for every connection. A
     database already locked (a second client on the same file) must already be closed to files.
     """
-    locked = con.execute("SELECT current_setting('lock_configuration'), "
-                         "current_setting('enable_external_access')").fetchone()
+    locked = con.execute(
+        "SELECT current_setting('lock_configuration'), current_setting('enable_external_access')"
+    ).fetchone()
     if locked is None:  # a SELECT without FROM has one row
         raise InternalError("DuckDB returned no row for its own settings.")
     if locked[0]:
         if locked[1]:
-            raise WarehouseUnavailable("the warehouse database is locked with file access on; "
-                                       "it cannot serve client SQL.")
+            raise WarehouseUnavailable(
+                "the warehouse database is locked with file access on; it cannot serve client SQL."
+            )
         return
     for name, value in locked_config(memory_limit, threads).items():
         con.execute(f"SET {name} = {_setting_sql(value)}")
@@ -170,8 +195,9 @@ class DuckDBClient:
 
     dialect = "duckdb"
 
-    def __init__(self, path: Path, *, threads: int | None = None, timeout_s: float | None = None,
-                 memory_limit: str | None = None) -> None:
+    def __init__(
+        self, path: Path, *, threads: int | None = None, timeout_s: float | None = None, memory_limit: str | None = None
+    ) -> None:
         self.path = Path(path)
         self.timeout_s = timeout_s
         if not self.path.exists():
@@ -204,14 +230,17 @@ class DuckDBClient:
         except duckdb.InterruptException as exc:
             if cancellation is not None and cancellation.cancelled:
                 raise QueryCancelled("canceling statement due to user request") from exc
-            raise QueryTimeout(f"the query ran longer than {self.timeout_s:g} s and was stopped; "
-                               "narrow it (a shorter range, fewer slices) or ask for a coarser grain.",
-                               timeout_s=self.timeout_s) from exc
+            raise QueryTimeout(
+                f"the query ran longer than {self.timeout_s:g} s and was stopped; "
+                "narrow it (a shorter range, fewer slices) or ask for a coarser grain.",
+                timeout_s=self.timeout_s,
+            ) from exc
         except duckdb.ConversionException as exc:
             raise _value_error(exc, params) from exc
         except duckdb.Error as exc:
-            raise InternalError("the warehouse could not run the query.", internal=_first_line(exc),
-                                reason=type(exc).__name__) from exc
+            raise InternalError(
+                "the warehouse could not run the query.", internal=_first_line(exc), reason=type(exc).__name__
+            ) from exc
         finally:
             if timer is not None:
                 timer.cancel()

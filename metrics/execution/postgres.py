@@ -18,15 +18,28 @@ from metrics.execution.client import ResultColumn, ResultSet, fetch_capped, filt
 # PostgreSQL type OIDs (pg_type.oid; fixed in the catalog) -> northstar column types.
 _OID_TYPES = {
     16: "boolean",
-    20: "integer", 21: "integer", 23: "integer", 26: "integer",
-    700: "number", 701: "number", 1700: "number",
+    20: "integer",
+    21: "integer",
+    23: "integer",
+    26: "integer",
+    700: "number",
+    701: "number",
+    1700: "number",
     1082: "date",
-    1114: "timestamp", 1184: "timestamp",
+    1114: "timestamp",
+    1184: "timestamp",
 }
 _TYPE_NAMES = {
-    "boolean": "boolean", "bigint": "integer", "integer": "integer", "smallint": "integer",
-    "double precision": "number", "real": "number", "numeric": "number", "date": "date",
-    "timestamp without time zone": "timestamp", "timestamp with time zone": "timestamp",
+    "boolean": "boolean",
+    "bigint": "integer",
+    "integer": "integer",
+    "smallint": "integer",
+    "double precision": "number",
+    "real": "number",
+    "numeric": "number",
+    "date": "date",
+    "timestamp without time zone": "timestamp",
+    "timestamp with time zone": "timestamp",
 }
 
 
@@ -39,8 +52,9 @@ def column_type(type_code: Any) -> str:
 
 # The operand just before where PostgreSQL points (the operator of `country = 3`, or the value
 # of `country = 'x'`): a plain column (`t1.country`, `"country"`), else none.
-_OPERAND = re.compile(r'(?:^|[\s(,])(?:[\w"]+\.)?"?(\w+)"?\s*(?:(?:=|<>|!=|<=|>=|<|>|LIKE|ILIKE|IN\s*\()\s*)?$',
-                      re.IGNORECASE)
+_OPERAND = re.compile(
+    r'(?:^|[\s(,])(?:[\w"]+\.)?"?(\w+)"?\s*(?:(?:=|<>|!=|<=|>=|<|>|LIKE|ILIKE|IN\s*\()\s*)?$', re.IGNORECASE
+)
 _PLACEHOLDER = re.compile(r"%\((\w+)\)s|%%")
 
 
@@ -55,6 +69,7 @@ def _sent_text(sql: str, params: dict[str, Any] | None) -> str:
         if match.group(1) is None:
             return "%"
         return f"${numbers.setdefault(match.group(1), len(numbers) + 1)}"
+
     return _PLACEHOLDER.sub(number, sql)
 
 
@@ -71,7 +86,7 @@ def _value_error(exc: Any, sql: str, params: dict[str, Any] | None) -> Exception
     column = None
     position = exc.diag.statement_position
     if position and str(position).isdigit():
-        column_match = _OPERAND.search(_sent_text(sql, params)[:int(position) - 1])
+        column_match = _OPERAND.search(_sent_text(sql, params)[: int(position) - 1])
         column = column_match.group(1) if column_match else None
     if not params and column is None:
         return InternalError("the warehouse could not run the query.", sqlstate=exc.sqlstate, internal=detail)
@@ -83,8 +98,9 @@ class PostgresClient:
 
     dialect = "postgres"
 
-    def __init__(self, dsn: str, *, timeout_s: float | None = None, min_size: int = 1, max_size: int = 8,
-                 work_mem: str = "64MB") -> None:
+    def __init__(
+        self, dsn: str, *, timeout_s: float | None = None, min_size: int = 1, max_size: int = 8, work_mem: str = "64MB"
+    ) -> None:
         import psycopg
         from psycopg_pool import ConnectionPool
 
@@ -98,14 +114,22 @@ class PostgresClient:
         options = f"-c default_transaction_read_only=on -c TimeZone=UTC -c jit=off -c work_mem={work_mem}"
         if timeout_s:
             options += f" -c statement_timeout={int(timeout_s * 1000)}"
-        self._pool = ConnectionPool(dsn, min_size=min_size, max_size=max_size, open=False,
-                                    kwargs={"options": options, "autocommit": True}, name="northstar")
+        self._pool = ConnectionPool(
+            dsn,
+            min_size=min_size,
+            max_size=max_size,
+            open=False,
+            kwargs={"options": options, "autocommit": True},
+            name="northstar",
+        )
         try:
             self._pool.open(wait=True, timeout=10)
         except Exception as exc:  # PoolTimeout: the server is down or refuses us
             self._pool.close()
-            raise WarehouseUnavailable(f"cannot connect to the PostgreSQL warehouse: {exc}; "
-                                       "check NORTHSTAR_POSTGRES_DSN and that the server is up.") from exc
+            raise WarehouseUnavailable(
+                f"cannot connect to the PostgreSQL warehouse: {exc}; "
+                "check NORTHSTAR_POSTGRES_DSN and that the server is up."
+            ) from exc
         self._closed = False
 
     def query(self, sql: str, params: dict[str, Any] | None = None, *, max_rows: int | None = None) -> ResultSet:
@@ -114,8 +138,11 @@ class PostgresClient:
         errors = self._psycopg.errors
         cancellation = None
         try:
-            with self._pool.connection(timeout=self.timeout_s or 30) as con, con.cursor() as cursor, \
-                    interruptible(con.cancel) as cancellation:
+            with (
+                self._pool.connection(timeout=self.timeout_s or 30) as con,
+                con.cursor() as cursor,
+                interruptible(con.cancel) as cancellation,
+            ):
                 # Without parameters the text goes as is (a literal % in generated SQL stays one).
                 cursor.execute(sql, params) if params else cursor.execute(sql)
                 description = cursor.description or []
@@ -123,16 +150,21 @@ class PostgresClient:
         except errors.QueryCanceled as exc:
             if cancellation is not None and cancellation.cancelled:
                 raise QueryCancelled("canceling statement due to user request") from exc
-            raise QueryTimeout(f"the query ran longer than {self.timeout_s:g} s and was stopped; "
-                               "narrow it (a shorter range, fewer slices) or ask for a coarser grain.",
-                               timeout_s=self.timeout_s) from exc
+            raise QueryTimeout(
+                f"the query ran longer than {self.timeout_s:g} s and was stopped; "
+                "narrow it (a shorter range, fewer slices) or ask for a coarser grain.",
+                timeout_s=self.timeout_s,
+            ) from exc
         except (self._psycopg.DataError, errors.DatatypeMismatch, errors.UndefinedFunction) as exc:
             raise _value_error(exc, sql, params) from exc
         except self._psycopg.OperationalError as exc:
             raise WarehouseUnavailable(f"the PostgreSQL warehouse is unavailable: {exc}") from exc
         except self._psycopg.Error as exc:
-            raise InternalError("the warehouse could not run the query.", sqlstate=exc.sqlstate,
-                                internal=(exc.diag.message_primary or str(exc)).strip().splitlines()[0]) from exc
+            raise InternalError(
+                "the warehouse could not run the query.",
+                sqlstate=exc.sqlstate,
+                internal=(exc.diag.message_primary or str(exc)).strip().splitlines()[0],
+            ) from exc
         except Exception as exc:  # PoolTimeout: every connection busy for the whole timeout
             if type(exc).__name__ == "PoolTimeout":
                 raise WarehouseUnavailable(f"no PostgreSQL connection became free in time: {exc}") from exc

@@ -36,7 +36,7 @@ def _arrow_table(rows: ResultSet) -> pa.Table:
     for index, column in enumerate(rows.columns):
         values = [_plain(row[index]) for row in rows.rows]
         kind = _ARROW_TYPES.get(column.type, pa.string())
-        if column.type == "integer" and any(v is not None and not -2**63 <= v < 2**63 for v in values):
+        if column.type == "integer" and any(v is not None and not -(2**63) <= v < 2**63 for v in values):
             kind = pa.float64()
         columns[column.name] = pa.array(values, type=kind)
     return pa.table(columns) if columns else pa.table({})
@@ -57,9 +57,15 @@ _connections = threading.local()
 def _connection() -> duckdb.DuckDBPyConnection:
     con = getattr(_connections, "con", None)
     if con is None:
-        con = duckdb.connect(":memory:", config={"enable_external_access": False, "threads": 1,
-                                                  "autoinstall_known_extensions": False,
-                                                  "autoload_known_extensions": False})
+        con = duckdb.connect(
+            ":memory:",
+            config={
+                "enable_external_access": False,
+                "threads": 1,
+                "autoinstall_known_extensions": False,
+                "autoload_known_extensions": False,
+            },
+        )
         con.execute("SET TimeZone = 'UTC'")
         con.execute("SET lock_configuration = true")
         _connections.con = con
@@ -82,8 +88,9 @@ def query_rows(tree: exp.Expr, tables: Mapping[str, ResultSet], dialect: str = "
             description = cursor.description or []
             result = cursor.fetchall()
         except duckdb.Error as exc:
-            raise InvalidQuery(f"cannot evaluate the query over the metric rows: {_first_line(exc)}",
-                               reason=type(exc).__name__) from exc
+            raise InvalidQuery(
+                f"cannot evaluate the query over the metric rows: {_first_line(exc)}", reason=type(exc).__name__
+            ) from exc
     finally:
         for name in tables:
             con.unregister(name)
@@ -95,7 +102,7 @@ def _output(value: Any) -> Any:
     if isinstance(value, decimal.Decimal):
         return float(value)
     if isinstance(value, dt.datetime) and value.tzinfo is not None:
-        return value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
     return value
 
 

@@ -27,9 +27,20 @@ from metrics.execution.client import ResultColumn, ResultSet, filter_type_mismat
 DEFAULT_MASTER = "local[2]"
 
 _TYPE_NAMES = {
-    "boolean": "boolean", "tinyint": "integer", "smallint": "integer", "int": "integer", "bigint": "integer",
-    "byte": "integer", "short": "integer", "integer": "integer", "long": "integer",
-    "float": "number", "double": "number", "date": "date", "timestamp": "timestamp", "timestamp_ntz": "timestamp",
+    "boolean": "boolean",
+    "tinyint": "integer",
+    "smallint": "integer",
+    "int": "integer",
+    "bigint": "integer",
+    "byte": "integer",
+    "short": "integer",
+    "integer": "integer",
+    "long": "integer",
+    "float": "number",
+    "double": "number",
+    "date": "date",
+    "timestamp": "timestamp",
+    "timestamp_ntz": "timestamp",
 }
 
 _lock = threading.Lock()
@@ -89,8 +100,10 @@ def spark_session(master: str | None = None):
         try:
             session = builder.getOrCreate()
         except Exception as exc:  # no Java, a master that does not answer
-            raise WarehouseUnavailable(f"cannot start Spark on {master}: {str(exc).strip().splitlines()[0]}; "
-                                       "check NORTHSTAR_SPARK_MASTER and that Java 17 is installed.") from exc
+            raise WarehouseUnavailable(
+                f"cannot start Spark on {master}: {str(exc).strip().splitlines()[0]}; "
+                "check NORTHSTAR_SPARK_MASTER and that Java 17 is installed."
+            ) from exc
         session.sparkContext.setLogLevel("ERROR")
         return session
 
@@ -107,7 +120,7 @@ def _bindable(value: Any) -> Any:
     # Spark converts a naive datetime with the process's local zone; every metric time is
     # UTC, so say so.
     if isinstance(value, dt.datetime) and value.tzinfo is None:
-        return value.replace(tzinfo=dt.timezone.utc)
+        return value.replace(tzinfo=dt.UTC)
     return value
 
 
@@ -140,18 +153,22 @@ class SparkClient:
             if not location.is_absolute():
                 location = self.pointer.parent / location
             if not location.exists():
-                raise WarehouseUnavailable(f"table {table['schema']}.{table['table']} of build {self.build_id} "
-                                           f"has no data at {location}; rebuild with `northstar build`.")
+                raise WarehouseUnavailable(
+                    f"table {table['schema']}.{table['table']} of build {self.build_id} "
+                    f"has no data at {location}; rebuild with `northstar build`."
+                )
             schema, name = _quote(table["schema"]), _quote(table["table"])
             self._spark.sql(f"CREATE DATABASE IF NOT EXISTS {schema}")
-            self._spark.sql(f"CREATE TABLE IF NOT EXISTS {schema}.{name} USING {table.get('format') or 'parquet'} "
-                            f"LOCATION {_string(str(location))}")
+            self._spark.sql(
+                f"CREATE TABLE IF NOT EXISTS {schema}.{name} USING {table.get('format') or 'parquet'} "
+                f"LOCATION {_string(str(location))}"
+            )
 
     def query(self, sql: str, params: dict[str, Any] | None = None, *, max_rows: int | None = None) -> ResultSet:
         if self._closed:
             raise WarehouseUnavailable("the warehouse connection was closed (a newer build was swapped in).")
-        from pyspark.errors import PySparkException
         from py4j.protocol import Py4JError
+        from pyspark.errors import PySparkException
 
         context = self._spark.sparkContext
         group = f"northstar-{secrets.token_hex(6)}"
@@ -159,9 +176,11 @@ class SparkClient:
         timed_out = threading.Event()
         timer = None
         if self.timeout_s:
+
             def cancel() -> None:
                 timed_out.set()
                 context.cancelJobGroup(group)
+
             timer = threading.Timer(self.timeout_s, cancel)
             timer.daemon = True
             timer.start()
@@ -179,15 +198,18 @@ class SparkClient:
             if cancellation is not None and cancellation.cancelled:
                 raise QueryCancelled("canceling statement due to user request") from exc
             if timed_out.is_set():
-                raise QueryTimeout(f"the query ran longer than {self.timeout_s:g} s and was stopped; "
-                                   "narrow it (a shorter range, fewer slices) or ask for a coarser grain.",
-                                   timeout_s=self.timeout_s) from exc
+                raise QueryTimeout(
+                    f"the query ran longer than {self.timeout_s:g} s and was stopped; "
+                    "narrow it (a shorter range, fewer slices) or ask for a coarser grain.",
+                    timeout_s=self.timeout_s,
+                ) from exc
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             mismatch = _value_error(exc, detail, params)
             if mismatch is not None:
                 raise mismatch from exc
-            raise InternalError("the warehouse could not run the query.", internal=detail,
-                                reason=type(exc).__name__) from exc
+            raise InternalError(
+                "the warehouse could not run the query.", internal=detail, reason=type(exc).__name__
+            ) from exc
         finally:
             if timer is not None:
                 timer.cancel()
@@ -262,5 +284,5 @@ def _plain_row(row: tuple, local_times: list[int]) -> tuple:
     for i in local_times:
         # Spark hands timestamps over as naive local times of this process; back to naive UTC
         if isinstance(values[i], dt.datetime):
-            values[i] = values[i].astimezone(dt.timezone.utc).replace(tzinfo=None)
+            values[i] = values[i].astimezone(dt.UTC).replace(tzinfo=None)
     return tuple(values)

@@ -29,8 +29,9 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import zoneinfo
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from metrics.query.plan import QueryPlan
 from metrics.semantic.graph import METRIC_TIME, SourceKey
@@ -42,9 +43,9 @@ DAY = dt.timedelta(days=1)
 class Reason(enum.Enum):
     """Why a bucket is not complete for a metric."""
 
-    RANGE_CUT = "range_cut"                  # start/end cut the bucket: fewer days than its grain
-    BEFORE_DATA = "before_data"              # the bucket starts before the source's first day
-    AFTER_DATA = "after_data"                # the bucket ends after the source's last day
+    RANGE_CUT = "range_cut"  # start/end cut the bucket: fewer days than its grain
+    BEFORE_DATA = "before_data"  # the bucket starts before the source's first day
+    AFTER_DATA = "after_data"  # the bucket ends after the source's last day
     WINDOW_NOT_COVERED = "window_not_covered"  # a window of the bucket leaves the data: value null
 
     @property
@@ -72,10 +73,10 @@ class Needs:
     window (`windowed`) nulls the value when not covered, a plain read only flags it."""
 
     source: SourceKey
-    lo: Window | None = None   # signed: negative counts reach back
+    lo: Window | None = None  # signed: negative counts reach back
     hi: Window | None = None
     windowed: bool = False
-    what: str = ""             # for the message: "the day-1..7 window of its cohorts"
+    what: str = ""  # for the message: "the day-1..7 window of its cohorts"
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ class Incomplete:
     """One metric in one bucket is not complete."""
 
     metric: str
-    bucket: dt.date | None      # the bucket's first day; None: the query's whole range
+    bucket: dt.date | None  # the bucket's first day; None: the query's whole range
     reason: Reason
     message: str
 
@@ -101,9 +102,14 @@ def cohort_window(metric: Metric) -> tuple[str, int, int] | None:
     return str(spec["semantic_model"]), int(spec.get("first_day", 0)), int(spec.get("last_day", 0))
 
 
-def metric_needs(name: str, metrics: dict[str, Metric], source_of: Callable[[str], SourceKey],
-                 model_source: Callable[[str], SourceKey], offset: Window | None = None,
-                 _seen: frozenset[str] = frozenset()) -> list[Needs]:
+def metric_needs(
+    name: str,
+    metrics: dict[str, Metric],
+    source_of: Callable[[str], SourceKey],
+    model_source: Callable[[str], SourceKey],
+    offset: Window | None = None,
+    _seen: frozenset[str] = frozenset(),
+) -> list[Needs]:
     """What a metric reads, through ratios, derived metrics and offsets.
 
     `source_of(measure)` is a measure's source; `model_source(model)` a semantic model's
@@ -118,25 +124,44 @@ def metric_needs(name: str, metrics: dict[str, Metric], source_of: Callable[[str
     if metric.type in (MetricType.SIMPLE, MetricType.CUMULATIVE) and metric.measure is not None:
         source = source_of(metric.measure.name)
         if metric.type is MetricType.CUMULATIVE and metric.window is not None:
-            reach_back = Window(-(metric.window.count - 1), metric.window.grain) if metric.window.grain is Grain.DAY \
+            reach_back = (
+                Window(-(metric.window.count - 1), metric.window.grain)
+                if metric.window.grain is Grain.DAY
                 else Window(-metric.window.count, metric.window.grain)
+            )
             out.append(Needs(source, _add(back, reach_back), back, True, f"its trailing {metric.window} window"))
         else:
             out.append(Needs(source, back, back))
         cohort = cohort_window(metric)
         if cohort is not None:
             model, first, last = cohort
-            out.append(Needs(model_source(model), _add(back, Window(first, Grain.DAY)),
-                             _add(back, Window(last, Grain.DAY)), True,
-                             f"days {first}..{last} after each day of its cohort"))
+            out.append(
+                Needs(
+                    model_source(model),
+                    _add(back, Window(first, Grain.DAY)),
+                    _add(back, Window(last, Grain.DAY)),
+                    True,
+                    f"days {first}..{last} after each day of its cohort",
+                )
+            )
     elif metric.type is MetricType.CONVERSION and metric.conversion is not None:
         params = metric.conversion
         out.append(Needs(source_of(params.base_measure.name), back, back))
         if params.window is not None:
-            reach_ahead = Window(params.window.count - 1, params.window.grain) if params.window.grain is Grain.DAY \
+            reach_ahead = (
+                Window(params.window.count - 1, params.window.grain)
+                if params.window.grain is Grain.DAY
                 else params.window
-            out.append(Needs(source_of(params.conversion_measure.name), back, _add(back, reach_ahead), True,
-                             f"its {params.window} conversion window"))
+            )
+            out.append(
+                Needs(
+                    source_of(params.conversion_measure.name),
+                    back,
+                    _add(back, reach_ahead),
+                    True,
+                    f"its {params.window} conversion window",
+                )
+            )
     else:
         children = [metric.numerator, metric.denominator] if metric.type is MetricType.RATIO else list(metric.inputs)
         for child in children:
@@ -147,9 +172,9 @@ def metric_needs(name: str, metrics: dict[str, Metric], source_of: Callable[[str
     return out
 
 
-def assess(plan: QueryPlan, rows: list[tuple[Any, ...]], needs: dict[str, list[Needs]],
-           reach: dict[SourceKey, Reach]) \
-        -> tuple[list[tuple[Any, ...]], list[tuple[bool, ...]], tuple[Incomplete, ...]]:
+def assess(
+    plan: QueryPlan, rows: list[tuple[Any, ...]], needs: dict[str, list[Needs]], reach: dict[SourceKey, Reach]
+) -> tuple[list[tuple[Any, ...]], list[tuple[bool, ...]], tuple[Incomplete, ...]]:
     """Apply the rule to an answer: the rows with windowed values nulled where their window is
     not covered, per row whether each metric is complete, and every (metric, bucket) that is
     not complete."""
@@ -169,29 +194,39 @@ def assess(plan: QueryPlan, rows: list[tuple[Any, ...]], needs: dict[str, list[N
         complete = []
         for j, metric in enumerate(plan.metrics):
             if (metric.name, key) not in verdicts:
-                verdicts[(metric.name, key)] = _judge(metric.name, span, key, query.start, query.end,
-                                                      needs[metric.name], reach, query.timezone)
+                verdicts[(metric.name, key)] = _judge(
+                    metric.name, span, key, query.start, query.end, needs[metric.name], reach, query.timezone
+                )
             found = verdicts[(metric.name, key)]
             if found is not None and found.nulled and query.null_uncovered_windows:
                 values[n_keys + j] = None
             complete.append(found is None)
         out_rows.append(tuple(values))
         flags.append(tuple(complete))
-    incomplete = tuple(sorted((v for v in verdicts.values() if v is not None),
-                              key=lambda v: (v.bucket or dt.date.min, v.metric)))
+    incomplete = tuple(
+        sorted((v for v in verdicts.values() if v is not None), key=lambda v: (v.bucket or dt.date.min, v.metric))
+    )
     return out_rows, flags, incomplete
 
 
-def _judge(metric: str, bucket: tuple[dt.datetime, dt.datetime] | None, key: dt.date | None,
-           start: dt.datetime | None, end: dt.datetime | None, needs: list[Needs],
-           reach: dict[SourceKey, Reach], timezone: str | None) -> Incomplete | None:
+def _judge(
+    metric: str,
+    bucket: tuple[dt.datetime, dt.datetime] | None,
+    key: dt.date | None,
+    start: dt.datetime | None,
+    end: dt.datetime | None,
+    needs: list[Needs],
+    reach: dict[SourceKey, Reach],
+    timezone: str | None,
+) -> Incomplete | None:
     lo_b, hi_b = bucket if bucket is not None else (None, None)
     cut_lo = max([t for t in (lo_b, start) if t is not None], default=None)
     cut_hi = min([t for t in (hi_b, end) if t is not None], default=None)
     # The days that can hold the metric's own data: a bucket's days outside its own sources'
     # reach have no rows (no cohort, no base event), so no window to wait for.
-    own = [d for n in needs if not n.windowed
-           if (d := reach.get(n.source, Reach(None, None)).days(timezone)) is not None]
+    own = [
+        d for n in needs if not n.windowed if (d := reach.get(n.source, Reach(None, None)).days(timezone)) is not None
+    ]
     if own:
         own_first = dt.datetime.combine(min(d[0] for d in own), dt.time())
         own_end = dt.datetime.combine(max(d[1] for d in own), dt.time()) + DAY
@@ -202,8 +237,9 @@ def _judge(metric: str, bucket: tuple[dt.datetime, dt.datetime] | None, key: dt.
         days = reach.get(need.source, Reach(None, None)).days(timezone)
         if days is None:
             if need.windowed:
-                return Incomplete(metric, key, Reason.WINDOW_NOT_COVERED,
-                                  f"{need.source.model} has no data for {need.what}.")
+                return Incomplete(
+                    metric, key, Reason.WINDOW_NOT_COVERED, f"{need.source.model} has no data for {need.what}."
+                )
             flags.append(Incomplete(metric, key, Reason.BEFORE_DATA, f"{need.source.model} has no data."))
             continue
         first = dt.datetime.combine(days[0], dt.time())
@@ -219,27 +255,48 @@ def _judge(metric: str, bucket: tuple[dt.datetime, dt.datetime] | None, key: dt.
         read_to = _shift(high, need.hi)  # exclusive
         if need.windowed and (read_from < first or read_to > after_last):
             window_days = _covered(first, after_last, need)
-            hint = (f"only days {window_days[0]} to {window_days[1]} have their whole window in the data"
-                    if window_days else "no day has its whole window in the data")
-            return Incomplete(metric, key, Reason.WINDOW_NOT_COVERED,
-                              f"not known: {need.what} reaches outside the {need.source.model} data "
-                              f"({days[0]} to {days[1]}); {hint}.")
+            hint = (
+                f"only days {window_days[0]} to {window_days[1]} have their whole window in the data"
+                if window_days
+                else "no day has its whole window in the data"
+            )
+            return Incomplete(
+                metric,
+                key,
+                Reason.WINDOW_NOT_COVERED,
+                f"not known: {need.what} reaches outside the {need.source.model} data "
+                f"({days[0]} to {days[1]}); {hint}.",
+            )
         if read_from < first:
-            flags.append(Incomplete(metric, key, Reason.BEFORE_DATA,
-                                    f"the bucket starts before the first day with {need.source.model} data "
-                                    f"({days[0]})."))
+            flags.append(
+                Incomplete(
+                    metric,
+                    key,
+                    Reason.BEFORE_DATA,
+                    f"the bucket starts before the first day with {need.source.model} data ({days[0]}).",
+                )
+            )
         elif read_to > after_last:
-            flags.append(Incomplete(metric, key, Reason.AFTER_DATA,
-                                    f"the bucket ends after the last day with {need.source.model} data "
-                                    f"({days[1]})."))
+            flags.append(
+                Incomplete(
+                    metric,
+                    key,
+                    Reason.AFTER_DATA,
+                    f"the bucket ends after the last day with {need.source.model} data ({days[1]}).",
+                )
+            )
     if flags:
         return flags[0]
     if bucket is not None:
         lo, hi = bucket
         if (start is not None and start > lo) or (end is not None and end < hi):
-            return Incomplete(metric, key, Reason.RANGE_CUT,
-                              f"start/end cut the bucket to {_day_text(max(lo, start or lo))} .. "
-                              f"{_day_text(min(hi, end or hi))} (exclusive).")
+            return Incomplete(
+                metric,
+                key,
+                Reason.RANGE_CUT,
+                f"start/end cut the bucket to {_day_text(max(lo, start or lo))} .. "
+                f"{_day_text(min(hi, end or hi))} (exclusive).",
+            )
     return None
 
 
@@ -252,8 +309,9 @@ def _covered(first: dt.datetime, after_last: dt.datetime, need: Needs) -> tuple[
     return low.date(), high.date()
 
 
-def _bucket(row: tuple[Any, ...], grains: list[tuple[int, Grain]]) \
-        -> tuple[tuple[dt.datetime, dt.datetime] | None, dt.date | None]:
+def _bucket(
+    row: tuple[Any, ...], grains: list[tuple[int, Grain]]
+) -> tuple[tuple[dt.datetime, dt.datetime] | None, dt.date | None]:
     """The span of days a row's bucket covers (the intersection of its time keys), and its key."""
     if not grains:
         return None, None
@@ -264,8 +322,11 @@ def _bucket(row: tuple[Any, ...], grains: list[tuple[int, Grain]]) \
         value = row[index]
         if value is None:
             return None, None
-        day = value if isinstance(value, dt.date) and not isinstance(value, dt.datetime) else (
-            value.date() if isinstance(value, dt.datetime) else dt.date.fromisoformat(str(value)[:10]))
+        day = (
+            value
+            if isinstance(value, dt.date) and not isinstance(value, dt.datetime)
+            else (value.date() if isinstance(value, dt.datetime) else dt.date.fromisoformat(str(value)[:10]))
+        )
         begin = dt.datetime.combine(day, dt.time())
         finish = _next(begin, grain)
         if low is None or begin > low:
@@ -280,7 +341,7 @@ def _grain_of(name: str) -> Grain | None:
     if name == METRIC_TIME:
         return Grain.DAY
     if name.startswith(METRIC_TIME + "__"):
-        return Grain.parse(name[len(METRIC_TIME) + 2:])
+        return Grain.parse(name[len(METRIC_TIME) + 2 :])
     return None
 
 
@@ -327,7 +388,7 @@ def _add(a: Window | None, b: Window | None) -> Window | None:
 def _local(value: dt.datetime, timezone: str | None) -> dt.datetime:
     if timezone is None:
         return value
-    aware = value.replace(tzinfo=dt.timezone.utc) if value.tzinfo is None else value
+    aware = value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value
     return aware.astimezone(zoneinfo.ZoneInfo(timezone)).replace(tzinfo=None)
 
 

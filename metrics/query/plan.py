@@ -92,14 +92,14 @@ class MeasureRef:
 
 @dataclass(frozen=True)
 class RatioExpr:
-    numerator: "MetricExpr"
-    denominator: "MetricExpr"
+    numerator: MetricExpr
+    denominator: MetricExpr
 
 
 @dataclass(frozen=True)
 class DerivedExpr:
     expr: str
-    inputs: tuple[tuple[str, "MetricExpr"], ...]
+    inputs: tuple[tuple[str, MetricExpr], ...]
 
 
 MetricExpr = MeasureRef | RatioExpr | DerivedExpr
@@ -224,8 +224,10 @@ class Planner:
 #: What makes an aggregation node distinct: (source, filters, offset, cumulative, the metric or
 #: measure with a node of its own, offset_to_grain), or for a conversion metric (source,
 #: filters, offset, None, metric); the two shapes never compare equal.
-_NodeKey = (tuple[SourceKey, tuple[str, ...], Window | None, Cumulative | None, str | None, Grain | None]
-            | tuple[SourceKey, tuple[str, ...], Window | None, None, str])
+_NodeKey = (
+    tuple[SourceKey, tuple[str, ...], Window | None, Cumulative | None, str | None, Grain | None]
+    | tuple[SourceKey, tuple[str, ...], Window | None, None, str]
+)
 
 
 @dataclass
@@ -252,8 +254,14 @@ class _PlanBuilder:
         self._nodes: dict[_NodeKey, _NodeDraft] = {}
         self.resolutions: list[tuple[str, str, str]] = []
 
-    def metric_expr(self, name: str, filters: tuple[str, ...], _seen: frozenset[str] = frozenset(),
-                    offset: Window | None = None, to_grain: Grain | None = None) -> MetricExpr:
+    def metric_expr(
+        self,
+        name: str,
+        filters: tuple[str, ...],
+        _seen: frozenset[str] = frozenset(),
+        offset: Window | None = None,
+        to_grain: Grain | None = None,
+    ) -> MetricExpr:
         if name in _seen:
             raise InvalidQuery(f"metric {name!r} refers to itself.")
         metric = self.planner.metric(name)
@@ -273,11 +281,15 @@ class _PlanBuilder:
                 if to_grain is not None or offset is not None:
                     raise UnsupportedFeature(
                         f"an offset_window or offset_to_grain on the cumulative metric {name!r} (as a derived "
-                        "metric's input) is not supported yet.", metric=name)
-            node, column = self._place(measure, filters + measure_input.filters, metric.name, offset, cumulative,
-                                       to_grain)
-            return MeasureRef(node, column, self._fill(measure, measure_input.fill_nulls_with),
-                              measure_input.join_to_timespine)
+                        "metric's input) is not supported yet.",
+                        metric=name,
+                    )
+            node, column = self._place(
+                measure, filters + measure_input.filters, metric.name, offset, cumulative, to_grain
+            )
+            return MeasureRef(
+                node, column, self._fill(measure, measure_input.fill_nulls_with), measure_input.join_to_timespine
+            )
         if metric.type is MetricType.RATIO:
             numerator, denominator = _ratio_inputs(metric)
             return RatioExpr(
@@ -294,18 +306,22 @@ class _PlanBuilder:
                 if child_offset is not None and child_grain is not None:
                     raise UnsupportedFeature(
                         f"metric {name!r} combines offset_window and offset_to_grain on {child.name!r}; "
-                        "one or the other is supported, not both.", metric=name)
+                        "one or the other is supported, not both.",
+                        metric=name,
+                    )
                 if to_grain is not None and child.offset_to_grain is not None and child.offset_to_grain != to_grain:
                     raise UnsupportedFeature(
                         f"metric {name!r} nests offset_to_grain {to_grain.value} and "
-                        f"{child.offset_to_grain.value}; one offset_to_grain per input is supported.", metric=name)
-                inputs.append((child.alias or child.name, self._input(child, filters, seen, child_offset,
-                                                                      child_grain)))
+                        f"{child.offset_to_grain.value}; one offset_to_grain per input is supported.",
+                        metric=name,
+                    )
+                inputs.append((child.alias or child.name, self._input(child, filters, seen, child_offset, child_grain)))
             return DerivedExpr(metric.expr or "", tuple(inputs))
         if metric.type is MetricType.CONVERSION and metric.conversion is not None:
             if to_grain is not None:
                 raise UnsupportedFeature(
-                    f"offset_to_grain on the conversion metric {name!r} is not supported yet.", metric=name)
+                    f"offset_to_grain on the conversion metric {name!r} is not supported yet.", metric=name
+                )
             params = metric.conversion
             base = self.planner._measure(metric, params.base_measure.name)
             target = self.planner._measure(metric, params.conversion_measure.name)
@@ -327,13 +343,25 @@ class _PlanBuilder:
             return 0
         return fill_nulls_with
 
-    def _place_conversion(self, metric: Metric, params: ConversionParams, base: Measure, target: Measure,
-                          filters: tuple[str, ...], offset: Window | None) -> str:
+    def _place_conversion(
+        self,
+        metric: Metric,
+        params: ConversionParams,
+        base: Measure,
+        target: Measure,
+        filters: tuple[str, ...],
+        offset: Window | None,
+    ) -> str:
         source = self.graph.source_of(base)
-        if self.graph.models[target.semantic_model].entity(params.entity) is None or \
-                self.graph.models[base.semantic_model].entity(params.entity) is None:
-            raise InvalidQuery(f"conversion metric {metric.name!r}: entity {params.entity!r} must be "
-                               "on both the base and the conversion semantic models.", metric=metric.name)
+        if (
+            self.graph.models[target.semantic_model].entity(params.entity) is None
+            or self.graph.models[base.semantic_model].entity(params.entity) is None
+        ):
+            raise InvalidQuery(
+                f"conversion metric {metric.name!r}: entity {params.entity!r} must be "
+                "on both the base and the conversion semantic models.",
+                metric=metric.name,
+            )
         key: _NodeKey = (source, tuple(sorted(set(filters))), offset, None, metric.name)
         if key not in self._nodes:
             self._nodes[key] = _NodeDraft(
@@ -342,8 +370,10 @@ class _PlanBuilder:
                 group_by=self._group_by(source, metric.name),
                 filters=self._filters(source, metric.name),
                 template_filters=key[1] + self.query.where_sql,
-                measures={base.name + ":base": NodeMeasure("m0", base),
-                          target.name + ":conversion": NodeMeasure("m1", target)},
+                measures={
+                    base.name + ":base": NodeMeasure("m0", base),
+                    target.name + ":conversion": NodeMeasure("m1", target),
+                },
                 offset=offset,
                 cumulative=None,
                 conversion=params,
@@ -355,14 +385,28 @@ class _PlanBuilder:
             kind = "cumulative" if metric.type is MetricType.CUMULATIVE else "time-offset"
             raise InvalidQuery(
                 f"metric {metric.name!r} is {kind}: group it by metric_time (e.g. 'metric_time__day').",
-                metric=metric.name)
+                metric=metric.name,
+            )
 
-    def _input(self, child: MetricInput, filters: tuple[str, ...], seen: frozenset[str], offset: Window | None,
-               to_grain: Grain | None = None) -> MetricExpr:
+    def _input(
+        self,
+        child: MetricInput,
+        filters: tuple[str, ...],
+        seen: frozenset[str],
+        offset: Window | None,
+        to_grain: Grain | None = None,
+    ) -> MetricExpr:
         return self.metric_expr(child.name, filters + child.filters, seen, offset, to_grain)
 
-    def _place(self, measure: Measure, filters: tuple[str, ...], metric: str, offset: Window | None = None,
-               cumulative: Cumulative | None = None, to_grain: Grain | None = None) -> tuple[str, str]:
+    def _place(
+        self,
+        measure: Measure,
+        filters: tuple[str, ...],
+        metric: str,
+        offset: Window | None = None,
+        cumulative: Cumulative | None = None,
+        to_grain: Grain | None = None,
+    ) -> tuple[str, str]:
         source = self.graph.source_of(measure)
         # Cumulative and semi-additive measures each get a node of their own shape.
         own = metric if cumulative else measure.name if measure.non_additive else None
@@ -422,8 +466,7 @@ class _PlanBuilder:
 
 def _ratio_inputs(metric: Metric) -> tuple[MetricInput, MetricInput]:
     if metric.numerator is None or metric.denominator is None:
-        raise InvalidQuery(f"ratio metric {metric.name!r} needs a numerator and a denominator.",
-                           metric=metric.name)
+        raise InvalidQuery(f"ratio metric {metric.name!r} needs a numerator and a denominator.", metric=metric.name)
     return metric.numerator, metric.denominator
 
 

@@ -35,8 +35,7 @@ class FilterOp(enum.Enum):
 
     @classmethod
     def parse(cls, text: str) -> FilterOp:
-        aliases = {"==": "=", "<>": "!=", "not in": "not_in", "is null": "is_null",
-                   "is not null": "is_not_null"}
+        aliases = {"==": "=", "<>": "!=", "not in": "not_in", "is null": "is_null", "is not null": "is_not_null"}
         text = aliases.get(text.strip().lower(), text.strip().lower())
         try:
             return cls(text)
@@ -59,12 +58,13 @@ class Filter:
 
     def __post_init__(self) -> None:
         if self.op.takes_value and self.value is None:
-            raise InvalidFilter(f"filter on {self.field!r} with op {self.op.value!r} needs a 'value'.",
-                                field=self.field)
+            raise InvalidFilter(
+                f"filter on {self.field!r} with op {self.op.value!r} needs a 'value'.", field=self.field
+            )
         if self.op.takes_values and not self.values:
             raise InvalidFilter(
-                f"filter on {self.field!r} with op {self.op.value!r} needs a non-empty 'values' list.",
-                field=self.field)
+                f"filter on {self.field!r} with op {self.op.value!r} needs a non-empty 'values' list.", field=self.field
+            )
 
 
 @dataclass(frozen=True)
@@ -94,8 +94,9 @@ class WeekStart(enum.Enum):
         try:
             return cls((text or "monday").strip().lower())
         except ValueError:
-            raise InvalidQuery(f"week_start must be 'monday' (ISO, the default) or 'sunday', got {text!r}.",
-                               field="week_start") from None
+            raise InvalidQuery(
+                f"week_start must be 'monday' (ISO, the default) or 'sunday', got {text!r}.", field="week_start"
+            ) from None
 
 
 @lru_cache(maxsize=1)
@@ -115,8 +116,9 @@ def parse_timezone(text: str | None) -> str | None:
     if name not in _time_zones():
         close = difflib.get_close_matches(name, sorted(_time_zones()), n=3)
         hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-        raise InvalidQuery(f"unknown time zone {name!r}; use an IANA name such as 'Europe/Berlin'.{hint}",
-                           field="timezone")
+        raise InvalidQuery(
+            f"unknown time zone {name!r}; use an IANA name such as 'Europe/Berlin'.{hint}", field="timezone"
+        )
     return name
 
 
@@ -149,16 +151,29 @@ class MetricQuery:
                     raise InvalidQuery(f"{value!r} is listed twice in '{name}'.")
                 seen.add(value)
         if self.start and self.end and self.start >= self.end:
-            raise InvalidQuery(f"'start' ({self.start.isoformat()}) must be before 'end' ({self.end.isoformat()}); "
-                               "the range is start-inclusive, end-exclusive.", field="start")
+            raise InvalidQuery(
+                f"'start' ({self.start.isoformat()}) must be before 'end' ({self.end.isoformat()}); "
+                "the range is start-inclusive, end-exclusive.",
+                field="start",
+            )
         if self.limit is not None and self.limit < 0:
             raise InvalidQuery("'limit' must be zero or positive.")
 
     def cache_key(self) -> tuple[Any, ...]:
         """A hashable, order-insensitive identity where order does not change the answer."""
-        return (self.metrics, self.group_by, frozenset(self.where), frozenset(self.where_sql),
-                self.start, self.end, self.order_by, self.limit, self.timezone, self.week_start,
-                self.null_uncovered_windows)
+        return (
+            self.metrics,
+            self.group_by,
+            frozenset(self.where),
+            frozenset(self.where_sql),
+            self.start,
+            self.end,
+            self.order_by,
+            self.limit,
+            self.timezone,
+            self.week_start,
+            self.null_uncovered_windows,
+        )
 
     @overload
     def utc(self, local: dt.datetime) -> dt.datetime: ...
@@ -186,12 +201,13 @@ def to_utc(local: dt.datetime, zone: dt.tzinfo) -> dt.datetime:
     >>> to_utc(dt.datetime(2026, 1, 15, 12, 0), tz)
     datetime.datetime(2026, 1, 15, 20, 0)
     """
+
     def as_utc(fold: int) -> dt.datetime:
         aware = local.replace(tzinfo=zone, fold=fold)
-        return aware.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        return aware.astimezone(dt.UTC).replace(tzinfo=None)
 
     def wall(utc: dt.datetime) -> dt.datetime:
-        return utc.replace(tzinfo=dt.timezone.utc).astimezone(zone).replace(tzinfo=None)
+        return utc.replace(tzinfo=dt.UTC).astimezone(zone).replace(tzinfo=None)
 
     first = as_utc(0)
     if wall(first) == local:
@@ -223,8 +239,9 @@ def parse_time_bound(text: str | dt.date | dt.datetime | None, name: str) -> dt.
         try:
             value = dt.datetime.fromisoformat(str(text).strip().replace("Z", "+00:00"))
         except ValueError:
-            raise InvalidQuery(f"'{name}' must be a date (YYYY-MM-DD) or ISO-8601 timestamp, got {text!r}.",
-                               field=name) from None
+            raise InvalidQuery(
+                f"'{name}' must be a date (YYYY-MM-DD) or ISO-8601 timestamp, got {text!r}.", field=name
+            ) from None
     if value.tzinfo is not None:
-        value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        value = value.astimezone(dt.UTC).replace(tzinfo=None)
     return value

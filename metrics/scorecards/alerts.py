@@ -32,11 +32,20 @@ MIN_BASELINE_WEEKS = 3  # anomaly_min_baseline_weeks
 THRESHOLD = 5.0  # anomaly_threshold
 RELATIVE_FLOOR = 0.1  # anomaly_relative_floor
 #: Counts whose band is at least sqrt(median) wide (the check's Poisson floor).
-POISSON_FLOOR_METRICS = frozenset({"active_users", "events", "sessions", "feature_users", "new_users", "crashes",
-                                   "errors", "tickets"})
+POISSON_FLOOR_METRICS = frozenset(
+    {"active_users", "events", "sessions", "feature_users", "new_users", "crashes", "errors", "tickets"}
+)
 
-COLUMNS = ["metric_name", "metric_date", "metric_value", "baseline_median", "lower_bound", "upper_bound",
-           "direction", "score"]
+COLUMNS = [
+    "metric_name",
+    "metric_date",
+    "metric_value",
+    "baseline_median",
+    "lower_bound",
+    "upper_bound",
+    "direction",
+    "score",
+]
 
 
 @dataclass(frozen=True)
@@ -58,17 +67,22 @@ def watched_metrics(engine: Engine) -> list[str]:
     return sorted({r["metric_name"] for r in rows})
 
 
-def alerts(engine: Engine, metric: str | None = None, since: dt.date | None = None,
-           until: dt.date | None = None) -> list[Alert]:
+def alerts(
+    engine: Engine, metric: str | None = None, since: dt.date | None = None, until: dt.date | None = None
+) -> list[Alert]:
     check_range(since, until, "since", "until")
     where: list[Condition] = []
     if metric is not None:
         watched = watched_metrics(engine)
         if metric not in watched:
             # the same error as an unknown metric on any other route (422 unknown_metric)
-            raise UnknownMetric(f"unknown metric {metric!r} for alerts; the daily check watches "
-                                f"{', '.join(repr(m) for m in watched)}." + did_you_mean(metric, watched),
-                                field="metric", metric=metric, suggestions=nearest(metric, watched) or watched)
+            raise UnknownMetric(
+                f"unknown metric {metric!r} for alerts; the daily check watches "
+                f"{', '.join(repr(m) for m in watched)}." + did_you_mean(metric, watched),
+                field="metric",
+                metric=metric,
+                suggestions=nearest(metric, watched) or watched,
+            )
         where.append(Condition("metric_name", "=", metric))
     if since is not None:
         where.append(Condition("metric_date", ">=", since))
@@ -83,8 +97,17 @@ def _alert(engine, r: dict) -> Alert:
     meta = definition.meta if definition is not None else {}
     domain = metric_domain(engine, r["metric_name"]) if definition is not None else UNBOUNDED
     adverse = (r["direction"] == "below") == (metric_direction(meta) is Direction.HIGHER_IS_BETTER)
-    return Alert(r["metric_name"], r["metric_date"], r["metric_value"], r["baseline_median"],
-                 clamp(r["lower_bound"], domain), clamp(r["upper_bound"], domain), r["direction"], r["score"], adverse)
+    return Alert(
+        r["metric_name"],
+        r["metric_date"],
+        r["metric_value"],
+        r["baseline_median"],
+        clamp(r["lower_bound"], domain),
+        clamp(r["upper_bound"], domain),
+        r["direction"],
+        r["score"],
+        adverse,
+    )
 
 
 def checked_alerts(engine, metrics: Iterable[str] = ()) -> list[Alert]:
@@ -113,19 +136,33 @@ def checked_alerts(engine, metrics: Iterable[str] = ()) -> list[Alert]:
             if value is not None or simple:
                 values[day] = float(value or 0)
         for day, value in values.items():
-            baseline = [values[b] for b in (day - dt.timedelta(days=7 * k) for k in range(1, BASELINE_WEEKS + 1))
-                        if b in values]
+            baseline = [
+                values[b] for b in (day - dt.timedelta(days=7 * k) for k in range(1, BASELINE_WEEKS + 1)) if b in values
+            ]
             if len(baseline) < MIN_BASELINE_WEEKS:
                 continue
             median = statistics.median(baseline)
             mad = statistics.median(abs(b - median) for b in baseline)
-            half = THRESHOLD * max(1.4826 * mad, RELATIVE_FLOOR * abs(median),
-                                   math.sqrt(max(median, 1)) if name in POISSON_FLOOR_METRICS else 0.0)
+            half = THRESHOLD * max(
+                1.4826 * mad,
+                RELATIVE_FLOOR * abs(median),
+                math.sqrt(max(median, 1)) if name in POISSON_FLOOR_METRICS else 0.0,
+            )
             if median - half <= value <= median + half:
                 continue
-            out.append(_alert(engine, {"metric_name": name, "metric_date": day, "metric_value": value,
-                                       "baseline_median": median, "lower_bound": median - half,
-                                       "upper_bound": median + half,
-                                       "direction": "above" if value > median + half else "below",
-                                       "score": (value - median) / half if half else None}))
+            out.append(
+                _alert(
+                    engine,
+                    {
+                        "metric_name": name,
+                        "metric_date": day,
+                        "metric_value": value,
+                        "baseline_median": median,
+                        "lower_bound": median - half,
+                        "upper_bound": median + half,
+                        "direction": "above" if value > median + half else "below",
+                        "score": (value - median) / half if half else None,
+                    },
+                )
+            )
     return sorted(out, key=lambda a: (a.date, a.metric))

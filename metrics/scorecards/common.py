@@ -27,8 +27,11 @@ def period_start(day: dt.date, period: str) -> dt.date:
         return day - dt.timedelta(days=day.weekday())
     if period == "month":
         return day.replace(day=1)
-    raise InvalidQuery(f"unknown period {period!r}; valid periods are {', '.join(PERIODS)}.", field="period",
-                       suggestions=nearest(period, PERIODS) or list(PERIODS))
+    raise InvalidQuery(
+        f"unknown period {period!r}; valid periods are {', '.join(PERIODS)}.",
+        field="period",
+        suggestions=nearest(period, PERIODS) or list(PERIODS),
+    )
 
 
 def check_range(start, end, start_field: str = "start", end_field: str = "end") -> None:
@@ -83,11 +86,18 @@ def as_date(value: Any) -> dt.date:
     return dt.date.fromisoformat(str(value)[:10])
 
 
-def run(engine: Engine, metrics: Iterable[str], group_by: Iterable[str] = (), where: Iterable[Filter] = (),
-        start: dt.datetime | None = None, end: dt.datetime | None = None) -> list[dict[str, Any]]:
+def run(
+    engine: Engine,
+    metrics: Iterable[str],
+    group_by: Iterable[str] = (),
+    where: Iterable[Filter] = (),
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+) -> list[dict[str, Any]]:
     """A semantic-layer metric query, rows keyed by column name."""
-    result = engine.query(MetricQuery(metrics=tuple(metrics), group_by=tuple(group_by), where=tuple(where),
-                                      start=start, end=end))
+    result = engine.query(
+        MetricQuery(metrics=tuple(metrics), group_by=tuple(group_by), where=tuple(where), start=start, end=end)
+    )
     names = [c.name for c in result.columns]
     return [dict(zip(names, row)) for row in result.rows]
 
@@ -100,9 +110,15 @@ class Withheld:
     reason: str
 
 
-def run_restricted(engine: Engine, metrics: Iterable[str], withheld: list[Withheld], group_by: Iterable[str] = (),
-                   where: Iterable[Filter] = (), start: dt.datetime | None = None,
-                   end: dt.datetime | None = None) -> list[dict[str, Any]]:
+def run_restricted(
+    engine: Engine,
+    metrics: Iterable[str],
+    withheld: list[Withheld],
+    group_by: Iterable[str] = (),
+    where: Iterable[Filter] = (),
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+) -> list[dict[str, Any]]:
     """`run`, leaving out (and noting in `withheld`) each metric the caller's row policy cannot
     restrict, so that a restricted caller gets the rest of a scorecard rather than nothing."""
     metrics, group_by, where = tuple(metrics), tuple(group_by), tuple(where)
@@ -143,8 +159,9 @@ def check_choice(value: str, choices: Iterable[str], what: str, *, not_found: bo
     if value in choices:
         return value
     close = nearest(value, choices) or choices[:5]
-    message = (f"unknown {what} {value!r}; valid choices are {', '.join(repr(c) for c in choices[:20])}"
-               + (f". Did you mean {', '.join(repr(c) for c in close)}?" if close else "."))
+    message = f"unknown {what} {value!r}; valid choices are {', '.join(repr(c) for c in choices[:20])}" + (
+        f". Did you mean {', '.join(repr(c) for c in close)}?" if close else "."
+    )
     error = NotFound if not_found else InvalidQuery
     raise error(message, field=what.replace(" ", "_"), value=value, suggestions=close)
 

@@ -123,8 +123,10 @@ def metric_domain(engine: Engine, name: str, _seen: frozenset[str] = frozenset()
             return NONNEGATIVE  # a sum of 1s, or of `case when ... then 1 else 0 end`
         return UNBOUNDED
     if metric.type is MetricType.RATIO and metric.numerator and metric.denominator:
-        parts = (metric_domain(engine, metric.numerator.name, seen),
-                 metric_domain(engine, metric.denominator.name, seen))
+        parts = (
+            metric_domain(engine, metric.numerator.name, seen),
+            metric_domain(engine, metric.denominator.name, seen),
+        )
         return NONNEGATIVE if all(p[0] >= 0 for p in parts) else UNBOUNDED
     if metric.type is MetricType.DERIVED and metric.expr:
         inputs = {(i.alias or i.name): metric_domain(engine, i.name, seen) for i in metric.inputs}

@@ -124,9 +124,12 @@ class LaunchScorecard:
 
 
 def launches(engine: Engine) -> list[Launch]:
-    rows = read_mart(engine, "dim_launches",
-                     ["launch_id", "feature_key", "launch_name", "tier", "owner_team", "launched_at"],
-                     order_by=["launched_at", "launch_id"])
+    rows = read_mart(
+        engine,
+        "dim_launches",
+        ["launch_id", "feature_key", "launch_name", "tier", "owner_team", "launched_at"],
+        order_by=["launched_at", "launch_id"],
+    )
     return [Launch(**r) for r in rows]
 
 
@@ -173,11 +176,24 @@ def scorecard(engine: Engine, launch_id: str, window_days: int = DEFAULT_WINDOW_
         platforms = tuple(sorted(r["platform"] for r in used if r["platform"] and r["feature_users"]))
     on_platforms = (Filter("platform", FilterOp.IN, values=platforms),) if platforms else ()
 
-    users = read_mart(engine, "fct_launch_users",
-                      ["first_used_at", "days_to_first_use", "is_adopter", "is_adopter_week_1", "is_active_before",
-                       "is_active_week_1", "is_active_week_2", "nps_points", "nps_responses", "csat_satisfied",
-                       "csat_responses"],
-                      [Condition("launch_id", "=", x.launch_id)])
+    users = read_mart(
+        engine,
+        "fct_launch_users",
+        [
+            "first_used_at",
+            "days_to_first_use",
+            "is_adopter",
+            "is_adopter_week_1",
+            "is_active_before",
+            "is_active_week_1",
+            "is_active_week_2",
+            "nps_points",
+            "nps_responses",
+            "csat_satisfied",
+            "csat_responses",
+        ],
+        [Condition("launch_id", "=", x.launch_id)],
+    )
     adopters = [u for u in users if u["is_adopter"]]
 
     # adoption by day since launch
@@ -185,34 +201,60 @@ def scorecard(engine: Engine, launch_id: str, window_days: int = DEFAULT_WINDOW_
     start_day = as_date(at)
     if platforms:
         span_end = as_datetime(start_day + dt.timedelta(days=ADOPTION_DAYS + 1))
-        daily_users = {as_date(r["metric_time__day"]): int(r["feature_users"] or 0) for r in run(
-            engine, ["feature_users"], ["metric_time__day"], (feature,) + on_platforms,
-            as_datetime(start_day), span_end)}
-        daily_active = {as_date(r["metric_time__day"]): int(r["active_users"] or 0) for r in run(
-            engine, ["active_users"], ["metric_time__day"], on_platforms, as_datetime(start_day), span_end)}
+        daily_users = {
+            as_date(r["metric_time__day"]): int(r["feature_users"] or 0)
+            for r in run(
+                engine,
+                ["feature_users"],
+                ["metric_time__day"],
+                (feature,) + on_platforms,
+                as_datetime(start_day),
+                span_end,
+            )
+        }
+        daily_active = {
+            as_date(r["metric_time__day"]): int(r["active_users"] or 0)
+            for r in run(engine, ["active_users"], ["metric_time__day"], on_platforms, as_datetime(start_day), span_end)
+        }
         first_use_days = sorted(as_date(u["first_used_at"]) for u in adopters)
         for day in range(ADOPTION_DAYS + 1):
             date = start_day + dt.timedelta(days=day)
             if date > last:
                 break
             feature_users, active = daily_users.get(date, 0), daily_active.get(date, 0)
-            adoption.append(AdoptionDay(day, date, feature_users, active, feature_users / active if active else None,
-                                        sum(1 for d in first_use_days if d <= date)))
+            adoption.append(
+                AdoptionDay(
+                    day,
+                    date,
+                    feature_users,
+                    active,
+                    feature_users / active if active else None,
+                    sum(1 for d in first_use_days if d <= date),
+                )
+            )
 
     waits = [float(u["days_to_first_use"]) for u in adopters]
     time_to_first_use = {f"p{round(q * 100)}": quantile(waits, q) for q in QUANTILES}
     time_to_first_use["mean"] = sum(waits) / len(waits) if waits else None
 
     cohort = [u for u in users if u["is_active_before"] and u["is_active_week_1"]]
-    retained_a = Retention(sum(1 for u in cohort if u["is_adopter_week_1"]),
-                           sum(1 for u in cohort if u["is_adopter_week_1"] and u["is_active_week_2"]))
-    retained_n = Retention(sum(1 for u in cohort if not u["is_adopter_week_1"]),
-                           sum(1 for u in cohort if not u["is_adopter_week_1"] and u["is_active_week_2"]))
+    retained_a = Retention(
+        sum(1 for u in cohort if u["is_adopter_week_1"]),
+        sum(1 for u in cohort if u["is_adopter_week_1"] and u["is_active_week_2"]),
+    )
+    retained_n = Retention(
+        sum(1 for u in cohort if not u["is_adopter_week_1"]),
+        sum(1 for u in cohort if not u["is_adopter_week_1"] and u["is_active_week_2"]),
+    )
     retention_test = two_proportion_z_test(retained_a.retained, retained_a.users, retained_n.retained, retained_n.users)
 
     def feedback(group: list[dict[str, Any]]) -> Feedback:
-        return Feedback(sum(int(u["nps_responses"]) for u in group), sum(int(u["nps_points"]) for u in group),
-                        sum(int(u["csat_responses"]) for u in group), sum(int(u["csat_satisfied"]) for u in group))
+        return Feedback(
+            sum(int(u["nps_responses"]) for u in group),
+            sum(int(u["nps_points"]) for u in group),
+            sum(int(u["csat_responses"]) for u in group),
+            sum(int(u["csat_satisfied"]) for u in group),
+        )
 
     def slo_direction(metric: str) -> str | None:
         slo = Slo.from_meta(metric, engine.manifest.metrics[metric].meta)
@@ -234,26 +276,53 @@ def scorecard(engine: Engine, launch_id: str, window_days: int = DEFAULT_WINDOW_
     feature_incidents: tuple[PrePost, ...] = ()
     if kept(("incidents",)):
         severities = sorted({r["severity"] for r in before + after if r["severity"] is not None})
-        count = lambda rows, sev: float(sum(int(r["incidents"] or 0) for r in rows if sev is None or r["severity"] == sev))
-        feature_incidents = tuple(PrePost("incidents", sev, count(before, sev), count(after, sev), "lower_is_better")
-                                  for sev in [None, *severities])
+
+        def count(rows: list, sev: str | None) -> float:
+            return float(sum(int(r["incidents"] or 0) for r in rows if sev is None or r["severity"] == sev))
+
+        feature_incidents = tuple(
+            PrePost("incidents", sev, count(before, sev), count(after, sev), "lower_is_better")
+            for sev in [None, *severities]
+        )
     before, after = before_after(("tickets",), (), (feature,))
-    feature_tickets = PrePost("tickets", None, _value(before, "tickets") or 0.0,
-                              (_value(after, "tickets") or 0.0) if at < post_end else None,
-                              "lower_is_better") if kept(("tickets",)) else None
+    feature_tickets = (
+        PrePost(
+            "tickets",
+            None,
+            _value(before, "tickets") or 0.0,
+            (_value(after, "tickets") or 0.0) if at < post_end else None,
+            "lower_is_better",
+        )
+        if kept(("tickets",))
+        else None
+    )
 
     quality: list[PrePost] = []
     if platforms:
         before, after = before_after(PLATFORM_KPIS, (), on_platforms)
-        quality += [PrePost(m, None, _value(before, m), _value(after, m), slo_direction(m)) for m in kept(PLATFORM_KPIS)]
+        quality += [
+            PrePost(m, None, _value(before, m), _value(after, m), slo_direction(m)) for m in kept(PLATFORM_KPIS)
+        ]
     before, after = before_after(GLOBAL_KPIS, (), ())
     quality += [PrePost(m, None, _value(before, m), _value(after, m), slo_direction(m)) for m in kept(GLOBAL_KPIS)]
 
     return LaunchScorecard(
-        launch=x, window_days=window_days, pre_start=pre_start, post_end=max(post_end, at), platforms=platforms,
-        adopters=len(adopters), adoption=tuple(adoption), time_to_first_use=time_to_first_use,
-        retention_adopters=retained_a, retention_non_adopters=retained_n, retention_test=retention_test,
-        incidents_caused=incidents_caused, feature_incidents=feature_incidents,
-        feature_tickets=feature_tickets, feedback_adopters=feedback(adopters),
-        feedback_non_adopters=feedback([u for u in users if not u["is_adopter"]]), quality=tuple(quality),
-        withheld=tuple(withheld))
+        launch=x,
+        window_days=window_days,
+        pre_start=pre_start,
+        post_end=max(post_end, at),
+        platforms=platforms,
+        adopters=len(adopters),
+        adoption=tuple(adoption),
+        time_to_first_use=time_to_first_use,
+        retention_adopters=retained_a,
+        retention_non_adopters=retained_n,
+        retention_test=retention_test,
+        incidents_caused=incidents_caused,
+        feature_incidents=feature_incidents,
+        feature_tickets=feature_tickets,
+        feedback_adopters=feedback(adopters),
+        feedback_non_adopters=feedback([u for u in users if not u["is_adopter"]]),
+        quality=tuple(quality),
+        withheld=tuple(withheld),
+    )

@@ -11,7 +11,13 @@ from metrics.sql.marts import Condition
 __all__ = ["Condition", "read_mart"]
 
 
-def read_mart(engine: Engine, table: str, columns: Sequence[str], where: Sequence[Condition] = (),
-              order_by: Sequence[str] = (), distinct: bool = False) -> list[dict[str, Any]]:
+def read_mart(
+    engine: Engine,
+    table: str,
+    columns: Sequence[str],
+    where: Sequence[Condition] = (),
+    order_by: Sequence[str] = (),
+    distinct: bool = False,
+) -> list[dict[str, Any]]:
     """Rows of a mart as dicts keyed by column (inside metrics/ only; never cross to api/)."""
     return engine.mart_rows(table, columns, where, order_by, distinct)

@@ -35,8 +35,9 @@ def normal_sf(z: float) -> float:
     return 0.5 * math.erfc(z / math.sqrt(2.0))
 
 
-def two_proportion_z_test(candidate_successes: int, candidate_trials: int,
-                          baseline_successes: int, baseline_trials: int) -> TwoProportionTest:
+def two_proportion_z_test(
+    candidate_successes: int, candidate_trials: int, baseline_successes: int, baseline_trials: int
+) -> TwoProportionTest:
     """z = (p1 - p0) / sqrt(p (1 - p) (1/n1 + 1/n0)) with the pooled p = (x1 + x0) / (n1 + n0).
 
     >>> t = two_proportion_z_test(30, 300, 10, 300)

@@ -79,8 +79,9 @@ def _number(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def resolve_range(engine: Engine, period: str, start: dt.datetime | None, end: dt.datetime | None
-                  ) -> tuple[dt.date, dt.date, dt.date]:
+def resolve_range(
+    engine: Engine, period: str, start: dt.datetime | None, end: dt.datetime | None
+) -> tuple[dt.date, dt.date, dt.date]:
     """Aligned start (a period's first day), end (exclusive) and the day after the data."""
     first, last = data_days(engine)
     data_end = last + dt.timedelta(days=1)
@@ -99,13 +100,20 @@ def resolve_range(engine: Engine, period: str, start: dt.datetime | None, end: d
     while day < end_day:
         day, count = next_period(day, period), count + 1
         if count > MAX_PERIODS:
-            raise InvalidQuery(f"the range holds more than {MAX_PERIODS} {period}s; use a coarser period "
-                               "or a shorter range.", field="period")
+            raise InvalidQuery(
+                f"the range holds more than {MAX_PERIODS} {period}s; use a coarser period or a shorter range.",
+                field="period",
+            )
     return start_day, end_day, data_end
 
 
-def quality_scorecard(engine: Engine, period: str = "week", start: dt.datetime | None = None,
-                      end: dt.datetime | None = None, platform: str | None = None) -> QualityScorecard:
+def quality_scorecard(
+    engine: Engine,
+    period: str = "week",
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    platform: str | None = None,
+) -> QualityScorecard:
     check_choice(period, PERIODS, "period")
     if platform is not None:
         check_choice(platform, platforms(engine), "platform")
@@ -118,10 +126,12 @@ def quality_scorecard(engine: Engine, period: str = "week", start: dt.datetime |
         return {(as_date(r[key]),) + tuple(r[k] for k in r if k == "severity"): r for r in rows}
 
     withheld: list[Withheld] = []
-    scoped = by_bucket(run_restricted(engine, PLATFORM_KPIS, withheld, [bucket], platform_filter(platform),
-                                      query_start, query_end))
-    unscoped = by_bucket(run_restricted(engine, GLOBAL_KPIS + SEVERITY_KPIS, withheld, [bucket], (),
-                                        query_start, query_end))
+    scoped = by_bucket(
+        run_restricted(engine, PLATFORM_KPIS, withheld, [bucket], platform_filter(platform), query_start, query_end)
+    )
+    unscoped = by_bucket(
+        run_restricted(engine, GLOBAL_KPIS + SEVERITY_KPIS, withheld, [bucket], (), query_start, query_end)
+    )
     severities = run_restricted(engine, SEVERITY_KPIS, withheld, [bucket, "severity"], (), query_start, query_end)
     left_out = {w.metric for w in withheld}
     by_severity = {(as_date(r[bucket]), r["severity"]): r for r in severities}
@@ -152,13 +162,25 @@ def quality_scorecard(engine: Engine, period: str = "week", start: dt.datetime |
                 status = slo.status(value, days, "severity" if severity else None, severity)
                 thresholds = slo.thresholds(days, "severity" if severity else None, severity)
                 target, warn = thresholds.target, thresholds.warn
-            rows.append(KpiPeriod(p_start, span_end, p_end <= end_day and p_end <= data_end, value, previous,
-                                  change, relative, status, target, warn))
+            rows.append(
+                KpiPeriod(
+                    p_start,
+                    span_end,
+                    p_end <= end_day and p_end <= data_end,
+                    value,
+                    previous,
+                    change,
+                    relative,
+                    status,
+                    target,
+                    warn,
+                )
+            )
         return Kpi(metric, definition.label, severity, scoped_, slo.direction.value if slo else None, tuple(rows))
 
     def series(source: dict, metric: str, zero: bool) -> dict[dt.date, float | None]:
         out = {}
-        for p_start, p_end in periods:
+        for p_start, _p_end in periods:
             row = source.get((p_start,))
             value = _number(row[metric]) if row is not None else None
             if value is None and zero and p_start < data_end:
@@ -174,7 +196,9 @@ def quality_scorecard(engine: Engine, period: str = "week", start: dt.datetime |
             continue
         kpis.append(build(metric, series(unscoped, metric, metric in ZERO_WHEN_EMPTY), None, False))
         slo = Slo.from_meta(metric, manifest[metric].meta)
-        names = {s for (_, s) in by_severity if s is not None} | set((slo.by_slice.get("severity") or {}) if slo else ())
+        names = {s for (_, s) in by_severity if s is not None} | set(
+            (slo.by_slice.get("severity") or {}) if slo else ()
+        )
         for severity in sorted(names):
             values = {}
             for p_start, _ in periods:

@@ -23,7 +23,7 @@ from metrics.errors import NotFound
 from metrics.protocols import Engine
 from metrics.query.request import Filter, FilterOp
 from metrics.scorecards.common import as_date, as_datetime, check_choice, data_days, platform_filter, run
-from metrics.scorecards.marts import Condition, read_mart
+from metrics.scorecards.marts import read_mart
 from metrics.scorecards.proportions import EMPTY_SAMPLE, NO_VARIANCE, TwoProportionTest, two_proportion_z_test
 
 DEFAULT_WINDOW_DAYS = 14
@@ -104,8 +104,12 @@ class ReleaseHealth:
 
 
 def releases(engine: Engine, platform: str | None = None) -> list[Release]:
-    rows = read_mart(engine, "dim_releases", ["platform", "app_version", "released_at", "previous_app_version"],
-                     order_by=["platform", "released_at", "app_version"])
+    rows = read_mart(
+        engine,
+        "dim_releases",
+        ["platform", "app_version", "released_at", "previous_app_version"],
+        order_by=["platform", "released_at", "app_version"],
+    )
     found = [Release(r["platform"], r["app_version"], r["released_at"], r["previous_app_version"]) for r in rows]
     if platform is not None:
         check_choice(platform, {r.platform for r in found}, "platform")
@@ -124,8 +128,14 @@ def release(engine: Engine, platform: str, app_version: str) -> Release:
 def _sample(row: dict[str, Any] | None, version: str) -> VersionSample:
     row = row or {}
     return VersionSample(
-        version, int(row.get("active_users") or 0), int(row.get("crashed_users") or 0), int(row.get("events") or 0),
-        int(row.get("errors") or 0), row.get("crash_free_user_rate"), row.get("errors_per_1k_events"))
+        version,
+        int(row.get("active_users") or 0),
+        int(row.get("crashed_users") or 0),
+        int(row.get("events") or 0),
+        int(row.get("errors") or 0),
+        row.get("crash_free_user_rate"),
+        row.get("errors_per_1k_events"),
+    )
 
 
 _REASONS = {
@@ -151,8 +161,11 @@ def adoption(engine: Engine, rel: Release, days: int = DEFAULT_ADOPTION_DAYS) ->
         return ()
     by_version = run(engine, ["active_users"], ["metric_time__day", "app_version"], platform_filter(rel.platform))
     totals = run(engine, ["active_users"], ["metric_time__day"], platform_filter(rel.platform))
-    version_users = {as_date(r["metric_time__day"]): int(r["active_users"] or 0)
-                     for r in by_version if r["app_version"] == rel.app_version}
+    version_users = {
+        as_date(r["metric_time__day"]): int(r["active_users"] or 0)
+        for r in by_version
+        if r["app_version"] == rel.app_version
+    }
     platform_users = {as_date(r["metric_time__day"]): int(r["active_users"] or 0) for r in totals}
     out = []
     for day in range(days + 1):
@@ -166,8 +179,14 @@ def adoption(engine: Engine, rel: Release, days: int = DEFAULT_ADOPTION_DAYS) ->
     return tuple(out)
 
 
-def health(engine: Engine, rel: Release, window_days: int = DEFAULT_WINDOW_DAYS, alpha: float = DEFAULT_ALPHA,
-           adoption_days: int = DEFAULT_ADOPTION_DAYS, with_adoption: bool = True) -> ReleaseHealth:
+def health(
+    engine: Engine,
+    rel: Release,
+    window_days: int = DEFAULT_WINDOW_DAYS,
+    alpha: float = DEFAULT_ALPHA,
+    adoption_days: int = DEFAULT_ADOPTION_DAYS,
+    with_adoption: bool = True,
+) -> ReleaseHealth:
     _, last = data_days(engine)
     data_end = as_datetime(last + dt.timedelta(days=1))
     start = rel.released_at
@@ -176,20 +195,43 @@ def health(engine: Engine, rel: Release, window_days: int = DEFAULT_WINDOW_DAYS,
     rows: dict[str, dict[str, Any]] = {}
     if start < end:
         where = platform_filter(rel.platform) + (Filter("app_version", FilterOp.IN, values=tuple(versions)),)
-        for row in run(engine, ["active_users", "crashed_users", "events", "errors", "crash_free_user_rate",
-                                "errors_per_1k_events"], ["app_version"], where, start, end):
+        for row in run(
+            engine,
+            ["active_users", "crashed_users", "events", "errors", "crash_free_user_rate", "errors_per_1k_events"],
+            ["app_version"],
+            where,
+            start,
+            end,
+        ):
             rows[row["app_version"]] = row
     current = _sample(rows.get(rel.app_version), rel.app_version)
-    previous = _sample(rows.get(rel.previous_app_version), rel.previous_app_version) \
-        if rel.previous_app_version else None
+    previous = (
+        _sample(rows.get(rel.previous_app_version), rel.previous_app_version) if rel.previous_app_version else None
+    )
     crash = errors = None
     if previous is not None:
-        crash = _compare("crashed_user_share", current.crashed_users, current.active_users,
-                         previous.crashed_users, previous.active_users, alpha)
-        errors = _compare("error_share_of_events", current.errors, current.events,
-                          previous.errors, previous.events, alpha)
-    return ReleaseHealth(rel, start, max(start, end), alpha, current, previous, crash, errors,
-                         adoption(engine, rel, adoption_days) if with_adoption else ())
+        crash = _compare(
+            "crashed_user_share",
+            current.crashed_users,
+            current.active_users,
+            previous.crashed_users,
+            previous.active_users,
+            alpha,
+        )
+        errors = _compare(
+            "error_share_of_events", current.errors, current.events, previous.errors, previous.events, alpha
+        )
+    return ReleaseHealth(
+        rel,
+        start,
+        max(start, end),
+        alpha,
+        current,
+        previous,
+        crash,
+        errors,
+        adoption(engine, rel, adoption_days) if with_adoption else (),
+    )
 
 
 def release_health(engine: Engine, platform: str, app_version: str, **options) -> ReleaseHealth:

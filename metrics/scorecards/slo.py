@@ -58,20 +58,27 @@ class Slo:
             direction = Direction(raw.get("direction", "higher_is_better"))
             default = Thresholds(float(raw["target"]), float(raw["warn"]))
             by_slice = {
-                key[len("by_"):]: {str(v): Thresholds(float(t["target"]), float(t["warn"])) for v, t in values.items()}
-                for key, values in raw.items() if key.startswith("by_")
+                key[len("by_") :]: {str(v): Thresholds(float(t["target"]), float(t["warn"])) for v, t in values.items()}
+                for key, values in raw.items()
+                if key.startswith("by_")
             }
             per_days = float(raw["per_days"]) if raw.get("per_days") is not None else None
         except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise InternalError(f"metric {metric!r} has a malformed meta.slo ({exc!r}); it needs direction "
-                                "(higher_is_better | lower_is_better), target and warn.") from None
-        if direction is Direction.HIGHER_IS_BETTER and default.warn > default.target or (
-                direction is Direction.LOWER_IS_BETTER and default.warn < default.target):
+            raise InternalError(
+                f"metric {metric!r} has a malformed meta.slo ({exc!r}); it needs direction "
+                "(higher_is_better | lower_is_better), target and warn."
+            ) from None
+        if (
+            direction is Direction.HIGHER_IS_BETTER
+            and default.warn > default.target
+            or (direction is Direction.LOWER_IS_BETTER and default.warn < default.target)
+        ):
             raise InternalError(f"metric {metric!r}: meta.slo warn must lie past target in the worse direction.")
         return cls(direction, default, per_days, by_slice)
 
-    def thresholds(self, period_days: float, slice_name: str | None = None,
-                   slice_value: str | None = None) -> Thresholds:
+    def thresholds(
+        self, period_days: float, slice_name: str | None = None, slice_value: str | None = None
+    ) -> Thresholds:
         """Target and warn for a period of `period_days` days (and a slice value).
 
         >>> slo = Slo(Direction.LOWER_IS_BETTER, Thresholds(2, 3), per_days=7)
@@ -84,8 +91,9 @@ class Slo:
         scale = period_days / self.per_days if self.per_days else 1.0
         return Thresholds(base.target * scale, base.warn * scale)
 
-    def status(self, value: float | None, period_days: float, slice_name: str | None = None,
-               slice_value: str | None = None) -> Status:
+    def status(
+        self, value: float | None, period_days: float, slice_name: str | None = None, slice_value: str | None = None
+    ) -> Status:
         """ok up to the target, warn up to the warn level, breach past it.
 
         >>> slo = Slo(Direction.HIGHER_IS_BETTER, Thresholds(0.99, 0.985))

@@ -86,8 +86,12 @@ class GroupByItem:
 
     @property
     def has_grain_suffix(self) -> bool:
-        return (self.kind in (ItemKind.TIME, ItemKind.METRIC_TIME) and self.grain is not None
-                and len(self.parts) > 1 and self.parts[-1] == self.grain.value)
+        return (
+            self.kind in (ItemKind.TIME, ItemKind.METRIC_TIME)
+            and self.grain is not None
+            and len(self.parts) > 1
+            and self.parts[-1] == self.grain.value
+        )
 
 
 @dataclass(frozen=True)
@@ -136,20 +140,33 @@ class SemanticGraph:
         time_dim = home.dimension(source.agg_time_dimension)
         if time_dim is not None:
             finest = time_dim.time_granularity or Grain.DAY
-            add(GroupByItem(METRIC_TIME, ItemKind.METRIC_TIME, home.name, time_dim.expr, grain=finest,
-                            description="The metric's own time, bucketed in UTC."))
+            add(
+                GroupByItem(
+                    METRIC_TIME,
+                    ItemKind.METRIC_TIME,
+                    home.name,
+                    time_dim.expr,
+                    grain=finest,
+                    description="The metric's own time, bucketed in UTC.",
+                )
+            )
             for grain in GRAINS:
                 if grain.rank >= finest.rank:
-                    add(GroupByItem(f"{METRIC_TIME}__{grain.value}", ItemKind.METRIC_TIME, home.name,
-                                    time_dim.expr, grain=grain,
-                                    description=f"The metric's own time, by {grain.value} (UTC)."))
+                    add(
+                        GroupByItem(
+                            f"{METRIC_TIME}__{grain.value}",
+                            ItemKind.METRIC_TIME,
+                            home.name,
+                            time_dim.expr,
+                            grain=grain,
+                            description=f"The metric's own time, by {grain.value} (UTC).",
+                        )
+                    )
         for entity in home.entities:
             add(GroupByItem(entity.name, ItemKind.ENTITY, home.name, entity.expr))
 
         local_prefix = home.primary_entity or home.name
-        frontier: list[tuple[SemanticModel, tuple[JoinStep, ...], tuple[str, ...]]] = [
-            (home, (), (local_prefix,))
-        ]
+        frontier: list[tuple[SemanticModel, tuple[JoinStep, ...], tuple[str, ...]]] = [(home, (), (local_prefix,))]
         visited = {home.name}
         for depth in range(MAX_JOIN_HOPS + 1):
             next_frontier = []
@@ -171,8 +188,9 @@ class SemanticGraph:
                             if path or time_dim is None:
                                 continue  # an SCD is joined at the measure's own time, directly
                             start, end = target.validity
-                            step = JoinStep(entity.name, target.name, entity.expr, right.expr,
-                                            time_dim.expr, start.expr, end.expr)
+                            step = JoinStep(
+                                entity.name, target.name, entity.expr, right.expr, time_dim.expr, start.expr, end.expr
+                            )
                         entity_prefix = prefix + (entity.name,) if path else (entity.name,)
                         next_frontier.append((target, path + (step,), entity_prefix))
             for model, _, _ in next_frontier:
@@ -181,8 +199,9 @@ class SemanticGraph:
         return items
 
     @staticmethod
-    def _dimension_items(model: SemanticModel, path: tuple[JoinStep, ...],
-                         prefix: tuple[str, ...]) -> Iterator[GroupByItem]:
+    def _dimension_items(
+        model: SemanticModel, path: tuple[JoinStep, ...], prefix: tuple[str, ...]
+    ) -> Iterator[GroupByItem]:
         base = "__".join(prefix)
         if path:
             # The entities of a joined model (`listing__host`: the host of the booking's
@@ -193,16 +212,38 @@ class SemanticGraph:
         for dim in model.dimensions:
             if dim.is_time:
                 finest = dim.time_granularity or Grain.DAY
-                yield GroupByItem(f"{base}__{dim.name}", ItemKind.TIME, model.name, dim.expr, path,
-                                  grain=finest, description=dim.description, label=dim.label)
+                yield GroupByItem(
+                    f"{base}__{dim.name}",
+                    ItemKind.TIME,
+                    model.name,
+                    dim.expr,
+                    path,
+                    grain=finest,
+                    description=dim.description,
+                    label=dim.label,
+                )
                 for grain in GRAINS:
                     if grain.rank >= finest.rank:
-                        yield GroupByItem(f"{base}__{dim.name}__{grain.value}", ItemKind.TIME, model.name,
-                                          dim.expr, path, grain=grain, description=dim.description,
-                                          label=dim.label)
+                        yield GroupByItem(
+                            f"{base}__{dim.name}__{grain.value}",
+                            ItemKind.TIME,
+                            model.name,
+                            dim.expr,
+                            path,
+                            grain=grain,
+                            description=dim.description,
+                            label=dim.label,
+                        )
             else:
-                yield GroupByItem(f"{base}__{dim.name}", ItemKind.CATEGORICAL, model.name, dim.expr, path,
-                                  description=dim.description, label=dim.label)
+                yield GroupByItem(
+                    f"{base}__{dim.name}",
+                    ItemKind.CATEGORICAL,
+                    model.name,
+                    dim.expr,
+                    path,
+                    description=dim.description,
+                    label=dim.label,
+                )
 
     # -- resolution --------------------------------------------------------------------
 
@@ -224,8 +265,9 @@ class SemanticGraph:
             self._resolve_cache[key] = exact
             return exact
         wanted = tuple(requested.split("__"))
-        matches = [item for item in items.values() if item.parts[-len(wanted):] == wanted
-                   and len(item.parts) > len(wanted)]
+        matches = [
+            item for item in items.values() if item.parts[-len(wanted) :] == wanted and len(item.parts) > len(wanted)
+        ]
         if not matches:
             self._refuse_unsupported(requested, metric)
             fan_out = self._fan_out_reason(source, wanted[-1])
@@ -242,7 +284,8 @@ class SemanticGraph:
             names = sorted(m.name for m in nearest)
             raise AmbiguousDimension(
                 f"'{requested}' is ambiguous for {context}: it could be "
-                + ", ".join(repr(n) for n in names) + ". Use one of the qualified names.",
+                + ", ".join(repr(n) for n in names)
+                + ". Use one of the qualified names.",
                 field=requested,
                 metric=metric,
                 candidates=names,
@@ -262,8 +305,7 @@ class SemanticGraph:
         elif len(parts) > 1 and last in _SUB_DAILY:
             feature = f"sub-daily granularities ('{last}')"
         if feature:
-            raise UnsupportedFeature(f"'{requested}': {feature} are not supported yet.", field=requested,
-                                     metric=metric)
+            raise UnsupportedFeature(f"'{requested}': {feature} are not supported yet.", field=requested, metric=metric)
 
     def _fan_out_reason(self, source: SourceKey, dimension: str) -> str:
         """Explain when a dimension exists but only across a one-to-many join."""
@@ -272,9 +314,11 @@ class SemanticGraph:
         for owner in owners:
             shared = [e.name for e in home.entities if owner.entity(e.name) is not None]
             if shared:
-                return (f" It lives in semantic model '{owner.name}', which can have many rows per "
-                        f"'{shared[0]}': joining it would fan out and count '{home.name}' rows more than once, "
-                        "so northstar refuses it.")
+                return (
+                    f" It lives in semantic model '{owner.name}', which can have many rows per "
+                    f"'{shared[0]}': joining it would fan out and count '{home.name}' rows more than once, "
+                    "so northstar refuses it."
+                )
         return ""
 
     def public_names(self, source: SourceKey) -> set[str]:

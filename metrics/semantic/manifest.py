@@ -80,7 +80,8 @@ def parse_semantic_manifest(raw: dict[str, Any]) -> SemanticManifest:
         custom_granularities=frozenset(
             (c.get("name") or "").lower()
             for spine in (raw.get("project_configuration") or {}).get("time_spines") or []
-            for c in spine.get("custom_granularities") or ()),
+            for c in spine.get("custom_granularities") or ()
+        ),
     )
 
 
@@ -120,9 +121,7 @@ def _semantic_model(raw: dict[str, Any]) -> SemanticModel:
         )
         for m in raw.get("measures", [])
     )
-    primary = raw.get("primary_entity") or next(
-        (e.name for e in entities if e.type is EntityType.PRIMARY), None
-    )
+    primary = raw.get("primary_entity") or next((e.name for e in entities if e.type is EntityType.PRIMARY), None)
     return SemanticModel(
         name=raw["name"],
         relation=Relation(schema=relation.get("schema_name") or "main", table=relation["alias"]),
@@ -140,8 +139,9 @@ def _semantic_model(raw: dict[str, Any]) -> SemanticModel:
 def _non_additive(raw: dict[str, Any] | None) -> NonAdditive | None:
     if not raw:
         return None
-    return NonAdditive(raw["name"], (raw.get("window_choice") or "max").lower(),
-                       tuple(raw.get("window_groupings") or ()))
+    return NonAdditive(
+        raw["name"], (raw.get("window_choice") or "max").lower(), tuple(raw.get("window_groupings") or ())
+    )
 
 
 def _model_name(relation: dict[str, Any]) -> str | None:
@@ -219,9 +219,13 @@ def _metric(raw: dict[str, Any]) -> Metric:
         # A granularity or option this engine does not know (a custom granularity in a
         # window, a sub-daily grain): the metric is listed, and a query of it is refused.
         reason = str(exc.args[0]) if isinstance(exc, ValueError) and exc.args else repr(exc)
-        return Metric(name=raw["name"], type=MetricType(raw["type"]), label=raw.get("label") or raw["name"],
-                      description=raw.get("description") or "",
-                      unsupported=f"metric {raw['name']!r} uses what northstar cannot answer yet: {reason}")
+        return Metric(
+            name=raw["name"],
+            type=MetricType(raw["type"]),
+            label=raw.get("label") or raw["name"],
+            description=raw.get("description") or "",
+            unsupported=f"metric {raw['name']!r} uses what northstar cannot answer yet: {reason}",
+        )
 
 
 def _read_metric(raw: dict[str, Any]) -> Metric:
@@ -239,8 +243,7 @@ def _read_metric(raw: dict[str, Any]) -> Metric:
         numerator=_metric_input(params.get("numerator")),
         denominator=_metric_input(params.get("denominator")),
         expr=params.get("expr"),
-        inputs=tuple(_required(_metric_input(m), "an input metric")
-                     for m in params.get("metrics") or []),
+        inputs=tuple(_required(_metric_input(m), "an input metric") for m in params.get("metrics") or []),
         window=_window(cumulative.get("window") or params.get("window")),
         grain_to_date=_grain(cumulative.get("grain_to_date") or params.get("grain_to_date")),
         period_agg=PeriodAgg(cumulative.get("period_agg") or "first"),
@@ -254,13 +257,13 @@ def _conversion(raw: dict[str, Any] | None) -> ConversionParams | None:
         return None
     return ConversionParams(
         base_measure=_required(_measure_input(raw["base_measure"]), "the base measure"),
-        conversion_measure=_required(_measure_input(raw["conversion_measure"]),
-                                     "the conversion measure"),
+        conversion_measure=_required(_measure_input(raw["conversion_measure"]), "the conversion measure"),
         entity=raw["entity"],
         calculation=raw.get("calculation") or "conversion_rate",
         window=_window(raw.get("window")),
-        constant_properties=tuple((p["base_property"], p["conversion_property"])
-                                  for p in raw.get("constant_properties") or ()),
+        constant_properties=tuple(
+            (p["base_property"], p["conversion_property"]) for p in raw.get("constant_properties") or ()
+        ),
     )
 
 

@@ -143,7 +143,7 @@ class SemanticModel:
         """The column expression of a dimension or entity named `name` (a conversion metric's
         constant property), optionally prefixed by the model's primary entity."""
         prefix = f"{self.primary_entity}__" if self.primary_entity else None
-        bare = name[len(prefix):] if prefix and name.startswith(prefix) else name
+        bare = name[len(prefix) :] if prefix and name.startswith(prefix) else name
         found = self.dimension(bare) or self.entity(bare)
         return found.expr if found is not None else None
 
@@ -182,8 +182,10 @@ class Window:
         text = granularity.lower().strip()
         grain = Grain.parse(text) or Grain.parse(text.removesuffix("s"))
         if grain is None:
-            raise ValueError(f"a window or offset of granularity {granularity!r} (custom and sub-daily "
-                             "granularities are not supported yet)")
+            raise ValueError(
+                f"a window or offset of granularity {granularity!r} (custom and sub-daily "
+                "granularities are not supported yet)"
+            )
         return cls(int(count), grain)
 
 

@@ -34,34 +34,44 @@ def stacked(inputs: list[Input], group_columns: list[str], spine: tuple[str, str
     # first branches as text and refuse to stack them on numbers).
     first, *_ = inputs
     typing = [f"{first[0]}.{c}" for c in group_columns] + [
-        f"{alias}.{c} AS {merged_column(alias, c)}" for alias, columns, _ in inputs for c in columns]
-    branches = [f"SELECT {', '.join(typing)}, 0 AS adds_key FROM "
-                + ", ".join(alias for alias, _, _ in inputs) + " WHERE 1 = 0"]
-    for alias, columns, adds_key in inputs:
-        values = [f"{alias}.{c}" if a == alias else "NULL"
-                  for a, cols, _ in inputs for c in cols]
-        branches.append(f"SELECT {', '.join([f'{alias}.{c}' for c in group_columns] + values)}, "
-                        f"{1 if adds_key else 0} FROM {alias}")
+        f"{alias}.{c} AS {merged_column(alias, c)}" for alias, columns, _ in inputs for c in columns
+    ]
+    branches = [
+        f"SELECT {', '.join(typing)}, 0 AS adds_key FROM " + ", ".join(alias for alias, _, _ in inputs) + " WHERE 1 = 0"
+    ]
+    for alias, _columns, adds_key in inputs:
+        values = [f"{alias}.{c}" if a == alias else "NULL" for a, cols, _ in inputs for c in cols]
+        branches.append(
+            f"SELECT {', '.join([f'{alias}.{c}' for c in group_columns] + values)}, {1 if adds_key else 0} FROM {alias}"
+        )
     ctes = []
     if spine is not None:
         spine_sql, time_column = spine
-        data_keys = " UNION ".join(f"SELECT {time_column} FROM {alias}"
-                                   for alias, _, adds_key in inputs if adds_key)
+        data_keys = " UNION ".join(f"SELECT {time_column} FROM {alias}" for alias, _, adds_key in inputs if adds_key)
         ctes.append(("data_keys", data_keys))
         ctes.append(("spine", spine_sql))
         nulls = ", ".join(["NULL"] * len(outputs))
-        branches.append(f"SELECT {keys}, {nulls + ', ' if nulls else ''}1 FROM spine WHERE NOT spine.{time_column} IN "
-                        f"(SELECT {time_column} FROM data_keys WHERE NOT {time_column} IS NULL)")
+        branches.append(
+            f"SELECT {keys}, {nulls + ', ' if nulls else ''}1 FROM spine WHERE NOT spine.{time_column} IN "
+            f"(SELECT {time_column} FROM data_keys WHERE NOT {time_column} IS NULL)"
+        )
     picked = ", ".join([keys] + [f"MAX({c}) AS {c}" for c in outputs])
-    ctes.append(("merged", f"SELECT {picked} FROM ({' UNION ALL '.join(branches)}) AS stacked "
-                           f"GROUP BY {keys} HAVING MAX(adds_key) = 1"))
+    ctes.append(
+        (
+            "merged",
+            f"SELECT {picked} FROM ({' UNION ALL '.join(branches)}) AS stacked "
+            f"GROUP BY {keys} HAVING MAX(adds_key) = 1",
+        )
+    )
     return ctes
 
 
 def to_merged(tree: exp.Expr) -> exp.Expr:
     """A metric expression over `<alias>.<column>` rewritten to read `merged`."""
+
     def swap(node: exp.Expr) -> exp.Expr:
         if isinstance(node, exp.Column) and node.table:
             return exp.column(merged_column(node.table, node.name), "merged")
         return node
+
     return tree.copy().transform(swap)

@@ -79,8 +79,9 @@ class ExperimentSql:
         params: dict[str, Any] = {}
         assignments = self._rel(self.tables.assignments)
         if population is not None:
-            assignments = (f"(SELECT * FROM {assignments} AS pa WHERE pa.user_id IN "
-                           f"({self._population(params, population)}))")
+            assignments = (
+                f"(SELECT * FROM {assignments} AS pa WHERE pa.user_id IN ({self._population(params, population)}))"
+            )
         sql = (
             "SELECT e.experiment_id, e.experiment_name, e.control_variant, e.started_at, e.ended_at, e.feature_key, "
             "a.variant, COUNT(a.user_id) AS users, SUM(CASE WHEN a.variant_count > 1 THEN 1 ELSE 0 END) AS multi "
@@ -96,16 +97,23 @@ class ExperimentSql:
         """The column names of `table`, from information_schema (empty if it does not exist)."""
         params: dict[str, Any] = {}
         param = self.renderer._param
-        sql = ("SELECT column_name FROM information_schema.columns "
-               f"WHERE table_schema = {param(params, table.schema)} AND table_name = {param(params, table.table)}")
+        sql = (
+            "SELECT column_name FROM information_schema.columns "
+            f"WHERE table_schema = {param(params, table.schema)} AND table_name = {param(params, table.table)}"
+        )
         return RenderedQuery(sql, params, self.dialect)
 
-    def sufficient_statistics(self, experiment_id: str, values: list[PerUserMeasure],
-                              data_ends: list[dt.datetime | None], pre_days: int | None,
-                              slices: list[tuple[GroupByItem, SemanticModel, str]],
-                              pre_values: tuple[int, ...] | None = None,
-                              products: tuple[tuple[int, int], ...] = (),
-                              population: Population | None = None) -> RenderedQuery:
+    def sufficient_statistics(
+        self,
+        experiment_id: str,
+        values: list[PerUserMeasure],
+        data_ends: list[dt.datetime | None],
+        pre_days: int | None,
+        slices: list[tuple[GroupByItem, SemanticModel, str]],
+        pre_values: tuple[int, ...] | None = None,
+        products: tuple[tuple[int, int], ...] = (),
+        population: Population | None = None,
+    ) -> RenderedQuery:
         """Per variant (and slice): `n`, and for each per-user value i `x{i}_sum`, `x{i}_sum_sq`;
         with a pre-period, for each i in `pre_values` (default: all) `pre{i}_sum`,
         `pre{i}_sum_sq` and `x{i}_pre{i}_sum` (CUPED); and `x{a}_x{b}_sum` for each pair of
@@ -124,14 +132,22 @@ class ExperimentSql:
         pre = set(range(len(values)) if pre_values is None else pre_values) if pre_days else set()
         ctes = self._per_user_ctes(params, experiment_id, values, data_ends, pre, pre_days, slices, population)
         keys = ["variant"] + [column for _, _, column in slices]
-        body = _select(keys + _sums(len(values), pre, products), "per_user", [], [], keys) + " ORDER BY " + ", ".join(keys)
+        body = (
+            _select(keys + _sums(len(values), pre, products), "per_user", [], [], keys) + " ORDER BY " + ", ".join(keys)
+        )
         sql = "WITH " + ", ".join(f"{alias} AS ({text})" for alias, text in ctes) + " " + body
         return RenderedQuery(sql, params, self.dialect)
 
-    def per_user_table(self, values: list[PerUserMeasure], columns: list[str], pre_columns: list[str],
-                       data_ends: list[dt.datetime | None], pre_days: int,
-                       slices: Sequence[tuple[GroupByItem, SemanticModel, str]] = (),
-                       slice_columns: Sequence[str] = ()) -> RenderedQuery:
+    def per_user_table(
+        self,
+        values: list[PerUserMeasure],
+        columns: list[str],
+        pre_columns: list[str],
+        data_ends: list[dt.datetime | None],
+        pre_days: int,
+        slices: Sequence[tuple[GroupByItem, SemanticModel, str]] = (),
+        slice_columns: Sequence[str] = (),
+    ) -> RenderedQuery:
         """Every experiment's per-user values (and their pre-period twins), one row per
         (experiment, first-variant user): the SELECT a build materializes so that a readout
         only has to sum a table instead of joining every assignment to its user's rows."""
@@ -142,13 +158,24 @@ class ExperimentSql:
         selected += [f"x{i} AS {column}" for i, column in enumerate(columns)]
         selected += [f"pre{i} AS {column}" for i, column in enumerate(pre_columns)]
         selected += [f"{alias} AS {column}" for (_, _, alias), column in zip(slices, slice_columns)]
-        sql = "WITH " + ", ".join(f"{alias} AS ({text})" for alias, text in ctes) + " " + _select(selected, "per_user", [], [])
+        sql = (
+            "WITH "
+            + ", ".join(f"{alias} AS ({text})" for alias, text in ctes)
+            + " "
+            + _select(selected, "per_user", [], [])
+        )
         return RenderedQuery(sql, params, self.dialect)
 
-    def statistics_from_table(self, table: Relation, experiment_id: str, columns: list[str],
-                              pre_columns: dict[int, str], products: tuple[tuple[int, int], ...],
-                              population: Population | None = None,
-                              slice_columns: Sequence[str] = ()) -> RenderedQuery:
+    def statistics_from_table(
+        self,
+        table: Relation,
+        experiment_id: str,
+        columns: list[str],
+        pre_columns: dict[int, str],
+        products: tuple[tuple[int, int], ...],
+        population: Population | None = None,
+        slice_columns: Sequence[str] = (),
+    ) -> RenderedQuery:
         """`sufficient_statistics` over a materialized `per_user_table` (sliced by its
         `slice_columns`, named `s{i}` in the result as there)."""
         params: dict[str, Any] = {}
@@ -160,8 +187,11 @@ class ExperimentSql:
         if population is not None:
             conditions.append(f"v.user_id IN ({self._population(params, population)})")
         per_user = _select(picked, f"{self._rel(table)} AS v", [], conditions)
-        body = _select(keys + _sums(len(columns), set(pre_columns), products), f"({per_user}) AS per_user",
-                       [], [], keys) + " ORDER BY " + ", ".join(keys)
+        body = (
+            _select(keys + _sums(len(columns), set(pre_columns), products), f"({per_user}) AS per_user", [], [], keys)
+            + " ORDER BY "
+            + ", ".join(keys)
+        )
         return RenderedQuery(body, params, self.dialect)
 
     def assignment_health(self, experiment_id: str, population: Population | None = None) -> RenderedQuery:
@@ -172,19 +202,35 @@ class ExperimentSql:
         if population is not None:
             conditions.append(f"a.user_id IN ({self._population(params, population)})")
         day = exp.cast(exp.column("assigned_at", "a"), exp.DataType.build("date")).sql(dialect=self.dialect)
-        sql = _select(
-            [f"{day} AS assigned_on", "a.variant AS variant", "COUNT(*) AS users",
-             "SUM(CASE WHEN a.assigned_at < e.started_at THEN 1 ELSE 0 END) AS before_start",
-             "SUM(CASE WHEN e.ended_at IS NOT NULL AND a.assigned_at > e.ended_at THEN 1 ELSE 0 END) AS after_end",
-             "SUM(CASE WHEN a.variant_count > 1 THEN 1 ELSE 0 END) AS in_several_variants"],
-            f"{self._rel(self.tables.assignments)} AS a",
-            [f"JOIN {self._rel(self.tables.experiments)} AS e ON e.experiment_id = a.experiment_id"],
-            conditions, [day, "a.variant"]) + " ORDER BY 1, 2"
+        sql = (
+            _select(
+                [
+                    f"{day} AS assigned_on",
+                    "a.variant AS variant",
+                    "COUNT(*) AS users",
+                    "SUM(CASE WHEN a.assigned_at < e.started_at THEN 1 ELSE 0 END) AS before_start",
+                    "SUM(CASE WHEN e.ended_at IS NOT NULL AND a.assigned_at > e.ended_at THEN 1 ELSE 0 END) AS after_end",
+                    "SUM(CASE WHEN a.variant_count > 1 THEN 1 ELSE 0 END) AS in_several_variants",
+                ],
+                f"{self._rel(self.tables.assignments)} AS a",
+                [f"JOIN {self._rel(self.tables.experiments)} AS e ON e.experiment_id = a.experiment_id"],
+                conditions,
+                [day, "a.variant"],
+            )
+            + " ORDER BY 1, 2"
+        )
         return RenderedQuery(sql, params, self.dialect)
 
-    def eligible_statistics(self, values: list[PerUserMeasure], entry: PerUserMeasure, window_start: dt.datetime,
-                            window_end: dt.datetime, metric_days: int, pre_days: int | None,
-                            population: Population | None = None) -> RenderedQuery:
+    def eligible_statistics(
+        self,
+        values: list[PerUserMeasure],
+        entry: PerUserMeasure,
+        window_start: dt.datetime,
+        window_end: dt.datetime,
+        metric_days: int,
+        pre_days: int | None,
+        population: Population | None = None,
+    ) -> RenderedQuery:
         """A plan's inputs: over the users with a row of `entry`'s model in [window_start,
         window_end), each entering at its first such row, `n` and the sums (and CUPED sums) of
         every value over the user's first `metric_days` days from entry (and the `pre_days`
@@ -195,29 +241,56 @@ class ExperimentSql:
         user = _column_expr(entry.user_expr, "t0", dialect).sql(dialect=self.dialect)
         at = _column_expr(entry.time_expr, "t0", dialect)
         first = exp.Min(this=at.copy())
-        ends = exp.Add(this=first.copy(), expression=exp.Interval(this=exp.Literal.string(str(metric_days)),
-                                                                  unit=exp.var("DAY")))
+        ends = exp.Add(
+            this=first.copy(), expression=exp.Interval(this=exp.Literal.string(str(metric_days)), unit=exp.var("DAY"))
+        )
         param = self.renderer._param
-        conditions = [f"{at.sql(dialect=self.dialect)} >= {param(params, window_start)}",
-                      f"{at.sql(dialect=self.dialect)} < {param(params, window_end)}"]
+        conditions = [
+            f"{at.sql(dialect=self.dialect)} >= {param(params, window_start)}",
+            f"{at.sql(dialect=self.dialect)} < {param(params, window_end)}",
+        ]
         if population is not None:
             conditions.append(f"{user} IN ({self._population(params, population)})")
         eligible = _select(
-            ["'plan' AS experiment_id", f"{user} AS user_id", "'all' AS variant",
-             f"{first.sql(dialect=self.dialect)} AS assigned_at", f"{ends.sql(dialect=self.dialect)} AS ended_at"],
-            f"{self.renderer._table(entry.model)} AS t0", [], conditions, [user])
+            [
+                "'plan' AS experiment_id",
+                f"{user} AS user_id",
+                "'all' AS variant",
+                f"{first.sql(dialect=self.dialect)} AS assigned_at",
+                f"{ends.sql(dialect=self.dialect)} AS ended_at",
+            ],
+            f"{self.renderer._table(entry.model)} AS t0",
+            [],
+            conditions,
+            [user],
+        )
         pre = set(range(len(values))) if pre_days else set()
-        ctes = self._per_user_ctes(params, None, values, [window_end + dt.timedelta(days=metric_days)] * len(values),
-                                   pre, pre_days, [], assignments=eligible)
+        ctes = self._per_user_ctes(
+            params,
+            None,
+            values,
+            [window_end + dt.timedelta(days=metric_days)] * len(values),
+            pre,
+            pre_days,
+            [],
+            assignments=eligible,
+        )
         body = _select(_sums(len(values), pre, ()), "per_user", [], [])
         sql = "WITH " + ", ".join(f"{alias} AS ({text})" for alias, text in ctes) + " " + body
         return RenderedQuery(sql, params, self.dialect)
 
-    def _per_user_ctes(self, params: dict[str, Any], experiment_id: str | None, values: list[PerUserMeasure],
-                       data_ends: list[dt.datetime | None], pre: set[int], pre_days: int | None,
-                       slices: list[tuple[GroupByItem, SemanticModel, str]],
-                       population: Population | None = None,
-                       assignments: str | None = None) -> list[tuple[str, str]]:
+    def _per_user_ctes(
+        self,
+        params: dict[str, Any],
+        experiment_id: str | None,
+        values: list[PerUserMeasure],
+        data_ends: list[dt.datetime | None],
+        pre: set[int],
+        pre_days: int | None,
+        slices: list[tuple[GroupByItem, SemanticModel, str]],
+        population: Population | None = None,
+        assignments: str | None = None,
+    ) -> list[tuple[str, str]]:
         """CTEs ending in `per_user`: one row per assigned user (of one experiment, or of every
         experiment when `experiment_id` is None; of `population` only, when given) with
         `variant`, `x{i}`, `pre{i}` and slices. `assignments` replaces the experiment's
@@ -227,12 +300,23 @@ class ExperimentSql:
         if population is not None:
             # Every per-user value starts from these assignments, so restricting them restricts all.
             conditions.append(f"a.user_id IN ({self._population(params, population)})")
-        assignments = assignments or _select(
-            ["a.experiment_id AS experiment_id", "a.user_id AS user_id", "a.variant AS variant",
-             "a.assigned_at AS assigned_at", "e.ended_at AS ended_at"],
-            f"{self._rel(self.tables.assignments)} AS a",
-            [f"JOIN {self._rel(self.tables.experiments)} AS e ON e.experiment_id = a.experiment_id"],
-            conditions) if assignments is None else assignments
+        assignments = (
+            assignments
+            or _select(
+                [
+                    "a.experiment_id AS experiment_id",
+                    "a.user_id AS user_id",
+                    "a.variant AS variant",
+                    "a.assigned_at AS assigned_at",
+                    "e.ended_at AS ended_at",
+                ],
+                f"{self._rel(self.tables.assignments)} AS a",
+                [f"JOIN {self._rel(self.tables.experiments)} AS e ON e.experiment_id = a.experiment_id"],
+                conditions,
+            )
+            if assignments is None
+            else assignments
+        )
         ctes = [("w", assignments)]
         by_model: dict[tuple[str, str, str], list[int]] = {}
         for i, value in enumerate(values):
@@ -247,8 +331,9 @@ class ExperimentSql:
             window_end = f"COALESCE(w.ended_at, {param(params, data_ends[indices[0]])})"
             ctes.append((alias, self._per_user_values(values, indices, pre, pre_days, window_end, base=j == 0)))
             if j:
-                joins.append(f"LEFT JOIN {alias} ON {alias}.experiment_id = m0.experiment_id "
-                             f"AND {alias}.user_id = m0.user_id")
+                joins.append(
+                    f"LEFT JOIN {alias} ON {alias}.experiment_id = m0.experiment_id AND {alias}.user_id = m0.user_id"
+                )
             for i in indices:
                 per_user_columns.append(f"COALESCE({alias}.x{i}, 0) AS x{i}")
                 if i in pre:
@@ -260,8 +345,16 @@ class ExperimentSql:
         ctes.append(("per_user", _select(per_user_columns, "m0", joins, [])))
         return ctes
 
-    def _per_user_values(self, values: list[PerUserMeasure], indices: list[int], pre: set[int],
-                         pre_days: int | None, window_end: str, *, base: bool) -> str:
+    def _per_user_values(
+        self,
+        values: list[PerUserMeasure],
+        indices: list[int],
+        pre: set[int],
+        pre_days: int | None,
+        window_end: str,
+        *,
+        base: bool,
+    ) -> str:
         """`x{i}` (and `pre{i}`) per user for the values of one semantic model: for every
         assigned user, with its variant, when `base`; else for the users with rows in their
         windows."""
@@ -271,12 +364,15 @@ class ExperimentSql:
         at = _column_expr(first.time_expr, "t0", dialect)
         assigned = exp.column("assigned_at", "w")
         reaches_back = pre_days is not None and any(i in pre for i in indices)
-        start = (exp.Sub(this=assigned, expression=exp.Interval(this=exp.Literal.string(str(pre_days)),
-                                                                unit=exp.var("DAY")))
-                 if reaches_back else assigned)
+        start = (
+            exp.Sub(this=assigned, expression=exp.Interval(this=exp.Literal.string(str(pre_days)), unit=exp.var("DAY")))
+            if reaches_back
+            else assigned
+        )
         # a user has one variant; MIN names it on every warehouse (ANY_VALUE is not in PostgreSQL 15)
         columns = ["w.experiment_id AS experiment_id", "w.user_id AS user_id"] + (
-            ["MIN(w.variant) AS variant"] if base else [])
+            ["MIN(w.variant) AS variant"] if base else []
+        )
         for i in indices:
             value = values[i]
             expr = _column_expr(value.measure.expr, "t0", dialect)
@@ -290,15 +386,20 @@ class ExperimentSql:
                     columns.append(f"{self._aggregate(value, expr, user, before)} AS pre{i}")
             else:
                 columns.append(f"{self._aggregate(value, expr, user, None)} AS x{i}")
-        on = exp.and_(exp.EQ(this=user.copy(), expression=exp.column("user_id", "w")),
-                      exp.GTE(this=at.copy(), expression=start)).sql(dialect=self.dialect)
+        on = exp.and_(
+            exp.EQ(this=user.copy(), expression=exp.column("user_id", "w")), exp.GTE(this=at.copy(), expression=start)
+        ).sql(dialect=self.dialect)
         on += f" AND {at.sql(dialect=self.dialect)} < {window_end}"
         join = "LEFT JOIN" if base else "JOIN"
-        return _select(columns, "w", [f"{join} {self.renderer._table(first.model)} AS t0 ON {on}"], [],
-                       ["w.experiment_id", "w.user_id"])
+        return _select(
+            columns,
+            "w",
+            [f"{join} {self.renderer._table(first.model)} AS t0 ON {on}"],
+            [],
+            ["w.experiment_id", "w.user_id"],
+        )
 
-    def _aggregate(self, value: PerUserMeasure, expr: exp.Expr, user: exp.Expr,
-                   when: exp.Expr | None) -> str:
+    def _aggregate(self, value: PerUserMeasure, expr: exp.Expr, user: exp.Expr, when: exp.Expr | None) -> str:
         """The measure's aggregate over one user's rows (those matching `when`, if given).
 
         A distinct count of the user itself (or of the user when a condition holds, as
@@ -309,8 +410,10 @@ class ExperimentSql:
         if when is not None:
             expr = exp.Case(ifs=[exp.If(this=when, true=expr)])
         if value.measure.agg is Agg.COUNT_DISTINCT and _only_user_or_null(expr, user):
-            flag = exp.Case(ifs=[exp.If(this=exp.Not(this=exp.Is(this=expr, expression=exp.Null())),
-                                        true=exp.Literal.number(1))], default=exp.Literal.number(0))
+            flag = exp.Case(
+                ifs=[exp.If(this=exp.Not(this=exp.Is(this=expr, expression=exp.Null())), true=exp.Literal.number(1))],
+                default=exp.Literal.number(0),
+            )
             return exp.Max(this=flag).sql(dialect=self.dialect)
         return _aggregate_tree(value.measure, self.renderer.model_dialect, expr).sql(dialect=self.dialect)
 
@@ -327,8 +430,10 @@ class ExperimentSql:
         alias_for, joins = self.renderer._joiner()
         time = TimeSettings(None, WeekStart.MONDAY)
         user_id = _column_expr(user.expr, "t0", self.renderer.model_dialect).sql(dialect=self.dialect)
-        conditions = [self.renderer._filter(self.renderer._item(item, alias_for(item), time), item, flt, params)
-                      for item, flt in population.filters]
+        conditions = [
+            self.renderer._filter(self.renderer._item(item, alias_for(item), time), item, flt, params)
+            for item, flt in population.filters
+        ]
         return _select([user_id], f"{self.renderer._table(model)} AS t0", joins, conditions)
 
     def _slices(self, slices: list[tuple[GroupByItem, SemanticModel, str]]) -> str:
@@ -359,13 +464,19 @@ def _sums(count: int, pre: set[int], products: tuple[tuple[int, int], ...]) -> l
     for i in range(count):
         sums += [f"SUM(x{i}) AS x{i}_sum", f"SUM(x{i} * x{i}) AS x{i}_sum_sq"]
         if i in pre:
-            sums += [f"SUM(pre{i}) AS pre{i}_sum", f"SUM(pre{i} * pre{i}) AS pre{i}_sum_sq",
-                     f"SUM(x{i} * pre{i}) AS x{i}_pre{i}_sum"]
+            sums += [
+                f"SUM(pre{i}) AS pre{i}_sum",
+                f"SUM(pre{i} * pre{i}) AS pre{i}_sum_sq",
+                f"SUM(x{i} * pre{i}) AS x{i}_pre{i}_sum",
+            ]
     for a, b in products:
         sums.append(f"SUM(x{a} * x{b}) AS x{a}_x{b}_sum")
         if a in pre and b in pre:
-            sums += [f"SUM(pre{a} * pre{b}) AS pre{a}_pre{b}_sum", f"SUM(x{a} * pre{b}) AS x{a}_pre{b}_sum",
-                     f"SUM(x{b} * pre{a}) AS x{b}_pre{a}_sum"]
+            sums += [
+                f"SUM(pre{a} * pre{b}) AS pre{a}_pre{b}_sum",
+                f"SUM(x{a} * pre{b}) AS x{a}_pre{b}_sum",
+                f"SUM(x{b} * pre{a}) AS x{b}_pre{a}_sum",
+            ]
     return sums
 
 
@@ -381,5 +492,7 @@ def _only_user_or_null(expr: exp.Expr, user: exp.Expr) -> bool:
     if isinstance(expr, exp.Case):
         default = expr.args.get("default")
         branches = [branch.args.get("true") for branch in expr.args.get("ifs") or []]
-        return all(_only_user_or_null(b, user) for b in branches) and (default is None or _only_user_or_null(default, user))
+        return all(_only_user_or_null(b, user) for b in branches) and (
+            default is None or _only_user_or_null(default, user)
+        )
     return False

@@ -19,23 +19,51 @@ from sqlglot import exp
 
 from metrics.errors import InvalidFilter
 
-_CALL = re.compile(r"\{\{\s*((?:Dimension|TimeDimension|Entity|Metric)\((?:[^()'\"]|'[^']*'|\"[^\"]*\")*\))"
-                   r"(?:\s*\.\s*grain\(\s*(['\"])([^'\"]+)\2\s*\))?\s*\}\}")
+_CALL = re.compile(
+    r"\{\{\s*((?:Dimension|TimeDimension|Entity|Metric)\((?:[^()'\"]|'[^']*'|\"[^\"]*\")*\))"
+    r"(?:\s*\.\s*grain\(\s*(['\"])([^'\"]+)\2\s*\))?\s*\}\}"
+)
 
 # `{{ Metric('revenue', group_by=['user']) }}`: a metric's value per entity, as MetricFlow reads it.
-_METRIC_CALL = re.compile(
-    r"\{\{\s*Metric\(\s*(['\"])([^'\"]+)\1\s*,\s*(?:group_by\s*=\s*)?\[([^\]]*)\]\s*\)\s*\}\}"
-)
+_METRIC_CALL = re.compile(r"\{\{\s*Metric\(\s*(['\"])([^'\"]+)\1\s*,\s*(?:group_by\s*=\s*)?\[([^\]]*)\]\s*\)\s*\}\}")
 _QUOTED = re.compile(r"\s*(['\"])([^'\"]+)\1\s*")
 
 _ALLOWED = (
-    exp.And, exp.Or, exp.Not, exp.Paren,
-    exp.EQ, exp.NEQ, exp.LT, exp.LTE, exp.GT, exp.GTE, exp.NullSafeEQ, exp.NullSafeNEQ,
-    exp.In, exp.Is, exp.Between, exp.Like, exp.ILike,
-    exp.Literal, exp.Boolean, exp.Null, exp.Neg, exp.Tuple,
-    exp.Column, exp.Identifier, exp.Cast, exp.DataType, exp.DataTypeParam,
-    exp.Add, exp.Sub, exp.Mul, exp.Div,
-    exp.Lower, exp.Upper, exp.Coalesce, exp.Var,
+    exp.And,
+    exp.Or,
+    exp.Not,
+    exp.Paren,
+    exp.EQ,
+    exp.NEQ,
+    exp.LT,
+    exp.LTE,
+    exp.GT,
+    exp.GTE,
+    exp.NullSafeEQ,
+    exp.NullSafeNEQ,
+    exp.In,
+    exp.Is,
+    exp.Between,
+    exp.Like,
+    exp.ILike,
+    exp.Literal,
+    exp.Boolean,
+    exp.Null,
+    exp.Neg,
+    exp.Tuple,
+    exp.Column,
+    exp.Identifier,
+    exp.Cast,
+    exp.DataType,
+    exp.DataTypeParam,
+    exp.Add,
+    exp.Sub,
+    exp.Mul,
+    exp.Div,
+    exp.Lower,
+    exp.Upper,
+    exp.Coalesce,
+    exp.Var,
 )
 
 
@@ -73,12 +101,16 @@ def parse_filter_template(template: str, dialect: str = "duckdb") -> ParsedFilte
         for part in names:
             quoted = _QUOTED.fullmatch(part)
             if quoted is None:
-                raise InvalidFilter(f"cannot read the group_by list of {match.group(0)!r}: "
-                                    "write entity names as quoted strings, e.g. group_by=['user'].")
+                raise InvalidFilter(
+                    f"cannot read the group_by list of {match.group(0)!r}: "
+                    "write entity names as quoted strings, e.g. group_by=['user']."
+                )
             group_by.append(quoted.group(2))
         if not group_by:
-            raise InvalidFilter(f"{match.group(0)!r} needs the entities to compute the metric by, "
-                                "e.g. {{ Metric('revenue', group_by=['user']) }}.")
+            raise InvalidFilter(
+                f"{match.group(0)!r} needs the entities to compute the metric by, "
+                "e.g. {{ Metric('revenue', group_by=['user']) }}."
+            )
         metrics.append(MetricReference(match.group(2), tuple(group_by)))
         return f"__metric_{len(metrics) - 1}"
 
@@ -86,8 +118,10 @@ def parse_filter_template(template: str, dialect: str = "duckdb") -> ParsedFilte
         kind, name, grain = _call_parts(match.group(1), template)
         grain = match.group(3) or grain
         if kind == "Metric":
-            raise InvalidFilter(f"cannot read {match.group(0)!r}: a metric in a filter names the entities "
-                                "it is computed by, e.g. {{ Metric('revenue', group_by=['user']) }}.")
+            raise InvalidFilter(
+                f"cannot read {match.group(0)!r}: a metric in a filter names the entities "
+                "it is computed by, e.g. {{ Metric('revenue', group_by=['user']) }}."
+            )
         reference = f"{name}__{grain.lower()}" if grain else name
         references.append(reference)
         return f"__ref_{len(references) - 1}"
@@ -96,21 +130,27 @@ def parse_filter_template(template: str, dialect: str = "duckdb") -> ParsedFilte
     if "{{" in text or "{%" in text:
         raise InvalidFilter(
             f"cannot read filter {template!r}: use {{{{ Dimension('entity__name') }}}}, "
-            "{{ TimeDimension('metric_time', 'day') }} or {{ Entity('name') }} for columns.")
+            "{{ TimeDimension('metric_time', 'day') }} or {{ Entity('name') }} for columns."
+        )
     try:
         tree = sqlglot.parse_one(text, read=dialect)
     except sqlglot.errors.ParseError as exc:
-        raise InvalidFilter(f"cannot parse filter {template!r}: it is incomplete or malformed (a comparison "
-                            "without a value, an unclosed quote or parenthesis?).", internal=str(exc)) from None
+        raise InvalidFilter(
+            f"cannot parse filter {template!r}: it is incomplete or malformed (a comparison "
+            "without a value, an unclosed quote or parenthesis?).",
+            internal=str(exc),
+        ) from None
     for node in tree.walk():
         if not isinstance(node, _ALLOWED):
             raise InvalidFilter(
                 f"filter {template!r} uses {type(node).__name__}, which filters may not contain; "
-                "use comparisons, AND/OR/NOT, IN, IS NULL, BETWEEN and LIKE over dimensions and literals.")
+                "use comparisons, AND/OR/NOT, IN, IS NULL, BETWEEN and LIKE over dimensions and literals."
+            )
         if isinstance(node, exp.Column) and not node.name.startswith(("__ref_", "__metric_")):
             raise InvalidFilter(
                 f"filter {template!r} names the column {node.sql()!r} directly; wrap it as "
-                f"{{{{ Dimension('{node.name}') }}}} so it is checked against the semantic layer.")
+                f"{{{{ Dimension('{node.name}') }}}} so it is checked against the semantic layer."
+            )
     return ParsedFilter(tree, tuple(references), tuple(metrics))
 
 
@@ -153,6 +193,8 @@ def _call_parts(call: str, template: str) -> tuple[str, str, str | None]:
         elif keyword.arg in ("time_granularity_name", "time_granularity", "grain"):
             grain = text(keyword.value)
         else:
-            raise InvalidFilter(f"filter {template!r}: {kind}(..., {keyword.arg}=...) is not supported; "
-                                "entity_path and the time granularity are.")
+            raise InvalidFilter(
+                f"filter {template!r}: {kind}(..., {keyword.arg}=...) is not supported; "
+                "entity_path and the time granularity are."
+            )
     return kind, "__".join([*path, name]), grain

@@ -44,48 +44,193 @@ MART_COLUMNS_SQL = (
 def mart_columns_sql(dialect: str) -> str:
     """MART_COLUMNS_SQL with the dialect's list test and placeholder for $schemas."""
     if dialect == "postgres":
-        return MART_COLUMNS_SQL.replace("list_contains($schemas, c.table_schema)",
-                                        "c.table_schema = ANY(%(schemas)s)")
+        return MART_COLUMNS_SQL.replace("list_contains($schemas, c.table_schema)", "c.table_schema = ANY(%(schemas)s)")
     return MART_COLUMNS_SQL
+
 
 # The functions a client's SELECT may call: ordinary scalar, aggregate and window functions, as
 # sqlglot classes (what the parser made of a known function) plus a few names sqlglot leaves as
 # `Anonymous`. Anything else (table functions, file readers, settings, extensions, other
 # databases, functions unknown to sqlglot) is refused before the warehouse sees the statement,
 # whatever its name or the engine behind the warehouse.
-_ALLOWED_FUNCTION_CLASSES = frozenset(cls for cls in (getattr(exp, name, None) for name in (
-    # operators sqlglot models as functions
-    "And", "Or", "Xor", "Collate", "ArrayContains", "ArrayContainedBy", "ArrayOverlaps",
-    # conditionals, casts and subquery tests
-    "Exists", "Any", "All", "Case", "If", "Coalesce", "Nullif", "Greatest", "Least", "Cast", "TryCast",
-    # numbers
-    "Abs", "Ceil", "Floor", "Round", "Trunc", "Sign", "Sqrt", "Cbrt", "Ln", "Log", "Exp", "Pow", "Mod",
-    "Pi", "Degrees", "Radians", "Sin", "Cos", "Tan", "Rand", "WidthBucket", "ToNumber",
-    # text
-    # (Not `repeat`, `lpad`, `rpad`: an argument sets their output's size, so one call may build
-    # gigabytes per row in memory no warehouse memory limit covers: results leave the limit.)
-    "Lower", "Upper", "Length", "BitLength", "Substring", "Trim", "Left", "Right", "Concat", "ConcatWs",
-    "Replace", "Translate", "Reverse", "Initcap", "StrPosition", "StartsWith", "SplitPart", "Ascii",
-    "Chr", "MD5", "RegexpLike", "RegexpILike", "RegexpReplace", "RegexpExtract", "Overlay", "Format",
-    "StringToArray", "ArrayToString", "ArraySize", "Array", "JSONExtractScalar", "JSONExtract",
-    # dates and times
-    "CurrentDate", "CurrentTimestamp", "Localtimestamp", "Date", "DateTrunc", "TimestampTrunc", "Extract",
-    "TimeToStr", "StrToDate", "StrToTime", "UnixToTime", "DateAdd", "DateSub", "DateDiff", "DateBin",
-    "JustifyDays", "MakeInterval",
-    # aggregates
-    "Count", "Sum", "Avg", "Min", "Max", "AnyValue", "ArrayAgg", "GroupConcat", "LogicalAnd", "LogicalOr",
-    "Stddev", "StddevPop", "StddevSamp", "Variance", "VariancePop", "Corr", "CovarPop", "CovarSamp",
-    "PercentileCont", "PercentileDisc", "Median", "Mode", "ApproxDistinct", "CountIf",
-    # windows
-    "RowNumber", "Rank", "DenseRank", "PercentRank", "CumeDist", "Ntile", "Lag", "Lead", "FirstValue",
-    "LastValue", "NthValue",
-)) if cls is not None)
+_ALLOWED_FUNCTION_CLASSES = frozenset(
+    cls
+    for cls in (
+        getattr(exp, name, None)
+        for name in (
+            # operators sqlglot models as functions
+            "And",
+            "Or",
+            "Xor",
+            "Collate",
+            "ArrayContains",
+            "ArrayContainedBy",
+            "ArrayOverlaps",
+            # conditionals, casts and subquery tests
+            "Exists",
+            "Any",
+            "All",
+            "Case",
+            "If",
+            "Coalesce",
+            "Nullif",
+            "Greatest",
+            "Least",
+            "Cast",
+            "TryCast",
+            # numbers
+            "Abs",
+            "Ceil",
+            "Floor",
+            "Round",
+            "Trunc",
+            "Sign",
+            "Sqrt",
+            "Cbrt",
+            "Ln",
+            "Log",
+            "Exp",
+            "Pow",
+            "Mod",
+            "Pi",
+            "Degrees",
+            "Radians",
+            "Sin",
+            "Cos",
+            "Tan",
+            "Rand",
+            "WidthBucket",
+            "ToNumber",
+            # text
+            # (Not `repeat`, `lpad`, `rpad`: an argument sets their output's size, so one call may build
+            # gigabytes per row in memory no warehouse memory limit covers: results leave the limit.)
+            "Lower",
+            "Upper",
+            "Length",
+            "BitLength",
+            "Substring",
+            "Trim",
+            "Left",
+            "Right",
+            "Concat",
+            "ConcatWs",
+            "Replace",
+            "Translate",
+            "Reverse",
+            "Initcap",
+            "StrPosition",
+            "StartsWith",
+            "SplitPart",
+            "Ascii",
+            "Chr",
+            "MD5",
+            "RegexpLike",
+            "RegexpILike",
+            "RegexpReplace",
+            "RegexpExtract",
+            "Overlay",
+            "Format",
+            "StringToArray",
+            "ArrayToString",
+            "ArraySize",
+            "Array",
+            "JSONExtractScalar",
+            "JSONExtract",
+            # dates and times
+            "CurrentDate",
+            "CurrentTimestamp",
+            "Localtimestamp",
+            "Date",
+            "DateTrunc",
+            "TimestampTrunc",
+            "Extract",
+            "TimeToStr",
+            "StrToDate",
+            "StrToTime",
+            "UnixToTime",
+            "DateAdd",
+            "DateSub",
+            "DateDiff",
+            "DateBin",
+            "JustifyDays",
+            "MakeInterval",
+            # aggregates
+            "Count",
+            "Sum",
+            "Avg",
+            "Min",
+            "Max",
+            "AnyValue",
+            "ArrayAgg",
+            "GroupConcat",
+            "LogicalAnd",
+            "LogicalOr",
+            "Stddev",
+            "StddevPop",
+            "StddevSamp",
+            "Variance",
+            "VariancePop",
+            "Corr",
+            "CovarPop",
+            "CovarSamp",
+            "PercentileCont",
+            "PercentileDisc",
+            "Median",
+            "Mode",
+            "ApproxDistinct",
+            "CountIf",
+            # windows
+            "RowNumber",
+            "Rank",
+            "DenseRank",
+            "PercentRank",
+            "CumeDist",
+            "Ntile",
+            "Lag",
+            "Lead",
+            "FirstValue",
+            "LastValue",
+            "NthValue",
+        )
+    )
+    if cls is not None
+)
 # (`x <> ALL(ARRAY[...])` reaches sqlglot's tree as a function named `all`.)
-_ALLOWED_FUNCTION_NAMES = frozenset({"all", "age", "every", "isfinite", "make_date", "octet_length", "cardinality",
-                                     "bool_and", "bool_or", "date_part", "to_char"})
-_WRITES = (exp.Insert, exp.Update, exp.Delete, exp.Merge, exp.Create, exp.Drop, exp.Alter,
-           exp.Command, exp.Copy, exp.Pragma, exp.Set, exp.Use, exp.Into, exp.TruncateTable,
-           exp.Transaction, exp.Commit, exp.Rollback, exp.LoadData)
+_ALLOWED_FUNCTION_NAMES = frozenset(
+    {
+        "all",
+        "age",
+        "every",
+        "isfinite",
+        "make_date",
+        "octet_length",
+        "cardinality",
+        "bool_and",
+        "bool_or",
+        "date_part",
+        "to_char",
+    }
+)
+_WRITES = (
+    exp.Insert,
+    exp.Update,
+    exp.Delete,
+    exp.Merge,
+    exp.Create,
+    exp.Drop,
+    exp.Alter,
+    exp.Command,
+    exp.Copy,
+    exp.Pragma,
+    exp.Set,
+    exp.Use,
+    exp.Into,
+    exp.TruncateTable,
+    exp.Transaction,
+    exp.Commit,
+    exp.Rollback,
+    exp.LoadData,
+)
 # Values that come from the server rather than the statement (`$1` left unbound, `@@x`).
 _SERVER_VALUES = (exp.Parameter, exp.SessionParameter, exp.Placeholder)
 # Name prefixes of the relations CTEs are renamed to; nothing in a warehouse is called this.
@@ -126,8 +271,9 @@ class MartTable:
 
     def source(self, alias: str, quoted: bool = True) -> exp.Expr:
         """The FROM item that reads this mart, under `alias`."""
-        table = exp.Table(this=exp.to_identifier(self.table, quoted=True),
-                          db=exp.to_identifier(self.schema, quoted=True))
+        table = exp.Table(
+            this=exp.to_identifier(self.table, quoted=True), db=exp.to_identifier(self.schema, quoted=True)
+        )
         if self.restriction is None:
             return exp.alias_(table, exp.to_identifier(alias, quoted=quoted), table=True)
         restricted = exp.select(exp.Star()).from_(table).where(self.restriction.copy())
@@ -151,8 +297,9 @@ def column_restriction(filters: Sequence[Filter], columns: set[str]) -> exp.Expr
 
 def users_restriction(users: RenderedQuery, column: str = "user_id") -> exp.Expr:
     """`column IN (users)`: a mart restricted to the users a rendered statement selects."""
-    return exp.column(column, quoted=True).isin(query=sqlglot.parse_one(users.inline_sql(pretty=False),
-                                                                         read=users.dialect))
+    return exp.column(column, quoted=True).isin(
+        query=sqlglot.parse_one(users.inline_sql(pretty=False), read=users.dialect)
+    )
 
 
 def _filter_condition(column: exp.Expr, flt: Filter) -> exp.Expr:
@@ -176,9 +323,14 @@ class Condition:
     value: Any
 
 
-def select_sql(mart: MartTable, columns: Sequence[str], where: Sequence[Condition] = (),
-               order_by: Sequence[str] = (), dialect: str = "duckdb",
-               distinct: bool = False) -> tuple[str, dict[str, Any]]:
+def select_sql(
+    mart: MartTable,
+    columns: Sequence[str],
+    where: Sequence[Condition] = (),
+    order_by: Sequence[str] = (),
+    dialect: str = "duckdb",
+    distinct: bool = False,
+) -> tuple[str, dict[str, Any]]:
     """A SELECT over one mart with bound values.
 
     >>> select_sql(MartTable("dim_releases", "marts", "dim_releases"), ["platform", "app_version"],
@@ -224,17 +376,24 @@ def check_functions(statement: exp.Expr, also: Collection[str] = ()) -> None:
     names in `also`), and every value the server would supply (`@@x`, an unbound `$1`)."""
     for node in statement.walk():
         if isinstance(node, _SERVER_VALUES):
-            raise UnsupportedSql(f"{node.sql(dialect='postgres')} is not supported: a statement carries its own values.")
+            raise UnsupportedSql(
+                f"{node.sql(dialect='postgres')} is not supported: a statement carries its own values."
+            )
         if isinstance(node, exp.Func) and not _allowed_function(node, also):
             name = function_name(node)
-            raise UnsupportedSql(f"function {name}() is not available here: queries may call ordinary scalar, "
-                                 "aggregate and window functions, and read only the served tables.", function=name)
+            raise UnsupportedSql(
+                f"function {name}() is not available here: queries may call ordinary scalar, "
+                "aggregate and window functions, and read only the served tables.",
+                function=name,
+            )
 
 
 def _allowed_function(node: exp.Func, also: Collection[str]) -> bool:
     if isinstance(node, exp.Anonymous):
         # A quoted or qualified name (`"f"(...)`, `pg_catalog.f(...)`) is never an allowed one.
-        return isinstance(node.this, str) and (node.this.lower() in _ALLOWED_FUNCTION_NAMES or node.this.lower() in also)
+        return isinstance(node.this, str) and (
+            node.this.lower() in _ALLOWED_FUNCTION_NAMES or node.this.lower() in also
+        )
     return type(node) in _ALLOWED_FUNCTION_CLASSES
 
 
@@ -242,7 +401,8 @@ def check_read_only(statement: exp.Expr) -> None:
     """Only one query: SELECT, set operations of SELECTs, and CTEs; nothing that writes."""
     if not isinstance(statement, exp.Query):
         raise UnsupportedSql(
-            f"only SELECT queries are supported here (got {statement.key.upper()}); the endpoint is read-only.")
+            f"only SELECT queries are supported here (got {statement.key.upper()}); the endpoint is read-only."
+        )
     for node in statement.walk():
         if isinstance(node, _WRITES):
             raise UnsupportedSql(f"{node.key.upper()} is not supported; the endpoint is read-only (SELECT only).")
@@ -284,14 +444,16 @@ def resolve_tables(statement: exp.Expr) -> dict[int, exp.CTE | None]:
             raise InvalidQuery(f"table name specified more than once ({exc}).", reason="DuplicateAlias") from exc
         raise UnsupportedSql(f"this query's table references cannot be resolved: {exc}.") from exc
     # The copy has the statement's shape: its n-th table is the statement's n-th table.
-    originals = {id(copy): original for copy, original in zip(normalized.find_all(exp.Table),
-                                                                 statement.find_all(exp.Table))}
+    originals = {
+        id(copy): original for copy, original in zip(normalized.find_all(exp.Table), statement.find_all(exp.Table))
+    }
     ctes = {id(copy): original for copy, original in zip(normalized.find_all(exp.CTE), statement.find_all(exp.CTE))}
     out: dict[int, exp.CTE | None] = {}
     for table in normalized.find_all(exp.Table):
         if id(table) not in resolved:
-            raise UnsupportedSql(f"{table.sql(dialect='postgres')} cannot be read here: only tables in FROM and "
-                                 "JOIN clauses are.")
+            raise UnsupportedSql(
+                f"{table.sql(dialect='postgres')} cannot be read here: only tables in FROM and JOIN clauses are."
+            )
         cte = resolved[id(table)]
         out[id(originals[id(table)])] = None if cte is None else ctes[id(cte)]
     return out
@@ -334,8 +496,10 @@ def rewrite_mart_query(statement: exp.Expr, marts: dict[str, MartTable], dialect
             raise UnsupportedSql("only tables of the marts schema can be read (no table functions).")
         extra = sorted(k for k, v in table.args.items() if v and k not in _TABLE_PARTS)
         if extra:
-            raise UnsupportedSql(f"{table.sql(dialect='postgres')}: {', '.join(extra)} is not supported on a mart "
-                                 "reference; read the mart as a whole.")
+            raise UnsupportedSql(
+                f"{table.sql(dialect='postgres')}: {', '.join(extra)} is not supported on a mart "
+                "reference; read the mart as a whole."
+            )
     references = resolve_tables(tree)
     private = {id(cte): f"{_CTE_PREFIX}{n}" for n, cte in enumerate(tree.find_all(exp.CTE), start=1)}
     for table in list(tree.find_all(exp.Table)):
@@ -363,8 +527,9 @@ def _mart_source(table: exp.Table, marts: dict[str, MartTable]) -> exp.Expr:
     if mart is None:
         hint = did_you_mean(table.name, marts)
         name = ".".join(part.sql(dialect="postgres") for part in table.parts)
-        raise UnknownTable(f"relation \"{name}\" does not exist; mart tables are {_listing(marts)}.{hint}",
-                           table=table.name)
+        raise UnknownTable(
+            f'relation "{name}" does not exist; mart tables are {_listing(marts)}.{hint}', table=table.name
+        )
     alias = table.args.get("alias")
     if alias is not None and alias.columns:
         replacement = mart.source(alias.name, alias.this.quoted if alias.this else True)
@@ -394,11 +559,22 @@ _DUCKDB_PROBLEMS: tuple[tuple[str, str, str], ...] = (
     ("InvalidInputException", "", "invalid_value"),
     ("OutOfMemoryException", "", "out_of_memory"),
 )
-_POSTGRES_PROBLEMS = {"42703": "unknown_column", "42883": "unknown_function", "42601": "syntax",
-                      "42803": "grouping", "42702": "ambiguous_column", "42P01": "unknown_table",
-                      "42804": "invalid_sql", "42P10": "invalid_sql", "22P02": "invalid_value",
-                      "22007": "invalid_value", "22008": "out_of_range", "22003": "out_of_range",
-                      "22012": "division_by_zero", "53200": "out_of_memory"}
+_POSTGRES_PROBLEMS = {
+    "42703": "unknown_column",
+    "42883": "unknown_function",
+    "42601": "syntax",
+    "42803": "grouping",
+    "42702": "ambiguous_column",
+    "42P01": "unknown_table",
+    "42804": "invalid_sql",
+    "42P10": "invalid_sql",
+    "22P02": "invalid_value",
+    "22007": "invalid_value",
+    "22008": "out_of_range",
+    "22003": "out_of_range",
+    "22012": "division_by_zero",
+    "53200": "out_of_memory",
+}
 
 
 def mart_query_error(exc: MetricsError, statement: exp.Expr, marts: dict[str, MartTable]) -> MetricsError:
@@ -409,11 +585,16 @@ def mart_query_error(exc: MetricsError, statement: exp.Expr, marts: dict[str, Ma
     neither the rebuilt SQL nor the row policy."""
     reason, detail = exc.details.get("reason", ""), str(exc.internal or "")
     sqlstate = str(exc.details.get("sqlstate") or "")
-    problem = _POSTGRES_PROBLEMS.get(sqlstate) if sqlstate else next(
-        (p for cls, words, p in _DUCKDB_PROBLEMS if cls == reason and words in detail.lower()), None)
+    problem = (
+        _POSTGRES_PROBLEMS.get(sqlstate)
+        if sqlstate
+        else next((p for cls, words, p in _DUCKDB_PROBLEMS if cls == reason and words in detail.lower()), None)
+    )
     if problem is None:
-        return InternalError(f"the warehouse could not run this query ({reason or sqlstate or 'error'}); "
-                             "the query was not answered.", reason=reason or None)
+        return InternalError(
+            f"the warehouse could not run this query ({reason or sqlstate or 'error'}); the query was not answered.",
+            reason=reason or None,
+        )
     message = re.sub(r"^[A-Za-z ]*Error: ", "", detail).strip()
     private = {f"{_CTE_PREFIX}{n}": cte.alias for n, cte in enumerate(statement.find_all(exp.CTE), start=1)}
     message = re.sub(rf"{_CTE_PREFIX}\d+", lambda m: private.get(m.group(0), "a CTE"), message)
@@ -433,8 +614,13 @@ def _position_of(statement: exp.Expr, name: str) -> int | None:
         if isinstance(node, exp.Identifier) and node.name.lower() == wanted and "start" in node.meta:
             return int(node.meta["start"]) + 1
         if isinstance(node, exp.Func) and function_name(node) == wanted:
-            meta = node.meta if "start" in node.meta else getattr(node.this, "meta", {}) if isinstance(
-                node.this, exp.Expression) else {}
+            meta = (
+                node.meta
+                if "start" in node.meta
+                else getattr(node.this, "meta", {})
+                if isinstance(node.this, exp.Expression)
+                else {}
+            )
             if "start" in meta:
                 return int(meta["start"]) + 1
     return None

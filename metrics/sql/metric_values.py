@@ -21,8 +21,18 @@ if TYPE_CHECKING:
 
 #: The pack metrics the daily anomaly check watches (the model's accepted values).
 WATCHED_METRICS = (
-    "active_users", "events", "sessions", "revenue", "feature_users", "new_users", "crashes", "errors",
-    "tickets", "crash_free_user_rate", "errors_per_1k_events", "tickets_per_1k_active_users",
+    "active_users",
+    "events",
+    "sessions",
+    "revenue",
+    "feature_users",
+    "new_users",
+    "crashes",
+    "errors",
+    "tickets",
+    "crash_free_user_rate",
+    "errors_per_1k_events",
+    "tickets_per_1k_active_users",
 )
 #: The metric whose days bound the table (the first and the last day with events).
 SPAN_METRIC = "events"
@@ -51,12 +61,16 @@ def metric_values_daily_sql(engine: MetricsEngine) -> RenderedQuery:
     for name in names:
         simple = engine.manifest.metrics[name].type is MetricType.SIMPLE
         value = f"COALESCE(w.{q(name)}, 0)" if simple else f"w.{q(name)}"
-        selects.append(f"SELECT '{name}' AS metric_name, w.metric_date, CAST({value} AS {double}) AS metric_value "
-                       f"FROM wide AS w" + ("" if simple else f" WHERE NOT w.{q(name)} IS NULL"))
+        selects.append(
+            f"SELECT '{name}' AS metric_name, w.metric_date, CAST({value} AS {double}) AS metric_value "
+            f"FROM wide AS w" + ("" if simple else f" WHERE NOT w.{q(name)} IS NULL")
+        )
     spine_table = _table(spine.relation.schema, spine.relation.table).sql(dialect=dialect)
-    sql = (f"WITH v AS ({rendered.sql}), "
-           f"days AS (SELECT s.{spine.column} AS metric_date FROM {spine_table} AS s "
-           f"WHERE s.{spine.column} BETWEEN {span.format('MIN')} AND {span.format('MAX')}), "
-           f"wide AS (SELECT days.metric_date, v.* FROM days LEFT JOIN v ON v.{day} = days.metric_date) "
-           + " UNION ALL ".join(selects))
+    sql = (
+        f"WITH v AS ({rendered.sql}), "
+        f"days AS (SELECT s.{spine.column} AS metric_date FROM {spine_table} AS s "
+        f"WHERE s.{spine.column} BETWEEN {span.format('MIN')} AND {span.format('MAX')}), "
+        f"wide AS (SELECT days.metric_date, v.* FROM days LEFT JOIN v ON v.{day} = days.metric_date) "
+        + " UNION ALL ".join(selects)
+    )
     return RenderedQuery(sql, rendered.params, dialect)

@@ -38,8 +38,9 @@ if TYPE_CHECKING:
     from metrics.sql.render import Renderer
 
 
-def offset_to_grain_node(renderer: Renderer, node: AggregateNode, plan: QueryPlan,
-                         params: dict[str, Any]) -> list[tuple[str, str]]:
+def offset_to_grain_node(
+    renderer: Renderer, node: AggregateNode, plan: QueryPlan, params: dict[str, Any]
+) -> list[tuple[str, str]]:
     from metrics.sql.render import _bucket, _select, _truncate
 
     to_grain = node.offset_to_grain
@@ -48,23 +49,29 @@ def offset_to_grain_node(renderer: Renderer, node: AggregateNode, plan: QueryPla
     time = plan.time
     positions = [i for i, g in enumerate(node.group_by) if g.item.kind is ItemKind.METRIC_TIME]
     if len(positions) != 1:
-        raise UnsupportedFeature("an offset_to_grain input needs exactly one metric_time group-by item "
-                                 "(e.g. metric_time__day).")
+        raise UnsupportedFeature(
+            "an offset_to_grain input needs exactly one metric_time group-by item (e.g. metric_time__day)."
+        )
     position = positions[0]
     time_group = node.group_by[position]
     grain = time_group.item.grain or Grain.DAY
     if any(m.measure.non_additive is not None for m in node.measures):
-        raise UnsupportedFeature("offset_to_grain on a semi-additive (non_additive_dimension) measure is not "
-                                 "supported yet.")
+        raise UnsupportedFeature(
+            "offset_to_grain on a semi-additive (non_additive_dimension) measure is not supported yet."
+        )
     period = grain if grain is not Grain.WEEK and grain.rank <= to_grain.rank else Grain.DAY
     day_item = dataclasses.replace(time_group.item, name=f"metric_time__{period.value}", grain=period)
     day_group = dataclasses.replace(time_group, item=day_item)
-    base_groups = node.group_by[:position] + (day_group,) + node.group_by[position + 1:]
+    base_groups = node.group_by[:position] + (day_group,) + node.group_by[position + 1 :]
     # metric_time filters of the request apply to the output buckets, the others to the rows.
     time_filters = [f for f in node.filters if f.item.kind is ItemKind.METRIC_TIME]
     base_node = dataclasses.replace(
-        node, alias=f"{node.alias}_base", group_by=base_groups, offset_to_grain=None,
-        filters=tuple(f for f in node.filters if f.item.kind is not ItemKind.METRIC_TIME))
+        node,
+        alias=f"{node.alias}_base",
+        group_by=base_groups,
+        offset_to_grain=None,
+        filters=tuple(f for f in node.filters if f.item.kind is not ItemKind.METRIC_TIME),
+    )
     query = plan.query
     # The rows of every day an output bucket reads: from the first day of the period the
     # first bucket starts in, up to the end of the range.
@@ -86,12 +93,18 @@ def offset_to_grain_node(renderer: Renderer, node: AggregateNode, plan: QueryPla
     column = time_group.column
     for flt in time_filters:
         conditions.append(renderer._filter(bucket, flt.item, flt.filter, params))
-    buckets_sql = _select([f"{bucket} AS {column}"], f"{renderer._table_of(spine.relation)} AS s", [], conditions,
-                          distinct=True)
+    buckets_sql = _select(
+        [f"{bucket} AS {column}"], f"{renderer._table_of(spine.relation)} AS s", [], conditions, distinct=True
+    )
     period_start = _bucket(exp.column(column, "buckets"), to_grain, time.week_start).sql(dialect=renderer.dialect)
-    outputs = [f"buckets.{column} AS {column}" if g is time_group else f"base.{g.column} AS {g.column}"
-               for g in node.group_by]
+    outputs = [
+        f"buckets.{column} AS {column}" if g is time_group else f"base.{g.column} AS {g.column}" for g in node.group_by
+    ]
     outputs += [f"base.{m.column} AS {m.column}" for m in node.measures]
-    final = _select(outputs, f"{node.alias}_buckets AS buckets",
-                    [f"JOIN {node.alias}_base AS base ON base.{column} = {period_start}"], [])
+    final = _select(
+        outputs,
+        f"{node.alias}_buckets AS buckets",
+        [f"JOIN {node.alias}_base AS base ON base.{column} = {period_start}"],
+        [],
+    )
     return [(f"{node.alias}_base", base_sql), (f"{node.alias}_buckets", buckets_sql), (node.alias, final)]

@@ -41,23 +41,29 @@ from sqlglot import exp
 from metrics.errors import InternalError, InvalidFilter, InvalidQuery
 from metrics.query.plan import (
     AggregateNode,
-    TimeSettings,
     DerivedExpr,
     MeasureRef,
     MetricExpr,
     Planner,
     QueryPlan,
     RatioExpr,
+    TimeSettings,
 )
 from metrics.query.request import Filter, FilterOp, MetricQuery, WeekStart
 from metrics.semantic.graph import GroupByItem, ItemKind, JoinStep, SemanticGraph
 from metrics.semantic.model import Agg, Dimension, Entity, Grain, Measure, PeriodAgg, SemanticModel, Window
-from metrics.sql.filters import MetricReference, parse_filter_template
 from metrics.sql import combine
+from metrics.sql.filters import MetricReference, parse_filter_template
 from metrics.sql.offsets import offset_to_grain_node
 
-_COMPARISON = {FilterOp.EQ: "=", FilterOp.NE: "<>", FilterOp.LT: "<", FilterOp.LE: "<=",
-               FilterOp.GT: ">", FilterOp.GE: ">="}
+_COMPARISON = {
+    FilterOp.EQ: "=",
+    FilterOp.NE: "<>",
+    FilterOp.LT: "<",
+    FilterOp.LE: "<=",
+    FilterOp.GT: ">",
+    FilterOp.GE: ">=",
+}
 
 
 @dataclass(frozen=True)
@@ -131,7 +137,8 @@ class Renderer:
         placeholder = exp.Placeholder(this="__name__").sql(dialect=dialect)
         self._placeholder_prefix, self._placeholder_suffix = placeholder.split("__name__")
         self._null_safe_eq = exp.NullSafeEQ(this=exp.column("__l__"), expression=exp.column("__r__")).sql(
-            dialect=dialect)
+            dialect=dialect
+        )
 
     def render(self, plan: QueryPlan) -> RenderedQuery:
         params: dict[str, Any] = {}
@@ -163,21 +170,25 @@ class Renderer:
         for node in plan.nodes:
             if node.cumulative is not None or node.conversion is not None or node.offset_to_grain is not None:
                 continue
-            if any(m.measure.non_additive is not None or m.measure.agg not in _FILTERABLE_AGGS
-                   for m in node.measures):
+            if any(m.measure.non_additive is not None or m.measure.agg not in _FILTERABLE_AGGS for m in node.measures):
                 continue
             if node.offset is not None:
                 grains = [g.item.grain or Grain.DAY for g in node.group_by if g.item.kind is ItemKind.METRIC_TIME]
-                if (plan.query.timezone is not None or node.offset.grain not in (Grain.DAY, Grain.WEEK)
-                        or not all(_shifts_whole_buckets(node.offset, grain) for grain in grains)
-                        or node.template_filters
-                        or any(f.item.kind in (ItemKind.METRIC_TIME, ItemKind.TIME) for f in node.filters)):
+                if (
+                    plan.query.timezone is not None
+                    or node.offset.grain not in (Grain.DAY, Grain.WEEK)
+                    or not all(_shifts_whole_buckets(node.offset, grain) for grain in grains)
+                    or node.template_filters
+                    or any(f.item.kind in (ItemKind.METRIC_TIME, ItemKind.TIME) for f in node.filters)
+                ):
                     continue
             key = (node.source, tuple(g.item for g in node.group_by), node.filters, node.template_filters)
             groups.setdefault(key, []).append(node)
         return {node.alias: members for members in groups.values() if len(members) > 1 for node in members}
 
-    def _shared_scan(self, nodes: list[AggregateNode], plan: QueryPlan, params: dict[str, Any]) -> list[tuple[str, str]]:
+    def _shared_scan(
+        self, nodes: list[AggregateNode], plan: QueryPlan, params: dict[str, Any]
+    ) -> list[tuple[str, str]]:
         """One scan for several aggregates of a model: each aggregates only its own time range
         (`FILTER (WHERE ...)`), grouped by the unshifted buckets; an offset member then moves
         its buckets forward. MetricFlow reads the model once for `x - x a week ago`; so do we."""
@@ -197,28 +208,34 @@ class Renderer:
         for node in nodes:
             for m in node.measures:
                 values.setdefault(self._value(m.measure), f"v{len(values)}")
-        inner = _select([f"{text} AS {key}" for text, key in zip(group, keys)]
-                        + [f"{argument} AS {value}" for argument, value in values.items()]
-                        + [f"{condition} AS in{i}" for i, condition in enumerate(ranges)],
-                        f"{self._table(home)} AS t0", joins,
-                        shared_conditions + ([] if "TRUE" in ranges else
-                                             ["(" + " OR ".join(f"({c})" for c in ranges) + ")"]))
+        inner = _select(
+            [f"{text} AS {key}" for text, key in zip(group, keys)]
+            + [f"{argument} AS {value}" for argument, value in values.items()]
+            + [f"{condition} AS in{i}" for i, condition in enumerate(ranges)],
+            f"{self._table(home)} AS t0",
+            joins,
+            shared_conditions + ([] if "TRUE" in ranges else ["(" + " OR ".join(f"({c})" for c in ranges) + ")"]),
+        )
         # n{i}: the rows of member i that count towards one of its measures (self._contributes)
         aggregates = []
         for i, node in enumerate(nodes):
             contributes = self._contributes([m.measure for m in node.measures], values) if keys else None
             aggregates.append(f"COUNT(*) FILTER (WHERE in{i}{f' AND {contributes}' if contributes else ''}) AS n{i}")
         for i, node in enumerate(nodes):
-            aggregates += [f"{self._aggregate_of(m.measure, values[self._value(m.measure)])} FILTER (WHERE in{i}) "
-                           f"AS {node.alias}_{m.column}" for m in node.measures]
+            aggregates += [
+                f"{self._aggregate_of(m.measure, values[self._value(m.measure)])} FILTER (WHERE in{i}) "
+                f"AS {node.alias}_{m.column}"
+                for m in node.measures
+            ]
         scan = f"{first.alias}_scan"
         ctes = [(scan, _select(keys + aggregates, f"({inner}) AS r", [], [], keys or None))]
         for i, node in enumerate(nodes):
             columns = []
             for g in node.group_by:
                 if node.offset is not None and g.item.kind is ItemKind.METRIC_TIME:
-                    shifted = exp.cast(exp.Add(this=exp.column(g.column), expression=_interval(node.offset)),
-                                       exp.DataType.Type.DATE)
+                    shifted = exp.cast(
+                        exp.Add(this=exp.column(g.column), expression=_interval(node.offset)), exp.DataType.Type.DATE
+                    )
                     columns.append(f"{shifted.sql(dialect=self.dialect)} AS {g.column}")
                 else:
                     columns.append(g.column)
@@ -264,11 +281,11 @@ class Renderer:
         text = self._tables.get(model.name)
         if text is None:
             text = self._tables[model.name] = _table(model.relation.schema, model.relation.table).sql(
-                dialect=self.dialect)
+                dialect=self.dialect
+            )
         return text
 
-    def _item_tree(self, item: GroupByItem, alias: str, time: TimeSettings,
-                   offset: Window | None = None) -> exp.Expr:
+    def _item_tree(self, item: GroupByItem, alias: str, time: TimeSettings, offset: Window | None = None) -> exp.Expr:
         column = _column_expr(item.expr, alias, self.model_dialect)
         if item.kind in (ItemKind.TIME, ItemKind.METRIC_TIME):
             local = _localize(column, time.timezone)
@@ -301,25 +318,29 @@ class Renderer:
         key = (step, left_alias, alias)
         text = self._joins.get(key)
         if text is None:
-            on: exp.Expr = exp.EQ(this=_column_expr(step.left_expr, left_alias, self.model_dialect),
-                                  expression=_column_expr(step.right_expr, alias, self.model_dialect))
+            on: exp.Expr = exp.EQ(
+                this=_column_expr(step.left_expr, left_alias, self.model_dialect),
+                expression=_column_expr(step.right_expr, alias, self.model_dialect),
+            )
             # An SCD join sets all three of time, start and end.
             if step.time_expr is not None and step.start_expr is not None and step.end_expr is not None:
                 at = _column_expr(step.time_expr, left_alias, self.model_dialect)
                 end = _column_expr(step.end_expr, alias, self.model_dialect)
-                on = exp.and_(on, exp.GTE(this=at, expression=_column_expr(step.start_expr, alias, self.model_dialect)),
-                              exp.paren(exp.or_(exp.LT(this=at.copy(), expression=end),
-                                                exp.Is(this=end.copy(), expression=exp.null()))))
+                on = exp.and_(
+                    on,
+                    exp.GTE(this=at, expression=_column_expr(step.start_expr, alias, self.model_dialect)),
+                    exp.paren(
+                        exp.or_(exp.LT(this=at.copy(), expression=end), exp.Is(this=end.copy(), expression=exp.null()))
+                    ),
+                )
             target = self.graph.models[step.model]
-            text = self._joins[key] = (f"LEFT JOIN {self._table(target)} AS {alias} "
-                                       f"ON {on.sql(dialect=self.dialect)}")
+            text = self._joins[key] = f"LEFT JOIN {self._table(target)} AS {alias} ON {on.sql(dialect=self.dialect)}"
         return text
 
     def _aggregate(self, measure: Measure) -> str:
         text = self._aggregates.get(measure)
         if text is None:
-            text = self._aggregates[measure] = _aggregate_tree(measure, self.model_dialect).sql(
-                dialect=self.dialect)
+            text = self._aggregates[measure] = _aggregate_tree(measure, self.model_dialect).sql(dialect=self.dialect)
         return text
 
     def _value(self, measure: Measure) -> str:
@@ -336,7 +357,8 @@ class Renderer:
         text = self._projected_aggregates.get(key)
         if text is None:
             text = self._projected_aggregates[key] = _aggregate_tree(
-                measure, self.model_dialect, exp.column(column)).sql(dialect=self.dialect)
+                measure, self.model_dialect, exp.column(column)
+            ).sql(dialect=self.dialect)
         return text
 
     def _metric(self, expr: MetricExpr) -> str:
@@ -349,16 +371,20 @@ class Renderer:
         key = ("merged", expr)
         text = self._metrics.get(key)
         if text is None:
-            text = self._metrics[key] = combine.to_merged(
-                _metric_tree(expr, self.model_dialect)).sql(dialect=self.dialect)
+            text = self._metrics[key] = combine.to_merged(_metric_tree(expr, self.model_dialect)).sql(
+                dialect=self.dialect
+            )
         return text
 
     def _order(self, positions: tuple[tuple[int, bool], ...]) -> str:
         text = self._orders.get(positions)
         if text is None:
-            order = exp.Order(expressions=[
-                exp.Ordered(this=exp.Literal.number(position), desc=desc, nulls_first=False)
-                for position, desc in positions])
+            order = exp.Order(
+                expressions=[
+                    exp.Ordered(this=exp.Literal.number(position), desc=desc, nulls_first=False)
+                    for position, desc in positions
+                ]
+            )
             text = self._orders[positions] = order.sql(dialect=self.dialect).strip()
         return text
 
@@ -402,15 +428,22 @@ class Renderer:
             argument = self._value(m.measure)
             value = values.setdefault(argument, f"v{len(values)}")
             aggregates.append(f"{self._aggregate_of(m.measure, value)} AS {m.column}")
-        inner = _select([f"{text} AS {key}" for text, key in zip(group, keys)]
-                        + [f"{argument} AS {value}" for argument, value in values.items()],
-                        f"{self._table(home)} AS t0", joins, conditions)
-        if self.dialect == "postgres" and len(values) == 1 and all(
-                m.measure.agg is Agg.COUNT_DISTINCT for m in node.measures):
+        inner = _select(
+            [f"{text} AS {key}" for text, key in zip(group, keys)]
+            + [f"{argument} AS {value}" for argument, value in values.items()],
+            f"{self._table(home)} AS t0",
+            joins,
+            conditions,
+        )
+        if (
+            self.dialect == "postgres"
+            and len(values) == 1
+            and all(m.measure.agg is Agg.COUNT_DISTINCT for m in node.measures)
+        ):
             # PostgreSQL sorts for COUNT(DISTINCT) and never runs it in parallel; counting the
             # rows of a SELECT DISTINCT (a parallel hash aggregate) is the same number, about
             # twice as fast on 10M events (NULLs: neither counts them).
-            inner = "SELECT DISTINCT " + inner[len("SELECT "):]
+            inner = "SELECT DISTINCT " + inner[len("SELECT ") :]
             aggregates = [f"COUNT({values[self._value(m.measure)]}) AS {m.column}" for m in node.measures]
         contributes = self._contributes([m.measure for m in node.measures], values) if keys else None
         return _select(keys + aggregates, f"({inner}) AS r", [], [contributes] if contributes else [], keys or None)
@@ -431,33 +464,52 @@ class Renderer:
         arguments = [values[self._value(m)] for m in measures]
         return "(" + " OR ".join(f"{v} IS NOT NULL" for v in dict.fromkeys(arguments)) + ")"
 
-    def _tree(self, measure: Measure) -> exp.Expression:
+    def _tree(self, measure: Measure) -> exp.Expr:
         return _parse_expr(measure.expr, self.model_dialect)
 
-    def _semi_additive(self, node: AggregateNode, plan: QueryPlan, home: SemanticModel, group: list[str],
-                       conditions: list[str], joins: list[str], spec) -> str:
+    def _semi_additive(
+        self,
+        node: AggregateNode,
+        plan: QueryPlan,
+        home: SemanticModel,
+        group: list[str],
+        conditions: list[str],
+        joins: list[str],
+        spec,
+    ) -> str:
         """Aggregate only the rows at the edge (latest or earliest) of the non-additive
         dimension within each metric_time bucket and window grouping: a balance is summed
         over accounts at the period's last snapshot, never over days."""
         measure, column = node.measures[0].measure, node.measures[0].column
         dimension = home.dimension(spec.dimension)
         if dimension is None:
-            raise InvalidQuery(f"measure {measure.name!r} is non-additive along {spec.dimension!r}, "
-                               f"which is not a dimension of semantic model {home.name!r}.")
+            raise InvalidQuery(
+                f"measure {measure.name!r} is non-additive along {spec.dimension!r}, "
+                f"which is not a dimension of semantic model {home.name!r}."
+            )
         edge_at = _column_expr(dimension.expr, "t0", self.model_dialect).sql(dialect=self.dialect)
         partition = [text for text, g in zip(group, node.group_by) if g.item.kind is ItemKind.METRIC_TIME]
         for name in spec.groupings:
             entity = home.entity(name)
             if entity is None:
-                raise InvalidQuery(f"measure {measure.name!r} groups its window by {name!r}, which is not an "
-                                   f"entity of semantic model {home.name!r}.")
+                raise InvalidQuery(
+                    f"measure {measure.name!r} groups its window by {name!r}, which is not an "
+                    f"entity of semantic model {home.name!r}."
+                )
             partition.append(_column_expr(entity.expr, "t0", self.model_dialect).sql(dialect=self.dialect))
         edge = "MAX" if spec.window_choice == "max" else "MIN"
         over = f"PARTITION BY {', '.join(partition)}" if partition else ""
-        inner = _select([f"{text} AS {g.column}" for text, g in zip(group, node.group_by)]
-                        + [f"{_column_expr(measure.expr, 't0', self.model_dialect).sql(dialect=self.dialect)} AS v",
-                           f"{edge_at} AS edge_at", f"{edge}({edge_at}) OVER ({over}) AS edge"],
-                        f"{self._table(home)} AS t0", joins, conditions)
+        inner = _select(
+            [f"{text} AS {g.column}" for text, g in zip(group, node.group_by)]
+            + [
+                f"{_column_expr(measure.expr, 't0', self.model_dialect).sql(dialect=self.dialect)} AS v",
+                f"{edge_at} AS edge_at",
+                f"{edge}({edge_at}) OVER ({over}) AS edge",
+            ],
+            f"{self._table(home)} AS t0",
+            joins,
+            conditions,
+        )
         value = _aggregate_tree(measure, self.model_dialect, exp.column("v")).sql(dialect=self.dialect)
         keys = [g.column for g in node.group_by]
         return _select(keys + [f"{value} AS {column}"], f"({inner}) AS snapshot", [], ["edge_at = edge"], keys or None)
@@ -481,15 +533,18 @@ class Renderer:
         column = node.measures[0].column
         agg = measure.agg
         if agg not in _CUMULATIVE_AGGS:
-            raise InvalidQuery(f"cumulative metrics over a {agg.value!r} measure ({measure.name}) are not supported; "
-                               "use sum, count, count_distinct, sum_boolean, min or max.")
+            raise InvalidQuery(
+                f"cumulative metrics over a {agg.value!r} measure ({measure.name}) are not supported; "
+                "use sum, count, count_distinct, sum_boolean, min or max."
+            )
         spine = self._spine()
         home = self.graph.models[node.source.model]
         time_dim = _time_dimension(home, node.source.agg_time_dimension)
         query, time = plan.query, plan.time
         alias_for, joins = self._joiner()
-        day = _bucket(_localize(_column_expr(time_dim.expr, "t0", self.model_dialect), time.timezone), Grain.DAY,
-                      time.week_start).sql(dialect=self.dialect)
+        day = _bucket(
+            _localize(_column_expr(time_dim.expr, "t0", self.model_dialect), time.timezone), Grain.DAY, time.week_start
+        ).sql(dialect=self.dialect)
         is_time = [g.item.kind is ItemKind.METRIC_TIME for g in node.group_by]
         slices = [g for g, t in zip(node.group_by, is_time) if not t]
         slice_sql = [self._item(g.item, alias_for(g.item), time) for g in slices]
@@ -503,21 +558,35 @@ class Renderer:
             lower = _truncate(query.start, spec.grain_to_date, time.week_start)
         conditions = self._time_range(node, plan, params, bounds=(lower, query.end))
         conditions += self._conditions(
-            AggregateNode(node.alias, node.source, node.group_by,
-                          tuple(f for f in node.filters if f.item.kind is not ItemKind.METRIC_TIME),
-                          node.template_filters, node.measures),
-            plan, params, alias_for, joins)
+            AggregateNode(
+                node.alias,
+                node.source,
+                node.group_by,
+                tuple(f for f in node.filters if f.item.kind is not ItemKind.METRIC_TIME),
+                node.template_filters,
+                node.measures,
+            ),
+            plan,
+            params,
+            alias_for,
+            joins,
+        )
         if slices and not _never_null(self._tree(measure)):
             conditions.append(f"{value} IS NOT NULL")  # no slice from rows the measure ignores
-        keys = ["d"] + [g.column for g in slices]
         base_columns = [f"{day} AS d"] + [f"{sql} AS {g.column}" for sql, g in zip(slice_sql, slices)]
         if agg is Agg.COUNT_DISTINCT:
-            base = _select(base_columns + [f"{value} AS v"], f"{self._table(home)} AS t0", joins, conditions,
-                           distinct=True)
+            base = _select(
+                base_columns + [f"{value} AS v"], f"{self._table(home)} AS t0", joins, conditions, distinct=True
+            )
             rollup = "COUNT(DISTINCT b.v)"
         else:
-            base = _select(base_columns + [f"{self._aggregate(measure)} AS v"], f"{self._table(home)} AS t0",
-                           joins, conditions, [day] + slice_sql)
+            base = _select(
+                base_columns + [f"{self._aggregate(measure)} AS v"],
+                f"{self._table(home)} AS t0",
+                joins,
+                conditions,
+                [day] + slice_sql,
+            )
             rollup = "MIN(b.v)" if agg is Agg.MIN else "MAX(b.v)" if agg is Agg.MAX else "SUM(b.v)"
 
         base_alias, days_alias, daily_alias = f"{node.alias}_base", f"{node.alias}_days", f"{node.alias}_daily"
@@ -529,9 +598,13 @@ class Renderer:
             reach = exp.cast(exp.Add(this=last, expression=_interval(spec.window)), exp.DataType.Type.DATE)
             upper = f"{spine_day} < {reach.sql(dialect=self.dialect)}"
         elif spec.grain_to_date is not None:
-            period_end = exp.cast(exp.Add(this=_bucket(last, spec.grain_to_date, time.week_start),
-                                          expression=_interval(Window(1, spec.grain_to_date))),
-                                  exp.DataType.Type.DATE)
+            period_end = exp.cast(
+                exp.Add(
+                    this=_bucket(last, spec.grain_to_date, time.week_start),
+                    expression=_interval(Window(1, spec.grain_to_date)),
+                ),
+                exp.DataType.Type.DATE,
+            )
             upper = f"{spine_day} < {period_end.sql(dialect=self.dialect)}"
         else:
             upper = f"{spine_day} <= {last.sql(dialect=self.dialect)}"
@@ -551,24 +624,29 @@ class Renderer:
         window = ["b.d <= days.d"]
         if spec.window is not None:
             # Both sides DATE, so the engine can run a range join rather than a nested loop.
-            earliest = exp.cast(exp.Sub(this=exp.column("d", "days"), expression=_interval(spec.window)),
-                                exp.DataType.Type.DATE)
+            earliest = exp.cast(
+                exp.Sub(this=exp.column("d", "days"), expression=_interval(spec.window)), exp.DataType.Type.DATE
+            )
             window.append(f"b.d > {earliest.sql(dialect=self.dialect)}")
         elif spec.grain_to_date is not None:
             start_of = _bucket(exp.column("d", "days"), spec.grain_to_date, time.week_start).sql(dialect=self.dialect)
             window.append(f"b.d >= {start_of}")
         slice_cols = [f"b.{g.column}" for g in slices]
-        daily = _select(["days.d AS d"] + [f"{c} AS {g.column}" for c, g in zip(slice_cols, slices)]
-                        + [f"{rollup} AS {column}"],
-                        f"{days_alias} AS days", [f"JOIN {base_alias} AS b ON {' AND '.join(window)}"], [],
-                        ["days.d"] + slice_cols)
+        daily = _select(
+            ["days.d AS d"] + [f"{c} AS {g.column}" for c, g in zip(slice_cols, slices)] + [f"{rollup} AS {column}"],
+            f"{days_alias} AS days",
+            [f"JOIN {base_alias} AS b ON {' AND '.join(window)}"],
+            [],
+            ["days.d"] + slice_cols,
+        )
 
         outputs: list[str] = []
         partition: list[str] = []
         for group, time_item in zip(node.group_by, is_time):
             if time_item:
                 bucket_sql = _bucket(exp.column("d"), group.item.grain or Grain.DAY, time.week_start).sql(
-                    dialect=self.dialect)
+                    dialect=self.dialect
+                )
                 outputs.append(f"{bucket_sql} AS {group.column}")
                 partition.append(bucket_sql)
             else:
@@ -581,8 +659,10 @@ class Renderer:
             final = _select(outputs + [f"AVG({column}) AS {column}"], daily_alias, [], [], partition)
         else:
             order = "d DESC" if spec.period_agg is PeriodAgg.LAST else "d"
-            ranked = (f"(SELECT *, ROW_NUMBER() OVER (PARTITION BY {', '.join(partition)} ORDER BY {order}) AS rn "
-                      f"FROM {daily_alias}) AS ranked")
+            ranked = (
+                f"(SELECT *, ROW_NUMBER() OVER (PARTITION BY {', '.join(partition)} ORDER BY {order}) AS rn "
+                f"FROM {daily_alias}) AS ranked"
+            )
             final = _select(outputs + [column], ranked, [], ["rn = 1"])
         return [(base_alias, base), (days_alias, days), (daily_alias, daily), (node.alias, final)]
 
@@ -617,47 +697,61 @@ class Renderer:
 
         base_time = _time_dimension(base_model, base_measure.agg_time_dimension)
         target_time = _time_dimension(target_model, target_measure.agg_time_dimension)
+
         # Event times at their dimensions' grain (usually day), as dbt's semantic layer reads
         # them: a conversion counts from the base event's day until the window has passed.
         def at_grain(dimension: Dimension) -> str:
             column = _column_expr(dimension.expr, "t0", self.model_dialect)
             return _bucket(column, dimension.time_granularity or Grain.DAY).sql(dialect=self.dialect)
 
-        base_columns = columns + [f"{expr(_entity(base_model, params_.entity).expr)} AS entity_key",
-                                  f"{at_grain(base_time)} AS base_ts",
-                                  f"{expr(base_measure.expr)} AS v"]
-        base_columns += [f"{expr(_property(base_model, b))} AS cp{i}"
-                         for i, (b, _) in enumerate(params_.constant_properties)]
+        base_columns = columns + [
+            f"{expr(_entity(base_model, params_.entity).expr)} AS entity_key",
+            f"{at_grain(base_time)} AS base_ts",
+            f"{expr(base_measure.expr)} AS v",
+        ]
+        base_columns += [
+            f"{expr(_property(base_model, b))} AS cp{i}" for i, (b, _) in enumerate(params_.constant_properties)
+        ]
         conditions = self._time_range(node, plan, params) + self._conditions(node, plan, params, alias_for, joins)
         base = _select(base_columns, f"{self._table(base_model)} AS t0", joins, conditions)
 
         # a key per conversion row; Spark refuses ROW_NUMBER() without an ORDER BY, and its
         # row ids need no sort (the CTE is read once, so the ids stay put)
         row_key = "MONOTONICALLY_INCREASING_ID()" if self.dialect == "spark" else "ROW_NUMBER() OVER ()"
-        target_columns = [f"{expr(_entity(target_model, params_.entity).expr)} AS entity_key",
-                          f"{at_grain(target_time)} AS conv_ts", f"{expr(target_measure.expr)} AS v",
-                          f"{row_key} AS conv_key"]
-        target_columns += [f"{expr(_property(target_model, c))} AS cp{i}"
-                           for i, (_, c) in enumerate(params_.constant_properties)]
+        target_columns = [
+            f"{expr(_entity(target_model, params_.entity).expr)} AS entity_key",
+            f"{at_grain(target_time)} AS conv_ts",
+            f"{expr(target_measure.expr)} AS v",
+            f"{row_key} AS conv_key",
+        ]
+        target_columns += [
+            f"{expr(_property(target_model, c))} AS cp{i}" for i, (_, c) in enumerate(params_.constant_properties)
+        ]
         target_conditions = []
         if query.start is not None:
             target_conditions.append(f"{expr(target_time.expr)} >= {self._param(params, query.utc(query.start))}")
         if query.end is not None and params_.window is not None:
             target_conditions.append(
-                f"{expr(target_time.expr)} < {self._param(params, _shift(query.utc(query.end), params_.window, 1))}")
+                f"{expr(target_time.expr)} < {self._param(params, _shift(query.utc(query.end), params_.window, 1))}"
+            )
         conv = _select(target_columns, f"{self._table(target_model)} AS t0", [], target_conditions)
 
         base_alias, conv_alias, matched_alias = f"{node.alias}_base", f"{node.alias}_conv", f"{node.alias}_matched"
         match = ["b.entity_key = c.entity_key", "c.conv_ts >= b.base_ts"]
         if params_.window is not None:
-            upper = exp.cast(exp.Add(this=exp.column("base_ts", "b"), expression=_interval(params_.window)),
-                             exp.DataType.Type.DATE)
+            upper = exp.cast(
+                exp.Add(this=exp.column("base_ts", "b"), expression=_interval(params_.window)), exp.DataType.Type.DATE
+            )
             match.append(f"c.conv_ts < {upper.sql(dialect=self.dialect)}")
         match += [f"b.cp{i} = c.cp{i}" for i in range(len(params_.constant_properties))]
         keys = [g.column for g in node.group_by]
-        matched = _select([f"b.{k} AS {k}" for k in keys] + ["c.v AS v",
-                          "ROW_NUMBER() OVER (PARTITION BY c.conv_key ORDER BY b.base_ts DESC) AS rn"],
-                          f"{base_alias} AS b", [f"JOIN {conv_alias} AS c ON {' AND '.join(match)}"], [])
+        matched = _select(
+            [f"b.{k} AS {k}" for k in keys]
+            + ["c.v AS v", "ROW_NUMBER() OVER (PARTITION BY c.conv_key ORDER BY b.base_ts DESC) AS rn"],
+            f"{base_alias} AS b",
+            [f"JOIN {conv_alias} AS c ON {' AND '.join(match)}"],
+            [],
+        )
 
         base_agg = _aggregate_tree(base_measure, self.model_dialect, exp.column("v")).sql(dialect=self.dialect)
         conv_agg = _aggregate_tree(target_measure, self.model_dialect, exp.column("v")).sql(dialect=self.dialect)
@@ -665,25 +759,37 @@ class Renderer:
         conversions = _select(keys + [f"{conv_agg} AS m1"], matched_alias, [], ["rn = 1"], keys or None)
         if keys:
             on = " AND ".join(self._null_safe_eq.replace("__l__", f"o.{k}").replace("__r__", f"c.{k}") for k in keys)
-            final = _select([f"o.{k} AS {k}" for k in keys] + ["o.m0 AS m0", "c.m1 AS m1"],
-                            f"({opportunities}) AS o", [f"LEFT JOIN ({conversions}) AS c ON {on}"], [])
+            final = _select(
+                [f"o.{k} AS {k}" for k in keys] + ["o.m0 AS m0", "c.m1 AS m1"],
+                f"({opportunities}) AS o",
+                [f"LEFT JOIN ({conversions}) AS c ON {on}"],
+                [],
+            )
         else:
-            final = _select(["o.m0 AS m0", "c.m1 AS m1"], f"({opportunities}) AS o",
-                            [f"CROSS JOIN ({conversions}) AS c"], [])
+            final = _select(
+                ["o.m0 AS m0", "c.m1 AS m1"], f"({opportunities}) AS o", [f"CROSS JOIN ({conversions}) AS c"], []
+            )
         return [(base_alias, base), (conv_alias, conv), (matched_alias, matched), (node.alias, final)]
 
     def _spine(self):
         spine = self.graph.manifest.time_spine
         if spine is None:
-            raise InvalidQuery("this query needs the project's time spine (a day-grain model declared with "
-                               "`time_spine:` in the dbt YAML), and the project has none.")
+            raise InvalidQuery(
+                "this query needs the project's time spine (a day-grain model declared with "
+                "`time_spine:` in the dbt YAML), and the project has none."
+            )
         return spine
 
     def _table_of(self, relation) -> str:
         return _table(relation.schema, relation.table).sql(dialect=self.dialect)
 
-    def _time_range(self, node: AggregateNode, plan: QueryPlan, params: dict[str, Any],
-                    bounds: tuple[dt.datetime | None, dt.datetime | None] | None = None) -> list[str]:
+    def _time_range(
+        self,
+        node: AggregateNode,
+        plan: QueryPlan,
+        params: dict[str, Any],
+        bounds: tuple[dt.datetime | None, dt.datetime | None] | None = None,
+    ) -> list[str]:
         """`start <= metric time < end` (the query's range unless `bounds` are given, in the
         query's zone): on the raw UTC column (so zone maps and indexes help), or, when metric
         time is shifted by an offset, on the shifted local time."""
@@ -700,11 +806,14 @@ class Renderer:
             column = self._time_column(time_dim.expr)
             low = _shift(start, node.offset, -1) if start else None
             high = _shift(end, node.offset, -1) if end else None
-            return ([f"{column} >= {self._param(params, low)}"] if low else []) + \
-                   ([f"{column} < {self._param(params, high)}"] if high else [])
+            return ([f"{column} >= {self._param(params, low)}"] if low else []) + (
+                [f"{column} < {self._param(params, high)}"] if high else []
+            )
         else:
-            shifted = exp.Add(this=_localize(_column_expr(time_dim.expr, "t0", self.model_dialect), query.timezone),
-                              expression=_interval(node.offset))
+            shifted = exp.Add(
+                this=_localize(_column_expr(time_dim.expr, "t0", self.model_dialect), query.timezone),
+                expression=_interval(node.offset),
+            )
             column, low, high = shifted.sql(dialect=self.dialect), start, end
         conditions = []
         if low:
@@ -721,8 +830,9 @@ class Renderer:
                 conditions.append(f"{raw} < {self._param(params, _shift(high, node.offset, -1) + slack)}")
         return conditions
 
-    def _conditions(self, node: AggregateNode, plan: QueryPlan, params: dict[str, Any], alias_for,
-                    joins: list[str]) -> list[str]:
+    def _conditions(
+        self, node: AggregateNode, plan: QueryPlan, params: dict[str, Any], alias_for, joins: list[str]
+    ) -> list[str]:
         conditions = []
         for flt in node.filters:
             column = self._item(flt.item, alias_for(flt.item), plan.time, node.offset)
@@ -748,8 +858,15 @@ class Renderer:
             return f"NOT {column} IN ({', '.join(value(v) for v in flt.values)})"
         return f"{column} {_COMPARISON[op]} {value(flt.value)}"
 
-    def _template_filter(self, template: str, node: AggregateNode, alias_for, joins: list[str],
-                         params: dict[str, Any], time: TimeSettings) -> str:
+    def _template_filter(
+        self,
+        template: str,
+        node: AggregateNode,
+        alias_for,
+        joins: list[str],
+        params: dict[str, Any],
+        time: TimeSettings,
+    ) -> str:
         parsed = parse_filter_template(template, self.model_dialect)
         measures = ", ".join(m.measure.name for m in node.measures)
         context = f"the filter {template!r} (measures of semantic model '{node.source.model}': {measures})"
@@ -757,8 +874,9 @@ class Renderer:
         for ref in parsed.references:
             item = self.graph.resolve(node.source, ref, metric=measures, context=context)
             columns.append(self._item_tree(item, alias_for(item), time, node.offset))
-        metric_columns = [self._metric_filter_join(ref, node, alias_for, joins, params, measures, context)
-                          for ref in parsed.metrics]
+        metric_columns = [
+            self._metric_filter_join(ref, node, alias_for, joins, params, measures, context) for ref in parsed.metrics
+        ]
 
         def swap(n: exp.Expr) -> exp.Expr:
             if isinstance(n, exp.Column) and n.name.startswith("__ref_"):
@@ -774,8 +892,16 @@ class Renderer:
 
         return exp.paren(parsed.tree.copy().transform(swap), copy=False).sql(dialect=self.dialect)
 
-    def _metric_filter_join(self, ref: MetricReference, node: AggregateNode, alias_for, joins: list[str],
-                            params: dict[str, Any], measures: str, context: str) -> exp.Expr:
+    def _metric_filter_join(
+        self,
+        ref: MetricReference,
+        node: AggregateNode,
+        alias_for,
+        joins: list[str],
+        params: dict[str, Any],
+        measures: str,
+        context: str,
+    ) -> exp.Expr:
         """`{{ Metric('revenue', group_by=['user']) }}`: the metric computed per entity (its own
         query, over all time), left-joined on the entity's key, so each row sees its entity's
         value. One row per entity on the joined side: the join cannot fan out."""
@@ -783,8 +909,11 @@ class Renderer:
         for name in ref.group_by:
             item = self.graph.resolve(node.source, name, metric=measures, context=context)
             if item.kind is not ItemKind.ENTITY:
-                raise InvalidFilter(f"{context}: a metric in a filter is computed per entity, and {name!r} "
-                                    "is not an entity; e.g. group_by=['user'].", field=name)
+                raise InvalidFilter(
+                    f"{context}: a metric in a filter is computed per entity, and {name!r} "
+                    "is not an entity; e.g. group_by=['user'].",
+                    field=name,
+                )
             keys.append(self._item(item, alias_for(item), TimeSettings(None, WeekStart.MONDAY)))
         planner = self._planner
         if planner is None:
@@ -811,9 +940,14 @@ class Renderer:
             # PostgreSQL cannot hash a null-safe join; stacking and grouping is one hash aggregate.
             stacked = True
             key_source = from_sql = "merged"
-            with_parts += [f"{alias} AS ({sql})" for alias, sql in combine.stacked(
-                [(n.alias, [m.column for m in n.measures], n.offset is None) for n in plan.nodes],
-                group_columns, spine)]
+            with_parts += [
+                f"{alias} AS ({sql})"
+                for alias, sql in combine.stacked(
+                    [(n.alias, [m.column for m in n.measures], n.offset is None) for n in plan.nodes],
+                    group_columns,
+                    spine,
+                )
+            ]
         elif group_columns:
             key_source = "keys"
             # Offset inputs (last period's value) must not add buckets of their own.
@@ -828,22 +962,28 @@ class Renderer:
                 with_parts.append(
                     f"keys AS (SELECT {', '.join(group_columns)} FROM data_keys UNION ALL "
                     f"SELECT {', '.join(group_columns)} FROM spine WHERE NOT spine.{time_column} IN "
-                    f"(SELECT {time_column} FROM data_keys WHERE NOT {time_column} IS NULL))")
+                    f"(SELECT {time_column} FROM data_keys WHERE NOT {time_column} IS NULL))"
+                )
             joins = []
             for alias in nodes:
                 on = " AND ".join(
                     self._null_safe_eq.replace("__l__", f"keys.{c}").replace("__r__", f"{alias}.{c}")
-                    for c in group_columns)
+                    for c in group_columns
+                )
                 joins.append(f"LEFT JOIN {alias} ON {on}")
             from_sql = "keys " + " ".join(joins)
         else:
             key_source = nodes[0]
             from_sql = key_source + "".join(f" CROSS JOIN {alias}" for alias in nodes[1:])
 
-        outputs = [f"{key_source}.{column} AS {self._ident(name)}"
-                   for column, name in zip(group_columns, plan.group_by)]
-        outputs += [f"{self._merged_metric(metric.expr) if stacked else self._metric(metric.expr)} "
-                    f"AS {self._ident(metric.name)}" for metric in plan.metrics]
+        outputs = [
+            f"{key_source}.{column} AS {self._ident(name)}" for column, name in zip(group_columns, plan.group_by)
+        ]
+        outputs += [
+            f"{self._merged_metric(metric.expr) if stacked else self._metric(metric.expr)} "
+            f"AS {self._ident(metric.name)}"
+            for metric in plan.metrics
+        ]
         sql = f"WITH {', '.join(with_parts)} SELECT {', '.join(outputs)} FROM {from_sql}"
         if plan.order_by:
             positions = {name: i + 1 for i, name in enumerate(plan.columns)}
@@ -852,8 +992,7 @@ class Renderer:
             sql += f" LIMIT {int(plan.limit)}"
         return sql
 
-    def _spine_keys(self, plan: QueryPlan, group_columns: list[str],
-                    params: dict[str, Any]) -> tuple[str, str] | None:
+    def _spine_keys(self, plan: QueryPlan, group_columns: list[str], params: dict[str, Any]) -> tuple[str, str] | None:
         """Every metric_time bucket of the range (or of the data's span), from the time spine,
         as group-by keys with the other columns null: `join_to_timespine` series have no gaps."""
         groups = plan.nodes[0].group_by if plan.nodes else ()
@@ -884,14 +1023,21 @@ class Renderer:
         sql = _select(columns, f"{self._table_of(spine.relation)} AS s", [], conditions, distinct=True)
         return sql, first
 
+
 # Aggregates that take a FILTER clause in every dialect we render.
 _FILTERABLE_AGGS = (Agg.SUM, Agg.COUNT, Agg.COUNT_DISTINCT, Agg.SUM_BOOLEAN, Agg.AVERAGE, Agg.MIN, Agg.MAX)
 
 _CUMULATIVE_AGGS = (Agg.SUM, Agg.COUNT, Agg.SUM_BOOLEAN, Agg.COUNT_DISTINCT, Agg.MIN, Agg.MAX)
 
 
-def _select(columns: list[str], source: str, joins: list[str], conditions: list[str],
-            group: list[str] | None = None, distinct: bool = False) -> str:
+def _select(
+    columns: list[str],
+    source: str,
+    joins: list[str],
+    conditions: list[str],
+    group: list[str] | None = None,
+    distinct: bool = False,
+) -> str:
     """Lay rendered fragments out as one SELECT statement."""
     sql = f"SELECT {'DISTINCT ' if distinct else ''}{', '.join(columns)} FROM {source}"
     if joins:
@@ -914,8 +1060,11 @@ def _never_null(tree: exp.Expr) -> bool:
         return any(_never_null(part) for part in [tree.this, *tree.expressions])
     if isinstance(tree, exp.Case):
         default = tree.args.get("default")
-        return (default is not None and _never_null(default)
-                and all(_never_null(branch.args["true"]) for branch in tree.args.get("ifs") or []))
+        return (
+            default is not None
+            and _never_null(default)
+            and all(_never_null(branch.args["true"]) for branch in tree.args.get("ifs") or [])
+        )
     return False
 
 
@@ -941,8 +1090,7 @@ def _aggregate_tree(measure: Measure, dialect: str, value: exp.Expr | None = Non
     if agg is Agg.MEDIAN:
         return _percentile(value, 0.5, discrete=measure.use_discrete_percentile, dialect=dialect)
     if agg is Agg.PERCENTILE:
-        return _percentile(value, measure.percentile or 0.5, discrete=measure.use_discrete_percentile,
-                           dialect=dialect)
+        return _percentile(value, measure.percentile or 0.5, discrete=measure.use_discrete_percentile, dialect=dialect)
     raise InvalidQuery(f"aggregation {agg.value!r} is not supported.")
 
 
@@ -956,8 +1104,9 @@ def _percentile(value: exp.Expr, fraction: float, discrete: bool, dialect: str =
     'PERCENTILE_CONT(0.9) WITHIN GROUP (ORDER BY x NULLS LAST)'
     """
     if dialect == "spark":
-        function: exp.Expr = exp.Anonymous(this="PERCENTILE_DISC" if discrete else "PERCENTILE_CONT",
-                                                 expressions=[exp.Literal.number(fraction)])
+        function: exp.Expr = exp.Anonymous(
+            this="PERCENTILE_DISC" if discrete else "PERCENTILE_CONT", expressions=[exp.Literal.number(fraction)]
+        )
     else:
         function = (exp.PercentileDisc if discrete else exp.PercentileCont)(this=exp.Literal.number(fraction))
     return exp.WithinGroup(this=function, expression=exp.Order(expressions=[exp.Ordered(this=value)]))
@@ -976,8 +1125,10 @@ def _metric_tree(expr: MetricExpr, dialect: str) -> exp.Expr:
         tree = _parse_expr(expr.expr, dialect).copy()
         missing = {c.name for c in tree.find_all(exp.Column)} - set(inputs)
         if missing:
-            raise InvalidQuery(f"derived metric expression {expr.expr!r} names {sorted(missing)}, "
-                               "which are not among its input metrics.")
+            raise InvalidQuery(
+                f"derived metric expression {expr.expr!r} names {sorted(missing)}, "
+                "which are not among its input metrics."
+            )
 
         def null_safe(node: exp.Expr) -> exp.Expr:
             if isinstance(node, exp.Div):
@@ -1005,8 +1156,7 @@ def _bucket(column: exp.Expr, grain: Grain, week_start: WeekStart = WeekStart.MO
         one_day = _interval(Window(1, Grain.DAY))
         monday = exp.TimestampTrunc(this=exp.Add(this=column, expression=one_day), unit=exp.var("WEEK"))
         return exp.cast(exp.Sub(this=monday, expression=one_day.copy()), exp.DataType.Type.DATE)
-    return exp.cast(exp.TimestampTrunc(this=column, unit=exp.var(grain.value.upper())),
-                    exp.DataType.Type.DATE)
+    return exp.cast(exp.TimestampTrunc(this=column, unit=exp.var(grain.value.upper())), exp.DataType.Type.DATE)
 
 
 def _shifts_whole_buckets(offset: Window, grain: Grain) -> bool:
@@ -1078,8 +1228,9 @@ def _property(model: SemanticModel, name: str) -> str:
     """A conversion metric's constant property: a dimension or entity of its semantic model."""
     found = model.property_expr(name)
     if found is None:
-        raise InvalidQuery(f"constant property {name!r} is neither a dimension nor an entity of semantic model "
-                           f"{model.name!r}.")
+        raise InvalidQuery(
+            f"constant property {name!r} is neither a dimension nor an entity of semantic model {model.name!r}."
+        )
     return found
 
 
@@ -1105,11 +1256,11 @@ def _time_value(value: Any, item: GroupByItem) -> Any:
     try:
         parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise InvalidFilter(f"filter on {item.name!r} needs a date (YYYY-MM-DD), got {text!r}.",
-                            field=item.name) from None
+        raise InvalidFilter(
+            f"filter on {item.name!r} needs a date (YYYY-MM-DD), got {text!r}.", field=item.name
+        ) from None
     if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(dt.timezone.utc).replace(tzinfo=None)
+        parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
     if parsed.time() == dt.time(0):
         return parsed.date()
     return parsed
-

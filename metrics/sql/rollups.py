@@ -43,14 +43,19 @@ def decomposable(node: AggregateNode) -> bool:
     """Whether an aggregate's parts are stored: plain aggregates, not cumulative windows,
     time offsets, conversions or semi-additive measures (their values depend on rows or
     periods outside a group)."""
-    return (node.offset is None and node.cumulative is None and node.conversion is None
-            and node.offset_to_grain is None and all(m.measure.non_additive is None for m in node.measures))
+    return (
+        node.offset is None
+        and node.cumulative is None
+        and node.conversion is None
+        and node.offset_to_grain is None
+        and all(m.measure.non_additive is None for m in node.measures)
+    )
 
 
 def node_key(node: AggregateNode, query: MetricQuery) -> str:
     """What an aggregate is, independent of the query that planned it: its semantic model,
     time dimension and the metric's own filters (the query's `where` is applied on top)."""
-    own = node.template_filters[:len(node.template_filters) - len(query.where_sql)]
+    own = node.template_filters[: len(node.template_filters) - len(query.where_sql)]
     text = json.dumps([node.source.model, node.source.agg_time_dimension, sorted(own)])
     return hashlib.sha1(text.encode()).hexdigest()[:10]
 
@@ -74,16 +79,22 @@ def stored(renderer: Renderer, plan: QueryPlan) -> RenderedQuery:
             nodes.append(node)
             continue
         key = node_key(node, plan.query)
-        counter = Measure(name=ROWS_PREFIX + key, agg=Agg.COUNT, expr=_contributing_row(renderer, node),
-                          semantic_model=node.source.model,
-                          agg_time_dimension=node.source.agg_time_dimension)
+        counter = Measure(
+            name=ROWS_PREFIX + key,
+            agg=Agg.COUNT,
+            expr=_contributing_row(renderer, node),
+            semantic_model=node.source.model,
+            agg_time_dimension=node.source.agg_time_dimension,
+        )
         rows = NodeMeasure(f"m{len(node.measures)}", counter)
         outputs.append(OutputMetric(rows_column(key), MeasureRef(node.alias, rows.column)))
-        outputs += [OutputMetric(component_column(key, m.measure), MeasureRef(node.alias, m.column))
-                    for m in node.measures]
+        outputs += [
+            OutputMetric(component_column(key, m.measure), MeasureRef(node.alias, m.column)) for m in node.measures
+        ]
         nodes.append(dataclasses.replace(node, measures=node.measures + (rows,)))
-    return renderer.render(dataclasses.replace(plan, nodes=tuple(nodes), metrics=tuple(outputs), order_by=(),
-                                               limit=None))
+    return renderer.render(
+        dataclasses.replace(plan, nodes=tuple(nodes), metrics=tuple(outputs), order_by=(), limit=None)
+    )
 
 
 def _contributing_row(renderer: Renderer, node: AggregateNode) -> str:
@@ -156,8 +167,8 @@ def reaggregated(renderer: Renderer, plan: QueryPlan, table: str, readings: dict
         contributed = _contributed(renderer, reading) if keys else None
         if contributed is not None:
             conditions.append(contributed)
-        for column, item, flt in reading.filters:
-            conditions.append(renderer._filter(_stored(renderer, column, week_start), item, flt, params))
+        for stored_column, item, flt in reading.filters:
+            conditions.append(renderer._filter(_stored(renderer, stored_column, week_start), item, flt, params))
         for template, references in reading.templates:
             conditions.append(_template(renderer, template, references, week_start, params))
         if reading.time is not None:
@@ -187,8 +198,8 @@ def _contributed(renderer: Renderer, reading: NodeReading) -> str | None:
     return "(" + " OR ".join(parts) + ")" if parts else None
 
 
-def _stored_tree(column: StoredColumn, week_start: WeekStart) -> exp.Expression:
-    tree = exp.column(exp.to_identifier(column.name, quoted=True))
+def _stored_tree(column: StoredColumn, week_start: WeekStart) -> exp.Expr:
+    tree: exp.Expr = exp.column(exp.to_identifier(column.name, quoted=True))
     if column.grain is not None:
         tree = _bucket(tree, column.grain, week_start)
     return tree
@@ -198,12 +209,17 @@ def _stored(renderer: Renderer, column: StoredColumn, week_start: WeekStart) -> 
     return _stored_tree(column, week_start).sql(dialect=renderer.dialect)
 
 
-def _template(renderer: Renderer, template: str, references: tuple[StoredColumn, ...], week_start: WeekStart,
-              params: dict[str, Any]) -> str:
+def _template(
+    renderer: Renderer,
+    template: str,
+    references: tuple[StoredColumn, ...],
+    week_start: WeekStart,
+    params: dict[str, Any],
+) -> str:
     """A `where` template over the rollup's columns (its references mapped by the router)."""
     parsed = parse_filter_template(template, renderer.model_dialect)
 
-    def swap(n: exp.Expression) -> exp.Expression:
+    def swap(n: exp.Expr) -> exp.Expr:
         if isinstance(n, exp.Column) and n.name.startswith("__ref_"):
             return _stored_tree(references[int(n.name.removeprefix("__ref_"))], week_start)
         if isinstance(n, exp.Literal):

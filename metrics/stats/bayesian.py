@@ -160,13 +160,9 @@ def bayesian_ab_test(
 
     baseline = control.unadjusted_mean
     if relative and prior_type == "absolute":
-        prior = GaussianPrior(
-            prior.mean / abs(baseline), prior.variance / baseline**2, prior.proper
-        )
+        prior = GaussianPrior(prior.mean / abs(baseline), prior.variance / baseline**2, prior.proper)
     elif not relative and prior_type == "relative":
-        prior = GaussianPrior(
-            prior.mean * abs(baseline), prior.variance * baseline**2, prior.proper
-        )
+        prior = GaussianPrior(prior.mean * abs(baseline), prior.variance * baseline**2, prior.proper)
 
     if prior.proper and not prior.variance > 0:
         # A relative prior rescaled by a zero control mean (gbstats divides by zero here).

@@ -75,17 +75,11 @@ def compare_variant(
         >>> round(tiny.relative.ci_low, 3), tiny.ci_low, tiny.relative_ci_bounded
         (-1.114, -1.0, True)
     """
-    relative = _frequentist(
-        control, treatment, "relative", alpha, sequential, sequential_tuning_parameter
-    )
-    absolute = _frequentist(
-        control, treatment, "absolute", alpha, sequential, sequential_tuning_parameter
-    )
+    relative = _frequentist(control, treatment, "relative", alpha, sequential, sequential_tuning_parameter)
+    absolute = _frequentist(control, treatment, "absolute", alpha, sequential, sequential_tuning_parameter)
     bayesian = bayesian_ab_test(control, treatment, inverse=lower_is_better, alpha=alpha)
     cuped = None
-    if isinstance(control, RegressionAdjustedStatistic) and isinstance(
-        treatment, RegressionAdjustedStatistic
-    ):
+    if isinstance(control, RegressionAdjustedStatistic) and isinstance(treatment, RegressionAdjustedStatistic):
         cuped = cuped_result(control, treatment)
 
     control_mean = control.unadjusted_mean

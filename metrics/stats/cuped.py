@@ -49,9 +49,7 @@ def create_joint_statistic(a: BaseStatistic, b: BaseStatistic, n: int) -> BaseSt
     if isinstance(a, ProportionStatistic) and isinstance(b, ProportionStatistic):
         return ProportionStatistic(n=n, sum=a.sum + b.sum)
     if isinstance(a, SampleMeanStatistic) and isinstance(b, SampleMeanStatistic):
-        return SampleMeanStatistic(
-            n=n, sum=a.sum + b.sum, sum_squares=a.sum_squares + b.sum_squares
-        )
+        return SampleMeanStatistic(n=n, sum=a.sum + b.sum, sum_squares=a.sum_squares + b.sum_squares)
     raise TypeError("a metric's statistics must be of the same kind in every variant")
 
 
@@ -91,9 +89,7 @@ def compute_theta(a: RegressionAdjustedStatistic, b: RegressionAdjustedStatistic
     return joint.covariance / joint.pre_statistic.variance
 
 
-def regression_adjust(
-    control: TestStatistic, treatment: TestStatistic
-) -> tuple[TestStatistic, TestStatistic]:
+def regression_adjust(control: TestStatistic, treatment: TestStatistic) -> tuple[TestStatistic, TestStatistic]:
     """Set the pooled theta on a pair of CUPED statistics, as gbstats's `BaseABTest` does.
 
     Other statistics pass through unchanged. When theta is 0 the pair falls back to the
@@ -106,9 +102,7 @@ def regression_adjust(
     Returns:
         The pair the tests should use.
     """
-    if isinstance(control, RegressionAdjustedStatistic) and isinstance(
-        treatment, RegressionAdjustedStatistic
-    ):
+    if isinstance(control, RegressionAdjustedStatistic) and isinstance(treatment, RegressionAdjustedStatistic):
         theta = compute_theta(control, treatment)
         if theta == 0:
             return control.post_statistic, treatment.post_statistic

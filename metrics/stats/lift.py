@@ -74,15 +74,13 @@ def lift_variance(
         0.005
     """
     if difference_type == "relative":
-        return treatment_variance / (control_mean**2 * treatment_n) + control_variance * (
-            treatment_mean**2
-        ) / (control_mean**4 * control_n)
+        return treatment_variance / (control_mean**2 * treatment_n) + control_variance * (treatment_mean**2) / (
+            control_mean**4 * control_n
+        )
     return treatment_variance / treatment_n + control_variance / control_n
 
 
-def welch_dof(
-    control_variance: float, control_n: int, treatment_variance: float, treatment_n: int
-) -> float:
+def welch_dof(control_variance: float, control_n: int, treatment_variance: float, treatment_n: int) -> float:
     """Welch-Satterthwaite degrees of freedom of a difference of two means.
 
     Args:
@@ -99,22 +97,18 @@ def welch_dof(
         20.0
     """
     numerator = (treatment_variance / treatment_n + control_variance / control_n) ** 2
-    denominator = treatment_variance**2 / (treatment_n**2 * (treatment_n - 1)) + (
-        control_variance**2
-    ) / (control_n**2 * (control_n - 1))
+    denominator = treatment_variance**2 / (treatment_n**2 * (treatment_n - 1)) + (control_variance**2) / (
+        control_n**2 * (control_n - 1)
+    )
     return numerator / denominator
 
 
-def pair_lift(
-    control: TestStatistic, treatment: TestStatistic, difference_type: DifferenceType
-) -> float:
+def pair_lift(control: TestStatistic, treatment: TestStatistic, difference_type: DifferenceType) -> float:
     """`lift` of two statistics (adjusted means over the unadjusted control mean)."""
     return lift(control.mean, treatment.mean, difference_type, control.unadjusted_mean)
 
 
-def pair_lift_variance(
-    control: TestStatistic, treatment: TestStatistic, difference_type: DifferenceType
-) -> float:
+def pair_lift_variance(control: TestStatistic, treatment: TestStatistic, difference_type: DifferenceType) -> float:
     """`lift_variance` of two statistics."""
     return lift_variance(
         control.variance,

@@ -25,7 +25,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from metrics.stats.distributions import normal_cdf as norm_cdf, normal_ppf as norm_ppf
+from metrics.stats.distributions import normal_cdf as norm_cdf
+from metrics.stats.distributions import normal_ppf as norm_ppf
 
 
 @dataclass(frozen=True)
@@ -58,8 +59,7 @@ def relative_lift_variance(inputs: PowerInputs, effect: float, users_per_arm: fl
     return s2 / (users_per_arm * inputs.mean**2) * (1.0 + (1.0 + effect) ** 2)
 
 
-def power(inputs: PowerInputs, effect: float, users_per_arm: float, *, alpha: float = 0.05,
-          arms: int = 2) -> float:
+def power(inputs: PowerInputs, effect: float, users_per_arm: float, *, alpha: float = 0.05, arms: int = 2) -> float:
     """Probability that a true relative `effect` is significant with `users_per_arm` users.
 
     Examples:
@@ -76,8 +76,9 @@ def power(inputs: PowerInputs, effect: float, users_per_arm: float, *, alpha: fl
     return 1.0 - norm_cdf(z - standardized) + norm_cdf(-z - standardized)
 
 
-def minimum_detectable_effect(inputs: PowerInputs, users_per_arm: float, *, alpha: float = 0.05,
-                              target_power: float = 0.8, arms: int = 2) -> float | None:
+def minimum_detectable_effect(
+    inputs: PowerInputs, users_per_arm: float, *, alpha: float = 0.05, target_power: float = 0.8, arms: int = 2
+) -> float | None:
     """The smallest relative effect detected with probability `target_power` (None: none is,
     the arms are too small for the metric's spread).
 
@@ -94,8 +95,9 @@ def minimum_detectable_effect(inputs: PowerInputs, users_per_arm: float, *, alph
     return (c + math.sqrt(2.0 * c - c * c)) / (1.0 - c)
 
 
-def users_per_arm(inputs: PowerInputs, effect: float, *, alpha: float = 0.05, target_power: float = 0.8,
-                  arms: int = 2) -> int:
+def users_per_arm(
+    inputs: PowerInputs, effect: float, *, alpha: float = 0.05, target_power: float = 0.8, arms: int = 2
+) -> int:
     """Users each arm needs for `target_power` at a relative `effect` (the MDE inverted: the
     smallest n whose minimum detectable effect is at most `effect`).
 

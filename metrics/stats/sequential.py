@@ -35,9 +35,7 @@ def sequential_rho(alpha: float, sequential_tuning_parameter: float) -> float:
         0.039840066771
     """
     minus_two_log_alpha = -2.0 * math.log(alpha)
-    return math.sqrt(
-        (minus_two_log_alpha + math.log(minus_two_log_alpha + 1.0)) / sequential_tuning_parameter
-    )
+    return math.sqrt((minus_two_log_alpha + math.log(minus_two_log_alpha + 1.0)) / sequential_tuning_parameter)
 
 
 def sequential_two_sided_ttest(
@@ -72,9 +70,7 @@ def sequential_two_sided_ttest(
     """
     check_arguments(control, treatment, alpha, difference_type)
     if not sequential_tuning_parameter > 0:
-        raise ValueError(
-            f"sequential_tuning_parameter must be positive, got {sequential_tuning_parameter}"
-        )
+        raise ValueError(f"sequential_tuning_parameter must be positive, got {sequential_tuning_parameter}")
     control, treatment = regression_adjust(control, treatment)
     error = frequentist_error(control, treatment)
     if error is not None:

@@ -198,9 +198,7 @@ class RatioStatistic:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "n", _as_count(self.n, "n"))
-        object.__setattr__(
-            self, "m_d_sum_of_products", _as_float(self.m_d_sum_of_products, "m_d_sum_of_products")
-        )
+        object.__setattr__(self, "m_d_sum_of_products", _as_float(self.m_d_sum_of_products, "m_d_sum_of_products"))
 
     @property
     def mean(self) -> float:
@@ -214,9 +212,7 @@ class RatioStatistic:
         """Sample covariance of numerator and denominator (n - 1 denominator)."""
         if self.n <= 1:
             return 0.0
-        return (self.m_d_sum_of_products - self.m_statistic.sum * self.d_statistic.sum / self.n) / (
-            self.n - 1
-        )
+        return (self.m_d_sum_of_products - self.m_statistic.sum * self.d_statistic.sum / self.n) / (self.n - 1)
 
     @property
     def variance(self) -> float:
@@ -316,10 +312,9 @@ class RegressionAdjustedStatistic:
         """Sample covariance of the post and pre values (n - 1 denominator)."""
         if self.n <= 1:
             return 0.0
-        return (
-            self.post_pre_sum_of_products
-            - self.post_statistic.sum * self.pre_statistic.sum / self.n
-        ) / (self.n - 1)
+        return (self.post_pre_sum_of_products - self.post_statistic.sum * self.pre_statistic.sum / self.n) / (
+            self.n - 1
+        )
 
     @property
     def variance(self) -> float:
@@ -361,6 +356,4 @@ class RegressionAdjustedStatistic:
         )
 
 
-TestStatistic = (
-    SampleMeanStatistic | ProportionStatistic | RatioStatistic | RegressionAdjustedStatistic
-)
+TestStatistic = SampleMeanStatistic | ProportionStatistic | RatioStatistic | RegressionAdjustedStatistic

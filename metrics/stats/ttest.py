@@ -25,9 +25,7 @@ from metrics.stats.statistics import TestStatistic
 _DIFFERENCE_TYPES = ("relative", "absolute")
 
 
-def check_arguments(
-    control: TestStatistic, treatment: TestStatistic, alpha: float, difference_type: str
-) -> None:
+def check_arguments(control: TestStatistic, treatment: TestStatistic, alpha: float, difference_type: str) -> None:
     """Reject calls that are programming errors rather than degenerate data.
 
     Raises:
@@ -35,15 +33,11 @@ def check_arguments(
         ValueError: If alpha is not in (0, 1) or the difference type is unknown.
     """
     if type(control) is not type(treatment):
-        raise TypeError(
-            f"cannot compare a {type(control).__name__} with a {type(treatment).__name__}"
-        )
+        raise TypeError(f"cannot compare a {type(control).__name__} with a {type(treatment).__name__}")
     if not 0.0 < alpha < 1.0:
         raise ValueError(f"alpha must be between 0 and 1, got {alpha}")
     if difference_type not in _DIFFERENCE_TYPES:
-        raise ValueError(
-            f"difference_type must be one of {_DIFFERENCE_TYPES}, got {difference_type!r}"
-        )
+        raise ValueError(f"difference_type must be one of {_DIFFERENCE_TYPES}, got {difference_type!r}")
 
 
 def frequentist_error(control: TestStatistic, treatment: TestStatistic) -> str | None:

@@ -19,10 +19,8 @@ import math
 # The codes of `metrics.stats.results` (gbstats's messages) in words a reader can act on.
 ERROR_REASONS = {
     "NO_UNITS_IN_VARIATION": "a variant has no users",
-    "ZERO_NEGATIVE_VARIANCE": "every user of a variant has the same value, so there is no "
-    "spread to test against",
-    "ZERO_NEGATIVE_BASELINE_VARIATION": "control's mean is 0, so a change relative to it "
-    "means nothing",
+    "ZERO_NEGATIVE_VARIANCE": "every user of a variant has the same value, so there is no spread to test against",
+    "ZERO_NEGATIVE_BASELINE_VARIATION": "control's mean is 0, so a change relative to it means nothing",
     "TOO_FEW_VARIANTS": "there is no second variant to compare with",
 }
 
@@ -114,10 +112,7 @@ def verdict(
         return f"{variant}: {metric} cannot be compared with control: {reason}"
     interval = f"{level} CI {_percent(ci[0])} to {_percent(ci[1])}"
     if withheld is not None:
-        return (
-            f"{variant}: {metric} not judged: {withheld} "
-            f"(observed {_signed_percent(relative_lift)}, {interval})"
-        )
+        return f"{variant}: {metric} not judged: {withheld} (observed {_signed_percent(relative_lift)}, {interval})"
     significant = p < alpha and relative_lift != 0 and not math.isnan(relative_lift)
     if absolute is not None and significant != _excludes_zero(absolute[1:]):
         lift, low, high = absolute
@@ -130,14 +125,10 @@ def verdict(
         )
     if not significant:
         return (
-            f"{variant}: no significant change in {metric} "
-            f"({_signed_percent(relative_lift)}, {interval}, p = {p:.2g})"
+            f"{variant}: no significant change in {metric} ({_signed_percent(relative_lift)}, {interval}, p = {p:.2g})"
         )
     direction = "raises" if relative_lift > 0 else "lowers"
     judgement = ""
     if lower_is_better:
         judgement = " (good)" if relative_lift < 0 else " (bad)"
-    return (
-        f"{variant} {direction} {metric} by {_percent(abs(relative_lift))} "
-        f"({interval}), significant{judgement}"
-    )
+    return f"{variant} {direction} {metric} by {_percent(abs(relative_lift))} ({interval}), significant{judgement}"

@@ -53,10 +53,24 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from metrics.errors import InvalidQuery
 
 CONFIG_FILE = "northstar.yml"
-KINDS = ("anomaly_alerts", "slo_status", "digest", "regressed_release", "launch_scorecard",
-         "experiment_sample_reached", "experiment_health")
-Kind = Literal["anomaly_alerts", "slo_status", "digest", "regressed_release", "launch_scorecard",
-               "experiment_sample_reached", "experiment_health"]
+KINDS = (
+    "anomaly_alerts",
+    "slo_status",
+    "digest",
+    "regressed_release",
+    "launch_scorecard",
+    "experiment_sample_reached",
+    "experiment_health",
+)
+Kind = Literal[
+    "anomaly_alerts",
+    "slo_status",
+    "digest",
+    "regressed_release",
+    "launch_scorecard",
+    "experiment_sample_reached",
+    "experiment_health",
+]
 
 
 class DestinationConfig(BaseModel):
@@ -80,13 +94,17 @@ class DestinationConfig(BaseModel):
     def _where(self) -> DestinationConfig:
         if self.type == "email":
             if self.url or self.url_env or self.secret_env:
-                raise ValueError("an email destination takes host, port, security, username, password_env, from "
-                                 "and to, not url, url_env or secret_env")
+                raise ValueError(
+                    "an email destination takes host, port, security, username, password_env, from "
+                    "and to, not url, url_env or secret_env"
+                )
             if not self.host or not self.sender or not self.to:
                 raise ValueError("an email destination needs host, from and to")
             if self.username and not self.password_env:
-                raise ValueError("an email destination with a username needs password_env (the environment "
-                                 "variable holding the password; never the password itself)")
+                raise ValueError(
+                    "an email destination with a username needs password_env (the environment "
+                    "variable holding the password; never the password itself)"
+                )
             return self
         if bool(self.url) == bool(self.url_env):
             raise ValueError("give exactly one of url or url_env")
@@ -177,8 +195,9 @@ def _bad(source: Any, problem: str) -> InvalidQuery:
     return InvalidQuery(f"{source}: {problem}", field="notify")
 
 
-def load(path: Path | None, metric_meta: dict[str, dict[str, Any]] | None = None,
-         environ: dict[str, str] | None = None) -> NotifyConfig:
+def load(
+    path: Path | None, metric_meta: dict[str, dict[str, Any]] | None = None, environ: dict[str, str] | None = None
+) -> NotifyConfig:
     """The notification config of `path` (a missing file: none) plus the metrics' meta.notify.
 
     Raises:
@@ -212,8 +231,10 @@ def load(path: Path | None, metric_meta: dict[str, dict[str, Any]] | None = None
         if d.secret_env:
             secret = environ.get(d.secret_env)
             if not secret:
-                raise _bad(path, f"destination {name!r}: the environment variable {d.secret_env} (its signing "
-                                 "secret) is not set.")
+                raise _bad(
+                    path,
+                    f"destination {name!r}: the environment variable {d.secret_env} (its signing secret) is not set.",
+                )
         destinations[name] = Destination(name, d.type, url, secret, d.token)
     subscriptions = [_subscription(s, i) for i, s in enumerate(parsed.subscriptions)]
     for metric, meta in sorted((metric_meta or {}).items()):
@@ -223,8 +244,14 @@ def load(path: Path | None, metric_meta: dict[str, dict[str, Any]] | None = None
         kinds = notify.get("event") or ["anomaly_alerts", "slo_status"]
         for kind in [kinds] if isinstance(kinds, str) else kinds:
             try:
-                entry = SubscriptionConfig.model_validate({"name": f"{metric}:{kind}", "event": kind, "metrics": [metric],
-                                                           **{k: v for k, v in notify.items() if k != "event"}})
+                entry = SubscriptionConfig.model_validate(
+                    {
+                        "name": f"{metric}:{kind}",
+                        "event": kind,
+                        "metrics": [metric],
+                        **{k: v for k, v in notify.items() if k != "event"},
+                    }
+                )
             except ValidationError as exc:
                 raise _bad(f"metric {metric!r} meta.notify", exc.errors()[0]["msg"]) from None
             subscriptions.append(_subscription(entry, len(subscriptions)))
@@ -232,8 +259,10 @@ def load(path: Path | None, metric_meta: dict[str, dict[str, Any]] | None = None
         for target in s.destinations:
             if target not in destinations:
                 known = ", ".join(sorted(destinations)) or "none"
-                raise _bad(path, f"subscription {s.name!r} sends to {target!r}, which is not a destination "
-                                 f"(destinations: {known}).")
+                raise _bad(
+                    path,
+                    f"subscription {s.name!r} sends to {target!r}, which is not a destination (destinations: {known}).",
+                )
     return NotifyConfig(destinations, tuple(subscriptions), path)
 
 
@@ -250,15 +279,26 @@ def _email_destination(path: Path | None, name: str, d: DestinationConfig, envir
     if d.password_env:
         password = environ.get(d.password_env)
         if not password:
-            raise _bad(path, f"destination {name!r}: the environment variable {d.password_env} (its SMTP password) "
-                             "is not set.")
+            raise _bad(
+                path, f"destination {name!r}: the environment variable {d.password_env} (its SMTP password) is not set."
+            )
     port = d.port or {"ssl": 465, "starttls": 587}.get(d.security, 25)
     smtp = Smtp(d.host or "", port, d.security, d.username, password, d.sender or "", tuple(d.to))
     return Destination(name, "email", f"smtp://{smtp.host}:{port}", None, d.token, smtp)
 
 
 def _subscription(entry: SubscriptionConfig, index: int) -> Subscription:
-    return Subscription(entry.name or f"{entry.event}-{index + 1}", entry.event, tuple(entry.to), tuple(entry.metrics),
-                        entry.lookback_days, entry.adverse_only, tuple(entry.statuses), entry.period,
-                        tuple(entry.platforms), tuple(entry.launches), tuple(sorted(set(entry.milestones))),
-                        tuple(entry.experiments))
+    return Subscription(
+        entry.name or f"{entry.event}-{index + 1}",
+        entry.event,
+        tuple(entry.to),
+        tuple(entry.metrics),
+        entry.lookback_days,
+        entry.adverse_only,
+        tuple(entry.statuses),
+        entry.period,
+        tuple(entry.platforms),
+        tuple(entry.launches),
+        tuple(sorted(set(entry.milestones))),
+        tuple(entry.experiments),
+    )

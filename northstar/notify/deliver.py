@@ -55,13 +55,30 @@ def idempotency_key(destination: str, subject: str, state: str) -> str:
     return "ntf_" + digest[:32]
 
 
-def webhook_body(notice: Notice, *, key: str, subscription: str, destination: str, build_id: str | None,
-                 base_url: str, restricted_to: str | None) -> dict[str, Any]:
+def webhook_body(
+    notice: Notice,
+    *,
+    key: str,
+    subscription: str,
+    destination: str,
+    build_id: str | None,
+    base_url: str,
+    restricted_to: str | None,
+) -> dict[str, Any]:
     return {
-        "schema": SCHEMA, "id": key, "kind": notice.kind, "subscription": subscription, "destination": destination,
-        "subject": notice.subject, "state": notice.state, "build_id": build_id,
-        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "title": notice.title,
-        "summary": notice.summary, "link": base_url.rstrip("/") + notice.link, "restricted_to": restricted_to,
+        "schema": SCHEMA,
+        "id": key,
+        "kind": notice.kind,
+        "subscription": subscription,
+        "destination": destination,
+        "subject": notice.subject,
+        "state": notice.state,
+        "build_id": build_id,
+        "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "title": notice.title,
+        "summary": notice.summary,
+        "link": base_url.rstrip("/") + notice.link,
+        "restricted_to": restricted_to,
         "figures": [dataclasses.asdict(f) for f in notice.figures],
     }
 
@@ -79,8 +96,10 @@ def slack_body(body: dict[str, Any]) -> dict[str, Any]:
     for f in body["figures"][:SLACK_MAX_FIGURES]:
         change = "" if f["relative_change"] is None else f" ({f['relative_change'] * 100:+.1f}%)"
         status = f" · {f['status']}" if f["status"] else ""
-        lines.append(f"• *{f['label']}* {f['period']}: *{_fmt(f['value'])}* vs {f['compared_to'].replace('_', ' ')} "
-                     f"{_fmt(f['comparison'])}{change}{status}")
+        lines.append(
+            f"• *{f['label']}* {f['period']}: *{_fmt(f['value'])}* vs {f['compared_to'].replace('_', ' ')} "
+            f"{_fmt(f['comparison'])}{change}{status}"
+        )
     if len(body["figures"]) > SLACK_MAX_FIGURES:
         lines.append(f"… and {len(body['figures']) - SLACK_MAX_FIGURES} more")
     figures = "\n".join(lines)[:SLACK_SECTION_CHARS]
@@ -91,8 +110,17 @@ def slack_body(body: dict[str, Any]) -> dict[str, Any]:
             {"type": "header", "text": {"type": "plain_text", "text": body["title"][:150]}},
             {"type": "section", "text": {"type": "mrkdwn", "text": body["summary"][:SLACK_SECTION_CHARS]}},
             *([{"type": "section", "text": {"type": "mrkdwn", "text": figures}}] if figures else []),
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": (
-                f"<{body['link']}|Open in northstar> · build {body['build_id']} · {body['kind']}{scope}")[:SLACK_SECTION_CHARS]}]},
+            {
+                "type": "context",
+                "elements": [
+                    {
+                        "type": "mrkdwn",
+                        "text": (
+                            f"<{body['link']}|Open in northstar> · build {body['build_id']} · {body['kind']}{scope}"
+                        )[:SLACK_SECTION_CHARS],
+                    }
+                ],
+            },
         ],
     }
 
@@ -109,8 +137,10 @@ def _change(relative: float | None) -> str:
 def _figure_line(f: dict[str, Any]) -> str:
     change = "" if f["relative_change"] is None else f" ({_change(f['relative_change'])})"
     status = f" · {f['status']}" if f["status"] else ""
-    return (f"{f['label']} {f['period']}: {_fmt(f['value'])} vs {f['compared_to'].replace('_', ' ')} "
-            f"{_fmt(f['comparison'])}{change}{status}")
+    return (
+        f"{f['label']} {f['period']}: {_fmt(f['value'])} vs {f['compared_to'].replace('_', ' ')} "
+        f"{_fmt(f['comparison'])}{change}{status}"
+    )
 
 
 def email_message(body: dict[str, Any], smtp: Smtp) -> EmailMessage:
@@ -125,28 +155,55 @@ def email_message(body: dict[str, Any], smtp: Smtp) -> EmailMessage:
     message["X-Northstar-Event"] = body["kind"]
     scope = f"\nRows where {body['restricted_to']}." if body.get("restricted_to") else ""
     lines = [_figure_line(f) for f in body["figures"]]
-    message.set_content("\n".join([body["title"], "", body["summary"], "", *(f"- {line}" for line in lines), "",
-                                    f"Open in northstar: {body['link']}",
-                                    f"Build {body['build_id']} · {body['kind']} · {body['subscription']}{scope}", ""]))
+    message.set_content(
+        "\n".join(
+            [
+                body["title"],
+                "",
+                body["summary"],
+                "",
+                *(f"- {line}" for line in lines),
+                "",
+                f"Open in northstar: {body['link']}",
+                f"Build {body['build_id']} · {body['kind']} · {body['subscription']}{scope}",
+                "",
+            ]
+        )
+    )
     esc = html.escape
     rows = "".join(
-        f"<tr><td>{esc(f['label'])}</td><td>{esc(f['period'])}</td><td align=\"right\"><b>{esc(_fmt(f['value']))}</b>"
+        f'<tr><td>{esc(f["label"])}</td><td>{esc(f["period"])}</td><td align="right"><b>{esc(_fmt(f["value"]))}</b>'
         f"</td><td>{esc(f['compared_to'].replace('_', ' '))} {esc(_fmt(f['comparison']))}</td><td>"
         f"{esc(_change(f['relative_change']))}</td>"
-        f"<td>{esc(f['status'] or '')}</td></tr>" for f in body["figures"])
+        f"<td>{esc(f['status'] or '')}</td></tr>"
+        for f in body["figures"]
+    )
     message.add_alternative(
         f"<html><body><h2>{esc(body['title'])}</h2><p>{esc(body['summary'])}</p>"
-        + (f"<table border=\"1\" cellpadding=\"4\" cellspacing=\"0\"><tr><th>Metric</th><th>Period</th><th>Value</th>"
-           f"<th>Compared with</th><th>Change</th><th>Status</th></tr>{rows}</table>" if rows else "")
-        + f"<p><a href=\"{esc(body['link'], quote=True)}\">Open in northstar</a></p>"
+        + (
+            f'<table border="1" cellpadding="4" cellspacing="0"><tr><th>Metric</th><th>Period</th><th>Value</th>'
+            f"<th>Compared with</th><th>Change</th><th>Status</th></tr>{rows}</table>"
+            if rows
+            else ""
+        )
+        + f'<p><a href="{esc(body["link"], quote=True)}">Open in northstar</a></p>'
         f"<p><small>Build {esc(str(body['build_id']))} · {esc(body['kind'])}"
         f"{' · rows where ' + esc(body['restricted_to']) if body.get('restricted_to') else ''}</small></p>"
-        "</body></html>", subtype="html")
+        "</body></html>",
+        subtype="html",
+    )
     return message
 
 
-def send_email(smtp: Smtp, body: dict[str, Any], *, max_attempts: int = 4, backoff_s: float = 0.5,
-               timeout_s: float = 10.0, sleep: Callable[[float], None] = time.sleep) -> Outcome:
+def send_email(
+    smtp: Smtp,
+    body: dict[str, Any],
+    *,
+    max_attempts: int = 4,
+    backoff_s: float = 0.5,
+    timeout_s: float = 10.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Outcome:
     """Send over SMTP with retries: a connection error or a 4xx (temporary) answer is retried
     with exponential backoff; a 5xx answer (a refused login, sender or recipient) is final."""
     message = email_message(body, smtp)
@@ -155,8 +212,7 @@ def send_email(smtp: Smtp, body: dict[str, Any], *, max_attempts: int = 4, backo
     for attempt in range(1, max_attempts + 1):
         try:
             if smtp.security == "ssl":
-                client = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=timeout_s,
-                                          context=ssl.create_default_context())
+                client = smtplib.SMTP_SSL(smtp.host, smtp.port, timeout=timeout_s, context=ssl.create_default_context())
             else:
                 client = smtplib.SMTP(smtp.host, smtp.port, timeout=timeout_s)
             with client:
@@ -198,17 +254,31 @@ class Outcome:
     error: str | None
 
 
-def post(url: str, payload: bytes, *, key: str, kind: str, secret: str | None, max_attempts: int = 4,
-         backoff_s: float = 0.5, timeout_s: float = 10.0,
-         sleep: Callable[[float], None] = time.sleep) -> Outcome:
+def post(
+    url: str,
+    payload: bytes,
+    *,
+    key: str,
+    kind: str,
+    secret: str | None,
+    max_attempts: int = 4,
+    backoff_s: float = 0.5,
+    timeout_s: float = 10.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Outcome:
     """POST with retries: a connection error, a timeout or a 408/425/429/5xx answer is retried
     with exponential backoff (`backoff_s` doubled each time); any other 4xx is final."""
     status: int | None = None
     error: str | None = None
     for attempt in range(1, max_attempts + 1):
         timestamp = str(int(time.time()))  # fresh per attempt: a receiver may refuse stale ones
-        headers = {"Content-Type": "application/json", "User-Agent": "northstar-notify/1",
-                   "X-Northstar-Id": key, "X-Northstar-Event": kind, "X-Northstar-Timestamp": timestamp}
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": "northstar-notify/1",
+            "X-Northstar-Id": key,
+            "X-Northstar-Event": kind,
+            "X-Northstar-Timestamp": timestamp,
+        }
         if secret:
             headers["X-Northstar-Signature"] = sign(secret, timestamp, payload)
         request = urllib.request.Request(url, data=payload, headers=headers, method="POST")

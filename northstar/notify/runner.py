@@ -61,8 +61,10 @@ def _view(engine: MetricsEngine, destination: Destination, tokens: TokenStore):
         return engine, None
     token = next((t for t in tokens.list() if t.name == destination.token and t.active), None)
     if token is None:
-        raise PolicyDenied(f"destination {destination.name!r} is bound to the API token {destination.token!r}, "
-                           "which does not exist or is revoked; nothing is sent to it.")
+        raise PolicyDenied(
+            f"destination {destination.name!r} is bound to the API token {destination.token!r}, "
+            "which does not exist or is revoked; nothing is sent to it."
+        )
     if not token.allows("metrics:read"):
         raise PolicyDenied(f"destination {destination.name!r}: token {token.name!r} lacks the metrics:read scope.")
     policy = RowPolicy(tuple(p.to_filter() for p in token.policy), " and ".join(p.describe() for p in token.policy))
@@ -88,8 +90,13 @@ def notices_for(engine, subscription: Subscription) -> list[Notice]:
     raise AssertionError(subscription.kind)  # the config only admits the kinds above
 
 
-def run(settings: Settings, *, dry_run: bool = False, log: Callable[[str], None] = lambda _: None,
-        sleep: Callable[[float], None] | None = None) -> list[Sent]:
+def run(
+    settings: Settings,
+    *,
+    dry_run: bool = False,
+    log: Callable[[str], None] = lambda _: None,
+    sleep: Callable[[float], None] | None = None,
+) -> list[Sent]:
     """Evaluate and deliver; returns what happened to each notification (nothing already sent)."""
     engine = MetricsEngine.open(settings.warehouse_path, postgres_dsn=settings.postgres_dsn_text)
     try:
@@ -115,28 +122,69 @@ def run(settings: Settings, *, dry_run: bool = False, log: Callable[[str], None]
                     out.append(Sent(name, subscription.name, "", subscription.kind, "failed", error=exc.message))
                     continue
                 for notice in notices:
-                    out.append(_deliver(settings, state, destination, subscription, notice, build_id, restricted_to,
-                                        dry_run, log, sleep))
+                    out.append(
+                        _deliver(
+                            settings,
+                            state,
+                            destination,
+                            subscription,
+                            notice,
+                            build_id,
+                            restricted_to,
+                            dry_run,
+                            log,
+                            sleep,
+                        )
+                    )
         return [s for s in out if s.status != "already_sent"]
     finally:
         engine.close()
 
 
-def _deliver(settings: Settings, state: StateStore, destination: Destination, subscription: Subscription,
-             notice: Notice, build_id: str, restricted_to: str | None, dry_run: bool, log, sleep) -> Sent:
+def _deliver(
+    settings: Settings,
+    state: StateStore,
+    destination: Destination,
+    subscription: Subscription,
+    notice: Notice,
+    build_id: str,
+    restricted_to: str | None,
+    dry_run: bool,
+    log,
+    sleep,
+) -> Sent:
     key = idempotency_key(destination.name, notice.subject, notice.state)
     existing = state.get(key)
     if existing is not None and existing.status == "sent":
         return Sent(destination.name, subscription.name, key, notice.title, "already_sent")
-    body = webhook_body(notice, key=key, subscription=subscription.name, destination=destination.name,
-                        build_id=build_id, base_url=settings.public_base_url, restricted_to=restricted_to)
+    body = webhook_body(
+        notice,
+        key=key,
+        subscription=subscription.name,
+        destination=destination.name,
+        build_id=build_id,
+        base_url=settings.public_base_url,
+        restricted_to=restricted_to,
+    )
     if dry_run:
         log(f"would send to {destination.name} ({destination.type}): {notice.title}")
         return Sent(destination.name, subscription.name, key, notice.title, "would_send", body=body)
-    state.record(key, destination.name, subscription.name, notice.kind, notice.subject, notice.state, build_id,
-                 notice.title, encode(body).decode())
-    retries = {"max_attempts": settings.notify_max_attempts, "backoff_s": settings.notify_backoff_s,
-               **({"sleep": sleep} if sleep else {})}
+    state.record(
+        key,
+        destination.name,
+        subscription.name,
+        notice.kind,
+        notice.subject,
+        notice.state,
+        build_id,
+        notice.title,
+        encode(body).decode(),
+    )
+    retries = {
+        "max_attempts": settings.notify_max_attempts,
+        "backoff_s": settings.notify_backoff_s,
+        **({"sleep": sleep} if sleep else {}),
+    }
     if destination.smtp is not None:
         outcome = send_email(destination.smtp, body, **retries)
     else:
@@ -144,8 +192,10 @@ def _deliver(settings: Settings, state: StateStore, destination: Destination, su
         outcome = post(destination.url, payload, key=key, kind=notice.kind, secret=destination.secret, **retries)
     status = "sent" if outcome.ok else "failed"
     state.finish(key, status, outcome.attempts, outcome.error, outcome.http_status)
-    log(f"{status} to {destination.name} after {outcome.attempts} attempt(s): {notice.title}"
-        + (f" ({outcome.error})" if outcome.error else ""))
+    log(
+        f"{status} to {destination.name} after {outcome.attempts} attempt(s): {notice.title}"
+        + (f" ({outcome.error})" if outcome.error else "")
+    )
     return Sent(destination.name, subscription.name, key, notice.title, status, outcome.attempts, outcome.error, body)
 
 

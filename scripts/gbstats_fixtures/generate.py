@@ -220,9 +220,7 @@ def fixed_pairs() -> dict[str, tuple[Spec, Spec]]:
                 mean_spec(3000, 16.87, 527.9767),
                 12525.0,
             ),
-            ra_spec(
-                3461, mean_spec(3461, 2422.7, 134698.29), mean_spec(3461, 22.7, 1348.29), 3333.0
-            ),
+            ra_spec(3461, mean_spec(3461, 2422.7, 134698.29), mean_spec(3461, 22.7, 1348.29), 3333.0),
         ),
         "conversion_n5000": (proportion_spec(5012, 506), proportion_spec(4988, 564)),
         "conversion_n1000": (proportion_spec(1000, 100), proportion_spec(1000, 120)),
@@ -338,9 +336,7 @@ def statistics_fixture(pairs: dict[str, tuple[Spec, Spec]]) -> list[dict[str, An
     cases = []
     for name, (a, b) in pairs.items():
         for arm, spec in (("control", a), ("treatment", b)):
-            cases.append(
-                {"name": f"{name}/{arm}", "statistic": spec, "gbstats": statistic_outputs(spec)}
-            )
+            cases.append({"name": f"{name}/{arm}", "statistic": spec, "gbstats": statistic_outputs(spec)})
     return cases
 
 
@@ -375,9 +371,7 @@ def sequential_fixture(pairs: dict[str, tuple[Spec, Spec]]) -> list[dict[str, An
             ("relative", 0.05, 100000.0),
         ]
         for difference_type, alpha, tuning in settings:
-            config = SequentialConfig(
-                alpha=alpha, difference_type=difference_type, sequential_tuning_parameter=tuning
-            )
+            config = SequentialConfig(alpha=alpha, difference_type=difference_type, sequential_tuning_parameter=tuning)
             test = SequentialTwoSidedTTest(build(a), build(b), config)
             out = frequentist_outputs(test)
             out.pop("dof", None)
@@ -628,8 +622,15 @@ def power_fixture() -> list[dict[str, Any]]:
         mde = brentq(lambda d: d / stddev(mean, variance, n, d) - goal, 1e-9, 100.0, xtol=1e-12)
         cases.append(
             {
-                "inputs": {"mean": mean, "variance": variance, "users_per_arm": n, "effect": effect,
-                           "alpha": alpha, "power": target, "arms": arms},
+                "inputs": {
+                    "mean": mean,
+                    "variance": variance,
+                    "users_per_arm": n,
+                    "effect": effect,
+                    "alpha": alpha,
+                    "power": target,
+                    "arms": arms,
+                },
                 "gbstats": {"uplift_stddev": num(se), "power": num(power), "mde": num(mde)},
             }
         )

@@ -56,8 +56,11 @@ class PageLog:
         failed = [f for f in self.failed if f not in {f"{url} csp" for url in blocked}]
         assert not errors, (errors, failed)
         assert not failed, failed
-        outside = [u for u in self.urls
-                   if not u.startswith(base_url) and not u.startswith(("data:", "blob:")) and u not in blocked]
+        outside = [
+            u
+            for u in self.urls
+            if not u.startswith(base_url) and not u.startswith(("data:", "blob:")) and u not in blocked
+        ]
         assert not outside, outside
 
 

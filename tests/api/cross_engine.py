@@ -9,8 +9,17 @@ from typing import Any
 REL_TOL = 1e-9
 ABS_TOL = 1e-12
 # What differs between two services by design: the build, when it ran, how long a query took.
-VOLATILE = {"build_id", "built_at", "query_ms", "elapsed_ms", "cached", "generated_at", "request_id",
-            "newest_data_at_checked", "freshness"}
+VOLATILE = {
+    "build_id",
+    "built_at",
+    "query_ms",
+    "elapsed_ms",
+    "cached",
+    "generated_at",
+    "request_id",
+    "newest_data_at_checked",
+    "freshness",
+}
 
 
 def answer(api: Any, method: str, url: str, **kwargs: Any) -> Any:
@@ -41,8 +50,12 @@ class CrossEngine:
             assert len(expected) == len(got), f"{path}: {len(expected)} rows on DuckDB, {len(got)} on {self.other}"
             for i, (e, g) in enumerate(zip(expected, got)):
                 self.same(e, g, f"{path}[{i}]")
-        elif isinstance(expected, (int, float)) and isinstance(got, (int, float)) \
-                and not isinstance(expected, bool) and not isinstance(got, bool):
+        elif (
+            isinstance(expected, (int, float))
+            and isinstance(got, (int, float))
+            and not isinstance(expected, bool)
+            and not isinstance(got, bool)
+        ):
             assert math.isclose(expected, got, rel_tol=REL_TOL, abs_tol=ABS_TOL), f"{path}: {expected} != {got}"
         else:
             assert expected == got, f"{path}: {expected!r} on DuckDB, {got!r} on {self.other}"

@@ -23,12 +23,27 @@ RELATIVE_FLOOR = 0.1
 COUNTS = {"active_users", "events", "sessions", "feature_users", "new_users", "crashes", "tickets"}
 # Domains the served band is held in (counts >= 0; a crash-free rate is at most 1 and, by its
 # definition, can dip below 0 in a tiny slice; revenue nets refunds) and which way is bad.
-DOMAINS = {**{m: (0.0, math.inf) for m in COUNTS}, "errors": (0.0, math.inf),
-           "errors_per_1k_events": (0.0, math.inf), "tickets_per_1k_active_users": (0.0, math.inf),
-           "crash_free_user_rate": (-math.inf, 1.0), "revenue": (-math.inf, math.inf)}
+DOMAINS = {
+    **{m: (0.0, math.inf) for m in COUNTS},
+    "errors": (0.0, math.inf),
+    "errors_per_1k_events": (0.0, math.inf),
+    "tickets_per_1k_active_users": (0.0, math.inf),
+    "crash_free_user_rate": (-math.inf, 1.0),
+    "revenue": (-math.inf, math.inf),
+}
 LOWER_IS_BETTER = {"crashes", "errors", "tickets", "errors_per_1k_events", "tickets_per_1k_active_users"}
-ORACLE_METRICS = ["active_users", "events", "sessions", "revenue", "feature_users", "new_users", "crashes",
-                  "tickets", "crash_free_user_rate", "errors_per_1k_events"]
+ORACLE_METRICS = [
+    "active_users",
+    "events",
+    "sessions",
+    "revenue",
+    "feature_users",
+    "new_users",
+    "crashes",
+    "tickets",
+    "crash_free_user_rate",
+    "errors_per_1k_events",
+]
 
 
 @pytest.fixture(scope="module")
@@ -54,14 +69,18 @@ def daily_values(oracle: Oracle, metric: str) -> dict[dt.date, float]:
 def expected_alerts(values: dict[dt.date, float], metric: str) -> dict[dt.date, tuple[str, float, float]]:
     out = {}
     for day, value in values.items():
-        baseline = [values[day - dt.timedelta(weeks=w)] for w in range(1, BASELINE_WEEKS + 1)
-                    if day - dt.timedelta(weeks=w) in values]
+        baseline = [
+            values[day - dt.timedelta(weeks=w)]
+            for w in range(1, BASELINE_WEEKS + 1)
+            if day - dt.timedelta(weeks=w) in values
+        ]
         if len(baseline) < MIN_BASELINE_WEEKS:
             continue
         median = statistics.median(baseline)
         mad = statistics.median(abs(b - median) for b in baseline)
-        half = THRESHOLD * max(1.4826 * mad, RELATIVE_FLOOR * abs(median),
-                               math.sqrt(max(median, 1)) if metric in COUNTS else 0)
+        half = THRESHOLD * max(
+            1.4826 * mad, RELATIVE_FLOOR * abs(median), math.sqrt(max(median, 1)) if metric in COUNTS else 0
+        )
         if abs(value - median) > half:
             low, high = DOMAINS[metric]
             out[day] = ("above" if value > median else "below", max(median - half, low), min(median + half, high))
@@ -89,8 +108,9 @@ def test_alerts_match_an_independent_check(api, oracle, served, metric):
 def test_every_alert_is_adverse_or_not_and_its_band_is_in_the_metric_domain(served):
     assert {a["metric"] for a in served} >= {"tickets", "crashes"}
     for alert in served:
-        assert alert["adverse"] == (alert["direction"] == ("above" if alert["metric"] in LOWER_IS_BETTER
-                                                           else "below")), alert
+        assert alert["adverse"] == (
+            alert["direction"] == ("above" if alert["metric"] in LOWER_IS_BETTER else "below")
+        ), alert
         low, high = DOMAINS.get(alert["metric"], (-math.inf, math.inf))
         assert low <= alert["lower_bound"] <= alert["upper_bound"] <= high, alert
     tickets = [a for a in served if a["metric"] == "tickets"]
@@ -107,8 +127,9 @@ def test_the_bad_release_crash_spike_is_flagged(api):
 
 def test_bi_tools_see_the_same_alerts_in_the_mart(api, served):
     with duckdb.connect(str(api.warehouse), read_only=True) as con:
-        rows = con.execute("select metric_name, strftime(metric_date, '%Y-%m-%d'), direction "
-                           "from marts.fct_metric_alerts").fetchall()
+        rows = con.execute(
+            "select metric_name, strftime(metric_date, '%Y-%m-%d'), direction from marts.fct_metric_alerts"
+        ).fetchall()
     assert sorted(rows) == sorted((a["metric"], a["date"], a["direction"]) for a in served)
 
 
@@ -126,7 +147,9 @@ def test_filters_and_bad_input(api, served):
 def test_daily_values_mart_matches_hand_sql(api, oracle):
     """fct_metric_values_daily, the input of the check, against the landing files day by day."""
     with duckdb.connect(str(api.warehouse), read_only=True) as con:
-        rows = con.execute("select metric_name, metric_date, metric_value from marts.fct_metric_values_daily").fetchall()
+        rows = con.execute(
+            "select metric_name, metric_date, metric_value from marts.fct_metric_values_daily"
+        ).fetchall()
     mart: dict[str, dict[dt.date, float]] = {}
     for name, day, value in rows:
         mart.setdefault(name, {})[day] = value

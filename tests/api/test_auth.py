@@ -10,9 +10,8 @@ from __future__ import annotations
 import json
 import os
 import stat
-from pathlib import Path
-
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -32,14 +31,23 @@ def secured(built_warehouse, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("secured")
     (data_dir / "northstar.duckdb").symlink_to(os.path.realpath(built_warehouse.warehouse))
     oracle = Oracle(built_warehouse.landing_dir)
-    region = oracle.sql("select region, count(*) from src_events where region is not null "
-                        "group by 1 order by 2 desc limit 1")[0][0]
+    region = oracle.sql(
+        "select region, count(*) from src_events where region is not null group by 1 order by 2 desc limit 1"
+    )[0][0]
     tokens = {
         "reader": create_token(data_dir, "reader", "--scope", "metrics:read"),
         "experimenter": create_token(data_dir, "experimenter", "--scope", "experiments:read"),
         "admin": create_token(data_dir, "admin", "--scope", "admin"),
-        "regional": create_token(data_dir, "regional", "--scope", "metrics:read", "--scope", "experiments:read",
-                                 "--row-filter", f"region={region}"),
+        "regional": create_token(
+            data_dir,
+            "regional",
+            "--scope",
+            "metrics:read",
+            "--scope",
+            "experiments:read",
+            "--row-filter",
+            f"region={region}",
+        ),
         "doomed": create_token(data_dir, "doomed", "--scope", "metrics:read"),
     }
     server = Server(data_dir / "northstar.duckdb", env={"NORTHSTAR_DATA_DIR": str(data_dir)})
@@ -101,8 +109,9 @@ def test_a_revoked_token_stops_working_on_the_running_server(secured):
 def test_a_revoked_token_is_refused_on_a_kept_alive_connection(secured):
     token = create_token(secured["data_dir"], "kept", "--scope", "metrics:read")
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
-    with httpx.Client(base_url=secured["url"], headers={"Authorization": f"Bearer {token}"}, limits=limits,
-                      timeout=60) as client:
+    with httpx.Client(
+        base_url=secured["url"], headers={"Authorization": f"Bearer {token}"}, limits=limits, timeout=60
+    ) as client:
         before = client.get("/v1/metrics")
         assert before.status_code == 200
         northstar("tokens", "revoke", "kept", "--data-dir", str(secured["data_dir"]))
@@ -122,8 +131,10 @@ def _active_users_by_country(secured, token: str, where: list[dict] | None = Non
 
 def test_row_policy_restricts_every_answer(secured):
     region, oracle = secured["region"], secured["oracle"]
-    expected = {row[0]: row[1] for row in oracle.query(
-        ["active_users"], ["country"], where=[{"field": "region", "op": "=", "value": region}])}
+    expected = {
+        row[0]: row[1]
+        for row in oracle.query(["active_users"], ["country"], where=[{"field": "region", "op": "=", "value": region}])
+    }
     everyone = _active_users_by_country(secured, secured["tokens"]["reader"])
     restricted = _active_users_by_country(secured, secured["tokens"]["regional"])
     assert restricted == expected and restricted != everyone
@@ -139,9 +150,17 @@ def test_no_request_can_widen_a_row_policy(secured):
     widened = _active_users_by_country(secured, token, [{"field": "region", "op": "in", "values": [region, *others]}])
     assert widened == _active_users_by_country(secured, token)
     # A filter string that tries to OR its way out is ANDed with the policy all the same.
-    response = call(secured, token, "GET", "/v1/query", params={
-        "metrics": "active_users", "group_by": "region",
-        "where": f"{{{{ Dimension('user__account__region') }}}} = '{others[0]}' or 1 = 1"})
+    response = call(
+        secured,
+        token,
+        "GET",
+        "/v1/query",
+        params={
+            "metrics": "active_users",
+            "group_by": "region",
+            "where": f"{{{{ Dimension('user__account__region') }}}} = '{others[0]}' or 1 = 1",
+        },
+    )
     assert response.status_code == 200, response.text
     assert {row[0] for row in response.json()["rows"]} <= {region}
 
@@ -172,17 +191,27 @@ def test_a_restricted_readout_counts_only_the_users_the_policy_allows(secured):
         assert experiment["users"] < everyone[experiment_id]["users"]
         # CUPED off takes the direct statement, on (default) the build's per-user table: both restricted.
         for cuped in ("false", "true"):
-            readout = call(secured, token, "GET", f"/v1/experiments/{experiment_id}/readout",
-                           params={"metrics": "conversion", "cuped": cuped})
+            readout = call(
+                secured,
+                token,
+                "GET",
+                f"/v1/experiments/{experiment_id}/readout",
+                params={"metrics": "conversion", "cuped": cuped},
+            )
             assert readout.status_code == 200, readout.text
             row = readout.json()["results"][0]
-            control, = (v for v in expected if v == readout.json()["control_variant"])
+            (control,) = (v for v in expected if v == readout.json()["control_variant"])
             assert row["control_users"] == expected[control][0]
             assert row["control_mean"] == pytest.approx(expected[control][1], rel=1e-12)
             assert row["variant_mean"] == pytest.approx(expected[row["variant"]][1], rel=1e-12)
     # A slice by the policy's own field shows nothing beyond it.
-    sliced = call(secured, token, "GET", f"/v1/experiments/{experiment_id}/readout",
-                  params={"metrics": "conversion", "group_by": "region"})
+    sliced = call(
+        secured,
+        token,
+        "GET",
+        f"/v1/experiments/{experiment_id}/readout",
+        params={"metrics": "conversion", "group_by": "region"},
+    )
     assert sliced.status_code == 200, sliced.text
     assert {r["slice"]["region"] for r in sliced.json()["results"]} == {region}
 
@@ -191,8 +220,12 @@ def test_scorecards_answer_a_restricted_token_through_its_policy(secured):
     """Quality, releases and launches answer from the policy's rows (checked against the
     oracle with the policy as a filter); what the policy cannot restrict (incidents have no
     region) is withheld and named, never answered from every region."""
-    token, admin, region, oracle = (secured["tokens"]["regional"], secured["tokens"]["admin"], secured["region"],
-                                    secured["oracle"])
+    token, admin, region, oracle = (
+        secured["tokens"]["regional"],
+        secured["tokens"]["admin"],
+        secured["region"],
+        secured["oracle"],
+    )
     in_region = [{"field": "region", "op": "=", "value": region}]
 
     card = call(secured, token, "GET", "/v1/quality", params={"period": "week"})
@@ -214,10 +247,14 @@ def test_scorecards_answer_a_restricted_token_through_its_policy(secured):
     release = call(secured, token, "GET", "/v1/releases/android/5.3.0")
     assert release.status_code == 200, release.text
     release = release.json()
-    window = [{"field": "platform", "op": "=", "value": "android"},
-              {"field": "app_version", "op": "=", "value": "5.3.0"}, *in_region]
-    (users, crashed), = oracle.query(["active_users", "crashed_users"], where=window,
-                                     start=release["window_start"], end=release["window_end"])
+    window = [
+        {"field": "platform", "op": "=", "value": "android"},
+        {"field": "app_version", "op": "=", "value": "5.3.0"},
+        *in_region,
+    ]
+    ((users, crashed),) = oracle.query(
+        ["active_users", "crashed_users"], where=window, start=release["window_start"], end=release["window_end"]
+    )
     assert (release["current"]["active_users"], release["current"]["crashed_users"]) == (users, crashed or 0)
     assert users < call(secured, admin, "GET", "/v1/releases/android/5.3.0").json()["current"]["active_users"]
 
@@ -230,13 +267,19 @@ def test_scorecards_answer_a_restricted_token_through_its_policy(secured):
     scorecard = scorecard.json()
     assert scorecard["incidents_caused_by_launch"] is None and scorecard["feature_incidents"] == []
     assert {w["metric"] for w in scorecard["withheld"]} == {"incidents"}
-    feature = [{"field": "feature_key", "op": "=", "value": launch["feature_key"]},
-               {"field": "platform", "op": "in", "values": scorecard["platforms"]}, *in_region]
+    feature = [
+        {"field": "feature_key", "op": "=", "value": launch["feature_key"]},
+        {"field": "platform", "op": "in", "values": scorecard["platforms"]},
+        *in_region,
+    ]
     daily = dict(oracle.query(["feature_users"], ["metric_time__day"], where=feature))
-    assert scorecard["adoption"] and all(day["feature_users"] == daily.get(day["date"], 0)
-                                         for day in scorecard["adoption"])
-    assert scorecard["adopters"] < call(secured, admin, "GET",
-                                        f"/v1/launches/{launch['launch_id']}/scorecard").json()["adopters"]
+    assert scorecard["adoption"] and all(
+        day["feature_users"] == daily.get(day["date"], 0) for day in scorecard["adoption"]
+    )
+    assert (
+        scorecard["adopters"]
+        < call(secured, admin, "GET", f"/v1/launches/{launch['launch_id']}/scorecard").json()["adopters"]
+    )
 
     # Alerts are checks of every region's totals: nothing in them can be narrowed to one region.
     alerts = call(secured, token, "GET", "/v1/alerts")
@@ -248,8 +291,11 @@ def test_audit_log_says_who_asked_what(secured):
     call(secured, token, "POST", "/v1/query", json={"metrics": ["events"], "group_by": ["platform"]})
     call(secured, None, "GET", "/v1/metrics")
     lines = [json.loads(line) for line in (secured["data_dir"] / "audit.jsonl").read_text().splitlines()]
-    query = [e for e in lines if e["path"] == "/v1/query" and e["caller"] == "reader"
-             and e["body"] and e["body"]["metrics"] == ["events"]][-1]
+    query = [
+        e
+        for e in lines
+        if e["path"] == "/v1/query" and e["caller"] == "reader" and e["body"] and e["body"]["metrics"] == ["events"]
+    ][-1]
     assert query["status"] == 200 and int(query["rows"]) > 0 and query["ms"] > 0
     assert query["token_id"] and token not in json.dumps(lines)
     assert any(e["status"] == 401 and e["path"] == "/v1/metrics" and e["caller"] is None for e in lines)
@@ -258,8 +304,17 @@ def test_audit_log_says_who_asked_what(secured):
 def test_audit_log_is_private_and_keeps_no_secret(secured):
     token = secured["tokens"]["reader"]
     call(secured, token, "GET", f"/v1/query?metrics=events&group_by=platform&access_token={token}&password=hunter2")
-    call(secured, token, "POST", "/v1/query", json={"metrics": ["events"], "group_by": ["country"],
-                                                     "where": [{"field": "country", "op": "=", "value": token}]})
+    call(
+        secured,
+        token,
+        "POST",
+        "/v1/query",
+        json={
+            "metrics": ["events"],
+            "group_by": ["country"],
+            "where": [{"field": "country", "op": "=", "value": token}],
+        },
+    )
     path = secured["data_dir"] / "audit.jsonl"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     text = path.read_text()
@@ -281,8 +336,11 @@ def test_audit_log_rotates_by_size(tmp_path):
     kept = sorted(p.name for p in tmp_path.iterdir())
     assert kept == ["audit.jsonl", "audit.jsonl.1", "audit.jsonl.2"]
     assert all(p.stat().st_size <= 1000 and stat.S_IMODE(p.stat().st_mode) == 0o600 for p in tmp_path.iterdir())
-    numbers = [json.loads(line)["n"] for name in ("audit.jsonl.2", "audit.jsonl.1", "audit.jsonl")
-               for line in (tmp_path / name).read_text().splitlines()]
+    numbers = [
+        json.loads(line)["n"]
+        for name in ("audit.jsonl.2", "audit.jsonl.1", "audit.jsonl")
+        for line in (tmp_path / name).read_text().splitlines()
+    ]
     assert numbers == list(range(100 - len(numbers), 100))  # the newest lines, in order, none lost in between
 
 
@@ -313,8 +371,12 @@ def test_a_broken_or_emptied_token_store_fails_closed(built_warehouse, tmp_path)
     try:
         server.wait_ready()
         assert status()[0] == 200
-        for content, cause in [('{"tokens": [', "not valid JSON"), ("", "empty"),
-                               ('{"tokens": [{"id": "x"}]}', "record 1"), (None, "missing")]:
+        for content, cause in [
+            ('{"tokens": [', "not valid JSON"),
+            ("", "empty"),
+            ('{"tokens": [{"id": "x"}]}', "record 1"),
+            (None, "missing"),
+        ]:
             if content is None:
                 store.unlink()
             else:
@@ -353,18 +415,43 @@ def test_a_broken_or_emptied_token_store_fails_closed(built_warehouse, tmp_path)
     try:
         server.wait_ready()
         assert status(None)[0] == 200
-        assert "open mode (--open)" in server.output() and "tokens of this data directory are ignored" in server.output()
+        assert (
+            "open mode (--open)" in server.output() and "tokens of this data directory are ignored" in server.output()
+        )
     finally:
         server.stop()
 
 
 def test_open_mode_refuses_a_public_interface(built_warehouse, tmp_path):
-    proc = northstar("serve", "--warehouse", str(built_warehouse.warehouse), "--host", "0.0.0.0",
-                     "--port", "1", "--sql-port", "0", env={"NORTHSTAR_DATA_DIR": str(tmp_path)}, check=False,
-                     timeout=60)
+    proc = northstar(
+        "serve",
+        "--warehouse",
+        str(built_warehouse.warehouse),
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "1",
+        "--sql-port",
+        "0",
+        env={"NORTHSTAR_DATA_DIR": str(tmp_path)},
+        check=False,
+        timeout=60,
+    )
     assert proc.returncode == 1
     assert "no API token" in proc.stderr and "--allow-open" in proc.stderr
-    explicit = northstar("serve", "--warehouse", str(built_warehouse.warehouse), "--host", "0.0.0.0", "--open",
-                         "--port", "1", "--sql-port", "0", env={"NORTHSTAR_DATA_DIR": str(tmp_path)}, check=False,
-                         timeout=60)
+    explicit = northstar(
+        "serve",
+        "--warehouse",
+        str(built_warehouse.warehouse),
+        "--host",
+        "0.0.0.0",
+        "--open",
+        "--port",
+        "1",
+        "--sql-port",
+        "0",
+        env={"NORTHSTAR_DATA_DIR": str(tmp_path)},
+        check=False,
+        timeout=60,
+    )
     assert explicit.returncode == 1 and "--open would be open" in explicit.stderr and "--allow-open" in explicit.stderr

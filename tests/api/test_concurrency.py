@@ -29,8 +29,15 @@ SECONDS = {1: 2.0, 8: 3.0, 32: 5.0}  # about 10 s of load in all
 POOL_SIZE = 120
 GRAINS = ("day", "week", "month", "quarter", "year")
 # Where the sample's metric time lies: ranges mostly over the event data, some wider.
-RANGES = [(None, None), ("2026-01-05", "2026-04-05"), ("2026-02-01", "2026-03-01"), ("2026-01-12", "2026-01-19"),
-          ("2026-03-08T02:00:00", "2026-03-20T17:30:00"), ("2025-01-01", None), (None, "2026-02-15")]
+RANGES = [
+    (None, None),
+    ("2026-01-05", "2026-04-05"),
+    ("2026-02-01", "2026-03-01"),
+    ("2026-01-12", "2026-01-19"),
+    ("2026-03-08T02:00:00", "2026-03-20T17:30:00"),
+    ("2025-01-01", None),
+    (None, "2026-02-15"),
+]
 UNIQUE_LIMITS = itertools.count(10_000_000)  # far above any row count: the limit never cuts
 
 
@@ -93,8 +100,13 @@ def query_pool(client: httpx.Client, size: int, seed: int = 20260308) -> list[di
             dimension = rng.choice(slices)
             present = values_of(dimension)
             if present:
-                body["where"] = [{"field": dimension, "op": "in",
-                                  "values": rng.sample(present, min(len(present), rng.randint(1, 3)))}]
+                body["where"] = [
+                    {
+                        "field": dimension,
+                        "op": "in",
+                        "values": rng.sample(present, min(len(present), rng.randint(1, 3))),
+                    }
+                ]
         if rng.random() < 0.15:
             body["timezone"] = rng.choice(["Europe/Berlin", "America/Los_Angeles", "Asia/Kolkata"])
         if rng.random() < 0.15:
@@ -120,8 +132,9 @@ class Tally:
                 self.failures.append(failure)
 
 
-def load(base_url: str, pool: list[tuple[dict[str, Any], dict[str, Any]]], clients: int,
-         seconds: float) -> tuple[Tally, float]:
+def load(
+    base_url: str, pool: list[tuple[dict[str, Any], dict[str, Any]]], clients: int, seconds: float
+) -> tuple[Tally, float]:
     """`clients` threads querying the pool until `seconds` have passed; every answer checked."""
     tally = Tally()
     barrier = threading.Barrier(clients + 1)
@@ -178,10 +191,13 @@ def test_concurrent_clients_get_the_sequential_answers(api):
     report = []
     for clients in CLIENT_COUNTS:
         tally, elapsed = load(api.base_url, pool, clients, SECONDS[clients])
-        assert not tally.failures, (f"{clients} clients: {len(tally.failures)}+ bad answers:\n"
-                                    + "\n".join(tally.failures))
+        assert not tally.failures, f"{clients} clients: {len(tally.failures)}+ bad answers:\n" + "\n".join(
+            tally.failures
+        )
         assert tally.requests >= clients, f"{clients} clients sent only {tally.requests} requests"
-        report.append(f"{clients} client{'s' if clients > 1 else ''}: {tally.requests / elapsed:.1f} req/s "
-                      f"({tally.requests} requests, {tally.uncached} with a fresh limit, "
-                      f"{tally.computed} not from cache, {elapsed:.1f} s)")
+        report.append(
+            f"{clients} client{'s' if clients > 1 else ''}: {tally.requests / elapsed:.1f} req/s "
+            f"({tally.requests} requests, {tally.uncached} with a fresh limit, "
+            f"{tally.computed} not from cache, {elapsed:.1f} s)"
+        )
     print("\nthroughput over HTTP, all answers checked: " + "; ".join(report))

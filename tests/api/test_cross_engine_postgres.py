@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.cross_engine import CrossEngine, answer, build_info, duckdb_table, plain_rows, rows_of
+from tests.api.cross_engine import CrossEngine, answer, build_info, duckdb_table, plain_rows
 from tests.oracle import GRAINS, METRICS
 
 _compare = CrossEngine("PostgreSQL")
@@ -32,13 +32,17 @@ def test_every_metric_by_each_slice(api: Any, postgres_api: Any, metric: str) ->
 
 
 def test_all_metrics_together_in_a_time_zone(api: Any, postgres_api: Any) -> None:
-    same_query(api, postgres_api, {"metrics": list(METRICS), "group_by": ["metric_time__day"],
-                                   "timezone": "America/New_York"})
+    same_query(
+        api, postgres_api, {"metrics": list(METRICS), "group_by": ["metric_time__day"], "timezone": "America/New_York"}
+    )
 
 
 def test_sunday_weeks(api: Any, postgres_api: Any) -> None:
-    same_query(api, postgres_api, {"metrics": ["active_users", "revenue"], "group_by": ["metric_time__week"],
-                                   "week_start": "sunday"})
+    same_query(
+        api,
+        postgres_api,
+        {"metrics": ["active_users", "revenue"], "group_by": ["metric_time__week"], "week_start": "sunday"},
+    )
 
 
 def test_experiment_readouts(api: Any, postgres_api: Any) -> None:
@@ -49,8 +53,11 @@ def test_experiment_readouts(api: Any, postgres_api: Any) -> None:
         metrics = answer(api, "GET", f"/v1/experiments/{experiment['experiment_id']}/metrics")["metrics"]
         names = ",".join(m["name"] if isinstance(m, dict) else m for m in metrics)
         for params in ({"metrics": names}, {"metrics": names, "group_by": "platform", "cuped": "false"}):
-            same(answer(api, "GET", url, params=params), answer(postgres_api, "GET", url, params=params),
-                 f"{url}?{params}")
+            same(
+                answer(api, "GET", url, params=params),
+                answer(postgres_api, "GET", url, params=params),
+                f"{url}?{params}",
+            )
 
 
 @pytest.mark.parametrize("url", ["/v1/quality", "/v1/alerts", "/v1/releases", "/v1/launches"])
@@ -63,16 +70,24 @@ def test_metrics_together_by_a_slice(api: Any, postgres_api: Any) -> None:
     prior week's revenue adds no buckets of its own): PostgreSQL stacks them (`UNION ALL` +
     `GROUP BY`) where DuckDB joins them on null-safe keys."""
     for grain in ("day", "week", "month"):
-        same_query(api, postgres_api, {
-            "metrics": ["active_users", "revenue", "revenue_change_vs_prior_week"],
-            "group_by": [f"metric_time__{grain}", "platform"]})
+        same_query(
+            api,
+            postgres_api,
+            {
+                "metrics": ["active_users", "revenue", "revenue_change_vs_prior_week"],
+                "group_by": [f"metric_time__{grain}", "platform"],
+            },
+        )
 
 
-@pytest.mark.parametrize("where", [
-    "{{ Dimension('user__country') }} = 3",  # text against a bound number: no such operator
-    "{{ Dimension('user__country') }} = true",  # text against a boolean written in the SQL
-    "{{ TimeDimension('metric_time', 'day') }} = 'ES'",  # a date against a string that is none
-])
+@pytest.mark.parametrize(
+    "where",
+    [
+        "{{ Dimension('user__country') }} = 3",  # text against a bound number: no such operator
+        "{{ Dimension('user__country') }} = true",  # text against a boolean written in the SQL
+        "{{ TimeDimension('metric_time', 'day') }} = 'ES'",  # a date against a string that is none
+    ],
+)
 def test_a_filter_value_of_the_wrong_type_is_the_same_422(api: Any, postgres_api: Any, where: str) -> None:
     """The warehouse refuses the comparison in its own words (DuckDB: a conversion error;
     PostgreSQL: invalid input syntax, or no such operator); the client reads one status, code

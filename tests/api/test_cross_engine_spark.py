@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.api.cross_engine import CrossEngine, answer, build_info, duckdb_table, plain_rows, rows_of
+from tests.api.cross_engine import CrossEngine, answer, build_info, duckdb_table, plain_rows
 from tests.oracle import GRAINS, METRICS
 
 pytestmark = pytest.mark.slow
@@ -36,22 +36,35 @@ def test_every_metric_by_each_slice(api: Any, spark_api: Any, metric: str) -> No
 
 
 def test_all_metrics_together_in_a_time_zone(api: Any, spark_api: Any) -> None:
-    same_query(api, spark_api, {"metrics": list(METRICS), "group_by": ["metric_time__day"],
-                                "timezone": "America/New_York"})
+    same_query(
+        api, spark_api, {"metrics": list(METRICS), "group_by": ["metric_time__day"], "timezone": "America/New_York"}
+    )
 
 
 def test_sunday_weeks_and_a_date_range(api: Any, spark_api: Any) -> None:
-    same_query(api, spark_api, {"metrics": ["active_users", "revenue"], "group_by": ["metric_time__week"],
-                                "week_start": "sunday", "start": "2026-02-01", "end": "2026-03-01"})
+    same_query(
+        api,
+        spark_api,
+        {
+            "metrics": ["active_users", "revenue"],
+            "group_by": ["metric_time__week"],
+            "week_start": "sunday",
+            "start": "2026-02-01",
+            "end": "2026-03-01",
+        },
+    )
 
 
 def test_filter_values_are_bound_not_pasted(api: Any, spark_api: Any) -> None:
     # a quote and a colon (Spark's parameter marker) in a value answer as a plain value would
-    for where in ([{"field": "platform", "op": "!=", "value": "o'brien: :p0"}],
-                  [{"field": "country", "op": "=", "value": "US"}],
-                  ["{{ Dimension('user__country') }} = 'US'"]):
-        same_query(api, spark_api, {"metrics": ["events", "revenue"], "group_by": ["metric_time__month"],
-                                    "where": where})
+    for where in (
+        [{"field": "platform", "op": "!=", "value": "o'brien: :p0"}],
+        [{"field": "country", "op": "=", "value": "US"}],
+        ["{{ Dimension('user__country') }} = 'US'"],
+    ):
+        same_query(
+            api, spark_api, {"metrics": ["events", "revenue"], "group_by": ["metric_time__month"], "where": where}
+        )
 
 
 def test_experiment_readouts(api: Any, spark_api: Any) -> None:
@@ -63,8 +76,9 @@ def test_experiment_readouts(api: Any, spark_api: Any) -> None:
         metrics = answer(api, "GET", f"/v1/experiments/{experiment['experiment_id']}/metrics")["metrics"]
         names = ",".join(m["name"] if isinstance(m, dict) else m for m in metrics)
         for params in ({"metrics": names}, {"metrics": names, "group_by": "platform", "cuped": "false"}):
-            same(answer(api, "GET", url, params=params), answer(spark_api, "GET", url, params=params),
-                 f"{url}?{params}")
+            same(
+                answer(api, "GET", url, params=params), answer(spark_api, "GET", url, params=params), f"{url}?{params}"
+            )
 
 
 @pytest.mark.parametrize("url", ["/v1/quality", "/v1/alerts", "/v1/releases", "/v1/launches"])

@@ -12,35 +12,59 @@ EXPERIMENT = "/v1/experiments/exp_checkout_redesign/readout"
 
 # (mistake, expected status, expected code, field, [(method, path, params or body)])
 CASES = [
-    ("bad date", 422, "invalid_query", {"start", "since"}, [
-        ("GET", "/v1/query", {"metrics": "events", "start": "2026-02-30"}),
-        ("POST", "/v1/query", {"metrics": ["events"], "start": "2026-02-30"}),
-        ("POST", "/v1/compile", {"metrics": ["events"], "start": "2026-02-30"}),
-        ("GET", "/v1/quality", {"start": "2026-02-30"}),
-        ("GET", "/v1/alerts", {"since": "2026-02-30"}),
-    ]),
-    ("inverted range", 422, "invalid_query", {"start", "since"}, [
-        ("GET", "/v1/query", {"metrics": "events", "start": "2026-03-01", "end": "2026-02-01"}),
-        ("POST", "/v1/query", {"metrics": ["events"], "start": "2026-03-01", "end": "2026-02-01"}),
-        ("POST", "/v1/compile", {"metrics": ["events"], "start": "2026-03-01", "end": "2026-02-01"}),
-        ("GET", "/v1/quality", {"start": "2026-03-01", "end": "2026-02-01"}),
-        ("GET", "/v1/alerts", {"since": "2026-03-01", "until": "2026-02-01"}),
-    ]),
-    ("wrong type", 422, "invalid_request", {"limit", "window_days", "alpha"}, [
-        ("GET", "/v1/query", {"metrics": "events", "limit": "ten"}),
-        ("POST", "/v1/query", {"metrics": ["events"], "limit": "ten"}),
-        ("POST", "/v1/compile", {"metrics": ["events"], "limit": "ten"}),
-        ("GET", "/v1/releases", {"window_days": "ten"}),
-        ("GET", "/v1/launches/any/scorecard", {"window_days": "ten"}),
-        ("GET", EXPERIMENT, {"alpha": "ten"}),
-    ]),
-    ("unknown metric", 422, "unknown_metric", {"metric", "metrics", None}, [
-        ("GET", "/v1/query", {"metrics": "evnts"}),
-        ("POST", "/v1/query", {"metrics": ["evnts"]}),
-        ("POST", "/v1/compile", {"metrics": ["evnts"]}),
-        ("GET", "/v1/alerts", {"metric": "evnts"}),
-        ("GET", EXPERIMENT, {"metrics": "convrsion"}),
-    ]),
+    (
+        "bad date",
+        422,
+        "invalid_query",
+        {"start", "since"},
+        [
+            ("GET", "/v1/query", {"metrics": "events", "start": "2026-02-30"}),
+            ("POST", "/v1/query", {"metrics": ["events"], "start": "2026-02-30"}),
+            ("POST", "/v1/compile", {"metrics": ["events"], "start": "2026-02-30"}),
+            ("GET", "/v1/quality", {"start": "2026-02-30"}),
+            ("GET", "/v1/alerts", {"since": "2026-02-30"}),
+        ],
+    ),
+    (
+        "inverted range",
+        422,
+        "invalid_query",
+        {"start", "since"},
+        [
+            ("GET", "/v1/query", {"metrics": "events", "start": "2026-03-01", "end": "2026-02-01"}),
+            ("POST", "/v1/query", {"metrics": ["events"], "start": "2026-03-01", "end": "2026-02-01"}),
+            ("POST", "/v1/compile", {"metrics": ["events"], "start": "2026-03-01", "end": "2026-02-01"}),
+            ("GET", "/v1/quality", {"start": "2026-03-01", "end": "2026-02-01"}),
+            ("GET", "/v1/alerts", {"since": "2026-03-01", "until": "2026-02-01"}),
+        ],
+    ),
+    (
+        "wrong type",
+        422,
+        "invalid_request",
+        {"limit", "window_days", "alpha"},
+        [
+            ("GET", "/v1/query", {"metrics": "events", "limit": "ten"}),
+            ("POST", "/v1/query", {"metrics": ["events"], "limit": "ten"}),
+            ("POST", "/v1/compile", {"metrics": ["events"], "limit": "ten"}),
+            ("GET", "/v1/releases", {"window_days": "ten"}),
+            ("GET", "/v1/launches/any/scorecard", {"window_days": "ten"}),
+            ("GET", EXPERIMENT, {"alpha": "ten"}),
+        ],
+    ),
+    (
+        "unknown metric",
+        422,
+        "unknown_metric",
+        {"metric", "metrics", None},
+        [
+            ("GET", "/v1/query", {"metrics": "evnts"}),
+            ("POST", "/v1/query", {"metrics": ["evnts"]}),
+            ("POST", "/v1/compile", {"metrics": ["evnts"]}),
+            ("GET", "/v1/alerts", {"metric": "evnts"}),
+            ("GET", EXPERIMENT, {"metrics": "convrsion"}),
+        ],
+    ),
 ]
 
 LEAKS = ("duckdb", "sqlglot", "Conversion Error", "Traceback", "<class", "Binder Error", "Parser Error")
@@ -71,32 +95,43 @@ def test_the_same_mistake_gets_the_same_answer_on_every_route(api, mistake, stat
 
 
 def test_unknown_names_in_a_path_are_404(api):
-    for path in ("/v1/metrics/evnts", "/v1/experiments/exp_nope/readout", "/v1/releases/android/0.0.1",
-                 "/v1/launches/nope/scorecard"):
+    for path in (
+        "/v1/metrics/evnts",
+        "/v1/experiments/exp_nope/readout",
+        "/v1/releases/android/0.0.1",
+        "/v1/launches/nope/scorecard",
+    ):
         _check(api.client.get(path), 404, api.client.get(path).json()["error"]["code"])
 
 
 def test_internal_text_stays_in_the_log(api):
     # A boolean against a text column, written in a filter string: DuckDB's words stay out.
     where = "{{ Dimension('user__country') }} = true"
-    error = _check(api.client.get("/v1/query", params={"metrics": "active_users", "where": where}),
-                   422, "invalid_filter")
+    error = _check(
+        api.client.get("/v1/query", params={"metrics": "active_users", "where": where}), 422, "invalid_filter"
+    )
     assert "country" in error["message"] and "BOOL" not in error["message"]
     # An incomplete filter string: sqlglot's words stay out.
-    error = _check(api.client.get("/v1/query", params={"metrics": "events",
-                                                       "where": "{{ Dimension('user__country') }} = "}),
-                   422, "invalid_filter")
+    error = _check(
+        api.client.get("/v1/query", params={"metrics": "events", "where": "{{ Dimension('user__country') }} = "}),
+        422,
+        "invalid_filter",
+    )
     assert "incomplete or malformed" in error["message"] and "EQ" not in error["message"]
 
 
 def test_a_saved_query_and_other_metrics_are_refused(api):
-    error = _check(api.client.post("/v1/query", json={"saved_query": "weekly_active_users_by_platform",
-                                                      "metrics": ["events"]}), 422, "invalid_query")
+    error = _check(
+        api.client.post("/v1/query", json={"saved_query": "weekly_active_users_by_platform", "metrics": ["events"]}),
+        422,
+        "invalid_query",
+    )
     assert error["field"] == "metrics" and error["suggestions"] == ["active_users"]
     assert "weekly_active_users_by_platform" in error["message"] and "'events'" in error["message"]
     # The saved query's own metrics beside it are not a conflict.
-    same = api.client.post("/v1/query", json={"saved_query": "weekly_active_users_by_platform",
-                                              "metrics": ["active_users"]})
+    same = api.client.post(
+        "/v1/query", json={"saved_query": "weekly_active_users_by_platform", "metrics": ["active_users"]}
+    )
     assert same.status_code == 200, same.text
 
 

@@ -12,7 +12,8 @@ from scipy import stats
 
 from tests.api.sql_endpoint.sql_servers import sql_server  # noqa: F401  (fixture)
 from tests.api.test_auth import call, secured  # noqa: F401  (fixture)
-from tests.oracle import EXPERIMENT_POPULATION as POPULATION, Oracle, hand_conversion
+from tests.oracle import EXPERIMENT_POPULATION as POPULATION
+from tests.oracle import Oracle, hand_conversion
 
 ELIGIBLE = """
     with ev as (select distinct e.* from events e join users u on u.user_id = e.user_id
@@ -34,7 +35,8 @@ def test_plan_from_the_warehouse_equals_hand_sql_and_scipy(api):
     body = api.client.get("/v1/experiments/plan", params={"metric": "conversion", "mde": 0.2, "weeks": 6}).json()
     oracle = Oracle(api.landing_dir)
     n, mean, variance, corr = oracle.sql(
-        f"select count(*), avg(converted), var_samp(converted), corr(converted, converted_before) from ({ELIGIBLE})")[0]
+        f"select count(*), avg(converted), var_samp(converted), corr(converted, converted_before) from ({ELIGIBLE})"
+    )[0]
     assert body["eligible_users"] == n
     assert body["mean"] == pytest.approx(mean, rel=1e-12)
     assert body["variance"] == pytest.approx(variance, rel=1e-9)
@@ -54,13 +56,20 @@ def test_plan_from_the_warehouse_equals_hand_sql_and_scipy(api):
 
 
 def test_plan_errors_name_the_field(api):
-    for params, field in (({"metric": "conversion"}, "mde"), ({"metric": "conversoin", "mde": 0.1}, "metric"),
-                          ({"metric": "conversion", "mde": -1}, "mde")):
+    for params, field in (
+        ({"metric": "conversion"}, "mde"),
+        ({"metric": "conversoin", "mde": 0.1}, "metric"),
+        ({"metric": "conversion", "mde": -1}, "mde"),
+    ):
         response = api.client.get("/v1/experiments/plan", params=params)
         assert response.status_code == 422, response.text
         assert field in response.text
-    assert "conversion" in api.client.get("/v1/experiments/plan",
-                                          params={"metric": "conversoin", "mde": 0.1}).json()["error"]["suggestions"]
+    assert (
+        "conversion"
+        in api.client.get("/v1/experiments/plan", params={"metric": "conversoin", "mde": 0.1}).json()["error"][
+            "suggestions"
+        ]
+    )
 
 
 def test_health_of_the_sample_equals_hand_sql(api):
@@ -68,16 +77,22 @@ def test_health_of_the_sample_equals_hand_sql(api):
     for experiment in api.client.get("/v1/experiments").json()["experiments"]:
         experiment_id = experiment["experiment_id"]
         body = api.client.get(f"/v1/experiments/{experiment_id}/health").json()
-        several = oracle.sql("""
+        several = oracle.sql(
+            """
             select count(*) from (select a.user_id from experiment_assignments a join users u using (user_id)
                                   where u.is_internal is not true and a.experiment_id = ?
-                                  group by 1 having count(distinct a.variant) > 1)""", [experiment_id])[0][0]
+                                  group by 1 having count(distinct a.variant) > 1)""",
+            [experiment_id],
+        )[0][0]
         users = sum(v["users"] for v in experiment["variants"])
         assert body["multiple_exposure_users"] == several
         assert body["multiple_exposure_share"] == pytest.approx(several / users)
         assert body["multiple_exposure_warning"] is (several / users > 0.01)
-        daily = oracle.sql(f"""select cast(assigned_at as date), variant, count(*) from ({POPULATION})
-                               group by 1, 2 order by 1, 2""", [experiment_id])
+        daily = oracle.sql(
+            f"""select cast(assigned_at as date), variant, count(*) from ({POPULATION})
+                               group by 1, 2 order by 1, 2""",
+            [experiment_id],
+        )
         got = {(d["date"], v): n for d in body["daily"] for v, n in d["users"].items() if n}
         assert got == {(str(day), variant): n for day, variant, n in daily}
         for day in body["daily"]:
@@ -87,16 +102,25 @@ def test_health_of_the_sample_equals_hand_sql(api):
         assert body["assigned_before_start"] == body["assigned_after_end"] == 0
     checkout = api.client.get("/v1/experiments/exp_checkout_redesign/health").json()
     assert checkout["planned_users_per_variant"] is not None  # plan: {metric: conversion, mde: 0.3}
-    assert checkout["planned_sample_reached"] is (checkout["smallest_variant_users"] >= checkout["planned_users_per_variant"])
+    assert checkout["planned_sample_reached"] is (
+        checkout["smallest_variant_users"] >= checkout["planned_users_per_variant"]
+    )
     assert api.client.get("/v1/experiments/exp_nope/health").status_code == 404
 
 
 def test_readout_groups_metrics_by_role_and_decides(api):
     body = api.client.get("/v1/experiments/exp_checkout_redesign/readout").json()
-    assert body["roles"] == {"goal": ["conversion"], "secondary": ["revenue_per_user", "sessions_per_user"],
-                             "guardrail": ["crashed"]}
+    assert body["roles"] == {
+        "goal": ["conversion"],
+        "secondary": ["revenue_per_user", "sessions_per_user"],
+        "guardrail": ["crashed"],
+    }
     assert {r["metric"]: r["role"] for r in body["results"]} == {
-        "conversion": "goal", "revenue_per_user": "secondary", "sessions_per_user": "secondary", "crashed": "guardrail"}
+        "conversion": "goal",
+        "revenue_per_user": "secondary",
+        "sessions_per_user": "secondary",
+        "crashed": "guardrail",
+    }
     # conversion is the planted, significant win; crashed does not move: ship.
     [decision] = body["decisions"]
     assert decision["decision"] == "ship" and decision["winning_goals"] == ["conversion"]
@@ -107,8 +131,9 @@ def test_readout_groups_metrics_by_role_and_decides(api):
 
 
 def test_sliced_readouts_are_corrected_across_slices_and_capped(api):
-    body = api.client.get("/v1/experiments/exp_checkout_redesign/readout",
-                          params={"metrics": "conversion", "group_by": "country"}).json()
+    body = api.client.get(
+        "/v1/experiments/exp_checkout_redesign/readout", params={"metrics": "conversion", "group_by": "country"}
+    ).json()
     rows = [r for r in body["results"] if r["p_value"] is not None]
     ps = [r["p_value"] for r in rows]
     # Holm-Bonferroni by hand: sorted p_(i) * (m - i + 1), running max, capped at 1.
@@ -122,9 +147,10 @@ def test_sliced_readouts_are_corrected_across_slices_and_capped(api):
         if r["p_value"] < 0.05 <= r["slice_adjusted_p_value"] and "too_few_users" not in r["flags"]:
             assert "not_significant_across_slices" in r["flags"] and "not judged" in r["verdict"]
     assert body["decisions"] == []
-    too_many = api.client.get("/v1/experiments/exp_checkout_redesign/readout",
-                              params={"metrics": "conversion",
-                                      "group_by": "platform,country,user__signup_at__day"})
+    too_many = api.client.get(
+        "/v1/experiments/exp_checkout_redesign/readout",
+        params={"metrics": "conversion", "group_by": "platform,country,user__signup_at__day"},
+    )
     assert too_many.status_code == 422
     error = too_many.json()["error"]
     assert error["field"] == "group_by" and "more than the 200" in error["message"]
@@ -134,20 +160,29 @@ def _api_rows(api, experiment_id: str, metrics: str, slices: list[str]) -> dict[
     """The readout API's rows keyed like fct_experiment_results."""
     out = {}
     for group_by in ["", *slices]:
-        body = api.client.get(f"/v1/experiments/{experiment_id}/readout",
-                              params={"metrics": metrics, "group_by": group_by}).json()
+        body = api.client.get(
+            f"/v1/experiments/{experiment_id}/readout", params={"metrics": metrics, "group_by": group_by}
+        ).json()
         decisions = {d["variant"]: d["decision"] for d in body["decisions"]}
         for row in body["results"]:
             key = ",".join(f"{k}={'(none)' if v is None else v}" for k, v in row["slice"].items()) or "all"
             out[f"{experiment_id}|{row['variant']}|{row['metric']}|{key}"] = {
-                "role": row["role"], "control_users": row["control_users"], "variant_users": row["variant_users"],
-                "control_mean": row["control_mean"], "variant_mean": row["variant_mean"],
-                "relative_lift": row["relative_lift"], "ci_low": row["ci_low"], "ci_high": row["ci_high"],
-                "p_value": row["p_value"], "chance_to_win": row["chance_to_win"], "verdict": row["verdict"],
+                "role": row["role"],
+                "control_users": row["control_users"],
+                "variant_users": row["variant_users"],
+                "control_mean": row["control_mean"],
+                "variant_mean": row["variant_mean"],
+                "relative_lift": row["relative_lift"],
+                "ci_low": row["ci_low"],
+                "ci_high": row["ci_high"],
+                "p_value": row["p_value"],
+                "chance_to_win": row["chance_to_win"],
+                "verdict": row["verdict"],
                 "flags": ",".join(row["flags"]) or None,
                 "adjusted_p_value": row["slice_adjusted_p_value"] if row["slice"] else row["adjusted_p_value"],
                 "cuped_p_value": row["cuped"]["p_value"] if row["cuped"] else None,
-                "decision": None if row["slice"] else decisions.get(row["variant"])}
+                "decision": None if row["slice"] else decisions.get(row["variant"]),
+            }
     return out
 
 
@@ -170,8 +205,15 @@ def assert_tables_equal_api(api, fetch) -> None:
     health = {r["experiment_id"]: r for r in fetch("select * from marts.fct_experiment_health")}
     for experiment_id, row in health.items():
         body = api.client.get(f"/v1/experiments/{experiment_id}/health").json()
-        for column in ("users", "multiple_exposure_users", "assigned_before_start", "assigned_after_end",
-                       "planned_users_per_variant", "planned_sample_reached", "srm_warning"):
+        for column in (
+            "users",
+            "multiple_exposure_users",
+            "assigned_before_start",
+            "assigned_after_end",
+            "planned_users_per_variant",
+            "planned_sample_reached",
+            "srm_warning",
+        ):
             assert row[column] == body[column], (experiment_id, column)
         assert row["srm_p_value"] == pytest.approx(body["srm_p_value"], rel=1e-12)
         assert row["imbalanced_days"] == len(body["imbalanced_days"])
@@ -197,6 +239,7 @@ def test_written_tables_read_through_the_sql_endpoint_equal_the_api(api, sql_ser
     import psycopg
 
     with psycopg.connect(sql_server.dsn()) as conn:
+
         def fetch(sql):
             cursor = conn.execute(sql)
             names = [d.name for d in cursor.description]
@@ -209,12 +252,15 @@ def test_a_restricted_token_plans_and_checks_health_over_its_users_only(secured)
     """A row-level policy (region) holds for plans and health too."""
     region, oracle, token = secured["region"], secured["oracle"], secured["tokens"]["regional"]
     body = call(secured, token, "GET", "/v1/experiments/plan", params={"metric": "conversion", "mde": 0.2}).json()
-    in_region = (f"select e.* from ({ELIGIBLE}) e join users u on u.user_id = e.user_id "
-                 "join accounts ac on ac.account_id = u.account_id where ac.region = ?")
+    in_region = (
+        f"select e.* from ({ELIGIBLE}) e join users u on u.user_id = e.user_id "
+        "join accounts ac on ac.account_id = u.account_id where ac.region = ?"
+    )
     n, mean = oracle.sql(f"select count(*), avg(converted) from ({in_region})", [region])[0]
     assert body["eligible_users"] == n and body["mean"] == pytest.approx(mean, rel=1e-12)
-    everyone = call(secured, secured["tokens"]["admin"], "GET", "/v1/experiments/plan",
-                    params={"metric": "conversion", "mde": 0.2}).json()
+    everyone = call(
+        secured, secured["tokens"]["admin"], "GET", "/v1/experiments/plan", params={"metric": "conversion", "mde": 0.2}
+    ).json()
     assert n < everyone["eligible_users"]
     health = call(secured, token, "GET", "/v1/experiments/exp_checkout_redesign/health").json()
     expected = hand_conversion(oracle, "exp_checkout_redesign", region)

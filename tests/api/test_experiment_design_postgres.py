@@ -37,7 +37,10 @@ def test_postgres_tables_equal_the_duckdb_tables(api, postgres_api):
     conn, fetch = _fetcher(postgres_api)
     con = duckdb.connect(str(api.warehouse), read_only=True)
     try:
-        for table, key in (("fct_experiment_results", "experiment_result_key"), ("fct_experiment_health", "experiment_id")):
+        for table, key in (
+            ("fct_experiment_results", "experiment_result_key"),
+            ("fct_experiment_health", "experiment_id"),
+        ):
             cursor = con.execute(f"select * from marts.{table}")
             names = [d[0] for d in cursor.description]
             duck = {r[names.index(key)]: dict(zip(names, r)) for r in cursor.fetchall()}

@@ -30,21 +30,28 @@ def _plant(landing) -> None:
     con.execute(f"create table a as select * from '{assignments}'")
     con.execute(f"create table e as select * from '{errors}'")
     con.execute(f"create table u as select * from '{users}' where is_internal is not true")
-    started, ended = con.execute(f"select started_at, ended_at from '{landing / 'experiments.parquet'}' "
-                                 "where experiment_id = ?", [EXPERIMENT]).fetchone()
+    started, ended = con.execute(
+        f"select started_at, ended_at from '{landing / 'experiments.parquet'}' where experiment_id = ?", [EXPERIMENT]
+    ).fetchone()
     # users seen in the other arm a day after their (first) assignment
-    con.execute("""insert into a select experiment_id, user_id,
+    con.execute(
+        """insert into a select experiment_id, user_id,
                    case when variant = 'control' then 'treatment' else 'control' end, assigned_at + interval 1 day
                    from (select * from a where experiment_id = ? and user_id in (select user_id from u)
                          qualify count(*) over (partition by user_id) = 1 order by user_id limit ?)""",
-                [EXPERIMENT, REASSIGNED])
-    fresh = [r[0] for r in con.execute(
-        "select user_id from u where user_id not in (select user_id from a where experiment_id = ?) order by user_id",
-        [EXPERIMENT]).fetchall()]
+        [EXPERIMENT, REASSIGNED],
+    )
+    fresh = [
+        r[0]
+        for r in con.execute(
+            "select user_id from u where user_id not in (select user_id from a where experiment_id = ?) order by user_id",
+            [EXPERIMENT],
+        ).fetchall()
+    ]
     planted = [(u, "control", started - dt.timedelta(days=2)) for u in fresh[:BEFORE]]
-    planted += [(u, "treatment", ended + dt.timedelta(days=1)) for u in fresh[BEFORE:BEFORE + AFTER]]
+    planted += [(u, "treatment", ended + dt.timedelta(days=1)) for u in fresh[BEFORE : BEFORE + AFTER]]
     day = dt.datetime.combine(LOPSIDED_DAY, dt.time(12))
-    planted += [(u, "control", day) for u in fresh[BEFORE + AFTER:BEFORE + AFTER + LOPSIDED_USERS]]
+    planted += [(u, "control", day) for u in fresh[BEFORE + AFTER : BEFORE + AFTER + LOPSIDED_USERS]]
     con.executemany("insert into a values (?, ?, ?, ?)", [(EXPERIMENT, *p) for p in planted])
     # crashes of checkout treatment users, an hour after their assignment
     con.execute(f"""insert into e select 'err_planted_' || user_id, user_id, null, assigned_at + interval 1 hour,
@@ -79,9 +86,12 @@ def test_planted_multiple_exposure_and_out_of_window_assignments_are_reported(pl
     body = client.get(f"/v1/experiments/{EXPERIMENT}/health").json()
     oracle = Oracle(landing)
     before_planting = 7  # the sample's own users in both arms (test_experiment_design checks it by hand)
-    several = oracle.sql("""select count(*) from (select a.user_id from experiment_assignments a
+    several = oracle.sql(
+        """select count(*) from (select a.user_id from experiment_assignments a
                             join users u using (user_id) where u.is_internal is not true and a.experiment_id = ?
-                            group by 1 having count(distinct a.variant) > 1)""", [EXPERIMENT])[0][0]
+                            group by 1 having count(distinct a.variant) > 1)""",
+        [EXPERIMENT],
+    )[0][0]
     assert several == before_planting + REASSIGNED
     assert body["multiple_exposure_users"] == several
     assert body["multiple_exposure_share"] == pytest.approx(several / body["users"])
@@ -112,10 +122,14 @@ def test_planted_guardrail_harm_is_flagged_and_changes_the_decision(planted):
     assert "although conversion improved" in decision["sentence"]
     con = duckdb.connect(str(warehouse), read_only=True)
     try:
-        written = con.execute("select decision, flags from marts.fct_experiment_results where experiment_result_key"
-                              " = 'exp_checkout_redesign|treatment|crashed|all'").fetchone()
-        health = con.execute("select multiple_exposure_warning, out_of_window_warning, imbalanced_days "
-                             f"from marts.fct_experiment_health where experiment_id = '{EXPERIMENT}'").fetchone()
+        written = con.execute(
+            "select decision, flags from marts.fct_experiment_results where experiment_result_key"
+            " = 'exp_checkout_redesign|treatment|crashed|all'"
+        ).fetchone()
+        health = con.execute(
+            "select multiple_exposure_warning, out_of_window_warning, imbalanced_days "
+            f"from marts.fct_experiment_health where experiment_id = '{EXPERIMENT}'"
+        ).fetchone()
     finally:
         con.close()
     assert written[0] == "roll back" and "guardrail_harm" in written[1]

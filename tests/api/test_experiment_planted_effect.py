@@ -49,8 +49,9 @@ SESSIONS_IN_WINDOW = """
 """
 
 
-def true_conversion_lift(landing: Path, *, users: int, days: int, seed: int,
-                         start: dt.date = generator.DEFAULT_START) -> float:
+def true_conversion_lift(
+    landing: Path, *, users: int, days: int, seed: int, start: dt.date = generator.DEFAULT_START
+) -> float:
     """The relative lift in per-user conversion the generator planted in the checkout test."""
     rng = np.random.Generator(np.random.PCG64(seed))
     timeline = story_timeline(start, days)
@@ -60,13 +61,19 @@ def true_conversion_lift(landing: Path, *, users: int, days: int, seed: int,
     width = max(6, len(str(users)))
     con = duckdb.connect()
     try:
-        rows = con.execute(SESSIONS_IN_WINDOW, {
-            "assignments": str(landing / "experiment_assignments.parquet"), "users": str(landing / "users.parquet"),
-            "experiments": str(landing / "experiments.parquet"), "events": str(landing / "events" / "*.parquet"),
-            "experiment": CHECKOUT}).fetchall()
+        rows = con.execute(
+            SESSIONS_IN_WINDOW,
+            {
+                "assignments": str(landing / "experiment_assignments.parquet"),
+                "users": str(landing / "users.parquet"),
+                "experiments": str(landing / "experiments.parquet"),
+                "events": str(landing / "events" / "*.parquet"),
+                "experiment": CHECKOUT,
+            },
+        ).fetchall()
     finally:
         con.close()
-    index = np.array([int(user_id[len("usr_"):]) - 1 for user_id, _ in rows])  # ids are 1-based
+    index = np.array([int(user_id[len("usr_") :]) - 1 for user_id, _ in rows])  # ids are 1-based
     assert all(len(user_id) == len("usr_") + width for user_id, _ in rows)
     sessions = np.array([k for _, k in rows], dtype=np.float64)
     p = population.purchase_p[index]

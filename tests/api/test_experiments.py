@@ -15,7 +15,8 @@ from scipy import stats
 
 from northstar.build import publish
 from tests.conftest import Server
-from tests.oracle import EXPERIMENT_POPULATION as POPULATION, Oracle, hand_conversion
+from tests.oracle import EXPERIMENT_POPULATION as POPULATION
+from tests.oracle import Oracle, hand_conversion
 
 
 def test_experiments_are_listed_with_their_assigned_users(api):
@@ -29,8 +30,9 @@ def test_experiments_are_listed_with_their_assigned_users(api):
 
 
 def test_readout_of_the_planted_effect(api):
-    body = api.client.get("/v1/experiments/exp_checkout_redesign/readout",
-                          params={"metrics": "conversion,revenue_per_user,crashed"}).json()
+    body = api.client.get(
+        "/v1/experiments/exp_checkout_redesign/readout", params={"metrics": "conversion,revenue_per_user,crashed"}
+    ).json()
     expected = hand_conversion(Oracle(api.landing_dir), "exp_checkout_redesign")
     assert {v["variant"]: v["users"] for v in body["variants"]} == {k: n for k, (n, _) in expected.items()}
     conversion = next(r for r in body["results"] if r["metric"] == "conversion")
@@ -49,8 +51,9 @@ def test_readout_of_the_planted_effect(api):
 
 
 def test_null_experiment_is_not_significant_and_cuped_reports_its_reduction(api):
-    body = api.client.get("/v1/experiments/exp_onboarding_tooltip/readout",
-                          params={"metrics": "conversion,sessions_per_user"}).json()
+    body = api.client.get(
+        "/v1/experiments/exp_onboarding_tooltip/readout", params={"metrics": "conversion,sessions_per_user"}
+    ).json()
     for row in body["results"]:
         assert row["p_value"] > 0.05, row
         assert row["ci_low"] < 0 < row["ci_high"]
@@ -66,8 +69,9 @@ def test_readouts_cannot_mislead(api):
     contradicts an interval of its row, and verdicts carry no internal codes."""
     import re
 
-    body = api.client.get("/v1/experiments/exp_checkout_redesign/readout",
-                          params={"group_by": "platform,country,plan"}).json()
+    body = api.client.get(
+        "/v1/experiments/exp_checkout_redesign/readout", params={"group_by": "platform,country,plan"}
+    ).json()
     assert body["results"]
     for row in body["results"]:
         sentence = row["verdict"]
@@ -82,13 +86,17 @@ def test_readouts_cannot_mislead(api):
             assert row["ci_low"] >= -1.0
             assert (row["ci_low"] == -1.0) == ("relative_ci_bounded" in row["flags"])
     # The slice of the report: 7 of 12 converted in control, 2 of 10 in treatment.
-    (tiny,) = [r for r in body["results"] if r["metric"] == "conversion"
-               and r["slice"] == {"platform": "ios", "country": "US", "plan": "free"}]
+    (tiny,) = [
+        r
+        for r in body["results"]
+        if r["metric"] == "conversion" and r["slice"] == {"platform": "ios", "country": "US", "plan": "free"}
+    ]
     assert (tiny["control_users"], tiny["variant_users"]) == (12, 10)
     mc, mt = 7 / 12, 2 / 10
     se = ((mt * (1 - mt)) / (mc**2 * 10) + (mc * (1 - mc)) * mt**2 / (mc**4 * 12)) ** 0.5
     dof = ((mt * (1 - mt)) / 10 + (mc * (1 - mc)) / 12) ** 2 / (
-        (mt * (1 - mt)) ** 2 / (10**2 * 9) + (mc * (1 - mc)) ** 2 / (12**2 * 11))
+        (mt * (1 - mt)) ** 2 / (10**2 * 9) + (mc * (1 - mc)) ** 2 / (12**2 * 11)
+    )
     assert mt / mc - 1 - stats.t.ppf(0.975, dof) * se < -1  # the unbounded interval: below -100%
     assert tiny["ci_low"] == -1.0
     assert tiny["ci_high"] == pytest.approx(mt / mc - 1 + stats.t.ppf(0.975, dof) * se, rel=1e-9)
@@ -97,8 +105,9 @@ def test_readouts_cannot_mislead(api):
 
     # By platform, android's relative interval includes 0 while its absolute one does not:
     # the verdict says so instead of "no significant change".
-    by_platform = api.client.get("/v1/experiments/exp_checkout_redesign/readout",
-                                 params={"metrics": "conversion", "group_by": "platform"}).json()
+    by_platform = api.client.get(
+        "/v1/experiments/exp_checkout_redesign/readout", params={"metrics": "conversion", "group_by": "platform"}
+    ).json()
     (android,) = [r for r in by_platform["results"] if r["slice"] == {"platform": "android"}]
     nc, nt = android["control_users"], android["variant_users"]
     pc, pt = android["control_mean"], android["variant_mean"]
@@ -108,7 +117,9 @@ def test_readouts_cannot_mislead(api):
     dof = (vt / nt + vc / nc) ** 2 / (vt**2 / (nt**2 * (nt - 1)) + vc**2 / (nc**2 * (nc - 1)))
     low, high = pt - pc - stats.t.ppf(0.975, dof) * se, pt - pc + stats.t.ppf(0.975, dof) * se
     assert (android["absolute_ci_low"], android["absolute_ci_high"]) == (
-        pytest.approx(low, rel=1e-6), pytest.approx(high, rel=1e-6))
+        pytest.approx(low, rel=1e-6),
+        pytest.approx(high, rel=1e-6),
+    )
     assert low > 0 and android["ci_low"] < 0 < android["ci_high"]
     assert "tests_disagree" in android["flags"] and "cuped_differs" in android["flags"]
     assert android["verdict"].startswith("treatment: inconclusive for conversion")
@@ -118,11 +129,14 @@ def test_readouts_cannot_mislead(api):
 
 
 def test_readout_options_slices_corrections_and_errors(api):
-    sliced = api.client.get("/v1/experiments/exp_checkout_redesign/readout",
-                            params={"metrics": "conversion", "group_by": "platform"}).json()
+    sliced = api.client.get(
+        "/v1/experiments/exp_checkout_redesign/readout", params={"metrics": "conversion", "group_by": "platform"}
+    ).json()
     assert {r["slice"]["platform"] for r in sliced["results"]} == {"web", "ios", "android"}
-    corrected = api.client.get("/v1/experiments/exp_checkout_redesign/readout",
-                               params={"metrics": "conversion,revenue_per_user", "correction": "holm-bonferroni"}).json()
+    corrected = api.client.get(
+        "/v1/experiments/exp_checkout_redesign/readout",
+        params={"metrics": "conversion,revenue_per_user", "correction": "holm-bonferroni"},
+    ).json()
     for row in corrected["results"]:
         assert row["adjusted_p_value"] >= row["p_value"]
     metrics = api.client.get("/v1/experiments/exp_checkout_redesign/metrics").json()["metrics"]
@@ -160,6 +174,7 @@ def test_a_new_build_invalidates_the_readout_cache(built_warehouse, tmp_path):
     """A copy of the session's build published as a new build (the same atomic symlink swap
     `northstar build` does; tests/api/test_swap.py runs the real rebuild): the first readout on
     it is computed afresh."""
+
     def copy_build(build_id: str) -> Path:
         source = Path(os.path.realpath(built_warehouse.warehouse)).parent
         target = tmp_path / "builds" / build_id
@@ -238,8 +253,9 @@ def test_sufficient_statistics_of_every_metric_match_hand_written_sql(built_ware
     try:
         experiments = engine.experiments
         names = ["conversion", "revenue_per_user", "sessions_per_user", "crashed", "arpu"]
-        plan, stats = experiments.statistics(experiments.experiment("exp_checkout_redesign"),
-                                             [experiments.metric(n) for n in names], pre_days=14)
+        plan, stats = experiments.statistics(
+            experiments.experiment("exp_checkout_redesign"), [experiments.metric(n) for n in names], pre_days=14
+        )
     finally:
         engine.close()
     conversion, revenue, sessions, crashed = (at[0] for at in plan.positions[:4])
@@ -250,7 +266,12 @@ def test_sufficient_statistics_of_every_metric_match_hand_written_sql(built_ware
     for stat, row in zip(stats, expected):
         got = [stat.n]
         for i in (conversion, revenue, sessions, crashed):
-            got += [stat.sums[f"x{i}_sum"], stat.sums[f"x{i}_sum_sq"], stat.sums[f"pre{i}_sum"],
-                    stat.sums[f"pre{i}_sum_sq"], stat.sums[f"x{i}_pre{i}_sum"]]
+            got += [
+                stat.sums[f"x{i}_sum"],
+                stat.sums[f"x{i}_sum_sq"],
+                stat.sums[f"pre{i}_sum"],
+                stat.sums[f"pre{i}_sum_sq"],
+                stat.sums[f"x{i}_pre{i}_sum"],
+            ]
         got += [stat.sums[f"x{active}_sum"], stat.sums[f"x{active}_sum_sq"], stat.sums[f"x{revenue}_x{active}_sum"]]
         assert got == pytest.approx([float(v) for v in row[1:]], rel=1e-9, abs=1e-9)

@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import os
 import zlib
-import sys
 from pathlib import Path
 
 import httpx
@@ -52,14 +51,19 @@ CHECKS = [not_a_server_error, status_code_conformance, content_type_conformance,
 
 def fuzz_settings(examples: int):
     def decorate(test):
-        test = settings(max_examples=examples, deadline=None, derandomize=SEED is None, database=None,
-                        suppress_health_check=list(HealthCheck))(test)
+        test = settings(
+            max_examples=examples,
+            deadline=None,
+            derandomize=SEED is None,
+            database=None,
+            suppress_health_check=list(HealthCheck),
+        )(test)
         return seed(int(SEED or 0))(test)
+
     return decorate
 
 
-def send(case, mode: str, base_url: str, session: requests.Session, token: str | None,
-         extra_check=None):
+def send(case, mode: str, base_url: str, session: requests.Session, token: str | None, extra_check=None):
     """Send one generated case as `token` and check the answer against the spec (and `extra_check`);
     with NORTHSTAR_FUZZ_LOG set, one JSON line per request for bench/fuzz.py's table."""
     __tracebackhide__ = True
@@ -67,9 +71,12 @@ def send(case, mode: str, base_url: str, session: requests.Session, token: str |
     response = case.call(base_url=base_url, session=session, headers=headers, timeout=60)
     problem = None
     try:
-        case.validate_response(response, checks=CHECKS, headers=headers,
-                               transport_kwargs={"base_url": base_url, "session": session,
-                                                 **({"headers": headers} if headers else {})})
+        case.validate_response(
+            response,
+            checks=CHECKS,
+            headers=headers,
+            transport_kwargs={"base_url": base_url, "session": session, **({"headers": headers} if headers else {})},
+        )
         if extra_check is not None:
             extra_check(case, response)
     except BaseException as exc:
@@ -78,8 +85,18 @@ def send(case, mode: str, base_url: str, session: requests.Session, token: str |
     finally:
         if LOG:
             with open(LOG, "a") as out:
-                out.write(json.dumps({"mode": mode, "method": case.method, "path": case.path,
-                                      "status": response.status_code, "problem": problem}) + "\n")
+                out.write(
+                    json.dumps(
+                        {
+                            "mode": mode,
+                            "method": case.method,
+                            "path": case.path,
+                            "status": response.status_code,
+                            "problem": problem,
+                        }
+                    )
+                    + "\n"
+                )
     return response
 
 
@@ -101,8 +118,9 @@ def known_path_values(base_url: str, token: str | None) -> dict[str, list[dict[s
         "/v1/experiments/{experiment_id}/readout": experiments,
         "/v1/experiments/{experiment_id}/health": experiments,
         "/v1/launches/{launch_id}/scorecard": [{"launch_id": x["launch_id"]} for x in get("/v1/launches")["launches"]],
-        "/v1/releases/{platform}/{app_version}": [{"platform": r["platform"], "app_version": r["app_version"]}
-                                                  for r in get("/v1/releases")["releases"]],
+        "/v1/releases/{platform}/{app_version}": [
+            {"platform": r["platform"], "app_version": r["app_version"]} for r in get("/v1/releases")["releases"]
+        ],
         "/dbt-docs/{name}": [{"name": "manifest.json"}, {"name": "catalog.json"}, {"name": "index.html"}],
     }
 
@@ -156,16 +174,34 @@ def secured(request: pytest.FixtureRequest, tmp_path_factory):
     try:
         server.wait_ready()
         # The region with the most active users; the restricted token may see only it.
-        by_region = httpx.post(server.base_url + "/v1/query", timeout=60, headers={"Authorization": f"Bearer {admin}"},
-                               json={"metrics": ["active_users"], "group_by": ["region"]})
+        by_region = httpx.post(
+            server.base_url + "/v1/query",
+            timeout=60,
+            headers={"Authorization": f"Bearer {admin}"},
+            json={"metrics": ["active_users"], "group_by": ["region"]},
+        )
         assert by_region.status_code == 200, by_region.text
         region = max((row for row in by_region.json()["rows"] if row[0] is not None), key=lambda row: row[1])[0]
-        restricted = create_token(data_dir, "fuzz-regional", "--scope", "metrics:read",
-                                  "--scope", "experiments:read", "--row-filter", f"region={region}")
+        restricted = create_token(
+            data_dir,
+            "fuzz-regional",
+            "--scope",
+            "metrics:read",
+            "--scope",
+            "experiments:read",
+            "--row-filter",
+            f"region={region}",
+        )
         # Same id as the admin token, wrong secret: the lookup succeeds and the comparison must fail.
         forged = admin[:-4] + ("AAAA" if not admin.endswith("AAAA") else "BBBB")
-        yield {"url": server.base_url, "admin": admin, "restricted": restricted, "forged": forged, "region": region,
-               "known": known_path_values(server.base_url, admin)}
+        yield {
+            "url": server.base_url,
+            "admin": admin,
+            "restricted": restricted,
+            "forged": forged,
+            "region": region,
+            "known": known_path_values(server.base_url, admin),
+        }
     finally:
         server.stop()
 
@@ -192,8 +228,12 @@ def openapi_schema(fuzz_base_url: str):
 def secured_openapi_schema(secured):
     # The spec stays open; the data routes answer only with a token.
     assert httpx.get(secured["url"] + "/v1/metrics", timeout=60).status_code == 401
-    assert httpx.get(secured["url"] + "/v1/metrics", timeout=60,
-                     headers={"Authorization": f"Bearer {secured['restricted']}"}).status_code == 200
+    assert (
+        httpx.get(
+            secured["url"] + "/v1/metrics", timeout=60, headers={"Authorization": f"Bearer {secured['restricted']}"}
+        ).status_code
+        == 200
+    )
     return schemathesis.openapi.from_url(secured["url"] + "/openapi.json")
 
 
@@ -227,13 +267,15 @@ def _only_the_policy_region(region: str):
     def check(case, response) -> None:
         # Any metric answer with a region column holds the token's region only.
         content_type = {k.lower(): v for k, v in response.headers.items()}.get("content-type", [""])[0]
-        if not (case.path == "/v1/query" and response.status_code == 200
-                and content_type.startswith("application/json")):
+        if not (
+            case.path == "/v1/query" and response.status_code == 200 and content_type.startswith("application/json")
+        ):
             return
         body = response.json()
         columns = [i for i, c in enumerate(body["columns"]) if c["name"].split("__")[-1] == "region"]
         seen = {row[i] for row in body["rows"] for i in columns}
         assert seen <= {region}, f"a token restricted to region={region} was answered rows of {seen - {region}}"
+
     return check
 
 
@@ -241,14 +283,22 @@ def _only_the_policy_region(region: str):
 @fuzz_settings(TOKEN_EXAMPLES)
 def test_every_route_answers_within_its_spec_with_a_restricted_token(case, secured, http_session):
     use_known_path_values(case, secured["known"])
-    send(case, "restricted", secured["url"], http_session, secured["restricted"],
-         extra_check=_only_the_policy_region(secured["region"]))
+    send(
+        case,
+        "restricted",
+        secured["url"],
+        http_session,
+        secured["restricted"],
+        extra_check=_only_the_policy_region(secured["region"]),
+    )
 
 
 def _no_data_without_a_valid_token(case, response) -> None:
     # Only the open routes (probes, dbt docs) may succeed; every /v1 route must refuse.
     if case.path.startswith("/v1"):
-        assert response.status_code >= 400, f"{case.method} {case.path} answered {response.status_code} without a valid token"
+        assert response.status_code >= 400, (
+            f"{case.method} {case.path} answered {response.status_code} without a valid token"
+        )
 
 
 @secured_schema.parametrize()
@@ -262,9 +312,14 @@ def test_every_route_answers_within_its_spec_without_a_valid_token(case, secured
 @pytest.mark.parametrize("value", [False, 3])
 def test_a_filter_value_of_the_wrong_type_is_a_named_422(api, value):
     # Found by the fuzz: `false` against the text dimension `country` used to be a 500.
-    response = api.client.post("/v1/query", json={
-        "metrics": ["active_users"], "group_by": ["platform"],
-        "where": [{"field": "country", "op": "in", "values": [value]}]})
+    response = api.client.post(
+        "/v1/query",
+        json={
+            "metrics": ["active_users"],
+            "group_by": ["platform"],
+            "where": [{"field": "country", "op": "in", "values": [value]}],
+        },
+    )
     assert response.status_code == 422
     error = response.json()["error"]
     assert error["code"] == "invalid_filter" and "country" in error["message"]
@@ -288,12 +343,17 @@ def test_every_operation_declares_the_413_it_answers_to_a_body_over_the_cap(secu
     over_the_cap = b"x" * (1024 * 1024 + 1)  # NORTHSTAR_MAX_BODY_BYTES defaults to 1 MiB
     undeclared = []
     for template, operations in spec["paths"].items():
-        path = template.format_map({k: v for choice in secured["known"].get(template, [{}])[:1]
-                                    for k, v in choice.items()})
+        path = template.format_map(
+            {k: v for choice in secured["known"].get(template, [{}])[:1] for k, v in choice.items()}
+        )
         for method, operation in operations.items():
-            response = httpx.request(method.upper(), secured["url"] + path, content=over_the_cap, timeout=60,
-                                     headers={"Authorization": f"Bearer {secured['admin']}",
-                                              "Content-Type": "application/json"})
+            response = httpx.request(
+                method.upper(),
+                secured["url"] + path,
+                content=over_the_cap,
+                timeout=60,
+                headers={"Authorization": f"Bearer {secured['admin']}", "Content-Type": "application/json"},
+            )
             assert response.status_code == 413, f"{method.upper()} {path}: {response.status_code}"
             assert response.json()["error"]["code"] == "request_too_large"
             declared = operation["responses"].get("413", {}).get("content", {}).get("application/json", {})
@@ -312,9 +372,12 @@ def test_every_token_route_declares_the_statuses_of_its_guards(secured):
         if not template.startswith("/v1/"):
             continue
         for method, operation in operations.items():
-            declared = {code for code, response in operation["responses"].items()
-                        if response.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref")
-                        == "#/components/schemas/ErrorBody"}
+            declared = {
+                code
+                for code, response in operation["responses"].items()
+                if response.get("content", {}).get("application/json", {}).get("schema", {}).get("$ref")
+                == "#/components/schemas/ErrorBody"
+            }
             if lacking := {"401", "403", "413", "429", "503", "504"} - declared:
                 missing[f"{method.upper()} {template}"] = sorted(lacking)
     assert not missing

@@ -3,25 +3,27 @@ paging, the result-size cap, the request body cap, the query timeout, per-token 
 
 from __future__ import annotations
 
-import sys
 import threading
-from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.conftest import Server
-from tests.oracle import Oracle
-
 from api.auth import Caller, ConcurrencyLimiter, TooManyRequests  # noqa: E402
 from core.tokens import Token  # noqa: E402
+from tests.conftest import Server
+from tests.oracle import Oracle
 
 
 @pytest.fixture(scope="module")
 def limited(built_warehouse):
-    server = Server(built_warehouse.warehouse, env={
-        "NORTHSTAR_MAX_ROWS_PER_RESPONSE": "50", "NORTHSTAR_MAX_RESULT_ROWS": "500",
-        "NORTHSTAR_MAX_BODY_BYTES": "10000"})
+    server = Server(
+        built_warehouse.warehouse,
+        env={
+            "NORTHSTAR_MAX_ROWS_PER_RESPONSE": "50",
+            "NORTHSTAR_MAX_RESULT_ROWS": "500",
+            "NORTHSTAR_MAX_BODY_BYTES": "10000",
+        },
+    )
     try:
         server.wait_ready()
         with httpx.Client(base_url=server.base_url, timeout=60) as client:
@@ -35,8 +37,9 @@ def test_large_answers_come_in_pages(limited, built_warehouse):
     assert len(expected) > 50
     rows, offset, pages = [], 0, 0
     while offset is not None:
-        response = limited.post("/v1/query", json={"metrics": ["events"], "group_by": ["metric_time__day"],
-                                                   "offset": offset})
+        response = limited.post(
+            "/v1/query", json={"metrics": ["events"], "group_by": ["metric_time__day"], "offset": offset}
+        )
         assert response.status_code == 200, response.text
         body = response.json()
         assert len(body["rows"]) <= 50 and body["meta"]["rows_total"] == len(expected)
@@ -69,8 +72,13 @@ def test_a_slow_query_is_stopped_and_frees_the_server(built_warehouse):
     try:
         server.wait_ready()
         with httpx.Client(base_url=server.base_url, timeout=60) as client:
-            response = client.post("/v1/query", json={"metrics": ["active_users", "sessions", "events"],
-                                                       "group_by": ["metric_time__day", "user", "platform"]})
+            response = client.post(
+                "/v1/query",
+                json={
+                    "metrics": ["active_users", "sessions", "events"],
+                    "group_by": ["metric_time__day", "user", "platform"],
+                },
+            )
             assert response.status_code == 504, response.text
             assert response.json()["error"]["code"] == "query_timeout"
             assert client.get("/healthz").status_code == 200
@@ -94,7 +102,8 @@ def test_concurrent_queries_per_token_are_bounded():
     # Open mode (no token) is not counted; other tokens have their own budget.
     assert limiter.acquire(Caller(None)) is None
     other = Caller(Token("t2", "other", ("metrics:read",), (), "2026-01-01", "y"))
-    slots = [limiter.acquire(other) for _ in range(8)]
+    for _ in range(8):
+        limiter.acquire(other)
     with pytest.raises(TooManyRequests):
         limiter.acquire(other)
 

@@ -29,8 +29,18 @@ def raw_get(base_url: str, path: str, host: str, token: str | None = None) -> ht
     return httpx.get(base_url + path, headers=headers, timeout=30)
 
 
-@pytest.mark.parametrize("path", ["/healthz", "/readyz", "/v1/metrics", "/v1/metrics/no_such_metric",
-                                  "/dbt-docs/", "/openapi.json", "/nothing-here"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/healthz",
+        "/readyz",
+        "/v1/metrics",
+        "/v1/metrics/no_such_metric",
+        "/dbt-docs/",
+        "/openapi.json",
+        "/nothing-here",
+    ],
+)
 def test_every_response_carries_security_headers_and_no_server_banner(api, path):
     response = api.client.get(path)
     for name, value in EXPECTED_HEADERS.items():
@@ -52,8 +62,9 @@ def test_an_open_service_answers_loopback_host_names(api, host):
     assert response.status_code == 200, (host, response.text)
 
 
-@pytest.mark.parametrize("host", ["evil.example", "evil.example:80", "10.0.0.5", "localhost.evil.example",
-                                  "127.0.0.1.nip.io"])
+@pytest.mark.parametrize(
+    "host", ["evil.example", "evil.example:80", "10.0.0.5", "localhost.evil.example", "127.0.0.1.nip.io"]
+)
 def test_an_open_service_refuses_other_host_names(api, host):
     """A page of evil.example whose name the attacker re-points at 127.0.0.1 reaches the open
     service from the user's browser with `Host: evil.example`: refused before any route."""
@@ -95,7 +106,7 @@ def test_a_chunked_body_under_the_cap_is_answered(api):
 
     def pieces():
         for i in range(0, len(body), 7):
-            yield body[i:i + 7]
+            yield body[i : i + 7]
 
     response = api.client.post("/v1/query", content=pieces(), headers={"content-type": "application/json"})
     assert response.status_code == 200, response.text
@@ -103,8 +114,9 @@ def test_a_chunked_body_under_the_cap_is_answered(api):
     assert response.json()["rows"] == plain.json()["rows"] and plain.json()["rows"]
 
 
-@pytest.mark.parametrize("name", ["manifest.json", "run_results.json", "catalog.json", "semantic_manifest.json",
-                                  "index.html"])
+@pytest.mark.parametrize(
+    "name", ["manifest.json", "run_results.json", "catalog.json", "semantic_manifest.json", "index.html"]
+)
 def test_docs_files_show_no_host_paths(api, built_warehouse, name):
     response = api.client.get(f"/dbt-docs/{name}")
     assert response.status_code == 200
@@ -128,10 +140,13 @@ def tokened(built_warehouse, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("guarded")
     (data_dir / "northstar.duckdb").symlink_to(os.path.realpath(built_warehouse.warehouse))
     token = create_token(data_dir, "reader", "--scope", "metrics:read")
-    servers = {"any": Server(data_dir / "northstar.duckdb", env={"NORTHSTAR_DATA_DIR": str(data_dir)}),
-               "listed": Server(data_dir / "northstar.duckdb",
-                                env={"NORTHSTAR_DATA_DIR": str(data_dir),
-                                     "NORTHSTAR_ALLOWED_HOSTS": "metrics.example.com, 127.0.0.1"})}
+    servers = {
+        "any": Server(data_dir / "northstar.duckdb", env={"NORTHSTAR_DATA_DIR": str(data_dir)}),
+        "listed": Server(
+            data_dir / "northstar.duckdb",
+            env={"NORTHSTAR_DATA_DIR": str(data_dir), "NORTHSTAR_ALLOWED_HOSTS": "metrics.example.com, 127.0.0.1"},
+        ),
+    }
     try:
         for server in servers.values():
             server.wait_ready()

@@ -18,9 +18,8 @@ import csv
 import datetime as dt
 import io
 import math
-import sys
-from decimal import Decimal
 from collections.abc import Mapping, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -93,9 +92,7 @@ def parse_json_result(
     out = []
     for row in data["rows"]:
         assert len(row) == len(names), (row, names)
-        out.append(
-            (tuple(row[index[g]] for g in group_by), tuple(row[index[m]] for m in metrics))
-        )
+        out.append((tuple(row[index[g]] for g in group_by), tuple(row[index[m]] for m in metrics)))
     return out
 
 
@@ -149,14 +146,10 @@ def assert_rows_equal(expected: Rows, got: Rows, metrics: Sequence[str], context
     problems = []
     if missing:
         problems.append(
-            f"{len(missing)} expected rows missing, e.g. "
-            + ", ".join(f"{k} -> {expected[k]}" for k in missing[:5])
+            f"{len(missing)} expected rows missing, e.g. " + ", ".join(f"{k} -> {expected[k]}" for k in missing[:5])
         )
     if extra:
-        problems.append(
-            f"{len(extra)} unexpected rows, e.g. "
-            + ", ".join(f"{k} -> {got[k]}" for k in extra[:5])
-        )
+        problems.append(f"{len(extra)} unexpected rows, e.g. " + ", ".join(f"{k} -> {got[k]}" for k in extra[:5]))
     if wrong:
         problems.append(f"{len(wrong)} wrong values:\n" + "\n".join(wrong[:10]))
     assert not problems, f"{context}\n" + "\n".join(problems)
@@ -186,8 +179,7 @@ def event_weeks(oracle: Oracle) -> list[str]:
     """The ISO weeks (Mondays) that hold events, in order."""
     return scalar_list(
         oracle,
-        "select distinct strftime(date_trunc('week', metric_time), '%Y-%m-%d') as w"
-        " from src_events order by w",
+        "select distinct strftime(date_trunc('week', metric_time), '%Y-%m-%d') as w from src_events order by w",
     )
 
 
@@ -328,9 +320,7 @@ def test_metric_by_grain(api: Any, oracle: Oracle, metric: str, grain: str) -> N
     assert expected, f"no {metric} rows at all in the landing data"
 
 
-@pytest.mark.parametrize(
-    ("metric", "slice_"), METRIC_SLICES, ids=[f"{m}-{s}" for m, s in METRIC_SLICES]
-)
+@pytest.mark.parametrize(("metric", "slice_"), METRIC_SLICES, ids=[f"{m}-{s}" for m, s in METRIC_SLICES])
 def test_metric_by_slice(api: Any, oracle: Oracle, metric: str, slice_: str) -> None:
     expected, _ = check(api, oracle, metrics=[metric], group_by=["metric_time__week", slice_])
     assert expected, f"no {metric} rows at all in the landing data"
@@ -372,12 +362,8 @@ MULTI_METRIC_QUERIES = {
 }
 
 
-@pytest.mark.parametrize(
-    ("metrics", "group_by"), list(MULTI_METRIC_QUERIES.values()), ids=list(MULTI_METRIC_QUERIES)
-)
-def test_multi_metric_query(
-    api: Any, oracle: Oracle, metrics: list[str], group_by: list[str]
-) -> None:
+@pytest.mark.parametrize(("metrics", "group_by"), list(MULTI_METRIC_QUERIES.values()), ids=list(MULTI_METRIC_QUERIES))
+def test_multi_metric_query(api: Any, oracle: Oracle, metrics: list[str], group_by: list[str]) -> None:
     expected, _ = check(api, oracle, metrics=metrics, group_by=group_by)
     assert expected
 
@@ -438,9 +424,7 @@ def filter_case(oracle: Oracle, op: str) -> dict[str, Any]:
             where=[{"field": "app_version", "op": "<=", "value": versions[len(versions) // 2]}],
         )
     if op == ">":
-        countries = scalar_list(
-            oracle, "select distinct country from src_events where country is not null order by 1"
-        )
+        countries = scalar_list(oracle, "select distinct country from src_events where country is not null order by 1")
         return dict(
             metrics=["revenue", "arpu", "paying_users"],
             group_by=["metric_time__month", "country"],
@@ -631,9 +615,7 @@ def test_order_by_and_limit(api: Any, oracle: Oracle) -> None:
 
 
 def test_order_by_metric_descending(api: Any, oracle: Oracle) -> None:
-    body = query_body(
-        ["events"], ["metric_time__day"], order_by=["-events", "metric_time__day"], limit=5
-    )
+    body = query_body(["events"], ["metric_time__day"], order_by=["-events", "metric_time__day"], limit=5)
     got = post_query(api, body)
     expected = sorted(
         oracle_rows(oracle, query_body(["events"], ["metric_time__day"])).items(),
@@ -675,9 +657,7 @@ def parse_csv_result(text: str, group_by: Sequence[str], metrics: Sequence[str])
         if not row:
             continue
         key = tuple(row[index[g]] or None for g in group_by)
-        values = tuple(
-            None if row[index[m]] in ("", "null", "NULL") else float(row[index[m]]) for m in metrics
-        )
+        values = tuple(None if row[index[m]] in ("", "null", "NULL") else float(row[index[m]]) for m in metrics)
         assert key not in out, f"duplicate CSV row {key}"
         out[key] = values
     return out
@@ -724,9 +704,7 @@ def test_duplicate_events_counted_once(api: Any, oracle: Oracle) -> None:
 
 def test_internal_users_count_nowhere(api: Any, oracle: Oracle) -> None:
     """Totals equal raw counts without internal users, and differ from raw counts with them."""
-    assert scalar_list(oracle, "select user_id from users where is_internal"), (
-        "the sample should have internal users"
-    )
+    assert scalar_list(oracle, "select user_id from users where is_internal"), "the sample should have internal users"
     internal = "select user_id from users where is_internal"
     all_events, external_events = oracle.sql(
         "select count(distinct event_id),"
@@ -798,8 +776,7 @@ def test_buckets_are_named_by_their_first_day(api: Any, grain: str, is_bucket_st
 def test_sunday_belongs_to_the_iso_week_of_the_monday_before(api: Any, oracle: Oracle) -> None:
     sundays = scalar_list(
         oracle,
-        "select distinct cast(metric_time as date) from src_events"
-        " where isodow(metric_time) = 7 order by 1",
+        "select distinct cast(metric_time as date) from src_events where isodow(metric_time) = 7 order by 1",
     )
     assert sundays, "the sample should have events on a Sunday"
     sunday: dt.date = sundays[0]
@@ -830,12 +807,8 @@ NULL_RATIO_QUERIES = {
 }
 
 
-@pytest.mark.parametrize(
-    ("metrics", "group_by"), list(NULL_RATIO_QUERIES.values()), ids=list(NULL_RATIO_QUERIES)
-)
-def test_ratio_with_zero_denominator_is_null(
-    api: Any, oracle: Oracle, metrics: list[str], group_by: list[str]
-) -> None:
+@pytest.mark.parametrize(("metrics", "group_by"), list(NULL_RATIO_QUERIES.values()), ids=list(NULL_RATIO_QUERIES))
+def test_ratio_with_zero_denominator_is_null(api: Any, oracle: Oracle, metrics: list[str], group_by: list[str]) -> None:
     """Rows whose denominator is 0 or absent come back with a null ratio, not 0 or an error."""
     body = query_body(metrics, group_by)
     expected = oracle_rows(oracle, body)
@@ -894,7 +867,8 @@ def test_no_row_from_a_group_without_data(api: Any, oracle: Oracle) -> None:
     metrics = ["crash_free_user_rate", "active_users", "crashed_users"]
     expected, got = check(api, oracle, metrics=metrics, group_by=["metric_time__month", "plan"])
     assert got and all(any(v not in (None, 0) for v in values) for values in got.values()), [
-        (key, values) for key, values in got.items() if not any(v not in (None, 0) for v in values)]
+        (key, values) for key, values in got.items() if not any(v not in (None, 0) for v in values)
+    ]
     # A day without purchases is no paying_users row of its own; beside active_users it is 0.
     alone, _ = check(api, oracle, metrics=["paying_users"], group_by=["metric_time__day", "platform"])
     assert all(values[0] > 0 for values in alone.values())
@@ -906,24 +880,18 @@ def test_no_row_from_a_group_without_data(api: Any, oracle: Oracle) -> None:
 
 
 def test_unknown_metric_names_the_nearest(api: Any) -> None:
-    response = api.client.post(
-        "/v1/query", json=query_body(["active_user"], ["metric_time__week"])
-    )
+    response = api.client.post("/v1/query", json=query_body(["active_user"], ["metric_time__week"]))
     error = assert_error_response(response)
     assert "active_users" in error["message"] or "active_users" in str(error), error
 
 
 def test_unknown_metric_on_get(api: Any) -> None:
-    response = api.client.get(
-        "/v1/query", params={"metrics": "crash_free_rate", "group_by": "metric_time__day"}
-    )
+    response = api.client.get("/v1/query", params={"metrics": "crash_free_rate", "group_by": "metric_time__day"})
     assert_error_response(response)
 
 
 def test_unknown_group_by(api: Any) -> None:
-    response = api.client.post(
-        "/v1/query", json=query_body(["events"], ["metric_time__week", "favourite_colour"])
-    )
+    response = api.client.post("/v1/query", json=query_body(["events"], ["metric_time__week", "favourite_colour"]))
     assert_error_response(response)
 
 

@@ -59,10 +59,16 @@ def check_series(k: dict, expected: dict[str, float | None], metric: str, severi
     assert [p["period_start"] for p in k["periods"]] == WEEKS[1:]
     for i, period in enumerate(k["periods"], start=1):
         value, previous = expected.get(WEEKS[i]), expected.get(WEEKS[i - 1])
-        assert period["value"] == (None if value is None else pytest.approx(value, rel=1e-12)), \
-            (metric, severity, WEEKS[i])
-        assert period["previous"] == (None if previous is None else pytest.approx(previous, rel=1e-12)), \
-            (metric, severity, WEEKS[i])
+        assert period["value"] == (None if value is None else pytest.approx(value, rel=1e-12)), (
+            metric,
+            severity,
+            WEEKS[i],
+        )
+        assert period["previous"] == (None if previous is None else pytest.approx(previous, rel=1e-12)), (
+            metric,
+            severity,
+            WEEKS[i],
+        )
         if value is not None and previous is not None:
             assert period["change"] == pytest.approx(value - previous, rel=1e-9, abs=1e-12)
         assert period["status"] == expected_status(value, slo, 7, severity), (metric, severity, WEEKS[i], value)
@@ -71,8 +77,13 @@ def check_series(k: dict, expected: dict[str, float | None], metric: str, severi
 
 @pytest.mark.parametrize("metric", ["crash_free_user_rate", "errors_per_1k_events"])
 def test_platform_kpis_match_the_oracle(card, oracle, metric):
-    rows = oracle.query([metric], ["metric_time__week"], [{"field": "platform", "op": "=", "value": "android"}],
-                        start="2026-02-09", end="2026-03-09")
+    rows = oracle.query(
+        [metric],
+        ["metric_time__week"],
+        [{"field": "platform", "op": "=", "value": "android"}],
+        start="2026-02-09",
+        end="2026-03-09",
+    )
     k = kpi(card, metric)
     assert k["platform_scoped"] is True
     check_series(k, dict(rows), metric)
@@ -142,20 +153,33 @@ def test_defaults_cover_the_last_weeks_of_data(api):
     assert len(kpi(body, "crash_free_user_rate")["periods"]) == 4
 
 
-@pytest.mark.parametrize("params,needle", [
-    ({"platform": "andriod"}, "'android'"),
-    ({"period": "year"}, "'week'"),
-    ({"start": "2026-03-01", "end": "2026-02-01"}, "before"),
-    ({"start": "not-a-date"}, "YYYY-MM-DD"),
-])
+@pytest.mark.parametrize(
+    "params,needle",
+    [
+        ({"platform": "andriod"}, "'android'"),
+        ({"period": "year"}, "'week'"),
+        ({"start": "2026-03-01", "end": "2026-02-01"}, "before"),
+        ({"start": "not-a-date"}, "YYYY-MM-DD"),
+    ],
+)
 def test_bad_input_names_the_valid_choices(api, params, needle):
     response = api.client.get("/v1/quality", params=params)
     assert response.status_code == 422, response.text
     assert needle in response.json()["error"]["message"]
 
 
-@pytest.mark.parametrize("metric", ["crash_free_user_rate", "errors_per_1k_events", "incidents", "mttr_hours",
-                                    "tickets_per_1k_active_users", "nps", "csat"])
+@pytest.mark.parametrize(
+    "metric",
+    [
+        "crash_free_user_rate",
+        "errors_per_1k_events",
+        "incidents",
+        "mttr_hours",
+        "tickets_per_1k_active_users",
+        "nps",
+        "csat",
+    ],
+)
 def test_slos_are_governed_in_the_dbt_project_and_published_in_the_catalog(api, metric):
     body = api.client.get(f"/v1/metrics/{metric}").json()
     assert body["meta"]["slo"] == governed_slo(metric)

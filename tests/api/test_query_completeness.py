@@ -8,8 +8,9 @@ import io
 
 
 def test_json_lists_incomplete_buckets_with_the_reason(api):
-    response = api.client.get("/v1/query", params={"metrics": "d7_retention,new_users",
-                                                   "group_by": "metric_time__month"})
+    response = api.client.get(
+        "/v1/query", params={"metrics": "d7_retention,new_users", "group_by": "metric_time__month"}
+    )
     assert response.status_code == 200
     body = response.json()
     assert [c["name"] for c in body["columns"]] == ["metric_time__month", "d7_retention", "new_users"]
@@ -26,8 +27,13 @@ def test_json_lists_incomplete_buckets_with_the_reason(api):
 
 
 def test_opt_in_columns_in_json_and_csv(api):
-    params = {"metrics": "arpu", "group_by": "metric_time__week", "start": "2026-01-14", "end": "2026-02-02",
-              "completeness": "columns"}
+    params = {
+        "metrics": "arpu",
+        "group_by": "metric_time__week",
+        "start": "2026-01-14",
+        "end": "2026-02-02",
+        "completeness": "columns",
+    }
     body = api.client.get("/v1/query", params=params).json()
     assert [c["name"] for c in body["columns"]] == ["metric_time__week", "arpu", "arpu__complete"]
     assert body["columns"][2]["type"] == "boolean"

@@ -38,8 +38,10 @@ def oracle(api):
 
 @pytest.fixture(scope="module")
 def landing_releases(api, oracle):
-    rows = oracle.sql(f"select platform, app_version, cast(released_at as timestamp) "
-                      f"from read_parquet('{api.landing_dir / 'releases.parquet'}') order by 1, 3")
+    rows = oracle.sql(
+        f"select platform, app_version, cast(released_at as timestamp) "
+        f"from read_parquet('{api.landing_dir / 'releases.parquet'}') order by 1, 3"
+    )
     previous, out = {}, {}
     for platform, version, released in rows:
         out[(platform, version)] = (released, previous.get(platform))
@@ -84,7 +86,11 @@ def test_counts_rates_and_tests_match_hand_sql_and_scipy(listing, oracle):
         users, crashed, events, errors = counts(oracle, platform, version, start, end)
         current = r["current"]
         assert (current["active_users"], current["crashed_users"], current["events"], current["errors"]) == (
-            users, crashed, events, errors), (platform, version)
+            users,
+            crashed,
+            events,
+            errors,
+        ), (platform, version)
         if users:
             assert r["crash_free_user_rate"] == pytest.approx(1 - crashed / users, rel=1e-12)
         if events:
@@ -94,8 +100,10 @@ def test_counts_rates_and_tests_match_hand_sql_and_scipy(listing, oracle):
             continue
         p_users, p_crashed, p_events, p_errors = counts(oracle, platform, r["previous_app_version"], start, end)
         assert (r["previous"]["active_users"], r["previous"]["crashed_users"]) == (p_users, p_crashed)
-        for test, x1, n1, x0, n0 in ((r["crash_test"], crashed, users, p_crashed, p_users),
-                                     (r["error_test"], errors, events, p_errors, p_events)):
+        for test, x1, n1, x0, n0 in (
+            (r["crash_test"], crashed, users, p_crashed, p_users),
+            (r["error_test"], errors, events, p_errors, p_events),
+        ):
             pooled = (x1 + x0) / (n1 + n0) if n1 and n0 else None
             if not n1 or not n0 or pooled in (0, 1):
                 # no data (or nothing to test) is neither a regression nor a clean bill
@@ -131,11 +139,17 @@ def test_adoption_by_day_since_release_matches_hand_sql(api, oracle):
     body = api.client.get(f"/v1/releases/{platform}/{version}").json()
     assert body["regressed"] is True
     released = dt.datetime.fromisoformat(body["released_at"]).date()
-    rows = dict((d, (v, n)) for d, v, n in oracle.sql("""
+    rows = dict(
+        (d, (v, n))
+        for d, v, n in oracle.sql(
+            """
         select cast(metric_time as date),
                count(distinct user_id) filter (where app_version = ?),
                count(distinct user_id)
-        from src_events where platform = ? group by 1""", [version, platform]))
+        from src_events where platform = ? group by 1""",
+            [version, platform],
+        )
+    )
     adoption = body["adoption"]
     assert [a["day"] for a in adoption] == list(range(len(adoption))) and len(adoption) == 29
     for a in adoption:

@@ -12,9 +12,27 @@ import pytest
 
 from tests.oracle import Oracle
 
-PACK = ["events", "active_users", "sessions", "new_users", "revenue", "paying_users", "arpu",
-        "feature_users", "feature_adoption_rate", "crashes", "crashed_users", "crash_free_user_rate",
-        "errors_per_1k_events", "incidents", "mttr_hours", "tickets", "nps", "csat", "d7_retention"]
+PACK = [
+    "events",
+    "active_users",
+    "sessions",
+    "new_users",
+    "revenue",
+    "paying_users",
+    "arpu",
+    "feature_users",
+    "feature_adoption_rate",
+    "crashes",
+    "crashed_users",
+    "crash_free_user_rate",
+    "errors_per_1k_events",
+    "incidents",
+    "mttr_hours",
+    "tickets",
+    "nps",
+    "csat",
+    "d7_retention",
+]
 
 SLICES = {
     "events": ["platform", "app_version", "feature_key", "event_name", "country", "plan", "region"],
@@ -117,26 +135,47 @@ def test_csv_parquet_arrow_and_accept_header_carry_the_same_rows(api):
 
 
 def test_get_form_matches_post(api):
-    post = api.client.post("/v1/query", json={"metrics": ["events", "sessions"], "group_by": ["metric_time__week"],
-                                              "start": "2026-01-12", "end": "2026-02-09",
-                                              "order_by": ["-events"], "limit": 3}).json()
-    get = api.client.get("/v1/query", params={"metrics": "events,sessions", "group_by": "metric_time__week",
-                                              "start": "2026-01-12", "end": "2026-02-09",
-                                              "order_by": "-events", "limit": 3}).json()
+    post = api.client.post(
+        "/v1/query",
+        json={
+            "metrics": ["events", "sessions"],
+            "group_by": ["metric_time__week"],
+            "start": "2026-01-12",
+            "end": "2026-02-09",
+            "order_by": ["-events"],
+            "limit": 3,
+        },
+    ).json()
+    get = api.client.get(
+        "/v1/query",
+        params={
+            "metrics": "events,sessions",
+            "group_by": "metric_time__week",
+            "start": "2026-01-12",
+            "end": "2026-02-09",
+            "order_by": "-events",
+            "limit": 3,
+        },
+    ).json()
     assert get["rows"] == post["rows"] and len(get["rows"]) == 3
 
 
 def test_dbt_style_filter_string(api):
-    structured = api.client.post("/v1/query", json={
-        "metrics": ["events"], "where": [{"field": "country", "op": "=", "value": "US"}]}).json()
-    template = api.client.post("/v1/query", json={
-        "metrics": ["events"], "where": ["{{ Dimension('user__country') }} = 'US'"]}).json()
+    structured = api.client.post(
+        "/v1/query", json={"metrics": ["events"], "where": [{"field": "country", "op": "=", "value": "US"}]}
+    ).json()
+    template = api.client.post(
+        "/v1/query", json={"metrics": ["events"], "where": ["{{ Dimension('user__country') }} = 'US'"]}
+    ).json()
     assert structured["rows"] == template["rows"]
 
 
 def test_compile_returns_readable_sql_and_an_explanation(api):
-    body = {"metrics": ["crash_free_user_rate"], "group_by": ["metric_time__week", "platform"],
-            "where": [{"field": "country", "op": "=", "value": "US"}]}
+    body = {
+        "metrics": ["crash_free_user_rate"],
+        "group_by": ["metric_time__week", "platform"],
+        "where": [{"field": "country", "op": "=", "value": "US"}],
+    }
     compiled = api.client.post("/v1/compile", json=body).json()
     assert "fct_events" in compiled["sql"] and "fct_errors" in compiled["sql"]
     assert "'US'" in compiled["sql"] and "'US'" not in compiled["parameterized_sql"]
@@ -155,11 +194,15 @@ def test_bad_requests_name_the_problem_and_the_nearest_choice(api):
     assert unreachable["code"] == "unknown_dimension"
     grain = error_of(api.client.post("/v1/query", json={"metrics": ["events"], "group_by": ["metric_time__hour"]}))
     assert "metric_time__day" in grain["message"] or "metric_time" in grain["message"]
-    op = error_of(api.client.post("/v1/query", json={"metrics": ["events"],
-                                                     "where": [{"field": "country", "op": "~", "value": "x"}]}))
+    op = error_of(
+        api.client.post(
+            "/v1/query", json={"metrics": ["events"], "where": [{"field": "country", "op": "~", "value": "x"}]}
+        )
+    )
     assert op["code"] == "invalid_filter" and "in" in op["message"]
-    missing_value = error_of(api.client.post("/v1/query", json={"metrics": ["events"],
-                                                                "where": [{"field": "country", "op": "in"}]}))
+    missing_value = error_of(
+        api.client.post("/v1/query", json={"metrics": ["events"], "where": [{"field": "country", "op": "in"}]})
+    )
     assert "values" in missing_value["message"]
     no_metric = error_of(api.client.post("/v1/query", json={"group_by": ["country"]}))
     assert "metric" in no_metric["message"]
@@ -169,8 +212,15 @@ def test_bad_requests_name_the_problem_and_the_nearest_choice(api):
     assert "events" in order["message"]
     extra = error_of(api.client.post("/v1/query", json={"metrics": ["events"], "groupby": ["country"]}))
     assert "groupby" in extra["message"]
-    injection = error_of(api.client.post("/v1/query", json={
-        "metrics": ["events"], "where": ["{{ Dimension('user__country') }} = 'US'; drop table marts.fct_events"]}))
+    injection = error_of(
+        api.client.post(
+            "/v1/query",
+            json={
+                "metrics": ["events"],
+                "where": ["{{ Dimension('user__country') }} = 'US'; drop table marts.fct_events"],
+            },
+        )
+    )
     assert injection["code"] == "invalid_filter"
 
 
@@ -183,7 +233,9 @@ def test_an_unreadable_body_is_named(api):
     error = post(b'{"metrics": ["\xff"]}', "application/json")  # not UTF-8
     assert error["code"] == "invalid_body" and "JSON object" in error["message"], error
     error = post(b'{"metrics": ["events"],}', "application/json")
-    assert error["message"] == "body: not valid JSON (Expecting property name enclosed in double quotes) at character 23"
+    assert (
+        error["message"] == "body: not valid JSON (Expecting property name enclosed in double quotes) at character 23"
+    )
     error = post(b"metrics=events", "text/plain")
     assert error["message"].startswith("body: ")
 
@@ -207,9 +259,14 @@ def test_saved_queries_are_listed_and_queryable_by_name(api):
     assert saved["weekly_quality_us"]["group_by"] == ["metric_time__week"]
     assert saved["weekly_quality_us"]["where"] == ["{{ Dimension('user__country') }} = 'US'"]
     by_name = api.client.post("/v1/query", json={"saved_query": "weekly_quality_us"}).json()
-    explicit = api.client.post("/v1/query", json={
-        "metrics": ["crashes", "arpu"], "group_by": ["metric_time__week"],
-        "where": [{"field": "user__country", "op": "=", "value": "US"}]}).json()
+    explicit = api.client.post(
+        "/v1/query",
+        json={
+            "metrics": ["crashes", "arpu"],
+            "group_by": ["metric_time__week"],
+            "where": [{"field": "user__country", "op": "=", "value": "US"}],
+        },
+    ).json()
     assert by_name["rows"] == explicit["rows"] and by_name["rows"]
     get = api.client.get("/v1/query", params={"saved_query": "weekly_active_users_by_platform"}).json()
     assert [c["name"] for c in get["columns"]] == ["metric_time__week", "event__platform", "active_users"]
@@ -219,8 +276,14 @@ def test_saved_queries_are_listed_and_queryable_by_name(api):
 
 
 def test_time_zone_and_week_start_over_http(api):
-    body = {"metrics": ["events"], "group_by": ["metric_time__week"], "timezone": "America/Los_Angeles",
-            "week_start": "sunday", "start": "2026-02-01", "end": "2026-03-01"}
+    body = {
+        "metrics": ["events"],
+        "group_by": ["metric_time__week"],
+        "timezone": "America/Los_Angeles",
+        "week_start": "sunday",
+        "start": "2026-02-01",
+        "end": "2026-03-01",
+    }
     weeks = api.client.post("/v1/query", json=body).json()["rows"]
     assert weeks and all(__import__("datetime").date.fromisoformat(w).weekday() == 6 for w, _ in weeks)
     oracle = Oracle(api.landing_dir)
@@ -236,8 +299,15 @@ def test_time_zone_and_week_start_over_http(api):
 
 
 def test_rolling_7_day_active_users_match_hand_written_sql(api):
-    got = api.client.post("/v1/query", json={"metrics": ["active_users_7d"], "group_by": ["metric_time__day"],
-                                             "start": "2026-02-01", "end": "2026-03-01"}).json()["rows"]
+    got = api.client.post(
+        "/v1/query",
+        json={
+            "metrics": ["active_users_7d"],
+            "group_by": ["metric_time__day"],
+            "start": "2026-02-01",
+            "end": "2026-03-01",
+        },
+    ).json()["rows"]
     expected = Oracle(api.landing_dir).sql("""
         with days as (select cast(range as date) as d from range(date '2026-02-01', date '2026-03-01', interval 1 day))
         select strftime(days.d, '%Y-%m-%d'), count(distinct e.user_id)
@@ -248,8 +318,9 @@ def test_rolling_7_day_active_users_match_hand_written_sql(api):
 
 
 def test_signup_to_purchase_conversion_matches_hand_written_sql(api):
-    got = api.client.post("/v1/query", json={"metrics": ["signup_to_purchase_7d"],
-                                             "group_by": ["metric_time__month"]}).json()["rows"]
+    got = api.client.post(
+        "/v1/query", json={"metrics": ["signup_to_purchase_7d"], "group_by": ["metric_time__month"]}
+    ).json()["rows"]
     # A month is known only when the 7-day window of each of its signup days (within the days
     # that have signups) lies inside the events' first..last day; otherwise it is null.
     expected = Oracle(api.landing_dir).sql("""
@@ -272,13 +343,15 @@ def test_signup_to_purchase_conversion_matches_hand_written_sql(api):
     assert [r[0] for r in got] == [r[0] for r in expected]
     assert [r[1] is None for r in got] == [r[1] is None for r in expected]
     assert [r[1] for r in got if r[1] is not None] == pytest.approx(
-        [float(r[1]) for r in expected if r[1] is not None], rel=1e-12)
+        [float(r[1]) for r in expected if r[1] is not None], rel=1e-12
+    )
     assert any(r[1] is not None and r[1] > 0 for r in got) and any(r[1] is None for r in got)
 
 
 def test_week_over_week_change_uses_the_prior_week(api):
-    rows = api.client.post("/v1/query", json={"metrics": ["revenue_change_vs_prior_week", "revenue"],
-                                              "group_by": ["metric_time__week"]}).json()["rows"]
+    rows = api.client.post(
+        "/v1/query", json={"metrics": ["revenue_change_vs_prior_week", "revenue"], "group_by": ["metric_time__week"]}
+    ).json()["rows"]
     revenue = {week: value for week, _, value in rows}
     for week, change, value in rows[1:]:
         prior = (__import__("datetime").date.fromisoformat(week) - __import__("datetime").timedelta(days=7)).isoformat()

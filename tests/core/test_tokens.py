@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 import stat
 from pathlib import Path
 
@@ -77,21 +76,32 @@ def _write(tmp_path: Path, content) -> TokenStore:
     return TokenStore.in_dir(tmp_path)
 
 
-GOOD = {"id": "a1b2c3d4e5f6", "name": "bi", "scopes": ["metrics:read"], "policy": [],
-        "created_at": "2026-01-01T00:00:00+00:00", "sha256": "0" * 64}
+GOOD = {
+    "id": "a1b2c3d4e5f6",
+    "name": "bi",
+    "scopes": ["metrics:read"],
+    "policy": [],
+    "created_at": "2026-01-01T00:00:00+00:00",
+    "sha256": "0" * 64,
+}
 
 
-@pytest.mark.parametrize("content, problem", [
-    ("", "tokens.json is empty"),
-    ("{\"tokens\": [", "not valid JSON"),
-    ("[]", 'an object with a "tokens" list'),
-    ({"tokens": [GOOD, {**GOOD, "id": "ffff0000aaaa", "name": "x", "scopes": ["root"]}]},
-     "record 2 (id 'ffff0000aaaa') (name 'x') is invalid: scopes.0"),
-    ({"tokens": [{**GOOD, "revoked": True}]}, "record 1 (id 'a1b2c3d4e5f6') (name 'bi') is invalid: revoked"),
-    ({"tokens": [{**GOOD, "sha256": "abc"}]}, "sha256"),
-    ({"tokens": [GOOD, GOOD]}, "the id 'a1b2c3d4e5f6' is used twice"),
-    ({"tokens": [{**GOOD, "created_at": "yesterday"}]}, "created_at"),
-])
+@pytest.mark.parametrize(
+    "content, problem",
+    [
+        ("", "tokens.json is empty"),
+        ('{"tokens": [', "not valid JSON"),
+        ("[]", 'an object with a "tokens" list'),
+        (
+            {"tokens": [GOOD, {**GOOD, "id": "ffff0000aaaa", "name": "x", "scopes": ["root"]}]},
+            "record 2 (id 'ffff0000aaaa') (name 'x') is invalid: scopes.0",
+        ),
+        ({"tokens": [{**GOOD, "revoked": True}]}, "record 1 (id 'a1b2c3d4e5f6') (name 'bi') is invalid: revoked"),
+        ({"tokens": [{**GOOD, "sha256": "abc"}]}, "sha256"),
+        ({"tokens": [GOOD, GOOD]}, "the id 'a1b2c3d4e5f6' is used twice"),
+        ({"tokens": [{**GOOD, "created_at": "yesterday"}]}, "created_at"),
+    ],
+)
 def test_an_invalid_store_is_an_error_naming_the_problem(tmp_path, content, problem):
     store = _write(tmp_path, content)
     with pytest.raises(TokenStoreUnavailable) as caught:

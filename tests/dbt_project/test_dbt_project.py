@@ -265,15 +265,19 @@ def test_build_passes_without_warnings(built):
 
 def test_events_are_deduplicated_and_internal_users_excluded(built):
     con, landing_dir, _ = built
-    expected = duckdb.connect().execute(
-        f"""
+    expected = (
+        duckdb.connect()
+        .execute(
+            f"""
         select count(distinct event_id)
         from read_parquet('{landing_dir}/events/*.parquet', union_by_name=true) as e
         where e.user_id not in (
             select user_id from read_parquet('{landing_dir}/users.parquet') where is_internal
         )
         """
-    ).fetchone()[0]
+        )
+        .fetchone()[0]
+    )
     rows, distinct_ids = con.execute("select count(*), count(distinct event_id) from marts.fct_events").fetchone()
     assert rows == distinct_ids == expected == 5
     assert con.execute("select count(*) from marts.fct_events where user_id = 'u3'").fetchone()[0] == 0
@@ -310,15 +314,19 @@ def test_other_marts(built):
         "select variant, variant_count from marts.fct_experiment_assignments where user_id = 'u1'"
     ).fetchall() == [("treatment", 2)]
     assert con.execute("select count(*) from marts.fct_experiment_assignments").fetchone()[0] == 2
-    assert con.execute(
-        "select resolution_hours from marts.fct_incidents order by incident_id"
-    ).fetchall() == [(3.5,), (None,)]
-    assert con.execute(
-        "select ticket_id from marts.fct_support_tickets order by ticket_id"
-    ).fetchall() == [("t1",), ("t2",)]
-    assert con.execute(
-        "select feedback_id, nps_category from marts.fct_feedback order by feedback_id"
-    ).fetchall() == [("f1", "promoter"), ("f2", "detractor"), ("f4", None)]
+    assert con.execute("select resolution_hours from marts.fct_incidents order by incident_id").fetchall() == [
+        (3.5,),
+        (None,),
+    ]
+    assert con.execute("select ticket_id from marts.fct_support_tickets order by ticket_id").fetchall() == [
+        ("t1",),
+        ("t2",),
+    ]
+    assert con.execute("select feedback_id, nps_category from marts.fct_feedback order by feedback_id").fetchall() == [
+        ("f1", "promoter"),
+        ("f2", "detractor"),
+        ("f4", None),
+    ]
     assert con.execute(
         "select release_key, previous_app_version from marts.dim_releases order by release_key"
     ).fetchall() == [("android:1.1.0", None), ("ios:1.1.0", None), ("ios:1.2.0", "1.1.0")]

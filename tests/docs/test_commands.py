@@ -96,9 +96,14 @@ def test_documented_command_works(served, page, command):
         if words[1] != "query":
             pytest.skip(f"`northstar {words[1]}` changes state; covered by its own tests")
         words = [sys.executable, "-m", "northstar", *words[1:], "--warehouse", str(built.warehouse)]
-    proc = subprocess.run(words, capture_output=True, text=True, timeout=120, cwd=REPO,
-                          env={"PATH": "/usr/bin:/bin", "PGCONNECT_TIMEOUT": "10", "PGPASSWORD": "x",
-                               "HOME": str(built.data_dir)})
+    proc = subprocess.run(
+        words,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+        env={"PATH": "/usr/bin:/bin", "PGCONNECT_TIMEOUT": "10", "PGPASSWORD": "x", "HOME": str(built.data_dir)},
+    )
     assert proc.returncode == 0, (page, command, proc.stdout[-2000:], proc.stderr[-2000:])
     if program == "curl":
         body, _, status = proc.stdout.rpartition("\n")

@@ -56,8 +56,9 @@ def shop_warehouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def shop_engine(shop_warehouse: Path):
-    engine = MetricsEngine(shop_manifest(), DuckDBClient(shop_warehouse),
-                           BuildInfo("test", None, True, shop_warehouse.parent))
+    engine = MetricsEngine(
+        shop_manifest(), DuckDBClient(shop_warehouse), BuildInfo("test", None, True, shop_warehouse.parent)
+    )
     yield engine
     engine.close()
 

@@ -6,15 +6,12 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import sys
-from pathlib import Path
 
 import pytest
 
 from metrics.engine import MetricsEngine
 from metrics.query.completeness import Reason
 from metrics.query.request import Filter, FilterOp, MetricQuery
-
 from tests.conftest import northstar
 from tests.oracle import Oracle
 
@@ -56,9 +53,14 @@ def test_retention_cohorts_outside_the_events_are_null_with_the_reason(engine, o
         assert (got[month][0] is None) == (retention is None), month
         if retention is not None:
             assert got[month][0] == pytest.approx(retention, rel=1e-9)
-    (first_event, last_event), = _hand(engine, "select min(event_ts)::date, max(event_ts)::date from marts.fct_events")
-    nulled = {i.bucket.isoformat() for i in result.incomplete
-              if i.metric == "d7_retention" and i.reason is Reason.WINDOW_NOT_COVERED}
+    ((first_event, last_event),) = _hand(
+        engine, "select min(event_ts)::date, max(event_ts)::date from marts.fct_events"
+    )
+    nulled = {
+        i.bucket.isoformat()
+        for i in result.incomplete
+        if i.metric == "d7_retention" and i.reason is Reason.WINDOW_NOT_COVERED
+    }
     assert nulled == {m for m, (r, _) in expected.items() if r is None}
     assert "2024-07-01" in nulled and "2026-04-01" in nulled  # before the first event, after the last
     # every covered month lies inside the events' reach, with 7 days to spare at the end
@@ -66,19 +68,28 @@ def test_retention_cohorts_outside_the_events_are_null_with_the_reason(engine, o
         start = dt.date.fromisoformat(month)
         assert start >= first_event - dt.timedelta(days=1) and start < last_event - dt.timedelta(days=7)
     # the SQL alone (the mask off) answers what the issue saw: 0.0 for a cohort before the events
-    raw = engine.query(MetricQuery(metrics=("d7_retention",), group_by=("metric_time__month",),
-                                   null_uncovered_windows=False))
+    raw = engine.query(
+        MetricQuery(metrics=("d7_retention",), group_by=("metric_time__month",), null_uncovered_windows=False)
+    )
     assert _rows(raw)["2024-07-01"] == (0.0,)
 
 
 def test_retention_by_week_and_cut_by_range_matches_the_oracle(engine, oracle):
-    for grain, start, end in (("week", "2026-01-03", "2026-04-01"), ("day", "2026-03-20", None),
-                              ("week", None, "2026-02-01")):
-        query = MetricQuery(metrics=("d7_retention",), group_by=(f"metric_time__{grain}",),
-                            start=_day(start) if start else None, end=_day(end) if end else None)
+    for grain, start, end in (
+        ("week", "2026-01-03", "2026-04-01"),
+        ("day", "2026-03-20", None),
+        ("week", None, "2026-02-01"),
+    ):
+        query = MetricQuery(
+            metrics=("d7_retention",),
+            group_by=(f"metric_time__{grain}",),
+            start=_day(start) if start else None,
+            end=_day(end) if end else None,
+        )
         got = _rows(engine.query(query))
-        expected = {row[0]: row[1:] for row in oracle.query(["d7_retention"], [f"metric_time__{grain}"],
-                                                            start=start, end=end)}
+        expected = {
+            row[0]: row[1:] for row in oracle.query(["d7_retention"], [f"metric_time__{grain}"], start=start, end=end)
+        }
         assert set(got) == set(expected)
         for key, (value,) in expected.items():
             assert got[key][0] == (pytest.approx(value, rel=1e-9) if value is not None else None), (grain, key)
@@ -90,9 +101,14 @@ def test_conversion_window_not_in_the_data_is_null(engine):
     first event; the others equal hand-written SQL."""
     result = engine.query(MetricQuery(metrics=("signup_to_purchase_7d",), group_by=("metric_time__week",)))
     got = _rows(result)
-    (first_event, last_event), = _hand(engine, "select min(event_ts)::date, max(event_ts)::date from marts.fct_events")
-    (last_signup,), = _hand(engine, "select max(signup_at)::date from marts.dim_users")
-    hand = dict(_hand(engine, """
+    ((first_event, last_event),) = _hand(
+        engine, "select min(event_ts)::date, max(event_ts)::date from marts.fct_events"
+    )
+    ((last_signup,),) = _hand(engine, "select max(signup_at)::date from marts.dim_users")
+    hand = dict(
+        _hand(
+            engine,
+            """
         select cast(date_trunc('week', u.signup_at) as date)::varchar,
                cast(count(distinct c.user_id) as double) / count(distinct u.user_id)
         from marts.dim_users u
@@ -100,7 +116,9 @@ def test_conversion_window_not_in_the_data_is_null(engine):
                    on e.user_id = u.user_id and e.revenue_usd > 0
                    and cast(e.event_ts as date) >= cast(u.signup_at as date)
                    and cast(e.event_ts as date) < cast(u.signup_at as date) + interval 7 day) c
-          on c.user_id = u.user_id group by 1"""))
+          on c.user_id = u.user_id group by 1""",
+        )
+    )
     assert set(got) == set(hand)
     for week, value in hand.items():
         monday = dt.date.fromisoformat(week)
@@ -114,44 +132,67 @@ def test_partial_buckets_are_flagged_not_nulled(engine):
     """April has 4 days of events: arpu keeps its value and is flagged after_data; a week cut
     by start is flagged range_cut; full buckets are complete."""
     result = engine.query(MetricQuery(metrics=("arpu",), group_by=("metric_time__month",)))
-    (last_event,), = _hand(engine, "select max(event_ts)::date from marts.fct_events")
+    ((last_event,),) = _hand(engine, "select max(event_ts)::date from marts.fct_events")
     flags = {i.bucket.isoformat(): i.reason for i in result.incomplete}
     assert flags[last_event.replace(day=1).isoformat()] is Reason.AFTER_DATA
     assert all(v[0] is not None for v in _rows(result).values())
     by_row = dict(zip((r[0].isoformat() for r in result.rows), result.complete))
     assert by_row["2026-02-01"] == (True,) and by_row[last_event.replace(day=1).isoformat()] == (False,)
-    cut = engine.query(MetricQuery(metrics=("arpu",), group_by=("metric_time__week",),
-                                   start=_day("2026-01-14"), end=_day("2026-02-02")))
+    cut = engine.query(
+        MetricQuery(
+            metrics=("arpu",), group_by=("metric_time__week",), start=_day("2026-01-14"), end=_day("2026-02-02")
+        )
+    )
     reasons = {i.bucket.isoformat(): i.reason for i in cut.incomplete}
     assert reasons == {"2026-01-12": Reason.RANGE_CUT}
-    (events,), = _hand(engine, "select count(*) from marts.fct_events "
-                               "where event_ts >= '2026-01-14' and event_ts < '2026-01-19'")
-    partial = engine.query(MetricQuery(metrics=("events",), group_by=("metric_time__week",),
-                                       start=_day("2026-01-14"), end=_day("2026-01-19")))
+    ((events,),) = _hand(
+        engine, "select count(*) from marts.fct_events where event_ts >= '2026-01-14' and event_ts < '2026-01-19'"
+    )
+    partial = engine.query(
+        MetricQuery(
+            metrics=("events",), group_by=("metric_time__week",), start=_day("2026-01-14"), end=_day("2026-01-19")
+        )
+    )
     assert partial.rows == [(dt.date(2026, 1, 12), events)] and partial.complete == [(False,)]
 
 
 def test_counts_over_no_rows_are_zero_and_ratios_null(engine):
     """A filter that matches nothing: one row, every count and sum 0, every ratio null (events
     was null and active_users 0 before)."""
-    metrics = ("events", "active_users", "revenue", "new_users", "crashes", "arpu",
-               "d7_retention", "crash_free_user_rate")
+    metrics = (
+        "events",
+        "active_users",
+        "revenue",
+        "new_users",
+        "crashes",
+        "arpu",
+        "d7_retention",
+        "crash_free_user_rate",
+    )
     result = engine.query(MetricQuery(metrics=metrics, where=(Filter("country", FilterOp.EQ, "ZZ"),)))
     (row,) = result.rows
     values = dict(zip(metrics, row))
     assert [values[m] for m in ("events", "active_users", "revenue", "new_users", "crashes")] == [0] * 5
     assert values["arpu"] is None and values["d7_retention"] is None
     # grouped, no rows means no row (not a row of nulls)
-    grouped = engine.query(MetricQuery(metrics=("events", "active_users"), group_by=("metric_time__week",),
-                                       where=(Filter("country", FilterOp.EQ, "ZZ"),)))
+    grouped = engine.query(
+        MetricQuery(
+            metrics=("events", "active_users"),
+            group_by=("metric_time__week",),
+            where=(Filter("country", FilterOp.EQ, "ZZ"),),
+        )
+    )
     assert grouped.rows == []
 
 
 def test_parity_semantics_kept_for_grouped_rows(engine):
     """Grouped answers keep MetricFlow's rule: a group only one input has is null in the other
     (here errors without events: events null, crashes counted)."""
-    result = engine.query(dataclasses.replace(
-        MetricQuery(metrics=("events", "crashes"), group_by=("metric_time__day", "platform", "app_version"))))
+    result = engine.query(
+        dataclasses.replace(
+            MetricQuery(metrics=("events", "crashes"), group_by=("metric_time__day", "platform", "app_version"))
+        )
+    )
     assert any(r[3] is None and r[4] is not None for r in result.rows)
 
 
@@ -162,8 +203,8 @@ def test_parity_semantics_kept_for_grouped_rows(engine):
 def planted(tmp_path_factory):
     """Generated landing data (a short window) plus users planted before the first event and
     after the last one, built by the real `northstar build`."""
-    import pyarrow.parquet as pq
     import pyarrow as pa
+    import pyarrow.parquet as pq
 
     from seeds import generator
 
@@ -204,11 +245,12 @@ def test_planted_cohorts_before_and_after_the_events(planted):
         assert got[week][1] == users
         assert got[week][0] == (pytest.approx(retention, rel=1e-9) if retention is not None else None), week
     assert got["2026-02-09"][0] is None and got["2026-02-09"][1] >= 5  # before the first event: null, never 0
-    assert got["2026-06-15"][0] is None     # after the last event
+    assert got["2026-06-15"][0] is None  # after the last event
     assert any(v[0] is not None for v in got.values())
     # the planted cohort alone, by country: no time group-by, still null with the reason
-    alone = engine.query(MetricQuery(metrics=("d7_retention", "new_users"),
-                                     where=(Filter("country", FilterOp.EQ, "ZZ"),)))
+    alone = engine.query(
+        MetricQuery(metrics=("d7_retention", "new_users"), where=(Filter("country", FilterOp.EQ, "ZZ"),))
+    )
     assert alone.rows == [(None, 8)]
     assert [i.reason for i in alone.incomplete] == [Reason.WINDOW_NOT_COVERED]
 
@@ -217,6 +259,6 @@ def test_planted_empty_filter(planted):
     engine, oracle = planted
     metrics = ("events", "active_users", "revenue", "arpu")
     result = engine.query(MetricQuery(metrics=metrics, where=(Filter("country", FilterOp.EQ, "ZZ"),)))
-    (events,), = oracle.con.execute("select count(*) from src_events where country = 'ZZ'").fetchall()
+    ((events,),) = oracle.con.execute("select count(*) from src_events where country = 'ZZ'").fetchall()
     assert events == 0
     assert result.rows == [(0, 0, 0, None)]

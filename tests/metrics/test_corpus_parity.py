@@ -93,35 +93,79 @@ ZERO = "zero"  # a conversion rate over base events without conversions: 0.0 in 
 
 CASES: dict[str, list[Case]] = {
     "marketplace": [
-        Case("aggregations-by-day", ("bookings", "booking_value", "instant_bookings", "average_booking_value",
-                                     "guests", "longest_stay"), ("metric_time__day",)),
-        Case("percentiles-by-month", ("median_nights", "p90_booking_value", "p90_booking_value_discrete"),
-             ("metric_time__month",)),
+        Case(
+            "aggregations-by-day",
+            ("bookings", "booking_value", "instant_bookings", "average_booking_value", "guests", "longest_stay"),
+            ("metric_time__day",),
+        ),
+        Case(
+            "percentiles-by-month",
+            ("median_nights", "p90_booking_value", "p90_booking_value_discrete"),
+            ("metric_time__month",),
+        ),
         Case("percentiles-by-city", ("median_nights", "p90_booking_value"), ("listing__city",)),
         Case("check-in-time-by-week", ("nights_checked_in",), ("metric_time__week",)),
         Case("ratio-by-city", ("value_per_booking",), ("listing__city",)),
         Case("two-hop-filter-by-month", ("superhost_bookings",), ("metric_time__month",)),
-        Case("filled-days", ("bookings_filled",), ("metric_time__day",),
-             start=dt.date(2026, 1, 1), end=dt.date(2026, 2, 1)),
+        Case(
+            "filled-days",
+            ("bookings_filled",),
+            ("metric_time__day",),
+            start=dt.date(2026, 1, 1),
+            end=dt.date(2026, 2, 1),
+        ),
         Case("input-filter-by-week", ("instant_share",), ("metric_time__week",)),
         Case("offset-window-by-week", ("bookings_wow",), ("metric_time__week",), start=_Q1[0], end=_Q1[1]),
-        Case("offset-to-month-by-day", ("bookings_growth_since_start_of_month",), ("metric_time__day",),
-             start=dt.date(2026, 1, 5), end=dt.date(2026, 4, 5), tags=frozenset({OFFSET})),
-        Case("offset-to-month-by-day-city", ("bookings_growth_since_start_of_month",),
-             ("metric_time__day", "listing__city"), start=dt.date(2026, 2, 1), end=dt.date(2026, 3, 1),
-             tags=frozenset({OFFSET})),
-        Case("offset-to-month-by-week", ("bookings_growth_since_start_of_month",), ("metric_time__week",),
-             tags=frozenset({OFFSET})),
-        Case("offset-to-month-by-month-range", ("bookings_growth_since_start_of_month",), ("metric_time__month",),
-             start=dt.date(2026, 1, 1), end=dt.date(2026, 5, 1)),
+        Case(
+            "offset-to-month-by-day",
+            ("bookings_growth_since_start_of_month",),
+            ("metric_time__day",),
+            start=dt.date(2026, 1, 5),
+            end=dt.date(2026, 4, 5),
+            tags=frozenset({OFFSET}),
+        ),
+        Case(
+            "offset-to-month-by-day-city",
+            ("bookings_growth_since_start_of_month",),
+            ("metric_time__day", "listing__city"),
+            start=dt.date(2026, 2, 1),
+            end=dt.date(2026, 3, 1),
+            tags=frozenset({OFFSET}),
+        ),
+        Case(
+            "offset-to-month-by-week",
+            ("bookings_growth_since_start_of_month",),
+            ("metric_time__week",),
+            tags=frozenset({OFFSET}),
+        ),
+        Case(
+            "offset-to-month-by-month-range",
+            ("bookings_growth_since_start_of_month",),
+            ("metric_time__month",),
+            start=dt.date(2026, 1, 1),
+            end=dt.date(2026, 5, 1),
+        ),
         Case("offset-to-month-by-quarter", ("bookings_growth_since_start_of_month",), ("metric_time__quarter",)),
-        Case("offset-to-month-by-year", ("bookings_growth_since_start_of_month", "bookings_start_of_week"),
-             ("metric_time__year",), tags=frozenset({OFFSET})),
+        Case(
+            "offset-to-month-by-year",
+            ("bookings_growth_since_start_of_month", "bookings_start_of_week"),
+            ("metric_time__year",),
+            tags=frozenset({OFFSET}),
+        ),
         # (with a range MetricFlow errs here as by week: a binder error; the week test below covers ranges)
-        Case("offset-to-week-by-quarter", ("bookings_start_of_week",), ("metric_time__quarter",),
-             tags=frozenset({OFFSET})),
-        Case("offset-to-week-by-day", ("bookings_start_of_week",), ("metric_time__day",),
-             start=dt.date(2026, 1, 5), end=dt.date(2026, 4, 5)),
+        Case(
+            "offset-to-week-by-quarter",
+            ("bookings_start_of_week",),
+            ("metric_time__quarter",),
+            tags=frozenset({OFFSET}),
+        ),
+        Case(
+            "offset-to-week-by-day",
+            ("bookings_start_of_week",),
+            ("metric_time__day",),
+            start=dt.date(2026, 1, 5),
+            end=dt.date(2026, 4, 5),
+        ),
         Case("offset-to-week-by-week", ("bookings_start_of_week",), ("metric_time__week",)),
         Case("offset-to-week-by-month", ("bookings_start_of_week",), ("metric_time__month",)),
         Case("month-to-date", ("bookings_mtd",), ("metric_time__day",), start=_Q1[0], end=dt.date(2026, 4, 5)),
@@ -129,10 +173,18 @@ CASES: dict[str, list[Case]] = {
         Case("entity-local", ("bookings",), ("listing",)),
         Case("entity-one-hop", ("bookings", "value_per_booking"), ("listing__host",)),
         Case("entity-two-hops", ("bookings",), ("listing__host__company",)),
-        Case("entity-filter", ("bookings",), ("metric_time__month",),
-             where=("{{ Entity('listing__host') }} in (1, 2, 3)",)),
-        Case("entity-two-hops-filter", ("booking_value",), ("listing__city",),
-             where=("{{ Entity('listing__host__company') }} = 2",)),
+        Case(
+            "entity-filter",
+            ("bookings",),
+            ("metric_time__month",),
+            where=("{{ Entity('listing__host') }} in (1, 2, 3)",),
+        ),
+        Case(
+            "entity-two-hops-filter",
+            ("booking_value",),
+            ("listing__city",),
+            where=("{{ Entity('listing__host__company') }} = 2",),
+        ),
         Case("dimension-two-hops", ("bookings", "value_per_booking"), ("listing__host__host_tier",)),
         Case("scd-by-tier", ("bookings",), ("listing__price_tier",)),
         Case("scd-by-month-tier", ("bookings", "booking_value"), ("metric_time__month", "listing__price_tier")),
@@ -140,44 +192,89 @@ CASES: dict[str, list[Case]] = {
         Case("listings-by-city", ("listings",), ("listing__city",)),
     ],
     "saas": [
-        Case("balances-by-month", ("mrr", "mrr_start", "seats", "peak_account_mrr", "mrr_growth", "mrr_per_seat"),
-             ("metric_time__month",)),
+        Case(
+            "balances-by-month",
+            ("mrr", "mrr_start", "seats", "peak_account_mrr", "mrr_growth", "mrr_per_seat"),
+            ("metric_time__month",),
+        ),
         Case("balances-by-week", ("mrr", "mrr_start", "seats"), ("metric_time__week",)),
-        Case("balances-by-day", ("mrr", "seats"), ("metric_time__day",),
-             start=dt.date(2026, 2, 1), end=dt.date(2026, 3, 1)),
+        Case(
+            "balances-by-day",
+            ("mrr", "seats"),
+            ("metric_time__day",),
+            start=dt.date(2026, 2, 1),
+            end=dt.date(2026, 3, 1),
+        ),
         Case("balances-by-plan", ("mrr", "seats", "peak_account_mrr"), ("account__plan",)),
         Case("balances-total", ("mrr", "mrr_start", "seats")),
         Case("balances-by-month-region", ("mrr", "mrr_per_seat"), ("metric_time__month", "account__region")),
         Case("balances-by-month-account", ("mrr",), ("metric_time__month", "account")),
-        Case("subscriptions-by-week", ("new_subscriptions", "cancellations", "net_new_subscriptions",
-                                       "cancelled_subscriptions", "enterprise_subscriptions"), ("metric_time__week",)),
+        Case(
+            "subscriptions-by-week",
+            (
+                "new_subscriptions",
+                "cancellations",
+                "net_new_subscriptions",
+                "cancelled_subscriptions",
+                "enterprise_subscriptions",
+            ),
+            ("metric_time__week",),
+        ),
         Case("subscriptions-by-plan", ("new_subscriptions", "cancellations"), ("account__plan",)),
         Case("dimension-expr", ("new_subscriptions",), ("subscription__is_cancelled",)),
         Case("other-time-dimension", ("new_subscriptions",), ("subscription__cancelled_at__month",)),
-        Case("cumulative-all-time", ("subscriptions_to_date",), ("metric_time__week",),
-             start=dt.date(2026, 1, 5), end=dt.date(2026, 4, 6)),
+        Case(
+            "cumulative-all-time",
+            ("subscriptions_to_date",),
+            ("metric_time__week",),
+            start=dt.date(2026, 1, 5),
+            end=dt.date(2026, 4, 6),
+        ),
         Case("accounts-by-region-month", ("accounts",), ("account__region", "metric_time__month")),
     ],
     "funnel": [
-        Case("events-by-day", ("visits", "visitors", "carts", "purchases", "purchase_amount", "buyers"),
-             ("metric_time__day",)),
+        Case(
+            "events-by-day",
+            ("visits", "visitors", "carts", "purchases", "purchase_amount", "buyers"),
+            ("metric_time__day",),
+        ),
         Case("ratio-by-country", ("purchases_per_visitor",), ("user__country",)),
-        *[case for metric in ("visit_to_purchase_1d", "visit_to_purchase", "visit_to_purchase_same_device_7d",
-                              "visit_to_purchase_same_session", "cart_to_purchase_conversions_2d")
-          for case in (
-              Case(f"{metric}-total", (metric,)),
-              Case(f"{metric}-by-week", (metric,), ("metric_time__week",),
-                   tags=frozenset({ZERO}) if "cart" not in metric else frozenset()),
-              Case(f"{metric}-by-week-range", (metric,), ("metric_time__week",),
-                   start=dt.date(2026, 3, 2), end=dt.date(2026, 3, 30)),
-              Case(f"{metric}-by-country", (metric,), ("user__country",)),
-          )],
+        *[
+            case
+            for metric in (
+                "visit_to_purchase_1d",
+                "visit_to_purchase",
+                "visit_to_purchase_same_device_7d",
+                "visit_to_purchase_same_session",
+                "cart_to_purchase_conversions_2d",
+            )
+            for case in (
+                Case(f"{metric}-total", (metric,)),
+                Case(
+                    f"{metric}-by-week",
+                    (metric,),
+                    ("metric_time__week",),
+                    tags=frozenset({ZERO}) if "cart" not in metric else frozenset(),
+                ),
+                Case(
+                    f"{metric}-by-week-range",
+                    (metric,),
+                    ("metric_time__week",),
+                    start=dt.date(2026, 3, 2),
+                    end=dt.date(2026, 3, 30),
+                ),
+                Case(f"{metric}-by-country", (metric,), ("user__country",)),
+            )
+        ],
         # By device only where the device is a constant property: otherwise a conversion is
         # attributed to the latest base event of the day, and two visits of one user on one day
         # from two devices make the device it counts under a tie (MetricFlow's FIRST_VALUE over
         # the day breaks it as arbitrarily as any ORDER BY on the day would).
-        Case("same-device-by-device", ("visit_to_purchase_same_device_7d", "visit_to_purchase_same_session"),
-             ("visit__device",)),
+        Case(
+            "same-device-by-device",
+            ("visit_to_purchase_same_device_7d", "visit_to_purchase_same_session"),
+            ("visit__device",),
+        ),
         Case("cart-same-device-by-device", ("cart_to_purchase_conversions_2d",), ("cart_event__device",)),
     ],
 }
@@ -202,11 +299,15 @@ def test_same_answer_as_metricflow(corpus, project: str, case: Case) -> None:
     if ZERO in case.tags:
         # By design: a bucket with base events and no conversion is 0.0 here, null in MetricFlow.
         metric = case.metrics[0]
-        zeros = {tuple(_plain(r[ns_cols.index(k)]) for k in keys) for r in ns_rows
-                 if r[ns_cols.index(metric)] == 0.0}
+        zeros = {tuple(_plain(r[ns_cols.index(k)]) for k in keys) for r in ns_rows if r[ns_cols.index(metric)] == 0.0}
         assert zeros, f"{case.id}: no bucket without conversions; the case checks nothing beyond the others"
-        mf_rows = [tuple(0.0 if c == metric and v is None and tuple(_plain(r[mf_cols.index(k)]) for k in keys) in zeros
-                         else v for c, v in zip(mf_cols, r)) for r in mf_rows]
+        mf_rows = [
+            tuple(
+                0.0 if c == metric and v is None and tuple(_plain(r[mf_cols.index(k)]) for k in keys) in zeros else v
+                for c, v in zip(mf_cols, r)
+            )
+            for r in mf_rows
+        ]
     problems = differences(case, ns_cols, ns_rows, mf_cols, mf_rows)
     assert not problems, f"{project} {case.id}: northstar and MetricFlow disagree\n  " + "\n  ".join(problems)
 
@@ -231,8 +332,9 @@ def test_what_is_not_supported_yet_is_refused_by_name(corpus) -> None:
     with pytest.raises(UnsupportedFeature, match="custom granularities of the time spine"):
         project.northstar.query(harness.northstar_query(fiscal))
     with pytest.raises(UnsupportedFeature, match="date parts"):
-        project.northstar.query(harness.northstar_query(Case("p", ("new_subscriptions",),
-                                                             ("metric_time__extract_month",))))
+        project.northstar.query(
+            harness.northstar_query(Case("p", ("new_subscriptions",), ("metric_time__extract_month",)))
+        )
     offset = Case("offset", ("new_subscriptions_prior_fiscal_quarter",), ("metric_time__day",))
     assert project.metricflow.query(harness.mf_request(offset)).result_df.rows
     with pytest.raises(MetricUnavailable, match="'fiscal_quarter'.*not supported yet"):
@@ -240,8 +342,13 @@ def test_what_is_not_supported_yet_is_refused_by_name(corpus) -> None:
     listed = project.northstar.catalog()["new_subscriptions_prior_fiscal_quarter"]
     assert listed.unavailable and listed.unavailable[0]["group_by"] is None
     cumulative = corpus("marketplace")
-    shifted = Case("mtd-shifted", ("bookings_mtd_last_week",), ("metric_time__day",),
-                   start=dt.date(2026, 2, 1), end=dt.date(2026, 3, 1))
+    shifted = Case(
+        "mtd-shifted",
+        ("bookings_mtd_last_week",),
+        ("metric_time__day",),
+        start=dt.date(2026, 2, 1),
+        end=dt.date(2026, 3, 1),
+    )
     assert cumulative.metricflow.query(harness.mf_request(shifted)).result_df.rows
     with pytest.raises(MetricUnavailable, match="offset_window or offset_to_grain on the cumulative metric"):
         cumulative.northstar.query(harness.northstar_query(shifted))
@@ -253,8 +360,13 @@ def test_offset_to_grain_by_week_with_a_range_against_hand_written_sql(corpus) -
     error), so hand-written SQL is the reference: each week shows bookings minus the bookings of
     the first day of the month the week starts in."""
     project = corpus("marketplace")
-    case = Case("offset-to-month-by-week-range", ("bookings_growth_since_start_of_month",), ("metric_time__week",),
-                start=_Q1[0], end=_Q1[1])
+    case = Case(
+        "offset-to-month-by-week-range",
+        ("bookings_growth_since_start_of_month",),
+        ("metric_time__week",),
+        start=_Q1[0],
+        end=_Q1[1],
+    )
     with pytest.raises(Exception, match="(?i)binder"):
         project.metricflow.query(harness.mf_request(case))
     got = project.northstar.query(harness.northstar_query(case))
@@ -275,9 +387,9 @@ def test_constant_property_changes_the_answer(corpus) -> None:
     the constant properties are applied), and the same-session rate equals hand-written SQL."""
     project = corpus("funnel")
     query = harness.northstar_query(Case("c", ("visit_to_purchase", "visit_to_purchase_same_session")))
-    (plain, same_session), = project.northstar.query(query).rows
+    ((plain, same_session),) = project.northstar.query(query).rows
     assert same_session < plain
-    (expected,), = project.hand("""
+    ((expected,),) = project.hand("""
         with base as (select user_id, session_id, cast(occurred_at as date) as day from main.visits),
         conv as (select event_id, user_id, session_id, cast(occurred_at as date) as day from main.purchases),
         matched as (select distinct c.event_id from base b join conv c
@@ -297,6 +409,7 @@ def test_saved_queries_with_exports(corpus, project: str, saved: str) -> None:
     case = Case(saved, query.metrics, query.group_by, where=query.where)
     ns = built_project.northstar.query(harness.northstar_query(case))
     mf = built_project.metricflow.query(MetricFlowQueryRequest.create(saved_query_name=saved)).result_df
-    problems = differences(case, [c.name for c in ns.columns], list(ns.rows), list(mf.column_names),
-                           [tuple(r) for r in mf.rows])
+    problems = differences(
+        case, [c.name for c in ns.columns], list(ns.rows), list(mf.column_names), [tuple(r) for r in mf.rows]
+    )
     assert ns.rows and not problems, problems

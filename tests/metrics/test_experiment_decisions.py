@@ -22,13 +22,21 @@ class _Metric:
     lower_is_better: bool = False
 
 
-KNOWN = {"conversion": _Metric("conversion"), "crashed_users": _Metric("crashed", True),
-         "crashed": _Metric("crashed", True), "sessions_per_user": _Metric("sessions_per_user")}
+KNOWN = {
+    "conversion": _Metric("conversion"),
+    "crashed_users": _Metric("crashed", True),
+    "crashed": _Metric("crashed", True),
+    "sessions_per_user": _Metric("sessions_per_user"),
+}
 META = {
     "defaults": {"goal": ["conversion"], "guardrails": [{"metric": "crashed_users", "harm_threshold": 0.1}]},
     "features": {"search": {"goal": ["sessions_per_user"], "secondary": ["conversoin"]}},
-    "experiments": {"exp_b": {"guardrails": [{"metric": "conversion", "direction": "lower_is_better"}],
-                              "planned_users_per_variant": 5000}},
+    "experiments": {
+        "exp_b": {
+            "guardrails": [{"metric": "conversion", "direction": "lower_is_better"}],
+            "planned_users_per_variant": 5000,
+        }
+    },
 }
 
 
@@ -46,8 +54,12 @@ def test_settings_layer_defaults_feature_and_experiment():
 
 
 def _row(metric, control, treated, n=10_000, lower=False, withheld=None):
-    comparison = compare_variant(ProportionStatistic(n, control * n), ProportionStatistic(n, treated * n),
-                                 lower_is_better=lower, nonnegative=True)
+    comparison = compare_variant(
+        ProportionStatistic(n, control * n),
+        ProportionStatistic(n, treated * n),
+        lower_is_better=lower,
+        nonnegative=True,
+    )
     return ReadoutRow(metric, "treatment", {}, comparison, None, "", (), withheld=withheld)
 
 
@@ -58,7 +70,9 @@ def test_decisions_weigh_goals_and_guardrails():
     harm, small_harm = _row("crashed", 0.02, 0.03, lower=True), _row("crashed", 0.020, 0.0215, n=200_000, lower=True)
     safe = _row("crashed", 0.02, 0.02, lower=True)
     assert small_harm.comparison.ci_low > 0 and small_harm.comparison.relative_lift < 0.1  # harm under the threshold
-    assert guardrail_fails(harm, settings.guardrail("crashed")) and not guardrail_fails(small_harm, settings.guardrail("crashed"))
+    assert guardrail_fails(harm, settings.guardrail("crashed")) and not guardrail_fails(
+        small_harm, settings.guardrail("crashed")
+    )
 
     def decision(*rows, reached=None, status="ended"):
         return decide(list(rows), settings, lower, ["treatment"], reached, status)[0]
@@ -74,5 +88,7 @@ def test_decisions_weigh_goals_and_guardrails():
     assert decision(flat, safe).decision == "no clear signal"
     withheld = _row("conversion", 0.10, 0.12, withheld="sample ratio mismatch")
     assert decision(withheld, harm).decision == "not judged"
-    assert decide([win], resolve_settings({}, "x", None, KNOWN), lower, ["treatment"], None,
-                  "ended")[0].decision == "no goal metric"
+    assert (
+        decide([win], resolve_settings({}, "x", None, KNOWN), lower, ["treatment"], None, "ended")[0].decision
+        == "no goal metric"
+    )

@@ -52,7 +52,10 @@ def test_same_statistics_from_the_table_and_from_the_assignments(engine, pre_day
             assert a.keys() == b.keys()
             assert a["variant"] == b["variant"] and a["n"] == b["n"] > 0
             for key in a.keys() - {"variant"}:
-                assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-9, abs=1e-9), (experiment.experiment_id, key)
+                assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-9, abs=1e-9), (
+                    experiment.experiment_id,
+                    key,
+                )
         compared += len(from_table)
     assert compared >= 6
 
@@ -80,7 +83,10 @@ def test_sliced_statistics_from_the_table_equal_those_from_the_assignments(engin
         for a, b in zip(from_table, from_assignments):
             assert (a["variant"], a["s0"], a["n"]) == (b["variant"], b["s0"], b["n"])
             for key in a.keys() - {"variant", "s0"}:
-                assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-9, abs=1e-9), (experiment.experiment_id, key)
+                assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-9, abs=1e-9), (
+                    experiment.experiment_id,
+                    key,
+                )
 
 
 def test_a_row_level_policy_cannot_read_the_experiment_tables(engine):

@@ -24,9 +24,10 @@ import importlib.util
 import math
 import os
 import sys
+from collections.abc import Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import pytest
 
@@ -84,8 +85,9 @@ def _sort_key(row: Sequence[Any]) -> tuple:
     return tuple((v is None, type(v).__name__, v if v is not None else 0) for v in row)
 
 
-def differences(case: Case, ns_columns: Sequence[str], ns_rows: list[tuple], mf_columns: Sequence[str],
-                mf_rows: list[tuple]) -> list[str]:
+def differences(
+    case: Case, ns_columns: Sequence[str], ns_rows: list[tuple], mf_columns: Sequence[str], mf_rows: list[tuple]
+) -> list[str]:
     """What differs between the two answers, as readable lines (empty when they agree)."""
     if sorted(ns_columns) != sorted(mf_columns):
         return [f"columns differ: northstar {list(ns_columns)} vs MetricFlow {list(mf_columns)}"]
@@ -108,8 +110,10 @@ def differences(case: Case, ns_columns: Sequence[str], ns_rows: list[tuple], mf_
         ns_by_key = {row[:n_keys]: row for row in ns}
         mf_by_key = {row[:n_keys]: row for row in mf}
         if len(ns_by_key) != len(ns) or len(mf_by_key) != len(mf):
-            out.append(f"group-by keys repeat: northstar {len(ns) - len(ns_by_key)}, "
-                       f"MetricFlow {len(mf) - len(mf_by_key)} duplicate key(s)")
+            out.append(
+                f"group-by keys repeat: northstar {len(ns) - len(ns_by_key)}, "
+                f"MetricFlow {len(mf) - len(mf_by_key)} duplicate key(s)"
+            )
         for key in sorted(set(ns_by_key) ^ set(mf_by_key), key=_sort_key)[:5]:
             side = "northstar only" if key in ns_by_key else "MetricFlow only"
             out.append(f"{side}: {dict(zip(keys, key))} -> {(ns_by_key.get(key) or mf_by_key.get(key))[n_keys:]}")
@@ -130,14 +134,21 @@ def answer_both(engines, case: Case):
     ns = northstar.query(ns_query)
     mf = metricflow.query(harness.mf_request(case))
     table = mf.result_df
-    return ([c.name for c in ns.columns], list(ns.rows), list(table.column_names), [tuple(r) for r in table.rows],
-            northstar.compile(ns_query).inline_sql, mf.sql)
+    return (
+        [c.name for c in ns.columns],
+        list(ns.rows),
+        list(table.column_names),
+        [tuple(r) for r in table.rows],
+        northstar.compile(ns_query).inline_sql,
+        mf.sql,
+    )
 
 
 DESIGN_NO_CONTRIBUTION = (
     "by design: a group no row contributes to (only null arguments of a distinct count, sum or mean, e.g. "
     "a day without purchases for paying_users, anonymous crashes for crashed_users by plan) is no row in "
-    "northstar; MetricFlow answers it with 0 or null (docs/http-api.md, 'Empty means one thing')")
+    "northstar; MetricFlow answers it with 0 or null (docs/http-api.md, 'Empty means one thing')"
+)
 
 
 def without_groups_of_nothing(case: Case, ns_cols, ns_rows, mf_cols, mf_rows) -> list[tuple]:
@@ -150,16 +161,22 @@ def without_groups_of_nothing(case: Case, ns_cols, ns_rows, mf_cols, mf_rows) ->
     values = [i for i in range(len(mf_cols)) if i not in keys]
     ns_index = [list(ns_cols).index(mf_cols[i]) for i in keys]
     answered = {tuple(_plain(r[i]) for i in ns_index) for r in ns_rows}
-    return [r for r in mf_rows if tuple(_plain(r[i]) for i in keys) in answered
-            or not all(_plain(r[i]) in (None, 0) for i in values)]
+    return [
+        r
+        for r in mf_rows
+        if tuple(_plain(r[i]) for i in keys) in answered or not all(_plain(r[i]) in (None, 0) for i in values)
+    ]
 
 
 def check(engines, case: Case) -> None:
     ns_cols, ns_rows, mf_cols, mf_rows, ns_sql, mf_sql = answer_both(engines, case)
     mf_rows = without_groups_of_nothing(case, ns_cols, ns_rows, mf_cols, mf_rows)
     problems = differences(case, ns_cols, ns_rows, mf_cols, mf_rows)
-    assert not problems, (f"{case.id}: northstar and MetricFlow disagree\n  " + "\n  ".join(problems)
-                          + f"\n--- northstar SQL\n{ns_sql}\n--- MetricFlow SQL\n{mf_sql}")
+    assert not problems, (
+        f"{case.id}: northstar and MetricFlow disagree\n  "
+        + "\n  ".join(problems)
+        + f"\n--- northstar SQL\n{ns_sql}\n--- MetricFlow SQL\n{mf_sql}"
+    )
     assert ns_rows, f"{case.id}: no rows on either side; the case checks nothing"
 
 
@@ -190,36 +207,69 @@ def test_cases_cover_the_built_manifest(engines) -> None:
 
 DESIGN_UNALIGNED_RANGE = (
     "by design: a range off the grain's bucket boundaries is half-open on raw metric time in northstar "
-    "(partial first/last buckets), widened to whole buckets by MetricFlow")
+    "(partial first/last buckets), widened to whole buckets by MetricFlow"
+)
 DESIGN_CUMULATIVE_SPAN = (
     "by design: without a range, an all-time cumulative series ends on the last day with data in northstar; "
-    "MetricFlow's runs to the end of the time spine (2035)")
+    "MetricFlow's runs to the end of the time spine (2035)"
+)
 DESIGN_OFFSET_SPAN = (
     "by design: an offset input adds no buckets in northstar; MetricFlow adds the buckets where only the "
-    "offset input has data (their value is null)")
+    "offset input has data (their value is null)"
+)
 CONVERSION_ZERO = (
     "by design: a bucket with new users and no conversion is 0.0 in northstar (a rate over a non-zero "
-    "denominator), null in MetricFlow (no fill_nulls_with)")
+    "denominator), null in MetricFlow (no fill_nulls_with)"
+)
 
 _week, _day = harness.RANGES["week"], harness.RANGES["day"]
 KNOWN_DIFFERENCES = [
-    (Case("events-by-week-from-saturday", ("events",), ("metric_time__week",),
-          start=dt.date(2026, 1, 10), end=dt.date(2026, 1, 20), aligned=False), DESIGN_UNALIGNED_RANGE),
-    (Case("revenue-by-month-mid-month", ("revenue",), ("metric_time__month",),
-          start=dt.date(2026, 1, 10), end=dt.date(2026, 2, 20), aligned=False), DESIGN_UNALIGNED_RANGE),
-    *[(Case(f"{m}-by-day-no-range", (m,), ("metric_time__day",)), DESIGN_CUMULATIVE_SPAN)
-      for m in harness.cumulative_metric_names() if m in harness.all_time_cumulative_names()],
-    *[(Case(f"{m}-by-week-no-range", (m,), ("metric_time__week",)), DESIGN_OFFSET_SPAN)
-      for m in harness.offset_metric_names()],
-    *[(Case(f"{m}-by-day-range-past-data", (m,), ("metric_time__day",), start=_day[0], end=_day[1]),
-       DESIGN_OFFSET_SPAN) for m in harness.offset_metric_names()],
-    *[(Case(f"{m}-by-week", (m,), ("metric_time__week",)), CONVERSION_ZERO)
-      for m in harness.conversion_metric_names()],
+    (
+        Case(
+            "events-by-week-from-saturday",
+            ("events",),
+            ("metric_time__week",),
+            start=dt.date(2026, 1, 10),
+            end=dt.date(2026, 1, 20),
+            aligned=False,
+        ),
+        DESIGN_UNALIGNED_RANGE,
+    ),
+    (
+        Case(
+            "revenue-by-month-mid-month",
+            ("revenue",),
+            ("metric_time__month",),
+            start=dt.date(2026, 1, 10),
+            end=dt.date(2026, 2, 20),
+            aligned=False,
+        ),
+        DESIGN_UNALIGNED_RANGE,
+    ),
+    *[
+        (Case(f"{m}-by-day-no-range", (m,), ("metric_time__day",)), DESIGN_CUMULATIVE_SPAN)
+        for m in harness.cumulative_metric_names()
+        if m in harness.all_time_cumulative_names()
+    ],
+    *[
+        (Case(f"{m}-by-week-no-range", (m,), ("metric_time__week",)), DESIGN_OFFSET_SPAN)
+        for m in harness.offset_metric_names()
+    ],
+    *[
+        (
+            Case(f"{m}-by-day-range-past-data", (m,), ("metric_time__day",), start=_day[0], end=_day[1]),
+            DESIGN_OFFSET_SPAN,
+        )
+        for m in harness.offset_metric_names()
+    ],
+    *[(Case(f"{m}-by-week", (m,), ("metric_time__week",)), CONVERSION_ZERO) for m in harness.conversion_metric_names()],
 ]
 
-CUMULATIVE_OPEN_RANGE_CASES = [Case(f"{m}-by-day-no-range", (m,), ("metric_time__day",))
-                               for m in harness.cumulative_metric_names()
-                               if m not in harness.all_time_cumulative_names()]
+CUMULATIVE_OPEN_RANGE_CASES = [
+    Case(f"{m}-by-day-no-range", (m,), ("metric_time__day",))
+    for m in harness.cumulative_metric_names()
+    if m not in harness.all_time_cumulative_names()
+]
 
 
 @pytest.mark.parametrize("case", CUMULATIVE_OPEN_RANGE_CASES, ids=lambda c: c.id)
@@ -228,11 +278,15 @@ def test_cumulative_open_range_parity(engines, case: Case) -> None:
     check(engines, case)
 
 
-CONVERSION_CASES = [case for m in harness.conversion_metric_names() for case in (
-    Case(f"{m}-total", (m,)),
-    Case(f"{m}-by-week-range", (m,), ("metric_time__week",), start=_week[0], end=_week[1]),
-    Case(f"{m}-by-user__country", (m,), ("user__country",)),
-)]
+CONVERSION_CASES = [
+    case
+    for m in harness.conversion_metric_names()
+    for case in (
+        Case(f"{m}-total", (m,)),
+        Case(f"{m}-by-week-range", (m,), ("metric_time__week",), start=_week[0], end=_week[1]),
+        Case(f"{m}-by-user__country", (m,), ("user__country",)),
+    )
+]
 
 
 @pytest.mark.parametrize("case", CONVERSION_CASES, ids=lambda c: c.id)
@@ -240,8 +294,9 @@ def test_conversion_parity(engines, case: Case) -> None:
     check(engines, case)
 
 
-@pytest.mark.parametrize("case", [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=r), id=c.id)
-                                  for c, r in KNOWN_DIFFERENCES])
+@pytest.mark.parametrize(
+    "case", [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=r), id=c.id) for c, r in KNOWN_DIFFERENCES]
+)
 def test_known_difference(engines, case: Case) -> None:
     check(engines, case)
 
@@ -254,8 +309,10 @@ def test_unaligned_range_against_hand_written_sql(engines) -> None:
     """Northstar counts [start, end) on event_ts; MetricFlow the whole weeks around it."""
     case = KNOWN_DIFFERENCES[0][0]
     ns_cols, ns_rows, mf_cols, mf_rows, _, _ = answer_both(engines, case)
-    by_week = ("select cast(date_trunc('week', event_ts) as date) as metric_time__week, count(*) as events "
-               "from marts.fct_events where event_ts >= timestamp '{}' and event_ts < timestamp '{}' group by 1")
+    by_week = (
+        "select cast(date_trunc('week', event_ts) as date) as metric_time__week, count(*) as events "
+        "from marts.fct_events where event_ts >= timestamp '{}' and event_ts < timestamp '{}' group by 1"
+    )
     half_open = _hand(engines, by_week.format("2026-01-10", "2026-01-20"))
     whole_weeks = _hand(engines, by_week.format("2026-01-05", "2026-01-26"))
     hand = ["metric_time__week", "events"]
@@ -293,24 +350,32 @@ def test_trailing_7_day_users_after_the_data_against_hand_written_sql(engines) -
     if "active_users_7d" not in harness.cumulative_metric_names():
         pytest.skip("the pack has no active_users_7d")
     ns, mf = _split(Case("au7", ("active_users_7d",), ("metric_time__day",)), engines)
-    (last_event_day,), = _hand(engines, "select max(cast(event_ts as date)) from marts.fct_events")
+    ((last_event_day,),) = _hand(engines, "select max(cast(event_ts as date)) from marts.fct_events")
     assert max(ns)[0] == last_event_day + dt.timedelta(days=6) == max(mf)[0]
     day = last_event_day + dt.timedelta(days=3)
-    (expected,), = _hand(engines, f"select count(distinct user_id) from marts.fct_events where event_ts >= "
-                                  f"date '{day}' - interval 6 day and event_ts < date '{day}' + interval 1 day")
+    ((expected,),) = _hand(
+        engines,
+        f"select count(distinct user_id) from marts.fct_events where event_ts >= "
+        f"date '{day}' - interval 6 day and event_ts < date '{day}' + interval 1 day",
+    )
     assert ns[(day,)][0] == mf[(day,)][0] == expected
 
 
 def _conversion_sql(day_grain: bool, group: str = "") -> str:
-    window = ("cast(e.event_ts as date) >= cast(u.signup_at as date) "
-              "and cast(e.event_ts as date) < cast(u.signup_at as date) + interval 7 day" if day_grain else
-              "e.event_ts >= u.signup_at and e.event_ts <= u.signup_at + interval 7 day")
+    window = (
+        "cast(e.event_ts as date) >= cast(u.signup_at as date) "
+        "and cast(e.event_ts as date) < cast(u.signup_at as date) + interval 7 day"
+        if day_grain
+        else "e.event_ts >= u.signup_at and e.event_ts <= u.signup_at + interval 7 day"
+    )
     select_group = f"{group} as k, " if group else ""
     group_by = "group by 1" if group else ""
-    return (f"select {select_group}cast(count(distinct c.user_id) as double) / count(distinct u.user_id) "
-            f"from marts.dim_users u left join (select distinct u.user_id from marts.dim_users u join "
-            f"marts.fct_events e on e.user_id = u.user_id and e.revenue_usd > 0 where {window}) c "
-            f"on c.user_id = u.user_id {group_by}")
+    return (
+        f"select {select_group}cast(count(distinct c.user_id) as double) / count(distinct u.user_id) "
+        f"from marts.dim_users u left join (select distinct u.user_id from marts.dim_users u join "
+        f"marts.fct_events e on e.user_id = u.user_id and e.revenue_usd > 0 where {window}) c "
+        f"on c.user_id = u.user_id {group_by}"
+    )
 
 
 def test_conversion_window_against_hand_written_sql(engines) -> None:
@@ -320,8 +385,8 @@ def test_conversion_window_against_hand_written_sql(engines) -> None:
     if "signup_to_purchase_7d" not in names:
         pytest.skip("the pack has no signup_to_purchase_7d")
     ns, mf = _split(Case("conv", ("signup_to_purchase_7d",)), engines)
-    (day_grain,), = _hand(engines, _conversion_sql(True))
-    (timestamps,), = _hand(engines, _conversion_sql(False))
+    ((day_grain,),) = _hand(engines, _conversion_sql(True))
+    ((timestamps,),) = _hand(engines, _conversion_sql(False))
     assert _same(mf[()][0], day_grain)
     assert _same(ns[()][0], day_grain)
     assert not _same(day_grain, timestamps)
@@ -349,6 +414,9 @@ def test_groups_of_nothing_against_hand_written_sql(engines) -> None:
     assert set(ns) <= set(mf) and all(_same(ns[k][0], mf[k][0]) for k in ns)
     only_mf = set(mf) - set(ns)
     assert all(mf[k][0] == 0 for k in only_mf)
-    without_purchase = _hand(engines, "select cast(event_ts as date) from marts.fct_events group by 1 "
-                                      "having count(case when revenue_usd > 0 then user_id end) = 0")
+    without_purchase = _hand(
+        engines,
+        "select cast(event_ts as date) from marts.fct_events group by 1 "
+        "having count(case when revenue_usd > 0 then user_id end) = 0",
+    )
     assert only_mf == {(day,) for (day,) in without_purchase}

@@ -30,7 +30,8 @@ import math
 import os
 import zoneinfo
 from collections import defaultdict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import duckdb
 import pytest
@@ -44,19 +45,31 @@ from metrics.semantic.model import Agg, MetricType
 GRAINS = ("day", "week", "month", "quarter", "year")
 # Grain pairs whose buckets nest: every fine bucket lies inside one coarse bucket.
 # (Weeks straddle months, quarters and years, so week only rolls up from day.)
-NESTED_GRAINS = [("day", g) for g in GRAINS[1:]] + [("month", "quarter"), ("month", "year"),
-                                                      ("quarter", "year")]
+NESTED_GRAINS = [("day", g) for g in GRAINS[1:]] + [("month", "quarter"), ("month", "year"), ("quarter", "year")]
 # The derived metrics whose formula is spelled out in the metric pack, as plain Python.
 DERIVED = {
-    "crash_free_user_rate": (("crashed_users", "active_users"),
-                             lambda crashed, active: None if not active else 1 - (crashed or 0) / active),
-    "errors_per_1k_events": (("errors", "events"),
-                             lambda errors, events: None if not events else 1000 * (errors or 0) / events),
+    "crash_free_user_rate": (
+        ("crashed_users", "active_users"),
+        lambda crashed, active: None if not active else 1 - (crashed or 0) / active,
+    ),
+    "errors_per_1k_events": (
+        ("errors", "events"),
+        lambda errors, events: None if not events else 1000 * (errors or 0) / events,
+    ),
 }
 # Zones for buckets and range bounds (None: UTC), with half-hour and 45-minute offsets and DST.
 # Most queries are in UTC: a zone makes DuckDB convert every row, several times slower.
-TIME_ZONES = (None, None, None, None, "America/Los_Angeles", "Europe/Berlin", "Asia/Kolkata", "Pacific/Chatham",
-              "America/St_Johns")
+TIME_ZONES = (
+    None,
+    None,
+    None,
+    None,
+    "America/Los_Angeles",
+    "Europe/Berlin",
+    "Asia/Kolkata",
+    "Pacific/Chatham",
+    "America/St_Johns",
+)
 
 # Event data covers 2026-01-05 .. 2026-04-04; users and accounts go back to mid-2024.
 BUSY = (dt.date(2025, 12, 20), dt.date(2026, 4, 12))
@@ -64,16 +77,38 @@ WIDE = (dt.date(2024, 6, 1), dt.date(2026, 4, 12))
 
 # Wall-clock times around the DST changes inside the event data (US and Newfoundland spring
 # forward on 03-08, Europe on 03-29, Chatham falls back on 04-05 local) and month ends.
-EDGES = tuple(dt.datetime.fromisoformat(t) for t in (
-    "2026-03-08 01:30", "2026-03-08 02:00", "2026-03-08 02:30", "2026-03-08 03:00", "2026-03-08 04:00",
-    "2026-03-29 01:30", "2026-03-29 02:00", "2026-03-29 02:30", "2026-03-29 03:00",
-    "2026-04-05 02:45", "2026-04-05 03:00", "2026-04-05 03:30", "2026-04-05 03:45", "2026-04-05 04:00",
-    "2026-01-31 23:30", "2026-02-01 00:00", "2026-03-31 23:59", "2026-04-01 00:00"))
+EDGES = tuple(
+    dt.datetime.fromisoformat(t)
+    for t in (
+        "2026-03-08 01:30",
+        "2026-03-08 02:00",
+        "2026-03-08 02:30",
+        "2026-03-08 03:00",
+        "2026-03-08 04:00",
+        "2026-03-29 01:30",
+        "2026-03-29 02:00",
+        "2026-03-29 02:30",
+        "2026-03-29 03:00",
+        "2026-04-05 02:45",
+        "2026-04-05 03:00",
+        "2026-04-05 03:30",
+        "2026-04-05 03:45",
+        "2026-04-05 04:00",
+        "2026-01-31 23:30",
+        "2026-02-01 00:00",
+        "2026-03-31 23:59",
+        "2026-04-01 00:00",
+    )
+)
 
 # NORTHSTAR_PROPERTY_EXAMPLES=1000 searches harder (minutes); the default keeps the file quick.
-PROPERTY = settings(max_examples=int(os.environ.get("NORTHSTAR_PROPERTY_EXAMPLES", "60")), deadline=None,
-                    database=None, print_blob=True,
-                    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+PROPERTY = settings(
+    max_examples=int(os.environ.get("NORTHSTAR_PROPERTY_EXAMPLES", "60")),
+    deadline=None,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 Key = tuple[Any, ...]
 Answer = dict[Key, tuple[Any, ...]]
@@ -106,12 +141,17 @@ class Domain:
         self.derived = [n for n in self.plain if n in DERIVED and self.catalog[n].type == "derived"]
         self.time_dimensions = {d.name for d in engine.dimensions() if d.kind == "time"}
         # Cumulative metrics paired with a plain simple metric over the same measure.
-        by_measure = {self.catalog[n].definition.get("measure"): n for n in simple
-                      if not engine.planner.metric(n).filters}
-        self.cumulative = {n: by_measure[engine.planner.metric(n).measure.name] for n in self.metrics
-                           if self.catalog[n].type == "cumulative" and not engine.planner.metric(n).filters
-                           and engine.planner.metric(n).measure is not None
-                           and engine.planner.metric(n).measure.name in by_measure}
+        by_measure = {
+            self.catalog[n].definition.get("measure"): n for n in simple if not engine.planner.metric(n).filters
+        }
+        self.cumulative = {
+            n: by_measure[engine.planner.metric(n).measure.name]
+            for n in self.metrics
+            if self.catalog[n].type == "cumulative"
+            and not engine.planner.metric(n).filters
+            and engine.planner.metric(n).measure is not None
+            and engine.planner.metric(n).measure.name in by_measure
+        }
         self._values: dict[tuple[str, str], list[Any]] = {}
 
     def _is_plain(self, name: str) -> bool:
@@ -121,19 +161,26 @@ class Domain:
         if metric.type is MetricType.SIMPLE:
             measure_input = metric.measure
             measure = self.engine.planner.measures_of(name)[0]
-            return (measure_input is not None and not measure_input.filters
-                    and measure_input.fill_nulls_with is None
-                    and not getattr(measure_input, "join_to_timespine", False)
-                    and getattr(measure, "non_additive", None) is None)
+            return (
+                measure_input is not None
+                and not measure_input.filters
+                and measure_input.fill_nulls_with is None
+                and not getattr(measure_input, "join_to_timespine", False)
+                and getattr(measure, "non_additive", None) is None
+            )
         if metric.type is MetricType.RATIO:
             children = [metric.numerator, metric.denominator]
         elif metric.type is MetricType.DERIVED:
             children = list(metric.inputs)
         else:
             return False
-        return all(not child.filters and not getattr(child, "offset_window", None)
-                   and not getattr(child, "offset_to_grain", None) and self._is_plain(child.name)
-                   for child in children)
+        return all(
+            not child.filters
+            and not getattr(child, "offset_window", None)
+            and not getattr(child, "offset_to_grain", None)
+            and self._is_plain(child.name)
+            for child in children
+        )
 
     def slices(self, *metrics: str) -> list[str]:
         """Dimensions every one of `metrics` can be sliced by (short names)."""
@@ -165,19 +212,26 @@ def domain(engine: MetricsEngine) -> Domain:
     return Domain(engine)
 
 
-def answer(engine: MetricsEngine, metrics: tuple[str, ...], group_by: tuple[str, ...] = (),
-           where: tuple[Filter, ...] = (), start: dt.datetime | None = None,
-           end: dt.datetime | None = None, **frame: Any) -> Answer:
+def answer(
+    engine: MetricsEngine,
+    metrics: tuple[str, ...],
+    group_by: tuple[str, ...] = (),
+    where: tuple[Filter, ...] = (),
+    start: dt.datetime | None = None,
+    end: dt.datetime | None = None,
+    **frame: Any,
+) -> Answer:
     """`{group-by values: metric values}`, after checking the columns and that keys are unique."""
     # The values as the SQL computes them: roll-ups hold there; the completeness step (a
     # windowed value outside the data is null) is tested in tests/metrics/test_completeness.py.
-    query = MetricQuery(metrics=metrics, group_by=group_by, where=where, start=start, end=end,
-                        null_uncovered_windows=False, **frame)
+    query = MetricQuery(
+        metrics=metrics, group_by=group_by, where=where, start=start, end=end, null_uncovered_windows=False, **frame
+    )
     result = engine.query(query)
     assert [c.name for c in result.columns] == [*group_by, *metrics], query
     out: Answer = {}
     for row in result.rows:
-        key, values = tuple(row[:len(group_by)]), tuple(row[len(group_by):])
+        key, values = tuple(row[: len(group_by)]), tuple(row[len(group_by) :])
         assert key not in out, f"group-by key {key} answered twice by {query}"
         out[key] = values
     return out
@@ -192,7 +246,8 @@ def same(a: Any, b: Any) -> bool:
 def assert_same_answers(got: Answer, expected: Answer, what: str) -> None:
     assert set(got) == set(expected), (
         f"{what}: keys differ; only in got {sorted(set(got) - set(expected), key=str)[:5]}, "
-        f"only in expected {sorted(set(expected) - set(got), key=str)[:5]}")
+        f"only in expected {sorted(set(expected) - set(got), key=str)[:5]}"
+    )
     for key, values in expected.items():
         assert len(got[key]) == len(values)
         for g, e in zip(got[key], values):
@@ -204,8 +259,7 @@ def project(ans: Answer, keep: list[int], combine: Callable[[list[Any]], Any]) -
     groups: dict[Key, list[tuple[Any, ...]]] = defaultdict(list)
     for key, values in ans.items():
         groups[tuple(key[i] for i in keep)].append(values)
-    return {k: tuple(combine([v[i] for v in rows]) for i in range(len(rows[0])))
-            for k, rows in groups.items()}
+    return {k: tuple(combine([v[i] for v in rows]) for i in range(len(rows[0]))) for k, rows in groups.items()}
 
 
 def total(values: list[Any]) -> Any:
@@ -242,7 +296,7 @@ def nonexistent(local: dt.datetime | None, timezone: str | None) -> bool:
     if local is None or timezone is None:
         return False
     zone = zoneinfo.ZoneInfo(timezone)
-    there_and_back = local.replace(tzinfo=zone).astimezone(dt.timezone.utc).astimezone(zone)
+    there_and_back = local.replace(tzinfo=zone).astimezone(dt.UTC).astimezone(zone)
     return there_and_back.replace(tzinfo=None) != local
 
 
@@ -250,15 +304,20 @@ def moments() -> st.SearchStrategy[dt.datetime]:
     """Range bounds: mostly days where the event data is, sometimes any day or a time of day."""
     busy = st.dates(*BUSY).map(lambda d: dt.datetime(d.year, d.month, d.day))
     wide = st.dates(*WIDE).map(lambda d: dt.datetime(d.year, d.month, d.day))
-    timed = st.builds(lambda d, m: dt.datetime(d.year, d.month, d.day) + dt.timedelta(minutes=m),
-                      st.dates(*BUSY), st.integers(0, 24 * 60 - 1))
+    timed = st.builds(
+        lambda d, m: dt.datetime(d.year, d.month, d.day) + dt.timedelta(minutes=m),
+        st.dates(*BUSY),
+        st.integers(0, 24 * 60 - 1),
+    )
     return st.one_of(busy, busy, wide, timed, st.sampled_from(EDGES))
 
 
 def draw_frame(data: st.DataObject) -> dict[str, Any]:
     """The time zone and week start a query reads time in."""
-    return {"timezone": data.draw(st.sampled_from(TIME_ZONES), label="timezone"),
-            "week_start": data.draw(st.sampled_from(list(WeekStart)), label="week_start")}
+    return {
+        "timezone": data.draw(st.sampled_from(TIME_ZONES), label="timezone"),
+        "week_start": data.draw(st.sampled_from(list(WeekStart)), label="week_start"),
+    }
 
 
 def draw_range(data: st.DataObject) -> tuple[dt.datetime | None, dt.datetime | None]:
@@ -276,18 +335,20 @@ def draw_time(data: st.DataObject, label: str = "metric_time") -> tuple[str, ...
     return () if grain is None else (f"metric_time__{grain}",)
 
 
-def draw_group_by(data: st.DataObject, dims: list[str], max_slices: int = 2,
-                  need_time: bool = False) -> tuple[str, ...]:
+def draw_group_by(
+    data: st.DataObject, dims: list[str], max_slices: int = 2, need_time: bool = False
+) -> tuple[str, ...]:
     """Metric time (optional unless `need_time`) and up to `max_slices` slices, in a random order."""
-    slices = data.draw(st.lists(st.sampled_from(dims), unique=True, max_size=max_slices),
-                       label="slices") if dims else []
-    time = (f"metric_time__{data.draw(st.sampled_from(GRAINS), label='metric_time')}",) if need_time \
-        else draw_time(data)
+    slices = (
+        data.draw(st.lists(st.sampled_from(dims), unique=True, max_size=max_slices), label="slices") if dims else []
+    )
+    time = (
+        (f"metric_time__{data.draw(st.sampled_from(GRAINS), label='metric_time')}",) if need_time else draw_time(data)
+    )
     return tuple(data.draw(st.permutations([*time, *slices]), label="group_by"))
 
 
-def draw_filter(data: st.DataObject, domain: Domain, metric: str, dims: list[str],
-                week_start: WeekStart) -> Filter:
+def draw_filter(data: st.DataObject, domain: Domain, metric: str, dims: list[str], week_start: WeekStart) -> Filter:
     if not dims or data.draw(st.integers(0, 5), label="time filter?") == 0:
         grain = data.draw(st.sampled_from(GRAINS), label="filter grain")
         day = data.draw(st.dates(*BUSY), label="filter bucket")
@@ -301,16 +362,23 @@ def draw_filter(data: st.DataObject, domain: Domain, metric: str, dims: list[str
         ops += [FilterOp.IN, FilterOp.IN, FilterOp.NOT_IN, FilterOp.EQ, FilterOp.NE]
     op = data.draw(st.sampled_from(ops), label="filter op")
     if op.takes_values:
-        chosen = data.draw(st.lists(st.sampled_from(present), min_size=1, max_size=3, unique=True),
-                           label="filter values")
+        chosen = data.draw(
+            st.lists(st.sampled_from(present), min_size=1, max_size=3, unique=True), label="filter values"
+        )
         return Filter(dim, op, values=tuple(chosen))
     if op.takes_value:
         return Filter(dim, op, value=data.draw(st.sampled_from(present), label="filter value"))
     return Filter(dim, op)
 
 
-def draw_where(data: st.DataObject, domain: Domain, metric: str, dims: list[str],
-               week_start: WeekStart = WeekStart.MONDAY, max_filters: int = 2) -> tuple[Filter, ...]:
+def draw_where(
+    data: st.DataObject,
+    domain: Domain,
+    metric: str,
+    dims: list[str],
+    week_start: WeekStart = WeekStart.MONDAY,
+    max_filters: int = 2,
+) -> tuple[Filter, ...]:
     count = data.draw(st.integers(0, max_filters), label="filters")
     where = tuple(draw_filter(data, domain, metric, dims, week_start) for _ in range(count))
     assume(len(set(where)) == len(where))
@@ -375,7 +443,8 @@ def test_distinct_count_lies_between_max_and_sum_of_slices(domain: Domain, data:
     assert set(coarse_answer) == set(upper)
     for key, (value,) in coarse_answer.items():
         assert lower[key][0] <= value <= upper[key][0], (
-            f"{metric} at {key}: {value} outside [max, sum] = [{lower[key][0]}, {upper[key][0]}] of its {cut} slices")
+            f"{metric} at {key}: {value} outside [max, sum] = [{lower[key][0]}, {upper[key][0]}] of its {cut} slices"
+        )
 
 
 def check_roll_up(domain: Domain, metric: str, coarse: Answer, parts: dict[Key, list[Any]], what: str) -> None:
@@ -419,8 +488,11 @@ def test_time_zone_and_week_start_lose_no_rows(domain: Domain, data: st.DataObje
     grain = data.draw(st.sampled_from(GRAINS), label="grain")
     frame = draw_frame(data)
     # Filters on time dimensions compare wall-clock days in the zone: left out here.
-    where = tuple(f for f in draw_where(data, domain, metric, dims, max_filters=1)
-                  if f.field not in domain.time_dimensions and not f.field.startswith("metric_time"))
+    where = tuple(
+        f
+        for f in draw_where(data, domain, metric, dims, max_filters=1)
+        if f.field not in domain.time_dimensions and not f.field.startswith("metric_time")
+    )
 
     # (A time-dimension slice is bucketed in the zone too, so the total is asked in the zone.)
     overall = answer(domain.engine, (metric,), extra, where, **frame)
@@ -446,8 +518,10 @@ def parts_of(domain: Domain, metric: str) -> tuple[tuple[str, ...], Callable[...
     if metric in DERIVED:
         return DERIVED[metric]
     definition = domain.engine.metric(metric).definition
-    return ((definition["numerator"], definition["denominator"]),
-            lambda num, den: None if num is None or not den else num / den)
+    return (
+        (definition["numerator"], definition["denominator"]),
+        lambda num, den: None if num is None or not den else num / den,
+    )
 
 
 @PROPERTY
@@ -483,8 +557,11 @@ def test_ratio_equals_its_parts_divided(domain: Domain, data: st.DataObject) -> 
 
 
 def draw_metrics(data: st.DataObject, domain: Domain, max_size: int = 3) -> tuple[str, ...]:
-    return tuple(data.draw(st.lists(st.sampled_from(domain.metrics), min_size=1, max_size=max_size,
-                                    unique=True), label="metrics"))
+    return tuple(
+        data.draw(
+            st.lists(st.sampled_from(domain.metrics), min_size=1, max_size=max_size, unique=True), label="metrics"
+        )
+    )
 
 
 def by_name(ans: Answer, group_by: tuple[str, ...], metrics: tuple[str, ...]) -> dict:
@@ -499,8 +576,7 @@ def test_order_of_group_by_and_metrics_does_not_matter(domain: Domain, data: st.
     metrics = draw_metrics(data, domain)
     dims = domain.slices(*metrics)
     # Cumulative, offset and conversion metrics are answered by metric time.
-    group_by = draw_group_by(data, dims, max_slices=3,
-                             need_time=not all(m in domain.plain for m in metrics))
+    group_by = draw_group_by(data, dims, max_slices=3, need_time=not all(m in domain.plain for m in metrics))
     frame = draw_frame(data)
     where = draw_where(data, domain, metrics[0], dims, frame["week_start"])
     start, end = draw_range(data)
@@ -508,8 +584,9 @@ def test_order_of_group_by_and_metrics_does_not_matter(domain: Domain, data: st.
     other_metrics = tuple(data.draw(st.permutations(metrics), label="permuted metrics"))
 
     first = by_name(answer(domain.engine, metrics, group_by, where, start, end, **frame), group_by, metrics)
-    second = by_name(answer(domain.engine, other_metrics, other_group_by, where, start, end, **frame),
-                     other_group_by, other_metrics)
+    second = by_name(
+        answer(domain.engine, other_metrics, other_group_by, where, start, end, **frame), other_group_by, other_metrics
+    )
     assert set(first) == set(second)
     for key, values in first.items():
         for name, value in values.items():
@@ -554,8 +631,10 @@ def test_filter_keeps_exactly_the_matching_slices(domain: Domain, data: st.DataO
     metric = data.draw(st.sampled_from(domain.plain), label="metric")
     dims = domain.slices(metric)
     cut = data.draw(st.sampled_from(dims), label="filter field")
-    chosen = data.draw(st.lists(st.sampled_from(domain.values(metric, cut)), min_size=1, max_size=3,
-                                unique=True), label="filter values")
+    chosen = data.draw(
+        st.lists(st.sampled_from(domain.values(metric, cut)), min_size=1, max_size=3, unique=True),
+        label="filter values",
+    )
     if None in chosen:
         chosen = [None]  # the null slice is asked for on its own, with `is_null`
     others = [d for d in dims if d != cut]
@@ -576,8 +655,9 @@ def test_filter_keeps_exactly_the_matching_slices(domain: Domain, data: st.DataO
     position = sliced_by.index(cut)
     kept = {k: v for k, v in unfiltered.items() if k[position] in chosen}
     if not grouped:
-        kept = project(kept, [i for i in range(len(sliced_by)) if i != position],
-                       total if len(chosen) > 1 else (lambda vs: vs[0]))
+        kept = project(
+            kept, [i for i in range(len(sliced_by)) if i != position], total if len(chosen) > 1 else (lambda vs: vs[0])
+        )
     if not kept and empty_total(filtered):
         return
     assert_same_answers(filtered, kept, f"{metric} by {group_by} where {cut} in {chosen}")
@@ -622,15 +702,25 @@ def test_cumulative_metric_is_its_measure_over_the_window(domain: Domain, data: 
     dims = domain.slices(metric, base)
     extra = tuple(data.draw(st.lists(st.sampled_from(dims), max_size=1), label="slice")) if dims else ()
     frame = draw_frame(data)
-    where = tuple(f for f in draw_where(data, domain, base, dims, frame["week_start"], max_filters=1)
-                  if not f.field.startswith("metric_time"))
+    where = tuple(
+        f
+        for f in draw_where(data, domain, base, dims, frame["week_start"], max_filters=1)
+        if not f.field.startswith("metric_time")
+    )
     day = data.draw(st.dates(*BUSY), label="day")
     first = window_start(domain, metric, day, frame["week_start"])
     start, end = dt.datetime.combine(day, dt.time()), dt.datetime.combine(day + dt.timedelta(days=1), dt.time())
 
     cumulative = answer(domain.engine, (metric,), ("metric_time__day",) + extra, where, start, end, **frame)
-    over_window = answer(domain.engine, (base,), extra, where,
-                         None if first is None else dt.datetime.combine(first, dt.time()), end, **frame)
+    over_window = answer(
+        domain.engine,
+        (base,),
+        extra,
+        where,
+        None if first is None else dt.datetime.combine(first, dt.time()),
+        end,
+        **frame,
+    )
     assert all(key[0] == day for key in cumulative), f"{metric}: days other than {day} in {sorted(cumulative)}"
     on_day = {key[1:]: values for key, values in cumulative.items()}
     if not on_day and empty_total(over_window):
@@ -690,7 +780,9 @@ def test_range_bounds_in_a_dst_gap_compose(engine: MetricsEngine, built_warehous
     try:
         by_hand = con.execute(
             "select count(*) from marts.fct_events where timezone('America/Los_Angeles', timezone('UTC', event_ts)) "
-            ">= $a and timezone('America/Los_Angeles', timezone('UTC', event_ts)) < $c", {"a": a, "c": c}).fetchone()[0]
+            ">= $a and timezone('America/Los_Angeles', timezone('UTC', event_ts)) < $c",
+            {"a": a, "c": c},
+        ).fetchone()[0]
     finally:
         con.close()
     assert events(a, c) == by_hand

@@ -57,21 +57,30 @@ SHAPES: dict[str, dict] = {
     "platform": {"group_by": ("event__platform",)},
     "week_ios": {"group_by": ("metric_time__week",), "where": (PLATFORM_IOS,)},
     "day_ios": {"group_by": ("metric_time__day",), "where": (PLATFORM_IOS,)},
-    "day_ios_or_android": {"group_by": ("metric_time__day",),
-                           "where": (Filter("event__platform", FilterOp.IN, values=("ios", "android")),)},
+    "day_ios_or_android": {
+        "group_by": ("metric_time__day",),
+        "where": (Filter("event__platform", FilterOp.IN, values=("ios", "android")),),
+    },
     "ios_not_android_template": {"where_sql": ("{{ Dimension('event__platform') }} != 'android'",)},
-    "day_weeks_filtered": {"group_by": ("metric_time__day",),
-                           "where": (Filter("metric_time__week", FilterOp.GE, "2026-02-02"),)},
-    "week_range": {"group_by": ("metric_time__week",), "start": dt.datetime(2026, 1, 12),
-                   "end": dt.datetime(2026, 3, 2)},
-    "month_range_mid_week": {"group_by": ("metric_time__month",), "start": dt.datetime(2026, 1, 14),
-                             "end": dt.datetime(2026, 2, 25)},
+    "day_weeks_filtered": {
+        "group_by": ("metric_time__day",),
+        "where": (Filter("metric_time__week", FilterOp.GE, "2026-02-02"),),
+    },
+    "week_range": {
+        "group_by": ("metric_time__week",),
+        "start": dt.datetime(2026, 1, 12),
+        "end": dt.datetime(2026, 3, 2),
+    },
+    "month_range_mid_week": {
+        "group_by": ("metric_time__month",),
+        "start": dt.datetime(2026, 1, 14),
+        "end": dt.datetime(2026, 2, 25),
+    },
     "range_inside_a_day": {"group_by": ("metric_time__week",), "start": dt.datetime(2026, 1, 14, 12)},
     "sunday_weeks": {"group_by": ("metric_time__week",), "week_start": WeekStart.SUNDAY},
     "berlin_days": {"group_by": ("metric_time__day",), "timezone": "Europe/Berlin"},
     "country": {"group_by": ("metric_time__week", "user__country")},
-    "ordered_top": {"group_by": ("metric_time__week",), "order_by": (OrderBy("metric_time__week", True),),
-                    "limit": 3},
+    "ordered_top": {"group_by": ("metric_time__week",), "order_by": (OrderBy("metric_time__week", True),), "limit": 3},
 }
 
 
@@ -110,8 +119,9 @@ def test_every_metric_answers_the_same_from_rollups_and_from_raw(engine) -> None
     assert "count distinct" in raw_only[("arpu", "day_ios_or_android")]["rollups.daily_core_by_platform"]
     assert "count distinct" in raw_only[("arpu", "week")]["rollups.daily_core_by_platform"]
     assert "Europe/Berlin" in raw_only[("events", "berlin_days")]["rollups.daily_quality"]
-    assert "not the start of a stored day" in raw_only[("revenue", "range_inside_a_day")][
-        "rollups.daily_core_by_platform"]
+    assert (
+        "not the start of a stored day" in raw_only[("revenue", "range_inside_a_day")]["rollups.daily_core_by_platform"]
+    )
     assert "user__country" in raw_only[("revenue", "country")]["rollups.daily_core_by_platform"]
     assert "cumulative" in raw_only[("revenue_mtd", "month")]["rollups.daily_core_by_platform"]
     assert len(routed) >= 130 and len(raw_only) >= 250, (len(routed), len(raw_only), skipped)
@@ -125,13 +135,15 @@ def test_a_row_policy_is_answered_from_a_rollup_only_with_its_column(engine) -> 
     compiled = ios.compile(query)
     assert compiled.explanation["rollup"]["answered_by"] == "rollups.daily_core_by_platform"
     raw = engine.renderer.render(engine.plan(ios.restrict(query)))
-    _same(engine.client.query(compiled.sql, compiled.params).rows,
-          engine.client.query(raw.sql, raw.params).rows, "policy")
+    _same(
+        engine.client.query(compiled.sql, compiled.params).rows, engine.client.query(raw.sql, raw.params).rows, "policy"
+    )
     us = RestrictedEngine(engine, RowPolicy((Filter("user__country", FilterOp.EQ, "US"),), "country is US"))
     explained = us.compile(query).explanation["rollup"]
     assert explained["answered_by"] is None
     assert explained["why_not"]["rollups.daily_core_by_platform"] == (
-        "it has no column for the filter on 'user__country'")
+        "it has no column for the filter on 'user__country'"
+    )
 
 
 def test_reaggregation_runs_the_same_on_postgres(engine, postgres_dsn) -> None:
@@ -148,11 +160,24 @@ def test_reaggregation_runs_the_same_on_postgres(engine, postgres_dsn) -> None:
     types = {"date": "date", "string": "text", "integer": "bigint", "number": "double precision"}
     schema = f"rollups_test_{os.getpid()}"
     postgres = Renderer(engine.graph, "postgres")
-    cases = [(("events", "revenue"), shape) for shape in ("month", "week_ios", "ios_not_android_template",
-                                                          "day_weeks_filtered", "week_range", "sunday_weeks",
-                                                          "total")]
-    cases += [(("arpu", "events"), "day_by_platform"), (("errors_per_1k_events", "nps", "tickets"), "week"),
-              (("errors_per_1k_events", "csat"), "total"), (("crashes", "nps"), "month_range_mid_week")]
+    cases = [
+        (("events", "revenue"), shape)
+        for shape in (
+            "month",
+            "week_ios",
+            "ios_not_android_template",
+            "day_weeks_filtered",
+            "week_range",
+            "sunday_weeks",
+            "total",
+        )
+    ]
+    cases += [
+        (("arpu", "events"), "day_by_platform"),
+        (("errors_per_1k_events", "nps", "tickets"), "week"),
+        (("errors_per_1k_events", "csat"), "total"),
+        (("crashes", "nps"), "month_range_mid_week"),
+    ]
     with psycopg.connect(postgres_dsn, autocommit=True) as con:
         con.execute(f'create schema "{schema}"')
         try:
@@ -161,8 +186,10 @@ def test_reaggregation_runs_the_same_on_postgres(engine, postgres_dsn) -> None:
                 columns = ", ".join(f'"{c.name}" {types[c.type]}' for c in source.columns)
                 con.execute(f'create table "{schema}"."{table}" ({columns})')
                 with con.cursor() as cursor:
-                    cursor.executemany(f'insert into "{schema}"."{table}" values '
-                                       f'({", ".join(["%s"] * len(source.columns))})', source.rows)
+                    cursor.executemany(
+                        f'insert into "{schema}"."{table}" values ({", ".join(["%s"] * len(source.columns))})',
+                        source.rows,
+                    )
             for metrics, shape in cases:
                 query = MetricQuery(metrics=metrics, **SHAPES[shape])
                 plan = engine.plan(query)

@@ -28,8 +28,9 @@ def served(built_warehouse: BuiltWarehouse, tmp_path_factory: pytest.TempPathFac
     """A private copy of the session's published build, to build over."""
     data = tmp_path_factory.mktemp("bad-landing") / "data"
     data.mkdir()
-    shutil.copytree(built_warehouse.data_dir / "builds", data / "builds", symlinks=True,
-                    ignore=shutil.ignore_patterns("failed-*"))
+    shutil.copytree(
+        built_warehouse.data_dir / "builds", data / "builds", symlinks=True, ignore=shutil.ignore_patterns("failed-*")
+    )
     warehouse = data / built_warehouse.warehouse.name
     os.symlink(os.readlink(built_warehouse.warehouse), warehouse)
     return warehouse
@@ -78,19 +79,31 @@ def missing_column(landing: Path) -> None:
 
 
 def wrong_type(landing: Path) -> None:
-    replace_table(landing, "feedback", "select * replace (case when row_number() over () <= 3 then 'ten' "
-                                       "else cast(nps_score as varchar) end as nps_score) from t")
+    replace_table(
+        landing,
+        "feedback",
+        "select * replace (case when row_number() over () <= 3 then 'ten' "
+        "else cast(nps_score as varchar) end as nps_score) from t",
+    )
 
 
 def bad_timestamp(landing: Path) -> None:
-    replace_table(landing, "events", "select * replace (case when row_number() over () <= 2 "
-                                     "then '2026-02-30 25:61:00' else cast(event_ts as varchar) end as event_ts) from t")
+    replace_table(
+        landing,
+        "events",
+        "select * replace (case when row_number() over () <= 2 "
+        "then '2026-02-30 25:61:00' else cast(event_ts as varchar) end as event_ts) from t",
+    )
 
 
 def bad_timestamp_in_csv(landing: Path) -> None:
-    replace_table(landing, "accounts", "select * replace (case when row_number() over () = 1 "
-                                       "then 'yesterday' else cast(created_at as varchar) end as created_at) from t",
-                  fmt="csv")
+    replace_table(
+        landing,
+        "accounts",
+        "select * replace (case when row_number() over () = 1 "
+        "then 'yesterday' else cast(created_at as varchar) end as created_at) from t",
+        fmt="csv",
+    )
 
 
 def empty_parquet_file(landing: Path) -> None:
@@ -117,14 +130,29 @@ CASES = {
     "missing table": (missing_table, "incidents", None, None, ["incidents", "missing"]),
     "missing column": (missing_column, "users", "signup_at", None, ["users", "signup_at", "missing"]),
     "wrong type": (wrong_type, "feedback", "nps_score", ["ten", "ten", "ten"], ["feedback", "nps_score", "integer"]),
-    "bad timestamp": (bad_timestamp, "events", "event_ts", ["2026-02-30 25:61:00"] * 2,
-                      ["events", "event_ts", "timestamp", "2026-02-30 25:61:00"]),
-    "bad timestamp in CSV": (bad_timestamp_in_csv, "accounts", "created_at", ["yesterday"],
-                             ["accounts", "created_at", "yesterday"]),
+    "bad timestamp": (
+        bad_timestamp,
+        "events",
+        "event_ts",
+        ["2026-02-30 25:61:00"] * 2,
+        ["events", "event_ts", "timestamp", "2026-02-30 25:61:00"],
+    ),
+    "bad timestamp in CSV": (
+        bad_timestamp_in_csv,
+        "accounts",
+        "created_at",
+        ["yesterday"],
+        ["accounts", "created_at", "yesterday"],
+    ),
     "empty Parquet file": (empty_parquet_file, "releases", None, None, ["releases", "releases.parquet", "empty"]),
     "empty CSV file": (empty_csv_file, "launches", None, None, ["launches", "launches.csv", "empty"]),
-    "truncated Parquet": (truncated_parquet, "experiment_assignments", None, None,
-                          ["experiment_assignments", "experiment_assignments.parquet"]),
+    "truncated Parquet": (
+        truncated_parquet,
+        "experiment_assignments",
+        None,
+        None,
+        ["experiment_assignments", "experiment_assignments.parquet"],
+    ),
     "truncated Parquet in a folder": (truncated_parquet_in_a_folder, "events", None, None, ["events", "part-00001"]),
 }
 

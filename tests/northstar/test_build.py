@@ -43,8 +43,11 @@ def rewrite(landing: Path, table: str, sql: str) -> None:
 def add_conflicting_duplicate(landing: Path) -> None:
     """Two different rows with the same event_id: not an exact duplicate, so a build must stop
     (the pre-flight refuses it before dbt starts)."""
-    rewrite(landing, "events",
-            "select * from t union all select * replace ('tampered' as event_name) from (select * from t limit 1)")
+    rewrite(
+        landing,
+        "events",
+        "select * from t union all select * replace ('tampered' as event_name) from (select * from t limit 1)",
+    )
 
 
 FAILING_TEST = "assert_no_purchase_over_2000"
@@ -58,16 +61,18 @@ def failing_dbt_project(tmp_path: Path) -> Path:
     shutil.copytree(DBT_PROJECT, project, ignore=shutil.ignore_patterns("target", "logs"))
     (project / "tests").mkdir(exist_ok=True)
     (project / "tests" / f"{FAILING_TEST}.sql").write_text(
-        "select event_id, revenue_usd from {{ ref('fct_events') }} where revenue_usd > 2000\n")
+        "select event_id, revenue_usd from {{ ref('fct_events') }} where revenue_usd > 2000\n"
+    )
     return project
 
 
 def over_2000(landing: Path) -> str:
     """The event the failing test finds, computed from the landing files."""
-    (event_id,), = duckdb.sql(
+    ((event_id,),) = duckdb.sql(
         f"select e.event_id from {locate(landing)['events'].reader_sql()} e "
         f"join {locate(landing)['users'].reader_sql()} u using (user_id) "
-        "where e.revenue_usd > 2000 and not u.is_internal").fetchall()
+        "where e.revenue_usd > 2000 and not u.is_internal"
+    ).fetchall()
     return event_id
 
 
@@ -90,8 +95,11 @@ def test_missing_column_is_named(landing):
 
 
 def test_uncastable_value_is_named_with_sample_rows(landing):
-    rewrite(landing, "feedback",
-            "select * replace (case when row_number() over () <= 2 then 'ten' else cast(nps_score as varchar) end as nps_score) from t")
+    rewrite(
+        landing,
+        "feedback",
+        "select * replace (case when row_number() over () <= 2 then 'ten' else cast(nps_score as varchar) end as nps_score) from t",
+    )
     with pytest.raises(LandingContractViolation) as info:
         check_contract(landing)
     assert "feedback" in info.value.message and "nps_score" in info.value.message

@@ -28,8 +28,7 @@ select * from (values
     (3, 'c2', timestamp '2026-01-13 09:00', 'web', 30.0)
 ) as t(order_id, customer_id, ordered_at, channel, amount)
 """,
-    "models/metricflow_time_spine.sql":
-        "select cast(range as date) as date_day from range(date '2025-01-01', date '2027-01-01', interval 1 day)\n",
+    "models/metricflow_time_spine.sql": "select cast(range as date) as date_day from range(date '2025-01-01', date '2027-01-01', interval 1 day)\n",
     "models/orders.yml": """
 models:
   - name: metricflow_time_spine
@@ -73,8 +72,9 @@ def build(tmp_path_factory):
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text.lstrip())
     warehouse = root / "data" / "orders.duckdb"
-    done = northstar("build", "--dbt-project", str(project), "--warehouse", str(warehouse), "--no-docs",
-                     env={"COLUMNS": "300"})
+    done = northstar(
+        "build", "--dbt-project", str(project), "--warehouse", str(warehouse), "--no-docs", env={"COLUMNS": "300"}
+    )
     return warehouse, done.stdout + done.stderr
 
 
@@ -88,7 +88,11 @@ def test_build_output_and_build_json_name_what_cannot_be_served(build):
     assert "cannot serve: metric revenue:" not in output
     info = json.loads((Path(os.path.realpath(warehouse)).parent / "build.json").read_text())
     assert {(u["metric"], u["group_by"]) for u in info["unservable_metrics"]} == {
-        ("discounts", None), ("net_revenue", None), ("running_median", None), ("revenue", "region")}
+        ("discounts", None),
+        ("net_revenue", None),
+        ("running_median", None),
+        ("revenue", "region"),
+    }
     assert info["dry_run"]["statements"] >= 4
 
 
@@ -134,10 +138,14 @@ def test_a_build_made_elsewhere_is_checked_when_opened(build, tmp_path):
     engine = MetricsEngine.open(copy / "warehouse.duckdb")
     try:
         assert {(u.metric, u.group_by) for u in engine.unservable} == {
-            ("discounts", None), ("net_revenue", None), ("running_median", None), ("revenue", "region")}
+            ("discounts", None),
+            ("net_revenue", None),
+            ("running_median", None),
+            ("revenue", "region"),
+        }
         with pytest.raises(MetricUnavailable, match="discount_usd"):
             engine.query(MetricQuery(metrics=("discounts",)))
-        (total,), = engine.query(MetricQuery(metrics=("revenue",))).rows
+        ((total,),) = engine.query(MetricQuery(metrics=("revenue",))).rows
         assert float(total) == 60.0
     finally:
         engine.close()

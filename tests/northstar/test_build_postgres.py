@@ -21,9 +21,11 @@ from northstar.postgres import schema_suffix
 from tests.conftest import REPO, SAMPLE
 from tests.northstar.test_build import FAILING_TEST, failing_dbt_project, over_2000
 
-
-QUERY = {"metrics": ["active_users", "revenue"], "group_by": ["metric_time__month", "platform"],
-         "order_by": ["metric_time__month", "platform"]}
+QUERY = {
+    "metrics": ["active_users", "revenue"],
+    "group_by": ["metric_time__month", "platform"],
+    "order_by": ["metric_time__month", "platform"],
+}
 
 
 def build_schemas(dsn: str) -> set[str]:
@@ -40,8 +42,14 @@ def test_failed_build_drops_its_schemas_and_leaves_the_served_one(postgres_api, 
     before = build_schemas(postgres_dsn)
 
     with pytest.raises(BuildFailed) as info:
-        build(landing, warehouse, failing_dbt_project(tmp_path), docs=False, warehouse_type="postgres",
-              postgres_dsn=postgres_dsn)
+        build(
+            landing,
+            warehouse,
+            failing_dbt_project(tmp_path),
+            docs=False,
+            warehouse_type="postgres",
+            postgres_dsn=postgres_dsn,
+        )
     assert FAILING_TEST in info.value.message
     # the failing rows, read from the build's schemas before they were dropped
     assert "sample rows" in info.value.message and repr(over_2000(landing)) in info.value.message, info.value.message
@@ -76,8 +84,15 @@ def test_rebuilds_switch_the_server_over_and_prune_old_schemas(postgres_api, pos
     expected = postgres_api.client.post("/v1/query", json=QUERY).json()["rows"]
     built = []
     for _ in range(2):
-        result = build(SAMPLE, warehouse, REPO / "dbt_project", docs=False, keep=2, warehouse_type="postgres",
-                       postgres_dsn=postgres_dsn)
+        result = build(
+            SAMPLE,
+            warehouse,
+            REPO / "dbt_project",
+            docs=False,
+            keep=2,
+            warehouse_type="postgres",
+            postgres_dsn=postgres_dsn,
+        )
         built.append(result.build_id)
         _wait_for_build(postgres_api, result.build_id)
         answer = postgres_api.client.post("/v1/query", json=QUERY)

@@ -21,8 +21,11 @@ from tests.northstar.test_build import FAILING_TEST, failing_dbt_project
 
 pytestmark = pytest.mark.slow
 
-QUERY = {"metrics": ["active_users", "revenue"], "group_by": ["metric_time__month", "platform"],
-         "order_by": ["metric_time__month", "platform"]}
+QUERY = {
+    "metrics": ["active_users", "revenue"],
+    "group_by": ["metric_time__month", "platform"],
+    "order_by": ["metric_time__month", "platform"],
+}
 
 
 def test_failed_build_deletes_its_data_and_leaves_the_served_one(spark_api, tmp_path: Path):

@@ -31,8 +31,9 @@ QUERY = {"metrics": ["active_users", "sessions"], "group_by": ["platform"], "ord
 def copy_data_dir(source: BuiltWarehouse, target: Path) -> Path:
     """The session's builds and published symlink (not its tokens or audit log) in `target`."""
     target.mkdir(parents=True)
-    shutil.copytree(source.data_dir / "builds", target / "builds", symlinks=True,
-                    ignore=shutil.ignore_patterns("failed-*"))
+    shutil.copytree(
+        source.data_dir / "builds", target / "builds", symlinks=True, ignore=shutil.ignore_patterns("failed-*")
+    )
     warehouse = target / source.warehouse.name
     os.symlink(os.readlink(source.warehouse), warehouse)  # relative: points into the copy
     return warehouse
@@ -132,7 +133,11 @@ def test_a_build_killed_at_any_stage_leaves_the_served_warehouse_intact_and_the_
         before = {d.name for d in builds.iterdir()}
         proc = subprocess.Popen(
             [sys.executable, "-m", "northstar", "build", "--landing", str(SAMPLE), "--warehouse", str(warehouse)],
-            cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         try:
             wait_for(lambda: reached(proc.pid, new_build_dirs(builds, before)), proc)
             time.sleep(rng.uniform(low, high))
@@ -156,8 +161,11 @@ def test_a_build_killed_at_any_stage_leaves_the_served_warehouse_intact_and_the_
         assert answer(server) == rows, f"killed during {stage}, the served answer changed"
 
     def unfinished() -> list[str]:
-        return [d.name for d in builds.iterdir()
-                if d.is_dir() and not d.name.startswith("failed-") and not (d / BUILD_INFO_FILE).exists()]
+        return [
+            d.name
+            for d in builds.iterdir()
+            if d.is_dir() and not d.name.startswith("failed-") and not (d / BUILD_INFO_FILE).exists()
+        ]
 
     assert len(unfinished()) >= 3  # the killed builds' directories, with their partial warehouses
     result = northstar("build", "--landing", str(SAMPLE), "--warehouse", str(warehouse))
@@ -190,12 +198,16 @@ def break_by_pointing_nowhere(warehouse: Path) -> None:
     publish(warehouse.parent / "builds" / "no-such-build" / WAREHOUSE_FILE, warehouse)
 
 
-@pytest.mark.parametrize("damage, cause", [
-    (break_by_truncating, "no longer opens"),
-    (break_by_deleting, "is gone"),
-    (break_by_pointing_at_garbage, "cannot be opened"),
-    (break_by_pointing_nowhere, "cannot be opened"),
-], ids=["truncated", "deleted", "garbage", "dangling"])
+@pytest.mark.parametrize(
+    "damage, cause",
+    [
+        (break_by_truncating, "no longer opens"),
+        (break_by_deleting, "is gone"),
+        (break_by_pointing_at_garbage, "cannot be opened"),
+        (break_by_pointing_nowhere, "cannot be opened"),
+    ],
+    ids=["truncated", "deleted", "garbage", "dangling"],
+)
 def test_a_broken_published_warehouse_fails_readiness_with_the_cause_then_recovers(served, damage, cause):
     warehouse, server = served
     assert ready(server).status_code == 200

@@ -18,7 +18,6 @@ import datetime as dt
 import decimal
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import duckdb
@@ -29,10 +28,9 @@ import pytest
 
 from metrics.errors import LandingContractViolation
 from northstar.landing import check_contract
-from tests.conftest import REPO, SAMPLE, Server, northstar
-
-from tests.oracle import Oracle
 from tests.api.test_metric_pack import check
+from tests.conftest import REPO, SAMPLE, Server, northstar
+from tests.oracle import Oracle
 
 BLOCKED_IMPORTS = Path(__file__).resolve().parent / "blocked_imports"
 
@@ -73,8 +71,13 @@ def make_variants(source: Path, target: Path) -> None:
     names = accounts.column("account_name").to_pylist()
     names[0], names[1] = "Acme, Inc.", "Two\nLines Ltd"
     accounts = accounts.set_column(accounts.column_names.index("account_name"), "account_name", pa.array(names))
-    write_csv(target / "accounts.csv", accounts, bom=True, crlf=True,
-              render=lambda k, v: iso(v, "Z") if isinstance(v, dt.datetime) else str(v))
+    write_csv(
+        target / "accounts.csv",
+        accounts,
+        bom=True,
+        crlf=True,
+        render=lambda k, v: iso(v, "Z") if isinstance(v, dt.datetime) else str(v),
+    )
     # users: CSV with +00:00 offsets, booleans as true/false, an extra column
     users = read(source / "users.parquet")
     users = users.append_column("utm_source", pa.array(["ads"] * len(users)))
@@ -83,6 +86,7 @@ def make_variants(source: Path, target: Path) -> None:
         if isinstance(v, dt.datetime):
             return iso(v, "+00:00")
         return ("true" if v else "false") if isinstance(v, bool) else str(v)
+
     write_csv(target / "users.csv", users, render=user_field)
     # errors: CSV with fractional seconds; the first rows in another offset
     errors = read(source / "errors.parquet")
@@ -93,26 +97,36 @@ def make_variants(source: Path, target: Path) -> None:
             count[0] += 1
             return iso(v, "+02:00" if count[0] <= 50 else "fractional")
         return str(v)
+
     write_csv(target / "errors.csv", errors, render=error_field)
     # incidents: header only (a table that may be empty)
     incidents = read(source / "incidents.parquet")
     write_csv(target / "incidents.csv", incidents.slice(0, 0))
     # feedback: nps as int64, csat as double, comment dictionary-encoded
     feedback = read(source / "feedback.parquet")
-    feedback = feedback.set_column(feedback.column_names.index("nps_score"), "nps_score",
-                                   feedback.column("nps_score").cast(pa.int64()))
-    feedback = feedback.set_column(feedback.column_names.index("csat_score"), "csat_score",
-                                   feedback.column("csat_score").cast(pa.float64()))
-    feedback = feedback.set_column(feedback.column_names.index("comment"), "comment",
-                                   feedback.column("comment").combine_chunks().dictionary_encode())
+    feedback = feedback.set_column(
+        feedback.column_names.index("nps_score"), "nps_score", feedback.column("nps_score").cast(pa.int64())
+    )
+    feedback = feedback.set_column(
+        feedback.column_names.index("csat_score"), "csat_score", feedback.column("csat_score").cast(pa.float64())
+    )
+    feedback = feedback.set_column(
+        feedback.column_names.index("comment"),
+        "comment",
+        feedback.column("comment").combine_chunks().dictionary_encode(),
+    )
     pq.write_table(feedback, target / "feedback.parquet")
     # support tickets: timestamps with a time zone, dictionary strings, an extra column
     tickets = read(source / "support_tickets.parquet")
     for name in ("created_at", "resolved_at"):
-        tickets = tickets.set_column(tickets.column_names.index(name), name,
-                                     tickets.column(name).cast(pa.timestamp("us", tz="UTC")))
-    tickets = tickets.set_column(tickets.column_names.index("category"), "category",
-                                 tickets.column("category").combine_chunks().dictionary_encode())
+        tickets = tickets.set_column(
+            tickets.column_names.index(name), name, tickets.column(name).cast(pa.timestamp("us", tz="UTC"))
+        )
+    tickets = tickets.set_column(
+        tickets.column_names.index("category"),
+        "category",
+        tickets.column("category").combine_chunks().dictionary_encode(),
+    )
     tickets = tickets.append_column("assignee", pa.array(["ops"] * len(tickets)))
     pq.write_table(tickets, target / "support_tickets.parquet")
     # unchanged tables
@@ -124,34 +138,49 @@ def make_variants(source: Path, target: Path) -> None:
     for i, part in enumerate(parts):
         events = pq.read_table(part)
         if i % 3 == 0:  # tz-aware timestamps, revenue as double, columns reordered
-            events = events.set_column(events.column_names.index("event_ts"), "event_ts",
-                                       events.column("event_ts").cast(pa.timestamp("us", tz="UTC")))
-            events = events.set_column(events.column_names.index("revenue_usd"), "revenue_usd",
-                                       events.column("revenue_usd").cast(pa.float64()))
+            events = events.set_column(
+                events.column_names.index("event_ts"),
+                "event_ts",
+                events.column("event_ts").cast(pa.timestamp("us", tz="UTC")),
+            )
+            events = events.set_column(
+                events.column_names.index("revenue_usd"), "revenue_usd", events.column("revenue_usd").cast(pa.float64())
+            )
             events = events.select(list(reversed(events.column_names)))
         elif i % 3 == 1:  # dictionary strings, revenue as decimal(12, 4), an extra column
             for name in ("event_name", "platform"):
-                events = events.set_column(events.column_names.index(name), name,
-                                           events.column(name).combine_chunks().dictionary_encode())
-            events = events.set_column(events.column_names.index("revenue_usd"), "revenue_usd",
-                                       events.column("revenue_usd").cast(pa.decimal128(12, 4)))
+                events = events.set_column(
+                    events.column_names.index(name), name, events.column(name).combine_chunks().dictionary_encode()
+                )
+            events = events.set_column(
+                events.column_names.index("revenue_usd"),
+                "revenue_usd",
+                events.column("revenue_usd").cast(pa.decimal128(12, 4)),
+            )
             events = events.append_column("ingested_by", pa.array(["collector-2"] * len(events)))
         pq.write_table(events, target / "events" / f"part-{i:05d}.parquet")
     # Rows that break expectations only (warnings): a future purchase, an event before signup.
-    first = read(source / "users.parquet").filter(pa.compute.equal(
-        read(source / "users.parquet").column("is_internal"), False)).slice(0, 1).to_pylist()[0]
-    odd = pa.table({
-        "event_id": ["evt_future_purchase", "evt_before_signup"],
-        "user_id": [first["user_id"]] * 2,
-        "session_id": ["ses_odd_1", "ses_odd_2"],
-        "event_name": ["purchase", "page_view"],
-        "event_ts": pa.array([dt.datetime(2099, 1, 1, 12), first["signup_at"] - dt.timedelta(days=3)],
-                             pa.timestamp("us")),
-        "platform": ["web", "web"],
-        "app_version": pa.array([None, None], pa.string()),
-        "feature_key": pa.array([None, None], pa.string()),
-        "revenue_usd": pa.array([decimal.Decimal("12.50"), None], pa.decimal128(18, 2)),
-    })
+    first = (
+        read(source / "users.parquet")
+        .filter(pa.compute.equal(read(source / "users.parquet").column("is_internal"), False))
+        .slice(0, 1)
+        .to_pylist()[0]
+    )
+    odd = pa.table(
+        {
+            "event_id": ["evt_future_purchase", "evt_before_signup"],
+            "user_id": [first["user_id"]] * 2,
+            "session_id": ["ses_odd_1", "ses_odd_2"],
+            "event_name": ["purchase", "page_view"],
+            "event_ts": pa.array(
+                [dt.datetime(2099, 1, 1, 12), first["signup_at"] - dt.timedelta(days=3)], pa.timestamp("us")
+            ),
+            "platform": ["web", "web"],
+            "app_version": pa.array([None, None], pa.string()),
+            "feature_key": pa.array([None, None], pa.string()),
+            "revenue_usd": pa.array([decimal.Decimal("12.50"), None], pa.decimal128(18, 2)),
+        }
+    )
     pq.write_table(odd, target / "events" / "part-late.parquet")
 
 
@@ -176,9 +205,27 @@ class _Api:
         self.client = client
 
 
-PACK = ["events", "active_users", "sessions", "new_users", "revenue", "paying_users", "arpu", "feature_users",
-        "feature_adoption_rate", "crashes", "crashed_users", "crash_free_user_rate", "errors_per_1k_events",
-        "incidents", "mttr_hours", "tickets", "nps", "csat", "d7_retention"]
+PACK = [
+    "events",
+    "active_users",
+    "sessions",
+    "new_users",
+    "revenue",
+    "paying_users",
+    "arpu",
+    "feature_users",
+    "feature_adoption_rate",
+    "crashes",
+    "crashed_users",
+    "crash_free_user_rate",
+    "errors_per_1k_events",
+    "incidents",
+    "mttr_hours",
+    "tickets",
+    "nps",
+    "csat",
+    "d7_retention",
+]
 
 
 @pytest.mark.parametrize("grain", ["week", "month"])
@@ -195,8 +242,14 @@ def test_slices_read_from_csv_and_parquet_variants_match_the_oracle(variants):
     check(_Api(client), oracle, metrics=["revenue", "paying_users", "arpu"], group_by=["plan", "region"])
     check(_Api(client), oracle, metrics=["tickets"], group_by=["priority", "category"])
     check(_Api(client), oracle, metrics=["nps", "csat"], group_by=["channel"])
-    check(_Api(client), oracle, metrics=["crashes"], group_by=["metric_time__day", "platform"],
-          start="2026-01-05", end="2026-01-12")
+    check(
+        _Api(client),
+        oracle,
+        metrics=["crashes"],
+        group_by=["metric_time__day", "platform"],
+        start="2026-01-05",
+        end="2026-01-12",
+    )
 
 
 def test_refunds_make_revenue_net(variants):
@@ -204,7 +257,8 @@ def test_refunds_make_revenue_net(variants):
     oracle = Oracle(landing)
     gross, refunds = oracle.sql(
         "select sum(revenue_usd) filter (where revenue_usd > 0), sum(revenue_usd) filter (where revenue_usd < 0) "
-        "from (select distinct * from events) e join users u using (user_id) where not u.is_internal")[0]
+        "from (select distinct * from events) e join users u using (user_id) where not u.is_internal"
+    )[0]
     assert refunds < 0
     answer = client.post("/v1/query", json={"metrics": ["revenue"], "group_by": []}).json()
     assert float(answer["rows"][0][0]) == pytest.approx(float(gross + refunds), rel=1e-12)
@@ -236,6 +290,7 @@ def test_expectations_broken_are_warnings_in_build_output_build_json_readyz_and_
 # and sample values.
 # ------------------------------------------------------------------------------------------
 
+
 def rewrite(landing: Path, table: str, sql: str) -> None:
     """Replace a landing table by `sql` over its rows (as `t`), as one Parquet file."""
     located = landing / table if (landing / table).is_dir() else landing / f"{table}.parquet"
@@ -248,23 +303,55 @@ def rewrite(landing: Path, table: str, sql: str) -> None:
 
 
 FORBIDDEN = {
-    "missing key": ("accounts", "account_id", "select * replace (case when account_id = (select min(account_id) "
-                    "from t) then null else account_id end as account_id) from t", None),
-    "missing required value": ("events", "event_ts", "select * replace (case when event_id = 'evt_x' then null "
-                               "else event_ts end as event_ts) from (select * from t union all select * replace "
-                               "('evt_x' as event_id) from (select * from t order by event_id limit 1))",
-                               ["evt_x"]),
-    "duplicate key": ("launches", "launch_id", "select * from t union all select * replace ('again' as launch_name) "
-                      "from t where launch_id = 'lch_002'", ["lch_002"]),
-    "events differing under one id": ("events", "event_id", "select * from t union all select * replace "
-                                      "('tampered' as event_name) from (select * from t order by event_id limit 1)",
-                                      None),
-    "broken reference": ("events", "user_id", "select * replace (case when event_id = (select min(event_id) from t) "
-                         "then 'usr_nobody' else user_id end as user_id) from t", ["usr_nobody"]),
-    "category outside the list": ("accounts", "plan", "select * replace (case when account_id = (select "
-                                  "min(account_id) from t) then 'gold' else plan end as plan) from t", ["gold"]),
-    "score outside its range": ("feedback", "nps_score", "select * replace (case when feedback_id = (select "
-                                "min(feedback_id) from t) then 11 else nps_score end as nps_score) from t", [11]),
+    "missing key": (
+        "accounts",
+        "account_id",
+        "select * replace (case when account_id = (select min(account_id) "
+        "from t) then null else account_id end as account_id) from t",
+        None,
+    ),
+    "missing required value": (
+        "events",
+        "event_ts",
+        "select * replace (case when event_id = 'evt_x' then null "
+        "else event_ts end as event_ts) from (select * from t union all select * replace "
+        "('evt_x' as event_id) from (select * from t order by event_id limit 1))",
+        ["evt_x"],
+    ),
+    "duplicate key": (
+        "launches",
+        "launch_id",
+        "select * from t union all select * replace ('again' as launch_name) from t where launch_id = 'lch_002'",
+        ["lch_002"],
+    ),
+    "events differing under one id": (
+        "events",
+        "event_id",
+        "select * from t union all select * replace "
+        "('tampered' as event_name) from (select * from t order by event_id limit 1)",
+        None,
+    ),
+    "broken reference": (
+        "events",
+        "user_id",
+        "select * replace (case when event_id = (select min(event_id) from t) "
+        "then 'usr_nobody' else user_id end as user_id) from t",
+        ["usr_nobody"],
+    ),
+    "category outside the list": (
+        "accounts",
+        "plan",
+        "select * replace (case when account_id = (select "
+        "min(account_id) from t) then 'gold' else plan end as plan) from t",
+        ["gold"],
+    ),
+    "score outside its range": (
+        "feedback",
+        "nps_score",
+        "select * replace (case when feedback_id = (select "
+        "min(feedback_id) from t) then 11 else nps_score end as nps_score) from t",
+        [11],
+    ),
 }
 
 
@@ -301,30 +388,43 @@ def test_a_forbidden_case_is_one_line_from_the_cli(tmp_path):
 # Missing extras and other user mistakes: one line, non-zero exit, no traceback.
 # ------------------------------------------------------------------------------------------
 
+
 def without(*modules: str) -> dict[str, str]:
     return {"PYTHONPATH": f"{BLOCKED_IMPORTS}:{REPO}", "NORTHSTAR_TEST_BLOCKED_IMPORTS": ",".join(modules)}
 
 
-@pytest.mark.parametrize("command,blocked,extra", [
-    (["build", "--warehouse-type", "postgres"], ("psycopg",), "postgres"),
-    (["serve", "--warehouse-type", "postgres"], ("dbt.adapters.postgres",), "postgres"),
-    (["build", "--warehouse-type", "spark"], ("pyspark",), "spark"),
-])
+@pytest.mark.parametrize(
+    "command,blocked,extra",
+    [
+        (["build", "--warehouse-type", "postgres"], ("psycopg",), "postgres"),
+        (["serve", "--warehouse-type", "postgres"], ("dbt.adapters.postgres",), "postgres"),
+        (["build", "--warehouse-type", "spark"], ("pyspark",), "spark"),
+    ],
+)
 def test_a_missing_extra_is_one_line_naming_it_and_its_install_command(command, blocked, extra, tmp_path):
-    env = {**without(*blocked), "NORTHSTAR_POSTGRES_DSN": "postgresql://u:p@127.0.0.1:9/db",
-           "NORTHSTAR_DATA_DIR": str(tmp_path)}
+    env = {
+        **without(*blocked),
+        "NORTHSTAR_POSTGRES_DSN": "postgresql://u:p@127.0.0.1:9/db",
+        "NORTHSTAR_DATA_DIR": str(tmp_path),
+    }
     proc = northstar(*command, env=env, check=False, timeout=120)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
     error = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
     assert len(error) == 1 and f"'{extra}' extra" in error[0] and f"pip install -e '.[{extra}]'" in error[0]
 
 
-@pytest.mark.parametrize("args,env,words", [
-    (["build", "--landing", "/nonexistent/landing"], {}, ["/nonexistent/landing", "does not exist"]),
-    (["build"], {"NORTHSTAR_PORT": "eighty"}, ["NORTHSTAR_PORT"]),
-    (["build", "--warehouse-type", "postgres"], {"NORTHSTAR_POSTGRES_DSN": "postgresql://u:p@127.0.0.1:9/db"},
-     ["cannot connect to PostgreSQL"]),
-])
+@pytest.mark.parametrize(
+    "args,env,words",
+    [
+        (["build", "--landing", "/nonexistent/landing"], {}, ["/nonexistent/landing", "does not exist"]),
+        (["build"], {"NORTHSTAR_PORT": "eighty"}, ["NORTHSTAR_PORT"]),
+        (
+            ["build", "--warehouse-type", "postgres"],
+            {"NORTHSTAR_POSTGRES_DSN": "postgresql://u:p@127.0.0.1:9/db"},
+            ["cannot connect to PostgreSQL"],
+        ),
+    ],
+)
 def test_user_mistakes_are_one_line_without_a_traceback(args, env, words, tmp_path):
     proc = northstar(*args, "--warehouse", str(tmp_path / "w.duckdb"), env=env, check=False, timeout=120)
     assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr

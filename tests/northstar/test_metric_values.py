@@ -26,7 +26,9 @@ def by_day(api, metric: str) -> dict[dt.date, float | None]:
 
 def test_mart_values_are_the_engine_answers_by_day(api) -> None:
     with duckdb.connect(str(api.warehouse), read_only=True) as con:
-        rows = con.execute("select metric_name, metric_date, metric_value from marts.fct_metric_values_daily").fetchall()
+        rows = con.execute(
+            "select metric_name, metric_date, metric_value from marts.fct_metric_values_daily"
+        ).fetchall()
     mart: dict[str, dict[dt.date, float]] = {}
     for name, day, value in rows:
         mart.setdefault(name, {})[day] = value

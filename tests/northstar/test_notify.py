@@ -58,8 +58,9 @@ class Sink:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                sink.requests.append({"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()},
-                                      "body": body})
+                sink.requests.append(
+                    {"path": self.path, "headers": {k.lower(): v for k, v in self.headers.items()}, "body": body}
+                )
                 self.send_response(500 if self.path == "/fail" else 200)
                 self.end_headers()
                 self.wfile.write(b"ok")
@@ -89,8 +90,9 @@ class SmtpSink:
 
         class Handler:
             async def handle_DATA(self, server, session, envelope):
-                sink.messages.append((tuple(envelope.rcpt_tos), message_from_bytes(envelope.content,
-                                                                                   policy=policy.default)))
+                sink.messages.append(
+                    (tuple(envelope.rcpt_tos), message_from_bytes(envelope.content, policy=policy.default))
+                )
                 return "250 OK"
 
         self.port = free_port()
@@ -111,13 +113,15 @@ def plant(landing: Path) -> None:
     newcomers = f"""select user_id, row_number() over (order by user_id) as i from read_parquet('{users}')
         where is_internal is not true and user_id not in (select user_id from read_parquet('{assignments}')
                                                         where experiment_id = ?)"""
-    con.execute(f"""copy (select * from read_parquet('{assignments}')
+    con.execute(
+        f"""copy (select * from read_parquet('{assignments}')
         union all select ?, user_id, case when i % 2 = 0 then 'control' else 'treatment' end,
                          timestamp '2026-01-20 12:00:00' + i * interval 1 minute
         from ({newcomers}) where i <= {2 * TOPPED_UP_USERS}
         union all select ?, user_id, 'treatment', timestamp '2026-01-14 12:00:00' + i * interval 1 minute
         from ({newcomers}) where i <= {SKEWED_USERS}) to '{assignments}.new' (format parquet)""",
-                [TOPPED_UP, TOPPED_UP, SKEWED, SKEWED])
+        [TOPPED_UP, TOPPED_UP, SKEWED, SKEWED],
+    )
     os.replace(f"{assignments}.new", assignments)
     con.execute(f"""copy (select * from read_parquet('{tickets}') union all
         select 'tkt_planted_' || lpad(cast(i as varchar), 3, '0'), account_id, user_id,
@@ -141,8 +145,9 @@ def notified(tmp_path_factory):
     plant(landing)
     data_dir.mkdir()
     oracle = Oracle(landing)
-    region = oracle.sql("select region, count(*) from src_events where region is not null "
-                        "group by 1 order by 2 desc limit 1")[0][0]
+    region = oracle.sql(
+        "select region, count(*) from src_events where region is not null group by 1 order by 2 desc limit 1"
+    )[0][0]
     regional = create_token(data_dir, "regional", "--scope", "metrics:read", "--row-filter", f"region={region}")
     admin = create_token(data_dir, "admin", "--scope", "admin")
     sink, smtp = Sink(), SmtpSink()
@@ -167,17 +172,33 @@ notify:
     - {{name: launch, event: launch_scorecard, launches: [{LAUNCH}], to: [events, mail]}}
     - {{name: experiments, event: [experiment_sample_reached, experiment_health], to: [events, mail, emea]}}
 """)
-    env = {"NORTHSTAR_DATA_DIR": str(data_dir), "NORTHSTAR_NOTIFY_CONFIG": str(config),
-           "NS_TEST_NOTIFY_SECRET": SECRET, "NS_TEST_SLACK_URL": f"{sink.url}/slack",
-           "NORTHSTAR_NOTIFY_MAX_ATTEMPTS": str(MAX_ATTEMPTS), "NORTHSTAR_NOTIFY_BACKOFF_S": "0.05"}
+    env = {
+        "NORTHSTAR_DATA_DIR": str(data_dir),
+        "NORTHSTAR_NOTIFY_CONFIG": str(config),
+        "NS_TEST_NOTIFY_SECRET": SECRET,
+        "NS_TEST_SLACK_URL": f"{sink.url}/slack",
+        "NORTHSTAR_NOTIFY_MAX_ATTEMPTS": str(MAX_ATTEMPTS),
+        "NORTHSTAR_NOTIFY_BACKOFF_S": "0.05",
+    }
     warehouse = data_dir / "northstar.duckdb"
     try:
         first = northstar("build", "--landing", str(landing), "--warehouse", str(warehouse), "--no-docs", env=env)
         after_first, mail_first = list(sink.requests), list(smtp.messages)
         second = northstar("build", "--landing", str(landing), "--warehouse", str(warehouse), "--no-docs", env=env)
-        yield {"sink": sink, "first": after_first, "smtp": smtp, "mail_first": mail_first, "logs": (first.stderr, second.stderr), "landing": landing,
-               "data_dir": data_dir, "warehouse": warehouse, "oracle": oracle, "region": region,
-               "tokens": {"regional": regional, "admin": admin}, "env": env}
+        yield {
+            "sink": sink,
+            "first": after_first,
+            "smtp": smtp,
+            "mail_first": mail_first,
+            "logs": (first.stderr, second.stderr),
+            "landing": landing,
+            "data_dir": data_dir,
+            "warehouse": warehouse,
+            "oracle": oracle,
+            "region": region,
+            "tokens": {"regional": regional, "admin": admin},
+            "env": env,
+        }
     finally:
         sink.close()
         smtp.close()
@@ -193,8 +214,9 @@ def test_the_planted_anomaly_and_breach_send_one_signed_message_each(notified):
     assert sorted(b["subject"] for b in bodies) == ["anomaly_alerts:tickets", "slo_status:incidents"]
     for request, body in zip(hook, bodies):
         headers = request["headers"]
-        expected = hmac.new(SECRET.encode(), headers["x-northstar-timestamp"].encode() + b"." + request["body"],
-                            hashlib.sha256).hexdigest()
+        expected = hmac.new(
+            SECRET.encode(), headers["x-northstar-timestamp"].encode() + b"." + request["body"], hashlib.sha256
+        ).hexdigest()
         assert headers["x-northstar-signature"] == "v1=" + expected
         assert headers["x-northstar-id"] == body["id"] and body["schema"] == "northstar.notification/v1"
         assert body["link"].startswith("http") and body["restricted_to"] is None
@@ -202,8 +224,10 @@ def test_the_planted_anomaly_and_breach_send_one_signed_message_each(notified):
     tickets = {str(d)[:10]: v for d, v in oracle.query(["tickets"], ["metric_time__day"])}[SPIKE_DAY.isoformat()]
     incidents = {str(w)[:10]: v for w, v in oracle.query(["incidents"], ["metric_time__week"])}[BREACH_WEEK.isoformat()]
     with duckdb.connect() as con:  # the planted rows are in the landing files the build read
-        planted = con.execute(f"select count(*) from read_parquet('{notified['landing']}/support_tickets.parquet') "
-                              "where ticket_id like 'tkt_planted_%'").fetchone()[0]
+        planted = con.execute(
+            f"select count(*) from read_parquet('{notified['landing']}/support_tickets.parquet') "
+            "where ticket_id like 'tkt_planted_%'"
+        ).fetchone()[0]
     assert planted == SPIKE_TICKETS
     anomaly = next(b for b in bodies if b["kind"] == "anomaly_alerts")
     newest = anomaly["figures"][0]
@@ -250,8 +274,9 @@ def test_a_failing_endpoint_is_retried_then_reported(notified):
         assert [n["status"] for n in by_destination["broken"]] == ["failed"]
         assert by_destination["broken"][0]["attempts"] == 2 * MAX_ATTEMPTS
         assert by_destination["broken"][0]["http_status"] == 500
-        assert all(n["status"] == "sent" and n["attempts"] == 1 for d in ("ops", "chat", "emea")
-                   for n in by_destination[d])
+        assert all(
+            n["status"] == "sent" and n["attempts"] == 1 for d in ("ops", "chat", "emea") for n in by_destination[d]
+        )
         assert len(by_destination["ops"]) == 2
         regional = {"Authorization": f"Bearer {notified['tokens']['regional']}"}
         assert httpx.get(server.base_url + "/v1/notifications", headers=regional, timeout=30).status_code == 403
@@ -278,8 +303,9 @@ def test_a_restricted_destination_receives_only_its_rows(notified):
 
 def test_dry_run_prints_what_would_be_sent_and_sends_nothing(notified):
     before = len(notified["sink"].requests)
-    proc = northstar("notify", "run", "--warehouse", str(notified["warehouse"]), "--dry-run",
-                     env=notified["env"], check=False)
+    proc = northstar(
+        "notify", "run", "--warehouse", str(notified["warehouse"]), "--dry-run", env=notified["env"], check=False
+    )
     assert proc.returncode == 0, proc.stderr
     planned = [json.loads(line) for line in proc.stdout.splitlines() if line.startswith("{")]
     # only the failed delivery is still due
@@ -289,10 +315,15 @@ def test_dry_run_prints_what_would_be_sent_and_sends_nothing(notified):
 
 def arm_users(oracle: Oracle, experiment_id: str, region: str | None = None) -> dict[str, int]:
     """Users per arm as a readout counts them (first assignment, non-internal), by hand."""
-    in_region = ("join users u on u.user_id = p.user_id join accounts ac on ac.account_id = u.account_id "
-                 "where ac.region = ?") if region else ""
-    rows = oracle.sql(f"select p.variant, count(*) from ({EXPERIMENT_POPULATION}) p {in_region} group by 1 order by 1",
-                      [experiment_id, region] if region else [experiment_id])
+    in_region = (
+        ("join users u on u.user_id = p.user_id join accounts ac on ac.account_id = u.account_id where ac.region = ?")
+        if region
+        else ""
+    )
+    rows = oracle.sql(
+        f"select p.variant, count(*) from ({EXPERIMENT_POPULATION}) p {in_region} group by 1 order by 1",
+        [experiment_id, region] if region else [experiment_id],
+    )
     return {variant: n for variant, n in rows}
 
 
@@ -300,12 +331,17 @@ def test_new_kinds_send_one_signed_message_each_with_their_numbers(notified):
     events = [r for r in notified["first"] if r["path"] == "/events"]
     bodies = webhook_bodies(events)
     assert sorted(b["subject"] for b in bodies) == [
-        f"experiment_health:{SKEWED}", f"experiment_sample_reached:{TOPPED_UP}",
-        f"launch_scorecard:{LAUNCH}:day14", f"launch_scorecard:{LAUNCH}:day7", "regressed_release:android:5.3.0"]
+        f"experiment_health:{SKEWED}",
+        f"experiment_sample_reached:{TOPPED_UP}",
+        f"launch_scorecard:{LAUNCH}:day14",
+        f"launch_scorecard:{LAUNCH}:day7",
+        "regressed_release:android:5.3.0",
+    ]
     for request, body in zip(events, bodies):
         headers = request["headers"]
-        expected = hmac.new(SECRET.encode(), headers["x-northstar-timestamp"].encode() + b"." + request["body"],
-                            hashlib.sha256).hexdigest()
+        expected = hmac.new(
+            SECRET.encode(), headers["x-northstar-timestamp"].encode() + b"." + request["body"], hashlib.sha256
+        ).hexdigest()
         assert headers["x-northstar-signature"] == "v1=" + expected and headers["x-northstar-event"] == body["kind"]
         assert body["link"].startswith("http") and body["figures"]
     by_subject = {b["subject"]: b for b in bodies}
@@ -313,11 +349,19 @@ def test_new_kinds_send_one_signed_message_each_with_their_numbers(notified):
 
     release = by_subject["regressed_release:android:5.3.0"]
     released = dt.datetime(2026, 2, 19, 17)  # the sample's releases.parquet
-    rates = {v: (cf, e) for v, cf, e in oracle.query(
-        ["crash_free_user_rate", "errors_per_1k_events"], ["app_version"],
-        where=[{"field": "platform", "op": "=", "value": "android"},
-               {"field": "app_version", "op": "in", "values": ["5.3.0", "5.2.0"]}],
-        start=released, end=released + dt.timedelta(days=14))}
+    rates = {
+        v: (cf, e)
+        for v, cf, e in oracle.query(
+            ["crash_free_user_rate", "errors_per_1k_events"],
+            ["app_version"],
+            where=[
+                {"field": "platform", "op": "=", "value": "android"},
+                {"field": "app_version", "op": "in", "values": ["5.3.0", "5.2.0"]},
+            ],
+            start=released,
+            end=released + dt.timedelta(days=14),
+        )
+    }
     crash, errors = release["figures"]
     assert (crash["value"], crash["comparison"]) == pytest.approx((rates["5.3.0"][0], rates["5.2.0"][0]))
     assert (errors["value"], errors["comparison"]) == pytest.approx((rates["5.3.0"][1], rates["5.2.0"][1]))
@@ -326,12 +370,15 @@ def test_new_kinds_send_one_signed_message_each_with_their_numbers(notified):
     launched = dt.datetime(2026, 3, 10, 16)
     for day in (7, 14):
         # first use of the feature by a non-internal user within the launch's 28-day horizon, by day `day`
-        adopters = oracle.sql("""
+        adopters = oracle.sql(
+            """
             select count(*) from (select e.user_id, min(e.event_ts) as first_used from events e
                                   join users u on u.user_id = e.user_id
                                   where u.is_internal is not true and e.feature_key = 'bulk_export'
                                     and e.event_ts >= ? and e.event_ts < ? + interval 28 day group by 1)
-            where cast(first_used as date) <= ?""", [launched, launched, launched.date() + dt.timedelta(days=day)])
+            where cast(first_used as date) <= ?""",
+            [launched, launched, launched.date() + dt.timedelta(days=day)],
+        )
         card = by_subject[f"launch_scorecard:{LAUNCH}:day{day}"]
         assert card["figures"][0]["metric"] == "adopters" and card["figures"][0]["value"] == adopters[0][0] > 0
         assert f"day {day}" in card["title"] and card["link"].endswith(f"scorecard?window_days={day}")
@@ -347,7 +394,8 @@ def test_new_kinds_send_one_signed_message_each_with_their_numbers(notified):
     assert arms["treatment"] - arms["control"] >= SKEWED_USERS * 0.9
     figures = {f["metric"] + f["label"]: f for f in health["figures"]}
     assert figures["srm_p_valueSample ratio p-value"]["value"] == pytest.approx(
-        chisquare([arms["control"], arms["treatment"]]).pvalue, rel=1e-6)
+        chisquare([arms["control"], arms["treatment"]]).pvalue, rel=1e-6
+    )
     assert health["state"] == "srm" and "sample ratio mismatch" in health["title"]
 
 
@@ -382,11 +430,15 @@ def test_a_restricted_destination_gets_every_kind_computed_for_its_rows(notified
     assert users == {f"Users in {a}": n for a, n in arms.items()} != {f"Users in {a}": n for a, n in everyone.items()}
     # anomaly alerts: the warehouse's check covers everyone, so the check runs over the region's rows
     oracle, region_filter = notified["oracle"], [{"field": "region", "op": "=", "value": region}]
-    regional = {dt.date.fromisoformat(d): v for d, v in oracle.query(["tickets"], ["metric_time__day"], where=region_filter)}
+    regional = {
+        dt.date.fromisoformat(d): v for d, v in oracle.query(["tickets"], ["metric_time__day"], where=region_filter)
+    }
     everyone = {dt.date.fromisoformat(d): v for d, v in oracle.query(["tickets"], ["metric_time__day"])}
     first, last = oracle.sql("select cast(min(metric_time) as date), cast(max(metric_time) as date) from src_events")[0]
-    values = {first + dt.timedelta(days=i): float(regional.get(first + dt.timedelta(days=i), 0))
-              for i in range((last - first).days + 1)}
+    values = {
+        first + dt.timedelta(days=i): float(regional.get(first + dt.timedelta(days=i), 0))
+        for i in range((last - first).days + 1)
+    }
     flagged = expected_alerts(values, "tickets")
     anomaly = emea["anomaly_alerts"]
     assert anomaly["subject"] == "anomaly_alerts:tickets" and region in anomaly["restricted_to"]
@@ -394,7 +446,8 @@ def test_a_restricted_destination_gets_every_kind_computed_for_its_rows(notified
     assert newest["period"] == SPIKE_DAY.isoformat() and newest["value"] == regional[SPIKE_DAY] < everyone[SPIKE_DAY]
     since = SPIKE_DAY - dt.timedelta(days=6)  # the subscription's default lookback: 7 days of alerts
     assert [(f["period"], f["status"], f["value"]) for f in anomaly["figures"]] == [
-        (day.isoformat(), flagged[day][0], values[day]) for day in sorted(flagged, reverse=True) if day >= since][:5]
+        (day.isoformat(), flagged[day][0], values[day]) for day in sorted(flagged, reverse=True) if day >= since
+    ][:5]
     assert (newest["lower_bound"], newest["upper_bound"]) == pytest.approx(flagged[SPIKE_DAY][1:])
 
 
@@ -419,10 +472,24 @@ def test_email_retries_a_connection_error_and_stops_at_a_refusal():
     from northstar.notify.config import Smtp
     from northstar.notify.deliver import send_email, webhook_body
 
-    notice = Notice("digest", "digest:weekly", "week:2026-03-23", "Weekly", "Active users 1,234 (+5.0%).",
-                    (Figure("active_users", "Active users", "2026-03-23", 1234.0, "previous_period", 1175.0),), "/v1/query")
-    body = webhook_body(notice, key="ntf_test", subscription="weekly", destination="mail", build_id="b1",
-                        base_url="http://127.0.0.1", restricted_to=None)
+    notice = Notice(
+        "digest",
+        "digest:weekly",
+        "week:2026-03-23",
+        "Weekly",
+        "Active users 1,234 (+5.0%).",
+        (Figure("active_users", "Active users", "2026-03-23", 1234.0, "previous_period", 1175.0),),
+        "/v1/query",
+    )
+    body = webhook_body(
+        notice,
+        key="ntf_test",
+        subscription="weekly",
+        destination="mail",
+        build_id="b1",
+        base_url="http://127.0.0.1",
+        restricted_to=None,
+    )
     waits: list[float] = []
     closed = Smtp("127.0.0.1", free_port(), "none", None, None, "a@example.com", ("b@example.com",))
     outcome = send_email(closed, body, max_attempts=3, backoff_s=0.01, sleep=waits.append)

@@ -93,8 +93,9 @@ def test_build_and_query_a_project_that_is_not_ours(tmp_path: Path):
 
     engine = MetricsEngine.open(warehouse)
     try:
-        got = engine.query(MetricQuery(metrics=("revenue", "revenue_per_buyer"),
-                                       group_by=("metric_time__week", "channel"))).rows
+        got = engine.query(
+            MetricQuery(metrics=("revenue", "revenue_per_buyer"), group_by=("metric_time__week", "channel"))
+        ).rows
     finally:
         engine.close()
     con = duckdb.connect(str(warehouse), read_only=True)

@@ -25,10 +25,13 @@ def _plain(value):
     return value
 
 
-@pytest.mark.parametrize("saved_query,table,exported", [
-    ("weekly_active_users_by_platform", "rollups.weekly_active_users_by_platform", True),
-    ("weekly_quality_us", "rollups.weekly_quality_us", False),
-])
+@pytest.mark.parametrize(
+    "saved_query,table,exported",
+    [
+        ("weekly_active_users_by_platform", "rollups.weekly_active_users_by_platform", True),
+        ("weekly_quality_us", "rollups.weekly_quality_us", False),
+    ],
+)
 def test_rollup_table_is_the_saved_query_answer(api, saved_query: str, table: str, exported: bool) -> None:
     build = Path(api.warehouse).resolve().parent
     info = json.loads((build / "build.json").read_text())["rollups"][saved_query]
@@ -41,7 +44,7 @@ def test_rollup_table_is_the_saved_query_answer(api, saved_query: str, table: st
         names = [r[0] for r in con.execute(f"describe {table}").fetchall()]
         # The answer's columns, then the hidden parts a coarser query is re-aggregated from.
         answer = [n for n in names if not n.startswith("__")]
-        assert names[:len(answer)] == answer and any(n.startswith("__rows__") for n in names)
+        assert names[: len(answer)] == answer and any(n.startswith("__rows__") for n in names)
         stored = con.execute(f"select {', '.join(answer)} from {table}").fetchall()
         null_keys = con.execute(f"select count(*) from {table} where metric_time__week is null").fetchone()[0]
     assert info["rows"] == len(stored) == len(answered) > 0
@@ -54,17 +57,32 @@ def test_rollup_table_is_the_saved_query_answer(api, saved_query: str, table: st
 
 
 def test_declarations() -> None:
-    semantic = {"saved_queries": [
-        {"name": "a", "exports": [{"name": "a_export", "config": {"export_as": "table", "schema_name": None,
-                                                                    "alias": None}},
-                                  {"name": "a_view", "config": {"export_as": "view"}}]},
-        {"name": "b", "exports": []}, {"name": "c", "exports": []}]}
-    manifest = {"saved_queries": {"saved_query.p.b": {"name": "b", "config": {"meta": {"rollup": True}}},
-                                  "saved_query.p.c": {"name": "c", "config": {"meta": {}}}}}
-    assert declared_rollups(semantic, manifest) == [Rollup("a", "rollups", "a_export", True),
-                                                    Rollup("b", "rollups", "b", False)]
-    twice = {"saved_queries": [{"name": n, "exports": [{"name": "t", "config": {"export_as": "table"}}]}
-                               for n in ("a", "b")]}
+    semantic = {
+        "saved_queries": [
+            {
+                "name": "a",
+                "exports": [
+                    {"name": "a_export", "config": {"export_as": "table", "schema_name": None, "alias": None}},
+                    {"name": "a_view", "config": {"export_as": "view"}},
+                ],
+            },
+            {"name": "b", "exports": []},
+            {"name": "c", "exports": []},
+        ]
+    }
+    manifest = {
+        "saved_queries": {
+            "saved_query.p.b": {"name": "b", "config": {"meta": {"rollup": True}}},
+            "saved_query.p.c": {"name": "c", "config": {"meta": {}}},
+        }
+    }
+    assert declared_rollups(semantic, manifest) == [
+        Rollup("a", "rollups", "a_export", True),
+        Rollup("b", "rollups", "b", False),
+    ]
+    twice = {
+        "saved_queries": [{"name": n, "exports": [{"name": "t", "config": {"export_as": "table"}}]} for n in ("a", "b")]
+    }
     with pytest.raises(ValueError, match="two rollups write rollups.t"):
         declared_rollups(twice)
 
@@ -81,10 +99,24 @@ def _queries(engine):
         saved = engine.saved_query(name)
         base = MetricQuery(metrics=tuple(saved.metrics), group_by=tuple(saved.group_by), where_sql=tuple(saved.where))
         yield name, base
-        yield name, MetricQuery(metrics=tuple(reversed(saved.metrics)), group_by=tuple(reversed(saved.group_by)),
-                                where_sql=tuple(saved.where))
-        yield name, MetricQuery(metrics=base.metrics, group_by=base.group_by, where_sql=base.where_sql,
-                                order_by=(OrderBy(base.group_by[0], True),), limit=3)
+        yield (
+            name,
+            MetricQuery(
+                metrics=tuple(reversed(saved.metrics)),
+                group_by=tuple(reversed(saved.group_by)),
+                where_sql=tuple(saved.where),
+            ),
+        )
+        yield (
+            name,
+            MetricQuery(
+                metrics=base.metrics,
+                group_by=base.group_by,
+                where_sql=base.where_sql,
+                order_by=(OrderBy(base.group_by[0], True),),
+                limit=3,
+            ),
+        )
 
 
 def test_every_saved_query_answers_the_same_from_its_rollup_and_from_raw(api) -> None:
@@ -124,7 +156,8 @@ def test_compile_explains_which_rollup_answered_or_why_none_could(api) -> None:
     narrowed = api.client.post("/v1/compile", json={**body, "start": "2026-02-01"}).json()["explanation"]["rollup"]
     assert narrowed["answered_by"] is None
     assert narrowed["why_not"]["rollups.weekly_active_users_by_platform"] == (
-        "the time range bound 2026-02-01T00:00:00 is not the start of a stored week")
+        "the time range bound 2026-02-01T00:00:00 is not the start of a stored week"
+    )
     assert "count distinct" in narrowed["why_not"]["rollups.daily_core_by_platform"]
     monthly = api.client.post("/v1/compile", json={"metrics": ["revenue"], "group_by": ["metric_time__month"]})
     explained = monthly.json()["explanation"]["rollup"]

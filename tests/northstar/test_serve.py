@@ -17,9 +17,20 @@ def test_a_taken_port_is_one_line_and_exit_2(tmp_path, taken, flag, what):
         holder.bind(("127.0.0.1", ports[taken]))
         holder.listen()
         # No warehouse at this path: had the port check come after the build, it would build.
-        proc = northstar("serve", "--warehouse", str(tmp_path / "none.duckdb"), "--host", "127.0.0.1",
-                         "--port", str(ports["http"]), "--sql-port", str(ports["sql"]),
-                         env={"NORTHSTAR_DATA_DIR": str(tmp_path)}, check=False, timeout=60)
+        proc = northstar(
+            "serve",
+            "--warehouse",
+            str(tmp_path / "none.duckdb"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(ports["http"]),
+            "--sql-port",
+            str(ports["sql"]),
+            env={"NORTHSTAR_DATA_DIR": str(tmp_path)},
+            check=False,
+            timeout=60,
+        )
     assert proc.returncode == 2
     lines = (proc.stdout + proc.stderr).strip().splitlines()
     assert lines == [f"error: port {ports[taken]} on 127.0.0.1 ({what}) is in use; choose another with {flag} P"]

@@ -34,37 +34,104 @@ DEC = pa.decimal128(18, 2)
 
 #: The landing contract: (column, type, nullable) per table.
 CONTRACT: dict[str, list[tuple[str, pa.DataType, bool]]] = {
-    "accounts": [("account_id", S, False), ("account_name", S, False), ("plan", S, False),
-                 ("industry", S, True), ("region", S, False), ("created_at", TS, False)],
-    "users": [("user_id", S, False), ("account_id", S, False), ("signup_at", TS, False),
-              ("country", S, True), ("is_internal", B, False)],
-    "events": [("event_id", S, False), ("user_id", S, False), ("session_id", S, False),
-               ("event_name", S, False), ("event_ts", TS, False), ("platform", S, False),
-               ("app_version", S, True), ("feature_key", S, True), ("revenue_usd", DEC, True)],
+    "accounts": [
+        ("account_id", S, False),
+        ("account_name", S, False),
+        ("plan", S, False),
+        ("industry", S, True),
+        ("region", S, False),
+        ("created_at", TS, False),
+    ],
+    "users": [
+        ("user_id", S, False),
+        ("account_id", S, False),
+        ("signup_at", TS, False),
+        ("country", S, True),
+        ("is_internal", B, False),
+    ],
+    "events": [
+        ("event_id", S, False),
+        ("user_id", S, False),
+        ("session_id", S, False),
+        ("event_name", S, False),
+        ("event_ts", TS, False),
+        ("platform", S, False),
+        ("app_version", S, True),
+        ("feature_key", S, True),
+        ("revenue_usd", DEC, True),
+    ],
     "releases": [("platform", S, False), ("app_version", S, False), ("released_at", TS, False)],
-    "launches": [("launch_id", S, False), ("feature_key", S, False), ("launch_name", S, False),
-                 ("tier", S, False), ("owner_team", S, False), ("launched_at", TS, False)],
-    "experiments": [("experiment_id", S, False), ("experiment_name", S, False), ("feature_key", S, True),
-                    ("hypothesis", S, True), ("control_variant", S, False), ("started_at", TS, False),
-                    ("ended_at", TS, True)],
-    "experiment_assignments": [("experiment_id", S, False), ("user_id", S, False), ("variant", S, False),
-                               ("assigned_at", TS, False)],
-    "errors": [("error_id", S, False), ("user_id", S, True), ("session_id", S, True),
-               ("occurred_at", TS, False), ("platform", S, False), ("app_version", S, True),
-               ("severity", S, False), ("error_type", S, False)],
-    "incidents": [("incident_id", S, False), ("severity", S, False), ("opened_at", TS, False),
-                  ("resolved_at", TS, True), ("feature_key", S, True), ("launch_id", S, True)],
-    "support_tickets": [("ticket_id", S, False), ("account_id", S, False), ("user_id", S, True),
-                        ("created_at", TS, False), ("resolved_at", TS, True), ("category", S, False),
-                        ("priority", S, False), ("feature_key", S, True)],
-    "feedback": [("feedback_id", S, False), ("user_id", S, False), ("submitted_at", TS, False),
-                 ("channel", S, False), ("nps_score", I32, True), ("csat_score", I32, True),
-                 ("comment", S, True), ("feature_key", S, True)],
+    "launches": [
+        ("launch_id", S, False),
+        ("feature_key", S, False),
+        ("launch_name", S, False),
+        ("tier", S, False),
+        ("owner_team", S, False),
+        ("launched_at", TS, False),
+    ],
+    "experiments": [
+        ("experiment_id", S, False),
+        ("experiment_name", S, False),
+        ("feature_key", S, True),
+        ("hypothesis", S, True),
+        ("control_variant", S, False),
+        ("started_at", TS, False),
+        ("ended_at", TS, True),
+    ],
+    "experiment_assignments": [
+        ("experiment_id", S, False),
+        ("user_id", S, False),
+        ("variant", S, False),
+        ("assigned_at", TS, False),
+    ],
+    "errors": [
+        ("error_id", S, False),
+        ("user_id", S, True),
+        ("session_id", S, True),
+        ("occurred_at", TS, False),
+        ("platform", S, False),
+        ("app_version", S, True),
+        ("severity", S, False),
+        ("error_type", S, False),
+    ],
+    "incidents": [
+        ("incident_id", S, False),
+        ("severity", S, False),
+        ("opened_at", TS, False),
+        ("resolved_at", TS, True),
+        ("feature_key", S, True),
+        ("launch_id", S, True),
+    ],
+    "support_tickets": [
+        ("ticket_id", S, False),
+        ("account_id", S, False),
+        ("user_id", S, True),
+        ("created_at", TS, False),
+        ("resolved_at", TS, True),
+        ("category", S, False),
+        ("priority", S, False),
+        ("feature_key", S, True),
+    ],
+    "feedback": [
+        ("feedback_id", S, False),
+        ("user_id", S, False),
+        ("submitted_at", TS, False),
+        ("channel", S, False),
+        ("nps_score", I32, True),
+        ("csat_score", I32, True),
+        ("comment", S, True),
+        ("feature_key", S, True),
+    ],
 }
 PRIMARY_KEYS = {
-    "accounts": "account_id", "users": "user_id", "launches": "launch_id",
-    "experiments": "experiment_id", "errors": "error_id", "incidents": "incident_id",
-    "support_tickets": "ticket_id", "feedback": "feedback_id",
+    "accounts": "account_id",
+    "users": "user_id",
+    "launches": "launch_id",
+    "experiments": "experiment_id",
+    "errors": "error_id",
+    "incidents": "incident_id",
+    "support_tickets": "ticket_id",
+    "feedback": "feedback_id",
 }
 SMALL = {"users": 600, "days": 28, "seed": 11}
 #: Big enough that experiment arms have a few thousand users each.
@@ -83,8 +150,9 @@ def connect(landing: Path) -> duckdb.DuckDBPyConnection:
     con = duckdb.connect()
     for table in CONTRACT:
         if table == "events":
-            con.execute(f"create view events_raw as select * from read_parquet('{landing}/events/*.parquet', "
-                        "filename = true)")
+            con.execute(
+                f"create view events_raw as select * from read_parquet('{landing}/events/*.parquet', filename = true)"
+            )
             con.execute("create view events as select distinct * exclude (filename) from events_raw")
         else:
             con.execute(f"create view {table} as select * from read_parquet('{landing}/{table}.parquet')")
@@ -119,7 +187,8 @@ def story(tmp_path_factory: pytest.TempPathFactory) -> duckdb.DuckDBPyConnection
 def test_every_table_has_exactly_the_contract_columns_and_types(small) -> None:
     out, _, _ = small
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [f"{t}.parquet" for t in CONTRACT if t != "events"] + ["events"])
+        [f"{t}.parquet" for t in CONTRACT if t != "events"] + ["events"]
+    )
     for table, columns in CONTRACT.items():
         tbl = read(out, table)
         assert [(f.name, f.type) for f in tbl.schema] == [(c, t) for c, t, _ in columns], table
@@ -175,24 +244,40 @@ def test_domains(small) -> None:
     for sql, expected in checks.items():
         assert {r[0] for r in con.execute(sql).fetchall()} == expected, sql
     assert {r[0] for r in con.execute("select distinct severity from incidents").fetchall()} <= {
-        "sev1", "sev2", "sev3", "sev4"}
+        "sev1",
+        "sev2",
+        "sev3",
+        "sev4",
+    }
     assert {r[0] for r in con.execute("select distinct priority from support_tickets").fetchall()} <= {
-        "low", "normal", "high", "urgent"}
-    assert one(con, "select count(*) from feedback where nps_score not between 0 and 10 "
-                    "or csat_score not between 1 and 5") == (0,)
-    assert one(con, "select count(*) from users where country is not null and not regexp_matches(country, "
-                    "'^[A-Z]{2}$')") == (0,)
+        "low",
+        "normal",
+        "high",
+        "urgent",
+    }
+    assert one(
+        con, "select count(*) from feedback where nps_score not between 0 and 10 or csat_score not between 1 and 5"
+    ) == (0,)
+    assert one(
+        con, "select count(*) from users where country is not null and not regexp_matches(country, '^[A-Z]{2}$')"
+    ) == (0,)
     # Revenue exactly on purchases (positive) and refunds (negative); app_version exactly on mobile.
-    assert one(con, "select count(*) from events where (event_name in ('purchase', 'refund')) "
-                    "<> (revenue_usd is not null) or (event_name = 'purchase') <> (revenue_usd > 0)") == (0,)
+    assert one(
+        con,
+        "select count(*) from events where (event_name in ('purchase', 'refund')) "
+        "<> (revenue_usd is not null) or (event_name = 'purchase') <> (revenue_usd > 0)",
+    ) == (0,)
     # Some purchases are refunded, later the same UTC day, in the purchase's session, by at most its amount.
-    refunds, unmatched = one(con, """
+    refunds, unmatched = one(
+        con,
+        """
         select count(*), count(*) filter (where p.event_id is null)
         from events r left join events p
           on p.event_name = 'purchase' and p.session_id = r.session_id and p.user_id = r.user_id
          and p.event_ts < r.event_ts and cast(p.event_ts as date) = cast(r.event_ts as date)
          and -r.revenue_usd <= p.revenue_usd
-        where r.event_name = 'refund'""")
+        where r.event_name = 'refund'""",
+    )
     assert refunds > 0 and unmatched == 0
     assert one(con, "select count(*) from events where (platform = 'web') <> (app_version is null)") == (0,)
 
@@ -203,16 +288,24 @@ def test_timestamps_are_consistent(small) -> None:
     end = start + datetime.timedelta(days=SMALL["days"])
     assert one(con, "select min(event_ts) >= ? and max(event_ts) < ? from events", [start, end]) == (True,)
     assert one(con, "select count(*) from events e join users u using (user_id) where e.event_ts < u.signup_at") == (0,)
-    assert one(con, "select count(*) from users u join accounts a using (account_id) "
-                    "where a.created_at > u.signup_at") == (0,)
-    assert one(con, "select count(*) from experiment_assignments a join experiments e using (experiment_id) "
-                    "where a.assigned_at < e.started_at or a.assigned_at >= coalesce(e.ended_at, ?)", [end]) == (0,)
+    assert one(
+        con, "select count(*) from users u join accounts a using (account_id) where a.created_at > u.signup_at"
+    ) == (0,)
+    assert one(
+        con,
+        "select count(*) from experiment_assignments a join experiments e using (experiment_id) "
+        "where a.assigned_at < e.started_at or a.assigned_at >= coalesce(e.ended_at, ?)",
+        [end],
+    ) == (0,)
     assert one(con, "select count(*) from incidents where resolved_at <= opened_at") == (0,)
     assert one(con, "select count(*) from support_tickets where resolved_at <= created_at") == (0,)
     # A session opens with its session_start event.
-    assert one(con, """select count(*) from (
+    assert one(
+        con,
+        """select count(*) from (
         select session_id, min(event_ts) first_ts, min(event_ts) filter (where event_name = 'session_start') s
-        from events group by 1) where first_ts <> s""") == (0,)
+        from events group by 1) where first_ts <> s""",
+    ) == (0,)
 
 
 # ------------------------------------------------------------- integrity
@@ -225,13 +318,16 @@ def test_keys_are_unique_except_exact_duplicate_events(small) -> None:
     assert one(con, "select count(*) = count(distinct (platform, app_version)) from releases") == (True,)
     # Events: after dropping exact duplicate rows, event_id is unique.
     raw, distinct_rows, distinct_ids = one(
-        con, "select (select count(*) from events_raw), (select count(*) from events), "
-             "(select count(distinct event_id) from events_raw)")
+        con,
+        "select (select count(*) from events_raw), (select count(*) from events), "
+        "(select count(distinct event_id) from events_raw)",
+    )
     assert distinct_rows == distinct_ids
     assert 0.003 < (raw - distinct_rows) / raw < 0.015
     # Some duplicates land in another part file than their original.
-    assert one(con, "select count(*) > 0 from (select event_id from events_raw group by 1 "
-                    "having count(distinct filename) > 1)") == (True,)
+    assert one(
+        con, "select count(*) > 0 from (select event_id from events_raw group by 1 having count(distinct filename) > 1)"
+    ) == (True,)
 
 
 def test_referential_integrity(small) -> None:
@@ -241,29 +337,30 @@ def test_referential_integrity(small) -> None:
         "events.user_id": "select count(*) from events where user_id not in (select user_id from users)",
         "feedback.user_id": "select count(*) from feedback where user_id not in (select user_id from users)",
         "assignments.user_id": "select count(*) from experiment_assignments "
-                               "where user_id not in (select user_id from users)",
+        "where user_id not in (select user_id from users)",
         "assignments.experiment_id": "select count(*) from experiment_assignments "
-                                     "where experiment_id not in (select experiment_id from experiments)",
+        "where experiment_id not in (select experiment_id from experiments)",
         "errors.user_id": "select count(*) from errors where user_id is not null "
-                          "and user_id not in (select user_id from users)",
+        "and user_id not in (select user_id from users)",
         "errors.session_id": "select count(*) from errors where session_id is not null "
-                             "and session_id not in (select session_id from events)",
+        "and session_id not in (select session_id from events)",
         "tickets.user_id": "select count(*) from support_tickets where user_id is not null "
-                           "and user_id not in (select user_id from users)",
+        "and user_id not in (select user_id from users)",
         "tickets.account_id": "select count(*) from support_tickets "
-                              "where account_id not in (select account_id from accounts)",
+        "where account_id not in (select account_id from accounts)",
         "incidents.launch_id": "select count(*) from incidents where launch_id is not null "
-                               "and launch_id not in (select launch_id from launches)",
+        "and launch_id not in (select launch_id from launches)",
         "events.app_version": "select count(*) from events e anti join releases r using (platform, app_version) "
-                              "where e.platform in ('ios', 'android')",
+        "where e.platform in ('ios', 'android')",
         "errors.app_version": "select count(*) from errors e anti join releases r using (platform, app_version) "
-                              "where e.platform in ('ios', 'android')",
+        "where e.platform in ('ios', 'android')",
     }
     for name, sql in orphans.items():
         assert one(con, sql) == (0,), name
     # A ticket's user belongs to the ticket's account.
-    assert one(con, "select count(*) from support_tickets t join users u using (user_id) "
-                    "where t.account_id <> u.account_id") == (0,)
+    assert one(
+        con, "select count(*) from support_tickets t join users u using (user_id) where t.account_id <> u.account_id"
+    ) == (0,)
 
 
 def test_messy_but_legal_rows_are_present(small) -> None:
@@ -280,7 +377,8 @@ def test_internal_users_exist_and_leave_traces_everywhere(story) -> None:
     assert 0.02 < share < 0.04
     for table in ("events", "errors", "feedback", "support_tickets", "experiment_assignments"):
         assert one(story, f"select count(*) > 0 from {table} join users using (user_id) where is_internal") == (
-            True,), table
+            True,
+        ), table
 
 
 # ----------------------------------------------------------------- story
@@ -298,42 +396,62 @@ def test_planted_facts_describe_the_committed_sample() -> None:
 
     bad = PLANTED["bad_release"]
     assert (bad["platform"], bad["app_version"]) == BAD_RELEASE
-    assert day("select released_at from releases where platform = ? and app_version = ?",
-               [bad["platform"], bad["app_version"]]) == bad["released_on"]
-    assert day("select released_at from releases where platform = ? and app_version = ?",
-               [bad["platform"], bad["hotfix_app_version"]]) == bad["hotfix_released_on"]
+    assert (
+        day(
+            "select released_at from releases where platform = ? and app_version = ?",
+            [bad["platform"], bad["app_version"]],
+        )
+        == bad["released_on"]
+    )
+    assert (
+        day(
+            "select released_at from releases where platform = ? and app_version = ?",
+            [bad["platform"], bad["hotfix_app_version"]],
+        )
+        == bad["hotfix_released_on"]
+    )
     for launch_id, launch in PLANTED["launches"].items():
         assert day("select launched_at from launches where launch_id = ?", [launch_id]) == launch["launched_on"]
     for experiment_id, experiment in PLANTED["experiments"].items():
-        assert day("select started_at from experiments where experiment_id = ?",
-                   [experiment_id]) == experiment["started_on"]
-        assert day("select ended_at from experiments where experiment_id = ?",
-                   [experiment_id]) == experiment["ended_on"]
+        assert (
+            day("select started_at from experiments where experiment_id = ?", [experiment_id])
+            == experiment["started_on"]
+        )
+        assert (
+            day("select ended_at from experiments where experiment_id = ?", [experiment_id]) == experiment["ended_on"]
+        )
     assert one(con, "select count(*) from incidents where launch_id = ?", [PLANTED["incident_launch_id"]])[0] > 0
     tl = story_timeline(days=28)
     assert tl.release_day(*HOTFIX_RELEASE) > tl.bad_release_day  # the story survives a short window
 
 
 def test_weekdays_are_busier_than_weekends(story) -> None:
-    weekday, weekend = one(story, """
+    weekday, weekend = one(
+        story,
+        """
         select avg(n) filter (where isodow(d) <= 5), avg(n) filter (where isodow(d) > 5)
-        from (select event_ts::date d, count(distinct user_id) n from ext_events group by 1)""")
+        from (select event_ts::date d, count(distinct user_id) n from ext_events group by 1)""",
+    )
     assert weekday > 1.4 * weekend
 
 
 def test_new_users_retain_meaningfully(story) -> None:
     """Share of in-window signups active on any of days 1..7 after signup."""
-    (d7,) = one(story, """
+    (d7,) = one(
+        story,
+        """
         with cohort as (select user_id, signup_at::date d from ext_users
                         where signup_at >= '2026-01-05' and signup_at < '2026-02-20'),
              active as (select distinct user_id, event_ts::date d from ext_events)
         select avg((exists (select 1 from active a where a.user_id = c.user_id
-                            and a.d between c.d + 1 and c.d + 7))::int) from cohort c""")
+                            and a.d between c.d + 1 and c.d + 7))::int) from cohort c""",
+    )
     assert 0.3 < d7 < 0.6
 
 
 def test_bad_release_crashes_far_more_than_other_releases(story) -> None:
-    rows = story.execute("""
+    rows = story.execute(
+        """
         with s as (select platform, app_version, count(*) sessions from events
                    where event_name = 'session_start' and platform <> 'web' group by 1, 2),
              c as (select platform, app_version, count(*) crashes from errors
@@ -342,7 +460,8 @@ def test_bad_release_crashes_far_more_than_other_releases(story) -> None:
                     when (platform, app_version) = (?, ?) then 'hotfix' else 'other' end,
                sum(coalesce(crashes, 0)) / sum(sessions)
         from s left join c using (platform, app_version) group by 1""",
-        [*BAD_RELEASE, *HOTFIX_RELEASE]).fetchall()
+        [*BAD_RELEASE, *HOTFIX_RELEASE],
+    ).fetchall()
     crashes_per_session = dict(rows)
     assert crashes_per_session["bad"] > 5 * crashes_per_session["other"]
     assert crashes_per_session["hotfix"] < crashes_per_session["bad"] / 3
@@ -350,7 +469,8 @@ def test_bad_release_crashes_far_more_than_other_releases(story) -> None:
 
 def _conversion(con: duckdb.DuckDBPyConnection, experiment_id: str) -> dict[str, tuple[int, float]]:
     """Share of external users (in their first variant) who purchase after assignment, during the test."""
-    rows = con.execute("""
+    rows = con.execute(
+        """
         with first as (select user_id, arg_min(variant, assigned_at) variant, min(assigned_at) at_
                        from experiment_assignments where experiment_id = ? group by 1)
         select variant, count(*), avg((exists (
@@ -358,7 +478,9 @@ def _conversion(con: duckdb.DuckDBPyConnection, experiment_id: str) -> dict[str,
             and e.event_ts >= f.at_ and e.event_ts < coalesce(x.ended_at, '9999-01-01')))::int)
         from first f join ext_users using (user_id) cross join (select ended_at from experiments
                                                                  where experiment_id = ?) x
-        group by 1""", [experiment_id, experiment_id]).fetchall()
+        group by 1""",
+        [experiment_id, experiment_id],
+    ).fetchall()
     return {v: (n, c) for v, n, c in rows}
 
 
@@ -379,31 +501,42 @@ def test_checkout_experiment_has_a_real_effect_and_the_others_none(story) -> Non
 
 
 def test_some_users_are_assigned_twice_to_different_variants(story) -> None:
-    n_users, n_twice, n_conflicting = one(story, """
+    n_users, n_twice, n_conflicting = one(
+        story,
+        """
         select count(*), count(*) filter (where n > 1), count(*) filter (where variants > 1)
         from (select experiment_id, user_id, count(*) n, count(distinct variant) variants
-              from experiment_assignments group by 1, 2)""")
+              from experiment_assignments group by 1, 2)""",
+    )
     assert n_conflicting == n_twice and 0.002 < n_twice / n_users < 0.01
 
 
 def test_launched_features_appear_after_their_launch(story) -> None:
     for spec in LAUNCHES:
         launched_at = one(story, "select launched_at from launches where launch_id = ?", [spec.launch_id])[0]
-        before, after = one(story, """
+        before, after = one(
+            story,
+            """
             with w as (select user_id, event_ts >= ? post, feature_key = ? hit from ext_events
                        where event_ts >= ? - interval 14 day)
             select count(distinct user_id) filter (where hit and not post)
                        / count(distinct user_id) filter (where not post),
                    count(distinct user_id) filter (where hit and post) / count(distinct user_id) filter (where post)
-            from w""", [launched_at, spec.feature_key, launched_at])
+            from w""",
+            [launched_at, spec.feature_key, launched_at],
+        )
         assert before == 0, spec.feature_key
         assert after > 0.02, spec.feature_key
 
 
 def test_the_incident_launch_causes_incidents_soon_after(story) -> None:
-    n, first_after_h = one(story, """
+    n, first_after_h = one(
+        story,
+        """
         select count(*), min(epoch(i.opened_at - l.launched_at)) / 3600
-        from incidents i join launches l using (launch_id) where launch_id = ?""", [INCIDENT_LAUNCH_ID])
+        from incidents i join launches l using (launch_id) where launch_id = ?""",
+        [INCIDENT_LAUNCH_ID],
+    )
     assert n >= 2 and 0 < first_after_h < 72
     assert one(story, "select count(distinct launch_id) from incidents") == (1,)
     assert one(story, "select avg((resolved_at is not null)::int) > 0.7 from incidents") == (True,)
@@ -414,7 +547,8 @@ def test_android_users_complain_after_the_bad_release(story) -> None:
     bad = datetime.datetime.combine(tl.date(tl.bad_release_day), datetime.time())
     after = bad + datetime.timedelta(days=tl.aftermath_days)
     # Tickets per active android user-day, and NPS of android users, during vs outside the aftermath.
-    rows = story.execute("""
+    rows = story.execute(
+        """
         with main as (select user_id, mode(platform) platform from events group by 1),
              days as (select e.user_id, event_ts::date d from ext_events e join main using (user_id)
                       where main.platform = 'android' group by 1, 2),
@@ -426,7 +560,9 @@ def test_android_users_complain_after_the_bad_release(story) -> None:
                (select count(*) from tickets t where (t.d >= ? and t.d < ?) = inside)
                  / (select count(*) from days a where (a.d >= ? and a.d < ?) = inside),
                (select avg(nps_score) from nps where (nps.d >= ? and nps.d < ?) = inside)
-        from (values (true), (false)) v(inside)""", [bad, after] * 3).fetchall()
+        from (values (true), (false)) v(inside)""",
+        [bad, after] * 3,
+    ).fetchall()
     by = {inside: (tickets, nps) for inside, tickets, nps in rows}
     assert by[True][0] > 2 * by[False][0]
     assert by[True][1] < by[False][1] - 1.5

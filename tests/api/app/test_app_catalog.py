@@ -47,8 +47,11 @@ def test_search_finds_a_metric_as_you_type(api, catalog):
     for word in ("crash", "revenue", "ticket"):
         page.fill("#search", "")
         page.type("#search", word)
-        expected = [m["name"] for m in metrics
-                    if word in " ".join([m["name"], m["label"], m["description"], m["owner"] or ""]).lower()]
+        expected = [
+            m["name"]
+            for m in metrics
+            if word in " ".join([m["name"], m["label"], m["description"], m["owner"] or ""]).lower()
+        ]
         assert expected and visible_names(page) == expected, word
         assert f"{len(expected)} of {len(metrics)}" in page.inner_text("#result-count")
     page.fill("#search", "no-such-metric-anywhere")

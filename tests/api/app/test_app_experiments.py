@@ -59,8 +59,9 @@ def api_intervals(api, experiment_id: str, **params) -> dict[tuple[str, str, str
 
 def test_readout_shows_the_api_intervals(api, browser, experiments):
     experiment_id = experiments[0]["experiment_id"]
-    context, page, log = open_page(browser, f"{api.base_url}/experiments/{experiment_id}",
-                                   viewport={"width": 1280, "height": 800})
+    context, page, log = open_page(
+        browser, f"{api.base_url}/experiments/{experiment_id}", viewport={"width": 1280, "height": 800}
+    )
     try:
         expected = api_intervals(api, experiment_id)
         assert expected and shown_intervals(page) == expected

@@ -35,7 +35,9 @@ def wait_ready(page, after: str | None = None) -> None:
     page.wait_for_function(
         "after => { const c = document.getElementById('chart');"
         " return c.getAttribute('aria-busy') === 'false' && c.dataset.ready && c.dataset.ready !== after; }",
-        arg=after, timeout=30_000)
+        arg=after,
+        timeout=30_000,
+    )
 
 
 def ready_mark(page) -> str | None:
@@ -50,8 +52,11 @@ def api_rows(api, body: dict) -> tuple[list[str], list[list]]:
 def assert_plotted(shape: dict, rows: list[list], slice_value=None, value_at: int = 1, slice_at: int | None = None):
     """Every plotted point is the API's value for that bucket; buckets the API has no row for
     are gaps (null), never zeros."""
-    series = next(s for s in shape["series"] if s.get("slice") == slice_value and not s.get("previous")) \
-        if slice_value is not None else shape["series"][0]
+    series = (
+        next(s for s in shape["series"] if s.get("slice") == slice_value and not s.get("previous"))
+        if slice_value is not None
+        else shape["series"][0]
+    )
     expected = {str(r[0])[:10]: r[value_at] for r in rows if slice_at is None or r[slice_at] == slice_value}
     plotted = dict(zip(shape["x"], series["values"]))
     assert {d: v for d, v in plotted.items() if v is not None} == {d: v for d, v in expected.items() if v is not None}
@@ -64,13 +69,17 @@ def url_state(page) -> dict[str, list[str]]:
 
 
 def test_default_chart_equals_the_api(api, browser, newest):
-    context, page, log = open_page(browser, f"{api.base_url}/metrics/{METRIC}",
-                                   viewport={"width": 1280, "height": 900})
+    context, page, log = open_page(browser, f"{api.base_url}/metrics/{METRIC}", viewport={"width": 1280, "height": 900})
     try:
         wait_ready(page)
         end = newest + dt.timedelta(days=1)
-        body = {"metrics": [METRIC], "group_by": ["metric_time__day"], "start": str(end - dt.timedelta(days=90)),
-                "end": str(end), "order_by": ["metric_time__day"]}
+        body = {
+            "metrics": [METRIC],
+            "group_by": ["metric_time__day"],
+            "start": str(end - dt.timedelta(days=90)),
+            "end": str(end),
+            "order_by": ["metric_time__day"],
+        }
         _, rows = api_rows(api, body)
         shape = chart(page)
         assert shape["kind"] == "line"
@@ -86,8 +95,12 @@ def test_default_chart_equals_the_api(api, browser, newest):
     finally:
         context.close()
     # The dark theme follows the system setting.
-    context, page, log = open_page(browser, f"{api.base_url}/metrics/{METRIC}?grain=week&range=all&slice=platform",
-                                   viewport={"width": 1280, "height": 900}, color_scheme="dark")
+    context, page, log = open_page(
+        browser,
+        f"{api.base_url}/metrics/{METRIC}?grain=week&range=all&slice=platform",
+        viewport={"width": 1280, "height": 900},
+        color_scheme="dark",
+    )
     try:
         wait_ready(page)
         background = page.evaluate("getComputedStyle(document.body).backgroundColor")
@@ -108,8 +121,13 @@ def test_controls_change_the_url_and_the_chart(api, browser, newest):
         page.select_option("#grain", "week")
         wait_ready(page, mark)
         assert url_state(page)["grain"] == ["week"]
-        body = {"metrics": [METRIC], "group_by": ["metric_time__week"], "start": str(end - dt.timedelta(days=90)),
-                "end": str(end), "order_by": ["metric_time__week"]}
+        body = {
+            "metrics": [METRIC],
+            "group_by": ["metric_time__week"],
+            "start": str(end - dt.timedelta(days=90)),
+            "end": str(end),
+            "order_by": ["metric_time__week"],
+        }
         assert_plotted(chart(page), api_rows(api, body)[1])
 
         mark = ready_mark(page)
@@ -175,21 +193,28 @@ def test_totals_by_slice_are_bars(api, browser):
         _, rows = api_rows(api, {"metrics": [METRIC], "group_by": ["platform"], "order_by": [f"-{METRIC}"]})
         assert shape["kind"] == "bar"
         assert dict(zip(shape["x"], shape["series"][0]["values"])) == {
-            ("(no value)" if r[0] is None else r[0]): r[1] for r in rows}
+            ("(no value)" if r[0] is None else r[0]): r[1] for r in rows
+        }
         log.assert_clean(api.base_url)
     finally:
         context.close()
 
 
 def test_second_metric_and_previous_period(api, browser, newest):
-    context, page, log = open_page(browser, f"{api.base_url}/metrics/{METRIC}?grain=week&range=28d&metric2=sessions"
-                                            "&compare=1")
+    context, page, log = open_page(
+        browser, f"{api.base_url}/metrics/{METRIC}?grain=week&range=28d&metric2=sessions&compare=1"
+    )
     try:
         wait_ready(page)
         end = newest + dt.timedelta(days=1)
         start = end - dt.timedelta(days=28)
-        body = {"metrics": [METRIC, "sessions"], "group_by": ["metric_time__week"], "start": str(start),
-                "end": str(end), "order_by": ["metric_time__week"]}
+        body = {
+            "metrics": [METRIC, "sessions"],
+            "group_by": ["metric_time__week"],
+            "start": str(start),
+            "end": str(end),
+            "order_by": ["metric_time__week"],
+        }
         columns, rows = api_rows(api, body)
         shape = chart(page)
         assert [s.get("metric") for s in shape["series"]] == [METRIC, "sessions", METRIC]
@@ -198,24 +223,37 @@ def test_second_metric_and_previous_period(api, browser, newest):
         sessions = {str(r[0])[:10]: r[columns.index("sessions")] for r in rows}
         assert {d: v for d, v in zip(shape["x"], shape["series"][1]["values"]) if v is not None} == sessions
         # The previous 28 days, bucket by bucket under this period's buckets.
-        _, before = api_rows(api, {"metrics": [METRIC], "group_by": ["metric_time__week"],
-                                   "start": str(start - dt.timedelta(days=28)), "end": str(start),
-                                   "order_by": ["metric_time__week"]})
+        _, before = api_rows(
+            api,
+            {
+                "metrics": [METRIC],
+                "group_by": ["metric_time__week"],
+                "start": str(start - dt.timedelta(days=28)),
+                "end": str(start),
+                "order_by": ["metric_time__week"],
+            },
+        )
         previous = [v for v in shape["series"][2]["values"] if v is not None]
-        assert previous == [r[1] for r in before][:len(shape["x"])]
+        assert previous == [r[1] for r in before][: len(shape["x"])]
         log.assert_clean(api.base_url)
     finally:
         context.close()
 
 
 def test_csv_download_equals_the_api_csv(api, browser, newest):
-    context, page, log = open_page(browser, f"{api.base_url}/metrics/{METRIC}?grain=week&range=90d&slice=platform",
-                                   accept_downloads=True)
+    context, page, log = open_page(
+        browser, f"{api.base_url}/metrics/{METRIC}?grain=week&range=90d&slice=platform", accept_downloads=True
+    )
     try:
         wait_ready(page)
         end = newest + dt.timedelta(days=1)
-        body = {"metrics": [METRIC], "group_by": ["metric_time__week", "platform"],
-                "start": str(end - dt.timedelta(days=90)), "end": str(end), "order_by": ["metric_time__week"]}
+        body = {
+            "metrics": [METRIC],
+            "group_by": ["metric_time__week", "platform"],
+            "start": str(end - dt.timedelta(days=90)),
+            "end": str(end),
+            "order_by": ["metric_time__week"],
+        }
         with page.expect_download() as download:
             page.click("#download-csv")
         text = open(download.value.path()).read()
@@ -238,16 +276,19 @@ def test_copied_sql_and_command_answer_the_same_rows(sql_server, browser, built_
     """The "copy as" SQL, run on the SQL endpoint, and the copied `northstar query` command,
     run in a shell's words, answer the chart's rows."""
     psycopg = pytest.importorskip("psycopg")
-    context, page, log = open_page(browser, f"{sql_server.http_url}/metrics/{METRIC}?grain=week&range=90d"
-                                            "&slice=platform&f=country%3DUS&f=country%3DDE")
+    context, page, log = open_page(
+        browser,
+        f"{sql_server.http_url}/metrics/{METRIC}?grain=week&range=90d&slice=platform&f=country%3DUS&f=country%3DDE",
+    )
     try:
         wait_ready(page)
         sql = page.text_content("#copy-sql")
         assert "country IN ('US', 'DE')" in sql
         shown = page.evaluate("window.northstarChart.rows")
         with psycopg.connect(sql_server.dsn(), autocommit=True) as conn:
-            answered = [[c.isoformat() if hasattr(c, "isoformat") else c for c in row]
-                        for row in conn.execute(sql).fetchall()]
+            answered = [
+                [c.isoformat() if hasattr(c, "isoformat") else c for c in row] for row in conn.execute(sql).fetchall()
+            ]
         # ORDER BY the week only: rows within a week may come in any order.
         assert sorted(answered, key=repr) == sorted(shown, key=repr) and shown
 
@@ -255,8 +296,11 @@ def test_copied_sql_and_command_answer_the_same_rows(sql_server, browser, built_
         assert words[:2] == ["northstar", "query"]
         printed = northstar(*words[1:], "--warehouse", str(built_warehouse.warehouse)).stdout
         # The CLI marks a partial value `*` and an unknown one `?` (completeness); the values are the same.
-        table = [[cell.strip().removesuffix(" *").removesuffix(" ?") for cell in line.strip("│").split("│")]
-                 for line in printed.splitlines() if line.startswith("│")]
+        table = [
+            [cell.strip().removesuffix(" *").removesuffix(" ?") for cell in line.strip("│").split("│")]
+            for line in printed.splitlines()
+            if line.startswith("│")
+        ]
         assert sorted(table) == sorted([[str(v) for v in row] for row in shown])
         log.assert_clean(sql_server.http_url)
     finally:

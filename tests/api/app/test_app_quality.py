@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from tests.api.browser import open_page, screenshot
 from tests.api.app.test_app_explorer import chart, wait_ready
+from tests.api.browser import open_page, screenshot
 
 
 def test_quality_tiles(api, browser):
@@ -34,7 +34,9 @@ def test_releases_and_a_release_adoption_curve(api, browser):
     try:
         rows = page.locator("#releases tbody tr")
         assert rows.count() == len(releases)
-        flagged = page.eval_on_selector_all("#releases tr[data-regressed='true']", "els => els.map(e => e.dataset.release)")
+        flagged = page.eval_on_selector_all(
+            "#releases tr[data-regressed='true']", "els => els.map(e => e.dataset.release)"
+        )
         assert flagged == [f"{r['platform']}/{r['app_version']}" for r in releases if r["regressed"]]
         screenshot(page, "releases")
         target = next(r for r in releases if r["previous_app_version"] and r["crash_free_user_rate"] is not None)
@@ -51,16 +53,20 @@ def test_releases_and_a_release_adoption_curve(api, browser):
 def test_launch_scorecard(api, browser):
     launch_id = api.client.get("/v1/launches").json()["launches"][0]["launch_id"]
     card = api.client.get(f"/v1/launches/{launch_id}/scorecard").json()
-    context, page, log = open_page(browser, f"{api.base_url}/launches/{launch_id}",
-                                   viewport={"width": 1280, "height": 900})
+    context, page, log = open_page(
+        browser, f"{api.base_url}/launches/{launch_id}", viewport={"width": 1280, "height": 900}
+    )
     try:
         assert json.loads(page.get_attribute("#adoption", "data-share")) == [a["share"] for a in card["adoption"]]
         rates = page.eval_on_selector_all("#retention [data-rate]", "els => els.map(e => e.dataset.rate)")
-        assert [float(r) for r in rates] == [card["retention"]["adopters"]["rate"],
-                                             card["retention"]["non_adopters"]["rate"]]
+        assert [float(r) for r in rates] == [
+            card["retention"]["adopters"]["rate"],
+            card["retention"]["non_adopters"]["rate"],
+        ]
         assert page.inner_text("#adopters") == f"{card['adopters']:,}"
-        assert page.locator("#prepost tbody tr").count() == (len(card["quality"]) + len(card["feature_incidents"])
-                                                            + (1 if card["feature_tickets"] else 0))
+        assert page.locator("#prepost tbody tr").count() == (
+            len(card["quality"]) + len(card["feature_incidents"]) + (1 if card["feature_tickets"] else 0)
+        )
         screenshot(page, "launch")
         log.assert_clean(api.base_url)
     finally:

@@ -26,7 +26,8 @@ def secured(built_warehouse, tmp_path_factory):
     data_dir = tmp_path_factory.mktemp("app-secured")
     (data_dir / "northstar.duckdb").symlink_to(os.path.realpath(built_warehouse.warehouse))
     region = Oracle(built_warehouse.landing_dir).sql(
-        "select region, count(*) from src_events where region is not null group by 1 order by 2 desc limit 1")[0][0]
+        "select region, count(*) from src_events where region is not null group by 1 order by 2 desc limit 1"
+    )[0][0]
     tokens = {
         "reader": create_token(data_dir, "reader", "--scope", "metrics:read", "--scope", "experiments:read"),
         "regional": create_token(data_dir, "regional", "--scope", "metrics:read", "--row-filter", f"region={region}"),
@@ -50,8 +51,9 @@ def sign_in(browser, secured, token: str, next_path: str = "/"):
 
 
 def test_pages_ask_for_a_token_and_a_wrong_one_is_refused(browser, secured):
-    context, page, log = open_page(browser, secured["url"] + "/metrics/active_users?grain=week",
-                                   viewport={"width": 1280, "height": 800})
+    context, page, log = open_page(
+        browser, secured["url"] + "/metrics/active_users?grain=week", viewport={"width": 1280, "height": 800}
+    )
     try:
         assert page.url.endswith("/sign-in?next=%2Fmetrics%2Factive_users%3Fgrain%3Dweek")
         screenshot(page, "sign-in")
@@ -89,8 +91,9 @@ def test_session_cookie_refers_to_the_token_and_is_guarded(browser, secured):
         forged = {cookie["name"]: cookie["value"][:-2] + ("AA" if not cookie["value"].endswith("AA") else "BB")}
         assert httpx.get(secured["url"] + "/v1/metrics", cookies=forged).status_code == 401
         # The sign-in form only accepts posts from this service's own page.
-        cross = httpx.post(secured["url"] + "/sign-in", data={"token": token},
-                           headers={"Origin": "http://attacker.example"})
+        cross = httpx.post(
+            secured["url"] + "/sign-in", data={"token": token}, headers={"Origin": "http://attacker.example"}
+        )
         assert cross.status_code == 403 and "set-cookie" not in cross.headers
 
         with page.expect_navigation():
@@ -109,17 +112,27 @@ def test_a_restricted_token_sees_only_its_rows(browser, secured):
         shape = chart(page)
         assert [s["slice"] for s in shape["series"]] == [region]
         # The same request with the token as a bearer: the API's rows for this caller.
-        body = {"metrics": ["active_users"], "group_by": ["metric_time__week", "region"],
-                "order_by": ["metric_time__week"]}
-        rows = httpx.post(secured["url"] + "/v1/query", json=body,
-                          headers={"Authorization": f"Bearer {token}"}).json()["rows"]
+        body = {
+            "metrics": ["active_users"],
+            "group_by": ["metric_time__week", "region"],
+            "order_by": ["metric_time__week"],
+        }
+        rows = httpx.post(secured["url"] + "/v1/query", json=body, headers={"Authorization": f"Bearer {token}"}).json()[
+            "rows"
+        ]
         plotted = dict(zip(shape["x"], shape["series"][0]["values"]))
         assert {d: v for d, v in plotted.items() if v is not None} == {r[0][:10]: r[2] for r in rows}
         # And fewer than everyone's.
-        everyone = httpx.post(secured["url"] + "/v1/query", json={"metrics": ["active_users"]},
-                              headers={"Authorization": f"Bearer {secured['tokens']['reader']}"}).json()["rows"]
-        mine = httpx.post(secured["url"] + "/v1/query", json={"metrics": ["active_users"]},
-                          headers={"Authorization": f"Bearer {token}"}).json()["rows"]
+        everyone = httpx.post(
+            secured["url"] + "/v1/query",
+            json={"metrics": ["active_users"]},
+            headers={"Authorization": f"Bearer {secured['tokens']['reader']}"},
+        ).json()["rows"]
+        mine = httpx.post(
+            secured["url"] + "/v1/query",
+            json={"metrics": ["active_users"]},
+            headers={"Authorization": f"Bearer {token}"},
+        ).json()["rows"]
         assert mine[0][0] < everyone[0][0]
         # The value picker lists only the region's values too.
         page.select_option("#filter-dim", "region")

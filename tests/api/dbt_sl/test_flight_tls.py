@@ -27,17 +27,25 @@ def self_signed() -> tuple[bytes, bytes]:
     """A certificate for 127.0.0.1 and localhost, and its key, in PEM."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "northstar test")])
-    now = dt.datetime.now(dt.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5)).not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
-                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(key, hashes.SHA256()))
-    key_pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                serialization.NoEncryption())
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
     return cert.public_bytes(serialization.Encoding.PEM), key_pem
 
 
@@ -49,9 +57,12 @@ def tls_server(built_warehouse, tmp_path_factory):
     (data_dir / "flight.crt").write_bytes(cert)
     (data_dir / "flight.key").write_bytes(key)
     port = free_port()
-    server = Server(data_dir / "northstar.duckdb", env={"NORTHSTAR_DATA_DIR": str(data_dir)}, flight_port=port,
-                    args=("--flight-tls-cert", str(data_dir / "flight.crt"),
-                          "--flight-tls-key", str(data_dir / "flight.key")))
+    server = Server(
+        data_dir / "northstar.duckdb",
+        env={"NORTHSTAR_DATA_DIR": str(data_dir)},
+        flight_port=port,
+        args=("--flight-tls-cert", str(data_dir / "flight.crt"), "--flight-tls-key", str(data_dir / "flight.key")),
+    )
     try:
         server.wait_ready()
         yield {"port": port, "cert": cert, "server": server}
@@ -71,8 +82,13 @@ def test_pyarrow_flight_over_tls(tls_server):
 
 
 def test_adbc_over_tls(tls_server):
-    with flightsql.connect(f"grpc+tls://127.0.0.1:{tls_server['port']}", db_kwargs={
-            "adbc.flight.sql.client_option.tls_root_certs": tls_server["cert"].decode()}) as conn, conn.cursor() as cur:
+    with (
+        flightsql.connect(
+            f"grpc+tls://127.0.0.1:{tls_server['port']}",
+            db_kwargs={"adbc.flight.sql.client_option.tls_root_certs": tls_server["cert"].decode()},
+        ) as conn,
+        conn.cursor() as cur,
+    ):
         cur.execute(METRICS)
         assert cur.fetchall() == [("revenue",), ("sessions",)]
 
@@ -89,9 +105,22 @@ def test_plaintext_and_untrusting_clients_are_refused(tls_server):
 
 
 def test_flight_without_tls_on_a_non_loopback_interface_is_refused(built_warehouse, tmp_path):
-    proc = northstar("serve", "--warehouse", str(built_warehouse.warehouse), "--host", "0.0.0.0",
-                     "--port", str(free_port()), "--sql-port", "0", "--flight-port", str(free_port()),
-                     env={"NORTHSTAR_DATA_DIR": str(tmp_path), "NORTHSTAR_ALLOW_OPEN": "1"}, check=False, timeout=60)
+    proc = northstar(
+        "serve",
+        "--warehouse",
+        str(built_warehouse.warehouse),
+        "--host",
+        "0.0.0.0",
+        "--port",
+        str(free_port()),
+        "--sql-port",
+        "0",
+        "--flight-port",
+        str(free_port()),
+        env={"NORTHSTAR_DATA_DIR": str(tmp_path), "NORTHSTAR_ALLOW_OPEN": "1"},
+        check=False,
+        timeout=60,
+    )
     output = (proc.stdout + proc.stderr).strip()
     assert proc.returncode != 0
     assert "Flight SQL endpoint on 0.0.0.0 needs TLS" in output and "--flight-tls-cert" in output

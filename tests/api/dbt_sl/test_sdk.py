@@ -25,6 +25,7 @@ os.environ["DBT_SL_ADBC_URL_FORMAT"] = f"grpc://127.0.0.1:{FLIGHT_PORT}"
 
 import adbc_driver_flightsql.dbapi as flightsql  # noqa: E402
 import adbc_driver_manager  # noqa: E402
+import dbtsl.env  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.flight as flight  # noqa: E402
 from dbtsl import OrderByGroupBy, OrderByMetric, SyncSemanticLayerClient  # noqa: E402
@@ -32,13 +33,16 @@ from dbtsl.api.graphql.client.sync import SyncGraphQLClient  # noqa: E402
 from dbtsl.api.shared.query_params import GroupByParam, GroupByType  # noqa: E402
 from dbtsl.asyncio import AsyncSemanticLayerClient  # noqa: E402
 from dbtsl.error import AuthError, QueryFailedError  # noqa: E402
-import dbtsl.env  # noqa: E402
 
 from api.flight import messages  # noqa: E402
 
 
 def create_token(data_dir: Path, name: str, *options: str) -> str:
-    return northstar("tokens", "create", "--name", name, "--data-dir", str(data_dir), *options).stdout.strip().splitlines()[-1]
+    return (
+        northstar("tokens", "create", "--name", name, "--data-dir", str(data_dir), *options)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -63,13 +67,18 @@ def sdk(served, token: str = "reader") -> SyncSemanticLayerClient:
 
 
 def gql(served, token: str = "reader") -> SyncGraphQLClient:
-    return SyncGraphQLClient(served["host"], 1, served["tokens"].get(token, token),
-                             url_format=dbtsl.env.GRAPHQL_URL_FORMAT, lazy=False)
+    return SyncGraphQLClient(
+        served["host"], 1, served["tokens"].get(token, token), url_format=dbtsl.env.GRAPHQL_URL_FORMAT, lazy=False
+    )
 
 
 def v1(served, body: dict, token: str = "reader") -> tuple[list[str], list[list]]:
-    response = httpx.post(f"http://{served['host']}/v1/query", json=body, timeout=60,
-                          headers={"Authorization": f"Bearer {served['tokens'][token]}"})
+    response = httpx.post(
+        f"http://{served['host']}/v1/query",
+        json=body,
+        timeout=60,
+        headers={"Authorization": f"Bearer {served['tokens'][token]}"},
+    )
     assert response.status_code == 200, response.text
     data = response.json()
     return [c["name"] for c in data["columns"]], data["rows"]
@@ -100,9 +109,14 @@ def assert_same(got, expected, ordered: bool) -> None:
 
 
 def test_every_metric_by_month_is_the_same_through_graphql_and_flight(served):
-    names = [m["name"] for m in httpx.get(f"http://{served['host']}/v1/metrics", timeout=60,
-                                          headers={"Authorization": f"Bearer {served['tokens']['reader']}"}
-                                          ).json()["metrics"]]
+    names = [
+        m["name"]
+        for m in httpx.get(
+            f"http://{served['host']}/v1/metrics",
+            timeout=60,
+            headers={"Authorization": f"Bearer {served['tokens']['reader']}"},
+        ).json()["metrics"]
+    ]
     client, graphql = sdk(served), gql(served)
     with client.session(), graphql.session():
         assert sorted(m.name for m in client.metrics()) == sorted(names)
@@ -114,23 +128,57 @@ def test_every_metric_by_month_is_the_same_through_graphql_and_flight(served):
 
 CASES = [
     # (SDK parameters, the same query for /v1/query, ordered)
-    ({"metrics": ["active_users", "revenue"], "group_by": ["metric_time__week", "user__country"]},
-     {"metrics": ["active_users", "revenue"], "group_by": ["metric_time__week", "user__country"]}, False),
-    ({"metrics": ["revenue"], "group_by": [GroupByParam("metric_time", GroupByType.TIME_DIMENSION, "QUARTER")],
-      "order_by": [OrderByGroupBy("metric_time", "QUARTER", True)]},
-     {"metrics": ["revenue"], "group_by": ["metric_time__quarter"], "order_by": ["-metric_time__quarter"]}, True),
-    ({"metrics": ["crash_free_user_rate"], "group_by": ["metric_time__day", "user__platform"],
-      "where": ["{{ Dimension('user__country') }} = 'DE'", "{{ TimeDimension('metric_time', 'DAY') }} >= '2026-02-01'"],
-      "order_by": [OrderByMetric("crash_free_user_rate", True), OrderByGroupBy("metric_time__day", None),
-                   OrderByGroupBy("user__platform", None)],
-      "limit": 7},
-     {"metrics": ["crash_free_user_rate"], "group_by": ["metric_time__day", "user__platform"],
-      "where": ["{{ Dimension('user__country') }} = 'DE'", "{{ TimeDimension('metric_time', 'DAY') }} >= '2026-02-01'"],
-      "order_by": ["-crash_free_user_rate", "metric_time__day", "user__platform"], "limit": 7}, True),
-    ({"metrics": ["arpu", "paying_users"], "group_by": ["user__plan"], "order_by": ["-arpu"], "limit": 3},
-     {"metrics": ["arpu", "paying_users"], "group_by": ["user__plan"], "order_by": ["-arpu"], "limit": 3}, True),
-    ({"saved_query": "weekly_quality_us", "limit": 4, "order_by": [OrderByGroupBy("metric_time", "WEEK")]},
-     {"saved_query": "weekly_quality_us", "limit": 4, "order_by": ["metric_time__week"]}, True),
+    (
+        {"metrics": ["active_users", "revenue"], "group_by": ["metric_time__week", "user__country"]},
+        {"metrics": ["active_users", "revenue"], "group_by": ["metric_time__week", "user__country"]},
+        False,
+    ),
+    (
+        {
+            "metrics": ["revenue"],
+            "group_by": [GroupByParam("metric_time", GroupByType.TIME_DIMENSION, "QUARTER")],
+            "order_by": [OrderByGroupBy("metric_time", "QUARTER", True)],
+        },
+        {"metrics": ["revenue"], "group_by": ["metric_time__quarter"], "order_by": ["-metric_time__quarter"]},
+        True,
+    ),
+    (
+        {
+            "metrics": ["crash_free_user_rate"],
+            "group_by": ["metric_time__day", "user__platform"],
+            "where": [
+                "{{ Dimension('user__country') }} = 'DE'",
+                "{{ TimeDimension('metric_time', 'DAY') }} >= '2026-02-01'",
+            ],
+            "order_by": [
+                OrderByMetric("crash_free_user_rate", True),
+                OrderByGroupBy("metric_time__day", None),
+                OrderByGroupBy("user__platform", None),
+            ],
+            "limit": 7,
+        },
+        {
+            "metrics": ["crash_free_user_rate"],
+            "group_by": ["metric_time__day", "user__platform"],
+            "where": [
+                "{{ Dimension('user__country') }} = 'DE'",
+                "{{ TimeDimension('metric_time', 'DAY') }} >= '2026-02-01'",
+            ],
+            "order_by": ["-crash_free_user_rate", "metric_time__day", "user__platform"],
+            "limit": 7,
+        },
+        True,
+    ),
+    (
+        {"metrics": ["arpu", "paying_users"], "group_by": ["user__plan"], "order_by": ["-arpu"], "limit": 3},
+        {"metrics": ["arpu", "paying_users"], "group_by": ["user__plan"], "order_by": ["-arpu"], "limit": 3},
+        True,
+    ),
+    (
+        {"saved_query": "weekly_quality_us", "limit": 4, "order_by": [OrderByGroupBy("metric_time", "WEEK")]},
+        {"saved_query": "weekly_quality_us", "limit": 4, "order_by": ["metric_time__week"]},
+        True,
+    ),
 ]
 
 
@@ -162,6 +210,7 @@ def test_async_clients_answer_the_same(served):
             metrics = await client.metrics()
             table = await client.query(metrics=["sessions"], group_by=["metric_time__month"])
             return metrics, table
+
     metrics, table = asyncio.run(run())
     assert "sessions" in {m.name for m in metrics}
     assert_same(rows_of(table), v1(served, {"metrics": ["sessions"], "group_by": ["metric_time__month"]}), False)
@@ -175,15 +224,23 @@ def test_definitions_through_the_sdk(served):
         assert dimensions["metric_time"].type.value == "TIME"
         assert "MONTH" in dimensions["metric_time"].queryable_time_granularities
         assert {e.name for e in client.entities(metrics=["active_users"])} >= {"user", "event"}
-        assert [(m.name, m.agg.value) for m in client.measures(metrics=["active_users"])] == [("active_users", "COUNT_DISTINCT")]
+        assert [(m.name, m.agg.value) for m in client.measures(metrics=["active_users"])] == [
+            ("active_users", "COUNT_DISTINCT")
+        ]
         saved = {q.name: q for q in client.saved_queries()}
-        assert saved["weekly_quality_us"].query_params.where.where_sql_template == "{{ Dimension('user__country') }} = 'US'"
+        assert (
+            saved["weekly_quality_us"].query_params.where.where_sql_template
+            == "{{ Dimension('user__country') }} = 'US'"
+        )
         values = client.dimension_values(metrics=["active_users"], group_by="user__country").column(0).to_pylist()
-        expected = sorted({row[0] for row in v1(served, {"metrics": ["active_users"], "group_by": ["user__country"]})[1]},
-                          key=lambda v: (v is None, v))
+        expected = sorted(
+            {row[0] for row in v1(served, {"metrics": ["active_users"], "group_by": ["user__country"]})[1]},
+            key=lambda v: (v is None, v),
+        )
         assert values == expected
-        sql = client.compile_sql(metrics=["active_users"], group_by=["metric_time__month"],
-                                 where=["{{ Dimension('user__country') }} = 'DE'"])
+        sql = client.compile_sql(
+            metrics=["active_users"], group_by=["metric_time__month"], where=["{{ Dimension('user__country') }} = 'DE'"]
+        )
         assert "'DE'" in sql and "fct_events" in sql
 
 
@@ -216,18 +273,23 @@ def test_a_row_policy_applies_to_both_apis(served):
 
 
 def connect(served, token: str = "reader"):
-    return flightsql.connect(f"grpc://127.0.0.1:{FLIGHT_PORT}", db_kwargs={
-        "adbc.flight.sql.authorization_header": f"Bearer {served['tokens'][token]}"})
+    return flightsql.connect(
+        f"grpc://127.0.0.1:{FLIGHT_PORT}",
+        db_kwargs={"adbc.flight.sql.authorization_header": f"Bearer {served['tokens'][token]}"},
+    )
 
 
 def test_jdbc_style_outer_sql_and_metadata_through_adbc(served):
     with connect(served) as conn, conn.cursor() as cur:
         cur.execute("select name, type from {{ semantic_layer.metrics() }} where name like 'active%' order by 1")
         assert cur.fetchall() == [("active_users", "SIMPLE"), ("active_users_7d", "CUMULATIVE")]
-        cur.execute("select * from {{ semantic_layer.query(metrics=['revenue'], group_by=[TimeDimension('metric_time', "
-                    "'MONTH')]) }} order by 1")
-        expected = v1(served, {"metrics": ["revenue"], "group_by": ["metric_time__month"],
-                               "order_by": ["metric_time__month"]})
+        cur.execute(
+            "select * from {{ semantic_layer.query(metrics=['revenue'], group_by=[TimeDimension('metric_time', "
+            "'MONTH')]) }} order by 1"
+        )
+        expected = v1(
+            served, {"metrics": ["revenue"], "group_by": ["metric_time__month"], "order_by": ["metric_time__month"]}
+        )
         assert_same(rows_of(cur.fetch_arrow_table()), expected, True)
         cur.execute("{{ semantic_layer.query(metrics=['revenue'], group_by=['metric_time__month'], explain=True) }}")
         assert "fct_events" in cur.fetchone()[0]
@@ -235,7 +297,10 @@ def test_jdbc_style_outer_sql_and_metadata_through_adbc(served):
         assert conn.adbc_get_table_types() == ["TABLE"]
         objects = conn.adbc_get_objects().read_all().to_pylist()
         assert objects[0]["catalog_name"] == "northstar"
-        assert {t["table_name"] for t in objects[0]["catalog_db_schemas"][0]["db_schema_tables"]} == {"metrics", "saved_queries"}
+        assert {t["table_name"] for t in objects[0]["catalog_db_schemas"][0]["db_schema_tables"]} == {
+            "metrics",
+            "saved_queries",
+        }
         assert conn.adbc_get_info()["vendor_name"] == "northstar"
 
 
@@ -248,8 +313,11 @@ def test_outer_sql_may_read_nothing_but_the_answer(served):
 def test_raw_pyarrow_flight_client(served):
     client = flight.FlightClient(f"grpc://127.0.0.1:{FLIGHT_PORT}")
     options = flight.FlightCallOptions(headers=[(b"authorization", f"Bearer {served['tokens']['reader']}".encode())])
-    command = messages.pack(messages.CommandStatementQuery(
-        query="{{ semantic_layer.query(metrics=['sessions'], group_by=['metric_time__month']) }}"))
+    command = messages.pack(
+        messages.CommandStatementQuery(
+            query="{{ semantic_layer.query(metrics=['sessions'], group_by=['metric_time__month']) }}"
+        )
+    )
     info = client.get_flight_info(flight.FlightDescriptor.for_command(command), options)
     table = client.do_get(info.endpoints[0].ticket, options).read_all()
     assert_same(rows_of(table), v1(served, {"metrics": ["sessions"], "group_by": ["metric_time__month"]}), False)
@@ -258,8 +326,19 @@ def test_raw_pyarrow_flight_client(served):
 
 
 def test_a_taken_flight_port_is_one_line_and_exit_status_2(built_warehouse, served):
-    proc = northstar("serve", "--warehouse", str(built_warehouse.warehouse), "--port", str(free_port()),
-                     "--sql-port", "0", "--flight-port", str(FLIGHT_PORT), check=False, timeout=60)
+    proc = northstar(
+        "serve",
+        "--warehouse",
+        str(built_warehouse.warehouse),
+        "--port",
+        str(free_port()),
+        "--sql-port",
+        "0",
+        "--flight-port",
+        str(FLIGHT_PORT),
+        check=False,
+        timeout=60,
+    )
     assert proc.returncode == 2
     output = proc.stdout + proc.stderr
     assert f"port {FLIGHT_PORT}" in output and "Flight SQL" in output and len(output.strip().splitlines()) == 1
@@ -275,8 +354,12 @@ def clean(text: str) -> bool:
 
 
 def test_flight_errors_are_the_v1_query_message_only(served):
-    response = httpx.post(f"http://{served['host']}/v1/query", json={"metrics": ["activ_users"]}, timeout=60,
-                          headers={"Authorization": f"Bearer {served['tokens']['reader']}"})
+    response = httpx.post(
+        f"http://{served['host']}/v1/query",
+        json={"metrics": ["activ_users"]},
+        timeout=60,
+        headers={"Authorization": f"Bearer {served['tokens']['reader']}"},
+    )
     message = response.json()["error"]["message"]
     assert response.status_code == 422 and "'active_users'" in message
     text = "{{ semantic_layer.query(metrics=['activ_users'], group_by=['metric_time__month']) }}"
@@ -286,8 +369,10 @@ def test_flight_errors_are_the_v1_query_message_only(served):
     with pytest.raises(pa.ArrowInvalid) as caught:  # INVALID_ARGUMENT
         raw.get_flight_info(command, options)
     assert message in str(caught.value) and clean(str(caught.value))
-    for token, refusal in (("not-a-token", flight.FlightUnauthenticatedError),
-                           ("experimenter", flight.FlightUnauthorizedError)):
+    for token, refusal in (
+        ("not-a-token", flight.FlightUnauthenticatedError),
+        ("experimenter", flight.FlightUnauthorizedError),
+    ):
         headers = [(b"authorization", f"Bearer {served['tokens'].get(token, token)}".encode())]
         with pytest.raises(refusal) as caught:
             raw.get_flight_info(command, flight.FlightCallOptions(headers=headers))
@@ -309,8 +394,10 @@ def test_flight_errors_are_the_v1_query_message_only(served):
 def test_cancel_stops_the_warehouse_statement_and_frees_the_worker(served):
     # A cumulative metric per event: seconds of warehouse work for five rows. Each run filters
     # on a value of its own, so no answer comes from the cache.
-    slow = ("{{ semantic_layer.query(metrics=['active_users_7d'], group_by=['metric_time__day', 'event'], limit=5, "
-            "where=[\"{{ Dimension('user__country') }} <> 'cancel-%s'\"]) }}")
+    slow = (
+        "{{ semantic_layer.query(metrics=['active_users_7d'], group_by=['metric_time__day', 'event'], limit=5, "
+        "where=[\"{{ Dimension('user__country') }} <> 'cancel-%s'\"]) }}"
+    )
     with connect(served) as conn, conn.cursor() as cur:
         timer = threading.Timer(1.0, cur.adbc_cancel)
         timer.start()
@@ -326,12 +413,16 @@ def test_cancel_stops_the_warehouse_statement_and_frees_the_worker(served):
     headers = [(b"authorization", f"Bearer {served['tokens']['reader']}".encode())]
     command = messages.pack(messages.CommandStatementQuery(query=slow % "deadline"))
     with pytest.raises(flight.FlightTimedOutError):  # the client gives up after 1 s: its call is cancelled
-        raw.get_flight_info(flight.FlightDescriptor.for_command(command),
-                            flight.FlightCallOptions(headers=headers, timeout=1.0))
+        raw.get_flight_info(
+            flight.FlightDescriptor.for_command(command), flight.FlightCallOptions(headers=headers, timeout=1.0)
+        )
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline:
-        stopped = [line for line in audit_lines(served) if line.get("interface") == "flight"
-                   and "cancel-" in json.dumps(line.get("body"))]
+        stopped = [
+            line
+            for line in audit_lines(served)
+            if line.get("interface") == "flight" and "cancel-" in json.dumps(line.get("body"))
+        ]
         if len(stopped) == 2:
             break
         time.sleep(0.1)
@@ -355,7 +446,11 @@ def test_metadata_calls_are_audited(served):
     reader_id = next(line["token_id"] for line in lines if line["token_id"])
     flight_metadata = [line for line in lines if line["interface"] == "flight" and line["kind"] == "metadata"]
     assert {line["body"].get("command") for line in flight_metadata} >= {
-        "CommandGetCatalogs", "CommandGetDbSchemas", "CommandGetTables", "CommandGetSqlInfo"}
+        "CommandGetCatalogs",
+        "CommandGetDbSchemas",
+        "CommandGetTables",
+        "CommandGetSqlInfo",
+    }
     assert {"call": "dimensions", "metrics": ["revenue"]} in [line["body"] for line in flight_metadata]
     graphql_fields = [line["body"]["fields"] for line in lines if line.get("path") == "/api/graphql"]
     assert ["metrics"] in graphql_fields and ["dimensions"] in graphql_fields
@@ -368,12 +463,16 @@ def test_metric_time_without_a_grain_is_metric_time__day(served):
     expected = v1(served, {"metrics": ["revenue", "active_users"], "group_by": ["metric_time__day"]})
     client, graphql = sdk(served), gql(served)
     with client.session(), graphql.session():
-        assert_same(rows_of(client.query(metrics=["revenue", "active_users"], group_by=["metric_time"])),
-                    expected, False)
-        assert_same(rows_of(graphql.query(metrics=["revenue", "active_users"], group_by=["metric_time"])),
-                    expected, False)
+        assert_same(
+            rows_of(client.query(metrics=["revenue", "active_users"], group_by=["metric_time"])), expected, False
+        )
+        assert_same(
+            rows_of(graphql.query(metrics=["revenue", "active_users"], group_by=["metric_time"])), expected, False
+        )
         ordered = graphql.query(metrics=["revenue"], group_by=["metric_time"], order_by=["-metric_time"], limit=2)
     assert ordered.column_names == ["metric_time__day", "revenue"]
-    days = v1(served, {"metrics": ["revenue"], "group_by": ["metric_time__day"], "order_by": ["-metric_time__day"],
-                       "limit": 2})
+    days = v1(
+        served,
+        {"metrics": ["revenue"], "group_by": ["metric_time__day"], "order_by": ["-metric_time__day"], "limit": 2},
+    )
     assert_same(rows_of(ordered), days, True)

@@ -18,19 +18,31 @@ from metrics.policy import PolicyDenied
 
 CASES = {
     # raised by the engine or the service -> (what the pyarrow client raises, the message it shows)
-    "unknown_metric": (UnknownMetric("unknown metric 'activ_users'. Did you mean 'active_users'?"),
-                       pa.ArrowInvalid, "unknown metric 'activ_users'. Did you mean 'active_users'?"),
+    "unknown_metric": (
+        UnknownMetric("unknown metric 'activ_users'. Did you mean 'active_users'?"),
+        pa.ArrowInvalid,
+        "unknown metric 'activ_users'. Did you mean 'active_users'?",
+    ),
     "result_cap": (ResultTooLarge("the answer has more than 500 rows"), pa.ArrowInvalid, "more than 500 rows"),
     "no_token": (Unauthorized("no API token"), flight.FlightUnauthenticatedError, "no API token"),
     "scope": (Forbidden("token lacks metrics:read"), flight.FlightUnauthorizedError, "lacks metrics:read"),
     "policy": (PolicyDenied("the policy forbids user"), flight.FlightUnauthorizedError, "forbids user"),
-    "concurrency": (TooManyRequests("2 queries running; the limit is 2"), flight.FlightUnavailableError,
-                    "the limit is 2"),
+    "concurrency": (
+        TooManyRequests("2 queries running; the limit is 2"),
+        flight.FlightUnavailableError,
+        "the limit is 2",
+    ),
     "timeout": (QueryTimeout("the query ran longer than 2 s"), flight.FlightTimedOutError, "longer than 2 s"),
-    "cancelled": (QueryCancelled("canceling statement due to user request"), flight.FlightCancelledError,
-                  "user request"),
-    "engine_bug": (InternalError("the warehouse could not run the query.", internal="Binder Error at /srv/x.py"),
-                   flight.FlightInternalError, "an internal error"),
+    "cancelled": (
+        QueryCancelled("canceling statement due to user request"),
+        flight.FlightCancelledError,
+        "user request",
+    ),
+    "engine_bug": (
+        InternalError("the warehouse could not run the query.", internal="Binder Error at /srv/x.py"),
+        flight.FlightInternalError,
+        "an internal error",
+    ),
     "python_bug": (KeyError("/srv/northstar/secret.py"), flight.FlightInternalError, "an internal error"),
 }
 

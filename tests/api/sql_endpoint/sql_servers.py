@@ -23,8 +23,14 @@ class SqlServer:
     http_url: str
 
     def dsn(self, **extra: str) -> str:
-        params = {"host": self.host, "port": str(self.port), "dbname": "northstar", "user": "analyst",
-                  "connect_timeout": "10", **extra}
+        params = {
+            "host": self.host,
+            "port": str(self.port),
+            "dbname": "northstar",
+            "user": "analyst",
+            "connect_timeout": "10",
+            **extra,
+        }
         return " ".join(f"{k}={v}" for k, v in params.items())
 
 
@@ -50,8 +56,9 @@ def sql_server(built_warehouse: BuiltWarehouse):
 def password_server(request, built_warehouse: BuiltWarehouse):
     """A password configured, stored as a SCRAM verifier (never as the password itself)."""
     verifier = str(ScramVerifier.from_password(PASSWORD))
-    server = _serve(built_warehouse.warehouse, env={"NORTHSTAR_SQL_AUTH": request.param,
-                                                    "NORTHSTAR_SQL_PASSWORD": verifier})
+    server = _serve(
+        built_warehouse.warehouse, env={"NORTHSTAR_SQL_AUTH": request.param, "NORTHSTAR_SQL_PASSWORD": verifier}
+    )
     try:
         yield request.param, SqlServer("127.0.0.1", server.sql_port, server.base_url), server
     finally:

@@ -23,41 +23,47 @@ POSTGRES_DSN = os.environ.get("NORTHSTAR_TEST_POSTGRES_DSN")
 METABASE_TABLES = (
     'SELECT "n"."nspname" AS "schema", "c"."relname" AS "name", CASE "c"."relkind" WHEN \'r\' THEN \'TABLE\' '
     "WHEN 'p' THEN 'PARTITIONED TABLE' WHEN 'v' THEN 'VIEW' WHEN 'f' THEN 'FOREIGN TABLE' "
-    "WHEN 'm' THEN 'MATERIALIZED VIEW' ELSE NULL END AS \"type\", \"d\".\"description\" AS \"description\", "
+    'WHEN \'m\' THEN \'MATERIALIZED VIEW\' ELSE NULL END AS "type", "d"."description" AS "description", '
     '"stat"."n_live_tup" AS "estimated_row_count" FROM "pg_catalog"."pg_class" AS "c" '
     'INNER JOIN "pg_catalog"."pg_namespace" AS "n" ON "c"."relnamespace" = "n"."oid" '
     'LEFT JOIN "pg_catalog"."pg_description" AS "d" ON ("c"."oid" = "d"."objoid") AND ("d"."objsubid" = 0) '
-    "AND (\"d\".\"classoid\" = 'pg_class'::regclass) "
+    'AND ("d"."classoid" = \'pg_class\'::regclass) '
     'LEFT JOIN "pg_stat_user_tables" AS "stat" ON ("n"."nspname" = "stat"."schemaname") '
     'AND ("c"."relname" = "stat"."relname") WHERE ("c"."relnamespace" = "n"."oid") '
-    "AND (\"n\".\"nspname\" !~ '^pg_') AND (\"n\".\"nspname\" <> 'information_schema') "
+    'AND ("n"."nspname" !~ \'^pg_\') AND ("n"."nspname" <> \'information_schema\') '
     "AND c.relkind in ('r', 'p', 'v', 'f', 'm') AND (\"n\".\"nspname\" IN ({schemas})) "
-    'ORDER BY "type" ASC, "schema" ASC, "name" ASC')
+    'ORDER BY "type" ASC, "schema" ASC, "name" ASC'
+)
 
-_OBJECT = "'\"' || replace(t.schemaname, '\"', '\"\"') || '\"' || '.' || '\"' || replace(t.objectname, '\"', '\"\"') || '\"'"
-METABASE_PRIVILEGES = "\n".join([
-    "with table_privileges as (",
-    " select",
-    "   NULL as role,",
-    "   t.schemaname as schema,",
-    "   t.objectname as table,",
-    f"   pg_catalog.has_any_column_privilege(current_user, {_OBJECT},  'update') as update,",
-    f"   pg_catalog.has_any_column_privilege(current_user, {_OBJECT},  'select') as select,",
-    f"   pg_catalog.has_any_column_privilege(current_user, {_OBJECT},  'insert') as insert,",
-    f"   pg_catalog.has_table_privilege(     current_user, {_OBJECT},  'delete') as delete",
-    " from (",
-    "   select schemaname, tablename as objectname from pg_catalog.pg_tables",
-    "   union",
-    "   select schemaname, viewname as objectname from pg_catalog.pg_views",
-    "   union",
-    "   select schemaname, matviewname as objectname from pg_catalog.pg_matviews",
-    " ) t",
-    " where t.schemaname !~ '^pg_'",
-    "   and t.schemaname <> 'information_schema'",
-    "   and pg_catalog.has_schema_privilege(current_user, t.schemaname, 'usage')",
-    ")",
-    "select t.*",
-    "from table_privileges t"])
+_OBJECT = (
+    "'\"' || replace(t.schemaname, '\"', '\"\"') || '\"' || '.' || '\"' || replace(t.objectname, '\"', '\"\"') || '\"'"
+)
+METABASE_PRIVILEGES = "\n".join(
+    [
+        "with table_privileges as (",
+        " select",
+        "   NULL as role,",
+        "   t.schemaname as schema,",
+        "   t.objectname as table,",
+        f"   pg_catalog.has_any_column_privilege(current_user, {_OBJECT},  'update') as update,",
+        f"   pg_catalog.has_any_column_privilege(current_user, {_OBJECT},  'select') as select,",
+        f"   pg_catalog.has_any_column_privilege(current_user, {_OBJECT},  'insert') as insert,",
+        f"   pg_catalog.has_table_privilege(     current_user, {_OBJECT},  'delete') as delete",
+        " from (",
+        "   select schemaname, tablename as objectname from pg_catalog.pg_tables",
+        "   union",
+        "   select schemaname, viewname as objectname from pg_catalog.pg_views",
+        "   union",
+        "   select schemaname, matviewname as objectname from pg_catalog.pg_matviews",
+        " ) t",
+        " where t.schemaname !~ '^pg_'",
+        "   and t.schemaname <> 'information_schema'",
+        "   and pg_catalog.has_schema_privilege(current_user, t.schemaname, 'usage')",
+        ")",
+        "select t.*",
+        "from table_privileges t",
+    ]
+)
 
 METABASE_FIELDS = (
     'SELECT "c"."column_name" AS "name", CASE WHEN "c"."udt_schema" IN (\'public\', \'pg_catalog\') '
@@ -76,7 +82,7 @@ METABASE_FIELDS = (
     'AND ("tc"."table_name" = "kc"."table_name") WHERE "tc"."constraint_type" = \'PRIMARY KEY\') AS "pk" '
     'ON ("c"."table_schema" = "pk"."table_schema") AND ("c"."table_name" = "pk"."table_name") '
     'AND ("c"."column_name" = "pk"."column_name") '
-    "WHERE c.table_schema !~ '^information_schema|catalog_history|pg_' AND (\"c\".\"table_schema\" IN ({schemas})) "
+    'WHERE c.table_schema !~ \'^information_schema|catalog_history|pg_\' AND ("c"."table_schema" IN ({schemas})) '
     'UNION ALL SELECT "pa"."attname" AS "name", CASE WHEN "ptn"."nspname" IN (\'public\', \'pg_catalog\') '
     'THEN FORMAT(\'%s\', "pt"."typname") ELSE FORMAT(\'"%s"."%s"\', "ptn"."nspname", "pt"."typname") END '
     'AS "database-type", "pa"."attnum" - 1 AS "database-position", "pn"."nspname" AS "table-schema", '
@@ -87,7 +93,8 @@ METABASE_FIELDS = (
     'INNER JOIN "pg_catalog"."pg_type" AS "pt" ON "pt"."oid" = "pa"."atttypid" '
     'INNER JOIN "pg_catalog"."pg_namespace" AS "ptn" ON "ptn"."oid" = "pt"."typnamespace" '
     'WHERE ("pc"."relkind" = \'m\') AND ("pa"."attnum" >= 1) AND ("pn"."nspname" IN ({schemas})) '
-    'ORDER BY "table-schema" ASC, "table-name" ASC, "database-position" ASC')
+    'ORDER BY "table-schema" ASC, "table-name" ASC, "database-position" ASC'
+)
 
 METABASE_INDEXES = (
     'SELECT "tmp"."table-schema", "tmp"."table-name", TRIM(BOTH \'"\' FROM PG_CATALOG.PG_GET_INDEXDEF('
@@ -97,8 +104,9 @@ METABASE_INDEXES = (
     'ON "ct"."relnamespace" = "n"."oid" INNER JOIN "pg_catalog"."pg_index" AS "i" ON "ct"."oid" = "i"."indrelid" '
     'INNER JOIN "pg_catalog"."pg_class" AS "ci" ON "ci"."oid" = "i"."indexrelid" '
     'WHERE (PG_CATALOG.PG_GET_EXPR("i"."indpred", "i"."indrelid") IS NULL) '
-    "AND n.nspname !~ '^information_schema|catalog_history|pg_' AND (\"n\".\"nspname\" IN ({schemas}))) AS \"tmp\" "
-    'WHERE "tmp"."pos" = 1')
+    'AND n.nspname !~ \'^information_schema|catalog_history|pg_\' AND ("n"."nspname" IN ({schemas}))) AS "tmp" '
+    'WHERE "tmp"."pos" = 1'
+)
 
 METABASE_FKS = (
     'SELECT "fk_ns"."nspname" AS "fk-table-schema", "fk_table"."relname" AS "fk-table-name", '
@@ -112,7 +120,8 @@ METABASE_FKS = (
     'INNER JOIN "pg_attribute" AS "pk_column" ON "c"."confrelid" = "pk_column"."attrelid" '
     "WHERE fk_ns.nspname !~ '^information_schema|catalog_history|pg_' AND (\"c\".\"contype\" = 'f'::char) "
     'AND ("fk_column"."attnum" = ANY(c.conkey)) AND ("pk_column"."attnum" = ANY(c.confkey)) '
-    'AND ("fk_ns"."nspname" IN ({schemas})) ORDER BY "fk-table-schema" ASC, "fk-table-name" ASC')
+    'AND ("fk_ns"."nspname" IN ({schemas})) ORDER BY "fk-table-schema" ASC, "fk-table-name" ASC'
+)
 
 
 def _run(dsn: str, sql: str) -> tuple[list[str], list[tuple]]:
@@ -160,9 +169,13 @@ def test_metabase_sync_lists_describes_and_grants(sql_server):
 
 def test_metabase_sync_answers_with_postgresql_shapes(sql_server, postgres_dsn):
     """The same queries on a real PostgreSQL name the same columns."""
-    for query, schemas in ((METABASE_TABLES, "'public'"), (METABASE_PRIVILEGES, None),
-                           (METABASE_FIELDS, "'public'"), (METABASE_INDEXES, "'public'"),
-                           (METABASE_FKS, "'public'")):
+    for query, schemas in (
+        (METABASE_TABLES, "'public'"),
+        (METABASE_PRIVILEGES, None),
+        (METABASE_FIELDS, "'public'"),
+        (METABASE_INDEXES, "'public'"),
+        (METABASE_FKS, "'public'"),
+    ):
         sql = query if schemas is None else query.format(schemas=schemas)
         ours = sql if schemas is None else query.format(schemas="'semantic'")
         assert _run(sql_server.dsn(), ours)[0] == _run(postgres_dsn, sql)[0]
@@ -171,7 +184,7 @@ def test_metabase_sync_answers_with_postgresql_shapes(sql_server, postgres_dsn):
 def test_keyword_labels_format_and_expandarray(sql_server, postgres_dsn):
     """What PostgreSQL answers for keyword labels, format() and _pg_expandarray, northstar answers."""
     queries = [
-        "SELECT 1 AS select, 2 AS \"update\", 3 AS Update, 4 AS table",
+        'SELECT 1 AS select, 2 AS "update", 3 AS Update, 4 AS table',
         "SELECT format('%I.%I', 'semantic', 'Metrics'), format('%s-%L-%%', 'a', 'it''s'), format('%L', NULL), "
         "format('%2$s %1$s', 'a', 'b')",
         "SELECT (information_schema._pg_expandarray(ARRAY[5, 7])).x AS x, "
@@ -188,13 +201,15 @@ def test_keyword_labels_format_and_expandarray(sql_server, postgres_dsn):
 PGJDBC_TYPE_INFO = (
     "SELECT t.typname,t.oid FROM pg_catalog.pg_type t JOIN pg_catalog.pg_namespace n ON (t.typnamespace = n.oid) "
     "WHERE n.nspname  != 'pg_toast' AND  (t.typrelid = 0 OR (SELECT c.relkind = 'c' FROM pg_catalog.pg_class c "
-    "WHERE c.oid = t.typrelid))")
+    "WHERE c.oid = t.typrelid))"
+)
 # pgjdbc getTables' remarks join.
 PGJDBC_TABLES = (
     "SELECT NULL AS TABLE_CAT, n.nspname AS TABLE_SCHEM, c.relname AS TABLE_NAME, d.description AS REMARKS "
     "FROM pg_catalog.pg_namespace n, pg_catalog.pg_class c LEFT JOIN pg_catalog.pg_description d "
     "ON (c.oid = d.objoid AND d.objsubid = 0  and d.classoid = 'pg_class'::regclass) "
-    "WHERE c.relnamespace = n.oid AND n.nspname LIKE 'semantic' AND c.relname LIKE 'metrics'")
+    "WHERE c.relnamespace = n.oid AND n.nspname LIKE 'semantic' AND c.relname LIKE 'metrics'"
+)
 
 
 def test_catalog_relations_and_functions_clients_read(sql_server, postgres_dsn):
@@ -202,8 +217,24 @@ def test_catalog_relations_and_functions_clients_read(sql_server, postgres_dsn):
     types = dict(_run(dsn, PGJDBC_TYPE_INFO)[1])
     reference = dict(_run(postgres_dsn, PGJDBC_TYPE_INFO)[1])
     # Every type northstar serves, with PostgreSQL's own OID, and their arrays.
-    for name in ("bool", "int8", "int4", "int2", "float8", "text", "varchar", "date", "timestamp", "numeric",
-                 "_text", "_int8", "_int2", "_float8", "name", "oid"):
+    for name in (
+        "bool",
+        "int8",
+        "int4",
+        "int2",
+        "float8",
+        "text",
+        "varchar",
+        "date",
+        "timestamp",
+        "numeric",
+        "_text",
+        "_int8",
+        "_int2",
+        "_float8",
+        "name",
+        "oid",
+    ):
         assert types[name] == reference[name], name
     assert _run(dsn, PGJDBC_TABLES)[1][0][3], "the table's comment is its REMARKS"
 
@@ -246,13 +277,16 @@ def test_reloptions_are_text_arrays_for_sqlalchemy_and_pandas(sql_server, postgr
     for driver in ("psycopg", "psycopg2"):
         if driver == "psycopg2":
             pytest.importorskip("psycopg2")
-        engine = sqlalchemy.create_engine(f"postgresql+{driver}://analyst@{sql_server.host}:{sql_server.port}/northstar")
+        engine = sqlalchemy.create_engine(
+            f"postgresql+{driver}://analyst@{sql_server.host}:{sql_server.port}/northstar"
+        )
         try:
             table = sqlalchemy.Table("metrics", sqlalchemy.MetaData(), schema="semantic", autoload_with=engine)
             assert {"active_users", "metric_time__month", "platform"} <= set(table.columns.keys())
             assert table.comment
-            frame = pd.read_sql_table("metrics", engine, schema="semantic",
-                                      columns=["metric_time__month", "active_users"])
+            frame = pd.read_sql_table(
+                "metrics", engine, schema="semantic", columns=["metric_time__month", "active_users"]
+            )
             assert list(frame.columns) == ["metric_time__month", "active_users"] and len(frame) > 0
         finally:
             engine.dispose()
@@ -268,7 +302,8 @@ PGJDBC_PRIMARY_KEYS = (
     "JOIN pg_catalog.pg_namespace n ON (ct.relnamespace = n.oid)   JOIN pg_catalog.pg_index i ON ( a.attrelid = "
     "i.indrelid)   JOIN pg_catalog.pg_class ci ON (ci.oid = i.indexrelid) WHERE true  AND n.nspname = E'{schema}' "
     "AND ct.relname = E'{table}' AND i.indisprimary  ) result where  result.A_ATTNUM = (result.KEYS).x  "
-    "ORDER BY result.table_name, result.pk_name, result.key_seq")
+    "ORDER BY result.table_name, result.pk_name, result.key_seq"
+)
 
 
 def test_pgjdbc_primary_keys(sql_server, postgres_dsn):
@@ -279,8 +314,10 @@ def test_pgjdbc_primary_keys(sql_server, postgres_dsn):
 
 # -- driver-level ---------------------------------------------------------------------------
 
-ANY_SQL = ("SELECT metric_time__week, platform, active_users FROM semantic.metrics WHERE platform = ANY({}) "
-           "ORDER BY metric_time__week, platform LIMIT 50")
+ANY_SQL = (
+    "SELECT metric_time__week, platform, active_users FROM semantic.metrics WHERE platform = ANY({}) "
+    "ORDER BY metric_time__week, platform LIMIT 50"
+)
 
 
 def test_array_parameters_bind_like_an_array_literal(sql_server):

@@ -29,8 +29,9 @@ from tests.conftest import Server, free_port, northstar  # noqa: E402
 
 MAX_ROWS = 1_100_000
 HEAVY = "SELECT count(*) FROM marts.fct_events a, marts.fct_events b WHERE a.user_id < b.user_id"
-MILLION = ("SELECT a.user_id, a.country, b.account_id FROM marts.dim_users a CROSS JOIN marts.dim_accounts b "
-           "LIMIT 1000000")
+MILLION = (
+    "SELECT a.user_id, a.country, b.account_id FROM marts.dim_users a CROSS JOIN marts.dim_accounts b LIMIT 1000000"
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +40,25 @@ def bounded(built_warehouse, tmp_path_factory):
     (data_dir / "northstar.duckdb").symlink_to(Path(built_warehouse.warehouse).resolve())
 
     def create(name: str, *options: str) -> str:
-        return northstar("tokens", "create", "--name", name, "--scope", "metrics:read", "--data-dir", str(data_dir),
-                         *options).stdout.strip().splitlines()[-1]
+        return (
+            northstar(
+                "tokens", "create", "--name", name, "--scope", "metrics:read", "--data-dir", str(data_dir), *options
+            )
+            .stdout.strip()
+            .splitlines()[-1]
+        )
 
     tokens = {"bulk": create("bulk", "--max-concurrent", "32"), "single": create("single", "--max-concurrent", "1")}
-    server = Server(data_dir / "northstar.duckdb", sql_port=free_port(), env={
-        "NORTHSTAR_DATA_DIR": str(data_dir), "NORTHSTAR_MAX_RESULT_ROWS": str(MAX_ROWS),
-        "NORTHSTAR_QUERY_TIMEOUT_S": "15", "NORTHSTAR_SQL_LOGIN_TIMEOUT_S": "2"})
+    server = Server(
+        data_dir / "northstar.duckdb",
+        sql_port=free_port(),
+        env={
+            "NORTHSTAR_DATA_DIR": str(data_dir),
+            "NORTHSTAR_MAX_RESULT_ROWS": str(MAX_ROWS),
+            "NORTHSTAR_QUERY_TIMEOUT_S": "15",
+            "NORTHSTAR_SQL_LOGIN_TIMEOUT_S": "2",
+        },
+    )
     try:
         server.wait_ready()
         yield SqlServer("127.0.0.1", server.sql_port, server.base_url), tokens
@@ -81,8 +94,7 @@ def test_cancel_stops_a_marts_read_and_frees_its_worker(bounded):
 
 def test_after_eight_cancelled_heavy_reads_a_trivial_query_answers_promptly(bounded):
     outcomes: list = []
-    threads = [threading.Thread(target=lambda: outcomes.append(cancelled_after(bounded, HEAVY)))
-               for _ in range(8)]
+    threads = [threading.Thread(target=lambda: outcomes.append(cancelled_after(bounded, HEAVY))) for _ in range(8)]
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -102,8 +114,9 @@ def test_a_semantic_query_stops_when_its_caller_cancels(built_warehouse):
         token = Cancellation()
         token.cancel()
         with cancellable(token), pytest.raises(semantic_sql.SqlEndpointError) as caught:
-            semantic_sql.answer(parse_one("SELECT metric_time__day, active_users FROM semantic.metrics",
-                                          read="postgres"), engine)
+            semantic_sql.answer(
+                parse_one("SELECT metric_time__day, active_users FROM semantic.metrics", read="postgres"), engine
+            )
         assert caught.value.sqlstate == "57014"
         assert isinstance(caught.value.__cause__, QueryCancelled)
     finally:
@@ -200,7 +213,7 @@ def test_catalog_query_stops_at_the_statement_timeout_without_delaying_others(bo
             conn.execute(sql).fetchall()
             assert time.monotonic() - started < 1.0
     thread.join(60)
-    (state, message, seconds), = outcome
+    ((state, message, seconds),) = outcome
     assert state == "57014" and "statement timeout" in message
     assert 14 < seconds < 30
 
@@ -208,8 +221,10 @@ def test_catalog_query_stops_at_the_statement_timeout_without_delaying_others(bo
 def test_catalog_query_memory_is_bounded(bounded):
     with connect(bounded) as conn:
         with pytest.raises(psycopg.Error) as refused:
-            conn.execute("SELECT length(string_agg(repeat(a.attname, 100000), '')) "
-                         "FROM pg_catalog.pg_attribute a, pg_catalog.pg_attribute b")
+            conn.execute(
+                "SELECT length(string_agg(repeat(a.attname, 100000), '')) "
+                "FROM pg_catalog.pg_attribute a, pg_catalog.pg_attribute b"
+            )
         assert refused.value.sqlstate == "53200" and "256MB" in str(refused.value)
         assert conn.execute("SELECT 1").fetchone() == (1,)
 
@@ -217,12 +232,14 @@ def test_catalog_query_memory_is_bounded(bounded):
 def test_catalog_query_rows_are_capped(bounded):
     with connect(bounded) as conn:
         with pytest.raises(psycopg.Error) as refused:
-            conn.execute("SELECT a.attname FROM pg_catalog.pg_attribute a, pg_catalog.pg_attribute b, "
-                         "pg_catalog.pg_attribute c")
+            conn.execute(
+                "SELECT a.attname FROM pg_catalog.pg_attribute a, pg_catalog.pg_attribute b, pg_catalog.pg_attribute c"
+            )
         assert refused.value.sqlstate == "54000" and f"{MAX_ROWS:,}" in str(refused.value)
 
 
 # -- HTTP under SQL load ------------------------------------------------------------------
+
 
 def test_http_stays_responsive_while_sql_serves_a_million_rows_and_cancelled_reads(bounded):
     server, _ = bounded
@@ -247,7 +264,8 @@ def test_http_stays_responsive_while_sql_serves_a_million_rows_and_cancelled_rea
     prober.start()
     load = [threading.Thread(target=million)] + [
         threading.Thread(target=lambda: answers.setdefault("cancelled", []).append(cancelled_after(bounded, HEAVY)[0]))
-        for _ in range(8)]
+        for _ in range(8)
+    ]
     try:
         for thread in load:
             thread.start()

@@ -26,15 +26,26 @@ from tests.api.sql_endpoint.sql_servers import PASSWORD, SqlServer, password_ser
 JDBC_JAR = Path("/usr/share/java/postgresql.jar")
 JDBC_SOURCE = Path(__file__).parent / "jdbc" / "NorthstarJdbc.java"
 
-WEEKLY_SQL = ("SELECT metric_time__week, platform, active_users FROM semantic.metrics "
-              "WHERE country = 'US' AND metric_time__week >= '2026-01-05' ORDER BY 1, 2 LIMIT 100")
-WEEKLY_HTTP = {"metrics": ["active_users"], "group_by": ["metric_time__week", "platform"],
-               "where": [{"field": "country", "op": "=", "value": "US"}], "start": "2026-01-05",
-               "order_by": ["metric_time__week", "platform"], "limit": 100}
-MONTHLY_SQL = ("SELECT metric_time__month, active_users, crash_free_user_rate FROM semantic.metrics "
-               "ORDER BY metric_time__month")
-MONTHLY_HTTP = {"metrics": ["active_users", "crash_free_user_rate"], "group_by": ["metric_time__month"],
-                "order_by": ["metric_time__month"]}
+WEEKLY_SQL = (
+    "SELECT metric_time__week, platform, active_users FROM semantic.metrics "
+    "WHERE country = 'US' AND metric_time__week >= '2026-01-05' ORDER BY 1, 2 LIMIT 100"
+)
+WEEKLY_HTTP = {
+    "metrics": ["active_users"],
+    "group_by": ["metric_time__week", "platform"],
+    "where": [{"field": "country", "op": "=", "value": "US"}],
+    "start": "2026-01-05",
+    "order_by": ["metric_time__week", "platform"],
+    "limit": 100,
+}
+MONTHLY_SQL = (
+    "SELECT metric_time__month, active_users, crash_free_user_rate FROM semantic.metrics ORDER BY metric_time__month"
+)
+MONTHLY_HTTP = {
+    "metrics": ["active_users", "crash_free_user_rate"],
+    "group_by": ["metric_time__month"],
+    "order_by": ["metric_time__month"],
+}
 
 
 def http_rows(api, body: dict) -> list[tuple]:
@@ -66,17 +77,26 @@ def need(tool: str) -> str:
 
 # -- psql ---------------------------------------------------------------------------------
 
+
 def psql(server: SqlServer, *commands: str, sslmode: str = "prefer") -> subprocess.CompletedProcess:
-    args = [need("psql"), f"host={server.host} port={server.port} dbname=northstar user=analyst sslmode={sslmode}",
-            "-X", "-v", "ON_ERROR_STOP=1", "-P", "pager=off"]
+    args = [
+        need("psql"),
+        f"host={server.host} port={server.port} dbname=northstar user=analyst sslmode={sslmode}",
+        "-X",
+        "-v",
+        "ON_ERROR_STOP=1",
+        "-P",
+        "pager=off",
+    ]
     for command in commands:
         args += ["-c", command]
     return subprocess.run(args, capture_output=True, text=True, timeout=60)
 
 
 def test_psql_lists_and_describes_the_semantic_layer(sql_server):
-    proc = psql(sql_server, r"\dt", r"\dt semantic.*", r"\dt marts.*", r"\dn", r"\l", r"\d semantic.metrics",
-                r"\d metrics")
+    proc = psql(
+        sql_server, r"\dt", r"\dt semantic.*", r"\dt marts.*", r"\dn", r"\l", r"\d semantic.metrics", r"\d metrics"
+    )
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert re.search(r"semantic \| metrics\s+\| table \|", out)
@@ -89,12 +109,18 @@ def test_psql_lists_and_describes_the_semantic_layer(sql_server):
 
 
 def test_psql_ssl_prefer_falls_back_to_plain_text_and_queries(sql_server, api):
-    proc = psql(sql_server, "\\pset format unaligned", "\\pset tuples_only on",
-                "SELECT metric_time__month, active_users FROM semantic.metrics ORDER BY 1", sslmode="prefer")
+    proc = psql(
+        sql_server,
+        "\\pset format unaligned",
+        "\\pset tuples_only on",
+        "SELECT metric_time__month, active_users FROM semantic.metrics ORDER BY 1",
+        sslmode="prefer",
+    )
     assert proc.returncode == 0, proc.stderr
     got = [tuple(line.split("|")) for line in proc.stdout.splitlines() if "|" in line]
-    want = http_rows(api, {"metrics": ["active_users"], "group_by": ["metric_time__month"],
-                           "order_by": ["metric_time__month"]})
+    want = http_rows(
+        api, {"metrics": ["active_users"], "group_by": ["metric_time__month"], "order_by": ["metric_time__month"]}
+    )
     assert got == [(d.isoformat(), str(n)) for d, n in want]
 
 
@@ -112,6 +138,7 @@ def test_psql_shows_the_error_and_the_hint(sql_server):
 
 # -- psycopg 3 ----------------------------------------------------------------------------
 
+
 def test_psycopg_simple_extended_and_binary_agree_with_http(sql_server, api):
     want = http_rows(api, WEEKLY_HTTP)
     assert want, "the sample has US weekly data"
@@ -123,7 +150,8 @@ def test_psycopg_simple_extended_and_binary_agree_with_http(sql_server, api):
         bound = conn.execute(
             "SELECT metric_time__week, platform, active_users FROM semantic.metrics "
             "WHERE country = %s AND metric_time__week >= %s ORDER BY 1, 2 LIMIT %s",
-            ["US", dt.date(2026, 1, 5), 100]).fetchall()
+            ["US", dt.date(2026, 1, 5), 100],
+        ).fetchall()
     assert simple == prepared == binary == bound == want
 
 
@@ -139,20 +167,27 @@ def test_psycopg_floats_keep_every_digit(sql_server, api):
 
 def test_psycopg_describes_result_types(sql_server):
     with psycopg.connect(sql_server.dsn(), autocommit=True) as conn:
-        cur = conn.execute("SELECT metric_time__month, platform, active_users, crash_free_user_rate "
-                           "FROM semantic.metrics LIMIT 1")
+        cur = conn.execute(
+            "SELECT metric_time__month, platform, active_users, crash_free_user_rate FROM semantic.metrics LIMIT 1"
+        )
         assert [(d.name, d.type_code) for d in cur.description] == [
-            ("metric_time__month", 1082), ("platform", 25), ("active_users", 20), ("crash_free_user_rate", 701)]
+            ("metric_time__month", 1082),
+            ("platform", 25),
+            ("active_users", 20),
+            ("crash_free_user_rate", 701),
+        ]
 
 
 def test_errors_keep_the_connection_usable(sql_server):
     with psycopg.connect(sql_server.dsn(), autocommit=True) as conn:
-        cases = [("INSERT INTO semantic.metrics VALUES (1)", "25006"),
-                 ("SELECT * FROM nowhere.table_x", "42P01"),
-                 ("SELECT no_such_metric FROM semantic.metrics", None),
-                 ("COPY semantic.metrics FROM STDIN", "0A000"),
-                 ("SELEC 1", "0A000"),
-                 ("SELECT (", "42601")]
+        cases = [
+            ("INSERT INTO semantic.metrics VALUES (1)", "25006"),
+            ("SELECT * FROM nowhere.table_x", "42P01"),
+            ("SELECT no_such_metric FROM semantic.metrics", None),
+            ("COPY semantic.metrics FROM STDIN", "0A000"),
+            ("SELEC 1", "0A000"),
+            ("SELECT (", "42601"),
+        ]
         for sql, sqlstate in cases:
             with pytest.raises(psycopg.Error) as info:
                 conn.execute(sql)
@@ -187,13 +222,21 @@ def test_transactions_report_their_status(sql_server):
 def test_session_statements_and_bi_startup_queries(sql_server):
     with psycopg.connect(sql_server.dsn(), autocommit=True) as conn:
         # What Metabase, Superset and the JDBC driver send when they connect (best effort).
-        for sql in ["SET extra_float_digits = 3", "SET application_name = 'Metabase v0.50'",
-                    "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", "SET TIME ZONE 'UTC'",
-                    "SHOW TRANSACTION ISOLATION LEVEL", "SHOW standard_conforming_strings",
-                    "select current_schema()", "SELECT pg_catalog.version()", "select current_database()",
-                    "SELECT current_setting('server_version_num')", "DISCARD ALL",
-                    "SELECT nspname FROM pg_catalog.pg_namespace ORDER BY 1",
-                    "SELECT t.oid, typname FROM pg_type t WHERE typname = 'hstore'"]:
+        for sql in [
+            "SET extra_float_digits = 3",
+            "SET application_name = 'Metabase v0.50'",
+            "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY",
+            "SET TIME ZONE 'UTC'",
+            "SHOW TRANSACTION ISOLATION LEVEL",
+            "SHOW standard_conforming_strings",
+            "select current_schema()",
+            "SELECT pg_catalog.version()",
+            "select current_database()",
+            "SELECT current_setting('server_version_num')",
+            "DISCARD ALL",
+            "SELECT nspname FROM pg_catalog.pg_namespace ORDER BY 1",
+            "SELECT t.oid, typname FROM pg_type t WHERE typname = 'hstore'",
+        ]:
             conn.execute(sql)
         assert conn.execute("SHOW application_name").fetchone() == ("",)  # DISCARD ALL reset it
         conn.execute("SET application_name = 'superset'")
@@ -262,8 +305,9 @@ def test_many_concurrent_connections_get_the_sequential_answers(sql_server):
 
 def test_cursors_declare_fetch_close(sql_server, api):
     """psqlODBC (Tableau, Excel over ODBC) and psql's FETCH_COUNT read through cursors."""
-    want = http_rows(api, {"metrics": ["active_users"], "group_by": ["metric_time__month"],
-                           "order_by": ["metric_time__month"]})
+    want = http_rows(
+        api, {"metrics": ["active_users"], "group_by": ["metric_time__month"], "order_by": ["metric_time__month"]}
+    )
     sql = "SELECT metric_time__month, active_users FROM semantic.metrics ORDER BY 1"
     with psycopg.connect(sql_server.dsn(), autocommit=True) as conn:
         conn.execute("BEGIN")
@@ -280,7 +324,8 @@ def test_cursors_declare_fetch_close(sql_server, api):
     proc = psql(sql_server, "\\set FETCH_COUNT 2", "\\pset format unaligned", "\\pset tuples_only on", sql)
     assert proc.returncode == 0, proc.stderr
     assert [tuple(line.split("|")) for line in proc.stdout.splitlines() if "|" in line] == [
-        (d.isoformat(), str(n)) for d, n in want]
+        (d.isoformat(), str(n)) for d, n in want
+    ]
 
 
 def test_catalog_queries_of_dbeaver_and_superset(sql_server):
@@ -289,27 +334,38 @@ def test_catalog_queries_of_dbeaver_and_superset(sql_server):
         rows = conn.execute(
             "SELECT n.oid, n.*, d.description FROM pg_catalog.pg_namespace n LEFT OUTER JOIN "
             "pg_catalog.pg_description d ON d.objoid = n.oid AND d.objsubid = 0 "
-            "AND d.classoid = 'pg_namespace'::regclass ORDER BY nspname").fetchall()
+            "AND d.classoid = 'pg_namespace'::regclass ORDER BY nspname"
+        ).fetchall()
         assert {"semantic", "marts"} <= {r[2] for r in rows}
         rows = conn.execute(
             "SELECT c.relname, a.attname, pg_catalog.pg_get_expr(ad.adbin, ad.adrelid, true) AS def_value, "
             "dsc.description FROM pg_catalog.pg_attribute a INNER JOIN pg_catalog.pg_class c ON a.attrelid = c.oid "
             "LEFT OUTER JOIN pg_catalog.pg_attrdef ad ON a.attrelid = ad.adrelid AND a.attnum = ad.adnum "
             "LEFT OUTER JOIN pg_catalog.pg_description dsc ON c.oid = dsc.objoid AND a.attnum = dsc.objsubid "
-            "WHERE NOT a.attisdropped AND c.oid = 'semantic.metrics'::regclass ORDER BY a.attnum").fetchall()
+            "WHERE NOT a.attisdropped AND c.oid = 'semantic.metrics'::regclass ORDER BY a.attnum"
+        ).fetchall()
         assert ("metrics", "active_users") in {r[:2] for r in rows}
-        assert conn.execute("SELECT setting FROM pg_catalog.pg_settings "
-                            "WHERE name = 'standard_conforming_strings'").fetchall() == [("on",)]
+        assert conn.execute(
+            "SELECT setting FROM pg_catalog.pg_settings WHERE name = 'standard_conforming_strings'"
+        ).fetchall() == [("on",)]
         assert conn.execute("SHOW TIME ZONE").fetchone() == ("UTC",)
         assert conn.execute("SELECT count(*) FROM pg_type WHERE oid IS NULL").fetchone() == (0,)
-        assert conn.execute("SELECT typname FROM pg_type WHERE oid = ANY('{20,25}'::int4[]) ORDER BY 1").fetchall() \
-            == [("int8",), ("text",)]
+        assert conn.execute("SELECT typname FROM pg_type WHERE oid = ANY('{20,25}'::int4[]) ORDER BY 1").fetchall() == [
+            ("int8",),
+            ("text",),
+        ]
         assert conn.execute("SELECT has_table_privilege('semantic.metrics', 'SELECT')").fetchone() == (True,)
-        assert conn.execute("SELECT t.oid, typarray FROM pg_type t JOIN pg_namespace ns ON typnamespace = ns.oid "
-                            "WHERE typname = 'hstore'").fetchall() == []
+        assert (
+            conn.execute(
+                "SELECT t.oid, typarray FROM pg_type t JOIN pg_namespace ns ON typnamespace = ns.oid "
+                "WHERE typname = 'hstore'"
+            ).fetchall()
+            == []
+        )
 
 
 # -- passwords ----------------------------------------------------------------------------
+
 
 def test_password_is_checked(password_server):
     method, server, process = password_server
@@ -326,11 +382,13 @@ def test_wrong_scram_password_is_28p01_for_asyncpg(password_server):
 
     async def run() -> None:
         with pytest.raises(asyncpg.InvalidPasswordError) as info:
-            await asyncpg.connect(host=server.host, port=server.port, database="northstar", user="analyst",
-                                  password="wrong")
+            await asyncpg.connect(
+                host=server.host, port=server.port, database="northstar", user="analyst", password="wrong"
+            )
         assert info.value.sqlstate == "28P01"
-        conn = await asyncpg.connect(host=server.host, port=server.port, database="northstar", user="analyst",
-                                     password=PASSWORD)
+        conn = await asyncpg.connect(
+            host=server.host, port=server.port, database="northstar", user="analyst", password=PASSWORD
+        )
         assert await conn.fetchval("SELECT 41 + 1") == 42
         await conn.close()
 
@@ -348,19 +406,25 @@ def token_server(built_warehouse, tmp_path_factory):
     (data_dir / "northstar.duckdb").symlink_to(Path(built_warehouse.warehouse).resolve())
 
     def create(name: str, *options: str) -> str:
-        return northstar("tokens", "create", "--name", name, "--data-dir", str(data_dir),
-                         *options).stdout.strip().splitlines()[-1]
+        return (
+            northstar("tokens", "create", "--name", name, "--data-dir", str(data_dir), *options)
+            .stdout.strip()
+            .splitlines()[-1]
+        )
 
-    tokens = {"reader": create("reader", "--scope", "metrics:read"),
-              "experimenter": create("experimenter", "--scope", "experiments:read")}
+    tokens = {
+        "reader": create("reader", "--scope", "metrics:read"),
+        "experimenter": create("experimenter", "--scope", "experiments:read"),
+    }
     with httpx.Client(timeout=60) as probe:  # a region that has data, for the row policy
-        server = Server(data_dir / "northstar.duckdb", env={"NORTHSTAR_DATA_DIR": str(data_dir)},
-                        sql_port=free_port())
+        server = Server(data_dir / "northstar.duckdb", env={"NORTHSTAR_DATA_DIR": str(data_dir)}, sql_port=free_port())
         try:
             server.wait_ready()
-            region = probe.post(server.base_url + "/v1/query", headers={"Authorization": f"Bearer {tokens['reader']}"},
-                                json={"metrics": ["active_users"], "group_by": ["region"],
-                                      "order_by": ["-active_users"], "limit": 1}).json()["rows"][0][0]
+            region = probe.post(
+                server.base_url + "/v1/query",
+                headers={"Authorization": f"Bearer {tokens['reader']}"},
+                json={"metrics": ["active_users"], "group_by": ["region"], "order_by": ["-active_users"], "limit": 1},
+            ).json()["rows"][0][0]
             tokens["regional"] = create("regional", "--scope", "metrics:read", "--row-filter", f"region={region}")
             server.data_dir = data_dir  # for tests that create and revoke tokens of their own
             yield SqlServer("127.0.0.1", server.sql_port, server.base_url), tokens, server
@@ -396,8 +460,9 @@ def test_a_token_row_policy_applies_to_sql_as_to_http(token_server):
     for name in ("reader", "regional"):
         with psycopg.connect(server.dsn(user=name, password=tokens[name]), autocommit=True) as conn:
             sql_rows = conn.execute(query).fetchall()
-        response = httpx.post(server.http_url + "/v1/query", json=body, timeout=60,
-                              headers={"Authorization": f"Bearer {tokens[name]}"})
+        response = httpx.post(
+            server.http_url + "/v1/query", json=body, timeout=60, headers={"Authorization": f"Bearer {tokens[name]}"}
+        )
         assert response.status_code == 200, response.text
         assert [(d.isoformat(), n) for d, n in sql_rows] == [tuple(r) for r in response.json()["rows"]]
         answers[name] = sql_rows
@@ -408,8 +473,13 @@ def test_a_token_row_policy_applies_to_sql_as_to_http(token_server):
 def _token(process, name: str, *options: str) -> str:
     from tests.conftest import northstar
 
-    return northstar("tokens", "create", "--name", name, "--scope", "metrics:read", *options, "--data-dir",
-                     str(process.data_dir)).stdout.strip().splitlines()[-1]
+    return (
+        northstar(
+            "tokens", "create", "--name", name, "--scope", "metrics:read", *options, "--data-dir", str(process.data_dir)
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+    )
 
 
 def test_revocation_closes_open_sql_sessions(token_server):
@@ -447,8 +517,12 @@ def _first_auth_messages(server, user: str) -> tuple[bytes, str]:
         return header[:1], body
 
     with socket.create_connection((server.host, server.port), timeout=10) as sock:
-        params = b"".join(k.encode() + b"\0" + v.encode() + b"\0"
-                          for k, v in {"user": user, "database": "northstar"}.items()) + b"\0"
+        params = (
+            b"".join(
+                k.encode() + b"\0" + v.encode() + b"\0" for k, v in {"user": user, "database": "northstar"}.items()
+            )
+            + b"\0"
+        )
         sock.sendall(struct.pack("!ii", 8 + len(params), 196608) + params)
         kind, offer = read(sock)
         assert kind == b"R"
@@ -506,17 +580,18 @@ def test_unknown_database_is_refused(sql_server):
 
 # -- asyncpg ------------------------------------------------------------------------------
 
+
 def test_asyncpg_prepared_binary_and_cursor_agree_with_http(sql_server, api):
     want = http_rows(api, WEEKLY_HTTP)
 
     async def run() -> tuple:
-        conn = await asyncpg.connect(host=sql_server.host, port=sql_server.port, database="northstar",
-                                     user="analyst")
+        conn = await asyncpg.connect(host=sql_server.host, port=sql_server.port, database="northstar", user="analyst")
         try:
             fetched = [tuple(r) for r in await conn.fetch(WEEKLY_SQL)]
             statement = await conn.prepare(
                 "SELECT metric_time__week, platform, active_users FROM semantic.metrics "
-                "WHERE country = $1 AND metric_time__week >= $2 ORDER BY 1, 2 LIMIT $3")
+                "WHERE country = $1 AND metric_time__week >= $2 ORDER BY 1, 2 LIMIT $3"
+            )
             types = [t.name for t in statement.get_parameters()]
             prepared = [tuple(r) for r in await statement.fetch("US", dt.date(2026, 1, 5), 100)]
             async with conn.transaction():  # a cursor fetches in batches: Execute with a row limit
@@ -532,6 +607,7 @@ def test_asyncpg_prepared_binary_and_cursor_agree_with_http(sql_server, api):
 
 
 # -- SQLAlchemy and pandas ----------------------------------------------------------------
+
 
 def test_sqlalchemy_inspector_and_pandas_read_sql(sql_server, api):
     engine = sqlalchemy.create_engine(f"postgresql+psycopg://analyst@{sql_server.host}:{sql_server.port}/northstar")
@@ -563,6 +639,7 @@ def test_sqlalchemy_inspector_and_pandas_read_sql(sql_server, api):
 
 # -- JDBC ---------------------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def jdbc_classes(tmp_path_factory) -> Path:
     javac = need("javac")
@@ -575,10 +652,16 @@ def jdbc_classes(tmp_path_factory) -> Path:
 
 def test_jdbc_metadata_and_query(sql_server, api, jdbc_classes):
     url = f"jdbc:postgresql://{sql_server.host}:{sql_server.port}/northstar"
-    query = ("SELECT metric_time__month, active_users FROM semantic.metrics "
-             "WHERE metric_time__month >= CAST(? AS date) ORDER BY 1")
-    proc = subprocess.run([need("java"), "-cp", f"{JDBC_JAR}:{jdbc_classes}", "NorthstarJdbc", url, query,
-                           "2026-02-01"], capture_output=True, text=True, timeout=120)
+    query = (
+        "SELECT metric_time__month, active_users FROM semantic.metrics "
+        "WHERE metric_time__month >= CAST(? AS date) ORDER BY 1"
+    )
+    proc = subprocess.run(
+        [need("java"), "-cp", f"{JDBC_JAR}:{jdbc_classes}", "NorthstarJdbc", url, query, "2026-02-01"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     lines = [line.split("\t") for line in proc.stdout.splitlines()]
     assert ["product", "PostgreSQL", "16.0 (northstar)"] in lines
@@ -588,8 +671,15 @@ def test_jdbc_metadata_and_query(sql_server, api, jdbc_classes):
     assert columns["active_users"][2] == "int8" and columns["metric_time__month"][2] == "date"
     assert columns["active_users"][3] not in ("", "null")
     rows = [tuple(line[1:]) for line in lines if line[0] == "row"]
-    want = http_rows(api, {"metrics": ["active_users"], "group_by": ["metric_time__month"],
-                           "start": "2026-02-01", "order_by": ["metric_time__month"]})
+    want = http_rows(
+        api,
+        {
+            "metrics": ["active_users"],
+            "group_by": ["metric_time__month"],
+            "start": "2026-02-01",
+            "order_by": ["metric_time__month"],
+        },
+    )
     assert rows == [(d.isoformat(), str(n)) for d, n in want]
 
 
@@ -601,20 +691,32 @@ def test_completeness_columns_answer_what_http_answers(sql_server):
     import httpx
 
     with psycopg.connect(sql_server.dsn(), autocommit=True) as conn:
-        rows = conn.execute("SELECT metric_time__month, d7_retention, d7_retention__complete, new_users, "
-                            "new_users__complete FROM semantic.metrics ORDER BY metric_time__month").fetchall()
+        rows = conn.execute(
+            "SELECT metric_time__month, d7_retention, d7_retention__complete, new_users, "
+            "new_users__complete FROM semantic.metrics ORDER BY metric_time__month"
+        ).fetchall()
         catalog = conn.execute(
             "SELECT a.attname, format_type(a.atttypid, a.atttypmod), col_description(a.attrelid, a.attnum) "
             "FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace "
-            "WHERE n.nspname = 'semantic' AND c.relname = 'users' AND a.attname = 'new_users__complete'").fetchall()
+            "WHERE n.nspname = 'semantic' AND c.relname = 'users' AND a.attname = 'new_users__complete'"
+        ).fetchall()
         preview = conn.execute("SELECT * FROM semantic.metrics LIMIT 1")
         preview_columns = [d.name for d in preview.description]
-    body = httpx.get(f"{sql_server.http_url}/v1/query", timeout=60, params={
-        "metrics": "d7_retention,new_users", "group_by": "metric_time__month", "completeness": "columns",
-        "order_by": "metric_time__month"}).json()
+    body = httpx.get(
+        f"{sql_server.http_url}/v1/query",
+        timeout=60,
+        params={
+            "metrics": "d7_retention,new_users",
+            "group_by": "metric_time__month",
+            "completeness": "columns",
+            "order_by": "metric_time__month",
+        },
+    ).json()
     names = [c["name"] for c in body["columns"]]
-    order = [names.index(n) for n in ("metric_time__month", "d7_retention", "d7_retention__complete",
-                                      "new_users", "new_users__complete")]
+    order = [
+        names.index(n)
+        for n in ("metric_time__month", "d7_retention", "d7_retention__complete", "new_users", "new_users__complete")
+    ]
     expected = [tuple(row[i] for i in order) for row in body["rows"]]
     assert [(r[0].isoformat(),) + tuple(r[1:]) for r in rows] == expected
     flags = {r[2] for r in rows} | {r[4] for r in rows}

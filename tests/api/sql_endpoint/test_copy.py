@@ -16,18 +16,34 @@ psycopg = pytest.importorskip("psycopg")
 from tests.api.sql_endpoint.sql_servers import SqlServer, sql_server  # noqa: E402,F401
 from tests.api.sql_endpoint.test_clients import http_rows, need  # noqa: E402
 
-QUERY = ("SELECT metric_time__week, platform, sessions FROM semantic.metrics "
-         "WHERE metric_time__week >= '2026-01-05' ORDER BY 1, 2")
-HTTP = {"metrics": ["sessions"], "group_by": ["metric_time__week", "platform"], "start": "2026-01-05",
-        "order_by": ["metric_time__week", "platform"]}
+QUERY = (
+    "SELECT metric_time__week, platform, sessions FROM semantic.metrics "
+    "WHERE metric_time__week >= '2026-01-05' ORDER BY 1, 2"
+)
+HTTP = {
+    "metrics": ["sessions"],
+    "group_by": ["metric_time__week", "platform"],
+    "start": "2026-01-05",
+    "order_by": ["metric_time__week", "platform"],
+}
 
 
 def test_psql_copy_writes_a_csv_file_with_a_header(sql_server: SqlServer, api, tmp_path):
     target = tmp_path / "weekly sessions.csv"
     proc = subprocess.run(
-        [need("psql"), f"host={sql_server.host} port={sql_server.port} dbname=northstar user=analyst sslmode=disable",
-         "-X", "-v", "ON_ERROR_STOP=1", "-c", rf"\copy ({QUERY}) to '{target}' csv header"],
-        capture_output=True, text=True, timeout=60)
+        [
+            need("psql"),
+            f"host={sql_server.host} port={sql_server.port} dbname=northstar user=analyst sslmode=disable",
+            "-X",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            rf"\copy ({QUERY}) to '{target}' csv header",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 0, proc.stderr
     want = http_rows(api, HTTP)
     assert proc.stdout.strip() == f"COPY {len(want)}"
@@ -56,13 +72,16 @@ def test_psycopg_copy_in_text_and_csv(sql_server: SqlServer, api):
         assert ids == [row[0] for row in selected]
 
 
-@pytest.mark.parametrize(("sql", "sqlstate"), [
-    ("COPY semantic.metrics FROM STDIN", "0A000"),
-    ("COPY (SELECT 1) TO '/tmp/northstar-copy.csv'", "42501"),
-    ("COPY (SELECT 1) TO PROGRAM 'cat'", "42501"),
-    ("COPY (SELECT 1) TO STDOUT (FORMAT binary)", "0A000"),
-    ("COPY (SELECT 1) TO STDOUT (FORCE_QUOTE *)", "0A000"),
-])
+@pytest.mark.parametrize(
+    ("sql", "sqlstate"),
+    [
+        ("COPY semantic.metrics FROM STDIN", "0A000"),
+        ("COPY (SELECT 1) TO '/tmp/northstar-copy.csv'", "42501"),
+        ("COPY (SELECT 1) TO PROGRAM 'cat'", "42501"),
+        ("COPY (SELECT 1) TO STDOUT (FORMAT binary)", "0A000"),
+        ("COPY (SELECT 1) TO STDOUT (FORCE_QUOTE *)", "0A000"),
+    ],
+)
 def test_copy_that_would_write_or_read_on_the_server_is_refused(sql_server: SqlServer, sql, sqlstate):
     with psycopg.connect(sql_server.dsn(), autocommit=True) as conn:
         with pytest.raises(psycopg.Error) as raised:

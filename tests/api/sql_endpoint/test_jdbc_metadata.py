@@ -17,12 +17,29 @@ from tests.api.sql_endpoint.sql_servers import SqlServer, sql_server  # noqa: E4
 from tests.api.sql_endpoint.test_clients import JDBC_JAR, need  # noqa: E402
 
 SOURCE = Path(__file__).parent / "jdbc" / "NorthstarJdbcMetadata.java"
-CALLS = ["getTypeInfo", "getTables", "getColumns", "getPrimaryKeys", "getIndexInfo", "getFunctions", "getSchemas",
-         "getCatalogs", "getTableTypes", "getImportedKeys"]
+CALLS = [
+    "getTypeInfo",
+    "getTables",
+    "getColumns",
+    "getPrimaryKeys",
+    "getIndexInfo",
+    "getFunctions",
+    "getSchemas",
+    "getCatalogs",
+    "getTableTypes",
+    "getImportedKeys",
+]
 # northstar's catalog serves `name` columns as text and widens integers and floats (DuckDB's
 # types); a JDBC client reads them with the same getters.
-SAME_TYPE = {"name": "text", "varchar": "text", "int2": "int", "int4": "int", "int8": "int", "float4": "float",
-             "float8": "float"}
+SAME_TYPE = {
+    "name": "text",
+    "varchar": "text",
+    "int2": "int",
+    "int4": "int",
+    "int8": "int",
+    "float4": "float",
+    "float8": "float",
+}
 # The table on PostgreSQL that stands for semantic.metrics (created if missing; never dropped,
 # so concurrent runs do not race).
 POSTGRES_TABLE = [
@@ -44,8 +61,12 @@ def metadata_classes(tmp_path_factory) -> Path:
 
 
 def _metadata(classes: Path, url: str, user: str, password: str, schema: str, table: str) -> dict:
-    proc = subprocess.run([need("java"), "-cp", f"{JDBC_JAR}:{classes}", "NorthstarJdbcMetadata", url, user, password,
-                           schema, table], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [need("java"), "-cp", f"{JDBC_JAR}:{classes}", "NorthstarJdbcMetadata", url, user, password, schema, table],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     calls: dict[str, dict] = {}
     for line in proc.stdout.splitlines():
@@ -63,8 +84,14 @@ def _shape(columns: list[tuple[str, str]]) -> list[tuple[str, str]]:
 
 
 def test_jdbc_database_metadata_answers_like_postgresql(sql_server: SqlServer, metadata_classes):
-    ours = _metadata(metadata_classes, f"jdbc:postgresql://{sql_server.host}:{sql_server.port}/northstar",
-                     "analyst", "", "semantic", "metrics")
+    ours = _metadata(
+        metadata_classes,
+        f"jdbc:postgresql://{sql_server.host}:{sql_server.port}/northstar",
+        "analyst",
+        "",
+        "semantic",
+        "metrics",
+    )
     assert list(ours) == CALLS  # every call answered (the program stops at the first error)
 
     types = {row[0] for row in ours["getTypeInfo"]["rows"]}
@@ -87,8 +114,9 @@ def test_jdbc_database_metadata_answers_like_postgresql(sql_server: SqlServer, m
             conn.execute(statement)
         info = conn.info
         host, port, dbname, user, password = info.host, info.port, info.dbname, info.user, info.password
-    theirs = _metadata(metadata_classes, f"jdbc:postgresql://{host}:{port}/{dbname}", user, password,
-                       "jdbc_metadata", "metrics")
+    theirs = _metadata(
+        metadata_classes, f"jdbc:postgresql://{host}:{port}/{dbname}", user, password, "jdbc_metadata", "metrics"
+    )
     for call in CALLS:
         assert _shape(ours[call]["columns"]) == _shape(theirs[call]["columns"]), call
     # The same type names as PostgreSQL's (a subset: no table row types, no extensions).

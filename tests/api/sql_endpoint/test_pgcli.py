@@ -24,8 +24,9 @@ def _completions(completer: PGCompleter, text: str) -> list[str]:
 
 
 def test_pgcli_loads_its_completion_metadata_and_completes(sql_server: SqlServer, api):
-    executor = PGExecute(database="northstar", user="analyst", password=None, host=sql_server.host,
-                         port=sql_server.port, dsn=None)
+    executor = PGExecute(
+        database="northstar", user="analyst", password=None, host=sql_server.host, port=sql_server.port, dsn=None
+    )
     try:
         assert {"semantic", "marts"} <= set(executor.schemata())
         assert ("semantic", "metrics") in set(executor.tables())

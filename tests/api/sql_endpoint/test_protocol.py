@@ -29,8 +29,8 @@ def test_scram_matches_the_rfc_7677_example():
     first = exchange.server_first(b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO")
     assert first == b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096"
     accepted, final = exchange.server_final(
-        b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
-        b"p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
+        b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+    )
     assert accepted
     assert final == b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
 
@@ -40,8 +40,9 @@ def test_scram_refuses_a_wrong_proof_and_a_foreign_nonce():
     exchange = protocol.ScramExchange(protocol.ScramVerifier.from_password("not pencil", salt, 4096))
     exchange.server_nonce = "%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0"
     exchange.server_first(b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO")
-    accepted, _ = exchange.server_final(b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
-                                        b"p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
+    accepted, _ = exchange.server_final(
+        b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+    )
     assert not accepted
     with pytest.raises(protocol.ScramError):
         exchange.server_final(b"c=biws,r=someone-else,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
@@ -60,18 +61,27 @@ def test_scram_verifier_text_round_trips_and_checks_cleartext():
 
 # -- values -------------------------------------------------------------------------------
 
+
 def test_text_format_is_postgresql_output_format():
     cases = [
-        (1, protocol.INT8, b"1"), (-9007199254740993, protocol.INT8, b"-9007199254740993"),
-        (0.1, protocol.FLOAT8, b"0.1"), (1e-7, protocol.FLOAT8, b"1e-07"), (3, protocol.FLOAT8, b"3.0"),
-        (float("inf"), protocol.FLOAT8, b"Infinity"), (float("nan"), protocol.FLOAT8, b"NaN"),
-        (True, protocol.BOOL, b"t"), (False, protocol.BOOL, b"f"),
+        (1, protocol.INT8, b"1"),
+        (-9007199254740993, protocol.INT8, b"-9007199254740993"),
+        (0.1, protocol.FLOAT8, b"0.1"),
+        (1e-7, protocol.FLOAT8, b"1e-07"),
+        (3, protocol.FLOAT8, b"3.0"),
+        (float("inf"), protocol.FLOAT8, b"Infinity"),
+        (float("nan"), protocol.FLOAT8, b"NaN"),
+        (True, protocol.BOOL, b"t"),
+        (False, protocol.BOOL, b"f"),
         ("münchen", protocol.TEXT, "münchen".encode()),
         (dt.date(2026, 1, 5), protocol.DATE, b"2026-01-05"),
         (dt.datetime(2026, 1, 5, 7, 8, 9), protocol.TIMESTAMP, b"2026-01-05 07:08:09"),
         (dt.datetime(2026, 1, 5, 7, 8, 9, 5), protocol.TIMESTAMP, b"2026-01-05 07:08:09.000005"),
-        (dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=2))), protocol.TIMESTAMP,
-         b"2026-01-05 07:00:00"),
+        (
+            dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.timezone(dt.timedelta(hours=2))),
+            protocol.TIMESTAMP,
+            b"2026-01-05 07:00:00",
+        ),
         (None, protocol.TEXT, None),
     ]
     for value, oid, want in cases:
@@ -96,11 +106,19 @@ def test_binary_format_matches_the_postgresql_send_functions():
     assert protocol.encode_binary("é", protocol.TEXT) == "é".encode()
 
 
-@pytest.mark.parametrize("value,oid", [
-    (123456789012, protocol.INT8), (-5, protocol.INT4), (7, protocol.INT2), (math.pi, protocol.FLOAT8),
-    (True, protocol.BOOL), (dt.date(2026, 2, 28), protocol.DATE),
-    (dt.datetime(2026, 2, 28, 23, 59, 59, 999999), protocol.TIMESTAMP), ("US", protocol.TEXT),
-])
+@pytest.mark.parametrize(
+    "value,oid",
+    [
+        (123456789012, protocol.INT8),
+        (-5, protocol.INT4),
+        (7, protocol.INT2),
+        (math.pi, protocol.FLOAT8),
+        (True, protocol.BOOL),
+        (dt.date(2026, 2, 28), protocol.DATE),
+        (dt.datetime(2026, 2, 28, 23, 59, 59, 999999), protocol.TIMESTAMP),
+        ("US", protocol.TEXT),
+    ],
+)
 def test_parameters_decode_from_both_formats(value, oid):
     assert protocol.decode_param(protocol.encode_binary(value, oid), oid, 1) == value
     assert protocol.decode_param(protocol.encode_text(value, oid), oid, 0) == value
@@ -120,6 +138,7 @@ def test_codec_doctests():
 
 
 # -- session statements -------------------------------------------------------------------
+
 
 def test_transaction_status_follows_begin_commit_rollback():
     session = Session("u", 1)
@@ -148,14 +167,25 @@ def test_set_show_reset_and_discard():
 
 # -- the catalog database -----------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def catalog_db():
-    db = CatalogDatabase([
-        CatalogTable("semantic", "metrics", "Every metric", (
-            CatalogColumn("metric_time__day", "date", "Day"), CatalogColumn("active_users", "integer", "Users"),
-            CatalogColumn("platform", "string", None), CatalogColumn("rate", "number", "A ratio"))),
-        CatalogTable("marts", "fct_events", None, (CatalogColumn("event_id", "string", None),)),
-    ])
+    db = CatalogDatabase(
+        [
+            CatalogTable(
+                "semantic",
+                "metrics",
+                "Every metric",
+                (
+                    CatalogColumn("metric_time__day", "date", "Day"),
+                    CatalogColumn("active_users", "integer", "Users"),
+                    CatalogColumn("platform", "string", None),
+                    CatalogColumn("rate", "number", "A ratio"),
+                ),
+            ),
+            CatalogTable("marts", "fct_events", None, (CatalogColumn("event_id", "string", None),)),
+        ]
+    )
     yield db
     db.close()
 
@@ -165,31 +195,55 @@ def run(db: CatalogDatabase, sql: str):
 
 
 def test_catalog_lists_tables_columns_and_comments(catalog_db):
-    _, rows = run(catalog_db, "SELECT n.nspname, c.relname, c.relkind FROM pg_catalog.pg_class c "
-                              "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' ORDER BY 1, 2")
+    _, rows = run(
+        catalog_db,
+        "SELECT n.nspname, c.relname, c.relkind FROM pg_catalog.pg_class c "
+        "JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'r' ORDER BY 1, 2",
+    )
     assert rows == [("marts", "fct_events", "r"), ("semantic", "metrics", "r")]
-    _, rows = run(catalog_db, "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), "
-                              "pg_catalog.col_description(a.attrelid, a.attnum) FROM pg_catalog.pg_attribute a "
-                              "WHERE a.attrelid = 'semantic.metrics'::regclass AND a.attnum > 0 ORDER BY a.attnum")
-    assert rows == [("metric_time__day", "date", "Day"), ("active_users", "bigint", "Users"),
-                    ("platform", "text", None), ("rate", "double precision", "A ratio")]
+    _, rows = run(
+        catalog_db,
+        "SELECT a.attname, pg_catalog.format_type(a.atttypid, a.atttypmod), "
+        "pg_catalog.col_description(a.attrelid, a.attnum) FROM pg_catalog.pg_attribute a "
+        "WHERE a.attrelid = 'semantic.metrics'::regclass AND a.attnum > 0 ORDER BY a.attnum",
+    )
+    assert rows == [
+        ("metric_time__day", "date", "Day"),
+        ("active_users", "bigint", "Users"),
+        ("platform", "text", None),
+        ("rate", "double precision", "A ratio"),
+    ]
     _, rows = run(catalog_db, "SELECT obj_description('semantic.metrics'::regclass, 'pg_class')")
     assert rows == [("Every metric",)]
     _, rows = run(catalog_db, "SELECT table_schema, table_name, table_type FROM information_schema.tables ORDER BY 1")
     assert rows == [("marts", "fct_events", "BASE TABLE"), ("semantic", "metrics", "BASE TABLE")]
-    _, rows = run(catalog_db, "SELECT column_name, data_type FROM information_schema.columns "
-                              "WHERE table_name = 'metrics' ORDER BY ordinal_position")
+    _, rows = run(
+        catalog_db,
+        "SELECT column_name, data_type FROM information_schema.columns "
+        "WHERE table_name = 'metrics' ORDER BY ordinal_position",
+    )
     assert [r[1] for r in rows] == ["date", "bigint", "text", "double precision"]
 
 
 def test_catalog_speaks_postgresql(catalog_db):
-    columns, rows = run(catalog_db, "SELECT version(), current_database(), current_schema(), current_user, "
-                                    "pg_catalog.pg_backend_pid(), 1")
-    assert [c.name for c in columns] == ["version", "current_database", "current_schema", "current_user",
-                                         "pg_backend_pid", "?column?"]
+    columns, rows = run(
+        catalog_db,
+        "SELECT version(), current_database(), current_schema(), current_user, pg_catalog.pg_backend_pid(), 1",
+    )
+    assert [c.name for c in columns] == [
+        "version",
+        "current_database",
+        "current_schema",
+        "current_user",
+        "pg_backend_pid",
+        "?column?",
+    ]
     assert rows[0][0].startswith("PostgreSQL 16.0") and rows[0][1:] == ("northstar", "semantic", "analyst", 42, 1)
-    _, rows = run(catalog_db, "SELECT c.relname FROM pg_catalog.pg_class c WHERE c.relname "
-                              "OPERATOR(pg_catalog.~) '^(metrics)$' COLLATE pg_catalog.default")
+    _, rows = run(
+        catalog_db,
+        "SELECT c.relname FROM pg_catalog.pg_class c WHERE c.relname "
+        "OPERATOR(pg_catalog.~) '^(metrics)$' COLLATE pg_catalog.default",
+    )
     assert rows == [("metrics",)]
     _, rows = run(catalog_db, "SELECT nspname FROM pg_namespace WHERE nspname !~ '^pg_' ORDER BY 1")
     assert rows == [("information_schema",), ("marts",), ("semantic",)]  # DuckDB's own `main` is hidden
@@ -204,6 +258,7 @@ def test_catalog_reads_no_files_and_names_missing_relations(catalog_db):
 
 
 # -- message flows over a raw socket ------------------------------------------------------
+
 
 class RawClient:
     """Just enough of a frontend to see every backend message."""
@@ -261,12 +316,19 @@ def kinds(messages) -> list[str]:
 
 
 def parse_msg(name: str, sql: str, types: tuple[int, ...] = ()) -> bytes:
-    return (name.encode() + b"\x00" + sql.encode() + b"\x00" + struct.pack("!h", len(types))
-            + b"".join(struct.pack("!I", t) for t in types))
+    return (
+        name.encode()
+        + b"\x00"
+        + sql.encode()
+        + b"\x00"
+        + struct.pack("!h", len(types))
+        + b"".join(struct.pack("!I", t) for t in types)
+    )
 
 
-def bind_msg(portal: str, statement: str, params: list[bytes | None], result_format: int = 0,
-             param_format: int = 0) -> bytes:
+def bind_msg(
+    portal: str, statement: str, params: list[bytes | None], result_format: int = 0, param_format: int = 0
+) -> bytes:
     body = portal.encode() + b"\x00" + statement.encode() + b"\x00" + struct.pack("!hh", 1, param_format)
     body += struct.pack("!h", len(params))
     for p in params:
@@ -320,8 +382,13 @@ def test_simple_query_messages(sql_server):
 def test_extended_protocol_row_limit_suspends_the_portal(sql_server):
     client = RawClient(sql_server.port)
     client.startup()
-    client.send(b"P", parse_msg("s1", "SELECT metric_time__month, active_users FROM semantic.metrics "
-                                      "WHERE metric_time__month >= $1 ORDER BY 1"))
+    client.send(
+        b"P",
+        parse_msg(
+            "s1",
+            "SELECT metric_time__month, active_users FROM semantic.metrics WHERE metric_time__month >= $1 ORDER BY 1",
+        ),
+    )
     client.send(b"D", b"S" + b"s1\x00")
     client.send(b"S")
     messages = client.until(b"Z")

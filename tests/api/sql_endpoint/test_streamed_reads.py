@@ -12,10 +12,16 @@ pd = pytest.importorskip("pandas")
 from tests.api.sql_endpoint.sql_servers import SqlServer, sql_server  # noqa: E402,F401
 from tests.api.sql_endpoint.test_clients import http_rows  # noqa: E402
 
-QUERY = ("SELECT metric_time__week, platform, sessions FROM semantic.metrics "
-         "WHERE metric_time__week >= '2026-01-05' ORDER BY 1, 2")
-HTTP = {"metrics": ["sessions"], "group_by": ["metric_time__week", "platform"], "start": "2026-01-05",
-        "order_by": ["metric_time__week", "platform"]}
+QUERY = (
+    "SELECT metric_time__week, platform, sessions FROM semantic.metrics "
+    "WHERE metric_time__week >= '2026-01-05' ORDER BY 1, 2"
+)
+HTTP = {
+    "metrics": ["sessions"],
+    "group_by": ["metric_time__week", "platform"],
+    "start": "2026-01-05",
+    "order_by": ["metric_time__week", "platform"],
+}
 
 
 @pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])

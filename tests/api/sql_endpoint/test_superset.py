@@ -32,16 +32,23 @@ def superset(sql_server):  # noqa: F811
     if os.environ.get("NORTHSTAR_TEST_SKIP_SUPERSET") == "1":
         pytest.skip("NORTHSTAR_TEST_SKIP_SUPERSET=1: apache-superset is not installed on this machine")
     python = ensure_superset_venv()
-    proc = subprocess.run([str(python), str(CLIENT), sql_server.host, str(sql_server.port)],
-                          capture_output=True, text=True, timeout=600, cwd=CLIENT.parent)
+    proc = subprocess.run(
+        [str(python), str(CLIENT), sql_server.host, str(sql_server.port)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        cwd=CLIENT.parent,
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     # Superset prints a line of its own ("Loaded your LOCAL configuration") before ours.
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def dated(rows: list[list]) -> list[tuple]:
-    return [tuple(dt.date.fromisoformat(v) if isinstance(v, str) and len(v) == 10 and v[4] == "-" else v
-                  for v in row) for row in rows]
+    return [
+        tuple(dt.date.fromisoformat(v) if isinstance(v, str) and len(v) == 10 and v[4] == "-" else v for v in row)
+        for row in rows
+    ]
 
 
 def test_engine_spec_lists_and_describes_the_semantic_layer(superset):
@@ -63,17 +70,21 @@ def test_sql_lab_preview(superset):
     assert len(preview["rows"]) == 5 and {len(r) for r in preview["rows"]} == {len(previewed)}
 
 
-@pytest.mark.parametrize("grain, group_by, extra", [
-    ("P1D", "metric_time__day", {}),
-    ("P1W", "metric_time__week", {}),
-    ("P1M", "metric_time__month", {}),
-    (MONDAY_WEEK, "metric_time__week", {}),
-    (SUNDAY_WEEK, "metric_time__week", {"week_start": "sunday"}),
-])
+@pytest.mark.parametrize(
+    "grain, group_by, extra",
+    [
+        ("P1D", "metric_time__day", {}),
+        ("P1W", "metric_time__week", {}),
+        ("P1M", "metric_time__month", {}),
+        (MONDAY_WEEK, "metric_time__week", {}),
+        (SUNDAY_WEEK, "metric_time__week", {"week_start": "sunday"}),
+    ],
+)
 def test_time_grains_answer_governed_values(superset, api, grain, group_by, extra):
     got = dated(superset["grains"][grain]["rows"])
-    want = http_rows(api, {"metrics": ["active_users"], "group_by": [group_by], "order_by": [group_by],
-                           **RANGE, **extra})
+    want = http_rows(
+        api, {"metrics": ["active_users"], "group_by": [group_by], "order_by": [group_by], **RANGE, **extra}
+    )
     assert want and got == want
 
 
@@ -81,42 +92,51 @@ def test_time_grains_answer_governed_values(superset, api, grain, group_by, extr
 def test_series_limit_chart_from_get_sqla_query(superset, api, chart, series, limit):
     answer = superset["charts"][chart]
     assert ") AS series_limit ON " in answer["sql"] and "ORDER BY SUM(sessions) DESC" in answer["sql"]
-    top = http_rows(api, {"metrics": ["sessions"], "group_by": series, "order_by": ["-sessions", *series],
-                          "limit": limit, **RANGE})
-    keys = {tuple(r[:len(series)]) for r in top}
+    top = http_rows(
+        api, {"metrics": ["sessions"], "group_by": series, "order_by": ["-sessions", *series], "limit": limit, **RANGE}
+    )
+    keys = {tuple(r[: len(series)]) for r in top}
     everything = http_rows(api, {"metrics": ["active_users"], "group_by": ["metric_time__week", *series], **RANGE})
-    want = sorted(r for r in everything if tuple(r[1:1 + len(series)]) in keys)
+    want = sorted(r for r in everything if tuple(r[1 : 1 + len(series)]) in keys)
     assert len(keys) == limit and want
     assert sorted(dated(answer["rows"])) == want
 
 
 @pytest.mark.parametrize("chart, series, limit", [("one", ["platform"], 2), ("two", ["platform", "country"], 3)])
 def test_group_others_chart_answers_the_top_n_and_the_rest(superset, api, chart, series, limit):
-    """"Group remaining as Others": the top-N slices as in the plain chart, then one 'Others'
+    """ "Group remaining as Others": the top-N slices as in the plain chart, then one 'Others'
     row per week with the governed metric over every other slice (not a sum of their values)."""
     answer = superset["group_others"][chart]
     assert "LEFT OUTER JOIN" in answer["sql"] and "ELSE 'Others'" in answer["sql"], answer["sql"]
     assert "error" not in answer, answer.get("error")
     rows = dated(answer["rows"])
-    top_rows = [r for r in rows if "Others" not in r[1:1 + len(series)]]
+    top_rows = [r for r in rows if "Others" not in r[1 : 1 + len(series)]]
     assert sorted(top_rows) == sorted(dated(superset["charts"][chart]["rows"]))
-    others = sorted(r for r in rows if "Others" in r[1:1 + len(series)])
-    assert all(r[1:1 + len(series)] == ("Others",) * len(series) for r in others)
-    top = http_rows(api, {"metrics": ["sessions"], "group_by": series, "order_by": ["-sessions", *series],
-                          "limit": limit, **RANGE})
+    others = sorted(r for r in rows if "Others" in r[1 : 1 + len(series)])
+    assert all(r[1 : 1 + len(series)] == ("Others",) * len(series) for r in others)
+    top = http_rows(
+        api, {"metrics": ["sessions"], "group_by": series, "order_by": ["-sessions", *series], "limit": limit, **RANGE}
+    )
     if len(series) == 1:
         # No slice is NULL in the range, so "not among the top-N" is the API's not_in.
         slices = http_rows(api, {"metrics": ["sessions"], "group_by": series, **RANGE})
         assert all(r[0] is not None for r in slices)
-        want = http_rows(api, {"metrics": ["active_users"], "group_by": ["metric_time__week"], **RANGE,
-                               "where": [{"field": series[0], "op": "not_in", "values": [r[0] for r in top]}]})
+        want = http_rows(
+            api,
+            {
+                "metrics": ["active_users"],
+                "group_by": ["metric_time__week"],
+                **RANGE,
+                "where": [{"field": series[0], "op": "not_in", "values": [r[0] for r in top]}],
+            },
+        )
         assert want and others == sorted((r[0], "Others", r[1]) for r in want)
     else:
         # Every week has an 'Others' row, and a distinct count over the rest is at most the
         # sum of the rest's own values.
         weeks = {r[0] for r in top_rows}
         assert {r[0] for r in others} == weeks
-        keys = {tuple(r[:len(series)]) for r in top}
+        keys = {tuple(r[: len(series)]) for r in top}
         rest = http_rows(api, {"metrics": ["active_users"], "group_by": ["metric_time__week", *series], **RANGE})
         for week, *_, value in others:
             assert 0 < value <= sum(r[-1] for r in rest if r[0] == week and tuple(r[1:-1]) not in keys)

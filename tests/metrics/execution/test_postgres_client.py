@@ -24,10 +24,17 @@ def client(postgres_dsn: str):
 def test_types_and_values(client: PostgresClient) -> None:
     result = client.query(
         "SELECT DATE '2024-03-04' AS d, TIMESTAMP '2024-03-04 05:06:07' AS ts, 'x'::varchar AS s, "
-        "7::bigint AS i, 2.5::numeric(18,2) AS n, 0.25::double precision AS f, true AS b")
+        "7::bigint AS i, 2.5::numeric(18,2) AS n, 0.25::double precision AS f, true AS b"
+    )
     assert [(c.name, c.type) for c in result.columns] == [
-        ("d", "date"), ("ts", "timestamp"), ("s", "string"), ("i", "integer"), ("n", "number"),
-        ("f", "number"), ("b", "boolean")]
+        ("d", "date"),
+        ("ts", "timestamp"),
+        ("s", "string"),
+        ("i", "integer"),
+        ("n", "number"),
+        ("f", "number"),
+        ("b", "boolean"),
+    ]
     assert result.rows == [(dt.date(2024, 3, 4), dt.datetime(2024, 3, 4, 5, 6, 7), "x", 7, 2.5, 0.25, True)]
     assert isinstance(result.rows[0][4], float)  # numeric leaves as a float, as DuckDB decimals do
 

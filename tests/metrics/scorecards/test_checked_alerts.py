@@ -22,4 +22,5 @@ def test_checked_alerts_match_the_warehouse_check(built_warehouse):
         b = checked[key]
         assert (b.direction, b.adverse) == (a.direction, a.adverse), key
         assert (b.value, b.expected, b.lower_bound, b.upper_bound, b.score) == pytest.approx(
-            (a.value, a.expected, a.lower_bound, a.upper_bound, a.score)), key
+            (a.value, a.expected, a.lower_bound, a.upper_bound, a.score)
+        ), key

@@ -31,10 +31,18 @@ def scipy_two_proportion(x1: int, n1: int, x0: int, n0: int) -> tuple[float, flo
     return z, 2 * stats.norm.sf(abs(z))
 
 
-@pytest.mark.parametrize("x1,n1,x0,n0", [
-    (32, 288, 0, 141), (9, 422, 1, 163), (49, 3222, 6, 1647), (5, 383, 7, 130), (1, 10, 9, 10),
-    (500, 100000, 430, 100000), (3, 302, 1, 102),
-])
+@pytest.mark.parametrize(
+    "x1,n1,x0,n0",
+    [
+        (32, 288, 0, 141),
+        (9, 422, 1, 163),
+        (49, 3222, 6, 1647),
+        (5, 383, 7, 130),
+        (1, 10, 9, 10),
+        (500, 100000, 430, 100000),
+        (3, 302, 1, 102),
+    ],
+)
 def test_z_test_matches_scipy(x1, n1, x0, n0):
     result = two_proportion_z_test(x1, n1, x0, n0)
     z, p = scipy_two_proportion(x1, n1, x0, n0)
@@ -48,7 +56,7 @@ def test_z_test_matches_scipy_chi_square_on_the_2x2_table():
     x1, n1, x0, n0 = 32, 288, 4, 141
     chi2, p, _, _ = stats.chi2_contingency([[x1, n1 - x1], [x0, n0 - x0]], correction=False)
     result = two_proportion_z_test(x1, n1, x0, n0)
-    assert result.z ** 2 == pytest.approx(chi2, rel=1e-10)
+    assert result.z**2 == pytest.approx(chi2, rel=1e-10)
     assert result.p_value == pytest.approx(p, rel=1e-9)
 
 
@@ -59,12 +67,28 @@ def test_z_test_degenerate_inputs_return_a_result():
 
 
 def test_slo_statuses_in_both_directions_and_per_slice():
-    higher = Slo.from_meta("crash_free_user_rate", {"slo": {"direction": "higher_is_better",
-                                                            "target": 0.99, "warn": 0.985}})
+    higher = Slo.from_meta(
+        "crash_free_user_rate", {"slo": {"direction": "higher_is_better", "target": 0.99, "warn": 0.985}}
+    )
     assert [higher.status(v, 7) for v in (0.999, 0.99, 0.985, 0.9849, None)] == [
-        Status.OK, Status.OK, Status.WARN, Status.BREACH, Status.NO_DATA]
-    lower = Slo.from_meta("incidents", {"slo": {"direction": "lower_is_better", "target": 2, "warn": 3,
-                                                "per_days": 7, "by_severity": {"sev1": {"target": 0, "warn": 0}}}})
+        Status.OK,
+        Status.OK,
+        Status.WARN,
+        Status.BREACH,
+        Status.NO_DATA,
+    ]
+    lower = Slo.from_meta(
+        "incidents",
+        {
+            "slo": {
+                "direction": "lower_is_better",
+                "target": 2,
+                "warn": 3,
+                "per_days": 7,
+                "by_severity": {"sev1": {"target": 0, "warn": 0}},
+            }
+        },
+    )
     assert lower.direction is Direction.LOWER_IS_BETTER
     assert [lower.status(v, 7) for v in (2, 3, 4)] == [Status.OK, Status.WARN, Status.BREACH]
     # a 31-day month allows 31/7 times the weekly count

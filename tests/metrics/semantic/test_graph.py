@@ -66,11 +66,18 @@ def test_equally_near_candidates_are_ambiguous():
 
     raw = {**RAW, "semantic_models": [dict(m) for m in RAW["semantic_models"]]}
     # Give regions a `country` too: still one hop further than customers.country, so fine...
-    raw["semantic_models"][2] = {**raw["semantic_models"][2],
-                                 "dimensions": [{"name": "country", "type": "categorical"}]}
+    raw["semantic_models"][2] = {
+        **raw["semantic_models"][2],
+        "dimensions": [{"name": "country", "type": "categorical"}],
+    }
     # ...but a second entity on orders reaching regions directly makes two one-hop candidates.
-    raw["semantic_models"][0] = {**raw["semantic_models"][0], "entities": [
-        *raw["semantic_models"][0]["entities"], {"name": "region", "type": "foreign", "expr": "region_id"}]}
+    raw["semantic_models"][0] = {
+        **raw["semantic_models"][0],
+        "entities": [
+            *raw["semantic_models"][0]["entities"],
+            {"name": "region", "type": "foreign", "expr": "region_id"},
+        ],
+    }
     graph = SemanticGraph(parse_semantic_manifest(raw))
     with pytest.raises(AmbiguousDimension) as info:
         graph.resolve(graph.source_of(graph.measures["order_total"]), "country", metric="revenue")

@@ -30,8 +30,11 @@ text_values = st.one_of(st.sampled_from(HOSTILE), st.text(min_size=0, max_size=4
 
 
 def _compile(engine, value: str, op: FilterOp = FilterOp.EQ):
-    flt = Filter("customer__country", op, value=value) if op.takes_value else \
-        Filter("customer__country", op, values=(value, "DE"))
+    flt = (
+        Filter("customer__country", op, value=value)
+        if op.takes_value
+        else Filter("customer__country", op, values=(value, "DE"))
+    )
     return engine.compile(MetricQuery(metrics=("revenue",), group_by=("metric_time__week",), where=(flt,)))
 
 
@@ -49,7 +52,9 @@ def test_structured_filter_values_never_change_the_statement(shop_engine, value,
 def test_literals_in_filter_strings_become_parameters(shop_engine, value):
     quoted = "'" + value.replace("'", "''") + "'"
     template = "{{ Dimension('customer__country') }} = " + quoted
-    benign = shop_engine.compile(MetricQuery(metrics=("revenue",), where_sql=("{{ Dimension('customer__country') }} = 'US'",)))
+    benign = shop_engine.compile(
+        MetricQuery(metrics=("revenue",), where_sql=("{{ Dimension('customer__country') }} = 'US'",))
+    )
     try:
         hostile = shop_engine.compile(MetricQuery(metrics=("revenue",), where_sql=(template,)))
     except UserError:
@@ -61,17 +66,20 @@ def test_literals_in_filter_strings_become_parameters(shop_engine, value):
 BENIGN_WHERE = "WHERE (t1.country = $p0)"
 
 
-@pytest.mark.parametrize("template,refused_with,where", [
-    # A comment is dropped by the parser, never carried into the statement.
-    ("{{ Dimension('customer__country') }} = 'US' -- and more", None, "WHERE (t1.country = $p0)"),
-    ("{{ Dimension('customer__country') }} = 'US' /* x */ OR 1=1", None, "WHERE (t1.country = $p0 OR $p1 = $p2)"),
-    ("{{ Dimension('customer__country') }} = 'US'; SELECT * FROM marts.dim_customers", "InvalidFilter", None),
-    ("{{ Dimension('customer__country') }} IN (SELECT country FROM marts.dim_customers)", "InvalidFilter", None),
-    ("{{ Dimension('customer__country') }} = read_csv('/etc/passwd')", "InvalidFilter", None),
-    ("{{ Dimension('customer__country') }} = 'US') OR (1=1", "InvalidFilter", None),
-    ("{{ Dimension('customer__country\\') }} = 1", "UnknownDimension", None),
-    ("{{ Dimension(\"customer__country') }} = 1", "InvalidFilter", None),
-])
+@pytest.mark.parametrize(
+    "template,refused_with,where",
+    [
+        # A comment is dropped by the parser, never carried into the statement.
+        ("{{ Dimension('customer__country') }} = 'US' -- and more", None, "WHERE (t1.country = $p0)"),
+        ("{{ Dimension('customer__country') }} = 'US' /* x */ OR 1=1", None, "WHERE (t1.country = $p0 OR $p1 = $p2)"),
+        ("{{ Dimension('customer__country') }} = 'US'; SELECT * FROM marts.dim_customers", "InvalidFilter", None),
+        ("{{ Dimension('customer__country') }} IN (SELECT country FROM marts.dim_customers)", "InvalidFilter", None),
+        ("{{ Dimension('customer__country') }} = read_csv('/etc/passwd')", "InvalidFilter", None),
+        ("{{ Dimension('customer__country') }} = 'US') OR (1=1", "InvalidFilter", None),
+        ("{{ Dimension('customer__country\\') }} = 1", "UnknownDimension", None),
+        ("{{ Dimension(\"customer__country') }} = 1", "InvalidFilter", None),
+    ],
+)
 def test_filter_strings_cannot_smuggle_sql(shop_engine, template, refused_with, where):
     query = MetricQuery(metrics=("revenue",), where_sql=(template,))
     if refused_with:
@@ -80,8 +88,9 @@ def test_filter_strings_cannot_smuggle_sql(shop_engine, template, refused_with, 
         assert type(refused.value).__name__ == refused_with
         return
     compiled = shop_engine.compile(query)
-    benign = shop_engine.compile(MetricQuery(metrics=("revenue",),
-                                             where_sql=("{{ Dimension('customer__country') }} = 'US'",)))
+    benign = shop_engine.compile(
+        MetricQuery(metrics=("revenue",), where_sql=("{{ Dimension('customer__country') }} = 'US'",))
+    )
     # The same statement as the benign filter's, but for the WHERE clause the filter parsed to.
     assert benign.sql.count(BENIGN_WHERE) == 1
     assert compiled.sql == benign.sql.replace(BENIGN_WHERE, where)
@@ -94,8 +103,11 @@ def test_names_are_looked_up_never_pasted(shop_engine, name):
     """A metric, group-by or filter name that is not in the semantic layer is refused with a
     user error; it never reaches SQL."""
     valid = {"revenue", "orders", "buyers", "new_customers", "aov"}
-    for query in (dict(metrics=(name,)), dict(metrics=("revenue",), group_by=(name,)),
-                  dict(metrics=("revenue",), where=(Filter(name, FilterOp.EQ, value="x"),))):
+    for query in (
+        dict(metrics=(name,)),
+        dict(metrics=("revenue",), group_by=(name,)),
+        dict(metrics=("revenue",), where=(Filter(name, FilterOp.EQ, value="x"),)),
+    ):
         try:
             shop_engine.compile(MetricQuery(**query))
         except MetricsError as exc:

@@ -46,9 +46,11 @@ def test_two_hop_dimension(shop_engine, shop_db):
 
 
 def test_ratio_is_computed_per_row_from_its_parts(shop_engine, shop_db):
-    expected = dict(shop_db.execute("""
+    expected = dict(
+        shop_db.execute("""
         select cast(date_trunc('month', ordered_at) as date), sum(amount) / count(*)
-        from marts.fct_orders group by 1""").fetchall())
+        from marts.fct_orders group by 1""").fetchall()
+    )
     got = dict(rows(shop_engine, metrics=("aov",), group_by=("metric_time__month",)))
     assert got == pytest.approx(expected)
 
@@ -57,8 +59,9 @@ def test_half_open_time_range(shop_engine, shop_db):
     start, end = dt.datetime(2026, 1, 11, 23, 59), dt.datetime(2026, 1, 12)
     got = rows(shop_engine, metrics=("orders",), start=start, end=end)
     assert got == [(1,)]  # o3 at the start instant counts, o4 at the end instant does not
-    expected = shop_db.execute("select count(*) from marts.fct_orders where ordered_at >= ? and ordered_at < ?",
-                               [start, end]).fetchall()
+    expected = shop_db.execute(
+        "select count(*) from marts.fct_orders where ordered_at >= ? and ordered_at < ?", [start, end]
+    ).fetchall()
     assert got == expected
 
 
@@ -84,15 +87,18 @@ def test_metrics_from_two_models_share_buckets(shop_engine, shop_db):
     assert got == expected
 
 
-@pytest.mark.parametrize("op,value,values,expected_sql", [
-    (FilterOp.EQ, "US", (), "c.country = 'US'"),
-    (FilterOp.NE, "US", (), "c.country <> 'US'"),
-    (FilterOp.IN, None, ("US", "DE"), "c.country in ('US', 'DE')"),
-    (FilterOp.NOT_IN, None, ("US",), "c.country not in ('US')"),
-    (FilterOp.IS_NULL, None, (), "c.country is null"),
-    (FilterOp.IS_NOT_NULL, None, (), "c.country is not null"),
-    (FilterOp.EQ, "O'Brien", (), "c.country = 'O''Brien'"),
-])
+@pytest.mark.parametrize(
+    "op,value,values,expected_sql",
+    [
+        (FilterOp.EQ, "US", (), "c.country = 'US'"),
+        (FilterOp.NE, "US", (), "c.country <> 'US'"),
+        (FilterOp.IN, None, ("US", "DE"), "c.country in ('US', 'DE')"),
+        (FilterOp.NOT_IN, None, ("US",), "c.country not in ('US')"),
+        (FilterOp.IS_NULL, None, (), "c.country is null"),
+        (FilterOp.IS_NOT_NULL, None, (), "c.country is not null"),
+        (FilterOp.EQ, "O'Brien", (), "c.country = 'O''Brien'"),
+    ],
+)
 def test_structured_filters(shop_engine, shop_db, op, value, values, expected_sql):
     expected = shop_db.execute(f"""
         select count(*) from marts.fct_orders o left join marts.dim_customers c using (customer_id)
@@ -102,8 +108,12 @@ def test_structured_filters(shop_engine, shop_db, op, value, values, expected_sq
 
 
 def test_filter_on_a_time_bucket_compares_bucket_starts(shop_engine):
-    got = rows(shop_engine, metrics=("orders",), group_by=("metric_time__week",),
-               where=(Filter("metric_time__week", FilterOp.GE, "2026-01-12"),))
+    got = rows(
+        shop_engine,
+        metrics=("orders",),
+        group_by=("metric_time__week",),
+        where=(Filter("metric_time__week", FilterOp.GE, "2026-01-12"),),
+    )
     assert [r[0] for r in got] == [dt.date(2026, 1, 12), dt.date(2026, 1, 19), dt.date(2026, 1, 26)]
 
 
@@ -116,16 +126,26 @@ def test_client_values_never_enter_the_sql_text(shop_engine):
 
 
 def test_order_by_and_limit(shop_engine):
-    got = rows(shop_engine, metrics=("revenue",), group_by=("order__channel",),
-               order_by=(OrderBy("revenue", descending=True),), limit=1)
+    got = rows(
+        shop_engine,
+        metrics=("revenue",),
+        group_by=("order__channel",),
+        order_by=(OrderBy("revenue", descending=True),),
+        limit=1,
+    )
     assert got == [("web", 210.0)]
 
 
 def test_snapshot_of_a_multi_model_query(shop_engine):
-    compiled = shop_engine.compile(MetricQuery(
-        metrics=("aov", "new_customers"), group_by=("metric_time__month", "country"),
-        where=(Filter("region_name", FilterOp.EQ, "North"),),
-        start=dt.datetime(2026, 1, 1), end=dt.datetime(2026, 2, 1)))
+    compiled = shop_engine.compile(
+        MetricQuery(
+            metrics=("aov", "new_customers"),
+            group_by=("metric_time__month", "country"),
+            where=(Filter("region_name", FilterOp.EQ, "North"),),
+            start=dt.datetime(2026, 1, 1),
+            end=dt.datetime(2026, 2, 1),
+        )
+    )
     path = SNAPSHOTS / "multi_model_query.sql"
     if os.environ.get("UPDATE_SNAPSHOTS") or not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -136,7 +156,9 @@ def test_snapshot_of_a_multi_model_query(shop_engine):
 
 
 def test_filter_strings_are_parsed_and_their_values_bound(shop_engine, shop_db):
-    template = "{{ Dimension('customer__country') }} in ('US', 'O''Brien') and {{ Dimension('order__status') }} != 'pending'"
+    template = (
+        "{{ Dimension('customer__country') }} in ('US', 'O''Brien') and {{ Dimension('order__status') }} != 'pending'"
+    )
     compiled = shop_engine.compile(MetricQuery(metrics=("orders",), where_sql=(template,)))
     assert "O''Brien" not in compiled.sql and "'US'" not in compiled.sql
     assert sorted(compiled.params.values()) == ["O'Brien", "US", "pending"]
@@ -146,12 +168,15 @@ def test_filter_strings_are_parsed_and_their_values_bound(shop_engine, shop_db):
     assert rows(shop_engine, metrics=("orders",), where_sql=(template,)) == [(expected,)]
 
 
-@pytest.mark.parametrize("template", [
-    "{{ Dimension('customer__country') }} = 'US'; drop table marts.fct_orders",
-    "{{ Dimension('customer__country') }} = (select max(country) from marts.dim_customers)",
-    "country = 'US'",
-    "{{ Dimension('customer__country') }} = 'US' or {{ config('x') }}",
-])
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{{ Dimension('customer__country') }} = 'US'; drop table marts.fct_orders",
+        "{{ Dimension('customer__country') }} = (select max(country) from marts.dim_customers)",
+        "country = 'US'",
+        "{{ Dimension('customer__country') }} = 'US' or {{ config('x') }}",
+    ],
+)
 def test_filter_strings_outside_the_allowed_grammar_are_refused(shop_engine, template):
     from metrics.errors import InvalidFilter
 
@@ -166,30 +191,36 @@ def test_metric_in_a_filter_is_computed_per_entity(shop_engine, shop_db):
         select c.country, count(*) from marts.fct_orders o join marts.dim_customers c using (customer_id)
         where o.customer_id in (select customer_id from marts.fct_orders group by 1 having sum(amount) > 50)
         group by 1 order by 1""").fetchall()
-    assert expected and sum(n for _, n in expected) < shop_db.execute(
-        "select count(*) from marts.fct_orders").fetchone()[0]  # the filter does filter
+    assert (
+        expected
+        and sum(n for _, n in expected) < shop_db.execute("select count(*) from marts.fct_orders").fetchone()[0]
+    )  # the filter does filter
     assert rows(shop_engine, metrics=("orders",), group_by=("customer__country",), where_sql=(template,)) == expected
     compiled = shop_engine.compile(MetricQuery(metrics=("orders",), where_sql=(template,)))
     assert "50" not in compiled.sql and 50 in compiled.params.values()
 
 
 def test_metric_filter_combines_with_dimension_filters(shop_engine, shop_db):
-    template = ("{{ Metric('orders', group_by=['customer']) }} >= 2 "
-                "and {{ Dimension('order__status') }} != 'pending'")
+    template = "{{ Metric('orders', group_by=['customer']) }} >= 2 and {{ Dimension('order__status') }} != 'pending'"
     expected = shop_db.execute("""
         select coalesce(sum(amount), 0) from marts.fct_orders
         where status != 'pending'
-          and customer_id in (select customer_id from marts.fct_orders group by 1 having count(*) >= 2)""").fetchone()[0]
-    (answer,), = rows(shop_engine, metrics=("revenue",), where_sql=(template,))
+          and customer_id in (select customer_id from marts.fct_orders group by 1 having count(*) >= 2)""").fetchone()[
+        0
+    ]
+    ((answer,),) = rows(shop_engine, metrics=("revenue",), where_sql=(template,))
     assert answer == pytest.approx(expected)
 
 
-@pytest.mark.parametrize("template,error", [
-    ("{{ Metric('revenue') }} > 50", "group_by"),
-    ("{{ Metric('revenue', group_by=[]) }} > 50", "entities"),
-    ("{{ Metric('revenue', group_by=['customer__country']) }} > 50", "not an entity"),
-    ("{{ Metric('revenue', group_by=[customer]) }} > 50", "quoted"),
-])
+@pytest.mark.parametrize(
+    "template,error",
+    [
+        ("{{ Metric('revenue') }} > 50", "group_by"),
+        ("{{ Metric('revenue', group_by=[]) }} > 50", "entities"),
+        ("{{ Metric('revenue', group_by=['customer__country']) }} > 50", "not an entity"),
+        ("{{ Metric('revenue', group_by=[customer]) }} > 50", "quoted"),
+    ],
+)
 def test_malformed_metric_filters_are_refused(shop_engine, template, error):
     from metrics.errors import InvalidFilter
 
@@ -201,8 +232,9 @@ def test_metric_filter_on_an_unknown_metric_names_the_nearest(shop_engine):
     from metrics.errors import UnknownMetric
 
     with pytest.raises(UnknownMetric, match="revenue"):
-        shop_engine.compile(MetricQuery(metrics=("orders",),
-                                        where_sql=("{{ Metric('revenu', group_by=['customer']) }} > 5",)))
+        shop_engine.compile(
+            MetricQuery(metrics=("orders",), where_sql=("{{ Metric('revenu', group_by=['customer']) }} > 5",))
+        )
 
 
 def test_slowly_changing_dimension_is_joined_at_the_measures_time(shop_engine, shop_db):
@@ -226,10 +258,14 @@ def test_postgres_stacks_aggregates_instead_of_a_null_safe_join(shop_engine, sho
 
     from metrics.sql.render import Renderer
 
-    query = MetricQuery(metrics=("orders", "new_customers", "aov", "completion_rate"),
-                        group_by=("metric_time__week", "customer__country"), order_by=())
+    query = MetricQuery(
+        metrics=("orders", "new_customers", "aov", "completion_rate"),
+        group_by=("metric_time__week", "customer__country"),
+        order_by=(),
+    )
     rendered = Renderer(shop_engine.graph, "postgres").render(shop_engine.plan(query))
     assert "DISTINCT FROM" not in rendered.sql.upper() and "UNION ALL" in rendered.sql
     statement = sqlglot.transpile(rendered.inline_sql(pretty=False), read="postgres", write="duckdb")[0]
     assert sorted(shop_db.execute(statement).fetchall(), key=repr) == sorted(
-        (tuple(r) for r in shop_engine.query(query).rows), key=repr)
+        (tuple(r) for r in shop_engine.query(query).rows), key=repr
+    )

@@ -41,13 +41,27 @@ def _manifest():
     orders = next(m for m in raw["semantic_models"] if m["name"] == "orders")
     orders["measures"] += [
         {"name": "p90_order", "agg": "percentile", "expr": "amount", "agg_params": {"percentile": 0.9}},
-        {"name": "p40_order_disc", "agg": "percentile", "expr": "amount",
-         "agg_params": {"percentile": 0.4, "use_discrete_percentile": True}},
+        {
+            "name": "p40_order_disc",
+            "agg": "percentile",
+            "expr": "amount",
+            "agg_params": {"percentile": 0.4, "use_discrete_percentile": True},
+        },
     ]
-    for name, measure in (("median_order", "median_order"), ("p90_order", "p90_order"),
-                          ("p40_order_disc", "p40_order_disc")):
-        raw["metrics"].append({"name": name, "type": "simple", "label": name, "description": "",
-                               "type_params": {"measure": {"name": measure}}})
+    for name, measure in (
+        ("median_order", "median_order"),
+        ("p90_order", "p90_order"),
+        ("p40_order_disc", "p40_order_disc"),
+    ):
+        raw["metrics"].append(
+            {
+                "name": name,
+                "type": "simple",
+                "label": name,
+                "description": "",
+                "type_params": {"measure": {"name": measure}},
+            }
+        )
     return parse_semantic_manifest(raw)
 
 
@@ -65,13 +79,13 @@ def engines(shop_warehouse: Path, tmp_path_factory: pytest.TempPathFactory):
     tables = []
     for table in TABLES:
         (build / table).mkdir()
-        pq.write_table(con.sql(f"select * from marts.{table}").to_arrow_table(),
-                       build / table / "part-0.parquet")
+        pq.write_table(con.sql(f"select * from marts.{table}").to_arrow_table(), build / table / "part-0.parquet")
         tables.append({"schema": "marts", "table": table, "location": table, "format": "parquet"})
     con.close()
     pointer = build / "warehouse.spark"
-    pointer.write_text(json.dumps({"type": "spark", "build_id": "shop", "schemas": {"marts": "marts"},
-                                   "tables": tables}))
+    pointer.write_text(
+        json.dumps({"type": "spark", "build_id": "shop", "schemas": {"marts": "marts"}, "tables": tables})
+    )
     manifest = _manifest()
     duck = MetricsEngine(manifest, DuckDBClient(shop_warehouse), BuildInfo("shop", None, True, build))
     spark = MetricsEngine(manifest, SparkClient(pointer, master="local[1]"), BuildInfo("shop", None, True, build))
@@ -87,8 +101,9 @@ def same_rows(duck_rows: list, spark_rows: list, what: str) -> None:
     for e_row, g_row in zip(expected, got):
         for e, g in zip(e_row, g_row):
             if isinstance(e, float) or isinstance(g, float):
-                assert e is not None and g is not None and math.isclose(e, g, rel_tol=1e-9, abs_tol=1e-12), \
+                assert e is not None and g is not None and math.isclose(e, g, rel_tol=1e-9, abs_tol=1e-12), (
                     f"{what}: {e_row} on DuckDB, {g_row} on Spark"
+                )
             else:
                 assert e == g, f"{what}: {e_row} on DuckDB, {g_row} on Spark"
 
@@ -135,18 +150,41 @@ def test_percentile_answers(engines) -> None:
 
 def test_time_zone_week_start_and_bounds(engines) -> None:
     for grain in ("day", "week", "month"):
-        check(engines, metrics=("revenue", "orders", "buyers"), group_by=(f"metric_time__{grain}",),
-              timezone="America/New_York")
-        check(engines, metrics=("revenue", "revenue_7d", "revenue_wow"), group_by=(f"metric_time__{grain}",),
-              start=dt.datetime(2026, 1, 6), end=dt.datetime(2026, 1, 25))
+        check(
+            engines,
+            metrics=("revenue", "orders", "buyers"),
+            group_by=(f"metric_time__{grain}",),
+            timezone="America/New_York",
+        )
+        check(
+            engines,
+            metrics=("revenue", "revenue_7d", "revenue_wow"),
+            group_by=(f"metric_time__{grain}",),
+            start=dt.datetime(2026, 1, 6),
+            end=dt.datetime(2026, 1, 25),
+        )
     check(engines, metrics=("revenue", "buyers"), group_by=("metric_time__week",), week_start=WeekStart.SUNDAY)
-    check(engines, metrics=("revenue",), group_by=("metric_time__day",), timezone="Asia/Kolkata",
-          start=dt.datetime(2026, 1, 11), end=dt.datetime(2026, 1, 13))
+    check(
+        engines,
+        metrics=("revenue",),
+        group_by=("metric_time__day",),
+        timezone="Asia/Kolkata",
+        start=dt.datetime(2026, 1, 11),
+        end=dt.datetime(2026, 1, 13),
+    )
 
 
 def test_bound_values_with_quotes_and_markers(engines) -> None:
     for country in ("O'Brien", "US", ":p0"):
-        check(engines, metrics=("new_customers",), group_by=("metric_time__month",),
-              where=(Filter("country", FilterOp.EQ, value=country),))
-        check(engines, metrics=("orders",), group_by=("metric_time__month",),
-              where=(Filter("country", FilterOp.IN, values=(country, "DE")),))
+        check(
+            engines,
+            metrics=("new_customers",),
+            group_by=("metric_time__month",),
+            where=(Filter("country", FilterOp.EQ, value=country),),
+        )
+        check(
+            engines,
+            metrics=("orders",),
+            group_by=("metric_time__month",),
+            where=(Filter("country", FilterOp.IN, values=(country, "DE")),),
+        )

@@ -53,8 +53,13 @@ def test_trailing_window_distinct_count_pre_aggregated_per_day(shop_engine, shop
           on cast(o.ordered_at as date) <= s.date_day and cast(o.ordered_at as date) > s.date_day - 7
         where s.date_day >= date '2026-01-10' and s.date_day < date '2026-01-25'
         group by 1 order by 1""").fetchall()
-    got = rows(shop_engine, metrics=("buyers_7d",), group_by=("metric_time__day",),
-               start=dt.datetime(2026, 1, 10), end=dt.datetime(2026, 1, 25))
+    got = rows(
+        shop_engine,
+        metrics=("buyers_7d",),
+        group_by=("metric_time__day",),
+        start=dt.datetime(2026, 1, 10),
+        end=dt.datetime(2026, 1, 25),
+    )
     assert got == expected
     # The window reaches back before `start`: 2026-01-10 still sees the orders of 01-05 and 01-06.
     assert got[0] == (D(2026, 1, 10), 1)
@@ -103,20 +108,28 @@ def test_offset_window_compares_with_the_week_before(shop_engine, shop_db):
 def test_offset_over_a_range_and_a_slice_reads_the_model_once(shop_engine, shop_db):
     start, end = dt.datetime(2026, 1, 12), dt.datetime(2026, 2, 2)
     query = dict(metrics=("revenue_wow",), group_by=("metric_time__week", "customer__country"), start=start, end=end)
-    expected = shop_db.execute("""
+    expected = shop_db.execute(
+        """
         with w as (select date_trunc('week', o.ordered_at)::date as wk, c.country, sum(o.amount) as revenue
                    from marts.fct_orders o left join marts.dim_customers c using (customer_id) group by 1, 2)
         select w.wk, w.country, w.revenue - prev.revenue from w
         left join w as prev on prev.wk = w.wk - 7 and prev.country is not distinct from w.country
-        where w.wk >= ? and w.wk < ? order by 1, 2 nulls last""", [start.date(), end.date()]).fetchall()
+        where w.wk >= ? and w.wk < ? order by 1, 2 nulls last""",
+        [start.date(), end.date()],
+    ).fetchall()
     assert expected and rows(shop_engine, **query) == expected
     # The week before is aggregated in the same scan as the week itself.
     assert shop_engine.compile(MetricQuery(**query)).sql.count('"fct_orders"') == 1
 
 
 def test_join_to_timespine_fills_every_day(shop_engine, shop_db):
-    got = rows(shop_engine, metrics=("orders_every_day",), group_by=("metric_time__day",),
-               start=dt.datetime(2026, 1, 1), end=dt.datetime(2026, 2, 1))
+    got = rows(
+        shop_engine,
+        metrics=("orders_every_day",),
+        group_by=("metric_time__day",),
+        start=dt.datetime(2026, 1, 1),
+        end=dt.datetime(2026, 2, 1),
+    )
     expected = shop_db.execute("""
         select s.date_day, count(o.order_id) from marts.time_spine s
         left join marts.fct_orders o on cast(o.ordered_at as date) = s.date_day
@@ -127,11 +140,22 @@ def test_join_to_timespine_fills_every_day(shop_engine, shop_db):
 
 def test_time_zone_moves_events_across_midnight_and_bounds(shop_engine, shop_db):
     # o3 at 2026-01-11 23:59 UTC is 2026-01-12 00:59 in Berlin (UTC+1 in winter).
-    berlin = rows(shop_engine, metrics=("orders",), group_by=("metric_time__day",), timezone="Europe/Berlin",
-                  start=dt.datetime(2026, 1, 12), end=dt.datetime(2026, 1, 13))
+    berlin = rows(
+        shop_engine,
+        metrics=("orders",),
+        group_by=("metric_time__day",),
+        timezone="Europe/Berlin",
+        start=dt.datetime(2026, 1, 12),
+        end=dt.datetime(2026, 1, 13),
+    )
     assert berlin == [(D(2026, 1, 12), 2)]
-    utc = rows(shop_engine, metrics=("orders",), group_by=("metric_time__day",),
-               start=dt.datetime(2026, 1, 12), end=dt.datetime(2026, 1, 13))
+    utc = rows(
+        shop_engine,
+        metrics=("orders",),
+        group_by=("metric_time__day",),
+        start=dt.datetime(2026, 1, 12),
+        end=dt.datetime(2026, 1, 13),
+    )
     assert utc == [(D(2026, 1, 12), 1)]
     expected = shop_db.execute("""
         select cast(timezone('Europe/Berlin', ordered_at::timestamptz) as date), count(*) from marts.fct_orders

@@ -55,9 +55,7 @@ def test_bayesian_matches_gbstats(case: dict) -> None:
 
 
 FLAT_CASES = [
-    c
-    for c in BAYESIAN_CASES
-    if c["config"]["prior"] is None and c["gbstats"].get("error_message", "x") is None
+    c for c in BAYESIAN_CASES if c["config"]["prior"] is None and c["gbstats"].get("error_message", "x") is None
 ]
 
 
@@ -78,18 +76,12 @@ def test_flat_prior_chance_to_win_is_a_normal_tail(case: dict) -> None:
     assert result.ci_high == pytest.approx(high, rel=1e-9, abs=1e-12)
 
 
-@pytest.mark.parametrize(
-    "mean,sd", [(0.0, 1.0), (0.12, 0.065), (-0.3, 0.1), (2.0, 0.4), (0.01, 3.0)]
-)
+@pytest.mark.parametrize("mean,sd", [(0.0, 1.0), (0.12, 0.065), (-0.3, 0.1), (2.0, 0.4), (0.01, 3.0)])
 def test_risk_is_the_expected_loss(mean: float, sd: float) -> None:
     pdf = stats.norm(mean, sd).pdf
     lo, hi = mean - 12 * sd, mean + 12 * sd
-    loss_control = integrate.quad(
-        lambda x: max(x, 0.0) * pdf(x), lo, hi, points=[0.0], epsabs=1e-14
-    )[0]
-    loss_treatment = integrate.quad(
-        lambda x: max(-x, 0.0) * pdf(x), lo, hi, points=[0.0], epsabs=1e-14
-    )[0]
+    loss_control = integrate.quad(lambda x: max(x, 0.0) * pdf(x), lo, hi, points=[0.0], epsabs=1e-14)[0]
+    loss_treatment = integrate.quad(lambda x: max(-x, 0.0) * pdf(x), lo, hi, points=[0.0], epsabs=1e-14)[0]
     ours = risk(mean, sd)
     assert ours[0] == pytest.approx(loss_control, rel=1e-7, abs=1e-13)
     assert ours[1] == pytest.approx(loss_treatment, rel=1e-7, abs=1e-13)
@@ -154,9 +146,7 @@ def test_proper_prior_shrinks_toward_its_mean() -> None:
         ),
     ],
 )
-def test_degenerate_inputs_return_an_error_result(
-    control, treatment, difference_type, error
-) -> None:
+def test_degenerate_inputs_return_an_error_result(control, treatment, difference_type, error) -> None:
     result = bayesian_ab_test(control, treatment, difference_type=difference_type)
     assert result.error == error
     assert result.chance_to_win == 0.5

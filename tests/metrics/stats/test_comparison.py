@@ -19,11 +19,7 @@ RUNNER_CASES = cases("runner")
 
 
 def _base(kind: str, n: int, total: float, sum_squares: float):
-    return (
-        ProportionStatistic(n, total)
-        if kind == "binomial"
-        else SampleMeanStatistic(n, total, sum_squares)
-    )
+    return ProportionStatistic(n, total) if kind == "binomial" else SampleMeanStatistic(n, total, sum_squares)
 
 
 def _statistic(settings: dict, row: dict) -> TestStatistic:
@@ -31,9 +27,7 @@ def _statistic(settings: dict, row: dict) -> TestStatistic:
     post = _base(settings["main_metric_type"], n, row["main_sum"], row["main_sum_squares"])
     if settings["statistic_type"] == "mean":
         return post
-    pre = _base(
-        settings["covariate_metric_type"], n, row["covariate_sum"], row["covariate_sum_squares"]
-    )
+    pre = _base(settings["covariate_metric_type"], n, row["covariate_sum"], row["covariate_sum_squares"])
     return RegressionAdjustedStatistic(
         post_statistic=post,  # type: ignore[arg-type]
         pre_statistic=pre,  # type: ignore[arg-type]
@@ -92,9 +86,7 @@ def test_row_carries_the_readout_fields() -> None:
 
 
 def test_guardrail_chance_to_win_is_for_lower() -> None:
-    fewer_crashes = compare_variant(
-        ProportionStatistic(5012, 50), ProportionStatistic(4988, 40), lower_is_better=True
-    )
+    fewer_crashes = compare_variant(ProportionStatistic(5012, 50), ProportionStatistic(4988, 40), lower_is_better=True)
     assert fewer_crashes.relative_lift < 0  # type: ignore[operator]
     assert fewer_crashes.chance_to_win > 0.5  # type: ignore[operator]
 
@@ -166,9 +158,15 @@ def test_relative_and_absolute_tests_that_disagree_make_the_row_inconclusive() -
     from scipy import stats
 
     control, treatment = ProportionStatistic(144, 48), ProportionStatistic(143, 66)
-    welch = stats.ttest_ind_from_stats(66 / 143, (66 / 143 * (1 - 66 / 143)) ** 0.5, 143,
-                                       48 / 144, (48 / 144 * (1 - 48 / 144)) ** 0.5, 144,
-                                       equal_var=False)
+    welch = stats.ttest_ind_from_stats(
+        66 / 143,
+        (66 / 143 * (1 - 66 / 143)) ** 0.5,
+        143,
+        48 / 144,
+        (48 / 144 * (1 - 48 / 144)) ** 0.5,
+        144,
+        equal_var=False,
+    )
     row = compare_variant(control, treatment)
     assert row.absolute.p_value == pytest.approx(welch.pvalue, rel=1e-6)
     assert row.absolute.p_value < 0.05 < row.p_value

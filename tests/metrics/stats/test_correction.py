@@ -31,9 +31,7 @@ def _holm_by_hand(p_values: list[float]) -> list[float]:
 @pytest.mark.parametrize("p_values", P_VALUE_SETS)
 def test_benjamini_hochberg_matches_scipy(p_values: list[float]) -> None:
     ours = benjamini_hochberg(p_values)
-    assert np.allclose(
-        ours, stats.false_discovery_control(p_values, method="bh"), rtol=1e-12, atol=0
-    )
+    assert np.allclose(ours, stats.false_discovery_control(p_values, method="bh"), rtol=1e-12, atol=0)
     assert adjust_p_values(p_values, "benjamini-hochberg") == ours
 
 

@@ -37,36 +37,21 @@ def test_cuped_matches_gbstats(case: dict) -> None:
         want = expected[difference_type]
         adjusted = two_sided_ttest(control, treatment, difference_type=difference_type)
         _assert_frequentist(adjusted, want["adjusted"])
-        unadjusted = two_sided_ttest(
-            control.post_statistic, treatment.post_statistic, difference_type=difference_type
-        )
+        unadjusted = two_sided_ttest(control.post_statistic, treatment.post_statistic, difference_type=difference_type)
         _assert_frequentist(unadjusted, want["unadjusted"])
         adjusted_control, adjusted_treatment = regression_adjust(control, treatment)
         assert_close(adjusted_control.mean, want["adjusted_control_mean"], "control mean")
         assert_close(adjusted_treatment.mean, want["adjusted_treatment_mean"], "treatment mean")
-        assert_close(
-            adjusted_control.variance, want["adjusted_control_variance"], "control variance"
-        )
-        assert_close(
-            adjusted_treatment.variance, want["adjusted_treatment_variance"], "treatment variance"
-        )
+        assert_close(adjusted_control.variance, want["adjusted_control_variance"], "control variance")
+        assert_close(adjusted_treatment.variance, want["adjusted_treatment_variance"], "treatment variance")
 
         summary = cuped_result(control, treatment, difference_type)
-        if (
-            want["adjusted"]["error_message"] is None
-            and want["unadjusted"]["error_message"] is None
-        ):
-            reduction = (
-                1 - (want["adjusted"]["uplift_stddev"] / want["unadjusted"]["uplift_stddev"]) ** 2
-            )
+        if want["adjusted"]["error_message"] is None and want["unadjusted"]["error_message"] is None:
+            reduction = 1 - (want["adjusted"]["uplift_stddev"] / want["unadjusted"]["uplift_stddev"]) ** 2
             assert summary.error is None
             assert summary.variance_reduction == pytest.approx(reduction, rel=1e-6, abs=1e-12)
-            assert_close(
-                summary.adjusted_stddev, want["adjusted"]["uplift_stddev"], "adjusted stddev"
-            )
-            assert_close(
-                summary.unadjusted_stddev, want["unadjusted"]["uplift_stddev"], "unadjusted"
-            )
+            assert_close(summary.adjusted_stddev, want["adjusted"]["uplift_stddev"], "adjusted stddev")
+            assert_close(summary.unadjusted_stddev, want["unadjusted"]["uplift_stddev"], "unadjusted")
 
     bayesian = bayesian_ab_test(control, treatment)
     want = expected["bayesian_relative"]

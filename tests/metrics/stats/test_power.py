@@ -83,8 +83,10 @@ def test_planned_sample_detects_the_effect_at_the_planned_rate_in_simulation():
         for _ in range(reps):
             a = rng.normal(inputs.mean, inputs.variance**0.5, n)
             b = rng.normal(inputs.mean * (1 + effect), inputs.variance**0.5, n)
-            result = compare_variant(SampleMeanStatistic(n, float(a.sum()), float((a * a).sum())),
-                                     SampleMeanStatistic(n, float(b.sum()), float((b * b).sum())))
+            result = compare_variant(
+                SampleMeanStatistic(n, float(a.sum()), float((a * a).sum())),
+                SampleMeanStatistic(n, float(b.sum()), float((b * b).sum())),
+            )
             hits += result.p_value < 0.05
         return hits / reps
 

@@ -17,9 +17,7 @@ SEQUENTIAL_CASES = cases("sequential")
 
 @pytest.mark.parametrize("case", SEQUENTIAL_CASES, ids=[case_id(c) for c in SEQUENTIAL_CASES])
 def test_sequential_matches_gbstats(case: dict) -> None:
-    result = sequential_two_sided_ttest(
-        build(case["control"]), build(case["treatment"]), **case["config"]
-    )
+    result = sequential_two_sided_ttest(build(case["control"]), build(case["treatment"]), **case["config"])
     expected = case["gbstats"]
     assert result.error == expected["error_message"]
     assert result.method == "sequential"
@@ -39,9 +37,7 @@ def test_always_valid_interval_is_wider_than_the_fixed_one(case: dict) -> None:
     config = case["config"]
     control, treatment = build(case["control"]), build(case["treatment"])
     sequential = sequential_two_sided_ttest(control, treatment, **config)
-    fixed = two_sided_ttest(
-        control, treatment, alpha=config["alpha"], difference_type=config["difference_type"]
-    )
+    fixed = two_sided_ttest(control, treatment, alpha=config["alpha"], difference_type=config["difference_type"])
     if control.n + treatment.n >= 30:  # t quantiles at a handful of units are wider still
         assert sequential.ci_low < fixed.ci_low and sequential.ci_high > fixed.ci_high
         assert sequential.p_value >= fixed.p_value
@@ -59,9 +55,7 @@ def test_published_gbstats_numbers() -> None:
         0.33341,
         1.0,
     ]
-    p = sequential_two_sided_ttest(
-        ProportionStatistic(n=3000, sum=1396), ProportionStatistic(n=3461, sum=2422)
-    )
+    p = sequential_two_sided_ttest(ProportionStatistic(n=3000, sum=1396), ProportionStatistic(n=3461, sum=2422))
     assert [round(x, 5) for x in (p.expected, p.ci_low, p.ci_high, p.stddev, p.p_value)] == [
         0.50386,
         0.40098,
@@ -75,18 +69,14 @@ def test_tuning_near_the_sample_size_gives_the_tightest_interval() -> None:
     # gbstats's test_sequential_test_tuning_as_expected.
     a = SampleMeanStatistic(n=3000, sum=1396.87, sum_squares=52377.9767)
     b = SampleMeanStatistic(n=3461, sum=2422.7, sum_squares=134698.29)
-    below, near, above = (
-        sequential_two_sided_ttest(a, b, sequential_tuning_parameter=t) for t in (10, 6461, 10000)
-    )
+    below, near, above = (sequential_two_sided_ttest(a, b, sequential_tuning_parameter=t) for t in (10, 6461, 10000))
     assert below.ci_low < above.ci_low and below.ci_high > above.ci_high
     assert below.ci_low < near.ci_low and below.ci_high > near.ci_high
     assert above.ci_low < near.ci_low and above.ci_high > near.ci_high
 
 
 def test_huge_evidence_gives_p_zero_without_overflow() -> None:
-    r = sequential_two_sided_ttest(
-        ProportionStatistic(10**7, 10**6), ProportionStatistic(10**7, 2 * 10**6)
-    )
+    r = sequential_two_sided_ttest(ProportionStatistic(10**7, 10**6), ProportionStatistic(10**7, 2 * 10**6))
     assert r.p_value == 0.0 and r.error is None
 
 
@@ -97,9 +87,7 @@ def test_rho() -> None:
 
 
 def test_degenerate_and_bad_inputs() -> None:
-    r = sequential_two_sided_ttest(
-        SampleMeanStatistic(10, 10.0, 10.0), SampleMeanStatistic(10, 12.0, 20.0)
-    )
+    r = sequential_two_sided_ttest(SampleMeanStatistic(10, 10.0, 10.0), SampleMeanStatistic(10, 12.0, 20.0))
     assert r.error == ZERO_NEGATIVE_VARIANCE and r.p_value == 1.0
     with pytest.raises(ValueError):
         sequential_two_sided_ttest(

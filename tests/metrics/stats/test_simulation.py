@@ -31,9 +31,7 @@ def test_interval_covers_the_planted_lift_about_95_percent_of_the_time() -> None
     rng = np.random.default_rng(7)
     covered = 0
     for _ in range(200):
-        result = two_sided_ttest(
-            _bernoulli_arm(rng, BASE_RATE), _bernoulli_arm(rng, BASE_RATE * 1.2)
-        )
+        result = two_sided_ttest(_bernoulli_arm(rng, BASE_RATE), _bernoulli_arm(rng, BASE_RATE * 1.2))
         covered += result.ci_low < 0.20 < result.ci_high
     assert 0.91 <= covered / 200 <= 0.99
 
@@ -41,8 +39,7 @@ def test_interval_covers_the_planted_lift_about_95_percent_of_the_time() -> None
 def test_false_positive_rate_without_an_effect() -> None:
     rng = np.random.default_rng(11)
     positives = sum(
-        two_sided_ttest(_bernoulli_arm(rng, BASE_RATE), _bernoulli_arm(rng, BASE_RATE)).p_value
-        < 0.05
+        two_sided_ttest(_bernoulli_arm(rng, BASE_RATE), _bernoulli_arm(rng, BASE_RATE)).p_value < 0.05
         for _ in range(200)
     )
     assert 0.02 <= positives / 200 <= 0.09

@@ -35,9 +35,7 @@ def test_srm_is_scipys_chi_square(case: dict) -> None:
 
 def test_equal_split_is_the_default() -> None:
     assert check_srm([5012, 4988]) == check_srm([5012, 4988], [0.5, 0.5])
-    assert check_srm([100, 97, 103]).p_value == pytest.approx(
-        stats.chisquare([100, 97, 103]).pvalue, rel=1e-12
-    )
+    assert check_srm([100, 97, 103]).p_value == pytest.approx(stats.chisquare([100, 97, 103]).pvalue, rel=1e-12)
 
 
 def test_mismatch_uses_the_threshold() -> None:

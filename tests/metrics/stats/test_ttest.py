@@ -56,9 +56,7 @@ def test_absolute_test_is_welchs_t_test(case: dict) -> None:
     assert result.p_value == pytest.approx(welch.pvalue, rel=1e-9, abs=1e-300)
     # The interval is the Welch one, from scipy's t quantile on the same degrees of freedom.
     se = math.sqrt(sd_t**2 / n_t + sd_c**2 / n_c)
-    dof = (sd_t**2 / n_t + sd_c**2 / n_c) ** 2 / (
-        (sd_t**2 / n_t) ** 2 / (n_t - 1) + (sd_c**2 / n_c) ** 2 / (n_c - 1)
-    )
+    dof = (sd_t**2 / n_t + sd_c**2 / n_c) ** 2 / ((sd_t**2 / n_t) ** 2 / (n_t - 1) + (sd_c**2 / n_c) ** 2 / (n_c - 1))
     half = stats.t.ppf(0.975, dof) * se
     assert result.ci_low == pytest.approx(mean_t - mean_c - half, rel=1e-9, abs=1e-12)
     assert result.ci_high == pytest.approx(mean_t - mean_c + half, rel=1e-9, abs=1e-12)
@@ -66,11 +64,7 @@ def test_absolute_test_is_welchs_t_test(case: dict) -> None:
 
 @pytest.mark.parametrize(
     "case",
-    [
-        c
-        for c in TTEST_CASES
-        if c["config"]["difference_type"] == "relative" and c["gbstats"]["error_message"] is None
-    ],
+    [c for c in TTEST_CASES if c["config"]["difference_type"] == "relative" and c["gbstats"]["error_message"] is None],
     ids=case_id,
 )
 def test_relative_test_is_a_t_test_on_the_delta_method_lift(case: dict) -> None:
@@ -78,9 +72,7 @@ def test_relative_test_is_a_t_test_on_the_delta_method_lift(case: dict) -> None:
     alpha = case["config"]["alpha"]
     result = two_sided_ttest(control, treatment, alpha=alpha)
     if control.__class__.__name__ != "RegressionAdjustedStatistic":
-        assert result.expected == pytest.approx(
-            treatment.mean / control.mean - 1, rel=1e-12, abs=1e-15
-        )
+        assert result.expected == pytest.approx(treatment.mean / control.mean - 1, rel=1e-12, abs=1e-15)
     delta_variance = treatment.variance / (control.mean**2 * treatment.n) + (
         control.variance * treatment.mean**2 / (control.mean**4 * control.n)
     )
@@ -99,9 +91,13 @@ def test_published_gbstats_numbers() -> None:
     a = SampleMeanStatistic(n=3407, sum=1396.87, sum_squares=52377.9767)
     b = SampleMeanStatistic(n=3461, sum=2422.7, sum_squares=134698.29)
     rel = two_sided_ttest(a, b)
-    assert [
-        round(x, 5) for x in (rel.expected, rel.ci_low, rel.ci_high, rel.stddev, rel.p_value)
-    ] == [0.70732, -0.03526, 1.44989, 0.37879, 0.06191]
+    assert [round(x, 5) for x in (rel.expected, rel.ci_low, rel.ci_high, rel.stddev, rel.p_value)] == [
+        0.70732,
+        -0.03526,
+        1.44989,
+        0.37879,
+        0.06191,
+    ]
     absolute = two_sided_ttest(a, b, difference_type="absolute")
     assert [round(x, 5) for x in (absolute.expected, absolute.ci_low, absolute.ci_high)] == [
         0.29,
@@ -181,6 +177,4 @@ def test_programming_errors_raise() -> None:
     with pytest.raises(ValueError):
         two_sided_ttest(ProportionStatistic(10, 1), ProportionStatistic(10, 2), alpha=1.5)
     with pytest.raises(ValueError):
-        two_sided_ttest(
-            ProportionStatistic(10, 1), ProportionStatistic(10, 2), difference_type="scaled"
-        )  # type: ignore[arg-type]
+        two_sided_ttest(ProportionStatistic(10, 1), ProportionStatistic(10, 2), difference_type="scaled")  # type: ignore[arg-type]

@@ -87,7 +87,11 @@ def test_error_codes_are_said_in_words(code) -> None:
 
 def test_a_zero_baseline_shows_the_absolute_interval() -> None:
     sentence = verdict(
-        "crashed", None, None, None, error="ZERO_NEGATIVE_BASELINE_VARIATION",
+        "crashed",
+        None,
+        None,
+        None,
+        error="ZERO_NEGATIVE_BASELINE_VARIATION",
         absolute=(0.03, 0.004, 0.056),
     )
     assert sentence == (
@@ -100,9 +104,7 @@ def test_a_withheld_verdict_never_says_significant() -> None:
     reason = "only 10 users in control and 12 in treatment, fewer than 100 per variant"
     sentence = verdict("conversion", -0.657, (-1.0, -0.172), 0.001, withheld=reason)
     assert "significant" not in sentence
-    assert sentence == (
-        f"treatment: conversion not judged: {reason} (observed -65.7%, 95% CI -100.0% to -17.2%)"
-    )
+    assert sentence == (f"treatment: conversion not judged: {reason} (observed -65.7%, 95% CI -100.0% to -17.2%)")
 
 
 @pytest.mark.parametrize(

@@ -8,18 +8,18 @@
 
 {% if staged %}
 
-select
-    {{ dbt.cast('metric_name', 'varchar') }}              as metric_name,
-    {{ dbt.cast('metric_date', 'date') }}                 as metric_date,
-    {{ dbt.cast('metric_value', double_type()) }}         as metric_value
-from {{ adapter.quote(staged) }}.metric_values_daily
+    select
+        {{ dbt.cast('metric_name', 'varchar') }} as metric_name,
+        {{ dbt.cast('metric_date', 'date') }} as metric_date,
+        {{ dbt.cast('metric_value', double_type()) }} as metric_value
+    from {{ adapter.quote(staged) }}.metric_values_daily
 
 {% else %}
 
-select
-    {{ dbt.cast('null', 'varchar') }}                     as metric_name,
-    {{ dbt.cast('null', 'date') }}                        as metric_date,
-    {{ dbt.cast('null', double_type()) }}                 as metric_value
-where 1 = 0
+    select
+        {{ dbt.cast('null', 'varchar') }} as metric_name,
+        {{ dbt.cast('null', 'date') }} as metric_date,
+        {{ dbt.cast('null', double_type()) }} as metric_value
+    where 1 = 0
 
 {% endif %}
