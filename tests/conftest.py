@@ -18,6 +18,8 @@ import pytest
 from tests.api.browser import browser  # noqa: F401  (a fixture: the page tests' shared Chromium)
 
 REPO = Path(__file__).resolve().parent.parent
+# Run inside Superset's own venv by test_superset.py, not importable here (doctest collection).
+collect_ignore = ["api/sql_endpoint/superset_client.py"]
 # Tests run on the committed sample unless NORTHSTAR_TEST_LANDING names other landing data.
 SAMPLE = Path(os.environ.get("NORTHSTAR_TEST_LANDING") or REPO / "seeds" / "sample")
 
