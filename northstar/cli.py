@@ -413,12 +413,12 @@ def query(
     sql: Annotated[bool, typer.Option("--sql", help="Print the SQL instead of running it.")] = False,
 ) -> None:
     """Run the same query as the HTTP API and print it as a table."""
-    from api.schemas.query import MetricQueryRequest
     from metrics.engine import MetricsEngine
     from metrics.execution.client import to_jsonable
+    from metrics.query.request import query_from_text
 
     settings = _settings(warehouse=warehouse)
-    request = MetricQueryRequest(
+    metric_query = query_from_text(
         metrics=metrics,
         group_by=group_by,
         where=where or [],
@@ -432,9 +432,9 @@ def query(
     engine = MetricsEngine.open(settings.warehouse_path, postgres_dsn=settings.postgres_dsn_text)
     try:
         if sql:
-            print(engine.compile(request.to_query()).inline_sql)
+            print(engine.compile(metric_query).inline_sql)
             return
-        result = engine.query(request.to_query())
+        result = engine.query(metric_query)
     finally:
         engine.close()
     # A value that is not complete (metrics.query.completeness) is marked `*` (partial bucket)

@@ -8,15 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from metrics import engine
-from metrics.query.request import (
-    Filter,
-    FilterOp,
-    MetricQuery,
-    OrderBy,
-    WeekStart,
-    parse_time_bound,
-    parse_timezone,
-)
+from metrics.query.request import Filter, FilterOp, MetricQuery, query_from_text
 
 Format = Literal["json", "csv", "parquet", "arrow"]
 Completeness = Literal["meta", "columns"]
@@ -93,19 +85,18 @@ class MetricQueryRequest(BaseModel):
         return value
 
     def to_query(self) -> MetricQuery:
-        structured = tuple(w.to_filter() for w in self.where if isinstance(w, FilterModel))
-        templates = tuple(w for w in self.where if isinstance(w, str))
-        return MetricQuery(
-            metrics=tuple(self.metrics),
-            group_by=tuple(self.group_by),
-            where=structured,
-            where_sql=templates,
-            start=parse_time_bound(self.start, "start"),
-            end=parse_time_bound(self.end, "end"),
-            order_by=tuple(OrderBy.parse(o) for o in self.order_by),
+        # Structured filters first, then the filter strings (the order the engine applies them).
+        structured = [w.to_filter() for w in self.where if isinstance(w, FilterModel)]
+        return query_from_text(
+            metrics=self.metrics,
+            group_by=self.group_by,
+            where=[*structured, *(w for w in self.where if isinstance(w, str))],
+            start=self.start,
+            end=self.end,
+            order_by=self.order_by,
             limit=self.limit,
-            timezone=parse_timezone(self.timezone),
-            week_start=WeekStart.parse(self.week_start),
+            timezone=self.timezone,
+            week_start=self.week_start,
         )
 
 

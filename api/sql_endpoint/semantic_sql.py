@@ -38,7 +38,6 @@ from typing import Any
 import pydantic
 from sqlglot import exp
 
-from api.schemas.query import FilterModel, MetricQueryRequest
 from api.sql_endpoint.semantic_errors import _from_engine, _unknown_column, _unsupported
 from api.sql_endpoint.semantic_tables import (
     _ROWS,
@@ -72,7 +71,7 @@ from metrics import errors
 from metrics.engine import MetricsEngine
 from metrics.execution.client import ResultColumn, ResultSet
 from metrics.execution.rowset import query_rows
-from metrics.query.request import WeekStart
+from metrics.query.request import Filter, FilterOp, WeekStart, query_from_text
 from metrics.semantic.model import Grain, MetricType
 from metrics.sql.marts import (
     check_functions,
@@ -416,7 +415,7 @@ class _EngineFilters:
     """What the WHERE clause gives the engine: structured filters, dbt-style filter strings
     (built from the tree, with checked names), and a metric-time range."""
 
-    structured: list[FilterModel] = dataclasses.field(default_factory=list)
+    structured: list[Filter] = dataclasses.field(default_factory=list)
     templates: list[str] = dataclasses.field(default_factory=list)
     time: list[tuple[str, str, Any]] = dataclasses.field(default_factory=list)  # (column, op, value)
     never: bool = False  # a condition no row can meet (`x = NULL`)
@@ -434,25 +433,27 @@ class _EngineFilters:
             if not kept:
                 self.never = True
                 return
-            self.structured.append(FilterModel(field=column, op=op, values=[_json_value(v) for v in kept]))
+            self.structured.append(
+                Filter(field=column, op=FilterOp.parse(op), values=tuple(_json_value(v) for v in kept))
+            )
         elif op in ("is_null", "is_not_null"):
-            self.structured.append(FilterModel(field=column, op=op))
+            self.structured.append(Filter(field=column, op=FilterOp.parse(op)))
         else:
             if value is None:
                 self.never = True  # a comparison with NULL is never true
                 return
             if grain is not None:
                 value = _as_datetime(value, column)
-            self.structured.append(FilterModel(field=column, op=op, value=_json_value(value)))
+            self.structured.append(Filter(field=column, op=FilterOp.parse(op), value=_json_value(value)))
 
     def bounds(
         self, week_start: WeekStart = WeekStart.MONDAY
-    ) -> tuple[dt.datetime | None, dt.datetime | None, list[FilterModel]]:
+    ) -> tuple[dt.datetime | None, dt.datetime | None, list[Filter]]:
         """`start`/`end` from the metric-time comparisons; those that do not map to a range
         (an `=` on a date that starts no bucket) stay bucket filters."""
         start: dt.datetime | None = None
         end: dt.datetime | None = None
-        leftover: list[FilterModel] = []
+        leftover: list[Filter] = []
         for column, op, value in self.time:
             if value is None:
                 self.never = True
@@ -461,7 +462,7 @@ class _EngineFilters:
             grain = _grain_of(column)
             span = _time_range(op, when, grain, week_start)
             if span is None:
-                leftover.append(FilterModel(field=column, op=op, value=_json_value(value)))
+                leftover.append(Filter(field=column, op=FilterOp.parse(op), value=_json_value(value)))
                 continue
             low, high = span
             if low is not None:
@@ -473,7 +474,12 @@ class _EngineFilters:
             return (
                 None,
                 None,
-                leftover + [FilterModel(field=c, op=o, value=_json_value(v)) for c, o, v in self.time if v is not None],
+                leftover
+                + [
+                    Filter(field=c, op=FilterOp.parse(o), value=_json_value(v))
+                    for c, o, v in self.time
+                    if v is not None
+                ],
             )
         return start, end, leftover
 
@@ -907,18 +913,18 @@ class _SemanticQuery:
             else:
                 # `<metric>__complete` columns are answered with their metric's completeness.
                 asked = list(dict.fromkeys(self._metric_of(m) for m in metrics))
-                request = MetricQueryRequest(
+                metric_query = query_from_text(
                     metrics=asked,
                     group_by=grain,
                     where=[*filters.structured, *leftover, *filters.templates],
-                    start=start.isoformat() if start else None,
-                    end=end.isoformat() if end else None,
-                    week_start=self.week_start.value,
+                    start=start,
+                    end=end,
+                    week_start=self.week_start,
                     order_by=direct[1] if direct else [],
                     limit=direct[2] if direct else None,
                 )
                 try:
-                    result = self.engine.query(request.to_query())
+                    result = self.engine.query(metric_query)
                 except errors.MetricsError as exc:
                     raise self._in_client_terms(exc) from exc
                 rows = self._with_completeness(result, grain, metrics)
@@ -1016,15 +1022,15 @@ class _SemanticQuery:
         if computable and not filters.never:
 
             def query(names: list[str]) -> None:
-                request = MetricQueryRequest(
+                metric_query = query_from_text(
                     metrics=names,
                     group_by=[day],
                     where=[*filters.structured, *leftover, *filters.templates],
-                    start=start.isoformat() if start else None,
-                    end=end.isoformat() if end else None,
+                    start=start,
+                    end=end,
                     order_by=[day],
                 )
-                result = self.engine.query(request.to_query())
+                result = self.engine.query(metric_query)
                 for index, name in enumerate(names, start=1):
                     values[name] = {row[0]: row[index] for row in result.rows}
 

@@ -6,6 +6,7 @@ import datetime as dt
 import difflib
 import enum
 import zoneinfo
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, overload
@@ -245,3 +246,50 @@ def parse_time_bound(text: str | dt.date | dt.datetime | None, name: str) -> dt.
     if value.tzinfo is not None:
         value = value.astimezone(dt.UTC).replace(tzinfo=None)
     return value
+
+
+def names(text: str | Sequence[str]) -> list[str]:
+    """A list of names as interfaces take them: a sequence, or one comma-separated string.
+
+    >>> names("active_users, events,"), names(["arpu"])
+    (['active_users', 'events'], ['arpu'])
+    """
+    if isinstance(text, str):
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return list(text)
+
+
+def query_from_text(
+    *,
+    metrics: str | Sequence[str],
+    group_by: str | Sequence[str] = (),
+    where: Sequence[Filter | str] = (),
+    start: str | dt.date | dt.datetime | None = None,
+    end: str | dt.date | dt.datetime | None = None,
+    order_by: str | Sequence[str] = (),
+    limit: int | None = None,
+    timezone: str | None = None,
+    week_start: str | WeekStart | None = None,
+) -> MetricQuery:
+    """A metric query from the forms every interface receives (an HTTP body or query string,
+    the CLI's options, the SQL endpoint's translation): names as lists or comma-separated
+    text, `where` as structured filters and dbt-style filter strings, bounds as ISO text or
+    dates, order items as `name` or `-name` (descending), the week start by name.
+
+    >>> query = query_from_text(metrics="active_users", group_by="metric_time__week",
+    ...                         start="2026-01-05", order_by="-metric_time__week")
+    >>> query.group_by, query.start, query.order_by[0].descending
+    (('metric_time__week',), datetime.datetime(2026, 1, 5, 0, 0), True)
+    """
+    return MetricQuery(
+        metrics=tuple(names(metrics)),
+        group_by=tuple(names(group_by)),
+        where=tuple(w for w in where if isinstance(w, Filter)),
+        where_sql=tuple(w for w in where if isinstance(w, str)),
+        start=parse_time_bound(start, "start"),
+        end=parse_time_bound(end, "end"),
+        order_by=tuple(OrderBy.parse(o) for o in names(order_by)),
+        limit=limit,
+        timezone=parse_timezone(timezone),
+        week_start=week_start if isinstance(week_start, WeekStart) else WeekStart.parse(week_start),
+    )
