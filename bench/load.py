@@ -30,11 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+from serving import served  # bench/ is on sys.path when run as a script
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from tests.conftest import SAMPLE, Server  # noqa: E402
+SAMPLE = REPO / "seeds" / "sample"
 
 # The data runs 2026-01-01 .. 2026-04-04 in the committed sample.
 FIRST_DAY = 0
@@ -139,45 +138,52 @@ def main() -> int:
 
     scratch = Path(tempfile.mkdtemp(prefix="northstar-load-"))
     warehouse = copy_data_dir(args.warehouse.absolute(), scratch / "data")
-    server = Server(warehouse)
     try:
-        server.wait_ready()
-        with httpx.Client(base_url=server.base_url, timeout=120) as warm:
-            for body in CACHED:  # the cached half is answered from the cache from the start
-                assert warm.post("/v1/query", json=body).status_code == 200
-        samples: list[Sample] = []
-        stop = threading.Event()
-        threads = [
-            threading.Thread(target=client_loop, args=(server.base_url, args.seed + i, stop, samples))
-            for i in range(args.clients)
-        ]
-        t0 = time.monotonic()
-        for thread in threads:
-            thread.start()
-        time.sleep(args.before)
-        old_target = os.readlink(warehouse)
-        build_started = time.monotonic()
-        build = subprocess.Popen(
-            [sys.executable, "-m", "northstar", "build", "--landing", str(args.landing), "--warehouse", str(warehouse)],
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        swapped = None
-        while swapped is None or time.monotonic() < max(t0 + args.seconds, swapped + args.after):
-            if swapped is None and os.readlink(warehouse) != old_target:
-                swapped = time.monotonic()
-            if swapped is None and build.poll() is not None:
-                raise SystemExit(f"the rebuild failed ({build.returncode}): {build.stderr.read()[-2000:]}")
-            time.sleep(0.05)
-        stop.set()
-        for thread in threads:
-            thread.join()
-        ended = time.monotonic()
-        build.wait()
+        with served(warehouse, ready_seconds=120) as server:
+            with httpx.Client(base_url=server.base_url, timeout=120) as warm:
+                for body in CACHED:  # the cached half is answered from the cache from the start
+                    assert warm.post("/v1/query", json=body).status_code == 200
+            samples: list[Sample] = []
+            stop = threading.Event()
+            threads = [
+                threading.Thread(target=client_loop, args=(server.base_url, args.seed + i, stop, samples))
+                for i in range(args.clients)
+            ]
+            t0 = time.monotonic()
+            for thread in threads:
+                thread.start()
+            time.sleep(args.before)
+            old_target = os.readlink(warehouse)
+            build_started = time.monotonic()
+            build = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "northstar",
+                    "build",
+                    "--landing",
+                    str(args.landing),
+                    "--warehouse",
+                    str(warehouse),
+                ],
+                cwd=REPO,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            swapped = None
+            while swapped is None or time.monotonic() < max(t0 + args.seconds, swapped + args.after):
+                if swapped is None and os.readlink(warehouse) != old_target:
+                    swapped = time.monotonic()
+                if swapped is None and build.poll() is not None:
+                    raise SystemExit(f"the rebuild failed ({build.returncode}): {build.stderr.read()[-2000:]}")
+                time.sleep(0.05)
+            stop.set()
+            for thread in threads:
+                thread.join()
+            ended = time.monotonic()
+            build.wait()
     finally:
-        server.stop()
         shutil.rmtree(scratch, ignore_errors=True)
 
     def phase(s: Sample) -> str:
