@@ -31,8 +31,8 @@ from metrics.protocols import Engine
 from metrics.query.request import Filter, FilterOp
 from metrics.scorecards.common import Withheld, as_date, as_datetime, check_choice, data_days, run, run_restricted
 from metrics.scorecards.marts import Condition, read_mart
-from metrics.scorecards.proportions import TwoProportionTest, two_proportion_z_test
 from metrics.scorecards.slo import Slo
+from metrics.stats.proportions import TwoProportionTest, two_proportion_z_test
 
 DEFAULT_WINDOW_DAYS = 28
 ADOPTION_DAYS = 28

@@ -24,7 +24,7 @@ from metrics.protocols import Engine
 from metrics.query.request import Filter, FilterOp
 from metrics.scorecards.common import as_date, as_datetime, check_choice, data_days, platform_filter, run
 from metrics.scorecards.marts import read_mart
-from metrics.scorecards.proportions import EMPTY_SAMPLE, NO_VARIANCE, TwoProportionTest, two_proportion_z_test
+from metrics.stats.proportions import EMPTY_SAMPLE, NO_VARIANCE, TwoProportionTest, two_proportion_z_test
 
 DEFAULT_WINDOW_DAYS = 14
 DEFAULT_ADOPTION_DAYS = 28

@@ -11,11 +11,12 @@ import pytest
 from scipy import stats
 
 from metrics.errors import InternalError, InvalidQuery, NotFound
-from metrics.scorecards import common, launches, proportions, slo
+from metrics.scorecards import common, launches, slo
 from metrics.scorecards.common import check_choice, next_period, period_start, previous_period
 from metrics.scorecards.launches import quantile
-from metrics.scorecards.proportions import EMPTY_SAMPLE, NO_VARIANCE, two_proportion_z_test
 from metrics.scorecards.slo import Direction, Slo, Status, Thresholds
+from metrics.stats import proportions
+from metrics.stats.proportions import EMPTY_SAMPLE, NO_VARIANCE, two_proportion_z_test
 
 
 @pytest.mark.parametrize("module", [common, launches, proportions, slo])

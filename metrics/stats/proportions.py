@@ -1,9 +1,12 @@
-"""The two-proportion z-test that decides whether a release regressed against its predecessor."""
+"""The pooled two-proportion z-test: whether a release regressed against its predecessor,
+and the launch scorecards' before/after rates."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+from metrics.stats.distributions import normal_sf
 
 #: Result codes of degenerate inputs (a result, not an exception).
 EMPTY_SAMPLE = "empty_sample"
@@ -24,15 +27,6 @@ class TwoProportionTest:
     z: float | None
     p_value: float | None
     error: str | None = None
-
-
-def normal_sf(z: float) -> float:
-    """P(Z > z) for a standard normal Z.
-
-    >>> round(normal_sf(1.959963984540054), 6)
-    0.025
-    """
-    return 0.5 * math.erfc(z / math.sqrt(2.0))
 
 
 def two_proportion_z_test(
