@@ -9,11 +9,11 @@ unrestricted answers are kept (a row policy's answer is its caller's), and only 
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from fastapi.responses import Response
+
+from metrics.lru import Lru
 
 
 @dataclass(frozen=True)
@@ -30,22 +30,12 @@ class AnswerCache:
     """A bounded LRU of encoded answers; thread-safe (sync routes run on worker threads)."""
 
     def __init__(self, entries: int = 512, max_body_bytes: int = 1 << 20) -> None:
-        self._entries: OrderedDict[tuple, EncodedAnswer] = OrderedDict()
-        self._size = entries
+        self._entries: Lru[tuple, EncodedAnswer] = Lru(entries)
         self._max_body_bytes = max_body_bytes
-        self._lock = threading.Lock()
 
     def get(self, key: tuple) -> EncodedAnswer | None:
-        with self._lock:
-            hit = self._entries.get(key)
-            if hit is not None:
-                self._entries.move_to_end(key)
-            return hit
+        return self._entries.get(key)
 
     def put(self, key: tuple, answer: EncodedAnswer) -> None:
-        if len(answer.body) > self._max_body_bytes:
-            return
-        with self._lock:
-            self._entries[key] = answer
-            while len(self._entries) > self._size:
-                self._entries.popitem(last=False)
+        if len(answer.body) <= self._max_body_bytes:
+            self._entries.put(key, answer)

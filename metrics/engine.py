@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,6 +32,7 @@ from metrics.errors import (
 )
 from metrics.execution.client import DuckDBClient, ResultColumn, ResultSet, SqlClient
 from metrics.execution.client import _column_type as column_type
+from metrics.lru import Lru
 from metrics.query.completeness import Incomplete, Needs, Reach, assess, metric_needs
 from metrics.query.plan import Planner, QueryPlan
 from metrics.query.request import MetricQuery
@@ -241,9 +241,7 @@ class MetricsEngine:
         # Logical schema (marts, staging) -> where this build keeps it; a PostgreSQL build
         # writes schemas of its own (marts__<build>), a DuckDB file the plain names.
         self.schemas: dict[str, str] = {}
-        self._cache: OrderedDict[tuple, QueryResult] = OrderedDict()
-        self._cache_size = cache_size
-        self._cache_lock = threading.Lock()
+        self._cache: Lru[tuple, QueryResult] = Lru(cache_size)
         self._router: RollupRouter | None = None  # the build's rollups, read on first use
         self._catalog: dict[str, MetricInfo] | None = None
         # A build never changes, so the newest time of each input is read once, and so is the
@@ -479,10 +477,7 @@ class MetricsEngine:
 
     def query(self, query: MetricQuery) -> QueryResult:
         key = query.cache_key()
-        with self._cache_lock:
-            hit = self._cache.get(key)
-            if hit is not None:
-                self._cache.move_to_end(key)
+        hit = self._cache.get(key)
         if hit is not None:
             return dataclasses.replace(hit, cached=True, elapsed_ms=0.0)
         started = time.perf_counter()
@@ -511,10 +506,7 @@ class MetricsEngine:
             incomplete,
             tuple(m.name for m in plan.metrics),
         )
-        with self._cache_lock:
-            self._cache[key] = answer
-            while len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
+        self._cache.put(key, answer)
         return answer
 
     def describe(self, query: MetricQuery) -> tuple[ResultColumn, ...]:

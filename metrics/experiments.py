@@ -15,7 +15,6 @@ import datetime as dt
 import re
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +33,7 @@ from metrics.experiment_design import (
     resolve_settings,
     users_per_arm_for,
 )
+from metrics.lru import Lru
 from metrics.query.request import Filter
 from metrics.semantic.model import Agg, Metric, MetricType, Relation
 from metrics.sql.experiments import (
@@ -149,9 +149,8 @@ class Experiments:
         # A build never changes, so its experiment catalog is read once and a readout, once
         # computed, is the answer for as long as this engine (this build) is served.
         self._catalog: list[Experiment] | None = None
-        self._readouts: OrderedDict[tuple, Readout] = OrderedDict()
-        self._statistics: OrderedDict[tuple, list[VariantStatistics]] = OrderedDict()
-        self._cache_size = cache_size
+        self._readouts: Lru[tuple, Readout] = Lru(cache_size)
+        self._statistics: Lru[tuple, list[VariantStatistics]] = Lru(cache_size)
         self._lock = threading.Lock()
         self._materialized: frozenset[str] | None = None
         self._settings_meta: dict[str, Any] | None = None
@@ -272,7 +271,7 @@ class Experiments:
                 for f in filters
             ),
         )
-        restricted = Experiments(self.engine, self._cache_size, population)
+        restricted = Experiments(self.engine, self._readouts.size, population)
         with self._lock:
             return self._restricted.setdefault(filters, restricted)
 
@@ -374,8 +373,7 @@ class Experiments:
             pre_days if plan.pre else None,
             tuple(group_by),
         )
-        with self._lock:
-            hit = self._statistics.get(key) if use_cache else None
+        hit = self._statistics.get(key) if use_cache else None
         if hit is not None:
             return plan, hit
         rendered = self._statistics_from_table(experiment, plan, pre_days, group_by) or self.statistics_sql(
@@ -389,10 +387,7 @@ class Experiments:
             values = dict(zip(names, row))
             sums = {k: float(v or 0) for k, v in values.items() if k not in names[:width] and k != "n"}
             out.append(VariantStatistics(row[0], tuple(row[1:width]), int(values["n"]), sums))
-        with self._lock:
-            self._statistics[key] = out
-            while len(self._statistics) > self._cache_size:
-                self._statistics.popitem(last=False)
+        self._statistics.put(key, out)
         return plan, out
 
     # -- per-user values materialized by the build ----------------------------------------------
@@ -476,17 +471,10 @@ class Experiments:
     # -- readout cache -------------------------------------------------------------------------
 
     def cached_readout(self, key: tuple) -> Readout | None:
-        with self._lock:
-            hit = self._readouts.get(key)
-            if hit is not None:
-                self._readouts.move_to_end(key)
-            return hit
+        return self._readouts.get(key)
 
     def remember_readout(self, key: tuple, readout: Readout) -> None:
-        with self._lock:
-            self._readouts[key] = readout
-            while len(self._readouts) > self._cache_size:
-                self._readouts.popitem(last=False)
+        self._readouts.put(key, readout)
 
     def _data_end(self, value: PerUserMeasure) -> dt.datetime | None:
         """The end of the data, for running experiments: just after the newest time of the

@@ -4,14 +4,13 @@ statement reads."""
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 
 from sqlglot import exp
 
 from metrics import errors
 from metrics.engine import MetricsEngine
+from metrics.lru import Lru
 from metrics.query.request import MetricQuery
 from metrics.semantic.model import Grain, MetricType
 from metrics.sql.marts import (
@@ -113,21 +112,12 @@ class _Catalog:
 
 # A build never changes, so its catalog is computed once per build and shared by every engine
 # (or restricted view of one) that serves it; the few newest builds are kept.
-_catalogs: OrderedDict[tuple[str, str], _Catalog] = OrderedDict()
-_catalog_lock = threading.Lock()
-_CATALOGS_KEPT = 4
+_catalogs: Lru[tuple[str, str], _Catalog] = Lru(4)
 
 
 def _catalog(engine: MetricsEngine) -> _Catalog:
     key = (engine.build.build_id, str(engine.build.directory))
-    with _catalog_lock:
-        cached = _catalogs.get(key)
-        if cached is None:
-            cached = _catalogs[key] = _build_catalog(engine)
-            while len(_catalogs) > _CATALOGS_KEPT:
-                _catalogs.popitem(last=False)
-        _catalogs.move_to_end(key)
-        return cached
+    return _catalogs.get_or_compute(key, lambda: _build_catalog(engine))
 
 
 def _build_catalog(engine: MetricsEngine) -> _Catalog:
