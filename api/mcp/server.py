@@ -26,6 +26,7 @@ from api.mcp import tools
 from api.mcp.gate import CALLER_KEY, Gate, ToolRefused
 from api.mcp.tools import GroupByParam, OrderByParam
 from metrics.errors import MetricsError
+from metrics.scorecards.common import Period
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 INSTRUCTIONS = (
@@ -237,7 +238,7 @@ def build_server(gate: Gate) -> MCPServer:
     @server.tool(description=text.GET_QUALITY_SCORECARD, annotations=READ_ONLY)
     def get_quality_scorecard(
         ctx: Context,
-        period: Annotated[str, Field(description="day, week or month.")] = "week",
+        period: Annotated[Period, Field(description="day, week or month.")] = "week",
         platform: Annotated[str | None, Field(description="Scope platform KPIs to one platform.")] = None,
         start: Bound = None,
         end: Bound = None,

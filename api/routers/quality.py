@@ -10,6 +10,7 @@ from api.deps import EngineDep
 from api.routers.scorecard_params import bad_parameters_as_422, iso
 from api.schemas.scorecards import KpiOut, KpiPeriodOut, QualityResponse, WithheldOut
 from metrics.query.request import parse_time_bound
+from metrics.scorecards.common import Period
 from metrics.scorecards.quality import KpiPeriod, quality_scorecard
 
 router = APIRouter(prefix="/v1/quality", tags=["quality"])
@@ -35,7 +36,7 @@ def _period(p: KpiPeriod | None) -> KpiPeriodOut | None:
 @router.get("", response_model=QualityResponse)
 def quality(
     engine: EngineDep,
-    period: Annotated[str, Query(description="day, week (ISO, Monday start) or month.")] = "week",
+    period: Annotated[Period, Query(description="day, week (ISO, Monday start) or month.")] = "week",
     start: Annotated[
         str | None, Query(description="First day (aligned down to its period); default: 4 periods before end.")
     ] = None,

@@ -5,14 +5,15 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from metrics.errors import InvalidQuery, NotFound, nearest
 from metrics.policy import PolicyDenied
 from metrics.protocols import Engine
 from metrics.query.request import Filter, FilterOp, MetricQuery
 
-PERIODS = ("day", "week", "month")
+Period = Literal["day", "week", "month"]
+PERIODS: tuple[Period, ...] = ("day", "week", "month")
 
 
 def period_start(day: dt.date, period: str) -> dt.date:
