@@ -254,6 +254,26 @@ def test_health_readiness_openapi_and_dbt_docs(api):
     assert api.client.get("/dbt-docs/profiles.yml").status_code == 404
 
 
+def test_the_query_routes_document_the_json_answer_they_give(api):
+    """OpenAPI's schema of /v1/query's JSON answer is MetricQueryResponse, and real answers
+    (computed, and a repeated request served from stored bytes) validate against it."""
+    from api.schemas.query import MetricQueryResponse
+
+    spec = api.client.get("/openapi.json").json()
+    for method in ("get", "post"):
+        content = spec["paths"]["/v1/query"][method]["responses"]["200"]["content"]
+        assert content["application/json"]["schema"] == {"$ref": "#/components/schemas/MetricQueryResponse"}
+        assert "text/csv" in content
+    body = {"metrics": ["active_users", "d7_retention"], "group_by": ["metric_time__month"]}
+    for _ in range(2):
+        answer = api.client.post("/v1/query", json=body).json()
+        MetricQueryResponse.model_validate(answer)
+        # ... and nothing is left undocumented (the models accept extra keys).
+        assert set(answer) == set(MetricQueryResponse.model_fields)
+        assert set(answer["meta"]) == set(MetricQueryResponse.model_fields["meta"].annotation.model_fields)
+    assert answer["meta"]["cached"] is True and answer["meta"]["incomplete"]
+
+
 def test_saved_queries_are_listed_and_queryable_by_name(api):
     saved = {q["name"]: q for q in api.client.get("/v1/saved-queries").json()["saved_queries"]}
     assert saved["weekly_quality_us"]["group_by"] == ["metric_time__week"]
