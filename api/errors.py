@@ -40,7 +40,6 @@ STATUS: dict[type[errors.MetricsError], int] = {
     errors.MetricUnavailable: 422,
     errors.UserError: 422,
     errors.WarehouseUnavailable: 503,
-    errors.BuildFailed: 409,
     errors.InternalError: 500,
     errors.MetricsError: 500,
 }

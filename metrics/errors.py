@@ -106,18 +106,6 @@ class WarehouseUnavailable(InternalError):
     code = "warehouse_unavailable"
 
 
-class BuildFailed(MetricsError):
-    """A build stopped; the served warehouse is unchanged."""
-
-    code = "build_failed"
-
-
-class LandingContractViolation(BuildFailed):
-    """A landing file breaks the landing contract (missing table/column, uncastable value)."""
-
-    code = "landing_contract_violation"
-
-
 def nearest(name: str, choices: Iterable[str], n: int = 3) -> list[str]:
     """The closest valid names to a misspelt one, best first.
 

@@ -37,8 +37,8 @@ import yaml
 from metrics.dry_run import BUILD_INFO_KEY as UNSERVABLE_KEY
 from metrics.dry_run import Unservable, dry_run
 from metrics.engine import BuildWarning
-from metrics.errors import BuildFailed
 from northstar import metric_values, postgres, rollups, spark
+from northstar.errors import BuildFailed
 from northstar.landing import check_contract
 
 WAREHOUSE_FILE = "warehouse.duckdb"

@@ -20,7 +20,7 @@ from pathlib import Path
 import duckdb
 from sqlglot import exp
 
-from metrics.errors import LandingContractViolation
+from northstar.errors import LandingContractViolation
 
 # table -> column -> type the staging models cast it to (DuckDB type names).
 CONTRACT: dict[str, dict[str, str]] = {

@@ -14,7 +14,7 @@ import json
 import time
 from pathlib import Path
 
-from metrics.errors import BuildFailed
+from northstar.errors import BuildFailed
 
 #: Where the engine writes in a DuckDB build (PostgreSQL and Spark: the build's `northstar`
 #: schema); the model reads the schema the `metric_values_schema` var names.

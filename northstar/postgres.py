@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlsplit
 import duckdb
 from sqlglot import exp
 
-from metrics.errors import BuildFailed
+from northstar.errors import BuildFailed
 from northstar.landing import CONTRACT, LandingTable
 
 POINTER_FILE = "warehouse.postgres"

@@ -10,8 +10,9 @@ import json
 import time
 from pathlib import Path
 
-from metrics.errors import BuildFailed, MetricsError
+from metrics.errors import MetricsError
 from metrics.rollups import LAYOUT, Rollup, declared_rollups
+from northstar.errors import BuildFailed
 
 
 def declared(directory: Path) -> list[Rollup]:

@@ -45,7 +45,6 @@ _SQLSTATES: tuple[tuple[type[errors.MetricsError], str], ...] = tuple(
         (errors.InvalidQuery, "22023"),
         (errors.UserError, "22023"),
         (errors.WarehouseUnavailable, "57P03"),
-        (errors.BuildFailed, "55000"),
         (errors.InternalError, "XX000"),
         (errors.MetricsError, "XX000"),
     )

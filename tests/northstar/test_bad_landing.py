@@ -15,8 +15,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from metrics.errors import LandingContractViolation
 from northstar.build import build
+from northstar.errors import LandingContractViolation
 from northstar.landing import locate
 from tests.conftest import REPO, SAMPLE, BuiltWarehouse
 

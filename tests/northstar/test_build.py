@@ -10,8 +10,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from metrics.errors import BuildFailed, LandingContractViolation
 from northstar.build import build
+from northstar.errors import BuildFailed, LandingContractViolation
 from northstar.landing import check_contract, locate
 from tests.conftest import REPO, SAMPLE
 

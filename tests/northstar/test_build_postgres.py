@@ -15,8 +15,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from metrics.errors import BuildFailed
 from northstar.build import build
+from northstar.errors import BuildFailed
 from northstar.postgres import schema_suffix
 from tests.conftest import REPO, SAMPLE
 from tests.northstar.test_build import FAILING_TEST, failing_dbt_project, over_2000

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from metrics.errors import BuildFailed
 from northstar.build import build
+from northstar.errors import BuildFailed
 from tests.conftest import REPO, SAMPLE
 from tests.northstar.test_build import FAILING_TEST, failing_dbt_project
 

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from metrics.errors import LandingContractViolation
+from northstar.errors import LandingContractViolation
 from northstar.landing import check_contract
 from tests.api.test_metric_pack import check
 from tests.conftest import REPO, SAMPLE, Server, northstar
