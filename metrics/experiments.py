@@ -19,10 +19,12 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from metrics.errors import (
+    InternalError,
     InvalidQuery,
     MetricsError,
     NotFound,
     UnknownMetric,
+    WarehouseUnavailable,
     did_you_mean,
     nearest,
 )
@@ -279,8 +281,10 @@ class Experiments:
         rendered = self.sql.catalog(self.population)
         try:
             rows = self.engine.client.query(rendered.sql, rendered.params).rows
-        except Exception as exc:  # the warehouse has no experiment marts
-            raise NotFound("this warehouse has no experiments.", internal=str(exc)) from None
+        except WarehouseUnavailable:
+            raise
+        except InternalError as exc:  # the warehouse refused the statement: it has no experiment marts
+            raise NotFound("this warehouse has no experiments.", internal=exc.internal or exc.message) from None
         by_id: dict[str, dict[str, Any]] = {}
         for experiment_id, name, control, started, ended, feature, variant, users, multi in rows:
             entry = by_id.setdefault(

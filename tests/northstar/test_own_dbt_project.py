@@ -7,8 +7,10 @@ import os
 from pathlib import Path
 
 import duckdb
+import pytest
 
 from metrics.engine import MetricsEngine
+from metrics.errors import NotFound
 from metrics.query.request import MetricQuery
 from tests.conftest import northstar
 
@@ -96,6 +98,9 @@ def test_build_and_query_a_project_that_is_not_ours(tmp_path: Path):
         got = engine.query(
             MetricQuery(metrics=("revenue", "revenue_per_buyer"), group_by=("metric_time__week", "channel"))
         ).rows
+        # A project without experiment marts has no experiments: NotFound, not an internal error.
+        with pytest.raises(NotFound, match="no experiments"):
+            engine.experiments.experiments()
     finally:
         engine.close()
     con = duckdb.connect(str(warehouse), read_only=True)
