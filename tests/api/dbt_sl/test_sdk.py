@@ -291,7 +291,13 @@ def test_jdbc_style_outer_sql_and_metadata_through_adbc(served):
             served, {"metrics": ["revenue"], "group_by": ["metric_time__month"], "order_by": ["metric_time__month"]}
         )
         assert_same(rows_of(cur.fetch_arrow_table()), expected, True)
+        # explain gives the SQL that answers: revenue by month is re-aggregated from the sample's
+        # daily rollup; a cumulative metric is never read from a rollup.
         cur.execute("{{ semantic_layer.query(metrics=['revenue'], group_by=['metric_time__month'], explain=True) }}")
+        assert "daily_core_by_platform" in cur.fetchone()[0]
+        cur.execute(
+            "{{ semantic_layer.query(metrics=['active_users_7d'], group_by=['metric_time__month'], explain=True) }}"
+        )
         assert "fct_events" in cur.fetchone()[0]
     with connect(served) as conn:
         assert conn.adbc_get_table_types() == ["TABLE"]
