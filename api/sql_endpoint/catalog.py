@@ -1,6 +1,6 @@
-"""What PostgreSQL clients ask besides data: session statements (SET, SHOW, BEGIN, ...),
-`pg_catalog` / `information_schema` introspection and built-in functions (`version()`,
-`current_schema()`, `SELECT 1`).
+"""What PostgreSQL clients ask besides data and session statements: `pg_catalog` /
+`information_schema` introspection and built-in functions (`version()`, `current_schema()`,
+`SELECT 1`).
 
 Introspection runs in a small in-memory DuckDB "catalog database" per build: the schemas
 `semantic` and `marts` hold empty tables with the columns, types and comments clients may
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import re
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -22,377 +22,11 @@ import sqlglot
 from sqlglot import exp
 
 from api.sql_endpoint import protocol
+from api.sql_endpoint.session import DATABASE, DEFAULT_SCHEMA, REPORTED, SHOWN, VERSION_STRING, Session
+from api.sql_endpoint.statements import OID_TYPES, SUPPORTED, SqlError
 from metrics.errors import QueryCancelled, ResultTooLarge
 from metrics.execution.cancel import interruptible
 from metrics.execution.client import fetch_capped
-
-SERVER_VERSION = "16.0 (northstar)"
-DATABASE = "northstar"
-DEFAULT_SCHEMA = "semantic"
-VERSION_STRING = f"PostgreSQL {SERVER_VERSION} on x86_64-pc-linux-gnu, served by northstar (read-only semantic layer)"
-
-# Parameters a PostgreSQL server reports to every client at startup (ParameterStatus).
-REPORTED = {
-    "server_version": SERVER_VERSION,
-    "server_encoding": "UTF8",
-    "client_encoding": "UTF8",
-    "DateStyle": "ISO, MDY",
-    "integer_datetimes": "on",
-    "standard_conforming_strings": "on",
-    "TimeZone": "UTC",
-    "IntervalStyle": "postgres",
-    "is_superuser": "off",
-    "session_authorization": "northstar",
-    "application_name": "",
-}
-# What SHOW answers besides the reported parameters; names are case-insensitive.
-SHOWN = {
-    "transaction_isolation": "read committed",
-    "transaction isolation level": "read committed",
-    "default_transaction_isolation": "read committed",
-    "transaction_read_only": "on",
-    "default_transaction_read_only": "on",
-    "search_path": DEFAULT_SCHEMA,
-    "max_identifier_length": "63",
-    "lc_collate": "C",
-    "lc_ctype": "C",
-    "max_index_keys": "32",
-    "extra_float_digits": "3",
-    "statement_timeout": "0",
-    "server_version_num": "160000",
-    "ssl": "off",
-    "timezone": "UTC",
-    "datestyle": "ISO, MDY",
-    "default_table_access_method": "heap",
-}
-
-UTILITY_WORDS = {
-    "set",
-    "reset",
-    "show",
-    "begin",
-    "start",
-    "commit",
-    "end",
-    "rollback",
-    "abort",
-    "discard",
-    "deallocate",
-    "close",
-    "listen",
-    "unlisten",
-    "savepoint",
-    "release",
-    "prepare",
-}
-WRITE_WORDS = {
-    "insert",
-    "update",
-    "delete",
-    "merge",
-    "create",
-    "drop",
-    "alter",
-    "truncate",
-    "grant",
-    "revoke",
-    "comment",
-    "vacuum",
-    "analyze",
-    "refresh",
-    "reindex",
-    "cluster",
-    "lock",
-    "call",
-    "do",
-    "import",
-}
-QUERY_WORDS = {"select", "with", "values", "table", "("}
-
-SUPPORTED = (
-    "northstar answers read-only SELECTs over semantic.metrics (and the per-group tables) and "
-    "marts.*, plus catalog introspection (pg_catalog, information_schema) and SET/SHOW/BEGIN/COMMIT"
-)
-
-
-class SqlError(Exception):
-    """An error for the client, with its SQLSTATE (and the 1-based position in the statement
-    it is about, when known)."""
-
-    def __init__(self, sqlstate: str, message: str, hint: str | None = None, position: int | None = None) -> None:
-        super().__init__(message)
-        self.sqlstate = sqlstate
-        self.message = message
-        self.hint = hint
-        self.position = position
-
-
-# -- statements ---------------------------------------------------------------------------
-
-
-def split_statements(sql: str) -> list[str]:
-    """Splits a Query message on top-level semicolons (not inside quotes, dollar quotes or
-    comments); blank statements are dropped.
-
-    >>> split_statements("select 1; select ';' as x ; -- c;\\n")
-    ['select 1', "select ';' as x"]
-    >>> split_statements("select $$a;b$$; select 2")
-    ['select $$a;b$$', 'select 2']
-    """
-    out: list[str] = []
-    start = i = 0
-    n = len(sql)
-    while i < n:
-        c = sql[i]
-        if c == "'" or c == '"':
-            i = _skip_quoted(sql, i, c)
-            continue
-        if c == "-" and sql.startswith("--", i):
-            end = sql.find("\n", i)
-            i = n if end < 0 else end + 1
-            continue
-        if c == "/" and sql.startswith("/*", i):
-            depth, i = 1, i + 2
-            while i < n and depth:
-                if sql.startswith("/*", i):
-                    depth, i = depth + 1, i + 2
-                elif sql.startswith("*/", i):
-                    depth, i = depth - 1, i + 2
-                else:
-                    i += 1
-            continue
-        if c == "$":
-            match = re.match(r"\$([A-Za-z_][A-Za-z_0-9]*)?\$", sql[i:])
-            if match and not (i > 0 and (sql[i - 1].isalnum() or sql[i - 1] == "_")):
-                tag = match.group(0)
-                end = sql.find(tag, i + len(tag))
-                i = n if end < 0 else end + len(tag)
-                continue
-        if c == ";":
-            out.append(sql[start:i])
-            start = i + 1
-        i += 1
-    out.append(sql[start:])
-    return [s.strip() for s in out if _strip_comments(s).strip()]
-
-
-_ALIAS_ENDS = {"COMMA", "FROM", "R_PAREN", "SEMICOLON"}
-
-
-def quote_keyword_aliases(sql: str) -> str:
-    """PostgreSQL takes any keyword as a column label after AS (`... AS select,`, as
-    Metabase's privilege query writes it); sqlglot does not, so such labels are quoted
-    (lower-cased, the name PostgreSQL gives them).
-
-    >>> quote_keyword_aliases("select 1 as select, 2 AS Update from t")
-    'select 1 as "select", 2 AS "update" from t'
-    >>> quote_keyword_aliases("select 'as select,' as x")
-    "select 'as select,' as x"
-    """
-    from sqlglot.tokens import TokenType
-
-    try:
-        tokens = sqlglot.Dialect.get_or_raise("postgres").tokenize(sql)
-    except sqlglot.errors.TokenError:
-        return sql
-    edits: list[tuple[int, int, str]] = []
-    for before, token, after in zip(tokens, tokens[1:], [*tokens[2:], None]):
-        if before.token_type != TokenType.ALIAS or token.token_type in (TokenType.VAR, TokenType.IDENTIFIER):
-            continue
-        if not re.fullmatch(r"[A-Za-z_][A-Za-z_0-9]*", token.text) or sql[token.start : token.end + 1] != token.text:
-            continue
-        if after is None or after.token_type.name in _ALIAS_ENDS:
-            edits.append((token.start, token.end + 1, f'"{token.text.lower()}"'))
-    for start, end, text in reversed(edits):
-        sql = sql[:start] + text + sql[end:]
-    return sql
-
-
-def underscore_array_types(sql: str) -> str:
-    """`x::regtype[]` as `x::_regtype`, PostgreSQL's own name of the array type: sqlglot cannot
-    read an array of a type it does not know (pgcli's function query casts to regtype[]).
-
-    >>> underscore_array_types("select proargtypes::regtype[]::text[], '::regtype[]' from pg_proc")
-    "select proargtypes::_regtype::text[], '::regtype[]' from pg_proc"
-    """
-    from sqlglot.tokens import TokenType
-
-    try:
-        tokens = sqlglot.Dialect.get_or_raise("postgres").tokenize(sql)
-    except sqlglot.errors.TokenError:
-        return sql
-    edits: list[tuple[int, int, str]] = []
-    for cast, name, opening, closing in zip(tokens, tokens[1:], tokens[2:], tokens[3:]):
-        if (
-            cast.token_type == TokenType.DCOLON
-            and name.text.lower() in _OID_TYPES
-            and opening.token_type == TokenType.L_BRACKET
-            and closing.token_type == TokenType.R_BRACKET
-        ):
-            edits.append((name.start, closing.end + 1, f"_{name.text.lower()}"))
-    for start, end, text in reversed(edits):
-        sql = sql[:start] + text + sql[end:]
-    return sql
-
-
-def _skip_quoted(sql: str, i: int, quote: str) -> int:
-    backslashes = quote == "'" and i > 0 and sql[i - 1] in "eE"
-    i += 1
-    while i < len(sql):
-        if backslashes and sql[i] == "\\":
-            i += 2
-            continue
-        if sql[i] == quote:
-            if sql.startswith(quote * 2, i):
-                i += 2
-                continue
-            return i + 1
-        i += 1
-    return i
-
-
-def _strip_comments(sql: str) -> str:
-    return re.sub(r"--[^\n]*|/\*.*?\*/", " ", sql, flags=re.S)
-
-
-def first_word(sql: str) -> str:
-    """The statement's leading keyword, lower-cased.
-
-    >>> first_word("  /* x */ SELECT 1"), first_word("(select 1)"), first_word("show all")
-    ('select', '(', 'show')
-    """
-    text = _strip_comments(sql).lstrip()
-    if text.startswith("("):
-        return "("
-    match = re.match(r"[A-Za-z_]+", text)
-    return match.group(0).lower() if match else ""
-
-
-# -- session ------------------------------------------------------------------------------
-
-
-@dataclass
-class Session:
-    """Per-connection state: settings and the transaction status letter."""
-
-    user: str
-    process_id: int
-    settings: dict[str, str] = field(default_factory=dict)
-    status: str = "I"  # I idle, T in transaction, E failed transaction
-
-    def get(self, name: str) -> str | None:
-        key = name.lower()
-        for k, v in self.settings.items():
-            if k.lower() == key:
-                return v
-        for table in (REPORTED, SHOWN):
-            for k, v in table.items():
-                if k.lower() == key:
-                    return v
-        if key in ("session_authorization", "user", "current_user"):
-            return self.user
-        return None
-
-
-@dataclass(frozen=True)
-class UtilityResult:
-    tag: str
-    columns: tuple[protocol.Column, ...] = ()
-    rows: tuple[tuple[Any, ...], ...] = ()
-    parameter_status: tuple[tuple[str, str], ...] = ()
-
-
-def run_utility(sql: str, session: Session) -> UtilityResult:
-    """SET, RESET, SHOW, transaction control, DISCARD and friends, answered locally."""
-    word = first_word(sql)
-    text = " ".join(_strip_comments(sql).split())
-    lowered = text.lower()
-    if word == "show":
-        name = text[5:].strip().strip('"')
-        if name.lower() == "all":
-            rows = sorted({**{k: v for k, v in {**REPORTED, **SHOWN}.items()}, **session.settings}.items())
-            cols = (
-                protocol.Column("name", protocol.TEXT),
-                protocol.Column("setting", protocol.TEXT),
-                protocol.Column("description", protocol.TEXT),
-            )
-            return UtilityResult("SHOW", cols, tuple((k, v, "") for k, v in rows))
-        if name.lower() == "time zone":
-            name = "TimeZone"
-        value = session.get(name)
-        if value is None:
-            raise SqlError("42704", f'unrecognized configuration parameter "{name}"')
-        column = name.split()[-1] if name.lower() == "transaction isolation level" else name
-        return UtilityResult("SHOW", (protocol.Column(column.lower(), protocol.TEXT),), ((value,),))
-    if word == "set":
-        return _set(text, session)
-    if word == "reset":
-        name = text[6:].strip().strip('"')
-        if name.lower() == "all":
-            session.settings.clear()
-        else:
-            session.settings.pop(name, None)
-        return UtilityResult("RESET")
-    if word in ("begin", "start"):
-        if session.status == "I":
-            session.status = "T"
-        return UtilityResult("BEGIN" if word == "begin" else "START TRANSACTION")
-    if word in ("commit", "end"):
-        tag = "ROLLBACK" if session.status == "E" else "COMMIT"
-        session.status = "I"
-        return UtilityResult(tag)
-    if word in ("rollback", "abort"):
-        if lowered.startswith("rollback to"):
-            if session.status == "E":
-                session.status = "T"
-            return UtilityResult("ROLLBACK")
-        session.status = "I"
-        return UtilityResult("ROLLBACK")
-    if word == "savepoint":
-        return UtilityResult("SAVEPOINT")
-    if word == "release":
-        return UtilityResult("RELEASE")
-    if word == "discard":
-        if lowered == "discard all":
-            session.settings.clear()
-        return UtilityResult(text.upper())
-    if word == "deallocate":
-        return UtilityResult("DEALLOCATE ALL" if lowered.endswith(" all") else "DEALLOCATE")
-    if word == "close":
-        return UtilityResult("CLOSE CURSOR ALL" if lowered.endswith(" all") else "CLOSE CURSOR")
-    if word in ("listen", "unlisten"):
-        return UtilityResult(word.upper())
-    raise SqlError("0A000", f"{word.upper()} is not supported", hint=SUPPORTED)
-
-
-_SET_RE = re.compile(r"set\s+(?:session\s+|local\s+)?(?P<name>[\w.\"]+)\s*(?:=|\s+to\s+)\s*(?P<value>.*)$", re.I | re.S)
-
-
-def _set(text: str, session: Session) -> UtilityResult:
-    lowered = text.lower()
-    if lowered.startswith(("set session characteristics", "set transaction")):
-        return UtilityResult("SET")
-    match = re.match(r"set\s+(?:session\s+|local\s+)?time\s+zone\s+(?P<value>.*)$", text, re.I | re.S)
-    if match:
-        name, value = "TimeZone", match.group("value")
-    else:
-        match = _SET_RE.match(text)
-        if not match:
-            raise SqlError(
-                "42601", f"cannot read the SET statement: {text}", hint="use SET name = value or SET name TO value"
-            )
-        name, value = match.group("name").strip('"'), match.group("value")
-    values = [v.strip() for v in value.split(",")]
-    value = ", ".join(v[1:-1].replace("''", "'") if len(v) >= 2 and v[0] == v[-1] == "'" else v for v in values)
-    if value.lower() == "default":
-        session.settings.pop(name, None)
-        value = session.get(name) or ""
-    else:
-        session.settings[name] = value
-    # Accepted and reported back; answers stay in UTC (timestamps are sent without a zone).
-    reported = [k for k in REPORTED if k.lower() == name.lower()]
-    return UtilityResult("SET", parameter_status=tuple((k, value) for k in reported))
-
 
 # -- the catalog database ------------------------------------------------------------------
 
@@ -2016,21 +1650,6 @@ _CAST_MACROS = {
     "regproc": "regproc_oid",
     "regprocedure": "regproc_oid",
 }
-_OID_TYPES = {
-    "regclass",
-    "regtype",
-    "regproc",
-    "regprocedure",
-    "regnamespace",
-    "regrole",
-    "regoper",
-    "oid",
-    "xid",
-    "cid",
-    "tid",
-    "regconfig",
-    "regdictionary",
-}
 _TEXT_TYPES = {
     "name",
     "char",
@@ -2670,7 +2289,7 @@ def _type_name(to: exp.DataType) -> str:
 
 def _builtin_type(name: str) -> exp.DataType:
     """A `pg_catalog.<type>` name as a DuckDB type."""
-    if name in _OID_TYPES:
+    if name in OID_TYPES:
         return exp.DataType.build("BIGINT")
     if name in _TEXT_TYPES:
         return exp.DataType.build("VARCHAR")
@@ -2749,7 +2368,7 @@ def _cast(node: exp.Cast) -> exp.Expression:
         return sqlglot.parse_one(
             "(SELECT list(format_type(type_oid, NULL)) FROM (SELECT unnest(x) AS type_oid))", read="duckdb"
         ).transform(lambda n: value.copy() if isinstance(n, exp.Column) and n.name == "x" else n)
-    if name in _OID_TYPES:
+    if name in OID_TYPES:
         return exp.cast(value, "BIGINT")
     if name in _TEXT_TYPES:
         return exp.cast(value, "VARCHAR")
