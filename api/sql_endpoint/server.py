@@ -35,7 +35,7 @@ from sqlglot.errors import ParseError
 
 from api.auth import AuditLog, Caller, ConcurrencyLimiter, TooManyRequests
 from api.sql_endpoint import catalog, protocol, semantic_sql, statements
-from api.sql_endpoint.catalog import CatalogColumn, CatalogTable
+from api.sql_endpoint.catalog_relations import CatalogColumn, CatalogTable
 from api.sql_endpoint.session import DATABASE, REPORTED, Session, run_utility
 from api.sql_endpoint.statements import SqlError
 from core.tokens import SCRAM_ITERATIONS, TokenStoreUnavailable

@@ -15,7 +15,8 @@ import pytest
 import sqlglot
 
 from api.sql_endpoint import catalog, protocol, statements
-from api.sql_endpoint.catalog import CatalogColumn, CatalogDatabase, CatalogTable
+from api.sql_endpoint.catalog import CatalogDatabase
+from api.sql_endpoint.catalog_relations import CatalogColumn, CatalogTable
 from api.sql_endpoint.session import Session, run_utility
 from api.sql_endpoint.statements import SqlError
 from tests.api.sql_endpoint.sql_servers import sql_server  # noqa: F401  (fixture)
