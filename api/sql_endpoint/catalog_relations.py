@@ -5,7 +5,7 @@ the macros and views standing in for what DuckDB's pg_catalog lacks or answers d
 (`PG_COLUMNS`, made so by `pg_shaped_view`).
 
 Definitions only: `catalog.CatalogDatabase` creates them, and the translation of catalog
-queries reads the shapes to give result columns PostgreSQL's types.
+queries (`catalog_translate`) reads the shapes to give result columns PostgreSQL's types.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ import struct
 import pytest
 import sqlglot
 
-from api.sql_endpoint import catalog, protocol, statements
+from api.sql_endpoint import catalog_translate, protocol, statements
 from api.sql_endpoint.catalog import CatalogDatabase
 from api.sql_endpoint.catalog_relations import CatalogColumn, CatalogTable
 from api.sql_endpoint.session import Session, run_utility
@@ -136,7 +136,7 @@ def test_unspecified_parameter_types_stay_text_and_binary_numeric_decodes():
 
 
 def test_codec_doctests():
-    for module in (protocol, statements, catalog):
+    for module in (protocol, statements, catalog_translate):
         assert doctest.testmod(module).failed == 0
 
 
