@@ -34,8 +34,10 @@ from sqlglot import exp
 from sqlglot.errors import ParseError
 
 from api.auth import AuditLog, Caller, ConcurrencyLimiter, TooManyRequests
-from api.sql_endpoint import catalog, protocol, semantic_sql
-from api.sql_endpoint.catalog import SqlError
+from api.sql_endpoint import catalog, protocol, semantic_sql, statements
+from api.sql_endpoint.catalog_relations import CatalogColumn, CatalogTable
+from api.sql_endpoint.session import DATABASE, REPORTED, Session, run_utility
+from api.sql_endpoint.statements import SqlError
 from core.tokens import SCRAM_ITERATIONS, TokenStoreUnavailable
 from metrics.engine import EngineProvider, MetricsEngine
 from metrics.errors import MetricsError, QueryCancelled, WarehouseUnavailable
@@ -214,7 +216,7 @@ class Portal:
 
 def prepare(sql: str, param_types: tuple[int, ...] = ()) -> Statement:
     """Classifies and parses one statement; raises SqlError for what is never answered."""
-    parts = catalog.split_statements(sql)
+    parts = statements.split_statements(sql)
     if not parts:
         return Statement(sql, "empty")
     if len(parts) > 1:
@@ -223,7 +225,7 @@ def prepare(sql: str, param_types: tuple[int, ...] = ()) -> Statement:
             "cannot insert multiple commands into a prepared statement",
             hint="send one statement per Parse, or several in one simple Query",
         )
-    word = catalog.first_word(sql)
+    word = statements.first_word(sql)
     if word == "declare":
         match = _DECLARE.match(" ".join(sql.split()))
         if not match:
@@ -240,18 +242,20 @@ def prepare(sql: str, param_types: tuple[int, ...] = ()) -> Statement:
         )
     if word in ("fetch", "move"):
         return Statement(sql, "fetch")
-    if word in catalog.UTILITY_WORDS:
+    if word in statements.UTILITY_WORDS:
         return Statement(sql, "utility")
-    if word in catalog.WRITE_WORDS:
-        raise SqlError("25006", f"cannot execute {word.upper()}: northstar is read-only", hint=catalog.SUPPORTED)
+    if word in statements.WRITE_WORDS:
+        raise SqlError("25006", f"cannot execute {word.upper()}: northstar is read-only", hint=statements.SUPPORTED)
     if word == "copy":
         return _prepare_copy(sql, param_types)
-    if word not in catalog.QUERY_WORDS:
-        raise SqlError("0A000", f"{word.upper() or 'this statement'} is not supported", hint=catalog.SUPPORTED)
+    if word not in statements.QUERY_WORDS:
+        raise SqlError("0A000", f"{word.upper() or 'this statement'} is not supported", hint=statements.SUPPORTED)
     try:
-        tree = sqlglot.parse_one(catalog.quote_keyword_aliases(catalog.underscore_array_types(sql)), read="postgres")
+        tree = sqlglot.parse_one(
+            statements.quote_keyword_aliases(statements.underscore_array_types(sql)), read="postgres"
+        )
     except ParseError as exc:
-        raise SqlError("42601", f"syntax error: {str(exc).splitlines()[0]}", hint=catalog.SUPPORTED) from exc
+        raise SqlError("42601", f"syntax error: {str(exc).splitlines()[0]}", hint=statements.SUPPORTED) from exc
     count = max((_param_index(p) for p in tree.find_all(exp.Parameter, exp.Placeholder)), default=0)
     types = list(param_types) + [0] * max(0, count - len(param_types))
     return Statement(sql, "query", tree, param_types=types)
@@ -434,7 +438,7 @@ def to_literal(value: Any) -> exp.Expression:
     return exp.Literal.string(str(value))
 
 
-def infer_param_types(statement: Statement, tables: list[catalog.CatalogTable]) -> list[int]:
+def infer_param_types(statement: Statement, tables: list[CatalogTable]) -> list[int]:
     """ParameterDescription types: declared ones; for $n in LIMIT/OFFSET int8; compared with a
     known column, that column's type; otherwise text."""
     types = list(statement.param_types)
@@ -552,9 +556,7 @@ class SqlEndpoint:
             self._server = await asyncio.start_server(self._accept, host, port)
         # Build the catalog database now (about half a second) rather than on a first client.
         self._warming = asyncio.get_running_loop().run_in_executor(None, self._warm_catalog)
-        log.info(
-            "SQL endpoint listening on %s:%s (database %s, auth %s)", host, port, catalog.DATABASE, self.auth.method
-        )
+        log.info("SQL endpoint listening on %s:%s (database %s, auth %s)", host, port, DATABASE, self.auth.method)
 
     @property
     def port(self) -> int:
@@ -629,11 +631,9 @@ class SqlEndpoint:
             return db
 
 
-def visible_tables(engine: MetricsEngine) -> list[catalog.CatalogTable]:
+def visible_tables(engine: MetricsEngine) -> list[CatalogTable]:
     return [
-        catalog.CatalogTable(
-            t.schema, t.name, t.comment, tuple(catalog.CatalogColumn(c.name, c.type, c.comment) for c in t.columns)
-        )
+        CatalogTable(t.schema, t.name, t.comment, tuple(CatalogColumn(c.name, c.type, c.comment) for c in t.columns))
         for t in semantic_sql.visible_tables(engine)
     ]
 
@@ -654,7 +654,7 @@ class Connection:
         self.writer = writer
         self.process_id = process_id
         self.secret_key = secret_key
-        self.session: catalog.Session | None = None
+        self.session: Session | None = None
         self.statements: dict[str, Statement] = {}
         self.portals: dict[str, Portal] = {}
         self.cursors: dict[str, Cursor] = {}
@@ -728,9 +728,9 @@ class Connection:
                 pass
             return
         user = startup.parameters.get("user", "northstar")
-        self.session = catalog.Session(user, self.process_id)
+        self.session = Session(user, self.process_id)
         self.endpoint.connections[self.process_id] = self
-        for name, value in catalog.REPORTED.items():
+        for name, value in REPORTED.items():
             if name == "application_name":
                 value = startup.parameters.get("application_name", "")
             self.send(protocol.parameter_status(name, value))
@@ -770,12 +770,12 @@ class Connection:
             # Without a database parameter PostgreSQL would use the user name; any user may
             # connect here, so only an explicit other database is refused.
             database = startup.parameters.get("database")
-            if database and database != catalog.DATABASE:
+            if database and database != DATABASE:
                 self.send(
                     protocol.error_response(
                         "3D000",
                         f'database "{database}" does not exist',
-                        hint=f'connect to database "{catalog.DATABASE}"',
+                        hint=f'connect to database "{DATABASE}"',
                         severity="FATAL",
                     )
                 )
@@ -996,7 +996,7 @@ class Connection:
 
     async def _simple_query(self, sql: str) -> None:
         try:
-            parts = await self._offload(catalog.split_statements, sql)
+            parts = await self._offload(statements.split_statements, sql)
         except SqlError as exc:
             self._error(exc)
             return
@@ -1143,7 +1143,7 @@ class Connection:
         statement.param_types = infer_param_types(statement, tables)
         return statement.param_types
 
-    def _tables(self) -> list[catalog.CatalogTable]:
+    def _tables(self) -> list[CatalogTable]:
         try:
             with self.endpoint.engines.engine() as engine:
                 return self.endpoint.catalog_for(engine).tables
@@ -1181,11 +1181,13 @@ class Connection:
         try:
             result = await self._run(statement, params)
         except SqlError as exc:
-            self._audit(catalog.first_word(statement.sql) or statement.kind, statement.sql, started, exc.sqlstate, None)
+            self._audit(
+                statements.first_word(statement.sql) or statement.kind, statement.sql, started, exc.sqlstate, None
+            )
             raise
         except (MetricsError, ValueError) as exc:
             self._audit(
-                catalog.first_word(statement.sql) or statement.kind,
+                statements.first_word(statement.sql) or statement.kind,
                 statement.sql,
                 started,
                 _as_sql_error(exc).sqlstate,
@@ -1193,10 +1195,10 @@ class Connection:
             )
             raise
         except BaseException:
-            self._audit(catalog.first_word(statement.sql) or statement.kind, statement.sql, started, "XX000", None)
+            self._audit(statements.first_word(statement.sql) or statement.kind, statement.sql, started, "XX000", None)
             raise
         self._audit(
-            catalog.first_word(statement.sql) or statement.kind, statement.sql, started, "00000", len(result.rows)
+            statements.first_word(statement.sql) or statement.kind, statement.sql, started, "00000", len(result.rows)
         )
         return result
 
@@ -1222,15 +1224,16 @@ class Connection:
         if statement.kind == "empty":
             return Result("")
         if session.status == "E" and not (
-            statement.kind == "utility" and catalog.first_word(statement.sql) in ("rollback", "abort", "commit", "end")
+            statement.kind == "utility"
+            and statements.first_word(statement.sql) in ("rollback", "abort", "commit", "end")
         ):
             raise SqlError("25P02", "current transaction is aborted, commands ignored until end of transaction block")
         if statement.kind == "fetch":
             return self._fetch(statement.sql)
-        if statement.kind == "utility" and catalog.first_word(statement.sql) == "close":
+        if statement.kind == "utility" and statements.first_word(statement.sql) == "close":
             return self._close_cursor(statement.sql)
         if statement.kind == "utility":
-            utility = catalog.run_utility(statement.sql, session)
+            utility = run_utility(statement.sql, session)
             return Result(utility.tag, utility.columns, list(utility.rows), utility.parameter_status)
         slot = self._acquire_slot()
         cancellation = self._cancellation or Cancellation()

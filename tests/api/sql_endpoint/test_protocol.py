@@ -14,8 +14,11 @@ import struct
 import pytest
 import sqlglot
 
-from api.sql_endpoint import catalog, protocol
-from api.sql_endpoint.catalog import CatalogColumn, CatalogDatabase, CatalogTable, Session, SqlError
+from api.sql_endpoint import catalog_translate, protocol, statements
+from api.sql_endpoint.catalog import CatalogDatabase
+from api.sql_endpoint.catalog_relations import CatalogColumn, CatalogTable
+from api.sql_endpoint.session import Session, run_utility
+from api.sql_endpoint.statements import SqlError
 from tests.api.sql_endpoint.sql_servers import sql_server  # noqa: F401  (fixture)
 
 # -- SCRAM-SHA-256 ------------------------------------------------------------------------
@@ -133,7 +136,7 @@ def test_unspecified_parameter_types_stay_text_and_binary_numeric_decodes():
 
 
 def test_codec_doctests():
-    for module in (protocol, catalog):
+    for module in (protocol, statements, catalog_translate):
         assert doctest.testmod(module).failed == 0
 
 
@@ -142,26 +145,26 @@ def test_codec_doctests():
 
 def test_transaction_status_follows_begin_commit_rollback():
     session = Session("u", 1)
-    assert catalog.run_utility("BEGIN", session).tag == "BEGIN" and session.status == "T"
+    assert run_utility("BEGIN", session).tag == "BEGIN" and session.status == "T"
     session.status = "E"  # an error inside the transaction
-    assert catalog.run_utility("COMMIT", session).tag == "ROLLBACK" and session.status == "I"
-    catalog.run_utility("START TRANSACTION READ ONLY", session)
+    assert run_utility("COMMIT", session).tag == "ROLLBACK" and session.status == "I"
+    run_utility("START TRANSACTION READ ONLY", session)
     assert session.status == "T"
-    assert catalog.run_utility("ROLLBACK", session).tag == "ROLLBACK" and session.status == "I"
+    assert run_utility("ROLLBACK", session).tag == "ROLLBACK" and session.status == "I"
 
 
 def test_set_show_reset_and_discard():
     session = Session("u", 1)
-    result = catalog.run_utility("SET application_name = 'It''s Metabase'", session)
+    result = run_utility("SET application_name = 'It''s Metabase'", session)
     assert result.parameter_status == (("application_name", "It's Metabase"),)
-    assert catalog.run_utility("SHOW application_name", session).rows == (("It's Metabase",),)
-    assert catalog.run_utility("show TRANSACTION ISOLATION LEVEL", session).rows == (("read committed",),)
-    assert catalog.run_utility("SET search_path TO semantic, marts", session).tag == "SET"
-    assert catalog.run_utility("SHOW search_path", session).rows == (("semantic, marts",),)
-    catalog.run_utility("DISCARD ALL", session)
-    assert catalog.run_utility("SHOW search_path", session).rows == (("semantic",),)
+    assert run_utility("SHOW application_name", session).rows == (("It's Metabase",),)
+    assert run_utility("show TRANSACTION ISOLATION LEVEL", session).rows == (("read committed",),)
+    assert run_utility("SET search_path TO semantic, marts", session).tag == "SET"
+    assert run_utility("SHOW search_path", session).rows == (("semantic, marts",),)
+    run_utility("DISCARD ALL", session)
+    assert run_utility("SHOW search_path", session).rows == (("semantic",),)
     with pytest.raises(SqlError) as info:
-        catalog.run_utility("SHOW no_such_setting", session)
+        run_utility("SHOW no_such_setting", session)
     assert info.value.sqlstate == "42704"
 
 
