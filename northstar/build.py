@@ -37,6 +37,7 @@ import yaml
 from metrics.dry_run import BUILD_INFO_KEY as UNSERVABLE_KEY
 from metrics.dry_run import Unservable, dry_run
 from metrics.engine import BuildWarning
+from metrics.execution.spark import DEFAULT_MASTER as DEFAULT_SPARK_MASTER
 from northstar import metric_values, postgres, rollups, spark
 from northstar.errors import BuildFailed
 from northstar.landing import check_contract
@@ -127,7 +128,7 @@ def build(
         env.update(secrets_env)
         dbt_vars.update(postgres.dbt_vars(build_id))
     if on_spark:
-        target = spark.profile_target(spark_master or spark.DEFAULT_MASTER, build_id, directory)
+        target = spark.profile_target(spark_master or DEFAULT_SPARK_MASTER, build_id, directory)
         dbt_vars.update(spark.dbt_vars(build_id))
     profiles_dir = _write_profile(dbt_project, project, directory, target)
     args = [
@@ -163,7 +164,7 @@ def build(
             # engine's readouts are staged as Parquet) the readout models and the docs in a second
             # that registers every table of the first.
             landing_folders = spark.write_landing(tables, directory / spark.LANDING_DIR) if reads_landing else {}
-            master = spark_master or spark.DEFAULT_MASTER
+            master = spark_master or DEFAULT_SPARK_MASTER
             spec = spark.write_spec(directory, master, build_id, landing_folders)
             # the readout models are built by the second process, once their rows are staged
             # (and so are the engine tables and what reads them, once the second process wrote them)

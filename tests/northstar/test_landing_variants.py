@@ -226,6 +226,7 @@ PACK = [
     "csat",
     "d7_retention",
 ]
+FROM_THE_EMPTY_TABLE = {"incidents", "mttr_hours"}
 
 
 @pytest.mark.parametrize("grain", ["week", "month"])
@@ -233,7 +234,14 @@ def test_every_variant_builds_and_every_metric_answers_as_the_oracle(variants, g
     landing, _, _, client = variants
     oracle = Oracle(landing)
     for metric in PACK:
-        check(_Api(client), oracle, metrics=[metric], group_by=[f"metric_time__{grain}"])
+        # The incidents table is header-only here: its metrics answer no rows, as the oracle.
+        check(
+            _Api(client),
+            oracle,
+            allow_empty=metric in FROM_THE_EMPTY_TABLE,
+            metrics=[metric],
+            group_by=[f"metric_time__{grain}"],
+        )
 
 
 def test_slices_read_from_csv_and_parquet_variants_match_the_oracle(variants):

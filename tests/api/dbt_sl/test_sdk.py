@@ -398,18 +398,34 @@ def test_flight_errors_are_the_v1_query_message_only(served):
 
 
 def test_cancel_stops_the_warehouse_statement_and_frees_the_worker(served):
-    # A cumulative metric per event: seconds of warehouse work for five rows. Each run filters
-    # on a value of its own, so no answer comes from the cache.
+    # Two cumulative metrics per day, event, country and platform: seconds of warehouse work for
+    # five rows (about 4 s on an idle 2-core machine with the sample). Each run filters on a
+    # value of its own, so no answer comes from the cache.
     slow = (
-        "{{ semantic_layer.query(metrics=['active_users_7d'], group_by=['metric_time__day', 'event'], limit=5, "
+        "{{ semantic_layer.query(metrics=['active_users_7d', 'revenue_mtd'], "
+        "group_by=['metric_time__day', 'event', 'user__country', 'platform'], limit=5, "
         "where=[\"{{ Dimension('user__country') }} <> 'cancel-%s'\"]) }}"
     )
     with connect(served) as conn, conn.cursor() as cur:
-        timer = threading.Timer(1.0, cur.adbc_cancel)
-        timer.start()
+        # Cancel from another thread, as a client's stop button does; again every 0.2 s in case
+        # the first cancel arrives before the statement reaches the server (a busy machine).
+        done = threading.Event()
+
+        def cancel_until_done() -> None:
+            done.wait(1.0)
+            while not done.is_set():
+                cur.adbc_cancel()
+                done.wait(0.2)
+
+        canceller = threading.Thread(target=cancel_until_done)
+        canceller.start()
         started = time.monotonic()
-        with pytest.raises(adbc_driver_manager.OperationalError) as caught:
-            cur.execute(slow % "adbc")
+        try:
+            with pytest.raises(adbc_driver_manager.OperationalError) as caught:
+                cur.execute(slow % "adbc")
+        finally:
+            done.set()
+            canceller.join()
         # Bounds for a loaded 2-core machine: the status and the audit's `query_cancelled` below
         # are what show the statement was interrupted rather than run to its end.
         assert time.monotonic() - started < 10.0
