@@ -49,6 +49,7 @@ from metrics.semantic.model import Agg, Dimension, Grain, Measure, PeriodAgg, Se
 from metrics.sql import combine
 from metrics.sql.filters import MetricReference, parse_filter_template
 from metrics.sql.offsets import offset_to_grain_node
+from metrics.sql.semi_additive import semi_additive_sql
 from metrics.sql.trees import (
     RenderedQuery,
     aggregate_tree,
@@ -384,7 +385,7 @@ class Renderer:
         conditions += self._conditions(node, plan, params, alias_for, joins)
         semi_additive = node.measures[0].measure.non_additive if len(node.measures) == 1 else None
         if semi_additive is not None:
-            return self._semi_additive(node, plan, home, group, conditions, joins, semi_additive)
+            return semi_additive_sql(self, node, plan, home, group, conditions, joins, semi_additive)
         # Project the bucket and every measure's argument once, then aggregate the projected
         # columns: DuckDB splits COUNT(DISTINCT) beside other aggregates into one pass per kind,
         # and a GROUP BY on the expressions themselves recomputes them in each pass.
@@ -435,57 +436,6 @@ class Renderer:
 
     def _tree(self, measure: Measure) -> exp.Expr:
         return parse_expr(measure.expr, self.model_dialect)
-
-    def _semi_additive(
-        self,
-        node: AggregateNode,
-        plan: QueryPlan,
-        home: SemanticModel,
-        group: list[str],
-        conditions: list[str],
-        joins: list[str],
-        spec,
-    ) -> str:
-        """Aggregate only the rows at the edge (latest or earliest) of the non-additive
-        dimension within each metric_time bucket and window grouping: a balance is summed
-        over accounts at the period's last snapshot, never over days."""
-        measure, column = node.measures[0].measure, node.measures[0].column
-        dimension = home.dimension(spec.dimension)
-        if dimension is None:
-            raise InvalidQuery(
-                f"measure {measure.name!r} is non-additive along {spec.dimension!r}, "
-                f"which is not a dimension of semantic model {home.name!r}."
-            )
-        edge_at = column_expr(dimension.expr, "t0", self.model_dialect).sql(dialect=self.dialect)
-        partition = [text for text, g in zip(group, node.group_by) if g.item.kind is ItemKind.METRIC_TIME]
-        for name in spec.groupings:
-            entity = home.entity(name)
-            if entity is None:
-                raise InvalidQuery(
-                    f"measure {measure.name!r} groups its window by {name!r}, which is not an "
-                    f"entity of semantic model {home.name!r}."
-                )
-            partition.append(column_expr(entity.expr, "t0", self.model_dialect).sql(dialect=self.dialect))
-        edge = "MAX" if spec.window_choice == "max" else "MIN"
-        over = f"PARTITION BY {', '.join(partition)}" if partition else ""
-        inner = select_statement(
-            [f"{text} AS {g.column}" for text, g in zip(group, node.group_by)]
-            + [
-                f"{column_expr(measure.expr, 't0', self.model_dialect).sql(dialect=self.dialect)} AS v",
-                f"{edge_at} AS edge_at",
-                f"{edge}({edge_at}) OVER ({over}) AS edge",
-            ],
-            f"{self._table(home)} AS t0",
-            joins,
-            conditions,
-        )
-        value = aggregate_tree(measure, self.model_dialect, exp.column("v")).sql(dialect=self.dialect)
-        keys = [g.column for g in node.group_by]
-        return select_statement(
-            keys + [f"{value} AS {column}"], f"({inner}) AS snapshot", [], ["edge_at = edge"], keys or None
-        )
-
-    # -- cumulative metrics ----------------------------------------------------------------
 
     def _cumulative_node(self, node: AggregateNode, plan: QueryPlan, params: dict[str, Any]) -> list[tuple[str, str]]:
         """A cumulative metric in four steps, each a CTE:
