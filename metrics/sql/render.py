@@ -25,6 +25,11 @@ Shape of the SQL:
 
 Ratios and derived metrics are computed after aggregation, per output row, from their
 parts; every division is null-safe (`x / nullif(y, 0)`), so a zero denominator gives null.
+
+This module walks the plan and lays out the statement; the shapes particular to one kind of
+metric (cumulative windows, conversions, semi-additive edges, offsets to a grain) live in
+`cumulative`, `conversion`, `semi_additive` and `offsets`, and the sqlglot helpers they all
+share in `trees`, so each can be read without the rest of the renderer.
 """
 
 from __future__ import annotations
