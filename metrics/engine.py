@@ -47,7 +47,8 @@ from metrics.sql.marts import (
     rewrite_mart_query,
     select_sql,
 )
-from metrics.sql.render import RenderedQuery, Renderer
+from metrics.sql.render import Renderer
+from metrics.sql.trees import RenderedQuery
 
 if TYPE_CHECKING:
     from metrics.experiments import Experiments

@@ -44,7 +44,7 @@ from metrics.sql.experiments import (
     PerUserMeasure,
     Population,
 )
-from metrics.sql.render import RenderedQuery
+from metrics.sql.trees import RenderedQuery
 from metrics.stats.comparison import compare_variant
 from metrics.stats.correction import CorrectionMethod, adjust_p_values
 from metrics.stats.srm import check_srm

@@ -21,14 +21,8 @@ from metrics.query.plan import TimeSettings
 from metrics.query.request import Filter, WeekStart
 from metrics.semantic.graph import GroupByItem
 from metrics.semantic.model import Agg, Entity, Measure, Relation, SemanticModel
-from metrics.sql.render import (
-    RenderedQuery,
-    Renderer,
-    _aggregate_tree,
-    _column_expr,
-    _select,
-    _table,
-)
+from metrics.sql.render import Renderer
+from metrics.sql.trees import RenderedQuery, aggregate_tree, column_expr, select_statement, table_expr
 
 
 @dataclass(frozen=True)
@@ -71,7 +65,7 @@ class ExperimentSql:
         self.dialect = renderer.dialect
 
     def _rel(self, relation: Relation) -> str:
-        return _table(relation.schema, relation.table).sql(dialect=self.dialect)
+        return table_expr(relation.schema, relation.table).sql(dialect=self.dialect)
 
     def catalog(self, population: Population | None = None) -> RenderedQuery:
         """Every experiment with its variants and assigned (non-internal, first-variant) users
@@ -133,7 +127,9 @@ class ExperimentSql:
         ctes = self._per_user_ctes(params, experiment_id, values, data_ends, pre, pre_days, slices, population)
         keys = ["variant"] + [column for _, _, column in slices]
         body = (
-            _select(keys + _sums(len(values), pre, products), "per_user", [], [], keys) + " ORDER BY " + ", ".join(keys)
+            select_statement(keys + _sums(len(values), pre, products), "per_user", [], [], keys)
+            + " ORDER BY "
+            + ", ".join(keys)
         )
         sql = "WITH " + ", ".join(f"{alias} AS ({text})" for alias, text in ctes) + " " + body
         return RenderedQuery(sql, params, self.dialect)
@@ -162,7 +158,7 @@ class ExperimentSql:
             "WITH "
             + ", ".join(f"{alias} AS ({text})" for alias, text in ctes)
             + " "
-            + _select(selected, "per_user", [], [])
+            + select_statement(selected, "per_user", [], [])
         )
         return RenderedQuery(sql, params, self.dialect)
 
@@ -186,9 +182,11 @@ class ExperimentSql:
         conditions = [f"v.experiment_id = {self.renderer._param(params, experiment_id)}"]
         if population is not None:
             conditions.append(f"v.user_id IN ({self._population(params, population)})")
-        per_user = _select(picked, f"{self._rel(table)} AS v", [], conditions)
+        per_user = select_statement(picked, f"{self._rel(table)} AS v", [], conditions)
         body = (
-            _select(keys + _sums(len(columns), set(pre_columns), products), f"({per_user}) AS per_user", [], [], keys)
+            select_statement(
+                keys + _sums(len(columns), set(pre_columns), products), f"({per_user}) AS per_user", [], [], keys
+            )
             + " ORDER BY "
             + ", ".join(keys)
         )
@@ -203,7 +201,7 @@ class ExperimentSql:
             conditions.append(f"a.user_id IN ({self._population(params, population)})")
         day = exp.cast(exp.column("assigned_at", "a"), exp.DataType.build("date")).sql(dialect=self.dialect)
         sql = (
-            _select(
+            select_statement(
                 [
                     f"{day} AS assigned_on",
                     "a.variant AS variant",
@@ -238,8 +236,8 @@ class ExperimentSql:
         when given)."""
         params: dict[str, Any] = {}
         dialect = self.renderer.model_dialect
-        user = _column_expr(entry.user_expr, "t0", dialect).sql(dialect=self.dialect)
-        at = _column_expr(entry.time_expr, "t0", dialect)
+        user = column_expr(entry.user_expr, "t0", dialect).sql(dialect=self.dialect)
+        at = column_expr(entry.time_expr, "t0", dialect)
         first = exp.Min(this=at.copy())
         ends = exp.Add(
             this=first.copy(), expression=exp.Interval(this=exp.Literal.string(str(metric_days)), unit=exp.var("DAY"))
@@ -251,7 +249,7 @@ class ExperimentSql:
         ]
         if population is not None:
             conditions.append(f"{user} IN ({self._population(params, population)})")
-        eligible = _select(
+        eligible = select_statement(
             [
                 "'plan' AS experiment_id",
                 f"{user} AS user_id",
@@ -275,7 +273,7 @@ class ExperimentSql:
             [],
             assignments=eligible,
         )
-        body = _select(_sums(len(values), pre, ()), "per_user", [], [])
+        body = select_statement(_sums(len(values), pre, ()), "per_user", [], [])
         sql = "WITH " + ", ".join(f"{alias} AS ({text})" for alias, text in ctes) + " " + body
         return RenderedQuery(sql, params, self.dialect)
 
@@ -302,7 +300,7 @@ class ExperimentSql:
             conditions.append(f"a.user_id IN ({self._population(params, population)})")
         assignments = (
             assignments
-            or _select(
+            or select_statement(
                 [
                     "a.experiment_id AS experiment_id",
                     "a.user_id AS user_id",
@@ -342,7 +340,7 @@ class ExperimentSql:
             ctes.append(("s", self._slices(slices)))
             joins.append("LEFT JOIN s ON s.user_id = m0.user_id")
             per_user_columns += [f"s.{column} AS {column}" for _, _, column in slices]
-        ctes.append(("per_user", _select(per_user_columns, "m0", joins, [])))
+        ctes.append(("per_user", select_statement(per_user_columns, "m0", joins, [])))
         return ctes
 
     def _per_user_values(
@@ -360,8 +358,8 @@ class ExperimentSql:
         windows."""
         dialect = self.renderer.model_dialect
         first = values[indices[0]]
-        user = _column_expr(first.user_expr, "t0", dialect)
-        at = _column_expr(first.time_expr, "t0", dialect)
+        user = column_expr(first.user_expr, "t0", dialect)
+        at = column_expr(first.time_expr, "t0", dialect)
         assigned = exp.column("assigned_at", "w")
         reaches_back = pre_days is not None and any(i in pre for i in indices)
         start = (
@@ -375,7 +373,7 @@ class ExperimentSql:
         )
         for i in indices:
             value = values[i]
-            expr = _column_expr(value.measure.expr, "t0", dialect)
+            expr = column_expr(value.measure.expr, "t0", dialect)
             if reaches_back or base:
                 # in the base model the condition also holds no row of a user without rows
                 # (NULL after the left join), so `count(1)` or `sum(1)` give 0 for them
@@ -391,7 +389,7 @@ class ExperimentSql:
         ).sql(dialect=self.dialect)
         on += f" AND {at.sql(dialect=self.dialect)} < {window_end}"
         join = "LEFT JOIN" if base else "JOIN"
-        return _select(
+        return select_statement(
             columns,
             "w",
             [f"{join} {self.renderer._table(first.model)} AS t0 ON {on}"],
@@ -415,7 +413,7 @@ class ExperimentSql:
                 default=exp.Literal.number(0),
             )
             return exp.Max(this=flag).sql(dialect=self.dialect)
-        return _aggregate_tree(value.measure, self.renderer.model_dialect, expr).sql(dialect=self.dialect)
+        return aggregate_tree(value.measure, self.renderer.model_dialect, expr).sql(dialect=self.dialect)
 
     def population_sql(self, population: Population) -> RenderedQuery:
         """The user ids of `population`, as a statement of its own."""
@@ -429,12 +427,12 @@ class ExperimentSql:
         user = _user_entity(model)
         alias_for, joins = self.renderer._joiner()
         time = TimeSettings(None, WeekStart.MONDAY)
-        user_id = _column_expr(user.expr, "t0", self.renderer.model_dialect).sql(dialect=self.dialect)
+        user_id = column_expr(user.expr, "t0", self.renderer.model_dialect).sql(dialect=self.dialect)
         conditions = [
             self.renderer._filter(self.renderer._item(item, alias_for(item), time), item, flt, params)
             for item, flt in population.filters
         ]
-        return _select([user_id], f"{self.renderer._table(model)} AS t0", joins, conditions)
+        return select_statement([user_id], f"{self.renderer._table(model)} AS t0", joins, conditions)
 
     def _slices(self, slices: list[tuple[GroupByItem, SemanticModel, str]]) -> str:
         """User attributes (country, plan, platform of the first event...) per user, from the
@@ -442,11 +440,11 @@ class ExperimentSql:
         model = slices[0][1]
         user = _user_entity(model)
         alias_for, joins = self.renderer._joiner()
-        columns = [f"{_column_expr(user.expr, 't0', self.renderer.model_dialect).sql(dialect=self.dialect)} AS user_id"]
+        columns = [f"{column_expr(user.expr, 't0', self.renderer.model_dialect).sql(dialect=self.dialect)} AS user_id"]
         time = TimeSettings(None, WeekStart.MONDAY)
         for item, _, column in slices:
             columns.append(f"{self.renderer._item(item, alias_for(item), time)} AS {column}")
-        return _select(columns, f"{self.renderer._table(model)} AS t0", joins, [])
+        return select_statement(columns, f"{self.renderer._table(model)} AS t0", joins, [])
 
 
 def _user_entity(model: SemanticModel) -> Entity:

@@ -25,7 +25,7 @@ from sqlglot.optimizer.scope import Scope, ScopeType, traverse_scope
 
 from metrics.errors import InternalError, InvalidQuery, MetricsError, UserError, did_you_mean
 from metrics.query.request import Filter, FilterOp
-from metrics.sql.render import RenderedQuery, literal
+from metrics.sql.trees import RenderedQuery, literal
 
 MARTS_SCHEMA = "marts"
 # The database name clients see (`northstar.marts.<name>` is `marts.<name>`).

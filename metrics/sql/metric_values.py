@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from metrics.query.request import MetricQuery
 from metrics.semantic.model import MetricType
-from metrics.sql.render import RenderedQuery, _table
+from metrics.sql.trees import RenderedQuery, table_expr
 
 if TYPE_CHECKING:
     from metrics.engine import MetricsEngine
@@ -65,7 +65,7 @@ def metric_values_daily_sql(engine: MetricsEngine) -> RenderedQuery:
             f"SELECT '{name}' AS metric_name, w.metric_date, CAST({value} AS {double}) AS metric_value "
             f"FROM wide AS w" + ("" if simple else f" WHERE NOT w.{q(name)} IS NULL")
         )
-    spine_table = _table(spine.relation.schema, spine.relation.table).sql(dialect=dialect)
+    spine_table = table_expr(spine.relation.schema, spine.relation.table).sql(dialect=dialect)
     sql = (
         f"WITH v AS ({rendered.sql}), "
         f"days AS (SELECT s.{spine.column} AS metric_date FROM {spine_table} AS s "

@@ -33,6 +33,7 @@ from metrics.errors import InternalError, UnsupportedFeature
 from metrics.query.plan import AggregateNode, QueryPlan
 from metrics.semantic.graph import ItemKind
 from metrics.semantic.model import Grain
+from metrics.sql.trees import select_statement, time_bucket, truncate
 
 if TYPE_CHECKING:
     from metrics.sql.render import Renderer
@@ -41,7 +42,6 @@ if TYPE_CHECKING:
 def offset_to_grain_node(
     renderer: Renderer, node: AggregateNode, plan: QueryPlan, params: dict[str, Any]
 ) -> list[tuple[str, str]]:
-    from metrics.sql.render import _bucket, _select, _truncate
 
     to_grain = node.offset_to_grain
     if to_grain is None:
@@ -77,31 +77,31 @@ def offset_to_grain_node(
     # first bucket starts in, up to the end of the range.
     start = query.start
     if start is not None:
-        start = _truncate(_truncate(start, grain, time.week_start), to_grain, time.week_start)
+        start = truncate(truncate(start, grain, time.week_start), to_grain, time.week_start)
     base_plan = dataclasses.replace(plan, query=dataclasses.replace(query, start=start))
     base_sql = renderer._node(base_node, base_plan, params)
 
     spine = renderer._spine()
     spine_day = exp.cast(exp.column(spine.column, "s"), exp.DataType.Type.DATE)
-    bucket = _bucket(spine_day, grain, time.week_start).sql(dialect=renderer.dialect)
+    bucket = time_bucket(spine_day, grain, time.week_start).sql(dialect=renderer.dialect)
     conditions = []
     if query.start is not None:
-        first = _truncate(query.start, grain, time.week_start).date()
+        first = truncate(query.start, grain, time.week_start).date()
         conditions.append(f"{bucket} >= {renderer._param(params, first)}")
     if query.end is not None:
         conditions.append(f"{bucket} < {renderer._param(params, query.end)}")
     column = time_group.column
     for flt in time_filters:
         conditions.append(renderer._filter(bucket, flt.item, flt.filter, params))
-    buckets_sql = _select(
+    buckets_sql = select_statement(
         [f"{bucket} AS {column}"], f"{renderer._table_of(spine.relation)} AS s", [], conditions, distinct=True
     )
-    period_start = _bucket(exp.column(column, "buckets"), to_grain, time.week_start).sql(dialect=renderer.dialect)
+    period_start = time_bucket(exp.column(column, "buckets"), to_grain, time.week_start).sql(dialect=renderer.dialect)
     outputs = [
         f"buckets.{column} AS {column}" if g is time_group else f"base.{g.column} AS {g.column}" for g in node.group_by
     ]
     outputs += [f"base.{m.column} AS {m.column}" for m in node.measures]
-    final = _select(
+    final = select_statement(
         outputs,
         f"{node.alias}_buckets AS buckets",
         [f"JOIN {node.alias}_base AS base ON base.{column} = {period_start}"],

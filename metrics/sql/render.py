@@ -25,36 +25,55 @@ Shape of the SQL:
 
 Ratios and derived metrics are computed after aggregation, per output row, from their
 parts; every division is null-safe (`x / nullif(y, 0)`), so a zero denominator gives null.
+
+This module walks the plan and lays out the statement; the shapes particular to one kind of
+metric (cumulative windows, conversions, semi-additive edges, offsets to a grain) live in
+`cumulative`, `conversion`, `semi_additive` and `offsets`, and the sqlglot helpers they all
+share in `trees`, so each can be read without the rest of the renderer.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
-import sqlglot
 from sqlglot import exp
 
-from metrics.errors import InternalError, InvalidFilter, InvalidQuery
+from metrics.errors import InvalidFilter, InvalidQuery
 from metrics.query.plan import (
     AggregateNode,
-    DerivedExpr,
-    MeasureRef,
     MetricExpr,
     Planner,
     QueryPlan,
-    RatioExpr,
     TimeSettings,
 )
 from metrics.query.request import Filter, FilterOp, MetricQuery, WeekStart
 from metrics.semantic.graph import GroupByItem, ItemKind, JoinStep, SemanticGraph
-from metrics.semantic.model import Agg, Dimension, Entity, Grain, Measure, PeriodAgg, SemanticModel, Window
+from metrics.semantic.model import Agg, Grain, Measure, SemanticModel, Window
 from metrics.sql import combine
+from metrics.sql.conversion import conversion_ctes
+from metrics.sql.cumulative import cumulative_ctes
 from metrics.sql.filters import MetricReference, parse_filter_template
 from metrics.sql.offsets import offset_to_grain_node
+from metrics.sql.semi_additive import semi_additive_sql
+from metrics.sql.trees import (
+    RenderedQuery,
+    aggregate_tree,
+    column_expr,
+    interval,
+    localize,
+    metric_tree,
+    never_null,
+    number,
+    parse_expr,
+    select_statement,
+    shift,
+    shifts_whole_buckets,
+    table_expr,
+    time_bucket,
+    time_value,
+)
 
 _COMPARISON = {
     FilterOp.EQ: "=",
@@ -64,54 +83,6 @@ _COMPARISON = {
     FilterOp.GT: ">",
     FilterOp.GE: ">=",
 }
-
-
-@dataclass(frozen=True)
-class RenderedQuery:
-    """SQL with named bind parameters."""
-
-    sql: str
-    params: dict[str, Any]
-    dialect: str
-
-    def inline_sql(self, pretty: bool = True) -> str:
-        """The statement with each bind parameter replaced by a quoted literal."""
-        return inline(self.sql, self.params, self.dialect, pretty=pretty)
-
-
-def inline(sql: str, params: dict[str, Any], dialect: str, pretty: bool = True) -> str:
-    def swap(node: exp.Expr) -> exp.Expr:
-        if isinstance(node, exp.Placeholder) and node.name in params:
-            return literal(params[node.name])
-        return node
-
-    return sqlglot.parse_one(sql, read=dialect).transform(swap).sql(dialect=dialect, pretty=pretty)
-
-
-def literal(value: Any) -> exp.Expr:
-    if isinstance(value, dt.datetime):
-        return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), exp.DataType.Type.TIMESTAMP)
-    if isinstance(value, dt.date):
-        return exp.cast(exp.Literal.string(value.isoformat()), exp.DataType.Type.DATE)
-    return exp.convert(value)
-
-
-@lru_cache(maxsize=4096)
-def _parse_expr(text: str, dialect: str) -> exp.Expr:
-    return sqlglot.parse_one(text, read=dialect)
-
-
-def _column_expr(text: str, table_alias: str, dialect: str) -> exp.Expr:
-    """A semantic model's column expression with its bare columns qualified by the table alias.
-
-    >>> _column_expr("case when revenue_usd > 0 then user_id end", "t0", "duckdb").sql()
-    'CASE WHEN t0.revenue_usd > 0 THEN t0.user_id END'
-    """
-    tree = _parse_expr(text, dialect).copy()
-    for column in tree.find_all(exp.Column):
-        if not column.table:
-            column.set("table", exp.to_identifier(table_alias))
-    return tree
 
 
 class Renderer:
@@ -151,9 +122,9 @@ class Renderer:
             if node.offset_to_grain is not None:
                 ctes.extend(offset_to_grain_node(self, node, plan, params))
             elif node.cumulative is not None:
-                ctes.extend(self._cumulative_node(node, plan, params))
+                ctes.extend(cumulative_ctes(self, node, plan, params))
             elif node.conversion is not None:
-                ctes.extend(self._conversion_node(node, plan, params))
+                ctes.extend(conversion_ctes(self, node, plan, params))
             elif node.alias in shared:
                 group = shared[node.alias]
                 if group[0] is node:
@@ -177,7 +148,7 @@ class Renderer:
                 if (
                     plan.query.timezone is not None
                     or node.offset.grain not in (Grain.DAY, Grain.WEEK)
-                    or not all(_shifts_whole_buckets(node.offset, grain) for grain in grains)
+                    or not all(shifts_whole_buckets(node.offset, grain) for grain in grains)
                     or node.template_filters
                     or any(f.item.kind in (ItemKind.METRIC_TIME, ItemKind.TIME) for f in node.filters)
                 ):
@@ -208,7 +179,7 @@ class Renderer:
         for node in nodes:
             for m in node.measures:
                 values.setdefault(self._value(m.measure), f"v{len(values)}")
-        inner = _select(
+        inner = select_statement(
             [f"{text} AS {key}" for text, key in zip(group, keys)]
             + [f"{argument} AS {value}" for argument, value in values.items()]
             + [f"{condition} AS in{i}" for i, condition in enumerate(ranges)],
@@ -228,19 +199,19 @@ class Renderer:
                 for m in node.measures
             ]
         scan = f"{first.alias}_scan"
-        ctes = [(scan, _select(keys + aggregates, f"({inner}) AS r", [], [], keys or None))]
+        ctes = [(scan, select_statement(keys + aggregates, f"({inner}) AS r", [], [], keys or None))]
         for i, node in enumerate(nodes):
             columns = []
             for g in node.group_by:
                 if node.offset is not None and g.item.kind is ItemKind.METRIC_TIME:
                     shifted = exp.cast(
-                        exp.Add(this=exp.column(g.column), expression=_interval(node.offset)), exp.DataType.Type.DATE
+                        exp.Add(this=exp.column(g.column), expression=interval(node.offset)), exp.DataType.Type.DATE
                     )
                     columns.append(f"{shifted.sql(dialect=self.dialect)} AS {g.column}")
                 else:
                     columns.append(g.column)
             columns += [f"{node.alias}_{m.column} AS {m.column}" for m in node.measures]
-            ctes.append((node.alias, _select(columns, scan, [], [f"n{i} > 0"])))
+            ctes.append((node.alias, select_statement(columns, scan, [], [f"n{i} > 0"])))
         return ctes
 
     def newest_time_sql(self, source) -> str | None:
@@ -249,8 +220,8 @@ class Renderer:
         time_dim = home.dimension(source.agg_time_dimension)
         if time_dim is None:
             return None
-        column = _column_expr(time_dim.expr, "t0", self.model_dialect)
-        table = exp.alias_(_table(home.relation.schema, home.relation.table), "t0", table=True)
+        column = column_expr(time_dim.expr, "t0", self.model_dialect)
+        table = exp.alias_(table_expr(home.relation.schema, home.relation.table), "t0", table=True)
         return exp.select(exp.Max(this=column)).from_(table).sql(dialect=self.dialect)
 
     def reach_sql(self, source) -> str | None:
@@ -260,8 +231,8 @@ class Renderer:
         time_dim = home.dimension(source.agg_time_dimension)
         if time_dim is None:
             return None
-        column = _column_expr(time_dim.expr, "t0", self.model_dialect)
-        table = exp.alias_(_table(home.relation.schema, home.relation.table), "t0", table=True)
+        column = column_expr(time_dim.expr, "t0", self.model_dialect)
+        table = exp.alias_(table_expr(home.relation.schema, home.relation.table), "t0", table=True)
         return exp.select(exp.Min(this=column), exp.Max(this=column.copy())).from_(table).sql(dialect=self.dialect)
 
     # -- cached fragments ----------------------------------------------------------------
@@ -280,24 +251,24 @@ class Renderer:
     def _table(self, model: SemanticModel) -> str:
         text = self._tables.get(model.name)
         if text is None:
-            text = self._tables[model.name] = _table(model.relation.schema, model.relation.table).sql(
+            text = self._tables[model.name] = table_expr(model.relation.schema, model.relation.table).sql(
                 dialect=self.dialect
             )
         return text
 
     def _item_tree(self, item: GroupByItem, alias: str, time: TimeSettings, offset: Window | None = None) -> exp.Expr:
-        column = _column_expr(item.expr, alias, self.model_dialect)
+        column = column_expr(item.expr, alias, self.model_dialect)
         if item.kind in (ItemKind.TIME, ItemKind.METRIC_TIME):
-            local = _localize(column, time.timezone)
+            local = localize(column, time.timezone)
             grain = item.grain or Grain.DAY
             if offset is not None and item.kind is ItemKind.METRIC_TIME:
-                if _shifts_whole_buckets(offset, grain):
+                if shifts_whole_buckets(offset, grain):
                     # Bucket first, then move the bucket: the same answer with date
                     # arithmetic on each bucket rather than on each row.
-                    shifted = exp.Add(this=_bucket(local, grain, time.week_start), expression=_interval(offset))
+                    shifted = exp.Add(this=time_bucket(local, grain, time.week_start), expression=interval(offset))
                     return exp.cast(shifted, exp.DataType.Type.DATE)
-                local = exp.Add(this=local, expression=_interval(offset))
-            return _bucket(local, grain, time.week_start)
+                local = exp.Add(this=local, expression=interval(offset))
+            return time_bucket(local, grain, time.week_start)
         return column
 
     def _item(self, item: GroupByItem, alias: str, time: TimeSettings, offset: Window | None = None) -> str:
@@ -311,7 +282,7 @@ class Renderer:
         key = (expr, "t0")
         text = self._time_columns.get(key)
         if text is None:
-            text = self._time_columns[key] = _column_expr(expr, "t0", self.model_dialect).sql(dialect=self.dialect)
+            text = self._time_columns[key] = column_expr(expr, "t0", self.model_dialect).sql(dialect=self.dialect)
         return text
 
     def _join(self, step: JoinStep, left_alias: str, alias: str) -> str:
@@ -319,16 +290,16 @@ class Renderer:
         text = self._joins.get(key)
         if text is None:
             on: exp.Expr = exp.EQ(
-                this=_column_expr(step.left_expr, left_alias, self.model_dialect),
-                expression=_column_expr(step.right_expr, alias, self.model_dialect),
+                this=column_expr(step.left_expr, left_alias, self.model_dialect),
+                expression=column_expr(step.right_expr, alias, self.model_dialect),
             )
             # An SCD join sets all three of time, start and end.
             if step.time_expr is not None and step.start_expr is not None and step.end_expr is not None:
-                at = _column_expr(step.time_expr, left_alias, self.model_dialect)
-                end = _column_expr(step.end_expr, alias, self.model_dialect)
+                at = column_expr(step.time_expr, left_alias, self.model_dialect)
+                end = column_expr(step.end_expr, alias, self.model_dialect)
                 on = exp.and_(
                     on,
-                    exp.GTE(this=at, expression=_column_expr(step.start_expr, alias, self.model_dialect)),
+                    exp.GTE(this=at, expression=column_expr(step.start_expr, alias, self.model_dialect)),
                     exp.paren(
                         exp.or_(exp.LT(this=at.copy(), expression=end), exp.Is(this=end.copy(), expression=exp.null()))
                     ),
@@ -340,7 +311,7 @@ class Renderer:
     def _aggregate(self, measure: Measure) -> str:
         text = self._aggregates.get(measure)
         if text is None:
-            text = self._aggregates[measure] = _aggregate_tree(measure, self.model_dialect).sql(dialect=self.dialect)
+            text = self._aggregates[measure] = aggregate_tree(measure, self.model_dialect).sql(dialect=self.dialect)
         return text
 
     def _value(self, measure: Measure) -> str:
@@ -348,7 +319,7 @@ class Renderer:
         key = (measure.expr, "t0")
         text = self._values.get(key)
         if text is None:
-            text = self._values[key] = _column_expr(measure.expr, "t0", self.model_dialect).sql(dialect=self.dialect)
+            text = self._values[key] = column_expr(measure.expr, "t0", self.model_dialect).sql(dialect=self.dialect)
         return text
 
     def _aggregate_of(self, measure: Measure, column: str) -> str:
@@ -356,7 +327,7 @@ class Renderer:
         key = (measure, column)
         text = self._projected_aggregates.get(key)
         if text is None:
-            text = self._projected_aggregates[key] = _aggregate_tree(
+            text = self._projected_aggregates[key] = aggregate_tree(
                 measure, self.model_dialect, exp.column(column)
             ).sql(dialect=self.dialect)
         return text
@@ -364,14 +335,14 @@ class Renderer:
     def _metric(self, expr: MetricExpr) -> str:
         text = self._metrics.get(expr)
         if text is None:
-            text = self._metrics[expr] = _metric_tree(expr, self.model_dialect).sql(dialect=self.dialect)
+            text = self._metrics[expr] = metric_tree(expr, self.model_dialect).sql(dialect=self.dialect)
         return text
 
     def _merged_metric(self, expr: MetricExpr) -> str:
         key = ("merged", expr)
         text = self._metrics.get(key)
         if text is None:
-            text = self._metrics[key] = combine.to_merged(_metric_tree(expr, self.model_dialect)).sql(
+            text = self._metrics[key] = combine.to_merged(metric_tree(expr, self.model_dialect)).sql(
                 dialect=self.dialect
             )
         return text
@@ -417,7 +388,7 @@ class Renderer:
         conditions += self._conditions(node, plan, params, alias_for, joins)
         semi_additive = node.measures[0].measure.non_additive if len(node.measures) == 1 else None
         if semi_additive is not None:
-            return self._semi_additive(node, plan, home, group, conditions, joins, semi_additive)
+            return semi_additive_sql(self, node, plan, home, group, conditions, joins, semi_additive)
         # Project the bucket and every measure's argument once, then aggregate the projected
         # columns: DuckDB splits COUNT(DISTINCT) beside other aggregates into one pass per kind,
         # and a GROUP BY on the expressions themselves recomputes them in each pass.
@@ -428,7 +399,7 @@ class Renderer:
             argument = self._value(m.measure)
             value = values.setdefault(argument, f"v{len(values)}")
             aggregates.append(f"{self._aggregate_of(m.measure, value)} AS {m.column}")
-        inner = _select(
+        inner = select_statement(
             [f"{text} AS {key}" for text, key in zip(group, keys)]
             + [f"{argument} AS {value}" for argument, value in values.items()],
             f"{self._table(home)} AS t0",
@@ -446,7 +417,9 @@ class Renderer:
             inner = "SELECT DISTINCT " + inner[len("SELECT ") :]
             aggregates = [f"COUNT({values[self._value(m.measure)]}) AS {m.column}" for m in node.measures]
         contributes = self._contributes([m.measure for m in node.measures], values) if keys else None
-        return _select(keys + aggregates, f"({inner}) AS r", [], [contributes] if contributes else [], keys or None)
+        return select_statement(
+            keys + aggregates, f"({inner}) AS r", [], [contributes] if contributes else [], keys or None
+        )
 
     def _contributes(self, measures: list[Measure], values: dict[str, str]) -> str | None:
         """The condition that a row counts towards at least one of `measures`, applied before
@@ -459,317 +432,13 @@ class Renderer:
         (counts 0 over no rows). None when some argument is never null (every row counts).
         Filled rows (time spine, fill_nulls_with) come from the outer query's keys, not from
         here."""
-        if any(_never_null(self._tree(m)) for m in measures):
+        if any(never_null(self._tree(m)) for m in measures):
             return None
         arguments = [values[self._value(m)] for m in measures]
         return "(" + " OR ".join(f"{v} IS NOT NULL" for v in dict.fromkeys(arguments)) + ")"
 
     def _tree(self, measure: Measure) -> exp.Expr:
-        return _parse_expr(measure.expr, self.model_dialect)
-
-    def _semi_additive(
-        self,
-        node: AggregateNode,
-        plan: QueryPlan,
-        home: SemanticModel,
-        group: list[str],
-        conditions: list[str],
-        joins: list[str],
-        spec,
-    ) -> str:
-        """Aggregate only the rows at the edge (latest or earliest) of the non-additive
-        dimension within each metric_time bucket and window grouping: a balance is summed
-        over accounts at the period's last snapshot, never over days."""
-        measure, column = node.measures[0].measure, node.measures[0].column
-        dimension = home.dimension(spec.dimension)
-        if dimension is None:
-            raise InvalidQuery(
-                f"measure {measure.name!r} is non-additive along {spec.dimension!r}, "
-                f"which is not a dimension of semantic model {home.name!r}."
-            )
-        edge_at = _column_expr(dimension.expr, "t0", self.model_dialect).sql(dialect=self.dialect)
-        partition = [text for text, g in zip(group, node.group_by) if g.item.kind is ItemKind.METRIC_TIME]
-        for name in spec.groupings:
-            entity = home.entity(name)
-            if entity is None:
-                raise InvalidQuery(
-                    f"measure {measure.name!r} groups its window by {name!r}, which is not an "
-                    f"entity of semantic model {home.name!r}."
-                )
-            partition.append(_column_expr(entity.expr, "t0", self.model_dialect).sql(dialect=self.dialect))
-        edge = "MAX" if spec.window_choice == "max" else "MIN"
-        over = f"PARTITION BY {', '.join(partition)}" if partition else ""
-        inner = _select(
-            [f"{text} AS {g.column}" for text, g in zip(group, node.group_by)]
-            + [
-                f"{_column_expr(measure.expr, 't0', self.model_dialect).sql(dialect=self.dialect)} AS v",
-                f"{edge_at} AS edge_at",
-                f"{edge}({edge_at}) OVER ({over}) AS edge",
-            ],
-            f"{self._table(home)} AS t0",
-            joins,
-            conditions,
-        )
-        value = _aggregate_tree(measure, self.model_dialect, exp.column("v")).sql(dialect=self.dialect)
-        keys = [g.column for g in node.group_by]
-        return _select(keys + [f"{value} AS {column}"], f"({inner}) AS snapshot", [], ["edge_at = edge"], keys or None)
-
-    # -- cumulative metrics ----------------------------------------------------------------
-
-    def _cumulative_node(self, node: AggregateNode, plan: QueryPlan, params: dict[str, Any]) -> list[tuple[str, str]]:
-        """A cumulative metric in four steps, each a CTE:
-
-        - `<q>_base`: the measure pre-aggregated per day and slice (for a distinct count: the
-          distinct (day, slice, value) triples), so the window joins days, not raw rows;
-        - `<q>_days`: the output days, from the time spine;
-        - `<q>_daily`: each output day's value over its window (trailing `window`,
-          `grain_to_date`, or all time up to that day);
-        - `<q>`: at the requested grain, the first, last or average daily value per bucket.
-        """
-        spec = node.cumulative
-        if spec is None:
-            raise InternalError(f"node {node.alias} is not cumulative.")
-        measure = node.measures[0].measure
-        column = node.measures[0].column
-        agg = measure.agg
-        if agg not in _CUMULATIVE_AGGS:
-            raise InvalidQuery(
-                f"cumulative metrics over a {agg.value!r} measure ({measure.name}) are not supported; "
-                "use sum, count, count_distinct, sum_boolean, min or max."
-            )
-        spine = self._spine()
-        home = self.graph.models[node.source.model]
-        time_dim = _time_dimension(home, node.source.agg_time_dimension)
-        query, time = plan.query, plan.time
-        alias_for, joins = self._joiner()
-        day = _bucket(
-            _localize(_column_expr(time_dim.expr, "t0", self.model_dialect), time.timezone), Grain.DAY, time.week_start
-        ).sql(dialect=self.dialect)
-        is_time = [g.item.kind is ItemKind.METRIC_TIME for g in node.group_by]
-        slices = [g for g, t in zip(node.group_by, is_time) if not t]
-        slice_sql = [self._item(g.item, alias_for(g.item), time) for g in slices]
-        value = _column_expr(measure.expr, "t0", self.model_dialect).sql(dialect=self.dialect)
-
-        # Inputs: everything up to `end`, and from as far back as the first window reaches.
-        lower = None
-        if query.start is not None and spec.window is not None:
-            lower = _shift(query.start, spec.window, -1)
-        elif query.start is not None and spec.grain_to_date is not None:
-            lower = _truncate(query.start, spec.grain_to_date, time.week_start)
-        conditions = self._time_range(node, plan, params, bounds=(lower, query.end))
-        conditions += self._conditions(
-            AggregateNode(
-                node.alias,
-                node.source,
-                node.group_by,
-                tuple(f for f in node.filters if f.item.kind is not ItemKind.METRIC_TIME),
-                node.template_filters,
-                node.measures,
-            ),
-            plan,
-            params,
-            alias_for,
-            joins,
-        )
-        if slices and not _never_null(self._tree(measure)):
-            conditions.append(f"{value} IS NOT NULL")  # no slice from rows the measure ignores
-        base_columns = [f"{day} AS d"] + [f"{sql} AS {g.column}" for sql, g in zip(slice_sql, slices)]
-        if agg is Agg.COUNT_DISTINCT:
-            base = _select(
-                base_columns + [f"{value} AS v"], f"{self._table(home)} AS t0", joins, conditions, distinct=True
-            )
-            rollup = "COUNT(DISTINCT b.v)"
-        else:
-            base = _select(
-                base_columns + [f"{self._aggregate(measure)} AS v"],
-                f"{self._table(home)} AS t0",
-                joins,
-                conditions,
-                [day] + slice_sql,
-            )
-            rollup = "MIN(b.v)" if agg is Agg.MIN else "MAX(b.v)" if agg is Agg.MAX else "SUM(b.v)"
-
-        base_alias, days_alias, daily_alias = f"{node.alias}_base", f"{node.alias}_days", f"{node.alias}_daily"
-        spine_day = exp.cast(exp.column(spine.column, "s"), exp.DataType.Type.DATE).sql(dialect=self.dialect)
-        # Output days: the query's range; where it is open, from the first day with data to
-        # the last day whose window still reaches data (as dbt's semantic layer does).
-        last = exp.Subquery(this=exp.select(exp.Max(this=exp.column("d"))).from_(base_alias))
-        if spec.window is not None:
-            reach = exp.cast(exp.Add(this=last, expression=_interval(spec.window)), exp.DataType.Type.DATE)
-            upper = f"{spine_day} < {reach.sql(dialect=self.dialect)}"
-        elif spec.grain_to_date is not None:
-            period_end = exp.cast(
-                exp.Add(
-                    this=_bucket(last, spec.grain_to_date, time.week_start),
-                    expression=_interval(Window(1, spec.grain_to_date)),
-                ),
-                exp.DataType.Type.DATE,
-            )
-            upper = f"{spine_day} < {period_end.sql(dialect=self.dialect)}"
-        else:
-            upper = f"{spine_day} <= {last.sql(dialect=self.dialect)}"
-        # Days outside the data's reach have no value; bounding by it keeps the window join
-        # small when the range is much wider than the data.
-        day_conditions = [f"{spine_day} >= (SELECT MIN(d) FROM {base_alias})", upper]
-        if query.start is not None:
-            day_conditions.append(f"{spine_day} >= {self._param(params, query.start.date())}")
-        if query.end is not None:
-            day_conditions.append(f"{spine_day} < {self._param(params, query.end)}")
-        for flt in node.filters:
-            if flt.item.kind is ItemKind.METRIC_TIME:
-                bucket = _bucket(exp.column(spine.column, "s"), flt.item.grain or Grain.DAY, time.week_start)
-                day_conditions.append(self._filter(bucket.sql(dialect=self.dialect), flt.item, flt.filter, params))
-        days = _select([f"{spine_day} AS d"], f"{self._table_of(spine.relation)} AS s", [], day_conditions)
-
-        window = ["b.d <= days.d"]
-        if spec.window is not None:
-            # Both sides DATE, so the engine can run a range join rather than a nested loop.
-            earliest = exp.cast(
-                exp.Sub(this=exp.column("d", "days"), expression=_interval(spec.window)), exp.DataType.Type.DATE
-            )
-            window.append(f"b.d > {earliest.sql(dialect=self.dialect)}")
-        elif spec.grain_to_date is not None:
-            start_of = _bucket(exp.column("d", "days"), spec.grain_to_date, time.week_start).sql(dialect=self.dialect)
-            window.append(f"b.d >= {start_of}")
-        slice_cols = [f"b.{g.column}" for g in slices]
-        daily = _select(
-            ["days.d AS d"] + [f"{c} AS {g.column}" for c, g in zip(slice_cols, slices)] + [f"{rollup} AS {column}"],
-            f"{days_alias} AS days",
-            [f"JOIN {base_alias} AS b ON {' AND '.join(window)}"],
-            [],
-            ["days.d"] + slice_cols,
-        )
-
-        outputs: list[str] = []
-        partition: list[str] = []
-        for group, time_item in zip(node.group_by, is_time):
-            if time_item:
-                bucket_sql = _bucket(exp.column("d"), group.item.grain or Grain.DAY, time.week_start).sql(
-                    dialect=self.dialect
-                )
-                outputs.append(f"{bucket_sql} AS {group.column}")
-                partition.append(bucket_sql)
-            else:
-                outputs.append(group.column)
-                partition.append(group.column)
-        daily_grain = all(g.item.grain in (None, Grain.DAY) for g, t in zip(node.group_by, is_time) if t)
-        if daily_grain:
-            final = _select(outputs + [column], daily_alias, [], [])
-        elif spec.period_agg is PeriodAgg.AVERAGE:
-            final = _select(outputs + [f"AVG({column}) AS {column}"], daily_alias, [], [], partition)
-        else:
-            order = "d DESC" if spec.period_agg is PeriodAgg.LAST else "d"
-            ranked = (
-                f"(SELECT *, ROW_NUMBER() OVER (PARTITION BY {', '.join(partition)} ORDER BY {order}) AS rn "
-                f"FROM {daily_alias}) AS ranked"
-            )
-            final = _select(outputs + [column], ranked, [], ["rn = 1"])
-        return [(base_alias, base), (days_alias, days), (daily_alias, daily), (node.alias, final)]
-
-    # -- conversion metrics -----------------------------------------------------------------
-
-    def _conversion_node(self, node: AggregateNode, plan: QueryPlan, params: dict[str, Any]) -> list[tuple[str, str]]:
-        """A conversion metric as CTEs:
-
-        - `<q>_base`: base events in range, with their entity, time and group-by values;
-        - `<q>_conv`: conversion events of the same entity, from the range start to its end
-          plus the window, each with a row key;
-        - `<q>_matched`: each conversion event attributed to the entity's most recent base
-          event at or before it, within the window (and equal constant properties); times
-          are compared at their dimensions' grain, so with day grain and a 7-day window a
-          conversion counts on the base event's day and the 6 days after;
-        - `<q>`: per group-by key, the base measure over all base events (`m0`) and the
-          conversion measure over the attributed conversion events (`m1`).
-        """
-        params_ = node.conversion
-        if params_ is None:
-            raise InternalError(f"node {node.alias} is not a conversion.")
-        base_measure, target_measure = node.measures[0].measure, node.measures[1].measure
-        base_model = self.graph.models[base_measure.semantic_model]
-        target_model = self.graph.models[target_measure.semantic_model]
-        query, time = plan.query, plan.time
-        alias_for, joins = self._joiner()
-        group = [self._item(g.item, alias_for(g.item), time, node.offset) for g in node.group_by]
-        columns = [f"{text} AS {g.column}" for text, g in zip(group, node.group_by)]
-
-        def expr(text: str) -> str:
-            return _column_expr(text, "t0", self.model_dialect).sql(dialect=self.dialect)
-
-        base_time = _time_dimension(base_model, base_measure.agg_time_dimension)
-        target_time = _time_dimension(target_model, target_measure.agg_time_dimension)
-
-        # Event times at their dimensions' grain (usually day), as dbt's semantic layer reads
-        # them: a conversion counts from the base event's day until the window has passed.
-        def at_grain(dimension: Dimension) -> str:
-            column = _column_expr(dimension.expr, "t0", self.model_dialect)
-            return _bucket(column, dimension.time_granularity or Grain.DAY).sql(dialect=self.dialect)
-
-        base_columns = columns + [
-            f"{expr(_entity(base_model, params_.entity).expr)} AS entity_key",
-            f"{at_grain(base_time)} AS base_ts",
-            f"{expr(base_measure.expr)} AS v",
-        ]
-        base_columns += [
-            f"{expr(_property(base_model, b))} AS cp{i}" for i, (b, _) in enumerate(params_.constant_properties)
-        ]
-        conditions = self._time_range(node, plan, params) + self._conditions(node, plan, params, alias_for, joins)
-        base = _select(base_columns, f"{self._table(base_model)} AS t0", joins, conditions)
-
-        # a key per conversion row; Spark refuses ROW_NUMBER() without an ORDER BY, and its
-        # row ids need no sort (the CTE is read once, so the ids stay put)
-        row_key = "MONOTONICALLY_INCREASING_ID()" if self.dialect == "spark" else "ROW_NUMBER() OVER ()"
-        target_columns = [
-            f"{expr(_entity(target_model, params_.entity).expr)} AS entity_key",
-            f"{at_grain(target_time)} AS conv_ts",
-            f"{expr(target_measure.expr)} AS v",
-            f"{row_key} AS conv_key",
-        ]
-        target_columns += [
-            f"{expr(_property(target_model, c))} AS cp{i}" for i, (_, c) in enumerate(params_.constant_properties)
-        ]
-        target_conditions = []
-        if query.start is not None:
-            target_conditions.append(f"{expr(target_time.expr)} >= {self._param(params, query.utc(query.start))}")
-        if query.end is not None and params_.window is not None:
-            target_conditions.append(
-                f"{expr(target_time.expr)} < {self._param(params, _shift(query.utc(query.end), params_.window, 1))}"
-            )
-        conv = _select(target_columns, f"{self._table(target_model)} AS t0", [], target_conditions)
-
-        base_alias, conv_alias, matched_alias = f"{node.alias}_base", f"{node.alias}_conv", f"{node.alias}_matched"
-        match = ["b.entity_key = c.entity_key", "c.conv_ts >= b.base_ts"]
-        if params_.window is not None:
-            upper = exp.cast(
-                exp.Add(this=exp.column("base_ts", "b"), expression=_interval(params_.window)), exp.DataType.Type.DATE
-            )
-            match.append(f"c.conv_ts < {upper.sql(dialect=self.dialect)}")
-        match += [f"b.cp{i} = c.cp{i}" for i in range(len(params_.constant_properties))]
-        keys = [g.column for g in node.group_by]
-        matched = _select(
-            [f"b.{k} AS {k}" for k in keys]
-            + ["c.v AS v", "ROW_NUMBER() OVER (PARTITION BY c.conv_key ORDER BY b.base_ts DESC) AS rn"],
-            f"{base_alias} AS b",
-            [f"JOIN {conv_alias} AS c ON {' AND '.join(match)}"],
-            [],
-        )
-
-        base_agg = _aggregate_tree(base_measure, self.model_dialect, exp.column("v")).sql(dialect=self.dialect)
-        conv_agg = _aggregate_tree(target_measure, self.model_dialect, exp.column("v")).sql(dialect=self.dialect)
-        opportunities = _select(keys + [f"{base_agg} AS m0"], base_alias, [], [], keys or None)
-        conversions = _select(keys + [f"{conv_agg} AS m1"], matched_alias, [], ["rn = 1"], keys or None)
-        if keys:
-            on = " AND ".join(self._null_safe_eq.replace("__l__", f"o.{k}").replace("__r__", f"c.{k}") for k in keys)
-            final = _select(
-                [f"o.{k} AS {k}" for k in keys] + ["o.m0 AS m0", "c.m1 AS m1"],
-                f"({opportunities}) AS o",
-                [f"LEFT JOIN ({conversions}) AS c ON {on}"],
-                [],
-            )
-        else:
-            final = _select(
-                ["o.m0 AS m0", "c.m1 AS m1"], f"({opportunities}) AS o", [f"CROSS JOIN ({conversions}) AS c"], []
-            )
-        return [(base_alias, base), (conv_alias, conv), (matched_alias, matched), (node.alias, final)]
+        return parse_expr(measure.expr, self.model_dialect)
 
     def _spine(self):
         spine = self.graph.manifest.time_spine
@@ -781,7 +450,7 @@ class Renderer:
         return spine
 
     def _table_of(self, relation) -> str:
-        return _table(relation.schema, relation.table).sql(dialect=self.dialect)
+        return table_expr(relation.schema, relation.table).sql(dialect=self.dialect)
 
     def _time_range(
         self,
@@ -804,15 +473,15 @@ class Renderer:
         elif query.timezone is None and node.offset.grain in (Grain.DAY, Grain.WEEK):
             # A fixed-length shift moves the bounds exactly: filter the raw column.
             column = self._time_column(time_dim.expr)
-            low = _shift(start, node.offset, -1) if start else None
-            high = _shift(end, node.offset, -1) if end else None
+            low = shift(start, node.offset, -1) if start else None
+            high = shift(end, node.offset, -1) if end else None
             return ([f"{column} >= {self._param(params, low)}"] if low else []) + (
                 [f"{column} < {self._param(params, high)}"] if high else []
             )
         else:
             shifted = exp.Add(
-                this=_localize(_column_expr(time_dim.expr, "t0", self.model_dialect), query.timezone),
-                expression=_interval(node.offset),
+                this=localize(column_expr(time_dim.expr, "t0", self.model_dialect), query.timezone),
+                expression=interval(node.offset),
             )
             column, low, high = shifted.sql(dialect=self.dialect), start, end
         conditions = []
@@ -825,9 +494,9 @@ class Renderer:
             # lets the warehouse skip what cannot match (zone maps, indexes).
             raw, slack = self._time_column(time_dim.expr), dt.timedelta(days=1)
             if low:
-                conditions.append(f"{raw} >= {self._param(params, _shift(low, node.offset, -1) - slack)}")
+                conditions.append(f"{raw} >= {self._param(params, shift(low, node.offset, -1) - slack)}")
             if high:
-                conditions.append(f"{raw} < {self._param(params, _shift(high, node.offset, -1) + slack)}")
+                conditions.append(f"{raw} < {self._param(params, shift(high, node.offset, -1) + slack)}")
         return conditions
 
     def _conditions(
@@ -845,7 +514,7 @@ class Renderer:
         is_time = item.kind in (ItemKind.TIME, ItemKind.METRIC_TIME)
 
         def value(v: Any) -> str:
-            return self._param(params, _time_value(v, item) if is_time else v)
+            return self._param(params, time_value(v, item) if is_time else v)
 
         op = flt.op
         if op is FilterOp.IS_NULL:
@@ -886,7 +555,7 @@ class Renderer:
             if isinstance(n, exp.Literal):
                 # Values written in a filter string travel as bind parameters too.
                 name = f"p{len(params)}"
-                params[name] = n.this if n.is_string else _number(n.this)
+                params[name] = n.this if n.is_string else number(n.this)
                 return exp.Placeholder(this=name)
             return n
 
@@ -1004,7 +673,7 @@ class Renderer:
         columns = []
         for i, group in enumerate(groups):
             if i in time_positions:
-                bucket = _bucket(day.copy(), group.item.grain or Grain.DAY, plan.time.week_start)
+                bucket = time_bucket(day.copy(), group.item.grain or Grain.DAY, plan.time.week_start)
                 columns.append(f"{bucket.sql(dialect=self.dialect)} AS {group_columns[i]}")
             else:
                 columns.append(f"NULL AS {group_columns[i]}")
@@ -1020,247 +689,9 @@ class Renderer:
             conditions.append(f"{day.sql(dialect=self.dialect)} < {self._param(params, query.end)}")
         else:
             conditions.append(f"{first_bucket} <= (SELECT MAX({first}) FROM data_keys)")
-        sql = _select(columns, f"{self._table_of(spine.relation)} AS s", [], conditions, distinct=True)
+        sql = select_statement(columns, f"{self._table_of(spine.relation)} AS s", [], conditions, distinct=True)
         return sql, first
 
 
 # Aggregates that take a FILTER clause in every dialect we render.
 _FILTERABLE_AGGS = (Agg.SUM, Agg.COUNT, Agg.COUNT_DISTINCT, Agg.SUM_BOOLEAN, Agg.AVERAGE, Agg.MIN, Agg.MAX)
-
-_CUMULATIVE_AGGS = (Agg.SUM, Agg.COUNT, Agg.SUM_BOOLEAN, Agg.COUNT_DISTINCT, Agg.MIN, Agg.MAX)
-
-
-def _select(
-    columns: list[str],
-    source: str,
-    joins: list[str],
-    conditions: list[str],
-    group: list[str] | None = None,
-    distinct: bool = False,
-) -> str:
-    """Lay rendered fragments out as one SELECT statement."""
-    sql = f"SELECT {'DISTINCT ' if distinct else ''}{', '.join(columns)} FROM {source}"
-    if joins:
-        sql += " " + " ".join(joins)
-    if conditions:
-        sql += " WHERE " + " AND ".join(conditions)
-    if group:
-        sql += " GROUP BY " + ", ".join(group)
-    return sql
-
-
-def _never_null(tree: exp.Expr) -> bool:
-    """Whether a measure's argument is non-null on every row: a literal (`1`), or a CASE whose
-    every branch and ELSE is one (`case when severity = 'crash' then 1 else 0 end`)."""
-    if isinstance(tree, exp.Paren):
-        return _never_null(tree.this)
-    if isinstance(tree, exp.Literal) or isinstance(tree, exp.Boolean) or isinstance(tree, exp.Star):
-        return True
-    if isinstance(tree, exp.Coalesce):  # coalesce(revenue_usd, 0)
-        return any(_never_null(part) for part in [tree.this, *tree.expressions])
-    if isinstance(tree, exp.Case):
-        default = tree.args.get("default")
-        return (
-            default is not None
-            and _never_null(default)
-            and all(_never_null(branch.args["true"]) for branch in tree.args.get("ifs") or [])
-        )
-    return False
-
-
-def _aggregate_tree(measure: Measure, dialect: str, value: exp.Expr | None = None) -> exp.Expr:
-    """The measure's aggregate over its own expression, or over `value` when given (a column
-    an earlier step already computed)."""
-    value = value if value is not None else _column_expr(measure.expr, "t0", dialect)
-    agg = measure.agg
-    if agg is Agg.SUM:
-        return exp.Sum(this=value)
-    if agg is Agg.COUNT:
-        return exp.Count(this=value)
-    if agg is Agg.COUNT_DISTINCT:
-        return exp.Count(this=exp.Distinct(expressions=[value]))
-    if agg is Agg.SUM_BOOLEAN:
-        return exp.Sum(this=exp.cast(value, exp.DataType.Type.INT))
-    if agg is Agg.AVERAGE:
-        return exp.Avg(this=value)
-    if agg is Agg.MIN:
-        return exp.Min(this=value)
-    if agg is Agg.MAX:
-        return exp.Max(this=value)
-    if agg is Agg.MEDIAN:
-        return _percentile(value, 0.5, discrete=measure.use_discrete_percentile, dialect=dialect)
-    if agg is Agg.PERCENTILE:
-        return _percentile(value, measure.percentile or 0.5, discrete=measure.use_discrete_percentile, dialect=dialect)
-    raise InvalidQuery(f"aggregation {agg.value!r} is not supported.")
-
-
-def _percentile(value: exp.Expr, fraction: float, discrete: bool, dialect: str = "duckdb") -> exp.Expr:
-    """The exact percentile, `PERCENTILE_CONT(f) WITHIN GROUP (ORDER BY value)` (or `_DISC`).
-
-    sqlglot writes the ordered-set form as `PERCENTILE_APPROX` for Spark, an estimate; Spark
-    3.4+ runs the exact ordered-set aggregates under their own names, so those are kept.
-
-    >>> _percentile(exp.column("x"), 0.9, False, "spark").sql("spark")
-    'PERCENTILE_CONT(0.9) WITHIN GROUP (ORDER BY x NULLS LAST)'
-    """
-    if dialect == "spark":
-        function: exp.Expr = exp.Anonymous(
-            this="PERCENTILE_DISC" if discrete else "PERCENTILE_CONT", expressions=[exp.Literal.number(fraction)]
-        )
-    else:
-        function = (exp.PercentileDisc if discrete else exp.PercentileCont)(this=exp.Literal.number(fraction))
-    return exp.WithinGroup(this=function, expression=exp.Order(expressions=[exp.Ordered(this=value)]))
-
-
-def _metric_tree(expr: MetricExpr, dialect: str) -> exp.Expr:
-    if isinstance(expr, MeasureRef):
-        column = exp.column(expr.column, expr.node)
-        if expr.fill_nulls_with is not None:
-            return exp.func("coalesce", column, exp.Literal.number(expr.fill_nulls_with))
-        return column
-    if isinstance(expr, RatioExpr):
-        return _safe_divide(_metric_tree(expr.numerator, dialect), _metric_tree(expr.denominator, dialect))
-    if isinstance(expr, DerivedExpr):
-        inputs = {name: _metric_tree(child, dialect) for name, child in expr.inputs}
-        tree = _parse_expr(expr.expr, dialect).copy()
-        missing = {c.name for c in tree.find_all(exp.Column)} - set(inputs)
-        if missing:
-            raise InvalidQuery(
-                f"derived metric expression {expr.expr!r} names {sorted(missing)}, "
-                "which are not among its input metrics."
-            )
-
-        def null_safe(node: exp.Expr) -> exp.Expr:
-            if isinstance(node, exp.Div):
-                return _safe_divide(node.this, node.expression)
-            return node
-
-        def swap(node: exp.Expr) -> exp.Expr:
-            if isinstance(node, exp.Column) and not node.table and node.name in inputs:
-                return exp.paren(inputs[node.name].copy(), copy=False)
-            return node
-
-        # Divisions first (only the expression's own), then the inputs go in.
-        return exp.paren(tree.transform(null_safe).transform(swap), copy=False)
-    raise TypeError(expr)
-
-
-def _table(schema: str, table: str) -> exp.Table:
-    return exp.table_(table, db=schema, quoted=True)
-
-
-def _bucket(column: exp.Expr, grain: Grain, week_start: WeekStart = WeekStart.MONDAY) -> exp.Expr:
-    """The first day of the bucket holding `column`, as a DATE (ISO weeks start on Monday;
-    Sunday weeks are Monday weeks of the next day, moved back a day)."""
-    if grain is Grain.WEEK and week_start is WeekStart.SUNDAY:
-        one_day = _interval(Window(1, Grain.DAY))
-        monday = exp.TimestampTrunc(this=exp.Add(this=column, expression=one_day), unit=exp.var("WEEK"))
-        return exp.cast(exp.Sub(this=monday, expression=one_day.copy()), exp.DataType.Type.DATE)
-    return exp.cast(exp.TimestampTrunc(this=column, unit=exp.var(grain.value.upper())), exp.DataType.Type.DATE)
-
-
-def _shifts_whole_buckets(offset: Window, grain: Grain) -> bool:
-    """Whether shifting every timestamp by `offset` moves each `grain` bucket as a whole
-    (a fixed number of days at day grain, whole weeks at week grain)."""
-    if offset.grain is Grain.DAY or offset.grain is Grain.WEEK:
-        return grain is Grain.DAY or (grain is Grain.WEEK and offset.grain is Grain.WEEK)
-    return False
-
-
-def _localize(column: exp.Expr, timezone: str | None) -> exp.Expr:
-    """A naive UTC timestamp as naive wall-clock time in `timezone` (DST-aware)."""
-    if timezone is None:
-        return column
-    as_utc = exp.AtTimeZone(this=column, zone=exp.Literal.string("UTC"))
-    return exp.AtTimeZone(this=as_utc, zone=exp.Literal.string(timezone))
-
-
-def _interval(window: Window) -> exp.Interval:
-    return exp.Interval(this=exp.Literal.string(str(window.count)), unit=exp.var(window.grain.value.upper()))
-
-
-def _shift(value: dt.datetime, window: Window, sign: int) -> dt.datetime:
-    """`value` moved by `sign * window` (calendar months clamp to the month's last day)."""
-    count = sign * window.count
-    if window.grain is Grain.DAY:
-        return value + dt.timedelta(days=count)
-    if window.grain is Grain.WEEK:
-        return value + dt.timedelta(weeks=count)
-    months = count * {Grain.MONTH: 1, Grain.QUARTER: 3, Grain.YEAR: 12}[window.grain]
-    index = value.year * 12 + value.month - 1 + months
-    year, month = divmod(index, 12)
-    month += 1
-    last = (dt.date(year + (month == 12), month % 12 + 1, 1) - dt.timedelta(days=1)).day
-    return value.replace(year=year, month=month, day=min(value.day, last))
-
-
-def _truncate(value: dt.datetime, grain: Grain, week_start: WeekStart) -> dt.datetime:
-    day = dt.datetime(value.year, value.month, value.day)
-    if grain is Grain.DAY:
-        return day
-    if grain is Grain.WEEK:
-        offset = (day.weekday() + (1 if week_start is WeekStart.SUNDAY else 0)) % 7
-        return day - dt.timedelta(days=offset)
-    if grain is Grain.MONTH:
-        return day.replace(day=1)
-    if grain is Grain.QUARTER:
-        return day.replace(month=(day.month - 1) // 3 * 3 + 1, day=1)
-    return day.replace(month=1, day=1)
-
-
-def _time_dimension(model: SemanticModel, name: str) -> Dimension:
-    """A measure's aggregation time dimension (the graph only keeps measures whose model has it)."""
-    found = model.dimension(name)
-    if found is None:
-        raise InternalError(f"semantic model {model.name!r} has no time dimension {name!r}.")
-    return found
-
-
-def _entity(model: SemanticModel, name: str) -> Entity:
-    """A conversion metric's entity (the plan checked both models have it)."""
-    found = model.entity(name)
-    if found is None:
-        raise InternalError(f"semantic model {model.name!r} has no entity {name!r}.")
-    return found
-
-
-def _property(model: SemanticModel, name: str) -> str:
-    """A conversion metric's constant property: a dimension or entity of its semantic model."""
-    found = model.property_expr(name)
-    if found is None:
-        raise InvalidQuery(
-            f"constant property {name!r} is neither a dimension nor an entity of semantic model {model.name!r}."
-        )
-    return found
-
-
-def _safe_divide(numerator: exp.Expr, denominator: exp.Expr) -> exp.Expr:
-    return exp.Div(
-        this=exp.cast(numerator, exp.DataType.Type.DOUBLE),
-        expression=exp.func("nullif", denominator, exp.Literal.number(0)),
-    )
-
-
-def _number(text: str) -> int | float:
-    try:
-        return int(text)
-    except ValueError:
-        return float(text)
-
-
-def _time_value(value: Any, item: GroupByItem) -> Any:
-    """Filters on time items compare against dates (bucket starts) or timestamps."""
-    if isinstance(value, (dt.date, dt.datetime)):
-        return value
-    text = str(value)
-    try:
-        parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise InvalidFilter(
-            f"filter on {item.name!r} needs a date (YYYY-MM-DD), got {text!r}.", field=item.name
-        ) from None
-    if parsed.tzinfo is not None:
-        parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
-    if parsed.time() == dt.time(0):
-        return parsed.date()
-    return parsed

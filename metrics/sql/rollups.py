@@ -29,7 +29,8 @@ from metrics.query.request import Filter, MetricQuery, WeekStart
 from metrics.semantic.graph import GroupByItem
 from metrics.semantic.model import Agg, Grain, Measure
 from metrics.sql.filters import parse_filter_template
-from metrics.sql.render import RenderedQuery, Renderer, _bucket, _never_null, _number, _parse_expr, _table
+from metrics.sql.render import Renderer
+from metrics.sql.trees import RenderedQuery, never_null, number, parse_expr, table_expr, time_bucket
 
 #: Aggregates whose partial results combine into the total: sums and counts add up, and the
 #: least of the least values is the least value. Other aggregates (distinct counts,
@@ -101,8 +102,8 @@ def _contributing_row(renderer: Renderer, node: AggregateNode) -> str:
     """The row counter's argument: non-null on a row that counts towards one of the node's
     measures (the renderer's rule that a group exists only where a row contributes), so a
     group the semantic models would not answer is not stored with a row count either."""
-    trees = [_parse_expr(m.measure.expr, renderer.model_dialect) for m in node.measures]
-    if not trees or any(_never_null(tree) for tree in trees):
+    trees = [parse_expr(m.measure.expr, renderer.model_dialect) for m in node.measures]
+    if not trees or any(never_null(tree) for tree in trees):
         return "1"
     counted = exp.or_(*[exp.not_(exp.Is(this=exp.paren(tree), expression=exp.Null())) for tree in trees])
     return exp.Case().when(counted, exp.Literal.number(1)).sql(dialect=renderer.model_dialect)
@@ -112,7 +113,7 @@ def from_rollup(renderer: Renderer, plan: QueryPlan, schema: str, table: str) ->
     """The plan's columns, in its order, read from the rollup; its order and limit applied.
     The rollup's columns are named as the saved query's answer (group-by items, metrics)."""
     columns = ", ".join(renderer._ident(name) for name in plan.columns)
-    sql = f"SELECT {columns} FROM {_table(schema, table).sql(dialect=renderer.dialect)}"
+    sql = f"SELECT {columns} FROM {table_expr(schema, table).sql(dialect=renderer.dialect)}"
     if plan.order_by:
         positions = {name: i + 1 for i, name in enumerate(plan.columns)}
         sql += " " + renderer._order(tuple((positions[o.name], o.descending) for o in plan.order_by))
@@ -148,7 +149,7 @@ def reaggregated(renderer: Renderer, plan: QueryPlan, table: str, readings: dict
     stored rows where it has data, then combined into metrics exactly as from the semantic
     models (the same joins, fills, ratios and derived expressions)."""
     schema, name = table.split(".", 1)
-    source = _table(schema, name).sql(dialect=renderer.dialect)
+    source = table_expr(schema, name).sql(dialect=renderer.dialect)
     params: dict[str, Any] = {}
     week_start = plan.query.week_start
     ctes = []
@@ -190,7 +191,7 @@ def _contributed(renderer: Renderer, reading: NodeReading) -> str | None:
     null, where no row of that stored group did. None when a measure reads every row."""
     parts = []
     for measure, column, _aggregate in reading.measures:
-        if _never_null(_parse_expr(measure.measure.expr, renderer.model_dialect)):
+        if never_null(parse_expr(measure.measure.expr, renderer.model_dialect)):
             return None
         stored_value = renderer._ident(column)
         counted = measure.measure.agg in (Agg.COUNT, Agg.COUNT_DISTINCT)
@@ -201,7 +202,7 @@ def _contributed(renderer: Renderer, reading: NodeReading) -> str | None:
 def _stored_tree(column: StoredColumn, week_start: WeekStart) -> exp.Expr:
     tree: exp.Expr = exp.column(exp.to_identifier(column.name, quoted=True))
     if column.grain is not None:
-        tree = _bucket(tree, column.grain, week_start)
+        tree = time_bucket(tree, column.grain, week_start)
     return tree
 
 
@@ -224,7 +225,7 @@ def _template(
             return _stored_tree(references[int(n.name.removeprefix("__ref_"))], week_start)
         if isinstance(n, exp.Literal):
             name = f"p{len(params)}"
-            params[name] = n.this if n.is_string else _number(n.this)
+            params[name] = n.this if n.is_string else number(n.this)
             return exp.Placeholder(this=name)
         return n
 
