@@ -3,9 +3,9 @@ interfaces (query results, experiment statistics and readouts, encoded HTTP answ
 endpoint's per-build catalogs).
 
 Sync routes and the SQL endpoint's workers read and fill these caches from several threads, so
-every operation holds a lock; a value is computed outside it (`get_or_compute` may compute a
-value twice under a race, which costs time, never correctness, as cached values are pure
-functions of their key).
+every operation holds a lock. `get_or_compute` computes one missing value at a time: a caller
+asking while another computes waits for that value (a server warming a build's catalog at
+start answers its first clients from it, whoever they are).
 
 >>> cache = Lru(2)
 >>> cache.put("a", 1); cache.put("b", 2); cache.get("a")
@@ -31,6 +31,7 @@ class Lru(Generic[K, V]):
         self.size = size
         self._entries: OrderedDict[K, V] = OrderedDict()
         self._lock = threading.Lock()
+        self._computing = threading.Lock()
 
     def get(self, key: K) -> V | None:
         """The value kept for `key` (now the most recently used), or None."""
@@ -51,10 +52,14 @@ class Lru(Generic[K, V]):
     def get_or_compute(self, key: K, compute: Callable[[], V]) -> V:
         """The value kept for `key`, or `compute()` kept and returned."""
         hit = self.get(key)
-        if hit is None:
-            hit = compute()
-            self.put(key, hit)
-        return hit
+        if hit is not None:
+            return hit
+        with self._computing:
+            hit = self.get(key)  # computed by the caller this one waited for
+            if hit is None:
+                hit = compute()
+                self.put(key, hit)
+            return hit
 
     def __len__(self) -> int:
         with self._lock:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from metrics.engine import BuildInfo, CompiledQuery, DimensionInfo, MetricInfo, MetricsEngine, QueryResult
     from metrics.execution.client import ResultColumn, ResultSet
     from metrics.experiments import Experiments
-    from metrics.query.plan import QueryPlan
+    from metrics.query.plan import Planner, QueryPlan
     from metrics.semantic.graph import SemanticGraph
     from metrics.semantic.manifest import SemanticManifest
     from metrics.semantic.model import SavedQuery
@@ -76,6 +76,12 @@ class RestrictedEngine:
     @property
     def graph(self) -> SemanticGraph:
         return self._engine.graph
+
+    @property
+    def planner(self) -> Planner:
+        """Plans from the definitions (which measures a metric reads); running a plan goes
+        through `query`, under the policy."""
+        return self._engine.planner
 
     @property
     def build(self) -> BuildInfo:

@@ -30,12 +30,10 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import decimal
 import secrets
 from dataclasses import dataclass
 from typing import Any
 
-import pydantic
 from sqlglot import exp
 
 from api.sql_endpoint.semantic_errors import _from_engine, _unknown_column, _unsupported
@@ -56,6 +54,7 @@ from api.sql_endpoint.semantic_tables import (
     reads_data_tables,
     visible_tables,
 )
+from api.sql_endpoint.semantic_trees import conjuncts, literal_node, own, pg_name
 from api.sql_endpoint.semantic_values import (
     _COMPARISONS,
     _FLIPPED,
@@ -67,6 +66,7 @@ from api.sql_endpoint.semantic_values import (
     _literal,
     _time_range,
 )
+from api.sql_endpoint.series_limits import answer_series_others, resolve_series_limits
 from metrics import errors
 from metrics.engine import MetricsEngine
 from metrics.execution.client import ResultColumn, ResultSet
@@ -81,7 +81,8 @@ from metrics.sql.marts import (
 )
 
 # What the server calls; the rest of the endpoint's semantic SQL lives in semantic_tables (the
-# schema clients see), semantic_values (literals and time ranges) and semantic_errors.
+# schema clients see), semantic_values (literals and time ranges), semantic_trees (readings of
+# a SELECT's tree), series_limits (Superset's top-N joins) and semantic_errors.
 __all__ = ["SqlAnswer", "SqlEndpointError", "answer", "reads_data_tables", "visible_tables"]
 
 # -- answering ----------------------------------------------------------------------------
@@ -100,18 +101,15 @@ def answer(statement: exp.Expression, engine: MetricsEngine) -> SqlAnswer:
         raise
     except errors.MetricsError as exc:
         raise _from_engine(exc) from exc
-    except pydantic.ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}" for e in exc.errors())
-        raise SqlEndpointError("22023", f"invalid query: {problems}") from exc
 
 
 def _answer(statement: exp.Expression, engine: MetricsEngine) -> SqlAnswer:
     check_read_only(statement)
     catalog = _catalog(engine)
-    grouped = _answer_series_others(statement, engine)
+    grouped = answer_series_others(statement, engine, _answer)
     if grouped is not None:
         return grouped
-    statement = _resolve_series_limits(statement, engine)
+    statement = resolve_series_limits(statement, engine, _answer)
     ctes = cte_references(statement)
     kinds: dict[str, list[exp.Table]] = {}
     for table in statement.find_all(exp.Table):
@@ -137,249 +135,6 @@ def _answer(statement: exp.Expression, engine: MetricsEngine) -> SqlAnswer:
     return _sql_answer(result.columns, result.rows, _output_names(statement))
 
 
-def _resolve_series_limits(statement: exp.Expression, engine: MetricsEngine) -> exp.Expression:
-    """Superset's series limit: a query over semantic.metrics joined with its own top-N,
-
-        SELECT ..., platform, SUM(sessions) FROM semantic.metrics
-        JOIN (SELECT platform AS platform__, SUM(sessions) AS mme_inner__ FROM semantic.metrics
-              WHERE ... GROUP BY platform ORDER BY mme_inner__ DESC LIMIT 2) AS series_limit
-          ON platform = platform__ [AND country = country__] ...
-
-    is two metric queries: the top-N is answered first, and the main query is then filtered to
-    the slice values it returned (`platform IN (...)`, or one AND group per row for several
-    columns), as an inner join on them would.
-
-    A `LEFT [OUTER] JOIN` of the same top-N keeps every row of the main query: the top-N has one
-    row per key, so the join changes no value, and the main query is answered unfiltered. With
-    `WHERE series_limit.platform__ IS NOT NULL` it is the inner join again; with `... IS NULL`
-    the main query is filtered to the slices outside the top-N (a NULL slice among them). Other
-    reads of the top-N's columns (which a LEFT JOIN leaves NULL outside the top-N) are refused
-    with the forms that are supported, but for the relabelling of _answer_series_others. Other
-    joins are left for the usual refusal."""
-    ctes = cte_references(statement)
-
-    def top_n_join(select: exp.Select) -> exp.Join | None:
-        joins = select.args.get("joins") or []
-        if len(joins) != 1 or select.args.get("laterals"):
-            return None
-        join = joins[0]
-        subquery = join.this
-        if (
-            not isinstance(subquery, exp.Subquery)
-            or not isinstance(subquery.this, exp.Select)
-            or not _series_limit_join_kind(join)
-            or join.args.get("using")
-            or subquery.this.args.get("limit") is None
-            or join.args.get("on") is None
-            or not any(_table_kind(t, ctes) == "semantic" for t in subquery.find_all(exp.Table))
-        ):
-            return None
-        return join
-
-    if not any(top_n_join(s) for s in statement.find_all(exp.Select)):
-        return statement
-    statement = statement.copy()
-    ctes = cte_references(statement)  # by node identity: the copy's own references
-    for select in list(statement.find_all(exp.Select)):
-        join = top_n_join(select)
-        if join is None:
-            continue
-        subquery = join.this
-        alias = subquery.alias_or_name.lower()
-        top = subquery.this
-        outputs = {_pg_name(p).lower() for p in top.expressions}
-        pairs: list[tuple[exp.Column, str]] = []
-        for condition in _conjuncts(join.args["on"]):
-            if not isinstance(condition, exp.EQ):
-                return statement  # not the series-limit form: refused as a join later
-            sides = [condition.this, condition.expression]
-            if not all(isinstance(c, exp.Column) for c in sides):
-                return statement
-
-            def of_top(column: exp.Column) -> bool:
-                table = column.table.lower()
-                return table == alias or (not table and column.name.lower() in outputs)
-
-            inside = [c for c in sides if of_top(c)]
-            if len(inside) != 1:
-                return statement
-            outside = next(c for c in sides if c is not inside[0])
-            if inside[0].name.lower() not in outputs:
-                raise SqlEndpointError("42703", f"column {alias}.{inside[0].name} does not exist")
-            pairs.append((outside, inside[0].name.lower()))
-        keeps = (
-            "matches" if _series_limit_join_kind(join) == "INNER" else _left_join_reading(select, join, alias, outputs)
-        )
-        found = _answer(top.copy(), engine)
-        names = [c.name.lower() for c in found.columns]
-        positions = [names.index(name) for _, name in pairs]
-        # An inner join never matches a NULL key.
-        keys = [tuple(row[i] for i in positions) for row in found.rows]
-        keys = list(dict.fromkeys(k for k in keys if all(v is not None for v in k)))
-        if not keys:
-            condition: exp.Expression = exp.false()
-        elif len(pairs) == 1:
-            condition = exp.In(this=pairs[0][0].copy(), expressions=[_literal_node(k[0]) for k in keys])
-        else:
-            condition = exp.or_(
-                *[
-                    exp.and_(
-                        *[
-                            exp.EQ(this=column.copy(), expression=_literal_node(value))
-                            for (column, _), value in zip(pairs, key)
-                        ]
-                    )
-                    for key in keys
-                ]
-            )
-        join.pop()
-        if keeps == "matches":
-            select.where(condition, copy=False)
-        elif keeps == "others" and keys:
-            # Outside the top-N: no match, which a NULL key never has.
-            select.where(
-                exp.or_(
-                    exp.Not(this=exp.Paren(this=condition)),
-                    *[exp.Is(this=column.copy(), expression=exp.Null()) for column, _ in pairs],
-                ),
-                copy=False,
-            )
-    return statement
-
-
-def _series_limit_join_kind(join: exp.Join) -> str | None:
-    """INNER for `[INNER] JOIN`, LEFT for `LEFT [OUTER] JOIN`, else None (not a series limit)."""
-    side, kind = (join.side or "").upper(), (join.kind or "").upper()
-    if not side and kind in ("", "INNER"):
-        return "INNER"
-    if side == "LEFT" and kind in ("", "OUTER"):
-        return "LEFT"
-    return None
-
-
-def _left_join_reading(select: exp.Select, join: exp.Join, alias: str, outputs: set[str]) -> str:
-    """What a LEFT-joined top-N keeps of the main query: "all" when its columns are not read,
-    "matches" with `<alias>.<column> IS NOT NULL` in the WHERE (the inner join), "others" with
-    `<alias>.<column> IS NULL` (the slices outside the top-N); those conditions are dropped
-    here. Any other read of its columns, whose NULLs outside the top-N a metric query cannot
-    produce, is refused."""
-    where = select.args.get("where")
-    conjuncts = _conjuncts(where.this) if where else []
-    kept_conjuncts = list(conjuncts)
-    kinds: set[str] = set()
-    for column in list(select.find_all(exp.Column)):
-        table = column.table.lower()
-        if not _own(select, column) or column.find_ancestor(exp.Join) is join:
-            continue
-        if table != alias and (table or column.name.lower() not in outputs):
-            continue
-        test = column.parent
-        if isinstance(test, exp.Is) and isinstance(test.expression, exp.Null):
-            negated = bool(test.args.get("negate"))
-            if isinstance(test.parent, exp.Not):
-                test, negated = test.parent, not negated
-            matched = [c for c in conjuncts if test is c or (isinstance(c, exp.Paren) and c.this is test)]
-            if matched:
-                kept_conjuncts = [c for c in kept_conjuncts if c is not matched[0]]
-                kinds.add("matches" if negated else "others")
-                continue
-        raise _unsupported(
-            f"{column.sql(dialect='postgres')} is NULL outside the top-N of a LEFT JOIN, which a metric query "
-            "cannot produce; join the top-N with JOIN (or LEFT JOIN ... WHERE "
-            f"{alias}.<column> IS [NOT] NULL) to keep only its slices (or only the others), relabel the others "
-            f"with CASE WHEN {alias}.<column> IS NOT NULL THEN <column> ELSE '<label>' END in the select list "
-            "and GROUP BY, or leave its columns unread to keep every slice."
-        )
-    if not kinds:
-        return "all"
-    if len(kinds) > 1:
-        raise _unsupported(
-            f"a query cannot keep both the top-N ({alias}.<column> IS NOT NULL) and the others "
-            f"({alias}.<column> IS NULL): it would answer no rows."
-        )
-    if kept_conjuncts:
-        where.set("this", exp.and_(*[c.copy() for c in kept_conjuncts]))
-    else:
-        where.pop()
-    return kinds.pop()
-
-
-def _answer_series_others(statement: exp.Expression, engine: MetricsEngine) -> SqlAnswer | None:
-    """Superset's "group remaining as Others" (get_sqla_query with group_others_when_limit_reached):
-
-        SELECT ..., CASE WHEN (series_limit.platform__ IS NOT NULL) THEN platform ELSE 'Others' END
-          AS platform, SUM(m) FROM semantic.metrics LEFT OUTER JOIN (<top-N>) AS series_limit
-          ON platform = platform__ ... GROUP BY CASE WHEN ... END, ...
-
-    is the top-N's slices (the inner join) followed by one 'Others' row per remaining group:
-    the governed metric over every slice outside the top-N (`WHERE series_limit.platform__ IS
-    NULL`), not a sum of their values. None when the statement is not of this form."""
-    if not isinstance(statement, exp.Select):
-        return None
-    joins = statement.args.get("joins") or []
-    if len(joins) != 1 or _series_limit_join_kind(joins[0]) != "LEFT" or not isinstance(joins[0].this, exp.Subquery):
-        return None
-    alias = joins[0].this.alias_or_name.lower()
-
-    def relabelled(case: exp.Expression) -> tuple[exp.Column, exp.Column, exp.Expression] | None:
-        """(the top-N column tested, the slice kept, the label of the others) of a relabelling CASE."""
-        ifs = case.args.get("ifs") or []
-        if not isinstance(case, exp.Case) or case.this is not None or len(ifs) != 1:
-            return None
-        test, then, label = ifs[0].this, ifs[0].args.get("true"), case.args.get("default")
-        while isinstance(test, exp.Paren):
-            test = test.this
-        negated = False
-        if isinstance(test, exp.Not):
-            test, negated = test.this, True
-            while isinstance(test, exp.Paren):
-                test = test.this
-        if not (
-            isinstance(test, exp.Is)
-            and isinstance(test.expression, exp.Null)
-            and bool(test.args.get("negate")) != negated
-            and isinstance(test.this, exp.Column)
-            and test.this.table.lower() == alias
-            and isinstance(then, exp.Column)
-            and isinstance(label, (exp.Literal, exp.Null))
-        ):
-            return None
-        return test.this, then, label
-
-    cases = [c for c in statement.find_all(exp.Case) if _own(statement, c) and relabelled(c)]
-    if not cases:
-        return None
-    if statement.args.get("order") or statement.args.get("offset"):
-        raise _unsupported(
-            "grouping the slices outside a series limit as one label cannot be combined with "
-            "ORDER BY or OFFSET; order the rows in the client."
-        )
-    tested = next(relabelled(c)[0] for c in cases)
-    top_n, others = statement.copy(), statement.copy()
-    # The top-N's slices: each CASE is its slice, the join an inner one.
-    for case in [c for c in top_n.find_all(exp.Case) if _own(top_n, c) and relabelled(c)]:
-        case.replace(relabelled(case)[1].copy())
-    top_n.args["joins"][0].set("side", None)
-    top_n.args["joins"][0].set("kind", None)
-    # The others: each CASE is its label (out of GROUP BY), only the slices outside the top-N.
-    group = others.args.get("group")
-    if group is not None:
-        kept = [g for g in group.expressions if not relabelled(g)]
-        if kept:
-            group.set("expressions", kept)
-        else:
-            group.pop()
-    for case in [c for c in others.find_all(exp.Case) if _own(others, c) and relabelled(c)]:
-        case.replace(relabelled(case)[2].copy())
-    others.where(exp.Is(this=tested.copy(), expression=exp.Null()), copy=False)
-    first, rest = _answer(top_n, engine), _answer(others, engine)
-    rows = first.rows + rest.rows
-    limit = statement.args.get("limit")
-    if limit is not None:
-        rows = rows[: int(limit.expression.this)] if isinstance(limit.expression, exp.Literal) else rows
-    return SqlAnswer(first.columns, rows)
-
-
 def _sql_answer(columns: tuple[ResultColumn, ...], rows: list[tuple], names: list[str] | None = None) -> SqlAnswer:
     if names is not None and len(names) == len(columns):
         columns = tuple(ResultColumn(n, c.type) for n, c in zip(names, columns))
@@ -392,7 +147,7 @@ def _output_names(top: exp.Expression) -> list[str] | None:
         isinstance(p, exp.Star) or (isinstance(p, exp.Column) and isinstance(p.this, exp.Star)) for p in top.expressions
     ):
         return None
-    return [_pg_name(p) for p in top.expressions]
+    return [pg_name(p) for p in top.expressions]
 
 
 _METRIC_AGGS = {"sum", "min", "max", "avg", "measure", "any_value", "arbitrary", "first", "last"}
@@ -403,11 +158,6 @@ _ROW_STATISTICS = {"count", "min", "max", "any_value", "arbitrary", "first", "la
 
 def _is_aggregate(node: exp.Expression) -> bool:
     return isinstance(node, exp.AggFunc) or (isinstance(node, exp.Anonymous) and node.name.lower() == "measure")
-
-
-def _own(select: exp.Select, node: exp.Expression) -> bool:
-    """Whether `node` belongs to `select` itself rather than to a nested query."""
-    return node.find_ancestor(exp.Select) is select
 
 
 @dataclass
@@ -573,7 +323,7 @@ class _SemanticQuery:
         if self.table.alias:
             table_names = {_identifier_text(self.table.args["alias"].this)}
         for column in list(inner.find_all(exp.Column)):
-            if not _own(inner, column):
+            if not own(inner, column):
                 continue
             if isinstance(column.this, exp.Star):
                 if column.parent is inner:
@@ -640,11 +390,11 @@ class _SemanticQuery:
         for projection in self.inner.expressions:
             if _sunday_week_of(projection) is not None:
                 # Keep the name PostgreSQL gives the unaliased expression.
-                projection.replace(exp.alias_(projection.copy(), _pg_name(projection)))
+                projection.replace(exp.alias_(projection.copy(), pg_name(projection)))
         folded: list[exp.Column] = []
 
         def fold(node: exp.Expression) -> exp.Expression:
-            column = _sunday_week_of(node) if _own(self.inner, node) else None
+            column = _sunday_week_of(node) if own(self.inner, node) else None
             if column is None:
                 return node
             folded.append(
@@ -658,7 +408,7 @@ class _SemanticQuery:
         self.week_start = WeekStart.SUNDAY
         mixed = "a query cannot mix weeks starting on Sunday (Metabase's week form) with weeks starting on Monday "
         for column in self.inner.find_all(exp.Column):
-            if not _own(self.inner, column) or any(column is f for f in folded):
+            if not own(self.inner, column) or any(column is f for f in folded):
                 continue
             if _grain_of(_identifier_text(column.this)) is Grain.WEEK:
                 raise _unsupported(mixed + f"({METRIC_TIME}__week); select one of them.")
@@ -674,7 +424,7 @@ class _SemanticQuery:
         """`date_trunc('month', metric_time__day)` is the `metric_time__month` slice."""
 
         def fold(node: exp.Expression) -> exp.Expression:
-            if isinstance(node, (exp.TimestampTrunc, exp.DateTrunc)) and _own(self.inner, node):
+            if isinstance(node, (exp.TimestampTrunc, exp.DateTrunc)) and own(self.inner, node):
                 column = node.this
                 unit = node.args.get("unit")
                 unit_name = (unit.name if unit is not None else "").lower()
@@ -725,7 +475,7 @@ class _SemanticQuery:
             references = [
                 c
                 for c in outer.find_all(exp.Column)
-                if _own(outer, c) and (not c.table or c.table == alias) and not isinstance(c.this, exp.Star)
+                if own(outer, c) and (not c.table or c.table == alias) and not isinstance(c.this, exp.Star)
             ]
             if not star and not self._outer_recomputes(outer, references, outputs):
                 return
@@ -779,7 +529,7 @@ class _SemanticQuery:
     ) -> bool:
         """Whether an outer query over plain rows only asks for metrics at its own grain:
         grouped, every aggregate a SUM/MEASURE of one metric, everything else slices."""
-        aggregates = [n for n in outer.walk() if _is_aggregate(n) and _own(outer, n)]
+        aggregates = [n for n in outer.walk() if _is_aggregate(n) and own(outer, n)]
         if not aggregates or outer.args.get("distinct"):
             return False
         for node in aggregates:
@@ -817,7 +567,7 @@ class _SemanticQuery:
         if self._is_preview():
             return self._preview_answer()
 
-        aggregates = [n for n in inner.walk() if _is_aggregate(n) and _own(inner, n)]
+        aggregates = [n for n in inner.walk() if _is_aggregate(n) and own(inner, n)]
         group = inner.args.get("group")
         grouped = bool(group) or bool(aggregates) or bool(inner.args.get("having"))
         filters, kept = self._split_where()
@@ -846,7 +596,7 @@ class _SemanticQuery:
             for projection in projections + ([inner.args["having"]] if inner.args.get("having") else []):
                 for column in self._columns_in(projection):
                     outside = column.find_ancestor(exp.AggFunc, exp.Anonymous)
-                    outside = outside is None or not _is_aggregate(outside) or not _own(inner, outside)
+                    outside = outside is None or not _is_aggregate(outside) or not own(inner, outside)
                     if not outside:
                         continue
                     name = self._name(column)
@@ -900,7 +650,7 @@ class _SemanticQuery:
             # An outer query reads these columns by PostgreSQL's names (`sum`, `count`).
             for projection in list(inner.expressions):
                 if not isinstance(projection, (exp.Alias, exp.Column, exp.Star)):
-                    projection.replace(exp.alias_(projection.copy(), _pg_name(projection)))
+                    projection.replace(exp.alias_(projection.copy(), pg_name(projection)))
         metrics = list(self.metrics)
         carriers = False
         if not metrics and grain:
@@ -989,7 +739,7 @@ class _SemanticQuery:
         inner = self.inner
         if inner is not self.statement or any(inner.args.get(a) for a in ("group", "having", "distinct")):
             return False
-        if any(_is_aggregate(n) and _own(inner, n) for n in inner.walk()):
+        if any(_is_aggregate(n) and own(inner, n) for n in inner.walk()):
             return False
         named = set()
         for projection in inner.expressions:
@@ -1178,7 +928,7 @@ class _SemanticQuery:
         kept = []
         # `(a AND b) AND c` is three conditions: an outer query's WHERE merged with its
         # subquery's arrives parenthesised.
-        for condition in _conjuncts(where.this):
+        for condition in conjuncts(where.this):
             columns = self._columns_in(condition)
             has_subquery = any(isinstance(n, (exp.Subquery, exp.Select)) for n in condition.walk())
             if columns and not has_subquery and all(self.kind[id(c)] == "slice" for c in columns):
@@ -1355,7 +1105,7 @@ class _SemanticQuery:
                     continue
                 ok, value = self._value(operand)
                 if ok:
-                    operand.replace(_literal_node(value))
+                    operand.replace(literal_node(value))
         return tree
 
     # -- the direct path: the engine's answer as it is -----------------------------------
@@ -1387,7 +1137,7 @@ class _SemanticQuery:
             name = self._name(node)
             if self.kind[id(node)] == "slice" and aggregates and name not in grain:
                 return None
-            outputs.append((_pg_name(projection), name))
+            outputs.append((pg_name(projection), name))
         if set(grain) != {e for _, e in outputs if e in grain} or not outputs:
             return None
         if group_keys and {self._name(k) for k in group_keys if isinstance(k, exp.Column)} != set(grain):
@@ -1490,13 +1240,13 @@ class _SemanticQuery:
             if isinstance(core, exp.Column) and id(core) in self.kind and self._name(core) in self.catalog.additive:
                 exact = self._name(core)
             is_grain = isinstance(node, exp.Column) and self.kind.get(id(node)) == "slice"
-            out[_pg_name(projection).lower()] = (bool(metrics), exact, is_grain)
+            out[pg_name(projection).lower()] = (bool(metrics), exact, is_grain)
         _mark_hidden_grain(out, self.output_grain)
         return out
 
     def _outer_outputs(self, outer: exp.Select, child: dict[str, tuple[bool, str | None, bool]]):
         child_grain = {n for n, (_, _, g) in child.items() if g}
-        aggregates = [n for n in outer.walk() if _is_aggregate(n) and _own(outer, n)]
+        aggregates = [n for n in outer.walk() if _is_aggregate(n) and own(outer, n)]
         group = outer.args.get("group")
         keys: set[str] = set()
         if group:
@@ -1559,7 +1309,7 @@ class _SemanticQuery:
                 is_grain = isinstance(node, exp.Column) and node.name.lower() in keys
             else:
                 is_grain = isinstance(node, exp.Column) and node.name.lower() in child_grain
-            out[_pg_name(projection).lower()] = (derived, exact, is_grain)
+            out[pg_name(projection).lower()] = (derived, exact, is_grain)
         if aggregates or group:
             whole_keys = group is None or len(keys) == len(group.expressions)
             _mark_hidden_grain(out, keys if whole_keys else keys | {_HIDDEN})
@@ -1673,56 +1423,9 @@ def _slices_of(info) -> set[str]:
     )
 
 
-def _conjuncts(node: exp.Expression) -> list[exp.Expression]:
-    """The conditions an AND chain joins, through parentheses."""
-    while isinstance(node, exp.Paren):
-        node = node.this
-    if isinstance(node, exp.And):
-        return _conjuncts(node.this) + _conjuncts(node.expression)
-    return [node]
-
-
-def _literal_node(value: Any) -> exp.Expression:
-    """A value as a literal of the tree (typed for dates and timestamps)."""
-    if value is None:
-        return exp.Null()
-    if isinstance(value, bool):
-        return exp.Boolean(this=value)
-    if isinstance(value, (int, float, decimal.Decimal)):
-        return exp.Literal.number(value)
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is not None:
-            value = value.astimezone(dt.UTC).replace(tzinfo=None)
-        return exp.cast(exp.Literal.string(value.isoformat(sep=" ")), exp.DataType.Type.TIMESTAMP)
-    if isinstance(value, dt.date):
-        return exp.cast(exp.Literal.string(value.isoformat()), exp.DataType.Type.DATE)
-    return exp.Literal.string(str(value))
-
-
 def _uncast(node: exp.Expression) -> exp.Expression:
     """The column under casts and parentheses (`CAST(metric_time__month AS DATE)`): grouping
     by it is grouping by the column."""
     while isinstance(node, (exp.Cast, exp.Paren)):
         node = node.this
     return node
-
-
-def _pg_name(projection: exp.Expression) -> str:
-    if isinstance(projection, exp.Alias):
-        return projection.alias
-    node = projection
-    while isinstance(node, exp.Paren):
-        node = node.this
-    if isinstance(node, exp.Cast):
-        # As PostgreSQL names `CAST(x AS t)`: the name of x, or else the type's.
-        inner = _pg_name(node.this)
-        return inner if inner != "?column?" else node.to.sql(dialect="postgres").lower()
-    if isinstance(node, exp.Column):
-        return node.name
-    if isinstance(node, exp.AnyValue):
-        return _pg_name(node.this) if isinstance(node.this, exp.Column) else "any_value"
-    if isinstance(node, (exp.TimestampTrunc, exp.DateTrunc)):
-        return "date_trunc"
-    if isinstance(node, exp.Func):
-        return function_name(node)
-    return "?column?"
