@@ -16,7 +16,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -243,19 +243,30 @@ def authenticate_request(request: Request) -> Caller:
     return authenticate(request.app.state.tokens, presented, open_mode)
 
 
-def require(scope: str) -> Callable[[Request], Iterator[Caller]]:
-    """A dependency that admits callers holding `scope` and counts them against their
-    concurrency limit for the length of the request."""
+def admit(request: Request, scope: str) -> tuple[Caller, str | None]:
+    """The caller of `request` if it holds `scope`, counted against its concurrency limit: the
+    slot returned must be given back (`limiter.release`) when the request ends. Raises the
+    refusal (401, 403, 429, 503) otherwise."""
+    caller = authenticate_request(request)
+    if caller.token is not None and not caller.token.allows(scope):
+        raise Forbidden(
+            f"token {caller.token.name!r} has scopes {', '.join(caller.token.scopes)}; this route needs {scope!r}.",
+            needed_scope=scope,
+        )
+    request.state.caller = caller
+    return caller, request.app.state.limiter.acquire(caller)
 
-    def dependency(request: Request) -> Iterator[Caller]:
-        caller = authenticate_request(request)
-        if caller.token is not None and not caller.token.allows(scope):
-            raise Forbidden(
-                f"token {caller.token.name!r} has scopes {', '.join(caller.token.scopes)}; this route needs {scope!r}.",
-                needed_scope=scope,
-            )
-        request.state.caller = caller
-        slot = request.app.state.limiter.acquire(caller)
+
+def require(scope: str) -> Callable[[Request], AsyncIterator[Caller]]:
+    """A dependency that admits callers holding `scope` and counts them against their
+    concurrency limit for the length of the request.
+
+    async: checking a token is a stat of the store and a hash (the store is reread only when
+    it changed), so it runs on the event loop rather than costing two worker-thread hops on
+    every request."""
+
+    async def dependency(request: Request) -> AsyncIterator[Caller]:
+        caller, slot = admit(request, scope)
         try:
             yield caller
         finally:
@@ -265,26 +276,60 @@ def require(scope: str) -> Callable[[Request], Iterator[Caller]]:
     return dependency
 
 
-async def audit_middleware(request: Request, call_next):
-    started = time.perf_counter()
-    response = None
-    try:
-        response = await call_next(request)
-        return response
-    finally:
-        audit: AuditLog = request.app.state.audit
-        caller = getattr(request.state, "caller", None)
-        audit.write(
-            at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            interface="http",
-            caller=caller.name if caller else None,
-            token_id=caller.token.id if caller and caller.token else None,
-            client=request.client.host if request.client else None,
-            method=request.method,
-            path=request.url.path,
-            query=scrub_query_string(str(request.url.query)),
-            body=getattr(request.state, "audit_query", None),
-            status=response.status_code if response is not None else 500,
-            ms=round((time.perf_counter() - started) * 1000, 3),
-            rows=response.headers.get("x-northstar-rows") if response is not None else None,
-        )
+class AuditMiddleware:
+    """Write each HTTP request's audit line (api/auth.py `AuditLog`) as its answer is sent.
+
+    Plain ASGI rather than Starlette's `BaseHTTPMiddleware` (a task group and a stream per
+    request, most of a cache hit's time). The line is written just before the last body chunk
+    goes out, so a client holding the answer finds it in the log; a request that raised before
+    answering is logged as 500. The route's `request.state.caller` and `audit_query` are read
+    from the ASGI scope's state, which `Request.state` writes to."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        audit: AuditLog = scope["app"].state.audit  # this app's (a mounted app sets its own)
+        answer: dict[str, Any] = {}
+
+        def log() -> None:
+            if answer.get("logged"):
+                return
+            answer["logged"] = True
+            state = scope.get("state") or {}
+            caller = state.get("caller")
+            client = scope.get("client")
+            query_string = scope.get("query_string", b"").decode("latin-1")
+            audit.write(
+                at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                interface="http",
+                caller=caller.name if caller else None,
+                token_id=caller.token.id if caller and caller.token else None,
+                client=client[0] if client else None,
+                method=scope["method"],
+                path=scope["path"],
+                query=scrub_query_string(query_string),
+                body=state.get("audit_query"),
+                status=answer.get("status", 500),
+                ms=round((time.perf_counter() - started) * 1000, 3),
+                rows=answer.get("rows"),
+            )
+
+        async def send_and_log(message) -> None:
+            if message["type"] == "http.response.start":
+                answer["status"] = message["status"]
+                for name, value in message.get("headers", []):
+                    if name.lower() == b"x-northstar-rows":
+                        answer["rows"] = value.decode("latin-1")
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                log()
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_log)
+        finally:
+            log()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from core.settings import Settings
 from metrics.engine import EngineProvider, Limits
@@ -37,12 +38,16 @@ async def get_provider(request: Request) -> EngineProvider:
     return request.app.state.engines
 
 
-def get_engine(request: Request) -> Iterator[Engine]:
+async def get_engine(request: Request) -> AsyncIterator[Engine]:
     # Held for the whole request so a build swapped in meanwhile cannot close it under us.
     # A caller with a row-level policy (set by api.auth.require, which runs first) sees the
-    # engine through it.
+    # engine through it. async: checking for a new build is a readlink; only opening one
+    # (seconds) goes to a worker thread, so most requests make no thread hop here.
     caller = getattr(request.state, "caller", None)
-    with request.app.state.engines.engine() as engine:
+    engines: EngineProvider = request.app.state.engines
+    if not engines.is_current():
+        await run_in_threadpool(engines.refresh)
+    with engines.engine(refresh=False) as engine:
         policy = caller.policy if caller is not None else None
         yield RestrictedEngine(engine, policy) if policy else engine
 

@@ -10,8 +10,8 @@ from fastapi import Depends, FastAPI
 
 from api import app as web_app
 from api import errors
-from api.answer_cache import AnswerCache
-from api.auth import AuditLog, ConcurrencyLimiter, audit_middleware, require
+from api.answer_cache import AnswerCache, StoredAnswers
+from api.auth import AuditLog, AuditMiddleware, ConcurrencyLimiter, require
 from api.deps import open_engines
 from api.graphql import router as graphql
 from api.guards import BodySizeLimit, HostAllowList, SecurityHeaders
@@ -104,7 +104,10 @@ def create_app(
         redoc_url=None,
     )
     errors.install(app)
-    app.middleware("http")(audit_middleware)
+    # Innermost: a repeated /v1/query is answered from its stored bytes, inside every guard and
+    # the audit log.
+    app.add_middleware(StoredAnswers)
+    app.add_middleware(AuditMiddleware)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(
         HostAllowList,

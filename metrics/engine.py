@@ -788,6 +788,17 @@ class EngineProvider:
     def _current_target(self) -> str:
         return os.path.realpath(self.warehouse)
 
+    def is_current(self) -> bool:
+        """Whether the engine being served is the published build's (a `readlink`, no
+        opening): when not, `refresh` has a build to open, which may take seconds."""
+        return self._engine is not None and self._current_target() == self._target
+
+    @property
+    def served_build_id(self) -> str | None:
+        """The build id of the engine being served (None before one is open)."""
+        engine = self._engine
+        return engine.build.build_id if engine is not None else None
+
     def refresh(self, force: bool = False) -> None:
         now = time.monotonic()
         if not force and self._engine is not None and now - self._checked_at < self.check_interval:
@@ -863,8 +874,12 @@ class EngineProvider:
         self._retired = still
 
     @contextmanager
-    def engine(self) -> Iterator[MetricsEngine]:
-        self.refresh()
+    def engine(self, refresh: bool = True) -> Iterator[MetricsEngine]:
+        """The served engine, held until the block ends (a build published meanwhile does not
+        close it); first switched to a newly published build unless `refresh` is false (the
+        caller has just done so)."""
+        if refresh:
+            self.refresh()
         with self._lock:
             engine = self._engine
             if engine is None:

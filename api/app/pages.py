@@ -6,7 +6,7 @@ and the API cannot disagree."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from importlib.metadata import PackageNotFoundError, files
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -87,14 +87,14 @@ class PageError(Exception):
         self.status, self.message = status, message
 
 
-def page_caller(scope: str) -> Callable[[Request], Iterator[Caller]]:
+def page_caller(scope: str) -> Callable[[Request], AsyncIterator[Caller]]:
     """`api.auth.require(scope)` for pages: a missing or dead session sends the browser to the
     sign-in form instead of answering 401; a scope the token lacks is a page that says so."""
     inner = require(scope)
 
-    def dependency(request: Request) -> Iterator[Caller]:
+    async def dependency(request: Request) -> AsyncIterator[Caller]:
         try:
-            caller = next(inner_run := inner(request))
+            caller = await anext(inner_run := inner(request))
         except Unauthorized:
             raise SignInNeeded() from None
         except (Forbidden, TooManyRequests) as exc:
@@ -102,7 +102,7 @@ def page_caller(scope: str) -> Callable[[Request], Iterator[Caller]]:
         try:
             yield caller
         finally:
-            next(inner_run, None)  # releases the concurrency slot
+            await anext(inner_run, None)  # releases the concurrency slot
 
     return dependency
 

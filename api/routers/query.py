@@ -7,8 +7,9 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.concurrency import run_in_threadpool
 
-from api.answer_cache import AnswerCache, EncodedAnswer
+from api.answer_cache import AnswerCache, EncodedAnswer, raw_request
 from api.deps import EngineDep, SettingsDep
 from api.encoding import binary_response, csv_response, incomplete_json, json_rows, negotiate, with_completeness
 from api.schemas.query import (
@@ -56,17 +57,33 @@ def _resolve(body: MetricQueryRequest, engine: Engine) -> MetricQuery:
     return body.to_query()
 
 
-def _answer(
-    body: MetricQueryRequest, engine: Engine, fmt: str, page_size: int, answers: AnswerCache | None = None
-) -> Response:
-    # A repeated request of the same build is served as the bytes encoded the first time.
-    key = (
-        (engine.build.build_id, fmt, page_size, body.model_dump_json())
-        if answers is not None and isinstance(engine, MetricsEngine)
-        else None
+async def _answer(request: Request, body: MetricQueryRequest, engine: Engine, fmt: str, page_size: int) -> Response:
+    """The answer to a query: a repeated request of the same build is served on the event loop
+    as the bytes encoded the first time; anything else is computed in a worker thread."""
+    answers: AnswerCache | None = getattr(request.app.state, "answers", None)
+    if answers is None or not isinstance(engine, MetricsEngine):  # a row policy's answer is not kept
+        return await run_in_threadpool(_computed, body, engine, fmt, page_size, None, None)
+    key = (engine.build.build_id, fmt, page_size, body.model_dump_json())
+    hit = answers.get(key)
+    response = (
+        hit.response()
+        if hit is not None
+        else await run_in_threadpool(_computed, body, engine, fmt, page_size, answers, key)
     )
-    if key is not None and (hit := answers.get(key)) is not None:
-        return hit.response()
+    # The same bytes sent again are answered before routing (api/answer_cache.StoredAnswers).
+    sent = raw_request(engine.build.build_id, request.scope, await request.body())
+    answers.remember(sent, key, request.state.audit_query)
+    return response
+
+
+def _computed(
+    body: MetricQueryRequest,
+    engine: Engine,
+    fmt: str,
+    page_size: int,
+    answers: AnswerCache | None,
+    key: tuple | None,
+) -> Response:
     result = engine.query(_resolve(body, engine))
     # One response carries at most `page_size` rows; the rest are pages of the same cached
     # answer, asked for with `offset`.
@@ -80,7 +97,7 @@ def _answer(
     response.headers["X-Northstar-Rows-Total"] = str(total)
     if next_offset is not None:
         response.headers["X-Northstar-Next-Offset"] = str(next_offset)
-    if key is not None:
+    if answers is not None and key is not None:
         # Stored as a hit answers (JSON says `cached`); the other encodings carry no such flag.
         stored = (
             _encode(dataclasses.replace(page, cached=True, elapsed_ms=0.0), fmt, total, next_offset, body.completeness)
@@ -143,21 +160,15 @@ _QUERY_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("/query", responses=_QUERY_RESPONSES)
-def post_query(
+async def post_query(
     body: MetricQueryRequest, request: Request, engine: EngineDep, settings: SettingsDep, format: Format | None = None
 ) -> Response:
     request.state.audit_query = body.model_dump(mode="json", exclude_defaults=True)
-    return _answer(
-        body,
-        engine,
-        negotiate(format, request),
-        settings.max_rows_per_response,
-        getattr(request.app.state, "answers", None),
-    )
+    return await _answer(request, body, engine, negotiate(format, request), settings.max_rows_per_response)
 
 
 @router.get("/query", responses=_QUERY_RESPONSES)
-def get_query(
+async def get_query(
     request: Request,
     engine: EngineDep,
     settings: SettingsDep,
@@ -196,13 +207,7 @@ def get_query(
         completeness=completeness,
     )
     request.state.audit_query = body.model_dump(mode="json", exclude_defaults=True)
-    return _answer(
-        body,
-        engine,
-        negotiate(format, request),
-        settings.max_rows_per_response,
-        getattr(request.app.state, "answers", None),
-    )
+    return await _answer(request, body, engine, negotiate(format, request), settings.max_rows_per_response)
 
 
 @router.post("/compile", response_model=CompileResponse)

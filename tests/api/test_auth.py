@@ -122,6 +122,31 @@ def test_a_revoked_token_is_refused_on_a_kept_alive_connection(secured):
         assert address(before) == address(after)
 
 
+def test_an_answer_asked_again_is_given_only_to_callers_the_route_admits(secured):
+    """A request sent again byte for byte is answered from its stored bytes before routing
+    (api/answer_cache.py): the caller is still checked every time, so a row policy, a token
+    without the scope, no token and a revoked token get what the route gives them."""
+    tokens, data_dir = secured["tokens"], secured["data_dir"]
+    token = create_token(data_dir, "repeater", "--scope", "metrics:read")
+    body = {"metrics": ["active_users"], "group_by": ["region"], "start": "2024-01-06"}  # asked by no other test
+    first = call(secured, token, "POST", "/v1/query", json=body)
+    again = call(secured, token, "POST", "/v1/query", json=body)
+    assert first.status_code == again.status_code == 200
+    assert first.json()["meta"]["cached"] is False and again.json()["meta"]["cached"] is True
+    assert len({row[0] for row in again.json()["rows"]}) > 1
+    regional = call(secured, tokens["regional"], "POST", "/v1/query", json=body)
+    assert regional.status_code == 200 and {row[0] for row in regional.json()["rows"]} == {secured["region"]}
+    assert call(secured, tokens["experimenter"], "POST", "/v1/query", json=body).status_code == 403
+    assert call(secured, None, "POST", "/v1/query", json=body).status_code == 401
+    # Each request asked again is in the audit log under its caller, with its body and rows.
+    lines = [json.loads(line) for line in (data_dir / "audit.jsonl").read_text().splitlines()]
+    mine = [e for e in lines if e["caller"] == "repeater" and e["path"] == "/v1/query"]
+    assert [e["status"] for e in mine] == [200, 200]
+    assert mine[1]["body"] == body and mine[1]["rows"] == str(len(again.json()["rows"]))
+    northstar("tokens", "revoke", "repeater", "--data-dir", str(data_dir))
+    assert call(secured, token, "POST", "/v1/query", json=body).status_code == 401
+
+
 def _active_users_by_country(secured, token: str, where: list[dict] | None = None) -> dict:
     body = {"metrics": ["active_users"], "group_by": ["country"], "where": where or []}
     response = call(secured, token, "POST", "/v1/query", json=body)
