@@ -231,7 +231,7 @@ def build(
             for table in tables:
                 if "rollup" in table:
                     entry = created[f"{table['schema']}.{table['table']}"]
-                    built_rollups[table["rollup"]] = {**entry, "exported": table["exported"]}
+                    built_rollups[table["rollup"]] = {**entry, "exported": table["exported"], "layout": rollups.LAYOUT}
         else:
             if engine_tables and on_postgres:
                 engine_written = metric_values.build_in_phases(

@@ -172,7 +172,18 @@ def _create_tables(spark, tables: list[dict]) -> dict[str, dict]:
         spark.sql(f"CREATE TABLE {schema}.{name} USING parquet AS {table['sql']}")
         rows = spark.sql(f"SELECT COUNT(*) FROM {schema}.{name}").collect()[0][0]
         key = f"{table['schema']}.{table['table']}"
-        created[key] = {"table": key, "rows": rows, "seconds": round(time.perf_counter() - started, 3)}
+        # Integer columns, so a rollup's re-aggregated sum keeps the type (northstar/rollups.py).
+        integers = [
+            field.name
+            for field in spark.table(f"{schema}.{name}").schema.fields
+            if field.dataType.typeName() in ("byte", "short", "integer", "long")
+        ]
+        created[key] = {
+            "table": key,
+            "rows": rows,
+            "integer_columns": integers,
+            "seconds": round(time.perf_counter() - started, 3),
+        }
     return created
 
 

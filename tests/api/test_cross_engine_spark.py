@@ -128,3 +128,32 @@ def test_rollups_are_the_same_tables_and_answer(api: Any, spark_api: Any) -> Non
         explained = answer(spark_api, "POST", "/v1/compile", json={"saved_query": saved_query})
         assert explained["explanation"]["rollup"]["answered_by"] == table
         same_query(api, spark_api, {"saved_query": saved_query})
+
+
+# Queries the sample's rollups answer by re-aggregating their stored parts (coarser grains,
+# fewer slices, a filter on a stored column, ratios from their parts; a distinct count at the
+# rollup's own grain with its other slice fixed by a filter).
+REAGGREGATED = {
+    "sums by month": {"metrics": ["events", "revenue"], "group_by": ["metric_time__month"]},
+    "arpu by day for one platform": {
+        "metrics": ["arpu", "events"],
+        "group_by": ["metric_time__day"],
+        "where": [{"field": "platform", "op": "=", "value": "ios"}],
+    },
+    "one platform by month": {
+        "metrics": ["events", "revenue"],
+        "group_by": ["metric_time__month"],
+        "where": [{"field": "platform", "op": "=", "value": "ios"}],
+    },
+    "quality by week": {"metrics": ["errors_per_1k_events", "nps", "tickets"], "group_by": ["metric_time__week"]},
+}
+
+
+@pytest.mark.parametrize("name", list(REAGGREGATED))
+def test_rollups_reaggregate_on_spark(api: Any, spark_api: Any, name: str) -> None:
+    """The Spark build records its rollups' parts, so coarser queries are answered from them
+    there too, with the DuckDB build's rows."""
+    body = REAGGREGATED[name]
+    explained = answer(spark_api, "POST", "/v1/compile", json=body)["explanation"]["rollup"]
+    assert explained["answered_by"], (name, explained)
+    same_query(api, spark_api, body)
