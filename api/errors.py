@@ -12,6 +12,10 @@ One status per mistake, on every route:
 - 401/403/429/413/503/504 as their classes say; 500 `internal_error` for a fault of the
   service, whose message never carries warehouse or library text.
 
+The statuses are one table, `STATUS`, from exception class to status (a class takes its nearest
+listed base's); `install` adds the handlers that answer with it and the fallback for exceptions
+nothing maps (a bug: 500 `internal_error`, the traceback logged under the request id).
+
 Every response carries an `X-Request-Id` header, and every error body the same id in
 `error.request_id`: the internal text of an error (DuckDB's, sqlglot's, a traceback) is written
 to the server log under that id, never to the client.
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import uuid
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -28,41 +33,43 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from api.auth import Forbidden, TooManyRequests, Unauthorized
+from core.tokens import TokenStoreUnavailable
 from metrics import errors
+from metrics.policy import PolicyDenied
 
 log = logging.getLogger("northstar.api")
 
 REQUEST_ID_HEADER = "X-Request-Id"
 
-STATUS: dict[type[errors.MetricsError], int] = {
-    errors.NotFound: 404,
-    errors.UnsupportedFeature: 422,
-    errors.MetricUnavailable: 422,
-    errors.UserError: 422,
-    errors.WarehouseUnavailable: 503,
-    errors.InternalError: 500,
-    errors.MetricsError: 500,
-}
-
-
-class MetricNotFound(errors.UnknownMetric):
-    """An unknown metric named in a URL path: the resource does not exist."""
-
-
-from api.auth import Forbidden, TooManyRequests, Unauthorized  # noqa: E402
-from core.tokens import TokenStoreUnavailable  # noqa: E402
-from metrics.policy import PolicyDenied  # noqa: E402
-
-STATUS = {
-    MetricNotFound: 404,
+# The one exception -> HTTP status table. A class not listed answers the status of its nearest
+# listed base class (`status_for`); an exception that is no `MetricsError` at all is a fault of
+# the service: 500 `internal_error` (`install`'s fallback).
+STATUS: dict[type[Exception], int] = {
     Unauthorized: 401,
     Forbidden: 403,
     PolicyDenied: 403,
+    errors.NotFound: 404,
+    errors.UserError: 422,
     TooManyRequests: 429,
-    errors.QueryTimeout: 504,
+    errors.InternalError: 500,
+    errors.MetricsError: 500,
+    errors.WarehouseUnavailable: 503,
     TokenStoreUnavailable: 503,
-    **STATUS,
+    errors.QueryTimeout: 504,
 }
+
+# Errors about a name that does not exist: 404 when the name is a parameter of the URL path
+# (`/v1/metrics/{name}`), 422 like any other request mistake when it came in the query string
+# or the body.
+UNKNOWN_NAMES: tuple[type[errors.MetricsError], ...] = (
+    errors.UnknownMetric,
+    errors.UnknownSavedQuery,
+    errors.UnknownDimension,
+    errors.NotFound,
+)
+
+INTERNAL_MESSAGE = "the service could not answer this request (an internal error); quote the request id."
 
 
 def headers_for(exc: errors.MetricsError) -> dict[str, str] | None:
@@ -73,11 +80,25 @@ def headers_for(exc: errors.MetricsError) -> dict[str, str] | None:
     return None
 
 
-def status_for(exc: errors.MetricsError) -> int:
-    for cls in type(exc).__mro__:
-        if cls in STATUS:
-            return STATUS[cls]
-    return 500
+def status_for(exc: Exception, path_params: dict[str, Any] | None = None) -> int:
+    """The HTTP status of an exception, from `STATUS` by its class (nearest listed base).
+
+    `path_params` are the URL path parameters of the request the error answers: an unknown
+    name that is one of them is a resource that does not exist.
+
+    >>> status_for(errors.UnknownMetric("unknown metric 'x'.", metric="x"))
+    422
+    >>> status_for(errors.UnknownMetric("unknown metric 'x'.", metric="x"), {"name": "x"})
+    404
+    >>> status_for(errors.WarehouseUnavailable("no build")), status_for(KeyError("x"))
+    (503, 500)
+    """
+    status = next((STATUS[cls] for cls in type(exc).__mro__ if cls in STATUS), 500)
+    if status == 422 and path_params and isinstance(exc, UNKNOWN_NAMES):
+        named = {str(v) for v in exc.details.values() if isinstance(v, str)}
+        if named & {str(v) for v in path_params.values()}:
+            return 404
+    return status
 
 
 def request_id(request: Request) -> str:
@@ -144,18 +165,55 @@ def _problem(err: dict) -> dict:
     return problem
 
 
+def internal_error(request: Request, exc: BaseException) -> JSONResponse:
+    """The answer to an exception no handler maps (a bug): the traceback goes to the log under
+    the request id, the client gets 500 `internal_error` with the id and no internals."""
+    log.error("request %s: unexpected %s", request_id(request), type(exc).__name__, exc_info=exc)
+    return _respond(request, 500, "internal_error", INTERNAL_MESSAGE)
+
+
+class UnexpectedErrors:
+    """Innermost middleware: an exception no handler maps becomes the `internal_error` answer
+    here, inside the other middleware, so that answer is audited and carries the security
+    headers and the request id like any other."""
+
+    def __init__(self, app) -> None:
+        self.app = app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_tracking(message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_tracking)
+        except Exception as exc:
+            if started:  # part of the answer is out: nothing else can be said
+                raise
+            await internal_error(Request(scope), exc)(scope, receive, send)
+
+
 def install(app: FastAPI) -> None:
-    """The error handlers. `RequestIdMiddleware` is added by `create_app` last, outermost, so
-    the guards' own refusals (413, 421) carry the id too."""
+    """The error handlers, and the fallback for exceptions none of them maps. Call before
+    adding other middleware, so the fallback is the innermost; `RequestIdMiddleware` is added
+    by `create_app` last, outermost, so the guards' own refusals (413, 421) carry the id too."""
+
+    app.add_middleware(UnexpectedErrors)
 
     @app.exception_handler(errors.MetricsError)
     async def metrics_error(request: Request, exc: errors.MetricsError) -> JSONResponse:
-        status = status_for(exc)
+        status = status_for(exc, request.path_params)
         message = exc.message
         if status == 500:
             # the service's own fault: the words stay in the log, the client gets the id
             log.error("request %s: %s: %s (%s)", request_id(request), exc.code, exc.message, exc.internal or "")
-            message = "the service could not answer this request (an internal error); quote the request id."
+            message = INTERNAL_MESSAGE
         elif exc.internal:
             log.info("request %s: %s: %s", request_id(request), exc.code, exc.internal)
         return _respond(request, status, exc.code, message, headers_for(exc), **exc.details)
@@ -194,12 +252,5 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-        # Anything not mapped above is a bug: the traceback goes to the log under the request
-        # id, the client gets the id and no internals.
-        log.error("request %s: unexpected %s", request_id(request), type(exc).__name__, exc_info=exc)
-        return _respond(
-            request,
-            500,
-            "internal_error",
-            "the service could not answer this request (an internal error); quote the request id.",
-        )
+        # an exception raised by a middleware outside `UnexpectedErrors`
+        return internal_error(request, exc)

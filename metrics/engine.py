@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -53,6 +54,8 @@ from metrics.sql.trees import RenderedQuery
 if TYPE_CHECKING:
     from metrics.experiments import Experiments
     from metrics.rollups import RollupRouter, Route
+
+log = logging.getLogger("northstar.metrics")
 
 MANIFEST_FILE = "semantic_manifest.json"
 BUILD_INFO_FILE = "build.json"
@@ -813,6 +816,13 @@ class EngineProvider:
             try:
                 engine = MetricsEngine.open(self.warehouse, self.manifest_path, self.limits, self.postgres_dsn)
             except Exception as exc:  # keep serving the old build, report why
+                if str(exc) != self.last_error:  # once per failure, not on every check
+                    log.warning(
+                        "cannot open the build at %s (%s); %s",
+                        target,
+                        exc,
+                        "still serving the previous build" if self._engine is not None else "no build to serve",
+                    )
                 self.last_error = str(exc)
                 if self._engine is None:
                     raise

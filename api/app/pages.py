@@ -304,8 +304,8 @@ def explorer_page(name: str, request: Request, caller: MetricsReader, engine: En
     if name not in catalog:
         try:
             engine.metric(name)
-        except UnknownMetric as exc:  # the engine's message names the nearest metrics
-            raise PageError(404, exc.message) from None
+        except UnknownMetric as exc:  # a name in the path: 404; the message names the nearest metrics
+            raise PageError(status_for(exc, request.path_params), exc.message) from None
     info = catalog[name]
     kinds = {d.name: d.kind for d in engine.dimensions()}
     slices = [d for d in info.dimensions if kinds.get(d) == "categorical"]

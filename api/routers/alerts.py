@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api.deps import EngineDep
-from api.routers.scorecard_params import bad_parameters_as_422, iso
+from api.routers.scorecard_params import iso
 from api.schemas.scorecards import AlertOut, AlertsResponse
 from metrics.query.request import parse_time_bound
 from metrics.scorecards.alerts import alerts
@@ -22,9 +22,8 @@ def list_alerts(
     since: Annotated[str | None, Query(description="Only alerts on or after this day (YYYY-MM-DD).")] = None,
     until: Annotated[str | None, Query(description="Only alerts before this day (exclusive).")] = None,
 ) -> AlertsResponse:
-    with bad_parameters_as_422():
-        since_at, until_at = parse_time_bound(since, "since"), parse_time_bound(until, "until")
-        found = alerts(engine, metric, since_at.date() if since_at else None, until_at.date() if until_at else None)
+    since_at, until_at = parse_time_bound(since, "since"), parse_time_bound(until, "until")
+    found = alerts(engine, metric, since_at.date() if since_at else None, until_at.date() if until_at else None)
     return AlertsResponse(
         alerts=[
             AlertOut(

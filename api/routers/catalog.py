@@ -5,7 +5,6 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.deps import EngineDep
-from api.errors import MetricNotFound
 from api.schemas.catalog import (
     DimensionsResponse,
     DimensionSummary,
@@ -16,7 +15,6 @@ from api.schemas.catalog import (
     SavedQuerySummary,
     Unavailable,
 )
-from metrics.errors import UnknownMetric
 
 router = APIRouter(prefix="/v1", tags=["catalog"])
 
@@ -43,10 +41,7 @@ def list_metrics(engine: EngineDep) -> MetricsResponse:
 
 @router.get("/metrics/{name}", response_model=MetricDetail)
 def get_metric(name: str, engine: EngineDep) -> MetricDetail:
-    try:
-        m = engine.metric(name)
-    except UnknownMetric as exc:
-        raise MetricNotFound(exc.message, **exc.details) from None
+    m = engine.metric(name)  # an unknown name in the path: 404 (api/errors.py)
     return MetricDetail(
         name=m.name,
         label=m.label,

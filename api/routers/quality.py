@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api.deps import EngineDep
-from api.routers.scorecard_params import bad_parameters_as_422, iso
+from api.routers.scorecard_params import iso
 from api.schemas.scorecards import KpiOut, KpiPeriodOut, QualityResponse, WithheldOut
 from metrics.query.request import parse_time_bound
 from metrics.scorecards.common import Period
@@ -45,10 +45,7 @@ def quality(
         str | None, Query(description="Scope platform KPIs (crash-free rate, error rate) to one platform.")
     ] = None,
 ) -> QualityResponse:
-    with bad_parameters_as_422():
-        card = quality_scorecard(
-            engine, period, parse_time_bound(start, "start"), parse_time_bound(end, "end"), platform
-        )
+    card = quality_scorecard(engine, period, parse_time_bound(start, "start"), parse_time_bound(end, "end"), platform)
     return QualityResponse(
         period=card.period,
         start=iso(card.start),

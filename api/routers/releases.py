@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 
 from api.deps import EngineDep
-from api.routers.scorecard_params import bad_parameters_as_422, iso
+from api.routers.scorecard_params import iso
 from api.schemas.scorecards import (
     AdoptionDayOut,
     ComparisonOut,
@@ -101,8 +101,7 @@ def list_releases(
     window_days: WindowDays = DEFAULT_WINDOW_DAYS,
     alpha: Alpha = DEFAULT_ALPHA,
 ) -> ReleasesResponse:
-    with bad_parameters_as_422():
-        found = all_release_health(engine, platform, window_days=window_days, alpha=alpha)
+    found = all_release_health(engine, platform, window_days=window_days, alpha=alpha)
     return ReleasesResponse(releases=[_release(h) for h in found])
 
 

@@ -39,8 +39,9 @@ from api.sql_endpoint.catalog_translate import (
     with_text_types,
 )
 from api.sql_endpoint.session import DATABASE, DEFAULT_SCHEMA, Session
+from api.sql_endpoint.sqlstates import as_sql_error
 from api.sql_endpoint.statements import SUPPORTED, SqlError
-from metrics.errors import QueryCancelled, ResultTooLarge
+from metrics.errors import MetricsError
 from metrics.execution.cancel import interruptible
 from metrics.execution.client import fetch_capped
 
@@ -159,10 +160,8 @@ class CatalogDatabase:
                     )
                     rows = fetch_capped(result, self.max_rows)
                 return columns, rows
-            except ResultTooLarge as exc:
-                raise SqlError("54000", exc.message, hint="add a LIMIT or a WHERE clause") from exc
-            except QueryCancelled as exc:
-                raise SqlError("57014", "canceling statement due to user request") from exc
+            except MetricsError as exc:  # too many rows, cancelled: the one table (sqlstates.py)
+                raise as_sql_error(exc, sql) from exc
             except duckdb.InterruptException as exc:
                 if timed_out.is_set():
                     raise SqlError(

@@ -8,65 +8,13 @@ import difflib
 import re
 from typing import Any
 
-from api.sql_endpoint.semantic_tables import (
-    SEMANTIC_SCHEMA,
-    SUPPORTED,
-    SqlEndpointError,
-    _SemanticTable,
-)
+from api.sql_endpoint.semantic_tables import SEMANTIC_SCHEMA, SUPPORTED, _SemanticTable
+from api.sql_endpoint.sqlstates import sqlstate_for
+from api.sql_endpoint.statements import SqlError
 from metrics import errors
-from metrics.policy import PolicyDenied
-from metrics.sql.marts import (
-    InvalidMartQuery,
-    UnknownTable,
-    UnsupportedSql,
-)
+from metrics.sql.marts import InvalidMartQuery
 
 # -- errors -------------------------------------------------------------------------------
-
-_SQLSTATES: tuple[tuple[type[errors.MetricsError], str], ...] = tuple(
-    (cls, state)
-    for cls, state in (
-        # Service guardrails, where the engine has them: too many rows, too long a query.
-        (getattr(errors, "ResultTooLarge", None), "54000"),
-        (getattr(errors, "QueryTimeout", None), "57014"),
-        (errors.QueryCancelled, "57014"),
-        (PolicyDenied, "42501"),
-        (UnknownTable, "42P01"),
-        (UnsupportedSql, "0A000"),
-        (errors.UnsupportedFeature, "0A000"),
-        (errors.MetricUnavailable, "0A000"),
-        (errors.UnknownMetric, "42703"),
-        (errors.UnknownDimension, "42703"),
-        (errors.AmbiguousDimension, "42702"),
-        (errors.UnknownSavedQuery, "42P01"),
-        (errors.NotFound, "42P01"),
-        (errors.InvalidFilter, "22023"),
-        (errors.InvalidQuery, "22023"),
-        (errors.UserError, "22023"),
-        (errors.WarehouseUnavailable, "57P03"),
-        (errors.InternalError, "XX000"),
-        (errors.MetricsError, "XX000"),
-    )
-    if cls is not None
-)
-
-
-def _rowset_state(exc: errors.MetricsError) -> str | None:
-    """The SQLSTATE of a query the answer rows could not evaluate, by the kind of failure."""
-    reason = exc.details.get("reason")
-    if reason == "BinderException" and "Referenced table" in exc.message:
-        return "42P01"
-    if reason == "BinderException":
-        return "42803" if "GROUP BY" in exc.message else "42703" if "column" in exc.message.lower() else "42601"
-    return {
-        "CatalogException": "42883",
-        "ConversionException": "22P02",
-        "ParserException": "42601",
-        "OutOfRangeException": "22003",
-        "InvalidInputException": "22023",
-    }.get(reason or "")
-
 
 # DuckDB's words for what failed over the answer rows, as PostgreSQL says them: the client
 # wrote PostgreSQL and never sees the in-memory database its outer query runs on.
@@ -130,44 +78,26 @@ def _client_message(message: str) -> str:
     return message.split("\n", 1)[0]
 
 
-# What is wrong with a client's marts SQL (`InvalidMartQuery.problem`), as PostgreSQL says it.
-_PROBLEM_STATES = {
-    "unknown_column": "42703",
-    "unknown_function": "42883",
-    "syntax": "42601",
-    "grouping": "42803",
-    "ambiguous_column": "42702",
-    "unknown_table": "42P01",
-    "invalid_sql": "42000",
-    "invalid_value": "22P02",
-    "out_of_range": "22003",
-    "division_by_zero": "22012",
-    "out_of_memory": "53200",
-}
-
-
-def _from_engine(exc: errors.MetricsError) -> SqlEndpointError:
+def _from_engine(exc: errors.MetricsError) -> SqlError:
+    """The engine's error as the client is told it: the SQLSTATE of the one table
+    (`sqlstates.sqlstate_for`), a message about the client's SQL, and what would be right."""
+    state = sqlstate_for(exc)
     if isinstance(exc, InvalidMartQuery):
-        return SqlEndpointError(
-            _PROBLEM_STATES.get(exc.details.get("problem", ""), "42000"),
-            exc.message,
-            position=exc.details.get("position"),
-        )
-    state = _rowset_state(exc) or next(code for cls, code in _SQLSTATES if isinstance(exc, cls))
+        return SqlError(state, exc.message, position=exc.details.get("position"))
     hint = None
     candidates = exc.details.get("candidates") or exc.details.get("suggestions")
     if isinstance(candidates, (list, tuple)) and candidates and "Did you mean" not in exc.message:
         hint = "Valid names include: " + ", ".join(str(c) for c in list(candidates)[:12]) + "."
     if state == "0A000" or (hint is None and exc.details.get("reason")):
         hint = SUPPORTED
-    return SqlEndpointError(state, _client_message(exc.message), hint)
+    return SqlError(state, _client_message(exc.message), hint)
 
 
-def _unsupported(message: str) -> SqlEndpointError:
-    return SqlEndpointError("0A000", message, SUPPORTED)
+def _unsupported(message: str) -> SqlError:
+    return SqlError("0A000", message, SUPPORTED)
 
 
-def _unknown_column(name: str, table: _SemanticTable) -> SqlEndpointError:
+def _unknown_column(name: str, table: _SemanticTable) -> SqlError:
     columns = [c.name for c in table.definition.columns]
     close = difflib.get_close_matches(name, columns, n=3, cutoff=0.6) or errors.nearest(name, columns)
     if close:
@@ -178,6 +108,4 @@ def _unknown_column(name: str, table: _SemanticTable) -> SqlEndpointError:
             f"Metrics: {', '.join(metrics[:12])}{', ...' if len(metrics) > 12 else ''}; slices such as "
             f"metric_time__week and {', '.join(sorted(n for n in table.slices if '__' not in n)[:8])}."
         )
-    return SqlEndpointError(
-        "42703", f'column "{name}" does not exist in {SEMANTIC_SCHEMA}.{table.definition.name}', hint
-    )
+    return SqlError("42703", f'column "{name}" does not exist in {SEMANTIC_SCHEMA}.{table.definition.name}', hint)

@@ -46,7 +46,6 @@ from api.sql_endpoint.semantic_tables import (
     SUPPORTED,
     SqlAnswer,
     SqlColumn,
-    SqlEndpointError,
     _Catalog,
     _catalog,
     _identifier_text,
@@ -67,6 +66,7 @@ from api.sql_endpoint.semantic_values import (
     _time_range,
 )
 from api.sql_endpoint.series_limits import answer_series_others, resolve_series_limits
+from api.sql_endpoint.statements import SqlError
 from metrics import errors
 from metrics.engine import MetricsEngine
 from metrics.execution.client import ResultColumn, ResultSet
@@ -83,7 +83,7 @@ from metrics.sql.marts import (
 # What the server calls; the rest of the endpoint's semantic SQL lives in semantic_tables (the
 # schema clients see), semantic_values (literals and time ranges), semantic_trees (readings of
 # a SELECT's tree), series_limits (Superset's top-N joins) and semantic_errors.
-__all__ = ["SqlAnswer", "SqlEndpointError", "answer", "reads_data_tables", "visible_tables"]
+__all__ = ["SqlAnswer", "SqlError", "answer", "reads_data_tables", "visible_tables"]
 
 # -- answering ----------------------------------------------------------------------------
 
@@ -92,12 +92,12 @@ def answer(statement: exp.Expression, engine: MetricsEngine) -> SqlAnswer:
     """Answer one SELECT (parsed from PostgreSQL, parameters bound as literals).
 
     Raises:
-        SqlEndpointError: with the SQLSTATE of the problem (42703 unknown column, 42P01
+        SqlError: with the SQLSTATE of the problem (42703 unknown column, 42P01
             unknown table, 0A000 unsupported SQL, 22023 bad value, ...).
     """
     try:
         return _answer(statement, engine)
-    except SqlEndpointError:
+    except SqlError:
         raise
     except errors.MetricsError as exc:
         raise _from_engine(exc) from exc
@@ -117,7 +117,7 @@ def _answer(statement: exp.Expression, engine: MetricsEngine) -> SqlAnswer:
     if "function" in kinds:
         raise _unsupported("table functions are not supported; read semantic.metrics or marts.<table>.")
     for table in kinds.get("other", []):
-        raise SqlEndpointError(
+        raise SqlError(
             "42P01",
             f'relation "{table.sql(dialect="postgres")}" does not exist',
             "Tables: " + ", ".join(catalog.table_names()) + ".",
@@ -256,7 +256,7 @@ class _SemanticQuery:
         name = _identifier_text(self.table.this)
         semantic = catalog.semantic.get(name)
         if semantic is None:
-            raise SqlEndpointError(
+            raise SqlError(
                 "42P01",
                 f'relation "{self.table.sql(dialect="postgres")}" does not exist',
                 "Tables: " + ", ".join(catalog.table_names()) + ".",
@@ -332,7 +332,7 @@ class _SemanticQuery:
             name = self._name(column)
             qualifier = _identifier_text(column.args.get("table"))
             if qualifier and qualifier not in table_names:
-                raise SqlEndpointError("42P01", f'missing FROM-clause entry for table "{qualifier}"')
+                raise SqlError("42P01", f'missing FROM-clause entry for table "{qualifier}"')
             in_output_clause = column.find_ancestor(exp.Order, exp.Group, exp.Having) is not None
             if name in self.semantic.metrics:
                 kind = "metric"
@@ -346,7 +346,7 @@ class _SemanticQuery:
                 kind = "alias"
                 continue
             elif name in self.catalog.metric_types and self.semantic.definition.name != METRICS_TABLE:
-                raise SqlEndpointError(
+                raise SqlError(
                     "42703",
                     f'column "{name}" does not exist in {SEMANTIC_SCHEMA}.{self.semantic.definition.name}',
                     f"It is in {SEMANTIC_SCHEMA}.{METRICS_TABLE}.",
@@ -367,7 +367,7 @@ class _SemanticQuery:
                 self.kind[id(copied)] = self.kind[id(original)]
         return copy
 
-    def _star_error(self) -> SqlEndpointError:
+    def _star_error(self) -> SqlError:
         return _unsupported(
             "SELECT * over semantic.metrics is not supported: name the slices and metrics "
             "to select (the selected slices are the grain), e.g. SELECT metric_time__week, "
@@ -601,13 +601,13 @@ class _SemanticQuery:
                         continue
                     name = self._name(column)
                     if self.kind[id(column)] == "slice" and name not in plain_keys and name not in grain:
-                        raise SqlEndpointError(
+                        raise SqlError(
                             "42803",
                             f'column "{name}" must appear in the GROUP BY clause or be used in an aggregate function',
                         )
                     if self.kind[id(column)] == "metric":
                         if finer:
-                            raise SqlEndpointError(
+                            raise SqlError(
                                 "42803",
                                 f'metric "{name}" must be used in an aggregate function, or the '
                                 "query grouped by every slice it uses",
@@ -621,7 +621,7 @@ class _SemanticQuery:
             for node in aggregates:
                 if isinstance(node, exp.Anonymous) and node.name.lower() == "measure":
                     if len(node.expressions) != 1:
-                        raise SqlEndpointError("42883", "MEASURE() takes one metric column")
+                        raise SqlError("42883", "MEASURE() takes one metric column")
                     wrapped = exp.AnyValue(this=self._copy(node.expressions[0]))
                     node.replace(exp.alias_(wrapped, "measure") if node.parent is inner else wrapped)
         else:
@@ -633,7 +633,7 @@ class _SemanticQuery:
             for ordered in order.expressions if order else []:
                 for column in self._columns_in(ordered, "slice"):
                     if self._name(column) not in grain:
-                        raise SqlEndpointError(
+                        raise SqlError(
                             "42803",
                             f'ORDER BY "{self._name(column)}": order by a selected slice '
                             "(the selected slices are the grain)",
@@ -719,7 +719,7 @@ class _SemanticQuery:
             return exc
         template, source = named[0]
         if isinstance(exc, errors.InvalidFilter) and "which filters may not contain" in message:
-            return SqlEndpointError(
+            return SqlError(
                 "0A000",
                 f"the condition {source} cannot be applied before the metrics are computed: a "
                 "condition on slices may compare them with values (=, <>, <, <=, >, >=, IN, BETWEEN, "
@@ -727,7 +727,7 @@ class _SemanticQuery:
                 "TO_DATE('2026-01-05', 'YYYY-MM-DD') or NOW() - INTERVAL '7 days'.",
                 SUPPORTED,
             )
-        return SqlEndpointError(_from_engine(exc).sqlstate, message.replace(template, source))
+        return SqlError(_from_engine(exc).sqlstate, message.replace(template, source))
 
     # -- "show me the table" ---------------------------------------------------------------
 
@@ -859,7 +859,7 @@ class _SemanticQuery:
             ok, value = _literal(key)
             if ok and isinstance(key, exp.Literal) and not key.is_string and isinstance(value, int):
                 if not 1 <= value <= len(inner.expressions):
-                    raise SqlEndpointError("42P10", f"GROUP BY position {value} is not in select list")
+                    raise SqlError("42P10", f"GROUP BY position {value} is not in select list")
                 projection = inner.expressions[value - 1]
                 keys.append(projection.this if isinstance(projection, exp.Alias) else projection)
             elif isinstance(key, exp.Column) and id(key) not in self.kind and key.name.lower() in by_alias:
@@ -1011,7 +1011,7 @@ class _SemanticQuery:
         try:
             result = query_rows(exp.select(node.copy()), {})
         except errors.InvalidQuery as exc:
-            raise SqlEndpointError("22023", f"cannot evaluate {node.sql(dialect='postgres')}: {exc.message}") from exc
+            raise SqlError("22023", f"cannot evaluate {node.sql(dialect='postgres')}: {exc.message}") from exc
         if len(result.rows) != 1 or len(result.rows[0]) != 1:
             return False, None
         return True, result.rows[0][0]

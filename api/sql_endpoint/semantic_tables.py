@@ -35,17 +35,6 @@ SUPPORTED = (
 )
 
 
-class SqlEndpointError(Exception):
-    """A statement the endpoint refuses, as a PostgreSQL error (SQLSTATE, message, hint)."""
-
-    def __init__(self, sqlstate: str, message: str, hint: str | None = None, position: int | None = None) -> None:
-        super().__init__(message)
-        self.sqlstate = sqlstate
-        self.message = message
-        self.hint = hint
-        self.position = position  # 1-based, in the client's statement
-
-
 @dataclass(frozen=True)
 class SqlColumn:
     name: str

@@ -8,7 +8,8 @@ from typing import Any
 
 from sqlglot import exp
 
-from api.sql_endpoint.semantic_tables import METRIC_TIME, SqlEndpointError
+from api.sql_endpoint.semantic_tables import METRIC_TIME
+from api.sql_endpoint.statements import SqlError
 from metrics.query.request import WeekStart
 from metrics.semantic.model import Grain
 
@@ -56,19 +57,19 @@ def _literal(node: exp.Expression) -> tuple[bool, Any]:
                     parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
                 return True, parsed
         except ValueError:
-            raise SqlEndpointError("22007", f'invalid input syntax for type {kind.value.lower()}: "{text}"') from None
+            raise SqlError("22007", f'invalid input syntax for type {kind.value.lower()}: "{text}"') from None
         if kind in exp.DataType.TEXT_TYPES:
             return True, text
         if kind in exp.DataType.INTEGER_TYPES:
             try:
                 return True, int(text)
             except ValueError:
-                raise SqlEndpointError("22P02", f'invalid input syntax for type integer: "{text}"') from None
+                raise SqlError("22P02", f'invalid input syntax for type integer: "{text}"') from None
         if kind in exp.DataType.REAL_TYPES:
             try:
                 return True, float(text)
             except ValueError:
-                raise SqlEndpointError("22P02", f'invalid input syntax for type numeric: "{text}"') from None
+                raise SqlError("22P02", f'invalid input syntax for type numeric: "{text}"') from None
         if kind == exp.DataType.Type.BOOLEAN and isinstance(value, (bool, str)):
             return True, value if isinstance(value, bool) else text.strip().lower() in ("t", "true", "1", "yes", "on")
         return False, None
@@ -93,7 +94,7 @@ def _as_datetime(value: Any, column: str) -> dt.datetime:
         try:
             parsed = dt.datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
         except ValueError:
-            raise SqlEndpointError(
+            raise SqlError(
                 "22007",
                 f'invalid input syntax for type date: "{value}"',
                 f"Compare {column} with a date such as '2026-01-05'.",
@@ -101,7 +102,7 @@ def _as_datetime(value: Any, column: str) -> dt.datetime:
         if parsed.tzinfo is not None:
             parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
         return parsed
-    raise SqlEndpointError(
+    raise SqlError(
         "42883",
         f"cannot compare {column} (a date) with {value!r}",
         f"Compare {column} with a date such as '2026-01-05'.",

@@ -11,8 +11,9 @@ from collections.abc import Callable
 from sqlglot import exp
 
 from api.sql_endpoint.semantic_errors import _unsupported
-from api.sql_endpoint.semantic_tables import SqlAnswer, SqlEndpointError, _table_kind
+from api.sql_endpoint.semantic_tables import SqlAnswer, _table_kind
 from api.sql_endpoint.semantic_trees import conjuncts, literal_node, own, pg_name
+from api.sql_endpoint.statements import SqlError
 from metrics.engine import MetricsEngine
 from metrics.sql.marts import cte_references
 
@@ -88,7 +89,7 @@ def resolve_series_limits(statement: exp.Expression, engine: MetricsEngine, answ
                 return statement
             outside = next(c for c in sides if c is not inside[0])
             if inside[0].name.lower() not in outputs:
-                raise SqlEndpointError("42703", f"column {alias}.{inside[0].name} does not exist")
+                raise SqlError("42703", f"column {alias}.{inside[0].name} does not exist")
             pairs.append((outside, inside[0].name.lower()))
         keeps = (
             "matches" if _series_limit_join_kind(join) == "INNER" else _left_join_reading(select, join, alias, outputs)

@@ -33,14 +33,15 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
-from api.auth import AuditLog, Caller, ConcurrencyLimiter, TooManyRequests
+from api.auth import AuditLog, Caller, ConcurrencyLimiter
 from api.sql_endpoint import catalog, protocol, semantic_sql, statements
 from api.sql_endpoint.catalog_relations import CatalogColumn, CatalogTable
 from api.sql_endpoint.session import DATABASE, REPORTED, Session, run_utility
+from api.sql_endpoint.sqlstates import as_sql_error, internal_error, sqlstate_for
 from api.sql_endpoint.statements import SqlError
 from core.tokens import SCRAM_ITERATIONS, TokenStoreUnavailable
 from metrics.engine import EngineProvider, MetricsEngine
-from metrics.errors import MetricsError, QueryCancelled, WarehouseUnavailable
+from metrics.errors import MetricsError, QueryCancelled
 from metrics.execution.cancel import Cancellation, cancellable
 from metrics.policy import RestrictedEngine
 
@@ -916,16 +917,10 @@ class Connection:
                 continue
             try:
                 await self._extended(kind, payload)
-            except SqlError as exc:
-                log.info("extended-protocol message %r refused (%s): %s", kind, exc.sqlstate, exc.message)
-                self._error(exc)
-                failed = True
-            except (MetricsError, ValueError, struct.error, protocol.ProtocolViolation) as exc:
-                self._error(_as_sql_error(exc))
-                failed = True
-            except Exception as exc:  # a bug: say so, log it, keep the connection
-                log.exception("SQL message %r failed", kind)
-                self._error(SqlError("XX000", f"internal error: {exc}"))
+            except Exception as exc:  # said to the client (a bug too: logged), the connection goes on
+                error = as_sql_error(exc, f"message {kind!r}")
+                log.info("extended-protocol message %r refused (%s): %s", kind, error.sqlstate, error.message)
+                self._error(error)
                 failed = True
 
     async def _still_admitted(self) -> bool:
@@ -941,7 +936,9 @@ class Connection:
                 return True
             current = auth.tokens.get(self.token.id) if self.token is not None else None
         except TokenStoreUnavailable as exc:
-            refusal = SqlError("57P03", f"the server cannot check API tokens, so the session is closed: {exc.message}")
+            refusal = SqlError(
+                sqlstate_for(exc), f"the server cannot check API tokens, so the session is closed: {exc.message}"
+            )
         else:
             if current is not None:
                 return True
@@ -992,7 +989,7 @@ class Connection:
         try:
             return work.result()
         except QueryCancelled as exc:
-            raise SqlError("57014", "canceling statement due to user request") from exc
+            raise as_sql_error(exc) from exc
 
     async def _simple_query(self, sql: str) -> None:
         try:
@@ -1007,17 +1004,11 @@ class Connection:
             try:
                 statement = await self._offload(prepare, part)
                 result = await self._audited_run(statement, [])
-            except SqlError as exc:
-                log.info("statement refused (%s): %s: %s", exc.sqlstate, exc.message, part)
-                self._error(exc)
+            except Exception as exc:  # said to the client (a bug too: logged), the connection goes on
+                error = as_sql_error(exc, part)
+                log.info("statement refused (%s): %s: %s", error.sqlstate, error.message, part)
+                self._error(error)
                 return  # the rest of a multi-statement Query is skipped, as PostgreSQL does
-            except (MetricsError, ValueError) as exc:
-                self._error(_as_sql_error(exc))
-                return
-            except Exception as exc:  # a bug: say so, log it, keep the connection
-                log.exception("SQL statement failed: %s", part)
-                self._error(SqlError("XX000", f"internal error: {exc}"))
-                return
             await self._send_result(result, [0] * len(result.columns), describe=True)
             self.send(protocol.command_complete(result.tag))
 
@@ -1180,22 +1171,9 @@ class Connection:
         started = time.perf_counter()
         try:
             result = await self._run(statement, params)
-        except SqlError as exc:
-            self._audit(
-                statements.first_word(statement.sql) or statement.kind, statement.sql, started, exc.sqlstate, None
-            )
-            raise
-        except (MetricsError, ValueError) as exc:
-            self._audit(
-                statements.first_word(statement.sql) or statement.kind,
-                statement.sql,
-                started,
-                _as_sql_error(exc).sqlstate,
-                None,
-            )
-            raise
-        except BaseException:
-            self._audit(statements.first_word(statement.sql) or statement.kind, statement.sql, started, "XX000", None)
+        except BaseException as exc:
+            kind = statements.first_word(statement.sql) or statement.kind
+            self._audit(kind, statement.sql, started, sqlstate_for(exc), None)
             raise
         self._audit(
             statements.first_word(statement.sql) or statement.kind, statement.sql, started, "00000", len(result.rows)
@@ -1258,9 +1236,8 @@ class Connection:
                 return result
             except (SqlError, MetricsError):
                 raise
-            except Exception as exc:  # a bug: say so, log it, keep the connection
-                log.exception("SQL statement failed: %s", statement.sql)
-                raise SqlError("XX000", f"internal error: {exc}") from exc
+            except Exception as exc:  # a bug in answering it (a ValueError too): logged, XX000
+                raise internal_error(exc, statement.sql) from exc
         finally:
             if work is None or work.done():
                 self._release_slot(slot, work)
@@ -1272,15 +1249,7 @@ class Connection:
         limiter = self.endpoint.limiter
         if limiter is None or self.token is None:
             return None
-        try:
-            return limiter.acquire(Caller(self.token))
-        except TooManyRequests as exc:
-            raise SqlError(
-                "53400",
-                exc.message,
-                hint="wait for a running statement to finish, or use a token "
-                "with a higher limit (tokens create --max-concurrent)",
-            ) from exc
+        return limiter.acquire(Caller(self.token))  # TooManyRequests: 53400 (sqlstates.py)
 
     def _release_slot(self, slot: str | None, work: asyncio.Future | None) -> None:
         if work is not None and work.done() and not work.cancelled():
@@ -1336,10 +1305,7 @@ class Connection:
         if self.token is not None and self.token.policy:
             # The token's row-level policy applies to SQL as to HTTP.
             engine = RestrictedEngine(engine, Caller(self.token).policy)
-        try:
-            answer = semantic_sql.answer(tree, engine)
-        except semantic_sql.SqlEndpointError as exc:
-            raise SqlError(exc.sqlstate, exc.message, exc.hint, exc.position) from exc
+        answer = semantic_sql.answer(tree, engine)
         columns = tuple(
             protocol.Column(c.name, protocol.NORTHSTAR_TYPES.get(c.type, protocol.TEXT)) for c in answer.columns
         )
@@ -1363,15 +1329,3 @@ def _retrieve(future: asyncio.Future) -> None:
     """Marks an abandoned worker's error as seen (it was answered as 57014 already)."""
     if not future.cancelled():
         future.exception()
-
-
-def _as_sql_error(exc: Exception) -> SqlError:
-    if isinstance(exc, QueryCancelled):
-        return SqlError("57014", "canceling statement due to user request")
-    if isinstance(exc, WarehouseUnavailable):
-        return SqlError("57P03", exc.message, hint="run `northstar build`; the endpoint answers once a build lands")
-    if isinstance(exc, MetricsError):
-        return SqlError("42000", exc.message)
-    if isinstance(exc, (struct.error, protocol.ProtocolViolation)):
-        return SqlError("08P01", f"invalid message: {exc}")
-    return SqlError("22023", str(exc))

@@ -113,7 +113,7 @@ def test_a_semantic_query_stops_when_its_caller_cancels(built_warehouse):
     try:
         token = Cancellation()
         token.cancel()
-        with cancellable(token), pytest.raises(semantic_sql.SqlEndpointError) as caught:
+        with cancellable(token), pytest.raises(semantic_sql.SqlError) as caught:
             semantic_sql.answer(
                 parse_one("SELECT metric_time__day, active_users FROM semantic.metrics", read="postgres"), engine
             )

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import sqlglot
 
-from api.sql_endpoint.semantic_sql import SqlEndpointError, answer, reads_data_tables, visible_tables
+from api.sql_endpoint.semantic_sql import SqlError, answer, reads_data_tables, visible_tables
 from metrics.engine import MetricsEngine
 from metrics.policy import RestrictedEngine, RowPolicy
 from metrics.query.request import Filter, FilterOp
@@ -41,8 +41,8 @@ def run(engine: MetricsEngine, text: str):
     return answer(sqlglot.parse_one(text, read="postgres"), engine)
 
 
-def refused(engine: MetricsEngine, text: str) -> SqlEndpointError:
-    with pytest.raises(SqlEndpointError) as info:
+def refused(engine: MetricsEngine, text: str) -> SqlError:
+    with pytest.raises(SqlError) as info:
         run(engine, text)
     return info.value
 
@@ -683,7 +683,7 @@ def test_a_row_level_policy_restricts_every_answer(engine, api):
         "SELECT e.platform, COUNT(*) AS n FROM marts.fct_events AS e JOIN marts.dim_users AS u "
         "ON u.user_id = e.user_id WHERE u.country = 'US' GROUP BY 1 ORDER BY 1"
     )
-    with pytest.raises(SqlEndpointError) as info:
+    with pytest.raises(SqlError) as info:
         answer(sqlglot.parse_one("SELECT COUNT(*) FROM marts.fct_incidents", read="postgres"), restricted)
     assert info.value.sqlstate == "42501"
 
