@@ -2,7 +2,7 @@
 the engine writes them into the new (unpublished) warehouse with its own SQL, then dbt builds
 those models (and what depends on them) with their contracts and tests. The same on every
 warehouse: a table of the DuckDB file, a table in the build's own PostgreSQL schema, or (on
-Spark) a table the build's second Spark process creates (see northstar/build.py).
+Spark) a table the build's second Spark process creates (see northstar/targets.py).
 
 So `fct_metric_values_daily`, which the anomaly check, scorecards and alerts read, holds the
 watched metrics exactly as `/v1/query` answers them, from the one definition.

@@ -2,7 +2,7 @@
 `meta.rollup: true`, see metrics/rollups.py) into the new, unpublished warehouse with the
 engine's own SQL for each saved query: tables of the DuckDB file; on PostgreSQL, tables in
 schemas of the build (`<schema>__<build suffix>`, dropped with it); on Spark, tables the
-build's second Spark process creates (see northstar/build.py)."""
+build's second Spark process creates (see northstar/targets.py)."""
 
 from __future__ import annotations
 
