@@ -12,6 +12,7 @@ For each data size (the committed sample, and generated sets of about 1M and 10M
 Usage:
     python bench/run.py                       # sample, 1m, 10m
     python bench/run.py --sizes sample,1m --repeat 20
+    python bench/run.py --throughput /tmp/bench-10m/northstar.duckdb --seconds 8   # a built warehouse
 
 Generated landing data and warehouses are kept under bench/out/ and reused when present.
 """
@@ -189,9 +190,28 @@ def measure_compile(warehouse: Path) -> dict:
         engine.close()
 
 
-def measure_concurrency(warehouse: Path, seconds: float) -> list[dict]:
+def raw_shape(n: int) -> dict:
+    """Events and WAU by week x platform; an odd request is distinct by its `end` (a second
+    apart, inside a stored bucket, so no rollup can answer it)."""
+    body: dict = {"metrics": ["events", "active_users"], "group_by": ["metric_time__week", "platform"]}
+    if n % 2:
+        body["end"] = (dt.datetime(2030, 1, 1) - dt.timedelta(seconds=n)).isoformat()
+    return body
+
+
+def dashboard_shape(n: int) -> dict:
+    """A dashboard tile the sample project's rollups answer (events and revenue by week x
+    platform, re-aggregated from `daily_core_by_platform`); an odd request is distinct by its
+    `end`, a different Monday after the data each time (a stored bucket boundary)."""
+    body: dict = {"metrics": ["events", "revenue"], "group_by": ["metric_time__week", "platform"]}
+    if n % 2:
+        body["end"] = (dt.datetime(2030, 1, 7) + dt.timedelta(weeks=n)).isoformat()
+    return body
+
+
+def measure_concurrency(warehouse: Path, seconds: float, shape=raw_shape) -> list[dict]:
     """Requests per second over HTTP with 1, 8 and 32 concurrent clients, half of the
-    requests distinct (uncached), half repeated (cached)."""
+    requests distinct (uncached), half repeated (cached), of the given `shape`."""
     import threading
 
     with served(warehouse) as server:
@@ -205,11 +225,7 @@ def measure_concurrency(warehouse: Path, seconds: float) -> list[dict]:
             def worker(index: int) -> None:
                 with httpx.Client(base_url=base, timeout=60) as client:
                     while time.perf_counter() < stop:
-                        n = next(serial)
-                        body = {"metrics": ["events", "active_users"], "group_by": ["metric_time__week", "platform"]}
-                        if n % 2:
-                            body["end"] = (dt.datetime(2030, 1, 1) - dt.timedelta(seconds=n)).isoformat()
-                        response = client.post("/v1/query", json=body)
+                        response = client.post("/v1/query", json=shape(next(serial)))
                         counts[index] += 1
                         errors[index] += response.status_code != 200
 
@@ -220,6 +236,24 @@ def measure_concurrency(warehouse: Path, seconds: float) -> list[dict]:
                 thread.join()
             results.append({"clients": clients, "rps": sum(counts) / seconds, "errors": sum(errors)})
         return results
+
+
+def throughput(warehouse: Path, seconds: float) -> list[dict]:
+    """Both shapes in one run: a query no rollup answers, and a dashboard tile one does."""
+    return [
+        {"shape": name, **level}
+        for name, shape in (("raw", raw_shape), ("dashboard (rollup)", dashboard_shape))
+        for level in measure_concurrency(warehouse, seconds, shape)
+    ]
+
+
+def print_throughput(concurrency: dict[str, list[dict]], seconds: float) -> None:
+    print(f"\n## throughput over HTTP, {seconds:.0f} s per level, half the requests uncached\n")
+    print("| data | query | clients | requests/s | failed |")
+    print("|---|---|---:|---:|---:|")
+    for size, levels in concurrency.items():
+        for level in levels:
+            print(f"| {size} | {level['shape']} | {level['clients']} | {level['rps']:.0f} | {level['errors']} |")
 
 
 def _param(value):
@@ -247,7 +281,11 @@ def main() -> None:
     parser.add_argument("--sizes", default="sample,1m,10m")
     parser.add_argument("--repeat", type=int, default=30)
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each concurrency level")
+    parser.add_argument("--throughput", type=Path, help="only the throughput levels, on this built warehouse")
     args = parser.parse_args()
+    if args.throughput:
+        print_throughput({args.throughput.parent.name: throughput(args.throughput, args.seconds)}, args.seconds)
+        return
     sys.path.insert(0, str(REPO))
     OUT.mkdir(parents=True, exist_ok=True)
 
@@ -267,7 +305,7 @@ def main() -> None:
         for row in measure_queries(warehouse, args.repeat):
             queries.append({"size": size, **row})
         rolling.append((size, *measure_rolling(warehouse, args.repeat)))
-        concurrency[size] = measure_concurrency(warehouse, args.seconds)
+        concurrency[size] = throughput(warehouse, args.seconds)
 
     print("\n## northstar build (contract check + dbt build + dbt docs generate)\n")
     print("| data | landing event rows | build wall time (s) |")
@@ -292,12 +330,7 @@ def main() -> None:
     print("|---|---:|---:|---:|")
     for size, ours, naive in rolling:
         print(f"| {size} | {ours:.1f} | {naive:.1f} | {naive / ours:.1f}x |")
-    print(f"\n## throughput over HTTP, {args.seconds:.0f} s per level, half the requests uncached\n")
-    print("| data | clients | requests/s | failed |")
-    print("|---|---:|---:|---:|")
-    for size, levels in concurrency.items():
-        for level in levels:
-            print(f"| {size} | {level['clients']} | {level['rps']:.0f} | {level['errors']} |")
+    print_throughput(concurrency, args.seconds)
     print(f"\nmachine: {os.cpu_count()} cores, python {sys.version.split()[0]}, duckdb {duckdb.__version__}")
 
 
