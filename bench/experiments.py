@@ -192,6 +192,9 @@ def p50(samples: list[float]) -> float:
     return statistics.median(samples) * 1000
 
 
+#: Sliced readouts measured cold after the cases (the readout route's `group_by`).
+SLICES = ("platform", "country", "plan", "platform,country")
+
 CASES = [
     ("conversion", ("conversion",), False),
     ("conversion", ("conversion",), True),
@@ -334,6 +337,20 @@ def _measure_served(server, warehouse: Path, sql: list, repeat: int) -> tuple[li
                     f"direct statement {direct_s:.2f}s ({direct_cpu:.1f} CPU s)",
                     flush=True,
                 )
+            # Sliced readouts, each cold (its own statistics by slice, from the per-user
+            # table's slice columns).
+            for slices in SLICES:
+                params = {"metrics": ",".join(METRICS), "cuped": "true", "group_by": slices}
+                response = None
+
+                def sliced() -> None:
+                    nonlocal response
+                    response = client.get(url, params=params)
+
+                seconds = timed(sliced)
+                assert response.status_code == 200 and response.json()["cached"] is False, response.text
+                rows.append({"sliced": slices, "cold_ms": seconds * 1000, "load": os.getloadavg()[0]})
+                print(f"  all four by {slices}, CUPED: cold {seconds:.2f}s", flush=True)
             summary = client.get(url, params={"metrics": ",".join(METRICS)}).json()
         before = cpu_seconds()
         naive_s = timed(lambda: naive_conversion(raw))
@@ -385,6 +402,8 @@ def main() -> None:
         "| without the per-user table (direct statement) | its CPU s | new options, p50 | cached, p50 | load |"
     )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    sliced = [r for r in rows if "sliced" in r]
+    rows = [r for r in rows if "sliced" not in r]
     for r in rows:
         print(
             f"| {r['metrics']} | {'yes' if r['cuped'] else 'no'} | {r['cold_ms']:.0f} | {r['cold_cpu']:.1f} | "
@@ -392,6 +411,9 @@ def main() -> None:
             f"{r['direct_ms']:.0f} | {r['direct_cpu']:.1f} | "
             f"{r['options_ms']:.1f} | {r['cached_ms']:.1f} | {r['load']:.1f} |"
         )
+    print("\n| sliced readout (all four, CUPED) by | cold ms | load |\n|---|---:|---:|")
+    for r in sliced:
+        print(f"| {r['sliced']} | {r['cold_ms']:.0f} | {r['load']:.1f} |")
     conversion = next(r for r in rows if r["metrics"] == "conversion" and not r["cuped"])
     naive_wall, naive_cpu = naive_ms
     print(f"\nfirst request after start (reads the build's experiment catalog): {first_ms:.0f} ms")
