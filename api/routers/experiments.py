@@ -115,10 +115,7 @@ def plan_response(result, build_id: str) -> PlanResponse:
         users_per_arm=result.users_per_arm,
         total_users=result.total_users,
         weeks_needed=result.weeks_needed,
-        weeks=[
-            PlanWeek(week=w.week, users_per_arm=w.users_per_arm, mde=w.mde, power_at_mde=w.power_at_mde)
-            for w in result.weeks
-        ],
+        weeks=[PlanWeek.model_validate(w) for w in result.weeks],
         build_id=build_id,
     )
 
