@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import EngineDep
 from api.routers.scorecard_params import iso
+from api.schemas.convert import from_dataclass
 from api.schemas.scorecards import AlertOut, AlertsResponse
 from metrics.query.request import parse_time_bound
 from metrics.scorecards.alerts import alerts
@@ -24,19 +25,4 @@ def list_alerts(
 ) -> AlertsResponse:
     since_at, until_at = parse_time_bound(since, "since"), parse_time_bound(until, "until")
     found = alerts(engine, metric, since_at.date() if since_at else None, until_at.date() if until_at else None)
-    return AlertsResponse(
-        alerts=[
-            AlertOut(
-                metric=a.metric,
-                date=iso(a.date),
-                value=a.value,
-                expected=a.expected,
-                lower_bound=a.lower_bound,
-                upper_bound=a.upper_bound,
-                direction=a.direction,
-                score=a.score,
-                adverse=a.adverse,
-            )
-            for a in found
-        ]
-    )
+    return AlertsResponse(alerts=[from_dataclass(AlertOut, a, date=iso(a.date)) for a in found])

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 
 from api.deps import EngineDep
+from api.schemas.convert import from_dataclass
 from api.schemas.experiments import (
     CupedResult,
     DailyTraffic,
@@ -114,10 +115,7 @@ def plan_response(result, build_id: str) -> PlanResponse:
         users_per_arm=result.users_per_arm,
         total_users=result.total_users,
         weeks_needed=result.weeks_needed,
-        weeks=[
-            PlanWeek(week=w.week, users_per_arm=w.users_per_arm, mde=w.mde, power_at_mde=w.power_at_mde)
-            for w in result.weeks
-        ],
+        weeks=[PlanWeek.model_validate(w) for w in result.weeks],
         build_id=build_id,
     )
 
@@ -126,28 +124,14 @@ def plan_response(result, build_id: str) -> PlanResponse:
 def health(experiment_id: str, engine: EngineDep) -> HealthResponse:
     experiments = engine.experiments
     result = experiment_health(experiments, experiment_id, experiments.settings(experiment_id))
-    return HealthResponse(
-        experiment_id=result.experiment_id,
-        status=result.status,
-        users=result.users,
-        variants=result.variants,
-        srm_p_value=result.srm_p_value,
-        srm_warning=result.srm_warning,
-        multiple_exposure_users=result.multiple_exposure_users,
-        multiple_exposure_share=result.multiple_exposure_share,
-        multiple_exposure_warning=result.multiple_exposure_warning,
-        assigned_before_start=result.assigned_before_start,
-        assigned_after_end=result.assigned_after_end,
-        out_of_window_warning=result.out_of_window_warning,
+    return from_dataclass(
+        HealthResponse,
+        result,
         daily=[
             DailyTraffic(date=d.day.isoformat(), users=d.users, p_value=d.p_value, imbalanced=d.imbalanced)
             for d in result.daily
         ],
         imbalanced_days=[d.isoformat() for d in result.imbalanced_days],
-        planned_users_per_variant=result.planned_users_per_variant,
-        smallest_variant_users=result.smallest_variant_users,
-        planned_sample_reached=result.planned_sample_reached,
-        warnings=list(result.warnings),
         settings_problems=list(result.problems),
         build_id=engine.build.build_id,
     )

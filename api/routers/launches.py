@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import EngineDep
 from api.routers.scorecard_params import iso
+from api.schemas.convert import from_dataclass
 from api.schemas.scorecards import (
     FeedbackOut,
     LaunchAdoptionDayOut,
@@ -31,28 +32,19 @@ RETENTION_DEFINITION = (
 
 
 def _launch(x: Launch) -> LaunchOut:
-    return LaunchOut(
-        launch_id=x.launch_id,
-        feature_key=x.feature_key,
-        launch_name=x.launch_name,
-        tier=x.tier,
-        owner_team=x.owner_team,
-        launched_at=iso(x.launched_at),
-    )
+    return from_dataclass(LaunchOut, x, launched_at=iso(x.launched_at))
 
 
 def _prepost(p: PrePost) -> PrePostOut:
-    return PrePostOut(
-        metric=p.metric, severity=p.severity, before=p.before, after=p.after, change=p.change, direction=p.direction
-    )
+    return PrePostOut.model_validate(p)
 
 
 def _retention(r: Retention) -> RetentionOut:
-    return RetentionOut(users=r.users, retained=r.retained, rate=r.rate)
+    return RetentionOut.model_validate(r)
 
 
 def _feedback(f: Feedback) -> FeedbackOut:
-    return FeedbackOut(nps=f.nps, nps_responses=f.nps_responses, csat=f.csat, csat_responses=f.csat_responses)
+    return FeedbackOut.model_validate(f)
 
 
 @router.get("", response_model=LaunchesResponse)
@@ -76,17 +68,7 @@ def launch_scorecard(
         post_end=iso(s.post_end),
         platforms=list(s.platforms),
         adopters=s.adopters,
-        adoption=[
-            LaunchAdoptionDayOut(
-                day=a.day,
-                date=iso(a.date),
-                feature_users=a.feature_users,
-                active_users=a.active_users,
-                share=a.share,
-                cumulative_adopters=a.cumulative_adopters,
-            )
-            for a in s.adoption
-        ],
+        adoption=[from_dataclass(LaunchAdoptionDayOut, a, date=iso(a.date)) for a in s.adoption],
         time_to_first_use_days=s.time_to_first_use,
         retention=RetentionComparisonOut(
             definition=RETENTION_DEFINITION,
@@ -100,5 +82,5 @@ def launch_scorecard(
         feature_tickets=_prepost(s.feature_tickets) if s.feature_tickets else None,
         feedback={"adopters": _feedback(s.feedback_adopters), "non_adopters": _feedback(s.feedback_non_adopters)},
         quality=[_prepost(p) for p in s.quality],
-        withheld=[WithheldOut(metric=w.metric, reason=w.reason) for w in s.withheld],
+        withheld=[WithheldOut.model_validate(w) for w in s.withheld],
     )

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
 from api.deps import SettingsDep
+from api.schemas.convert import from_dataclass
 from core.notification_state import StateStore, body_of
 
 router = APIRouter(prefix="/v1/notifications", tags=["notifications"])
@@ -44,24 +45,5 @@ def list_notifications(
 ) -> NotificationsResponse:
     rows = StateStore.in_dir(settings.data_dir).list(limit, status, destination)
     return NotificationsResponse(
-        notifications=[
-            NotificationOut(
-                id=d.key,
-                destination=d.destination,
-                subscription=d.subscription,
-                kind=d.kind,
-                subject=d.subject,
-                state=d.state,
-                build_id=d.build_id,
-                title=d.title,
-                created_at=d.created_at,
-                status=d.status,
-                attempts=d.attempts,
-                last_error=d.last_error,
-                http_status=d.http_status,
-                sent_at=d.sent_at,
-                body=body_of(d),
-            )
-            for d in rows
-        ]
+        notifications=[from_dataclass(NotificationOut, d, id=d.key, body=body_of(d)) for d in rows]
     )

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import EngineDep
 from api.routers.scorecard_params import iso
+from api.schemas.convert import from_dataclass
 from api.schemas.scorecards import KpiOut, KpiPeriodOut, QualityResponse, WithheldOut
 from metrics.query.request import parse_time_bound
 from metrics.scorecards.common import Period
@@ -19,17 +20,8 @@ router = APIRouter(prefix="/v1/quality", tags=["quality"])
 def _period(p: KpiPeriod | None) -> KpiPeriodOut | None:
     if p is None:
         return None
-    return KpiPeriodOut(
-        period_start=iso(p.period_start),
-        period_end=iso(p.period_end),
-        complete=p.complete,
-        value=p.value,
-        previous=p.previous,
-        change=p.change,
-        relative_change=p.relative_change,
-        status=p.status.value,
-        target=p.target,
-        warn=p.warn,
+    return from_dataclass(
+        KpiPeriodOut, p, period_start=iso(p.period_start), period_end=iso(p.period_end), status=p.status.value
     )
 
 
@@ -52,16 +44,8 @@ def quality(
         end=iso(card.end),
         platform=card.platform,
         kpis=[
-            KpiOut(
-                metric=k.metric,
-                label=k.label,
-                severity=k.severity,
-                platform_scoped=k.platform_scoped,
-                direction=k.direction,
-                current=_period(k.current),
-                periods=[_period(p) for p in k.periods],
-            )
+            from_dataclass(KpiOut, k, current=_period(k.current), periods=[_period(p) for p in k.periods])
             for k in card.kpis
         ],
-        withheld=[WithheldOut(metric=w.metric, reason=w.reason) for w in card.withheld],
+        withheld=[WithheldOut.model_validate(w) for w in card.withheld],
     )

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query
 
 from api.deps import EngineDep
 from api.routers.scorecard_params import iso
+from api.schemas.convert import from_dataclass
 from api.schemas.scorecards import (
     AdoptionDayOut,
     ComparisonOut,
@@ -34,15 +35,7 @@ Alpha = Annotated[float, Query(gt=0, lt=1, description="Two-sided significance l
 def _sample(s: VersionSample | None) -> VersionSampleOut | None:
     if s is None:
         return None
-    return VersionSampleOut(
-        app_version=s.app_version,
-        active_users=s.active_users,
-        crashed_users=s.crashed_users,
-        events=s.events,
-        errors=s.errors,
-        crash_free_user_rate=s.crash_free_user_rate,
-        errors_per_1k_events=s.errors_per_1k_events,
-    )
+    return VersionSampleOut.model_validate(s)
 
 
 def _comparison(c: RateComparison | None) -> ComparisonOut | None:
@@ -81,16 +74,7 @@ def _release(h: ReleaseHealth) -> ReleaseOut:
         previous=_sample(h.previous),
         crash_test=_comparison(h.crash),
         error_test=_comparison(h.errors),
-        adoption=[
-            AdoptionDayOut(
-                day=a.day,
-                date=iso(a.date),
-                version_users=a.version_users,
-                platform_users=a.platform_users,
-                share=a.share,
-            )
-            for a in h.adoption
-        ],
+        adoption=[from_dataclass(AdoptionDayOut, a, date=iso(a.date)) for a in h.adoption],
     )
 
 

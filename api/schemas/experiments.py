@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class VariantUsers(BaseModel):
@@ -133,6 +133,8 @@ class ReadoutResponse(BaseModel):
 
 
 class PlanWeek(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     week: int
     users_per_arm: int
     mde: float | None = Field(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
 class KpiPeriodOut(BaseModel):
@@ -29,6 +29,8 @@ class KpiOut(BaseModel):
 
 
 class WithheldOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     metric: str
     reason: str = Field(description="Why the caller's row-level policy cannot restrict this metric.")
 
@@ -53,6 +55,8 @@ class AdoptionDayOut(BaseModel):
 
 
 class VersionSampleOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     app_version: str | None
     active_users: int
     crashed_users: int
@@ -124,6 +128,8 @@ class LaunchAdoptionDayOut(BaseModel):
 
 
 class RetentionOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     users: int
     retained: int
     rate: float | None
@@ -138,6 +144,8 @@ class RetentionComparisonOut(BaseModel):
 
 
 class FeedbackOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     nps: float | None
     nps_responses: int
     csat: float | None
@@ -145,6 +153,8 @@ class FeedbackOut(BaseModel):
 
 
 class PrePostOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     metric: str
     severity: str | None = None
     before: float | None

@@ -59,7 +59,6 @@ from api.sql_endpoint.semantic_values import (
     _FLIPPED,
     _NEGATED,
     _as_datetime,
-    _floor,
     _grain_of,
     _json_value,
     _literal,
@@ -79,6 +78,7 @@ from metrics.sql.marts import (
     cte_references,
     function_name,
 )
+from metrics.time_buckets import truncate
 
 # What the server calls; the rest of the endpoint's semantic SQL lives in semantic_tables (the
 # schema clients see), semantic_values (literals and time ranges), semantic_trees (readings of
@@ -805,7 +805,7 @@ class _SemanticQuery:
                 if column.name in self.semantic.metrics:
                     row.append(values.get(column.name, {}).get(when))
                 elif grain is not None:
-                    row.append(_floor(moment, grain, self.week_start).date())
+                    row.append(truncate(moment, grain, self.week_start).date())
                 else:
                     row.append(None)
             rows.append(tuple(row))

@@ -12,6 +12,7 @@ from api.sql_endpoint.semantic_tables import METRIC_TIME
 from api.sql_endpoint.statements import SqlError
 from metrics.query.request import WeekStart
 from metrics.semantic.model import Grain
+from metrics.time_buckets import truncate
 
 
 def _literal(node: exp.Expression) -> tuple[bool, Any]:
@@ -109,19 +110,6 @@ def _as_datetime(value: Any, column: str) -> dt.datetime:
     )
 
 
-def _floor(value: dt.datetime, grain: Grain, week_start: WeekStart = WeekStart.MONDAY) -> dt.datetime:
-    day = dt.datetime(value.year, value.month, value.day)
-    if grain is Grain.DAY:
-        return day
-    if grain is Grain.WEEK:
-        return day - dt.timedelta(days=(day.weekday() + (1 if week_start is WeekStart.SUNDAY else 0)) % 7)
-    if grain is Grain.MONTH:
-        return day.replace(day=1)
-    if grain is Grain.QUARTER:
-        return day.replace(month=(day.month - 1) // 3 * 3 + 1, day=1)
-    return day.replace(month=1, day=1)
-
-
 def _next(bucket: dt.datetime, grain: Grain) -> dt.datetime:
     if grain is Grain.DAY:
         return bucket + dt.timedelta(days=1)
@@ -133,7 +121,7 @@ def _next(bucket: dt.datetime, grain: Grain) -> dt.datetime:
 
 
 def _ceil(value: dt.datetime, grain: Grain, week_start: WeekStart = WeekStart.MONDAY) -> dt.datetime:
-    floor = _floor(value, grain, week_start)
+    floor = truncate(value, grain, week_start)
     return floor if floor == value else _next(floor, grain)
 
 
@@ -151,12 +139,12 @@ def _time_range(
     if op == ">=":
         return _ceil(value, grain, week_start), None
     if op == ">":
-        return _next(_floor(value, grain, week_start), grain), None
+        return _next(truncate(value, grain, week_start), grain), None
     if op == "<":
         return None, _ceil(value, grain, week_start)
     if op == "<=":
-        return None, _next(_floor(value, grain, week_start), grain)
-    if op == "=" and _floor(value, grain, week_start) == value:
+        return None, _next(truncate(value, grain, week_start), grain)
+    if op == "=" and truncate(value, grain, week_start) == value:
         return value, _next(value, grain)
     return None
 

@@ -11,6 +11,7 @@ from metrics.errors import InvalidQuery, NotFound, nearest
 from metrics.policy import PolicyDenied
 from metrics.protocols import Engine
 from metrics.query.request import Filter, FilterOp, MetricQuery
+from metrics.time_buckets import week_floor
 
 Period = Literal["day", "week", "month"]
 PERIODS: tuple[Period, ...] = ("day", "week", "month")
@@ -25,7 +26,7 @@ def period_start(day: dt.date, period: str) -> dt.date:
     if period == "day":
         return day
     if period == "week":
-        return day - dt.timedelta(days=day.weekday())
+        return week_floor(day)
     if period == "month":
         return day.replace(day=1)
     raise InvalidQuery(

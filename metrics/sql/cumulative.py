@@ -22,8 +22,8 @@ from metrics.sql.trees import (
     shift,
     time_bucket,
     time_dimension,
-    truncate,
 )
+from metrics.time_buckets import truncate
 
 if TYPE_CHECKING:
     from metrics.sql.render import Renderer

@@ -33,7 +33,8 @@ from metrics.errors import InternalError, UnsupportedFeature
 from metrics.query.plan import AggregateNode, QueryPlan
 from metrics.semantic.graph import ItemKind
 from metrics.semantic.model import Grain
-from metrics.sql.trees import select_statement, time_bucket, truncate
+from metrics.sql.trees import select_statement, time_bucket
+from metrics.time_buckets import truncate
 
 if TYPE_CHECKING:
     from metrics.sql.render import Renderer

@@ -31,6 +31,7 @@ from metrics.semantic.model import Agg, Grain, Measure
 from metrics.sql.filters import parse_filter_template
 from metrics.sql.render import Renderer
 from metrics.sql.trees import RenderedQuery, never_null, number, parse_expr, table_expr, time_bucket
+from metrics.time_buckets import truncate
 
 #: Aggregates whose partial results combine into the total: sums and counts add up, and the
 #: least of the least values is the least value. Other aggregates (distinct counts,
@@ -235,12 +236,4 @@ def _template(
 def aligned(value: dt.datetime, grain: Grain) -> bool:
     """Whether a time bound is the first instant of a `grain` bucket (ISO weeks), so the
     stored buckets on each side of it are whole."""
-    if value != dt.datetime(value.year, value.month, value.day):
-        return False
-    if grain is Grain.DAY:
-        return True
-    if grain is Grain.WEEK:
-        return value.weekday() == 0
-    if value.day != 1:
-        return False
-    return {Grain.MONTH: True, Grain.QUARTER: value.month % 3 == 1, Grain.YEAR: value.month == 1}[grain]
+    return truncate(value, grain) == value

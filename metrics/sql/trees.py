@@ -195,7 +195,9 @@ def table_expr(schema: str, table: str) -> exp.Table:
 
 def time_bucket(column: exp.Expr, grain: Grain, week_start: WeekStart = WeekStart.MONDAY) -> exp.Expr:
     """The first day of the bucket holding `column`, as a DATE (ISO weeks start on Monday;
-    Sunday weeks are Monday weeks of the next day, moved back a day)."""
+    Sunday weeks are Monday weeks of the next day, moved back a day). The one SQL form of the
+    rule; `metrics.time_buckets.truncate` is its Python form, and the SQL endpoint reads
+    clients' Sunday weeks written this way (`api.sql_endpoint.semantic_sql._sunday_week_of`)."""
     if grain is Grain.WEEK and week_start is WeekStart.SUNDAY:
         one_day = interval(Window(1, Grain.DAY))
         monday = exp.TimestampTrunc(this=exp.Add(this=column, expression=one_day), unit=exp.var("WEEK"))
@@ -236,20 +238,6 @@ def shift(value: dt.datetime, window: Window, sign: int) -> dt.datetime:
     month += 1
     last = (dt.date(year + (month == 12), month % 12 + 1, 1) - dt.timedelta(days=1)).day
     return value.replace(year=year, month=month, day=min(value.day, last))
-
-
-def truncate(value: dt.datetime, grain: Grain, week_start: WeekStart) -> dt.datetime:
-    day = dt.datetime(value.year, value.month, value.day)
-    if grain is Grain.DAY:
-        return day
-    if grain is Grain.WEEK:
-        offset = (day.weekday() + (1 if week_start is WeekStart.SUNDAY else 0)) % 7
-        return day - dt.timedelta(days=offset)
-    if grain is Grain.MONTH:
-        return day.replace(day=1)
-    if grain is Grain.QUARTER:
-        return day.replace(month=(day.month - 1) // 3 * 3 + 1, day=1)
-    return day.replace(month=1, day=1)
 
 
 def time_dimension(model: SemanticModel, name: str) -> Dimension:

@@ -1,0 +1,19 @@
+"""Response models filled from the engine's dataclasses (metrics/), so a field shared by both
+is named once, in the model."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def from_dataclass(model: type[M], obj: Any, **converted: Any) -> M:
+    """`model` from the same-named fields of the dataclass `obj`; `converted` gives the fields
+    whose JSON form differs (dates as ISO strings, enums as their values) or that `obj` has not.
+    The JSON keeps the model's field order."""
+    values = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj) if f.name in model.model_fields}
+    return model(**{**values, **converted})
