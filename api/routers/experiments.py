@@ -44,29 +44,23 @@ def _cuped(row) -> CupedResult | None:
     c = row.cuped
     if c is None:
         return None
-    return CupedResult(
-        absolute_lift=c.absolute_lift,
-        relative_lift=c.relative_lift,
-        ci_low=c.ci_low,
-        ci_high=c.ci_high,
-        p_value=c.p_value,
-        chance_to_win=c.chance_to_win,
+    return from_dataclass(
+        CupedResult,
+        c,
         variance_reduction=c.cuped.variance_reduction if c.cuped else None,
         verdict=c.verdict(row.metric, row.variant, row.withheld),
-        error=c.error,
     )
 
 
 def _summary(experiment: Experiment) -> ExperimentSummary:
-    return ExperimentSummary(
-        experiment_id=experiment.experiment_id,
-        name=experiment.name,
-        status=experiment.status,
-        control_variant=experiment.control_variant,
+    return from_dataclass(
+        ExperimentSummary,
+        experiment,
+        status=experiment.status,  # properties, not fields
+        users=experiment.users,
         started_at=to_jsonable(experiment.started_at),
         ended_at=to_jsonable(experiment.ended_at),
         variants=_variants(experiment),
-        users=experiment.users,
     )
 
 
@@ -96,25 +90,14 @@ def plan(
 
 
 def plan_response(result, build_id: str) -> PlanResponse:
-    r = result.request
-    return PlanResponse(
-        metric=result.metric,
-        mde=r.mde,
-        weeks_requested=r.weeks,
-        arms=r.arms,
-        alpha=r.alpha,
-        power=r.power,
-        cuped=r.cuped,
-        eligible_users=result.eligible_users,
-        weekly_users=result.weekly_users,
-        mean=result.mean,
-        variance=result.variance,
-        variance_reduction=result.variance_reduction,
+    # The request's settings (mde, arms, alpha, power, cuped), then the plan's own fields.
+    return from_dataclass(
+        PlanResponse,
+        result.request,
+        result,
+        weeks_requested=result.request.weeks,
         window_start=result.window_start.isoformat(),
         window_end=result.window_end.isoformat(),
-        users_per_arm=result.users_per_arm,
-        total_users=result.total_users,
-        weeks_needed=result.weeks_needed,
         weeks=[PlanWeek.model_validate(w) for w in result.weeks],
         build_id=build_id,
     )
@@ -182,31 +165,16 @@ def readout(
     rows = []
     for row in result.rows:
         c = row.comparison
+        # The test's numbers from the comparison, the row's own (metric, variant, slice,
+        # verdict, flags, corrected p-values) over them.
         rows.append(
-            ReadoutResult(
-                metric=row.metric,
-                variant=row.variant,
-                slice=row.slice,
-                control_users=c.control_users,
-                variant_users=c.variant_users,
-                control_mean=c.control_mean,
-                variant_mean=c.variant_mean,
-                absolute_lift=c.absolute_lift,
-                absolute_ci_low=c.absolute_ci_low,
-                absolute_ci_high=c.absolute_ci_high,
-                relative_lift=c.relative_lift,
-                ci_low=c.ci_low,
-                ci_high=c.ci_high,
-                p_value=c.p_value,
-                adjusted_p_value=row.adjusted_p_value,
-                chance_to_win=c.chance_to_win,
+            from_dataclass(
+                ReadoutResult,
+                c,
+                row,
                 risk=list(c.bayesian.risk) if c.bayesian.error is None else None,
                 cuped=_cuped(row),
-                verdict=row.verdict,
-                flags=list(row.flags),
                 error=c.error,
-                role=row.role,
-                slice_adjusted_p_value=row.slice_adjusted_p_value,
             )
         )
     settings = result.settings
@@ -236,15 +204,5 @@ def readout(
         )
         if settings
         else None,
-        decisions=[
-            Decision(
-                variant=d.variant,
-                decision=d.decision,
-                sentence=d.sentence,
-                winning_goals=list(d.winning_goals),
-                losing_goals=list(d.losing_goals),
-                failing_guardrails=list(d.failing_guardrails),
-            )
-            for d in result.decisions
-        ],
+        decisions=[from_dataclass(Decision, d) for d in result.decisions],
     )
