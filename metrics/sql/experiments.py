@@ -170,19 +170,29 @@ class ExperimentSql:
         pre_columns: dict[int, str],
         products: tuple[tuple[int, int], ...],
         population: Population | None = None,
-        slice_columns: Sequence[str] = (),
+        slice_columns: Sequence[str | None] = (),
+        joined_slices: Sequence[tuple[GroupByItem, SemanticModel, str]] = (),
     ) -> RenderedQuery:
-        """`sufficient_statistics` over a materialized `per_user_table` (sliced by its
-        `slice_columns`, named `s{i}` in the result as there)."""
+        """`sufficient_statistics` over a materialized `per_user_table`, sliced by its
+        `slice_columns` (named `s{i}` in the result as there); a slice whose column is None is
+        read from the users model instead (the next of `joined_slices`, left-joined on the
+        user id as in the direct statement)."""
         params: dict[str, Any] = {}
         keys = ["variant"] + [f"s{i}" for i in range(len(slice_columns))]
-        picked = ["variant"] + [f"{column} AS s{i}" for i, column in enumerate(slice_columns)]
-        picked += [f"{column} AS x{i}" for i, column in enumerate(columns)]
-        picked += [f"{column} AS pre{i}" for i, column in pre_columns.items()]
+        joined = iter(joined_slices)
+        picked = ["v.variant AS variant"] + [
+            f"v.{column} AS s{i}" if column is not None else f"u.{next(joined)[2]} AS s{i}"
+            for i, column in enumerate(slice_columns)
+        ]
+        picked += [f"v.{column} AS x{i}" for i, column in enumerate(columns)]
+        picked += [f"v.{column} AS pre{i}" for i, column in pre_columns.items()]
         conditions = [f"v.experiment_id = {self.renderer._param(params, experiment_id)}"]
         if population is not None:
             conditions.append(f"v.user_id IN ({self._population(params, population)})")
-        per_user = select_statement(picked, f"{self._rel(table)} AS v", [], conditions)
+        joins = (
+            [f"LEFT JOIN ({self._slices(list(joined_slices))}) AS u ON u.user_id = v.user_id"] if joined_slices else []
+        )
+        per_user = select_statement(picked, f"{self._rel(table)} AS v", joins, conditions)
         body = (
             select_statement(
                 keys + _sums(len(columns), set(pre_columns), products), f"({per_user}) AS per_user", [], [], keys

@@ -65,24 +65,30 @@ def test_readouts_the_table_cannot_serve_take_the_long_way(engine):
     experiment = experiments.experiments()[0]
     plan = experiments.plan(list(experiments.metrics().values())[:1], cuped=True)
     assert experiments._statistics_from_table(experiment, plan, PER_USER_PRE_DAYS + 7, ()) is None
-    assert experiments._statistics_from_table(experiment, plan, PER_USER_PRE_DAYS, ("country",)) is None
 
 
-def test_sliced_statistics_from_the_table_equal_those_from_the_assignments(engine):
-    """The settings' `readout_slices` (platform) are columns of the table, so readouts sliced by
-    them sum it too, with the same numbers as the direct statement."""
+@pytest.mark.parametrize(
+    "group_by", [("platform",), ("country",), ("plan", "platform"), ("platform", "country", "plan")]
+)
+def test_sliced_statistics_from_the_table_equal_those_from_the_assignments(engine, group_by):
+    """The settings' `readout_slices` (platform) are columns of the table; any other user
+    attribute is joined to it from the users model. Either way a sliced readout sums the table,
+    with the same numbers as the direct statement."""
     experiments = engine.experiments
     metrics = list({m.name: m for m in experiments.metrics().values()}.values())
+    keys = ["variant", *(f"s{i}" for i in range(len(group_by)))]
     for experiment in experiments.experiments():
         plan = experiments.plan(metrics, cuped=True)
-        fast = experiments._statistics_from_table(experiment, plan, PER_USER_PRE_DAYS, ("platform",))
-        assert fast is not None and "slice__" in fast.sql
-        direct = experiments.statistics_sql(experiment, metrics, pre_days=PER_USER_PRE_DAYS, group_by=("platform",))
+        fast = experiments._statistics_from_table(experiment, plan, PER_USER_PRE_DAYS, group_by)
+        assert fast is not None
+        assert ("slice__" in fast.sql) == ("platform" in group_by)
+        assert ("LEFT JOIN" in fast.sql) == (set(group_by) != {"platform"})
+        direct = experiments.statistics_sql(experiment, metrics, pre_days=PER_USER_PRE_DAYS, group_by=group_by)
         from_table, from_assignments = _rows(engine, fast), _rows(engine, direct)
         assert len(from_table) == len(from_assignments) > 2
         for a, b in zip(from_table, from_assignments):
-            assert (a["variant"], a["s0"], a["n"]) == (b["variant"], b["s0"], b["n"])
-            for key in a.keys() - {"variant", "s0"}:
+            assert [a[k] for k in keys] + [a["n"]] == [b[k] for k in keys] + [b["n"]]
+            for key in a.keys() - set(keys):
                 assert float(a[key]) == pytest.approx(float(b[key]), rel=1e-9, abs=1e-9), (
                     experiment.experiment_id,
                     key,
