@@ -717,7 +717,8 @@ def build_readout(
         use_cache=use_cache,
     )
     by_slice: dict[tuple, dict[str, VariantStatistics]] = {}
-    for stat in stats:
+    # Slices in one order on every engine: by value, nulls last (Spark sorts nulls first).
+    for stat in sorted(stats, key=lambda s: tuple((v is None, v if v is not None else "") for v in s.slice)):
         by_slice.setdefault(stat.slice, {})[stat.variant] = stat
     if group_by and len(by_slice) > MAX_SLICES:
         raise InvalidQuery(
