@@ -122,10 +122,13 @@ class StoredAnswers:
         except MetricsError:
             await self.app(scope, receive, send)  # the route answers the refusal
             return
+        if caller.policy:
+            # A row policy's answer is computed for it by the route, which takes the caller's
+            # concurrency slot itself.
+            state.limiter.release(slot)
+            await self.app(scope, receive, send)
+            return
         try:
-            if caller.policy:  # a row policy's answer is computed for it
-                await self.app(scope, receive, send)
-                return
             answer, audit_query = found
             request.state.audit_query = audit_query
             await send({"type": "http.response.start", "status": 200, "headers": answer.asgi_headers()})

@@ -136,6 +136,19 @@ def test_an_answer_asked_again_is_given_only_to_callers_the_route_admits(secured
     assert len({row[0] for row in again.json()["rows"]}) > 1
     regional = call(secured, tokens["regional"], "POST", "/v1/query", json=body)
     assert regional.status_code == 200 and {row[0] for row in regional.json()["rows"]} == {secured["region"]}
+    # A row policy allowed one query at a time is not counted twice on its way to the route.
+    single = create_token(
+        data_dir,
+        "single",
+        "--scope",
+        "metrics:read",
+        "--row-filter",
+        f"region={secured['region']}",
+        "--max-concurrent",
+        "1",
+    )
+    for _ in range(2):
+        assert call(secured, single, "POST", "/v1/query", json=body).status_code == 200
     assert call(secured, tokens["experimenter"], "POST", "/v1/query", json=body).status_code == 403
     assert call(secured, None, "POST", "/v1/query", json=body).status_code == 401
     # Each request asked again is in the audit log under its caller, with its body and rows.
