@@ -256,6 +256,19 @@ class _InProcessTarget:
         return Built(readouts, written, entries)
 
 
+class _BuildSchemas:
+    """PostgreSQL and Spark builds write the engine's tables and the staged readouts into the
+    build's own `northstar` schema (`northstar__<build suffix>`)."""
+
+    build: NewBuild
+
+    def engine_tables_schema(self) -> str:
+        return postgres.build_schema("northstar", self.build.build_id)
+
+    def readouts_schema(self) -> str:
+        return postgres.build_schema("northstar", self.build.build_id)
+
+
 @dataclass
 class DuckDBTarget(_InProcessTarget):
     """A new DuckDB file per build (`<build>/warehouse.duckdb`): DuckDB locks a file while dbt
@@ -366,7 +379,7 @@ class DuckDBTarget(_InProcessTarget):
 
 
 @dataclass
-class PostgresTarget(_InProcessTarget):
+class PostgresTarget(_BuildSchemas, _InProcessTarget):
     """Schemas of the build in the database of `postgres_dsn` (`<prefix>__<build suffix>`,
     see northstar/postgres.py), named by a pointer file in the build directory."""
 
@@ -379,12 +392,6 @@ class PostgresTarget(_InProcessTarget):
 
     def dbt_vars(self) -> dict[str, str]:
         return postgres.dbt_vars(self.build.build_id)
-
-    def engine_tables_schema(self) -> str:
-        return postgres.build_schema("northstar", self.build.build_id)
-
-    def readouts_schema(self) -> str:
-        return postgres.build_schema("northstar", self.build.build_id)
 
     def load_landing(self, tables: dict[str, LandingTable] | None) -> None:
         """Note the build's schemas as this data directory's, then COPY the landing tables in."""
@@ -437,7 +444,7 @@ class PostgresTarget(_InProcessTarget):
 
 
 @dataclass
-class SparkTarget:
+class SparkTarget(_BuildSchemas):
     """Parquet tables under the build directory, built by dbt-spark in Spark sessions of their
     own (see northstar/spark.py), named by a pointer file in the build directory.
 
@@ -456,12 +463,6 @@ class SparkTarget:
 
     def dbt_vars(self) -> dict[str, str]:
         return spark.dbt_vars(self.build.build_id)
-
-    def engine_tables_schema(self) -> str:
-        return postgres.build_schema("northstar", self.build.build_id)
-
-    def readouts_schema(self) -> str:
-        return postgres.build_schema("northstar", self.build.build_id)
 
     def load_landing(self, tables: dict[str, LandingTable] | None) -> None:
         """Typed Parquet under `<build>/landing/`, registered by each Spark process."""
