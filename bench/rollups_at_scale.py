@@ -74,7 +74,9 @@ def measure(warehouse: Path, env: dict[str, str], repeat: int) -> list[dict]:
         for name, rollup in sorted(info["rollups"].items()):
             rollup_end, raw_end = ends(0)
             routed = client.post("/v1/compile", json={"saved_query": name, "end": rollup_end}).json()
-            assert routed["explanation"]["rollup"]["answered_by"] == rollup["table"], routed["explanation"]
+            assert routed["explanation"]["rollup"]["answered_by"] == rollup.get("name", rollup["table"]), routed[
+                "explanation"
+            ]
             raw_compiled = client.post("/v1/compile", json={"saved_query": name, "end": raw_end}).json()
             assert raw_compiled["explanation"]["rollup"]["answered_by"] is None, raw_compiled["explanation"]
             from_raw, from_rollup = [], []

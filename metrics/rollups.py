@@ -72,6 +72,11 @@ class Rollup:
     table: str
     exported: bool  # under a public name (an export), or for serving only (meta.rollup)
 
+    @property
+    def public_name(self) -> str:
+        """`schema.alias`, as the project declares it (a build may write it elsewhere)."""
+        return f"{self.schema}.{self.table}"
+
 
 def declared_rollups(semantic_manifest: dict[str, Any], manifest: dict[str, Any] | None = None) -> list[Rollup]:
     """Every rollup the project declares: its saved queries' table exports (from the semantic
@@ -113,17 +118,19 @@ LAYOUT = 3  # build.json's `layout` of tables that store their parts (see the mo
 
 @dataclass(frozen=True)
 class Route:
-    """Which rollup answers a query (`table`, schema-qualified) and how (`readings`: per
-    aggregate of the plan, None when the stored answer is read as is), or why none can."""
+    """Which rollup answers a query (`table`: where the build wrote it, schema-qualified;
+    `name`: its public `schema.alias`) and how (`readings`: per aggregate of the plan, None
+    when the stored answer is read as is), or why none can (`reasons`, by public name)."""
 
     table: str | None
     reasons: dict[str, str]
     readings: dict[str, NodeReading] | None = None
+    name: str | None = None
 
     def explain(self) -> dict[str, Any]:
         if self.table is not None:
             read = "as stored" if self.readings is None else "re-aggregated from its parts"
-            return {"answered_by": self.table, "read": read, **({"why_not": self.reasons} if self.reasons else {})}
+            return {"answered_by": self.name, "read": read, **({"why_not": self.reasons} if self.reasons else {})}
         return {"answered_by": None, "why_not": self.reasons or {"": "the build has no rollups"}}
 
 
@@ -134,7 +141,8 @@ class _NotFrom(Exception):
 @dataclass(frozen=True)
 class _Stored:
     name: str
-    table: str
+    table: str  # where the build wrote it
+    public: str  # `schema.alias`, the same on every engine
     rows: int
     saved: Any
     layout: int
@@ -200,6 +208,7 @@ class RollupRouter:
                 _Stored(
                     name,
                     info["table"],
+                    info.get("name") or info["table"],
                     info.get("rows") or 0,
                     saved,
                     int(info.get("layout") or 1),
@@ -223,11 +232,11 @@ class RollupRouter:
         for stored in self._rollups:
             why = self._as_stored(stored, query)
             if why is None:
-                return Route(stored.table, reasons)
+                return Route(stored.table, reasons, name=stored.public)
             try:
-                return Route(stored.table, reasons, self._readings(stored, query, plan))
+                return Route(stored.table, reasons, self._readings(stored, query, plan), stored.public)
             except _NotFrom as exc:
-                reasons[stored.table] = str(exc)
+                reasons[stored.public] = str(exc)
         return Route(None, reasons)
 
     @staticmethod

@@ -75,9 +75,12 @@ INTEGER_COLUMNS_SQL = (
 
 
 def _entry(rollup: Rollup, schema: str, rows: int, started: float, integer_columns: list[str]) -> dict:
-    """build.json's record of a rollup. `integer_columns` lets a re-aggregated sum keep the
-    integer type of the semantic models' answer (PostgreSQL's SUM of a bigint is a numeric)."""
+    """build.json's record of a rollup: `name` is its public `schema.alias`, `table` where this
+    build wrote it (PostgreSQL and Spark builds: the build's own schema). `integer_columns`
+    lets a re-aggregated sum keep the integer type of the semantic models' answer
+    (PostgreSQL's SUM of a bigint is a numeric)."""
     return {
+        "name": rollup.public_name,
         "table": f"{schema}.{rollup.table}",
         "rows": rows,
         "exported": rollup.exported,

@@ -501,6 +501,7 @@ class SparkTarget(_BuildSchemas):
                     "table": rollup.table,
                     "sql": rendered.inline_sql(False),
                     "rollup": rollup.saved_query,
+                    "name": rollup.public_name,
                     "exported": rollup.exported,
                 }
             )
@@ -531,6 +532,7 @@ class SparkTarget(_BuildSchemas):
         built_rollups = {
             table["rollup"]: {
                 **created[f"{table['schema']}.{table['table']}"],
+                "name": table["name"],
                 "exported": table["exported"],
                 "layout": rollups.LAYOUT,
             }
