@@ -75,11 +75,11 @@ def test_experiment_readouts(api: Any, spark_api: Any) -> None:
         url = f"/v1/experiments/{experiment['experiment_id']}/readout"
         metrics = answer(api, "GET", f"/v1/experiments/{experiment['experiment_id']}/metrics")["metrics"]
         names = ",".join(m["name"] if isinstance(m, dict) else m for m in metrics)
-        # platform is a column of the per-user table; country is joined to it from the users model
+        # platform is a column of the per-user table; the account's industry is joined to it
         for params in (
             {"metrics": names},
             {"metrics": names, "group_by": "platform", "cuped": "false"},
-            {"metrics": names, "group_by": "platform,country"},
+            {"metrics": names, "group_by": "platform,industry"},
         ):
             same(
                 answer(api, "GET", url, params=params), answer(spark_api, "GET", url, params=params), f"{url}?{params}"
