@@ -117,7 +117,8 @@ def main() -> None:
         warehouse.parent.mkdir(parents=True, exist_ok=True)
         seconds = timed_build(landing_for(args.size), warehouse)
         print(f"built {args.size} in {seconds:.1f}s (with its rollups)", flush=True)
-    print(f"{args.size}: uncached p50 over HTTP, {args.repeat} requests each, alternating")
+    what = args.warehouse if args.warehouse else args.size
+    print(f"{what}: uncached p50 over HTTP, {args.repeat} requests each, alternating")
     print(f"{'query':44} {'raw ms':>8} {'rollup ms':>10} {'raw/rollup':>11}  answered by")
     for row in measure(warehouse, args.repeat):
         print(
