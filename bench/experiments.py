@@ -192,9 +192,10 @@ def p50(samples: list[float]) -> float:
     return statistics.median(samples) * 1000
 
 
-#: Sliced readouts measured cold after the cases (the readout route's `group_by`): platform is
-#: a `readout_slices` of the sample project (a column of the per-user table), the others not.
-SLICES = ("platform", "country", "plan", "platform,country")
+#: Sliced readouts measured cold after the cases (the readout route's `group_by`): the users
+#: model's own attributes are columns of the per-user table; the account's industry (null in
+#: this data) is joined to it from the users model.
+SLICES = ("platform", "country", "plan", "platform,country", "industry")
 
 CASES = [
     ("conversion", ("conversion",), False),
