@@ -85,13 +85,25 @@ SHAPES: dict[str, dict] = {
 }
 
 
+# Several metrics at once: their models' aggregates stacked and grouped (on PostgreSQL a
+# UNION ALL and GROUP BY), each re-aggregated from its rollup's parts.
+TOGETHER: list[tuple[tuple[str, ...], str]] = [
+    *((("events", "revenue"), shape) for shape in SHAPES),
+    (("arpu", "events"), "day_by_platform"),
+    (("errors_per_1k_events", "nps", "tickets"), "week"),
+    (("errors_per_1k_events", "csat"), "total"),
+    (("crashes", "nps"), "month_range_mid_week"),
+]
+
+
 def both_ways(engine: MetricsEngine) -> tuple[dict, dict]:
-    """Every metric in every shape, on `engine`'s warehouse: the routed answer must equal the
-    raw one wherever a rollup answers. Returns (routed: (metric, shape) -> rollup, raw_only:
-    (metric, shape) -> why not)."""
+    """Every metric in every shape, and the metrics of TOGETHER, on `engine`'s warehouse: the
+    routed answer must equal the raw one wherever a rollup answers. Returns (routed: (metrics,
+    shape) -> rollup, raw_only: (metrics, shape) -> why not)."""
     routed, raw_only = {}, {}
-    for metric, (shape, params) in itertools.product(sorted(engine.manifest.metrics), SHAPES.items()):
-        query = MetricQuery(metrics=(metric,), **params)
+    alone = [((metric,), shape) for metric, shape in itertools.product(sorted(engine.manifest.metrics), SHAPES)]
+    for metrics, shape in alone + TOGETHER:
+        query = MetricQuery(metrics=metrics, **SHAPES[shape])
         try:
             plan = engine.plan(query)
             compiled = engine.compile(query)
@@ -99,15 +111,15 @@ def both_ways(engine: MetricsEngine) -> tuple[dict, dict]:
             continue
         explained = compiled.explanation["rollup"]
         if explained["answered_by"] is None:
-            raw_only[(metric, shape)] = explained["why_not"]
+            raw_only[(metrics, shape)] = explained["why_not"]
             assert "rollups" not in compiled.sql
             continue
-        routed[(metric, shape)] = explained["answered_by"]
+        routed[(metrics, shape)] = explained["answered_by"]
         rendered = engine.renderer.render(plan)
         assert "rollups" not in rendered.sql
         raw = engine.client.query(rendered.sql, rendered.params).rows
         answer = engine.client.query(compiled.sql, compiled.params).rows
-        _same(answer, raw, (metric, shape, explained))
+        _same(answer, raw, (metrics, shape, explained))
         if query.order_by:
             assert [r[0] for r in answer] == [r[0] for r in raw]
     return routed, raw_only
@@ -121,23 +133,30 @@ def on_duckdb(engine) -> tuple[dict, dict]:
 def test_every_metric_answers_the_same_from_rollups_and_from_raw(on_duckdb) -> None:
     routed, raw_only = on_duckdb
     # The routes the sample's rollups are declared for, and those they must refuse.
-    assert routed[("revenue", "month")] == "rollups.daily_core_by_platform"
-    assert routed[("arpu", "day_by_platform")] == "rollups.daily_core_by_platform"
-    assert routed[("events", "sunday_weeks")] == "rollups.daily_quality"
-    assert routed[("nps", "quarter")] == "rollups.daily_quality"
-    assert routed[("errors_per_1k_events", "week_range")] == "rollups.daily_quality"
-    assert routed[("revenue", "ios_not_android_template")] == "rollups.daily_core_by_platform"
-    assert routed[("active_users", "week_by_platform")] == "rollups.weekly_active_users_by_platform"
-    assert routed[("arpu", "day_ios")] == "rollups.daily_core_by_platform"  # the = filter fixes the slice
-    assert "count distinct" in raw_only[("arpu", "day_ios_or_android")]["rollups.daily_core_by_platform"]
-    assert "count distinct" in raw_only[("arpu", "week")]["rollups.daily_core_by_platform"]
-    assert "Europe/Berlin" in raw_only[("events", "berlin_days")]["rollups.daily_quality"]
+    assert routed[(("revenue",), "month")] == "rollups.daily_core_by_platform"
+    assert routed[(("arpu",), "day_by_platform")] == "rollups.daily_core_by_platform"
+    assert routed[(("events",), "sunday_weeks")] == "rollups.daily_quality"
+    assert routed[(("nps",), "quarter")] == "rollups.daily_quality"
+    assert routed[(("errors_per_1k_events",), "week_range")] == "rollups.daily_quality"
+    assert routed[(("revenue",), "ios_not_android_template")] == "rollups.daily_core_by_platform"
+    assert routed[(("active_users",), "week_by_platform")] == "rollups.weekly_active_users_by_platform"
+    assert routed[(("arpu",), "day_ios")] == "rollups.daily_core_by_platform"  # the = filter fixes the slice
+    assert "count distinct" in raw_only[(("arpu",), "day_ios_or_android")]["rollups.daily_core_by_platform"]
+    assert "count distinct" in raw_only[(("arpu",), "week")]["rollups.daily_core_by_platform"]
+    assert "Europe/Berlin" in raw_only[(("events",), "berlin_days")]["rollups.daily_quality"]
     assert (
-        "not the start of a stored day" in raw_only[("revenue", "range_inside_a_day")]["rollups.daily_core_by_platform"]
+        "not the start of a stored day"
+        in raw_only[(("revenue",), "range_inside_a_day")]["rollups.daily_core_by_platform"]
     )
-    assert "user__country" in raw_only[("revenue", "country")]["rollups.daily_core_by_platform"]
-    assert "cumulative" in raw_only[("revenue_mtd", "month")]["rollups.daily_core_by_platform"]
-    assert len(routed) >= 130 and len(raw_only) >= 250, (len(routed), len(raw_only))
+    assert "user__country" in raw_only[(("revenue",), "country")]["rollups.daily_core_by_platform"]
+    assert "cumulative" in raw_only[(("revenue_mtd",), "month")]["rollups.daily_core_by_platform"]
+    reaggregated_together = [
+        *((("events", "revenue"), shape) for shape in ("month", "week_ios", "ios_not_android_template")),
+        *((("events", "revenue"), shape) for shape in ("day_weeks_filtered", "week_range", "sunday_weeks", "total")),
+        *TOGETHER[len(SHAPES) :],
+    ]
+    assert all(case in routed for case in reaggregated_together), [c for c in reaggregated_together if c not in routed]
+    assert len(routed) >= 140 and len(raw_only) >= 250, (len(routed), len(raw_only))
 
 
 def test_a_row_policy_is_answered_from_a_rollup_only_with_its_column(engine) -> None:
