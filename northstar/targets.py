@@ -257,16 +257,28 @@ class _InProcessTarget:
 
 
 class _BuildSchemas:
-    """PostgreSQL and Spark builds write the engine's tables and the staged readouts into the
-    build's own `northstar` schema (`northstar__<build suffix>`)."""
+    """PostgreSQL and Spark builds live in schemas of their own (`<prefix>__<build suffix>`),
+    which build.json lists; the engine's tables and the staged readouts go into the build's
+    `northstar` schema."""
 
     build: NewBuild
+    warehouse_type: str
+    schema_prefixes: tuple[str, ...]  # each target's schemas of a build, `<prefix>__<suffix>`
 
     def engine_tables_schema(self) -> str:
         return postgres.build_schema("northstar", self.build.build_id)
 
     def readouts_schema(self) -> str:
         return postgres.build_schema("northstar", self.build.build_id)
+
+    def finish(self, built: Built) -> dict:
+        return dict(built.entries)
+
+    def build_info(self) -> dict:
+        return {
+            "warehouse_type": self.warehouse_type,
+            "schemas": {p: postgres.build_schema(p, self.build.build_id) for p in self.schema_prefixes},
+        }
 
 
 @dataclass
@@ -386,6 +398,7 @@ class PostgresTarget(_BuildSchemas, _InProcessTarget):
     build: NewBuild
     postgres_dsn: str
     warehouse_type: str = "postgres"
+    schema_prefixes = postgres.BUILD_SCHEMA_PREFIXES
 
     def dbt_target(self, dbt_project: Path, profile: str) -> tuple[dict, dict[str, str]]:
         return postgres.profile_target(self.postgres_dsn, self.build.build_id)
@@ -418,15 +431,6 @@ class PostgresTarget(_BuildSchemas, _InProcessTarget):
             return [], []
         return postgres.sample_rows(self.postgres_dsn, compiled_sql, limit)
 
-    def finish(self, built: Built) -> dict:
-        return dict(built.entries)
-
-    def build_info(self) -> dict:
-        return {
-            "warehouse_type": "postgres",
-            "schemas": {p: postgres.build_schema(p, self.build.build_id) for p in postgres.BUILD_SCHEMA_PREFIXES},
-        }
-
     def dry_run(self) -> DryRunReport | None:
         return _dry_run(self.served_file(), self.postgres_dsn)
 
@@ -455,6 +459,7 @@ class SparkTarget(_BuildSchemas):
     build: NewBuild
     master: str
     warehouse_type: str = "spark"
+    schema_prefixes = spark.BUILD_SCHEMA_PREFIXES
     postgres_dsn: str | None = None
     landing: dict[str, str] = field(default_factory=dict)
 
@@ -544,15 +549,6 @@ class SparkTarget(_BuildSchemas):
     def failing_rows(self, directory: Path, compiled_sql: str | None, limit: int = 5) -> tuple[list[str], list[tuple]]:
         """Nothing: the build's Spark session is gone once dbt failed (the test is reported)."""
         return [], []
-
-    def finish(self, built: Built) -> dict:
-        return dict(built.entries)
-
-    def build_info(self) -> dict:
-        return {
-            "warehouse_type": "spark",
-            "schemas": {p: postgres.build_schema(p, self.build.build_id) for p in spark.BUILD_SCHEMA_PREFIXES},
-        }
 
     def dry_run(self) -> DryRunReport | None:
         """Left to the server that opens the build (a Spark session of its own)."""

@@ -178,16 +178,21 @@ def test_a_row_policy_is_answered_from_a_rollup_only_with_its_column(engine) -> 
     )
 
 
+def _both_ways_on(warehouse, dialect: str, **how) -> tuple[dict, dict]:
+    """`both_ways` on another engine's build of the sample, opened in this process."""
+    other = MetricsEngine.open(warehouse, check=False, **how)
+    try:
+        assert other.client.dialect == dialect
+        return both_ways(other)
+    finally:
+        other.close()
+
+
 def test_every_metric_answers_the_same_from_rollups_and_from_raw_on_postgres(on_duckdb, postgres_api, postgres_dsn):
     """The same matrix on the sample built into PostgreSQL (`northstar build --warehouse-type
     postgres`, which writes the rollups there): PostgreSQL runs both statements, and the
     router takes the same decisions as on DuckDB."""
-    on_postgres = MetricsEngine.open(postgres_api.warehouse, postgres_dsn=postgres_dsn, check=False)
-    try:
-        assert on_postgres.client.dialect == "postgres"
-        routed, raw_only = both_ways(on_postgres)
-    finally:
-        on_postgres.close()
+    routed, raw_only = _both_ways_on(postgres_api.warehouse, "postgres", postgres_dsn=postgres_dsn)
     assert routed == on_duckdb[0] and raw_only.keys() == on_duckdb[1].keys()
 
 
@@ -196,12 +201,7 @@ def test_every_metric_answers_the_same_from_rollups_and_from_raw_on_spark(on_duc
     """The same matrix on the sample built into Spark (a local session in this process reading
     the build's Parquet tables): Spark runs both statements, and the router takes the same
     decisions as on DuckDB."""
-    on_spark = MetricsEngine.open(spark_api.warehouse, check=False)
-    try:
-        assert on_spark.client.dialect == "spark"
-        routed, raw_only = both_ways(on_spark)
-    finally:
-        on_spark.close()
+    routed, raw_only = _both_ways_on(spark_api.warehouse, "spark")
     assert routed == on_duckdb[0] and raw_only.keys() == on_duckdb[1].keys()
 
 
